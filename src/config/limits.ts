@@ -1,0 +1,72 @@
+/**
+ * Every limit of the broker in one place, `UPPER_SNAKE_CASE`, unit last.
+ *
+ * A limit that can be changed at run time has a flag (see `config.ts`); the
+ * constant here is its default. Going over a limit is always a visible event:
+ * an `ERR` to the client, a typed close reason, or a counted drop.
+ *
+ * @module
+ */
+
+/** A control line longer than this is a framing error: it bounds what one unterminated line can buffer. */
+export const CONTROL_LINE_BYTES_MAX = 4096;
+/** Default largest payload (headers + body) of one message; NATS's default too. */
+export const PAYLOAD_BYTES_MAX = 1024 * 1024;
+/** Largest header block inside a payload; headers are metadata, not a second body. */
+export const HEADERS_BYTES_MAX = 64 * 1024;
+/** Longest destination, `queue:`/`topic:` prefix included. */
+export const DESTINATION_BYTES_MAX = 256;
+/** Longest subscription id, correlation id, reply-to or content type value. */
+export const TOKEN_BYTES_MAX = 256;
+/** Most `key:value` options on one control line; stops a line of thousands of tiny options. */
+export const OPTIONS_MAX = 32;
+/** Most message ids one `ACK` line may carry (batched acks). */
+export const ACK_IDS_MAX = 1024;
+
+/** Outbound bytes a connection may have waiting for the socket before it is a slow consumer. */
+export const PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Above this many pending outbound bytes, topic fan-out to the connection pauses (messages wait in the topic). */
+export const PENDING_BYTES_HIGH = 4 * 1024 * 1024;
+/** Messages a topic subscription may fall behind before the slow-consumer policy applies. */
+export const SUB_PENDING_MESSAGES_MAX = 65536;
+/** Bytes a topic subscription may fall behind before the slow-consumer policy applies. */
+export const SUB_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+
+/** Subscriptions one connection may hold. */
+export const SUBSCRIPTIONS_PER_CONNECTION_MAX = 10_000;
+/** Open connections; more are accepted, sent `ERR`, and closed. */
+export const CONNECTIONS_MAX = 10_000;
+/** Destinations (queues + topics) the broker keeps; bounds the name maps. */
+export const DESTINATIONS_MAX = 100_000;
+
+/** Default messages one queue may hold (ready + in flight + delayed). */
+export const QUEUE_MESSAGES_MAX = 10_000_000;
+/** Default payload bytes one queue may hold. */
+export const QUEUE_BYTES_MAX = 1024 * 1024 * 1024;
+/** Default unacked messages per consumer (prefetch); 0 is not allowed, it would stall. */
+export const PREFETCH_DEFAULT = 1000;
+/** Largest prefetch a consumer may ask for. */
+export const PREFETCH_MAX = 65536;
+/** Default time a consumer has to ACK a message before it is redelivered. */
+export const ACK_TIMEOUT_MS = 30_000;
+/** Largest ack timeout a consumer may ask for (one day). */
+export const ACK_TIMEOUT_MS_MAX = 86_400_000;
+/** Default deliveries before a message is dead-lettered. */
+export const DELIVERIES_MAX = 5;
+/** Longest NACK delay (one day). */
+export const NACK_DELAY_MS_MAX = 86_400_000;
+/** Longest TTL (30 days). */
+export const TTL_MS_MAX = 30 * 86_400_000;
+/** How often expired messages and ack timeouts are swept. */
+export const SWEEP_INTERVAL_MS = 250;
+
+/** Idle time before the server PINGs a client. */
+export const PING_INTERVAL_MS = 30_000;
+/** Unanswered PINGs before a client is dropped as stale. */
+export const PINGS_OUTSTANDING_MAX = 2;
+/** Time a graceful shutdown waits for outbound buffers to drain. */
+export const SHUTDOWN_FLUSH_MS = 5_000;
+/** Closed connections kept for the admin API. */
+export const CLOSED_CONNECTIONS_KEPT = 100;
+/** Longest back-off of the accept loop after an accept error. */
+export const ACCEPT_BACKOFF_MS_MAX = 1_000;

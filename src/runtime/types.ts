@@ -1,0 +1,55 @@
+/**
+ * The seam between the broker and its runtime: everything the core needs from
+ * Deno or Bun, and nothing more. Only files in `src/runtime/` implement these.
+ *
+ * @module
+ */
+
+/** One accepted or dialled TCP connection. */
+export interface Conn {
+  /** Inbound bytes; each chunk is owned by the reader (never reused by the runtime). */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Writes all of `bytes`; the caller must not touch `bytes` until it resolves. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes both directions; safe to call twice. */
+  close(): void;
+  /** `host:port` of the peer. */
+  readonly remoteAddr: string;
+}
+
+/** A TCP listener. */
+export interface Listener extends AsyncIterable<Conn> {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** Stops accepting; ends the iteration. */
+  close(): void;
+}
+
+/** An HTTP server started by the runtime around a plain handler. */
+export interface HttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** What the broker asks of the runtime. */
+export interface Runtime {
+  /** `deno` or `bun`. */
+  readonly name: string;
+  /** Runtime version, for `--version` and `/api/stats`. */
+  readonly version: string;
+  listen(options: { hostname: string; port: number }): Listener;
+  connect(options: { hostname: string; port: number }): Promise<Conn>;
+  serveHttp(
+    options: { hostname: string; port: number },
+    handler: (request: Request) => Response | Promise<Response>,
+  ): HttpServer;
+  /** Command line arguments after the script. */
+  args(): string[];
+  /** Environment variable or undefined. */
+  env(name: string): string | undefined;
+  /** Registers a signal handler (SIGINT, SIGTERM); returns the remover. */
+  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): () => void;
+  /** Resident set size and heap, in bytes. */
+  memory(): { rss: number; heapUsed: number };
+  exit(code: number): never;
+}
