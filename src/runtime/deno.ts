@@ -27,7 +27,11 @@ function wrapConn(conn: Deno.TcpConn): Conn {
 }
 
 function listen(options: { hostname: string; port: number }): Listener {
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const listener = Deno.listen({
+    hostname: options.hostname,
+    port: options.port,
+    transport: "tcp",
+  });
   let closed = false;
   return {
     port: (listener.addr as Deno.NetAddr).port,
@@ -38,16 +42,13 @@ function listen(options: { hostname: string; port: number }): Listener {
         listener.close();
       } catch { /* closed */ }
     },
-    async *[Symbol.asyncIterator]() {
-      while (!closed) {
-        let conn: Deno.TcpConn;
-        try {
-          conn = await listener.accept();
-        } catch (err) {
-          if (closed || err instanceof Deno.errors.BadResource) return;
-          throw err;
-        }
-        yield wrapConn(conn);
+    async accept(): Promise<Conn | undefined> {
+      if (closed) return undefined;
+      try {
+        return wrapConn(await listener.accept());
+      } catch (err) {
+        if (closed || err instanceof Deno.errors.BadResource) return undefined;
+        throw err;
       }
     },
   };
@@ -87,5 +88,7 @@ export const denoRuntime: Runtime = {
     const m = Deno.memoryUsage();
     return { rss: m.rss, heapUsed: m.heapUsed };
   },
+  readTextFile: (path) => Deno.readTextFileSync(path),
+  stdoutIsTerminal: () => Deno.stdout.isTerminal(),
   exit: (code) => Deno.exit(code),
 };

@@ -18,10 +18,12 @@ export interface Conn {
 }
 
 /** A TCP listener. */
-export interface Listener extends AsyncIterable<Conn> {
+export interface Listener {
   /** The bound port (useful with port 0). */
   readonly port: number;
-  /** Stops accepting; ends the iteration. */
+  /** The next connection; undefined once the listener is closed. Throws on accept errors. */
+  accept(): Promise<Conn | undefined>;
+  /** Stops accepting; a pending `accept()` resolves to undefined. */
   close(): void;
 }
 
@@ -51,5 +53,9 @@ export interface Runtime {
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): () => void;
   /** Resident set size and heap, in bytes. */
   memory(): { rss: number; heapUsed: number };
+  /** Reads a whole text file (config files). */
+  readTextFile(path: string): string;
+  /** Whether stdout is a terminal (colours, progress lines). */
+  stdoutIsTerminal(): boolean;
   exit(code: number): never;
 }

@@ -1,0 +1,125 @@
+/**
+ * Composition: builds the broker, store, server and monitoring from a
+ * configuration, and runs the `relayr` command line. `main.ts` only picks the
+ * runtime and calls `main`.
+ *
+ * @module
+ */
+import { Broker } from "./broker/mod.ts";
+import { type Config, ConfigError, loadConfig, serveHelp } from "./config/config.ts";
+import { logger, setupLogging } from "./log/mod.ts";
+import type { Runtime } from "./runtime/mod.ts";
+import { Server } from "./server/mod.ts";
+import { MemoryStore, type Store } from "./storage/mod.ts";
+import { VERSION } from "./version.ts";
+
+/** A running broker. */
+export interface Running {
+  readonly server: Server;
+  readonly broker: Broker;
+  readonly store: Store;
+  /** Graceful stop: stop accepting, flush, close, close the store. */
+  stop(): Promise<void>;
+}
+
+/** Starts a broker with a resolved configuration (used by `serve` and by tests). */
+export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
+  const log = logger("server");
+  const store: Store = new MemoryStore();
+  const broker = new Broker({
+    store,
+    maxDeliveries: config["max-deliveries"],
+    queueMessagesMax: config["queue-max-messages"],
+    queueBytesMax: config["queue-max-bytes"],
+    queueOverflow: config["queue-overflow"] as "reject" | "drop-oldest",
+    slowConsumer: config["slow-consumer"] as "disconnect" | "drop-oldest",
+    subPendingMessagesMax: config["sub-pending-messages"],
+    subPendingBytesMax: config["sub-pending-bytes"],
+    ackTimeoutMs: config["ack-timeout"],
+    prefetch: config["prefetch"],
+  });
+  const server = new Server(runtime, broker, {
+    hostname: config.host,
+    port: config.port,
+    payloadBytesMax: config["max-payload"],
+    pingIntervalMs: config["ping-interval"],
+    connectionsMax: config["max-connections"],
+    version: VERSION,
+    log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
+  });
+  server.start();
+  await Promise.resolve();
+  let stopped: Promise<void> | undefined;
+  return {
+    server,
+    broker,
+    store,
+    stop() {
+      return stopped ??= (async () => {
+        await server.shutdown();
+        await store.close();
+      })();
+    },
+  };
+}
+
+/** Resolves the configuration of `relayr serve` from the runtime's sources. */
+export function configFrom(runtime: Runtime, args: string[]): ReturnType<typeof loadConfig> {
+  return loadConfig({ args, env: (n) => runtime.env(n), readFile: (p) => runtime.readTextFile(p) });
+}
+
+async function serve(runtime: Runtime, args: string[]): Promise<number> {
+  const { config, help } = configFrom(runtime, args);
+  if (help) {
+    console.log(serveHelp());
+    return 0;
+  }
+  setupLogging({
+    level: config["log-level"] as "info",
+    format: config["log-format"] as "text" | "json",
+    color: runtime.stdoutIsTerminal(),
+  });
+  const log = logger("server");
+  const running = await startBroker(runtime, config);
+  log.info(
+    `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}`,
+  );
+  await new Promise<void>((resolve) => {
+    const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>
+      runtime.onSignal(sig, () => {
+        log.info(`${sig}: stopping (flushing clients)`);
+        for (const remove of removers) remove();
+        resolve();
+      })
+    );
+  });
+  await running.stop();
+  log.info("stopped");
+  return 0;
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(runtime: Runtime, args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  try {
+    if (first === "--version" || first === "-V" || first === "version") {
+      console.log(`relayr ${VERSION} (${runtime.name} ${runtime.version})`);
+      return 0;
+    }
+    if (first === undefined || first.startsWith("-")) return await serve(runtime, args);
+    if (first === "serve") return await serve(runtime, rest);
+    const cli = await import("./cli/mod.ts");
+    const code = await cli.runCli(args, runtime);
+    if (code === undefined || code === null) {
+      console.error(`relayr: unknown command ${JSON.stringify(first)} (try relayr --help)`);
+      return 2;
+    }
+    return code;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`relayr: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What the broker sees of a client connection, its options, and its errors.
+ *
+ * @module
+ */
+import type { ErrorCode } from "../protocol/mod.ts";
+import type { Store } from "../storage/mod.ts";
+
+/** The broker's view of a connection: where MSG frames go. */
+export interface Client {
+  /** Connection id (unique per server run). */
+  readonly id: number;
+  /** Whether the connection takes more messages now (its outbound buffer is below the high mark). */
+  readonly writable: boolean;
+  /** Queues one MSG frame: head, tail, payload, line end. */
+  sendMsg(head: Uint8Array, tail: Uint8Array, payload: Uint8Array): void;
+  /** Asks the connection to close as a slow consumer (after the current batch). */
+  slowConsumer(detail: string): void;
+  /** Registers an in-flight message id so an ACK on this connection finds its subscription. */
+  track(id: number, sub: Acker): void;
+  /** Forgets an in-flight message id. */
+  untrack(id: number): void;
+  /** Notes a message delivered without explicit acks, so that its ACK is a harmless no-op. */
+  delivered(id: number): void;
+}
+
+/** A subscription that settles in-flight messages. */
+export interface Acker {
+  /** Settles `id`; false when it is not in flight here. */
+  ack(id: number): boolean;
+  /** Gives `id` back; false when it is not in flight here. */
+  nack(id: number, delayMs: number): boolean;
+}
+
+/** Policy for a full queue. */
+export type QueueOverflow = "reject" | "drop-oldest";
+/** Policy for a topic subscription that falls too far behind. */
+export type SlowConsumerPolicy = "disconnect" | "drop-oldest";
+
+/** Broker settings; every field has a default in `config/limits.ts`. */
+export interface BrokerOptions {
+  store: Store;
+  maxDeliveries: number;
+  queueMessagesMax: number;
+  queueBytesMax: number;
+  queueOverflow: QueueOverflow;
+  slowConsumer: SlowConsumerPolicy;
+  subPendingMessagesMax: number;
+  subPendingBytesMax: number;
+  ackTimeoutMs: number;
+  prefetch: number;
+}
+
+/** A refused broker operation; becomes `ERR <code> <message>`. */
+export class BrokerError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = "BrokerError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * Server configuration from flags, environment variables and a JSON file.
+ * Precedence, highest first: flag, environment variable (`RELAYR_` + the flag
+ * name in upper snake case), config file (`--config`, keys are flag names),
+ * built-in default. One table describes every setting, so `--help`, the env
+ * names and the file keys cannot drift apart.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import * as L from "./limits.ts";
+
+type Kind = "int" | "string" | "bool";
+
+interface Setting {
+  kind: Kind;
+  default: number | string | boolean | undefined;
+  help: string;
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+/** Every server setting, by flag name. */
+export const SETTINGS = {
+  "host": { kind: "string", default: "0.0.0.0", help: "address to listen on" },
+  "port": { kind: "int", default: 9092, min: 0, max: 65535, help: "TCP port of the wire protocol" },
+  "http-port": { kind: "int", default: 8222, min: 0, max: 65535, help: "HTTP monitoring port" },
+  "http-host": {
+    kind: "string",
+    default: undefined,
+    help: "HTTP monitoring address (default: --host)",
+  },
+  "no-http": { kind: "bool", default: false, help: "turn HTTP monitoring off" },
+  "max-payload": {
+    kind: "int",
+    default: L.PAYLOAD_BYTES_MAX,
+    min: 1,
+    max: 64 * 1024 * 1024,
+    help: "largest message payload in bytes",
+  },
+  "max-connections": {
+    kind: "int",
+    default: L.CONNECTIONS_MAX,
+    min: 1,
+    max: 1_000_000,
+    help: "most open connections",
+  },
+  "ping-interval": {
+    kind: "int",
+    default: L.PING_INTERVAL_MS,
+    min: 10,
+    max: 3_600_000,
+    help: "ms of client silence before the server PINGs; 2 missed PINGs close it",
+  },
+  "ack-timeout": {
+    kind: "int",
+    default: L.ACK_TIMEOUT_MS,
+    min: 1,
+    max: L.ACK_TIMEOUT_MS_MAX,
+    help: "default ms a consumer has to ACK before redelivery",
+  },
+  "prefetch": {
+    kind: "int",
+    default: L.PREFETCH_DEFAULT,
+    min: 1,
+    max: L.PREFETCH_MAX,
+    help: "default unacked messages per consumer",
+  },
+  "max-deliveries": {
+    kind: "int",
+    default: L.DELIVERIES_MAX,
+    min: 1,
+    max: 1000,
+    help: "deliveries before a message goes to <queue>.dlq",
+  },
+  "queue-max-messages": {
+    kind: "int",
+    default: L.QUEUE_MESSAGES_MAX,
+    min: 1,
+    max: 1_000_000_000,
+    help: "messages one queue may hold",
+  },
+  "queue-max-bytes": {
+    kind: "int",
+    default: L.QUEUE_BYTES_MAX,
+    min: 1,
+    max: 2 ** 50,
+    help: "payload bytes one queue may hold",
+  },
+  "queue-overflow": {
+    kind: "string",
+    default: "reject",
+    choices: ["reject", "drop-oldest"],
+    help: "what a full queue does with a new message",
+  },
+  "slow-consumer": {
+    kind: "string",
+    default: "disconnect",
+    choices: ["disconnect", "drop-oldest"],
+    help: "what happens to a topic subscriber too far behind",
+  },
+  "sub-pending-messages": {
+    kind: "int",
+    default: L.SUB_PENDING_MESSAGES_MAX,
+    min: 1,
+    max: 100_000_000,
+    help: "messages a topic subscriber may fall behind",
+  },
+  "sub-pending-bytes": {
+    kind: "int",
+    default: L.SUB_PENDING_BYTES_MAX,
+    min: 1,
+    max: 2 ** 40,
+    help: "bytes a topic subscriber may fall behind",
+  },
+  "log-level": {
+    kind: "string",
+    default: "info",
+    choices: ["debug", "info", "warning", "error"],
+    help: "lowest level logged",
+  },
+  "log-format": {
+    kind: "string",
+    default: "text",
+    choices: ["text", "json"],
+    help: "log line format",
+  },
+  "config": {
+    kind: "string",
+    default: undefined,
+    help: "JSON file of settings (keys are these flag names)",
+  },
+} as const satisfies Record<string, Setting>;
+
+/** A setting's name. */
+export type SettingName = keyof typeof SETTINGS;
+
+type ValueOf<S> = S extends { kind: "int" } ? number
+  : S extends { kind: "bool" } ? boolean
+  : S extends { default: string } ? string
+  : string | undefined;
+
+/** The resolved configuration. */
+export type Config = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> };
+
+/** A configuration mistake; `main` prints it as one line and exits 2. */
+export class ConfigError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Environment variable name of a setting: `max-payload` is `RELAYR_MAX_PAYLOAD`. */
+export function envName(name: string): string {
+  return `RELAYR_${name.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** What `loadConfig` needs from outside, so it stays testable. */
+export interface ConfigSources {
+  args: string[];
+  env: (name: string) => string | undefined;
+  readFile: (path: string) => string;
+}
+
+/** Resolves the configuration; throws `ConfigError` on a bad value. Also returns left-over positionals. */
+export function loadConfig(
+  src: ConfigSources,
+): { config: Config; help: boolean; positionals: string[] } {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, s] of Object.entries(SETTINGS)) {
+    options[name] = { type: s.kind === "bool" ? "boolean" : "string" };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: src.args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const flags = parsed.values as Record<string, string | boolean | undefined>;
+  const configPath = (flags.config as string | undefined) ?? src.env(envName("config"));
+  let file: Record<string, unknown> = {};
+  if (configPath !== undefined) {
+    let text: string;
+    try {
+      text = src.readFile(configPath);
+    } catch (e) {
+      throw new ConfigError(
+        `cannot read config file ${JSON.stringify(configPath)}: ${(e as Error).message}`,
+      );
+    }
+    try {
+      file = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(
+        `config file ${JSON.stringify(configPath)} is not JSON: ${(e as Error).message}`,
+      );
+    }
+    if (typeof file !== "object" || file === null || Array.isArray(file)) {
+      throw new ConfigError(`config file ${JSON.stringify(configPath)} must hold a JSON object`);
+    }
+    for (const key of Object.keys(file)) {
+      if (!(key in SETTINGS)) {
+        throw new ConfigError(`unknown setting ${JSON.stringify(key)} in ${configPath}`);
+      }
+    }
+  }
+  const config: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    let raw: unknown = flags[name];
+    let from = `--${name}`;
+    if (raw === undefined && src.env(envName(name)) !== undefined) {
+      raw = src.env(envName(name));
+      from = envName(name);
+    }
+    if (raw === undefined && file[name] !== undefined) {
+      raw = file[name];
+      from = `${name} in ${configPath}`;
+    }
+    config[name] = raw === undefined ? s.default : coerce(s, raw, from);
+  }
+  return { config: config as Config, help: flags.help === true, positionals: parsed.positionals };
+}
+
+function coerce(s: Setting, raw: unknown, from: string): unknown {
+  if (s.kind === "bool") {
+    if (typeof raw === "boolean") return raw;
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0" || raw === "") return false;
+    throw new ConfigError(`${from} must be true or false`);
+  }
+  if (s.kind === "int") {
+    const n = typeof raw === "number" ? raw : /^-?[0-9]+$/.test(String(raw)) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < (s.min ?? -Infinity) || n > (s.max ?? Infinity)) {
+      throw new ConfigError(
+        `${from} must be an integer from ${s.min} to ${s.max}, got ${JSON.stringify(raw)}`,
+      );
+    }
+    return n;
+  }
+  const v = String(raw);
+  if (s.choices && !s.choices.includes(v)) {
+    throw new ConfigError(
+      `${from} must be one of ${s.choices.join(", ")}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
+/** The `--help` text of `relayr serve`. */
+export function serveHelp(): string {
+  const lines = [
+    "Usage: relayr [serve] [options]",
+    "",
+    "Starts the broker. Every option can also be set with an environment variable",
+    "(RELAYR_ + the name in upper snake case, e.g. RELAYR_PORT) or in the JSON file",
+    "given by --config; a flag beats the environment, which beats the file.",
+    "",
+    "Options:",
+  ];
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const arg = s.kind === "bool"
+      ? ""
+      : s.choices
+      ? ` <${s.choices.join("|")}>`
+      : s.kind === "int"
+      ? " <n>"
+      : " <value>";
+    const def = s.default === undefined || s.kind === "bool" ? "" : ` (default: ${s.default})`;
+    lines.push(`  --${name}${arg}`.padEnd(44) + s.help + def);
+  }
+  lines.push("  -h, --help".padEnd(44) + "show this help");
+  return lines.join("\n");
+}

@@ -1,0 +1,89 @@
+/**
+ * The frames a client sends, as the parser hands them to the server.
+ *
+ * @module
+ */
+import type { ErrorCode } from "./errors.ts";
+
+/** `CONNECT` options after validation. */
+export interface ConnectOptions {
+  version: string;
+  clientId: string | undefined;
+  name: string | undefined;
+  verbose: boolean;
+}
+
+/** Message options of a `PUB`; absent when the line had none (the common, fast case). */
+export interface PubOptions {
+  priority: number;
+  ttlMs: number;
+  correlationId: string | undefined;
+  replyTo: string | undefined;
+  contentType: string | undefined;
+  hdrBytes: number;
+}
+
+/** `SUB` options; undefined fields take the server's defaults. */
+export interface SubOptions {
+  sid: string | undefined;
+  ack: "explicit" | "none" | undefined;
+  prefetch: number | undefined;
+  ackTimeoutMs: number | undefined;
+}
+
+/** `CONNECT <json>`. */
+export interface ConnectFrame {
+  op: "CONNECT";
+  options: ConnectOptions;
+}
+/** `PUB`; `payload` is a view into the read chunk when it arrived whole (no copy). */
+export interface PubFrame {
+  op: "PUB";
+  dest: string;
+  payload: Uint8Array;
+  options: PubOptions | undefined;
+}
+/** `SUB`. */
+export interface SubFrame {
+  op: "SUB";
+  dest: string;
+  options: SubOptions;
+}
+/** `UNSUB`. */
+export interface UnsubFrame {
+  op: "UNSUB";
+  sid: string;
+}
+/** `ACK` of one or more message ids. */
+export interface AckFrame {
+  op: "ACK";
+  ids: number[];
+}
+/** `NACK` with an optional delay (0 = requeue now). */
+export interface NackFrame {
+  op: "NACK";
+  id: number;
+  delayMs: number;
+}
+/** Frames without arguments. */
+export interface SimpleFrame {
+  op: "PING" | "PONG" | "INFO";
+}
+/** Bad input; `fatal` means the parser stopped and the connection must close. */
+export interface ErrorFrame {
+  op: "ERR";
+  code: ErrorCode;
+  message: string;
+  fatal: boolean;
+}
+
+/** Anything the parser emits. */
+export type Frame =
+  | ConnectFrame
+  | PubFrame
+  | SubFrame
+  | UnsubFrame
+  | AckFrame
+  | NackFrame
+  | SimpleFrame
+  | ErrorFrame;

@@ -1,0 +1,13 @@
+/**
+ * The wire protocol: a pure parser of client frames, its stream wrapper, and
+ * the encoders of server frames. docs/PROTOCOL.md is the contract.
+ *
+ * @module
+ */
+export { Parser, type ParserOptions } from "./parser.ts";
+export { FrameDecoderStream } from "./stream.ts";
+export type * from "./frames.ts";
+export { ERROR_CODES, type ErrorCode, ProtocolError, snippet } from "./errors.ts";
+export { CRLF, errFrame, msgHead, msgTail, OK, PING, PONG, type TailFields } from "./encoder.ts";
+export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
+export { destinationError, hasWildcard, matches } from "./names.ts";

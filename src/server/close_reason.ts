@@ -1,0 +1,20 @@
+/**
+ * Why a connection closed: one typed reason per close, counted in metrics and
+ * kept in a bounded ring for the admin API (as nats-server's `/connz?state=closed`).
+ *
+ * @module
+ */
+
+/** Every close reason. */
+export const CloseReason = {
+  CLIENT_CLOSED: "CLIENT_CLOSED",
+  PROTOCOL_ERROR: "PROTOCOL_ERROR",
+  SLOW_CONSUMER: "SLOW_CONSUMER",
+  STALE_CONNECTION: "STALE_CONNECTION",
+  TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
+  READ_ERROR: "READ_ERROR",
+  WRITE_ERROR: "WRITE_ERROR",
+  SERVER_SHUTDOWN: "SERVER_SHUTDOWN",
+} as const;
+/** One close reason. */
+export type CloseReason = typeof CloseReason[keyof typeof CloseReason];

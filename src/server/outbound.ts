@@ -1,0 +1,157 @@
+/**
+ * A connection's outbound side: frames are appended to a buffer and written
+ * in one socket write per tick (one write per frame is ~25x slower, measured
+ * here). Two buffers take turns: one is being written while the other fills,
+ * so exactly one write is in flight and no byte is copied twice.
+ *
+ * @module
+ */
+import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/limits.ts";
+import type { Conn } from "../runtime/mod.ts";
+
+/** Buffer size a connection starts with and shrinks back to. */
+const BUFFER_BYTES_INITIAL = 64 * 1024;
+/** A buffer grown past this is replaced by a small one once written, to give memory back. */
+const BUFFER_BYTES_KEEP = 1024 * 1024;
+
+/** What the owner hears from its outbound side. */
+export interface OutboundEvents {
+  /** Pending bytes fell below the high mark after a sender was turned away. */
+  onDrain(): void;
+  /** Pending bytes would pass `PENDING_BYTES_MAX`: the client is not reading. */
+  onOverflow(): void;
+  /** The socket write failed. */
+  onWriteError(err: unknown): void;
+}
+
+/** Coalescing writer for one connection. */
+export class Outbound {
+  #conn: Conn;
+  #events: OutboundEvents;
+  #buf = new Uint8Array(BUFFER_BYTES_INITIAL);
+  #spare = new Uint8Array(BUFFER_BYTES_INITIAL);
+  #len = 0;
+  #writing = 0;
+  #scheduled = false;
+  #wantDrain = false;
+  #dead = false;
+  #idle: (() => void)[] = [];
+
+  constructor(conn: Conn, events: OutboundEvents) {
+    this.#conn = conn;
+    this.#events = events;
+  }
+
+  /** Bytes appended and not yet written. */
+  get pending(): number {
+    return this.#len + this.#writing;
+  }
+
+  /** Whether senders may add more; a refusal is remembered so `onDrain` follows. */
+  get writable(): boolean {
+    if (this.#len + this.#writing < PENDING_BYTES_HIGH) return true;
+    this.#wantDrain = true;
+    return false;
+  }
+
+  /** Appends bytes. */
+  append(bytes: Uint8Array): void {
+    if (!this.#room(bytes.length)) return;
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+  }
+
+  /** Appends an ASCII string without an encoder. */
+  appendAscii(s: string): void {
+    if (!this.#room(s.length)) return;
+    const buf = this.#buf;
+    let len = this.#len;
+    for (let i = 0; i < s.length; i++) buf[len++] = s.charCodeAt(i);
+    this.#len = len;
+  }
+
+  /** Appends a MSG frame: head, tail, payload, CRLF. */
+  appendMsg(head: Uint8Array, tail: Uint8Array, payload: Uint8Array): void {
+    const n = head.length + tail.length + payload.length + 2;
+    if (!this.#room(n)) return;
+    const buf = this.#buf;
+    let len = this.#len;
+    buf.set(head, len);
+    len += head.length;
+    buf.set(tail, len);
+    len += tail.length;
+    if (payload.length < 32) { for (let i = 0; i < payload.length; i++) buf[len++] = payload[i]; }
+    else {
+      buf.set(payload, len);
+      len += payload.length;
+    }
+    buf[len++] = 13;
+    buf[len++] = 10;
+    this.#len = len;
+  }
+
+  /** Resolves when everything appended so far is written (or the socket failed). */
+  idle(): Promise<void> {
+    if (this.pending === 0 || this.#dead) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Stops writing; later appends are dropped. */
+  kill(): void {
+    this.#dead = true;
+    this.#len = 0;
+    for (const r of this.#idle.splice(0)) r();
+  }
+
+  #room(n: number): boolean {
+    if (this.#dead) return false;
+    const need = this.#len + n;
+    if (need + this.#writing > PENDING_BYTES_MAX) {
+      this.#dead = true;
+      this.#events.onOverflow();
+      return false;
+    }
+    if (need > this.#buf.length) {
+      let size = this.#buf.length * 2;
+      while (size < need) size *= 2;
+      const bigger = new Uint8Array(size);
+      bigger.set(this.#buf.subarray(0, this.#len));
+      this.#buf = bigger;
+    }
+    if (!this.#scheduled && this.#writing === 0) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+    return true;
+  }
+
+  #flush = (): void => {
+    this.#scheduled = false;
+    if (this.#writing !== 0 || this.#len === 0 || this.#dead) return;
+    const full = this.#buf;
+    const data = full.subarray(0, this.#len);
+    this.#buf = this.#spare.length >= BUFFER_BYTES_INITIAL
+      ? this.#spare
+      : new Uint8Array(BUFFER_BYTES_INITIAL);
+    this.#spare = full.length > BUFFER_BYTES_KEEP ? new Uint8Array(BUFFER_BYTES_INITIAL) : full;
+    this.#writing = data.length;
+    this.#len = 0;
+    this.#conn.write(data).then(this.#written, this.#failed);
+  };
+
+  #written = (): void => {
+    this.#writing = 0;
+    if (this.#len > 0) this.#flush();
+    if (this.#wantDrain && this.pending < PENDING_BYTES_HIGH) {
+      this.#wantDrain = false;
+      this.#events.onDrain();
+    }
+    if (this.pending === 0) { for (const r of this.#idle.splice(0)) r(); }
+  };
+
+  #failed = (err: unknown): void => {
+    this.#writing = 0;
+    this.kill();
+    this.#events.onWriteError(err);
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * A double-ended queue as a linked list of fixed-size ring segments: push,
+ * shift and unshift are O(1) at any size, with no growth copies (a single
+ * growable array would copy millions of slots when it doubles) and memory
+ * given back as segments empty.
+ *
+ * @module
+ */
+
+/** Slots per segment: big enough to amortise the segment object, small enough to free memory promptly. */
+const SEGMENT_SLOTS = 1024;
+
+class Segment<T> {
+  items: (T | undefined)[] = new Array(SEGMENT_SLOTS);
+  head = 0;
+  tail = 0;
+  next: Segment<T> | undefined;
+  prev: Segment<T> | undefined;
+}
+
+/** FIFO with O(1) operations at both ends. */
+export class Deque<T> {
+  #first: Segment<T> = new Segment();
+  #last: Segment<T> = this.#first;
+  #length = 0;
+
+  /** Number of items. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Appends at the back. */
+  push(item: T): void {
+    let seg = this.#last;
+    if (seg.tail === SEGMENT_SLOTS) {
+      seg = new Segment();
+      seg.prev = this.#last;
+      this.#last.next = seg;
+      this.#last = seg;
+    }
+    seg.items[seg.tail++] = item;
+    this.#length++;
+  }
+
+  /** Inserts at the front. */
+  unshift(item: T): void {
+    let seg = this.#first;
+    if (seg.head === 0) {
+      if (seg.tail === 0) {
+        // Empty segment: start it from the end so the next unshifts fit too.
+        seg.head = seg.tail = SEGMENT_SLOTS;
+      } else {
+        seg = new Segment();
+        seg.head = seg.tail = SEGMENT_SLOTS;
+        seg.next = this.#first;
+        this.#first.prev = seg;
+        this.#first = seg;
+      }
+    }
+    seg.items[--seg.head] = item;
+    this.#length++;
+  }
+
+  /** Removes and returns the front item. */
+  shift(): T | undefined {
+    if (this.#length === 0) return undefined;
+    let seg = this.#first;
+    if (seg.head === seg.tail) {
+      seg = seg.next!;
+      seg.prev = undefined;
+      this.#first = seg;
+    }
+    const item = seg.items[seg.head];
+    seg.items[seg.head++] = undefined;
+    this.#length--;
+    if (seg.head === seg.tail) {
+      if (seg === this.#last) seg.head = seg.tail = 0;
+      else {
+        this.#first = seg.next!;
+        this.#first.prev = undefined;
+      }
+    }
+    return item;
+  }
+
+  /** The front item, without removing it. */
+  peek(): T | undefined {
+    if (this.#length === 0) return undefined;
+    let seg = this.#first;
+    if (seg.head === seg.tail) seg = seg.next!;
+    return seg.items[seg.head];
+  }
+
+  /** Items front to back (for snapshots and tests; O(n)). */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let seg: Segment<T> | undefined = this.#first; seg; seg = seg.next) {
+      for (let i = seg.head; i < seg.tail; i++) yield seg.items[i]!;
+    }
+  }
+}

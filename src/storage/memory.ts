@@ -1,0 +1,204 @@
+/**
+ * The memory store: ten priority levels of O(1) deques, a heap of TTL due
+ * times and a heap of NACK delays. Expired messages are found through the
+ * heap (no rescans of the queue) and tombstoned: their payload is released at
+ * once, their empty shell leaves the deque when it reaches the front.
+ *
+ * @module
+ */
+import { Deque } from "./deque.ts";
+import { Heap } from "./heap.ts";
+import { type Message, MessageState } from "./message.ts";
+import type { QueueStore, RemoveReason, Store } from "./store.ts";
+
+const LEVELS = 10;
+
+/** Called when a message leaves the store (a durable store logs it). */
+export type RemoveHook = (msg: Message, reason: RemoveReason) => void;
+
+/** One queue's messages in memory. */
+export class MemoryQueueStore implements QueueStore {
+  readonly name: string;
+  readonly removed: Record<RemoveReason, number> = {
+    acked: 0,
+    expired: 0,
+    dropped: 0,
+    dead_lettered: 0,
+  };
+  #levels: Deque<Message>[] = Array.from({ length: LEVELS }, () => new Deque<Message>());
+  /** Bit p set when level p's deque is not empty (tombstones included). */
+  #mask = 0;
+  #ready = 0;
+  #inflight = 0;
+  #delayed = 0;
+  #bytes = 0;
+  #expiry = new Heap<Message>();
+  /** Held messages with a TTL; the expiry heap is compacted when it holds many more. */
+  #ttlHeld = 0;
+  #delays = new Heap<Message>();
+  #onRemove: RemoveHook | undefined;
+
+  constructor(name: string, onRemove?: RemoveHook) {
+    this.name = name;
+    this.#onRemove = onRemove;
+  }
+
+  get ready(): number {
+    return this.#ready;
+  }
+  get inflight(): number {
+    return this.#inflight;
+  }
+  get delayed(): number {
+    return this.#delayed;
+  }
+  get size(): number {
+    return this.#ready + this.#inflight + this.#delayed;
+  }
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  push(msg: Message): void {
+    msg.state = MessageState.READY;
+    this.#levels[msg.priority].push(msg);
+    this.#mask |= 1 << msg.priority;
+    this.#ready++;
+    this.#bytes += msg.payload.length;
+    if (msg.expiresAt !== 0) {
+      this.#ttlHeld++;
+      this.#expiry.push(msg.expiresAt, msg);
+    }
+  }
+
+  take(now: number): Message | undefined {
+    while (this.#mask !== 0) {
+      const p = 31 - Math.clz32(this.#mask);
+      const level = this.#levels[p];
+      const msg = level.shift();
+      if (level.length === 0) this.#mask &= ~(1 << p);
+      if (msg === undefined || msg.state !== MessageState.READY) continue;
+      this.#ready--;
+      if (msg.expired(now)) {
+        this.#gone(msg, "expired");
+        continue;
+      }
+      msg.state = MessageState.INFLIGHT;
+      msg.deliveries++;
+      msg.deliveredAt = now;
+      this.#inflight++;
+      return msg;
+    }
+    return undefined;
+  }
+
+  remove(msg: Message, reason: RemoveReason): void {
+    if (msg.state === MessageState.INFLIGHT) this.#inflight--;
+    else if (msg.state === MessageState.READY) this.#ready--;
+    else if (msg.state === MessageState.DELAYED) this.#delayed--;
+    else return;
+    this.#gone(msg, reason);
+  }
+
+  requeue(msg: Message, delayMs: number, now: number): void {
+    if (msg.state !== MessageState.INFLIGHT) return;
+    this.#inflight--;
+    if (msg.expired(now)) return this.#gone(msg, "expired");
+    if (delayMs > 0) {
+      msg.state = MessageState.DELAYED;
+      msg.dueAt = now + delayMs;
+      this.#delayed++;
+      this.#delays.push(msg.dueAt, msg);
+      return;
+    }
+    this.#toFront(msg);
+  }
+
+  dropOldest(): Message | undefined {
+    let oldest: Message | undefined;
+    for (let p = 0; p < LEVELS; p++) {
+      const level = this.#levels[p];
+      while (level.length > 0 && level.peek()!.state !== MessageState.READY) level.shift();
+      if (level.length === 0) this.#mask &= ~(1 << p);
+      const front = level.peek();
+      if (front !== undefined && (oldest === undefined || front.id < oldest.id)) oldest = front;
+    }
+    if (oldest === undefined) return undefined;
+    this.#levels[oldest.priority].shift();
+    if (this.#levels[oldest.priority].length === 0) this.#mask &= ~(1 << oldest.priority);
+    this.#ready--;
+    this.#gone(oldest, "dropped");
+    return oldest;
+  }
+
+  sweep(now: number): number {
+    // Due delayed messages go to the front of their level, oldest due first.
+    const due: Message[] = [];
+    while (this.#delays.peekKey() <= now) {
+      const msg = this.#delays.pop()!;
+      if (msg.state === MessageState.DELAYED && msg.dueAt <= now) due.push(msg);
+    }
+    for (let i = due.length - 1; i >= 0; i--) {
+      this.#delayed--;
+      this.#toFront(due[i]);
+    }
+    let expired = 0;
+    while (this.#expiry.peekKey() <= now) {
+      const msg = this.#expiry.pop()!;
+      if (msg.state === MessageState.READY) this.#ready--;
+      else if (msg.state === MessageState.DELAYED) this.#delayed--;
+      else continue; // in flight: settled by its consumer, or expired if it comes back
+      this.#gone(msg, "expired");
+      expired++;
+    }
+    if (this.#expiry.length > 2 * this.#ttlHeld + 1024) {
+      this.#expiry.filter((m) => m.state !== MessageState.DONE);
+    }
+    return expired;
+  }
+
+  nextDueAt(): number {
+    return Math.min(this.#delays.peekKey(), this.#expiry.peekKey());
+  }
+
+  *messages(): IterableIterator<Message> {
+    for (let p = LEVELS - 1; p >= 0; p--) {
+      for (const m of this.#levels[p]) if (m.state === MessageState.READY) yield m;
+    }
+  }
+
+  #toFront(msg: Message): void {
+    msg.state = MessageState.READY;
+    this.#levels[msg.priority].unshift(msg);
+    this.#mask |= 1 << msg.priority;
+    this.#ready++;
+  }
+
+  /** The one exit of a message: counts, releases, tells the hook. */
+  #gone(msg: Message, reason: RemoveReason): void {
+    this.#bytes -= msg.payload.length;
+    if (msg.expiresAt !== 0) this.#ttlHeld--;
+    this.removed[reason]++;
+    this.#onRemove?.(msg, reason);
+    msg.release();
+  }
+}
+
+/** Queues in memory only; nothing survives a restart. */
+export class MemoryStore implements Store {
+  readonly kind = "memory" as const;
+
+  openQueue(name: string): QueueStore {
+    return new MemoryQueueStore(name);
+  }
+  dropQueue(_name: string): void {}
+  queueNames(): string[] {
+    return [];
+  }
+  lastId(): number {
+    return 0;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The storage seam: the broker keeps queue messages in a `QueueStore` and
+ * never knows whether it is memory or a log on disk. One conformance suite
+ * (tests/storage/conformance.ts) holds every implementation to the same
+ * behaviour.
+ *
+ * @module
+ */
+import type { Message } from "./message.ts";
+
+/** Why a message left its queue (a log store records it; metrics count it). */
+export type RemoveReason = "acked" | "expired" | "dropped" | "dead_lettered";
+
+/** An I/O failure of a durable store: the publisher gets `ERR STORE_FAILED`. */
+export class StoreError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreError";
+  }
+}
+
+/** Messages of one queue: ready by priority then FIFO, in flight, and delayed. */
+export interface QueueStore {
+  /** Queue name with its `queue:` prefix. */
+  readonly name: string;
+  /** Messages waiting for a consumer (expired ones not yet swept may be counted). */
+  readonly ready: number;
+  /** Messages delivered and not settled. */
+  readonly inflight: number;
+  /** Messages NACKed with a delay, not yet due. */
+  readonly delayed: number;
+  /** All messages held: ready + in flight + delayed. */
+  readonly size: number;
+  /** Payload bytes of all messages held. */
+  readonly bytes: number;
+  /**
+   * Accepts a new message at the back of its priority level. Returns a promise
+   * when durability is still pending (the publisher's OK waits for it); throws
+   * or rejects with `StoreError` when it cannot be stored.
+   */
+  push(msg: Message): void | Promise<void>;
+  /** The next deliverable message (highest priority, oldest first), now in flight; expires the expired ones it meets. */
+  take(now: number): Message | undefined;
+  /** Settles an in-flight message. */
+  remove(msg: Message, reason: RemoveReason): void;
+  /** Puts an in-flight message back: at the front of its level, or due after `delayMs`. */
+  requeue(msg: Message, delayMs: number, now: number): void;
+  /** Removes the oldest ready message (drop-oldest policy). */
+  dropOldest(): Message | undefined;
+  /** Expires due TTLs and makes due delayed messages ready; returns how many expired. */
+  sweep(now: number): number;
+  /** Messages that left by each reason since the store opened. */
+  readonly removed: Readonly<Record<RemoveReason, number>>;
+  /** Earliest time `sweep` has work to do (Infinity: none). */
+  nextDueAt(): number;
+  /** Messages held, for snapshots and recovery checks (O(n)). */
+  messages(): Iterable<Message>;
+}
+
+/** A set of queue stores; memory or durable. */
+export interface Store {
+  readonly kind: "memory" | "log";
+  /** Opens the store of a queue (recovering its messages from disk for a durable store). */
+  openQueue(name: string): QueueStore;
+  /** Forgets an empty queue (it may be opened again later). */
+  dropQueue(name: string): void;
+  /** Names of queues that have stored messages (recovered at start). */
+  queueNames(): string[];
+  /** The highest message id ever stored, so new ids stay unique after a restart. */
+  lastId(): number;
+  /** Flushes and closes. */
+  close(): Promise<void>;
+}
