@@ -1,0 +1,203 @@
+/**
+ * Test helpers: an in-process broker on a free port and a raw protocol client
+ * over a real TCP socket. No mocks: everything goes through the wire.
+ */
+import { type Running, startBroker } from "../src/app.ts";
+import { type Config, loadConfig } from "../src/config/config.ts";
+import { denoRuntime } from "../src/runtime/deno.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A config with defaults, overridden by `args` (flag syntax). */
+export function testConfig(args: string[] = []): Config {
+  return loadConfig({
+    args: ["--host", "127.0.0.1", "--port", "0", "--no-http", ...args],
+    env: () => undefined,
+    readFile: () => {
+      throw new Error("no config file in tests");
+    },
+  }).config;
+}
+
+/** Starts a broker on 127.0.0.1 and a free port. */
+export async function startTestBroker(args: string[] = []): Promise<Running & { port: number }> {
+  const running = await startBroker(denoRuntime, testConfig(args));
+  return Object.assign(running, { port: running.server.port });
+}
+
+/** A frame read from the server. */
+export interface ServerFrame {
+  line: string;
+  /** For MSG: the payload. */
+  payload?: Uint8Array;
+  /** For MSG: the options by key, plus `dest`. */
+  fields?: Record<string, string>;
+}
+
+/** A raw protocol client: write bytes, read lines and MSG frames, with timeouts. */
+export class RawClient {
+  #conn: Deno.TcpConn;
+  #buf = new Uint8Array(0);
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #eof = false;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+    this.#reader = conn.readable.getReader();
+  }
+
+  /** Connects to the broker on `port`. */
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Writes a string or bytes. */
+  async send(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Sends a PUB with the given payload and options. */
+  pub(dest: string, body: string | Uint8Array, opts = ""): Promise<void> {
+    const payload = typeof body === "string" ? encoder.encode(body) : body;
+    const head = encoder.encode(`PUB ${dest}${opts ? " " + opts : ""} ${payload.length}\r\n`);
+    const all = new Uint8Array(head.length + payload.length + 2);
+    all.set(head);
+    all.set(payload, head.length);
+    all.set([13, 10], head.length + payload.length);
+    return this.send(all);
+  }
+
+  async #fill(deadline: number): Promise<boolean> {
+    if (this.#eof) return false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now())));
+    const read = await Promise.race([this.#pendingRead ??= this.#reader.read(), timeout]);
+    clearTimeout(timer);
+    if (read === "timeout") return false;
+    this.#pendingRead = undefined;
+    if (read.done) {
+      this.#eof = true;
+      return false;
+    }
+    const merged = new Uint8Array(this.#buf.length + read.value.length);
+    merged.set(this.#buf);
+    merged.set(read.value, this.#buf.length);
+    this.#buf = merged;
+    return true;
+  }
+  #pendingRead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+
+  /** The next line (without CRLF); throws on timeout or EOF. */
+  async line(timeoutMs = 2000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lf = this.#buf.indexOf(10);
+      if (lf >= 0) {
+        const end = lf > 0 && this.#buf[lf - 1] === 13 ? lf - 1 : lf;
+        const line = decoder.decode(this.#buf.subarray(0, end));
+        this.#buf = this.#buf.slice(lf + 1);
+        return line;
+      }
+      if (!(await this.#fill(deadline))) {
+        throw new Error(this.#eof ? "connection closed by the server" : `no line within ${timeoutMs} ms`);
+      }
+    }
+  }
+
+  /** The next frame; MSG frames come with their payload and parsed fields. */
+  async frame(timeoutMs = 2000): Promise<ServerFrame> {
+    const line = await this.line(timeoutMs);
+    if (!line.startsWith("MSG ")) return { line };
+    const parts = line.split(" ");
+    const size = Number(parts[parts.length - 1]);
+    const fields: Record<string, string> = { dest: parts[1] };
+    for (const p of parts.slice(2, -1)) {
+      const i = p.indexOf(":");
+      fields[i < 0 ? p : p.slice(0, i)] = i < 0 ? "" : p.slice(i + 1);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (this.#buf.length < size + 2) {
+      if (!(await this.#fill(deadline))) throw new Error(`payload of ${size} bytes did not arrive`);
+    }
+    const payload = this.#buf.slice(0, size);
+    this.#buf = this.#buf.slice(size + 2);
+    return { line, payload, fields };
+  }
+
+  /** Reads frames until one satisfies `pred` (at most `max` frames). */
+  async until(pred: (f: ServerFrame) => boolean, max = 100_000, timeoutMs = 5000): Promise<ServerFrame[]> {
+    const seen: ServerFrame[] = [];
+    for (let i = 0; i < max; i++) {
+      const f = await this.frame(timeoutMs);
+      seen.push(f);
+      if (pred(f)) return seen;
+    }
+    throw new Error(`no matching frame in ${max} frames`);
+  }
+
+  /** Reads `n` MSG frames, failing on anything else. */
+  async msgs(n: number, timeoutMs = 5000): Promise<ServerFrame[]> {
+    const out: ServerFrame[] = [];
+    while (out.length < n) {
+      const f = await this.frame(timeoutMs);
+      if (!f.line.startsWith("MSG ")) throw new Error(`expected MSG, got ${f.line}`);
+      out.push(f);
+    }
+    return out;
+  }
+
+  /** Expects no frame within `ms`. */
+  async quiet(ms = 200): Promise<void> {
+    try {
+      const f = await this.frame(ms);
+      throw new Error(`expected silence, got ${f.line}`);
+    } catch (e) {
+      if (!String((e as Error).message).startsWith("no line within")) throw e;
+    }
+  }
+
+  /** Whether the server closed the connection (reads until EOF or timeout). */
+  async closedByServer(timeoutMs = 2000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!(await this.#fill(deadline))) return this.#eof;
+      this.#buf = new Uint8Array(0);
+    }
+    return this.#eof;
+  }
+
+  /** Closes the socket. */
+  async close(): Promise<void> {
+    try {
+      await this.#reader.cancel();
+    } catch { /* closed */ }
+    if (this.#pendingRead) await this.#pendingRead.catch(() => {});
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** A tiny seeded PRNG (mulberry32) so random tests are repeatable. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Waits until `cond()` or fails after `timeoutMs`. */
+export async function waitFor(cond: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

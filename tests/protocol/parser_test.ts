@@ -1,0 +1,254 @@
+/**
+ * Parser tests: every frame whole, byte by byte, split at every offset, in
+ * seeded random chunks, plus a table of malformed inputs and the limits.
+ */
+import assert from "node:assert/strict";
+import { CONTROL_LINE_BYTES_MAX } from "../../src/config/limits.ts";
+import { type Frame, Parser } from "../../src/protocol/mod.ts";
+import { rng } from "../helpers.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** Frames as plain data (payloads as strings) so they compare with deepEqual. */
+function plain(frames: Frame[]): unknown[] {
+  return frames.map((f) => "payload" in f ? { ...f, payload: new TextDecoder().decode(f.payload) } : { ...f });
+}
+
+function parseChunks(chunks: Uint8Array[], payloadBytesMax?: number): unknown[] {
+  const p = new Parser({ payloadBytesMax });
+  const out: Frame[] = [];
+  for (const c of chunks) p.push(c, out);
+  return plain(out);
+}
+
+const pubOpts = (o: Partial<Record<string, unknown>>) => ({
+  priority: 0,
+  ttlMs: 0,
+  correlationId: undefined,
+  replyTo: undefined,
+  contentType: undefined,
+  hdrBytes: 0,
+  ...o,
+});
+const subOpts = (o: Partial<Record<string, unknown>>) => ({
+  sid: undefined,
+  ack: undefined,
+  prefetch: undefined,
+  ackTimeoutMs: undefined,
+  ...o,
+});
+
+/** Valid input and the frames it must give. */
+const VALID: [string, unknown[]][] = [
+  [
+    'CONNECT {"version":"1.0","client_id":"client123"}\n',
+    [{ op: "CONNECT", options: { version: "1.0", clientId: "client123", name: undefined, verbose: true } }],
+  ],
+  [
+    'connect { "verbose" : false ,  "name": "a b" }\r\n',
+    [{ op: "CONNECT", options: { version: "1.0", clientId: undefined, name: "a b", verbose: false } }],
+  ],
+  ["CONNECT\r\n", [{ op: "CONNECT", options: { version: "1.0", clientId: undefined, name: undefined, verbose: true } }]],
+  [
+    'PUB queue:orders 35\n{"order_id":"12345","amount":99.99}\n',
+    [{ op: "PUB", dest: "queue:orders", payload: '{"order_id":"12345","amount":99.99}', options: undefined }],
+  ],
+  ["PUB topic:a.b 0\r\n\r\n", [{ op: "PUB", dest: "topic:a.b", payload: "", options: undefined }]],
+  ["pub\ttopic:a   5\r\nhe\nlo\r\n", [{ op: "PUB", dest: "topic:a", payload: "he\nlo", options: undefined }]],
+  ["PUB topic:a 4\r\n\r\n\r\n\r\n", [{ op: "PUB", dest: "topic:a", payload: "\r\n\r\n", options: undefined }]],
+  [
+    "PUB queue:q priority:9 ttl:500 correlation_id:c-1 reply_to:topic:r.x content_type:text/plain 2\r\nhi\r\n",
+    [{
+      op: "PUB",
+      dest: "queue:q",
+      payload: "hi",
+      options: pubOpts({ priority: 9, ttlMs: 500, correlationId: "c-1", replyTo: "topic:r.x", contentType: "text/plain" }),
+    }],
+  ],
+  [
+    "PUB topic:events hdr:17 22\r\nTrace-Id: abc\r\n\r\nhello\r\n",
+    [{ op: "PUB", dest: "topic:events", payload: "Trace-Id: abc\r\n\r\nhello", options: pubOpts({ hdrBytes: 17 }) }],
+  ],
+  ["SUB topic:events sub_id:sub456\n", [{ op: "SUB", dest: "topic:events", options: subOpts({ sid: "sub456" }) }]],
+  [
+    "SUB queue:jobs ack:none prefetch:10 ack_timeout:5000 sub_id:x\r\n",
+    [{ op: "SUB", dest: "queue:jobs", options: subOpts({ sid: "x", ack: "none", prefetch: 10, ackTimeoutMs: 5000 }) }],
+  ],
+  ["SUB topic:a.*.c\n", [{ op: "SUB", dest: "topic:a.*.c", options: subOpts({}) }]],
+  ["SUB topic:>\n", [{ op: "SUB", dest: "topic:>", options: subOpts({}) }]],
+  ["UNSUB sub456\n", [{ op: "UNSUB", sid: "sub456" }]],
+  ["UNSUB sub_id:sub456\n", [{ op: "UNSUB", sid: "sub456" }]],
+  ["ACK msg_id:1838892215346176\r\n", [{ op: "ACK", ids: [1838892215346176] }]],
+  ["ACK msg_id:1 msg_id:22 msg_id:333\n", [{ op: "ACK", ids: [1, 22, 333] }]],
+  ["NACK msg_id:7\n", [{ op: "NACK", id: 7, delayMs: 0 }]],
+  ["NACK msg_id:7 delay:250\n", [{ op: "NACK", id: 7, delayMs: 250 }]],
+  ["PING\r\nPONG\nINFO\n", [{ op: "PING" }, { op: "PONG" }, { op: "INFO" }]],
+  ["\r\n\n  \nPING\n", [{ op: "PING" }]],
+];
+
+/** Non-fatal bad input: an ERR with this code, then parsing goes on (a PING after it is seen). */
+const BAD: [string, string][] = [
+  ["FOO bar\n", "UNKNOWN_COMMAND"],
+  ["\x00\x01\x02\n", "UNKNOWN_COMMAND"],
+  ["CONNECT {bad json\n", "BAD_JSON"],
+  ["CONNECT [1,2]\n", "BAD_JSON"],
+  ['CONNECT {"verbose":"yes"}\n', "BAD_JSON"],
+  ['CONNECT {"version":"2.0"}\n', "BAD_VERSION"],
+  ["PUB nowhere 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB queue: 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB queue:a..b 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB topic:a.* 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB topic:a/b 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a priority:10 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a priority:x 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a ttl:0 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a colour:red 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a novalue 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a reply_to:nowhere 2\r\nhi\r\n", "BAD_DESTINATION"],
+  ["PUB queue:a hdr:3 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a hdr:2 2\r\nhi\r\n", "BAD_HEADERS"],
+  ["PUB queue:a hdr:6 6\r\nKey\r\n\r\n\r\n", "BAD_HEADERS"],
+  ["SUB\n", "BAD_ARGUMENT"],
+  ["SUB queue:a.*\n", "BAD_DESTINATION"],
+  ["SUB topic:a.>.b\n", "BAD_DESTINATION"],
+  ["SUB topic:a ack:sometimes\n", "BAD_ARGUMENT"],
+  ["SUB topic:a prefetch:0\n", "BAD_ARGUMENT"],
+  ["SUB topic:a bogus:1\n", "BAD_ARGUMENT"],
+  ["UNSUB\n", "BAD_ARGUMENT"],
+  ["UNSUB a b\n", "BAD_ARGUMENT"],
+  ["ACK\n", "BAD_ARGUMENT"],
+  ["ACK 123\n", "BAD_ARGUMENT"],
+  ["ACK msg_id:12x\n", "BAD_ARGUMENT"],
+  ["ACK msg_id:99999999999999999\n", "BAD_ARGUMENT"],
+  ["NACK msg_id:1 delay:-1\n", "BAD_ARGUMENT"],
+  ["NACK msg_id:1 later:5\n", "BAD_ARGUMENT"],
+  ["PING now\n", "BAD_ARGUMENT"],
+  [`SUB topic:a ${"x:1 ".repeat(40)}\n`, "BAD_ARGUMENT"],
+];
+
+/** Fatal bad input: an ERR with this code, then nothing more is parsed. */
+const FATAL: [string, string][] = [
+  ["PUB queue:a\r\nhi\r\n", "BAD_FRAME"],
+  ["PUB queue:a x\r\nhi\r\n", "BAD_FRAME"],
+  ["PUB queue:a -2\r\nhi\r\n", "BAD_FRAME"],
+  ["PUB queue:a 2\r\nhiX\r\n", "BAD_FRAME"],
+  ["PUB queue:a 2\r\nhi\rX", "BAD_FRAME"],
+  ["PUB queue:a 1\r\nhi\r\n", "BAD_FRAME"],
+  ["PUB queue:a 12345678901\r\n", "BAD_FRAME"],
+  ["PUB queue:a 1048577\r\n", "PAYLOAD_TOO_LARGE"],
+  [`PING${" ".repeat(CONTROL_LINE_BYTES_MAX)}\n`, "CONTROL_LINE_TOO_LONG"],
+  ["X".repeat(CONTROL_LINE_BYTES_MAX + 2), "CONTROL_LINE_TOO_LONG"],
+];
+
+/** Every way to cut `bytes`: whole, byte by byte, and in two at every offset. */
+function* splits(bytes: Uint8Array): Generator<Uint8Array[]> {
+  yield [bytes];
+  yield Array.from(bytes, (_, i) => bytes.subarray(i, i + 1));
+  for (let i = 1; i < bytes.length; i++) yield [bytes.subarray(0, i), bytes.subarray(i)];
+}
+
+Deno.test("parser: valid frames, whole, byte by byte and split at every offset", () => {
+  for (const [input, expected] of VALID) {
+    for (const chunks of splits(enc(input))) {
+      assert.deepEqual(parseChunks(chunks), expected, `${JSON.stringify(input)} in ${chunks.length} chunks`);
+    }
+  }
+});
+
+Deno.test("parser: non-fatal errors leave the parser usable, at every split", () => {
+  for (const [input, code] of BAD) {
+    for (const chunks of splits(enc(input + "PING\r\n"))) {
+      const frames = parseChunks(chunks) as Frame[];
+      assert.equal(frames.length, 2, `${JSON.stringify(input)}: ${JSON.stringify(frames)}`);
+      assert.deepEqual({ ...frames[0], message: "" }, { op: "ERR", code, message: "", fatal: false }, input);
+      assert.deepEqual(frames[1], { op: "PING" });
+    }
+  }
+});
+
+Deno.test("parser: fatal errors stop the parser, at every split", () => {
+  for (const [input, code] of FATAL) {
+    const bytes = enc(input + "PING\r\nPING\r\n");
+    const cuts = bytes.length > 600 ? [[bytes], [bytes.subarray(0, 100), bytes.subarray(100)]] : splits(bytes);
+    for (const chunks of cuts) {
+      const frames = parseChunks(chunks) as Frame[];
+      assert.equal(frames.length, 1, `${JSON.stringify(input.slice(0, 40))}: ${JSON.stringify(frames)}`);
+      assert.equal(frames[0].op, "ERR");
+      if (frames[0].op === "ERR") {
+        assert.equal(frames[0].code, code);
+        assert.equal(frames[0].fatal, true);
+      }
+    }
+  }
+});
+
+Deno.test("parser: a control line of exactly the limit passes, one byte more fails", () => {
+  const head = `PUB queue:${"a".repeat(200)} correlation_id:${"c".repeat(200)}`;
+  const line = head + " ".repeat(CONTROL_LINE_BYTES_MAX - head.length - 2) + " 2";
+  assert.equal(line.length, CONTROL_LINE_BYTES_MAX);
+  const ok = parseChunks([enc(line + "\r\nhi\r\n")]) as Frame[];
+  assert.equal(ok[0].op, "PUB");
+  const bad = parseChunks([enc(" " + line + "\r\nhi\r\n")]) as Frame[];
+  assert.equal(bad[0].op, "ERR");
+});
+
+Deno.test("parser: the payload limit is configurable and checked before allocating", () => {
+  assert.equal((parseChunks([enc("PUB queue:a 10\r\n0123456789\r\n")], 10) as Frame[])[0].op, "PUB");
+  const frames = parseChunks([enc("PUB queue:a 11\r\n")], 10) as Frame[];
+  assert.deepEqual(frames.map((f) => f.op === "ERR" && f.code), ["PAYLOAD_TOO_LARGE"]);
+});
+
+Deno.test("parser: all valid frames concatenated, in seeded random chunks", () => {
+  const all = enc(VALID.map(([i]) => i).join(""));
+  const expected = VALID.flatMap(([, e]) => e);
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = rng(seed);
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < all.length;) {
+      const n = 1 + Math.floor(r() * 64);
+      chunks.push(all.slice(i, i + n)); // slice: chunks are independent buffers, as from a socket
+      i += n;
+    }
+    assert.deepEqual(parseChunks(chunks), expected, `seed ${seed}`);
+  }
+});
+
+Deno.test("parser: payloads that arrive whole are views of the chunk (no copy)", () => {
+  const chunk = enc("PUB topic:a 5\r\nhello\r\nPUB topic:a 5\r\nworld\r\n");
+  const out: Frame[] = [];
+  new Parser().push(chunk, out);
+  for (const f of out) {
+    assert.equal(f.op, "PUB");
+    if (f.op === "PUB") assert.equal(f.payload.buffer, chunk.buffer);
+  }
+});
+
+Deno.test("parser: a large payload split in many chunks is assembled once", () => {
+  const body = "x".repeat(100_000);
+  const bytes = enc(`PUB queue:big ${body.length}\r\n${body}\r\n`);
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += 1000) chunks.push(bytes.slice(i, i + 1000));
+  const frames = parseChunks(chunks) as { payload: string }[];
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0].payload, body);
+});
+
+Deno.test("parser: random garbage never throws", () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const r = rng(seed);
+    const p = new Parser({ payloadBytesMax: 1024 });
+    const out: Frame[] = [];
+    for (let k = 0; k < 20 && !p.dead; k++) {
+      const n = Math.floor(r() * 200);
+      const chunk = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        // Bias towards protocol bytes so garbage reaches deep states.
+        const pick = r();
+        chunk[i] = pick < 0.1 ? 10 : pick < 0.15 ? 13 : pick < 0.3 ? 32 : pick < 0.5 ? "PUB0123:".charCodeAt(Math.floor(r() * 8)) : Math.floor(r() * 256);
+      }
+      p.push(chunk, out);
+    }
+    for (const f of out) assert.ok(typeof f.op === "string");
+  }
+});
