@@ -70,6 +70,8 @@ export class Connection implements Client {
   #broker: Broker;
   #out: Outbound;
   #inflight = new Map<number, Acker>();
+  /** Scratch list of (acker, id) pairs for one ACK line, reused. */
+  #ackers: (Acker | number)[] = [];
   #recent = new Float64Array(RECENT_UNACKED_IDS);
   #recentPos = 0;
   #nextSid = 1;
@@ -253,17 +255,27 @@ export class Connection implements Client {
     this.#broker.activate(sub);
   }
 
+  /**
+   * Replies first, then settles: a message the settlement frees up (prefetch
+   * room, a NACK requeue) comes after the reply to the command that freed it.
+   */
   #ack(f: AckFrame): void {
+    const ackers = this.#ackers;
     let unknown: number[] | undefined;
     for (const id of f.ids) {
       const acker = this.#inflight.get(id);
       if (acker !== undefined) {
         this.#inflight.delete(id);
-        acker.ack(id);
+        ackers.push(acker, id);
       } else if (!this.#recent.includes(id)) (unknown ??= []).push(id);
     }
-    if (unknown === undefined) return this.#ok();
-    this.#error("UNKNOWN_MSG_ID", `not in flight on this connection: msg_id ${unknown.join(", ")}`);
+    if (unknown === undefined) this.#ok();
+    else {this.#error(
+        "UNKNOWN_MSG_ID",
+        `not in flight on this connection: msg_id ${unknown.join(", ")}`,
+      );}
+    for (let i = 0; i < ackers.length; i += 2) (ackers[i] as Acker).ack(ackers[i + 1] as number);
+    ackers.length = 0;
   }
 
   #nack(f: NackFrame): void {
@@ -276,8 +288,8 @@ export class Connection implements Client {
       );
     }
     this.#inflight.delete(f.id);
-    acker.nack(f.id, f.delayMs);
     this.#ok();
+    acker.nack(f.id, f.delayMs);
   }
 
   // --- replies (in order, also around asynchronous publishes) ---

@@ -22,7 +22,10 @@ Deno.test("exchange: the documented session works verbatim, with \\n and with \\
       const id = okLine.match(/^OK msg_id:(\d+)$/)![1];
       const msg = await c.frame();
       assert.equal(msg.line, `MSG topic:events sub_id:sub456 msg_id:${id} 43`);
-      assert.equal(new TextDecoder().decode(msg.payload), '{"event":"order_placed","order_id":"12345"}');
+      assert.equal(
+        new TextDecoder().decode(msg.payload),
+        '{"event":"order_placed","order_id":"12345"}',
+      );
       await c.send(`ACK msg_id:${id}${eol}`);
       assert.equal(await c.line(), "OK");
       // The queued order is still there for a consumer.
@@ -46,7 +49,8 @@ Deno.test("exchange: pipelined commands are answered in order", async () => {
   try {
     let batch = "PING\r\n";
     for (let i = 0; i < 200; i++) batch += `PUB queue:pipe 1\r\n${i % 10}\r\n`;
-    batch += "FOO\r\nSUB topic:x sub_id:a\r\nSUB topic:x sub_id:a\r\nUNSUB a\r\nUNSUB a\r\nPING\r\n";
+    batch +=
+      "FOO\r\nSUB topic:x sub_id:a\r\nSUB topic:x sub_id:a\r\nUNSUB a\r\nUNSUB a\r\nPING\r\n";
     await c.send(batch);
     assert.equal(await c.line(), "PONG");
     let last = 0;
@@ -71,7 +75,9 @@ Deno.test("exchange: verbose:false drops OKs but never errors", async () => {
   const broker = await startTestBroker();
   const c = await RawClient.connect(broker.port);
   try {
-    await c.send('CONNECT {"verbose":false}\r\nPUB queue:v 1\r\nx\r\nSUB topic:v sub_id:s\r\nPUB nowhere 1\r\nx\r\nPING\r\n');
+    await c.send(
+      'CONNECT {"verbose":false}\r\nPUB queue:v 1\r\nx\r\nSUB topic:v sub_id:s\r\nPUB nowhere 1\r\nx\r\nPING\r\n',
+    );
     assert.match(await c.line(), /^ERR BAD_DESTINATION /);
     assert.equal(await c.line(), "PONG");
   } finally {
@@ -100,7 +106,10 @@ Deno.test("exchange: server-chosen sub ids, INFO, message options round trip", a
       msg.line,
       /^MSG topic:opts sub_id:1 msg_id:\d+ priority:7 ttl:60000 correlation_id:corr-1 reply_to:topic:replies.1 content_type:text\/plain hdr:33 37$/,
     );
-    assert.equal(new TextDecoder().decode(msg.payload), "Trace-Id: abc\r\nX-Two: 2 words\r\n\r\nbody");
+    assert.equal(
+      new TextDecoder().decode(msg.payload),
+      "Trace-Id: abc\r\nX-Two: 2 words\r\n\r\nbody",
+    );
     assert.match(await c.line(), /^OK msg_id:\d+$/);
   } finally {
     await c.close();
@@ -127,7 +136,11 @@ Deno.test("exchange: framing errors get ERR and a typed close; others are not di
       assert.ok(await c.closedByServer(), "the server closed the connection");
       await c.close();
     }
-    await waitFor(() => broker.server.closedByReason.PROTOCOL_ERROR === 4, 2000, "4 protocol closes");
+    await waitFor(
+      () => broker.server.closedByReason.PROTOCOL_ERROR === 4,
+      2000,
+      "4 protocol closes",
+    );
     const p = await RawClient.connect(broker.port);
     await p.pub("topic:calm", "still here");
     assert.equal(new TextDecoder().decode((await bystander.frame()).payload), "still here");
