@@ -1,0 +1,237 @@
+/**
+ * Options of the client's commands, their validation, and the encoders of
+ * client frames (`PUB`, `SUB`, `UNSUB`, `ACK`, `NACK`, `CONNECT`).
+ *
+ * Everything that goes on a control line is validated here first: a space or
+ * line end smuggled into a destination or token would otherwise let a caller
+ * inject frames. Validation errors are the same typed errors the broker would
+ * answer with, raised before anything is sent.
+ *
+ * @module
+ */
+import {
+  ACK_IDS_MAX,
+  ACK_TIMEOUT_MS_MAX,
+  HEADERS_BYTES_MAX,
+  NACK_DELAY_MS_MAX,
+  PREFETCH_MAX,
+  TOKEN_BYTES_MAX,
+  TTL_MS_MAX,
+} from "../config/limits.ts";
+import { destinationError, encodeHeaders } from "../protocol/mod.ts";
+import {
+  BadArgumentError,
+  BadDestinationError,
+  BadHeadersError,
+  PayloadTooLargeError,
+} from "./errors.ts";
+import type { OutBuf } from "./outbound.ts";
+
+/** Options of one published message. */
+export interface PublishOptions {
+  /** Header block: keys of `A-Z a-z 0-9 - _ .`, values without line ends. */
+  headers?: Record<string, string>;
+  /** 0-9, higher first (queues); default 0. */
+  priority?: number;
+  /** Expire the message this many ms after the broker accepted it (1 to 30 days). */
+  ttlMs?: number;
+  /** Copied to the delivered message; request/reply uses it. */
+  correlationId?: string;
+  /** A destination where a responder should publish its reply. */
+  replyTo?: string;
+  /** E.g. `application/json`. */
+  contentType?: string;
+}
+
+/** How a subscription settles messages: `explicit` needs `ack()`, `none` counts a message as done once sent. */
+export type AckMode = "explicit" | "none";
+
+/** Options of {@linkcode SubscribeOptions}'s wire part: what goes on the `SUB` line. */
+export interface SubWireOptions {
+  /** The connection's name for the subscription; chosen by the client when absent. */
+  subId?: string;
+  /** Default: `explicit` for queues, `none` for topics. */
+  ack?: AckMode;
+  /** Most unacknowledged messages in flight (explicit acks only), 1-65536; broker default 1000. */
+  prefetch?: number;
+  /** Unacked messages older than this are redelivered; broker default 30000. */
+  ackTimeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+const EMPTY: Uint8Array = new Uint8Array(0);
+/** Destinations already validated for publishing; a publisher usually sends to a few, so this saves a scan per message. */
+const validPubDests = new Set<string>();
+const VALID_DESTS_CACHED_MAX = 1024;
+
+/** Throws `BadDestinationError` unless `dest` is valid (`wildcards`: a topic subscription). */
+export function checkDestination(dest: string, wildcards: boolean): void {
+  if (typeof dest !== "string") throw new BadDestinationError("destination must be a string");
+  if (!wildcards && validPubDests.has(dest)) return;
+  const why = destinationError(dest, wildcards);
+  if (why !== undefined) throw new BadDestinationError(why);
+  if (!wildcards && validPubDests.size < VALID_DESTS_CACHED_MAX) validPubDests.add(dest);
+}
+
+/** Throws `BadArgumentError` unless `value` is a token: 1-256 bytes, no spaces or control characters. */
+export function checkToken(name: string, value: string): void {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new BadArgumentError(`${name} must be a non-empty string`);
+  }
+  let ascii = true;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) {
+      throw new BadArgumentError(
+        `${name} ${JSON.stringify(value)} holds a space or control character`,
+      );
+    }
+    if (c > 0x7f) ascii = false;
+  }
+  const bytes = ascii ? value.length : encoder.encode(value).length;
+  if (bytes > TOKEN_BYTES_MAX) {
+    throw new BadArgumentError(`${name} is longer than ${TOKEN_BYTES_MAX} bytes`);
+  }
+}
+
+/** Throws `BadArgumentError` unless `value` is an integer in `[min, max]`. */
+export function checkInt(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new BadArgumentError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+/** The header block of `headers`, or an empty array when there are none. */
+export function headerBlock(headers: Record<string, string> | undefined): Uint8Array {
+  if (headers === undefined) return EMPTY;
+  const entries = Object.entries(headers);
+  if (entries.length === 0) return EMPTY;
+  let block: Uint8Array;
+  try {
+    block = encodeHeaders(entries.map(([k, v]) => [k, String(v)]));
+  } catch (err) {
+    throw new BadHeadersError((err as Error).message);
+  }
+  if (block.length > HEADERS_BYTES_MAX) {
+    throw new BadHeadersError(`header block is larger than ${HEADERS_BYTES_MAX} bytes`);
+  }
+  return block;
+}
+
+/** The options part of a `PUB` line (leading space included); validates each. */
+function pubOptions(opts: PublishOptions): string {
+  let line = "";
+  if (opts.priority !== undefined && opts.priority !== 0) {
+    checkInt("priority", opts.priority, 0, 9);
+    line += ` priority:${opts.priority}`;
+  }
+  if (opts.ttlMs !== undefined) {
+    checkInt("ttlMs", opts.ttlMs, 1, TTL_MS_MAX);
+    line += ` ttl:${opts.ttlMs}`;
+  }
+  if (opts.correlationId !== undefined) {
+    checkToken("correlationId", opts.correlationId);
+    line += ` correlation_id:${opts.correlationId}`;
+  }
+  if (opts.replyTo !== undefined) {
+    checkDestination(opts.replyTo, false);
+    line += ` reply_to:${opts.replyTo}`;
+  }
+  if (opts.contentType !== undefined) {
+    checkToken("contentType", opts.contentType);
+    line += ` content_type:${opts.contentType}`;
+  }
+  return line;
+}
+
+/**
+ * Validates and appends one `PUB` frame; nothing is appended when it throws.
+ *
+ * @example
+ * ```ts
+ * import { OutBuf } from "./outbound.ts";
+ * import { encodePub } from "./commands.ts";
+ * const out = new OutBuf();
+ * encodePub(out, "queue:orders", new TextEncoder().encode("hi"), { priority: 5 }, 1 << 20);
+ * console.assert(new TextDecoder().decode(out.take()) === "PUB queue:orders priority:5 2\r\nhi\r\n");
+ * ```
+ */
+export function encodePub(
+  out: OutBuf,
+  dest: string,
+  body: Uint8Array,
+  opts: PublishOptions | undefined,
+  maxPayload: number,
+): void {
+  checkDestination(dest, false);
+  let line = "PUB " + dest;
+  let block: Uint8Array = EMPTY;
+  if (opts !== undefined) {
+    line += pubOptions(opts);
+    block = headerBlock(opts.headers);
+    if (block.length > 0) line += ` hdr:${block.length}`;
+  }
+  const size = block.length + body.length;
+  if (size > maxPayload) {
+    throw new PayloadTooLargeError(
+      `payload of ${size} bytes is larger than the broker's max_payload of ${maxPayload} bytes`,
+    );
+  }
+  out.writeString(`${line} ${size}\r\n`);
+  if (block.length > 0) out.writeBytes(block);
+  out.writeBytes(body);
+  out.writeString("\r\n");
+}
+
+/** Validates the wire options of a subscription; returns its `SUB` line (without the line end). */
+export function subLine(dest: string, sid: string, ack: AckMode, opts: SubWireOptions): string {
+  let line = `SUB ${dest} sub_id:${sid} ack:${ack}`;
+  if (opts.prefetch !== undefined) {
+    checkInt("prefetch", opts.prefetch, 1, PREFETCH_MAX);
+    line += ` prefetch:${opts.prefetch}`;
+  }
+  if (opts.ackTimeoutMs !== undefined) {
+    checkInt("ackTimeoutMs", opts.ackTimeoutMs, 1, ACK_TIMEOUT_MS_MAX);
+    line += ` ack_timeout:${opts.ackTimeoutMs}`;
+  }
+  return line;
+}
+
+/** Checks everything `subscribe` takes before it registers anything. */
+export function checkSubscribe(dest: string, opts: SubWireOptions): AckMode {
+  checkDestination(dest, true);
+  if (opts.subId !== undefined) checkToken("subId", opts.subId);
+  const ack = opts.ack ?? (dest.startsWith("queue:") ? "explicit" : "none");
+  if (ack !== "explicit" && ack !== "none") {
+    throw new BadArgumentError(`ack must be "explicit" or "none", got ${JSON.stringify(ack)}`);
+  }
+  subLine(dest, "x", ack, opts);
+  return ack;
+}
+
+/** Appends `ACK` lines for `ids`, at most `ACK_IDS_MAX` per line; returns how many lines. */
+export function encodeAcks(out: OutBuf, ids: readonly string[]): number {
+  let lines = 0;
+  for (let i = 0; i < ids.length; i += ACK_IDS_MAX) {
+    let line = "ACK";
+    const end = Math.min(ids.length, i + ACK_IDS_MAX);
+    for (let k = i; k < end; k++) line += " msg_id:" + ids[k];
+    out.writeString(line + "\r\n");
+    lines++;
+  }
+  return lines;
+}
+
+/** The `NACK` line of one message (without the line end); validates the delay. */
+export function nackLine(id: string, delayMs: number | undefined): string {
+  if (delayMs === undefined || delayMs === 0) return `NACK msg_id:${id}`;
+  checkInt("delayMs", delayMs, 0, NACK_DELAY_MS_MAX);
+  return `NACK msg_id:${id} delay:${delayMs}`;
+}
+
+/** Body conveniences: strings are sent as UTF-8. */
+export function toBytes(body: Uint8Array | string): Uint8Array {
+  if (typeof body === "string") return encoder.encode(body);
+  if (body instanceof Uint8Array) return body;
+  throw new TypeError("body must be a Uint8Array or a string");
+}

@@ -1,0 +1,140 @@
+/**
+ * The state of one connection as the client sees it: the queue of commands
+ * waiting for their reply, and the acks batched for the next write.
+ *
+ * Reply matching: the broker answers every command in order and the client
+ * keeps `verbose: true`, so every command gets exactly one reply and the
+ * replies are matched first in, first out. A fire-and-forget publish still
+ * takes its place in the queue, with no one to resolve (`NO_WAIT`); that is
+ * what keeps the matching exact when `publish` and `publishNoWait` mix. (With
+ * `verbose: false` only errors would come back and could not be matched to
+ * the command that caused them.)
+ *
+ * @module
+ */
+import { ACK_IDS_MAX } from "../config/limits.ts";
+import { encodeAcks } from "./commands.ts";
+import { type BrokerError, UnknownMsgIdError } from "./errors.ts";
+import { Fifo } from "./fifo.ts";
+import type { Wire } from "./wire.ts";
+
+/** Which reply a command waits for. */
+export const Reply = { OK: 0, PONG: 1, INFO: 2 } as const;
+/** One of {@linkcode Reply}. */
+export type Reply = (typeof Reply)[keyof typeof Reply];
+
+/** A command waiting for its reply; `null` handlers: nobody waits (errors go to the status stream). */
+export interface Pending {
+  kind: Reply;
+  resolve: ((arg: string) => void) | null;
+  reject: ((err: Error) => void) | null;
+}
+
+/** The shared entry of every fire-and-forget command. */
+export const NO_WAIT: Pending = { kind: Reply.OK, resolve: null, reject: null };
+
+type Deferred = { resolve: () => void; reject: (err: Error) => void };
+
+/** One connection: its wire, generation, pending replies and batched acks. */
+export class Link {
+  /** Counts connections; messages remember theirs, since acks only mean something on the connection that delivered them. */
+  readonly gen: number;
+  readonly wire: Wire;
+  readonly pending: Fifo<Pending> = new Fifo();
+  /** Resolved when the broker answered CONNECT and INFO. */
+  readonly handshake: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** The fatal error the broker sent before closing, if any. */
+  fatal: BrokerError | undefined;
+  /** True once the handshake completed: the connection counts as up. */
+  ready = false;
+  /** Keep-alive PINGs without a PONG yet. */
+  pingsOut = 0;
+  #acks: string[] = [];
+  #ackWaiters: Map<string, Deferred> | null = null;
+  #report: (err: Error) => void;
+
+  /**
+   * @param gen the connection's number
+   * @param wire its socket
+   * @param report where errors of fire-and-forget acks go
+   */
+  constructor(gen: number, wire: Wire, report: (err: Error) => void) {
+    this.gen = gen;
+    this.wire = wire;
+    this.#report = report;
+    this.handshake.promise.catch(() => {});
+  }
+
+  /**
+   * Appends one command line and its pending entry, in the same order.
+   * Batched acks go first: an `UNSUB` or a `PING` (flush) must not overtake
+   * the acks issued before it, or the broker would requeue those messages.
+   */
+  send(line: string, pending: Pending): void {
+    this.flushAcks();
+    this.wire.out.writeString(line + "\r\n");
+    this.pending.push(pending);
+    this.wire.schedule();
+  }
+
+  /** Sends a command and resolves with its reply argument. */
+  command(line: string, kind: Reply = Reply.OK): Promise<string> {
+    return new Promise((resolve, reject) => this.send(line, { kind, resolve, reject }));
+  }
+
+  /** Queues an ack for the next write; with `confirm`, resolves on the broker's answer. */
+  ack(id: string, confirm: boolean): Promise<void> {
+    this.#acks.push(id);
+    this.wire.schedule();
+    if (!confirm) return Promise.resolve();
+    this.#ackWaiters ??= new Map();
+    const d = Promise.withResolvers<void>();
+    this.#ackWaiters.set(id, d);
+    return d.promise;
+  }
+
+  /**
+   * Writes the batched acks as `ACK` lines of up to 1024 ids, each with one
+   * pending entry. On `ERR UNKNOWN_MSG_ID` the broker still settled the other
+   * ids of the line, so only the waiter whose id the error names is rejected.
+   */
+  flushAcks(): void {
+    if (this.#acks.length === 0) return;
+    const ids = this.#acks;
+    const waiters = this.#ackWaiters;
+    this.#acks = [];
+    this.#ackWaiters = null;
+    encodeAcks(this.wire.out, ids);
+    for (let i = 0; i < ids.length; i += ACK_IDS_MAX) {
+      const line = ids.slice(i, i + ACK_IDS_MAX);
+      const mine = waiters === null ? [] : line.filter((id) => waiters.has(id));
+      this.pending.push({
+        kind: Reply.OK,
+        resolve: mine.length === 0 ? null : () => {
+          for (const id of mine) waiters!.get(id)!.resolve();
+        },
+        reject: (err) => {
+          let named = false;
+          for (const id of mine) {
+            const hit = !(err instanceof UnknownMsgIdError) || err.message.includes(id);
+            named ||= hit;
+            if (hit) waiters!.get(id)!.reject(err);
+            else waiters!.get(id)!.resolve();
+          }
+          if (!named) this.#report(err);
+        },
+      });
+    }
+  }
+
+  /** The connection is gone: every waiting command fails with `err`. */
+  failAll(err: Error): void {
+    if (this.#ackWaiters !== null) {
+      for (const d of this.#ackWaiters.values()) d.reject(err);
+      this.#ackWaiters = null;
+    }
+    this.#acks = [];
+    for (const p of this.pending.drain()) p.reject?.(err);
+    this.handshake.reject(err);
+  }
+}

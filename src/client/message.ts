@@ -1,0 +1,170 @@
+/**
+ * A delivered message: metadata from the `MSG` line, the body without its
+ * header block, and the settle operations (`ack`, `nack`, `respond`).
+ *
+ * @module
+ */
+import { decodeHeaders } from "../protocol/mod.ts";
+import type { PublishOptions } from "./commands.ts";
+import type { MsgFrame } from "./parser.ts";
+
+/** What a message needs from its client; one per subscription, shared by its messages. */
+export interface MessageContext {
+  /** True when the subscription uses explicit acks (ACK/NACK go on the wire). */
+  readonly explicit: boolean;
+  ack(msg: Message, confirm: boolean): Promise<void>;
+  nack(msg: Message, delayMs: number | undefined, confirm: boolean): Promise<void>;
+  publish(dest: string, body: Uint8Array | string, opts: PublishOptions): Promise<string>;
+}
+
+/** Options of {@linkcode Message.ack}. */
+export interface AckOptions {
+  /**
+   * Wait for the broker's `OK` and reject with its error (e.g.
+   * `UnknownMsgIdError` after an ack timeout). Default false: the ack is
+   * batched with others and sent in the next write, and a late failure is
+   * reported as a status `error` event; the message is then redelivered, so
+   * at-least-once holds either way.
+   */
+  confirm?: boolean;
+}
+
+/** Options of {@linkcode Message.nack}. */
+export interface NackOptions extends AckOptions {
+  /** Make the message deliverable again after this many ms (default: at once). */
+  delayMs?: number;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * A message delivered to a subscription.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "../client/mod.ts";
+ * const client = await connect("localhost:9092");
+ * const sub = await client.subscribe("queue:orders");
+ * for await (const msg of sub) {
+ *   console.log(msg.id, msg.deliveryCount, msg.headers, msg.text());
+ *   await msg.ack();
+ *   break;
+ * }
+ * await client.close();
+ * ```
+ */
+export class Message {
+  /** Where the message was published (the concrete topic for a wildcard subscription). */
+  readonly dest: string;
+  /** The broker's message id (a decimal integer, kept as a string: ids are up to 2^63). */
+  readonly id: string;
+  /** The subscription id it was delivered to. */
+  readonly subId: string;
+  /** 0-9. */
+  readonly priority: number;
+  /** 1 on first delivery; n on the nth (a redelivery). */
+  readonly deliveryCount: number;
+  /** The `ttl` it was published with, if any. */
+  readonly ttlMs: number | undefined;
+  readonly correlationId: string | undefined;
+  readonly replyTo: string | undefined;
+  readonly contentType: string | undefined;
+  /** Which connection delivered it; acks of an older connection are meaningless to the broker. */
+  readonly generation: number;
+  #payload: Uint8Array;
+  #hdrLen: number;
+  #headers: Record<string, string> | undefined;
+  #ctx: MessageContext;
+  #settled = false;
+
+  /** Built by the client from a parsed `MSG` frame; not meant to be called by users. */
+  constructor(frame: MsgFrame, ctx: MessageContext, generation: number) {
+    this.dest = frame.dest;
+    this.id = frame.id;
+    this.subId = frame.subId;
+    this.priority = frame.priority;
+    this.deliveryCount = frame.delivery;
+    this.ttlMs = frame.ttlMs;
+    this.correlationId = frame.correlationId;
+    this.replyTo = frame.replyTo;
+    this.contentType = frame.contentType;
+    this.generation = generation;
+    this.#payload = frame.payload;
+    this.#hdrLen = frame.hdrLen;
+    this.#ctx = ctx;
+  }
+
+  /** The body, without the header block (a view, not a copy). */
+  get body(): Uint8Array {
+    return this.#hdrLen === 0 ? this.#payload : this.#payload.subarray(this.#hdrLen);
+  }
+
+  /** Payload bytes on the wire (headers + body); what buffer limits count. */
+  get size(): number {
+    return this.#payload.length;
+  }
+
+  /** Headers, decoded on first use (most consumers never look). A repeated key keeps its last value. */
+  get headers(): Record<string, string> {
+    if (this.#headers === undefined) {
+      this.#headers = {};
+      if (this.#hdrLen > 0) {
+        for (const [k, v] of decodeHeaders(this.#payload.subarray(0, this.#hdrLen))) {
+          this.#headers[k] = v;
+        }
+      }
+    }
+    return this.#headers;
+  }
+
+  /** True when the broker delivered it before (`deliveryCount > 1`). */
+  get redelivered(): boolean {
+    return this.deliveryCount > 1;
+  }
+
+  /** True once `ack` or `nack` was called. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** The body as UTF-8 text. */
+  text(): string {
+    return decoder.decode(this.body);
+  }
+
+  /** The body parsed as JSON. */
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+
+  /**
+   * Settles the message. A no-op for `ack: "none"` subscriptions and after
+   * the first `ack`/`nack`.
+   */
+  ack(options?: AckOptions): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    this.#settled = true;
+    return this.#ctx.ack(this, options?.confirm === true);
+  }
+
+  /** Gives the message back to be redelivered (after `delayMs`); a no-op for `ack: "none"` subscriptions. */
+  nack(options?: NackOptions): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    this.#settled = true;
+    return this.#ctx.nack(this, options?.delayMs, options?.confirm === true);
+  }
+
+  /**
+   * Publishes a reply to `replyTo` with this message's `correlationId`;
+   * resolves with the reply's msg id. Throws `TypeError` without `replyTo`.
+   */
+  respond(body: Uint8Array | string, options?: PublishOptions): Promise<string> {
+    if (this.replyTo === undefined) {
+      return Promise.reject(new TypeError(`Message ${this.id} has no reply_to to respond to`));
+    }
+    return this.#ctx.publish(this.replyTo, body, {
+      ...options,
+      correlationId: this.correlationId ?? options?.correlationId,
+    });
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The Relayr client SDK for Deno and Bun.
+ *
+ * ```ts ignore
+ * import { connect } from "@relayr/relayr/client";
+ *
+ * const client = await connect("localhost:9092");
+ * await client.publish("queue:orders", new TextEncoder().encode('{"order_id":"12345"}'));
+ *
+ * const sub = await client.subscribe("topic:events");
+ * for await (const msg of sub) {
+ *   console.log(new TextDecoder().decode(msg.body));
+ *   await msg.ack();
+ * }
+ * ```
+ *
+ * - `publish` resolves with the broker's msg id; `publishNoWait` does not wait.
+ * - `subscribe` returns an async iterable; `ack()`, `nack({ delayMs })` and
+ *   `respond(body)` settle or answer a message.
+ * - `request` does request/reply over `reply_to` + `correlation_id`.
+ * - The client reconnects with jittered exponential back-off, renews its
+ *   subscriptions, and buffers publishes while reconnecting (bounded).
+ * - Every broker `ERR` code has its own error class (see `errors.ts`).
+ *
+ * See docs/CLIENT.md for the full guide.
+ *
+ * @module
+ */
+export {
+  Client,
+  connect,
+  type ConnectOptions,
+  type RequestOptions,
+  type ServerInfo,
+  type SubscribeOptions,
+} from "./client.ts";
+export type { AckMode, PublishOptions } from "./commands.ts";
+export { type AckOptions, Message, type NackOptions } from "./message.ts";
+export { Subscription } from "./subscription.ts";
+export type { StatusEvent, StatusListener } from "./status.ts";
+export { type Address, parseAddress } from "./address.ts";
+export * from "./errors.ts";

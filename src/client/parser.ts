@@ -1,0 +1,368 @@
+/**
+ * The pure, incremental parser of server frames (`MSG`, `OK`, `ERR`, `PING`,
+ * `PONG`, `INFO`): bytes in, calls on a {@linkcode FrameHandler} out. No
+ * sockets, timers or `await`, so it is tested byte by byte.
+ *
+ * Why it is shaped this way:
+ * - It never decodes a chunk to a string: it finds line ends with
+ *   `indexOf(10)` on the bytes, decodes only the tokens of one control line,
+ *   and hands payloads out as `subarray`s of the chunk (no copy) when the
+ *   payload lies inside one chunk. The runtime promises chunks are never
+ *   reused (see `Conn.readable`), so the views stay valid.
+ * - Bytes of an unfinished control line are copied once into a fixed buffer
+ *   and never rescanned; only the new chunk is searched for the line end.
+ * - Every length is checked before anything is allocated.
+ *
+ * @module
+ */
+import { ProtocolError } from "./errors.ts";
+import { SERVER_LINE_BYTES_MAX, SERVER_PAYLOAD_BYTES_MAX } from "./limits.ts";
+
+/** One `MSG` frame, with its payload (header block included). */
+export interface MsgFrame {
+  /** Where the message was published (the concrete topic for wildcard subscriptions). */
+  dest: string;
+  /** The subscription it was delivered to. */
+  subId: string;
+  /** The broker's message id, as the decimal string of the wire. */
+  id: string;
+  /** 0-9, default 0. */
+  priority: number;
+  /** The `ttl` the message was published with, if any. */
+  ttlMs: number | undefined;
+  correlationId: string | undefined;
+  replyTo: string | undefined;
+  contentType: string | undefined;
+  /** Bytes of the header block at the start of `payload` (0: none). */
+  hdrLen: number;
+  /** 1 for a first delivery, n for the nth. */
+  delivery: number;
+  /** Header block and body. */
+  payload: Uint8Array;
+}
+
+/** Receives the frames the parser finds, in order. */
+export interface FrameHandler {
+  onMsg(frame: MsgFrame): void;
+  /** `arg` is what follows `OK`: `""`, `"msg_id:<id>"` or `"sub_id:<sid>"`. */
+  onOk(arg: string): void;
+  onErr(code: string, text: string): void;
+  onPing(): void;
+  onPong(): void;
+  onInfo(json: string): void;
+}
+
+const State = { CONTROL: 0, PAYLOAD: 1, PAYLOAD_CR: 2, PAYLOAD_LF: 3 } as const;
+type State = (typeof State)[keyof typeof State];
+
+const LF = 10;
+const CR = 13;
+const SPACE = 32;
+const TAB = 9;
+/** More tokens than this on a MSG line is garbage (the broker caps options at 32). */
+const TOKENS_MAX = 48;
+
+const utf8 = new TextDecoder();
+
+/**
+ * Incremental parser of the byte stream a broker sends.
+ *
+ * @example
+ * ```ts
+ * import { FrameParser } from "./parser.ts";
+ * const seen: string[] = [];
+ * const parser = new FrameParser({
+ *   onMsg: (f) => seen.push(`${f.dest} ${new TextDecoder().decode(f.payload)}`),
+ *   onOk: (arg) => seen.push(`OK ${arg}`),
+ *   onErr: (code) => seen.push(code),
+ *   onPing: () => {},
+ *   onPong: () => {},
+ *   onInfo: () => {},
+ * });
+ * parser.push(new TextEncoder().encode("OK msg_id:1\r\nMSG topic:a sub_id:s msg_id:1 2\r\nhi\r\n"));
+ * console.assert(seen.join("|") === "OK msg_id:1|topic:a hi");
+ * ```
+ */
+export class FrameParser {
+  /** Largest MSG payload; the client lowers it to the broker's `max_payload` once known. */
+  maxPayloadBytes = SERVER_PAYLOAD_BYTES_MAX;
+
+  #handler: FrameHandler;
+  #state: State = State.CONTROL;
+  /** Holds the bytes of a control line split across chunks (+1 for a trailing CR). */
+  #line = new Uint8Array(SERVER_LINE_BYTES_MAX + 1);
+  #lineLen = 0;
+  #tokens = new Int32Array(TOKENS_MAX * 2);
+  #frame: MsgFrame | null = null;
+  #need = 0;
+  /** Assembly buffer of a payload split across chunks; null while the payload is one view. */
+  #payload: Uint8Array | null = null;
+  #payloadPos = 0;
+
+  /** @param handler receives each frame as soon as it is complete */
+  constructor(handler: FrameHandler) {
+    this.#handler = handler;
+  }
+
+  /** Parses one chunk; throws {@linkcode ProtocolError} on bytes that are not protocol. */
+  push(chunk: Uint8Array): void {
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      switch (this.#state) {
+        case State.CONTROL: {
+          const lf = chunk.indexOf(LF, i);
+          if (lf < 0) {
+            this.#appendPartial(chunk, i, n);
+            return;
+          }
+          if (this.#lineLen > 0) {
+            this.#appendPartial(chunk, i, lf);
+            const line = this.#line;
+            const len = this.#lineLen;
+            this.#lineLen = 0;
+            this.#controlLine(line, 0, len > 0 && line[len - 1] === CR ? len - 1 : len);
+          } else {
+            const end = lf > i && chunk[lf - 1] === CR ? lf - 1 : lf;
+            if (end - i > SERVER_LINE_BYTES_MAX) throw tooLong(chunk, i);
+            this.#controlLine(chunk, i, end);
+          }
+          i = lf + 1;
+          break;
+        }
+        case State.PAYLOAD: {
+          const avail = n - i;
+          if (this.#payload === null && avail >= this.#need) {
+            // The common case: the whole payload is in this chunk, hand out a view.
+            this.#frame!.payload = chunk.subarray(i, i + this.#need);
+            i += this.#need;
+            this.#state = State.PAYLOAD_CR;
+            break;
+          }
+          if (this.#payload === null) {
+            this.#payload = new Uint8Array(this.#need);
+            this.#payloadPos = 0;
+          }
+          const take = Math.min(avail, this.#payload.length - this.#payloadPos);
+          this.#payload.set(chunk.subarray(i, i + take), this.#payloadPos);
+          this.#payloadPos += take;
+          i += take;
+          if (this.#payloadPos === this.#payload.length) {
+            this.#frame!.payload = this.#payload;
+            this.#payload = null;
+            this.#state = State.PAYLOAD_CR;
+          }
+          break;
+        }
+        case State.PAYLOAD_CR: {
+          const b = chunk[i++];
+          if (b === CR) this.#state = State.PAYLOAD_LF;
+          else if (b === LF) this.#emitMsg();
+          else throw protocolError("payload not followed by a line end", chunk, i - 1);
+          break;
+        }
+        case State.PAYLOAD_LF: {
+          if (chunk[i++] !== LF) {
+            throw protocolError("payload not followed by a line end", chunk, i - 1);
+          }
+          this.#emitMsg();
+          break;
+        }
+      }
+    }
+  }
+
+  #appendPartial(chunk: Uint8Array, from: number, to: number): void {
+    const len = to - from;
+    // +1: a CR may be the last byte of a line of exactly the maximum length.
+    if (this.#lineLen + len > SERVER_LINE_BYTES_MAX + 1) throw tooLong(chunk, from);
+    this.#line.set(chunk.subarray(from, to), this.#lineLen);
+    this.#lineLen += len;
+  }
+
+  #emitMsg(): void {
+    const frame = this.#frame!;
+    this.#frame = null;
+    this.#state = State.CONTROL;
+    this.#handler.onMsg(frame);
+  }
+
+  /** One control line in `buf[start, end)`, line end already removed. */
+  #controlLine(buf: Uint8Array, start: number, end: number): void {
+    while (start < end && isSpace(buf[start])) start++;
+    if (start === end) return; // empty lines are ignored
+    let verbEnd = start;
+    while (verbEnd < end && !isSpace(buf[verbEnd])) verbEnd++;
+    const verb = verbCode(buf, start, verbEnd);
+    let rest = verbEnd;
+    while (rest < end && isSpace(buf[rest])) rest++;
+    switch (verb) {
+      case "MSG":
+        return this.#msgLine(buf, rest, end);
+      case "OK":
+        return this.#handler.onOk(decode(buf, rest, trimEnd(buf, rest, end)));
+      case "ERR": {
+        let codeEnd = rest;
+        while (codeEnd < end && !isSpace(buf[codeEnd])) codeEnd++;
+        let text = codeEnd;
+        while (text < end && isSpace(buf[text])) text++;
+        if (codeEnd === rest) throw protocolError("ERR without a code", buf, start);
+        return this.#handler.onErr(decode(buf, rest, codeEnd), decode(buf, text, end));
+      }
+      case "PING":
+        return this.#handler.onPing();
+      case "PONG":
+        return this.#handler.onPong();
+      case "INFO":
+        return this.#handler.onInfo(decode(buf, rest, end));
+      default:
+        throw protocolError("unknown verb", buf, start);
+    }
+  }
+
+  /** `<dest> sub_id:<sid> msg_id:<id> [<key>:<value>]... <size>` */
+  #msgLine(buf: Uint8Array, start: number, end: number): void {
+    const t = this.#tokens;
+    let count = 0;
+    let i = start;
+    while (i < end) {
+      while (i < end && isSpace(buf[i])) i++;
+      if (i === end) break;
+      if (count === TOKENS_MAX) throw protocolError("too many tokens in MSG", buf, start);
+      t[count * 2] = i;
+      while (i < end && !isSpace(buf[i])) i++;
+      t[count * 2 + 1] = i;
+      count++;
+    }
+    if (count < 4) {
+      throw protocolError("MSG needs a destination, sub_id, msg_id and size", buf, start);
+    }
+    const size = parseSize(buf, t[(count - 1) * 2], t[(count - 1) * 2 + 1]);
+    if (size < 0) throw protocolError("MSG size is not a number", buf, start);
+    if (size > this.maxPayloadBytes) throw protocolError("MSG payload too large", buf, start);
+    const frame: MsgFrame = {
+      dest: decode(buf, t[0], t[1]),
+      subId: "",
+      id: "",
+      priority: 0,
+      ttlMs: undefined,
+      correlationId: undefined,
+      replyTo: undefined,
+      contentType: undefined,
+      hdrLen: 0,
+      delivery: 1,
+      payload: EMPTY,
+    };
+    for (let k = 1; k < count - 1; k++) {
+      const s = t[k * 2];
+      const e = t[k * 2 + 1];
+      const colon = buf.indexOf(58, s);
+      if (colon < 0 || colon >= e) throw protocolError("MSG option without ':'", buf, s);
+      setOption(frame, decode(buf, s, colon), buf, colon + 1, e);
+    }
+    if (frame.subId === "" || frame.id === "") {
+      throw protocolError("MSG without sub_id or msg_id", buf, start);
+    }
+    if (frame.hdrLen > size) throw protocolError("MSG hdr larger than its size", buf, start);
+    this.#frame = frame;
+    this.#need = size;
+    this.#state = State.PAYLOAD;
+    if (size === 0) {
+      frame.payload = EMPTY;
+      this.#state = State.PAYLOAD_CR;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Applies one `key:value` option of a MSG line; unknown keys are skipped (a newer broker). */
+function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: number): void {
+  switch (key) {
+    case "sub_id":
+      frame.subId = decode(buf, s, e);
+      return;
+    case "msg_id":
+      frame.id = decode(buf, s, e);
+      return;
+    case "priority":
+      frame.priority = numberOption(key, buf, s, e);
+      return;
+    case "ttl":
+      frame.ttlMs = numberOption(key, buf, s, e);
+      return;
+    case "correlation_id":
+      frame.correlationId = decode(buf, s, e);
+      return;
+    case "reply_to":
+      frame.replyTo = decode(buf, s, e);
+      return;
+    case "content_type":
+      frame.contentType = decode(buf, s, e);
+      return;
+    case "hdr":
+      frame.hdrLen = numberOption(key, buf, s, e);
+      return;
+    case "delivery":
+      frame.delivery = numberOption(key, buf, s, e);
+      return;
+  }
+}
+
+function numberOption(key: string, buf: Uint8Array, s: number, e: number): number {
+  const n = parseSize(buf, s, e);
+  if (n < 0) throw protocolError(`MSG option ${key} is not a number`, buf, s);
+  return n;
+}
+
+/** Decimal digits to a number; -1 when empty, not all digits, or beyond 2^53. */
+function parseSize(buf: Uint8Array, s: number, e: number): number {
+  if (s === e || e - s > 15) return -1;
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function isSpace(b: number): boolean {
+  return b === SPACE || b === TAB;
+}
+
+function trimEnd(buf: Uint8Array, s: number, e: number): number {
+  while (e > s && isSpace(buf[e - 1])) e--;
+  return e;
+}
+
+/** The verb in upper case, decoded only when it is short enough to be one. */
+function verbCode(buf: Uint8Array, s: number, e: number): string {
+  if (e - s > 4) return "";
+  let v = "";
+  // `& 0xdf` upper-cases ASCII letters: verbs are case-insensitive.
+  for (let i = s; i < e; i++) v += String.fromCharCode(buf[i] & 0xdf);
+  return v;
+}
+
+/** Decodes a token: a fast path for ASCII (every token the broker writes), UTF-8 otherwise. */
+function decode(buf: Uint8Array, s: number, e: number): string {
+  if (e - s > 64) return utf8.decode(buf.subarray(s, e));
+  let out = "";
+  for (let i = s; i < e; i++) {
+    const b = buf[i];
+    if (b > 127) return utf8.decode(buf.subarray(s, e));
+    out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+function tooLong(buf: Uint8Array, at: number): ProtocolError {
+  return protocolError(`control line longer than ${SERVER_LINE_BYTES_MAX} bytes`, buf, at);
+}
+
+/** A protocol error quoting up to 32 bytes from where it happened, as nats-server does. */
+function protocolError(what: string, buf: Uint8Array, at: number): ProtocolError {
+  const snippet = utf8.decode(buf.subarray(at, Math.min(buf.length, at + 32)));
+  return new ProtocolError(`Broker sent an invalid frame (${what}) at ${JSON.stringify(snippet)}`);
+}

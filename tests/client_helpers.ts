@@ -1,0 +1,111 @@
+/**
+ * Helpers of the client and CLI tests: a broker as a real child process
+ * (`deno run -A main.ts serve`), free ports, bounded waits.
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A port that was free a moment ago (listen on 0, read it, close). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `cond()` holds, polling; fails after `timeoutMs`. */
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A broker child process on a fixed port; restartable on the same port. */
+export class BrokerProcess {
+  readonly port: number;
+  readonly args: string[];
+  #child: Deno.ChildProcess | null = null;
+
+  private constructor(port: number, args: string[]) {
+    this.port = port;
+    this.args = args;
+  }
+
+  /** Spawns a broker on `port` (default: a free one) and waits until it accepts connections. */
+  static async start(args: string[] = [], port = freePort()): Promise<BrokerProcess> {
+    const b = new BrokerProcess(port, args);
+    await b.restart();
+    return b;
+  }
+
+  /** `127.0.0.1:<port>`. */
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** True while the child runs. */
+  get running(): boolean {
+    return this.#child !== null;
+  }
+
+  /** Starts the child again (after `kill`) on the same port. */
+  async restart(): Promise<void> {
+    if (this.#child !== null) throw new Error("broker already running");
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(this.port),
+        "--no-http",
+        "--log-level",
+        "error",
+        ...this.args,
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
+        c.close();
+        return;
+      } catch {
+        if (Date.now() > deadline) {
+          await this.kill();
+          throw new Error(`broker did not start on port ${this.port}`);
+        }
+        await sleep(50);
+      }
+    }
+  }
+
+  /** Stops the child we started, by its PID (SIGKILL: a crash; SIGTERM: a graceful stop). */
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    const child = this.#child;
+    if (child === null) return;
+    this.#child = null;
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+    await child.status;
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * The client's frame parser, outbound encoders and small helpers: pure
+ * tests, no sockets. Every stream is also fed byte by byte and in random
+ * splits, and must give the same frames.
+ */
+import assert from "node:assert/strict";
+import { FrameParser, type MsgFrame } from "../src/client/parser.ts";
+import { OutBuf } from "../src/client/outbound.ts";
+import { encodeAcks, encodePub, nackLine, subLine } from "../src/client/commands.ts";
+import {
+  BadArgumentError,
+  BadDestinationError,
+  BadHeadersError,
+  BrokerError,
+  brokerError,
+  PayloadTooLargeError,
+  ProtocolError,
+  QueueFullError,
+  ShuttingDownError,
+} from "../src/client/errors.ts";
+import { Fifo } from "../src/client/fifo.ts";
+import { parseAddress } from "../src/client/address.ts";
+import { backoff } from "../src/client/client.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+type Event = string;
+
+function collect(chunks: Uint8Array[]): Event[] {
+  const events: Event[] = [];
+  const parser = new FrameParser({
+    onMsg: (f: MsgFrame) => events.push(describe(f)),
+    onOk: (arg) => events.push(`OK[${arg}]`),
+    onErr: (code, text) => events.push(`ERR[${code}|${text}]`),
+    onPing: () => events.push("PING"),
+    onPong: () => events.push("PONG"),
+    onInfo: (json) => events.push(`INFO[${json}]`),
+  });
+  for (const c of chunks) parser.push(c);
+  return events;
+}
+
+function describe(f: MsgFrame): string {
+  const opts = [
+    f.priority && `p${f.priority}`,
+    f.ttlMs !== undefined && `ttl${f.ttlMs}`,
+    f.correlationId && `c=${f.correlationId}`,
+    f.replyTo && `r=${f.replyTo}`,
+    f.contentType && `ct=${f.contentType}`,
+    f.hdrLen && `h${f.hdrLen}`,
+    f.delivery > 1 && `d${f.delivery}`,
+  ].filter(Boolean).join(",");
+  return `MSG[${f.dest}|${f.subId}|${f.id}|${opts}|${dec.decode(f.payload)}]`;
+}
+
+/** Every way of feeding `text`: whole, byte by byte, and 20 random splits. */
+function feeds(bytes: Uint8Array): Uint8Array[][] {
+  const out: Uint8Array[][] = [[bytes]];
+  out.push([...bytes].map((b) => Uint8Array.of(b)));
+  let seed = 42;
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  for (let k = 0; k < 20; k++) {
+    const parts: Uint8Array[] = [];
+    let i = 0;
+    while (i < bytes.length) {
+      const n = 1 + Math.floor(rand() * 40);
+      parts.push(bytes.slice(i, i + n));
+      i += n;
+    }
+    out.push(parts);
+  }
+  return out;
+}
+
+const STREAM = "OK\r\n" +
+  "OK msg_id:1830000000000000\r\n" +
+  "OK sub_id:s1\r\n" +
+  "MSG topic:events sub_id:sub456 msg_id:1830000000000001 43\r\n" +
+  '{"event":"order_placed","order_id":"12345"}\r\n' +
+  "\r\n" +
+  "PING\r\nPONG\r\n" +
+  "MSG queue:orders sub_id:s2 msg_id:7 priority:5 ttl:1000 correlation_id:abc reply_to:topic:_inbox.x.1 content_type:application/json hdr:17 delivery:3 22\r\n" +
+  "Trace-Id: abc\r\n\r\nhello\r\n" +
+  "MSG topic:a sub_id:s msg_id:8 4\r\na\r\nb\r\n" +
+  "MSG topic:a sub_id:s msg_id:9 0\r\n\r\n" +
+  "ERR QUEUE_FULL queue:orders is full  (1000 messages)\r\n" +
+  "ERR LIMIT\r\n" +
+  'INFO {"server_id":"x","max_payload":1048576}\r\n' +
+  "ok\nmsg topic:lf sub_id:s msg_id:10 2\nhi\n";
+
+const EXPECTED = [
+  "OK[]",
+  "OK[msg_id:1830000000000000]",
+  "OK[sub_id:s1]",
+  'MSG[topic:events|sub456|1830000000000001||{"event":"order_placed","order_id":"12345"}]',
+  "PING",
+  "PONG",
+  "MSG[queue:orders|s2|7|p5,ttl1000,c=abc,r=topic:_inbox.x.1,ct=application/json,h17,d3|Trace-Id: abc\r\n\r\nhello]",
+  "MSG[topic:a|s|8||a\r\nb]",
+  "MSG[topic:a|s|9||]",
+  "ERR[QUEUE_FULL|queue:orders is full  (1000 messages)]",
+  "ERR[LIMIT|]",
+  'INFO[{"server_id":"x","max_payload":1048576}]',
+  "OK[]",
+  "MSG[topic:lf|s|10||hi]",
+];
+
+Deno.test("parser: every frame kind, whole, byte by byte and in random splits", () => {
+  for (const chunks of feeds(enc.encode(STREAM))) assert.deepEqual(collect(chunks), EXPECTED);
+});
+
+Deno.test("parser: a payload inside one chunk is a view of it, not a copy", () => {
+  const chunk = enc.encode("MSG topic:a sub_id:s msg_id:1 5\r\nhello\r\n");
+  let payload: Uint8Array | undefined;
+  const parser = new FrameParser({
+    onMsg: (f) => payload = f.payload,
+    onOk() {},
+    onErr() {},
+    onPing() {},
+    onPong() {},
+    onInfo() {},
+  });
+  parser.push(chunk);
+  assert.equal(payload!.buffer, chunk.buffer);
+});
+
+Deno.test("parser: state after each byte", () => {
+  // The frame is announced only once its payload's line end is in.
+  const bytes = enc.encode("MSG topic:a sub_id:s msg_id:1 2\r\nhi\r\n");
+  const events: string[] = [];
+  const parser = new FrameParser({
+    onMsg: () => events.push("MSG"),
+    onOk() {},
+    onErr() {},
+    onPing() {},
+    onPong() {},
+    onInfo() {},
+  });
+  for (let i = 0; i < bytes.length; i++) {
+    parser.push(bytes.subarray(i, i + 1));
+    assert.equal(events.length, i === bytes.length - 1 ? 1 : 0, `after byte ${i}`);
+  }
+});
+
+const MALFORMED: [string, string][] = [
+  ["HELLO\r\n", "unknown verb"],
+  ["MSG topic:a sub_id:s 5\r\nhello\r\n", "MSG needs"],
+  ["MSG topic:a sub_id:s msg_id:1 x\r\n", "size is not a number"],
+  ["MSG topic:a sub_id:s msg_id:1 -1\r\n", "size is not a number"],
+  ["MSG topic:a sub_id:s msg_id:1 2\r\nhiX", "line end"],
+  ["MSG topic:a sub_id:s msg_id:1 2\r\nhi\rX", "line end"],
+  ["MSG topic:a subid msg_id:1 2\r\nhi\r\n", "without ':'"],
+  ["MSG topic:a x:1 y:2 2\r\nhi\r\n", "without sub_id"],
+  ["MSG topic:a sub_id:s msg_id:1 hdr:9 2\r\nhi\r\n", "hdr larger"],
+  ["MSG topic:a sub_id:s msg_id:1 priority:x 2\r\nhi\r\n", "priority is not a number"],
+  ["ERR\r\n", "ERR without a code"],
+  ["MSG topic:a sub_id:s msg_id:1 99999999999\r\n", "too large"],
+  [`OK ${"x".repeat(17000)}\r\n`, "control line longer"],
+  [`${"x".repeat(17000)}`, "control line longer"],
+];
+
+Deno.test("parser: malformed input throws ProtocolError quoting the bytes", () => {
+  for (const [text, why] of MALFORMED) {
+    for (const chunks of [[enc.encode(text)], [...enc.encode(text)].map((b) => Uint8Array.of(b))]) {
+      assert.throws(
+        () => collect(chunks),
+        (err: unknown) => err instanceof ProtocolError && err.message.includes(why),
+        `${JSON.stringify(text.slice(0, 40))} should fail with ${why}`,
+      );
+    }
+  }
+});
+
+Deno.test("parser: unknown MSG options are skipped (a newer broker)", () => {
+  const events = collect([enc.encode("MSG topic:a sub_id:s msg_id:1 future:yes 1\r\nx\r\n")]);
+  assert.deepEqual(events, ["MSG[topic:a|s|1||x]"]);
+});
+
+Deno.test("parser: a control line of exactly the maximum length is accepted", () => {
+  const arg = "y".repeat(16 * 1024 - 3);
+  assert.deepEqual(collect([enc.encode(`OK ${arg}\r\n`)]), [`OK[${arg}]`]);
+  const bytes = enc.encode(`OK ${arg}\r\n`);
+  assert.deepEqual(collect([bytes.slice(0, 100), bytes.slice(100)]), [`OK[${arg}]`]);
+});
+
+Deno.test("encodePub: options, headers, size", () => {
+  const out = new OutBuf();
+  encodePub(out, "topic:events", enc.encode("hello"), {
+    headers: { "Trace-Id": "abc" },
+    priority: 3,
+    ttlMs: 500,
+    correlationId: "c1",
+    replyTo: "topic:_inbox.a.1",
+    contentType: "text/plain",
+  }, 1 << 20);
+  assert.equal(
+    dec.decode(out.take()),
+    "PUB topic:events priority:3 ttl:500 correlation_id:c1 reply_to:topic:_inbox.a.1 " +
+      "content_type:text/plain hdr:17 22\r\nTrace-Id: abc\r\n\r\nhello\r\n",
+  );
+});
+
+Deno.test("encodePub: refuses what would break or inject frames, appending nothing", () => {
+  const out = new OutBuf();
+  const body = enc.encode("x");
+  const bad: [string, object, new (...a: never[]) => Error][] = [
+    ["topic:a b", {}, BadDestinationError],
+    ["topic:a\r\nPUB", {}, BadDestinationError],
+    ["orders", {}, BadDestinationError],
+    ["topic:a.*", {}, BadDestinationError],
+    ["topic:a", { priority: 10 }, BadArgumentError],
+    ["topic:a", { priority: 1.5 }, BadArgumentError],
+    ["topic:a", { ttlMs: 0 }, BadArgumentError],
+    ["topic:a", { correlationId: "a b" }, BadArgumentError],
+    ["topic:a", { correlationId: "" }, BadArgumentError],
+    ["topic:a", { correlationId: "x".repeat(257) }, BadArgumentError],
+    ["topic:a", { contentType: "a\nb" }, BadArgumentError],
+    ["topic:a", { replyTo: "nowhere" }, BadDestinationError],
+    ["topic:a", { headers: { "Bad Key": "v" } }, BadHeadersError],
+    ["topic:a", { headers: { K: "v\r\nX: y" } }, BadHeadersError],
+  ];
+  for (const [dest, opts, cls] of bad) {
+    assert.throws(
+      () => encodePub(out, dest, body, opts, 1 << 20),
+      cls,
+      `${dest} ${JSON.stringify(opts)}`,
+    );
+  }
+  assert.throws(() => encodePub(out, "topic:a", new Uint8Array(11), {}, 10), PayloadTooLargeError);
+  assert.equal(out.length, 0);
+});
+
+Deno.test("sub, ack and nack lines", () => {
+  assert.equal(
+    subLine("queue:q", "s1", "explicit", { prefetch: 10, ackTimeoutMs: 500 }),
+    "SUB queue:q sub_id:s1 ack:explicit prefetch:10 ack_timeout:500",
+  );
+  assert.throws(() => subLine("queue:q", "s1", "explicit", { prefetch: 0 }), BadArgumentError);
+  assert.equal(nackLine("5", 100), "NACK msg_id:5 delay:100");
+  assert.equal(nackLine("5", undefined), "NACK msg_id:5");
+  const out = new OutBuf();
+  const ids = Array.from({ length: 1030 }, (_, i) => `${i}`);
+  assert.equal(encodeAcks(out, ids), 2);
+  const lines = dec.decode(out.take()).split("\r\n");
+  assert.equal(lines[0].split(" ").length, 1025);
+  assert.equal(
+    lines[1],
+    "ACK msg_id:1024 msg_id:1025 msg_id:1026 msg_id:1027 msg_id:1028 msg_id:1029",
+  );
+});
+
+Deno.test("outbound buffer grows and double-buffers", () => {
+  const out = new OutBuf();
+  const big = new Uint8Array(100_000).fill(7);
+  out.writeBytes(big);
+  out.writeString("é");
+  const first = out.take();
+  assert.equal(first.length, 100_002);
+  out.writeString("next");
+  assert.equal(first[0], 7); // the taken bytes are untouched by later writes
+  out.release(first);
+  assert.equal(dec.decode(out.take()), "next");
+});
+
+Deno.test("error registry maps every code", () => {
+  const codes = [
+    "UNKNOWN_COMMAND",
+    "BAD_ARGUMENT",
+    "BAD_DESTINATION",
+    "BAD_JSON",
+    "BAD_VERSION",
+    "BAD_HEADERS",
+    "DUPLICATE_SUB_ID",
+    "UNKNOWN_SUB_ID",
+    "UNKNOWN_MSG_ID",
+    "QUEUE_FULL",
+    "LIMIT",
+    "STORE_FAILED",
+    "BAD_FRAME",
+    "CONTROL_LINE_TOO_LONG",
+    "PAYLOAD_TOO_LARGE",
+    "SLOW_CONSUMER",
+    "STALE_CONNECTION",
+    "TOO_MANY_CONNECTIONS",
+    "SHUTTING_DOWN",
+  ];
+  const names = new Set<string>();
+  for (const code of codes) {
+    const err = brokerError(code, "text");
+    assert.ok(err instanceof BrokerError);
+    assert.equal(err.code, code);
+    assert.notEqual(err.constructor, BrokerError, code);
+    names.add(err.name);
+  }
+  assert.equal(names.size, codes.length);
+  assert.ok(brokerError("QUEUE_FULL", "x") instanceof QueueFullError);
+  assert.equal(brokerError("SHUTTING_DOWN", "").fatal, true);
+  assert.ok(brokerError("SHUTTING_DOWN", "") instanceof ShuttingDownError);
+  assert.equal(brokerError("QUEUE_FULL", "").fatal, false);
+  const unknown = brokerError("NEW_CODE", "later");
+  assert.equal(unknown.constructor, BrokerError);
+  assert.equal(brokerError("toString", "").constructor, BrokerError);
+});
+
+Deno.test("fifo keeps order across growth and wrap-around", () => {
+  const q = new Fifo<number>();
+  let next = 0;
+  let expect = 0;
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < round; i++) q.push(next++);
+    for (let i = 0; i < round / 2; i++) assert.equal(q.shift(), expect++);
+  }
+  while (q.length > 0) assert.equal(q.shift(), expect++);
+  assert.equal(expect, next);
+  assert.equal(q.shift(), undefined);
+});
+
+Deno.test("parseAddress", () => {
+  assert.deepEqual(parseAddress("localhost:9092"), { hostname: "localhost", port: 9092 });
+  assert.deepEqual(parseAddress("example"), { hostname: "example", port: 9092 });
+  assert.deepEqual(parseAddress(":4000"), { hostname: "localhost", port: 4000 });
+  assert.deepEqual(parseAddress("relayr://127.0.0.1:1"), { hostname: "127.0.0.1", port: 1 });
+  assert.deepEqual(parseAddress("[::1]:9"), { hostname: "::1", port: 9 });
+  assert.throws(() => parseAddress("host:99999"), TypeError);
+  assert.throws(() => parseAddress("host:x"), TypeError);
+});
+
+Deno.test("backoff grows, is jittered and capped", () => {
+  for (let attempt = 1; attempt < 40; attempt++) {
+    const d = backoff(attempt, 100, 2000);
+    const exp = Math.min(2000, 100 * 2 ** (attempt - 1));
+    assert.ok(d >= exp / 2 && d <= exp, `attempt ${attempt}: ${d}`);
+  }
+});

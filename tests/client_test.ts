@@ -1,0 +1,381 @@
+/**
+ * The client SDK against a real broker: a child process (`main.ts serve`)
+ * over real TCP. One broker serves the round-trip steps; the reconnect test
+ * has its own, which it kills and restarts on the same port.
+ */
+import assert from "node:assert/strict";
+import {
+  BadDestinationError,
+  BufferFullError,
+  type Client,
+  connect,
+  ConnectError,
+  ConnectionClosedError,
+  type Message,
+  PayloadTooLargeError,
+  QueueFullError,
+  type StatusEvent,
+  TimeoutError,
+} from "../src/client/mod.ts";
+import { BrokerProcess, freePort, sleep, waitFor } from "./client_helpers.ts";
+
+const enc = new TextEncoder();
+
+/** Takes up to `n` messages from an iterable, bounded by `timeoutMs`. */
+async function take(
+  iter: AsyncIterable<Message>,
+  n: number,
+  timeoutMs = 5000,
+): Promise<Message[]> {
+  const out: Message[] = [];
+  const it = iter[Symbol.asyncIterator]();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
+  try {
+    while (out.length < n) {
+      const r = await Promise.race([it.next(), timeout]);
+      if (r === "timeout") throw new Error(`got ${out.length} of ${n} messages in ${timeoutMs} ms`);
+      if (r.done) break;
+      out.push(r.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
+
+Deno.test("client against a real broker", async (t) => {
+  const broker = await BrokerProcess.start([
+    "--queue-max-messages",
+    "60",
+    "--max-payload",
+    "65536",
+    "--ping-interval",
+    "200",
+  ]);
+  const clients: Client[] = [];
+  const open = async (opts = {}) => {
+    const c = await connect(broker.address, { reconnect: false, ...opts });
+    clients.push(c);
+    return c;
+  };
+  try {
+    await t.step("publish and subscribe on a topic, with every message option", async () => {
+      const c = await open();
+      const sub = await c.subscribe("topic:events.*");
+      const id = await c.publish("topic:events.eu", enc.encode("hello"), {
+        headers: { "Trace-Id": "abc", "X-Empty": "" },
+        priority: 7,
+        ttlMs: 60_000,
+        correlationId: "c-1",
+        replyTo: "topic:replies",
+        contentType: "text/plain",
+      });
+      assert.match(id, /^\d+$/);
+      const [msg] = await take(sub, 1);
+      assert.equal(msg.id, id);
+      assert.equal(msg.dest, "topic:events.eu");
+      assert.equal(msg.subId, sub.id);
+      assert.equal(msg.text(), "hello");
+      assert.deepEqual(msg.headers, { "Trace-Id": "abc", "X-Empty": "" });
+      assert.equal(msg.priority, 7);
+      assert.equal(msg.ttlMs, 60_000);
+      assert.equal(msg.correlationId, "c-1");
+      assert.equal(msg.replyTo, "topic:replies");
+      assert.equal(msg.contentType, "text/plain");
+      assert.equal(msg.deliveryCount, 1);
+      await msg.ack(); // a no-op for ack:none
+      await c.publishJson("topic:events.us", { n: 1 });
+      const [json] = await take(sub, 1);
+      assert.deepEqual(json.json(), { n: 1 });
+      assert.equal(json.contentType, "application/json");
+      assert.deepEqual(json.headers, {});
+      await sub.unsubscribe();
+      assert.deepEqual(await take(sub, 1), []); // the loop has ended
+    });
+
+    await t.step("queue: ack settles, nack redelivers with a delivery count", async () => {
+      const c = await open();
+      for (let i = 0; i < 3; i++) {
+        await c.publish("queue:work", `job-${i}`, { priority: i === 2 ? 9 : 0 });
+      }
+      const sub = await c.subscribe("queue:work", { prefetch: 10, ackTimeoutMs: 60_000 });
+      const first = await take(sub, 3);
+      assert.deepEqual(first.map((m) => m.text()), ["job-2", "job-0", "job-1"]);
+      await first[0].ack({ confirm: true });
+      await first[1].ack();
+      await first[2].nack({ confirm: true });
+      const [again] = await take(sub, 1);
+      assert.equal(again.text(), "job-1");
+      assert.equal(again.deliveryCount, 2);
+      assert.ok(again.redelivered);
+      await again.ack({ confirm: true });
+      await c.flush();
+      const other = await open();
+      const sub2 = await other.subscribe("queue:work");
+      assert.deepEqual(await take(sub2, 1, 300).catch(() => []), []);
+    });
+
+    await t.step("nack with a delay comes back after the delay", async () => {
+      const c = await open();
+      await c.publish("queue:delayed", "later");
+      const sub = await c.subscribe("queue:delayed");
+      const [m] = await take(sub, 1);
+      const t0 = Date.now();
+      await m.nack({ delayMs: 200, confirm: true });
+      const [again] = await take(sub, 1);
+      assert.ok(Date.now() - t0 >= 150, `redelivered after ${Date.now() - t0} ms`);
+      assert.equal(again.deliveryCount, 2);
+      await again.ack();
+    });
+
+    await t.step("request/reply over reply_to and correlation_id, and its timeout", async () => {
+      const responder = await open();
+      await responder.subscribe("queue:rpc.echo", {
+        callback: async (m) => {
+          await m.respond(`echo:${m.text()}`);
+          await m.ack();
+        },
+      });
+      const c = await open();
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => c.request("queue:rpc.echo", `${i}`)),
+      );
+      assert.deepEqual(
+        replies.map((r) => r.text()),
+        Array.from({ length: 20 }, (_, i) => `echo:${i}`),
+      );
+      await assert.rejects(c.request("topic:nobody.home", "x", { timeoutMs: 100 }), TimeoutError);
+    });
+
+    await t.step("errors map to typed classes; replies stay matched after errors", async () => {
+      const c = await open();
+      const events: StatusEvent[] = [];
+      c.onStatus((e) => events.push(e));
+      await assert.rejects(c.publish("topic:a.*", "x"), BadDestinationError);
+      await assert.rejects(c.subscribe("queue:q.*"), BadDestinationError);
+      // max_payload comes from INFO: refused before sending, connection intact.
+      assert.equal(c.info?.max_payload, 65536);
+      await assert.rejects(c.publish("topic:a", new Uint8Array(70_000)), PayloadTooLargeError);
+      // QUEUE_FULL comes from the broker (queue limit 60).
+      const results = await Promise.allSettled(
+        Array.from({ length: 65 }, (_, i) => c.publish("queue:full", `${i}`)),
+      );
+      const ok = results.filter((r) => r.status === "fulfilled").length;
+      assert.equal(ok, 60);
+      for (const r of results.slice(60)) {
+        assert.equal(r.status, "rejected");
+        assert.ok((r as PromiseRejectedResult).reason instanceof QueueFullError);
+      }
+      // A fire-and-forget failure becomes a status event, and the next
+      // publish still gets its own reply.
+      c.publishNoWait("queue:full", "overflow");
+      const id = await c.publish("topic:a", "after");
+      assert.match(id, /^\d+$/);
+      await waitFor(() => events.some((e) => e.type === "error"), 2000, "error event");
+      const err = events.find((e) => e.type === "error") as { error: Error };
+      assert.ok(err.error instanceof QueueFullError);
+      // Drain the full queue so later steps start clean.
+      const sub = await c.subscribe("queue:full", { prefetch: 100 });
+      for (const m of await take(sub, 60)) m.ack();
+      await c.flush();
+    });
+
+    await t.step("connect errors are ConnectError, one clear line", async () => {
+      const port = freePort();
+      const err = await connect(`127.0.0.1:${port}`).catch((e) => e);
+      assert.ok(err instanceof ConnectError);
+      assert.match(err.message, new RegExp(`Cannot connect to 127.0.0.1:${port}`));
+    });
+
+    await t.step("publishNoWait + flush, and close ends a for-await loop", async () => {
+      const c = await open();
+      const sub = await c.subscribe("topic:nowait");
+      const p = await open();
+      for (let i = 0; i < 500; i++) p.publishNoWait("topic:nowait", `${i}`);
+      await p.flush();
+      const got = await take(sub, 500);
+      assert.deepEqual(got.map((m) => Number(m.text())), Array.from({ length: 500 }, (_, i) => i));
+      const loop = (async () => {
+        let n = 0;
+        for await (const _ of sub) n++;
+        return n;
+      })();
+      await sleep(20);
+      await c.close();
+      assert.equal(await loop, 0);
+      await assert.rejects(c.publish("topic:x", "y"), ConnectionClosedError);
+    });
+
+    await t.step("break out of for-await unsubscribes", async () => {
+      const c = await open();
+      const sub = await c.subscribe("topic:brk");
+      await c.publish("topic:brk", "1");
+      for await (const _ of sub) break;
+      await waitFor(() => sub.closed, 1000, "closed");
+      await c.flush();
+      await c.publish("topic:brk", "2");
+      assert.equal(sub.received, 1);
+    });
+
+    await t.step("a full subscription buffer drops and reports slow_consumer", async () => {
+      const c = await open();
+      const events: StatusEvent[] = [];
+      c.onStatus((e) => events.push(e));
+      const sub = await c.subscribe("topic:flood", { maxPendingMessages: 5 });
+      for (let i = 0; i < 20; i++) c.publishNoWait("topic:flood", `${i}`);
+      await c.flush();
+      await waitFor(() => sub.received === 20, 2000, "all 20 seen");
+      assert.equal(sub.pending, 5);
+      assert.equal(sub.dropped, 15);
+      assert.equal(events.filter((e) => e.type === "slow_consumer").length, 1);
+      const got = await take(sub, 5);
+      assert.deepEqual(got.map((m) => m.text()), ["0", "1", "2", "3", "4"]);
+    });
+
+    await t.step("drain lets in-flight messages be processed and acked, then closes", async () => {
+      const p = await open();
+      for (let i = 0; i < 20; i++) p.publishNoWait("queue:drain", `${i}`);
+      await p.flush();
+      const c = await connect(broker.address, { reconnect: false });
+      const sub = await c.subscribe("queue:drain", { prefetch: 20 });
+      const processed: string[] = [];
+      const loop = (async () => {
+        for await (const m of sub) {
+          await sleep(5); // slow work
+          processed.push(m.text());
+          await m.ack();
+        }
+      })();
+      await waitFor(() => sub.pending >= 10, 2000, "messages in flight");
+      await c.drain();
+      await loop;
+      assert.ok(c.closed);
+      assert.equal(processed.length, 20);
+      // Everything was acked: nothing is left or redelivered.
+      const check = await p.subscribe("queue:drain");
+      assert.deepEqual(await take(check, 1, 300).catch(() => []), []);
+    });
+
+    await t.step("drain of a topic subscription hands out what arrived", async () => {
+      const c = await connect(broker.address, { reconnect: false });
+      const sub = await c.subscribe("topic:drain");
+      for (let i = 0; i < 50; i++) c.publishNoWait("topic:drain", `${i}`);
+      await c.flush();
+      const drained = c.drain();
+      const got = await take(sub, 100, 2000);
+      await drained;
+      assert.equal(got.length, 50);
+    });
+
+    await t.step("the broker's PINGs are answered: an idle client stays connected", async () => {
+      const c = await open();
+      const events: StatusEvent[] = [];
+      c.onStatus((e) => events.push(e));
+      await sleep(700); // over 3 ping intervals of the broker
+      assert.ok(c.connected);
+      assert.deepEqual(events, []);
+      await c.flush();
+    });
+
+    await t.step("status() iterates events and ends after closed", async () => {
+      const c = await connect(broker.address, { reconnect: false });
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const e of c.status()) seen.push(e.type);
+      })();
+      await sleep(10);
+      await c.close();
+      await reading;
+      assert.deepEqual(seen, ["closed"]);
+    });
+  } finally {
+    for (const c of clients) await c.close();
+    await broker.kill();
+  }
+});
+
+Deno.test("client reconnects after the broker is killed and restarted", async () => {
+  const broker = await BrokerProcess.start();
+  const events: StatusEvent[] = [];
+  const c = await connect(broker.address, {
+    reconnectDelayMs: 20,
+    reconnectDelayMaxMs: 200,
+    reconnectBufferBytes: 1024,
+    onStatus: (e) => events.push(e),
+  });
+  const p = await connect(broker.address, { reconnectDelayMs: 20, reconnectDelayMaxMs: 200 });
+  try {
+    const topic = await c.subscribe("topic:life");
+    const queue = await c.subscribe("queue:life");
+    await p.publish("topic:life", "before");
+    assert.equal((await take(topic, 1))[0].text(), "before");
+
+    await broker.kill();
+    await waitFor(() => events.some((e) => e.type === "disconnected"), 5000, "disconnected");
+    assert.ok(!c.connected);
+    await waitFor(() => events.some((e) => e.type === "reconnecting"), 5000, "reconnecting");
+
+    // Publishes while down are buffered, up to the bound; beyond it, a typed error.
+    const buffered = c.publish("queue:life", "while-down");
+    assert.throws(() => c.publishNoWait("queue:life", new Uint8Array(2000)), BufferFullError);
+    await assert.rejects(c.publish("queue:life", new Uint8Array(2000)), BufferFullError);
+
+    await broker.restart();
+    await waitFor(() => events.some((e) => e.type === "reconnected"), 10_000, "reconnected");
+    await waitFor(() => p.connected, 10_000, "publisher reconnected");
+    assert.match(await buffered, /^\d+$/);
+    assert.equal(c.reconnects, 1);
+    assert.deepEqual(
+      events.map((e) => e.type).filter((t) => t !== "reconnecting" && t !== "error"),
+      ["connected", "disconnected", "reconnected"],
+    );
+
+    // Both subscriptions were renewed on the new connection.
+    const [q] = await take(queue, 1);
+    assert.equal(q.text(), "while-down");
+    await q.ack({ confirm: true });
+    await c.flush();
+    await p.publish("topic:life", "after");
+    assert.equal((await take(topic, 1))[0].text(), "after");
+    await p.publish("queue:life", "after-q");
+    assert.equal((await take(queue, 1))[0].text(), "after-q");
+
+    // Close while reconnecting ends cleanly, with no timers left behind.
+    await broker.kill();
+    await waitFor(() => !c.connected, 5000, "disconnected again");
+    await c.close();
+    assert.ok(c.closed);
+  } finally {
+    await c.close();
+    await p.close();
+    await broker.kill();
+  }
+});
+
+Deno.test("client gives up after maxReconnectAttempts and closes with an error", async () => {
+  const broker = await BrokerProcess.start();
+  const events: StatusEvent[] = [];
+  const c = await connect(broker.address, {
+    reconnectDelayMs: 10,
+    reconnectDelayMaxMs: 20,
+    maxReconnectAttempts: 3,
+    onStatus: (e) => events.push(e),
+  });
+  try {
+    const sub = await c.subscribe("topic:x");
+    const loop = (async () => {
+      for await (const _ of sub) { /* none */ }
+    })();
+    await broker.kill();
+    await c.done;
+    await loop;
+    const closed = events.find((e) => e.type === "closed") as { error?: Error };
+    assert.ok(closed.error instanceof ConnectionClosedError);
+    assert.match(closed.error.message, /after 3 attempts/);
+    assert.equal(events.filter((e) => e.type === "reconnecting").length, 3);
+  } finally {
+    await c.close();
+    await broker.kill();
+  }
+});
