@@ -73,7 +73,9 @@ export class RawClient {
   async #fill(deadline: number): Promise<boolean> {
     if (this.#eof) return false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now())));
+    const timeout = new Promise<"timeout">((r) =>
+      timer = setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now()))
+    );
     const read = await Promise.race([this.#pendingRead ??= this.#reader.read(), timeout]);
     clearTimeout(timer);
     if (read === "timeout") return false;
@@ -102,7 +104,9 @@ export class RawClient {
         return line;
       }
       if (!(await this.#fill(deadline))) {
-        throw new Error(this.#eof ? "connection closed by the server" : `no line within ${timeoutMs} ms`);
+        throw new Error(
+          this.#eof ? "connection closed by the server" : `no line within ${timeoutMs} ms`,
+        );
       }
     }
   }
@@ -128,7 +132,11 @@ export class RawClient {
   }
 
   /** Reads frames until one satisfies `pred` (at most `max` frames). */
-  async until(pred: (f: ServerFrame) => boolean, max = 100_000, timeoutMs = 5000): Promise<ServerFrame[]> {
+  async until(
+    pred: (f: ServerFrame) => boolean,
+    max = 100_000,
+    timeoutMs = 5000,
+  ): Promise<ServerFrame[]> {
     const seen: ServerFrame[] = [];
     for (let i = 0; i < max; i++) {
       const f = await this.frame(timeoutMs);
@@ -194,7 +202,11 @@ export function rng(seed: number): () => number {
 }
 
 /** Waits until `cond()` or fails after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
+export async function waitFor(
+  cond: () => boolean,
+  timeoutMs = 2000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -15,6 +15,8 @@ export const CloseReason = {
   READ_ERROR: "READ_ERROR",
   WRITE_ERROR: "WRITE_ERROR",
   SERVER_SHUTDOWN: "SERVER_SHUTDOWN",
+  /** A bug in the server while handling this connection; logged as an error. */
+  INTERNAL_ERROR: "INTERNAL_ERROR",
 } as const;
 /** One close reason. */
 export type CloseReason = typeof CloseReason[keyof typeof CloseReason];

@@ -115,18 +115,26 @@ export class Connection implements Client {
       new FrameDecoderStream({ payloadBytesMax: this.#host.payloadBytesMax }),
     );
     const reader = this.#reader = frames.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || this.#closed) break;
-        this.lastActivity = this.#broker.tick();
-        this.pingsOut = 0;
-        for (let i = 0; i < value.length && !this.#closed; i++) this.#handle(value[i]);
+    for (;;) {
+      let batch: ReadableStreamReadResult<Frame[]>;
+      try {
+        batch = await reader.read();
+      } catch (err) {
+        return this.close(CloseReason.READ_ERROR, String(err));
       }
-      this.close(CloseReason.CLIENT_CLOSED, "");
-    } catch (err) {
-      this.close(CloseReason.READ_ERROR, String(err));
+      if (batch.done || this.#closed) break;
+      const frames = batch.value;
+      this.lastActivity = this.#broker.tick();
+      this.pingsOut = 0;
+      try {
+        for (let i = 0; i < frames.length && !this.#closed; i++) this.#handle(frames[i]);
+      } catch (err) {
+        // A bug, not bad input: bad input never throws. Close this connection
+        // loudly (its messages go back to their queues) and keep serving the rest.
+        return this.close(CloseReason.INTERNAL_ERROR, (err as Error)?.stack ?? String(err));
+      }
     }
+    this.close(CloseReason.CLIENT_CLOSED, "");
   }
 
   // --- Client (the broker's view) ---

@@ -129,7 +129,9 @@ export class Server implements ConnectionHost {
       bytesOut: c.bytesOut,
     });
     if (ring.length > CLOSED_CONNECTIONS_KEPT) ring.shift();
-    const level = reason === CloseReason.CLIENT_CLOSED || reason === CloseReason.SERVER_SHUTDOWN
+    const level = reason === CloseReason.INTERNAL_ERROR
+      ? "error"
+      : reason === CloseReason.CLIENT_CLOSED || reason === CloseReason.SERVER_SHUTDOWN
       ? "debug"
       : "info";
     this.#options.log?.(level, "connection {id} from {addr} closed: {reason} {detail}", {

@@ -11,7 +11,9 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 /** Frames as plain data (payloads as strings) so they compare with deepEqual. */
 function plain(frames: Frame[]): unknown[] {
-  return frames.map((f) => "payload" in f ? { ...f, payload: new TextDecoder().decode(f.payload) } : { ...f });
+  return frames.map((f) =>
+    "payload" in f ? { ...f, payload: new TextDecoder().decode(f.payload) } : { ...f }
+  );
 }
 
 function parseChunks(chunks: Uint8Array[], payloadBytesMax?: number): unknown[] {
@@ -42,37 +44,80 @@ const subOpts = (o: Partial<Record<string, unknown>>) => ({
 const VALID: [string, unknown[]][] = [
   [
     'CONNECT {"version":"1.0","client_id":"client123"}\n',
-    [{ op: "CONNECT", options: { version: "1.0", clientId: "client123", name: undefined, verbose: true } }],
+    [{
+      op: "CONNECT",
+      options: { version: "1.0", clientId: "client123", name: undefined, verbose: true },
+    }],
   ],
   [
     'connect { "verbose" : false ,  "name": "a b" }\r\n',
-    [{ op: "CONNECT", options: { version: "1.0", clientId: undefined, name: "a b", verbose: false } }],
+    [{
+      op: "CONNECT",
+      options: { version: "1.0", clientId: undefined, name: "a b", verbose: false },
+    }],
   ],
-  ["CONNECT\r\n", [{ op: "CONNECT", options: { version: "1.0", clientId: undefined, name: undefined, verbose: true } }]],
+  ["CONNECT\r\n", [{
+    op: "CONNECT",
+    options: { version: "1.0", clientId: undefined, name: undefined, verbose: true },
+  }]],
   [
     'PUB queue:orders 35\n{"order_id":"12345","amount":99.99}\n',
-    [{ op: "PUB", dest: "queue:orders", payload: '{"order_id":"12345","amount":99.99}', options: undefined }],
+    [{
+      op: "PUB",
+      dest: "queue:orders",
+      payload: '{"order_id":"12345","amount":99.99}',
+      options: undefined,
+    }],
   ],
   ["PUB topic:a.b 0\r\n\r\n", [{ op: "PUB", dest: "topic:a.b", payload: "", options: undefined }]],
-  ["pub\ttopic:a   5\r\nhe\nlo\r\n", [{ op: "PUB", dest: "topic:a", payload: "he\nlo", options: undefined }]],
-  ["PUB topic:a 4\r\n\r\n\r\n\r\n", [{ op: "PUB", dest: "topic:a", payload: "\r\n\r\n", options: undefined }]],
+  ["pub\ttopic:a   5\r\nhe\nlo\r\n", [{
+    op: "PUB",
+    dest: "topic:a",
+    payload: "he\nlo",
+    options: undefined,
+  }]],
+  ["PUB topic:a 4\r\n\r\n\r\n\r\n", [{
+    op: "PUB",
+    dest: "topic:a",
+    payload: "\r\n\r\n",
+    options: undefined,
+  }]],
   [
     "PUB queue:q priority:9 ttl:500 correlation_id:c-1 reply_to:topic:r.x content_type:text/plain 2\r\nhi\r\n",
     [{
       op: "PUB",
       dest: "queue:q",
       payload: "hi",
-      options: pubOpts({ priority: 9, ttlMs: 500, correlationId: "c-1", replyTo: "topic:r.x", contentType: "text/plain" }),
+      options: pubOpts({
+        priority: 9,
+        ttlMs: 500,
+        correlationId: "c-1",
+        replyTo: "topic:r.x",
+        contentType: "text/plain",
+      }),
     }],
   ],
   [
     "PUB topic:events hdr:17 22\r\nTrace-Id: abc\r\n\r\nhello\r\n",
-    [{ op: "PUB", dest: "topic:events", payload: "Trace-Id: abc\r\n\r\nhello", options: pubOpts({ hdrBytes: 17 }) }],
+    [{
+      op: "PUB",
+      dest: "topic:events",
+      payload: "Trace-Id: abc\r\n\r\nhello",
+      options: pubOpts({ hdrBytes: 17 }),
+    }],
   ],
-  ["SUB topic:events sub_id:sub456\n", [{ op: "SUB", dest: "topic:events", options: subOpts({ sid: "sub456" }) }]],
+  ["SUB topic:events sub_id:sub456\n", [{
+    op: "SUB",
+    dest: "topic:events",
+    options: subOpts({ sid: "sub456" }),
+  }]],
   [
     "SUB queue:jobs ack:none prefetch:10 ack_timeout:5000 sub_id:x\r\n",
-    [{ op: "SUB", dest: "queue:jobs", options: subOpts({ sid: "x", ack: "none", prefetch: 10, ackTimeoutMs: 5000 }) }],
+    [{
+      op: "SUB",
+      dest: "queue:jobs",
+      options: subOpts({ sid: "x", ack: "none", prefetch: 10, ackTimeoutMs: 5000 }),
+    }],
   ],
   ["SUB topic:a.*.c\n", [{ op: "SUB", dest: "topic:a.*.c", options: subOpts({}) }]],
   ["SUB topic:>\n", [{ op: "SUB", dest: "topic:>", options: subOpts({}) }]],
@@ -151,7 +196,11 @@ function* splits(bytes: Uint8Array): Generator<Uint8Array[]> {
 Deno.test("parser: valid frames, whole, byte by byte and split at every offset", () => {
   for (const [input, expected] of VALID) {
     for (const chunks of splits(enc(input))) {
-      assert.deepEqual(parseChunks(chunks), expected, `${JSON.stringify(input)} in ${chunks.length} chunks`);
+      assert.deepEqual(
+        parseChunks(chunks),
+        expected,
+        `${JSON.stringify(input)} in ${chunks.length} chunks`,
+      );
     }
   }
 });
@@ -161,7 +210,12 @@ Deno.test("parser: non-fatal errors leave the parser usable, at every split", ()
     for (const chunks of splits(enc(input + "PING\r\n"))) {
       const frames = parseChunks(chunks) as Frame[];
       assert.equal(frames.length, 2, `${JSON.stringify(input)}: ${JSON.stringify(frames)}`);
-      assert.deepEqual({ ...frames[0], message: "" }, { op: "ERR", code, message: "", fatal: false }, input);
+      assert.deepEqual({ ...frames[0], message: "" }, {
+        op: "ERR",
+        code,
+        message: "",
+        fatal: false,
+      }, input);
       assert.deepEqual(frames[1], { op: "PING" });
     }
   }
@@ -170,10 +224,16 @@ Deno.test("parser: non-fatal errors leave the parser usable, at every split", ()
 Deno.test("parser: fatal errors stop the parser, at every split", () => {
   for (const [input, code] of FATAL) {
     const bytes = enc(input + "PING\r\nPING\r\n");
-    const cuts = bytes.length > 600 ? [[bytes], [bytes.subarray(0, 100), bytes.subarray(100)]] : splits(bytes);
+    const cuts = bytes.length > 600
+      ? [[bytes], [bytes.subarray(0, 100), bytes.subarray(100)]]
+      : splits(bytes);
     for (const chunks of cuts) {
       const frames = parseChunks(chunks) as Frame[];
-      assert.equal(frames.length, 1, `${JSON.stringify(input.slice(0, 40))}: ${JSON.stringify(frames)}`);
+      assert.equal(
+        frames.length,
+        1,
+        `${JSON.stringify(input.slice(0, 40))}: ${JSON.stringify(frames)}`,
+      );
       assert.equal(frames[0].op, "ERR");
       if (frames[0].op === "ERR") {
         assert.equal(frames[0].code, code);
@@ -194,7 +254,10 @@ Deno.test("parser: a control line of exactly the limit passes, one byte more fai
 });
 
 Deno.test("parser: the payload limit is configurable and checked before allocating", () => {
-  assert.equal((parseChunks([enc("PUB queue:a 10\r\n0123456789\r\n")], 10) as Frame[])[0].op, "PUB");
+  assert.equal(
+    (parseChunks([enc("PUB queue:a 10\r\n0123456789\r\n")], 10) as Frame[])[0].op,
+    "PUB",
+  );
   const frames = parseChunks([enc("PUB queue:a 11\r\n")], 10) as Frame[];
   assert.deepEqual(frames.map((f) => f.op === "ERR" && f.code), ["PAYLOAD_TOO_LARGE"]);
 });
@@ -245,7 +308,15 @@ Deno.test("parser: random garbage never throws", () => {
       for (let i = 0; i < n; i++) {
         // Bias towards protocol bytes so garbage reaches deep states.
         const pick = r();
-        chunk[i] = pick < 0.1 ? 10 : pick < 0.15 ? 13 : pick < 0.3 ? 32 : pick < 0.5 ? "PUB0123:".charCodeAt(Math.floor(r() * 8)) : Math.floor(r() * 256);
+        chunk[i] = pick < 0.1
+          ? 10
+          : pick < 0.15
+          ? 13
+          : pick < 0.3
+          ? 32
+          : pick < 0.5
+          ? "PUB0123:".charCodeAt(Math.floor(r() * 8))
+          : Math.floor(r() * 256);
       }
       p.push(chunk, out);
     }

@@ -1,0 +1,91 @@
+/**
+ * The broker as a real child process: `deno task start`-style startup with
+ * flags and env vars, and graceful shutdown on SIGTERM (stop accepting,
+ * flush, close, exit 0).
+ */
+import assert from "node:assert/strict";
+import { RawClient } from "../helpers.ts";
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+Deno.test("process: SIGTERM flushes clients, closes them with SHUTTING_DOWN and exits 0", async () => {
+  const port = await freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--no-http"],
+    env: { RELAYR_PORT: String(port) },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await waitForPort(port);
+    const sub = await RawClient.connect(port);
+    await sub.send("SUB topic:bye sub_id:s\r\n");
+    assert.equal(await sub.line(), "OK");
+    const pub = await RawClient.connect(port);
+    let batch = 'CONNECT {"verbose":false}\r\n';
+    for (let i = 0; i < 1000; i++) batch += `PUB topic:bye 4\r\n${String(i).padStart(4, "0")}\r\n`;
+    await pub.send(batch + "PING\r\n");
+    assert.equal(await pub.line(), "PONG");
+    child.kill("SIGTERM");
+    assert.equal(
+      (await sub.msgs(1000)).length,
+      1000,
+      "everything published before SIGTERM was flushed",
+    );
+    assert.match(await sub.line(), /^ERR SHUTTING_DOWN /);
+    assert.ok(await sub.closedByServer());
+    await sub.close();
+    await pub.close();
+    const status = await child.status;
+    assert.equal(status.code, 0);
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), "no longer accepting");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    const out = await child.output().catch(() => undefined);
+    void out;
+  }
+});
+
+Deno.test("process: bad flags are one clear line and exit code 2; --help lists every setting", async () => {
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "serve", "--port", "99999"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  const err = new TextDecoder().decode(bad.stderr).trim();
+  assert.equal(err.split("\n").length, 1, err);
+  assert.match(err, /--port must be an integer from 0 to 65535/);
+  const help = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "serve", "--help"],
+    stdout: "piped",
+  }).output();
+  assert.equal(help.code, 0);
+  const text = new TextDecoder().decode(help.stdout);
+  for (
+    const flag of ["--port", "--max-payload", "--queue-overflow", "--slow-consumer", "--log-format"]
+  ) {
+    assert.ok(text.includes(flag), flag);
+  }
+});

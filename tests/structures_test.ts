@@ -1,0 +1,78 @@
+/**
+ * Property tests of the data structures under the stores (fast-check against
+ * a plain array model). Their O(1) cost is measured by `deno task bench`, not
+ * asserted by a timed test.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Deque, Heap, Ring } from "../src/storage/mod.ts";
+
+type Op = { op: "push" | "unshift"; v: number } | { op: "shift" };
+const ops = fc.array(
+  fc.oneof(
+    fc.record({ op: fc.constant("push" as const), v: fc.integer() }),
+    fc.record({ op: fc.constant("unshift" as const), v: fc.integer() }),
+    fc.record({ op: fc.constant("shift" as const) }),
+  ),
+  { maxLength: 5000 },
+);
+
+Deno.test("deque: behaves like an array under any mix of push, unshift and shift", () => {
+  fc.assert(
+    fc.property(ops, (list: Op[]) => {
+      const d = new Deque<number>();
+      const model: number[] = [];
+      for (const o of list) {
+        if (o.op === "push") (d.push(o.v), model.push(o.v));
+        else if (o.op === "unshift") (d.unshift(o.v), model.unshift(o.v));
+        else assert.equal(d.shift(), model.shift());
+        assert.equal(d.length, model.length);
+        assert.equal(d.peek(), model[0]);
+      }
+      assert.deepEqual([...d], model);
+    }),
+    { numRuns: 200, seed: 42 },
+  );
+});
+
+Deno.test("ring: indexed access matches an array while pushing and shifting", () => {
+  fc.assert(
+    fc.property(fc.array(fc.boolean(), { maxLength: 3000 }), (pushes: boolean[]) => {
+      const r = new Ring<number>();
+      const model: number[] = [];
+      let n = 0;
+      for (const push of pushes) {
+        if (push) (r.push(n), model.push(n++));
+        else assert.equal(r.shift(), model.shift());
+        assert.equal(r.length, model.length);
+        if (model.length > 0) {
+          const i = model.length >> 1;
+          assert.equal(r.at(i), model[i]);
+        }
+      }
+    }),
+    { numRuns: 200, seed: 7 },
+  );
+});
+
+Deno.test("heap: pops in key order; filter keeps the heap valid", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 1000 }), { maxLength: 500 }),
+      (keys: number[]) => {
+        const h = new Heap<number>();
+        keys.forEach((k, i) => h.push(k, i));
+        h.filter((i) => i % 3 !== 0);
+        const expected = keys.map((k, i) => [k, i]).filter(([, i]) => i % 3 !== 0).map(([k]) => k)
+          .sort((a, b) => a - b);
+        const got: number[] = [];
+        while (h.length > 0) {
+          got.push(h.peekKey());
+          h.pop();
+        }
+        assert.deepEqual(got, expected);
+      },
+    ),
+    { numRuns: 200, seed: 3 },
+  );
+});
