@@ -7,6 +7,7 @@
  */
 import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, serveHelp } from "./config/config.ts";
+import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import type { Runtime } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
@@ -18,6 +19,8 @@ export interface Running {
   readonly server: Server;
   readonly broker: Broker;
   readonly store: Store;
+  /** The HTTP monitoring server; undefined with `--no-http`. */
+  readonly http: Monitoring | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
   stop(): Promise<void>;
 }
@@ -48,15 +51,29 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
   });
   server.start();
+  let http: Monitoring | undefined;
+  try {
+    http = config["no-http"] ? undefined : startMonitoring(runtime, {
+      hostname: config["http-host"] ?? config.host,
+      port: config["http-port"],
+    }, { server, broker, store, version: VERSION });
+  } catch (e) {
+    await server.shutdown();
+    await store.close();
+    throw e;
+  }
   await Promise.resolve();
   let stopped: Promise<void> | undefined;
   return {
     server,
     broker,
     store,
+    http,
     stop() {
       return stopped ??= (async () => {
+        // /readyz turns 503 as the shutdown starts; the HTTP port closes after the clients.
         await server.shutdown();
+        await http?.close();
         await store.close();
       })();
     },
@@ -84,6 +101,9 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   log.info(
     `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}`,
   );
+  if (running.http) {
+    log.info(`monitoring on http://${config["http-host"] ?? config.host}:${running.http.port}`);
+  }
   await new Promise<void>((resolve) => {
     const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>
       runtime.onSignal(sig, () => {

@@ -1,0 +1,204 @@
+/**
+ * `/metrics`: the stats of `stats.ts` rendered as Prometheus families. All
+ * values are read at scrape time; nothing is updated on the message path.
+ *
+ * Why not `prom-client`: it runs on Deno and Bun alike (checked with 15.1.3),
+ * but its metrics are objects updated as events happen, and here every value
+ * already lives in the broker's own counters. Used with `collect()` callbacks
+ * it would only format text, and its histogram cannot be loaded from the
+ * broker's existing bucket counts without replaying every observation. The
+ * format is small; `exposition.ts` writes it, and tests/http_test.ts parses
+ * every scrape with a strict parser.
+ *
+ * @module
+ */
+import { Exposition, type Sample } from "./exposition.ts";
+import { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
+import type { QueueStats, StatsCollector, TopicStats } from "./stats.ts";
+
+/**
+ * Per-destination series are written for at most this many queues and as many
+ * topics (by name); more would make one scrape megabytes long. The number left
+ * out is exported, so a cut is visible.
+ */
+export const METRICS_DESTINATIONS_MAX = 10_000;
+
+type Gauge<T> = [name: string, help: string, value: (x: T) => number];
+
+const QUEUE_GAUGES: Gauge<QueueStats>[] = [
+  ["relayr_queue_depth", "Messages waiting in the queue for a consumer", (q) => q.depth],
+  ["relayr_queue_inflight", "Messages delivered and not yet acked", (q) => q.inflight],
+  ["relayr_queue_delayed", "Messages NACKed with a delay, not yet due", (q) => q.delayed],
+  ["relayr_queue_bytes", "Payload bytes held by the queue", (q) => q.bytes],
+  ["relayr_queue_consumers", "Consumers subscribed to the queue", (q) => q.consumers],
+];
+
+const QUEUE_COUNTERS: Gauge<QueueStats>[] = [
+  ["relayr_queue_published_total", "Messages accepted into the queue", (q) => q.published],
+  [
+    "relayr_queue_delivered_total",
+    "Deliveries to consumers, redeliveries included",
+    (q) => q.delivered,
+  ],
+  ["relayr_queue_acked_total", "Messages settled by consumers", (q) => q.acked],
+  ["relayr_queue_redelivered_total", "Messages given back for redelivery", (q) => q.redelivered],
+  [
+    "relayr_queue_dead_lettered_total",
+    "Messages moved to the dead-letter queue",
+    (q) => q.dead_lettered,
+  ],
+  ["relayr_queue_expired_total", "Messages whose TTL ran out", (q) => q.expired],
+  [
+    "relayr_queue_dropped_total",
+    "Messages dropped by the drop-oldest overflow policy",
+    (q) => q.dropped,
+  ],
+  [
+    "relayr_queue_rejected_total",
+    "Publishes refused because the queue was full",
+    (q) => q.rejected,
+  ],
+];
+
+const TOPIC_GAUGES: Gauge<TopicStats>[] = [
+  ["relayr_topic_subscribers", "Subscriptions bound to the topic", (t) => t.subscribers],
+  ["relayr_topic_retained", "Messages held for lagging subscribers", (t) => t.retained],
+  [
+    "relayr_topic_lag_messages",
+    "Messages the most lagging subscriber is behind",
+    (t) => t.max_lag_msgs,
+  ],
+  ["relayr_topic_lag_bytes", "Bytes the most lagging subscriber is behind", (t) => t.max_lag_bytes],
+];
+
+const TOPIC_COUNTERS: Gauge<TopicStats>[] = [
+  ["relayr_topic_published_total", "Messages published to the topic", (t) => t.published],
+  ["relayr_topic_delivered_total", "Deliveries to subscribers", (t) => t.delivered],
+  [
+    "relayr_topic_dropped_total",
+    "Messages skipped by drop-oldest slow subscribers",
+    (t) => t.dropped,
+  ],
+  [
+    "relayr_topic_slow_consumers_total",
+    "Subscribers found too far behind",
+    (t) => t.slow_consumers,
+  ],
+];
+
+/** Renders the exposition text. */
+export function renderMetrics(stats: StatsCollector): string {
+  const s = stats.server();
+  const e = new Exposition();
+  e.family("relayr_info", "gauge", "Relayr build and runtime (value is 1)", [[{
+    version: s.version,
+    runtime: s.runtime,
+    runtime_version: s.runtime_version,
+    store: s.store,
+    server_id: s.server_id,
+  }, 1]]);
+  e.single("relayr_ready", "gauge", "1 when the server accepts connections", s.ready ? 1 : 0);
+  e.single("relayr_uptime_seconds", "gauge", "Seconds since the broker started", s.uptime_s);
+  e.single(
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the broker since the Unix epoch in seconds",
+    Date.parse(s.started_at) / 1000,
+  );
+  e.single("relayr_messages_in_total", "counter", "PUB frames received from clients", s.in_msgs);
+  e.single("relayr_bytes_in_total", "counter", "Payload bytes of PUB frames received", s.in_bytes);
+  e.single("relayr_messages_out_total", "counter", "MSG frames sent to clients", s.out_msgs);
+  e.single("relayr_bytes_out_total", "counter", "Payload bytes of MSG frames sent", s.out_bytes);
+  e.single(
+    "relayr_messages_published_total",
+    "counter",
+    "Messages accepted by the broker",
+    s.published_msgs,
+  );
+  e.single(
+    "relayr_bytes_published_total",
+    "counter",
+    "Payload bytes of messages accepted by the broker",
+    s.published_bytes,
+  );
+  e.single(
+    "relayr_messages_rejected_total",
+    "counter",
+    "Publishes refused because a queue was full",
+    s.rejected_msgs,
+  );
+  e.single(
+    "relayr_messages_unrouted_total",
+    "counter",
+    "Topic messages published with no matching subscription",
+    s.unrouted_msgs,
+  );
+  e.single("relayr_connections", "gauge", "Open client connections", s.connections);
+  e.single(
+    "relayr_connections_accepted_total",
+    "counter",
+    "Client connections accepted",
+    s.total_connections,
+  );
+  e.family(
+    "relayr_connections_closed_total",
+    "counter",
+    "Client connections closed, by reason",
+    Object.entries(s.closed_by_reason).map(([reason, n]): Sample => [{ reason }, n]),
+  );
+  e.single(
+    "relayr_slow_consumers_total",
+    "counter",
+    "Connections closed as slow consumers",
+    s.slow_consumers,
+  );
+  e.histogram("relayr_delivery_latency_seconds", "Time from publish to first delivery", {
+    buckets: s.latency.buckets,
+    sum: s.latency.sum_s,
+    count: s.latency.count,
+  });
+  e.single("relayr_queues", "gauge", "Queues the broker holds", s.queues);
+  e.single("relayr_topics", "gauge", "Topics with at least one subscriber", s.topics);
+  const queues = stats.queues({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
+  const topics = stats.topics({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
+  e.family(
+    "relayr_metrics_destinations_omitted",
+    "gauge",
+    `Queues and topics left out of the per-destination series (over ${METRICS_DESTINATIONS_MAX} each)`,
+    [
+      [{ kind: "queue" }, queues.total - queues.list.length],
+      [{ kind: "topic" }, topics.total - topics.list.length],
+    ],
+  );
+  const qLabel = (q: QueueStats) => ({ queue: q.name.slice("queue:".length) });
+  for (const [name, help, f] of QUEUE_GAUGES) {
+    e.family(name, "gauge", help, queues.list.map((q): Sample => [qLabel(q), f(q)]));
+  }
+  for (const [name, help, f] of QUEUE_COUNTERS) {
+    e.family(name, "counter", help, queues.list.map((q): Sample => [qLabel(q), f(q)]));
+  }
+  const tLabel = (t: TopicStats) => ({ topic: t.name.slice("topic:".length) });
+  for (const [name, help, f] of TOPIC_GAUGES) {
+    e.family(name, "gauge", help, topics.list.map((t): Sample => [tLabel(t), f(t)]));
+  }
+  for (const [name, help, f] of TOPIC_COUNTERS) {
+    e.family(name, "counter", help, topics.list.map((t): Sample => [tLabel(t), f(t)]));
+  }
+  e.single("process_resident_memory_bytes", "gauge", "Resident set size in bytes", s.mem.rss);
+  e.single("relayr_heap_used_bytes", "gauge", "JavaScript heap in use in bytes", s.mem.heap_used);
+  if (s.event_loop_lag_ms !== null) {
+    e.single(
+      "relayr_event_loop_lag_seconds",
+      "gauge",
+      "Event-loop lag of the last probe",
+      s.event_loop_lag_ms.last / 1000,
+    );
+    e.single(
+      "relayr_event_loop_lag_max_seconds",
+      "gauge",
+      `Largest event-loop lag over the last ${LOOP_LAG_WINDOW_MS / 1000} seconds`,
+      s.event_loop_lag_ms.max / 1000,
+    );
+  }
+  return e.text();
+}
