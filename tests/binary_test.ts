@@ -1,0 +1,169 @@
+/**
+ * The single executable (`dist/relayr`, built by scripts/build.sh with `bun
+ * build --compile`) and `bun main.ts`, as real child processes: the
+ * documented exchange, a queue and a topic over TCP, the monitoring port, and
+ * a clean exit 0 on SIGTERM. The binary is rebuilt when any source file is
+ * newer than it. Skipped, with the reason printed, when `bun` is absent.
+ */
+import assert from "node:assert/strict";
+import { bunVersion, type ServerProcess, startServerProcess } from "./child.ts";
+import { RawClient } from "./helpers.ts";
+import { parseExposition, value } from "./prometheus.ts";
+
+const BINARY = "dist/relayr";
+const bun = await bunVersion();
+if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
+
+/** Newest modification time (ms) of the files the binary is built from. */
+async function newestSource(): Promise<number> {
+  let newest = 0;
+  const visit = async (path: string) => {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) {
+      for await (const e of Deno.readDir(path)) await visit(`${path}/${e.name}`);
+    } else newest = Math.max(newest, info.mtime?.getTime() ?? 0);
+  };
+  for (const p of ["main.ts", "src", "package.json", "scripts/build.sh"]) await visit(p);
+  return newest;
+}
+
+/** Builds dist/relayr when it is missing or older than a source file. */
+async function ensureBinary(): Promise<void> {
+  const built = await Deno.stat(BINARY).then((s) => s.mtime?.getTime() ?? 0, () => 0);
+  if (built >= await newestSource()) return;
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/build.sh", BINARY],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `scripts/build.sh failed:\n${text}`);
+}
+
+/** PROTOCOL.md's first example, verbatim, then a queue and a topic with several clients. */
+async function exchange(port: number): Promise<void> {
+  const c = await RawClient.connect(port);
+  const p = await RawClient.connect(port);
+  const s2 = await RawClient.connect(port);
+  try {
+    await c.send('CONNECT {"version":"1.0","client_id":"client123"}\n');
+    assert.equal(await c.line(), "OK");
+    await c.send('PUB queue:orders 35\n{"order_id":"12345","amount":99.99}\n');
+    assert.match(await c.line(), /^OK msg_id:\d+$/);
+    await c.send("SUB topic:events sub_id:sub456\n");
+    assert.equal(await c.line(), "OK");
+    await c.send('PUB topic:events 43\n{"event":"order_placed","order_id":"12345"}\n');
+    const two = [await c.frame(), await c.frame()];
+    const ok = two.find((f) => f.line.startsWith("OK "))!;
+    const msg = two.find((f) => f.line.startsWith("MSG "))!;
+    const id = ok.line.match(/^OK msg_id:(\d+)$/)![1];
+    assert.equal(msg.line, `MSG topic:events sub_id:sub456 msg_id:${id} 43`);
+    assert.equal(
+      new TextDecoder().decode(msg.payload),
+      '{"event":"order_placed","order_id":"12345"}',
+    );
+    await c.send(`ACK msg_id:${id}\n`);
+    assert.equal(await c.line(), "OK");
+
+    // The queued order goes to a consumer, and more through a queue and a topic.
+    await c.send("SUB queue:orders sub_id:q1\r\n");
+    assert.equal(await c.line(), "OK");
+    const order = await c.frame();
+    assert.match(order.line, /^MSG queue:orders sub_id:q1 msg_id:\d+ 35$/);
+    await c.send(`ACK msg_id:${order.fields!.msg_id}\r\n`);
+    assert.equal(await c.line(), "OK");
+    await s2.send("SUB topic:events sub_id:other\r\nPING\r\n");
+    assert.equal(await s2.line(), "OK");
+    assert.equal(await s2.line(), "PONG");
+    const N = 20;
+    let batch = 'CONNECT {"verbose":false}\r\n';
+    for (let i = 0; i < N; i++) {
+      batch += `PUB queue:orders 4\r\nq${String(i).padStart(3, "0")}\r\n`;
+      batch += `PUB topic:events 4\r\nt${String(i).padStart(3, "0")}\r\n`;
+    }
+    await p.send(batch + "PING\r\n");
+    assert.equal(await p.line(), "PONG");
+    const atC = await c.msgs(2 * N);
+    const queued = atC.filter((f) => f.fields!.dest === "queue:orders");
+    assert.deepEqual(
+      queued.map((f) => new TextDecoder().decode(f.payload)),
+      Array.from({ length: N }, (_, i) => `q${String(i).padStart(3, "0")}`),
+      "queue order is FIFO",
+    );
+    for (const f of queued) {
+      await c.send(`ACK msg_id:${f.fields!.msg_id}\r\n`);
+      assert.equal(await c.line(), "OK");
+    }
+    const atS2 = await s2.msgs(N);
+    assert.deepEqual(
+      atS2.map((f) => new TextDecoder().decode(f.payload)),
+      Array.from({ length: N }, (_, i) => `t${String(i).padStart(3, "0")}`),
+      "every topic subscriber gets every message in order",
+    );
+  } finally {
+    await c.close();
+    await p.close();
+    await s2.close();
+  }
+}
+
+/** The monitoring port answers and counts the traffic of `exchange`. */
+async function checkMonitoring(server: ServerProcess, runtime: string): Promise<void> {
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const health = await fetch(`${base}/healthz`);
+  assert.equal(health.status, 200);
+  await health.body?.cancel();
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 200);
+  await ready.body?.cancel();
+  const m = parseExposition(await (await fetch(`${base}/metrics`)).text());
+  const info = m.get("relayr_info")!.samples[0].labels;
+  assert.equal(info.runtime, runtime);
+  // 1 + 1 documented publishes, then 20 to the queue and 20 to the topic.
+  assert.equal(value(m, "relayr_messages_published_total"), 42);
+  assert.equal(value(m, "relayr_queue_acked_total", { queue: "orders" }), 21);
+}
+
+/** Runs the whole scenario against one server command. */
+async function scenario(cmd: string, args: string[], runtime: string): Promise<void> {
+  const server = await startServerProcess(cmd, args);
+  let status: Deno.CommandStatus | undefined;
+  try {
+    await exchange(server.port);
+    await checkMonitoring(server, runtime);
+    status = await server.stop("SIGTERM");
+  } finally {
+    status ??= await server.stop("SIGKILL");
+  }
+  assert.equal(status.code, 0, `exit code ${status.code}; output:\n${server.output()}`);
+  assert.match(server.output(), /SIGTERM: stopping/);
+  assert.match(server.output(), /stopped/);
+}
+
+Deno.test({
+  name: "binary: dist/relayr --version names Relayr and the Bun runtime",
+  ignore: bun === undefined,
+  async fn() {
+    await ensureBinary();
+    const out = await new Deno.Command(BINARY, { args: ["--version"], stdout: "piped" }).output();
+    assert.equal(out.code, 0);
+    assert.match(new TextDecoder().decode(out.stdout), /^relayr \d+\.\d+\.\d+ \(bun \d+\.\d+/);
+  },
+});
+
+Deno.test({
+  name: "binary: serves the protocol and monitoring, exits 0 on SIGTERM",
+  ignore: bun === undefined,
+  async fn() {
+    await ensureBinary();
+    await scenario(BINARY, [], "bun");
+  },
+});
+
+Deno.test({
+  name: "bun main.ts: serves the protocol and monitoring, exits 0 on SIGTERM",
+  ignore: bun === undefined,
+  async fn() {
+    await scenario("bun", ["main.ts"], "bun");
+  },
+});

@@ -1,0 +1,102 @@
+/**
+ * Test helpers for Relayr as a child process (the compiled binary, or `bun
+ * main.ts`): start it on free ports, learn the ports from its log, stop it by
+ * its own PID and collect its exit status and output.
+ */
+
+const decoder = new TextDecoder();
+
+/** Bun's version, or undefined when `bun` is not on PATH. */
+export async function bunVersion(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("bun", { args: ["--version"], stdout: "piped" }).output();
+    return out.success ? decoder.decode(out.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A started server process. */
+export interface ServerProcess {
+  readonly pid: number;
+  /** The wire protocol port. */
+  readonly port: number;
+  /** The HTTP monitoring port. */
+  readonly httpPort: number;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  /** Sends `signal` and waits (bounded) for the exit; SIGKILLs after `timeoutMs`. */
+  stop(signal?: Deno.Signal, timeoutMs?: number): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts `cmd args... --host 127.0.0.1 --port 0 --http-host 127.0.0.1
+ * --http-port 0` and waits until it logs both ports.
+ */
+export async function startServerProcess(
+  cmd: string,
+  args: string[],
+  timeoutMs = 15_000,
+): Promise<ServerProcess> {
+  const child = new Deno.Command(cmd, {
+    args: [...args, "--host", "127.0.0.1", "--port", "0", "--http-host", "127.0.0.1"].concat(
+      ["--http-port", "0", "--log-format", "text"],
+    ),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let text = "";
+  let changed: () => void = () => {};
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s) {
+      text += decoder.decode(chunk);
+      changed();
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  let stopped: Promise<Deno.CommandStatus> | undefined;
+  const stop = (signal: Deno.Signal = "SIGTERM", ms = 10_000) =>
+    stopped ??= (async () => {
+      try {
+        child.kill(signal);
+      } catch { /* already exited */ }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+      }, ms);
+      const status = await child.status;
+      clearTimeout(timer);
+      await pumps;
+      return status;
+    })();
+  const deadline = Date.now() + timeoutMs;
+  const exited = child.status.then(() => "exited" as const);
+  for (;;) {
+    const port = text.match(/listening on [^\s:]+:(\d+)/)?.[1];
+    const httpPort = text.match(/monitoring on http:\/\/[^\s:]+:(\d+)/)?.[1];
+    if (port !== undefined && httpPort !== undefined) {
+      return {
+        pid: child.pid,
+        port: Number(port),
+        httpPort: Number(httpPort),
+        output: () => text,
+        stop,
+      };
+    }
+    const left = deadline - Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      new Promise<"changed">((res) => changed = () => res("changed")),
+      new Promise<"timeout">((res) => timer = setTimeout(() => res("timeout"), Math.max(0, left))),
+      exited,
+    ]);
+    clearTimeout(timer);
+    if (r !== "changed") {
+      await stop("SIGKILL");
+      throw new Error(`${cmd} did not log its ports (${r}); output:\n${text}`);
+    }
+  }
+}
