@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { FrameParser, type MsgFrame } from "../src/client/parser.ts";
 import { OutBuf } from "../src/client/outbound.ts";
-import { encodeAcks, encodePub, nackLine, subLine } from "../src/client/commands.ts";
+import { ackGroups, encodeAcks, encodePub, nackLine, subLine } from "../src/client/commands.ts";
 import {
   BadArgumentError,
   BadDestinationError,
@@ -239,15 +239,21 @@ Deno.test("sub, ack and nack lines", () => {
   assert.throws(() => subLine("queue:q", "s1", "explicit", { prefetch: 0 }), BadArgumentError);
   assert.equal(nackLine("5", 100), "NACK msg_id:5 delay:100");
   assert.equal(nackLine("5", undefined), "NACK msg_id:5");
+  // Up to 32 ids per line (the broker's options limit), and at most 4096 bytes.
   const out = new OutBuf();
-  const ids = Array.from({ length: 1030 }, (_, i) => `${i}`);
-  assert.equal(encodeAcks(out, ids), 2);
+  const ids = Array.from({ length: 70 }, (_, i) => `${i}`);
+  const groups = ackGroups(ids);
+  assert.deepEqual(groups.map((g) => g.length), [32, 32, 6]);
+  encodeAcks(out, groups);
   const lines = dec.decode(out.take()).split("\r\n");
-  assert.equal(lines[0].split(" ").length, 1025);
-  assert.equal(
-    lines[1],
-    "ACK msg_id:1024 msg_id:1025 msg_id:1026 msg_id:1027 msg_id:1028 msg_id:1029",
-  );
+  assert.equal(lines.length, 4);
+  assert.equal(lines[2], "ACK msg_id:64 msg_id:65 msg_id:66 msg_id:67 msg_id:68 msg_id:69");
+  // Long ids: the 4096-byte control line is the bound.
+  const long = Array.from({ length: 100 }, (_, i) => `${i}`.padStart(200, "1"));
+  const longGroups = ackGroups(long);
+  assert.deepEqual(longGroups.flat(), long);
+  for (const g of longGroups) assert.ok(`ACK msg_id:${g.join(" msg_id:")}`.length <= 4096);
+  assert.equal(longGroups[0].length, 19);
 });
 
 Deno.test("outbound buffer grows and double-buffers", () => {

@@ -116,6 +116,23 @@ Deno.test("client against a real broker", async (t) => {
       assert.deepEqual(await take(sub2, 1, 300).catch(() => []), []);
     });
 
+    await t.step("acks batched in one tick all settle (split over several ACK lines)", async () => {
+      const c = await open();
+      const errors: StatusEvent[] = [];
+      c.onStatus((e) => e.type === "error" && errors.push(e));
+      for (let i = 0; i < 50; i++) c.publishNoWait("queue:batch", `${i}`);
+      await c.flush();
+      const sub = await c.subscribe("queue:batch", { prefetch: 50 });
+      const msgs = await take(sub, 50);
+      await Promise.all(msgs.slice(0, 25).map((m) => m.ack({ confirm: true })));
+      for (const m of msgs.slice(25)) m.ack();
+      await c.flush();
+      assert.deepEqual(errors, []);
+      await sub.unsubscribe();
+      const check = await c.subscribe("queue:batch");
+      assert.deepEqual(await take(check, 1, 200).catch(() => []), []);
+    });
+
     await t.step("nack with a delay comes back after the delay", async () => {
       const c = await open();
       await c.publish("queue:delayed", "later");

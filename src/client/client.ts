@@ -490,9 +490,10 @@ export class Client {
   }
 
   /**
-   * Closes now: buffered messages of explicit-ack subscriptions are dropped
-   * (the broker redelivers them), the loops end, waiting commands reject with
-   * `ConnectionClosedError`. Bytes already queued are written first.
+   * Closes: commands already sent get their answers (one PING round trip,
+   * at most 2 s), then the socket closes. Buffered messages of explicit-ack
+   * subscriptions are dropped (the broker redelivers them), the loops end,
+   * anything still waiting rejects with `ConnectionClosedError`.
    */
   close(): Promise<void> {
     return this.#shutdown(undefined, true);
@@ -507,6 +508,12 @@ export class Client {
     const closedErr = error ?? new ConnectionClosedError();
     const link = this.#link;
     if (link !== null) {
+      if (writeOut && link.ready && link.pending.length > 0) {
+        // One bounded round trip, so what was sent gets its answer (and the
+        // broker does not write replies into a closed socket).
+        const pong = link.command("PING", Reply.PONG);
+        await withTimeout(pong, L.CLOSE_FLUSH_TIMEOUT_MS).catch(() => {});
+      }
       if (writeOut) await link.wire.settle();
       await link.wire.close();
     }

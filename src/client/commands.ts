@@ -12,8 +12,10 @@
 import {
   ACK_IDS_MAX,
   ACK_TIMEOUT_MS_MAX,
+  CONTROL_LINE_BYTES_MAX,
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
+  OPTIONS_MAX,
   PREFETCH_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
@@ -209,17 +211,39 @@ export function checkSubscribe(dest: string, opts: SubWireOptions): AckMode {
   return ack;
 }
 
-/** Appends `ACK` lines for `ids`, at most `ACK_IDS_MAX` per line; returns how many lines. */
-export function encodeAcks(out: OutBuf, ids: readonly string[]): number {
-  let lines = 0;
-  for (let i = 0; i < ids.length; i += ACK_IDS_MAX) {
-    let line = "ACK";
-    const end = Math.min(ids.length, i + ACK_IDS_MAX);
-    for (let k = i; k < end; k++) line += " msg_id:" + ids[k];
-    out.writeString(line + "\r\n");
-    lines++;
+/**
+ * Most ids on one `ACK` line. PROTOCOL.md allows 1024 ids per ACK, but the
+ * broker also caps every control line at `OPTIONS_MAX` options (each
+ * `msg_id:` counts) and `CONTROL_LINE_BYTES_MAX` bytes; we honour the
+ * tightest of the three.
+ */
+export const ACK_IDS_PER_LINE = Math.min(ACK_IDS_MAX, OPTIONS_MAX);
+
+/**
+ * Groups ids into `ACK` lines: at most `ACK_IDS_PER_LINE` ids and at most
+ * `CONTROL_LINE_BYTES_MAX` bytes per line.
+ */
+export function ackGroups(ids: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  let group: string[] = [];
+  let bytes = 3; // "ACK"
+  for (const id of ids) {
+    const more = 8 + id.length; // " msg_id:" + id
+    if (group.length === ACK_IDS_PER_LINE || bytes + more > CONTROL_LINE_BYTES_MAX) {
+      groups.push(group);
+      group = [];
+      bytes = 3;
+    }
+    group.push(id);
+    bytes += more;
   }
-  return lines;
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/** Appends one `ACK` line per group of {@linkcode ackGroups}. */
+export function encodeAcks(out: OutBuf, groups: readonly string[][]): void {
+  for (const group of groups) out.writeString(`ACK msg_id:${group.join(" msg_id:")}\r\n`);
 }
 
 /** The `NACK` line of one message (without the line end); validates the delay. */

@@ -43,6 +43,8 @@ export const SUB_BUFFER_BYTES_MAX = 64 * 1024 * 1024;
 
 /** Default time `request()` waits for its reply. */
 export const REQUEST_TIMEOUT_MS = 5_000;
+/** Longest round trip `close()` waits for, so commands already sent get their answers. */
+export const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
 /** Default time `drain()` waits for in-flight messages before it closes anyway. */
 export const DRAIN_TIMEOUT_MS = 30_000;
 /** Status events buffered per `status()` iterator that nobody reads; older ones are dropped. */

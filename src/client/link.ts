@@ -12,8 +12,7 @@
  *
  * @module
  */
-import { ACK_IDS_MAX } from "../config/limits.ts";
-import { encodeAcks } from "./commands.ts";
+import { ackGroups, encodeAcks } from "./commands.ts";
 import { type BrokerError, UnknownMsgIdError } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import type { Wire } from "./wire.ts";
@@ -94,7 +93,7 @@ export class Link {
   }
 
   /**
-   * Writes the batched acks as `ACK` lines of up to 1024 ids, each with one
+   * Writes the batched acks as `ACK` lines (see `ackGroups`), each with one
    * pending entry. On `ERR UNKNOWN_MSG_ID` the broker still settled the other
    * ids of the line, so only the waiter whose id the error names is rejected.
    */
@@ -104,9 +103,9 @@ export class Link {
     const waiters = this.#ackWaiters;
     this.#acks = [];
     this.#ackWaiters = null;
-    encodeAcks(this.wire.out, ids);
-    for (let i = 0; i < ids.length; i += ACK_IDS_MAX) {
-      const line = ids.slice(i, i + ACK_IDS_MAX);
+    const groups = ackGroups(ids);
+    encodeAcks(this.wire.out, groups);
+    for (const line of groups) {
       const mine = waiters === null ? [] : line.filter((id) => waiters.has(id));
       this.pending.push({
         kind: Reply.OK,
