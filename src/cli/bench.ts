@@ -1,0 +1,334 @@
+/**
+ * `relayr bench`: a built-in load test in the manner of `nats bench`.
+ * Publishers and subscribers each get their own connection, all in this
+ * process, so one clock stamps and reads the latency of every message.
+ *
+ * @module
+ */
+import type { Client, Message } from "../client/mod.ts";
+import { randomToken } from "../client/request.ts";
+import type { Runtime } from "../runtime/mod.ts";
+import {
+  type CliIo,
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  connectCli,
+  ExitCode,
+  fail,
+  intFlag,
+  onInterrupt,
+  parse,
+  serverAddress,
+  UsageError,
+} from "./common.ts";
+import { LatencySamples, type Percentiles } from "./latency.ts";
+
+/** Help of `relayr bench`. */
+export const BENCH_HELP = `Usage: relayr bench [name] [options]
+
+Load-tests the broker: --pubs publishers send --msgs messages in total to
+topic:<name> (read by --subs subscribers, each getting every message) or,
+with --queue, to queue:<name> (shared by --queue competing consumers, which
+ack each message). Prints msgs/s, MB/s (10^6 bytes) and latency percentiles.
+
+Examples:
+  relayr bench --pubs 1 --subs 1 --msgs 100000 --size 128
+  relayr bench --pubs 4 --queue 4 --msgs 200000
+  relayr bench orders --pubs 2 --subs 0 --size 1024 --json
+
+Options:
+      --pubs <n>            publishers (default: 1)
+      --subs <n>            topic subscribers (default: 0)
+      --queue <n>           queue consumers instead of topic subscribers
+      --msgs <n>            messages to publish, split among publishers (default: 100000)
+      --size <bytes>        payload size (default: 128; 8 or more to measure
+                            end-to-end latency)
+      --window <n>          publishes in flight per publisher (default: 1000)
+      --prefetch <n>        prefetch of queue consumers (default: broker's)
+      --timeout <ms>        longest wait for deliveries after publishing (default: 30000)
+      --json                print the summary as JSON
+${COMMON_HELP}`;
+
+interface BenchConfig {
+  server: string;
+  dest: string;
+  pubs: number;
+  consumers: number;
+  queue: boolean;
+  msgs: number;
+  size: number;
+  window: number;
+  prefetch: number | undefined;
+  timeoutMs: number;
+}
+
+/** What a bench run measured. */
+export interface BenchResult {
+  dest: string;
+  size: number;
+  pub: { clients: number; msgs: number; seconds: number; msgsPerSec: number; mbPerSec: number };
+  sub: { clients: number; msgs: number; seconds: number; msgsPerSec: number; mbPerSec: number };
+  /** Publish to delivery (needs size >= 8), ms. */
+  latencyMs: Percentiles | null;
+  /** PUB to OK, ms. */
+  publishAckMs: Percentiles | null;
+  complete: boolean;
+}
+
+/** Runs `relayr bench`; returns the exit code. */
+export async function benchCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  let cfg: BenchConfig;
+  let json = false;
+  try {
+    const { values, positionals } = parse(args, {
+      ...COMMON_OPTIONS,
+      pubs: { type: "string" },
+      subs: { type: "string" },
+      queue: { type: "string" },
+      msgs: { type: "string" },
+      size: { type: "string" },
+      window: { type: "string" },
+      prefetch: { type: "string" },
+      timeout: { type: "string" },
+      json: { type: "boolean" },
+    });
+    if (values.help) {
+      io.out(BENCH_HELP);
+      return ExitCode.OK;
+    }
+    if (positionals.length > 1) {
+      throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    }
+    const queueN = intFlag("queue", values.queue, 0, 0, 1000);
+    const subsN = intFlag("subs", values.subs, 0, 0, 1000);
+    if (queueN > 0 && subsN > 0) throw new UsageError("--subs and --queue exclude each other");
+    const name = positionals[0] ?? `bench.${randomToken(8)}`;
+    cfg = {
+      server: serverAddress(runtime, values.server),
+      dest: `${queueN > 0 ? "queue" : "topic"}:${name}`,
+      pubs: intFlag("pubs", values.pubs, 1, 1, 1000),
+      consumers: queueN > 0 ? queueN : subsN,
+      queue: queueN > 0,
+      msgs: intFlag("msgs", values.msgs, 100_000, 1, 100_000_000),
+      size: intFlag("size", values.size, 128, 0, 64 * 1024 * 1024),
+      window: intFlag("window", values.window, 1000, 1, 1_000_000),
+      prefetch: values.prefetch === undefined
+        ? undefined
+        : intFlag("prefetch", values.prefetch, 0, 1),
+      timeoutMs: intFlag("timeout", values.timeout, 30_000, 1),
+    };
+    json = values.json === true;
+  } catch (err) {
+    return fail(io, "bench", err);
+  }
+  const clients: Client[] = [];
+  let stop = false;
+  const removeSignals = onInterrupt(runtime, () => stop = true);
+  try {
+    if (!json) {
+      io.out(
+        `Relayr bench: ${cfg.pubs} publisher(s), ${cfg.consumers} ${
+          cfg.queue ? "queue consumer" : "subscriber"
+        }(s) on ${cfg.dest}, ${cfg.msgs} msgs of ${cfg.size} B`,
+      );
+    }
+    const result = await run(cfg, runtime, io, clients, () => stop);
+    if (json) io.out(JSON.stringify(result));
+    else io.out(summary(result));
+    if (stop) return ExitCode.INTERRUPTED;
+    if (!result.complete) {
+      io.err(
+        `relayr bench: ${result.sub.msgs} of the expected deliveries arrived within ${cfg.timeoutMs} ms`,
+      );
+      return ExitCode.TIMEOUT;
+    }
+    return ExitCode.OK;
+  } catch (err) {
+    return fail(io, "bench", err);
+  } finally {
+    removeSignals();
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+async function run(
+  cfg: BenchConfig,
+  runtime: Runtime,
+  io: CliIo,
+  clients: Client[],
+  stopped: () => boolean,
+): Promise<BenchResult> {
+  const expected = cfg.consumers === 0 ? 0 : cfg.queue ? cfg.msgs : cfg.msgs * cfg.consumers;
+  const latency = new LatencySamples(expected);
+  const pubAcks = new LatencySamples(cfg.msgs);
+  let received = 0;
+  let firstRecv = 0;
+  let lastRecv = 0;
+  let lost: Error | undefined; // a client the broker dropped: stop at once, say why
+  const open = async () => {
+    const c = await connectCli(runtime, cfg.server, {
+      reconnect: false,
+      onStatus: (e) => {
+        if (e.type === "closed" && e.error) lost ??= e.error;
+      },
+    });
+    clients.push(c);
+    return c;
+  };
+
+  for (let i = 0; i < cfg.consumers; i++) {
+    const c = await open();
+    await c.subscribe(cfg.dest, {
+      prefetch: cfg.prefetch,
+      maxPendingMessages: Number.MAX_SAFE_INTEGER, // callbacks do not buffer
+      callback: (msg: Message) => {
+        const now = performance.now();
+        if (received === 0) firstRecv = now;
+        lastRecv = now;
+        received++;
+        const body = msg.body;
+        if (body.length >= 8) {
+          latency.add(now - new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true));
+        }
+        if (cfg.queue) msg.ack();
+      },
+    });
+    await c.flush();
+  }
+  const pubs: Client[] = [];
+  for (let i = 0; i < cfg.pubs; i++) pubs.push(await open());
+
+  let published = 0;
+  const start = performance.now();
+  const ticker = io.isTty
+    ? setInterval(
+      () => io.progress(progressLine(published, cfg.msgs, received, expected, start)),
+      200,
+    )
+    : undefined;
+  try {
+    const per = Math.floor(cfg.msgs / cfg.pubs);
+    await Promise.all(pubs.map((c, i) => {
+      const n = per + (i === 0 ? cfg.msgs - per * cfg.pubs : 0);
+      return publishMany(
+        c,
+        cfg,
+        n,
+        pubAcks,
+        () => stopped() || lost !== undefined,
+        () => published++,
+      );
+    }));
+    const pubEnd = performance.now();
+    const deadline = Date.now() + cfg.timeoutMs;
+    while (received < expected && !stopped() && !lost && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (lost) throw lost;
+    if (ticker !== undefined) {
+      io.progress(progressLine(published, cfg.msgs, received, expected, start));
+      io.out("");
+    }
+    const pubSecs = (pubEnd - start) / 1000;
+    const subSecs = received === 0 ? 0 : (lastRecv - Math.min(firstRecv, start)) / 1000;
+    return {
+      dest: cfg.dest,
+      size: cfg.size,
+      pub: rates(cfg.pubs, published, pubSecs, cfg.size),
+      sub: rates(cfg.consumers, received, subSecs, cfg.size),
+      latencyMs: latency.percentiles(),
+      publishAckMs: pubAcks.percentiles(),
+      complete: received >= expected && published === cfg.msgs,
+    };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/** One publisher: `n` messages, at most `window` waiting for their OK. */
+async function publishMany(
+  client: Client,
+  cfg: BenchConfig,
+  n: number,
+  acks: LatencySamples,
+  stopped: () => boolean,
+  onPublished: () => void,
+): Promise<void> {
+  const payload = new Uint8Array(cfg.size);
+  const view = new DataView(payload.buffer);
+  let inflight = 0;
+  let wake: (() => void) | null = null;
+  let failure: unknown;
+  for (let i = 0; i < n && !stopped() && failure === undefined; i++) {
+    while (inflight >= cfg.window) await new Promise<void>((r) => wake = r);
+    const t = performance.now();
+    // The payload is copied into the outbound buffer at once, so one buffer serves every message.
+    if (cfg.size >= 8) view.setFloat64(0, t, true);
+    inflight++;
+    client.publish(cfg.dest, payload).then(
+      () => {
+        acks.add(performance.now() - t);
+        onPublished();
+      },
+      (err) => failure ??= err,
+    ).finally(() => {
+      inflight--;
+      const w = wake;
+      wake = null;
+      w?.();
+    });
+  }
+  for (let i = 0; inflight > 0 && i < 1_000_000; i++) await new Promise<void>((r) => wake = r);
+  if (failure !== undefined) throw failure;
+}
+
+function rates(clients: number, msgs: number, seconds: number, size: number) {
+  const s = seconds > 0 ? seconds : Number.EPSILON;
+  return {
+    clients,
+    msgs,
+    seconds: round(seconds, 3),
+    msgsPerSec: Math.round(msgs / s),
+    mbPerSec: round((msgs * size) / 1e6 / s, 2),
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function progressLine(
+  pub: number,
+  pubTotal: number,
+  recv: number,
+  recvTotal: number,
+  start: number,
+): string {
+  const secs = (performance.now() - start) / 1000;
+  const rate = Math.round((pub + recv) / Math.max(secs, 0.001));
+  return `published ${pub}/${pubTotal}  received ${recv}/${recvTotal}  ${rate} msgs/s  ${
+    secs.toFixed(1)
+  } s`;
+}
+
+/** The human summary. */
+export function summary(r: BenchResult): string {
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  const line = (label: string, s: BenchResult["pub"]) =>
+    `${label} ${fmt(s.msgsPerSec)} msgs/s ~ ${s.mbPerSec} MB/s (${
+      fmt(s.msgs)
+    } msgs in ${s.seconds} s, ${s.clients} client(s))`;
+  const pct = (p: Percentiles | null) =>
+    p === null
+      ? "n/a"
+      : `p50 ${p.p50} ms  p90 ${p.p90} ms  p99 ${p.p99} ms  p99.9 ${p.p999} ms  max ${p.max} ms (${
+        fmt(p.samples)
+      } samples)`;
+  const out = [line("Pub:", r.pub)];
+  if (r.sub.clients > 0) out.push(line("Sub:", r.sub));
+  if (r.sub.clients > 0) out.push(`Latency, publish to delivery: ${pct(r.latencyMs)}`);
+  out.push(`Latency, PUB to OK:           ${pct(r.publishAckMs)}`);
+  if (!r.complete) out.push("Incomplete: not every message was published and delivered");
+  return out.join("\n");
+}

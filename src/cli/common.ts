@@ -1,0 +1,202 @@
+/**
+ * What every client subcommand shares: the I/O seam, flag parsing, the
+ * message-option flags, connecting, and turning errors into one line and an
+ * exit code.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import {
+  BrokerError,
+  type Client,
+  connect,
+  ConnectError,
+  ConnectionClosedError,
+  ConnectionLostError,
+  type ConnectOptions,
+  type PublishOptions,
+  TimeoutError,
+} from "../client/mod.ts";
+import type { Runtime } from "../runtime/mod.ts";
+
+/** Exit codes of the client subcommands (documented in docs/CLIENT.md). */
+export const ExitCode = {
+  OK: 0,
+  /** The broker refused a command, or another runtime error. */
+  ERROR: 1,
+  /** Bad flags or arguments. */
+  USAGE: 2,
+  /** The broker (or the monitoring endpoint) cannot be reached, or the connection was lost for good. */
+  UNREACHABLE: 3,
+  /** A request or wait timed out. */
+  TIMEOUT: 4,
+  /** Stopped by SIGINT/SIGTERM before finishing (bench). */
+  INTERRUPTED: 130,
+} as const;
+
+/** Where the command line reads and writes; tests and other runtimes can pass their own. */
+export interface CliIo {
+  /** Writes one line to stdout. */
+  out(line: string): void;
+  /** Writes one line to stderr. */
+  err(line: string): void;
+  /** Rewrites the current terminal line (progress); only called when `isTty`. */
+  progress(text: string): void;
+  /** Whether stdout is a terminal. */
+  readonly isTty: boolean;
+  /** Standard input, chunk by chunk. */
+  stdin(): AsyncIterable<Uint8Array>;
+}
+
+/**
+ * The default I/O: `console` for lines (synchronous on Deno and Bun, so
+ * nothing is lost when the process exits right after), `node:process` for
+ * stdin and the progress line; the terminal check comes from the runtime.
+ */
+export function defaultIo(runtime: Runtime): CliIo {
+  return {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    progress: (text) => process.stdout.write(`\r\x1b[2K${text}`),
+    isTty: runtime.stdoutIsTerminal(),
+    stdin: () => process.stdin as unknown as AsyncIterable<Uint8Array>,
+  };
+}
+
+/** Bad flags or arguments: exit code 2, with a pointer to `--help`. */
+export class UsageError extends TypeError {
+  /** @param message what is wrong, in sentence case */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Flags every subcommand takes. */
+export const COMMON_OPTIONS = {
+  server: { type: "string", short: "s" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** The flags of message options (pub, request). */
+export const MESSAGE_OPTIONS = {
+  header: { type: "string", short: "H", multiple: true },
+  priority: { type: "string", short: "p" },
+  ttl: { type: "string" },
+  "correlation-id": { type: "string" },
+  "reply-to": { type: "string" },
+  "content-type": { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** Help text of the shared flags. */
+export const COMMON_HELP =
+  `  -s, --server <host:port>  broker address (default: $RELAYR_SERVER or localhost:9092)
+  -h, --help                show this help`;
+
+/** Help text of the message option flags. */
+export const MESSAGE_HELP = `  -H, --header <Key: Value> a header (repeatable)
+  -p, --priority <0-9>      priority, higher first (queues)
+      --ttl <ms>            expire the message this long after it is accepted
+      --correlation-id <id> correlation id, copied to the delivered message
+      --reply-to <dest>     where a responder should reply
+      --content-type <type> e.g. application/json`;
+
+/** Parses `args` strictly; unknown flags and bad values become a `UsageError`. */
+export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
+  args: string[],
+  options: T,
+) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/\. To specify.*$/s, ""));
+  }
+}
+
+/** A non-negative integer flag, or `fallback` when absent. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(
+      `--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+/** The message options from the message flags. */
+export function messageOptions(values: {
+  header?: string[];
+  priority?: string;
+  ttl?: string;
+  "correlation-id"?: string;
+  "reply-to"?: string;
+  "content-type"?: string;
+}): PublishOptions {
+  const opts: PublishOptions = {};
+  if (values.header !== undefined) {
+    opts.headers = {};
+    for (const h of values.header) {
+      const colon = h.indexOf(":");
+      if (colon <= 0) {
+        throw new UsageError(`--header must look like "Key: Value", got ${JSON.stringify(h)}`);
+      }
+      opts.headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+    }
+  }
+  if (values.priority !== undefined) opts.priority = intFlag("priority", values.priority, 0, 0, 9);
+  if (values.ttl !== undefined) opts.ttlMs = intFlag("ttl", values.ttl, 0, 1);
+  if (values["correlation-id"] !== undefined) opts.correlationId = values["correlation-id"];
+  if (values["reply-to"] !== undefined) opts.replyTo = values["reply-to"];
+  if (values["content-type"] !== undefined) opts.contentType = values["content-type"];
+  return opts;
+}
+
+/** The broker address: `--server`, then `$RELAYR_SERVER`, then the default. */
+export function serverAddress(runtime: Runtime, flag: string | undefined): string {
+  return flag ?? runtime.env("RELAYR_SERVER") ?? "localhost:9092";
+}
+
+/** Connects with the CLI's defaults. */
+export function connectCli(
+  runtime: Runtime,
+  server: string,
+  options: ConnectOptions = {},
+): Promise<Client> {
+  return connect(server, { runtime, name: "relayr-cli", ...options });
+}
+
+/** The exit code of an error. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError) return ExitCode.USAGE;
+  if (
+    err instanceof ConnectError || err instanceof ConnectionClosedError ||
+    err instanceof ConnectionLostError
+  ) return ExitCode.UNREACHABLE;
+  if (err instanceof TimeoutError) return ExitCode.TIMEOUT;
+  return ExitCode.ERROR;
+}
+
+/** Prints `relayr <command>: <message>` (no stack trace) and returns the exit code. */
+export function fail(io: CliIo, command: string, err: unknown): number {
+  const msg = err instanceof BrokerError || err instanceof Error ? err.message : String(err);
+  const hint = err instanceof UsageError ? ` (see relayr ${command} --help)` : "";
+  io.err(`relayr ${command}: ${msg.split("\n")[0]}${hint}`);
+  return exitCodeOf(err);
+}
+
+/** Runs `fn` until SIGINT/SIGTERM; calls `stop` on the first signal. Returns the remover. */
+export function onInterrupt(runtime: Runtime, stop: () => void): () => void {
+  const removers = (["SIGINT", "SIGTERM"] as const).map((sig) => runtime.onSignal(sig, stop));
+  return () => {
+    for (const remove of removers) remove();
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The client half of the `relayr` command line: `pub`, `sub`, `request`,
+ * `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
+ * for everything else.
+ *
+ * ```sh
+ * relayr pub queue:orders '{"order_id":"12345"}'
+ * relayr sub topic:events.> --count 10 --json
+ * relayr request queue:rpc.echo hello --timeout 2000
+ * relayr stats
+ * relayr bench --pubs 1 --subs 1 --msgs 100000 --size 128
+ * ```
+ *
+ * Exit codes: 0 ok, 1 error, 2 usage, 3 broker unreachable, 4 timeout,
+ * 130 interrupted (see docs/CLIENT.md).
+ *
+ * @module
+ */
+import type { Runtime } from "../runtime/mod.ts";
+import { benchCommand } from "./bench.ts";
+import { type CliIo, defaultIo } from "./common.ts";
+import { pubCommand } from "./pub.ts";
+import { requestCommand } from "./request.ts";
+import { statsCommand } from "./stats.ts";
+import { subCommand } from "./sub.ts";
+
+export { type CliIo, defaultIo, ExitCode } from "./common.ts";
+
+type Command = (args: string[], runtime: Runtime, io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  pub: pubCommand,
+  sub: subCommand,
+  request: requestCommand,
+  stats: statsCommand,
+  bench: benchCommand,
+};
+
+/** One line per client subcommand, for the top-level `relayr --help`. */
+export const CLI_USAGE = `Client commands:
+  relayr pub <dest> [data|-]   publish a message (or one per stdin line)
+  relayr sub <dest>            print the messages of a subscription
+  relayr request <dest> <data> send a request and print the reply
+  relayr stats                 print the broker's statistics
+  relayr bench                 load-test the broker
+Run "relayr <command> --help" for the options of each.`;
+
+/**
+ * Runs a client subcommand; `args[0]` is its name. Returns the exit code,
+ * or `null` for a name that is not a client subcommand (`serve`, unknown),
+ * which the caller handles.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCli } from "./src/cli/mod.ts";
+ * import { loadRuntime } from "./src/runtime/mod.ts";
+ * const runtime = await loadRuntime();
+ * const code = await runCli(["pub", "queue:orders", "hello"], runtime);
+ * ```
+ */
+export async function runCli(
+  args: string[],
+  runtime: Runtime,
+  io: CliIo = defaultIo(runtime),
+): Promise<number | null> {
+  const [name, ...rest] = args;
+  if (name === undefined || !Object.hasOwn(COMMANDS, name)) return null;
+  return await COMMANDS[name](rest, runtime, io);
+}

@@ -1,0 +1,118 @@
+/**
+ * `relayr pub <dest> [data|-]`: publishes one message, `--count` copies, or
+ * one message per stdin line.
+ *
+ * @module
+ */
+import type { Client, PublishOptions } from "../client/mod.ts";
+import type { Runtime } from "../runtime/mod.ts";
+import {
+  type CliIo,
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  connectCli,
+  ExitCode,
+  fail,
+  intFlag,
+  MESSAGE_HELP,
+  MESSAGE_OPTIONS,
+  messageOptions,
+  parse,
+  serverAddress,
+  UsageError,
+} from "./common.ts";
+
+/** Help of `relayr pub`. */
+export const PUB_HELP = `Usage: relayr pub <destination> [data|-] [options]
+
+Publishes a message and prints its msg id. With "-" (or no data), publishes
+one message per line of standard input.
+
+Examples:
+  relayr pub queue:orders '{"order_id":"12345"}'
+  relayr pub topic:events hello -H "Trace-Id: abc" --priority 5
+  seq 1 100 | relayr pub queue:numbers -
+
+Options:
+${MESSAGE_HELP}
+  -n, --count <n>           publish the data n times (default: 1)
+  -q, --quiet               do not print msg ids
+${COMMON_HELP}`;
+
+/** Outstanding publishes when streaming stdin: deep enough to pipeline, small enough to bound memory. */
+const PUB_WINDOW = 1000;
+/** Longest stdin line kept while looking for its end. */
+const STDIN_LINE_BYTES_MAX = 64 * 1024 * 1024;
+
+/** Runs `relayr pub`; returns the exit code. */
+export async function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  let client: Client | undefined;
+  try {
+    const { values, positionals } = parse(args, {
+      ...COMMON_OPTIONS,
+      ...MESSAGE_OPTIONS,
+      count: { type: "string", short: "n" },
+      quiet: { type: "boolean", short: "q" },
+    });
+    if (values.help) {
+      io.out(PUB_HELP);
+      return ExitCode.OK;
+    }
+    const [dest, data, ...extra] = positionals;
+    if (dest === undefined) throw new UsageError("missing <destination>");
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+    const count = intFlag("count", values.count, 1, 1);
+    const opts = messageOptions(values);
+    client = await connectCli(runtime, serverAddress(runtime, values.server), { reconnect: false });
+    const print = values.quiet ? () => {} : (id: string) => io.out(id);
+    if (data === undefined || data === "-") {
+      await publishLines(client, dest, opts, io, print);
+    } else {
+      for (let i = 0; i < count; i++) print(await client.publish(dest, data, opts));
+    }
+    await client.close();
+    return ExitCode.OK;
+  } catch (err) {
+    await client?.close();
+    return fail(io, "pub", err);
+  }
+}
+
+/** One message per stdin line, pipelined with a bounded window; ids printed in order. */
+async function publishLines(
+  client: Client,
+  dest: string,
+  opts: PublishOptions,
+  io: CliIo,
+  print: (id: string) => void,
+): Promise<void> {
+  const window: Promise<string>[] = [];
+  for await (const line of lines(io.stdin())) {
+    window.push(client.publish(dest, line, opts));
+    if (window.length >= PUB_WINDOW) print(await window.shift()!);
+  }
+  while (window.length > 0) print(await window.shift()!);
+}
+
+/** Splits a byte stream into lines (without `\n` or `\r\n`); a last line without an end counts. */
+export async function* lines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let rest = new Uint8Array(0);
+  for await (const chunk of chunks) {
+    let buf = chunk;
+    if (rest.length > 0) {
+      buf = new Uint8Array(rest.length + chunk.length);
+      buf.set(rest);
+      buf.set(chunk, rest.length);
+    }
+    let start = 0;
+    for (let lf = buf.indexOf(10); lf >= 0; lf = buf.indexOf(10, start)) {
+      yield buf.subarray(start, lf > start && buf[lf - 1] === 13 ? lf - 1 : lf);
+      start = lf + 1;
+    }
+    rest = buf.slice(start);
+    if (rest.length > STDIN_LINE_BYTES_MAX) {
+      throw new RangeError(`A stdin line is longer than ${STDIN_LINE_BYTES_MAX} bytes`);
+    }
+  }
+  if (rest.length > 0) yield rest;
+}

@@ -1,0 +1,108 @@
+/**
+ * `relayr stats`: fetches `GET /api/stats` from the broker's monitoring
+ * endpoint and prints it as JSON.
+ *
+ * @module
+ */
+import { parseAddress } from "../client/mod.ts";
+import type { Runtime } from "../runtime/mod.ts";
+import {
+  type CliIo,
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  ExitCode,
+  fail,
+  intFlag,
+  parse,
+  serverAddress,
+  UsageError,
+} from "./common.ts";
+
+/** Help of `relayr stats`. */
+export const STATS_HELP = `Usage: relayr stats [options]
+
+Prints the broker's statistics (GET /api/stats of its HTTP monitoring) as JSON.
+
+Examples:
+  relayr stats
+  relayr stats --http broker.internal:8222 --compact
+
+Options:
+      --http <host:port>    monitoring address (default: $RELAYR_HTTP, or the
+                            --server host on port 8222)
+      --compact             one line of JSON instead of indented
+      --timeout <ms>        give up after this long (default: 5000)
+${COMMON_HELP}`;
+
+/** Default port of the HTTP monitoring. */
+const HTTP_PORT = 8222;
+
+/** The monitoring endpoint could not be reached. */
+export class UnreachableError extends Error {
+  /** @param message what failed */
+  constructor(message: string) {
+    super(message);
+    this.name = "UnreachableError";
+  }
+}
+
+/** Runs `relayr stats`; returns the exit code. */
+export async function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  try {
+    const { values, positionals } = parse(args, {
+      ...COMMON_OPTIONS,
+      http: { type: "string" },
+      compact: { type: "boolean" },
+      timeout: { type: "string" },
+    });
+    if (values.help) {
+      io.out(STATS_HELP);
+      return ExitCode.OK;
+    }
+    if (positionals.length > 0) {
+      throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    }
+    const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
+    const http = values.http ?? runtime.env("RELAYR_HTTP") ??
+      `${parseAddress(serverAddress(runtime, values.server)).hostname}:${HTTP_PORT}`;
+    const { hostname, port } = parseAddress(http);
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    const url = `http://${host}:${port}/api/stats`;
+    const stats = await fetchJson(url, timeoutMs);
+    io.out(values.compact ? JSON.stringify(stats) : JSON.stringify(stats, null, 2));
+    return ExitCode.OK;
+  } catch (err) {
+    const code = fail(io, "stats", err);
+    return err instanceof UnreachableError ? ExitCode.UNREACHABLE : code;
+  }
+}
+
+async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: abort.signal });
+    } catch (err) {
+      const why = abort.signal.aborted ? `no answer within ${timeoutMs} ms` : reason(err);
+      throw new UnreachableError(`cannot reach monitoring at ${url}: ${why}`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${url} answered ${res.status} ${res.statusText}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new Error(`${url} did not answer JSON`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The innermost message of a fetch error ("Connection refused", not "error sending request"). */
+function reason(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown };
+  for (let i = 0; i < 5 && e?.cause; i++) e = e.cause as typeof e;
+  return (e?.message ?? String(err)).split("\n")[0];
+}

@@ -1,0 +1,176 @@
+/**
+ * `relayr sub <dest>`: prints the messages of a subscription.
+ *
+ * @module
+ */
+import type { Client, Message } from "../client/mod.ts";
+import type { Runtime } from "../runtime/mod.ts";
+import {
+  type CliIo,
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  connectCli,
+  ExitCode,
+  fail,
+  intFlag,
+  onInterrupt,
+  parse,
+  serverAddress,
+  UsageError,
+} from "./common.ts";
+
+/** Help of `relayr sub`. */
+export const SUB_HELP = `Usage: relayr sub <destination> [options]
+
+Subscribes and prints each message until --count messages arrived or
+Ctrl-C. Topic patterns may use wildcards (topic:orders.*, topic:orders.>).
+Queue messages are acknowledged once printed unless --no-ack is given.
+
+Examples:
+  relayr sub topic:events.>
+  relayr sub queue:orders --count 10 --json
+
+Options:
+      --ack                 explicit acks: ack each message once printed
+                            (the default for queues; on a topic, asks the broker
+                            to redeliver what is not acked)
+      --no-ack              do not ack (queue messages go back when we exit)
+  -n, --count <n>           exit after n messages
+      --json                one JSON object per message
+      --raw                 print only the bodies, one per line
+      --prefetch <n>        most unacked messages in flight (explicit acks)
+      --ack-timeout <ms>    redeliver a message not acked within this time
+      --timeout <ms>        give up (exit 4) if --count is not reached in time
+${COMMON_HELP}`;
+
+const decoder = new TextDecoder();
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** Runs `relayr sub`; returns the exit code. */
+export async function subCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  let client: Client | undefined;
+  let removeSignals = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const { values, positionals } = parse(args, {
+      ...COMMON_OPTIONS,
+      ack: { type: "boolean" },
+      "no-ack": { type: "boolean" },
+      count: { type: "string", short: "n" },
+      json: { type: "boolean" },
+      raw: { type: "boolean" },
+      prefetch: { type: "string" },
+      "ack-timeout": { type: "string" },
+      timeout: { type: "string" },
+    });
+    if (values.help) {
+      io.out(SUB_HELP);
+      return ExitCode.OK;
+    }
+    const [dest, ...extra] = positionals;
+    if (dest === undefined) throw new UsageError("missing <destination>");
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+    if (values.ack && values["no-ack"]) {
+      throw new UsageError("--ack and --no-ack exclude each other");
+    }
+    if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
+    const count = intFlag("count", values.count, 0, 1);
+    const timeoutMs = intFlag("timeout", values.timeout, 0, 1);
+    // Queues always use explicit acks: with --no-ack we simply never ack, so the
+    // messages go back to the queue when we leave instead of being consumed.
+    const explicit = values.ack === true || dest.startsWith("queue:");
+    const ackEach = explicit && !values["no-ack"];
+    const prefetch = values.prefetch === undefined
+      ? undefined
+      : intFlag("prefetch", values.prefetch, 0, 1);
+    const ackTimeoutMs = values["ack-timeout"] === undefined
+      ? undefined
+      : intFlag("ack-timeout", values["ack-timeout"], 0, 1);
+
+    let lost: Error | undefined; // set when the client gives up reconnecting
+    client = await connectCli(runtime, serverAddress(runtime, values.server), {
+      onStatus: (e) => {
+        if (e.type === "closed" && e.error) lost = e.error;
+      },
+    });
+    const c = client;
+    const sub = await c.subscribe(dest, {
+      ack: explicit ? "explicit" : "none",
+      prefetch,
+      ackTimeoutMs,
+    });
+    let timedOut = false;
+    removeSignals = onInterrupt(runtime, () => sub.unsubscribe().catch(() => {}));
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        sub.unsubscribe().catch(() => {});
+      }, timeoutMs);
+    }
+    let n = 0;
+    for await (const msg of sub) {
+      n++;
+      io.out(values.json ? JSON.stringify(toJson(msg)) : values.raw ? msg.text() : pretty(n, msg));
+      if (ackEach) await msg.ack();
+      if (n === count) break;
+    }
+    clearTimeout(timer);
+    removeSignals();
+    await c.close();
+    if (lost) throw lost;
+    if (timedOut) {
+      io.err(`relayr sub: timed out after ${timeoutMs} ms with ${n} of ${count || "?"} messages`);
+      return ExitCode.TIMEOUT;
+    }
+    return ExitCode.OK;
+  } catch (err) {
+    clearTimeout(timer);
+    removeSignals();
+    await client?.close();
+    return fail(io, "sub", err);
+  }
+}
+
+/** The human format: a title line, the headers, the body. */
+function pretty(n: number, msg: Message): string {
+  const meta = [`msg_id:${msg.id}`];
+  if (msg.deliveryCount > 1) meta.push(`delivery:${msg.deliveryCount}`);
+  if (msg.priority) meta.push(`priority:${msg.priority}`);
+  if (msg.correlationId) meta.push(`correlation_id:${msg.correlationId}`);
+  if (msg.replyTo) meta.push(`reply_to:${msg.replyTo}`);
+  if (msg.contentType) meta.push(`content_type:${msg.contentType}`);
+  const headers = Object.entries(msg.headers).map(([k, v]) => `${k}: ${v}\n`).join("");
+  return `[#${n}] ${msg.dest} ${meta.join(" ")}\n${headers}${decoder.decode(msg.body)}\n`;
+}
+
+/** One message as JSON; a body that is not UTF-8 goes as base64. */
+export function toJson(msg: Message): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    dest: msg.dest,
+    id: msg.id,
+    sub_id: msg.subId,
+    delivery: msg.deliveryCount,
+    priority: msg.priority,
+  };
+  if (msg.ttlMs !== undefined) out.ttl = msg.ttlMs;
+  if (msg.correlationId !== undefined) out.correlation_id = msg.correlationId;
+  if (msg.replyTo !== undefined) out.reply_to = msg.replyTo;
+  if (msg.contentType !== undefined) out.content_type = msg.contentType;
+  const headers = msg.headers;
+  if (Object.keys(headers).length > 0) out.headers = headers;
+  try {
+    out.body = strict.decode(msg.body);
+  } catch {
+    out.body_base64 = base64(msg.body);
+  }
+  return out;
+}
+
+function base64(bytes: Uint8Array): string {
+  let bin = "";
+  // In slices: spreading a large array into one call overflows the stack.
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}
