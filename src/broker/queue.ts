@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { msgHead, msgTail } from "../protocol/mod.ts";
+import { msgHead } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore } from "../storage/mod.ts";
 import type { Acker, Client } from "./types.ts";
 
@@ -148,14 +148,8 @@ export class QueueConsumer implements Acker {
   /** Sends a message taken from the store. */
   deliver(msg: Message, now: number): void {
     const q = this.queue;
-    let tail: Uint8Array;
-    if (msg.deliveries === 1) {
-      tail = msg.tail ??= msgTail(msg, 1);
-      q.host.observeLatency(now - msg.acceptedAt);
-    } else {
-      tail = msgTail(msg, msg.deliveries);
-    }
-    this.client.sendMsg(this.head, tail, msg.payload);
+    if (msg.deliveries === 1) q.host.observeLatency(now - msg.acceptedAt);
+    this.client.sendMsg(this.head, msg, msg.deliveries);
     q.counters.delivered++;
     this.delivered++;
     if (this.explicit) {

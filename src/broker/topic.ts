@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { msgHead, msgTail } from "../protocol/mod.ts";
+import { msgHead } from "../protocol/mod.ts";
 import { type Message, Ring } from "../storage/mod.ts";
 import type { Acker, Client, SlowConsumerPolicy } from "./types.ts";
 import { compact } from "./compact.ts";
@@ -238,8 +238,7 @@ export class TopicSubscription implements Acker {
 
   /** Writes a message (its first delivery to this subscription). */
   send(b: Binding, msg: Message): void {
-    const tail = msg.tail ??= msgTail(msg, 1);
-    this.client.sendMsg(b.head, tail, msg.payload);
+    this.client.sendMsg(b.head, msg, 1);
     this.delivered++;
     b.topic.counters.delivered++;
     const now = this.host.now;
@@ -298,7 +297,7 @@ export class TopicSubscription implements Acker {
   redeliver(p: Pending): void {
     p.deliveries++;
     p.at = this.host.now;
-    this.client.sendMsg(p.binding.head, msgTail(p.msg, p.deliveries), p.msg.payload);
+    this.client.sendMsg(p.binding.head, p.msg, p.deliveries);
     this.inflight.set(p.msg.id, p);
     this.client.track(p.msg.id, this);
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { ErrorCode } from "../protocol/mod.ts";
-import type { Store } from "../storage/mod.ts";
+import type { Message, Store } from "../storage/mod.ts";
 
 /** The broker's view of a connection: where MSG frames go. */
 export interface Client {
@@ -12,8 +12,8 @@ export interface Client {
   readonly id: number;
   /** Whether the connection takes more messages now (its outbound buffer is below the high mark). */
   readonly writable: boolean;
-  /** Queues one MSG frame: head, tail, payload, line end. */
-  sendMsg(head: Uint8Array, tail: Uint8Array, payload: Uint8Array): void;
+  /** Queues one MSG frame: the subscription's head, then the message's tail (for `delivery`) and payload. */
+  sendMsg(head: Uint8Array, msg: Message, delivery: number): void;
   /** Asks the connection to close as a slow consumer (after the current batch). */
   slowConsumer(detail: string): void;
   /** Registers an in-flight message id so an ACK on this connection finds its subscription. */

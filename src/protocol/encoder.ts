@@ -41,7 +41,68 @@ export interface TailFields {
   size: number;
 }
 
-/** The per-message tail of a MSG line, `delivery` shown from 2 on. */
+const MSG_ID = encoder.encode(" msg_id:");
+
+/** Bytes the tail of a message without options can take at most. */
+export const PLAIN_TAIL_BYTES_MAX = MSG_ID.length + 16 + 1 + 10 + 2;
+
+/** Whether a message's tail is just its id and size (no options, first delivery). */
+export function plainTail(m: TailFields, delivery: number): boolean {
+  return delivery <= 1 && m.priority === 0 && m.ttlMs === 0 && m.hdrBytes === 0 &&
+    m.correlationId === undefined && m.replyTo === undefined && m.contentType === undefined;
+}
+
+/** Writes a non-negative int32 in decimal at `pos`; returns the end. */
+function writeInt(buf: Uint8Array, pos: number, v: number): number {
+  let n = 1;
+  for (let x = v; x >= 10; x = (x / 10) | 0) n++;
+  let end = pos + n;
+  const last = end;
+  do {
+    const q = (v / 10) | 0;
+    buf[--end] = 0x30 + (v - q * 10);
+    v = q;
+  } while (v > 0);
+  return last;
+}
+
+/** Writes an id (< 1e16) in decimal: two int32 halves, no float division per digit. */
+function writeId(buf: Uint8Array, pos: number, v: number): number {
+  if (v < 1e8) return writeInt(buf, pos, v);
+  const hi = Math.floor(v / 1e8);
+  let lo = v - hi * 1e8;
+  pos = writeInt(buf, pos, hi) + 8;
+  for (let k = 1; k <= 8; k++) {
+    const q = (lo / 10) | 0;
+    buf[pos - k] = 0x30 + (lo - q * 10);
+    lo = q;
+  }
+  return pos;
+}
+
+/**
+ * Writes the tail of a message without options (` msg_id:<id> <size>\r\n`)
+ * straight into an outbound buffer with `PLAIN_TAIL_BYTES_MAX` bytes of room:
+ * no per-message allocation on the hottest path.
+ */
+export function writePlainTail(buf: Uint8Array, pos: number, id: number, size: number): number {
+  buf.set(MSG_ID, pos);
+  pos = writeId(buf, pos + MSG_ID.length, id);
+  buf[pos++] = 0x20;
+  pos = writeInt(buf, pos, size);
+  buf[pos++] = 13;
+  buf[pos++] = 10;
+  return pos;
+}
+
+/** What a MSG frame is written from: a stored message. */
+export interface MsgFields extends TailFields {
+  payload: Uint8Array;
+  /** Cache of the first-delivery tail of a message with options. */
+  tail: Uint8Array | undefined;
+}
+
+/** The per-message tail of a MSG line with options, `delivery` shown from 2 on. */
 export function msgTail(m: TailFields, delivery: number): Uint8Array {
   let s = ` msg_id:${m.id}`;
   if (m.priority !== 0) s += ` priority:${m.priority}`;
@@ -51,5 +112,20 @@ export function msgTail(m: TailFields, delivery: number): Uint8Array {
   if (m.contentType !== undefined) s += ` content_type:${m.contentType}`;
   if (m.hdrBytes !== 0) s += ` hdr:${m.hdrBytes}`;
   if (delivery > 1) s += ` delivery:${delivery}`;
-  return encoder.encode(`${s} ${m.size}\r\n`);
+  return ascii(`${s} ${m.size}\r\n`);
+}
+
+/**
+ * Encodes a short string that is almost always ASCII without TextEncoder: a
+ * char-code loop is several times cheaper for ~40-byte lines, and this runs
+ * once per published message.
+ */
+export function ascii(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(s);
+    out[i] = c;
+  }
+  return out;
 }

@@ -8,6 +8,20 @@ export { Parser, type ParserOptions } from "./parser.ts";
 export { FrameDecoderStream } from "./stream.ts";
 export type * from "./frames.ts";
 export { ERROR_CODES, type ErrorCode, ProtocolError, snippet } from "./errors.ts";
-export { CRLF, errFrame, msgHead, msgTail, OK, PING, PONG, type TailFields } from "./encoder.ts";
+export {
+  ascii,
+  CRLF,
+  errFrame,
+  type MsgFields,
+  msgHead,
+  msgTail,
+  OK,
+  PING,
+  PLAIN_TAIL_BYTES_MAX,
+  plainTail,
+  PONG,
+  type TailFields,
+  writePlainTail,
+} from "./encoder.ts";
 export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
 export { destinationError, hasWildcard, matches } from "./names.ts";

@@ -72,6 +72,7 @@ export class Parser {
   #payloadLen = 0;
   #lastDestBytes = new Uint8Array(0);
   #lastDest = "";
+  #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
     this.#payloadMax = options.payloadBytesMax ?? PAYLOAD_BYTES_MAX;
@@ -218,7 +219,7 @@ export class Parser {
     else {
       this.#pubDest = this.#destination(buf, tok[2], tok[3]);
       try {
-        const why = destinationError(this.#pubDest, false);
+        const why = this.#lastDestError;
         if (why) throw new BadInput("BAD_DESTINATION", why);
         if (last > 2) this.#pubOptions = this.#pubOpts(buf, 2, last, size);
       } catch (e) {
@@ -248,7 +249,7 @@ export class Parser {
     return p;
   }
 
-  /** Returns the destination string, reusing the last one when the bytes repeat. */
+  /** Returns the destination string, reusing the last one (and its validation) when the bytes repeat. */
   #destination(buf: Uint8Array, s: number, e: number): string {
     const last = this.#lastDestBytes;
     if (last.length === e - s) {
@@ -263,6 +264,7 @@ export class Parser {
     }
     this.#lastDestBytes = buf.slice(s, e);
     this.#lastDest = str(buf, s, e);
+    this.#lastDestError = destinationError(this.#lastDest, false);
     return this.#lastDest;
   }
 

@@ -15,6 +15,7 @@ import {
 import { SUBSCRIPTIONS_PER_CONNECTION_MAX } from "../config/limits.ts";
 import {
   type AckFrame,
+  ascii,
   type ConnectFrame,
   errFrame,
   type ErrorCode,
@@ -28,6 +29,7 @@ import {
   type SubFrame,
 } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
+import type { Message } from "../storage/mod.ts";
 import { CloseReason } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
 
@@ -143,10 +145,10 @@ export class Connection implements Client {
     return this.#out.writable;
   }
 
-  sendMsg(head: Uint8Array, tail: Uint8Array, payload: Uint8Array): void {
+  sendMsg(head: Uint8Array, msg: Message, delivery: number): void {
     this.msgsOut++;
-    this.bytesOut += payload.length;
-    this.#out.appendMsg(head, tail, payload);
+    this.bytesOut += msg.payload.length;
+    this.#out.appendMsg(head, msg, delivery);
   }
 
   slowConsumer(detail: string): void {
@@ -379,12 +381,6 @@ export class Connection implements Client {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function ascii(s: string): Uint8Array {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
-  return b;
-}
 
 function closeCode(reason: CloseReason): ErrorCode | undefined {
   switch (reason) {

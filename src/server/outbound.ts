@@ -7,6 +7,13 @@
  * @module
  */
 import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/limits.ts";
+import {
+  type MsgFields,
+  msgTail,
+  PLAIN_TAIL_BYTES_MAX,
+  plainTail,
+  writePlainTail,
+} from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 
 /** Buffer size a connection starts with and shrinks back to. */
@@ -70,16 +77,27 @@ export class Outbound {
     this.#len = len;
   }
 
-  /** Appends a MSG frame: head, tail, payload, CRLF. */
-  appendMsg(head: Uint8Array, tail: Uint8Array, payload: Uint8Array): void {
-    const n = head.length + tail.length + payload.length + 2;
+  /** Appends a MSG frame: head, tail (written in place when the message has no options), payload, CRLF. */
+  appendMsg(head: Uint8Array, m: MsgFields, delivery: number): void {
+    const payload = m.payload;
+    const plain = plainTail(m, delivery);
+    const tail = plain
+      ? undefined
+      : delivery === 1
+      ? (m.tail ??= msgTail(m, 1))
+      : msgTail(m, delivery);
+    const n = head.length + (tail === undefined ? PLAIN_TAIL_BYTES_MAX : tail.length) +
+      payload.length + 2;
     if (!this.#room(n)) return;
     const buf = this.#buf;
     let len = this.#len;
     buf.set(head, len);
     len += head.length;
-    buf.set(tail, len);
-    len += tail.length;
+    if (tail === undefined) len = writePlainTail(buf, len, m.id, payload.length);
+    else {
+      buf.set(tail, len);
+      len += tail.length;
+    }
     if (payload.length < 32) { for (let i = 0; i < payload.length; i++) buf[len++] = payload[i]; }
     else {
       buf.set(payload, len);

@@ -1,0 +1,58 @@
+/** The MSG encoders agree with the textual form in docs/PROTOCOL.md. */
+import assert from "node:assert/strict";
+import { msgTail, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "../../src/protocol/mod.ts";
+import { rng } from "../helpers.ts";
+
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const fields = (id: number, size: number) => ({
+  id,
+  size,
+  priority: 0,
+  ttlMs: 0,
+  correlationId: undefined,
+  replyTo: undefined,
+  contentType: undefined,
+  hdrBytes: 0,
+});
+
+Deno.test("encoder: the in-place tail writes ids and sizes of every length exactly", () => {
+  const r = rng(11);
+  const ids = [
+    0,
+    1,
+    9,
+    10,
+    99_999_999,
+    100_000_000,
+    100_000_001,
+    1_838_892_215_346_176,
+    9_007_199_254_740_991,
+  ];
+  for (let i = 0; i < 2000; i++) ids.push(Math.floor(r() * 10 ** Math.floor(r() * 16)));
+  const buf = new Uint8Array(PLAIN_TAIL_BYTES_MAX + 4);
+  for (const id of ids) {
+    const size = Math.floor(r() * 2 ** 21);
+    const end = writePlainTail(buf, 2, id, size);
+    assert.equal(dec(buf.subarray(2, end)), ` msg_id:${id} ${size}\r\n`);
+    assert.equal(
+      dec(buf.subarray(2, end)),
+      dec(msgTail(fields(id, size), 2)).replace(" delivery:2", ""),
+    );
+  }
+});
+
+Deno.test("encoder: options appear in the documented order", () => {
+  const t = msgTail({
+    ...fields(5, 10),
+    priority: 3,
+    ttlMs: 100,
+    correlationId: "c",
+    replyTo: "topic:r",
+    contentType: "text/plain",
+    hdrBytes: 4,
+  }, 3);
+  assert.equal(
+    dec(t),
+    " msg_id:5 priority:3 ttl:100 correlation_id:c reply_to:topic:r content_type:text/plain hdr:4 delivery:3 10\r\n",
+  );
+});
