@@ -7,7 +7,7 @@
  */
 import { DESTINATIONS_MAX } from "../config/limits.ts";
 import { hasWildcard, matches, type PubOptions, type SubOptions } from "../protocol/mod.ts";
-import { Heap, Message, StoreError } from "../storage/mod.ts";
+import { Heap, Message, MessageState, StoreError } from "../storage/mod.ts";
 import { compact } from "./compact.ts";
 import { IdGenerator } from "./ids.ts";
 import { LatencyHistogram } from "./latency.ts";
@@ -96,7 +96,7 @@ export class Broker implements QueueHost, TopicHost {
     }
     const q = this.#queue(dest);
     this.#makeRoom(q, payload.length);
-    const msg = this.#message(dest, compact(payload), o);
+    const msg = this.#message(dest, payload, o);
     let durable: void | Promise<void>;
     try {
       durable = q.store.push(msg);
@@ -107,6 +107,8 @@ export class Broker implements QueueHost, TopicHost {
     c.publishedBytes += payload.length;
     q.counters.published++;
     q.dispatch();
+    // Still waiting for a consumer: it may wait long, so it must not pin the read chunk.
+    if (msg.state === MessageState.READY) msg.payload = compact(msg.payload);
     if (durable === undefined) return msg.id;
     return durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
