@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { RawClient } from "../helpers.ts";
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -28,7 +28,7 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
 }
 
 Deno.test("process: SIGTERM flushes clients, closes them with SHUTTING_DOWN and exits 0", async () => {
-  const port = await freePort();
+  const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--no-http"],
     env: { RELAYR_PORT: String(port) },
