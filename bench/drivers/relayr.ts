@@ -1,0 +1,170 @@
+/**
+ * Raw Relayr driver (docs/PROTOCOL.md): pipelined `PUB` frames out, `MSG`
+ * frames parsed on bytes, `ACK`s batched per read.
+ *
+ * @module
+ */
+import { bytes, concat, CRLF, decimal, latin1, OutBuf } from "./bytes.ts";
+import type { Driver, Events, FrameShape, Kind, Parser } from "./types.ts";
+import { Mode } from "./types.ts";
+
+/**
+ * Longest ACK line we send: a control line is at most 4096 bytes
+ * (CONTROL_LINE_BYTES_MAX) and one `msg_id:<16 digits>` token takes 24.
+ */
+const ACK_LINE_BYTES_MAX = 4000;
+/**
+ * Most ids on one ACK line. PROTOCOL.md allows 1024 (ACK_IDS_MAX), but the
+ * server counts each `msg_id:` as an option and refuses more than 32 on one
+ * line (OPTIONS_MAX), so we stay within both.
+ */
+const ACK_IDS_MAX = 32;
+
+const SPACE = 32;
+const CR = 13;
+const LF = 10;
+
+function destination(kind: Kind, name: string): string {
+  return `${kind}:bench.${name}`;
+}
+
+/** Parses server-to-client Relayr frames. */
+class RelayrParser implements Parser {
+  replies = 0;
+  #events: Events;
+  #mode: Mode;
+  #out = new OutBuf();
+  #ackIds = 0;
+  #ackLineStart = 0;
+
+  constructor(events: Events, mode: Mode) {
+    this.#events = events;
+    this.#mode = mode;
+  }
+
+  feed(buf: Uint8Array, pos: number, end: number): number {
+    while (pos < end) {
+      const nl = buf.indexOf(LF, pos);
+      if (nl < 0 || nl >= end) break;
+      const le = nl > pos && buf[nl - 1] === CR ? nl - 1 : nl;
+      const c = buf[pos];
+      if (c === 77 /* M */) {
+        // MSG <dest> sub_id:<sid> msg_id:<id> [opt:val]... <size>: size is the last token.
+        let i = le - 1;
+        let size = 0;
+        let mul = 1;
+        while (i > pos && buf[i] !== SPACE) {
+          size += (buf[i] - 48) * mul;
+          mul *= 10;
+          i--;
+        }
+        const start = nl + 1;
+        const pe = start + size;
+        if (pe >= end) break;
+        let next: number;
+        if (buf[pe] === LF) next = pe + 1;
+        else if (pe + 1 >= end) break;
+        else next = pe + 2;
+        let correlation = -1;
+        if (this.#mode === Mode.consume) this.#ack(buf, pos, i);
+        else if (this.#mode !== Mode.plain) correlation = this.#options(buf, pos, i, start, size);
+        this.#events.msg(buf, start, size, correlation);
+        pos = next;
+        continue;
+      }
+      if (c === 79 /* O */) this.replies++;
+      else if (c === 80 /* P */ && buf[pos + 1] === 73 /* I */) this.#out.ascii("PONG\r\n");
+      else if (c === 80 && buf[pos + 1] === 79 /* O */) this.#events.pong();
+      else if (c === 73 /* I */ || le === pos) { /* INFO or an empty line */ }
+      else this.#events.error(latin1(buf, pos, Math.min(le, pos + 200)));
+      pos = nl + 1;
+    }
+    return pos;
+  }
+
+  /** Appends the `msg_id:<id>` token of the MSG line `buf[pos, sizeAt)` to the open ACK line. */
+  #ack(buf: Uint8Array, pos: number, sizeAt: number): void {
+    // Tokens are single-space separated in server output: MSG, dest, sub_id, msg_id.
+    let s = buf.indexOf(SPACE, pos + 4); // after dest
+    s = buf.indexOf(SPACE, s + 1); // after sub_id
+    let e = buf.indexOf(SPACE, s + 1);
+    if (buf[s + 1] !== 109 /* m */ || e > sizeAt) {
+      this.#events.error(`no msg_id in ${JSON.stringify(latin1(buf, pos, sizeAt))}`);
+      return;
+    }
+    if (e < 0) e = sizeAt;
+    const out = this.#out;
+    if (this.#ackIds === 0) {
+      this.#ackLineStart = out.length;
+      out.ascii("ACK");
+    }
+    out.byte(SPACE);
+    out.slice(buf, s + 1, e);
+    if (++this.#ackIds >= ACK_IDS_MAX || out.length - this.#ackLineStart > ACK_LINE_BYTES_MAX) {
+      this.#closeAck();
+    }
+  }
+
+  #closeAck(): void {
+    if (this.#ackIds === 0) return;
+    this.#out.bytes(CRLF);
+    this.#ackIds = 0;
+  }
+
+  /** Reads `reply_to` and `correlation_id`; in respond mode also queues the reply. */
+  #options(buf: Uint8Array, pos: number, sizeAt: number, start: number, size: number): number {
+    const tokens = latin1(buf, pos, sizeAt).split(" ");
+    let replyTo = "";
+    let correlation = "";
+    for (const t of tokens) {
+      if (t.startsWith("reply_to:")) replyTo = t.slice(9);
+      else if (t.startsWith("correlation_id:")) correlation = t.slice(15);
+    }
+    if (this.#mode === Mode.respond) {
+      if (replyTo === "") {
+        this.#events.error("request without reply_to");
+      } else {
+        const cid = correlation === "" ? "" : ` correlation_id:${correlation}`;
+        this.#out.ascii(`PUB ${replyTo}${cid} ${size}\r\n`);
+        this.#out.slice(buf, start, start + size);
+        this.#out.bytes(CRLF);
+      }
+    }
+    const digits = bytes(correlation);
+    return decimal(digits, 0, digits.length);
+  }
+
+  takeOutput(): Uint8Array | null {
+    this.#closeAck();
+    return this.#out.take();
+  }
+}
+
+/** The Relayr driver. */
+export const relayr: Driver = {
+  protocol: "relayr",
+  consumeBlocks: false,
+  hello: () => `CONNECT {"verbose":false,"client_id":"relayr-bench","name":"bench"}\r\n`,
+  ping: () => "PING\r\n",
+  publishFrame(kind: Kind, name: string, size: number): FrameShape {
+    return { head: bytes(`PUB ${destination(kind, name)} ${size}\r\n`), tail: CRLF };
+  },
+  deliveryFrame(kind: Kind, name: string, size: number): FrameShape {
+    const sid = kind === "queue" ? "c0" : "s0";
+    const head = `MSG ${destination(kind, name)} sub_id:${sid} msg_id:1830000000000000 ${size}\r\n`;
+    return { head: bytes(head), tail: CRLF };
+  },
+  subscribe: (name, index) => `SUB ${destination("topic", name)} sub_id:s${index}\r\n`,
+  consume: (name, index, prefetch) =>
+    `SUB ${destination("queue", name)} sub_id:c${index} prefetch:${prefetch}\r\n`,
+  inbox: (name) => `SUB ${destination("topic", `${name}.inbox`)} sub_id:inbox\r\n`,
+  respond: (name) => `SUB ${destination("topic", `${name}.rpc`)} sub_id:rpc\r\n`,
+  request(name: string, correlation: number, payload: Uint8Array): Uint8Array {
+    const to = destination("topic", `${name}.rpc`);
+    const replyTo = destination("topic", `${name}.inbox`);
+    const head =
+      `PUB ${to} reply_to:${replyTo} correlation_id:${correlation} ${payload.length}\r\n`;
+    return concat(head, payload, CRLF);
+  },
+  parser: (events, mode) => new RelayrParser(events, mode),
+};

@@ -1,0 +1,260 @@
+/**
+ * Starts and stops the systems under test as child processes on 127.0.0.1,
+ * each on a free non-default port. The bench only ever signals the PIDs it
+ * spawned itself.
+ *
+ * @module
+ */
+import type { Protocol } from "./drivers/mod.ts";
+
+/** Everything the bench can run against; `sink` is the driver-ceiling server. */
+export type System = "relayr" | "relayr-bun" | "nats" | "redis" | "sink";
+
+/** Longest wait for a server to accept connections. */
+const START_TIMEOUT_MS = 30_000;
+/** Longest wait after SIGTERM before SIGKILL. */
+const STOP_TIMEOUT_MS = 5_000;
+/** Output lines kept per server, shown when it fails. */
+const LOG_LINES_KEPT = 40;
+
+/** A system that cannot run here (not installed, no main.ts). */
+export class UnavailableError extends Error {}
+
+/** One running server. */
+export interface Server {
+  readonly system: System;
+  readonly protocol: Protocol;
+  readonly port: number;
+  readonly pid: number;
+  /** Exit code once it has exited, else null. */
+  exitCode(): number | null;
+  /** Its last output lines. */
+  log(): string;
+  /** Messages the server says it accepted (Relayr `published_msgs`, NATS `in_msgs`), else null. */
+  inMsgs(): Promise<number | null>;
+  /** Server-side counters that explain a failure (slow consumers, close reasons), or "". */
+  diagnostics(): Promise<string>;
+  /** SIGTERM, then SIGKILL if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** Server-wide stats from the monitoring port, or null. */
+async function monitor(
+  system: System,
+  port: number | undefined,
+): Promise<Record<string, unknown> | null> {
+  if (!port) return null;
+  const path = system === "nats" ? "/varz" : "/api/stats?limit=0&closed=0";
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    const body = await res.json();
+    return system === "nats" ? body : body.server;
+  } catch {
+    return null;
+  }
+}
+
+/** Protocol each system speaks. */
+export function protocolOf(system: System): Protocol {
+  if (system === "nats" || system === "redis") return system;
+  return "relayr";
+}
+
+const running = new Set<Server>();
+
+/** Stops every server this process started (for Ctrl-C). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((s) => s.stop()));
+}
+
+/** A port that was free a moment ago (the kernel's pick, never a default one). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Full path of a command on PATH, or null. */
+export function which(command: string): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      const path = `${dir}/${command}`;
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+/** First line of `command --version`-like output, or "". */
+export async function versionOf(command: string, args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    return text.trim().split("\n")[0];
+  } catch {
+    return "";
+  }
+}
+
+async function keepLines(stream: ReadableStream<Uint8Array>, lines: string[]): Promise<void> {
+  let partial = "";
+  try {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (partial + text).split("\n");
+      partial = parts.pop() ?? "";
+      lines.push(...parts);
+      if (lines.length > LOG_LINES_KEPT) lines.splice(0, lines.length - LOG_LINES_KEPT);
+    }
+  } catch { /* the process went away */ }
+  if (partial) lines.push(partial);
+}
+
+async function accepting(port: number, child: Deno.ChildProcess, done: () => boolean) {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline && !done()) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch { /* gone */ }
+  throw new Error(done() ? "exited while starting" : "not accepting connections after 30 s");
+}
+
+/** How to launch a system on a port. */
+interface Launch {
+  command: string;
+  args: string[];
+  /** Monitoring port: Relayr's `/api/stats`, NATS's `/varz`. */
+  httpPort?: number;
+}
+
+function launch(system: System, port: number, root: string, relayrArgs: string[]): Launch {
+  switch (system) {
+    case "relayr":
+    case "relayr-bun": {
+      try {
+        Deno.statSync(`${root}/main.ts`);
+      } catch {
+        throw new UnavailableError("main.ts does not exist yet");
+      }
+      const httpPort = freePort();
+      const args = ["main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)];
+      args.push("--http-host", "127.0.0.1", "--http-port", String(httpPort), ...relayrArgs);
+      if (system === "relayr") {
+        return { command: Deno.execPath(), args: ["run", "-A", ...args], httpPort };
+      }
+      const bun = which("bun");
+      if (!bun) throw new UnavailableError("bun is not on PATH");
+      return { command: bun, args: ["run", ...args], httpPort };
+    }
+    case "nats": {
+      const bin = which("nats-server");
+      if (!bin) {
+        throw new UnavailableError("nats-server is not installed (scripts/install-peers.sh)");
+      }
+      const httpPort = freePort();
+      return {
+        command: bin,
+        args: ["-a", "127.0.0.1", "-p", String(port), "-m", String(httpPort)],
+        httpPort,
+      };
+    }
+    case "redis": {
+      const bin = which("redis-server");
+      if (!bin) {
+        throw new UnavailableError("redis-server is not installed (scripts/install-peers.sh)");
+      }
+      const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", ""];
+      return { command: bin, args: [...args, "--appendonly", "no", "--protected-mode", "no"] };
+    }
+    case "sink":
+      return {
+        command: Deno.execPath(),
+        args: ["run", "-A", `${root}/bench/sink.ts`, "--port", String(port)],
+      };
+  }
+}
+
+/** Starts `system` and waits until it accepts connections. */
+export async function start(
+  system: System,
+  options: { root: string; relayrArgs: string[] },
+): Promise<Server> {
+  const port = freePort();
+  const how = launch(system, port, options.root, options.relayrArgs);
+  const child = new Deno.Command(how.command, {
+    args: how.args,
+    cwd: options.root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const draining = Promise.all([keepLines(child.stdout, lines), keepLines(child.stderr, lines)]);
+  let code: number | null = null;
+  const exited = child.status.then((s) => {
+    code = s.code;
+  });
+  const server: Server = {
+    system,
+    protocol: protocolOf(system),
+    port,
+    pid: child.pid,
+    exitCode: () => code,
+    log: () => lines.join("\n"),
+    async inMsgs() {
+      const stats = await monitor(system, how.httpPort);
+      if (!stats) return null;
+      return system === "nats" ? stats.in_msgs as number : stats.published_msgs as number;
+    },
+    async diagnostics() {
+      const stats = await monitor(system, how.httpPort);
+      if (!stats || system === "nats") return "";
+      const closed = Object.entries(stats.closed_by_reason as Record<string, number> ?? {})
+        .filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(",");
+      return `server: slow_consumers=${stats.slow_consumers} rejected=${stats.rejected_msgs}` +
+        ` closed ${closed || "none"}`;
+    },
+    async stop() {
+      running.delete(server);
+      if (code === null) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already gone */ }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise((r) => timer = setTimeout(r, STOP_TIMEOUT_MS, "late"));
+        const outcome = await Promise.race([exited, late]);
+        clearTimeout(timer);
+        if (outcome === "late") {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
+      await exited;
+      await draining;
+    },
+  };
+  running.add(server);
+  try {
+    await accepting(port, child, () => code !== null);
+  } catch (err) {
+    await server.stop();
+    const log = server.log();
+    throw new Error(`${system}: ${(err as Error).message}${log ? `\n${log}` : ""}`);
+  }
+  return server;
+}

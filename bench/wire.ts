@@ -1,0 +1,94 @@
+/**
+ * A TCP connection for the drivers: reads straight into one growing buffer
+ * (no per-chunk allocation), writes serialized through one promise chain so
+ * frames from the sender loop and answers from the reader never interleave.
+ * Bench is Deno-only tooling, so this uses `Deno.connect` directly.
+ *
+ * @module
+ */
+
+/** Initial read buffer; grows to fit a frame larger than it. */
+const READ_BYTES = 1024 * 1024;
+
+/** One client connection. */
+export class Wire {
+  /** Read buffer; `buf[0, end)` holds bytes not yet consumed. */
+  buf = new Uint8Array(READ_BYTES);
+  /** End of the unconsumed bytes in `buf`. */
+  end = 0;
+  /** Bytes handed to `write` and not yet written. */
+  pendingBytes = 0;
+  /** First read or write failure, unless it came after `close()`. */
+  failure: string | null = null;
+  #conn: Deno.TcpConn;
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** Connects to `127.0.0.1:port` with Nagle off. */
+  static async dial(port: number, hostname = "127.0.0.1"): Promise<Wire> {
+    const conn = await Deno.connect({ hostname, port });
+    conn.setNoDelay(true);
+    return new Wire(conn);
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Reads more bytes after `end`; false at end of stream or after a failure. */
+  async fill(): Promise<boolean> {
+    if (this.end === this.buf.length) {
+      const bigger = new Uint8Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+    }
+    try {
+      const n = await this.#conn.read(this.buf.subarray(this.end));
+      if (n === null) return false;
+      this.end += n;
+      return true;
+    } catch (err) {
+      if (!this.#closed) this.failure ??= `read: ${(err as Error).message}`;
+      return false;
+    }
+  }
+
+  /** Drops the first `n` bytes, moving what is left (at most one partial frame) to the front. */
+  shift(n: number): void {
+    if (n === 0) return;
+    this.buf.copyWithin(0, n, this.end);
+    this.end -= n;
+  }
+
+  /** Queues all of `bytes` after earlier writes; `bytes` must not change until it resolves. */
+  write(bytes: Uint8Array | string): Promise<void> {
+    const b = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+    if (b.length === 0) return this.#chain;
+    this.pendingBytes += b.length;
+    this.#chain = this.#chain.then(async () => {
+      let off = 0;
+      try {
+        while (off < b.length && !this.#closed) off += await this.#conn.write(b.subarray(off));
+      } catch (err) {
+        if (!this.#closed) this.failure ??= `write: ${(err as Error).message}`;
+      } finally {
+        this.pendingBytes -= b.length;
+      }
+    });
+    return this.#chain;
+  }
+
+  /** Closes the connection; pending reads end, pending writes are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
