@@ -72,7 +72,7 @@ export class BrokerProcess {
         "127.0.0.1",
         "--port",
         String(this.port),
-        "--no-http",
+        ...(this.args.includes("--http-port") ? [] : ["--no-http"]),
         "--log-level",
         "error",
         ...this.args,

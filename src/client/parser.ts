@@ -336,25 +336,43 @@ function trimEnd(buf: Uint8Array, s: number, e: number): number {
   return e;
 }
 
-/** The verb in upper case, decoded only when it is short enough to be one. */
+/**
+ * The verb in upper case, matched on the bytes (no string is built): this
+ * runs once per frame. `& 0xdf` upper-cases ASCII letters; verbs are
+ * case-insensitive.
+ */
 function verbCode(buf: Uint8Array, s: number, e: number): string {
-  if (e - s > 4) return "";
-  let v = "";
-  // `& 0xdf` upper-cases ASCII letters: verbs are case-insensitive.
-  for (let i = s; i < e; i++) v += String.fromCharCode(buf[i] & 0xdf);
-  return v;
+  const n = e - s;
+  const b0 = buf[s] & 0xdf;
+  const b1 = buf[s + 1] & 0xdf;
+  if (n === 3) {
+    const b2 = buf[s + 2] & 0xdf;
+    if (b0 === 0x4d && b1 === 0x53 && b2 === 0x47) return "MSG";
+    if (b0 === 0x45 && b1 === 0x52 && b2 === 0x52) return "ERR";
+  } else if (n === 2) {
+    if (b0 === 0x4f && b1 === 0x4b) return "OK";
+  } else if (n === 4) {
+    const b2 = buf[s + 2] & 0xdf;
+    const b3 = buf[s + 3] & 0xdf;
+    if (b0 === 0x50 && b2 === 0x4e && b3 === 0x47) {
+      if (b1 === 0x49) return "PING";
+      if (b1 === 0x4f) return "PONG";
+    }
+    if (b0 === 0x49 && b1 === 0x4e && b2 === 0x46 && b3 === 0x4f) return "INFO";
+  }
+  return "";
 }
 
-/** Decodes a token: a fast path for ASCII (every token the broker writes), UTF-8 otherwise. */
+/**
+ * Decodes a token: ASCII (every token the broker writes) in one
+ * `fromCharCode` call on the bytes, UTF-8 through the decoder otherwise.
+ */
 function decode(buf: Uint8Array, s: number, e: number): string {
-  if (e - s > 64) return utf8.decode(buf.subarray(s, e));
-  let out = "";
+  if (e - s > 256) return utf8.decode(buf.subarray(s, e));
   for (let i = s; i < e; i++) {
-    const b = buf[i];
-    if (b > 127) return utf8.decode(buf.subarray(s, e));
-    out += String.fromCharCode(b);
+    if (buf[i] > 127) return utf8.decode(buf.subarray(s, e));
   }
-  return out;
+  return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
 }
 
 function tooLong(buf: Uint8Array, at: number): ProtocolError {

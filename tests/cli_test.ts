@@ -1,0 +1,248 @@
+/**
+ * The `relayr` client subcommands as real child processes (`deno run -A
+ * main.ts <command>`) against a broker child process: output, stderr and
+ * exit codes.
+ */
+import assert from "node:assert/strict";
+import { connect } from "../src/client/mod.ts";
+import { BrokerProcess, freePort } from "./client_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `relayr <args>` to completion (bounded by `timeoutMs`), feeding `stdin`. */
+async function relayr(
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, ...args],
+    cwd: ROOT,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...opts.env },
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Every error is one line on stderr, without a stack trace. */
+function assertOneLineError(r: Run, pattern: RegExp): void {
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `stderr: ${r.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+}
+
+Deno.test("relayr client subcommands", async (t) => {
+  const httpPort = freePort();
+  const broker = await BrokerProcess.start([
+    "--http-port",
+    String(httpPort),
+    "--http-host",
+    "127.0.0.1",
+  ]);
+  const s = ["-s", broker.address];
+  try {
+    await t.step("--help on every subcommand", async () => {
+      const runs = await Promise.all(
+        ["pub", "sub", "request", "stats", "bench"].map((c) => relayr([c, "--help"])),
+      );
+      for (const [i, c] of ["pub", "sub", "request", "stats", "bench"].entries()) {
+        assert.equal(runs[i].code, 0, c);
+        assert.match(runs[i].stdout, new RegExp(`^Usage: relayr ${c} `), c);
+        assert.match(runs[i].stdout, /--server/);
+      }
+    });
+
+    await t.step("usage errors exit 2 with one line", async () => {
+      const runs = await Promise.all([
+        relayr(["pub"]),
+        relayr(["pub", "--bogus", "topic:a", "x"]),
+        relayr(["sub", "topic:a", "--count", "x"]),
+        relayr(["pub", "topic:a", "x", "--priority", "12"]),
+        relayr(["request", "queue:a"]),
+        relayr(["bench", "--subs", "1", "--queue", "1"]),
+      ]);
+      for (const r of runs) {
+        assert.equal(r.code, 2, r.stderr);
+        assertOneLineError(r, /^relayr \w+: .+ \(see relayr \w+ --help\)$/);
+      }
+    });
+
+    await t.step("an unreachable broker exits 3", async () => {
+      const r = await relayr(["pub", "topic:a", "x", "-s", `127.0.0.1:${freePort()}`]);
+      assert.equal(r.code, 3);
+      assertOneLineError(r, /^relayr pub: Cannot connect to 127\.0\.0\.1:\d+: /);
+    });
+
+    await t.step("RELAYR_SERVER sets the broker; a broker error exits 1", async () => {
+      const r = await relayr(["pub", "topic:a.*", "x"], { env: { RELAYR_SERVER: broker.address } });
+      assert.equal(r.code, 1);
+      assertOneLineError(r, /^relayr pub: BAD_DESTINATION: /);
+    });
+
+    await t.step("pub with every option, then sub --json --count", async () => {
+      const pub = await relayr([
+        "pub",
+        ...s,
+        "queue:cli.orders",
+        '{"order_id":"12345"}',
+        "-H",
+        "Trace-Id: abc",
+        "--priority",
+        "5",
+        "--ttl",
+        "60000",
+        "--correlation-id",
+        "c1",
+        "--reply-to",
+        "topic:replies",
+        "--content-type",
+        "application/json",
+        "--count",
+        "2",
+      ]);
+      assert.equal(pub.code, 0, pub.stderr);
+      const ids = pub.stdout.trim().split("\n");
+      assert.equal(ids.length, 2);
+      for (const id of ids) assert.match(id, /^\d+$/);
+      const sub = await relayr(["sub", ...s, "queue:cli.orders", "--count", "2", "--json"]);
+      assert.equal(sub.code, 0, sub.stderr);
+      const msgs = sub.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(msgs.map((m) => m.id), ids);
+      assert.deepEqual(msgs[0], {
+        dest: "queue:cli.orders",
+        id: ids[0],
+        sub_id: msgs[0].sub_id,
+        delivery: 1,
+        priority: 5,
+        ttl: 60000,
+        correlation_id: "c1",
+        reply_to: "topic:replies",
+        content_type: "application/json",
+        headers: { "Trace-Id": "abc" },
+        body: '{"order_id":"12345"}',
+      });
+      // sub acked them: the queue is empty now.
+      const again = await relayr([
+        "sub",
+        ...s,
+        "queue:cli.orders",
+        "--count",
+        "1",
+        "--timeout",
+        "300",
+      ]);
+      assert.equal(again.code, 4);
+      assertOneLineError(again, /timed out after 300 ms with 0 of 1 messages/);
+    });
+
+    await t.step(
+      "pub - publishes one message per stdin line; sub --raw prints bodies",
+      async () => {
+        const pub = await relayr(["pub", ...s, "queue:cli.lines", "-"], {
+          stdin: "one\ntwo\r\nthree",
+        });
+        assert.equal(pub.code, 0, pub.stderr);
+        assert.equal(pub.stdout.trim().split("\n").length, 3);
+        const sub = await relayr(["sub", ...s, "queue:cli.lines", "--count", "3", "--raw"]);
+        assert.equal(sub.code, 0, sub.stderr);
+        assert.equal(sub.stdout, "one\ntwo\nthree\n");
+      },
+    );
+
+    await t.step("sub prints the human format; --no-ack leaves queue messages", async () => {
+      await relayr(["pub", ...s, "queue:cli.peek", "hello", "-H", "K: v"]);
+      const peek = await relayr(["sub", ...s, "queue:cli.peek", "--count", "1", "--no-ack"]);
+      assert.equal(peek.code, 0, peek.stderr);
+      assert.match(peek.stdout, /^\[#1\] queue:cli\.peek msg_id:\d+\nK: v\nhello\n/);
+      const take = await relayr(["sub", ...s, "queue:cli.peek", "--count", "1", "--raw"]);
+      assert.equal(take.stdout, "hello\n");
+    });
+
+    await t.step("request prints the reply; no reply exits 4", async () => {
+      const responder = await connect(broker.address);
+      try {
+        await responder.subscribe("queue:cli.rpc", {
+          callback: async (m) => {
+            await m.respond(`echo:${m.text()}`);
+            await m.ack();
+          },
+        });
+        const r = await relayr(["request", ...s, "queue:cli.rpc", "hi"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout, "echo:hi\n");
+        const j = await relayr(["request", ...s, "queue:cli.rpc", "hi", "--json"]);
+        assert.equal(JSON.parse(j.stdout).body, "echo:hi");
+      } finally {
+        await responder.close();
+      }
+      const none = await relayr(["request", ...s, "topic:cli.nobody", "x", "--timeout", "200"]);
+      assert.equal(none.code, 4);
+      assertOneLineError(none, /^relayr request: No reply .* within 200 ms$/);
+    });
+
+    await t.step("stats prints JSON; an unreachable endpoint exits 3", async () => {
+      const r = await relayr(["stats", "--http", `127.0.0.1:${httpPort}`, "--compact"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(typeof JSON.parse(r.stdout), "object");
+      const gone = await relayr(["stats", "--http", `127.0.0.1:${freePort()}`]);
+      assert.equal(gone.code, 3);
+      assertOneLineError(
+        gone,
+        /^relayr stats: cannot reach monitoring at http:\/\/127\.0\.0\.1:\d+\/api\/stats: /,
+      );
+    });
+
+    await t.step("bench: topic and queue runs complete and report rates", async () => {
+      const [topic, queue] = await Promise.all([
+        relayr([
+          "bench",
+          ...s,
+          "--pubs",
+          "2",
+          "--subs",
+          "2",
+          "--msgs",
+          "4000",
+          "--size",
+          "64",
+          "--json",
+        ]),
+        relayr(["bench", ...s, "--pubs", "1", "--queue", "2", "--msgs", "4000", "--json"]),
+      ]);
+      for (const r of [topic, queue]) {
+        assert.equal(r.code, 0, r.stderr);
+        const result = JSON.parse(r.stdout);
+        assert.equal(result.complete, true);
+        assert.equal(result.pub.msgs, 4000);
+        assert.ok(result.pub.msgsPerSec > 0);
+        assert.ok(result.latencyMs.p99 >= result.latencyMs.p50);
+        assert.ok(result.publishAckMs.p999 >= result.publishAckMs.p90);
+      }
+      assert.equal(JSON.parse(topic.stdout).sub.msgs, 8000);
+      assert.equal(JSON.parse(queue.stdout).sub.msgs, 4000);
+      const human = await relayr(["bench", ...s, "--msgs", "500", "--subs", "1"]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(human.stdout, /^Pub: [\d,]+ msgs\/s ~ [\d.]+ MB\/s/m);
+      assert.match(human.stdout, /^Latency, publish to delivery: p50 [\d.]+ ms {2}p90 .* p99\.9 /m);
+    });
+  } finally {
+    await broker.kill();
+  }
+});
