@@ -14,7 +14,11 @@ if ! command -v bun >/dev/null 2>&1; then
   exit 1
 fi
 # The npm dependencies (package.json) must be in node_modules for bun to bundle them.
-if [ ! -d node_modules/@logtape/logtape ]; then
+missing_deps() {
+  bun -e 'const fs = require("fs"); const deps = require("./package.json").dependencies ?? {};
+    process.exit(Object.keys(deps).every((d) => fs.existsSync(`node_modules/${d}`)) ? 1 : 0)'
+}
+if missing_deps; then
   if command -v deno >/dev/null 2>&1; then deno install; else bun install --no-save; fi
 fi
 mkdir -p "$(dirname "$out")"
