@@ -158,6 +158,13 @@ export class Parser {
       return this.#pub(buf, lf + 1, avail, out);
     }
     try {
+      if (
+        vlen === 3 && v0 === 0x61 && (buf[tok[0] + 1] | 0x20) === 0x63 &&
+        (buf[tok[0] + 2] | 0x20) === 0x6b && !this.#overflow
+      ) {
+        out.push(this.#ack(buf)); // ACK is the other per-message command: no verb string
+        return lf + 1;
+      }
       const verb = verbOf(buf, tok[0], tok[1]);
       if (verb === "CONNECT") {
         out.push({ op: "CONNECT", options: connectOptions(buf, tok[1], end) });
