@@ -25,6 +25,7 @@ import { statsCommand } from "./stats.ts";
 import { subCommand } from "./sub.ts";
 
 export { type CliIo, defaultIo, ExitCode } from "./common.ts";
+export type { Runtime } from "../runtime/mod.ts";
 
 type Command = (args: string[], runtime: Runtime, io: CliIo) => Promise<number>;
 

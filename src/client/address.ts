@@ -8,7 +8,9 @@ import { DEFAULT_PORT } from "./limits.ts";
 
 /** A parsed broker address. */
 export interface Address {
+  /** Host name or IP address (IPv6 without brackets). */
   hostname: string;
+  /** TCP port. */
   port: number;
 }
 

@@ -92,11 +92,17 @@ export interface RequestOptions extends Omit<PublishOptions, "replyTo" | "correl
 
 /** What the broker says about itself in `INFO`. */
 export interface ServerInfo {
+  /** Unique id of the broker process. */
   server_id?: string;
+  /** Relayr version of the broker. */
   version?: string;
+  /** Runtime the broker runs on, e.g. `deno 2.9.6`. */
   runtime?: string;
+  /** Largest payload (headers + body) the broker accepts, in bytes. */
   max_payload?: number;
+  /** Protocol version (1). */
   proto?: number;
+  /** Fields of newer brokers. */
   [key: string]: unknown;
 }
 

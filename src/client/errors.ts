@@ -19,6 +19,8 @@ export class BrokerError extends Error {
   /** True when the broker closes the connection after this error. */
   readonly fatal: boolean;
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { BrokerError } from "./errors.ts";
@@ -36,7 +38,11 @@ export class BrokerError extends Error {
 
 /** `UNKNOWN_COMMAND`: the broker did not know the verb. */
 export class UnknownCommandError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("UNKNOWN_COMMAND", text, false);
     this.name = "UnknownCommandError";
@@ -45,7 +51,11 @@ export class UnknownCommandError extends BrokerError {
 
 /** `BAD_ARGUMENT`: a missing, extra, malformed, out-of-range or unknown option or argument. */
 export class BadArgumentError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_ARGUMENT", text, false);
     this.name = "BadArgumentError";
@@ -54,7 +64,11 @@ export class BadArgumentError extends BrokerError {
 
 /** `BAD_DESTINATION`: not `queue:`/`topic:`, a bad name, too long, or a misplaced wildcard. */
 export class BadDestinationError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_DESTINATION", text, false);
     this.name = "BadDestinationError";
@@ -63,7 +77,11 @@ export class BadDestinationError extends BrokerError {
 
 /** `BAD_JSON`: the `CONNECT` argument is not a JSON object. */
 export class BadJsonError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_JSON", text, false);
     this.name = "BadJsonError";
@@ -72,7 +90,11 @@ export class BadJsonError extends BrokerError {
 
 /** `BAD_VERSION`: the broker does not speak the requested protocol version. */
 export class BadVersionError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_VERSION", text, false);
     this.name = "BadVersionError";
@@ -81,7 +103,11 @@ export class BadVersionError extends BrokerError {
 
 /** `BAD_HEADERS`: the header block is malformed or larger than 64 KiB. */
 export class BadHeadersError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_HEADERS", text, false);
     this.name = "BadHeadersError";
@@ -90,7 +116,11 @@ export class BadHeadersError extends BrokerError {
 
 /** `DUPLICATE_SUB_ID`: the subscription id is already used on this connection. */
 export class DuplicateSubIdError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("DUPLICATE_SUB_ID", text, false);
     this.name = "DuplicateSubIdError";
@@ -99,7 +129,11 @@ export class DuplicateSubIdError extends BrokerError {
 
 /** `UNKNOWN_SUB_ID`: `UNSUB` of an id that is not in use. */
 export class UnknownSubIdError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("UNKNOWN_SUB_ID", text, false);
     this.name = "UnknownSubIdError";
@@ -108,7 +142,11 @@ export class UnknownSubIdError extends BrokerError {
 
 /** `UNKNOWN_MSG_ID`: `ACK`/`NACK` of a message not in flight to this connection. */
 export class UnknownMsgIdError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("UNKNOWN_MSG_ID", text, false);
     this.name = "UnknownMsgIdError";
@@ -117,7 +155,11 @@ export class UnknownMsgIdError extends BrokerError {
 
 /** `QUEUE_FULL`: the queue is at its limit; the message was not accepted. */
 export class QueueFullError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("QUEUE_FULL", text, false);
     this.name = "QueueFullError";
@@ -126,7 +168,11 @@ export class QueueFullError extends BrokerError {
 
 /** `LIMIT`: too many subscriptions on the connection or destinations on the broker. */
 export class LimitError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("LIMIT", text, false);
     this.name = "LimitError";
@@ -135,7 +181,11 @@ export class LimitError extends BrokerError {
 
 /** `STORE_FAILED`: the broker could not persist the message; it was not accepted. */
 export class StoreFailedError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("STORE_FAILED", text, false);
     this.name = "StoreFailedError";
@@ -144,7 +194,11 @@ export class StoreFailedError extends BrokerError {
 
 /** `BAD_FRAME` (fatal): the size token or the payload line end was wrong. */
 export class BadFrameError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("BAD_FRAME", text, true);
     this.name = "BadFrameError";
@@ -153,7 +207,11 @@ export class BadFrameError extends BrokerError {
 
 /** `CONTROL_LINE_TOO_LONG` (fatal): a control line over 4096 bytes. */
 export class ControlLineTooLongError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("CONTROL_LINE_TOO_LONG", text, true);
     this.name = "ControlLineTooLongError";
@@ -162,7 +220,11 @@ export class ControlLineTooLongError extends BrokerError {
 
 /** `PAYLOAD_TOO_LARGE` (fatal): a payload over the broker's `max_payload` (raised before sending when the client can tell). */
 export class PayloadTooLargeError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("PAYLOAD_TOO_LARGE", text, true);
     this.name = "PayloadTooLargeError";
@@ -171,7 +233,11 @@ export class PayloadTooLargeError extends BrokerError {
 
 /** `SLOW_CONSUMER` (fatal): the client read too slowly and was disconnected. */
 export class SlowConsumerError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("SLOW_CONSUMER", text, true);
     this.name = "SlowConsumerError";
@@ -180,7 +246,11 @@ export class SlowConsumerError extends BrokerError {
 
 /** `STALE_CONNECTION` (fatal): the peer did not answer PINGs. */
 export class StaleConnectionError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("STALE_CONNECTION", text, true);
     this.name = "StaleConnectionError";
@@ -189,7 +259,11 @@ export class StaleConnectionError extends BrokerError {
 
 /** `TOO_MANY_CONNECTIONS` (fatal): the broker is at its connection limit. */
 export class TooManyConnectionsError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("TOO_MANY_CONNECTIONS", text, true);
     this.name = "TooManyConnectionsError";
@@ -198,7 +272,11 @@ export class TooManyConnectionsError extends BrokerError {
 
 /** `SHUTTING_DOWN` (fatal): the broker is stopping. */
 export class ShuttingDownError extends BrokerError {
-  /** @param text the broker's human-readable text */
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
   constructor(text = "") {
     super("SHUTTING_DOWN", text, true);
     this.name = "ShuttingDownError";
@@ -259,6 +337,8 @@ export function brokerError(code: string, text: string): BrokerError {
 /** A command, request or flush did not get its answer in time. */
 export class TimeoutError extends Error {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { TimeoutError } from "./errors.ts";
@@ -274,6 +354,8 @@ export class TimeoutError extends Error {
 /** The client was closed (by `close()`, `drain()`, or after giving up reconnecting). */
 export class ConnectionClosedError extends Error {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { ConnectionClosedError } from "./errors.ts";
@@ -293,6 +375,8 @@ export class ConnectionClosedError extends Error {
  */
 export class ConnectionLostError extends Error {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { ConnectionLostError } from "./errors.ts";
@@ -308,6 +392,8 @@ export class ConnectionLostError extends Error {
 /** The first connection attempt failed (refused, unreachable, timed out, or rejected by the broker). */
 export class ConnectError extends Error {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { ConnectError } from "./errors.ts";
@@ -323,6 +409,8 @@ export class ConnectError extends Error {
 /** A client-side buffer is full: the reconnect buffer or the outbound buffer. Nothing was sent. */
 export class BufferFullError extends RangeError {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { BufferFullError } from "./errors.ts";
@@ -338,6 +426,8 @@ export class BufferFullError extends RangeError {
 /** The client is draining or closing and takes no new subscriptions. */
 export class DrainingError extends Error {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { DrainingError } from "./errors.ts";
@@ -353,6 +443,8 @@ export class DrainingError extends Error {
 /** The broker sent bytes that are not valid protocol; the client drops the connection and reconnects. */
 export class ProtocolError extends SyntaxError {
   /**
+   * Makes the error.
+   *
    * @example
    * ```ts
    * import { ProtocolError } from "./errors.ts";

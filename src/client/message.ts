@@ -66,8 +66,11 @@ export class Message {
   readonly deliveryCount: number;
   /** The `ttl` it was published with, if any. */
   readonly ttlMs: number | undefined;
+  /** The correlation id it was published with, if any. */
   readonly correlationId: string | undefined;
+  /** Where the publisher wants a reply (see `respond`), if anywhere. */
   readonly replyTo: string | undefined;
+  /** The content type it was published with, if any. */
   readonly contentType: string | undefined;
   /** Which connection delivered it; acks of an older connection are meaningless to the broker. */
   readonly generation: number;

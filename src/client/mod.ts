@@ -34,7 +34,8 @@ export {
   type ServerInfo,
   type SubscribeOptions,
 } from "./client.ts";
-export type { AckMode, PublishOptions } from "./commands.ts";
+export type { AckMode, PublishOptions, SubWireOptions } from "./commands.ts";
+export type { Conn, Runtime } from "../runtime/mod.ts";
 export { type AckOptions, Message, type NackOptions } from "./message.ts";
 export { Subscription } from "./subscription.ts";
 export type { StatusEvent, StatusListener } from "./status.ts";
