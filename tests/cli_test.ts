@@ -243,6 +243,6 @@ Deno.test("relayr client subcommands", async (t) => {
       assert.match(human.stdout, /^Latency, publish to delivery: p50 [\d.]+ ms {2}p90 .* p99\.9 /m);
     });
   } finally {
-    await broker.kill();
+    await broker.stop();
   }
 });

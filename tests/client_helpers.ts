@@ -31,22 +31,38 @@ export async function waitFor(
   }
 }
 
-/** A broker child process on a fixed port; restartable on the same port. */
+/**
+ * A broker child process on a fixed port; restartable on the same port. It
+ * runs in a temporary directory of its own, so its durable state (`./data`)
+ * survives its restarts but never leaks into the repository or another test.
+ */
 export class BrokerProcess {
   readonly port: number;
   readonly args: string[];
+  readonly dir: string;
   #child: Deno.ChildProcess | null = null;
 
-  private constructor(port: number, args: string[]) {
+  private constructor(port: number, args: string[], dir: string) {
     this.port = port;
     this.args = args;
+    this.dir = dir;
   }
 
   /** Spawns a broker on `port` (default: a free one) and waits until it accepts connections. */
   static async start(args: string[] = [], port = freePort()): Promise<BrokerProcess> {
-    const b = new BrokerProcess(port, args);
+    const b = new BrokerProcess(
+      port,
+      args,
+      await Deno.makeTempDir({ prefix: "relayr-client-test-" }),
+    );
     await b.restart();
     return b;
+  }
+
+  /** Kills the broker and removes its directory. */
+  async stop(): Promise<void> {
+    await this.kill();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   /** `127.0.0.1:<port>`. */
@@ -66,6 +82,8 @@ export class BrokerProcess {
       args: [
         "run",
         "-A",
+        "--config",
+        `${ROOT}deno.json`,
         `${ROOT}main.ts`,
         "serve",
         "--host",
@@ -77,7 +95,7 @@ export class BrokerProcess {
         "error",
         ...this.args,
       ],
-      cwd: ROOT,
+      cwd: this.dir,
       stdin: "null",
       stdout: "null",
       stderr: "null",

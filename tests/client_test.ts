@@ -11,9 +11,11 @@ import {
   connect,
   ConnectError,
   ConnectionClosedError,
+  ConnectionLostError,
   type Message,
   PayloadTooLargeError,
   QueueFullError,
+  ShuttingDownError,
   type StatusEvent,
   TimeoutError,
 } from "../src/client/mod.ts";
@@ -308,7 +310,7 @@ Deno.test("client against a real broker", async (t) => {
     });
   } finally {
     for (const c of clients) await c.close();
-    await broker.kill();
+    await broker.stop();
   }
 });
 
@@ -358,6 +360,30 @@ Deno.test("client reconnects after the broker is killed and restarted", async ()
     await p.publish("queue:life", "after-q");
     assert.equal((await take(queue, 1))[0].text(), "after-q");
 
+    // A graceful stop: the broker's unsolicited ERR SHUTTING_DOWN is reported,
+    // not matched to a pending command, and the client comes back.
+    const pending = Array.from(
+      { length: 50 },
+      (_, i) => c.publish("queue:sd", `${i}`).catch((e) => e),
+    );
+    await broker.kill("SIGTERM");
+    await waitFor(
+      () => events.filter((e) => e.type === "disconnected").length === 2,
+      5000,
+      "2nd drop",
+    );
+    const drop = events.filter((e) => e.type === "disconnected").at(-1) as { error?: Error };
+    assert.ok(drop.error instanceof ShuttingDownError, String(drop.error));
+    await broker.restart();
+    await waitFor(() => c.reconnects === 2, 10_000, "2nd reconnect");
+    await waitFor(() => p.connected, 10_000, "publisher back");
+    await p.publish("topic:life", "after-restart");
+    assert.equal((await take(topic, 1))[0].text(), "after-restart");
+    // Each publish got its OK or, if it was in flight, ConnectionLostError; never the broker's notice.
+    for (const r of await Promise.all(pending)) {
+      assert.ok(typeof r === "string" || r instanceof ConnectionLostError, String(r));
+    }
+
     // Close while reconnecting ends cleanly, with no timers left behind.
     await broker.kill();
     await waitFor(() => !c.connected, 5000, "disconnected again");
@@ -366,7 +392,7 @@ Deno.test("client reconnects after the broker is killed and restarted", async ()
   } finally {
     await c.close();
     await p.close();
-    await broker.kill();
+    await broker.stop();
   }
 });
 
@@ -393,6 +419,6 @@ Deno.test("client gives up after maxReconnectAttempts and closes with an error",
     assert.equal(events.filter((e) => e.type === "reconnecting").length, 3);
   } finally {
     await c.close();
-    await broker.kill();
+    await broker.stop();
   }
 });
