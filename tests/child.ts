@@ -31,13 +31,17 @@ export interface ServerProcess {
 
 /**
  * Starts `cmd args... --host 127.0.0.1 --port 0 --http-host 127.0.0.1
- * --http-port 0` and waits until it logs both ports.
+ * --http-port 0` and waits until it logs both ports. The server's data
+ * directory is a fresh temporary one (through `RELAYR_DATA_DIR`, which a
+ * build without that setting ignores), removed by `stop()`: `serve` would
+ * otherwise write to ./data and recover it in the next run.
  */
 export async function startServerProcess(
   cmd: string,
   args: string[],
   timeoutMs = 15_000,
 ): Promise<ServerProcess> {
+  const dataDir = await Deno.makeTempDir({ prefix: "relayr-test-" });
   const child = new Deno.Command(cmd, {
     args: [...args, "--host", "127.0.0.1", "--port", "0", "--http-host", "127.0.0.1"].concat(
       ["--http-port", "0", "--log-format", "text"],
@@ -45,7 +49,7 @@ export async function startServerProcess(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", RELAYR_DATA_DIR: dataDir },
   }).spawn();
   let text = "";
   let changed: () => void = () => {};
@@ -70,6 +74,7 @@ export async function startServerProcess(
       const status = await child.status;
       clearTimeout(timer);
       await pumps;
+      await Deno.remove(dataDir, { recursive: true });
       return status;
     })();
   const deadline = Date.now() + timeoutMs;

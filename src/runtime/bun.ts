@@ -191,17 +191,17 @@ function handlers(onOpen: (state: SocketState) => void): SocketHandlers {
 function listen(options: { hostname: string; port: number }): Listener {
   /** Accepted sockets not yet taken by `accept()`; the server's loop takes them at once. */
   const backlog: Conn[] = [];
-  let waiting: ((c: Conn | undefined) => void) | undefined;
+  /** Pending `accept()` calls, oldest first. */
+  const waiting: ((c: Conn | undefined) => void)[] = [];
   let closed = false;
   const server = Bun.listen({
     hostname: options.hostname,
     port: options.port,
     socket: handlers((state) => {
       if (closed) return state.close();
-      if (waiting === undefined) return void backlog.push(state);
-      const w = waiting;
-      waiting = undefined;
-      w(state);
+      const w = waiting.shift();
+      if (w === undefined) backlog.push(state);
+      else w(state);
     }),
   });
   return {
@@ -209,7 +209,7 @@ function listen(options: { hostname: string; port: number }): Listener {
     accept(): Promise<Conn | undefined> {
       if (backlog.length > 0) return Promise.resolve(backlog.shift());
       if (closed) return Promise.resolve(undefined);
-      return new Promise((resolve) => waiting = resolve);
+      return new Promise((resolve) => waiting.push(resolve));
     },
     close() {
       if (closed) return;
@@ -217,8 +217,7 @@ function listen(options: { hostname: string; port: number }): Listener {
       // Stops listening; accepted connections stay open (the server closes them itself).
       server.stop(false);
       for (const c of backlog.splice(0)) c.close();
-      waiting?.(undefined);
-      waiting = undefined;
+      for (const w of waiting.splice(0)) w(undefined);
     },
   };
 }
