@@ -8,7 +8,6 @@
 import { DESTINATIONS_MAX } from "../config/limits.ts";
 import { hasWildcard, matches, type PubOptions, type SubOptions } from "../protocol/mod.ts";
 import { Heap, Message, MessageState, StoreError } from "../storage/mod.ts";
-import { compact } from "./compact.ts";
 import { IdGenerator } from "./ids.ts";
 import { LatencyHistogram } from "./latency.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
@@ -108,7 +107,7 @@ export class Broker implements QueueHost, TopicHost {
     q.counters.published++;
     q.dispatch();
     // Still waiting for a consumer: it may wait long, so it must not pin the read chunk.
-    if (msg.state === MessageState.READY) msg.payload = compact(msg.payload);
+    if (msg.state === MessageState.READY) msg.retain();
     if (durable === undefined) return msg.id;
     return durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
@@ -202,7 +201,7 @@ export class Broker implements QueueHost, TopicHost {
     let dlq: Queue;
     try {
       dlq = this.#queue(`${queue.name}.dlq`);
-      this.#makeRoom(dlq, msg.payload.length);
+      this.#makeRoom(dlq, msg.len);
     } catch {
       return false;
     }
@@ -219,6 +218,7 @@ export class Broker implements QueueHost, TopicHost {
       msg.contentType,
       this.now,
     );
+    copy.retain();
     try {
       void dlq.store.push(copy);
     } catch {

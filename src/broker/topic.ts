@@ -14,7 +14,6 @@
 import { msgHead } from "../protocol/mod.ts";
 import { type Message, Ring } from "../storage/mod.ts";
 import type { Acker, Client, SlowConsumerPolicy } from "./types.ts";
-import { compact } from "./compact.ts";
 
 class Entry {
   constructor(
@@ -102,7 +101,7 @@ export class Topic {
   publish(msg: Message): void {
     this.counters.published++;
     const seq = this.#next++;
-    this.#totalBytes += msg.payload.length;
+    this.#totalBytes += msg.len;
     let refs = 0;
     const bs = this.bindings;
     for (let i = 0; i < bs.length; i++) {
@@ -116,7 +115,7 @@ export class Topic {
       if (this.#list.length === 0) this.#base = this.#next;
       return;
     }
-    msg.payload = compact(msg.payload);
+    msg.retain();
     this.#list.push(new Entry(msg, refs, this.#totalBytes));
     for (let i = 0; i < bs.length; i++) if (bs[i].cursor <= seq) this.#checkLag(bs[i]);
   }
@@ -148,7 +147,7 @@ export class Topic {
     const e = this.#list.at(b.cursor - this.#base)!;
     return {
       messages: this.#next - b.cursor,
-      bytes: this.#totalBytes - (e.cum - e.msg.payload.length),
+      bytes: this.#totalBytes - (e.cum - e.msg.len),
     };
   }
 

@@ -97,7 +97,12 @@ export function writePlainTail(buf: Uint8Array, pos: number, id: number, size: n
 
 /** What a MSG frame is written from: a stored message. */
 export interface MsgFields extends TailFields {
-  payload: Uint8Array;
+  /** The payload is `buf[off, off + len)`. */
+  buf: Uint8Array;
+  off: number;
+  len: number;
+  /** Undefined when the message has no options (its tail is then written in place). */
+  opts: object | undefined;
   /** Cache of the first-delivery tail of a message with options. */
   tail: Uint8Array | undefined;
 }

@@ -147,7 +147,7 @@ export class Connection implements Client {
 
   sendMsg(head: Uint8Array, msg: Message, delivery: number): void {
     this.msgsOut++;
-    this.bytesOut += msg.payload.length;
+    this.bytesOut += msg.len;
     this.#out.appendMsg(head, msg, delivery);
   }
 

@@ -79,29 +79,30 @@ export class Outbound {
 
   /** Appends a MSG frame: head, tail (written in place when the message has no options), payload, CRLF. */
   appendMsg(head: Uint8Array, m: MsgFields, delivery: number): void {
-    const payload = m.payload;
-    const plain = plainTail(m, delivery);
+    const size = m.len;
+    const plain = m.opts === undefined && delivery <= 1 && m.priority === 0;
     const tail = plain
       ? undefined
       : delivery === 1
       ? (m.tail ??= msgTail(m, 1))
       : msgTail(m, delivery);
-    const n = head.length + (tail === undefined ? PLAIN_TAIL_BYTES_MAX : tail.length) +
-      payload.length + 2;
+    const n = head.length + (tail === undefined ? PLAIN_TAIL_BYTES_MAX : tail.length) + size + 2;
     if (!this.#room(n)) return;
     const buf = this.#buf;
     let len = this.#len;
     buf.set(head, len);
     len += head.length;
-    if (tail === undefined) len = writePlainTail(buf, len, m.id, payload.length);
+    if (tail === undefined) len = writePlainTail(buf, len, m.id, size);
     else {
       buf.set(tail, len);
       len += tail.length;
     }
-    if (payload.length < 32) { for (let i = 0; i < payload.length; i++) buf[len++] = payload[i]; }
+    const src = m.buf;
+    const off = m.off;
+    if (size < 64) { for (let i = 0; i < size; i++) buf[len++] = src[off + i]; }
     else {
-      buf.set(payload, len);
-      len += payload.length;
+      buf.set(off === 0 && size === src.length ? src : src.subarray(off, off + size), len);
+      len += size;
     }
     buf[len++] = 13;
     buf[len++] = 10;

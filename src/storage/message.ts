@@ -1,6 +1,11 @@
 /**
  * A message as the broker holds it. One class (one hidden shape) for every
- * message keeps the hot path monomorphic.
+ * message keeps the hot path monomorphic, and the shape is kept small because
+ * a queue may hold millions:
+ * - the payload is a range (`buf`, `off`, `len`) of a buffer: the read chunk
+ *   while the message is passing through, a shared slab once it is retained
+ *   (`retain()`), so a queued message owns no ArrayBuffer of its own;
+ * - the rarely used options live in one optional object.
  *
  * @module
  */
@@ -20,6 +25,52 @@ export type MessageState = typeof MessageState[keyof typeof MessageState];
 
 const EMPTY = new Uint8Array(0);
 
+/** Bytes of one slab that retained payloads are packed into. */
+const SLAB_BYTES = 64 * 1024;
+/** Payloads larger than this get a buffer of their own rather than a slab slot. */
+const SLAB_PAYLOAD_BYTES_MAX = 8 * 1024;
+
+/**
+ * Packs retained payloads into 64 KiB slabs. A slab is freed by the garbage
+ * collector once no message points into it; in FIFO use slabs empty in order.
+ * The worst case, one long-lived message per slab, pins 64 KiB for it.
+ */
+class Slabs {
+  #slab = new Uint8Array(SLAB_BYTES);
+  #pos = 0;
+  /** Offset of the last copy in the slab it returned. */
+  offset = 0;
+
+  /** Copies `src[off, off+len)` into a slab and returns the slab (the copy is at `offset`). */
+  copy(src: Uint8Array, off: number, len: number): Uint8Array {
+    if (this.#pos + len > SLAB_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#pos = 0;
+    }
+    const slab = this.#slab;
+    if (len <= 64) { for (let i = 0; i < len; i++) slab[this.#pos + i] = src[off + i]; }
+    else slab.set(src.subarray(off, off + len), this.#pos);
+    this.offset = this.#pos;
+    this.#pos += len;
+    return slab;
+  }
+}
+
+const slabs = new Slabs();
+
+/** Options of a message that has any (most have none). */
+export class MessageOptions {
+  /** Cached first-delivery tail of the MSG line, built on first send. */
+  tail: Uint8Array | undefined = undefined;
+  constructor(
+    readonly hdrBytes: number,
+    readonly ttlMs: number,
+    readonly correlationId: string | undefined,
+    readonly replyTo: string | undefined,
+    readonly contentType: string | undefined,
+  ) {}
+}
+
 /** A published message; immutable but for its delivery state. */
 export class Message {
   /** Delivery attempts so far (queues). */
@@ -29,8 +80,12 @@ export class Message {
   dueAt = 0;
   /** When it was last delivered (epoch ms), for ack timeouts. */
   deliveredAt = 0;
-  /** Cached first-delivery tail of its MSG line; built by the broker on first send. */
-  tail: Uint8Array | undefined = undefined;
+  /** The buffer holding the payload at `off`, `len` bytes long. */
+  buf: Uint8Array;
+  off: number;
+  len: number;
+  /** Options; undefined for a plain message. */
+  readonly opts: MessageOptions | undefined;
 
   constructor(
     /** Unique, time-ordered id. */
@@ -38,30 +93,86 @@ export class Message {
     /** Full destination, `queue:orders`. */
     readonly dest: string,
     /** Header block + body. */
-    public payload: Uint8Array,
-    /** Length of the header block at the start of the payload (0: none). */
-    readonly hdrBytes: number,
+    payload: Uint8Array,
+    hdrBytes: number,
     readonly priority: number,
-    readonly ttlMs: number,
+    ttlMs: number,
     /** Epoch ms after which it is never delivered; 0 = never expires. */
     readonly expiresAt: number,
-    readonly correlationId: string | undefined,
-    readonly replyTo: string | undefined,
-    readonly contentType: string | undefined,
+    correlationId: string | undefined,
+    replyTo: string | undefined,
+    contentType: string | undefined,
     /** Epoch ms when the broker accepted it. */
     readonly acceptedAt: number,
-  ) {}
+  ) {
+    this.buf = payload;
+    this.off = 0;
+    this.len = payload.length;
+    this.opts =
+      hdrBytes === 0 && ttlMs === 0 && correlationId === undefined && replyTo === undefined &&
+        contentType === undefined
+        ? undefined
+        : new MessageOptions(hdrBytes, ttlMs, correlationId, replyTo, contentType);
+  }
+
+  /** The payload (a view; allocates when the message lives in a slab). */
+  get payload(): Uint8Array {
+    const b = this.buf;
+    return this.off === 0 && this.len === b.length ? b : b.subarray(this.off, this.off + this.len);
+  }
 
   /** Payload size in bytes. */
   get size(): number {
-    return this.payload.length;
+    return this.len;
+  }
+
+  get hdrBytes(): number {
+    return this.opts?.hdrBytes ?? 0;
+  }
+  get ttlMs(): number {
+    return this.opts?.ttlMs ?? 0;
+  }
+  get correlationId(): string | undefined {
+    return this.opts?.correlationId;
+  }
+  get replyTo(): string | undefined {
+    return this.opts?.replyTo;
+  }
+  get contentType(): string | undefined {
+    return this.opts?.contentType;
+  }
+  /** Cached first-delivery MSG tail (messages with options only). */
+  get tail(): Uint8Array | undefined {
+    return this.opts?.tail;
+  }
+  set tail(t: Uint8Array | undefined) {
+    if (this.opts !== undefined) this.opts.tail = t;
+  }
+
+  /**
+   * Moves the payload out of the read chunk it points into, before the
+   * message is kept for long: a small view must not pin a large chunk, and a
+   * slab slot costs no ArrayBuffer of its own.
+   */
+  retain(): void {
+    const len = this.len;
+    if (len === 0 || (this.buf.buffer.byteLength === len && this.off === 0)) return;
+    if (len > SLAB_PAYLOAD_BYTES_MAX) {
+      this.buf = this.buf.slice(this.off, this.off + len);
+      this.off = 0;
+      return;
+    }
+    this.buf = slabs.copy(this.buf, this.off, len);
+    this.off = slabs.offset;
   }
 
   /** Marks the message gone and lets its payload be collected. */
   release(): void {
     this.state = MessageState.DONE;
-    this.payload = EMPTY;
-    this.tail = undefined;
+    this.buf = EMPTY;
+    this.off = 0;
+    this.len = 0;
+    if (this.opts !== undefined) this.opts.tail = undefined;
   }
 
   /** Whether it has expired at `now`. */
