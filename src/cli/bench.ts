@@ -306,7 +306,7 @@ function progressLine(
   start: number,
 ): string {
   const secs = (performance.now() - start) / 1000;
-  const rate = Math.round((pub + recv) / Math.max(secs, 0.001));
+  const rate = Math.round(pub / Math.max(secs, 0.001));
   return `published ${pub}/${pubTotal}  received ${recv}/${recvTotal}  ${rate} msgs/s  ${
     secs.toFixed(1)
   } s`;
