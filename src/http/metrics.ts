@@ -14,7 +14,7 @@
  */
 import { Exposition, type Sample } from "./exposition.ts";
 import { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
-import type { QueueStats, StatsCollector, TopicStats } from "./stats.ts";
+import type { QueueStats, ServerStats, StatsCollector, TopicStats } from "./stats.ts";
 
 /**
  * Per-destination series are written for at most this many queues and as many
@@ -90,6 +90,13 @@ const TOPIC_COUNTERS: Gauge<TopicStats>[] = [
 export function renderMetrics(stats: StatsCollector): string {
   const s = stats.server();
   const e = new Exposition();
+  serverFamilies(e, s);
+  destinationFamilies(e, stats);
+  processFamilies(e, s);
+  return e.text();
+}
+
+function serverFamilies(e: Exposition, s: ServerStats): void {
   e.family("relayr_info", "gauge", "Relayr build and runtime (value is 1)", [[{
     version: s.version,
     runtime: s.runtime,
@@ -159,6 +166,9 @@ export function renderMetrics(stats: StatsCollector): string {
   });
   e.single("relayr_queues", "gauge", "Queues the broker holds", s.queues);
   e.single("relayr_topics", "gauge", "Topics with at least one subscriber", s.topics);
+}
+
+function destinationFamilies(e: Exposition, stats: StatsCollector): void {
   const queues = stats.queues({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
   const topics = stats.topics({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
   e.family(
@@ -184,6 +194,9 @@ export function renderMetrics(stats: StatsCollector): string {
   for (const [name, help, f] of TOPIC_COUNTERS) {
     e.family(name, "counter", help, topics.list.map((t): Sample => [tLabel(t), f(t)]));
   }
+}
+
+function processFamilies(e: Exposition, s: ServerStats): void {
   e.single("process_resident_memory_bytes", "gauge", "Resident set size in bytes", s.mem.rss);
   e.single("relayr_heap_used_bytes", "gauge", "JavaScript heap in use in bytes", s.mem.heap_used);
   if (s.event_loop_lag_ms !== null) {
@@ -200,5 +213,4 @@ export function renderMetrics(stats: StatsCollector): string {
       s.event_loop_lag_ms.max / 1000,
     );
   }
-  return e.text();
 }
