@@ -6,7 +6,6 @@
  * @module
  */
 import type { Client, Message } from "../client/mod.ts";
-import { randomToken } from "../client/request.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
@@ -102,7 +101,7 @@ export async function benchCommand(args: string[], runtime: Runtime, io: CliIo):
     const queueN = intFlag("queue", values.queue, 0, 0, 1000);
     const subsN = intFlag("subs", values.subs, 0, 0, 1000);
     if (queueN > 0 && subsN > 0) throw new UsageError("--subs and --queue exclude each other");
-    const name = positionals[0] ?? `bench.${randomToken(8)}`;
+    const name = positionals[0] ?? `bench.${crypto.randomUUID().slice(0, 8)}`;
     cfg = {
       server: serverAddress(runtime, values.server),
       dest: `${queueN > 0 ? "queue" : "topic"}:${name}`,
@@ -307,7 +306,7 @@ function progressLine(
 ): string {
   const secs = (performance.now() - start) / 1000;
   const rate = Math.round(pub / Math.max(secs, 0.001));
-  return `published ${pub}/${pubTotal}  received ${recv}/${recvTotal}  ${rate} msgs/s  ${
+  return `published ${pub}/${pubTotal} (${rate} msgs/s)  received ${recv}/${recvTotal}  ${
     secs.toFixed(1)
   } s`;
 }
