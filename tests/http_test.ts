@@ -118,6 +118,7 @@ Deno.test("http handler: metrics move by N as N messages flow over TCP", async (
     assert.equal(num(after, "relayr_topic_lag_messages", { topic: "news" }), 0);
     assert.equal(num(after, "relayr_connections"), 2);
     assert.equal(num(after, "relayr_ready"), 1);
+    assert.equal(num(after, "relayr_metrics_destinations_omitted", { kind: "queue" }), 0);
     assert.ok(num(after, "process_resident_memory_bytes") > 0);
 
     const ids = got.filter((f) => f.fields!.dest === "queue:work").map((f) => f.fields!.msg_id);

@@ -16,8 +16,17 @@ export type MetricType = "counter" | "gauge" | "histogram";
 /** Label names to values. */
 export type Labels = Readonly<Record<string, string>>;
 
+/** Labels rendered once (`labelSet()`), for series that repeat them across many families. */
+export class LabelSet {
+  /** The rendered `{k="v",...}`. */
+  readonly text: string;
+  constructor(labels: Labels) {
+    this.text = formatLabels(labels);
+  }
+}
+
 /** One sample: labels (maybe none) and a value. */
-export type Sample = readonly [labels: Labels | undefined, value: number];
+export type Sample = readonly [labels: Labels | LabelSet | undefined, value: number];
 
 /** Content type of the exposition, for the HTTP response. */
 export const EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -30,8 +39,12 @@ export function escapeHelp(s: string): string {
   return s.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
 }
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
 /** Escapes a label value. */
 export function escapeLabelValue(s: string): string {
+  // Most values (destination names, reasons) need nothing: test once, copy never.
+  if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 }
 
@@ -43,16 +56,22 @@ export function formatValue(v: number): string {
   return String(v);
 }
 
+/** Label names already checked (a handful, used for every sample). */
+const checkedLabelNames = new Set<string>();
+
 function formatLabels(labels: Labels | undefined): string {
   if (labels === undefined) return "";
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(k) || k.startsWith("__")) {
-      throw new TypeError(`Invalid label name ${JSON.stringify(k)}`);
+  let out = "";
+  for (const k in labels) {
+    if (!checkedLabelNames.has(k)) {
+      if (!LABEL_NAME.test(k) || k.startsWith("__")) {
+        throw new TypeError(`Invalid label name ${JSON.stringify(k)}`);
+      }
+      checkedLabelNames.add(k);
     }
-    parts.push(`${k}="${escapeLabelValue(v)}"`);
+    out += `${out === "" ? "{" : ","}${k}="${escapeLabelValue(labels[k])}"`;
   }
-  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+  return out === "" ? "" : out + "}";
 }
 
 /** Histogram data: cumulative counts per upper bound (without +Inf), sum and count. */
@@ -71,7 +90,8 @@ export class Exposition {
   family(name: string, type: "counter" | "gauge", help: string, samples: Iterable<Sample>): void {
     this.#head(name, type, help);
     for (const [labels, value] of samples) {
-      this.#lines.push(`${name}${formatLabels(labels)} ${formatValue(value)}`);
+      const l = labels instanceof LabelSet ? labels.text : formatLabels(labels);
+      this.#lines.push(`${name}${l} ${formatValue(value)}`);
     }
   }
 
