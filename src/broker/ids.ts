@@ -7,7 +7,7 @@
  * @module
  */
 
-const SEQ_PER_MS = 1024;
+import { ID_SEQ_PER_MS as SEQ_PER_MS } from "../storage/mod.ts";
 
 /** Hands out ids; `floor` lets a restarted durable broker continue after the last stored id. */
 export class IdGenerator {
@@ -17,6 +17,12 @@ export class IdGenerator {
   constructor(floor = 0) {
     this.#ms = Math.floor(floor / SEQ_PER_MS);
     this.#seq = floor % SEQ_PER_MS;
+  }
+
+  /** The smallest id that `next(nowMs)` can return: ids from here on were taken after `nowMs`. */
+  floor(nowMs: number): number {
+    const ms = Math.floor(nowMs);
+    return ms > this.#ms ? ms * SEQ_PER_MS : this.#ms * SEQ_PER_MS + this.#seq + 1;
   }
 
   /** The next id at wall time `nowMs`. */

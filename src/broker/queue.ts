@@ -25,8 +25,8 @@ export interface QueueHost {
   readonly maxDeliveries: number;
   /** Moves a message that ran out of deliveries to the dead-letter queue; false if it could not. */
   deadLetter(queue: Queue, msg: Message): boolean;
-  /** Records publish-to-first-delivery latency. */
-  observeLatency(ms: number): void;
+  /** Records the publish-to-first-delivery latency of a message. */
+  observeDelivery(msg: Message): void;
 }
 
 /** One queue and its consumers. */
@@ -148,7 +148,7 @@ export class QueueConsumer implements Acker {
   /** Sends a message taken from the store. */
   deliver(msg: Message, now: number): void {
     const q = this.queue;
-    if (msg.deliveries === 1) q.host.observeLatency(now - msg.acceptedAt);
+    if (msg.deliveries === 1) q.host.observeDelivery(msg);
     this.client.sendMsg(this.head, msg, msg.deliveries);
     q.counters.delivered++;
     this.delivered++;

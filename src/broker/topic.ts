@@ -31,7 +31,8 @@ export interface TopicHost {
   readonly slowConsumer: SlowConsumerPolicy;
   readonly subPendingMessagesMax: number;
   readonly subPendingBytesMax: number;
-  observeLatency(ms: number): void;
+  /** Records the publish-to-first-delivery latency of a message. */
+  observeDelivery(msg: Message): void;
   /** Schedules a NACKed topic message for redelivery at `dueAt`. */
   schedule(p: Pending, dueAt: number): void;
 }
@@ -241,7 +242,7 @@ export class TopicSubscription implements Acker {
     this.delivered++;
     b.topic.counters.delivered++;
     const now = this.host.now;
-    this.host.observeLatency(now - msg.acceptedAt);
+    this.host.observeDelivery(msg);
     if (this.explicit) {
       this.inflight.set(msg.id, new Pending(msg, b, 1, now));
       this.client.track(msg.id, this);

@@ -5,7 +5,9 @@
  * - the payload is a range (`buf`, `off`, `len`) of a buffer: the read chunk
  *   while the message is passing through, a shared slab once it is retained
  *   (`retain()`), so a queued message owns no ArrayBuffer of its own;
- * - the rarely used options live in one optional object.
+ * - the rarely used options (TTL and expiry among them) live in one optional object;
+ * - state, priority and delivery count share one small integer;
+ * - the accept time is not stored: the id holds it (`id = ms * 1024 + seq`).
  *
  * @module
  */
@@ -24,6 +26,9 @@ export const MessageState = {
 export type MessageState = typeof MessageState[keyof typeof MessageState];
 
 const EMPTY = new Uint8Array(0);
+
+/** Ids are `ms * ID_SEQ_PER_MS + seq` (see broker/ids.ts). */
+export const ID_SEQ_PER_MS = 1024;
 
 /** Bytes of one slab that retained payloads are packed into. */
 const SLAB_BYTES = 64 * 1024;
@@ -65,17 +70,25 @@ export class MessageOptions {
   constructor(
     readonly hdrBytes: number,
     readonly ttlMs: number,
+    readonly expiresAt: number,
     readonly correlationId: string | undefined,
     readonly replyTo: string | undefined,
     readonly contentType: string | undefined,
   ) {}
 }
 
-/** A published message; immutable but for its delivery state. */
+const STATE_MASK = 0b11;
+const PRIORITY_SHIFT = 2;
+const PRIORITY_MASK = 0b1111;
+const DELIVERIES_SHIFT = 6;
+
+/**
+ * A published message; immutable but for its delivery state. Its destination
+ * is not stored: the queue or topic holding it knows it.
+ */
 export class Message {
-  /** Delivery attempts so far (queues). */
-  deliveries = 0;
-  state: MessageState = MessageState.READY;
+  /** State (2 bits), priority (4 bits) and delivery count packed in one small integer. */
+  #flags: number;
   /** When a DELAYED message is due (epoch ms). */
   dueAt = 0;
   /** When it was last delivered (epoch ms), for ack timeouts. */
@@ -90,35 +103,63 @@ export class Message {
   constructor(
     /** Unique, time-ordered id. */
     readonly id: number,
-    /** Full destination, `queue:orders`. */
-    readonly dest: string,
+    /** Full destination, `queue:orders`: not stored (the holder knows it). */
+    _dest: string,
     /** Header block + body. */
     payload: Uint8Array,
     hdrBytes: number,
-    readonly priority: number,
+    priority: number,
     ttlMs: number,
     /** Epoch ms after which it is never delivered; 0 = never expires. */
-    readonly expiresAt: number,
+    expiresAt: number,
     correlationId: string | undefined,
     replyTo: string | undefined,
     contentType: string | undefined,
-    /** Epoch ms when the broker accepted it. */
-    readonly acceptedAt: number,
+    /** Epoch ms when the broker accepted it: ignored, the id holds it (kept for the stores' call sites). */
+    _acceptedAt?: number,
   ) {
+    this.#flags = (priority & PRIORITY_MASK) << PRIORITY_SHIFT;
     this.buf = payload;
     this.off = 0;
     this.len = payload.length;
-    this.opts =
-      hdrBytes === 0 && ttlMs === 0 && correlationId === undefined && replyTo === undefined &&
-        contentType === undefined
-        ? undefined
-        : new MessageOptions(hdrBytes, ttlMs, correlationId, replyTo, contentType);
+    this.opts = hdrBytes === 0 && ttlMs === 0 && expiresAt === 0 && correlationId === undefined &&
+        replyTo === undefined && contentType === undefined
+      ? undefined
+      : new MessageOptions(hdrBytes, ttlMs, expiresAt, correlationId, replyTo, contentType);
+  }
+
+  /** Where the message is in its queue's life. */
+  get state(): MessageState {
+    return (this.#flags & STATE_MASK) as MessageState;
+  }
+  set state(s: MessageState) {
+    this.#flags = (this.#flags & ~STATE_MASK) | s;
+  }
+  /** 0-9, higher first. */
+  get priority(): number {
+    return (this.#flags >> PRIORITY_SHIFT) & PRIORITY_MASK;
+  }
+  /** Delivery attempts so far (queues). */
+  get deliveries(): number {
+    return this.#flags >>> DELIVERIES_SHIFT;
+  }
+  set deliveries(n: number) {
+    this.#flags = (this.#flags & ((1 << DELIVERIES_SHIFT) - 1)) | (n << DELIVERIES_SHIFT);
+  }
+  /** Epoch ms after which it is never delivered; 0 = never expires. */
+  get expiresAt(): number {
+    return this.opts === undefined ? 0 : this.opts.expiresAt;
   }
 
   /** The payload (a view; allocates when the message lives in a slab). */
   get payload(): Uint8Array {
     const b = this.buf;
     return this.off === 0 && this.len === b.length ? b : b.subarray(this.off, this.off + this.len);
+  }
+
+  /** Epoch ms (whole) when the broker accepted it, from the id. */
+  get acceptedAt(): number {
+    return Math.floor(this.id / ID_SEQ_PER_MS);
   }
 
   /** Payload size in bytes. */
@@ -177,6 +218,7 @@ export class Message {
 
   /** Whether it has expired at `now`. */
   expired(now: number): boolean {
-    return this.expiresAt !== 0 && this.expiresAt <= now;
+    const o = this.opts;
+    return o !== undefined && o.expiresAt !== 0 && o.expiresAt <= now;
   }
 }

@@ -1,13 +1,23 @@
 /**
- * Message storage: the `Store` seam, the memory store, and the data
- * structures they are built from.
+ * Message storage: the `Store` seam, the memory store, the durable log
+ * store, and the data structures they are built from.
  *
  * @module
  */
-export { Message, MessageState } from "./message.ts";
+export { ID_SEQ_PER_MS, Message, MessageOptions, MessageState } from "./message.ts";
 export type { QueueStore, RemoveReason, Store } from "./store.ts";
 export { StoreError } from "./store.ts";
 export { MemoryQueueStore, MemoryStore, type RemoveHook } from "./memory.ts";
 export { Deque } from "./deque.ts";
 export { Ring } from "./ring.ts";
 export { Heap } from "./heap.ts";
+export {
+  FSYNC_INTERVAL_MS,
+  FSYNC_POLICIES,
+  type FsyncPolicy,
+  type LogFn,
+  LogQueueStore,
+  LogStore,
+  type LogStoreOptions,
+  type RecoveryStats,
+} from "./log/mod.ts";
