@@ -45,18 +45,21 @@ function spreadText(rates: number[] | undefined): string {
   return `±${Math.round((50 * (sorted[sorted.length - 1] - sorted[0])) / median)}%`;
 }
 
-/** Renders a table as aligned text or Markdown. */
+/** Renders a table as aligned text or Markdown; columns of numbers are right-aligned. */
 export function render(table: Table, markdown: boolean): string {
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  const numeric = (c: number) => c > 0 && table.slice(1).some((r) => /^[\d.]/.test(r[c]));
+  const numeric = table[0].map((_, c) => {
+    const cells = table.slice(1).map((r) => r[c]).filter((t) => !["", "-", "FAILED"].includes(t));
+    return c > 0 && cells.length > 0 && cells.every((t) => /^([\d±]|p50 )/.test(t));
+  });
   const cell = (text: string, c: number) =>
-    numeric(c) && c >= 3 ? text.padStart(widths[c]) : text.padEnd(widths[c]);
+    numeric[c] ? text.padStart(widths[c]) : text.padEnd(widths[c]);
   const lines = table.map((row) => row.map(cell));
   if (!markdown) {
     const rule = widths.map((w) => "-".repeat(w));
     return [lines[0], rule, ...lines.slice(1)].map((r) => r.join("  ").trimEnd()).join("\n");
   }
-  const rule = widths.map((w, c) => numeric(c) && c >= 3 ? `${"-".repeat(w - 1)}:` : "-".repeat(w));
+  const rule = widths.map((w, c) => numeric[c] ? `${"-".repeat(w - 1)}:` : "-".repeat(w));
   return [lines[0], rule, ...lines.slice(1)].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 

@@ -9,30 +9,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ceilingTable, failures, mainTable, rateText, sizeText, targetTable } from "./report.ts";
 import { PAYLOAD_BYTES_MIN } from "./payload.ts";
 import { WorkerPool } from "./pool.ts";
-import {
-  type Ceiling,
-  type Outcome,
-  type RunOptions,
-  runScenario,
-  type Scenario,
-  SCENARIO_TEXT,
-  SCENARIOS,
-} from "./scenario.ts";
-import {
-  protocolOf,
-  type Server,
-  start,
-  stopAll,
-  type System,
-  UnavailableError,
-  versionOf,
-  which,
-} from "./servers.ts";
+import { ceilingTable, failures, mainTable, targetTable } from "./report.ts";
+import { type Outcome, type Scenario, SCENARIO_TEXT, SCENARIOS } from "./scenario.ts";
+import { stopAll, type System, versionOf, which } from "./servers.ts";
+import { type Args, ceilings, say, suite } from "./suite.ts";
 
-const SYSTEMS: System[] = ["relayr", "relayr-bun", "nats", "redis"];
+const SYSTEMS: System[] = ["relayr", "relayr-log", "relayr-bun", "nats", "redis"];
 const DEFAULT_SYSTEMS = "relayr,nats,redis";
 const DEFAULT_SIZES = "16,256,4096";
 /** Messages per throughput run: a million, or 256 MiB of payload, whichever is less. */
@@ -61,8 +45,11 @@ Options:
   --stall-ms N       fail a run that makes no progress for this long (default 10000)
   --no-ceiling       skip the driver-ceiling runs against bench/sink.ts
   --relayr-args S    extra arguments for 'main.ts serve' (space separated)
+  --profile          CPU-profile relayr and relayr-log during each run: hottest functions
+                     on stderr, bench/results/<timestamp>-*.cpuprofile for DevTools
   --markdown         print the tables as Markdown (for bench/README.md)
   --out PATH         results file (default bench/results/<timestamp>.json)
+  --report PATH      print the tables of an earlier results file (with --markdown) and exit
   -h, --help         this text
 
 Scenarios:
@@ -89,21 +76,6 @@ function positive(text: string | undefined, fallback: number, flag: string): num
   return n;
 }
 
-/** Parsed command line. */
-interface Args {
-  systems: System[];
-  scenarios: Scenario[];
-  sizes: number[];
-  count: (size: number) => number;
-  rpcCount: number;
-  repeat: number;
-  ceiling: boolean;
-  relayrArgs: string[];
-  markdown: boolean;
-  out: string | undefined;
-  options: RunOptions;
-}
-
 function parse(argv: string[]): Args | null {
   const { values } = parseArgs({
     args: argv,
@@ -122,7 +94,9 @@ function parse(argv: string[]): Args | null {
       "no-ceiling": { type: "boolean", default: false },
       "relayr-args": { type: "string", default: "" },
       markdown: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
       out: { type: "string" },
+      report: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -149,6 +123,8 @@ function parse(argv: string[]): Args | null {
     ceiling: !values["no-ceiling"],
     relayrArgs: list(values["relayr-args"].replaceAll(" ", ",")),
     markdown: values.markdown,
+    profile: values.profile ? "" : null,
+    report: values.report,
     out: values.out,
     options: {
       window: positive(values.window, 8192, "window"),
@@ -160,16 +136,14 @@ function parse(argv: string[]): Args | null {
   };
 }
 
-function say(text: string): void {
-  console.error(text);
-}
-
-function line(o: Outcome): string {
-  const what = o.ceiling ? `ceiling ${o.ceiling}` : o.scenario;
-  const head = `${o.system.padEnd(10)} ${what.padEnd(12)} ${sizeText(o.size).padEnd(7)}`;
-  if (!o.ok) return `${head} FAILED: ${o.error}`;
-  const p = o.p50 === undefined ? "" : `  p50 ${o.p50.toFixed(3)} ms  p99 ${o.p99!.toFixed(3)} ms`;
-  return `${head} ${rateText(o.rate).padStart(8)} msgs/s${p}`;
+/** Everything printed at the end of a run. */
+function tables(outcomes: Outcome[], markdown: boolean): string {
+  return [
+    mainTable(outcomes, markdown),
+    ceilingTable(outcomes, markdown),
+    targetTable(outcomes, markdown),
+    failures(outcomes),
+  ].filter((s) => s !== "").join("\n\n");
 }
 
 /** The machine and software the numbers come from. */
@@ -193,120 +167,6 @@ async function machine(): Promise<Record<string, unknown>> {
   };
 }
 
-/** The servers under test, all started up front and restarted if one dies. */
-class Fleet {
-  #servers = new Map<System, Server>();
-  #root: string;
-  #relayrArgs: string[];
-
-  constructor(root: string, relayrArgs: string[]) {
-    this.#root = root;
-    this.#relayrArgs = relayrArgs;
-  }
-
-  /** Starts what can start; says why the others cannot. */
-  async startAll(systems: System[]): Promise<System[]> {
-    for (const system of systems) {
-      try {
-        const server = await start(system, { root: this.#root, relayrArgs: this.#relayrArgs });
-        this.#servers.set(system, server);
-        say(`${system}: pid ${server.pid}, port ${server.port}`);
-      } catch (err) {
-        const why = err instanceof UnavailableError ? "skipped" : "could not start";
-        say(`${system}: ${why}: ${(err as Error).message}`);
-      }
-    }
-    return systems.filter((s) => this.#servers.has(s));
-  }
-
-  /** The running server of `system`, restarted first if it has exited. */
-  async get(system: System): Promise<Server> {
-    const server = this.#servers.get(system)!;
-    if (server.exitCode() === null) return server;
-    say(`${system} exited with code ${server.exitCode()}; last output:\n${server.log()}`);
-    await server.stop();
-    const next = await start(system, { root: this.#root, relayrArgs: this.#relayrArgs });
-    this.#servers.set(system, next);
-    say(`${system}: restarted, pid ${next.pid}, port ${next.port}`);
-    return next;
-  }
-}
-
-/** One outcome from repeated runs: a failure if any failed, else the median. */
-function combine(reps: Outcome[]): Outcome {
-  const failed = reps.filter((o) => !o.ok);
-  if (failed.length > 0) {
-    const o = { ...failed[0] };
-    if (reps.length > 1) o.error = `failed in ${failed.length} of ${reps.length} runs: ${o.error}`;
-    return o;
-  }
-  // Median by rate, or by p50 for round trips (where lower is better).
-  const key = (o: Outcome) => o.scenario === "rpc" ? -o.p50! : o.rate!;
-  const sorted = [...reps].sort((a, b) => key(a) - key(b));
-  const median = { ...sorted[Math.floor((sorted.length - 1) / 2)] };
-  if (reps.length > 1) median.repeats = reps.map((o) => o.rate!);
-  return median;
-}
-
-/**
- * Every scenario and size, systems interleaved (relayr, nats, redis, then the
- * next size), so a noisy neighbour on the machine hits them alike.
- */
-async function suite(pool: WorkerPool, args: Args, root: string, outcomes: Outcome[]) {
-  const fleet = new Fleet(root, args.relayrArgs);
-  const systems = await fleet.startAll(args.systems);
-  // Warm the servers' and the workers' JIT; not reported.
-  for (const system of systems) {
-    const spec = { system, protocol: protocolOf(system), scenario: "sub" as const, size: 256 };
-    await runScenario(pool, await fleet.get(system), {
-      ...spec,
-      count: Math.min(100_000, args.count(256)),
-    }, args.options);
-  }
-  for (const scenario of args.scenarios) {
-    for (const size of args.sizes) {
-      const reps = new Map<System, Outcome[]>(systems.map((s) => [s, []]));
-      for (let rep = 0; rep < args.repeat; rep++) {
-        for (const system of systems) {
-          const count = scenario === "rpc" ? args.rpcCount : args.count(size);
-          const spec = { system, protocol: protocolOf(system), scenario, size, count };
-          const o = await runScenario(pool, await fleet.get(system), spec, args.options);
-          reps.get(system)!.push(o);
-          say(line(o));
-        }
-      }
-      for (const system of systems) outcomes.push(combine(reps.get(system)!));
-    }
-  }
-}
-
-/** Driver ceilings: every selected protocol into, and out of, the sink. */
-async function ceilings(pool: WorkerPool, args: Args, root: string, outcomes: Outcome[]) {
-  const sink = await start("sink", { root, relayrArgs: [] });
-  const protocols = [...new Set(args.systems.map(protocolOf))];
-  try {
-    for (const protocol of protocols) {
-      const modes: Ceiling[] = protocol === "nats" ? ["pub", "recv"] : ["pub", "recv", "ack"];
-      for (const ceiling of modes) {
-        for (const size of args.sizes) {
-          const o = await runScenario(pool, sink, {
-            system: "sink",
-            protocol,
-            scenario: ceiling === "pub" ? "pub" : ceiling === "ack" ? "queue" : "sub",
-            size,
-            count: args.count(size),
-            ceiling,
-          }, args.options);
-          outcomes.push(o);
-          say(`${protocol.padEnd(6)} ${line(o)}`);
-        }
-      }
-    }
-  } finally {
-    await sink.stop();
-  }
-}
-
 async function main(): Promise<number> {
   let args: Args | null;
   try {
@@ -319,6 +179,11 @@ async function main(): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (args.report !== undefined) {
+    const record = JSON.parse(await Deno.readTextFile(args.report));
+    console.log(tables(record.outcomes, args.markdown));
+    return 0;
+  }
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const pool = new WorkerPool();
   const onSignal = async () => {
@@ -329,6 +194,8 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const startedAt = new Date();
+  const stamp = startedAt.toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
+  if (args.profile !== null) args.profile = `${root}/bench/results/${stamp}`;
   const meta = await machine();
   say(`relayr bench: ${meta.cores} cores, ${meta.cpu}, deno ${meta.deno}`);
   const outcomes: Outcome[] = [];
@@ -342,18 +209,8 @@ async function main(): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
-  const md = args.markdown;
-  const sections = [
-    mainTable(outcomes, md),
-    ceilingTable(outcomes, md),
-    targetTable(outcomes, md),
-    failures(outcomes),
-  ].filter((s) => s !== "");
-  console.log(`\n${sections.join("\n\n")}\n`);
-  const out = args.out ??
-    `${root}/bench/results/${
-      startedAt.toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z")
-    }.json`;
+  console.log(`\n${tables(outcomes, args.markdown)}\n`);
+  const out = args.out ?? `${root}/bench/results/${stamp}.json`;
   const record = {
     startedAt: startedAt.toISOString(),
     seconds,

@@ -95,6 +95,8 @@ export interface Outcome {
   p999?: number;
   samples?: number;
   durationMs?: number;
+  /** The server's busiest functions during the run (`--profile`). */
+  hotspots?: { fn: string; where: string; self: number }[];
   /** The rate of every run when `--repeat` ran it more than once (this outcome is the median). */
   repeats?: number[];
 }

@@ -8,7 +8,7 @@
 import type { Protocol } from "./drivers/mod.ts";
 
 /** Everything the bench can run against; `sink` is the driver-ceiling server. */
-export type System = "relayr" | "relayr-bun" | "nats" | "redis" | "sink";
+export type System = "relayr" | "relayr-log" | "relayr-bun" | "nats" | "redis" | "sink";
 
 /** Longest wait for a server to accept connections. */
 const START_TIMEOUT_MS = 30_000;
@@ -26,6 +26,8 @@ export interface Server {
   readonly protocol: Protocol;
   readonly port: number;
   readonly pid: number;
+  /** V8 inspector port when started for `--profile`, else null. */
+  readonly inspectPort: number | null;
   /** Exit code once it has exited, else null. */
   exitCode(): number | null;
   /** Its last output lines. */
@@ -139,11 +141,20 @@ interface Launch {
   args: string[];
   /** Monitoring port: Relayr's `/api/stats`, NATS's `/varz`. */
   httpPort?: number;
+  /** A directory to delete once the server has stopped. */
+  scratch?: string;
 }
 
-function launch(system: System, port: number, root: string, relayrArgs: string[]): Launch {
+function launch(
+  system: System,
+  port: number,
+  root: string,
+  relayrArgs: string[],
+  inspectPort: number | null,
+): Launch {
   switch (system) {
     case "relayr":
+    case "relayr-log":
     case "relayr-bun": {
       try {
         Deno.statSync(`${root}/main.ts`);
@@ -152,13 +163,29 @@ function launch(system: System, port: number, root: string, relayrArgs: string[]
       }
       const httpPort = freePort();
       const args = ["main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)];
-      args.push("--http-host", "127.0.0.1", "--http-port", String(httpPort), ...relayrArgs);
-      if (system === "relayr") {
-        return { command: Deno.execPath(), args: ["run", "-A", ...args], httpPort };
+      args.push("--http-host", "127.0.0.1", "--http-port", String(httpPort));
+      // Memory only, as the peers run (NATS core, Redis without persistence);
+      // relayr-log measures the durable queue log in a scratch directory.
+      let scratch: string | undefined;
+      if (system === "relayr-log") {
+        scratch = Deno.makeTempDirSync({ prefix: "relayr-bench-" });
+        args.push("--data-dir", scratch);
+      } else {
+        args.push("--memory");
       }
-      const bun = which("bun");
-      if (!bun) throw new UnavailableError("bun is not on PATH");
-      return { command: bun, args: ["run", ...args], httpPort };
+      args.push(...relayrArgs);
+      if (system === "relayr-bun") {
+        const bun = which("bun");
+        if (!bun) throw new UnavailableError("bun is not on PATH");
+        return { command: bun, args: ["run", ...args], httpPort };
+      }
+      const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
+      return {
+        command: Deno.execPath(),
+        args: ["run", ...inspect, "-A", ...args],
+        httpPort,
+        scratch,
+      };
     }
     case "nats": {
       const bin = which("nats-server");
@@ -191,10 +218,13 @@ function launch(system: System, port: number, root: string, relayrArgs: string[]
 /** Starts `system` and waits until it accepts connections. */
 export async function start(
   system: System,
-  options: { root: string; relayrArgs: string[] },
+  options: { root: string; relayrArgs: string[]; inspect?: boolean },
 ): Promise<Server> {
   const port = freePort();
-  const how = launch(system, port, options.root, options.relayrArgs);
+  const inspectPort = options.inspect && system.startsWith("relayr") && system !== "relayr-bun"
+    ? freePort()
+    : null;
+  const how = launch(system, port, options.root, options.relayrArgs, inspectPort);
   const child = new Deno.Command(how.command, {
     args: how.args,
     cwd: options.root,
@@ -213,6 +243,7 @@ export async function start(
     protocol: protocolOf(system),
     port,
     pid: child.pid,
+    inspectPort,
     exitCode: () => code,
     log: () => lines.join("\n"),
     async inMsgs() {
@@ -246,6 +277,7 @@ export async function start(
       }
       await exited;
       await draining;
+      if (how.scratch) await Deno.remove(how.scratch, { recursive: true }).catch(() => {});
     },
   };
   running.add(server);
