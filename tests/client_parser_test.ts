@@ -239,15 +239,18 @@ Deno.test("sub, ack and nack lines", () => {
   assert.throws(() => subLine("queue:q", "s1", "explicit", { prefetch: 0 }), BadArgumentError);
   assert.equal(nackLine("5", 100), "NACK msg_id:5 delay:100");
   assert.equal(nackLine("5", undefined), "NACK msg_id:5");
-  // Up to 32 ids per line (the broker's options limit), and at most 4096 bytes.
+  // Up to 256 ids per line (ACK_IDS_MAX), and at most 4096 bytes.
   const out = new OutBuf();
-  const ids = Array.from({ length: 70 }, (_, i) => `${i}`);
+  const ids = Array.from({ length: 520 }, (_, i) => `${i % 10}`);
   const groups = ackGroups(ids);
-  assert.deepEqual(groups.map((g) => g.length), [32, 32, 6]);
+  assert.deepEqual(groups.map((g) => g.length), [256, 256, 8]);
   encodeAcks(out, groups);
   const lines = dec.decode(out.take()).split("\r\n");
   assert.equal(lines.length, 4);
-  assert.equal(lines[2], "ACK msg_id:64 msg_id:65 msg_id:66 msg_id:67 msg_id:68 msg_id:69");
+  assert.equal(
+    lines[2],
+    "ACK msg_id:2 msg_id:3 msg_id:4 msg_id:5 msg_id:6 msg_id:7 msg_id:8 msg_id:9",
+  );
   // Long ids: the 4096-byte control line is the bound.
   const long = Array.from({ length: 100 }, (_, i) => `${i}`.padStart(200, "1"));
   const longGroups = ackGroups(long);

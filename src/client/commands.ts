@@ -212,12 +212,10 @@ export function checkSubscribe(dest: string, opts: SubWireOptions): AckMode {
 }
 
 /**
- * Most ids on one `ACK` line. PROTOCOL.md allows 1024 ids per ACK, but the
- * broker also caps every control line at `OPTIONS_MAX` options (each
- * `msg_id:` counts) and `CONTROL_LINE_BYTES_MAX` bytes; we honour the
- * tightest of the three.
+ * Most ids on one `ACK` line: `ACK_IDS_MAX`, and what fits in
+ * `CONTROL_LINE_BYTES_MAX` bytes (checked per line by `ackGroups`).
  */
-export const ACK_IDS_PER_LINE = Math.min(ACK_IDS_MAX, OPTIONS_MAX);
+export const ACK_IDS_PER_LINE = ACK_IDS_MAX;
 
 /**
  * Groups ids into `ACK` lines: at most `ACK_IDS_PER_LINE` ids and at most

@@ -115,7 +115,9 @@ export class Link {
         reject: (err) => {
           let named = false;
           for (const id of mine) {
-            const hit = !(err instanceof UnknownMsgIdError) || err.message.includes(id);
+            // The broker names each unknown id as a `msg_id:<id>` token.
+            const hit = !(err instanceof UnknownMsgIdError) ||
+              err.message.split(" ").includes(`msg_id:${id}`);
             named ||= hit;
             if (hit) waiters!.get(id)!.reject(err);
             else waiters!.get(id)!.resolve();

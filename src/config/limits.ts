@@ -20,8 +20,8 @@ export const DESTINATION_BYTES_MAX = 256;
 export const TOKEN_BYTES_MAX = 256;
 /** Most `key:value` options on one control line; stops a line of thousands of tiny options. */
 export const OPTIONS_MAX = 32;
-/** Most message ids one `ACK` line may carry (batched acks). */
-export const ACK_IDS_MAX = 1024;
+/** Most message ids one `ACK` line may carry (batched acks; ~170 ids of 16 digits fill a control line). */
+export const ACK_IDS_MAX = 256;
 
 /** Outbound bytes a connection may have waiting for the socket before it is a slow consumer. */
 export const PENDING_BYTES_MAX = 64 * 1024 * 1024;

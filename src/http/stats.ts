@@ -195,22 +195,12 @@ interface Traffic {
 }
 
 /**
- * Builds the stats. It keeps one piece of state: the traffic of connections
- * that have closed, so `in_msgs`/`out_msgs` are totals that never go down.
- * The server keeps per-connection counters only; a connection seen open at an
- * earlier call, or found in the closed ring, is folded in once when it is gone.
- * A connection that opened and closed between two calls and already left the
- * ring (more than `CLOSED_CONNECTIONS_KEPT` closes in between) is missed: the
- * totals then undercount, and never count twice. Server-side totals would make
- * this exact; see docs/OPERATIONS.md.
+ * Builds the stats from the server and broker at call time; keeps no state.
+ * Traffic totals are the server's totals of closed connections plus the live
+ * connections' counters, so they never go down.
  */
 export class StatsCollector {
   readonly source: StatsSource;
-  #closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
-  /** Open connections seen at the last call, by id. */
-  #seen = new Map<number, Connection>();
-  /** Ids already folded in, pruned to those still in the closed ring. */
-  #folded = new Set<number>();
 
   constructor(source: StatsSource) {
     this.source = source;
@@ -311,27 +301,9 @@ export class StatsCollector {
 
   /** Traffic of open connections plus the folded traffic of closed ones. */
   #traffic(): Traffic {
-    const live = this.source.server.connections;
-    const closed = this.#closedTraffic;
-    for (const [id, c] of this.#seen) {
-      if (live.has(id)) continue;
-      this.#seen.delete(id);
-      this.#folded.add(id);
-      addTraffic(closed, c);
-    }
-    const inRing = new Set<number>();
-    for (const c of this.source.server.closedConnections) {
-      inRing.add(c.id);
-      if (this.#folded.has(c.id) || this.#seen.has(c.id) || live.has(c.id)) continue;
-      this.#folded.add(c.id);
-      addTraffic(closed, c);
-    }
-    for (const id of this.#folded) if (!inRing.has(id)) this.#folded.delete(id);
-    const t = { ...closed };
-    for (const [id, c] of live) {
-      this.#seen.set(id, c);
-      addTraffic(t, c);
-    }
+    const server = this.source.server;
+    const t = { ...server.closedTraffic };
+    for (const c of server.connections.values()) addTraffic(t, c);
     return t;
   }
 }

@@ -42,6 +42,11 @@ type State = typeof State[keyof typeof State];
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
+/** Tokens one line may have: an ACK with its most ids; other verbs stop at `OPTIONS_MAX` options. */
+const TOKENS_MAX = ACK_IDS_MAX + 1;
+/** Tokens of a non-ACK line: verb, destination, size and the options. */
+const COMMAND_TOKENS_MAX = OPTIONS_MAX + 3;
+
 /** Thrown inside the parser to turn a bad argument into an `ERR` frame. */
 class BadInput {
   constructor(readonly code: ErrorCode, readonly message: string) {}
@@ -61,7 +66,7 @@ export class Parser {
   #line: Uint8Array | undefined;
   #lineLen = 0;
   /** Token boundaries of the current line: start, end, start, end... */
-  #tok = new Int32Array(2 * (OPTIONS_MAX + 4));
+  #tok = new Int32Array(2 * TOKENS_MAX);
   #ntok = 0;
   #overflow = false;
   /** The PUB whose payload is being read. */
@@ -170,7 +175,7 @@ export class Parser {
         out.push({ op: "CONNECT", options: connectOptions(buf, tok[1], end) });
         return lf + 1;
       }
-      if (this.#overflow) {
+      if (this.#overflow || ntok > COMMAND_TOKENS_MAX) {
         throw new BadInput("BAD_ARGUMENT", `more than ${OPTIONS_MAX} options on one line`);
       }
       const frame = this.#command(buf, verb);
@@ -223,7 +228,9 @@ export class Parser {
     this.#pubError = undefined;
     this.#pubOptions = undefined;
     if (last < 2) this.#pubError = new BadInput("BAD_ARGUMENT", "PUB needs a destination");
-    else {
+    else if (this.#ntok > COMMAND_TOKENS_MAX) {
+      this.#pubError = new BadInput("BAD_ARGUMENT", `more than ${OPTIONS_MAX} options on one line`);
+    } else {
       this.#pubDest = this.#destination(buf, tok[2], tok[3]);
       try {
         const why = this.#lastDestError;

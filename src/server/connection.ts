@@ -282,7 +282,7 @@ export class Connection implements Client {
     if (unknown === undefined) this.#ok();
     else {this.#error(
         "UNKNOWN_MSG_ID",
-        `not in flight on this connection: msg_id ${unknown.join(", ")}`,
+        `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
       );}
     for (let i = 0; i < ackers.length; i += 2) (ackers[i] as Acker).ack(ackers[i + 1] as number);
     ackers.length = 0;
@@ -292,10 +292,7 @@ export class Connection implements Client {
     const acker = this.#inflight.get(f.id);
     if (acker === undefined) {
       const why = this.#recent.includes(f.id) ? " (delivered without explicit acks)" : "";
-      return this.#error(
-        "UNKNOWN_MSG_ID",
-        `msg_id ${f.id} is not in flight on this connection${why}`,
-      );
+      return this.#error("UNKNOWN_MSG_ID", `msg_id:${f.id} not in flight on this connection${why}`);
     }
     this.#inflight.delete(f.id);
     this.#ok();

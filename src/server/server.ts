@@ -62,6 +62,8 @@ export class Server implements ConnectionHost {
     Object.values(CloseReason).map((r) => [r, 0]),
   ) as Record<CloseReason, number>;
   totalConnections = 0;
+  /** Traffic of connections that have closed (live ones keep their own counters). */
+  readonly closedTraffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   #runtime: Runtime;
   #options: ServerOptions;
   #listener: Listener | undefined;
@@ -113,6 +115,11 @@ export class Server implements ConnectionHost {
   closed(c: Connection, reason: CloseReason, detail: string): void {
     this.connections.delete(c.id);
     this.closedByReason[reason]++;
+    const t = this.closedTraffic;
+    t.msgsIn += c.msgsIn;
+    t.bytesIn += c.bytesIn;
+    t.msgsOut += c.msgsOut;
+    t.bytesOut += c.bytesOut;
     const ring = this.closedConnections;
     ring.push({
       id: c.id,

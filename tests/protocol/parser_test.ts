@@ -125,6 +125,10 @@ const VALID: [string, unknown[]][] = [
   ["UNSUB sub_id:sub456\n", [{ op: "UNSUB", sid: "sub456" }]],
   ["ACK msg_id:1838892215346176\r\n", [{ op: "ACK", ids: [1838892215346176] }]],
   ["ACK msg_id:1 msg_id:22 msg_id:333\n", [{ op: "ACK", ids: [1, 22, 333] }]],
+  [
+    `ACK ${Array.from({ length: 200 }, (_, i) => `msg_id:${i}`).join(" ")}\n`,
+    [{ op: "ACK", ids: Array.from({ length: 200 }, (_, i) => i) }],
+  ],
   ["NACK msg_id:7\n", [{ op: "NACK", id: 7, delayMs: 0 }]],
   ["NACK msg_id:7 delay:250\n", [{ op: "NACK", id: 7, delayMs: 250 }]],
   ["PING\r\nPONG\nINFO\n", [{ op: "PING" }, { op: "PONG" }, { op: "INFO" }]],
@@ -170,6 +174,8 @@ const BAD: [string, string][] = [
   ["NACK msg_id:1 later:5\n", "BAD_ARGUMENT"],
   ["PING now\n", "BAD_ARGUMENT"],
   [`SUB topic:a ${"x:1 ".repeat(40)}\n`, "BAD_ARGUMENT"],
+  [`PUB topic:a ${"priority:1 ".repeat(40)}2\r\nhi\r\n`, "BAD_ARGUMENT"],
+  [`ACK ${"msg_id:1 ".repeat(257)}\n`, "BAD_ARGUMENT"],
 ];
 
 /** Fatal bad input: an ERR with this code, then nothing more is parsed. */
