@@ -7,8 +7,11 @@
  * @module
  */
 
-/** Slots per segment: big enough to amortise the segment object, small enough to free memory promptly. */
-const SEGMENT_SLOTS = 1024;
+/**
+ * Slots per segment: big enough to amortise the segment object (~1 B per
+ * item), small enough that an almost empty deque costs 2 KiB, not 8.
+ */
+const SEGMENT_SLOTS = 256;
 
 class Segment<T> {
   items: (T | undefined)[] = new Array(SEGMENT_SLOTS);

@@ -25,7 +25,8 @@ export class MemoryQueueStore implements QueueStore {
     dropped: 0,
     dead_lettered: 0,
   };
-  #levels: Deque<Message>[] = Array.from({ length: LEVELS }, () => new Deque<Message>());
+  /** One deque per priority level, made on first use (most queues use one level). */
+  #levels: (Deque<Message> | undefined)[] = new Array(LEVELS).fill(undefined);
   /** Bit p set when level p's deque is not empty (tombstones included). */
   #mask = 0;
   #ready = 0;
@@ -61,10 +62,10 @@ export class MemoryQueueStore implements QueueStore {
 
   push(msg: Message): void {
     msg.state = MessageState.READY;
-    this.#levels[msg.priority].push(msg);
+    (this.#levels[msg.priority] ??= new Deque<Message>()).push(msg);
     this.#mask |= 1 << msg.priority;
     this.#ready++;
-    this.#bytes += msg.payload.length;
+    this.#bytes += msg.len;
     if (msg.expiresAt !== 0) {
       this.#ttlHeld++;
       this.#expiry.push(msg.expiresAt, msg);
@@ -74,7 +75,7 @@ export class MemoryQueueStore implements QueueStore {
   take(now: number): Message | undefined {
     while (this.#mask !== 0) {
       const p = 31 - Math.clz32(this.#mask);
-      const level = this.#levels[p];
+      const level = this.#levels[p]!;
       const msg = level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       if (msg === undefined || msg.state !== MessageState.READY) continue;
@@ -118,14 +119,16 @@ export class MemoryQueueStore implements QueueStore {
     let oldest: Message | undefined;
     for (let p = 0; p < LEVELS; p++) {
       const level = this.#levels[p];
+      if (level === undefined) continue;
       while (level.length > 0 && level.peek()!.state !== MessageState.READY) level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       const front = level.peek();
       if (front !== undefined && (oldest === undefined || front.id < oldest.id)) oldest = front;
     }
     if (oldest === undefined) return undefined;
-    this.#levels[oldest.priority].shift();
-    if (this.#levels[oldest.priority].length === 0) this.#mask &= ~(1 << oldest.priority);
+    const level = this.#levels[oldest.priority]!;
+    level.shift();
+    if (level.length === 0) this.#mask &= ~(1 << oldest.priority);
     this.#ready--;
     this.#gone(oldest, "dropped");
     return oldest;
@@ -163,20 +166,20 @@ export class MemoryQueueStore implements QueueStore {
 
   *messages(): IterableIterator<Message> {
     for (let p = LEVELS - 1; p >= 0; p--) {
-      for (const m of this.#levels[p]) if (m.state === MessageState.READY) yield m;
+      for (const m of this.#levels[p] ?? []) if (m.state === MessageState.READY) yield m;
     }
   }
 
   #toFront(msg: Message): void {
     msg.state = MessageState.READY;
-    this.#levels[msg.priority].unshift(msg);
+    (this.#levels[msg.priority] ??= new Deque<Message>()).unshift(msg);
     this.#mask |= 1 << msg.priority;
     this.#ready++;
   }
 
   /** The one exit of a message: counts, releases, tells the hook. */
   #gone(msg: Message, reason: RemoveReason): void {
-    this.#bytes -= msg.payload.length;
+    this.#bytes -= msg.len;
     if (msg.expiresAt !== 0) this.#ttlHeld--;
     this.removed[reason]++;
     this.#onRemove?.(msg, reason);
