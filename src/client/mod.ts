@@ -35,7 +35,7 @@ export {
   type SubscribeOptions,
 } from "./client.ts";
 export type { AckMode, PublishOptions, SubWireOptions } from "./commands.ts";
-export type { Conn, Runtime } from "../runtime/mod.ts";
+export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
 export { type AckOptions, Message, type NackOptions } from "./message.ts";
 export { Subscription } from "./subscription.ts";
 export type { StatusEvent, StatusListener } from "./status.ts";

@@ -29,7 +29,9 @@ export interface Listener {
 
 /** An HTTP server started by the runtime around a plain handler. */
 export interface HttpServer {
+  /** The bound port (useful with port 0). */
   readonly port: number;
+  /** Stops serving; resolves when in-flight requests are done. */
   close(): Promise<void>;
 }
 
@@ -39,8 +41,11 @@ export interface Runtime {
   readonly name: string;
   /** Runtime version, for `--version` and `/api/stats`. */
   readonly version: string;
+  /** Binds a TCP listener (port 0: any free port). */
   listen(options: { hostname: string; port: number }): Listener;
+  /** Dials a TCP connection. */
   connect(options: { hostname: string; port: number }): Promise<Conn>;
+  /** Serves a plain `(Request) => Response` handler over HTTP. */
   serveHttp(
     options: { hostname: string; port: number },
     handler: (request: Request) => Response | Promise<Response>,
@@ -57,5 +62,6 @@ export interface Runtime {
   readTextFile(path: string): string;
   /** Whether stdout is a terminal (colours, progress lines). */
   stdoutIsTerminal(): boolean;
+  /** Ends the process with `code`. */
   exit(code: number): never;
 }
