@@ -39,10 +39,24 @@ export interface Control {
   wire: Wire | null;
 }
 
-/** Stops the task: its read loop ends, its writes are dropped. */
+/** Longest a stopping task waits for its queued writes (the last ACKs) before it closes. */
+const STOP_FLUSH_MS = 500;
+
+/**
+ * Stops the task: what it has queued (such as the ACKs of the last messages,
+ * so the server's queues end empty) is written first, then the connection
+ * closes and the read loop ends.
+ */
 export function stop(control: Control): void {
   control.stopped = true;
-  control.wire?.close();
+  const wire = control.wire;
+  if (!wire) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise((r) => timer = setTimeout(r, STOP_FLUSH_MS));
+  Promise.race([wire.flushed(), late]).then(() => {
+    clearTimeout(timer);
+    wire.close();
+  });
 }
 
 /** Counts PONGs and errors; the base of every role's events. */

@@ -83,6 +83,11 @@ export class Wire {
     return this.#chain;
   }
 
+  /** Resolves once every write queued so far is done (or has failed). */
+  flushed(): Promise<void> {
+    return this.#chain;
+  }
+
   /** Closes the connection; pending reads end, pending writes are dropped. */
   close(): void {
     if (this.#closed) return;
