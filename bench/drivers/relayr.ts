@@ -13,12 +13,8 @@ import { Mode } from "./types.ts";
  * (CONTROL_LINE_BYTES_MAX) and one `msg_id:<16 digits>` token takes 24.
  */
 const ACK_LINE_BYTES_MAX = 4000;
-/**
- * Most ids on one ACK line. PROTOCOL.md allows 1024 (ACK_IDS_MAX), but the
- * server counts each `msg_id:` as an option and refuses more than 32 on one
- * line (OPTIONS_MAX), so we stay within both.
- */
-const ACK_IDS_MAX = 32;
+/** Most ids on one ACK line (ACK_IDS_MAX in src/config/limits.ts); the byte limit comes first. */
+const ACK_IDS_MAX = 256;
 
 const SPACE = 32;
 const CR = 13;
