@@ -80,18 +80,35 @@ function writeId(buf: Uint8Array, pos: number, v: number): number {
   return pos;
 }
 
+/** The last plain tail written, kept so fan-out encodes each message's tail once. */
+const lastTail = new Uint8Array(PLAIN_TAIL_BYTES_MAX);
+let lastTailId = -1;
+let lastTailSize = -1;
+let lastTailLen = 0;
+
 /**
  * Writes the tail of a message without options (` msg_id:<id> <size>\r\n`)
  * straight into an outbound buffer with `PLAIN_TAIL_BYTES_MAX` bytes of room:
- * no per-message allocation on the hottest path.
+ * no per-message allocation on the hottest path. Fan-out writes the same
+ * message to many subscribers in a row, so the last tail is kept and copied
+ * (profile of fan-out to 4 at 16 B: encoding was ~19% of the broker).
  */
 export function writePlainTail(buf: Uint8Array, pos: number, id: number, size: number): number {
+  if (id === lastTailId && size === lastTailSize) {
+    for (let i = 0; i < lastTailLen; i++) buf[pos + i] = lastTail[i];
+    return pos + lastTailLen;
+  }
+  const start = pos;
   buf.set(MSG_ID, pos);
   pos = writeId(buf, pos + MSG_ID.length, id);
   buf[pos++] = 0x20;
   pos = writeInt(buf, pos, size);
   buf[pos++] = 13;
   buf[pos++] = 10;
+  lastTailLen = pos - start;
+  for (let i = 0; i < lastTailLen; i++) lastTail[i] = buf[start + i];
+  lastTailId = id;
+  lastTailSize = size;
   return pos;
 }
 

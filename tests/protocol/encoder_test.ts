@@ -38,6 +38,9 @@ Deno.test("encoder: the in-place tail writes ids and sizes of every length exact
       dec(buf.subarray(2, end)),
       dec(msgTail(fields(id, size), 2)).replace(" delivery:2", ""),
     );
+    // The same message again (fan-out) comes from the kept copy: same bytes.
+    const again = writePlainTail(buf, 1, id, size);
+    assert.equal(dec(buf.subarray(1, again)), ` msg_id:${id} ${size}\r\n`);
   }
 });
 
