@@ -26,6 +26,21 @@ export class Deque<T> {
   #first: Segment<T> = new Segment();
   #last: Segment<T> = this.#first;
   #length = 0;
+  /** One emptied segment kept for the next growth: a queue passing messages through allocates none. */
+  #spare: Segment<T> | undefined;
+
+  #segment(): Segment<T> {
+    const seg = this.#spare;
+    if (seg === undefined) return new Segment();
+    this.#spare = undefined;
+    return seg;
+  }
+
+  #recycle(seg: Segment<T>): void {
+    seg.head = seg.tail = 0;
+    seg.next = seg.prev = undefined;
+    this.#spare = seg;
+  }
 
   /** Number of items. */
   get length(): number {
@@ -36,7 +51,7 @@ export class Deque<T> {
   push(item: T): void {
     let seg = this.#last;
     if (seg.tail === SEGMENT_SLOTS) {
-      seg = new Segment();
+      seg = this.#segment();
       seg.prev = this.#last;
       this.#last.next = seg;
       this.#last = seg;
@@ -53,7 +68,7 @@ export class Deque<T> {
         // Empty segment: start it from the end so the next unshifts fit too.
         seg.head = seg.tail = SEGMENT_SLOTS;
       } else {
-        seg = new Segment();
+        seg = this.#segment();
         seg.head = seg.tail = SEGMENT_SLOTS;
         seg.next = this.#first;
         this.#first.prev = seg;
@@ -69,9 +84,11 @@ export class Deque<T> {
     if (this.#length === 0) return undefined;
     let seg = this.#first;
     if (seg.head === seg.tail) {
+      const empty = seg;
       seg = seg.next!;
       seg.prev = undefined;
       this.#first = seg;
+      this.#recycle(empty);
     }
     const item = seg.items[seg.head];
     seg.items[seg.head++] = undefined;
@@ -81,6 +98,7 @@ export class Deque<T> {
       else {
         this.#first = seg.next!;
         this.#first.prev = undefined;
+        this.#recycle(seg);
       }
     }
     return item;
