@@ -11,7 +11,8 @@ import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import type { Runtime } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
-import { MemoryStore, type Store } from "./storage/mod.ts";
+import { nodeFileSystem } from "./runtime/fs.ts";
+import { type FsyncPolicy, LogStore, MemoryStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
 
 /** A running broker. */
@@ -28,7 +29,7 @@ export interface Running {
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
-  const store: Store = new MemoryStore();
+  const store = openStore(config);
   const broker = new Broker({
     store,
     maxDeliveries: config["max-deliveries"],
@@ -80,6 +81,35 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   };
 }
 
+/**
+ * The log store in `--data-dir` (recovering what is there), or the memory
+ * store with `--memory` or without a data dir (`serve` defaults it to ./data;
+ * in-process brokers, as in tests, stay in memory unless given one).
+ */
+function openStore(config: Config): Store {
+  const dir = config["data-dir"];
+  if (config.memory || dir === undefined) return new MemoryStore();
+  const log = logger("store");
+  let store: LogStore;
+  try {
+    store = LogStore.open({
+      dir,
+      fs: nodeFileSystem,
+      fsync: config.fsync as FsyncPolicy,
+      fsyncIntervalMs: config["fsync-interval"],
+      log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
+    });
+  } catch (e) {
+    throw new ConfigError(`cannot open --data-dir ${JSON.stringify(dir)}: ${(e as Error).message}`);
+  }
+  const r = store.recovery;
+  log.info(
+    `durable queues in ${dir} (fsync ${config.fsync}): recovered ${r.messages} messages ` +
+      `in ${r.queues} queues from ${r.records} records in ${r.ms} ms`,
+  );
+  return store;
+}
+
 /** Resolves the configuration of `relayr serve` from the runtime's sources. */
 export function configFrom(runtime: Runtime, args: string[]): ReturnType<typeof loadConfig> {
   return loadConfig({ args, env: (n) => runtime.env(n), readFile: (p) => runtime.readTextFile(p) });
@@ -91,6 +121,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     console.log(serveHelp());
     return 0;
   }
+  if (config["data-dir"] === undefined && !config.memory) config["data-dir"] = "./data";
   setupLogging({
     level: config["log-level"] as "info",
     format: config["log-format"] as "text" | "json",

@@ -9,6 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
+import { FSYNC_INTERVAL_MS, FSYNC_POLICIES } from "../storage/mod.ts";
 
 type Kind = "int" | "string" | "bool";
 
@@ -113,6 +114,25 @@ export const SETTINGS = {
     min: 1,
     max: 2 ** 40,
     help: "bytes a topic subscriber may fall behind",
+  },
+  "data-dir": {
+    kind: "string",
+    default: undefined,
+    help: "directory of the durable queue log (relayr serve: ./data unless --memory)",
+  },
+  "memory": { kind: "bool", default: false, help: "keep queues in memory only, no data dir" },
+  "fsync": {
+    kind: "string",
+    default: "interval",
+    choices: FSYNC_POLICIES,
+    help: "force the log to disk before each publish OK, every --fsync-interval ms, or never",
+  },
+  "fsync-interval": {
+    kind: "int",
+    default: FSYNC_INTERVAL_MS,
+    min: 1,
+    max: 60_000,
+    help: "ms between fsyncs under --fsync interval (what a power cut can lose)",
   },
   "log-level": {
     kind: "string",

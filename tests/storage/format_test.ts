@@ -88,7 +88,12 @@ Deno.test("records: every kind round-trips", () => {
   );
   assert.equal(pub.msg.deliveries, 0);
   assert.deepEqual(got[1], { type: RecordType.DELIVER, id: m.id, deliveries: 3 });
-  assert.deepEqual(got[2], { type: RecordType.REQUEUE, id: m.id, deliveries: 3, dueAt: 1.8e12 + 5 });
+  assert.deepEqual(got[2], {
+    type: RecordType.REQUEUE,
+    id: m.id,
+    deliveries: 3,
+    dueAt: 1.8e12 + 5,
+  });
   assert.deepEqual(got[3], { type: RecordType.REMOVE, id: m.id, reason: "dead_lettered" });
   assert.equal((got[4] as { msg: Message }).msg.deliveries, 4);
 });
@@ -112,10 +117,46 @@ Deno.test("records: every flipped bit and every cut is detected", () => {
 });
 
 Deno.test("records: a message that cannot be stored faithfully is refused before writing", () => {
-  const bad = new Message(1.5, "queue:q", new Uint8Array(1), 0, 0, 0, 0, undefined, undefined, undefined, 0);
+  const bad = new Message(
+    1.5,
+    "queue:q",
+    new Uint8Array(1),
+    0,
+    0,
+    0,
+    0,
+    undefined,
+    undefined,
+    undefined,
+    0,
+  );
   assert.throws(() => format.checkMessage(bad), { name: "StoreError" });
-  const badPrio = new Message(1, "queue:q", new Uint8Array(1), 0, 12, 0, 0, undefined, undefined, undefined, 0);
+  const badPrio = new Message(
+    1,
+    "queue:q",
+    new Uint8Array(1),
+    0,
+    12,
+    0,
+    0,
+    undefined,
+    undefined,
+    undefined,
+    0,
+  );
   assert.throws(() => format.checkMessage(badPrio), /priority/);
-  const badHdr = new Message(1, "queue:q", new Uint8Array(1), 5, 0, 0, 0, undefined, undefined, undefined, 0);
+  const badHdr = new Message(
+    1,
+    "queue:q",
+    new Uint8Array(1),
+    5,
+    0,
+    0,
+    0,
+    undefined,
+    undefined,
+    undefined,
+    0,
+  );
   assert.throws(() => format.checkMessage(badHdr), /header size/);
 });

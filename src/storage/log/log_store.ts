@@ -1,0 +1,262 @@
+/**
+ * The durable store: one log per queue under `<dir>/queues/<name>/`, written
+ * with group commit. Every record appended during a tick goes out in one
+ * write per queue at the end of the tick (a microtask); under
+ * `fsync: "always"` one fdatasync per queue then covers every publish of
+ * that tick and of the ticks that ran while the previous fsync was in flight,
+ * and only then are their publishers confirmed. See docs/PERSISTENCE.md for
+ * what each policy can lose.
+ *
+ * @module
+ */
+import type { FileSystem } from "../../runtime/fs.ts";
+import type { QueueStore, Store } from "../store.ts";
+import { LogQueueStore, type QueueLogHost } from "./queue_log.ts";
+import { recoverLog } from "./recovery.ts";
+import type { FsyncPolicy, LogFn } from "./types.ts";
+
+/** A segment is sealed and a new one started past this size. */
+export const SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
+/** Default time between fdatasyncs under `interval`: the loss window on power failure. */
+export const FSYNC_INTERVAL_MS = 100;
+/** Wait before a failed write or fsync is tried again. */
+export const STORE_RETRY_MS = 1000;
+
+/** How to open a log store. */
+export interface LogStoreOptions {
+  /** The data directory. */
+  dir: string;
+  /** File access: `nodeFileSystem` from src/runtime/fs.ts (tests wrap it to inject failures). */
+  fs: FileSystem;
+  fsync?: FsyncPolicy;
+  fsyncIntervalMs?: number;
+  segmentBytes?: number;
+  /** Wait before a failed write is retried (default `STORE_RETRY_MS`). */
+  retryMs?: number;
+  log?: LogFn;
+}
+
+/** What `open` found on disk. */
+export interface RecoveryStats {
+  queues: number;
+  messages: number;
+  records: number;
+  truncatedBytes: number;
+  ms: number;
+}
+
+const SAFE_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/** Directory name of a queue: its name without `queue:`, or a hex form for anything unusual. */
+function dirName(name: string): string {
+  const bare = name.startsWith("queue:") ? name.slice(6) : "";
+  if (SAFE_NAME.test(bare)) return bare;
+  let hex = "%";
+  for (const b of new TextEncoder().encode(name)) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** Queue name of a directory (the inverse of `dirName`). */
+function queueName(dir: string): string | undefined {
+  if (SAFE_NAME.test(dir)) return `queue:${dir}`;
+  if (!/^%([0-9a-f]{2})+$/.test(dir)) return undefined;
+  const bytes = new Uint8Array((dir.length - 1) / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(dir.slice(1 + 2 * i, 3 + 2 * i), 16);
+  return new TextDecoder().decode(bytes);
+}
+
+/** Queues on disk; they survive a crash as the fsync policy says. */
+export class LogStore implements Store, QueueLogHost {
+  readonly kind = "log" as const;
+  readonly dir: string;
+  readonly fs: FileSystem;
+  readonly policy: FsyncPolicy;
+  readonly segmentBytes: number;
+  readonly log: LogFn;
+  readonly recovery: RecoveryStats;
+  #retryMs: number;
+  #queues = new Map<string, LogQueueStore>();
+  /** Dropped while a sync ran; deleted after it (a descriptor is never closed under a sync). */
+  #retiring = new Map<string, LogQueueStore>();
+  #dirty = new Set<LogQueueStore>();
+  #written = new Set<LogQueueStore>();
+  #failed = new Set<LogQueueStore>();
+  #scheduled = false;
+  #syncing: Promise<void> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastId = 0;
+  #closed: Promise<void> | undefined;
+
+  /** Opens the store in `options.dir`, recovering every queue found there. */
+  static open(options: LogStoreOptions): LogStore {
+    return new LogStore(options);
+  }
+
+  private constructor(o: LogStoreOptions) {
+    const started = performance.now();
+    this.dir = o.dir;
+    this.fs = o.fs;
+    this.policy = o.fsync ?? "interval";
+    this.segmentBytes = o.segmentBytes ?? SEGMENT_BYTES_MAX;
+    this.log = o.log ?? (() => {});
+    this.#retryMs = o.retryMs ?? STORE_RETRY_MS;
+    this.fs.mkdirp(`${this.dir}/queues`);
+    const stats: RecoveryStats = { queues: 0, messages: 0, records: 0, truncatedBytes: 0, ms: 0 };
+    for (const entry of this.fs.readDir(`${this.dir}/queues`).sort()) {
+      const name = queueName(entry);
+      const path = `${this.dir}/queues/${entry}`;
+      if (name === undefined || !this.fs.isDir(path)) continue;
+      const r = recoverLog(this.fs, path, name, this.log);
+      if (r.maxId > this.#lastId) this.#lastId = r.maxId;
+      stats.records += r.records;
+      stats.truncatedBytes += r.truncatedBytes;
+      const q = new LogQueueStore(name, path, this, r);
+      if (q.size === 0) {
+        q.retire();
+        continue;
+      }
+      stats.queues++;
+      stats.messages += q.size;
+      this.#queues.set(name, q);
+    }
+    stats.ms = Math.round(performance.now() - started);
+    this.recovery = stats;
+    if (this.policy === "interval") {
+      this.#timer = setInterval(() => this.#startSync(), o.fsyncIntervalMs ?? FSYNC_INTERVAL_MS);
+    }
+  }
+
+  openQueue(name: string): QueueStore {
+    let q = this.#queues.get(name);
+    if (q !== undefined) return q;
+    q = this.#retiring.get(name);
+    if (q !== undefined) {
+      this.#retiring.delete(name); // opened again before its files went: keep them
+    } else {
+      const path = `${this.dir}/queues/${dirName(name)}`;
+      let r;
+      try {
+        // Files left by a queue whose deletion failed are recovered, not overwritten.
+        r = recoverLog(this.fs, path, name, this.log);
+      } catch (e) {
+        this.log("error", `cannot read ${path}: ${e instanceof Error ? e.message : e}`);
+      }
+      if (r !== undefined && r.maxId > this.#lastId) this.#lastId = r.maxId;
+      q = new LogQueueStore(name, path, this, r);
+    }
+    this.#queues.set(name, q);
+    return q;
+  }
+
+  dropQueue(name: string): void {
+    const q = this.#queues.get(name);
+    if (q === undefined || q.size > 0) return;
+    this.#queues.delete(name);
+    this.#dirty.delete(q);
+    this.#written.delete(q);
+    if (this.#syncing !== undefined) this.#retiring.set(name, q);
+    else this.#retire(q);
+  }
+
+  queueNames(): string[] {
+    const names: string[] = [];
+    for (const [name, q] of this.#queues) if (q.size > 0) names.push(name);
+    return names;
+  }
+
+  lastId(): number {
+    let max = this.#lastId;
+    for (const q of this.#queues.values()) if (q.maxId > max) max = q.maxId;
+    return max;
+  }
+
+  /** Bytes of all segment files. */
+  diskBytes(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.diskBytes;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return this.#closed ??= (async () => {
+      clearInterval(this.#timer);
+      clearTimeout(this.#retryTimer);
+      await this.#syncing;
+      for (const q of this.#retiring.values()) this.#retire(q);
+      this.#retiring.clear();
+      for (const q of this.#queues.values()) q.close();
+      this.#dirty.clear();
+    })();
+  }
+
+  // --- QueueLogHost ---
+
+  floorId(): number {
+    return this.lastId();
+  }
+
+  dirty(q: LogQueueStore): void {
+    this.#dirty.add(q);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#flush);
+  }
+
+  failed(q: LogQueueStore): void {
+    this.#failed.add(q);
+    if (this.#retryTimer !== undefined || this.#closed !== undefined) return;
+    this.#retryTimer = setTimeout(this.#retry, this.#retryMs);
+  }
+
+  // --- group commit ---
+
+  /** End of tick: one write per dirty queue, upkeep when no sync runs, then the fsync if `always`. */
+  #flush = (): void => {
+    this.#scheduled = false;
+    if (this.#closed !== undefined) return;
+    for (const q of this.#dirty) if (q.write()) this.#written.add(q);
+    this.#dirty.clear();
+    if (this.#syncing !== undefined) return;
+    const now = Date.now();
+    for (const q of this.#written) if (this.#queues.get(q.name) === q) q.maintain(now);
+    for (const q of this.#retiring.values()) this.#retire(q);
+    this.#retiring.clear();
+    if (this.policy === "always") this.#startSync();
+    else if (this.policy === "never") this.#written.clear();
+  };
+
+  /** Forces every written queue to disk at once; when done, confirms and goes again if more came. */
+  #startSync(): void {
+    if (this.#syncing !== undefined || this.#closed !== undefined) return;
+    const work: Promise<void>[] = [];
+    for (const q of this.#written) {
+      const p = q.sync();
+      if (p !== undefined) work.push(p);
+    }
+    this.#written.clear();
+    if (work.length === 0) return;
+    this.#syncing = Promise.all(work).then(() => {
+      this.#syncing = undefined;
+      if (this.#closed === undefined) this.#flush();
+    });
+  }
+
+  #retire(q: LogQueueStore): void {
+    if (!q.retire()) this.log("warn", `the log of ${q.name} could not be deleted; kept`);
+  }
+
+  #retry = (): void => {
+    this.#retryTimer = undefined;
+    for (const q of this.#failed) {
+      if (q.retry()) {
+        this.#failed.delete(q);
+        this.#written.add(q);
+      }
+    }
+    if (this.#failed.size > 0 && this.#closed === undefined) {
+      this.#retryTimer = setTimeout(this.#retry, this.#retryMs);
+    }
+    if (this.policy === "always") this.#startSync();
+  };
+}

@@ -1,0 +1,18 @@
+/**
+ * The durable store: a segmented, checksummed, append-only log per queue,
+ * recovered on start. Its format is in `format.ts`, its guarantees in
+ * docs/PERSISTENCE.md.
+ *
+ * @module
+ */
+export {
+  FSYNC_INTERVAL_MS,
+  LogStore,
+  type LogStoreOptions,
+  type RecoveryStats,
+  SEGMENT_BYTES_MAX,
+} from "./log_store.ts";
+export { LogQueueStore } from "./queue_log.ts";
+export { FSYNC_POLICIES, type FsyncPolicy, type LogFn } from "./types.ts";
+export { crc32c } from "./crc32c.ts";
+export * as format from "./format.ts";
