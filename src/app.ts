@@ -157,6 +157,13 @@ export async function main(runtime: Runtime, args: string[]): Promise<number> {
       console.log(`relayr ${VERSION} (${runtime.name} ${runtime.version})`);
       return 0;
     }
+    if (first === "--help" || first === "-h" || first === "help") {
+      const { CLI_USAGE } = await import("./cli/mod.ts");
+      console.log(
+        `${serveHelp()}\n\n${CLI_USAGE}\n\nOther:\n  relayr --version             print the version and runtime`,
+      );
+      return 0;
+    }
     if (first === undefined || first.startsWith("-")) return await serve(runtime, args);
     if (first === "serve") return await serve(runtime, rest);
     const cli = await import("./cli/mod.ts");
