@@ -6,7 +6,9 @@
  *   while the message is passing through, a shared slab once it is retained
  *   (`retain()`), so a queued message owns no ArrayBuffer of its own;
  * - the rarely used options (TTL and expiry among them) live in one optional object;
- * - state, priority and delivery count share one small integer;
+ * - state, priority and delivery count share one small integer, and the due
+ *   time of a delayed message shares a field with the delivery time of an
+ *   in-flight one (a message is never both);
  * - the accept time is not stored: the id holds it (`id = ms * 1024 + seq`).
  *
  * @module
@@ -89,10 +91,8 @@ const DELIVERIES_SHIFT = 6;
 export class Message {
   /** State (2 bits), priority (4 bits) and delivery count packed in one small integer. */
   #flags: number;
-  /** When a DELAYED message is due (epoch ms). */
-  dueAt = 0;
-  /** When it was last delivered (epoch ms), for ack timeouts. */
-  deliveredAt = 0;
+  /** Due time while DELAYED, delivery time otherwise (epoch ms): a message is never both. */
+  #at = 0;
   /** The buffer holding the payload at `off`, `len` bytes long. */
   buf: Uint8Array;
   off: number;
@@ -145,6 +145,20 @@ export class Message {
   }
   set deliveries(n: number) {
     this.#flags = (this.#flags & ((1 << DELIVERIES_SHIFT) - 1)) | (n << DELIVERIES_SHIFT);
+  }
+  /** When a DELAYED message is due (epoch ms); shares its field with `deliveredAt`. */
+  get dueAt(): number {
+    return this.#at;
+  }
+  set dueAt(t: number) {
+    this.#at = t;
+  }
+  /** When an INFLIGHT message was delivered (epoch ms), for ack timeouts; shares its field with `dueAt`. */
+  get deliveredAt(): number {
+    return this.#at;
+  }
+  set deliveredAt(t: number) {
+    this.#at = t;
   }
   /** Epoch ms after which it is never delivered; 0 = never expires. */
   get expiresAt(): number {

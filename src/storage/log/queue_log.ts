@@ -623,13 +623,13 @@ export class LogQueueStore implements QueueStore {
     for (const m of byId) {
       if (m.state !== MessageState.DELAYED || m.dueAt <= now || m.expired(now)) continue;
       const deliveries = m.deliveries;
+      const dueAt = m.dueAt; // take() sets the delivery time, which shares the field
       m.state = MessageState.READY;
       this.#inner.push(m);
       const taken = this.#inner.take(now);
       if (taken !== m) throw new Error(`restore of ${this.name}: took ${taken?.id}, not ${m.id}`);
-      this.#inner.requeue(m, m.dueAt - now, now);
+      this.#inner.requeue(m, dueAt - now, now);
       m.deliveries = deliveries;
-      m.deliveredAt = 0;
     }
     // Unacked (in flight) messages are ready again: redelivered with their count.
     for (const m of byId) {
