@@ -18,8 +18,12 @@ export interface FileSystem {
   readDir(path: string): string[];
   /** Whether `path` is a directory. */
   isDir(path: string): boolean;
-  /** A whole file. */
-  readFile(path: string): Uint8Array;
+  /**
+   * A whole file; into `scratch` (a view of it is returned) when it is big
+   * enough, so that reading many files does not allocate, and fault in, a
+   * new buffer for each.
+   */
+  readFile(path: string, scratch?: Uint8Array): Uint8Array;
   /** Opens a file for appending, creating it; returns its descriptor. */
   openAppend(path: string): number;
   /** Appends all of `bytes` (looping over short writes); throws on an I/O error. */
@@ -68,9 +72,25 @@ export const nodeFileSystem: FileSystem = {
       throw e;
     }
   },
-  readFile(path) {
-    const b = fs.readFileSync(path);
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  readFile(path, scratch) {
+    // open + fstat + readSync into a buffer of the right size: in Deno about
+    // twice as fast as readFileSync on large files (measured on 64 MiB segments).
+    const fd = fs.openSync(path, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      const b = scratch !== undefined && scratch.length >= size
+        ? scratch.subarray(0, size)
+        : new Uint8Array(size);
+      let off = 0;
+      while (off < size) {
+        const n = fs.readSync(fd, b, off, size - off, off);
+        if (n <= 0) break; // shrank while we read: what we have is what there is
+        off += n;
+      }
+      return b.subarray(0, off);
+    } finally {
+      fs.closeSync(fd);
+    }
   },
   openAppend(path) {
     return fs.openSync(path, "a");

@@ -365,6 +365,29 @@ Deno.test("fsync failure: the waiting publishers get StoreError; the log recover
   });
 });
 
+Deno.test("crash, fsync always: an ACK is on disk when remove() returns; a dead letter never vanishes", async () => {
+  await withDir(async (dir) => {
+    const fs = new TestFs();
+    const { store } = open(dir, { fs });
+    const src = store.openQueue("queue:jobs");
+    const dlq = store.openQueue("queue:jobs.dlq");
+    const [a, b, c] = await fill(src, 3);
+    src.remove(src.take(T0)!, "acked");
+    // The broker's dead-lettering: a copy into the DLQ, then the REMOVE in the source.
+    const poison = src.take(T0)!;
+    const copy = msg(dlq.name, { body: "copy" });
+    void dlq.push(copy);
+    src.remove(poison, "dead_lettered");
+    await fs.crash(); // before the end of the tick: nothing else was written
+    await store.close();
+    const after = open(dir).store;
+    assert.deepEqual(ids(after.openQueue("queue:jobs")), [c.id], "a acked, b dead-lettered");
+    assert.deepEqual(ids(after.openQueue("queue:jobs.dlq")), [copy.id]);
+    assert.deepEqual([a.id, b.id], [a.id, poison.id]);
+    await after.close();
+  });
+});
+
 Deno.test("dropQueue deletes an empty queue's files; a queue reopened later starts clean", async () => {
   await withDir(async (dir) => {
     const { store } = open(dir);

@@ -51,15 +51,23 @@ export class TestFs implements FileSystem {
    * bytes its last completed fsync covered.
    */
   async powerCut(): Promise<void> {
+    await this.crash();
+    for (const [path, size] of this.#size) {
+      const keep = this.#synced.get(path) ?? 0;
+      if (keep < size) this.#real.truncatePath(path, keep);
+    }
+  }
+
+  /**
+   * Process crash (`kill -9`): no more I/O succeeds; what was written stays
+   * in the files (it is in the page cache), what was only buffered is lost.
+   */
+  async crash(): Promise<void> {
     this.#dead = true;
     this.release();
     await Promise.allSettled([...this.#pending]);
     for (const fd of this.#paths.keys()) this.#real.close(fd);
     this.#paths.clear();
-    for (const [path, size] of this.#size) {
-      const keep = this.#synced.get(path) ?? 0;
-      if (keep < size) this.#real.truncatePath(path, keep);
-    }
   }
 
   #check(): void {
@@ -78,9 +86,9 @@ export class TestFs implements FileSystem {
     this.#check();
     return this.#real.isDir(path);
   }
-  readFile(path: string): Uint8Array {
+  readFile(path: string, scratch?: Uint8Array): Uint8Array {
     this.#check();
-    return this.#real.readFile(path);
+    return this.#real.readFile(path, scratch);
   }
   openAppend(path: string): number {
     this.#check();

@@ -365,13 +365,19 @@ export type ReadResult =
  * Reads and validates the record at `pos` of `b`: length in range and inside
  * the buffer (else a torn tail), checksum, a known type, every field in range,
  * the body consumed exactly. A PUB or COPY payload is copied out (into a
- * slab, see `Message.retain`), so no message keeps a segment's read buffer alive.
+ * slab, see `Message.retain`), so no message keeps a segment's read buffer
+ * alive and the buffer can be reused. `view` is a DataView of `b` to reuse.
  */
-export function readRecord(b: Uint8Array, pos: number, dest: string): ReadResult {
+export function readRecord(
+  b: Uint8Array,
+  pos: number,
+  dest: string,
+  view?: DataView,
+): ReadResult {
   if (b.length - pos < RECORD_HEADER_BYTES) {
     return { ok: false, torn: true, error: "record header cut short" };
   }
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const v = view ?? new DataView(b.buffer, b.byteOffset, b.byteLength);
   const len = v.getUint32(pos, true);
   if (len < 1 || len > RECORD_BYTES_MAX) {
     return { ok: false, torn: false, error: `record length ${len} out of range` };

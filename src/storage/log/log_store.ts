@@ -203,6 +203,11 @@ export class LogStore implements Store, QueueLogHost {
     queueMicrotask(this.#flush);
   }
 
+  writeDirty(): void {
+    for (const q of this.#dirty) if (q.write()) this.#written.add(q);
+    this.#dirty.clear();
+  }
+
   failed(q: LogQueueStore): void {
     this.#failed.add(q);
     if (this.#retryTimer !== undefined || this.#closed !== undefined) return;
@@ -215,8 +220,7 @@ export class LogStore implements Store, QueueLogHost {
   #flush = (): void => {
     this.#scheduled = false;
     if (this.#closed !== undefined) return;
-    for (const q of this.#dirty) if (q.write()) this.#written.add(q);
-    this.#dirty.clear();
+    this.writeDirty();
     if (this.#syncing !== undefined) return;
     const now = Date.now();
     for (const q of this.#written) if (this.#queues.get(q.name) === q) q.maintain(now);

@@ -47,6 +47,8 @@ export interface QueueLogHost {
   floorId(): number;
   /** Records were appended: write them at the end of the tick. */
   dirty(q: LogQueueStore): void;
+  /** Writes every dirty queue now, in the order they became dirty. */
+  writeDirty(): void;
   /** A write or sync failed: call `retry()` later. */
   failed(q: LogQueueStore): void;
 }
@@ -73,6 +75,15 @@ class Segment {
   fd: number | undefined = undefined;
   live = 0;
   liveBytes = 0;
+  /**
+   * Every message that had its PUB or COPY here, settled ones included (they
+   * are DONE): compaction finds the live ones in it. An array slot per
+   * message, not a map by id: ids are doubles, and a million-entry map of
+   * them costs more than the rest of the log's work (measured).
+   */
+  msgs: Message[] = [];
+  /** Entries of `msgs` before it that compaction already went past. */
+  scanned = 0;
   constructor(
     readonly seq: number,
     readonly path: string,
@@ -101,11 +112,6 @@ export class LogQueueStore implements QueueStore {
   #active: Segment | undefined;
   /** Segments with a PUB, by strictly increasing first PUB id: finds a message's segment by id. */
   #pubIndex: Segment[] = [];
-  /**
-   * Live messages by id, in the order their segments were written: the first
-   * `head.live` entries are the oldest segment's, which compaction relies on.
-   */
-  #live = new Map<number, Message>();
   /** Live messages whose segment the id does not tell (copied by compaction, or ids out of order). */
   #moved = new Map<number, Segment>();
   #out = new RecordWriter();
@@ -259,6 +265,15 @@ export class LogQueueStore implements QueueStore {
       if (!this.#seal(a)) return;
     }
     this.#dropDeadHeads();
+    for (const seg of this.#segments) {
+      // Let the shells of settled messages go once they are most of a list (amortised O(1)).
+      if (seg.msgs.length > 2 * seg.live + 1024) {
+        seg.msgs = seg.msgs.filter((m) =>
+          m.state !== MessageState.DONE && this.#segmentOf(m) === seg
+        );
+        seg.scanned = 0;
+      }
+    }
     if (this.#garbageHigh() && now - this.#lastCompactAt >= COMPACT_STEP_INTERVAL_MS) {
       this.#lastCompactAt = now;
       this.#compactStep();
@@ -471,13 +486,17 @@ export class LogQueueStore implements QueueStore {
     seg.live++;
     seg.liveBytes += n;
     this.#liveBytes += n;
-    this.#live.set(msg.id, msg);
+    seg.msgs.push(msg);
   }
 
-  /** Forgets a live message; returns the segment it was in. */
-  #uncount(msg: Message): Segment | undefined {
+  /** The segment a live message's latest PUB or COPY is in. */
+  #segmentOf(msg: Message): Segment {
+    return this.#moved.get(msg.id) ?? this.#lookup(msg.id);
+  }
+
+  /** Forgets a live message (called once per message leaving); returns the segment it was in. */
+  #uncount(msg: Message): Segment {
     const id = msg.id;
-    if (!this.#live.delete(id)) return undefined;
     let seg = this.#moved.get(id);
     if (seg !== undefined) this.#moved.delete(id);
     else seg = this.#lookup(id);
@@ -508,16 +527,16 @@ export class LogQueueStore implements QueueStore {
    * be written to the socket before the end-of-tick write, and a crash in
    * between would bring an acknowledged message back. One write() per
    * removal is the price (a few µs); an ACK reply that waited for the store,
-   * as a PUB's does, would batch them.
+   * as a PUB's does, would batch them. Every dirty queue is written, in
+   * order, not only this one: a dead-lettered message's copy, pushed to the
+   * DLQ just before, must not reach the disk after its REMOVE here.
    */
   #removed(msg: Message, reason: RemoveReason): void {
     if (this.#replaying) return;
     this.#out.remove(msg.id, reason);
     this.#uncount(msg);
-    if (this.#host.policy === "always" && this.#failure === undefined && !this.#closed) {
-      this.#writeNow();
-    }
     this.#host.dirty(this);
+    if (this.#host.policy === "always") this.#host.writeDirty();
   }
 
   /** Deletes segments from the front while they hold no live message. */
@@ -553,11 +572,16 @@ export class LogQueueStore implements QueueStore {
     const head = this.#segments[0];
     const moving: Message[] = [];
     let bytes = 0;
-    for (const m of this.#live.values()) {
-      if (moving.length >= head.live || bytes >= COMPACT_BYTES_PER_STEP) break;
+    const msgs = head.msgs;
+    let i = head.scanned;
+    for (; i < msgs.length && moving.length < head.live && bytes < COMPACT_BYTES_PER_STEP; i++) {
+      const m = msgs[i];
+      // Settled, or copied away by an earlier step: not here any more.
+      if (m.state === MessageState.DONE || this.#segmentOf(m) !== head) continue;
       moving.push(m);
       bytes += recordBytes(m);
     }
+    head.scanned = i;
     let a: Segment;
     try {
       a = this.#active ?? this.#open();
@@ -566,12 +590,7 @@ export class LogQueueStore implements QueueStore {
       return;
     }
     for (const m of moving) {
-      if (this.#uncount(m) !== head) {
-        this.#host.log(
-          "error",
-          `compaction of ${this.name}: message ${m.id} is not in ${head.path}`,
-        );
-      }
+      this.#uncount(m);
       this.#out.message(RecordType.COPY, m);
       this.#moved.set(m.id, a);
       this.#count(m, a);
@@ -607,19 +626,22 @@ export class LogQueueStore implements QueueStore {
       this.#nextSeq = f.seq + 1;
     }
     this.#maxId = r.maxId;
-    const bySegment = r.messages.slice().sort((a, b) =>
-      a.seg.seq - b.seg.seq || a.msg.id - b.msg.id
-    );
-    for (const f of bySegment) {
-      const seg = segs.get(f.seg)!;
-      if (this.#pubIndex.length === 0 || this.#lookup(f.msg.id) !== seg) {
-        this.#moved.set(f.msg.id, seg);
+    // The live messages by segment, each in the segment of its latest PUB or COPY.
+    const homes: Segment[] = new Array(r.messages.length);
+    for (let i = 0; i < r.messages.length; i++) {
+      const m = r.messages[i];
+      const found = r.homes.get(m.id);
+      const seg = found === undefined ? this.#lookup(m.id) : segs.get(found)!;
+      if (found !== undefined && (this.#pubIndex.length === 0 || this.#lookup(m.id) !== seg)) {
+        this.#moved.set(m.id, seg);
       }
-      this.#count(f.msg, seg);
+      homes[i] = seg;
     }
+    for (let i = 0; i < r.messages.length; i++) this.#count(r.messages[i], homes[i]);
     // Delayed messages go in first, each alone in the store, so that `take`
     // returns exactly it and `requeue` delays it to its recorded due time.
-    const byId = r.messages.map((f) => f.msg).sort((a, b) => a.id - b.id);
+    // Mostly sorted already (TimSort makes that a linear pass).
+    const byId = r.messages.slice().sort((a, b) => a.id - b.id);
     for (const m of byId) {
       if (m.state !== MessageState.DELAYED || m.dueAt <= now || m.expired(now)) continue;
       const deliveries = m.deliveries;

@@ -25,26 +25,91 @@ export interface FoundSegment {
   path: string;
   /** Bytes of the file once its bad tail is cut. */
   size: number;
-  /** Lowest id of a PUB record in it (Infinity: none). */
+  /**
+   * Lowest id of an in-order PUB in it (Infinity: none). In-order PUB ids
+   * grow through the log, so a message whose latest record is such a PUB is
+   * in the last segment whose `firstPubId` is at most its id.
+   */
   firstPubId: number;
-}
-
-/** A message alive at the end of the log, with the segment of its last PUB or COPY. */
-export interface FoundMessage {
-  msg: Message;
-  seg: FoundSegment;
 }
 
 /** What the log of one queue holds. */
 export interface RecoveredLog {
   segments: FoundSegment[];
-  /** Live messages; `msg.state` is READY, INFLIGHT (delivered, unacked) or DELAYED (`msg.dueAt`). */
-  messages: FoundMessage[];
+  /**
+   * Live messages, mostly in id order; `msg.state` is READY, INFLIGHT
+   * (delivered, unacked) or DELAYED (`msg.dueAt`).
+   */
+  messages: Message[];
+  /** The segment of each live message that `firstPubId` does not tell (COPY, out-of-order PUB). */
+  homes: Map<number, FoundSegment>;
   /** Highest message id seen in any record or segment header. */
   maxId: number;
   records: number;
   /** Bytes cut off torn or corrupt tails. */
   truncatedBytes: number;
+}
+
+/**
+ * Messages by id while replaying. PUB ids grow through a log, so most go in
+ * a sorted array found by binary search; the few that do not (COPY records,
+ * writes repeated after a failure) go in a map. A plain map of a million ids
+ * (doubles, not small integers) costs several times more (measured).
+ */
+class IdIndex {
+  #ids = new Float64Array(1024);
+  #items: (Message | undefined)[] = [];
+  #extra = new Map<number, Message>();
+
+  get(id: number): Message | undefined {
+    const i = this.#find(id);
+    return i >= 0 ? this.#items[i] : this.#extra.get(id);
+  }
+
+  set(id: number, m: Message): void {
+    const n = this.#items.length;
+    if (n === 0 || id > this.#ids[n - 1]) {
+      if (n === this.#ids.length) {
+        const bigger = new Float64Array(n * 2);
+        bigger.set(this.#ids);
+        this.#ids = bigger;
+      }
+      this.#ids[n] = id;
+      this.#items.push(m);
+      return;
+    }
+    const i = this.#find(id);
+    if (i >= 0) this.#items[i] = m;
+    else this.#extra.set(id, m);
+  }
+
+  delete(id: number): void {
+    const i = this.#find(id);
+    if (i >= 0) this.#items[i] = undefined;
+    else this.#extra.delete(id);
+  }
+
+  /** Live entries: the sorted ones in id order, then the others. */
+  values(): Message[] {
+    const out: Message[] = [];
+    for (const m of this.#items) if (m !== undefined) out.push(m);
+    for (const m of this.#extra.values()) out.push(m);
+    return out;
+  }
+
+  #find(id: number): number {
+    const ids = this.#ids;
+    let lo = 0;
+    let hi = this.#items.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const x = ids[mid];
+      if (x === id) return mid;
+      if (x < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
 }
 
 /** Reads the segments in `dir` and replays them; `name` is the queue the directory belongs to. */
@@ -55,15 +120,33 @@ export function recoverLog(fs: FileSystem, dir: string, name: string, log: LogFn
     if (seq !== undefined) seqs.push(seq);
   }
   seqs.sort((a, b) => a - b);
-  const state = new Map<number, FoundMessage>();
-  const out: RecoveredLog = { segments: [], messages: [], maxId: 0, records: 0, truncatedBytes: 0 };
+  const state = new IdIndex();
+  const out: RecoveredLog = {
+    segments: [],
+    messages: [],
+    homes: new Map(),
+    maxId: 0,
+    records: 0,
+    truncatedBytes: 0,
+  };
+  const replay: Replay = { state, out, lastPubId: -1 };
+  // One read buffer for every segment: records copy out what they keep.
+  const scratch = { buf: new Uint8Array(0) };
   for (const seq of seqs) {
     const path = `${dir}/${segmentFileName(seq)}`;
-    const seg = readSegment(fs, path, seq, name, state, out, log);
+    const seg = readSegment(fs, path, seq, name, replay, log, scratch);
     if (seg !== undefined) out.segments.push(seg);
   }
-  for (const m of state.values()) out.messages.push(m);
+  out.messages = state.values();
   return out;
+}
+
+/** Replay state across the segments of one log. */
+interface Replay {
+  state: IdIndex;
+  out: RecoveredLog;
+  /** Highest PUB id so far: a PUB above it is in order. */
+  lastPubId: number;
 }
 
 function readSegment(
@@ -71,11 +154,13 @@ function readSegment(
   path: string,
   seq: number,
   name: string,
-  state: Map<number, FoundMessage>,
-  out: RecoveredLog,
+  replay: Replay,
   log: LogFn,
+  scratch: { buf: Uint8Array },
 ): FoundSegment | undefined {
-  const b = fs.readFile(path);
+  const out = replay.out;
+  const b = fs.readFile(path, scratch.buf);
+  if (b.buffer !== scratch.buf.buffer) scratch.buf = new Uint8Array(b.buffer);
   const h = decodeSegmentHeader(b);
   if ("error" in h) {
     if (h.torn) {
@@ -103,9 +188,10 @@ function readSegment(
   }
   if (h.header.floorId > out.maxId) out.maxId = h.header.floorId;
   const seg: FoundSegment = { seq, path, size: b.length, firstPubId: Infinity };
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let pos = h.size;
   while (pos < b.length) {
-    const r = readRecord(b, pos, name);
+    const r = readRecord(b, pos, name, view);
     if (!r.ok) {
       const what = r.torn ? "torn tail" : "corrupt record";
       log(
@@ -118,47 +204,50 @@ function readSegment(
       seg.size = pos;
       break;
     }
-    apply(r.record, seg, state, out);
+    apply(r.record, seg, replay);
     out.records++;
     pos = r.next;
   }
   return seg;
 }
 
-function apply(
-  rec: ReadRecord,
-  seg: FoundSegment,
-  state: Map<number, FoundMessage>,
-  out: RecoveredLog,
-): void {
+function apply(rec: ReadRecord, seg: FoundSegment, replay: Replay): void {
+  const { state, out } = replay;
   switch (rec.type) {
     case RecordType.PUB:
     case RecordType.COPY: {
       const id = rec.msg.id;
       if (id > out.maxId) out.maxId = id;
-      if (rec.type === RecordType.PUB && id < seg.firstPubId) seg.firstPubId = id;
+      if (rec.type === RecordType.PUB && id > replay.lastPubId) {
+        replay.lastPubId = id;
+        if (seg.firstPubId === Infinity) seg.firstPubId = id;
+        out.homes.delete(id);
+      } else {
+        out.homes.set(id, seg);
+      }
       // A second PUB of an id is a write retried after a failure: the records
       // after it are repeated too, so it simply starts the message over.
-      state.set(id, { msg: rec.msg, seg });
+      state.set(id, rec.msg);
       return;
     }
     case RecordType.DELIVER: {
       const m = state.get(rec.id);
       if (m === undefined) return; // its PUB was in a segment already deleted
-      m.msg.deliveries = rec.deliveries;
-      m.msg.state = MessageState.INFLIGHT;
+      m.deliveries = rec.deliveries;
+      m.state = MessageState.INFLIGHT;
       return;
     }
     case RecordType.REQUEUE: {
       const m = state.get(rec.id);
       if (m === undefined) return;
-      m.msg.deliveries = rec.deliveries;
-      m.msg.dueAt = rec.dueAt;
-      m.msg.state = rec.dueAt > 0 ? MessageState.DELAYED : MessageState.READY;
+      m.deliveries = rec.deliveries;
+      m.dueAt = rec.dueAt;
+      m.state = rec.dueAt > 0 ? MessageState.DELAYED : MessageState.READY;
       return;
     }
     case RecordType.REMOVE:
       state.delete(rec.id);
+      out.homes.delete(rec.id);
       return;
   }
 }
