@@ -51,7 +51,12 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     version: VERSION,
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
   });
-  server.start();
+  try {
+    server.start();
+  } catch (e) {
+    await store.close(); // the port is taken, say: release the data dir and its timers
+    throw e;
+  }
   let http: Monitoring | undefined;
   try {
     http = config["no-http"] ? undefined : startMonitoring(runtime, {

@@ -9,6 +9,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import process from "node:process";
 
 /** What the log store asks of the file system; paths are plain strings, files are descriptors. */
 export interface FileSystem {
@@ -45,6 +46,47 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   /** Makes a directory's entries (created and deleted files) durable; best effort. */
   syncDir(path: string): void;
+  /**
+   * Takes `path` as a lock file holding this process's id; throws when a
+   * live process holds it. A lock left by a dead process (kill -9) is taken
+   * over. Returns the release function.
+   */
+  lock(path: string): () => void;
+}
+
+/** Whether a process with this id is alive (signal 0 only checks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+function lockFile(path: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = fs.openSync(path, "wx");
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      return () => {
+        try {
+          if (fs.readFileSync(path, "utf8").trim() === String(process.pid)) fs.unlinkSync(path);
+        } catch { /* already gone */ }
+      };
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      const holder = Number(fs.readFileSync(path, "utf8").trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+        throw new Error(
+          `${path} is held by the running process ${holder}: one broker per data dir`,
+        );
+      }
+      fs.unlinkSync(path); // left by a process that died: take it over
+    }
+  }
+  throw new Error(`could not take the lock ${path}`);
 }
 
 function isNotFound(e: unknown): boolean {
@@ -144,4 +186,5 @@ export const nodeFileSystem: FileSystem = {
       if (fd !== undefined) fs.closeSync(fd);
     }
   },
+  lock: lockFile,
 };

@@ -53,7 +53,7 @@ export interface QueueStore {
   readonly removed: Readonly<Record<RemoveReason, number>>;
   /** Earliest time `sweep` has work to do (Infinity: none). */
   nextDueAt(): number;
-  /** Messages held, for snapshots and recovery checks (O(n)). */
+  /** Ready messages (not in flight or delayed), highest priority first, for snapshots and checks (O(n)). */
   messages(): Iterable<Message>;
 }
 

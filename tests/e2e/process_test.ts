@@ -89,3 +89,66 @@ Deno.test("process: bad flags are one clear line and exit code 2; --help lists e
     assert.ok(text.includes(flag), flag);
   }
 });
+
+Deno.test("process: one broker per data dir; a lock left by kill -9 is taken over", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "relayr-lock-" });
+  const spawn = (port: number) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "main.ts",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--no-http",
+        "--data-dir",
+        dir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const port = freePort();
+  const first = spawn(port);
+  try {
+    await waitForPort(port);
+    const second = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "main.ts",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(freePort()),
+        "--no-http",
+        "--data-dir",
+        dir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(second.code, 2);
+    assert.match(
+      new TextDecoder().decode(second.stderr),
+      /held by the running process \d+: one broker per data dir/,
+    );
+    first.kill("SIGKILL");
+    await first.status;
+    const port2 = freePort();
+    const third = spawn(port2);
+    await waitForPort(port2);
+    third.kill("SIGTERM");
+    assert.equal((await third.status).code, 0);
+    await third.output().catch(() => {});
+  } finally {
+    try {
+      first.kill("SIGKILL");
+    } catch { /* exited */ }
+    await first.output().catch(() => {});
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

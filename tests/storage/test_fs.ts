@@ -178,4 +178,8 @@ export class TestFs implements FileSystem {
     this.#check();
     this.#real.syncDir(path);
   }
+
+  lock(path: string): () => void {
+    return this.#real.lock(path);
+  }
 }

@@ -87,6 +87,7 @@ export class LogStore implements Store, QueueLogHost {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #lastId = 0;
   #closed: Promise<void> | undefined;
+  #unlock: () => void;
 
   /** Opens the store in `options.dir`, recovering every queue found there. */
   static open(options: LogStoreOptions): LogStore {
@@ -102,6 +103,8 @@ export class LogStore implements Store, QueueLogHost {
     this.log = o.log ?? (() => {});
     this.#retryMs = o.retryMs ?? STORE_RETRY_MS;
     this.fs.mkdirp(`${this.dir}/queues`);
+    // Two brokers appending to the same logs would corrupt them.
+    this.#unlock = this.fs.lock(`${this.dir}/LOCK`);
     const stats: RecoveryStats = { queues: 0, messages: 0, records: 0, truncatedBytes: 0, ms: 0 };
     for (const entry of this.fs.readDir(`${this.dir}/queues`).sort()) {
       const name = queueName(entry);
@@ -187,6 +190,7 @@ export class LogStore implements Store, QueueLogHost {
       this.#retiring.clear();
       for (const q of this.#queues.values()) q.close();
       this.#dirty.clear();
+      this.#unlock();
     })();
   }
 
