@@ -5,13 +5,28 @@
  *
  * @module
  */
-import { DESTINATIONS_MAX } from "../config/limits.ts";
-import { hasWildcard, matches, type PubOptions, type SubOptions } from "../protocol/mod.ts";
-import { Heap, Message, MessageState, StoreError } from "../storage/mod.ts";
+import { DECLARED_TOPICS_MAX, DESTINATIONS_MAX, DURABLES_MAX } from "../config/limits.ts";
+import {
+  hasWildcard,
+  matches,
+  type PubOptions,
+  type RetentionOptions,
+  type StartPosition,
+  type SubOptions,
+} from "../protocol/mod.ts";
+import { Heap, ID_SEQ_PER_MS, Message, MessageState, StoreError } from "../storage/mod.ts";
 import { IdGenerator } from "./ids.ts";
 import { LatencyHistogram } from "./latency.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
-import { type Pending, Topic, type TopicHost, TopicSubscription } from "./topic.ts";
+import {
+  Durable,
+  type Pending,
+  type Retention,
+  Topic,
+  type TopicHost,
+  TopicSubscription,
+} from "./topic.ts";
+import { type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
 import {
   BrokerError,
   type BrokerOptions,
@@ -54,6 +69,10 @@ export class Broker implements QueueHost, TopicHost {
   #wildcards = new Set<TopicSubscription>();
   #explicitTopicSubs = new Set<TopicSubscription>();
   #redeliveries = new Heap<Pending>();
+  /** Topics declared with retention. */
+  #declared = new Set<Topic>();
+  #durableCount = 0;
+  #state: TopicStateStore;
   #ids: IdGenerator;
   #startedAt = Date.now();
   /** Messages with an id from here on were accepted in the current tick. */
@@ -67,7 +86,15 @@ export class Broker implements QueueHost, TopicHost {
     this.subPendingBytesMax = options.subPendingBytesMax;
     this.#queueOverflow = options.queueOverflow;
     this.#ids = new IdGenerator(options.store.lastId());
-    for (const name of options.store.queueNames()) this.#queue(name);
+    const names = options.store.queueNames();
+    // The store also holds the logs of declared topics and their state record: not queues.
+    for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
+    this.#state = new TopicStateStore(
+      options.store,
+      () => this.#ids.next(this.now),
+      () => this.#stateRecord(),
+    );
+    this.#restoreTopics(names.filter((n) => n.startsWith("topic:")));
   }
 
   /** Reads the clock once for the work that follows. */
@@ -91,11 +118,23 @@ export class Broker implements QueueHost, TopicHost {
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
       const msg = this.#message(dest, payload, o);
+      let stored: void | Promise<void> = undefined;
+      if (topic?.store !== undefined) {
+        try {
+          stored = topic.store.push(msg);
+        } catch (e) {
+          throw storeFailed(e);
+        }
+      }
       c.published++;
       c.publishedBytes += payload.length;
-      if (topic === undefined || topic.bindings.length === 0) c.unrouted++;
-      else topic.publish(msg);
-      return msg.id;
+      if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
+        c.unrouted++;
+      } else topic.publish(msg);
+      if (stored === undefined) return msg.id;
+      return stored.then(() => msg.id, (e) => {
+        throw storeFailed(e);
+      });
     }
     const q = this.#queue(dest);
     this.#makeRoom(q, payload.length);
@@ -123,6 +162,9 @@ export class Broker implements QueueHost, TopicHost {
     const prefetch = o.prefetch ?? this.options.prefetch;
     const ackTimeoutMs = o.ackTimeoutMs ?? this.options.ackTimeoutMs;
     if (dest.startsWith("queue:")) {
+      if (o.durable !== undefined || o.start !== undefined) {
+        throw new BrokerError("BAD_ARGUMENT", "durable and start are for declared topics");
+      }
       const q = this.#queue(dest);
       const c = new QueueConsumer(sid, q, client, {
         explicit: o.ack !== "none",
@@ -131,6 +173,9 @@ export class Broker implements QueueHost, TopicHost {
       });
       q.addConsumer(c);
       return c;
+    }
+    if (o.durable !== undefined || o.start !== undefined) {
+      return this.#replay(client, dest, sid, o, { prefetch, ackTimeoutMs });
     }
     const explicit = o.ack === "explicit";
     const s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
@@ -157,11 +202,21 @@ export class Broker implements QueueHost, TopicHost {
       sub.queue.removeConsumer(sub);
       return;
     }
+    const d = sub.durable;
+    if (d !== undefined) {
+      // Its position is kept: everything before its oldest unsettled message.
+      const b = sub.bindings[0];
+      if (b !== undefined) d.acked = Math.max(d.acked, b.topic.position(b));
+      d.sub = undefined;
+      void this.#state.save();
+    }
     for (const id of sub.inflight.keys()) sub.client.untrack(id);
     sub.inflight.clear();
     for (const b of sub.bindings) {
       b.topic.unbind(b);
-      if (b.topic.bindings.length === 0) this.#topics.delete(b.topic.name);
+      if (b.topic.bindings.length === 0 && b.topic.retention === undefined) {
+        this.#topics.delete(b.topic.name);
+      }
     }
     sub.bindings.length = 0;
     this.#wildcards.delete(sub);
@@ -188,6 +243,39 @@ export class Broker implements QueueHost, TopicHost {
       if (sub.bindings.includes(p.binding)) sub.redeliver(p);
     }
     for (const s of this.#explicitTopicSubs) s.expireAcks(now);
+    for (const t of this.#declared) t.sweep(now);
+  }
+
+  /**
+   * Declares `dest` (a topic) with retention, or changes its limits; limits
+   * not given take the queue limits (and no age limit). Resolves when the
+   * declaration is stored.
+   */
+  declare(dest: string, o: RetentionOptions): Promise<void> {
+    const r: Retention = {
+      messages: o.messages ?? this.options.queueMessagesMax,
+      bytes: o.bytes ?? this.options.queueBytesMax,
+      ageMs: o.ageMs ?? 0,
+    };
+    const t = this.#topics.get(dest);
+    if (t?.retention !== undefined) t.declare(r, t.store!);
+    else {
+      if (this.#declared.size >= DECLARED_TOPICS_MAX) {
+        throw new BrokerError("LIMIT", `the server holds ${DECLARED_TOPICS_MAX} declared topics`);
+      }
+      this.#declareTopic(t ?? this.#newTopic(dest), r);
+    }
+    return this.#state.save();
+  }
+
+  /** A promise that settles once durable positions changed by now are stored. */
+  stateSaved(): Promise<void> {
+    return this.#state.save();
+  }
+
+  /** Part of TopicHost: a durable position moved; stored at the end of the tick. */
+  durableMoved(): void {
+    void this.#state.save();
   }
 
   /** Part of TopicHost: schedules a delayed topic redelivery. */
@@ -312,10 +400,128 @@ export class Broker implements QueueHost, TopicHost {
     return t;
   }
 
+  /** A SUB with `durable` or `start`: on a declared topic, bound from a retained message. */
+  #replay(
+    client: Client,
+    dest: string,
+    sid: string,
+    o: SubOptions,
+    limits: { prefetch: number; ackTimeoutMs: number },
+  ): TopicSubscription {
+    if (hasWildcard(dest)) {
+      throw new BrokerError(
+        "BAD_DESTINATION",
+        "a durable subscription or a replay takes one topic, not a wildcard",
+      );
+    }
+    const t = this.#topics.get(dest);
+    if (t?.retention === undefined) {
+      throw new BrokerError("NOT_DECLARED", `${dest} is not declared: DECLARE it first`);
+    }
+    if (o.durable !== undefined && o.ack === "none") {
+      throw new BrokerError("BAD_ARGUMENT", "a durable subscription takes explicit acks");
+    }
+    let d: Durable | undefined;
+    let after: number;
+    if (o.durable !== undefined) {
+      d = t.durables.get(o.durable);
+      if (d?.sub !== undefined) {
+        throw new BrokerError(
+          "DURABLE_IN_USE",
+          `durable ${JSON.stringify(o.durable)} of ${dest} has a live subscription`,
+        );
+      }
+      if (d === undefined) {
+        if (this.#durableCount >= DURABLES_MAX) {
+          throw new BrokerError("LIMIT", `the server holds ${DURABLES_MAX} durables`);
+        }
+        d = new Durable(o.durable, startAfter(t, o.start));
+        t.durables.set(d.name, d);
+        this.#durableCount++;
+      }
+      after = d.acked;
+    } else after = startAfter(t, o.start);
+    const explicit = d !== undefined || o.ack === "explicit";
+    const s = new TopicSubscription(sid, dest, client, this, { explicit, ...limits });
+    s.durable = d;
+    s.bindings.push(t.bind(s, t.seqAfter(after)));
+    if (explicit) this.#explicitTopicSubs.add(s);
+    if (d !== undefined) {
+      d.sub = s;
+      void this.#state.save();
+    }
+    return s;
+  }
+
+  #declareTopic(t: Topic, r: Retention): void {
+    t.declare(r, this.options.store.openQueue(t.name));
+    this.#declared.add(t);
+  }
+
+  /** Declared topics, their durables and retained messages from the store, at start. */
+  #restoreTopics(logs: string[]): void {
+    const rec = this.#state.load();
+    for (const x of rec?.topics ?? []) {
+      const t = this.#topics.get(x.name) ?? this.#newTopic(x.name);
+      this.#declareTopic(t, { messages: x.messages, bytes: x.bytes, ageMs: x.ageMs });
+    }
+    // A log whose declaration was lost (not yet stored at a crash) is kept under default limits.
+    for (const name of logs) {
+      if (this.#topics.has(name)) continue;
+      const o = this.options;
+      this.#declareTopic(this.#newTopic(name), {
+        messages: o.queueMessagesMax,
+        bytes: o.queueBytesMax,
+        ageMs: 0,
+      });
+    }
+    for (const x of rec?.durables ?? []) {
+      const t = this.#topics.get(x.topic);
+      if (t === undefined) continue;
+      const d = new Durable(x.name, x.acked);
+      d.skipped = x.skipped;
+      t.durables.set(d.name, d);
+      this.#durableCount++;
+    }
+    for (const t of this.#declared) {
+      t.restore([...t.store!.messages()].sort((a, b) => a.id - b.id));
+    }
+  }
+
+  /** The state record: declarations, and durable positions (live ones brought up to date). */
+  #stateRecord(): TopicStateRecord {
+    const rec: TopicStateRecord = { v: 1, topics: [], durables: [] };
+    for (const t of this.#declared) {
+      const r = t.retention!;
+      rec.topics.push({ name: t.name, messages: r.messages, bytes: r.bytes, ageMs: r.ageMs });
+      for (const d of t.durables.values()) {
+        const b = d.sub?.bindings[0];
+        if (b !== undefined) d.acked = Math.max(d.acked, t.position(b));
+        rec.durables.push({ topic: t.name, name: d.name, acked: d.acked, skipped: d.skipped });
+      }
+    }
+    return rec;
+  }
+
   #checkRoom(): void {
     if (this.#queues.size + this.#topics.size >= DESTINATIONS_MAX) {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
+  }
+}
+
+/** The position (last settled id) a new durable or a replay starts after. */
+function startAfter(t: Topic, start: StartPosition | undefined): number {
+  switch (start?.kind) {
+    case undefined:
+    case "new":
+      return t.lastId;
+    case "first":
+      return -1;
+    case "id":
+      return start.id - 1;
+    case "time":
+      return start.ms * ID_SEQ_PER_MS - 1;
   }
 }
 

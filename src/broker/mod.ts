@@ -6,7 +6,8 @@
  */
 export { Broker, type BrokerCounters, clock, type Subscription } from "./broker.ts";
 export { Queue, QueueConsumer } from "./queue.ts";
-export { Topic, TopicSubscription } from "./topic.ts";
+export { Durable, type Retention, Topic, TopicSubscription } from "./topic.ts";
+export { STATE_QUEUE, type TopicStateRecord } from "./topic_state.ts";
 export { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 export { IdGenerator } from "./ids.ts";
 export {

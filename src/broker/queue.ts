@@ -146,7 +146,7 @@ export class QueueConsumer implements Acker {
   }
 
   /** Sends a message taken from the store. */
-  deliver(msg: Message, now: number): void {
+  deliver(msg: Message, _now: number): void {
     const q = this.queue;
     if (msg.deliveries === 1) q.host.observeDelivery(msg);
     this.client.sendMsg(this.head, msg, msg.deliveries);

@@ -9,11 +9,36 @@
  * list. Only a lagging subscription makes the list hold messages, once, for
  * all of them.
  *
+ * A topic declared with retention (`DECLARE`) keeps the same list, but an
+ * entry no subscription needs stays while it is within the retention limits
+ * (messages, bytes, age): replays and durable subscriptions start their
+ * cursor on it. Its messages are also pushed to a store (`topic:<name>`, an
+ * append log under a data dir) and removed from it when retention drops them.
+ *
  * @module
  */
 import { msgHead } from "../protocol/mod.ts";
-import { type Message, Ring } from "../storage/mod.ts";
+import { type Message, MessageState, type QueueStore, Ring } from "../storage/mod.ts";
 import type { Acker, Client, SlowConsumerPolicy } from "./types.ts";
+
+/** Retention limits of a declared topic; `ageMs` 0 means no age limit. */
+export interface Retention {
+  messages: number;
+  bytes: number;
+  ageMs: number;
+}
+
+/**
+ * A durable subscription's state: its name and position. Everything up to
+ * and including id `acked` is settled. It outlives its subscription.
+ */
+export class Durable {
+  /** The live subscription using it, if any. */
+  sub: TopicSubscription | undefined = undefined;
+  /** Messages it never got because retention dropped them first. */
+  skipped = 0;
+  constructor(readonly name: string, public acked: number) {}
+}
 
 class Entry {
   constructor(
@@ -35,6 +60,8 @@ export interface TopicHost {
   observeDelivery(msg: Message): void;
   /** Schedules a NACKed topic message for redelivery at `dueAt`. */
   schedule(p: Pending, dueAt: number): void;
+  /** A durable subscription's position may have moved: persist it (coalesced). */
+  durableMoved(): void;
 }
 
 /** Counters of one topic. */
@@ -44,6 +71,8 @@ export interface TopicCounters {
   /** Messages skipped by drop-oldest slow subscriptions. */
   dropped: number;
   slowConsumers: number;
+  /** Messages a declared topic dropped by its retention limits (messages, bytes or age). */
+  retentionDropped: number;
 }
 
 /** One subscription's attachment to one topic. */
@@ -62,14 +91,30 @@ export class Binding {
 export class Topic {
   readonly name: string;
   readonly bindings: Binding[] = [];
-  readonly counters: TopicCounters = { published: 0, delivered: 0, dropped: 0, slowConsumers: 0 };
+  readonly counters: TopicCounters = {
+    published: 0,
+    delivered: 0,
+    dropped: 0,
+    slowConsumers: 0,
+    retentionDropped: 0,
+  };
   readonly host: TopicHost;
+  /** Retention limits; set for a declared topic only. */
+  retention: Retention | undefined = undefined;
+  /** Where a declared topic's messages are kept (its `topic:<name>` store). */
+  store: QueueStore | undefined = undefined;
+  /** Durable subscriptions by name (declared topics only). */
+  readonly durables = new Map<string, Durable>();
+  /** Id of the last message published (or recovered). */
+  lastId = 0;
   #list = new Ring<Entry>();
   /** Sequence number of the list's first entry. */
   #base = 0;
   /** Sequence number the next published message gets. */
   #next = 0;
   #totalBytes = 0;
+  /** `cum` of the last entry that left the list: list bytes = total - this. */
+  #leftCum = 0;
 
   constructor(name: string, host: TopicHost) {
     this.name = name;
@@ -81,11 +126,64 @@ export class Topic {
     return this.#list.length;
   }
 
-  /** Binds a subscription; it gets messages published from now on. */
-  bind(sub: TopicSubscription): Binding {
-    const b = new Binding(sub, this, this.#next, msgHead(this.name, sub.sid));
+  /** Payload bytes of the messages in the list. */
+  get retainedBytes(): number {
+    return this.#totalBytes - this.#leftCum;
+  }
+
+  /**
+   * Binds a subscription; it gets messages published from now on, or, from a
+   * retained message (`fromSeq`, see `seqAfter`), those first.
+   */
+  bind(sub: TopicSubscription, fromSeq = this.#next): Binding {
+    const b = new Binding(sub, this, fromSeq, msgHead(this.name, sub.sid));
+    for (let seq = fromSeq; seq < this.#next; seq++) this.#list.at(seq - this.#base)!.refs++;
     this.bindings.push(b);
     return b;
+  }
+
+  /** Sequence number of the first held message with an id above `id` (binary search: ids grow). */
+  seqAfter(id: number): number {
+    let lo = 0;
+    let hi = this.#list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#list.at(mid)!.msg.id <= id) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.#base + lo;
+  }
+
+  /**
+   * A durable's position while it is live: everything before its oldest
+   * unsettled message, or, with none, before the next one it needs.
+   */
+  position(b: Binding): number {
+    let p = b.cursor < this.#next ? this.#list.at(b.cursor - this.#base)!.msg.id - 1 : this.lastId;
+    for (const id of b.sub.inflight.keys()) if (id - 1 < p) p = id - 1;
+    for (const id of b.sub.scheduled) if (id - 1 < p) p = id - 1;
+    return p;
+  }
+
+  /** Declares retention and the store; entries already held (lagging subscribers) go to the store too. */
+  declare(retention: Retention, store: QueueStore): void {
+    if (this.store === undefined) {
+      for (let i = 0; i < this.#list.length; i++) void store.push(this.#list.at(i)!.msg);
+    }
+    this.retention = retention;
+    this.store = store;
+    this.#trim();
+  }
+
+  /** Loads a declared topic's recovered messages (oldest first) before anyone binds. */
+  restore(msgs: Message[]): void {
+    for (const msg of msgs) {
+      this.#totalBytes += msg.len;
+      this.#list.push(new Entry(msg, 0, this.#totalBytes));
+      this.#next++;
+      if (msg.id > this.lastId) this.lastId = msg.id;
+    }
+    this.#trim();
   }
 
   /** Unbinds, releasing the binding's hold on every message it had not passed. */
@@ -103,6 +201,7 @@ export class Topic {
     this.counters.published++;
     const seq = this.#next++;
     this.#totalBytes += msg.len;
+    this.lastId = msg.id;
     let refs = 0;
     const bs = this.bindings;
     for (let i = 0; i < bs.length; i++) {
@@ -112,8 +211,16 @@ export class Topic {
         b.cursor = seq + 1;
       } else refs++;
     }
+    if (this.retention !== undefined) {
+      // Retained whoever needs it; lag is bounded by retention, not by the slow-consumer limits.
+      msg.retain();
+      this.#list.push(new Entry(msg, refs, this.#totalBytes));
+      this.#trim();
+      return;
+    }
     if (refs === 0) {
       if (this.#list.length === 0) this.#base = this.#next;
+      this.#leftCum = this.#totalBytes;
       return;
     }
     msg.retain();
@@ -133,13 +240,24 @@ export class Topic {
 
   /** Sends the binding its next held message; false when it has none. */
   sendNext(b: Binding): boolean {
-    if (b.cursor >= this.#next) return false;
-    const e = this.#list.at(b.cursor - this.#base)!;
-    b.sub.send(b, e.msg);
-    b.cursor++;
-    e.refs--;
-    if (e.refs === 0) this.#trim();
-    return true;
+    while (b.cursor < this.#next) {
+      const e = this.#list.at(b.cursor - this.#base)!;
+      b.cursor++;
+      e.refs--;
+      // A held message whose TTL has passed (or that the store expired) is passed over.
+      const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
+      if (live) b.sub.send(b, e.msg);
+      if (e.refs === 0) this.#trim();
+      if (live) return true;
+    }
+    return false;
+  }
+
+  /** Periodic retention work of a declared topic: TTLs in its store, then the age limit. */
+  sweep(now: number): void {
+    const s = this.store;
+    if (s !== undefined && s.nextDueAt() <= now) s.sweep(now);
+    this.#trim();
   }
 
   /** How far behind a binding is. */
@@ -177,13 +295,54 @@ export class Topic {
     this.#trim();
   }
 
-  /** Releases entries at the front that nobody needs any more. */
+  /**
+   * Releases entries at the front that nobody needs any more; in a declared
+   * topic, only those beyond its retention, which wins over lagging
+   * subscribers: they skip what it drops (counted).
+   */
   #trim(): void {
     const list = this.#list;
-    while (list.length > 0 && list.at(0)!.refs === 0) {
+    const r = this.retention;
+    while (list.length > 0) {
+      const e = list.at(0)!;
+      if (r === undefined) {
+        if (e.refs !== 0) return;
+      } else if (!this.#beyond(r, e, list.length)) return;
       list.shift();
       this.#base++;
+      this.#leftCum = e.cum;
+      if (r !== undefined) this.#dropped(e);
     }
+  }
+
+  #beyond(r: Retention, e: Entry, length: number): boolean {
+    return e.msg.state === MessageState.DONE || length > r.messages ||
+      this.#totalBytes - this.#leftCum > r.bytes ||
+      (r.ageMs !== 0 && e.msg.acceptedAt + r.ageMs <= this.host.now);
+  }
+
+  /** A declared topic dropped `e` by retention: skip it for whoever still needed it. */
+  #dropped(e: Entry): void {
+    const msg = e.msg;
+    const expired = msg.state === MessageState.DONE; // its TTL expired it in the store already
+    if (e.refs > 0) {
+      for (const b of this.bindings) {
+        if (b.cursor !== this.#base - 1) continue;
+        b.cursor++;
+        if (expired) continue;
+        b.sub.dropped++;
+        this.counters.dropped++;
+        if (b.sub.durable !== undefined) b.sub.durable.skipped++;
+      }
+    }
+    if (expired) return;
+    for (const d of this.durables.values()) {
+      if (d.sub === undefined && d.acked < msg.id) d.skipped++;
+    }
+    this.counters.retentionDropped++;
+    // The store holds the list's live messages in the same order: its oldest is this one.
+    const s = this.store!;
+    if (s.dropOldest() !== msg) s.remove(msg, "dropped");
   }
 }
 
@@ -209,6 +368,10 @@ export class TopicSubscription implements Acker {
   readonly bindings: Binding[] = [];
   /** Explicit-ack messages in flight, oldest first. */
   readonly inflight = new Map<number, Pending>();
+  /** Ids NACKed with a delay, waiting to be redelivered (a durable's position stays before them). */
+  readonly scheduled = new Set<number>();
+  /** The durable state it uses, for a durable subscription. */
+  durable: Durable | undefined = undefined;
   /** Marked once it has been reported as a slow consumer. */
   slow = false;
   delivered = 0;
@@ -280,6 +443,7 @@ export class TopicSubscription implements Acker {
 
   ack(id: number): boolean {
     if (!this.inflight.delete(id)) return false;
+    if (this.durable !== undefined) this.host.durableMoved();
     this.resume();
     return true;
   }
@@ -289,12 +453,28 @@ export class TopicSubscription implements Acker {
     if (p === undefined) return false;
     this.inflight.delete(id);
     if (delayMs === 0) this.redeliver(p);
-    else this.host.schedule(p, this.host.now + delayMs);
+    else {
+      this.scheduled.add(id);
+      this.host.schedule(p, this.host.now + delayMs);
+    }
     return true;
   }
 
   /** Sends a pending message again, counting the delivery. */
   redeliver(p: Pending): void {
+    this.scheduled.delete(p.msg.id);
+    if (p.msg.state === MessageState.DONE) {
+      // Retention dropped it from a declared topic meanwhile: skipped, counted.
+      this.client.untrack(p.msg.id);
+      this.dropped++;
+      p.binding.topic.counters.dropped++;
+      if (this.durable !== undefined) {
+        this.durable.skipped++;
+        this.host.durableMoved();
+      }
+      this.resume();
+      return;
+    }
     p.deliveries++;
     p.at = this.host.now;
     this.client.sendMsg(p.binding.head, p.msg, p.deliveries);

@@ -57,6 +57,16 @@ export const DELIVERIES_MAX = 5;
 export const NACK_DELAY_MS_MAX = 86_400_000;
 /** Longest TTL (30 days). */
 export const TTL_MS_MAX = 30 * 86_400_000;
+/** Most topics declared with retention: every declaration is in the one state record rewritten on each change. */
+export const DECLARED_TOPICS_MAX = 10_000;
+/** Most durable topic subscriptions on the server; they live until removed, so they are bounded. */
+export const DURABLES_MAX = 10_000;
+/** Most messages a declared topic may retain; retained messages are held in memory, like a queue's. */
+export const RETAIN_MESSAGES_MAX = QUEUE_MESSAGES_MAX;
+/** Most payload bytes a declared topic may retain (the same bound as one queue). */
+export const RETAIN_BYTES_MAX = QUEUE_BYTES_MAX;
+/** Longest retention age of a declared topic (30 days, as the longest TTL). */
+export const RETAIN_AGE_MS_MAX = 30 * 86_400_000;
 /** How often expired messages and ack timeouts are swept. */
 export const SWEEP_INTERVAL_MS = 250;
 

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   QUEUE_FULL: false,
   LIMIT: false,
   STORE_FAILED: false,
+  NOT_DECLARED: false,
+  DURABLE_IN_USE: false,
   BAD_FRAME: true,
   CONTROL_LINE_TOO_LONG: true,
   PAYLOAD_TOO_LARGE: true,

@@ -29,6 +29,24 @@ export interface SubOptions {
   ack: "explicit" | "none" | undefined;
   prefetch: number | undefined;
   ackTimeoutMs: number | undefined;
+  /** Name of a durable subscription (declared topics only); present only when given. */
+  durable?: string;
+  /** Where a replay or a new durable starts (declared topics only); present only when given. */
+  start?: StartPosition;
+}
+
+/** `start:` of a SUB: the next message published, the oldest retained, an id or a time. */
+export type StartPosition =
+  | { kind: "new" }
+  | { kind: "first" }
+  | { kind: "id"; id: number }
+  | { kind: "time"; ms: number };
+
+/** Retention limits of a `DECLARE`; undefined fields take the server's defaults. */
+export interface RetentionOptions {
+  messages: number | undefined;
+  bytes: number | undefined;
+  ageMs: number | undefined;
 }
 
 /** `CONNECT <json>`. */
@@ -48,6 +66,12 @@ export interface SubFrame {
   op: "SUB";
   dest: string;
   options: SubOptions;
+}
+/** `DECLARE topic:<name>` with retention limits. */
+export interface DeclareFrame {
+  op: "DECLARE";
+  dest: string;
+  options: RetentionOptions;
 }
 /** `UNSUB`. */
 export interface UnsubFrame {
@@ -82,6 +106,7 @@ export type Frame =
   | ConnectFrame
   | PubFrame
   | SubFrame
+  | DeclareFrame
   | UnsubFrame
   | AckFrame
   | NackFrame

@@ -24,11 +24,21 @@ import {
   OPTIONS_MAX,
   PAYLOAD_BYTES_MAX,
   PREFETCH_MAX,
+  RETAIN_AGE_MS_MAX,
+  RETAIN_BYTES_MAX,
+  RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
-import type { ConnectOptions, Frame, PubOptions, SubOptions } from "./frames.ts";
+import type {
+  ConnectOptions,
+  Frame,
+  PubOptions,
+  RetentionOptions,
+  StartPosition,
+  SubOptions,
+} from "./frames.ts";
 import { headerBlockError } from "./headers.ts";
 import { destinationError } from "./names.ts";
 
@@ -353,6 +363,8 @@ export class Parser {
     switch (verb) {
       case "SUB":
         return this.#sub(buf);
+      case "DECLARE":
+        return this.#declare(buf);
       case "UNSUB": {
         if (ntok !== 2) throw new BadInput("BAD_ARGUMENT", "UNSUB takes one sub_id");
         let sid = str(buf, this.#tok[2], this.#tok[3]);
@@ -402,11 +414,58 @@ export class Parser {
         case "ack_timeout":
           o.ackTimeoutMs = intIn(key, value, 1, ACK_TIMEOUT_MS_MAX);
           break;
+        case "durable":
+          if (!DURABLE_NAME.test(value)) {
+            throw new BadInput(
+              "BAD_ARGUMENT",
+              `durable must be 1 to ${TOKEN_BYTES_MAX} bytes of A-Z a-z 0-9 _ - .`,
+            );
+          }
+          o.durable = value;
+          break;
+        case "start":
+          o.start = startPosition(value);
+          break;
         default:
           throw unknownOption("SUB", key);
       }
     }
     return { op: "SUB", dest, options: o };
+  }
+
+  /** `DECLARE topic:<name> [retain_messages:<n>] [retain_bytes:<n>] [retain_age:<ms>]`. */
+  #declare(buf: Uint8Array): Frame {
+    if (this.#ntok < 2) throw new BadInput("BAD_ARGUMENT", "DECLARE needs a topic");
+    const dest = str(buf, this.#tok[2], this.#tok[3]);
+    const why = destinationError(dest, false);
+    if (why) throw new BadInput("BAD_DESTINATION", why);
+    if (!dest.startsWith("topic:")) {
+      throw new BadInput("BAD_DESTINATION", "DECLARE takes a topic (queues keep their messages)");
+    }
+    const o: RetentionOptions = { messages: undefined, bytes: undefined, ageMs: undefined };
+    for (let k = 2; k < this.#ntok; k++) {
+      const [key, value] = this.#option(buf, k);
+      switch (key) {
+        case "retain_messages":
+          o.messages = intIn(key, value, 1, RETAIN_MESSAGES_MAX);
+          break;
+        case "retain_bytes":
+          o.bytes = intIn(key, value, 1, RETAIN_BYTES_MAX);
+          break;
+        case "retain_age":
+          o.ageMs = intIn(key, value, 1, RETAIN_AGE_MS_MAX);
+          break;
+        default:
+          throw unknownOption("DECLARE", key);
+      }
+    }
+    if (o.messages === undefined && o.bytes === undefined && o.ageMs === undefined) {
+      throw new BadInput(
+        "BAD_ARGUMENT",
+        "DECLARE needs at least one of retain_messages, retain_bytes, retain_age",
+      );
+    }
+    return { op: "DECLARE", dest, options: o };
   }
 
   #ack(buf: Uint8Array): Frame {
@@ -520,6 +579,25 @@ function intIn(key: string, value: string, min: number, max: number): number {
     throw new BadInput("BAD_ARGUMENT", `${key} must be an integer from ${min} to ${max}`);
   }
   return v;
+}
+
+/** A durable name: a token of name characters (it is stored and shown in stats). */
+const DURABLE_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${TOKEN_BYTES_MAX}}$`);
+
+/** `new`, `first`, `id:<msg_id>` or `time:<epoch_ms>`. */
+function startPosition(value: string): StartPosition {
+  if (value === "new") return { kind: "new" };
+  if (value === "first") return { kind: "first" };
+  if (value.startsWith("id:")) {
+    return { kind: "id", id: intIn("start:id", value.slice(3), 0, Number.MAX_SAFE_INTEGER) };
+  }
+  if (value.startsWith("time:")) {
+    return { kind: "time", ms: intIn("start:time", value.slice(5), 0, 2 ** 43) };
+  }
+  throw new BadInput(
+    "BAD_ARGUMENT",
+    `start must be new, first, id:<msg_id> or time:<epoch_ms>`,
+  );
 }
 
 function token(key: string, value: string): string {

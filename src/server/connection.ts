@@ -11,12 +11,14 @@ import {
   BrokerError,
   type Client,
   type Subscription,
+  TopicSubscription,
 } from "../broker/mod.ts";
 import { SUBSCRIPTIONS_PER_CONNECTION_MAX } from "../config/limits.ts";
 import {
   type AckFrame,
   ascii,
   type ConnectFrame,
+  type DeclareFrame,
   errFrame,
   type ErrorCode,
   type Frame,
@@ -179,6 +181,8 @@ export class Connection implements Client {
         return this.#ack(f);
       case "SUB":
         return this.#sub(f);
+      case "DECLARE":
+        return this.#declare(f);
       case "UNSUB": {
         const sub = this.subs.get(f.sid);
         if (sub === undefined) {
@@ -265,25 +269,41 @@ export class Connection implements Client {
     this.#broker.activate(sub);
   }
 
+  #declare(f: DeclareFrame): void {
+    let stored: Promise<void>;
+    try {
+      stored = this.#broker.declare(f.dest, f.options);
+    } catch (e) {
+      return this.#brokerError(e);
+    }
+    this.#okWhen(stored, undefined);
+  }
+
   /**
    * Replies first, then settles: a message the settlement frees up (prefetch
    * room, a NACK requeue) comes after the reply to the command that freed it.
+   * The one exception: an ACK to a durable subscription is answered once its
+   * position is stored, so the messages it frees may come first.
    */
   #ack(f: AckFrame): void {
     const ackers = this.#ackers;
     let unknown: number[] | undefined;
+    let durable = false;
     for (const id of f.ids) {
       const acker = this.#inflight.get(id);
       if (acker !== undefined) {
         this.#inflight.delete(id);
         ackers.push(acker, id);
+        if (acker instanceof TopicSubscription && acker.durable !== undefined) durable = true;
       } else if (!this.#recent.includes(id)) (unknown ??= []).push(id);
     }
-    if (unknown === undefined) this.#ok();
-    else {this.#error(
-        "UNKNOWN_MSG_ID",
-        `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
-      );}
+    const err = unknown === undefined ? undefined : errFrame(
+      "UNKNOWN_MSG_ID",
+      `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
+    );
+    if (durable) this.#okWhen(this.#broker.stateSaved(), err);
+    else if (err === undefined) this.#ok();
+    else this.#reply(err);
     for (let i = 0; i < ackers.length; i += 2) (ackers[i] as Acker).ack(ackers[i + 1] as number);
     ackers.length = 0;
   }
@@ -300,6 +320,16 @@ export class Connection implements Client {
   }
 
   // --- replies (in order, also around asynchronous publishes) ---
+
+  /** Replies `OK` (or `err`) once `stored` settles; `ERR STORE_FAILED` if it fails. */
+  #okWhen(stored: Promise<void>, err: Uint8Array | undefined): void {
+    const slot: Held = { bytes: undefined };
+    this.#held.push(slot);
+    stored.then(
+      () => slot.bytes = err ?? (this.verbose ? OK : EMPTY),
+      (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
+    ).then(() => this.#releaseHeld());
+  }
 
   #ok(): void {
     if (this.verbose) this.#reply(OK);
