@@ -196,8 +196,11 @@ export class Broker implements QueueHost, TopicHost {
     else sub.resume();
   }
 
-  /** Ends a subscription; unacked queue messages go back to the queue. */
-  unsubscribe(sub: Subscription): void {
+  /**
+   * Ends a subscription; unacked queue messages go back to the queue. A
+   * durable keeps its position, or with `forget` is deleted.
+   */
+  unsubscribe(sub: Subscription, forget = false): void {
     if (sub instanceof QueueConsumer) {
       sub.queue.removeConsumer(sub);
       return;
@@ -208,6 +211,7 @@ export class Broker implements QueueHost, TopicHost {
       const b = sub.bindings[0];
       if (b !== undefined) d.acked = Math.max(d.acked, b.topic.position(b));
       d.sub = undefined;
+      if (forget && sub.bindings[0]?.topic.durables.delete(d.name)) this.#durableCount--;
       void this.#state.save();
     }
     for (const id of sub.inflight.keys()) sub.client.untrack(id);

@@ -340,9 +340,11 @@ export class Topic {
       if (d.sub === undefined && d.acked < msg.id) d.skipped++;
     }
     this.counters.retentionDropped++;
-    // The store holds the list's live messages in the same order: its oldest is this one.
-    const s = this.store!;
-    if (s.dropOldest() !== msg) s.remove(msg, "dropped");
+    // The store holds the list's live messages, and its oldest is the list's first.
+    const oldest = this.store!.dropOldest();
+    if (oldest !== msg) {
+      throw new Error(`${this.name}: the store dropped ${oldest?.id}, the list ${msg.id} (a bug)`);
+    }
   }
 }
 

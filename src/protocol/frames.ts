@@ -77,6 +77,8 @@ export interface DeclareFrame {
 export interface UnsubFrame {
   op: "UNSUB";
   sid: string;
+  /** `forget:true`: also delete the subscription's durable; present only when given. */
+  forget?: true;
 }
 /** `ACK` of one or more message ids. */
 export interface AckFrame {

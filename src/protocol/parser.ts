@@ -366,10 +366,16 @@ export class Parser {
       case "DECLARE":
         return this.#declare(buf);
       case "UNSUB": {
-        if (ntok !== 2) throw new BadInput("BAD_ARGUMENT", "UNSUB takes one sub_id");
+        if (ntok !== 2 && ntok !== 3) {
+          throw new BadInput("BAD_ARGUMENT", "UNSUB takes one sub_id and an optional forget:true");
+        }
         let sid = str(buf, this.#tok[2], this.#tok[3]);
         if (sid.startsWith("sub_id:")) sid = sid.slice(7);
-        return { op: "UNSUB", sid: token("sub_id", sid) };
+        if (ntok === 2) return { op: "UNSUB", sid: token("sub_id", sid) };
+        const [key, value] = this.#option(buf, 2);
+        if (key !== "forget") throw unknownOption("UNSUB", key);
+        if (value !== "true") throw new BadInput("BAD_ARGUMENT", `forget must be "true"`);
+        return { op: "UNSUB", sid: token("sub_id", sid), forget: true };
       }
       case "ACK":
         return this.#ack(buf);

@@ -188,8 +188,11 @@ export class Connection implements Client {
         if (sub === undefined) {
           return this.#error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(f.sid)}`);
         }
+        if (f.forget && !(sub instanceof TopicSubscription && sub.durable !== undefined)) {
+          return this.#error("BAD_ARGUMENT", `${JSON.stringify(f.sid)} is not durable: no forget`);
+        }
         this.subs.delete(f.sid);
-        this.#broker.unsubscribe(sub);
+        this.#broker.unsubscribe(sub, f.forget === true);
         return this.#ok();
       }
       case "NACK":

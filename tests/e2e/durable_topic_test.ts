@@ -155,6 +155,12 @@ Deno.test("durable: resumes after a disconnect; unacked messages come back, acke
     await expect(b, "UNSUB d", "OK");
     await expect(b, "SUB topic:orders sub_id:d2 durable:billing", "OK");
     await b.quiet(100);
+    // forget:true deletes the durable: the name starts afresh, at its start.
+    await expect(b, "UNSUB d2 forget:true", "OK");
+    await expect(b, "SUB topic:orders sub_id:d3 durable:billing start:first", "OK");
+    assert.deepEqual((await b.msgs(8)).map(text), range(0, 8));
+    await expect(b, "SUB topic:orders sub_id:plain", "OK");
+    await expect(b, "UNSUB plain forget:true", /^ERR BAD_ARGUMENT /);
     await b.close();
   } finally {
     await p.close();
@@ -224,5 +230,67 @@ Deno.test("ordinary topics are unchanged: nothing retained without subscribers, 
   } finally {
     await p.close();
     await broker.stop();
+  }
+});
+
+Deno.test("durable: a NACK with a delay holds the position; expired messages are not replayed", async () => {
+  const broker = await startTestBroker();
+  const p = await RawClient.connect(broker.port);
+  try {
+    await expect(p, "DECLARE topic:nack retain_messages:100", "OK");
+    await publish(p, "topic:nack", range(0, 3));
+    await p.pub("topic:nack", "short-lived", "ttl:100");
+    assert.match(await p.line(), /^OK msg_id:/);
+    const a = await RawClient.connect(broker.port);
+    await expect(a, "SUB topic:nack sub_id:d durable:n start:first", "OK");
+    const got = await a.msgs(4);
+    await expect(a, `NACK msg_id:${got[0].fields!.msg_id} delay:60000`, "OK");
+    await expect(a, `ACK msg_id:${got[1].fields!.msg_id} msg_id:${got[2].fields!.msg_id}`, "OK");
+    await a.close();
+    await waitFor(() => broker.broker.topics.get("topic:nack")!.bindings.length === 0);
+    await new Promise((r) => setTimeout(r, 150)); // the TTL of the fourth passes
+    const b = await RawClient.connect(broker.port);
+    await expect(b, "SUB topic:nack sub_id:d durable:n", "OK");
+    assert.deepEqual((await b.msgs(3)).map(text), range(0, 3), "from the NACKed one on");
+    await b.quiet(100);
+    await b.close();
+  } finally {
+    await p.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("declared topic: a restart on the same data dir keeps declarations, messages and positions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-durable-topic-" });
+  try {
+    let broker = await startTestBroker(["--data-dir", dir]);
+    let c = await RawClient.connect(broker.port);
+    await expect(c, "DECLARE topic:kept retain_messages:4 retain_age:600000", "OK");
+    await publish(c, "topic:kept", range(0, 6));
+    await expect(c, "SUB topic:kept sub_id:d durable:w start:first", "OK");
+    const got = await c.msgs(4);
+    assert.deepEqual(got.map(text), range(2, 6));
+    await expect(c, `ACK msg_id:${got[0].fields!.msg_id}`, "OK");
+    await c.close();
+    await broker.stop();
+
+    broker = await startTestBroker(["--data-dir", dir]);
+    c = await RawClient.connect(broker.port);
+    try {
+      const t = broker.broker.topics.get("topic:kept")!;
+      assert.deepEqual(t.retention, { messages: 4, bytes: 1024 * 1024 * 1024, ageMs: 600000 });
+      await expect(c, "SUB topic:kept sub_id:d durable:w", "OK");
+      assert.deepEqual((await c.msgs(3)).map(text), range(3, 6));
+      const p = await RawClient.connect(broker.port);
+      await publish(p, "topic:kept", ["m6"]);
+      await p.close();
+      assert.deepEqual((await c.msgs(1)).map(text), ["m6"]);
+      assert.equal(t.retained, 4, "retain_messages:4 still holds");
+    } finally {
+      await c.close();
+      await broker.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
