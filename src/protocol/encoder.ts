@@ -46,12 +46,6 @@ const MSG_ID = encoder.encode(" msg_id:");
 /** Bytes the tail of a message without options can take at most. */
 export const PLAIN_TAIL_BYTES_MAX = MSG_ID.length + 16 + 1 + 10 + 2;
 
-/** Whether a message's tail is just its id and size (no options, first delivery). */
-export function plainTail(m: TailFields, delivery: number): boolean {
-  return delivery <= 1 && m.priority === 0 && m.ttlMs === 0 && m.hdrBytes === 0 &&
-    m.correlationId === undefined && m.replyTo === undefined && m.contentType === undefined;
-}
-
 /** Writes a non-negative int32 in decimal at `pos`; returns the end. */
 function writeInt(buf: Uint8Array, pos: number, v: number): number {
   let n = 1;

@@ -18,7 +18,6 @@ export {
   OK,
   PING,
   PLAIN_TAIL_BYTES_MAX,
-  plainTail,
   PONG,
   type TailFields,
   writePlainTail,

@@ -7,13 +7,7 @@
  * @module
  */
 import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/limits.ts";
-import {
-  type MsgFields,
-  msgTail,
-  PLAIN_TAIL_BYTES_MAX,
-  plainTail,
-  writePlainTail,
-} from "../protocol/mod.ts";
+import { type MsgFields, msgTail, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 
 /** Buffer size a connection starts with and shrinks back to. */
