@@ -261,3 +261,157 @@ Deno.test("http: the real port serves the endpoints, and closes with the broker"
   }
   await assert.rejects(fetch(`${base}/healthz`), "the HTTP port is closed");
 });
+
+/** Sends `line` and expects `reply` as the next line. */
+async function expectLine(c: RawClient, line: string, reply: string | RegExp): Promise<void> {
+  await c.send(`${line}\r\n`);
+  const got = await c.line();
+  if (typeof reply === "string") assert.equal(got, reply, line);
+  else assert.match(got, reply, line);
+}
+
+/** Publishes `bodies` one by one and returns their ids. */
+async function publishAll(p: RawClient, dest: string, bodies: string[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const b of bodies) {
+    await p.pub(dest, b);
+    const line = await p.line();
+    const m = /^OK msg_id:(\d+)$/.exec(line);
+    assert.ok(m, line);
+    ids.push(Number(m[1]));
+  }
+  return ids;
+}
+
+Deno.test("http handler: declared topics show retention, drops and durables, exactly", async () => {
+  const broker = await startTestBroker();
+  const h = handlerFor(broker);
+  const p = await RawClient.connect(broker.port);
+  const plain = await RawClient.connect(broker.port);
+  const a = await RawClient.connect(broker.port);
+  const b = await RawClient.connect(broker.port);
+  const topic = async (name: string) => {
+    const s = await stats(h);
+    const t = s.topics.list.find((x) => x.name === name);
+    assert.ok(t, `${name} is listed`);
+    return { s, t };
+  };
+  try {
+    await expectLine(p, "DECLARE topic:ret retain_messages:3 retain_bytes:1000", "OK");
+    await expectLine(plain, "SUB topic:plain sub_id:p", "OK");
+    // Declared with no subscriber: listed, but not counted as a topic with a subscriber.
+    let { s, t } = await topic("topic:ret");
+    assert.equal(s.topics.total, 2);
+    assert.equal(s.server.topics, 1);
+    assert.equal(s.server.declared_topics, 1);
+    assert.equal(s.server.durables, 0);
+    assert.equal(t.declared, true);
+    assert.deepEqual(t.retention, { messages: 3, bytes: 1000, age_ms: 0 });
+    assert.equal(t.subscribers, 0);
+    assert.deepEqual([t.retained, t.retained_bytes, t.retention_dropped], [0, 0, 0]);
+    assert.deepEqual(t.durables, []);
+    const other = s.topics.list.find((x) => x.name === "topic:plain")!;
+    assert.equal(other.declared, false);
+    assert.equal(other.retention, null);
+    let m = await scrape(h);
+    assert.equal(num(m, "relayr_topics"), 1);
+    assert.equal(num(m, "relayr_topics_declared"), 1);
+    assert.equal(num(m, "relayr_topic_retention_max_messages", { topic: "ret" }), 3);
+    assert.equal(num(m, "relayr_topic_retention_max_bytes", { topic: "ret" }), 1000);
+    assert.equal(num(m, "relayr_topic_retention_max_age_seconds", { topic: "ret" }), 0);
+    assert.equal(num(m, "relayr_topic_subscribers", { topic: "ret" }), 0);
+    // A topic that is not declared has no retention or durable series.
+    assert.equal(value(m, "relayr_topic_retention_dropped_total", { topic: "plain" }), undefined);
+    assert.equal(value(m, "relayr_topic_durables", { topic: "plain" }), undefined);
+    assert.equal(num(m, "relayr_topic_retained_bytes", { topic: "plain" }), 0);
+
+    // A durable attaches, gets 5 messages; retention keeps the last 3 (2-byte payloads).
+    await expectLine(a, "SUB topic:ret sub_id:d durable:audit prefetch:10", "OK");
+    ({ s, t } = await topic("topic:ret"));
+    assert.equal(s.server.topics, 2);
+    assert.equal(s.server.durables, 1);
+    assert.deepEqual(t.durables, [{
+      name: "audit",
+      connected: true,
+      sid: "d",
+      position: 0,
+      backlog_msgs: 0,
+      skipped: 0,
+    }]);
+    const ids = await publishAll(p, "topic:ret", ["m0", "m1", "m2", "m3", "m4"]);
+    const got = await a.msgs(5);
+    ({ t } = await topic("topic:ret"));
+    assert.deepEqual([t.retained, t.retained_bytes, t.retention_dropped], [3, 6, 2]);
+    assert.equal(t.published, 5);
+    // Nothing acked: the position is before m0; m2-m4 are held after it.
+    assert.deepEqual(t.durables[0], {
+      name: "audit",
+      connected: true,
+      sid: "d",
+      position: ids[0] - 1,
+      backlog_msgs: 3,
+      skipped: 0,
+    });
+    const ack = got.slice(0, 4).map((f) => `msg_id:${f.fields!.msg_id}`).join(" ");
+    await expectLine(a, `ACK ${ack}`, "OK");
+    ({ t } = await topic("topic:ret"));
+    // The position stops before m4, the oldest unacked (ids are not consecutive across ms).
+    assert.equal(t.durables[0].position, ids[4] - 1);
+    assert.equal(t.durables[0].backlog_msgs, 1);
+    m = await scrape(h);
+    assert.equal(num(m, "relayr_topic_retained", { topic: "ret" }), 3);
+    assert.equal(num(m, "relayr_topic_retained_bytes", { topic: "ret" }), 6);
+    assert.equal(num(m, "relayr_topic_retention_dropped_total", { topic: "ret" }), 2);
+    assert.equal(num(m, "relayr_topic_durables", { topic: "ret" }), 1);
+    assert.equal(num(m, "relayr_topic_durables_connected", { topic: "ret" }), 1);
+    assert.equal(num(m, "relayr_topic_durables_backlog_messages", { topic: "ret" }), 1);
+    assert.equal(num(m, "relayr_durables"), 1);
+    assert.equal(num(m, "relayr_topics"), 2);
+
+    // Detached: the position is kept; retention drops m4 (after it) while it is away: skipped.
+    await a.close();
+    await waitFor(() => broker.broker.topics.get("topic:ret")!.bindings.length === 0);
+    await publishAll(p, "topic:ret", ["m5", "m6", "m7"]);
+    ({ s, t } = await topic("topic:ret"));
+    assert.equal(s.server.topics, 1);
+    assert.equal(s.server.durables, 1);
+    assert.deepEqual([t.subscribers, t.retained, t.retained_bytes, t.retention_dropped], [
+      0,
+      3,
+      6,
+      5,
+    ]);
+    assert.deepEqual(t.durables, [{
+      name: "audit",
+      connected: false,
+      sid: null,
+      position: ids[4] - 1,
+      backlog_msgs: 3,
+      skipped: 1,
+    }]);
+    m = await scrape(h);
+    assert.equal(num(m, "relayr_topics"), 1);
+    assert.equal(num(m, "relayr_topic_retention_dropped_total", { topic: "ret" }), 5);
+    assert.equal(num(m, "relayr_topic_durables", { topic: "ret" }), 1);
+    assert.equal(num(m, "relayr_topic_durables_connected", { topic: "ret" }), 0);
+    assert.equal(num(m, "relayr_topic_durables_backlog_messages", { topic: "ret" }), 3);
+
+    // Reattached on another connection it gets m5-m7; forgotten, it is gone from both.
+    await expectLine(b, "SUB topic:ret sub_id:e durable:audit", "OK");
+    assert.equal((await b.msgs(3)).length, 3);
+    ({ t } = await topic("topic:ret"));
+    assert.equal(t.durables[0].connected, true);
+    assert.equal(t.durables[0].sid, "e");
+    await expectLine(b, "UNSUB e forget:true", "OK");
+    ({ s, t } = await topic("topic:ret"));
+    assert.deepEqual(t.durables, []);
+    assert.equal(s.server.durables, 0);
+    m = await scrape(h);
+    assert.equal(num(m, "relayr_topic_durables", { topic: "ret" }), 0);
+    assert.equal(num(m, "relayr_durables"), 0);
+    assert.equal(num(m, "relayr_metrics_destinations_omitted", { kind: "topic" }), 0);
+  } finally {
+    for (const c of [p, plain, a, b]) await c.close();
+    await broker.stop();
+  }
+});

@@ -11,6 +11,7 @@
  */
 import {
   type Broker,
+  type Durable,
   LATENCY_BUCKETS_S,
   type Queue,
   QueueConsumer,
@@ -66,7 +67,12 @@ export interface ServerStats {
   slow_consumers: number;
   closed_by_reason: Record<string, number>;
   queues: number;
+  /** Topics with at least one subscriber (declared topics without one are not counted). */
   topics: number;
+  /** Topics declared with retention (`DECLARE`), with or without subscribers. */
+  declared_topics: number;
+  /** Durable subscriptions over all declared topics, connected or not. */
+  durables: number;
   mem: { rss: number; heap_used: number };
   event_loop_lag_ms: { last: number; max: number } | null;
   /** Publish-to-first-delivery latency; `buckets` are cumulative as in Prometheus. */
@@ -127,12 +133,41 @@ export interface QueueStats {
   rejected: number;
 }
 
+/** A declared topic's retention limits. */
+export interface RetentionStats {
+  messages: number;
+  bytes: number;
+  /** 0: no age limit. */
+  age_ms: number;
+}
+
+/** One durable subscription of a declared topic. */
+export interface DurableStats {
+  name: string;
+  /** Whether a subscription uses it now. */
+  connected: boolean;
+  /** The live subscription's sid, when connected. */
+  sid: string | null;
+  /** Id of the last settled message: everything up to it counts as done. */
+  position: number;
+  /** Retained messages after its position (delivered and unacked ones included). */
+  backlog_msgs: number;
+  /** Messages it never got because retention dropped them first. */
+  skipped: number;
+}
+
 /** One topic. */
 export interface TopicStats {
   name: string;
+  /** Whether it was declared with retention (`DECLARE`). */
+  declared: boolean;
+  /** Retention limits of a declared topic; null for one that is not declared. */
+  retention: RetentionStats | null;
   subscribers: number;
-  /** Messages held for lagging subscribers. */
+  /** Messages the topic holds: for lagging subscribers, and within retention when declared. */
   retained: number;
+  /** Payload bytes of the held messages. */
+  retained_bytes: number;
   /** The most lagging subscriber's lag. */
   max_lag_msgs: number;
   max_lag_bytes: number;
@@ -140,6 +175,10 @@ export interface TopicStats {
   delivered: number;
   dropped: number;
   slow_consumers: number;
+  /** Messages a declared topic dropped by its retention limits. */
+  retention_dropped: number;
+  /** Durable subscriptions, by name. */
+  durables: DurableStats[];
 }
 
 /** A recently closed connection and why it closed. */
@@ -240,7 +279,7 @@ export class StatsCollector {
       slow_consumers: server.closedByReason.SLOW_CONSUMER,
       closed_by_reason: { ...server.closedByReason },
       queues: broker.queues.size,
-      topics: broker.topics.size,
+      ...topicCounts(broker.topics),
       mem: { rss: mem.rss, heap_used: mem.heapUsed },
       event_loop_lag_ms: lag === undefined ? null : { last: lag.lastMs, max: lag.maxMs },
       latency: { count: h.count, sum_s: h.sumMs / 1000, buckets },
@@ -306,6 +345,23 @@ export class StatsCollector {
     for (const c of server.connections.values()) addTraffic(t, c);
     return t;
   }
+}
+
+/** Subscribed and declared topics, and durables (declared topics without subscribers are held too). */
+function topicCounts(
+  topics: ReadonlyMap<string, Topic>,
+): Pick<ServerStats, "topics" | "declared_topics" | "durables"> {
+  let subscribed = 0;
+  let declared = 0;
+  let durables = 0;
+  for (const t of topics.values()) {
+    if (t.bindings.length > 0) subscribed++;
+    if (t.retention !== undefined) {
+      declared++;
+      durables += t.durables.size;
+    }
+  }
+  return { topics: subscribed, declared_topics: declared, durables };
 }
 
 function addTraffic(to: Traffic, c: Traffic): void {
@@ -406,15 +462,42 @@ function topicStats(t: Topic): TopicStats {
     maxMsgs = Math.max(maxMsgs, l.messages);
     maxBytes = Math.max(maxBytes, l.bytes);
   }
+  const r = t.retention;
   return {
     name: t.name,
+    declared: r !== undefined,
+    retention: r === undefined ? null : { messages: r.messages, bytes: r.bytes, age_ms: r.ageMs },
     subscribers: t.bindings.length,
     retained: t.retained,
+    retained_bytes: t.retainedBytes,
     max_lag_msgs: maxMsgs,
     max_lag_bytes: maxBytes,
     published: t.counters.published,
     delivered: t.counters.delivered,
     dropped: t.counters.dropped,
     slow_consumers: t.counters.slowConsumers,
+    retention_dropped: t.counters.retentionDropped,
+    durables: [...t.durables.keys()].sort().map((name) => durableStats(t, t.durables.get(name)!)),
+  };
+}
+
+/**
+ * A durable's position as the broker would store it now: the kept one, or,
+ * while a subscription uses it, everything before that one's oldest unsettled
+ * message (read only: `Topic.position` changes nothing).
+ */
+function durableStats(t: Topic, d: Durable): DurableStats {
+  const b = d.sub?.bindings[0];
+  const position = b === undefined ? d.acked : Math.max(d.acked, t.position(b));
+  // Ids grow along the list: the held messages after `position` are those from its index on.
+  const first = t.seqAfter(-Infinity);
+  const backlog = t.retained - (t.seqAfter(position) - first);
+  return {
+    name: d.name,
+    connected: d.sub !== undefined,
+    sid: d.sub?.sid ?? null,
+    position,
+    backlog_msgs: backlog,
+    skipped: d.skipped,
   };
 }
