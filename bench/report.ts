@@ -77,10 +77,18 @@ function find(outcomes: Outcome[], system: string, scenario: Scenario, size: num
   );
 }
 
+/** The Relayr run a peer is compared with: `relayr` if it ran, else the first Relayr variant. */
+function base(outcomes: Outcome[], scenario: Scenario, size: number): Outcome | undefined {
+  return find(outcomes, "relayr", scenario, size) ??
+    outcomes.find((o) =>
+      o.system.startsWith("relayr") && o.scenario === scenario && o.size === size && !o.ceiling
+    );
+}
+
 /** Relayr compared with a peer: throughput ratio, or p50 ratio for rpc. */
 function ratio(outcomes: Outcome[], o: Outcome): string {
-  if (o.system === "relayr") return "";
-  const r = find(outcomes, "relayr", o.scenario, o.size);
+  if (o.system.startsWith("relayr")) return "";
+  const r = base(outcomes, o.scenario, o.size);
   if (!r?.ok || !o.ok) return "-";
   if (o.scenario === "rpc") return `p50 ${(r.p50! / o.p50!).toFixed(2)}x`;
   return `${(r.rate! / o.rate!).toFixed(2)}x`;
@@ -158,11 +166,17 @@ interface Target {
   check(outcomes: Outcome[], size: number): [string, boolean] | null;
 }
 
-function vs(peer: string, scenario: Scenario, min: number, text: string): Target {
+function vs(
+  peer: string,
+  scenario: Scenario,
+  min: number,
+  text: string,
+  system = "relayr",
+): Target {
   return {
     text,
     check(outcomes, size) {
-      const r = find(outcomes, "relayr", scenario, size);
+      const r = find(outcomes, system, scenario, size);
       const p = find(outcomes, peer, scenario, size);
       if (!r?.ok || !p?.ok) return null;
       const x = r.rate! / p.rate!;
@@ -171,12 +185,18 @@ function vs(peer: string, scenario: Scenario, min: number, text: string): Target
   };
 }
 
-function rate(scenario: Scenario, min: number, text: string, only: number): Target {
+function rate(
+  scenario: Scenario,
+  min: number,
+  text: string,
+  only: number,
+  system = "relayr",
+): Target {
   return {
     text,
     check(outcomes, size) {
       if (size !== only) return null;
-      const r = find(outcomes, "relayr", scenario, size);
+      const r = find(outcomes, system, scenario, size);
       if (!r?.ok) return null;
       return [rateText(r.rate), r.rate! >= min];
     },
@@ -190,6 +210,22 @@ const TARGETS: Target[] = [
   vs("nats", "fanout", 0.5, "fan-out 4 ≥ 0.5x nats per subscriber"),
   rate("queue", 4e5, "queue, 2 consumers acking ≥ 400 k msgs/s (16 B)", 16),
   vs("redis", "queue", 1.0001, "queue ahead of redis LPUSH/BRPOP"),
+  // Durable (issue #6): the queue scenario publishes through the log and acks every message.
+  rate("queue", 2e5, "durable queue, fsync interval ≥ 200 k msgs/s (256 B)", 256, "relayr-log"),
+  vs(
+    "redis-aof",
+    "queue",
+    0,
+    "durable queue (interval) vs redis appendfsync everysec",
+    "relayr-log",
+  ),
+  vs(
+    "redis-aof-always",
+    "queue",
+    1.0001,
+    "durable queue (always) ahead of redis appendfsync always",
+    "relayr-log-always",
+  ),
   {
     text: "req/reply p50 ≤ 1.5x nats",
     check(outcomes, size) {

@@ -16,7 +16,16 @@ import { type Outcome, type Scenario, SCENARIO_TEXT, SCENARIOS } from "./scenari
 import { stopAll, type System, versionOf, which } from "./servers.ts";
 import { type Args, ceilings, say, suite } from "./suite.ts";
 
-const SYSTEMS: System[] = ["relayr", "relayr-log", "relayr-bun", "nats", "redis"];
+const SYSTEMS: System[] = [
+  "relayr",
+  "relayr-log",
+  "relayr-log-always",
+  "relayr-bun",
+  "nats",
+  "redis",
+  "redis-aof",
+  "redis-aof-always",
+];
 const DEFAULT_SYSTEMS = "relayr,nats,redis";
 const DEFAULT_SIZES = "16,256,4096";
 /** Messages per throughput run: a million, or 256 MiB of payload, whichever is less. */

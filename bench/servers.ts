@@ -8,7 +8,16 @@
 import type { Protocol } from "./drivers/mod.ts";
 
 /** Everything the bench can run against; `sink` is the driver-ceiling server. */
-export type System = "relayr" | "relayr-log" | "relayr-bun" | "nats" | "redis" | "sink";
+export type System =
+  | "relayr"
+  | "relayr-log"
+  | "relayr-log-always"
+  | "relayr-bun"
+  | "nats"
+  | "redis"
+  | "redis-aof"
+  | "redis-aof-always"
+  | "sink";
 
 /** Longest wait for a server to accept connections. */
 const START_TIMEOUT_MS = 30_000;
@@ -62,7 +71,8 @@ async function monitor(
 
 /** Protocol each system speaks. */
 export function protocolOf(system: System): Protocol {
-  if (system === "nats" || system === "redis") return system;
+  if (system === "nats") return system;
+  if (system.startsWith("redis")) return "redis";
   return "relayr";
 }
 
@@ -155,6 +165,7 @@ function launch(
   switch (system) {
     case "relayr":
     case "relayr-log":
+    case "relayr-log-always":
     case "relayr-bun": {
       try {
         Deno.statSync(`${root}/main.ts`);
@@ -167,9 +178,10 @@ function launch(
       // Memory only, as the peers run (NATS core, Redis without persistence);
       // relayr-log measures the durable queue log in a scratch directory.
       let scratch: string | undefined;
-      if (system === "relayr-log") {
+      if (system.startsWith("relayr-log")) {
         scratch = Deno.makeTempDirSync({ prefix: "relayr-bench-" });
         args.push("--data-dir", scratch);
+        if (system === "relayr-log-always") args.push("--fsync", "always");
       } else {
         args.push("--memory");
       }
@@ -199,13 +211,32 @@ function launch(
         httpPort,
       };
     }
-    case "redis": {
+    case "redis":
+    case "redis-aof":
+    case "redis-aof-always": {
       const bin = which("redis-server");
       if (!bin) {
         throw new UnavailableError("redis-server is not installed (scripts/install-peers.sh)");
       }
-      const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", ""];
-      return { command: bin, args: [...args, "--appendonly", "no", "--protected-mode", "no"] };
+      const args = [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--protected-mode",
+        "no",
+      ];
+      if (system === "redis") return { command: bin, args: [...args, "--appendonly", "no"] };
+      // The durable peers of relayr-log: an append-only file fsynced every second or on every write.
+      const scratch = Deno.makeTempDirSync({ prefix: "redis-bench-" });
+      const fsync = system === "redis-aof-always" ? "always" : "everysec";
+      return {
+        command: bin,
+        args: [...args, "--dir", scratch, "--appendonly", "yes", "--appendfsync", fsync],
+        scratch,
+      };
     }
     case "sink":
       return {
