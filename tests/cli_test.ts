@@ -60,9 +60,9 @@ Deno.test("relayr client subcommands", async (t) => {
   try {
     await t.step("--help on every subcommand", async () => {
       const runs = await Promise.all(
-        ["pub", "sub", "request", "stats", "bench"].map((c) => relayr([c, "--help"])),
+        ["pub", "sub", "request", "declare", "stats", "bench"].map((c) => relayr([c, "--help"])),
       );
-      for (const [i, c] of ["pub", "sub", "request", "stats", "bench"].entries()) {
+      for (const [i, c] of ["pub", "sub", "request", "declare", "stats", "bench"].entries()) {
         assert.equal(runs[i].code, 0, c);
         assert.match(runs[i].stdout, new RegExp(`^Usage: relayr ${c} `), c);
         assert.match(runs[i].stdout, /--server/);
@@ -77,6 +77,10 @@ Deno.test("relayr client subcommands", async (t) => {
         relayr(["pub", "topic:a", "x", "--priority", "12"]),
         relayr(["request", "queue:a"]),
         relayr(["bench", "--subs", "1", "--queue", "1"]),
+        relayr(["declare", "topic:a"]),
+        relayr(["declare", "topic:a", "--retain-messages", "0"]),
+        relayr(["sub", "topic:a", "--start", "last"]),
+        relayr(["sub", "topic:a", "--forget"]),
       ]);
       for (const r of runs) {
         assert.equal(r.code, 2, r.stderr);
@@ -173,6 +177,54 @@ Deno.test("relayr client subcommands", async (t) => {
       assert.match(peek.stdout, /^\[#1\] queue:cli\.peek msg_id:\d+\nK: v\nhello\n/);
       const take = await relayr(["sub", ...s, "queue:cli.peek", "--count", "1", "--raw"]);
       assert.equal(take.stdout, "hello\n");
+    });
+
+    await t.step("declare, then sub --durable resumes and --start replays", async () => {
+      const t = "topic:cli.durable";
+      const decl = await relayr([
+        "declare",
+        ...s,
+        t,
+        "--retain-messages",
+        "100",
+        "--retain-age",
+        "60000",
+      ]);
+      assert.equal(decl.code, 0, decl.stderr);
+      assert.equal(decl.stdout, `declared ${t}\n`);
+      const queue = await relayr(["declare", ...s, "queue:cli.q", "--retain-bytes", "10"]);
+      assert.equal(queue.code, 1);
+      assertOneLineError(queue, /^relayr declare: BAD_DESTINATION: /);
+      const pub = await relayr(["pub", ...s, t, "-"], { stdin: "one\ntwo\nthree" });
+      assert.equal(pub.code, 0, pub.stderr);
+      const ids = pub.stdout.trim().split("\n");
+      const durable = ["sub", ...s, t, "--durable", "cli", "--raw", "--count", "1"];
+      const first = await relayr([...durable, "--start", "first"]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(first.stdout, "one\n");
+      // Resumes after what it acked; --start is ignored by then.
+      const second = await relayr([...durable, "--start", "new"]);
+      assert.equal(second.stdout, "two\n");
+      const replay = await relayr([
+        "sub",
+        ...s,
+        t,
+        "--start",
+        `id:${ids[1]}`,
+        "--count",
+        "2",
+        "--json",
+      ]);
+      assert.equal(replay.code, 0, replay.stderr);
+      assert.deepEqual(replay.stdout.trim().split("\n").map((l) => JSON.parse(l).id), ids.slice(1));
+      // --forget deletes the durable: the next one starts afresh at --start first.
+      const forget = await relayr([...durable, "--forget"]);
+      assert.equal(forget.stdout, "three\n");
+      const fresh = await relayr([...durable, "--start", "first"]);
+      assert.equal(fresh.stdout, "one\n");
+      const undeclared = await relayr(["sub", ...s, "topic:cli.none", "--durable", "x"]);
+      assert.equal(undeclared.code, 1);
+      assertOneLineError(undeclared, /^relayr sub: NOT_DECLARED: /);
     });
 
     await t.step("request prints the reply; no reply exits 4", async () => {

@@ -6,13 +6,24 @@
 import assert from "node:assert/strict";
 import { FrameParser, type MsgFrame } from "../src/client/parser.ts";
 import { OutBuf } from "../src/client/outbound.ts";
-import { ackGroups, encodeAcks, encodePub, nackLine, subLine } from "../src/client/commands.ts";
+import {
+  ackGroups,
+  checkSubscribe,
+  declareLine,
+  encodeAcks,
+  encodePub,
+  nackLine,
+  subLine,
+  unsubLine,
+} from "../src/client/commands.ts";
 import {
   BadArgumentError,
   BadDestinationError,
   BadHeadersError,
   BrokerError,
   brokerError,
+  DurableInUseError,
+  NotDeclaredError,
   PayloadTooLargeError,
   ProtocolError,
   QueueFullError,
@@ -259,6 +270,90 @@ Deno.test("sub, ack and nack lines", () => {
   assert.equal(longGroups[0].length, 19);
 });
 
+Deno.test("durable and start on SUB lines; the resume line leaves start out", () => {
+  const line = (opts: Parameters<typeof subLine>[3], resume = false) =>
+    subLine("topic:o", "s1", "explicit", opts, resume);
+  assert.equal(line({ durable: "billing" }), "SUB topic:o sub_id:s1 ack:explicit durable:billing");
+  assert.equal(line({ start: "first" }), "SUB topic:o sub_id:s1 ack:explicit start:first");
+  assert.equal(line({ start: "new" }), "SUB topic:o sub_id:s1 ack:explicit start:new");
+  assert.equal(
+    line({ start: { id: "1830000000000001" } }),
+    "SUB topic:o sub_id:s1 ack:explicit start:id:1830000000000001",
+  );
+  assert.equal(
+    line({ start: { time: 1767225600000 } }),
+    `SUB topic:o sub_id:s1 ack:explicit start:time:1767225600000`,
+  );
+  assert.equal(
+    line({ start: { time: new Date(1767225600000) } }),
+    "SUB topic:o sub_id:s1 ack:explicit start:time:1767225600000",
+  );
+  assert.equal(
+    line({ durable: "a.b-c_1", start: "first", prefetch: 5 }),
+    "SUB topic:o sub_id:s1 ack:explicit prefetch:5 durable:a.b-c_1 start:first",
+  );
+  // After a reconnect: same durable name, no start (the broker resumes at the stored position).
+  assert.equal(
+    line({ durable: "billing", start: "first" }, true),
+    "SUB topic:o sub_id:s1 ack:explicit durable:billing",
+  );
+  assert.equal(line({ start: { id: "7" } }, true), "SUB topic:o sub_id:s1 ack:explicit");
+  // Refused before anything is sent.
+  for (const bad of ["", "a b", "x:y", "é", "a".repeat(257)]) {
+    assert.throws(() => line({ durable: bad }), BadArgumentError, JSON.stringify(bad));
+  }
+  const badStarts = [
+    "last",
+    { id: "12a" },
+    { id: "" },
+    { id: 5 },
+    { time: -1 },
+    { time: 1.5 },
+    { time: new Date(NaN) },
+    { time: 2 ** 44 },
+    {},
+    null,
+  ];
+  for (const bad of badStarts) {
+    // deno-lint-ignore no-explicit-any
+    assert.throws(() => line({ start: bad as any }), BadArgumentError, JSON.stringify(bad));
+  }
+  // A durable defaults to explicit acks and refuses ack:none; start/durable want a plain topic.
+  assert.equal(checkSubscribe("topic:o", { durable: "d" }), "explicit");
+  assert.equal(checkSubscribe("topic:o", { start: "first" }), "none");
+  assert.throws(() => checkSubscribe("topic:o", { durable: "d", ack: "none" }), BadArgumentError);
+  assert.throws(() => checkSubscribe("queue:o", { durable: "d" }), BadArgumentError);
+  assert.throws(() => checkSubscribe("queue:o", { start: "first" }), BadArgumentError);
+  assert.throws(() => checkSubscribe("topic:o.*", { durable: "d" }), BadDestinationError);
+  assert.throws(() => checkSubscribe("topic:o.>", { start: "first" }), BadDestinationError);
+});
+
+Deno.test("DECLARE and UNSUB forget lines", () => {
+  assert.equal(
+    declareLine("topic:o", { retainMessages: 10 }),
+    "DECLARE topic:o retain_messages:10",
+  );
+  assert.equal(
+    declareLine("topic:o.eu", { retainMessages: 1, retainBytes: 1024, retainAgeMs: 60000 }),
+    "DECLARE topic:o.eu retain_messages:1 retain_bytes:1024 retain_age:60000",
+  );
+  assert.equal(
+    declareLine("topic:o", { retainAgeMs: 2592000000 }),
+    "DECLARE topic:o retain_age:2592000000",
+  );
+  assert.throws(() => declareLine("topic:o", {}), BadArgumentError);
+  assert.throws(() => declareLine("topic:o", { retainMessages: 0 }), BadArgumentError);
+  assert.throws(() => declareLine("topic:o", { retainMessages: 10_000_001 }), BadArgumentError);
+  assert.throws(() => declareLine("topic:o", { retainBytes: 2 ** 30 + 1 }), BadArgumentError);
+  assert.throws(() => declareLine("topic:o", { retainAgeMs: 2592000001 }), BadArgumentError);
+  assert.throws(() => declareLine("topic:o", { retainAgeMs: 1.5 }), BadArgumentError);
+  assert.throws(() => declareLine("queue:o", { retainMessages: 1 }), BadDestinationError);
+  assert.throws(() => declareLine("topic:o.*", { retainMessages: 1 }), BadDestinationError);
+  assert.throws(() => declareLine("topic:o x", { retainMessages: 1 }), BadDestinationError);
+  assert.equal(unsubLine("s1"), "UNSUB s1");
+  assert.equal(unsubLine("s1", true), "UNSUB s1 forget:true");
+});
+
 Deno.test("outbound buffer grows and double-buffers", () => {
   const out = new OutBuf();
   const big = new Uint8Array(100_000).fill(7);
@@ -286,6 +381,8 @@ Deno.test("error registry maps every code", () => {
     "QUEUE_FULL",
     "LIMIT",
     "STORE_FAILED",
+    "NOT_DECLARED",
+    "DURABLE_IN_USE",
     "BAD_FRAME",
     "CONTROL_LINE_TOO_LONG",
     "PAYLOAD_TOO_LARGE",
@@ -304,6 +401,9 @@ Deno.test("error registry maps every code", () => {
   }
   assert.equal(names.size, codes.length);
   assert.ok(brokerError("QUEUE_FULL", "x") instanceof QueueFullError);
+  assert.ok(brokerError("NOT_DECLARED", "x") instanceof NotDeclaredError);
+  assert.ok(brokerError("DURABLE_IN_USE", "x") instanceof DurableInUseError);
+  assert.equal(brokerError("DURABLE_IN_USE", "x").fatal, false);
   assert.equal(brokerError("SHUTTING_DOWN", "").fatal, true);
   assert.ok(brokerError("SHUTTING_DOWN", "") instanceof ShuttingDownError);
   assert.equal(brokerError("QUEUE_FULL", "").fatal, false);

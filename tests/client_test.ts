@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  BadArgumentError,
   BadDestinationError,
   BufferFullError,
   type Client,
@@ -12,7 +13,9 @@ import {
   ConnectError,
   ConnectionClosedError,
   ConnectionLostError,
+  DurableInUseError,
   type Message,
+  NotDeclaredError,
   PayloadTooLargeError,
   QueueFullError,
   ShuttingDownError,
@@ -419,6 +422,81 @@ Deno.test("client gives up after maxReconnectAttempts and closes with an error",
     assert.equal(events.filter((e) => e.type === "reconnecting").length, 3);
   } finally {
     await c.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("durable topics: declare, replay, durable resume across close and reconnect", async () => {
+  const broker = await BrokerProcess.start();
+  const opts = { reconnectDelayMs: 20, reconnectDelayMaxMs: 200 };
+  const c = await connect(broker.address, opts);
+  const p = await connect(broker.address, opts);
+  const t = "topic:dur.orders";
+  try {
+    // declare: resolves on OK; bad arguments are refused before sending.
+    await p.declare(t, { retainMessages: 1000, retainAgeMs: 3_600_000 });
+    await assert.rejects(p.declare("queue:dur", { retainMessages: 1 }), BadDestinationError);
+    await assert.rejects(p.declare("topic:dur.x", {}), BadArgumentError);
+    await assert.rejects(p.declare("topic:dur.x", { retainBytes: 0 }), BadArgumentError);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await p.publish(t, `m${i}`));
+
+    // Replay: start "first" and { id } begin with retained messages.
+    const replay = await c.subscribe(t, { start: "first" });
+    assert.deepEqual((await take(replay, 3)).map((m) => m.text()), ["m0", "m1", "m2"]);
+    const fromId = await p.subscribe(t, { start: { id: ids[1] } });
+    assert.deepEqual((await take(fromId, 2)).map((m) => m.id), ids.slice(1));
+    await fromId.unsubscribe();
+
+    // Typed errors of the broker.
+    await assert.rejects(p.subscribe("topic:dur.nope", { durable: "x" }), NotDeclaredError);
+    await assert.rejects(p.subscribe("topic:dur.nope", { start: "first" }), NotDeclaredError);
+
+    // A durable: created at "first"; two of three acked; another user is refused.
+    const d1c = await connect(broker.address, { reconnect: false });
+    const d1 = await d1c.subscribe(t, { durable: "billing", start: "first" });
+    assert.equal(d1.ackMode, "explicit");
+    assert.equal(d1.durable, "billing");
+    const first = await take(d1, 3);
+    assert.deepEqual(first.map((m) => m.text()), ["m0", "m1", "m2"]);
+    await first[0].ack({ confirm: true });
+    await first[1].ack({ confirm: true });
+    await assert.rejects(p.subscribe(t, { durable: "billing" }), DurableInUseError);
+    await d1c.close();
+    ids.push(await p.publish(t, "m3"));
+    assert.equal((await take(replay, 1))[0].text(), "m3");
+
+    // Resume on another connection: the unacked m2 comes again, then m3; start is ignored.
+    const d2 = await c.subscribe(t, { durable: "billing", start: "new" });
+    const resumed = await take(d2, 2);
+    assert.deepEqual(resumed.map((m) => m.id), ids.slice(2));
+    await resumed[0].ack({ confirm: true }); // m3 stays unacked
+
+    // The broker stops and comes back: the client renews the durable with its name and
+    // without start, so it resumes at the stored position (m3 again); the plain replay
+    // is renewed without start too, so it does not replay its history.
+    const reconnected = c.reconnects + 1;
+    await broker.kill("SIGTERM");
+    await broker.restart();
+    await waitFor(() => c.reconnects === reconnected && p.connected, 10_000, "reconnect");
+    const [again] = await take(d2, 1);
+    assert.equal(again.id, ids[3]);
+    assert.equal(again.text(), "m3");
+    await again.ack({ confirm: true });
+    await c.flush();
+    ids.push(await p.publish(t, "m4"));
+    assert.equal((await take(replay, 1))[0].text(), "m4");
+    assert.equal((await take(d2, 1))[0].id, ids[4]);
+
+    // forget: true deletes the durable; a new one with the name starts afresh at its start.
+    await assert.rejects(replay.unsubscribe({ forget: true }), BadArgumentError);
+    await d2.unsubscribe({ forget: true });
+    const d3 = await c.subscribe(t, { durable: "billing", start: { time: 0 } });
+    assert.deepEqual((await take(d3, 5)).map((m) => m.id), ids);
+    await d3.unsubscribe({ forget: true });
+  } finally {
+    await c.close();
+    await p.close();
     await broker.stop();
   }
 });

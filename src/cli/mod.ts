@@ -1,12 +1,14 @@
 /**
  * The client half of the `relayr` command line: `pub`, `sub`, `request`,
- * `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
+ * `declare`, `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
  * for everything else.
  *
  * ```sh
  * relayr pub queue:orders '{"order_id":"12345"}'
  * relayr sub topic:events.> --count 10 --json
  * relayr request queue:rpc.echo hello --timeout 2000
+ * relayr declare topic:orders --retain-messages 100000
+ * relayr sub topic:orders --durable billing --start first
  * relayr stats
  * relayr bench --pubs 1 --subs 1 --msgs 100000 --size 128
  * ```
@@ -19,6 +21,7 @@
 import type { Runtime } from "../runtime/mod.ts";
 import { benchCommand } from "./bench.ts";
 import { type CliIo, defaultIo } from "./common.ts";
+import { declareCommand } from "./declare.ts";
 import { pubCommand } from "./pub.ts";
 import { requestCommand } from "./request.ts";
 import { statsCommand } from "./stats.ts";
@@ -33,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   pub: pubCommand,
   sub: subCommand,
   request: requestCommand,
+  declare: declareCommand,
   stats: statsCommand,
   bench: benchCommand,
 };
@@ -42,6 +46,7 @@ export const CLI_USAGE = `Client commands:
   relayr pub <dest> [data|-]   publish a message (or one per stdin line)
   relayr sub <dest>            print the messages of a subscription
   relayr request <dest> <data> send a request and print the reply
+  relayr declare <topic>       declare a topic with retention (replay, durables)
   relayr stats                 print the broker's statistics
   relayr bench                 load-test the broker
 Run "relayr <command> --help" for the options of each.`;

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Client, Message } from "../client/mod.ts";
+import type { Client, Message, StartPosition } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
@@ -26,9 +26,16 @@ Subscribes and prints each message until --count messages arrived or
 Ctrl-C. Topic patterns may use wildcards (topic:orders.*, topic:orders.>).
 Queue messages are acknowledged once printed unless --no-ack is given.
 
+On a declared topic (see relayr declare), --start replays retained messages
+first, and --durable names a durable subscription: the broker keeps its
+position (it has explicit acks), and a later --durable with the same name
+resumes there, ignoring --start.
+
 Examples:
   relayr sub topic:events.>
   relayr sub queue:orders --count 10 --json
+  relayr sub topic:orders --durable billing --start first
+  relayr sub topic:orders --start time:1767225600000 --count 5
 
 Options:
       --ack                 explicit acks: ack each message once printed
@@ -41,6 +48,11 @@ Options:
       --prefetch <n>        most unacked messages in flight (explicit acks)
       --ack-timeout <ms>    redeliver a message not acked within this time
       --timeout <ms>        give up (exit 4) if --count is not reached in time
+      --durable <name>      a durable subscription of a declared topic
+                            (explicit acks; --no-ack leaves the position)
+      --start <position>    where a replay or a new durable starts (declared
+                            topics): new, first, id:<msg_id> or time:<epoch_ms>
+      --forget              on exit, delete the durable (with --durable)
 ${COMMON_HELP}`;
 
 const decoder = new TextDecoder();
@@ -62,6 +74,9 @@ export async function subCommand(args: string[], runtime: Runtime, io: CliIo): P
       prefetch: { type: "string" },
       "ack-timeout": { type: "string" },
       timeout: { type: "string" },
+      durable: { type: "string" },
+      start: { type: "string" },
+      forget: { type: "boolean" },
     });
     if (values.help) {
       io.out(SUB_HELP);
@@ -78,7 +93,10 @@ export async function subCommand(args: string[], runtime: Runtime, io: CliIo): P
     const timeoutMs = intFlag("timeout", values.timeout, 0, 1);
     // Queues always use explicit acks: with --no-ack we simply never ack, so the
     // messages go back to the queue when we leave instead of being consumed.
-    const explicit = values.ack === true || dest.startsWith("queue:");
+    const durable = values.durable;
+    if (values.forget && durable === undefined) throw new UsageError("--forget needs --durable");
+    const start = values.start === undefined ? undefined : startFlag(values.start);
+    const explicit = values.ack === true || dest.startsWith("queue:") || durable !== undefined;
     const ackEach = explicit && !values["no-ack"];
     const prefetch = values.prefetch === undefined
       ? undefined
@@ -98,13 +116,21 @@ export async function subCommand(args: string[], runtime: Runtime, io: CliIo): P
       ack: explicit ? "explicit" : "none",
       prefetch,
       ackTimeoutMs,
+      durable,
+      start,
     });
     let timedOut = false;
-    removeSignals = onInterrupt(runtime, () => sub.unsubscribe().catch(() => {}));
+    // Every way out unsubscribes once; with --forget, that UNSUB deletes the durable.
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= sub.unsubscribe({ forget: values.forget === true });
+      stopping.catch(() => {});
+    };
+    removeSignals = onInterrupt(runtime, stop);
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
         timedOut = true;
-        sub.unsubscribe().catch(() => {});
+        stop();
       }, timeoutMs);
     }
     let n = 0;
@@ -112,10 +138,17 @@ export async function subCommand(args: string[], runtime: Runtime, io: CliIo): P
       n++;
       io.out(values.json ? JSON.stringify(toJson(msg)) : values.raw ? msg.text() : pretty(n, msg));
       if (ackEach) await msg.ack();
-      if (n === count) break;
+      if (n === count) {
+        stop();
+        break;
+      }
     }
     clearTimeout(timer);
     removeSignals();
+    if (values.forget) {
+      stop();
+      await stopping;
+    }
     await c.close();
     if (lost) throw lost;
     if (timedOut) {
@@ -129,6 +162,16 @@ export async function subCommand(args: string[], runtime: Runtime, io: CliIo): P
     await client?.close();
     return fail(io, "sub", err);
   }
+}
+
+/** The `--start` flag: `new`, `first`, `id:<msg_id>` or `time:<epoch_ms>`. */
+export function startFlag(value: string): StartPosition {
+  if (value === "new" || value === "first") return value;
+  if (/^id:[0-9]+$/.test(value)) return { id: value.slice(3) };
+  if (/^time:[0-9]+$/.test(value)) return { time: intFlag("start time", value.slice(5), 0) };
+  throw new UsageError(
+    `--start must be new, first, id:<msg_id> or time:<epoch_ms>, got ${JSON.stringify(value)}`,
+  );
 }
 
 /** The human format: a title line, the headers, the body. */

@@ -16,12 +16,15 @@ import { type Address, parseAddress } from "./address.ts";
 import {
   type AckMode,
   checkSubscribe,
+  declareLine,
+  type DeclareOptions,
   encodePub,
   nackLine,
   type PublishOptions,
   subLine,
   type SubWireOptions,
   toBytes,
+  unsubLine,
 } from "./commands.ts";
 import {
   BufferFullError,
@@ -33,6 +36,7 @@ import {
   type ProtocolError,
   StaleConnectionError,
   TimeoutError,
+  UnknownSubIdError,
 } from "./errors.ts";
 import { handleFrames } from "./dispatch.ts";
 import * as L from "./limits.ts";
@@ -356,12 +360,32 @@ export class Client {
    * Subscribes; resolves once the broker answered `OK`. Iterate the result
    * with `for await`.
    *
+   * On a declared topic, `start` replays retained messages first and
+   * `durable` names a subscription whose position the broker keeps (it has
+   * explicit acks; a later subscription with the name resumes where this one
+   * left off, unacked messages again). After a reconnect the client renews
+   * the subscription without `start`: a durable resumes at its stored
+   * position, and a plain replay goes on with new messages instead of
+   * replaying its history again (it has no stored position; see
+   * docs/CLIENT.md). Errors: `NotDeclaredError` (the topic is not declared),
+   * `DurableInUseError` (another subscription uses the durable).
+   *
    * @example
    * ```ts ignore
    * const sub = await client.subscribe("queue:orders", { prefetch: 10 });
    * for await (const msg of sub) {
    *   console.log(msg.json());
    *   await msg.ack();
+   * }
+   * ```
+   *
+   * @example Durable subscription of a declared topic
+   * ```ts ignore
+   * await client.declare("topic:orders", { retainMessages: 100_000 });
+   * const sub = await client.subscribe("topic:orders", { durable: "billing", start: "first" });
+   * for await (const msg of sub) {
+   *   console.log(msg.text());
+   *   await msg.ack(); // moves the durable's stored position
    * }
    * ```
    */
@@ -376,6 +400,8 @@ export class Client {
       sid,
       ack,
       line: subLine(dest, sid, ack, options),
+      resumeLine: subLine(dest, sid, ack, options, true),
+      durable: options.durable,
       maxMessages: options.maxPendingMessages ?? L.SUB_BUFFER_MESSAGES_MAX,
       maxBytes: options.maxPendingBytes ?? L.SUB_BUFFER_BYTES_MAX,
       callback: options.callback,
@@ -399,6 +425,38 @@ export class Client {
       const sid = `s${this.#nextSid++}`;
       if (!this.#subs.has(sid)) return sid;
     }
+  }
+
+  /**
+   * Declares a topic with retention (`DECLARE`): the broker keeps its
+   * messages, subscribers or not, within the limits (at least one), which is
+   * what replay (`start`) and durable subscriptions read from. Resolves on the
+   * broker's `OK` (once the declaration is stored); declaring again replaces
+   * all three limits (one not given goes back to the broker's default).
+   * Arguments are checked first (`BadDestinationError`, `BadArgumentError`);
+   * while the client is reconnecting it rejects with `ConnectionLostError`
+   * (declaring is idempotent: retry).
+   *
+   * @example
+   * ```ts ignore
+   * await client.declare("topic:orders", { retainMessages: 100_000, retainAgeMs: 86_400_000 });
+   * ```
+   */
+  declare(topic: string, options: DeclareOptions): Promise<void> {
+    let line: string;
+    try {
+      if (this.#closed) throw new ConnectionClosedError();
+      line = declareLine(topic, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const link = this.#link;
+    if (link === null) {
+      return Promise.reject(
+        new ConnectionLostError(`Not connected; the client is reconnecting (DECLARE ${topic})`),
+      );
+    }
+    return link.command(line).then(() => {});
   }
 
   /**
@@ -725,7 +783,9 @@ export class Client {
   // ---- subscriptions and settling ---------------------------------------
 
   #sendSub(link: Link, s: SubState): void {
-    link.send(s.line, {
+    // Once confirmed, renewals leave `start` out: a durable resumes at its
+    // stored position; a plain replay must not replay its history again.
+    link.send(s.subscribed ? s.resumeLine : s.line, {
       kind: Reply.OK,
       resolve: () => {
         s.subscribed = true;
@@ -745,20 +805,35 @@ export class Client {
     });
   }
 
-  #unsubscribe(s: SubState): Promise<void> {
+  #unsubscribe(s: SubState, forget = false): Promise<void> {
     const link = this.#link;
-    if (this.#subs.get(s.sid) !== s) return Promise.resolve();
+    if (this.#subs.get(s.sid) !== s) {
+      if (!forget) return Promise.resolve();
+      return Promise.reject(
+        new UnknownSubIdError(
+          `subscription ${s.sid} has already ended; subscribe with durable ${s.durable} again to forget it`,
+        ),
+      );
+    }
     if (link === null) {
       this.#subs.delete(s.sid);
-      return Promise.resolve();
+      if (!forget) return Promise.resolve();
+      return Promise.reject(
+        new ConnectionLostError(
+          `Not connected; durable ${s.durable} was not forgotten (subscribe with it again to forget it)`,
+        ),
+      );
     }
-    return link.command(`UNSUB ${s.sid}`).then(
+    return link.command(unsubLine(s.sid, forget)).then(
       () => {
         if (this.#subs.get(s.sid) === s) this.#subs.delete(s.sid);
       },
       (err) => {
         if (this.#subs.get(s.sid) === s) this.#subs.delete(s.sid);
-        if (!(err instanceof ConnectionLostError || err instanceof ConnectionClosedError)) {
+        if (
+          forget ||
+          !(err instanceof ConnectionLostError || err instanceof ConnectionClosedError)
+        ) {
           throw err;
         }
       },
@@ -766,7 +841,7 @@ export class Client {
   }
 
   #subHost: SubscriptionHost = {
-    unsubscribe: (s) => this.#unsubscribe(s),
+    unsubscribe: (s, forget) => this.#unsubscribe(s, forget),
     drain: async (s) => {
       if (s.ended) return;
       try {

@@ -1,6 +1,6 @@
 /**
  * Options of the client's commands, their validation, and the encoders of
- * client frames (`PUB`, `SUB`, `UNSUB`, `ACK`, `NACK`, `CONNECT`).
+ * client frames (`PUB`, `SUB`, `DECLARE`, `UNSUB`, `ACK`, `NACK`, `CONNECT`).
  *
  * Everything that goes on a control line is validated here first: a space or
  * line end smuggled into a destination or token would otherwise let a caller
@@ -16,6 +16,9 @@ import {
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
   PREFETCH_MAX,
+  RETAIN_AGE_MS_MAX,
+  RETAIN_BYTES_MAX,
+  RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
@@ -57,7 +60,43 @@ export interface SubWireOptions {
   prefetch?: number;
   /** Unacked messages older than this are redelivered; broker default 30000. */
   ackTimeoutMs?: number;
+  /**
+   * The name of a durable subscription of a declared topic (1-256 bytes of
+   * `A-Z a-z 0-9 _ - .`): the broker keeps its position while nobody uses it,
+   * and a later subscription with the name resumes there. Implies explicit
+   * acks (`ack: "none"` is refused).
+   */
+  durable?: string;
+  /**
+   * Where a replay or a new durable starts (declared topics only): `"new"`
+   * (the default), `"first"` (the oldest retained message), `{ id }` (the
+   * oldest retained message whose id is `>=` it) or `{ time }` (the oldest
+   * published at or after it). Only sent on the first `SUB`: after a
+   * reconnect the subscription is renewed without it (see docs/CLIENT.md).
+   */
+  start?: StartPosition;
 }
+
+/**
+ * Where a replay or a new durable subscription starts. Message ids are
+ * strings in this SDK (as `publish` returns them and `Message.id` holds them).
+ */
+export type StartPosition = "new" | "first" | { id: string } | { time: Date | number };
+
+/** Retention limits of {@linkcode declareLine} (`Client.declare`); at least one is required. */
+export interface DeclareOptions {
+  /** Most messages retained, 1-10000000; broker default: its queue message limit. */
+  retainMessages?: number;
+  /** Most payload bytes retained, 1-1073741824; broker default: its queue byte limit. */
+  retainBytes?: number;
+  /** Drop retained messages older than this many ms, 1-2592000000; default: no age limit. */
+  retainAgeMs?: number;
+}
+
+/** A durable name: 1-256 bytes of `A-Z a-z 0-9 _ - .` (as the broker checks it). */
+const DURABLE_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${TOKEN_BYTES_MAX}}$`);
+/** Largest `start:time:` the broker takes (ms since the epoch). */
+const START_TIME_MS_MAX = 2 ** 43;
 
 const encoder = new TextEncoder();
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -184,8 +223,58 @@ export function encodePub(
   out.writeString("\r\n");
 }
 
-/** Validates the wire options of a subscription; returns its `SUB` line (without the line end). */
-export function subLine(dest: string, sid: string, ack: AckMode, opts: SubWireOptions): string {
+/** The `start:` value of a position; validates it. */
+export function startValue(start: StartPosition): string {
+  if (start === "new" || start === "first") return start;
+  if (typeof start === "object" && start !== null) {
+    if ("id" in start) {
+      const id = start.id;
+      if (typeof id !== "string" || !/^[0-9]{1,16}$/.test(id) || !Number.isSafeInteger(+id)) {
+        throw new BadArgumentError(
+          `start.id must be a message id (a decimal string), got ${JSON.stringify(id)}`,
+        );
+      }
+      return `id:${id}`;
+    }
+    if ("time" in start) {
+      const t = start.time;
+      const ms = t instanceof Date ? t.getTime() : t;
+      checkInt("start.time", ms, 0, START_TIME_MS_MAX);
+      return `time:${ms}`;
+    }
+  }
+  throw new BadArgumentError(
+    `start must be "new", "first", { id } or { time }, got ${JSON.stringify(start)}`,
+  );
+}
+
+/**
+ * Validates the wire options of a subscription; returns its `SUB` line
+ * (without the line end). `resume`: the line that renews the subscription
+ * after a reconnect, which leaves `start` out (a durable resumes at its
+ * stored position; a plain replay would otherwise repeat its history).
+ *
+ * @example
+ * ```ts
+ * import { subLine } from "./commands.ts";
+ * const opts = { durable: "billing", start: "first" } as const;
+ * console.assert(
+ *   subLine("topic:orders", "s1", "explicit", opts) ===
+ *     "SUB topic:orders sub_id:s1 ack:explicit durable:billing start:first",
+ * );
+ * console.assert(
+ *   subLine("topic:orders", "s1", "explicit", opts, true) ===
+ *     "SUB topic:orders sub_id:s1 ack:explicit durable:billing",
+ * );
+ * ```
+ */
+export function subLine(
+  dest: string,
+  sid: string,
+  ack: AckMode,
+  opts: SubWireOptions,
+  resume = false,
+): string {
   let line = `SUB ${dest} sub_id:${sid} ack:${ack}`;
   if (opts.prefetch !== undefined) {
     checkInt("prefetch", opts.prefetch, 1, PREFETCH_MAX);
@@ -195,6 +284,20 @@ export function subLine(dest: string, sid: string, ack: AckMode, opts: SubWireOp
     checkInt("ackTimeoutMs", opts.ackTimeoutMs, 1, ACK_TIMEOUT_MS_MAX);
     line += ` ack_timeout:${opts.ackTimeoutMs}`;
   }
+  if (opts.durable !== undefined) {
+    if (typeof opts.durable !== "string" || !DURABLE_NAME.test(opts.durable)) {
+      throw new BadArgumentError(
+        `durable must be 1 to ${TOKEN_BYTES_MAX} bytes of A-Z a-z 0-9 _ - ., got ${
+          JSON.stringify(opts.durable)
+        }`,
+      );
+    }
+    line += ` durable:${opts.durable}`;
+  }
+  if (opts.start !== undefined) {
+    const start = startValue(opts.start);
+    if (!resume) line += ` start:${start}`;
+  }
   return line;
 }
 
@@ -202,12 +305,73 @@ export function subLine(dest: string, sid: string, ack: AckMode, opts: SubWireOp
 export function checkSubscribe(dest: string, opts: SubWireOptions): AckMode {
   checkDestination(dest, true);
   if (opts.subId !== undefined) checkToken("subId", opts.subId);
-  const ack = opts.ack ?? (dest.startsWith("queue:") ? "explicit" : "none");
+  const durable = opts.durable !== undefined;
+  if (durable || opts.start !== undefined) {
+    const what = durable ? "durable" : "start";
+    if (!dest.startsWith("topic:")) {
+      throw new BadArgumentError(`${what} takes a declared topic, not ${dest}`);
+    }
+    if (destinationError(dest, false) !== undefined) {
+      throw new BadDestinationError(`${what} takes a topic without wildcards, not ${dest}`);
+    }
+  }
+  const ack = opts.ack ?? (dest.startsWith("queue:") || durable ? "explicit" : "none");
   if (ack !== "explicit" && ack !== "none") {
     throw new BadArgumentError(`ack must be "explicit" or "none", got ${JSON.stringify(ack)}`);
   }
+  if (durable && ack !== "explicit") {
+    throw new BadArgumentError(`a durable subscription has explicit acks (ack: "none" given)`);
+  }
   subLine(dest, "x", ack, opts);
   return ack;
+}
+
+/**
+ * Validates and returns a `DECLARE` line (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { declareLine } from "./commands.ts";
+ * console.assert(
+ *   declareLine("topic:orders", { retainMessages: 1000, retainAgeMs: 60000 }) ===
+ *     "DECLARE topic:orders retain_messages:1000 retain_age:60000",
+ * );
+ * ```
+ */
+export function declareLine(topic: string, opts: DeclareOptions): string {
+  checkDestination(topic, false);
+  if (!topic.startsWith("topic:")) {
+    throw new BadDestinationError(
+      `only topics are declared (queues keep their messages): ${topic}`,
+    );
+  }
+  if (typeof opts !== "object" || opts === null) {
+    throw new BadArgumentError("declare needs options with at least one retention limit");
+  }
+  let line = `DECLARE ${topic}`;
+  if (opts.retainMessages !== undefined) {
+    checkInt("retainMessages", opts.retainMessages, 1, RETAIN_MESSAGES_MAX);
+    line += ` retain_messages:${opts.retainMessages}`;
+  }
+  if (opts.retainBytes !== undefined) {
+    checkInt("retainBytes", opts.retainBytes, 1, RETAIN_BYTES_MAX);
+    line += ` retain_bytes:${opts.retainBytes}`;
+  }
+  if (opts.retainAgeMs !== undefined) {
+    checkInt("retainAgeMs", opts.retainAgeMs, 1, RETAIN_AGE_MS_MAX);
+    line += ` retain_age:${opts.retainAgeMs}`;
+  }
+  if (line.length === 8 + topic.length) {
+    throw new BadArgumentError(
+      "declare needs at least one of retainMessages, retainBytes, retainAgeMs",
+    );
+  }
+  return line;
+}
+
+/** The `UNSUB` line of a subscription (without the line end); `forget` deletes its durable. */
+export function unsubLine(sid: string, forget = false): string {
+  return forget ? `UNSUB ${sid} forget:true` : `UNSUB ${sid}`;
 }
 
 /**

@@ -179,7 +179,11 @@ export class LimitError extends BrokerError {
   }
 }
 
-/** `STORE_FAILED`: the broker could not persist the message; it was not accepted. */
+/**
+ * `STORE_FAILED`: the broker could not make the message durable: treat it as
+ * not sent (it may still be delivered); or a `DECLARE` or durable position
+ * could not be stored (it holds in memory and is written again with the next).
+ */
 export class StoreFailedError extends BrokerError {
   /**
    * Makes the error from the broker's text.
@@ -189,6 +193,50 @@ export class StoreFailedError extends BrokerError {
   constructor(text = "") {
     super("STORE_FAILED", text, false);
     this.name = "StoreFailedError";
+  }
+}
+
+/**
+ * `NOT_DECLARED`: a subscription with `durable` or `start` on a topic that is
+ * not declared; `Client.declare` the topic first.
+ *
+ * @example
+ * ```ts
+ * import { brokerError, NotDeclaredError } from "./errors.ts";
+ * console.assert(brokerError("NOT_DECLARED", "topic:orders") instanceof NotDeclaredError);
+ * ```
+ */
+export class NotDeclaredError extends BrokerError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("NOT_DECLARED", text, false);
+    this.name = "NotDeclaredError";
+  }
+}
+
+/**
+ * `DURABLE_IN_USE`: another live subscription (on any connection) uses this
+ * durable name on the topic; only one may at a time.
+ *
+ * @example
+ * ```ts
+ * import { brokerError, DurableInUseError } from "./errors.ts";
+ * console.assert(brokerError("DURABLE_IN_USE", "billing") instanceof DurableInUseError);
+ * ```
+ */
+export class DurableInUseError extends BrokerError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("DURABLE_IN_USE", text, false);
+    this.name = "DurableInUseError";
   }
 }
 
@@ -297,6 +345,8 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   QUEUE_FULL: QueueFullError,
   LIMIT: LimitError,
   STORE_FAILED: StoreFailedError,
+  NOT_DECLARED: NotDeclaredError,
+  DURABLE_IN_USE: DurableInUseError,
   BAD_FRAME: BadFrameError,
   CONTROL_LINE_TOO_LONG: ControlLineTooLongError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,

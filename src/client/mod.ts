@@ -18,6 +18,8 @@
  * - `subscribe` returns an async iterable; `ack()`, `nack({ delayMs })` and
  *   `respond(body)` settle or answer a message.
  * - `request` does request/reply over `reply_to` + `correlation_id`.
+ * - `declare` gives a topic retention; `subscribe` with `start` replays it,
+ *   with `durable` resumes where a named subscription left off.
  * - The client reconnects with jittered exponential back-off, renews its
  *   subscriptions, and buffers publishes while reconnecting (bounded).
  * - Every broker `ERR` code has its own error class (see `errors.ts`).
@@ -34,10 +36,16 @@ export {
   type ServerInfo,
   type SubscribeOptions,
 } from "./client.ts";
-export type { AckMode, PublishOptions, SubWireOptions } from "./commands.ts";
+export type {
+  AckMode,
+  DeclareOptions,
+  PublishOptions,
+  StartPosition,
+  SubWireOptions,
+} from "./commands.ts";
 export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
 export { type AckOptions, Message, type NackOptions } from "./message.ts";
-export { Subscription } from "./subscription.ts";
+export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
 export type { StatusEvent, StatusListener } from "./status.ts";
 export { type Address, parseAddress } from "./address.ts";
 export * from "./errors.ts";

@@ -7,13 +7,24 @@
  * @module
  */
 import type { AckMode } from "./commands.ts";
+import { BadArgumentError } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import type { Message, MessageContext } from "./message.ts";
 
+/** Options of {@linkcode Subscription.unsubscribe}. */
+export interface UnsubscribeOptions {
+  /** Also delete the subscription's durable (durable subscriptions only): its position is forgotten. */
+  forget?: boolean;
+}
+
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
-  /** Sends `UNSUB` (when connected) and resolves on its `OK`; the client stops routing the id then. */
-  unsubscribe(state: SubState): Promise<void>;
+  /**
+   * Sends `UNSUB` (when connected) and resolves on its `OK`; the client stops
+   * routing the id then. `forget`: `UNSUB <sid> forget:true`, which deletes the
+   * durable (rejects when it cannot be sent).
+   */
+  unsubscribe(state: SubState, forget?: boolean): Promise<void>;
   /** Drains one subscription, bounded by the client's drain timeout. */
   drain(state: SubState): Promise<void>;
   /** The buffer is full and messages are being dropped (reported once per episode). */
@@ -27,8 +38,12 @@ export interface SubStateInit {
   dest: string;
   sid: string;
   ack: AckMode;
-  /** The `SUB` line, kept to resubscribe after a reconnect. */
+  /** The `SUB` line, sent until the broker first confirms it. */
   line: string;
+  /** The `SUB` line that renews the subscription after a reconnect (no `start:`). */
+  resumeLine: string;
+  /** The durable name, if any. */
+  durable?: string;
   maxMessages: number;
   maxBytes: number;
   callback?: (msg: Message) => void | Promise<void>;
@@ -49,6 +64,8 @@ export class SubState {
   readonly sid: string;
   readonly ack: AckMode;
   readonly line: string;
+  readonly resumeLine: string;
+  readonly durable: string | undefined;
   /** Resolved by the broker's `OK` to the `SUB` (after a reconnect too), rejected by its `ERR`. */
   readonly confirmed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
   /** Set by the client once created. */
@@ -77,6 +94,8 @@ export class SubState {
     this.sid = init.sid;
     this.ack = init.ack;
     this.line = init.line;
+    this.resumeLine = init.resumeLine;
+    this.durable = init.durable;
     this.sub = new Subscription(this);
     // A rejected confirmation nobody awaits (e.g. after a reconnect) is reported elsewhere.
     this.confirmed.promise.catch(() => {});
@@ -251,6 +270,11 @@ export class Subscription implements AsyncIterable<Message> {
     return this.#s.sid;
   }
 
+  /** The durable name, for a durable subscription. */
+  get durable(): string | undefined {
+    return this.#s.durable;
+  }
+
   /** `explicit` or `none`. */
   get ackMode(): AckMode {
     return this.#s.ack;
@@ -285,13 +309,32 @@ export class Subscription implements AsyncIterable<Message> {
    * Stops the subscription at once: the loop ends, buffered messages are
    * dropped (unacked queue messages go back to the queue). Resolves on the
    * broker's `OK`.
+   *
+   * A durable subscription keeps its durable (the position is stored for a
+   * later subscription with the name) unless `forget: true`, which deletes
+   * it. `forget` on a subscription that is not durable rejects with
+   * `BadArgumentError` and leaves it running; while the client is
+   * reconnecting it rejects with `ConnectionLostError` (the subscription ends,
+   * the durable is kept: subscribe with the name again to forget it).
+   *
+   * @example
+   * ```ts ignore
+   * const sub = await client.subscribe("topic:orders", { durable: "billing" });
+   * await sub.unsubscribe({ forget: true }); // the durable "billing" is gone
+   * ```
    */
-  unsubscribe(): Promise<void> {
+  unsubscribe(options: UnsubscribeOptions = {}): Promise<void> {
     const s = this.#s;
-    if (s.ended && s.draining) return Promise.resolve();
+    const forget = options.forget === true;
+    if (forget && s.durable === undefined) {
+      return Promise.reject(
+        new BadArgumentError(`forget: subscription ${s.sid} is not durable`),
+      );
+    }
+    if (s.ended && s.draining && !forget) return Promise.resolve();
     s.draining = true;
     s.abort();
-    return s.host.unsubscribe(s);
+    return s.host.unsubscribe(s, forget);
   }
 
   /**
