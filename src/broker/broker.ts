@@ -114,10 +114,24 @@ export class Broker implements QueueHost, TopicHost {
    * must make it durable first. Throws `BrokerError` when refused.
    */
   publish(dest: string, payload: Uint8Array, o: PubOptions | undefined): number | Promise<number> {
+    return this.publishFrom(dest, payload, 0, payload.length, o);
+  }
+
+  /**
+   * `publish` of the payload `buf[off, off + len)`, as the parser hands it
+   * over: the message points into the read chunk, no view is made per message.
+   */
+  publishFrom(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
     const c = this.counters;
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
-      const msg = this.#message(dest, payload, o);
+      const msg = this.#message(dest, buf, off, len, o);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -127,7 +141,7 @@ export class Broker implements QueueHost, TopicHost {
         }
       }
       c.published++;
-      c.publishedBytes += payload.length;
+      c.publishedBytes += len;
       if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
         c.unrouted++;
       } else topic.publish(msg);
@@ -137,8 +151,8 @@ export class Broker implements QueueHost, TopicHost {
       });
     }
     const q = this.#queue(dest);
-    this.#makeRoom(q, payload.length);
-    const msg = this.#message(dest, payload, o);
+    this.#makeRoom(q, len);
+    const msg = this.#message(dest, buf, off, len, o);
     let durable: void | Promise<void>;
     try {
       durable = q.store.push(msg);
@@ -146,7 +160,7 @@ export class Broker implements QueueHost, TopicHost {
       throw storeFailed(e);
     }
     c.published++;
-    c.publishedBytes += payload.length;
+    c.publishedBytes += len;
     q.counters.published++;
     q.dispatch();
     // Still waiting for a consumer: it may wait long, so it must not pin the read chunk.
@@ -342,16 +356,29 @@ export class Broker implements QueueHost, TopicHost {
     return this.#topics;
   }
 
-  #message(dest: string, payload: Uint8Array, o: PubOptions | undefined): Message {
+  #message(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): Message {
     const now = this.now;
     const id = this.#ids.next(now);
-    if (o === undefined) {
-      return new Message(id, dest, payload, 0, 0, 0, 0, undefined, undefined, undefined, now);
-    }
+    const msg = o === undefined
+      ? new Message(id, dest, EMPTY, 0, 0, 0, 0, undefined, undefined, undefined, now)
+      : this.#messageWith(id, dest, o, now);
+    msg.buf = buf;
+    msg.off = off;
+    msg.len = len;
+    return msg;
+  }
+
+  #messageWith(id: number, dest: string, o: PubOptions, now: number): Message {
     return new Message(
       id,
       dest,
-      payload,
+      EMPTY,
       o.hdrBytes,
       o.priority,
       o.ttlMs,
@@ -528,6 +555,8 @@ function startAfter(t: Topic, start: StartPosition | undefined): number {
       return start.ms * ID_SEQ_PER_MS - 1;
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 function storeFailed(e: unknown): BrokerError {
   const why = e instanceof StoreError ? e.message : String(e);

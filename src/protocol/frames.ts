@@ -54,12 +54,26 @@ export interface ConnectFrame {
   op: "CONNECT";
   options: ConnectOptions;
 }
-/** `PUB`; `payload` is a view into the read chunk when it arrived whole (no copy). */
-export interface PubFrame {
-  op: "PUB";
-  dest: string;
-  payload: Uint8Array;
-  options: PubOptions | undefined;
+/**
+ * `PUB`. The payload is `buf[off, off + len)`: the read chunk itself when it
+ * arrived whole, so neither a copy nor a view is made per message (a typed
+ * array view costs about as much as parsing the line); `payload` makes one on
+ * demand.
+ */
+export class PubFrame {
+  readonly op = "PUB" as const;
+  constructor(
+    readonly dest: string,
+    readonly buf: Uint8Array,
+    readonly off: number,
+    readonly len: number,
+    readonly options: PubOptions | undefined,
+  ) {}
+
+  /** The payload as a view (allocates). */
+  get payload(): Uint8Array {
+    return this.buf.subarray(this.off, this.off + this.len);
+  }
 }
 /** `SUB`. */
 export interface SubFrame {

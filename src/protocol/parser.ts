@@ -39,6 +39,7 @@ import type {
   StartPosition,
   SubOptions,
 } from "./frames.ts";
+import { PubFrame } from "./frames.ts";
 import { headerBlockError } from "./headers.ts";
 import { destinationError } from "./names.ts";
 
@@ -139,14 +140,14 @@ export class Parser {
         }
         case State.PAYLOAD_END: {
           const c = chunk[i++];
-          if (c === LF) this.#emitPub(this.#payload, out);
+          if (c === LF) this.#emitPub(this.#payload, 0, this.#payload.length, out);
           else if (c === CR) this.#state = State.PAYLOAD_END_LF;
           else return this.#badEnd(out);
           break;
         }
         case State.PAYLOAD_END_LF: {
           if (chunk[i++] !== LF) return this.#badEnd(out);
-          this.#emitPub(this.#payload, out);
+          this.#emitPub(this.#payload, 0, this.#payload.length, out);
           break;
         }
         default:
@@ -255,7 +256,7 @@ export class Parser {
     const e = p + size;
     if (e < avail) {
       if (buf[e] === LF) {
-        this.#emitPub(buf.subarray(p, e), out);
+        this.#emitPub(buf, p, e - p, out);
         return e + 1;
       }
       if (buf[e] === CR && e + 1 < avail) {
@@ -263,7 +264,7 @@ export class Parser {
           this.#badEnd(out);
           return avail;
         }
-        this.#emitPub(buf.subarray(p, e), out);
+        this.#emitPub(buf, p, e - p, out);
         return e + 2;
       }
     }
@@ -343,17 +344,18 @@ export class Parser {
     return [str(buf, s, s + colon), str(buf, s + colon + 1, e)];
   }
 
-  #emitPub(payload: Uint8Array, out: Frame[]): void {
+  #emitPub(buf: Uint8Array, off: number, len: number, out: Frame[]): void {
     this.#state = State.LINE;
     this.#payload = EMPTY;
-    const error = this.#pubError ?? this.#headerError(payload);
+    const error = this.#pubError ?? this.#headerError(buf, off, len);
     if (error) out.push(err(error.code, error.message));
-    else out.push({ op: "PUB", dest: this.#pubDest, payload, options: this.#pubOptions });
+    else out.push(new PubFrame(this.#pubDest, buf, off, len, this.#pubOptions));
   }
 
-  #headerError(payload: Uint8Array): BadInput | undefined {
+  #headerError(buf: Uint8Array, off: number, len: number): BadInput | undefined {
     const hdr = this.#pubOptions?.hdrBytes ?? 0;
     if (hdr === 0) return undefined;
+    const payload = buf.subarray(off, off + len);
     const why = headerBlockError(payload.subarray(0, hdr));
     return why ? new BadInput("BAD_HEADERS", why) : undefined;
   }

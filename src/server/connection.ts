@@ -221,10 +221,10 @@ export class Connection implements Client {
 
   #pub(f: PubFrame): void {
     this.msgsIn++;
-    this.bytesIn += f.payload.length;
+    this.bytesIn += f.len;
     let r: number | Promise<number>;
     try {
-      r = this.#broker.publish(f.dest, f.payload, f.options);
+      r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
     } catch (e) {
       return this.#brokerError(e);
     }

@@ -12,7 +12,9 @@ const enc = (s: string) => new TextEncoder().encode(s);
 /** Frames as plain data (payloads as strings) so they compare with deepEqual. */
 function plain(frames: Frame[]): unknown[] {
   return frames.map((f) =>
-    "payload" in f ? { ...f, payload: new TextDecoder().decode(f.payload) } : { ...f }
+    f.op === "PUB"
+      ? { op: f.op, dest: f.dest, payload: new TextDecoder().decode(f.payload), options: f.options }
+      : { ...f }
   );
 }
 
