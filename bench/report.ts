@@ -220,6 +220,13 @@ const TARGETS: Target[] = [
     "relayr-log",
   ),
   vs(
+    "nats-js",
+    "queue",
+    0,
+    "durable queue (interval) vs nats jetstream",
+    "relayr-log",
+  ),
+  vs(
     "redis-aof-always",
     "queue",
     1.0001,

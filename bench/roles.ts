@@ -162,7 +162,7 @@ export async function publish(
   const events = new Tally();
   const parser = driver.parser(events, Mode.plain, task.name);
   const reading = pump(wire, parser, events, control);
-  wire.write(driver.hello() + driver.ping());
+  wire.write(driver.hello() + (driver.publisher?.(task.name) ?? "") + driver.ping());
   let pong = await events.waitPong(1);
   const batcher = new Batcher(driver.publishFrame(task.kind, task.name, task.size), task.size);
   const t0 = clock();
@@ -184,12 +184,38 @@ export async function publish(
     wire.write(driver.ping());
     pong = await events.waitPong(2);
   }
+  if (pong && driver.publishAcks) await publishAcks(parser, seq, events, control);
   const tEnd = clock();
   if (!pong) events.error("no PONG: the server did not confirm the messages");
   wire.close();
   await reading;
   const replies = parser.replies;
   return { role: "publish", t0, tEnd, sent: seq, replies, pong, errors: events.errors };
+}
+
+/**
+ * Waits until the server acknowledged all `sent` publishes (JetStream sends
+ * its acks when the stream has stored a message, after the PONG), an error
+ * arrived, or nothing came for `PONG_TIMEOUT_MS`. Polls: the read loop counts.
+ */
+async function publishAcks(parser: Parser, sent: number, events: Tally, control: Control) {
+  let last = parser.replies;
+  let lastMove = performance.now();
+  while (parser.replies < sent && events.errors.length === 0 && !control.stopped) {
+    if (wireDown(control)) return;
+    await new Promise((r) => setTimeout(r, 1));
+    if (parser.replies !== last) {
+      last = parser.replies;
+      lastMove = performance.now();
+    } else if (performance.now() - lastMove > PONG_TIMEOUT_MS) {
+      events.error(`publish acks stopped at ${parser.replies} of ${sent}`);
+      return;
+    }
+  }
+}
+
+function wireDown(control: Control): boolean {
+  return control.wire === null || control.wire.closed || control.wire.failure !== null;
 }
 
 /** Checks and times every message one subscriber or consumer receives. */
@@ -275,7 +301,7 @@ export async function receive(
   const wire = await dial(task.port, control);
   const events = new Receiver(task);
   const mode = task.kind === "queue" ? Mode.consume : Mode.plain;
-  const parser = driver.parser(events, mode, task.name);
+  const parser = driver.parser(events, mode, task.name, task.index);
   let tLast = 0;
   let before = 0;
   const reading = pump(wire, parser, events, control, () => {

@@ -22,6 +22,7 @@ const SYSTEMS: System[] = [
   "relayr-log-always",
   "relayr-bun",
   "nats",
+  "nats-js",
   "redis",
   "redis-aof",
   "redis-aof-always",

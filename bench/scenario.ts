@@ -7,6 +7,7 @@
  * @module
  */
 import type { Kind, Protocol } from "./drivers/mod.ts";
+import { createQueue, deleteQueue } from "./jetstream.ts";
 import type { Job, WorkerPool } from "./pool.ts";
 import type { Server, System } from "./servers.ts";
 import {
@@ -30,12 +31,17 @@ export const SCENARIO_TEXT: Record<Scenario, string> = {
   pub: "publish only, no subscriber; ends with PING/PONG",
   sub: "publish to 1 subscriber; every message checked in order",
   fanout: "publish to 4 subscribers; rate per subscriber",
-  queue: "a queue with 2 competing consumers (Relayr ACKs every message)",
+  queue: "a queue with 2 competing consumers (Relayr and JetStream ACK every message)",
   rpc: "request/reply round trips, one at a time, one client",
 };
 
 /** Driver-ceiling runs against the sink: publish into it, or receive (and ACK) from it. */
 export type Ceiling = "pub" | "recv" | "ack";
+
+/** Whether `system` can run `scenario` (nats-js is JetStream, driven for the queue only). */
+export function supports(system: System, scenario: Scenario): boolean {
+  return system !== "nats-js" || scenario === "queue";
+}
 
 /** Subscribers or consumers per scenario. */
 const RECEIVERS: Record<Scenario, number> = { pub: 0, sub: 1, fanout: 4, queue: 2, rpc: 0 };
@@ -209,6 +215,16 @@ async function flow(
   const ctl = new Int32Array(ctlBuffer);
   const base = { protocol: spec.protocol, port: server.port, name, size };
   const inBefore = spec.ceiling ? null : await server.inMsgs();
+  // JetStream: the run's file-storage stream and durable pull consumer come first.
+  const jetstream = spec.protocol === "nats-js" && !spec.ceiling;
+  if (jetstream) {
+    try {
+      await createQueue(server.port, name);
+    } catch (err) {
+      problems.add(`jetstream setup: ${(err as Error).message}`);
+      return;
+    }
+  }
 
   const receiveJobs: Job[] = [];
   for (let index = 0; index < receivers; index++) {
@@ -300,6 +316,9 @@ async function flow(
     if (spec.protocol === "redis" && !spec.ceiling && p.replies !== count) {
       problems.add(`redis replied to ${p.replies} of ${count} commands`);
     }
+    if (jetstream && p.replies !== count) {
+      problems.add(`jetstream acked ${p.replies} of ${count} publishes`);
+    }
   }
   const inAfter = inBefore === null ? null : await server.inMsgs();
   if (inBefore !== null && inAfter !== null && inAfter - inBefore !== count) {
@@ -311,6 +330,11 @@ async function flow(
     else results.push(r as ReceiveResult);
   });
   checkReceivers(kind, count, results, problems);
+  if (jetstream && server.exitCode() === null) {
+    await deleteQueue(server.port, name).catch((err) =>
+      problems.add(`jetstream cleanup: ${(err as Error).message}`)
+    );
+  }
   if (source) t0 = results[0]?.t0 ?? 0;
   if (receivers > 0) tEnd = Math.max(...results.map((r) => r.tLast));
   outcome.durationMs = tEnd - t0;

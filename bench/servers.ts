@@ -14,6 +14,7 @@ export type System =
   | "relayr-log-always"
   | "relayr-bun"
   | "nats"
+  | "nats-js"
   | "redis"
   | "redis-aof"
   | "redis-aof-always"
@@ -55,7 +56,8 @@ async function monitor(
   port: number | undefined,
 ): Promise<Record<string, unknown> | null> {
   if (!port) return null;
-  const path = system === "nats" ? "/varz" : "/api/stats?limit=0&closed=0";
+  const nats = system.startsWith("nats");
+  const path = nats ? "/varz" : "/api/stats?limit=0&closed=0";
   try {
     const res = await fetch(`http://127.0.0.1:${port}${path}`);
     if (!res.ok) {
@@ -63,7 +65,7 @@ async function monitor(
       return null;
     }
     const body = await res.json();
-    return system === "nats" ? body : body.server;
+    return nats ? body : body.server;
   } catch {
     return null;
   }
@@ -71,7 +73,7 @@ async function monitor(
 
 /** Protocol each system speaks. */
 export function protocolOf(system: System): Protocol {
-  if (system === "nats") return system;
+  if (system === "nats" || system === "nats-js") return system;
   if (system.startsWith("redis")) return "redis";
   return "relayr";
 }
@@ -199,17 +201,18 @@ function launch(
         scratch,
       };
     }
-    case "nats": {
+    case "nats":
+    case "nats-js": {
       const bin = which("nats-server");
       if (!bin) {
         throw new UnavailableError("nats-server is not installed (scripts/install-peers.sh)");
       }
       const httpPort = freePort();
-      return {
-        command: bin,
-        args: ["-a", "127.0.0.1", "-p", String(port), "-m", String(httpPort)],
-        httpPort,
-      };
+      const args = ["-a", "127.0.0.1", "-p", String(port), "-m", String(httpPort)];
+      if (system === "nats") return { command: bin, args, httpPort };
+      // JetStream with file storage in a scratch directory: the durable peer of relayr-log.
+      const scratch = Deno.makeTempDirSync({ prefix: "nats-js-bench-" });
+      return { command: bin, args: [...args, "-js", "-sd", scratch], httpPort, scratch };
     }
     case "redis":
     case "redis-aof":
@@ -278,13 +281,15 @@ export async function start(
     exitCode: () => code,
     log: () => lines.join("\n"),
     async inMsgs() {
+      // JetStream's in_msgs also counts API requests, pulls and acks; its publish acks count instead.
+      if (system === "nats-js") return null;
       const stats = await monitor(system, how.httpPort);
       if (!stats) return null;
       return system === "nats" ? stats.in_msgs as number : stats.published_msgs as number;
     },
     async diagnostics() {
       const stats = await monitor(system, how.httpPort);
-      if (!stats || system === "nats") return "";
+      if (!stats || system.startsWith("nats")) return "";
       const closed = Object.entries(stats.closed_by_reason as Record<string, number> ?? {})
         .filter(([, n]) => n > 0).map(([r, n]) => `${r}=${n}`).join(",");
       return `server: slow_consumers=${stats.slow_consumers} rejected=${stats.rejected_msgs}` +

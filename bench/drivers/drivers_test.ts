@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Batcher, payload, seqAt, stampAt } from "../payload.ts";
 import { concat, latin1 } from "./bytes.ts";
 import { drivers, type Events, type Kind, Mode, type Protocol } from "./mod.ts";
+import { PULL_BATCH } from "./natsjs.ts";
 
 const PROTOCOLS: Protocol[] = ["relayr", "nats", "redis"];
 
@@ -139,6 +140,41 @@ Deno.test("nats: responder publishes to the reply subject", () => {
   const msg = concat("MSG bench.rpc.t1 1 _INBOX.x 16\r\n", body, "\r\n");
   const { out } = feedCut("nats", Mode.respond, msg, [5]);
   assert.deepEqual(out, `PUB _INBOX.x 16\r\n${latin1(body, 0, 16)}\r\n`);
+});
+
+Deno.test("nats-js: consumers ACK every message and renew pulls as they use them up", () => {
+  const n = PULL_BATCH + 100;
+  const bytes = deliveries("nats-js", "queue", 16, n);
+  for (let round = 0; round < 10; round++) {
+    const cuts = Array.from({ length: 20 }, () => Math.floor(Math.random() * bytes.length));
+    const { events, out } = feedCut("nats-js", Mode.consume, bytes, cuts.sort((a, b) => a - b));
+    assert.deepEqual(events.seqs, Array.from({ length: n }, (_, i) => i));
+    assert.deepEqual(events.errors, []);
+    const reply = "$JS.ACK.BENCH_t1.workers.1.1000000.1000000.1700000000000000000.0";
+    const acks = out.split(`PUB ${reply} 4\r\n+ACK\r\n`);
+    assert.deepEqual(acks.length - 1, n);
+    // PULLS_AHEAD batches were asked for up front; one more once the first was used up.
+    const pull = `PUB $JS.API.CONSUMER.MSG.NEXT.BENCH_t1.workers _INBOX.bench.t1.c0 `;
+    assert.deepEqual(out.split(pull).length - 1, 1);
+    assert.ok(out.includes(`{"batch":${PULL_BATCH},"expires":`));
+  }
+});
+
+Deno.test("nats-js: the publisher counts publish acks; API errors and status frames fail", () => {
+  const ack = (seq: number) => `{"stream":"BENCH_t1","seq":${seq}}`;
+  const err = `{"error":{"code":503,"description":"no stream"}}`;
+  const status = "NATS/1.0 503\r\n\r\n";
+  const text = [1, 2, 3].map((i) => `MSG _INBOX.bench.t1.pub 1 ${ack(i).length}\r\n${ack(i)}\r\n`)
+    .join("") +
+    `MSG _INBOX.bench.t1.pub 1 ${err.length}\r\n${err}\r\n` +
+    `HMSG _INBOX.bench.t1.pub 1 ${status.length} ${status.length}\r\n${status}\r\nPONG\r\n`;
+  const bytes = new TextEncoder().encode(text);
+  for (let cut = 0; cut <= bytes.length; cut += 7) {
+    const { events, parser } = feedCut("nats-js", Mode.plain, bytes, [cut]);
+    assert.deepEqual(parser.replies, 3);
+    assert.deepEqual(events.errors.length, 2);
+    assert.deepEqual(events.pongs, 1);
+  }
 });
 
 Deno.test("redis: every popped message asks for one more BRPOP", () => {

@@ -5,6 +5,7 @@
  * @module
  */
 import { nats } from "./nats.ts";
+import { natsJs } from "./natsjs.ts";
 import { redis } from "./redis.ts";
 import { relayr } from "./relayr.ts";
 import type { Driver, Protocol } from "./types.ts";
@@ -13,4 +14,4 @@ export type { Driver, Events, FrameShape, Kind, Parser, Protocol } from "./types
 export { Mode } from "./types.ts";
 
 /** The driver of each protocol. */
-export const drivers: Record<Protocol, Driver> = { relayr, nats, redis };
+export const drivers: Record<Protocol, Driver> = { relayr, nats, "nats-js": natsJs, redis };

@@ -7,7 +7,7 @@
  */
 
 /** The systems the bench knows how to drive. */
-export type Protocol = "relayr" | "nats" | "redis";
+export type Protocol = "relayr" | "nats" | "nats-js" | "redis";
 
 /** Where a message goes: a fan-out topic (pub/sub) or a work queue. */
 export type Kind = "topic" | "queue";
@@ -45,7 +45,7 @@ export interface Parser {
   feed(buf: Uint8Array, start: number, end: number): number;
   /** Bytes the parse asks us to send (PONG, ACK, BRPOP, replies), or null. A fresh copy. */
   takeOutput(): Uint8Array | null;
-  /** Plain acknowledgements seen: Relayr `OK`, NATS `+OK`, Redis integer replies. */
+  /** Acknowledgements seen: Relayr `OK`, NATS `+OK`, Redis integer replies, JetStream pub acks. */
   readonly replies: number;
 }
 
@@ -67,6 +67,13 @@ export interface Driver {
   hello(): string;
   /** A PING the server answers after everything sent before it. */
   ping(): string;
+  /** Sets up a publisher's connection before it publishes (JetStream: the publish-ack inbox). */
+  publisher?(name: string): string;
+  /**
+   * True when the server acknowledges every publish (JetStream publish acks,
+   * counted in the parser's `replies`): the publisher waits for all of them.
+   */
+  readonly publishAcks?: boolean;
   /** Frame of one publish to a topic or a queue. */
   publishFrame(kind: Kind, name: string, size: number): FrameShape;
   /** Frame of one delivery as the server would send it (the sink's source mode). */
@@ -81,6 +88,6 @@ export interface Driver {
   respond(name: string): string;
   /** One request carrying `correlation` and `payload`. */
   request(name: string, correlation: number, payload: Uint8Array): Uint8Array;
-  /** A parser for bytes from the server. */
-  parser(events: Events, mode: Mode, name: string): Parser;
+  /** A parser for bytes from the server; `index` is the consumer's (queue consumers). */
+  parser(events: Events, mode: Mode, name: string, index?: number): Parser;
 }
