@@ -100,6 +100,7 @@ export class Connection implements Client {
         );
       },
       onWriteError: (err) => this.close(CloseReason.WRITE_ERROR, String(err)),
+      beforeWrite: () => this.#broker.options.store.writePending(),
     });
   }
 

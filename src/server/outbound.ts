@@ -23,6 +23,8 @@ export interface OutboundEvents {
   onOverflow(): void;
   /** The socket write failed. */
   onWriteError(err: unknown): void;
+  /** Just before bytes go to the socket: the store writes the records they report on. */
+  beforeWrite(): void;
 }
 
 /** Coalescing writer for one connection. */
@@ -149,6 +151,7 @@ export class Outbound {
     this.#spare = full.length > BUFFER_BYTES_KEEP ? new Uint8Array(BUFFER_BYTES_INITIAL) : full;
     this.#writing = data.length;
     this.#len = 0;
+    this.#events.beforeWrite();
     this.#conn.write(data).then(this.#written, this.#failed);
   };
 

@@ -201,6 +201,7 @@ export class MemoryStore implements Store {
   lastId(): number {
     return 0;
   }
+  writePending(): void {}
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -68,6 +68,13 @@ export interface Store {
   queueNames(): string[];
   /** The highest message id ever stored, so new ids stay unique after a restart. */
   lastId(): number;
+  /**
+   * Hands every record of the current tick to the operating system. The
+   * server calls it before each socket write, so no reply (an ACK's OK, a
+   * MSG) leaves before the records it reports on: a crash of the process
+   * then never revives an acknowledged message, whatever the fsync policy.
+   */
+  writePending(): void;
   /** Flushes and closes. */
   close(): Promise<void>;
 }

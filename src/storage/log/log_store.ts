@@ -212,6 +212,11 @@ export class LogStore implements Store, QueueLogHost {
     this.#dirty.clear();
   }
 
+  /** Part of Store: called before every socket write (see `Store.writePending`). */
+  writePending(): void {
+    if (this.#dirty.size > 0 && this.#closed === undefined) this.writeDirty();
+  }
+
   failed(q: LogQueueStore): void {
     this.#failed.add(q);
     if (this.#retryTimer !== undefined || this.#closed !== undefined) return;

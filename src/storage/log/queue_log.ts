@@ -522,21 +522,18 @@ export class LogQueueStore implements QueueStore {
 
   /**
    * The remove hook of the inner store: every way out of the queue passes
-   * here. Under `always` the record is written at once, before the broker
-   * can answer the ACK: a reply queued earlier on the same connection may
-   * be written to the socket before the end-of-tick write, and a crash in
-   * between would bring an acknowledged message back. One write() per
-   * removal is the price (a few µs); an ACK reply that waited for the store,
-   * as a PUB's does, would batch them. Every dirty queue is written, in
-   * order, not only this one: a dead-lettered message's copy, pushed to the
-   * DLQ just before, must not reach the disk after its REMOVE here.
+   * here. The record waits for the tick's write like every other; the server
+   * calls `Store.writePending()` before each socket write, so the ACK's OK
+   * cannot leave before its REMOVE reaches the operating system (a crash of
+   * the process in between would bring an acknowledged message back). Every
+   * dirty queue is written then, in order: a dead-lettered message's copy,
+   * pushed to the DLQ just before, never reaches the disk after its REMOVE.
    */
   #removed(msg: Message, reason: RemoveReason): void {
     if (this.#replaying) return;
     this.#out.remove(msg.id, reason);
     this.#uncount(msg);
     this.#host.dirty(this);
-    if (this.#host.policy === "always") this.#host.writeDirty();
   }
 
   /** Deletes segments from the front while they hold no live message. */
