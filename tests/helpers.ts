@@ -2,6 +2,7 @@
  * Test helpers: an in-process broker on a free port and a raw protocol client
  * over a real TCP socket. No mocks: everything goes through the wire.
  */
+import assert from "node:assert/strict";
 import { type Running, startBroker } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
@@ -212,4 +213,29 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Sends `line` and expects `reply` as the next line. */
+export async function expectLine(
+  c: RawClient,
+  line: string,
+  reply: string | RegExp,
+): Promise<void> {
+  await c.send(`${line}\r\n`);
+  const got = await c.line();
+  if (typeof reply === "string") assert.equal(got, reply, line);
+  else assert.match(got, reply, line);
+}
+
+/** Publishes `bodies` one by one, waiting for each OK; returns their ids. */
+export async function publishAll(p: RawClient, dest: string, bodies: string[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const b of bodies) {
+    await p.pub(dest, b);
+    const line = await p.line();
+    const m = /^OK msg_id:(\d+)$/.exec(line);
+    assert.ok(m, line);
+    ids.push(Number(m[1]));
+  }
+  return ids;
 }

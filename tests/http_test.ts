@@ -10,7 +10,7 @@ import { loadConfig } from "../src/config/config.ts";
 import { createHandler, Exposition, type Handler, type Stats } from "../src/http/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { VERSION } from "../src/version.ts";
-import { RawClient, startTestBroker, waitFor } from "./helpers.ts";
+import { expectLine, publishAll, RawClient, startTestBroker, waitFor } from "./helpers.ts";
 import { type Family, parseExposition, value } from "./prometheus.ts";
 
 function handlerFor(b: Running): Handler {
@@ -261,27 +261,6 @@ Deno.test("http: the real port serves the endpoints, and closes with the broker"
   }
   await assert.rejects(fetch(`${base}/healthz`), "the HTTP port is closed");
 });
-
-/** Sends `line` and expects `reply` as the next line. */
-async function expectLine(c: RawClient, line: string, reply: string | RegExp): Promise<void> {
-  await c.send(`${line}\r\n`);
-  const got = await c.line();
-  if (typeof reply === "string") assert.equal(got, reply, line);
-  else assert.match(got, reply, line);
-}
-
-/** Publishes `bodies` one by one and returns their ids. */
-async function publishAll(p: RawClient, dest: string, bodies: string[]): Promise<number[]> {
-  const ids: number[] = [];
-  for (const b of bodies) {
-    await p.pub(dest, b);
-    const line = await p.line();
-    const m = /^OK msg_id:(\d+)$/.exec(line);
-    assert.ok(m, line);
-    ids.push(Number(m[1]));
-  }
-  return ids;
-}
 
 Deno.test("http handler: declared topics show retention, drops and durables, exactly", async () => {
   const broker = await startTestBroker();

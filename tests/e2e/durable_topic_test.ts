@@ -4,30 +4,16 @@
  * subscriptions that resume after a disconnect, and the errors around them.
  */
 import assert from "node:assert/strict";
-import { RawClient, type ServerFrame, startTestBroker, waitFor } from "../helpers.ts";
+import {
+  expectLine,
+  publishAll,
+  RawClient,
+  type ServerFrame,
+  startTestBroker,
+  waitFor,
+} from "../helpers.ts";
 
 const text = (f: ServerFrame) => new TextDecoder().decode(f.payload);
-
-/** Sends `line` and expects `reply` as the next line. */
-async function expect(c: RawClient, line: string, reply: string | RegExp): Promise<void> {
-  await c.send(`${line}\r\n`);
-  const got = await c.line();
-  if (typeof reply === "string") assert.equal(got, reply, line);
-  else assert.match(got, reply, line);
-}
-
-/** Publishes `bodies` and returns their ids. */
-async function publish(p: RawClient, dest: string, bodies: string[]): Promise<number[]> {
-  const ids: number[] = [];
-  for (const b of bodies) {
-    await p.pub(dest, b);
-    const line = await p.line();
-    const m = /^OK msg_id:(\d+)$/.exec(line);
-    assert.ok(m, line);
-    ids.push(Number(m[1]));
-  }
-  return ids;
-}
 
 const range = (from: number, to: number, prefix = "m") =>
   Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
@@ -36,30 +22,30 @@ Deno.test("declared topic: retention by count and bytes drops the oldest, counte
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await expect(p, "DECLARE topic:count retain_messages:5", "OK");
-    await publish(p, "topic:count", range(0, 8));
+    await expectLine(p, "DECLARE topic:count retain_messages:5", "OK");
+    await publishAll(p, "topic:count", range(0, 8));
     const t = broker.broker.topics.get("topic:count")!;
     assert.equal(t.retained, 5);
     assert.equal(t.counters.retentionDropped, 3);
     const s = await RawClient.connect(broker.port);
-    await expect(s, "SUB topic:count sub_id:r start:first", "OK");
+    await expectLine(s, "SUB topic:count sub_id:r start:first", "OK");
     assert.deepEqual((await s.msgs(5)).map(text), range(3, 8));
     // ...then goes on live, in order.
-    await publish(p, "topic:count", ["live"]);
+    await publishAll(p, "topic:count", ["live"]);
     assert.deepEqual((await s.msgs(1)).map(text), ["live"]);
     await s.quiet(50);
     await s.close();
 
     // Bytes: 10-byte bodies, at most 25 bytes retained: the last 2.
-    await expect(p, "DECLARE topic:bytes retain_bytes:25", "OK");
-    await publish(p, "topic:bytes", range(0, 4, "body-0000"));
+    await expectLine(p, "DECLARE topic:bytes retain_bytes:25", "OK");
+    await publishAll(p, "topic:bytes", range(0, 4, "body-0000"));
     const tb = broker.broker.topics.get("topic:bytes")!;
     assert.equal(tb.retained, 2);
     assert.equal(tb.retainedBytes, 20);
     assert.equal(tb.counters.retentionDropped, 2);
 
     // Redeclaring changes the limits at once.
-    await expect(p, "DECLARE topic:count retain_messages:2", "OK");
+    await expectLine(p, "DECLARE topic:count retain_messages:2", "OK");
     assert.equal(t.retained, 2);
     assert.equal(t.counters.retentionDropped, 7, "m0-m3 (by the 5 limit), then m4-m6");
   } finally {
@@ -72,14 +58,14 @@ Deno.test("declared topic: retention by age drops messages older than retain_age
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await expect(p, "DECLARE topic:aged retain_age:150", "OK");
-    await publish(p, "topic:aged", range(0, 3));
+    await expectLine(p, "DECLARE topic:aged retain_age:150", "OK");
+    await publishAll(p, "topic:aged", range(0, 3));
     const t = broker.broker.topics.get("topic:aged")!;
     assert.equal(t.retained, 3);
     await waitFor(() => t.retained === 0, 2000, "aged out by the sweep");
     assert.equal(t.counters.retentionDropped, 3);
     const s = await RawClient.connect(broker.port);
-    await expect(s, "SUB topic:aged sub_id:r start:first", "OK");
+    await expectLine(s, "SUB topic:aged sub_id:r start:first", "OK");
     await s.quiet(50);
     await s.close();
   } finally {
@@ -93,11 +79,11 @@ Deno.test("declared topic: replay from start:id and start:time; start:new waits 
   const p = await RawClient.connect(broker.port);
   const subs: RawClient[] = [];
   try {
-    await expect(p, "DECLARE topic:replay retain_messages:100", "OK");
-    const ids = await publish(p, "topic:replay", range(0, 6));
+    await expectLine(p, "DECLARE topic:replay retain_messages:100", "OK");
+    const ids = await publishAll(p, "topic:replay", range(0, 6));
     const byId = await RawClient.connect(broker.port);
     subs.push(byId);
-    await expect(byId, `SUB topic:replay sub_id:i start:id:${ids[3]}`, "OK");
+    await expectLine(byId, `SUB topic:replay sub_id:i start:id:${ids[3]}`, "OK");
     const got = await byId.msgs(3);
     assert.deepEqual(got.map(text), range(3, 6));
     assert.deepEqual(got.map((f) => Number(f.fields!.msg_id)), ids.slice(3));
@@ -107,14 +93,14 @@ Deno.test("declared topic: replay from start:id and start:time; start:new waits 
     const expected = range(0, 6).filter((_, i) => ids[i] >= ms * 1024);
     const byTime = await RawClient.connect(broker.port);
     subs.push(byTime);
-    await expect(byTime, `SUB topic:replay sub_id:t start:time:${ms}`, "OK");
+    await expectLine(byTime, `SUB topic:replay sub_id:t start:time:${ms}`, "OK");
     assert.deepEqual((await byTime.msgs(expected.length)).map(text), expected);
 
     const fresh = await RawClient.connect(broker.port);
     subs.push(fresh);
-    await expect(fresh, "SUB topic:replay sub_id:n start:new", "OK");
+    await expectLine(fresh, "SUB topic:replay sub_id:n start:new", "OK");
     await fresh.quiet(50);
-    await publish(p, "topic:replay", ["next"]);
+    await publishAll(p, "topic:replay", ["next"]);
     for (const s of subs) assert.deepEqual((await s.msgs(1)).map(text), ["next"]);
   } finally {
     for (const s of subs) await s.close();
@@ -127,40 +113,40 @@ Deno.test("durable: resumes after a disconnect; unacked messages come back, acke
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await expect(p, "DECLARE topic:orders retain_messages:1000", "OK");
-    await publish(p, "topic:orders", range(0, 3));
+    await expectLine(p, "DECLARE topic:orders retain_messages:1000", "OK");
+    await publishAll(p, "topic:orders", range(0, 3));
     const a = await RawClient.connect(broker.port);
-    await expect(a, "SUB topic:orders sub_id:d durable:billing start:first prefetch:10", "OK");
-    await publish(p, "topic:orders", range(3, 6));
+    await expectLine(a, "SUB topic:orders sub_id:d durable:billing start:first prefetch:10", "OK");
+    await publishAll(p, "topic:orders", range(3, 6));
     const got = await a.msgs(6);
     assert.deepEqual(got.map(text), range(0, 6));
     // Acks m0, m1 and m3: the position stops before m2, the oldest unacked.
     const ack = [0, 1, 3].map((i) => `msg_id:${got[i].fields!.msg_id}`).join(" ");
-    await expect(a, `ACK ${ack}`, "OK");
+    await expectLine(a, `ACK ${ack}`, "OK");
 
     // A second live SUB with the name is refused; the connection goes on.
     const b = await RawClient.connect(broker.port);
-    await expect(b, "SUB topic:orders sub_id:x durable:billing", /^ERR DURABLE_IN_USE /);
-    await expect(b, "PING", "PONG");
+    await expectLine(b, "SUB topic:orders sub_id:x durable:billing", /^ERR DURABLE_IN_USE /);
+    await expectLine(b, "PING", "PONG");
 
     await a.close();
     await waitFor(() => broker.broker.topics.get("topic:orders")!.bindings.length === 0);
-    await publish(p, "topic:orders", range(6, 8));
+    await publishAll(p, "topic:orders", range(6, 8));
     // Reconnects: from m2 on (m3 again too: the position is everything before the oldest unacked).
-    await expect(b, "SUB topic:orders sub_id:d durable:billing start:first", "OK");
+    await expectLine(b, "SUB topic:orders sub_id:d durable:billing start:first", "OK");
     const again = await b.msgs(6);
     assert.deepEqual(again.map(text), range(2, 8));
     assert.equal(again[0].fields!.delivery, undefined, "a new delivery to the durable");
-    await expect(b, `ACK ${again.map((f) => `msg_id:${f.fields!.msg_id}`).join(" ")}`, "OK");
-    await expect(b, "UNSUB d", "OK");
-    await expect(b, "SUB topic:orders sub_id:d2 durable:billing", "OK");
+    await expectLine(b, `ACK ${again.map((f) => `msg_id:${f.fields!.msg_id}`).join(" ")}`, "OK");
+    await expectLine(b, "UNSUB d", "OK");
+    await expectLine(b, "SUB topic:orders sub_id:d2 durable:billing", "OK");
     await b.quiet(100);
     // forget:true deletes the durable: the name starts afresh, at its start.
-    await expect(b, "UNSUB d2 forget:true", "OK");
-    await expect(b, "SUB topic:orders sub_id:d3 durable:billing start:first", "OK");
+    await expectLine(b, "UNSUB d2 forget:true", "OK");
+    await expectLine(b, "SUB topic:orders sub_id:d3 durable:billing start:first", "OK");
     assert.deepEqual((await b.msgs(8)).map(text), range(0, 8));
-    await expect(b, "SUB topic:orders sub_id:plain", "OK");
-    await expect(b, "UNSUB plain forget:true", /^ERR BAD_ARGUMENT /);
+    await expectLine(b, "SUB topic:orders sub_id:plain", "OK");
+    await expectLine(b, "UNSUB plain forget:true", /^ERR BAD_ARGUMENT /);
     await b.close();
   } finally {
     await p.close();
@@ -172,16 +158,16 @@ Deno.test("durable: messages retention dropped while it was away are skipped and
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await expect(p, "DECLARE topic:small retain_messages:3", "OK");
+    await expectLine(p, "DECLARE topic:small retain_messages:3", "OK");
     const a = await RawClient.connect(broker.port);
-    await expect(a, "SUB topic:small sub_id:d durable:audit", "OK");
+    await expectLine(a, "SUB topic:small sub_id:d durable:audit", "OK");
     await a.close();
     await waitFor(() => broker.broker.topics.get("topic:small")!.bindings.length === 0);
-    await publish(p, "topic:small", range(0, 5));
+    await publishAll(p, "topic:small", range(0, 5));
     const d = broker.broker.topics.get("topic:small")!.durables.get("audit")!;
     assert.equal(d.skipped, 2);
     const b = await RawClient.connect(broker.port);
-    await expect(b, "SUB topic:small sub_id:d durable:audit", "OK");
+    await expectLine(b, "SUB topic:small sub_id:d durable:audit", "OK");
     assert.deepEqual((await b.msgs(3)).map(text), range(2, 5));
     await b.close();
   } finally {
@@ -194,20 +180,20 @@ Deno.test("durable and replay: errors for undeclared topics, wildcards, queues a
   const broker = await startTestBroker();
   const c = await RawClient.connect(broker.port);
   try {
-    await expect(c, "SUB topic:plain sub_id:a durable:x", /^ERR NOT_DECLARED /);
-    await expect(c, "SUB topic:plain sub_id:a start:first", /^ERR NOT_DECLARED /);
-    await expect(c, "SUB topic:plain.* sub_id:a durable:x", /^ERR BAD_DESTINATION /);
-    await expect(c, "SUB queue:jobs sub_id:a durable:x", /^ERR BAD_ARGUMENT /);
-    await expect(c, "DECLARE topic:d", /^ERR BAD_ARGUMENT /);
-    await expect(c, "DECLARE topic:d.* retain_messages:1", /^ERR BAD_DESTINATION /);
-    await expect(c, "DECLARE queue:d retain_messages:1", /^ERR BAD_DESTINATION /);
-    await expect(c, "DECLARE topic:d retain_messages:0", /^ERR BAD_ARGUMENT /);
-    await expect(c, "DECLARE topic:d retain_forever:1", /^ERR BAD_ARGUMENT /);
-    await expect(c, "DECLARE topic:d retain_messages:10", "OK");
-    await expect(c, "SUB topic:d sub_id:a start:last", /^ERR BAD_ARGUMENT /);
-    await expect(c, "SUB topic:d sub_id:a durable:bad/name", /^ERR BAD_ARGUMENT /);
-    await expect(c, "SUB topic:d sub_id:a durable:x ack:none", /^ERR BAD_ARGUMENT /);
-    await expect(c, "PING", "PONG");
+    await expectLine(c, "SUB topic:plain sub_id:a durable:x", /^ERR NOT_DECLARED /);
+    await expectLine(c, "SUB topic:plain sub_id:a start:first", /^ERR NOT_DECLARED /);
+    await expectLine(c, "SUB topic:plain.* sub_id:a durable:x", /^ERR BAD_DESTINATION /);
+    await expectLine(c, "SUB queue:jobs sub_id:a durable:x", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "DECLARE topic:d", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "DECLARE topic:d.* retain_messages:1", /^ERR BAD_DESTINATION /);
+    await expectLine(c, "DECLARE queue:d retain_messages:1", /^ERR BAD_DESTINATION /);
+    await expectLine(c, "DECLARE topic:d retain_messages:0", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "DECLARE topic:d retain_forever:1", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "DECLARE topic:d retain_messages:10", "OK");
+    await expectLine(c, "SUB topic:d sub_id:a start:last", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "SUB topic:d sub_id:a durable:bad/name", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "SUB topic:d sub_id:a durable:x ack:none", /^ERR BAD_ARGUMENT /);
+    await expectLine(c, "PING", "PONG");
   } finally {
     await c.close();
     await broker.stop();
@@ -218,11 +204,11 @@ Deno.test("ordinary topics are unchanged: nothing retained without subscribers, 
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await publish(p, "topic:plain", ["lost"]);
+    await publishAll(p, "topic:plain", ["lost"]);
     assert.equal(broker.broker.counters.unrouted, 1);
     const s = await RawClient.connect(broker.port);
-    await expect(s, "SUB topic:plain sub_id:s", "OK");
-    await publish(p, "topic:plain", ["seen"]);
+    await expectLine(s, "SUB topic:plain sub_id:s", "OK");
+    await publishAll(p, "topic:plain", ["seen"]);
     assert.deepEqual((await s.msgs(1)).map(text), ["seen"]);
     await s.quiet(50);
     await s.close();
@@ -237,20 +223,24 @@ Deno.test("durable: a NACK with a delay holds the position; expired messages are
   const broker = await startTestBroker();
   const p = await RawClient.connect(broker.port);
   try {
-    await expect(p, "DECLARE topic:nack retain_messages:100", "OK");
-    await publish(p, "topic:nack", range(0, 3));
+    await expectLine(p, "DECLARE topic:nack retain_messages:100", "OK");
+    await publishAll(p, "topic:nack", range(0, 3));
     await p.pub("topic:nack", "short-lived", "ttl:100");
     assert.match(await p.line(), /^OK msg_id:/);
     const a = await RawClient.connect(broker.port);
-    await expect(a, "SUB topic:nack sub_id:d durable:n start:first", "OK");
+    await expectLine(a, "SUB topic:nack sub_id:d durable:n start:first", "OK");
     const got = await a.msgs(4);
-    await expect(a, `NACK msg_id:${got[0].fields!.msg_id} delay:60000`, "OK");
-    await expect(a, `ACK msg_id:${got[1].fields!.msg_id} msg_id:${got[2].fields!.msg_id}`, "OK");
+    await expectLine(a, `NACK msg_id:${got[0].fields!.msg_id} delay:60000`, "OK");
+    await expectLine(
+      a,
+      `ACK msg_id:${got[1].fields!.msg_id} msg_id:${got[2].fields!.msg_id}`,
+      "OK",
+    );
     await a.close();
     await waitFor(() => broker.broker.topics.get("topic:nack")!.bindings.length === 0);
     await new Promise((r) => setTimeout(r, 150)); // the TTL of the fourth passes
     const b = await RawClient.connect(broker.port);
-    await expect(b, "SUB topic:nack sub_id:d durable:n", "OK");
+    await expectLine(b, "SUB topic:nack sub_id:d durable:n", "OK");
     assert.deepEqual((await b.msgs(3)).map(text), range(0, 3), "from the NACKed one on");
     await b.quiet(100);
     await b.close();
@@ -265,12 +255,12 @@ Deno.test("declared topic: a restart on the same data dir keeps declarations, me
   try {
     let broker = await startTestBroker(["--data-dir", dir]);
     let c = await RawClient.connect(broker.port);
-    await expect(c, "DECLARE topic:kept retain_messages:4 retain_age:600000", "OK");
-    await publish(c, "topic:kept", range(0, 6));
-    await expect(c, "SUB topic:kept sub_id:d durable:w start:first", "OK");
+    await expectLine(c, "DECLARE topic:kept retain_messages:4 retain_age:600000", "OK");
+    await publishAll(c, "topic:kept", range(0, 6));
+    await expectLine(c, "SUB topic:kept sub_id:d durable:w start:first", "OK");
     const got = await c.msgs(4);
     assert.deepEqual(got.map(text), range(2, 6));
-    await expect(c, `ACK msg_id:${got[0].fields!.msg_id}`, "OK");
+    await expectLine(c, `ACK msg_id:${got[0].fields!.msg_id}`, "OK");
     await c.close();
     await broker.stop();
 
@@ -279,10 +269,10 @@ Deno.test("declared topic: a restart on the same data dir keeps declarations, me
     try {
       const t = broker.broker.topics.get("topic:kept")!;
       assert.deepEqual(t.retention, { messages: 4, bytes: 1024 * 1024 * 1024, ageMs: 600000 });
-      await expect(c, "SUB topic:kept sub_id:d durable:w", "OK");
+      await expectLine(c, "SUB topic:kept sub_id:d durable:w", "OK");
       assert.deepEqual((await c.msgs(3)).map(text), range(3, 6));
       const p = await RawClient.connect(broker.port);
-      await publish(p, "topic:kept", ["m6"]);
+      await publishAll(p, "topic:kept", ["m6"]);
       await p.close();
       assert.deepEqual((await c.msgs(1)).map(text), ["m6"]);
       assert.equal(t.retained, 4, "retain_messages:4 still holds");

@@ -92,45 +92,19 @@ Deno.test("process: bad flags are one clear line and exit code 2; --help lists e
 
 Deno.test("process: one broker per data dir; a lock left by kill -9 is taken over", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "relayr-lock-" });
-  const spawn = (port: number) =>
+  const command = (port: number) =>
     new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "main.ts",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--no-http",
-        "--data-dir",
-        dir,
-      ],
+      args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)]
+        .concat(["--no-http", "--data-dir", dir]),
       stdout: "piped",
       stderr: "piped",
-    }).spawn();
+    });
+  const spawn = (port: number) => command(port).spawn();
   const port = freePort();
   const first = spawn(port);
   try {
     await waitForPort(port);
-    const second = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "main.ts",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(freePort()),
-        "--no-http",
-        "--data-dir",
-        dir,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const second = await command(freePort()).output();
     assert.equal(second.code, 2);
     assert.match(
       new TextDecoder().decode(second.stderr),
