@@ -93,6 +93,8 @@ export class FrameParser {
   #line = new Uint8Array(SERVER_LINE_BYTES_MAX + 1);
   #lineLen = 0;
   #tokens = new Int32Array(TOKENS_MAX * 2);
+  #dests = new LastString();
+  #sids = new LastString();
   #frame: MsgFrame | null = null;
   #need = 0;
   /** Assembly buffer of a payload split across chunks; null while the payload is one view. */
@@ -241,7 +243,7 @@ export class FrameParser {
     if (size < 0) throw protocolError("MSG size is not a number", buf, start);
     if (size > this.maxPayloadBytes) throw protocolError("MSG payload too large", buf, start);
     const frame: MsgFrame = {
-      dest: decode(buf, t[0], t[1]),
+      dest: this.#dests.get(buf, t[0], t[1]),
       subId: "",
       id: "",
       priority: 0,
@@ -258,6 +260,17 @@ export class FrameParser {
       const e = t[k * 2 + 1];
       const colon = buf.indexOf(58, s);
       if (colon < 0 || colon >= e) throw protocolError("MSG option without ':'", buf, s);
+      if (colon - s === 6 && buf[s + 4] === 0x69 && buf[s + 5] === 0x64) {
+        // The two options of every MSG, matched on bytes: "sub_id" and "msg_id".
+        if (buf[s] === 0x73 && buf[s + 1] === 0x75) {
+          frame.subId = this.#sids.get(buf, colon + 1, e);
+          continue;
+        }
+        if (buf[s] === 0x6d && buf[s + 1] === 0x73) {
+          frame.id = decode(buf, colon + 1, e);
+          continue;
+        }
+      }
       setOption(frame, decode(buf, s, colon), buf, colon + 1, e);
     }
     if (frame.subId === "" || frame.id === "") {
@@ -275,6 +288,33 @@ export class FrameParser {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The last string decoded from some bytes, reused while they repeat: a
+ * subscriber sees the same destination and sub_id on every MSG, and decoding
+ * them per message was the largest cost of the client's parser.
+ */
+class LastString {
+  #bytes = new Uint8Array(0);
+  #text = "";
+
+  get(buf: Uint8Array, s: number, e: number): string {
+    const last = this.#bytes;
+    if (last.length === e - s) {
+      let same = true;
+      for (let k = 0; k < last.length; k++) {
+        if (last[k] !== buf[s + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#text;
+    }
+    this.#bytes = buf.slice(s, e);
+    this.#text = decode(buf, s, e);
+    return this.#text;
+  }
+}
 
 /** Applies one `key:value` option of a MSG line; unknown keys are skipped (a newer broker). */
 function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: number): void {
