@@ -17,6 +17,7 @@
  */
 import { ProtocolError } from "./errors.ts";
 import { SERVER_LINE_BYTES_MAX, SERVER_PAYLOAD_BYTES_MAX } from "./limits.ts";
+import { LastString } from "../protocol/mod.ts";
 
 /** One `MSG` frame, with its payload (header block included). */
 export interface MsgFrame {
@@ -93,8 +94,8 @@ export class FrameParser {
   #line = new Uint8Array(SERVER_LINE_BYTES_MAX + 1);
   #lineLen = 0;
   #tokens = new Int32Array(TOKENS_MAX * 2);
-  #dests = new LastString();
-  #sids = new LastString();
+  #dests = new LastString(decode);
+  #sids = new LastString(decode);
   #frame: MsgFrame | null = null;
   #need = 0;
   /** Assembly buffer of a payload split across chunks; null while the payload is one view. */
@@ -288,33 +289,6 @@ export class FrameParser {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * The last string decoded from some bytes, reused while they repeat: a
- * subscriber sees the same destination and sub_id on every MSG, and decoding
- * them per message was the largest cost of the client's parser.
- */
-class LastString {
-  #bytes = new Uint8Array(0);
-  #text = "";
-
-  get(buf: Uint8Array, s: number, e: number): string {
-    const last = this.#bytes;
-    if (last.length === e - s) {
-      let same = true;
-      for (let k = 0; k < last.length; k++) {
-        if (last[k] !== buf[s + k]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return this.#text;
-    }
-    this.#bytes = buf.slice(s, e);
-    this.#text = decode(buf, s, e);
-    return this.#text;
-  }
-}
 
 /** Applies one `key:value` option of a MSG line; unknown keys are skipped (a newer broker). */
 function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: number): void {

@@ -24,3 +24,4 @@ export {
 } from "./encoder.ts";
 export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
 export { destinationError, hasWildcard, matches } from "./names.ts";
+export { LastString } from "./last_string.ts";

@@ -41,6 +41,7 @@ import type {
 } from "./frames.ts";
 import { PubFrame } from "./frames.ts";
 import { headerBlockError } from "./headers.ts";
+import { LastString } from "./last_string.ts";
 import { destinationError } from "./names.ts";
 
 const LF = 10;
@@ -86,8 +87,7 @@ export class Parser {
   #pubError: BadInput | undefined;
   #payload: Uint8Array = new Uint8Array(0);
   #payloadLen = 0;
-  #lastDestBytes = new Uint8Array(0);
-  #lastDest = "";
+  #dests = new LastString(str);
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
@@ -276,21 +276,9 @@ export class Parser {
 
   /** Returns the destination string, reusing the last one (and its validation) when the bytes repeat. */
   #destination(buf: Uint8Array, s: number, e: number): string {
-    const last = this.#lastDestBytes;
-    if (last.length === e - s) {
-      let same = true;
-      for (let k = 0; k < last.length; k++) {
-        if (last[k] !== buf[s + k]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return this.#lastDest;
-    }
-    this.#lastDestBytes = buf.slice(s, e);
-    this.#lastDest = str(buf, s, e);
-    this.#lastDestError = destinationError(this.#lastDest, false);
-    return this.#lastDest;
+    const dest = this.#dests.get(buf, s, e);
+    if (this.#dests.fresh) this.#lastDestError = destinationError(dest, false);
+    return dest;
   }
 
   #pubOpts(buf: Uint8Array, from: number, to: number, size: number): PubOptions {

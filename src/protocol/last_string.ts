@@ -1,0 +1,44 @@
+/**
+ * The last string decoded from some bytes, reused while the bytes repeat. A
+ * publisher sends the same destination, and a subscriber receives the same
+ * destination and sub_id, frame after frame: comparing ~20 bytes is much
+ * cheaper than decoding them again. Used by the server's and the client's
+ * parsers.
+ *
+ * @module
+ */
+
+/** A one-entry cache from bytes to their decoded string. */
+export class LastString {
+  #bytes = new Uint8Array(0);
+  #text = "";
+  #decode: (buf: Uint8Array, s: number, e: number) => string;
+  /** Whether the last `get` decoded anew (a caller may then refresh what it derives from the string). */
+  fresh = false;
+
+  constructor(decode: (buf: Uint8Array, s: number, e: number) => string) {
+    this.#decode = decode;
+  }
+
+  /** The string of `buf[s, e)`. */
+  get(buf: Uint8Array, s: number, e: number): string {
+    const last = this.#bytes;
+    if (last.length === e - s) {
+      let same = true;
+      for (let k = 0; k < last.length; k++) {
+        if (last[k] !== buf[s + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.fresh = false;
+        return this.#text;
+      }
+    }
+    this.#bytes = buf.slice(s, e);
+    this.#text = this.#decode(buf, s, e);
+    this.fresh = true;
+    return this.#text;
+  }
+}
