@@ -48,6 +48,17 @@ export function decimal(buf: Uint8Array, start: number, end: number): number {
   return n;
 }
 
+/**
+ * Where the last token of the line `buf[pos, le)` starts, less one: the space
+ * before it (or `pos`). MSG lines of every protocol here end with the payload
+ * size, which is read backwards from the line end without scanning the rest.
+ */
+export function lastSpace(buf: Uint8Array, pos: number, le: number): number {
+  let i = le - 1;
+  while (i > pos && buf[i] !== 32) i--;
+  return i;
+}
+
 /** An append-only byte buffer that grows; `take()` hands out a copy and empties it. */
 export class OutBuf {
   #buf = new Uint8Array(64 * 1024);

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { bytes, concat, CRLF, latin1, OutBuf } from "./bytes.ts";
+import { bytes, concat, CRLF, decimal, lastSpace, latin1, OutBuf } from "./bytes.ts";
 import type { Driver, Events, FrameShape, Kind, Parser } from "./types.ts";
 import { Mode } from "./types.ts";
 
@@ -88,13 +88,11 @@ class JetStreamParser implements Parser {
       if (c === 77 /* M */ || (c === 72 /* H */ && buf[pos + 1] === 77)) {
         // MSG <subject> <sid> [reply-to] <#bytes>
         // HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>
-        let i = le - 1;
-        let size = 0;
-        let mul = 1;
-        while (i > pos && buf[i] !== SPACE) {
-          size += (buf[i] - 48) * mul;
-          mul *= 10;
-          i--;
+        const i = lastSpace(buf, pos, le);
+        const size = decimal(buf, i + 1, le);
+        if (size < 0) {
+          this.#events.error(`MSG with a bad size: ${latin1(buf, pos, Math.min(le, pos + 200))}`);
+          return end;
         }
         const start = nl + 1;
         const pe = start + size;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bytes, concat, CRLF, decimal, latin1, OutBuf } from "./bytes.ts";
+import { bytes, concat, CRLF, decimal, lastSpace, latin1, OutBuf } from "./bytes.ts";
 import type { Driver, Events, FrameShape, Kind, Parser } from "./types.ts";
 import { Mode } from "./types.ts";
 
@@ -46,13 +46,11 @@ class RelayrParser implements Parser {
       const c = buf[pos];
       if (c === 77 /* M */) {
         // MSG <dest> sub_id:<sid> msg_id:<id> [opt:val]... <size>: size is the last token.
-        let i = le - 1;
-        let size = 0;
-        let mul = 1;
-        while (i > pos && buf[i] !== SPACE) {
-          size += (buf[i] - 48) * mul;
-          mul *= 10;
-          i--;
+        const i = lastSpace(buf, pos, le);
+        const size = decimal(buf, i + 1, le);
+        if (size < 0) {
+          this.#events.error(`MSG with a bad size: ${latin1(buf, pos, Math.min(le, pos + 200))}`);
+          return end;
         }
         const start = nl + 1;
         const pe = start + size;
