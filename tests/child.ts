@@ -105,3 +105,58 @@ export async function startServerProcess(
     }
   }
 }
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/**
+ * A broker child process on a fixed data dir, for crash tests: started with
+ * `--fsync <policy>`, killed with SIGKILL (by its own PID only), restarted on
+ * the same directory by making another.
+ */
+export class CrashableBroker {
+  readonly child: Deno.ChildProcess;
+  port = 0;
+  #out = "";
+  #pumps: Promise<void>[];
+
+  constructor(dataDir: string, fsync: "always" | "interval" = "always") {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--host", "127.0.0.1", "--port", "0"].concat(
+        ["--no-http", "--data-dir", dataDir, "--fsync", fsync, "--log-format", "json"],
+      ),
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#pumps = [this.#pump(this.child.stdout), this.#pump(this.child.stderr)];
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const chunk of stream) this.#out += decoder.decode(chunk);
+  }
+
+  /** Everything it logged so far. */
+  get output(): string {
+    return this.#out;
+  }
+
+  /** Waits (bounded) for its "listening on" line; returns the port. */
+  async ready(): Promise<number> {
+    for (let i = 0; i < 600; i++) {
+      const m = /listening on [0-9.]+:(\d+)/.exec(this.#out);
+      if (m) return this.port = Number(m[1]);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`broker did not start:\n${this.#out}`);
+  }
+
+  /** SIGKILL, then waits for it and its output. */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await this.child.status;
+    await Promise.all(this.#pumps);
+  }
+}

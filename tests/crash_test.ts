@@ -10,8 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { format } from "../src/storage/log/mod.ts";
+import { CrashableBroker } from "./child.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const QUEUE = "queue:crash";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -124,69 +124,6 @@ class Wire {
       this.#conn.close();
     } catch { /* already closed */ }
     await this.reading;
-  }
-}
-
-/** A broker child process on a data dir. */
-class Broker {
-  readonly child: Deno.ChildProcess;
-  port = 0;
-  #out = "";
-  #pumps: Promise<void>[];
-
-  constructor(dataDir: string, fsync: "always" | "interval" = "always") {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${ROOT}main.ts`,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-http",
-        "--data-dir",
-        dataDir,
-        "--fsync",
-        fsync,
-        "--log-format",
-        "json",
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#pumps = [this.#pump(this.child.stdout), this.#pump(this.child.stderr)];
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const chunk of stream) this.#out += dec.decode(chunk);
-  }
-
-  /** Everything it logged so far. */
-  get output(): string {
-    return this.#out;
-  }
-
-  /** Waits for its "listening on" line; returns the port. */
-  async ready(): Promise<number> {
-    for (let i = 0; i < 600; i++) {
-      const m = /listening on [0-9.]+:(\d+)/.exec(this.#out);
-      if (m) return this.port = Number(m[1]);
-      await sleep(25);
-    }
-    throw new Error(`broker did not start:\n${this.#out}`);
-  }
-
-  /** SIGKILL, then waits for it and its output. */
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await this.child.status;
-    await Promise.all(this.#pumps);
   }
 }
 
@@ -329,7 +266,7 @@ async function round(
   damage: Damage,
   fsync: "always" | "interval",
 ) {
-  const b = new Broker(dataDir, fsync);
+  const b = new CrashableBroker(dataDir, fsync);
   const port = await b.ready();
   let stopped = false;
   const work = [
@@ -356,7 +293,7 @@ async function round(
     Deno.truncateSync(path, at);
   }
   // The next start must say that it cut the tail.
-  const check = new Broker(dataDir);
+  const check = new CrashableBroker(dataDir);
   await check.ready();
   await check.kill();
   assert.match(check.output, /(torn tail|corrupt record) at offset \d+.*truncated \d+ bytes/);
@@ -377,7 +314,7 @@ async function crashRun(fsync: "always" | "interval", damages: Damage[]): Promis
   try {
     for (const damage of damages) await round(dataDir, ledger, rand, damage, fsync);
     // Final drain: everything left must come back, once, with what was sent.
-    const b = new Broker(dataDir);
+    const b = new CrashableBroker(dataDir);
     const port = await b.ready();
     const w = await Wire.connect(port);
     await w.send(`SUB ${QUEUE} sub_id:d prefetch:65536\r\n`);

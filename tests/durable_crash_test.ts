@@ -7,55 +7,11 @@
  * replayable with start:first, and the retention limit must still hold.
  */
 import assert from "node:assert/strict";
+import { CrashableBroker } from "./child.ts";
 import { RawClient, type ServerFrame } from "./helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const dec = new TextDecoder();
 const text = (f: ServerFrame) => dec.decode(f.payload);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A broker child process on a data dir; stopped by its own PID only. */
-class Child {
-  readonly child: Deno.ChildProcess;
-  #out = "";
-  #pumps: Promise<void>[];
-
-  constructor(dataDir: string) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--host", "127.0.0.1", "--port", "0"].concat(
-        ["--no-http", "--data-dir", dataDir, "--fsync", "always", "--log-format", "json"],
-      ),
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#pumps = [this.#pump(this.child.stdout), this.#pump(this.child.stderr)];
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const chunk of stream) this.#out += dec.decode(chunk);
-  }
-
-  /** Waits (bounded) for its "listening on" line; returns the port. */
-  async ready(): Promise<number> {
-    for (let i = 0; i < 600; i++) {
-      const m = /listening on [0-9.]+:(\d+)/.exec(this.#out);
-      if (m) return Number(m[1]);
-      await sleep(25);
-    }
-    throw new Error(`broker did not start:\n${this.#out}`);
-  }
-
-  /** SIGKILL, then waits for it and its output. */
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await this.child.status;
-    await Promise.all(this.#pumps);
-  }
-}
 
 async function expect(c: RawClient, line: string, reply: string): Promise<void> {
   await c.send(`${line}\r\n`);
@@ -67,7 +23,7 @@ const range = (from: number, to: number) =>
 
 Deno.test("durable topic: kill -9 keeps the declaration, the retained messages and the acked position", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "relayr-durable-" });
-  let b = new Child(dataDir);
+  let b = new CrashableBroker(dataDir);
   const clients: RawClient[] = [];
   const connect = async (port: number) => {
     const c = await RawClient.connect(port);
@@ -96,7 +52,7 @@ Deno.test("durable topic: kill -9 keeps the declaration, the retained messages a
     await b.kill();
     for (const x of clients.splice(0)) await x.close();
 
-    b = new Child(dataDir);
+    b = new CrashableBroker(dataDir);
     port = await b.ready();
     const d = await connect(port);
     await expect(d, "SUB topic:events sub_id:d durable:worker", "OK");
