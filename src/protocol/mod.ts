@@ -25,3 +25,4 @@ export {
 export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
 export { destinationError, hasWildcard, matches } from "./names.ts";
 export { LastString } from "./last_string.ts";
+export { grow } from "./bytes.ts";

@@ -7,6 +7,7 @@
 import type { Runtime } from "./types.ts";
 
 export type { Conn, HttpServer, Listener, Runtime } from "./types.ts";
+export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {
