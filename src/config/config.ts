@@ -9,7 +9,12 @@
  */
 import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
-import { FSYNC_INTERVAL_MS, FSYNC_POLICIES } from "../storage/mod.ts";
+
+/** When the log is forced to the device (see docs/PERSISTENCE.md). */
+export type FsyncPolicy = "always" | "interval" | "never";
+
+/** The fsync policies, for the settings table and validation. */
+export const FSYNC_POLICIES: readonly FsyncPolicy[] = ["always", "interval", "never"];
 
 type Kind = "int" | "string" | "bool";
 
@@ -129,7 +134,7 @@ export const SETTINGS = {
   },
   "fsync-interval": {
     kind: "int",
-    default: FSYNC_INTERVAL_MS,
+    default: L.FSYNC_INTERVAL_MS,
     min: 1,
     max: 60_000,
     help: "ms between fsyncs under --fsync interval (what a power cut can lose)",

@@ -29,7 +29,7 @@ import {
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
-} from "../config/limits.ts";
+} from "../config/mod.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,

@@ -12,7 +12,6 @@ export { Deque } from "./deque.ts";
 export { Ring } from "./ring.ts";
 export { Heap } from "./heap.ts";
 export {
-  FSYNC_INTERVAL_MS,
   FSYNC_POLICIES,
   type FsyncPolicy,
   type LogFn,

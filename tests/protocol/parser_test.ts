@@ -3,7 +3,7 @@
  * seeded random chunks, plus a table of malformed inputs and the limits.
  */
 import assert from "node:assert/strict";
-import { CONTROL_LINE_BYTES_MAX } from "../../src/config/limits.ts";
+import { CONTROL_LINE_BYTES_MAX } from "../../src/config/mod.ts";
 import { type Frame, Parser } from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
 

@@ -37,7 +37,7 @@
  *
  * @module
  */
-import { TTL_MS_MAX } from "../../config/limits.ts";
+import { TTL_MS_MAX } from "../../config/mod.ts";
 import { Message, MessageState } from "../message.ts";
 import { type RemoveReason, StoreError } from "../store.ts";
 import { crc32c } from "./crc32c.ts";

@@ -9,18 +9,12 @@
  *
  * @module
  */
+import { FSYNC_INTERVAL_MS, SEGMENT_BYTES_MAX, STORE_RETRY_MS } from "../../config/mod.ts";
 import type { FileSystem } from "../../runtime/fs.ts";
 import type { QueueStore, Store } from "../store.ts";
 import { LogQueueStore, type QueueLogHost } from "./queue_log.ts";
 import { recoverLog } from "./recovery.ts";
 import type { FsyncPolicy, LogFn } from "./types.ts";
-
-/** A segment is sealed and a new one started past this size. */
-export const SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
-/** Default time between fdatasyncs under `interval`: the loss window on power failure. */
-export const FSYNC_INTERVAL_MS = 100;
-/** Wait before a failed write or fsync is tried again. */
-export const STORE_RETRY_MS = 1000;
 
 /** How to open a log store. */
 export interface LogStoreOptions {
@@ -29,7 +23,9 @@ export interface LogStoreOptions {
   /** File access: `nodeFileSystem` from src/runtime/fs.ts (tests wrap it to inject failures). */
   fs: FileSystem;
   fsync?: FsyncPolicy;
+  /** Time between fdatasyncs under `interval` (default `FSYNC_INTERVAL_MS`). */
   fsyncIntervalMs?: number;
+  /** Size past which a segment is sealed (default `SEGMENT_BYTES_MAX`). */
   segmentBytes?: number;
   /** Wait before a failed write is retried (default `STORE_RETRY_MS`). */
   retryMs?: number;

@@ -5,13 +5,7 @@
  *
  * @module
  */
-export {
-  FSYNC_INTERVAL_MS,
-  LogStore,
-  type LogStoreOptions,
-  type RecoveryStats,
-  SEGMENT_BYTES_MAX,
-} from "./log_store.ts";
+export { LogStore, type LogStoreOptions, type RecoveryStats } from "./log_store.ts";
 export { LogQueueStore } from "./queue_log.ts";
 export { FSYNC_POLICIES, type FsyncPolicy, type LogFn } from "./types.ts";
 export { crc32c } from "./crc32c.ts";

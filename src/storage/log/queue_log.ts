@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { COMPACT_STEP_BYTES_MAX, COMPACT_STEP_INTERVAL_MS } from "../../config/mod.ts";
 import type { FileSystem } from "../../runtime/fs.ts";
 import { MemoryQueueStore } from "../memory.ts";
 import { type Message, MessageState } from "../message.ts";
@@ -31,11 +32,6 @@ import {
 } from "./format.ts";
 import type { RecoveredLog } from "./recovery.ts";
 import type { FsyncPolicy, LogFn } from "./types.ts";
-
-/** Live bytes one compaction step copies at most, so that one step is a short pause. */
-const COMPACT_BYTES_PER_STEP = 4 * 1024 * 1024;
-/** Least time between two compaction steps of one queue, so copying never crowds out publishing. */
-const COMPACT_STEP_INTERVAL_MS = 20;
 
 /** What a queue's log needs from the store around it. */
 export interface QueueLogHost {
@@ -571,7 +567,7 @@ export class LogQueueStore implements QueueStore {
     let bytes = 0;
     const msgs = head.msgs;
     let i = head.scanned;
-    for (; i < msgs.length && moving.length < head.live && bytes < COMPACT_BYTES_PER_STEP; i++) {
+    for (; i < msgs.length && moving.length < head.live && bytes < COMPACT_STEP_BYTES_MAX; i++) {
       const m = msgs[i];
       // Settled, or copied away by an earlier step: not here any more.
       if (m.state === MessageState.DONE || this.#segmentOf(m) !== head) continue;

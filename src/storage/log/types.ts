@@ -11,8 +11,5 @@ export type LogFn = (
   props?: Record<string, unknown>,
 ) => void;
 
-/** When the log is forced to the device (see docs/PERSISTENCE.md). */
-export type FsyncPolicy = "always" | "interval" | "never";
-
-/** The fsync policies, for the settings table and validation. */
-export const FSYNC_POLICIES: readonly FsyncPolicy[] = ["always", "interval", "never"];
+// The policies are a setting (`--fsync`): config owns their list, the store re-exports it.
+export { FSYNC_POLICIES, type FsyncPolicy } from "../../config/mod.ts";

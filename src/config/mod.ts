@@ -1,0 +1,20 @@
+/**
+ * Configuration: every limit of the broker (`limits.ts`, one named constant
+ * each) and the server settings from flags, environment and a config file
+ * (`config.ts`, one table). Other folders import this file only.
+ *
+ * @module
+ */
+export * from "./limits.ts";
+export {
+  type Config,
+  ConfigError,
+  type ConfigSources,
+  envName,
+  FSYNC_POLICIES,
+  type FsyncPolicy,
+  loadConfig,
+  serveHelp,
+  type SettingName,
+  SETTINGS,
+} from "./config.ts";
