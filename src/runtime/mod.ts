@@ -1,6 +1,8 @@
 /**
- * Picks the adapter for the runtime we are on. Callers get a `Runtime` and
- * never branch on which one it is.
+ * The runtime seam, the only place that touches the platform: picks the
+ * adapter for the runtime we are on (callers get a `Runtime` and never branch
+ * on which one it is), and offers the file access of the durable store and
+ * the clock. Other folders import this file only.
  *
  * @module
  */
@@ -8,6 +10,7 @@ import type { Runtime } from "./types.ts";
 
 export type { Conn, HttpServer, Listener, Runtime } from "./types.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
+export { type FileSystem, nodeFileSystem } from "./fs.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

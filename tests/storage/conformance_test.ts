@@ -2,7 +2,7 @@
  * Runs the store conformance suite against the memory store and against the
  * log store (real files in a temp dir) under each fsync policy.
  */
-import { nodeFileSystem } from "../../src/runtime/fs.ts";
+import { nodeFileSystem } from "../../src/runtime/mod.ts";
 import { type FsyncPolicy, LogStore, MemoryStore } from "../../src/storage/mod.ts";
 import { storeConformance } from "./conformance.ts";
 

@@ -5,7 +5,7 @@
  * faults come from `TestFs`, a wrapper around the real file system.
  */
 import assert from "node:assert/strict";
-import { type FileSystem, nodeFileSystem } from "../../src/runtime/fs.ts";
+import { type FileSystem, nodeFileSystem } from "../../src/runtime/mod.ts";
 import {
   type FsyncPolicy,
   LogStore,

@@ -6,7 +6,7 @@
  * covered (files never synced lose everything), as a machine that lost power
  * would.
  */
-import { type FileSystem, nodeFileSystem } from "../../src/runtime/fs.ts";
+import { type FileSystem, nodeFileSystem } from "../../src/runtime/mod.ts";
 
 function enospc(): Error {
   return Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });

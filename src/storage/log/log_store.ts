@@ -10,7 +10,7 @@
  * @module
  */
 import { FSYNC_INTERVAL_MS, SEGMENT_BYTES_MAX, STORE_RETRY_MS } from "../../config/mod.ts";
-import type { FileSystem } from "../../runtime/fs.ts";
+import type { FileSystem } from "../../runtime/mod.ts";
 import type { QueueStore, Store } from "../store.ts";
 import { LogQueueStore, type QueueLogHost } from "./queue_log.ts";
 import { recoverLog } from "./recovery.ts";
@@ -20,7 +20,7 @@ import type { FsyncPolicy, LogFn } from "./types.ts";
 export interface LogStoreOptions {
   /** The data directory. */
   dir: string;
-  /** File access: `nodeFileSystem` from src/runtime/fs.ts (tests wrap it to inject failures). */
+  /** File access: `nodeFileSystem` from src/runtime/mod.ts (tests wrap it to inject failures). */
   fs: FileSystem;
   fsync?: FsyncPolicy;
   /** Time between fdatasyncs under `interval` (default `FSYNC_INTERVAL_MS`). */

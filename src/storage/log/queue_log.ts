@@ -17,7 +17,7 @@
  * @module
  */
 import { COMPACT_STEP_BYTES_MAX, COMPACT_STEP_INTERVAL_MS } from "../../config/mod.ts";
-import type { FileSystem } from "../../runtime/fs.ts";
+import type { FileSystem } from "../../runtime/mod.ts";
 import { MemoryQueueStore } from "../memory.ts";
 import { type Message, MessageState } from "../message.ts";
 import { type QueueStore, type RemoveReason, StoreError } from "../store.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { FileSystem } from "../../runtime/fs.ts";
+import type { FileSystem } from "../../runtime/mod.ts";
 import { type Message, MessageState } from "../message.ts";
 import { StoreError } from "../store.ts";
 import {
