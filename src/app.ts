@@ -6,12 +6,11 @@
  * @module
  */
 import { Broker } from "./broker/mod.ts";
-import { type Config, ConfigError, loadConfig, serveHelp } from "./config/config.ts";
+import { type Config, ConfigError, loadConfig, serveHelp } from "./config/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import type { Runtime } from "./runtime/mod.ts";
+import { nodeFileSystem, type Runtime } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
-import { nodeFileSystem } from "./runtime/fs.ts";
 import { type FsyncPolicy, LogStore, MemoryStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
 
@@ -62,7 +61,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     http = config["no-http"] ? undefined : startMonitoring(runtime, {
       hostname: config["http-host"] ?? config.host,
       port: config["http-port"],
-    }, { server, broker, store, version: VERSION });
+    }, server);
   } catch (e) {
     await server.shutdown();
     await store.close();

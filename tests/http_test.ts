@@ -7,20 +7,15 @@
 import assert from "node:assert/strict";
 import { type Running, startBroker } from "../src/app.ts";
 import { loadConfig } from "../src/config/config.ts";
-import { createHandler, Exposition, type Handler, type Stats } from "../src/http/mod.ts";
+import { createHandler, Exposition, type Handler } from "../src/http/mod.ts";
+import type { Stats } from "../src/server/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { VERSION } from "../src/version.ts";
 import { expectLine, publishAll, RawClient, startTestBroker, waitFor } from "./helpers.ts";
 import { type Family, parseExposition, value } from "./prometheus.ts";
 
 function handlerFor(b: Running): Handler {
-  return createHandler({
-    server: b.server,
-    broker: b.broker,
-    store: b.store,
-    version: VERSION,
-    runtime: denoRuntime,
-  });
+  return createHandler(b.server);
 }
 
 async function get(h: Handler, path: string, method = "GET"): Promise<Response> {

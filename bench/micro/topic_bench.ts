@@ -3,19 +3,20 @@
  * subscribers through the broker, with a client that only counts frames
  * (the broker's own cost, without sockets).
  */
-import { Broker, type Client } from "../../src/broker/mod.ts";
+import { Broker, type Client, InFlight } from "../../src/broker/mod.ts";
 import { MemoryStore, type Message } from "../../src/storage/mod.ts";
 
 class CountingClient implements Client {
   readonly id = 1;
-  readonly writable = true;
+  readonly inflight = new InFlight();
   frames = 0;
+  wantsMore(): boolean {
+    return true;
+  }
   sendMsg(_head: Uint8Array, _msg: Message, _delivery: number): void {
     this.frames++;
   }
   slowConsumer(): void {}
-  track(): void {}
-  untrack(): void {}
   delivered(): void {}
 }
 
@@ -52,7 +53,7 @@ for (const subs of [1, 4]) {
   const b = broker();
   const client = new CountingClient();
   const sub = b.subscribe(client, "queue:work", "w", { ack: "none" } as never);
-  b.activate(sub);
+  sub.activate();
   Deno.bench({
     name: "queue: publish + dispatch to an ack:none consumer",
     group: "queue",

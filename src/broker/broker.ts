@@ -1,32 +1,38 @@
 /**
  * The broker: destinations by name, publish, subscribe, and the periodic
  * sweep (TTL expiry, NACK delays, ack timeouts, idle destinations). It knows
- * nothing of sockets: connections reach it through the `Client` interface.
+ * nothing of sockets: connections reach it through the `Client` interface,
+ * and it reads time only from the `Clock` it is given.
  *
  * @module
  */
-import { DECLARED_TOPICS_MAX, DESTINATIONS_MAX, DURABLES_MAX } from "../config/limits.ts";
+import { DESTINATIONS_MAX } from "../config/mod.ts";
 import {
   hasWildcard,
   matches,
   type PubOptions,
   type RetentionOptions,
-  type StartPosition,
   type SubOptions,
 } from "../protocol/mod.ts";
-import { Heap, ID_SEQ_PER_MS, Message, MessageState, StoreError } from "../storage/mod.ts";
+import { type Clock, systemClock } from "../runtime/mod.ts";
+import { Heap, Message, MessageState, StoreError } from "../storage/mod.ts";
+import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { IdGenerator } from "./ids.ts";
-import { LatencyHistogram } from "./latency.ts";
+import type { Delivery } from "./inflight.ts";
+import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
 import {
-  Durable,
-  type Pending,
-  type Retention,
-  Topic,
-  type TopicHost,
-  TopicSubscription,
-} from "./topic.ts";
-import { type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
+  type BrokerStats,
+  byName,
+  type Page,
+  page,
+  type PageOptions,
+  type QueueStats,
+  type TopicStats,
+} from "./stats.ts";
+import type { Subscription } from "./subscription.ts";
+import { Topic } from "./topic.ts";
+import { TopicSubscription } from "./topic_subscription.ts";
 import {
   BrokerError,
   type BrokerOptions,
@@ -34,9 +40,6 @@ import {
   type QueueOverflow,
   type SlowConsumerPolicy,
 } from "./types.ts";
-
-/** A subscription of either kind. */
-export type Subscription = QueueConsumer | TopicSubscription;
 
 /** Broker-wide counters. */
 export interface BrokerCounters {
@@ -47,19 +50,17 @@ export interface BrokerCounters {
   rejected: number;
 }
 
-/** The epoch time in fractional ms; read once per batch of frames, not per message. */
-export function clock(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 /** Destinations, publish and subscribe. */
-export class Broker implements QueueHost, TopicHost {
+export class Broker implements QueueHost, DeclaredHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
-  now = clock();
+  now: number;
+  readonly clock: Clock;
   readonly maxDeliveries: number;
   readonly slowConsumer: SlowConsumerPolicy;
   readonly subPendingMessagesMax: number;
   readonly subPendingBytesMax: number;
+  readonly queueMessagesMax: number;
+  readonly queueBytesMax: number;
   readonly counters: BrokerCounters = { published: 0, publishedBytes: 0, unrouted: 0, rejected: 0 };
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
@@ -68,45 +69,37 @@ export class Broker implements QueueHost, TopicHost {
   #topics = new Map<string, Topic>();
   #wildcards = new Set<TopicSubscription>();
   #explicitTopicSubs = new Set<TopicSubscription>();
-  #redeliveries = new Heap<Pending>();
-  /** Topics declared with retention. */
-  #declared = new Set<Topic>();
-  #durableCount = 0;
-  #state: TopicStateStore;
+  #redeliveries = new Heap<Delivery>();
+  #declared: DeclaredTopics;
   #ids: IdGenerator;
-  #startedAt = Date.now();
+  #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
   #tickFirstId = 0;
 
   constructor(options: BrokerOptions) {
     this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.now = this.#startedAt = this.clock.now();
     this.maxDeliveries = options.maxDeliveries;
     this.slowConsumer = options.slowConsumer;
     this.subPendingMessagesMax = options.subPendingMessagesMax;
     this.subPendingBytesMax = options.subPendingBytesMax;
+    this.queueMessagesMax = options.queueMessagesMax;
+    this.queueBytesMax = options.queueBytesMax;
     this.#queueOverflow = options.queueOverflow;
     this.#ids = new IdGenerator(options.store.lastId());
     const names = options.store.queueNames();
     // The store also holds the logs of declared topics and their state record: not queues.
     for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
-    this.#state = new TopicStateStore(
-      options.store,
-      () => this.#ids.next(this.now),
-      () => this.#stateRecord(),
-    );
-    this.#restoreTopics(names.filter((n) => n.startsWith("topic:")));
+    this.#declared = new DeclaredTopics(this, options.store);
+    this.#declared.restore(names.filter((n) => n.startsWith("topic:")));
   }
 
   /** Reads the clock once for the work that follows. */
   tick(): number {
-    const now = this.now = clock();
+    const now = this.now = this.clock.now();
     this.#tickFirstId = this.#ids.floor(now);
     return now;
-  }
-
-  /** Epoch ms when the broker started. */
-  get startedAt(): number {
-    return this.#startedAt;
   }
 
   /**
@@ -171,7 +164,10 @@ export class Broker implements QueueHost, TopicHost {
     });
   }
 
-  /** Starts a subscription for `client`; `sid` is already unique on the connection. */
+  /**
+   * Starts a subscription for `client` (`sid` is already unique on the
+   * connection). Deliveries begin with its `activate()`, after the OK.
+   */
   subscribe(client: Client, dest: string, sid: string, o: SubOptions): Subscription {
     const prefetch = o.prefetch ?? this.options.prefetch;
     const ackTimeoutMs = o.ackTimeoutMs ?? this.options.ackTimeoutMs;
@@ -188,57 +184,22 @@ export class Broker implements QueueHost, TopicHost {
       q.addConsumer(c);
       return c;
     }
+    let s: TopicSubscription;
     if (o.durable !== undefined || o.start !== undefined) {
-      return this.#replay(client, dest, sid, o, { prefetch, ackTimeoutMs });
-    }
-    const explicit = o.ack === "explicit";
-    const s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
-    if (hasWildcard(dest)) {
-      this.#wildcards.add(s);
-      for (const t of this.#topics.values()) if (matches(dest, t.name)) s.bindings.push(t.bind(s));
+      s = this.#declared.subscribe(
+        { client, dest, sid, durable: o.durable, start: o.start, ack: o.ack },
+        { prefetch, ackTimeoutMs },
+      );
     } else {
-      const t = this.#topics.get(dest) ?? this.#newTopic(dest);
-      s.bindings.push(t.bind(s));
+      const explicit = o.ack === "explicit";
+      s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
+      if (hasWildcard(dest)) {
+        this.#wildcards.add(s);
+        for (const t of this.#topics.values()) if (matches(dest, t.name)) s.bind(t);
+      } else s.bind(this.#topics.get(dest) ?? this.#newTopic(dest));
     }
-    if (explicit) this.#explicitTopicSubs.add(s);
+    if (s.explicit) this.#explicitTopicSubs.add(s);
     return s;
-  }
-
-  /** Starts or resumes deliveries to a subscription (after its OK, or when its socket drained). */
-  activate(sub: Subscription): void {
-    if (sub instanceof QueueConsumer) sub.queue.dispatch();
-    else sub.resume();
-  }
-
-  /**
-   * Ends a subscription; unacked queue messages go back to the queue. A
-   * durable keeps its position, or with `forget` is deleted.
-   */
-  unsubscribe(sub: Subscription, forget = false): void {
-    if (sub instanceof QueueConsumer) {
-      sub.queue.removeConsumer(sub);
-      return;
-    }
-    const d = sub.durable;
-    if (d !== undefined) {
-      // Its position is kept: everything before its oldest unsettled message.
-      const b = sub.bindings[0];
-      if (b !== undefined) d.acked = Math.max(d.acked, b.topic.position(b));
-      d.sub = undefined;
-      if (forget && sub.bindings[0]?.topic.durables.delete(d.name)) this.#durableCount--;
-      void this.#state.save();
-    }
-    for (const id of sub.inflight.keys()) sub.client.untrack(id);
-    sub.inflight.clear();
-    for (const b of sub.bindings) {
-      b.topic.unbind(b);
-      if (b.topic.bindings.length === 0 && b.topic.retention === undefined) {
-        this.#topics.delete(b.topic.name);
-      }
-    }
-    sub.bindings.length = 0;
-    this.#wildcards.delete(sub);
-    this.#explicitTopicSubs.delete(sub);
   }
 
   /** Periodic work: expiry, delays, ack timeouts, idle queues. Cost is O(destinations). */
@@ -256,49 +217,55 @@ export class Broker implements QueueHost, TopicHost {
       }
     }
     while (this.#redeliveries.peekKey() <= now) {
-      const p = this.#redeliveries.pop()!;
-      const sub = p.binding.sub;
-      if (sub.bindings.includes(p.binding)) sub.redeliver(p);
+      const d = this.#redeliveries.pop()!;
+      d.binding!.sub.due(d);
     }
     for (const s of this.#explicitTopicSubs) s.expireAcks(now);
-    for (const t of this.#declared) t.sweep(now);
+    this.#declared.sweep(now);
   }
 
-  /**
-   * Declares `dest` (a topic) with retention, or changes its limits; limits
-   * not given take the queue limits (and no age limit). Resolves when the
-   * declaration is stored.
-   */
+  /** Declares `dest` (a topic) with retention, or changes its limits; resolves when stored. */
   declare(dest: string, o: RetentionOptions): Promise<void> {
-    const r: Retention = {
-      messages: o.messages ?? this.options.queueMessagesMax,
-      bytes: o.bytes ?? this.options.queueBytesMax,
-      ageMs: o.ageMs ?? 0,
-    };
-    const t = this.#topics.get(dest);
-    if (t?.retention !== undefined) t.declare(r, t.store!);
-    else {
-      if (this.#declared.size >= DECLARED_TOPICS_MAX) {
-        throw new BrokerError("LIMIT", `the server holds ${DECLARED_TOPICS_MAX} declared topics`);
-      }
-      this.#declareTopic(t ?? this.#newTopic(dest), r);
-    }
-    return this.#state.save();
+    return this.#declared.declare(dest, o);
   }
 
   /** A promise that settles once durable positions changed by now are stored. */
   stateSaved(): Promise<void> {
-    return this.#state.save();
+    return this.#declared.saved();
   }
 
   /** Part of TopicHost: a durable position moved; stored at the end of the tick. */
   durableMoved(): void {
-    void this.#state.save();
+    void this.#declared.saved();
+  }
+
+  /** Part of DeclaredHost: the topic of that name, if it exists. */
+  topic(name: string): Topic | undefined {
+    return this.#topics.get(name);
+  }
+
+  /** Part of DeclaredHost: creates a topic (see `#newTopic`). */
+  newTopic(name: string): Topic {
+    return this.#newTopic(name);
+  }
+
+  /** Part of DeclaredHost: a fresh message id. */
+  nextId(): number {
+    return this.#ids.next(this.now);
   }
 
   /** Part of TopicHost: schedules a delayed topic redelivery. */
-  schedule(p: Pending, dueAt: number): void {
-    this.#redeliveries.push(dueAt, p);
+  schedule(d: Delivery, dueAt: number): void {
+    this.#redeliveries.push(dueAt, d);
+  }
+
+  /** Part of TopicHost: a topic subscription closed; topics nobody uses any more are forgotten. */
+  closed(sub: TopicSubscription, left: readonly Topic[]): void {
+    this.#wildcards.delete(sub);
+    this.#explicitTopicSubs.delete(sub);
+    for (const t of left) {
+      if (t.bindings.length === 0 && t.retention === undefined) this.#topics.delete(t.name);
+    }
   }
 
   /**
@@ -346,14 +313,46 @@ export class Broker implements QueueHost, TopicHost {
     return true;
   }
 
-  /** Live queues by name (for stats). */
+  /** Live queues by name (read-only; admin data goes through `stats()`, tests look closer). */
   get queues(): ReadonlyMap<string, Queue> {
     return this.#queues;
   }
 
-  /** Live topics by name (for stats). */
+  /** Live topics by name (read-only, as `queues`). */
   get topics(): ReadonlyMap<string, Topic> {
     return this.#topics;
+  }
+
+  /** Broker-wide figures. */
+  stats(): BrokerStats {
+    let subscribed = 0;
+    for (const t of this.#topics.values()) if (t.bindings.length > 0) subscribed++;
+    const h = this.latency;
+    let cumulative = 0;
+    const buckets = LATENCY_BUCKETS_S.map((le, i) => ({ le, count: cumulative += h.counts[i] }));
+    const c = this.counters;
+    return {
+      started_at_ms: this.#startedAt,
+      published_msgs: c.published,
+      published_bytes: c.publishedBytes,
+      rejected_msgs: c.rejected,
+      unrouted_msgs: c.unrouted,
+      queues: this.#queues.size,
+      topics: subscribed,
+      declared_topics: this.#declared.size,
+      durables: this.#declared.durables,
+      latency: { count: h.count, sum_s: h.sumMs / 1000, buckets },
+    };
+  }
+
+  /** Queues by name, a page of them. */
+  queueStats(o: PageOptions): Page<QueueStats> {
+    return page(byName(this.#queues), o, (q) => q.stats());
+  }
+
+  /** Topics by name, a page of them. */
+  topicStats(o: PageOptions): Page<TopicStats> {
+    return page(byName(this.#topics), o, (t) => t.stats());
   }
 
   #message(
@@ -427,132 +426,14 @@ export class Broker implements QueueHost, TopicHost {
     this.#checkRoom();
     const t = new Topic(name, this);
     this.#topics.set(name, t);
-    for (const s of this.#wildcards) if (matches(s.pattern, name)) s.bindings.push(t.bind(s));
+    for (const s of this.#wildcards) if (matches(s.pattern, name)) s.bind(t);
     return t;
-  }
-
-  /** A SUB with `durable` or `start`: on a declared topic, bound from a retained message. */
-  #replay(
-    client: Client,
-    dest: string,
-    sid: string,
-    o: SubOptions,
-    limits: { prefetch: number; ackTimeoutMs: number },
-  ): TopicSubscription {
-    if (hasWildcard(dest)) {
-      throw new BrokerError(
-        "BAD_DESTINATION",
-        "a durable subscription or a replay takes one topic, not a wildcard",
-      );
-    }
-    const t = this.#topics.get(dest);
-    if (t?.retention === undefined) {
-      throw new BrokerError("NOT_DECLARED", `${dest} is not declared: DECLARE it first`);
-    }
-    if (o.durable !== undefined && o.ack === "none") {
-      throw new BrokerError("BAD_ARGUMENT", "a durable subscription takes explicit acks");
-    }
-    let d: Durable | undefined;
-    let after: number;
-    if (o.durable !== undefined) {
-      d = t.durables.get(o.durable);
-      if (d?.sub !== undefined) {
-        throw new BrokerError(
-          "DURABLE_IN_USE",
-          `durable ${JSON.stringify(o.durable)} of ${dest} has a live subscription`,
-        );
-      }
-      if (d === undefined) {
-        if (this.#durableCount >= DURABLES_MAX) {
-          throw new BrokerError("LIMIT", `the server holds ${DURABLES_MAX} durables`);
-        }
-        d = new Durable(o.durable, startAfter(t, o.start));
-        t.durables.set(d.name, d);
-        this.#durableCount++;
-      }
-      after = d.acked;
-    } else after = startAfter(t, o.start);
-    const explicit = d !== undefined || o.ack === "explicit";
-    const s = new TopicSubscription(sid, dest, client, this, { explicit, ...limits });
-    s.durable = d;
-    s.bindings.push(t.bind(s, t.seqAfter(after)));
-    if (explicit) this.#explicitTopicSubs.add(s);
-    if (d !== undefined) {
-      d.sub = s;
-      void this.#state.save();
-    }
-    return s;
-  }
-
-  #declareTopic(t: Topic, r: Retention): void {
-    t.declare(r, this.options.store.openQueue(t.name));
-    this.#declared.add(t);
-  }
-
-  /** Declared topics, their durables and retained messages from the store, at start. */
-  #restoreTopics(logs: string[]): void {
-    const rec = this.#state.load();
-    for (const x of rec?.topics ?? []) {
-      const t = this.#topics.get(x.name) ?? this.#newTopic(x.name);
-      this.#declareTopic(t, { messages: x.messages, bytes: x.bytes, ageMs: x.ageMs });
-    }
-    // A log whose declaration was lost (not yet stored at a crash) is kept under default limits.
-    for (const name of logs) {
-      if (this.#topics.has(name)) continue;
-      const o = this.options;
-      this.#declareTopic(this.#newTopic(name), {
-        messages: o.queueMessagesMax,
-        bytes: o.queueBytesMax,
-        ageMs: 0,
-      });
-    }
-    for (const x of rec?.durables ?? []) {
-      const t = this.#topics.get(x.topic);
-      if (t === undefined) continue;
-      const d = new Durable(x.name, x.acked);
-      d.skipped = x.skipped;
-      t.durables.set(d.name, d);
-      this.#durableCount++;
-    }
-    for (const t of this.#declared) {
-      t.restore([...t.store!.messages()].sort((a, b) => a.id - b.id));
-    }
-  }
-
-  /** The state record: declarations, and durable positions (live ones brought up to date). */
-  #stateRecord(): TopicStateRecord {
-    const rec: TopicStateRecord = { v: 1, topics: [], durables: [] };
-    for (const t of this.#declared) {
-      const r = t.retention!;
-      rec.topics.push({ name: t.name, messages: r.messages, bytes: r.bytes, ageMs: r.ageMs });
-      for (const d of t.durables.values()) {
-        const b = d.sub?.bindings[0];
-        if (b !== undefined) d.acked = Math.max(d.acked, t.position(b));
-        rec.durables.push({ topic: t.name, name: d.name, acked: d.acked, skipped: d.skipped });
-      }
-    }
-    return rec;
   }
 
   #checkRoom(): void {
     if (this.#queues.size + this.#topics.size >= DESTINATIONS_MAX) {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
-  }
-}
-
-/** The position (last settled id) a new durable or a replay starts after. */
-function startAfter(t: Topic, start: StartPosition | undefined): number {
-  switch (start?.kind) {
-    case undefined:
-    case "new":
-      return t.lastId;
-    case "first":
-      return -1;
-    case "id":
-      return start.id - 1;
-    case "time":
-      return start.ms * ID_SEQ_PER_MS - 1;
   }
 }
 

@@ -1,20 +1,14 @@
 /**
  * The broker: queues (competing consumers) and topics (fan-out over one shared
- * message list), independent of sockets and of the store behind them.
+ * message list), independent of sockets and of the store behind them. A
+ * connection is a `Client`; what it subscribes is a `Subscription`; what it
+ * has in flight is its `InFlight`.
  *
  * @module
  */
-export { Broker, type BrokerCounters, clock, type Subscription } from "./broker.ts";
-export { Queue, QueueConsumer } from "./queue.ts";
-export { Durable, type Retention, Topic, TopicSubscription } from "./topic.ts";
-export { STATE_QUEUE, type TopicStateRecord } from "./topic_state.ts";
-export { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
-export { IdGenerator } from "./ids.ts";
-export {
-  type Acker,
-  BrokerError,
-  type BrokerOptions,
-  type Client,
-  type QueueOverflow,
-  type SlowConsumerPolicy,
-} from "./types.ts";
+export { Broker } from "./broker.ts";
+export type { Subscription } from "./subscription.ts";
+export { type Delivery, InFlight } from "./inflight.ts";
+export { BrokerError, type BrokerOptions, type Client } from "./types.ts";
+export type * from "./stats.ts";
+export { page } from "./stats.ts";

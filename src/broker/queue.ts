@@ -7,7 +7,10 @@
  */
 import { msgHead } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore } from "../storage/mod.ts";
-import type { Acker, Client } from "./types.ts";
+import type { Delivery } from "./inflight.ts";
+import type { QueueStats, SubscriptionStats } from "./stats.ts";
+import { Subscription, type SubscriptionOptions } from "./subscription.ts";
+import type { Client } from "./types.ts";
 
 /** Counters of one queue, for stats and metrics. */
 export interface QueueCounters {
@@ -98,111 +101,109 @@ export class Queue {
     this.store.requeue(msg, delayMs, this.host.now);
   }
 
-  /** Adds a consumer; deliveries start with the next `dispatch()`. */
+  /** Adds a consumer; deliveries start with its `activate()`. */
   addConsumer(c: QueueConsumer): void {
     this.consumers.push(c);
   }
 
-  /** Removes a consumer; its unacked messages go back to the front, in their order. */
+  /** Removes a consumer (its deliveries are already given back) and lets the others take over. */
   removeConsumer(c: QueueConsumer): void {
     const i = this.consumers.indexOf(c);
     if (i >= 0) this.consumers.splice(i, 1);
-    c.returnAll();
     this.dispatch();
+  }
+
+  /** Its figures for the admin API. */
+  stats(): QueueStats {
+    const s = this.store;
+    const c = this.counters;
+    return {
+      name: this.name,
+      depth: s.ready,
+      inflight: s.inflight,
+      delayed: s.delayed,
+      size: s.size,
+      bytes: s.bytes,
+      consumers: this.consumers.length,
+      published: c.published,
+      delivered: c.delivered,
+      acked: c.acked,
+      redelivered: c.redelivered,
+      dead_lettered: c.deadLettered,
+      expired: s.removed.expired,
+      dropped: s.removed.dropped,
+      rejected: c.rejected,
+    };
   }
 }
 
 /** A consumer of a queue on one connection. */
-export class QueueConsumer implements Acker {
-  readonly sid: string;
+export class QueueConsumer extends Subscription {
   readonly queue: Queue;
-  readonly client: Client;
-  readonly explicit: boolean;
-  readonly prefetch: number;
-  readonly ackTimeoutMs: number;
+  /** Precomputed `MSG <queue> sub_id:<sid>`. */
   readonly head: Uint8Array;
-  /** In flight, in delivery order (Map keeps insertion order): the oldest is first. */
-  readonly inflight = new Map<number, Message>();
-  delivered = 0;
 
-  constructor(
-    sid: string,
-    queue: Queue,
-    client: Client,
-    options: { explicit: boolean; prefetch: number; ackTimeoutMs: number },
-  ) {
-    this.sid = sid;
+  constructor(sid: string, queue: Queue, client: Client, o: SubscriptionOptions) {
+    super(sid, client, o);
     this.queue = queue;
-    this.client = client;
-    this.explicit = options.explicit;
-    this.prefetch = options.prefetch;
-    this.ackTimeoutMs = options.ackTimeoutMs;
     this.head = msgHead(queue.name, sid);
   }
 
-  /** Whether it takes another message now. */
-  hasRoom(): boolean {
-    return this.client.writable && (!this.explicit || this.inflight.size < this.prefetch);
+  get destination(): string {
+    return this.queue.name;
   }
 
-  /** Sends a message taken from the store. */
-  deliver(msg: Message, _now: number): void {
+  /** Sends a message taken from the store; without explicit acks it is settled at once. */
+  deliver(msg: Message, now: number): void {
     const q = this.queue;
     if (msg.deliveries === 1) q.host.observeDelivery(msg);
-    this.client.sendMsg(this.head, msg, msg.deliveries);
+    this.send(this.head, msg, msg.deliveries, undefined, now);
     q.counters.delivered++;
-    this.delivered++;
-    if (this.explicit) {
-      this.inflight.set(msg.id, msg);
-      this.client.track(msg.id, this);
-    } else {
-      this.client.delivered(msg.id);
+    if (!this.explicit) {
       q.counters.acked++;
       q.store.remove(msg, "acked");
     }
   }
 
-  ack(id: number): boolean {
-    const msg = this.inflight.get(id);
-    if (msg === undefined) return false;
-    this.inflight.delete(id);
+  activate(): void {
+    this.queue.dispatch();
+  }
+
+  ack(d: Delivery): void {
     const q = this.queue;
     q.counters.acked++;
-    q.store.remove(msg, "acked");
+    q.store.remove(d.msg, "acked");
     if (q.store.ready > 0) q.dispatch();
-    return true;
   }
 
-  nack(id: number, delayMs: number): boolean {
-    const msg = this.inflight.get(id);
-    if (msg === undefined) return false;
-    this.inflight.delete(id);
-    this.queue.giveBack(msg, delayMs);
+  nack(d: Delivery, delayMs: number): void {
+    this.queue.giveBack(d.msg, delayMs);
     this.queue.dispatch();
-    return true;
   }
 
-  /** Redelivers messages unacked for longer than the ack timeout; returns how many. */
-  expireAcks(now: number): number {
-    let n = 0;
-    for (const [id, msg] of this.inflight) {
-      if (msg.deliveredAt + this.ackTimeoutMs > now) break;
-      this.inflight.delete(id);
-      this.client.untrack(id);
-      this.queue.giveBack(msg, 0);
-      n++;
-    }
-    if (n > 0) this.queue.dispatch();
-    return n;
+  protected expired(d: Delivery): void {
+    this.queue.giveBack(d.msg, 0);
   }
 
-  /** Gives every unacked message back (unsubscribe or disconnect), keeping their order. */
-  returnAll(): void {
-    const msgs = [...this.inflight.values()];
-    this.inflight.clear();
-    for (let i = msgs.length - 1; i >= 0; i--) {
-      this.client.untrack(msgs[i].id);
-      this.queue.giveBack(msgs[i], 0);
-    }
+  protected override afterExpiry(): void {
+    this.queue.dispatch();
+  }
+
+  /** Leaves the queue; unacked messages go back to its front, in their order. */
+  close(_forget: boolean): void {
+    const ds = this.takeAll();
+    for (let i = ds.length - 1; i >= 0; i--) this.queue.giveBack(ds[i].msg, 0);
+    this.queue.removeConsumer(this);
+  }
+
+  stats(): SubscriptionStats {
+    return {
+      sid: this.sid,
+      destination: this.queue.name,
+      ack: this.explicit ? "explicit" : "none",
+      prefetch: this.prefetch,
+      inflight: this.inflight.size,
+      delivered: this.delivered,
+    };
   }
 }

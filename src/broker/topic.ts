@@ -17,27 +17,20 @@
  *
  * @module
  */
+import { assert } from "../assert.ts";
 import { msgHead } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore, Ring } from "../storage/mod.ts";
-import type { Acker, Client, SlowConsumerPolicy } from "./types.ts";
+import type { Durable } from "./durable.ts";
+import type { Delivery } from "./inflight.ts";
+import type { TopicStats } from "./stats.ts";
+import type { TopicSubscription } from "./topic_subscription.ts";
+import type { SlowConsumerPolicy } from "./types.ts";
 
 /** Retention limits of a declared topic; `ageMs` 0 means no age limit. */
 export interface Retention {
   messages: number;
   bytes: number;
   ageMs: number;
-}
-
-/**
- * A durable subscription's state: its name and position. Everything up to
- * and including id `acked` is settled. It outlives its subscription.
- */
-export class Durable {
-  /** The live subscription using it, if any. */
-  sub: TopicSubscription | undefined = undefined;
-  /** Messages it never got because retention dropped them first. */
-  skipped = 0;
-  constructor(readonly name: string, public acked: number) {}
 }
 
 class Entry {
@@ -58,10 +51,12 @@ export interface TopicHost {
   readonly subPendingBytesMax: number;
   /** Records the publish-to-first-delivery latency of a message. */
   observeDelivery(msg: Message): void;
-  /** Schedules a NACKed topic message for redelivery at `dueAt`. */
-  schedule(p: Pending, dueAt: number): void;
+  /** Schedules a NACKed topic delivery for redelivery at `dueAt`. */
+  schedule(d: Delivery, dueAt: number): void;
   /** A durable subscription's position may have moved: persist it (coalesced). */
   durableMoved(): void;
+  /** A subscription closed and left these topics (the broker forgets idle ones). */
+  closed(sub: TopicSubscription, left: readonly Topic[]): void;
 }
 
 /** Counters of one topic. */
@@ -154,17 +149,6 @@ export class Topic {
     return this.#base + lo;
   }
 
-  /**
-   * A durable's position while it is live: everything before its oldest
-   * unsettled message, or, with none, before the next one it needs.
-   */
-  position(b: Binding): number {
-    let p = b.cursor < this.#next ? this.#list.at(b.cursor - this.#base)!.msg.id - 1 : this.lastId;
-    for (const id of b.sub.inflight.keys()) if (id - 1 < p) p = id - 1;
-    for (const id of b.sub.scheduled) if (id - 1 < p) p = id - 1;
-    return p;
-  }
-
   /** Declares retention and the store; entries already held (lagging subscribers) go to the store too. */
   declare(retention: Retention, store: QueueStore): void {
     if (this.store === undefined) {
@@ -206,8 +190,8 @@ export class Topic {
     const bs = this.bindings;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
-      if (b.cursor === seq && b.sub.canSend()) {
-        b.sub.send(b, msg);
+      if (b.cursor === seq && b.sub.hasRoom()) {
+        b.sub.take(b, msg);
         b.cursor = seq + 1;
       } else refs++;
     }
@@ -246,7 +230,7 @@ export class Topic {
       e.refs--;
       // A held message whose TTL has passed (or that the store expired) is passed over.
       const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
-      if (live) b.sub.send(b, e.msg);
+      if (live) b.sub.take(b, e.msg);
       if (e.refs === 0) this.#trim();
       if (live) return true;
     }
@@ -270,18 +254,47 @@ export class Topic {
     };
   }
 
+  /** Its figures for the admin API. */
+  stats(): TopicStats {
+    let maxMsgs = 0;
+    let maxBytes = 0;
+    for (const b of this.bindings) {
+      const l = this.lag(b);
+      maxMsgs = Math.max(maxMsgs, l.messages);
+      maxBytes = Math.max(maxBytes, l.bytes);
+    }
+    const r = this.retention;
+    const c = this.counters;
+    return {
+      name: this.name,
+      declared: r !== undefined,
+      retention: r === undefined ? null : { messages: r.messages, bytes: r.bytes, age_ms: r.ageMs },
+      subscribers: this.bindings.length,
+      retained: this.retained,
+      retained_bytes: this.retainedBytes,
+      max_lag_msgs: maxMsgs,
+      max_lag_bytes: maxBytes,
+      published: c.published,
+      delivered: c.delivered,
+      dropped: c.dropped,
+      slow_consumers: c.slowConsumers,
+      retention_dropped: c.retentionDropped,
+      durables: [...this.durables.keys()].sort().map((n) => this.durables.get(n)!.stats(this)),
+    };
+  }
+
+  /** Retained messages with an id above `id`. */
+  retainedAfter(id: number): number {
+    return this.#next - this.seqAfter(id);
+  }
+
   #checkLag(b: Binding): void {
     const h = this.host;
     let lag = this.lag(b);
     if (lag.messages <= h.subPendingMessagesMax && lag.bytes <= h.subPendingBytesMax) return;
     if (h.slowConsumer === "disconnect") {
-      if (!b.sub.slow) {
-        b.sub.slow = true;
-        this.counters.slowConsumers++;
-        b.sub.client.slowConsumer(
-          `subscription ${b.sub.sid} is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name}`,
-        );
-      }
+      const why = `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name}`;
+      if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
       return;
     }
     while (lag.messages > h.subPendingMessagesMax || lag.bytes > h.subPendingBytesMax) {
@@ -289,7 +302,7 @@ export class Topic {
       e.refs--;
       b.cursor++;
       this.counters.dropped++;
-      b.sub.dropped++;
+      b.sub.skipped(false);
       lag = this.lag(b);
     }
     this.#trim();
@@ -330,166 +343,18 @@ export class Topic {
         if (b.cursor !== this.#base - 1) continue;
         b.cursor++;
         if (expired) continue;
-        b.sub.dropped++;
+        b.sub.skipped(true);
         this.counters.dropped++;
-        if (b.sub.durable !== undefined) b.sub.durable.skipped++;
       }
     }
     if (expired) return;
-    for (const d of this.durables.values()) {
-      if (d.sub === undefined && d.acked < msg.id) d.skipped++;
-    }
+    for (const d of this.durables.values()) d.missed(msg.id);
     this.counters.retentionDropped++;
     // The store holds the list's live messages, and its oldest is the list's first.
     const oldest = this.store!.dropOldest();
-    if (oldest !== msg) {
-      throw new Error(`${this.name}: the store dropped ${oldest?.id}, the list ${msg.id} (a bug)`);
-    }
-  }
-}
-
-/** A topic message in flight to a subscription with explicit acks. */
-export class Pending {
-  constructor(
-    readonly msg: Message,
-    readonly binding: Binding,
-    public deliveries: number,
-    public at: number,
-  ) {}
-}
-
-/** A subscription to a topic or a wildcard pattern. */
-export class TopicSubscription implements Acker {
-  readonly sid: string;
-  readonly pattern: string;
-  readonly client: Client;
-  readonly explicit: boolean;
-  readonly prefetch: number;
-  readonly ackTimeoutMs: number;
-  readonly host: TopicHost;
-  readonly bindings: Binding[] = [];
-  /** Explicit-ack messages in flight, oldest first. */
-  readonly inflight = new Map<number, Pending>();
-  /** Ids NACKed with a delay, waiting to be redelivered (a durable's position stays before them). */
-  readonly scheduled = new Set<number>();
-  /** The durable state it uses, for a durable subscription. */
-  durable: Durable | undefined = undefined;
-  /** Marked once it has been reported as a slow consumer. */
-  slow = false;
-  delivered = 0;
-  dropped = 0;
-  #resuming = false;
-
-  constructor(
-    sid: string,
-    pattern: string,
-    client: Client,
-    host: TopicHost,
-    options: { explicit: boolean; prefetch: number; ackTimeoutMs: number },
-  ) {
-    this.sid = sid;
-    this.pattern = pattern;
-    this.client = client;
-    this.host = host;
-    this.explicit = options.explicit;
-    this.prefetch = options.prefetch;
-    this.ackTimeoutMs = options.ackTimeoutMs;
-  }
-
-  /** Whether it takes another message now. */
-  canSend(): boolean {
-    return this.client.writable && (!this.explicit || this.inflight.size < this.prefetch);
-  }
-
-  /** Writes a message (its first delivery to this subscription). */
-  send(b: Binding, msg: Message): void {
-    this.client.sendMsg(b.head, msg, 1);
-    this.delivered++;
-    b.topic.counters.delivered++;
-    const now = this.host.now;
-    this.host.observeDelivery(msg);
-    if (this.explicit) {
-      this.inflight.set(msg.id, new Pending(msg, b, 1, now));
-      this.client.track(msg.id, this);
-    } else this.client.delivered(msg.id);
-  }
-
-  /** Delivers held messages while the connection takes them, in publish order across topics. */
-  resume(): void {
-    if (this.#resuming) return;
-    this.#resuming = true;
-    try {
-      const bs = this.bindings;
-      if (bs.length === 1) {
-        const b = bs[0];
-        while (this.canSend() && b.topic.sendNext(b));
-        return;
-      }
-      while (this.canSend()) {
-        let best: Binding | undefined;
-        let bestId = Infinity;
-        for (const b of bs) {
-          const id = b.topic.nextId(b);
-          if (id < bestId) {
-            bestId = id;
-            best = b;
-          }
-        }
-        if (best === undefined) return;
-        best.topic.sendNext(best);
-      }
-    } finally {
-      this.#resuming = false;
-    }
-  }
-
-  ack(id: number): boolean {
-    if (!this.inflight.delete(id)) return false;
-    if (this.durable !== undefined) this.host.durableMoved();
-    this.resume();
-    return true;
-  }
-
-  nack(id: number, delayMs: number): boolean {
-    const p = this.inflight.get(id);
-    if (p === undefined) return false;
-    this.inflight.delete(id);
-    if (delayMs === 0) this.redeliver(p);
-    else {
-      this.scheduled.add(id);
-      this.host.schedule(p, this.host.now + delayMs);
-    }
-    return true;
-  }
-
-  /** Sends a pending message again, counting the delivery. */
-  redeliver(p: Pending): void {
-    this.scheduled.delete(p.msg.id);
-    if (p.msg.state === MessageState.DONE) {
-      // Retention dropped it from a declared topic meanwhile: skipped, counted.
-      this.client.untrack(p.msg.id);
-      this.dropped++;
-      p.binding.topic.counters.dropped++;
-      if (this.durable !== undefined) {
-        this.durable.skipped++;
-        this.host.durableMoved();
-      }
-      this.resume();
-      return;
-    }
-    p.deliveries++;
-    p.at = this.host.now;
-    this.client.sendMsg(p.binding.head, p.msg, p.deliveries);
-    this.inflight.set(p.msg.id, p);
-    this.client.track(p.msg.id, this);
-  }
-
-  /** Redelivers messages unacked past the ack timeout. */
-  expireAcks(now: number): void {
-    for (const [id, p] of this.inflight) {
-      if (p.at + this.ackTimeoutMs > now) break;
-      this.inflight.delete(id);
-      this.redeliver(p);
-    }
+    assert(
+      oldest === msg,
+      () => `${this.name}: the store dropped ${oldest?.id}, the list ${msg.id}`,
+    );
   }
 }

@@ -4,32 +4,28 @@
  * @module
  */
 import type { ErrorCode } from "../protocol/mod.ts";
+import type { Clock } from "../runtime/mod.ts";
 import type { Message, Store } from "../storage/mod.ts";
+import type { InFlight } from "./inflight.ts";
 
 /** The broker's view of a connection: where MSG frames go. */
 export interface Client {
   /** Connection id (unique per server run). */
   readonly id: number;
-  /** Whether the connection takes more messages now (its outbound buffer is below the high mark). */
-  readonly writable: boolean;
+  /** The connection's deliveries awaiting ACK; subscriptions add and remove theirs. */
+  readonly inflight: InFlight;
+  /**
+   * Whether the connection takes more messages now (its outbound buffer is
+   * below the high mark). A "no" also asks for a drain: once the buffer is
+   * written out, the connection activates its subscriptions again.
+   */
+  wantsMore(): boolean;
   /** Queues one MSG frame: the subscription's head, then the message's tail (for `delivery`) and payload. */
   sendMsg(head: Uint8Array, msg: Message, delivery: number): void;
   /** Asks the connection to close as a slow consumer (after the current batch). */
   slowConsumer(detail: string): void;
-  /** Registers an in-flight message id so an ACK on this connection finds its subscription. */
-  track(id: number, sub: Acker): void;
-  /** Forgets an in-flight message id. */
-  untrack(id: number): void;
   /** Notes a message delivered without explicit acks, so that its ACK is a harmless no-op. */
   delivered(id: number): void;
-}
-
-/** A subscription that settles in-flight messages. */
-export interface Acker {
-  /** Settles `id`; false when it is not in flight here. */
-  ack(id: number): boolean;
-  /** Gives `id` back; false when it is not in flight here. */
-  nack(id: number, delayMs: number): boolean;
 }
 
 /** Policy for a full queue. */
@@ -49,6 +45,8 @@ export interface BrokerOptions {
   subPendingBytesMax: number;
   ackTimeoutMs: number;
   prefetch: number;
+  /** Where time comes from (default: the system clock); tests pass a fake one. */
+  clock?: Clock;
 }
 
 /** A refused broker operation; becomes `ERR <code> <message>`. */

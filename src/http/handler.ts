@@ -12,16 +12,10 @@
  *
  * @module
  */
+import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../config/mod.ts";
+import type { Server, StatsOptions } from "../server/mod.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
-import { StatsCollector, type StatsOptions, type StatsSource } from "./stats.ts";
-
-/** Default page size of the lists in `/api/stats`. */
-export const STATS_LIMIT_DEFAULT = 1024;
-/** Largest page size a caller may ask for (`?limit=`); bounds one response. */
-export const STATS_LIMIT_MAX = 100_000;
-/** Closed connections listed by default (the server keeps this many). */
-export const STATS_CLOSED_DEFAULT = 100;
 
 /** A request handler. */
 export type Handler = (request: Request) => Response;
@@ -40,9 +34,8 @@ const INDEX = [
 /** A bad query parameter; answered with 400. */
 class BadRequest extends RangeError {}
 
-/** Builds the handler over a live broker. */
-export function createHandler(source: StatsSource): Handler {
-  const stats = new StatsCollector(source);
+/** Builds the handler over a live server (and its broker). */
+export function createHandler(server: Server): Handler {
   return (request) => {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return text(405, "method not allowed\n", { Allow: "GET, HEAD" });
@@ -55,13 +48,13 @@ export function createHandler(source: StatsSource): Handler {
         case "/healthz":
           return text(200, "ok\n");
         case "/readyz":
-          return source.server.ready ? text(200, "ready\n") : text(503, "not ready\n");
+          return server.ready ? text(200, "ready\n") : text(503, "not ready\n");
         case "/metrics":
-          return new Response(renderMetrics(stats), {
+          return new Response(renderMetrics(server), {
             headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
           });
         case "/api/stats":
-          return json(200, stats.all(statsOptions(url.searchParams)));
+          return json(200, server.stats(statsOptions(url.searchParams)));
         default:
           return text(404, `no such endpoint ${JSON.stringify(url.pathname)}; try /\n`);
       }

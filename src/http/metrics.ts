@@ -12,26 +12,10 @@
  *
  * @module
  */
+import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
+import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
+import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats } from "../server/mod.ts";
 import { Exposition, LabelSet, type Sample } from "./exposition.ts";
-import { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
-import type {
-  QueueStats,
-  RetentionStats,
-  ServerStats,
-  StatsCollector,
-  TopicStats,
-} from "./stats.ts";
-
-/**
- * Per-destination series are written for at most this many queues and as many
- * topics (by name, so the set is stable between scrapes). Each queue adds 13
- * series, each topic 9, and a declared topic 7 more (retention and
- * durables); at 10,000 queues one scrape was 5.4 MB and blocked the event
- * loop for 0.4-1.5 s (mostly GC over the queues' own heap), at 1,000 it was
- * 0.5 MB and 30-70 ms. The number left out is exported, so a cut is visible,
- * and `/api/stats` pages through all of them.
- */
-export const METRICS_DESTINATIONS_MAX = 2_000;
 
 type Gauge<T> = [name: string, help: string, value: (x: T) => number];
 
@@ -146,11 +130,11 @@ const DECLARED_COUNTERS: Gauge<DeclaredTopicStats>[] = [
 ];
 
 /** Renders the exposition text. */
-export function renderMetrics(stats: StatsCollector): string {
-  const s = stats.server();
+export function renderMetrics(server: Server): string {
+  const s = server.serverStats();
   const e = new Exposition();
   serverFamilies(e, s);
-  destinationFamilies(e, stats);
+  destinationFamilies(e, server);
   processFamilies(e, s);
   return e.text();
 }
@@ -239,9 +223,10 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
   );
 }
 
-function destinationFamilies(e: Exposition, stats: StatsCollector): void {
-  const queues = stats.queues({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
-  const topics = stats.topics({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
+/** Per-destination series, for at most `METRICS_DESTINATIONS_MAX` queues and as many topics. */
+function destinationFamilies(e: Exposition, server: Server): void {
+  const queues = server.broker.queueStats({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
+  const topics = server.broker.topicStats({ offset: 0, limit: METRICS_DESTINATIONS_MAX });
   e.family(
     "relayr_metrics_destinations_omitted",
     "gauge",

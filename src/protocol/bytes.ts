@@ -10,7 +10,11 @@
  * else a new one of the next power-of-two multiple of its size holding its
  * first `used` bytes. Doubling keeps appends amortised O(1).
  */
-export function grow(buf: Uint8Array, used: number, need: number): Uint8Array {
+export function grow(
+  buf: Uint8Array<ArrayBuffer>,
+  used: number,
+  need: number,
+): Uint8Array<ArrayBuffer> {
   if (need <= buf.length) return buf;
   let size = Math.max(buf.length, 1) * 2;
   while (size < need) size *= 2;

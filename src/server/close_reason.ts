@@ -4,11 +4,17 @@
  *
  * @module
  */
+import type { ErrorCode } from "../protocol/mod.ts";
 
 /** Every close reason. */
 export const CloseReason = {
   CLIENT_CLOSED: "CLIENT_CLOSED",
-  PROTOCOL_ERROR: "PROTOCOL_ERROR",
+  /** A control line over `CONTROL_LINE_BYTES_MAX` (framing cannot resynchronise). */
+  CONTROL_LINE_TOO_LONG: "CONTROL_LINE_TOO_LONG",
+  /** A PUB announcing more than the payload limit (its bytes would have to be skipped blind). */
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  /** A frame that breaks the framing (a payload not followed by CRLF, a bad size). */
+  BAD_FRAME: "BAD_FRAME",
   SLOW_CONSUMER: "SLOW_CONSUMER",
   STALE_CONNECTION: "STALE_CONNECTION",
   TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
@@ -20,3 +26,15 @@ export const CloseReason = {
 } as const;
 /** One close reason. */
 export type CloseReason = typeof CloseReason[keyof typeof CloseReason];
+
+/** The close reason of a fatal framing error the parser reported. */
+export function closeReasonOf(code: ErrorCode): CloseReason {
+  switch (code) {
+    case "CONTROL_LINE_TOO_LONG":
+      return CloseReason.CONTROL_LINE_TOO_LONG;
+    case "PAYLOAD_TOO_LARGE":
+      return CloseReason.PAYLOAD_TOO_LARGE;
+    default:
+      return CloseReason.BAD_FRAME;
+  }
+}

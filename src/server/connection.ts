@@ -6,14 +6,19 @@
  * @module
  */
 import {
-  type Acker,
   type Broker,
   BrokerError,
   type Client,
+  type Delivery,
+  InFlight,
   type Subscription,
-  TopicSubscription,
+  type SubscriptionStats,
 } from "../broker/mod.ts";
-import { SUBSCRIPTIONS_PER_CONNECTION_MAX } from "../config/limits.ts";
+import {
+  CLOSE_FLUSH_MS,
+  RECENT_UNACKED_IDS,
+  SUBSCRIPTIONS_PER_CONNECTION_MAX,
+} from "../config/mod.ts";
 import {
   type AckFrame,
   ascii,
@@ -30,22 +35,37 @@ import {
   type PubFrame,
   type SubFrame,
 } from "../protocol/mod.ts";
-import type { Conn } from "../runtime/mod.ts";
+import type { Clock, Conn, Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
-import { CloseReason } from "./close_reason.ts";
+import { CloseReason, closeReasonOf } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
-
-/** How many ids of messages delivered without explicit acks are remembered, so their ACK is a no-op, not an error. */
-const RECENT_UNACKED_IDS = 1024;
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   readonly broker: Broker;
+  readonly clock: Clock;
   readonly payloadBytesMax: number;
   /** The `INFO` JSON line. */
   info(): string;
   /** Called once when the connection has closed. */
   closed(c: Connection, reason: CloseReason, detail: string): void;
+}
+
+/** One open connection (as `/connz`). */
+export interface ConnectionStats {
+  id: number;
+  client_id: string | null;
+  name: string | null;
+  remote_addr: string;
+  opened_at: string;
+  uptime_s: number;
+  idle_s: number;
+  pending_bytes: number;
+  in_msgs: number;
+  in_bytes: number;
+  out_msgs: number;
+  out_bytes: number;
+  subscriptions: SubscriptionStats[];
 }
 
 /** A reply held until an earlier, asynchronous reply is ready (replies stay in order). */
@@ -57,7 +77,7 @@ interface Held {
 export class Connection implements Client {
   readonly id: number;
   readonly remoteAddr: string;
-  readonly openedAt = Date.now();
+  readonly openedAt: number;
   clientId: string | undefined;
   name: string | undefined;
   verbose = true;
@@ -66,16 +86,17 @@ export class Connection implements Client {
   msgsOut = 0;
   bytesOut = 0;
   /** Last time the client sent anything (epoch ms). */
-  lastActivity = Date.now();
+  lastActivity: number;
   pingsOut = 0;
   readonly subs = new Map<string, Subscription>();
+  /** Deliveries awaiting ACK, by message id (the subscriptions keep them in order). */
+  readonly inflight: InFlight = new InFlight();
   #conn: Conn;
   #host: ConnectionHost;
   #broker: Broker;
   #out: Outbound;
-  #inflight = new Map<number, Acker>();
-  /** Scratch list of (acker, id) pairs for one ACK line, reused. */
-  #ackers: (Acker | number)[] = [];
+  /** Scratch list of the deliveries one ACK line settles, reused. */
+  #acked: Delivery[] = [];
   #recent = new Float64Array(RECENT_UNACKED_IDS);
   #recentPos = 0;
   #nextSid = 1;
@@ -89,6 +110,7 @@ export class Connection implements Client {
     this.remoteAddr = conn.remoteAddr;
     this.#host = host;
     this.#broker = host.broker;
+    this.openedAt = this.lastActivity = host.clock.now();
     this.#out = new Outbound(conn, {
       onDrain: () => this.#resume(),
       onOverflow: () => {
@@ -144,8 +166,8 @@ export class Connection implements Client {
 
   // --- Client (the broker's view) ---
 
-  get writable(): boolean {
-    return this.#out.writable;
+  wantsMore(): boolean {
+    return this.#out.wantsMore();
   }
 
   sendMsg(head: Uint8Array, msg: Message, delivery: number): void {
@@ -156,14 +178,6 @@ export class Connection implements Client {
 
   slowConsumer(detail: string): void {
     queueMicrotask(() => this.close(CloseReason.SLOW_CONSUMER, detail));
-  }
-
-  track(id: number, sub: Acker): void {
-    this.#inflight.set(id, sub);
-  }
-
-  untrack(id: number): void {
-    this.#inflight.delete(id);
   }
 
   /** Remembers a message delivered without explicit acks (its ACK is then a no-op). */
@@ -189,11 +203,11 @@ export class Connection implements Client {
         if (sub === undefined) {
           return this.#error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(f.sid)}`);
         }
-        if (f.forget && !(sub instanceof TopicSubscription && sub.durable !== undefined)) {
+        if (f.forget && !sub.durable) {
           return this.#error("BAD_ARGUMENT", `${JSON.stringify(f.sid)} is not durable: no forget`);
         }
         this.subs.delete(f.sid);
-        this.#broker.unsubscribe(sub, f.forget === true);
+        sub.close(f.forget === true);
         return this.#ok();
       }
       case "NACK":
@@ -208,7 +222,7 @@ export class Connection implements Client {
         return this.#connect(f);
       case "ERR":
         this.#error(f.code, f.message);
-        if (f.fatal) this.close(CloseReason.PROTOCOL_ERROR, `${f.code} ${f.message}`);
+        if (f.fatal) this.close(closeReasonOf(f.code), f.message);
         return;
     }
   }
@@ -270,7 +284,7 @@ export class Connection implements Client {
     this.subs.set(sid, sub);
     if (chosen) this.#replyAscii(`OK sub_id:${sid}\r\n`);
     else this.#ok();
-    this.#broker.activate(sub);
+    sub.activate();
   }
 
   #declare(f: DeclareFrame): void {
@@ -290,15 +304,14 @@ export class Connection implements Client {
    * position is stored, so the messages it frees may come first.
    */
   #ack(f: AckFrame): void {
-    const ackers = this.#ackers;
+    const acked = this.#acked;
     let unknown: number[] | undefined;
     let durable = false;
     for (const id of f.ids) {
-      const acker = this.#inflight.get(id);
-      if (acker !== undefined) {
-        this.#inflight.delete(id);
-        ackers.push(acker, id);
-        if (acker instanceof TopicSubscription && acker.durable !== undefined) durable = true;
+      const d = this.inflight.take(id);
+      if (d !== undefined) {
+        acked.push(d);
+        if (d.sub.durable) durable = true;
       } else if (!this.#recent.includes(id)) (unknown ??= []).push(id);
     }
     const err = unknown === undefined ? undefined : errFrame(
@@ -308,19 +321,18 @@ export class Connection implements Client {
     if (durable) this.#okWhen(this.#broker.stateSaved(), err);
     else if (err === undefined) this.#ok();
     else this.#reply(err);
-    for (let i = 0; i < ackers.length; i += 2) (ackers[i] as Acker).ack(ackers[i + 1] as number);
-    ackers.length = 0;
+    for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+    acked.length = 0;
   }
 
   #nack(f: NackFrame): void {
-    const acker = this.#inflight.get(f.id);
-    if (acker === undefined) {
+    const d = this.inflight.take(f.id);
+    if (d === undefined) {
       const why = this.#recent.includes(f.id) ? " (delivered without explicit acks)" : "";
       return this.#error("UNKNOWN_MSG_ID", `msg_id:${f.id} not in flight on this connection${why}`);
     }
-    this.#inflight.delete(f.id);
     this.#ok();
-    acker.nack(f.id, f.delayMs);
+    d.sub.nack(d, f.delayMs);
   }
 
   // --- replies (in order, also around asynchronous publishes) ---
@@ -369,7 +381,7 @@ export class Connection implements Client {
   #resume(): void {
     if (this.#closed) return;
     this.#broker.tick();
-    for (const sub of this.subs.values()) this.#broker.activate(sub);
+    for (const sub of this.subs.values()) sub.activate();
   }
 
   /** Sends a server PING (idle check); the caller counts it. */
@@ -386,23 +398,39 @@ export class Connection implements Client {
     if (this.#closed) return;
     this.#closed = true;
     const errCode = code ?? closeCode(reason);
-    if (errCode !== undefined && reason !== CloseReason.PROTOCOL_ERROR) {
-      this.#out.append(errFrame(errCode, detail));
-    }
-    for (const sub of this.subs.values()) this.#broker.unsubscribe(sub);
+    if (errCode !== undefined) this.#out.append(errFrame(errCode, detail));
+    for (const sub of this.subs.values()) sub.close(false);
     this.subs.clear();
-    this.#inflight.clear();
     this.#host.closed(this, reason, detail);
     this.#finish();
   }
 
+  /** Its figures for the admin API; `subs`: with its subscriptions. */
+  stats(now: number, subs: boolean): ConnectionStats {
+    return {
+      id: this.id,
+      client_id: this.clientId ?? null,
+      name: this.name ?? null,
+      remote_addr: this.remoteAddr,
+      opened_at: new Date(this.openedAt).toISOString(),
+      uptime_s: (now - this.openedAt) / 1000,
+      idle_s: Math.max(0, (now - this.lastActivity) / 1000),
+      pending_bytes: this.pendingBytes,
+      in_msgs: this.msgsIn,
+      in_bytes: this.bytesIn,
+      out_msgs: this.msgsOut,
+      out_bytes: this.bytesOut,
+      subscriptions: subs ? [...this.subs.values()].map((s) => s.stats()) : [],
+    };
+  }
+
   async #finish(): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let grace: Timer | undefined;
     await Promise.race([
       this.#out.idle(),
-      new Promise<void>((r) => timer = setTimeout(r, 2000)),
+      new Promise<void>((r) => grace = this.#host.clock.after(CLOSE_FLUSH_MS, r)),
     ]);
-    clearTimeout(timer);
+    grace?.cancel();
     this.#out.kill();
     try {
       await this.#reader?.cancel();

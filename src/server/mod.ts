@@ -1,8 +1,11 @@
 /**
- * The TCP server: accept loop, connections, close reasons.
+ * The TCP server: accept loop, connections, close reasons, and the server's
+ * admin data.
  *
  * @module
  */
-export { type ClosedConnection, Server, type ServerOptions } from "./server.ts";
-export { Connection } from "./connection.ts";
+export { Server, type ServerOptions } from "./server.ts";
+export { Connection, type ConnectionStats } from "./connection.ts";
 export { CloseReason } from "./close_reason.ts";
+export { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
+export type * from "./stats.ts";

@@ -6,8 +6,14 @@
  *
  * @module
  */
-import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/limits.ts";
-import { type MsgFields, msgTail, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "../protocol/mod.ts";
+import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/mod.ts";
+import {
+  grow,
+  type MsgFields,
+  msgTail,
+  PLAIN_TAIL_BYTES_MAX,
+  writePlainTail,
+} from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 
 /** Buffer size a connection starts with and shrinks back to. */
@@ -50,8 +56,11 @@ export class Outbound {
     return this.#len + this.#writing;
   }
 
-  /** Whether senders may add more; a refusal is remembered so `onDrain` follows. */
-  get writable(): boolean {
+  /**
+   * Whether senders may add more. A refusal is remembered, so that `onDrain`
+   * follows once the pending bytes fall below the high mark again.
+   */
+  wantsMore(): boolean {
     if (this.#len + this.#writing < PENDING_BYTES_HIGH) return true;
     this.#wantDrain = true;
     return false;
@@ -126,13 +135,7 @@ export class Outbound {
       this.#events.onOverflow();
       return false;
     }
-    if (need > this.#buf.length) {
-      let size = this.#buf.length * 2;
-      while (size < need) size *= 2;
-      const bigger = new Uint8Array(size);
-      bigger.set(this.#buf.subarray(0, this.#len));
-      this.#buf = bigger;
-    }
+    if (need > this.#buf.length) this.#buf = grow(this.#buf, this.#len, need);
     if (!this.#scheduled && this.#writing === 0) {
       this.#scheduled = true;
       queueMicrotask(this.#flush);

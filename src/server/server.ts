@@ -1,23 +1,34 @@
 /**
  * The TCP server: an accept loop that backs off on errors, one `Connection`
  * per client, timers for the broker sweep and idle PINGs, graceful shutdown,
- * and the ring of recently closed connections.
+ * the ring of recently closed connections, and the admin data of it all.
  *
  * @module
  */
-import type { Broker } from "../broker/mod.ts";
+import { type Broker, type Page, page } from "../broker/mod.ts";
 import {
   ACCEPT_BACKOFF_MS_MAX,
+  ACCEPT_BACKOFF_MS_MIN,
   CLOSED_CONNECTIONS_KEPT,
   CONNECTIONS_MAX,
   PINGS_OUTSTANDING_MAX,
   SHUTDOWN_FLUSH_MS,
   SWEEP_INTERVAL_MS,
-} from "../config/limits.ts";
-import { errFrame } from "../protocol/mod.ts";
-import type { Listener, Runtime } from "../runtime/mod.ts";
+} from "../config/mod.ts";
+import { type Clock, type Listener, type Runtime, sleep, type Timer } from "../runtime/mod.ts";
 import { CloseReason } from "./close_reason.ts";
-import { Connection, type ConnectionHost } from "./connection.ts";
+import { Connection, type ConnectionHost, type ConnectionStats } from "./connection.ts";
+import { LoopLag } from "./loop_lag.ts";
+import {
+  addTraffic,
+  type ClosedConnection,
+  type ClosedConnectionStats,
+  closedStats,
+  type ServerStats,
+  type Stats,
+  type StatsOptions,
+  type Traffic,
+} from "./stats.ts";
 
 /** Server settings. */
 export interface ServerOptions {
@@ -35,25 +46,10 @@ export interface ServerOptions {
   ) => void;
 }
 
-/** A closed connection as the admin API shows it. */
-export interface ClosedConnection {
-  id: number;
-  clientId: string | undefined;
-  name: string | undefined;
-  remoteAddr: string;
-  reason: CloseReason;
-  detail: string;
-  openedAt: number;
-  closedAt: number;
-  msgsIn: number;
-  msgsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
 /** The broker's TCP front. */
 export class Server implements ConnectionHost {
   readonly broker: Broker;
+  readonly clock: Clock;
   readonly payloadBytesMax: number;
   readonly serverId = crypto.randomUUID();
   readonly connections = new Map<number, Connection>();
@@ -63,19 +59,21 @@ export class Server implements ConnectionHost {
   ) as Record<CloseReason, number>;
   totalConnections = 0;
   /** Traffic of connections that have closed (live ones keep their own counters). */
-  readonly closedTraffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
+  readonly closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   #runtime: Runtime;
   #options: ServerOptions;
   #listener: Listener | undefined;
   #acceptDone: Promise<void> | undefined;
   #running = new Set<Promise<void>>();
-  #timers: ReturnType<typeof setInterval>[] = [];
+  #timers: Timer[] = [];
+  #lag = new LoopLag();
   #nextId = 1;
   #stopping = false;
 
   constructor(runtime: Runtime, broker: Broker, options: ServerOptions) {
     this.#runtime = runtime;
     this.broker = broker;
+    this.clock = broker.clock;
     this.#options = options;
     this.payloadBytesMax = options.payloadBytesMax;
   }
@@ -97,9 +95,10 @@ export class Server implements ConnectionHost {
       port: this.#options.port,
     });
     this.#acceptDone = this.#acceptLoop(this.#listener);
-    this.#timers.push(setInterval(() => this.broker.sweep(), SWEEP_INTERVAL_MS));
+    this.#timers.push(this.clock.every(SWEEP_INTERVAL_MS, () => this.broker.sweep()));
     const pingCheckMs = Math.max(10, Math.min(this.#options.pingIntervalMs / 2, 5000));
-    this.#timers.push(setInterval(() => this.#pingIdle(), pingCheckMs));
+    this.#timers.push(this.clock.every(pingCheckMs, () => this.#pingIdle()));
+    this.#lag.start();
   }
 
   info(): string {
@@ -115,11 +114,7 @@ export class Server implements ConnectionHost {
   closed(c: Connection, reason: CloseReason, detail: string): void {
     this.connections.delete(c.id);
     this.closedByReason[reason]++;
-    const t = this.closedTraffic;
-    t.msgsIn += c.msgsIn;
-    t.bytesIn += c.bytesIn;
-    t.msgsOut += c.msgsOut;
-    t.bytesOut += c.bytesOut;
+    addTraffic(this.closedTraffic, c);
     const ring = this.closedConnections;
     ring.push({
       id: c.id,
@@ -129,7 +124,7 @@ export class Server implements ConnectionHost {
       reason,
       detail,
       openedAt: c.openedAt,
-      closedAt: Date.now(),
+      closedAt: this.clock.now(),
       msgsIn: c.msgsIn,
       msgsOut: c.msgsOut,
       bytesIn: c.bytesIn,
@@ -158,20 +153,88 @@ export class Server implements ConnectionHost {
     this.#stopping = true;
     this.#listener?.close();
     await this.#acceptDone;
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) t.cancel();
+    this.#lag.stop();
     for (const c of [...this.connections.values()]) {
       c.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping");
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     await Promise.race([
       Promise.allSettled([...this.#running]),
-      new Promise<void>((r) => timer = setTimeout(r, SHUTDOWN_FLUSH_MS)),
+      new Promise<void>((r) => timer = this.clock.after(SHUTDOWN_FLUSH_MS, r)),
     ]);
-    clearTimeout(timer);
+    timer?.cancel();
+  }
+
+  /** Server-wide figures, the broker's among them. */
+  serverStats(): ServerStats {
+    const traffic = { ...this.closedTraffic };
+    for (const c of this.connections.values()) addTraffic(traffic, c);
+    const now = this.clock.now();
+    const mem = this.#runtime.memory();
+    const lag = this.#lag.read();
+    const { started_at_ms, ...broker } = this.broker.stats();
+    return {
+      server_id: this.serverId,
+      version: this.#options.version,
+      runtime: this.#runtime.name,
+      runtime_version: this.#runtime.version,
+      store: this.broker.options.store.kind,
+      port: this.port,
+      ready: this.ready,
+      started_at: new Date(started_at_ms).toISOString(),
+      now: new Date(now).toISOString(),
+      uptime_s: (now - started_at_ms) / 1000,
+      connections: this.connections.size,
+      total_connections: this.totalConnections,
+      in_msgs: traffic.msgsIn,
+      in_bytes: traffic.bytesIn,
+      out_msgs: traffic.msgsOut,
+      out_bytes: traffic.bytesOut,
+      published_msgs: broker.published_msgs,
+      published_bytes: broker.published_bytes,
+      rejected_msgs: broker.rejected_msgs,
+      unrouted_msgs: broker.unrouted_msgs,
+      slow_consumers: this.closedByReason.SLOW_CONSUMER,
+      closed_by_reason: { ...this.closedByReason },
+      queues: broker.queues,
+      topics: broker.topics,
+      declared_topics: broker.declared_topics,
+      durables: broker.durables,
+      mem: { rss: mem.rss, heap_used: mem.heapUsed },
+      event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
+      latency: broker.latency,
+    };
+  }
+
+  /** Open connections by id, a page of them. */
+  connectionStats(o: Pick<StatsOptions, "offset" | "limit" | "subs">): Page<ConnectionStats> {
+    const all = [...this.connections.values()].sort((a, b) => a.id - b.id);
+    const now = this.clock.now();
+    return page(all, o, (c) => c.stats(now, o.subs));
+  }
+
+  /** The last `n` closed connections, newest first. */
+  closedStats(n: number): ClosedConnectionStats[] {
+    const ring = this.closedConnections;
+    const out: ClosedConnectionStats[] = [];
+    for (let i = ring.length - 1; i >= 0 && out.length < n; i--) out.push(closedStats(ring[i]));
+    return out;
+  }
+
+  /** Everything, for `/api/stats`. */
+  stats(o: StatsOptions): Stats {
+    return {
+      server: this.serverStats(),
+      connections: this.connectionStats(o),
+      queues: this.broker.queueStats(o),
+      topics: this.broker.topicStats(o),
+      closed_connections: this.closedStats(o.closed),
+    };
   }
 
   async #acceptLoop(listener: Listener): Promise<void> {
-    let backoff = 5;
+    let backoff = ACCEPT_BACKOFF_MS_MIN;
     for (;;) {
       let conn;
       try {
@@ -181,20 +244,18 @@ export class Server implements ConnectionHost {
           err: String(err),
           ms: backoff,
         });
-        await new Promise((r) => setTimeout(r, backoff));
+        await sleep(this.clock, backoff);
         backoff = Math.min(backoff * 2, ACCEPT_BACKOFF_MS_MAX);
         continue;
       }
       if (conn === undefined) return;
-      backoff = 5;
+      backoff = ACCEPT_BACKOFF_MS_MIN;
       this.totalConnections++;
+      const c = new Connection(this.#nextId++, conn, this);
       if (this.connections.size >= (this.#options.connectionsMax ?? CONNECTIONS_MAX)) {
-        this.closedByReason[CloseReason.TOO_MANY_CONNECTIONS]++;
-        conn.write(errFrame("TOO_MANY_CONNECTIONS", "the server is at its connection limit"))
-          .catch(() => {}).finally(() => conn.close());
+        c.close(CloseReason.TOO_MANY_CONNECTIONS, "the server is at its connection limit");
         continue;
       }
-      const c = new Connection(this.#nextId++, conn, this);
       this.connections.set(c.id, c);
       const running = c.run();
       this.#running.add(running);
@@ -204,7 +265,7 @@ export class Server implements ConnectionHost {
 
   /** PINGs clients idle for a ping interval; closes those that missed too many. */
   #pingIdle(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const interval = this.#options.pingIntervalMs;
     for (const c of this.connections.values()) {
       if (now - c.lastActivity < interval) continue;

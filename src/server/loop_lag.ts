@@ -2,7 +2,8 @@
  * Event-loop lag: a timer asks to run every `LOOP_LAG_INTERVAL_MS` and
  * measures how late it runs. A loop blocked by a long task (a huge JSON
  * parse, a GC pause, a hot loop) shows up here before clients notice. Plain
- * timers and `performance.now()` work the same on Deno and Bun.
+ * timers and `performance.now()` work the same on Deno and Bun. It measures
+ * the real event loop, so it takes no `Clock`: a fake one has no loop to lag.
  *
  * @module
  */
@@ -21,6 +22,11 @@ export class LoopLag {
   #last = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #expected = 0;
+
+  /** Whether it is probing. */
+  get running(): boolean {
+    return this.#timer !== undefined;
+  }
 
   /** Starts probing (again a no-op). */
   start(): void {

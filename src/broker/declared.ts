@@ -1,0 +1,207 @@
+/**
+ * Declared topics: retention, replay (`start:`) and durable subscriptions,
+ * and their one state record in the store (see topic_state.ts). The broker
+ * hands topic declarations, replays and durable subscriptions here; plain
+ * topics never come through.
+ *
+ * @module
+ */
+import { DECLARED_TOPICS_MAX, DURABLES_MAX } from "../config/mod.ts";
+import { hasWildcard, type RetentionOptions, type StartPosition } from "../protocol/mod.ts";
+import { ID_SEQ_PER_MS, type Store } from "../storage/mod.ts";
+import { Durable } from "./durable.ts";
+import type { SubscriptionOptions } from "./subscription.ts";
+import type { Retention, Topic, TopicHost } from "./topic.ts";
+import { type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
+import { TopicSubscription } from "./topic_subscription.ts";
+import { BrokerError, type Client } from "./types.ts";
+
+/** What declared topics need from the broker. */
+export interface DeclaredHost extends TopicHost {
+  /** Defaults for limits a DECLARE leaves out. */
+  readonly queueMessagesMax: number;
+  readonly queueBytesMax: number;
+  /** The topic of that name, if it exists. */
+  topic(name: string): Topic | undefined;
+  /** Creates a topic (throws `LIMIT` when the broker is full). */
+  newTopic(name: string): Topic;
+  /** A fresh message id. */
+  nextId(): number;
+}
+
+/** A replay or durable subscription request. */
+export interface ReplayRequest {
+  client: Client;
+  dest: string;
+  sid: string;
+  durable: string | undefined;
+  start: StartPosition | undefined;
+  ack: "explicit" | "none" | undefined;
+}
+
+/** The declared topics of one broker. */
+export class DeclaredTopics {
+  #host: DeclaredHost;
+  #store: Store;
+  #declared = new Set<Topic>();
+  #state: TopicStateStore;
+
+  constructor(host: DeclaredHost, store: Store) {
+    this.#host = host;
+    this.#store = store;
+    this.#state = new TopicStateStore(store, () => host.nextId(), () => this.#record());
+  }
+
+  /** Declared topics. */
+  get size(): number {
+    return this.#declared.size;
+  }
+
+  /** Durables over all declared topics, connected or not. */
+  get durables(): number {
+    let n = 0;
+    for (const t of this.#declared) n += t.durables.size;
+    return n;
+  }
+
+  /**
+   * Declares `dest` with retention, or changes its limits; limits not given
+   * take the queue limits (and no age limit). Resolves when stored.
+   */
+  declare(dest: string, o: RetentionOptions): Promise<void> {
+    const h = this.#host;
+    const r: Retention = {
+      messages: o.messages ?? h.queueMessagesMax,
+      bytes: o.bytes ?? h.queueBytesMax,
+      ageMs: o.ageMs ?? 0,
+    };
+    const t = h.topic(dest);
+    if (t?.retention !== undefined) t.declare(r, t.store!);
+    else {
+      if (this.#declared.size >= DECLARED_TOPICS_MAX) {
+        throw new BrokerError("LIMIT", `the server holds ${DECLARED_TOPICS_MAX} declared topics`);
+      }
+      this.#add(t ?? h.newTopic(dest), r);
+    }
+    return this.#state.save();
+  }
+
+  /** A SUB with `durable` or `start`: on a declared topic, bound from a retained message. */
+  subscribe(req: ReplayRequest, o: Omit<SubscriptionOptions, "explicit">): TopicSubscription {
+    const { dest, durable: name, start } = req;
+    if (hasWildcard(dest)) {
+      throw new BrokerError(
+        "BAD_DESTINATION",
+        "a durable subscription or a replay takes one topic, not a wildcard",
+      );
+    }
+    const t = this.#host.topic(dest);
+    if (t?.retention === undefined) {
+      throw new BrokerError("NOT_DECLARED", `${dest} is not declared: DECLARE it first`);
+    }
+    if (name !== undefined && req.ack === "none") {
+      throw new BrokerError("BAD_ARGUMENT", "a durable subscription takes explicit acks");
+    }
+    const d = name === undefined ? undefined : this.#durable(t, name, start);
+    const after = d?.position ?? startAfter(t, start);
+    const explicit = d !== undefined || req.ack === "explicit";
+    const s = new TopicSubscription(req.sid, dest, req.client, this.#host, { explicit, ...o }, d);
+    s.bind(t, t.seqAfter(after));
+    if (d !== undefined) void this.#state.save();
+    return s;
+  }
+
+  /** A promise that settles once durable positions changed by now are stored. */
+  saved(): Promise<void> {
+    return this.#state.save();
+  }
+
+  /** Periodic retention work. */
+  sweep(now: number): void {
+    for (const t of this.#declared) t.sweep(now);
+  }
+
+  /** Declarations, durables and retained messages from the store, at start. */
+  restore(logs: string[]): void {
+    const h = this.#host;
+    const rec = this.#state.load();
+    for (const x of rec?.topics ?? []) {
+      this.#add(h.topic(x.name) ?? h.newTopic(x.name), {
+        messages: x.messages,
+        bytes: x.bytes,
+        ageMs: x.ageMs,
+      });
+    }
+    // A log whose declaration was lost (not yet stored at a crash) is kept under default limits.
+    for (const name of logs) {
+      if (h.topic(name) !== undefined) continue;
+      this.#add(h.newTopic(name), {
+        messages: h.queueMessagesMax,
+        bytes: h.queueBytesMax,
+        ageMs: 0,
+      });
+    }
+    for (const x of rec?.durables ?? []) {
+      const t = h.topic(x.topic);
+      if (t === undefined) continue;
+      const d = new Durable(x.name, x.acked);
+      d.skipped = x.skipped;
+      t.durables.set(d.name, d);
+    }
+    for (const t of this.#declared) {
+      t.restore([...t.store!.messages()].sort((a, b) => a.id - b.id));
+    }
+  }
+
+  /** The named durable of `t`, created (starting at `start`) if new. */
+  #durable(t: Topic, name: string, start: StartPosition | undefined): Durable {
+    let d = t.durables.get(name);
+    if (d?.sub !== undefined) {
+      throw new BrokerError(
+        "DURABLE_IN_USE",
+        `durable ${JSON.stringify(name)} of ${t.name} has a live subscription`,
+      );
+    }
+    if (d === undefined) {
+      if (this.durables >= DURABLES_MAX) {
+        throw new BrokerError("LIMIT", `the server holds ${DURABLES_MAX} durables`);
+      }
+      d = new Durable(name, startAfter(t, start));
+      t.durables.set(name, d);
+    }
+    return d;
+  }
+
+  #add(t: Topic, r: Retention): void {
+    t.declare(r, this.#store.openQueue(t.name));
+    this.#declared.add(t);
+  }
+
+  /** The state record: declarations, and durable positions (live ones brought up to date). */
+  #record(): TopicStateRecord {
+    const rec: TopicStateRecord = { v: 1, topics: [], durables: [] };
+    for (const t of this.#declared) {
+      const r = t.retention!;
+      rec.topics.push({ name: t.name, messages: r.messages, bytes: r.bytes, ageMs: r.ageMs });
+      for (const d of t.durables.values()) {
+        rec.durables.push({ topic: t.name, name: d.name, acked: d.settle(), skipped: d.skipped });
+      }
+    }
+    return rec;
+  }
+}
+
+/** The position (last settled id) a new durable or a replay starts after. */
+function startAfter(t: Topic, start: StartPosition | undefined): number {
+  switch (start?.kind) {
+    case undefined:
+    case "new":
+      return t.lastId;
+    case "first":
+      return -1;
+    case "id":
+      return start.id - 1;
+    case "time":
+      return start.ms * ID_SEQ_PER_MS - 1;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The one record of what is in flight: every message delivered with explicit
+ * acks and not yet settled is one `Delivery`. A connection's `InFlight` finds
+ * a delivery by message id (an `ACK` names only the id); each subscription
+ * chains its own deliveries oldest first in a `DeliveryList`, which gives its
+ * prefetch room (`size`) and its ack deadlines (walk from the oldest, stop at
+ * the first not yet due). Both views hold the same objects, so they cannot
+ * disagree, and a settle is one map delete and one unlink.
+ *
+ * @module
+ */
+import { assert } from "../assert.ts";
+import type { Message } from "../storage/mod.ts";
+import type { Subscription } from "./subscription.ts";
+import type { Binding } from "./topic.ts";
+
+/** One message in flight to one subscription, awaiting ACK or NACK. */
+export class Delivery {
+  prev: Delivery | undefined = undefined;
+  next: Delivery | undefined = undefined;
+  /**
+   * The next delivery of the same message id on the same connection (two
+   * subscriptions of one connection matching one topic message): each MSG
+   * takes its own ACK, oldest first.
+   */
+  twin: Delivery | undefined = undefined;
+  constructor(
+    readonly msg: Message,
+    readonly sub: Subscription,
+    /** The topic binding it came through; undefined for a queue delivery. */
+    readonly binding: Binding | undefined,
+    /** Deliveries of the message to this subscription, this one included. */
+    public count: number,
+    /** When it was (last) sent, epoch ms: its ack deadline is `at + ackTimeoutMs`. */
+    public at: number,
+  ) {}
+}
+
+/** A subscription's deliveries in the order they were sent (an intrusive list: no node objects). */
+export class DeliveryList {
+  first: Delivery | undefined = undefined;
+  last: Delivery | undefined = undefined;
+  size = 0;
+
+  /** Appends `d` as the newest. */
+  push(d: Delivery): void {
+    d.prev = this.last;
+    d.next = undefined;
+    if (this.last === undefined) this.first = d;
+    else this.last.next = d;
+    this.last = d;
+    this.size++;
+  }
+
+  /** Unlinks `d`, which must be in this list. */
+  unlink(d: Delivery): void {
+    if (d.prev === undefined) this.first = d.next;
+    else d.prev.next = d.next;
+    if (d.next === undefined) this.last = d.prev;
+    else d.next.prev = d.prev;
+    d.prev = d.next = undefined;
+    this.size--;
+  }
+
+  /** The deliveries, oldest first (a copy: callers may settle while iterating). */
+  toArray(): Delivery[] {
+    const out: Delivery[] = [];
+    for (let d = this.first; d !== undefined; d = d.next) out.push(d);
+    return out;
+  }
+}
+
+/** A connection's deliveries by message id. */
+export class InFlight {
+  #byId = new Map<number, Delivery>();
+
+  /** Deliveries in flight on the connection. */
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** Records a delivery, newest in its subscription's list. */
+  add(d: Delivery): void {
+    const id = d.msg.id;
+    let t = this.#byId.get(id);
+    if (t === undefined) this.#byId.set(id, d);
+    else {
+      while (t.twin !== undefined) t = t.twin;
+      t.twin = d;
+    }
+    d.sub.inflight.push(d);
+  }
+
+  /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
+  take(id: number): Delivery | undefined {
+    const d = this.#byId.get(id);
+    if (d === undefined) return undefined;
+    this.remove(d);
+    return d;
+  }
+
+  /** Removes `d` (it is in flight here). */
+  remove(d: Delivery): void {
+    const id = d.msg.id;
+    const head = this.#byId.get(id);
+    if (head === d) {
+      if (d.twin === undefined) this.#byId.delete(id);
+      else this.#byId.set(id, d.twin);
+    } else {
+      let t = head;
+      while (t !== undefined && t.twin !== d) t = t.twin;
+      assert(t !== undefined, () => `delivery of ${id} is not in flight on this connection`);
+      t.twin = d.twin;
+    }
+    d.twin = undefined;
+    d.sub.inflight.unlink(d);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * What every subscription is, whatever it subscribes to: the contract the
+ * connection, the broker and the stats use (activate, deliver, settle, expire,
+ * close, stats), and the parts queue consumers and topic subscriptions share
+ * (options, prefetch room, the in-flight list, ack deadlines).
+ *
+ * @module
+ */
+import type { Message } from "../storage/mod.ts";
+import { Delivery, DeliveryList } from "./inflight.ts";
+import type { SubscriptionStats } from "./stats.ts";
+import type { Binding } from "./topic.ts";
+import type { Client } from "./types.ts";
+
+/** Per-subscription settings, resolved against the broker's defaults. */
+export interface SubscriptionOptions {
+  /** Whether deliveries wait for ACK/NACK (`ack:explicit`). */
+  explicit: boolean;
+  /** Most deliveries in flight at once (explicit acks only). */
+  prefetch: number;
+  /** Time a delivery may stay unsettled before it is redelivered. */
+  ackTimeoutMs: number;
+}
+
+/** A subscription of one connection: a queue consumer or a topic subscription. */
+export abstract class Subscription {
+  readonly sid: string;
+  readonly client: Client;
+  readonly explicit: boolean;
+  readonly prefetch: number;
+  readonly ackTimeoutMs: number;
+  /** Its deliveries in flight, oldest first (also indexed by id in `client.inflight`). */
+  readonly inflight: DeliveryList = new DeliveryList();
+  /** Messages sent to it (a queue's redeliveries included: each is a new take from the queue). */
+  delivered = 0;
+
+  constructor(sid: string, client: Client, o: SubscriptionOptions) {
+    this.sid = sid;
+    this.client = client;
+    this.explicit = o.explicit;
+    this.prefetch = o.prefetch;
+    this.ackTimeoutMs = o.ackTimeoutMs;
+  }
+
+  /** The subscribed queue, topic or topic pattern. */
+  abstract readonly destination: string;
+
+  /** Whether its ACKs move a stored position (a durable topic subscription): answered once stored. */
+  get durable(): boolean {
+    return false;
+  }
+
+  /** Whether it takes another message now. */
+  hasRoom(): boolean {
+    return this.client.wantsMore() && (!this.explicit || this.inflight.size < this.prefetch);
+  }
+
+  /** Starts or resumes deliveries (after its OK, or when the connection drained). */
+  abstract activate(): void;
+
+  /** Settles a delivery the connection took out of flight for an ACK. */
+  abstract ack(d: Delivery): void;
+
+  /** Gives back a delivery the connection took out of flight for a NACK (`delayMs` 0: now). */
+  abstract nack(d: Delivery, delayMs: number): void;
+
+  /** Ends it: its deliveries in flight go back; with `forget`, a durable's position is deleted. */
+  abstract close(forget: boolean): void;
+
+  /** Its figures for the admin API. */
+  abstract stats(): SubscriptionStats;
+
+  /** What to do with a delivery whose ack deadline passed (it is out of flight already). */
+  protected abstract expired(d: Delivery): void;
+
+  /** After a sweep expired some deliveries (a queue dispatches the freed room). */
+  protected afterExpiry(): void {}
+
+  /** Redelivers deliveries unsettled past the ack timeout, oldest first; returns how many. */
+  expireAcks(now: number): number {
+    const all = this.client.inflight;
+    let n = 0;
+    for (let d = this.inflight.first; d !== undefined; d = this.inflight.first) {
+      if (d.at + this.ackTimeoutMs > now) break;
+      all.remove(d);
+      this.expired(d);
+      n++;
+    }
+    if (n > 0) this.afterExpiry();
+    return n;
+  }
+
+  /** Writes one MSG; with explicit acks it becomes a delivery in flight. */
+  protected send(
+    head: Uint8Array,
+    msg: Message,
+    count: number,
+    binding: Binding | undefined,
+    now: number,
+  ): void {
+    this.client.sendMsg(head, msg, count);
+    this.delivered++;
+    if (this.explicit) this.client.inflight.add(new Delivery(msg, this, binding, count, now));
+    else this.client.delivered(msg.id);
+  }
+
+  /** Sends a topic delivery again (a redelivery, not counted in `delivered`), in flight once more. */
+  protected resend(d: Delivery, head: Uint8Array, now: number): void {
+    d.count++;
+    d.at = now;
+    this.client.sendMsg(head, d.msg, d.count);
+    this.client.inflight.add(d);
+  }
+
+  /** Takes every delivery out of flight; returns them oldest first. */
+  protected takeAll(): Delivery[] {
+    const ds = this.inflight.toArray();
+    for (const d of ds) this.client.inflight.remove(d);
+    return ds;
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * A subscription to a topic or a wildcard pattern: its bindings (one per
+ * matching topic, each with a cursor into that topic's shared list), its
+ * deliveries in flight, NACK-delayed redeliveries, and, for a durable, the
+ * durable state it moves.
+ *
+ * @module
+ */
+import { MessageState } from "../storage/mod.ts";
+import type { Message } from "../storage/mod.ts";
+import type { Durable } from "./durable.ts";
+import type { Delivery } from "./inflight.ts";
+import type { SubscriptionStats } from "./stats.ts";
+import { Subscription, type SubscriptionOptions } from "./subscription.ts";
+import type { Binding, Topic, TopicHost } from "./topic.ts";
+import type { Client } from "./types.ts";
+
+/** A subscription to a topic or a wildcard pattern. */
+export class TopicSubscription extends Subscription {
+  readonly pattern: string;
+  readonly host: TopicHost;
+  /** Messages skipped: by the drop-oldest policy, or dropped by retention before it got them. */
+  dropped = 0;
+  #bindings: Binding[] = [];
+  /** NACKed with a delay, waiting in the broker's heap (a durable's position stays before them). */
+  #scheduled = new Set<Delivery>();
+  #durable: Durable | undefined;
+  /** Set once it has been reported as a slow consumer. */
+  #slow = false;
+  #resuming = false;
+
+  constructor(
+    sid: string,
+    pattern: string,
+    client: Client,
+    host: TopicHost,
+    o: SubscriptionOptions,
+    durable?: Durable,
+  ) {
+    super(sid, client, o);
+    this.pattern = pattern;
+    this.host = host;
+    this.#durable = durable;
+    durable?.attach(this);
+  }
+
+  get destination(): string {
+    return this.pattern;
+  }
+
+  override get durable(): boolean {
+    return this.#durable !== undefined;
+  }
+
+  /** The topics it is bound to, one binding each. */
+  get bindings(): readonly Binding[] {
+    return this.#bindings;
+  }
+
+  /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
+  bind(topic: Topic, fromSeq?: number): void {
+    this.#bindings.push(topic.bind(this, fromSeq));
+  }
+
+  /** Writes a message's first delivery to it (the topic moved the binding's cursor). */
+  take(b: Binding, msg: Message): void {
+    const now = this.host.now;
+    this.send(b.head, msg, 1, b, now);
+    b.topic.counters.delivered++;
+    this.host.observeDelivery(msg);
+  }
+
+  /** Counts a message it will never get; `byRetention`: a declared topic dropped it first. */
+  skipped(byRetention: boolean): void {
+    this.dropped++;
+    if (byRetention && this.#durable !== undefined) this.#durable.skipped++;
+  }
+
+  /** Reports it as a slow consumer (once); true the first time. */
+  slowConsumer(why: string): boolean {
+    if (this.#slow) return false;
+    this.#slow = true;
+    this.client.slowConsumer(`subscription ${this.sid} ${why}`);
+    return true;
+  }
+
+  /** Delivers held messages while the connection takes them, in publish order across topics. */
+  activate(): void {
+    if (this.#resuming) return;
+    this.#resuming = true;
+    try {
+      const bs = this.#bindings;
+      if (bs.length === 1) {
+        const b = bs[0];
+        while (this.hasRoom() && b.topic.sendNext(b));
+        return;
+      }
+      while (this.hasRoom()) {
+        let best: Binding | undefined;
+        let bestId = Infinity;
+        for (const b of bs) {
+          const id = b.topic.nextId(b);
+          if (id < bestId) {
+            bestId = id;
+            best = b;
+          }
+        }
+        if (best === undefined) return;
+        best.topic.sendNext(best);
+      }
+    } finally {
+      this.#resuming = false;
+    }
+  }
+
+  ack(_d: Delivery): void {
+    if (this.#durable !== undefined) this.host.durableMoved();
+    this.activate();
+  }
+
+  nack(d: Delivery, delayMs: number): void {
+    if (delayMs === 0) return this.#redeliver(d);
+    this.#scheduled.add(d);
+    this.host.schedule(d, this.host.now + delayMs);
+  }
+
+  /** A NACK delay ran out: sends `d` again, unless the subscription closed meanwhile. */
+  due(d: Delivery): void {
+    if (this.#scheduled.delete(d)) this.#redeliver(d);
+  }
+
+  protected expired(d: Delivery): void {
+    this.#redeliver(d);
+  }
+
+  /** Sends a delivery again, counting it; one that retention dropped meanwhile is skipped. */
+  #redeliver(d: Delivery): void {
+    if (d.msg.state === MessageState.DONE) {
+      this.dropped++;
+      d.binding!.topic.counters.dropped++;
+      if (this.#durable !== undefined) {
+        this.#durable.skipped++;
+        this.host.durableMoved();
+      }
+      this.activate();
+      return;
+    }
+    this.resend(d, d.binding!.head, this.host.now);
+  }
+
+  /**
+   * A durable's position while it is live: everything before its oldest
+   * unsettled message, or, with none, before the next one it needs.
+   */
+  position(): number {
+    const b = this.#bindings[0];
+    if (b === undefined) return -1;
+    const next = b.topic.nextId(b);
+    let p = next === Infinity ? b.topic.lastId : next - 1;
+    for (let d = this.inflight.first; d !== undefined; d = d.next) p = Math.min(p, d.msg.id - 1);
+    for (const d of this.#scheduled) p = Math.min(p, d.msg.id - 1);
+    return p;
+  }
+
+  /**
+   * Ends it. Its deliveries in flight are not redelivered (a topic message
+   * is each subscription's own); a durable keeps its position, or with
+   * `forget` is deleted.
+   */
+  close(forget: boolean): void {
+    const d = this.#durable;
+    if (d !== undefined) {
+      d.detach();
+      if (forget) this.#bindings[0]?.topic.durables.delete(d.name);
+      this.host.durableMoved();
+    }
+    this.takeAll();
+    this.#scheduled.clear();
+    const left = this.#bindings.map((b) => b.topic);
+    for (const b of this.#bindings) b.topic.unbind(b);
+    this.#bindings.length = 0;
+    this.host.closed(this, left);
+  }
+
+  stats(): SubscriptionStats {
+    let messages = 0;
+    let bytes = 0;
+    for (const b of this.#bindings) {
+      const l = b.topic.lag(b);
+      messages = Math.max(messages, l.messages);
+      bytes = Math.max(bytes, l.bytes);
+    }
+    return {
+      sid: this.sid,
+      ack: this.explicit ? "explicit" : "none",
+      prefetch: this.prefetch,
+      inflight: this.inflight.size,
+      delivered: this.delivered,
+      destination: this.pattern,
+      dropped: this.dropped,
+      lag_msgs: messages,
+      lag_bytes: bytes,
+    };
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The server's admin data as plain objects: server-wide figures (as
+ * nats-server's `/varz`), open connections (`/connz`) and recently closed
+ * ones, composed with the broker's (`broker.stats()`). `/api/stats`,
+ * `/metrics` and the CLI read these; http/ only serialises them.
+ *
+ * @module
+ */
+import type { BrokerStats, Page, PageOptions, QueueStats, TopicStats } from "../broker/mod.ts";
+import type { ConnectionStats } from "./connection.ts";
+
+/** Server-wide figures (as `/varz`). */
+export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
+  server_id: string;
+  version: string;
+  runtime: string;
+  runtime_version: string;
+  store: string;
+  port: number;
+  ready: boolean;
+  started_at: string;
+  now: string;
+  uptime_s: number;
+  connections: number;
+  total_connections: number;
+  /** PUB frames and their payload bytes received from clients (refused ones included). */
+  in_msgs: number;
+  in_bytes: number;
+  /** MSG frames and their payload bytes sent to clients (redeliveries included). */
+  out_msgs: number;
+  out_bytes: number;
+  slow_consumers: number;
+  closed_by_reason: Record<string, number>;
+  mem: { rss: number; heap_used: number };
+  event_loop_lag_ms: { last: number; max: number } | null;
+}
+
+/** A recently closed connection and why it closed. */
+export interface ClosedConnectionStats {
+  id: number;
+  client_id: string | null;
+  name: string | null;
+  remote_addr: string;
+  reason: string;
+  detail: string;
+  opened_at: string;
+  closed_at: string;
+  in_msgs: number;
+  in_bytes: number;
+  out_msgs: number;
+  out_bytes: number;
+}
+
+/** Everything `/api/stats` returns. */
+export interface Stats {
+  server: ServerStats;
+  connections: Page<ConnectionStats>;
+  queues: Page<QueueStats>;
+  topics: Page<TopicStats>;
+  /** Newest first. */
+  closed_connections: ClosedConnectionStats[];
+}
+
+/** Which part of the lists to return. */
+export interface StatsOptions extends PageOptions {
+  /** Closed connections to list. */
+  closed: number;
+  /** Whether to list each connection's subscriptions. */
+  subs: boolean;
+}
+
+/** Messages and bytes of one connection, in and out. */
+export interface Traffic {
+  msgsIn: number;
+  bytesIn: number;
+  msgsOut: number;
+  bytesOut: number;
+}
+
+/** Adds `c`'s traffic to `to`. */
+export function addTraffic(to: Traffic, c: Traffic): void {
+  to.msgsIn += c.msgsIn;
+  to.bytesIn += c.bytesIn;
+  to.msgsOut += c.msgsOut;
+  to.bytesOut += c.bytesOut;
+}
+
+/** A closed connection as the server keeps it in its ring (times as epoch ms). */
+export interface ClosedConnection extends Traffic {
+  id: number;
+  clientId: string | undefined;
+  name: string | undefined;
+  remoteAddr: string;
+  reason: string;
+  detail: string;
+  openedAt: number;
+  closedAt: number;
+}
+
+/** The ring entry as the admin API shows it. */
+export function closedStats(c: ClosedConnection): ClosedConnectionStats {
+  return {
+    id: c.id,
+    client_id: c.clientId ?? null,
+    name: c.name ?? null,
+    remote_addr: c.remoteAddr,
+    reason: c.reason,
+    detail: c.detail,
+    opened_at: new Date(c.openedAt).toISOString(),
+    closed_at: new Date(c.closedAt).toISOString(),
+    in_msgs: c.msgsIn,
+    in_bytes: c.bytesIn,
+    out_msgs: c.msgsOut,
+    out_bytes: c.bytesOut,
+  };
+}
