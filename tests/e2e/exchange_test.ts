@@ -136,13 +136,16 @@ Deno.test("exchange: framing errors get ERR and a typed close; others are not di
       assert.ok(await c.closedByServer(), "the server closed the connection");
       await c.close();
     }
+    const by = broker.server.closedByReason;
     await waitFor(
-      () =>
-        broker.server.closedByReason.BAD_FRAME +
-            broker.server.closedByReason.CONTROL_LINE_TOO_LONG +
-            broker.server.closedByReason.PAYLOAD_TOO_LARGE === 4,
+      () => by.BAD_FRAME + by.PAYLOAD_TOO_LARGE + by.CONTROL_LINE_TOO_LONG === 4,
       2000,
-      "4 protocol closes",
+      "4 framing closes",
+    );
+    assert.deepEqual(
+      [by.BAD_FRAME, by.PAYLOAD_TOO_LARGE, by.CONTROL_LINE_TOO_LONG],
+      [2, 1, 1],
+      "each close has the reason of its ERR code",
     );
     const p = await RawClient.connect(broker.port);
     await p.pub("topic:calm", "still here");
@@ -174,6 +177,28 @@ Deno.test("exchange: idle clients are PINGed and dropped after missed PONGs", as
   } finally {
     await lazy.close();
     await alive.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("exchange: a connection over the limit gets ERR TOO_MANY_CONNECTIONS and a typed close in the ring", async () => {
+  const broker = await startTestBroker(["--max-connections", "1"]);
+  const first = await RawClient.connect(broker.port);
+  try {
+    await first.send("PING\r\n");
+    assert.equal(await first.line(), "PONG");
+    const extra = await RawClient.connect(broker.port);
+    assert.match(await extra.line(), /^ERR TOO_MANY_CONNECTIONS /);
+    assert.ok(await extra.closedByServer(), "the server closed the extra connection");
+    await extra.close();
+    const closed = broker.server.closedStats(1)[0];
+    assert.equal(closed.reason, "TOO_MANY_CONNECTIONS");
+    assert.equal(broker.server.closedByReason.TOO_MANY_CONNECTIONS, 1);
+    assert.equal(broker.server.connections.size, 1);
+    await first.send("PING\r\n");
+    assert.equal(await first.line(), "PONG", "the connection within the limit is served");
+  } finally {
+    await first.close();
     await broker.stop();
   }
 });
