@@ -33,20 +33,6 @@ export const ERROR_CODES = {
 /** One `ERR` code. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** An expected, client-caused protocol error; the connection goes on unless the code is fatal. */
-export class ProtocolError extends SyntaxError {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
-    super(message);
-    this.name = "ProtocolError";
-    this.code = code;
-  }
-  /** Whether the connection must be closed after this error. */
-  get fatal(): boolean {
-    return ERROR_CODES[this.code];
-  }
-}
-
 /** Shows at most 32 bytes of bad input, quoted and escaped, for error texts and logs. */
 export function snippet(bytes: Uint8Array): string {
   const head = bytes.subarray(0, 32);

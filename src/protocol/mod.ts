@@ -7,7 +7,7 @@
 export { Parser, type ParserOptions } from "./parser.ts";
 export { FrameDecoderStream } from "./stream.ts";
 export type * from "./frames.ts";
-export { ERROR_CODES, type ErrorCode, ProtocolError, snippet } from "./errors.ts";
+export { ERROR_CODES, type ErrorCode, snippet } from "./errors.ts";
 export {
   ascii,
   CRLF,

@@ -61,7 +61,7 @@ function drain(q: QueueStore, now = T0): number[] {
     if (m === undefined) return ids;
     ids.push(m.id);
   }
-  throw new Error("drain: no end");
+  assert.fail("drain: no end");
 }
 
 /** Pushes and waits for durability when the store asks for it. */

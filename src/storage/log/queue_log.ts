@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { assert } from "../../assert.ts";
 import { COMPACT_STEP_BYTES_MAX, COMPACT_STEP_INTERVAL_MS } from "../../config/mod.ts";
 import type { FileSystem } from "../../runtime/mod.ts";
 import { MemoryQueueStore } from "../memory.ts";
@@ -642,7 +643,7 @@ export class LogQueueStore implements QueueStore {
       m.state = MessageState.READY;
       this.#inner.push(m);
       const taken = this.#inner.take(now);
-      if (taken !== m) throw new Error(`restore of ${this.name}: took ${taken?.id}, not ${m.id}`);
+      assert(taken === m, () => `restore of ${this.name}: took ${taken?.id}, not ${m.id}`);
       this.#inner.requeue(m, dueAt - now, now);
       m.deliveries = deliveries;
     }
