@@ -54,18 +54,18 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     server.start();
   } catch (e) {
     await store.close(); // the port is taken, say: release the data dir and its timers
-    throw e;
+    throw listenFailed(e, "--port", config.host, config.port);
   }
   let http: Monitoring | undefined;
+  const httpHost = config["http-host"] ?? config.host;
   try {
-    http = config["no-http"] ? undefined : startMonitoring(runtime, {
-      hostname: config["http-host"] ?? config.host,
-      port: config["http-port"],
-    }, server);
+    http = config["no-http"]
+      ? undefined
+      : startMonitoring(runtime, { hostname: httpHost, port: config["http-port"] }, server);
   } catch (e) {
     await server.shutdown();
     await store.close();
-    throw e;
+    throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
   }
   await Promise.resolve();
   let stopped: Promise<void> | undefined;
@@ -83,6 +83,23 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       })();
     },
   };
+}
+
+/**
+ * A listener that could not bind, as one line naming the setting. The
+ * runtimes say it differently (Deno: `AddrInUse`/`PermissionDenied` error
+ * names; Bun and Node: `EADDRINUSE`/`EACCES` codes); both are read here.
+ */
+function listenFailed(e: unknown, flag: string, host: string, port: number): ConfigError {
+  const err = e as { name?: string; code?: string; message?: string };
+  const why = err.name === "AddrInUse" || err.code === "EADDRINUSE"
+    ? "the address is in use (is another broker running? choose another port)"
+    : err.name === "PermissionDenied" || err.code === "EACCES"
+    ? "permission denied (ports below 1024 need privileges)"
+    : err.name === "AddrNotAvailable" || err.code === "EADDRNOTAVAIL"
+    ? "no such local address"
+    : String(err.message ?? e).split("\n")[0];
+  return new ConfigError(`cannot listen on ${host}:${port} (${flag}): ${why}`);
 }
 
 /**

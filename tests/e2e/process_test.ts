@@ -29,8 +29,10 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
 
 Deno.test("process: SIGTERM flushes clients, closes them with SHUTTING_DOWN and exits 0", async () => {
   const port = freePort();
+  // Never the default ./data or ports: the README's `deno task start` may be running beside the tests.
+  const dir = Deno.makeTempDirSync({ prefix: "relayr-sigterm-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--no-http"],
+    args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--no-http", "--data-dir", dir],
     env: { RELAYR_PORT: String(port) },
     stdout: "piped",
     stderr: "piped",
@@ -64,6 +66,42 @@ Deno.test("process: SIGTERM flushes clients, closes them with SHUTTING_DOWN and 
     } catch { /* exited */ }
     const out = await child.output().catch(() => undefined);
     void out;
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("process: a port in use is one line on stderr and exit code 2, on Deno and Bun", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busy = String((taken.addr as Deno.NetAddr).port);
+  try {
+    const runtimes: [string, string[]][] = [
+      [Deno.execPath(), ["run", "-A", "main.ts"]],
+      ["bun", ["main.ts"]],
+    ];
+    const cases: [string[], string][] = [
+      [["--port", busy, "--no-http"], "--port"],
+      [["--port", "0", "--http-port", busy], "--http-port"],
+    ];
+    for (const [exe, pre] of runtimes) {
+      for (const [flags, named] of cases) {
+        const out = await new Deno.Command(exe, {
+          args: [...pre, "serve", "--host", "127.0.0.1", "--memory", ...flags],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const err = new TextDecoder().decode(out.stderr).trim();
+        const what = `${exe} ${flags.join(" ")}`;
+        assert.equal(out.code, 2, `${what}: ${err}`);
+        assert.equal(err.split("\n").length, 1, `${what}: one line, no stack trace: ${err}`);
+        assert.equal(
+          err,
+          `relayr: cannot listen on 127.0.0.1:${busy} (${named}): the address is in use ` +
+            "(is another broker running? choose another port)",
+        );
+      }
+    }
+  } finally {
+    taken.close();
   }
 });
 
