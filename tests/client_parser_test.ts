@@ -20,15 +20,16 @@ import {
   BadArgumentError,
   BadDestinationError,
   BadHeadersError,
-  BrokerError,
   brokerError,
+  BrokerProtocolError,
+  BrokerReplyError,
   DurableInUseError,
   NotDeclaredError,
   PayloadTooLargeError,
-  ProtocolError,
   QueueFullError,
   ShuttingDownError,
 } from "../src/client/errors.ts";
+import { ERROR_CODES, type ErrorCode } from "../src/protocol/mod.ts";
 import { Fifo } from "../src/client/fifo.ts";
 import { parseAddress } from "../src/client/address.ts";
 import { backoff } from "../src/client/client.ts";
@@ -171,12 +172,12 @@ const MALFORMED: [string, string][] = [
   [`${"x".repeat(17000)}`, "control line longer"],
 ];
 
-Deno.test("parser: malformed input throws ProtocolError quoting the bytes", () => {
+Deno.test("parser: malformed input throws BrokerProtocolError quoting the bytes", () => {
   for (const [text, why] of MALFORMED) {
     for (const chunks of [[enc.encode(text)], [...enc.encode(text)].map((b) => Uint8Array.of(b))]) {
       assert.throws(
         () => collect(chunks),
-        (err: unknown) => err instanceof ProtocolError && err.message.includes(why),
+        (err: unknown) => err instanceof BrokerProtocolError && err.message.includes(why),
         `${JSON.stringify(text.slice(0, 40))} should fail with ${why}`,
       );
     }
@@ -391,12 +392,15 @@ Deno.test("error registry maps every code", () => {
     "TOO_MANY_CONNECTIONS",
     "SHUTTING_DOWN",
   ];
+  // The list of PROTOCOL.md is the protocol's list, and each code's class has its fatality.
+  assert.deepEqual(Object.keys(ERROR_CODES).sort(), [...codes].sort());
   const names = new Set<string>();
   for (const code of codes) {
     const err = brokerError(code, "text");
-    assert.ok(err instanceof BrokerError);
+    assert.ok(err instanceof BrokerReplyError);
     assert.equal(err.code, code);
-    assert.notEqual(err.constructor, BrokerError, code);
+    assert.equal(err.fatal, ERROR_CODES[code as ErrorCode], code);
+    assert.notEqual(err.constructor, BrokerReplyError, code);
     names.add(err.name);
   }
   assert.equal(names.size, codes.length);
@@ -408,8 +412,8 @@ Deno.test("error registry maps every code", () => {
   assert.ok(brokerError("SHUTTING_DOWN", "") instanceof ShuttingDownError);
   assert.equal(brokerError("QUEUE_FULL", "").fatal, false);
   const unknown = brokerError("NEW_CODE", "later");
-  assert.equal(unknown.constructor, BrokerError);
-  assert.equal(brokerError("toString", "").constructor, BrokerError);
+  assert.equal(unknown.constructor, BrokerReplyError);
+  assert.equal(brokerError("toString", "").constructor, BrokerReplyError);
 });
 
 Deno.test("fifo keeps order across growth and wrap-around", () => {

@@ -8,7 +8,6 @@
 import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
-  BrokerError,
   type Client,
   connect,
   ConnectError,
@@ -187,7 +186,7 @@ export function exitCodeOf(err: unknown): number {
 
 /** Prints `relayr <command>: <message>` (no stack trace) and returns the exit code. */
 export function fail(io: CliIo, command: string, err: unknown): number {
-  const msg = err instanceof BrokerError || err instanceof Error ? err.message : String(err);
+  const msg = err instanceof Error ? err.message : String(err);
   const hint = err instanceof UsageError ? ` (see relayr ${command} --help)` : "";
   io.err(`relayr ${command}: ${msg.split("\n")[0]}${hint}`);
   return exitCodeOf(err);

@@ -27,13 +27,13 @@ import {
   unsubLine,
 } from "./commands.ts";
 import {
+  type BrokerProtocolError,
   BufferFullError,
   ConnectError,
   ConnectionClosedError,
   ConnectionLostError,
   DrainingError,
   DuplicateSubIdError,
-  type ProtocolError,
   StaleConnectionError,
   TimeoutError,
   UnknownSubIdError,
@@ -626,7 +626,7 @@ export class Client {
         link: () => link,
         sub: (sid) => this.#subs.get(sid),
         report: (err) => this.#status.emit({ type: "error", error: err }),
-        protocolError: (err: ProtocolError) => link.wire.close(err),
+        protocolError: (err: BrokerProtocolError) => link.wire.close(err),
       }),
       beforeFlush: () => link.flushAcks(),
       onClose: (_wire, error) => this.#onClose(link, error),

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { brokerError, ProtocolError, UNSOLICITED_CODES } from "./errors.ts";
+import { brokerError, BrokerProtocolError, UNSOLICITED_CODES } from "./errors.ts";
 import { type Link, Reply } from "./link.ts";
 import { Message } from "./message.ts";
 import type { FrameHandler } from "./parser.ts";
@@ -20,7 +20,7 @@ export interface DispatchHost {
   /** An error nobody waits for: goes to the status stream. */
   report(err: Error): void;
   /** The broker broke the protocol: drop the connection. */
-  protocolError(err: ProtocolError): void;
+  protocolError(err: BrokerProtocolError): void;
 }
 
 const REPLY_NAMES = ["OK", "PONG", "INFO"];
@@ -39,7 +39,7 @@ export function handleFrames(host: DispatchHost): FrameHandler {
     const head = link.pending.peek();
     if (head === undefined || head.kind !== kind) {
       host.protocolError(
-        new ProtocolError(
+        new BrokerProtocolError(
           `Broker sent ${REPLY_NAMES[kind]} while the oldest command waits for ${
             head === undefined ? "nothing" : REPLY_NAMES[head.kind]
           }`,

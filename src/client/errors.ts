@@ -2,179 +2,211 @@
  * Every error the client raises, in one registry.
  *
  * Broker errors (`ERR <CODE> <text>`) become one class per code, all extending
- * {@linkcode BrokerError}, so callers can catch one code
- * (`err instanceof QueueFullError`) or all of them (`err instanceof BrokerError`).
- * The style guide asks for the nearest built-in as a base class; we take one
- * common base instead because "any broker refusal" is the check callers write
- * most, and `code` carries the finer meaning. One explicit class per code
- * (rather than a factory) keeps the types explicit for `deno doc` and JSR.
+ * {@linkcode BrokerReplyError}, so callers can catch one code
+ * (`err instanceof QueueFullError`) or all of them
+ * (`err instanceof BrokerReplyError`). The style guide asks for the nearest
+ * built-in as a base class; we take one common base instead because "any
+ * broker refusal" is the check callers write most, and `code` carries the
+ * finer meaning. One explicit class per code (rather than a factory) keeps the
+ * types explicit for `deno doc` and JSR.
+ *
+ * The codes and whether each is fatal come from the protocol's `ERROR_CODES`
+ * (src/protocol/errors.ts), not from a copy: `BROKER_ERRORS` must name a class
+ * for every code there (a compile error otherwise), and each class reads its
+ * `fatal` from it.
+ *
+ * The client-side errors extend the nearest built-in where there is one
+ * (`BufferFullError` a `RangeError`, `BrokerProtocolError` a `SyntaxError`);
+ * timeouts, lost connections and draining have none, so they extend `Error`.
+ *
+ * The names differ from the server's classes on purpose (the broker has its
+ * own `BrokerError`): a client `BrokerReplyError` is what the broker *sent*.
  *
  * @module
  */
+import { ERROR_CODES, type ErrorCode } from "../protocol/mod.ts";
 
-/** Base of every broker `ERR` reply: `code` is the wire code, `fatal` whether the broker closed the connection. */
-export class BrokerError extends Error {
+/** Whether the broker closes the connection after `code`; false for a code this client does not know. */
+function isFatal(code: string): boolean {
+  return Object.hasOwn(ERROR_CODES, code) && ERROR_CODES[code as ErrorCode];
+}
+
+/** Base of every broker `ERR` line: `code` is the wire code, `fatal` whether the broker closed the connection. */
+export class BrokerReplyError extends Error {
   /** The `CODE` token of the `ERR` line, e.g. `"QUEUE_FULL"`. */
   readonly code: string;
   /** True when the broker closes the connection after this error. */
   readonly fatal: boolean;
   /**
-   * Makes the error.
+   * Makes the error of one of the protocol's codes; `fatal` is what the
+   * protocol says of it. The per-code classes call this, so none can name a
+   * code the protocol does not have.
    *
    * @example
    * ```ts
-   * import { BrokerError } from "./errors.ts";
-   * const err = new BrokerError("SOME_CODE", "something went wrong", false);
+   * import { BrokerReplyError } from "./errors.ts";
+   * console.assert(new BrokerReplyError("SHUTTING_DOWN").fatal);
+   * ```
+   */
+  constructor(code: ErrorCode, text?: string);
+  /**
+   * Makes the error of any code, e.g. one from a newer broker.
+   *
+   * @example
+   * ```ts
+   * import { BrokerReplyError } from "./errors.ts";
+   * const err = new BrokerReplyError("SOME_CODE", "something went wrong", false);
    * console.assert(err.code === "SOME_CODE" && !err.fatal);
    * ```
    */
-  constructor(code: string, text: string, fatal: boolean) {
+  constructor(code: string, text: string, fatal: boolean);
+  constructor(code: string, text = "", fatal: boolean = isFatal(code)) {
     super(text === "" ? code : `${code}: ${text}`);
-    this.name = "BrokerError";
+    this.name = "BrokerReplyError";
     this.code = code;
     this.fatal = fatal;
   }
 }
 
 /** `UNKNOWN_COMMAND`: the broker did not know the verb. */
-export class UnknownCommandError extends BrokerError {
+export class UnknownCommandError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("UNKNOWN_COMMAND", text, false);
+    super("UNKNOWN_COMMAND", text);
     this.name = "UnknownCommandError";
   }
 }
 
 /** `BAD_ARGUMENT`: a missing, extra, malformed, out-of-range or unknown option or argument. */
-export class BadArgumentError extends BrokerError {
+export class BadArgumentError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_ARGUMENT", text, false);
+    super("BAD_ARGUMENT", text);
     this.name = "BadArgumentError";
   }
 }
 
 /** `BAD_DESTINATION`: not `queue:`/`topic:`, a bad name, too long, or a misplaced wildcard. */
-export class BadDestinationError extends BrokerError {
+export class BadDestinationError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_DESTINATION", text, false);
+    super("BAD_DESTINATION", text);
     this.name = "BadDestinationError";
   }
 }
 
 /** `BAD_JSON`: the `CONNECT` argument is not a JSON object. */
-export class BadJsonError extends BrokerError {
+export class BadJsonError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_JSON", text, false);
+    super("BAD_JSON", text);
     this.name = "BadJsonError";
   }
 }
 
 /** `BAD_VERSION`: the broker does not speak the requested protocol version. */
-export class BadVersionError extends BrokerError {
+export class BadVersionError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_VERSION", text, false);
+    super("BAD_VERSION", text);
     this.name = "BadVersionError";
   }
 }
 
 /** `BAD_HEADERS`: the header block is malformed or larger than 64 KiB. */
-export class BadHeadersError extends BrokerError {
+export class BadHeadersError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_HEADERS", text, false);
+    super("BAD_HEADERS", text);
     this.name = "BadHeadersError";
   }
 }
 
 /** `DUPLICATE_SUB_ID`: the subscription id is already used on this connection. */
-export class DuplicateSubIdError extends BrokerError {
+export class DuplicateSubIdError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("DUPLICATE_SUB_ID", text, false);
+    super("DUPLICATE_SUB_ID", text);
     this.name = "DuplicateSubIdError";
   }
 }
 
 /** `UNKNOWN_SUB_ID`: `UNSUB` of an id that is not in use. */
-export class UnknownSubIdError extends BrokerError {
+export class UnknownSubIdError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("UNKNOWN_SUB_ID", text, false);
+    super("UNKNOWN_SUB_ID", text);
     this.name = "UnknownSubIdError";
   }
 }
 
 /** `UNKNOWN_MSG_ID`: `ACK`/`NACK` of a message not in flight to this connection. */
-export class UnknownMsgIdError extends BrokerError {
+export class UnknownMsgIdError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("UNKNOWN_MSG_ID", text, false);
+    super("UNKNOWN_MSG_ID", text);
     this.name = "UnknownMsgIdError";
   }
 }
 
 /** `QUEUE_FULL`: the queue is at its limit; the message was not accepted. */
-export class QueueFullError extends BrokerError {
+export class QueueFullError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("QUEUE_FULL", text, false);
+    super("QUEUE_FULL", text);
     this.name = "QueueFullError";
   }
 }
 
 /** `LIMIT`: too many subscriptions on the connection or destinations on the broker. */
-export class LimitError extends BrokerError {
+export class LimitError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("LIMIT", text, false);
+    super("LIMIT", text);
     this.name = "LimitError";
   }
 }
@@ -184,14 +216,14 @@ export class LimitError extends BrokerError {
  * not sent (it may still be delivered); or a `DECLARE` or durable position
  * could not be stored (it holds in memory and is written again with the next).
  */
-export class StoreFailedError extends BrokerError {
+export class StoreFailedError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("STORE_FAILED", text, false);
+    super("STORE_FAILED", text);
     this.name = "StoreFailedError";
   }
 }
@@ -206,14 +238,14 @@ export class StoreFailedError extends BrokerError {
  * console.assert(brokerError("NOT_DECLARED", "topic:orders") instanceof NotDeclaredError);
  * ```
  */
-export class NotDeclaredError extends BrokerError {
+export class NotDeclaredError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("NOT_DECLARED", text, false);
+    super("NOT_DECLARED", text);
     this.name = "NotDeclaredError";
   }
 }
@@ -228,111 +260,114 @@ export class NotDeclaredError extends BrokerError {
  * console.assert(brokerError("DURABLE_IN_USE", "billing") instanceof DurableInUseError);
  * ```
  */
-export class DurableInUseError extends BrokerError {
+export class DurableInUseError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("DURABLE_IN_USE", text, false);
+    super("DURABLE_IN_USE", text);
     this.name = "DurableInUseError";
   }
 }
 
 /** `BAD_FRAME` (fatal): the size token or the payload line end was wrong. */
-export class BadFrameError extends BrokerError {
+export class BadFrameError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("BAD_FRAME", text, true);
+    super("BAD_FRAME", text);
     this.name = "BadFrameError";
   }
 }
 
 /** `CONTROL_LINE_TOO_LONG` (fatal): a control line over 4096 bytes. */
-export class ControlLineTooLongError extends BrokerError {
+export class ControlLineTooLongError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("CONTROL_LINE_TOO_LONG", text, true);
+    super("CONTROL_LINE_TOO_LONG", text);
     this.name = "ControlLineTooLongError";
   }
 }
 
 /** `PAYLOAD_TOO_LARGE` (fatal): a payload over the broker's `max_payload` (raised before sending when the client can tell). */
-export class PayloadTooLargeError extends BrokerError {
+export class PayloadTooLargeError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("PAYLOAD_TOO_LARGE", text, true);
+    super("PAYLOAD_TOO_LARGE", text);
     this.name = "PayloadTooLargeError";
   }
 }
 
 /** `SLOW_CONSUMER` (fatal): the client read too slowly and was disconnected. */
-export class SlowConsumerError extends BrokerError {
+export class SlowConsumerError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("SLOW_CONSUMER", text, true);
+    super("SLOW_CONSUMER", text);
     this.name = "SlowConsumerError";
   }
 }
 
 /** `STALE_CONNECTION` (fatal): the peer did not answer PINGs. */
-export class StaleConnectionError extends BrokerError {
+export class StaleConnectionError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("STALE_CONNECTION", text, true);
+    super("STALE_CONNECTION", text);
     this.name = "StaleConnectionError";
   }
 }
 
 /** `TOO_MANY_CONNECTIONS` (fatal): the broker is at its connection limit. */
-export class TooManyConnectionsError extends BrokerError {
+export class TooManyConnectionsError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("TOO_MANY_CONNECTIONS", text, true);
+    super("TOO_MANY_CONNECTIONS", text);
     this.name = "TooManyConnectionsError";
   }
 }
 
 /** `SHUTTING_DOWN` (fatal): the broker is stopping. */
-export class ShuttingDownError extends BrokerError {
+export class ShuttingDownError extends BrokerReplyError {
   /**
    * Makes the error from the broker's text.
    *
    * @param text the human-readable text after the code on the `ERR` line
    */
   constructor(text = "") {
-    super("SHUTTING_DOWN", text, true);
+    super("SHUTTING_DOWN", text);
     this.name = "ShuttingDownError";
   }
 }
 
-/** The registry: wire code to class. */
-export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => BrokerError>> = {
+/**
+ * The registry: wire code to class, one for every code of the protocol's
+ * `ERROR_CODES` (`satisfies` makes a missing or an extra code a compile error).
+ */
+export const BROKER_ERRORS = {
   UNKNOWN_COMMAND: UnknownCommandError,
   BAD_ARGUMENT: BadArgumentError,
   BAD_DESTINATION: BadDestinationError,
@@ -354,23 +389,25 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   STALE_CONNECTION: StaleConnectionError,
   TOO_MANY_CONNECTIONS: TooManyConnectionsError,
   SHUTTING_DOWN: ShuttingDownError,
-};
+} as const satisfies Readonly<Record<ErrorCode, new (text?: string) => BrokerReplyError>>;
 
 /**
  * Fatal codes the broker sends on its own, not as the answer to a command.
  * They must not be matched to the oldest pending command, or every later
  * reply would be matched to the wrong one.
  */
-export const UNSOLICITED_CODES: ReadonlySet<string> = new Set([
-  "SLOW_CONSUMER",
-  "STALE_CONNECTION",
-  "TOO_MANY_CONNECTIONS",
-  "SHUTTING_DOWN",
-]);
+export const UNSOLICITED_CODES: ReadonlySet<string> = new Set(
+  [
+    "SLOW_CONSUMER",
+    "STALE_CONNECTION",
+    "TOO_MANY_CONNECTIONS",
+    "SHUTTING_DOWN",
+  ] satisfies ErrorCode[],
+);
 
 /**
  * Turns an `ERR` line into its typed error; an unknown code (a newer broker)
- * becomes a plain non-fatal `BrokerError`.
+ * becomes a plain non-fatal `BrokerReplyError`.
  *
  * @example
  * ```ts
@@ -379,9 +416,10 @@ export const UNSOLICITED_CODES: ReadonlySet<string> = new Set([
  * console.assert(err instanceof QueueFullError);
  * ```
  */
-export function brokerError(code: string, text: string): BrokerError {
-  const cls = Object.hasOwn(BROKER_ERRORS, code) ? BROKER_ERRORS[code] : undefined;
-  return cls ? new cls(text) : new BrokerError(code, text, false);
+export function brokerError(code: string, text: string): BrokerReplyError {
+  return Object.hasOwn(BROKER_ERRORS, code)
+    ? new BROKER_ERRORS[code as ErrorCode](text)
+    : new BrokerReplyError(code, text, false);
 }
 
 /** A command, request or flush did not get its answer in time. */
@@ -490,19 +528,22 @@ export class DrainingError extends Error {
   }
 }
 
-/** The broker sent bytes that are not valid protocol; the client drops the connection and reconnects. */
-export class ProtocolError extends SyntaxError {
+/**
+ * The broker sent bytes that are not valid protocol, or a reply out of turn;
+ * the client drops the connection and reconnects.
+ */
+export class BrokerProtocolError extends SyntaxError {
   /**
    * Makes the error.
    *
    * @example
    * ```ts
-   * import { ProtocolError } from "./errors.ts";
-   * console.assert(new ProtocolError("bad frame") instanceof SyntaxError);
+   * import { BrokerProtocolError } from "./errors.ts";
+   * console.assert(new BrokerProtocolError("bad frame") instanceof SyntaxError);
    * ```
    */
   constructor(message: string) {
     super(message);
-    this.name = "ProtocolError";
+    this.name = "BrokerProtocolError";
   }
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { ackGroups, encodeAcks } from "./commands.ts";
-import { type BrokerError, UnknownMsgIdError } from "./errors.ts";
+import { type BrokerReplyError, UnknownMsgIdError } from "./errors.ts";
 import { Fifo } from "./fifo.ts";
 import type { Wire } from "./wire.ts";
 
@@ -43,7 +43,7 @@ export class Link {
   /** Resolved when the broker answered CONNECT and INFO. */
   readonly handshake: PromiseWithResolvers<void> = Promise.withResolvers();
   /** The fatal error the broker sent before closing, if any. */
-  fatal: BrokerError | undefined;
+  fatal: BrokerReplyError | undefined;
   /** True once the handshake completed: the connection counts as up. */
   ready = false;
   /** Keep-alive PINGs without a PONG yet. */

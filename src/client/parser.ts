@@ -124,11 +124,7 @@ export class FrameParser {
             const line = this.#line;
             const len = this.#lineLen;
             this.#lineLen = 0;
-            this.#controlLine(
-              line,
-              0,
-              len > 0 && line[len - 1] === CR ? len - 1 : len,
-            );
+            this.#controlLine(line, 0, len > 0 && line[len - 1] === CR ? len - 1 : len);
           } else {
             const end = lf > i && chunk[lf - 1] === CR ? lf - 1 : lf;
             if (end - i > SERVER_LINE_BYTES_MAX) throw tooLong(chunk, i);
@@ -165,20 +161,12 @@ export class FrameParser {
           const b = chunk[i++];
           if (b === CR) this.#state = State.PAYLOAD_LF;
           else if (b === LF) this.#emitMsg();
-          else {throw protocolError(
-              "payload not followed by a line end",
-              chunk,
-              i - 1,
-            );}
+          else throw protocolError("payload not followed by a line end", chunk, i - 1);
           break;
         }
         case State.PAYLOAD_LF: {
           if (chunk[i++] !== LF) {
-            throw protocolError(
-              "payload not followed by a line end",
-              chunk,
-              i - 1,
-            );
+            throw protocolError("payload not followed by a line end", chunk, i - 1);
           }
           this.#emitMsg();
           break;
@@ -190,9 +178,7 @@ export class FrameParser {
   #appendPartial(chunk: Uint8Array, from: number, to: number): void {
     const len = to - from;
     // +1: a CR may be the last byte of a line of exactly the maximum length.
-    if (this.#lineLen + len > SERVER_LINE_BYTES_MAX + 1) {
-      throw tooLong(chunk, from);
-    }
+    if (this.#lineLen + len > SERVER_LINE_BYTES_MAX + 1) throw tooLong(chunk, from);
     this.#line.set(chunk.subarray(from, to), this.#lineLen);
     this.#lineLen += len;
   }
@@ -223,13 +209,8 @@ export class FrameParser {
         while (codeEnd < end && !isSpace(buf[codeEnd])) codeEnd++;
         let text = codeEnd;
         while (text < end && isSpace(buf[text])) text++;
-        if (codeEnd === rest) {
-          throw protocolError("ERR without a code", buf, start);
-        }
-        return this.#handler.onErr(
-          decode(buf, rest, codeEnd),
-          decode(buf, text, end),
-        );
+        if (codeEnd === rest) throw protocolError("ERR without a code", buf, start);
+        return this.#handler.onErr(decode(buf, rest, codeEnd), decode(buf, text, end));
       }
       case "PING":
         return this.#handler.onPing();
@@ -250,26 +231,18 @@ export class FrameParser {
     while (i < end) {
       while (i < end && isSpace(buf[i])) i++;
       if (i === end) break;
-      if (count === TOKENS_MAX) {
-        throw protocolError("too many tokens in MSG", buf, start);
-      }
+      if (count === TOKENS_MAX) throw protocolError("too many tokens in MSG", buf, start);
       t[count * 2] = i;
       while (i < end && !isSpace(buf[i])) i++;
       t[count * 2 + 1] = i;
       count++;
     }
     if (count < 4) {
-      throw protocolError(
-        "MSG needs a destination, sub_id, msg_id and size",
-        buf,
-        start,
-      );
+      throw protocolError("MSG needs a destination, sub_id, msg_id and size", buf, start);
     }
     const size = parseSize(buf, t[(count - 1) * 2], t[(count - 1) * 2 + 1]);
     if (size < 0) throw protocolError("MSG size is not a number", buf, start);
-    if (size > this.maxPayloadBytes) {
-      throw protocolError("MSG payload too large", buf, start);
-    }
+    if (size > this.maxPayloadBytes) throw protocolError("MSG payload too large", buf, start);
     const frame: MsgFrame = {
       dest: this.#dests.get(buf, t[0], t[1]),
       subId: "",
@@ -287,9 +260,7 @@ export class FrameParser {
       const s = t[k * 2];
       const e = t[k * 2 + 1];
       const colon = buf.indexOf(58, s);
-      if (colon < 0 || colon >= e) {
-        throw protocolError("MSG option without ':'", buf, s);
-      }
+      if (colon < 0 || colon >= e) throw protocolError("MSG option without ':'", buf, s);
       if (colon - s === 6 && buf[s + 4] === 0x69 && buf[s + 5] === 0x64) {
         // The two options of every MSG, matched on bytes: "sub_id" and "msg_id".
         if (buf[s] === 0x73 && buf[s + 1] === 0x75) {
@@ -306,9 +277,7 @@ export class FrameParser {
     if (frame.subId === "" || frame.id === "") {
       throw protocolError("MSG without sub_id or msg_id", buf, start);
     }
-    if (frame.hdrLen > size) {
-      throw protocolError("MSG hdr larger than its size", buf, start);
-    }
+    if (frame.hdrLen > size) throw protocolError("MSG hdr larger than its size", buf, start);
     this.#frame = frame;
     this.#need = size;
     this.#state = State.PAYLOAD;
@@ -322,13 +291,7 @@ export class FrameParser {
 const EMPTY = new Uint8Array(0);
 
 /** Applies one `key:value` option of a MSG line; unknown keys are skipped (a newer broker). */
-function setOption(
-  frame: MsgFrame,
-  key: string,
-  buf: Uint8Array,
-  s: number,
-  e: number,
-): void {
+function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: number): void {
   switch (key) {
     case "sub_id":
       frame.subId = decode(buf, s, e);
@@ -360,12 +323,7 @@ function setOption(
   }
 }
 
-function numberOption(
-  key: string,
-  buf: Uint8Array,
-  s: number,
-  e: number,
-): number {
+function numberOption(key: string, buf: Uint8Array, s: number, e: number): number {
   const n = parseSize(buf, s, e);
   if (n < 0) throw protocolError(`MSG option ${key} is not a number`, buf, s);
   return n;
@@ -428,26 +386,15 @@ function decode(buf: Uint8Array, s: number, e: number): string {
   for (let i = s; i < e; i++) {
     if (buf[i] > 127) return utf8.decode(buf.subarray(s, e));
   }
-  return String.fromCharCode.apply(
-    null,
-    buf.subarray(s, e) as unknown as number[],
-  );
+  return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
 }
 
 function tooLong(buf: Uint8Array, at: number): BrokerProtocolError {
-  return protocolError(
-    `control line longer than ${SERVER_LINE_BYTES_MAX} bytes`,
-    buf,
-    at,
-  );
+  return protocolError(`control line longer than ${SERVER_LINE_BYTES_MAX} bytes`, buf, at);
 }
 
 /** A protocol error quoting up to 32 bytes from where it happened, as nats-server does. */
-function protocolError(
-  what: string,
-  buf: Uint8Array,
-  at: number,
-): BrokerProtocolError {
+function protocolError(what: string, buf: Uint8Array, at: number): BrokerProtocolError {
   const snippet = utf8.decode(buf.subarray(at, Math.min(buf.length, at + 32)));
   return new BrokerProtocolError(
     `Broker sent an invalid frame (${what}) at ${JSON.stringify(snippet)}`,
