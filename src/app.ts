@@ -41,6 +41,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     ackTimeoutMs: config["ack-timeout"],
     prefetch: config["prefetch"],
   });
+  if (store instanceof LogStore) logRecovery(store, broker, config);
   const server = new Server(runtime, broker, {
     hostname: config.host,
     port: config.port,
@@ -86,6 +87,35 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
 }
 
 /**
+ * What a restart found, as the broker sees it: messages in queues, and the
+ * retained messages of declared topics, counted apart (the store also holds
+ * topic logs and the declarations record, which are not queues).
+ */
+function logRecovery(store: LogStore, broker: Broker, config: Config): void {
+  const all = { offset: 0, limit: Number.MAX_SAFE_INTEGER };
+  let queued = 0;
+  let queues = 0;
+  for (const q of broker.queueStats(all).list) {
+    if (q.size === 0) continue;
+    queued += q.size;
+    queues++;
+  }
+  let retained = 0;
+  let topics = 0;
+  for (const t of broker.topicStats(all).list) {
+    if (!t.declared) continue;
+    retained += t.retained;
+    topics++;
+  }
+  const r = store.recovery;
+  logger("store").info(
+    `durable store in ${store.dir} (fsync ${config.fsync}): recovered ${queued} messages in ` +
+      `${queues} queues and ${retained} retained messages in ${topics} declared topics, ` +
+      `from ${r.records} records in ${r.ms} ms`,
+  );
+}
+
+/**
  * A listener that could not bind, as one line naming the setting. The
  * runtimes say it differently (Deno: `AddrInUse`/`PermissionDenied` error
  * names; Bun and Node: `EADDRINUSE`/`EACCES` codes); both are read here.
@@ -123,11 +153,6 @@ function openStore(config: Config): Store {
   } catch (e) {
     throw new ConfigError(`cannot open --data-dir ${JSON.stringify(dir)}: ${(e as Error).message}`);
   }
-  const r = store.recovery;
-  log.info(
-    `durable queues in ${dir} (fsync ${config.fsync}): recovered ${r.messages} messages ` +
-      `in ${r.queues} queues from ${r.records} records in ${r.ms} ms`,
-  );
   return store;
 }
 

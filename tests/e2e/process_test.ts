@@ -164,3 +164,42 @@ Deno.test("process: one broker per data dir; a lock left by kill -9 is taken ove
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("process: the restart log says what was recovered, queues and declared topics apart", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "relayr-recovered-" });
+  const serve = (port: number) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)]
+        .concat(["--no-http", "--data-dir", dir, "--log-format", "text"]),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  try {
+    const port = freePort();
+    const first = serve(port);
+    await waitForPort(port);
+    const c = await RawClient.connect(port);
+    await c.send(
+      'CONNECT {"verbose":false}\r\nDECLARE topic:ev retain_messages:100\r\n' +
+        "PUB topic:ev 2\r\nhi\r\nPUB topic:ev 2\r\nho\r\nPUB queue:a 1\r\nx\r\n" +
+        "PUB queue:b 1\r\ny\r\nPUB queue:b 1\r\nz\r\nPING\r\n",
+    );
+    assert.equal(await c.line(), "PONG");
+    await c.close();
+    first.kill("SIGTERM");
+    assert.equal((await first.output()).code, 0);
+    const port2 = freePort();
+    const second = serve(port2);
+    await waitForPort(port2);
+    second.kill("SIGTERM");
+    const out = await second.output();
+    assert.equal(out.code, 0);
+    const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.match(
+      log,
+      /recovered 3 messages in 2 queues and 2 retained messages in 1 declared topics, from \d+ records/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
