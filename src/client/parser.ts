@@ -17,7 +17,7 @@
  */
 import { BrokerProtocolError } from "./errors.ts";
 import { SERVER_LINE_BYTES_MAX, SERVER_PAYLOAD_BYTES_MAX } from "./limits.ts";
-import { LastString } from "../protocol/mod.ts";
+import { decimal, LastString } from "../protocol/mod.ts";
 
 /** One `MSG` frame, with its payload (header block included). */
 export interface MsgFrame {
@@ -329,16 +329,9 @@ function numberOption(key: string, buf: Uint8Array, s: number, e: number): numbe
   return n;
 }
 
-/** Decimal digits to a number; -1 when empty, not all digits, or beyond 2^53. */
+/** Decimal digits to a number; -1 when empty, not all digits, or beyond 2^53 (15 digits at most). */
 function parseSize(buf: Uint8Array, s: number, e: number): number {
-  if (s === e || e - s > 15) return -1;
-  let n = 0;
-  for (let i = s; i < e; i++) {
-    const d = buf[i] - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
+  return decimal(buf, s, e, 15);
 }
 
 function isSpace(b: number): boolean {

@@ -24,5 +24,7 @@ export {
 } from "./encoder.ts";
 export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
 export { destinationError, hasWildcard, matches } from "./names.ts";
+export { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";
+export { decimal } from "./decimal.ts";

@@ -40,6 +40,8 @@ import type {
   SubOptions,
 } from "./frames.ts";
 import { PubFrame } from "./frames.ts";
+import { decimal } from "./decimal.ts";
+import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
 import { LastString } from "./last_string.ts";
 import { destinationError } from "./names.ts";
@@ -58,6 +60,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
 const TOKENS_MAX = ACK_IDS_MAX + 1;
 /** Tokens of a non-ACK line: verb, destination, size and the options. */
 const COMMAND_TOKENS_MAX = OPTIONS_MAX + 3;
+/** Digits of a PUB's byte count: 10 hold any `--max-payload`, which is checked next. */
+const SIZE_DIGITS_MAX = 10;
+/** Digits of a message id: 16 hold every safe integer, which is checked next. */
+const ID_DIGITS_MAX = 16;
 
 /**
  * Thrown inside the parser to turn a bad argument into an `ERR` frame; it
@@ -232,7 +238,9 @@ export class Parser {
   #pub(buf: Uint8Array, p: number, avail: number, out: Frame[]): number {
     const tok = this.#tok;
     const last = this.#ntok - 1;
-    const size = this.#overflow ? -1 : parseSize(buf, tok[2 * last], tok[2 * last + 1]);
+    const size = this.#overflow
+      ? -1
+      : decimal(buf, tok[2 * last], tok[2 * last + 1], SIZE_DIGITS_MAX);
     if (size < 0 || last === 0) {
       this.#state = State.DEAD;
       out.push(fatal("BAD_FRAME", `PUB needs a byte count as its last argument`));
@@ -501,15 +509,10 @@ export class Parser {
     const s = this.#tok[2 * k];
     const e = this.#tok[2 * k + 1];
     const PREFIX = "msg_id:";
-    let ok = e - s > PREFIX.length && e - s <= PREFIX.length + 16;
+    let ok = e - s > PREFIX.length;
     for (let j = 0; ok && j < PREFIX.length; j++) ok = buf[s + j] === PREFIX.charCodeAt(j);
-    let id = 0;
-    for (let j = s + PREFIX.length; ok && j < e; j++) {
-      const d = buf[j] - 0x30;
-      if (d < 0 || d > 9) ok = false;
-      id = id * 10 + d;
-    }
-    if (!ok || !Number.isSafeInteger(id)) {
+    const id = ok ? decimal(buf, s + PREFIX.length, e, ID_DIGITS_MAX) : -1;
+    if (id < 0 || !Number.isSafeInteger(id)) {
       throw new BadInput(
         "BAD_ARGUMENT",
         `expected msg_id:<id>, got ${snippet(buf.subarray(s, e))}`,
@@ -564,18 +567,6 @@ function verbOf(buf: Uint8Array, s: number, e: number): string {
   return e - s > 16 ? str(buf, s, e) : str(buf, s, e).toUpperCase();
 }
 
-/** A decimal byte count of at most 10 digits, or -1. */
-function parseSize(buf: Uint8Array, s: number, e: number): number {
-  if (e === s || e - s > 10) return -1;
-  let v = 0;
-  for (let k = s; k < e; k++) {
-    const d = buf[k] - 0x30;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
 function intIn(key: string, value: string, min: number, max: number): number {
   const v = /^[0-9]{1,16}$/.test(value) ? Number(value) : NaN;
   if (!(v >= min && v <= max)) {
@@ -583,9 +574,6 @@ function intIn(key: string, value: string, min: number, max: number): number {
   }
   return v;
 }
-
-/** A durable name: a token of name characters (it is stored and shown in stats). */
-const DURABLE_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${TOKEN_BYTES_MAX}}$`);
 
 /** `new`, `first`, `id:<msg_id>` or `time:<epoch_ms>`. */
 function startPosition(value: string): StartPosition {
@@ -595,7 +583,7 @@ function startPosition(value: string): StartPosition {
     return { kind: "id", id: intIn("start:id", value.slice(3), 0, Number.MAX_SAFE_INTEGER) };
   }
   if (value.startsWith("time:")) {
-    return { kind: "time", ms: intIn("start:time", value.slice(5), 0, 2 ** 43) };
+    return { kind: "time", ms: intIn("start:time", value.slice(5), 0, START_TIME_MS_MAX) };
   }
   throw new BadInput(
     "BAD_ARGUMENT",

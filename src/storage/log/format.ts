@@ -38,6 +38,7 @@
  * @module
  */
 import { TTL_MS_MAX } from "../../config/mod.ts";
+import { grow } from "../../protocol/mod.ts";
 import { Message, MessageState } from "../message.ts";
 import { type RemoveReason, StoreError } from "../store.ts";
 import { crc32c } from "./crc32c.ts";
@@ -218,7 +219,7 @@ function messageProblem(
  * The owner writes `bytes()` to the file and calls `clear()` once written.
  */
 export class RecordWriter {
-  #buf: Uint8Array;
+  #buf: Uint8Array<ArrayBuffer>;
   #view: DataView;
   #len = 0;
 
@@ -309,12 +310,8 @@ export class RecordWriter {
   #begin(type: RecordType, bodyMax: number): number {
     const need = this.#len + RECORD_HEADER_BYTES + 1 + bodyMax;
     if (need > this.#buf.length) {
-      let size = this.#buf.length * 2;
-      while (size < need) size *= 2;
-      const bigger = new Uint8Array(size);
-      bigger.set(this.#buf.subarray(0, this.#len));
-      this.#buf = bigger;
-      this.#view = new DataView(bigger.buffer);
+      this.#buf = grow(this.#buf, this.#len, need);
+      this.#view = new DataView(this.#buf.buffer);
     }
     const typeAt = this.#len + RECORD_HEADER_BYTES;
     this.#buf[typeAt] = type;
