@@ -29,7 +29,13 @@ import {
   QueueFullError,
   ShuttingDownError,
 } from "../src/client/errors.ts";
-import { ERROR_CODES, type ErrorCode } from "../src/protocol/mod.ts";
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  type Frame,
+  Parser,
+  START_TIME_MS_MAX,
+} from "../src/protocol/mod.ts";
 import { Fifo } from "../src/client/fifo.ts";
 import { parseAddress } from "../src/client/address.ts";
 import { backoff } from "../src/client/client.ts";
@@ -327,6 +333,32 @@ Deno.test("durable and start on SUB lines; the resume line leaves start out", ()
   assert.throws(() => checkSubscribe("queue:o", { start: "first" }), BadArgumentError);
   assert.throws(() => checkSubscribe("topic:o.*", { durable: "d" }), BadDestinationError);
   assert.throws(() => checkSubscribe("topic:o.>", { start: "first" }), BadDestinationError);
+});
+
+Deno.test("client and broker agree on durable names and start times (one grammar)", () => {
+  const brokerTakes = (options: string) => {
+    const out: Frame[] = [];
+    new Parser().push(enc.encode(`SUB topic:o sub_id:s1 ack:explicit ${options}\r\n`), out);
+    return out.length === 1 && out[0].op === "SUB";
+  };
+  const clientTakes = (opts: Parameters<typeof subLine>[3]) => {
+    try {
+      subLine("topic:o", "s1", "explicit", opts);
+      return true;
+    } catch (err) {
+      assert.ok(err instanceof BadArgumentError);
+      return false;
+    }
+  };
+  const names = ["a", "a.b-c_1", "Z9", "a".repeat(256), "a".repeat(257), "a*b", "a/b", "a+b"];
+  for (const name of names) {
+    assert.equal(clientTakes({ durable: name }), brokerTakes(`durable:${name}`), name);
+  }
+  for (const ms of [0, 1767225600000, START_TIME_MS_MAX, START_TIME_MS_MAX + 1, 2 ** 44]) {
+    assert.equal(clientTakes({ start: { time: ms } }), brokerTakes(`start:time:${ms}`), `${ms}`);
+  }
+  assert.ok(brokerTakes(`start:time:${START_TIME_MS_MAX}`));
+  assert.ok(!brokerTakes(`start:time:${START_TIME_MS_MAX + 1}`));
 });
 
 Deno.test("DECLARE and UNSUB forget lines", () => {

@@ -22,7 +22,12 @@ import {
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
-import { destinationError, encodeHeaders } from "../protocol/mod.ts";
+import {
+  destinationError,
+  DURABLE_NAME,
+  encodeHeaders,
+  START_TIME_MS_MAX,
+} from "../protocol/mod.ts";
 import {
   BadArgumentError,
   BadDestinationError,
@@ -92,11 +97,6 @@ export interface DeclareOptions {
   /** Drop retained messages older than this many ms, 1-2592000000; default: no age limit. */
   retainAgeMs?: number;
 }
-
-/** A durable name: 1-256 bytes of `A-Z a-z 0-9 _ - .` (as the broker checks it). */
-const DURABLE_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${TOKEN_BYTES_MAX}}$`);
-/** Largest `start:time:` the broker takes (ms since the epoch). */
-const START_TIME_MS_MAX = 2 ** 43;
 
 const encoder = new TextEncoder();
 const EMPTY: Uint8Array = new Uint8Array(0);
