@@ -36,7 +36,7 @@ import {
   Parser,
   START_TIME_MS_MAX,
 } from "../src/protocol/mod.ts";
-import { Fifo } from "../src/client/fifo.ts";
+import { Ring } from "../src/ring.ts";
 import { parseAddress } from "../src/client/address.ts";
 import { backoff } from "../src/client/client.ts";
 
@@ -448,8 +448,8 @@ Deno.test("error registry maps every code", () => {
   assert.equal(brokerError("toString", "").constructor, BrokerReplyError);
 });
 
-Deno.test("fifo keeps order across growth and wrap-around", () => {
-  const q = new Fifo<number>();
+Deno.test("ring keeps order across growth and wrap-around", () => {
+  const q = new Ring<number>();
   let next = 0;
   let expect = 0;
   for (let round = 0; round < 50; round++) {
@@ -459,6 +459,25 @@ Deno.test("fifo keeps order across growth and wrap-around", () => {
   while (q.length > 0) assert.equal(q.shift(), expect++);
   assert.equal(expect, next);
   assert.equal(q.shift(), undefined);
+});
+
+Deno.test("ring: peek, drain and filter, as the client's queues use them", () => {
+  const q = new Ring<number>();
+  assert.equal(q.peek(), undefined);
+  for (let i = 0; i < 3000; i++) q.push(i);
+  for (let i = 0; i < 1000; i++) q.shift(); // the head wraps after the next growth
+  for (let i = 3000; i < 4000; i++) q.push(i);
+  assert.equal(q.peek(), 1000);
+  q.filter((n) => n % 3 === 0);
+  assert.equal(q.length, 1000);
+  assert.equal(q.peek(), 1002);
+  assert.equal(q.at(999), 3999);
+  const all = q.drain();
+  assert.deepEqual(all, Array.from({ length: 1000 }, (_, i) => 1002 + 3 * i));
+  assert.equal(q.length, 0);
+  assert.equal(q.peek(), undefined);
+  q.push(7); // usable after draining
+  assert.equal(q.shift(), 7);
 });
 
 Deno.test("parseAddress", () => {

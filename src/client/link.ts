@@ -14,7 +14,7 @@
  */
 import { ackGroups, encodeAcks } from "./commands.ts";
 import { type BrokerReplyError, UnknownMsgIdError } from "./errors.ts";
-import { Fifo } from "./fifo.ts";
+import { Ring } from "../ring.ts";
 import type { Wire } from "./wire.ts";
 
 /** Which reply a command waits for. */
@@ -39,7 +39,7 @@ export class Link {
   /** Counts connections; messages remember theirs, since acks only mean something on the connection that delivered them. */
   readonly gen: number;
   readonly wire: Wire;
-  readonly pending: Fifo<Pending> = new Fifo();
+  readonly pending: Ring<Pending> = new Ring();
   /** Resolved when the broker answered CONNECT and INFO. */
   readonly handshake: PromiseWithResolvers<void> = Promise.withResolvers();
   /** The fatal error the broker sent before closing, if any. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Fifo } from "./fifo.ts";
+import { Ring } from "../ring.ts";
 import { STATUS_EVENTS_BUFFERED_MAX } from "./limits.ts";
 
 /** What happened to the connection. */
@@ -33,7 +33,7 @@ export type StatusListener = (event: StatusEvent) => void;
  */
 export class StatusHub {
   #listeners = new Set<StatusListener>();
-  #queues = new Set<{ q: Fifo<StatusEvent>; wake: (() => void) | null }>();
+  #queues = new Set<{ q: Ring<StatusEvent>; wake: (() => void) | null }>();
   #closed = false;
 
   /** Adds a listener; returns its remover. */
@@ -64,7 +64,7 @@ export class StatusHub {
   /** Events from now on, until `closed` (included). */
   async *iterate(): AsyncGenerator<StatusEvent> {
     if (this.#closed) return;
-    const entry = { q: new Fifo<StatusEvent>(), wake: null as (() => void) | null };
+    const entry = { q: new Ring<StatusEvent>(), wake: null as (() => void) | null };
     this.#queues.add(entry);
     try {
       for (;;) {

@@ -8,7 +8,7 @@
  */
 import type { AckMode } from "./commands.ts";
 import { BadArgumentError } from "./errors.ts";
-import { Fifo } from "./fifo.ts";
+import { Ring } from "../ring.ts";
 import type { Message, MessageContext } from "./message.ts";
 
 /** Options of {@linkcode Subscription.unsubscribe}. */
@@ -78,9 +78,9 @@ export class SubState {
   subscribed = false;
   /** No more messages are taken (drain of an explicit subscription, or unsubscribed). */
   draining = false;
-  #buf = new Fifo<Message>();
+  #buf = new Ring<Message>();
   #bytes = 0;
-  #waiters = new Fifo<Waiter>();
+  #waiters = new Ring<Waiter>();
   #ended = false;
   #error: Error | undefined;
   #idle: (() => void)[] = [];

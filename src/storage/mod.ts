@@ -9,7 +9,7 @@ export type { QueueStore, RemoveReason, Store } from "./store.ts";
 export { StoreError } from "./store.ts";
 export { MemoryQueueStore, MemoryStore, type RemoveHook } from "./memory.ts";
 export { Deque } from "./deque.ts";
-export { Ring } from "./ring.ts";
+export { Ring } from "../ring.ts";
 export { Heap } from "./heap.ts";
 export {
   FSYNC_POLICIES,
