@@ -5,7 +5,13 @@
  * @module
  */
 
+import { grow } from "../protocol/mod.ts";
+
 const encoder = new TextEncoder();
+/** Size of a fresh buffer: a burst of small frames fits without growing. */
+const BUFFER_BYTES = 16 * 1024;
+/** A written buffer larger than this is dropped, not kept as the spare, to give memory back. */
+const SPARE_BYTES_MAX = 1024 * 1024;
 
 /**
  * A growable byte buffer with a spare for double buffering: while one buffer
@@ -23,9 +29,9 @@ const encoder = new TextEncoder();
  * ```
  */
 export class OutBuf {
-  #buf: Uint8Array = new Uint8Array(16 * 1024);
+  #buf: Uint8Array<ArrayBuffer> = new Uint8Array(BUFFER_BYTES);
   #pos = 0;
-  #spare: Uint8Array | null = null;
+  #spare: Uint8Array<ArrayBuffer> | null = null;
 
   /** Bytes waiting to be written. */
   get length(): number {
@@ -47,17 +53,17 @@ export class OutBuf {
   }
 
   /** Hands out the buffered bytes and starts a fresh buffer; give them back with `release`. */
-  take(): Uint8Array {
+  take(): Uint8Array<ArrayBuffer> {
     const out = this.#buf.subarray(0, this.#pos);
-    this.#buf = this.#spare ?? new Uint8Array(16 * 1024);
+    this.#buf = this.#spare ?? new Uint8Array(BUFFER_BYTES);
     this.#spare = null;
     this.#pos = 0;
     return out;
   }
 
   /** Returns a buffer from `take` once written, to be reused; very large ones are dropped to give memory back. */
-  release(bytes: Uint8Array): void {
-    if (bytes.buffer.byteLength <= 1024 * 1024) this.#spare = new Uint8Array(bytes.buffer);
+  release(bytes: Uint8Array<ArrayBuffer>): void {
+    if (bytes.buffer.byteLength <= SPARE_BYTES_MAX) this.#spare = new Uint8Array(bytes.buffer);
   }
 
   /** Drops everything buffered (the connection is gone). */
@@ -66,11 +72,6 @@ export class OutBuf {
   }
 
   #ensure(extra: number): void {
-    if (this.#pos + extra <= this.#buf.length) return;
-    let size = this.#buf.length * 2;
-    while (size < this.#pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(0, this.#pos));
-    this.#buf = next;
+    this.#buf = grow(this.#buf, this.#pos, this.#pos + extra);
   }
 }
