@@ -10,7 +10,7 @@
  * @module
  */
 import { FSYNC_INTERVAL_MS, SEGMENT_BYTES_MAX, STORE_RETRY_MS } from "../../config/mod.ts";
-import type { FileSystem } from "../../runtime/mod.ts";
+import { type Clock, type FileSystem, systemClock, type Timer } from "../../runtime/mod.ts";
 import type { QueueStore, Store } from "../store.ts";
 import { LogQueueStore, type QueueLogHost } from "./queue_log.ts";
 import { recoverLog } from "./recovery.ts";
@@ -30,6 +30,8 @@ export interface LogStoreOptions {
   /** Wait before a failed write is retried (default `STORE_RETRY_MS`). */
   retryMs?: number;
   log?: LogFn;
+  /** Time and timers: the fsync interval, retries, segment headers, the restore (default `systemClock`). */
+  clock?: Clock;
 }
 
 /** What `open` found on disk. */
@@ -69,6 +71,7 @@ export class LogStore implements Store, QueueLogHost {
   readonly policy: FsyncPolicy;
   readonly segmentBytes: number;
   readonly log: LogFn;
+  readonly clock: Clock;
   readonly recovery: RecoveryStats;
   #retryMs: number;
   #queues = new Map<string, LogQueueStore>();
@@ -79,8 +82,8 @@ export class LogStore implements Store, QueueLogHost {
   #failed = new Set<LogQueueStore>();
   #scheduled = false;
   #syncing: Promise<void> | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
+  #retryTimer: Timer | undefined;
   #lastId = 0;
   #closed: Promise<void> | undefined;
   #unlock: () => void;
@@ -91,7 +94,8 @@ export class LogStore implements Store, QueueLogHost {
   }
 
   private constructor(o: LogStoreOptions) {
-    const started = performance.now();
+    this.clock = o.clock ?? systemClock;
+    const started = this.clock.now();
     this.dir = o.dir;
     this.fs = o.fs;
     this.policy = o.fsync ?? "interval";
@@ -119,10 +123,13 @@ export class LogStore implements Store, QueueLogHost {
       stats.messages += q.size;
       this.#queues.set(name, q);
     }
-    stats.ms = Math.round(performance.now() - started);
+    stats.ms = Math.round(this.clock.now() - started);
     this.recovery = stats;
     if (this.policy === "interval") {
-      this.#timer = setInterval(() => this.#startSync(), o.fsyncIntervalMs ?? FSYNC_INTERVAL_MS);
+      this.#timer = this.clock.every(
+        o.fsyncIntervalMs ?? FSYNC_INTERVAL_MS,
+        () => this.#startSync(),
+      );
     }
   }
 
@@ -179,8 +186,8 @@ export class LogStore implements Store, QueueLogHost {
 
   close(): Promise<void> {
     return this.#closed ??= (async () => {
-      clearInterval(this.#timer);
-      clearTimeout(this.#retryTimer);
+      this.#timer?.cancel();
+      this.#retryTimer?.cancel();
       await this.#syncing;
       for (const q of this.#retiring.values()) this.#retire(q);
       this.#retiring.clear();
@@ -216,7 +223,7 @@ export class LogStore implements Store, QueueLogHost {
   failed(q: LogQueueStore): void {
     this.#failed.add(q);
     if (this.#retryTimer !== undefined || this.#closed !== undefined) return;
-    this.#retryTimer = setTimeout(this.#retry, this.#retryMs);
+    this.#retryTimer = this.clock.after(this.#retryMs, this.#retry);
   }
 
   // --- group commit ---
@@ -227,7 +234,7 @@ export class LogStore implements Store, QueueLogHost {
     if (this.#closed !== undefined) return;
     this.writeDirty();
     if (this.#syncing !== undefined) return;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const q of this.#written) if (this.#queues.get(q.name) === q) q.maintain(now);
     for (const q of this.#retiring.values()) this.#retire(q);
     this.#retiring.clear();
@@ -264,7 +271,7 @@ export class LogStore implements Store, QueueLogHost {
       }
     }
     if (this.#failed.size > 0 && this.#closed === undefined) {
-      this.#retryTimer = setTimeout(this.#retry, this.#retryMs);
+      this.#retryTimer = this.clock.after(this.#retryMs, this.#retry);
     }
     if (this.policy === "always") this.#startSync();
   };
