@@ -9,14 +9,16 @@ import type { Client, Message } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
   connectCli,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
   onInterrupt,
-  parse,
+  type Parsed,
+  positionalArgs,
+  runCommand,
   serverAddress,
   UsageError,
 } from "./common.ts";
@@ -74,52 +76,64 @@ export interface BenchResult {
   complete: boolean;
 }
 
+const BENCH_FLAGS = {
+  pubs: { type: "string" },
+  subs: { type: "string" },
+  queue: { type: "string" },
+  msgs: { type: "string" },
+  size: { type: "string" },
+  window: { type: "string" },
+  prefetch: { type: "string" },
+  timeout: { type: "string" },
+  json: { type: "boolean" },
+} as const satisfies Flags;
+
+const BENCH: CommandSpec<typeof BENCH_FLAGS> = {
+  name: "bench",
+  help: BENCH_HELP,
+  flags: BENCH_FLAGS,
+};
+
 /** Runs `relayr bench`; returns the exit code. */
-export async function benchCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  let cfg: BenchConfig;
-  let json = false;
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      pubs: { type: "string" },
-      subs: { type: "string" },
-      queue: { type: "string" },
-      msgs: { type: "string" },
-      size: { type: "string" },
-      window: { type: "string" },
-      prefetch: { type: "string" },
-      timeout: { type: "string" },
-      json: { type: "boolean" },
-    });
-    if (values.help) {
-      io.out(BENCH_HELP);
-      return ExitCode.OK;
-    }
-    if (positionals.length > 1) {
-      throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
-    }
-    const queueN = intFlag("queue", values.queue, 0, 0, 1000);
-    const subsN = intFlag("subs", values.subs, 0, 0, 1000);
-    if (queueN > 0 && subsN > 0) throw new UsageError("--subs and --queue exclude each other");
-    const name = positionals[0] ?? `bench.${crypto.randomUUID().slice(0, 8)}`;
-    cfg = {
-      server: serverAddress(runtime, values.server),
-      dest: `${queueN > 0 ? "queue" : "topic"}:${name}`,
-      pubs: intFlag("pubs", values.pubs, 1, 1, 1000),
-      consumers: queueN > 0 ? queueN : subsN,
-      queue: queueN > 0,
-      msgs: intFlag("msgs", values.msgs, 100_000, 1, 100_000_000),
-      size: intFlag("size", values.size, 128, 0, 64 * 1024 * 1024),
-      window: intFlag("window", values.window, 1000, 1, 1_000_000),
-      prefetch: values.prefetch === undefined
-        ? undefined
-        : intFlag("prefetch", values.prefetch, 0, 1),
-      timeoutMs: intFlag("timeout", values.timeout, 30_000, 1),
-    };
-    json = values.json === true;
-  } catch (err) {
-    return fail(io, "bench", err);
-  }
+export function benchCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(BENCH, args, io, (parsed) => {
+    const cfg = benchConfig(runtime, parsed);
+    return bench(cfg, parsed.values.json === true, runtime, io);
+  });
+}
+
+/** The run's settings from the flags; `UsageError` on a bad one. */
+function benchConfig(
+  runtime: Runtime,
+  { values, positionals }: Parsed<typeof BENCH_FLAGS>,
+): BenchConfig {
+  const [name = `bench.${crypto.randomUUID().slice(0, 8)}`] = positionalArgs(positionals, [], 1);
+  const queueN = intFlag("queue", values.queue, 0, 0, 1000);
+  const subsN = intFlag("subs", values.subs, 0, 0, 1000);
+  if (queueN > 0 && subsN > 0) throw new UsageError("--subs and --queue exclude each other");
+  return {
+    server: serverAddress(runtime, values.server),
+    dest: `${queueN > 0 ? "queue" : "topic"}:${name}`,
+    pubs: intFlag("pubs", values.pubs, 1, 1, 1000),
+    consumers: queueN > 0 ? queueN : subsN,
+    queue: queueN > 0,
+    msgs: intFlag("msgs", values.msgs, 100_000, 1, 100_000_000),
+    size: intFlag("size", values.size, 128, 0, 64 * 1024 * 1024),
+    window: intFlag("window", values.window, 1000, 1, 1_000_000),
+    prefetch: values.prefetch === undefined
+      ? undefined
+      : intFlag("prefetch", values.prefetch, 0, 1),
+    timeoutMs: intFlag("timeout", values.timeout, 30_000, 1),
+  };
+}
+
+/** Runs the load, prints the summary; the clients are closed however it ends. */
+async function bench(
+  cfg: BenchConfig,
+  json: boolean,
+  runtime: Runtime,
+  io: CliIo,
+): Promise<number> {
   const clients: Client[] = [];
   let stop = false;
   const removeSignals = onInterrupt(runtime, () => stop = true);
@@ -142,8 +156,6 @@ export async function benchCommand(args: string[], runtime: Runtime, io: CliIo):
       return ExitCode.TIMEOUT;
     }
     return ExitCode.OK;
-  } catch (err) {
-    return fail(io, "bench", err);
   } finally {
     removeSignals();
     await Promise.all(clients.map((c) => c.close()));

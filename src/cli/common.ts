@@ -101,16 +101,64 @@ export const MESSAGE_HELP = `  -H, --header <Key: Value> a header (repeatable)
       --reply-to <dest>     where a responder should reply
       --content-type <type> e.g. application/json`;
 
+/** Flag declarations, as `node:util`'s `parseArgs` takes them. */
+export type Flags = NonNullable<ParseArgsConfig["options"]>;
+
 /** Parses `args` strictly; unknown flags and bad values become a `UsageError`. */
-export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
-  args: string[],
-  options: T,
-) {
+export function parse<T extends Flags>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify.*$/s, ""));
   }
+}
+
+/** The flags and positionals of a subcommand with its own flags `T` (and the common ones). */
+export type Parsed<T extends Flags> = ReturnType<typeof parse<typeof COMMON_OPTIONS & T>>;
+
+/** What a subcommand declares: its name (for error lines), its help text, its own flags. */
+export interface CommandSpec<T extends Flags> {
+  name: string;
+  help: string;
+  flags: T;
+}
+
+/**
+ * The frame every subcommand shares: parses the flags strictly (with
+ * `--server` and `--help`), prints the help for `--help`, runs `body`, and
+ * turns whatever it throws into one line on stderr and its exit code.
+ */
+export async function runCommand<T extends Flags>(
+  spec: CommandSpec<T>,
+  args: string[],
+  io: CliIo,
+  body: (parsed: Parsed<T>) => Promise<number>,
+): Promise<number> {
+  try {
+    const parsed = parse(args, { ...COMMON_OPTIONS, ...spec.flags });
+    // `help` is one of COMMON_OPTIONS; TypeScript cannot see it through the generic `T`.
+    if ((parsed.values as { help?: boolean }).help) {
+      io.out(spec.help);
+      return ExitCode.OK;
+    }
+    return await body(parsed);
+  } catch (err) {
+    return fail(io, spec.name, err);
+  }
+}
+
+/**
+ * The positionals by name: each of `required` must be there (`UsageError`
+ * "missing <name>" otherwise), up to `optional` more may follow, and any
+ * beyond is a `UsageError`.
+ */
+export function positionalArgs(got: string[], required: string[], optional = 0): string[] {
+  for (const [i, name] of required.entries()) {
+    if (got[i] === undefined) throw new UsageError(`missing ${name}`);
+  }
+  const extra = got[required.length + optional];
+  if (extra !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`);
+  return got;
 }
 
 /** A non-negative integer flag, or `fallback` when absent. */
@@ -173,12 +221,39 @@ export function connectCli(
   return connect(server, { runtime, name: "relayr-cli", ...options });
 }
 
+/**
+ * Connects to `--server` (then `$RELAYR_SERVER`, then the default) with the
+ * CLI's defaults, runs `work`, and closes the client however `work` ends.
+ */
+export async function withClient<R>(
+  runtime: Runtime,
+  server: string | undefined,
+  options: ConnectOptions,
+  work: (client: Client) => Promise<R>,
+): Promise<R> {
+  const client = await connectCli(runtime, serverAddress(runtime, server), options);
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The monitoring endpoint could not be reached: exit code 3, as for the broker. */
+export class UnreachableError extends Error {
+  /** @param message what failed */
+  constructor(message: string) {
+    super(message);
+    this.name = "UnreachableError";
+  }
+}
+
 /** The exit code of an error. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError) return ExitCode.USAGE;
   if (
     err instanceof ConnectError || err instanceof ConnectionClosedError ||
-    err instanceof ConnectionLostError
+    err instanceof ConnectionLostError || err instanceof UnreachableError
   ) return ExitCode.UNREACHABLE;
   if (err instanceof TimeoutError) return ExitCode.TIMEOUT;
   return ExitCode.ERROR;

@@ -5,19 +5,19 @@
  *
  * @module
  */
-import type { Client, DeclareOptions } from "../client/mod.ts";
+import type { DeclareOptions } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
-  connectCli,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
-  parse,
-  serverAddress,
+  positionalArgs,
+  runCommand,
   UsageError,
+  withClient,
 } from "./common.ts";
 
 /** Help of `relayr declare`. */
@@ -38,48 +38,37 @@ Options:
       --retain-age <ms>     drop messages older than this (1-2592000000)
 ${COMMON_HELP}`;
 
+const DECLARE_FLAGS = {
+  "retain-messages": { type: "string" },
+  "retain-bytes": { type: "string" },
+  "retain-age": { type: "string" },
+} as const satisfies Flags;
+
+const DECLARE: CommandSpec<typeof DECLARE_FLAGS> = {
+  name: "declare",
+  help: DECLARE_HELP,
+  flags: DECLARE_FLAGS,
+};
+
 /** Runs `relayr declare`; returns the exit code. */
-export async function declareCommand(
-  args: string[],
-  runtime: Runtime,
-  io: CliIo,
-): Promise<number> {
-  let client: Client | undefined;
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      "retain-messages": { type: "string" },
-      "retain-bytes": { type: "string" },
-      "retain-age": { type: "string" },
-    });
-    if (values.help) {
-      io.out(DECLARE_HELP);
-      return ExitCode.OK;
-    }
-    const [topic, ...extra] = positionals;
-    if (topic === undefined) throw new UsageError("missing <topic>");
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-    const opts: DeclareOptions = {};
+export function declareCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(DECLARE, args, io, async ({ values, positionals }) => {
+    const [topic] = positionalArgs(positionals, ["<topic>"]);
     const limit = (name: string, value: string | undefined) =>
       value === undefined ? undefined : intFlag(name, value, 0, 1);
-    opts.retainMessages = limit("retain-messages", values["retain-messages"]);
-    opts.retainBytes = limit("retain-bytes", values["retain-bytes"]);
-    opts.retainAgeMs = limit("retain-age", values["retain-age"]);
+    const opts: DeclareOptions = {
+      retainMessages: limit("retain-messages", values["retain-messages"]),
+      retainBytes: limit("retain-bytes", values["retain-bytes"]),
+      retainAgeMs: limit("retain-age", values["retain-age"]),
+    };
     if (
       opts.retainMessages === undefined && opts.retainBytes === undefined &&
       opts.retainAgeMs === undefined
     ) {
       throw new UsageError("give at least one of --retain-messages, --retain-bytes, --retain-age");
     }
-    client = await connectCli(runtime, serverAddress(runtime, values.server), {
-      reconnect: false,
-    });
-    await client.declare(topic, opts);
-    await client.close();
+    await withClient(runtime, values.server, { reconnect: false }, (c) => c.declare(topic, opts));
     io.out(`declared ${topic}`);
     return ExitCode.OK;
-  } catch (err) {
-    await client?.close();
-    return fail(io, "declare", err);
-  }
+  });
 }

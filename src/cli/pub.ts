@@ -8,18 +8,17 @@ import type { Client, PublishOptions } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
-  connectCli,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
   MESSAGE_HELP,
   MESSAGE_OPTIONS,
   messageOptions,
-  parse,
-  serverAddress,
-  UsageError,
+  positionalArgs,
+  runCommand,
+  withClient,
 } from "./common.ts";
 
 /** Help of `relayr pub`. */
@@ -39,43 +38,35 @@ ${MESSAGE_HELP}
   -q, --quiet               do not print msg ids
 ${COMMON_HELP}`;
 
+const PUB_FLAGS = {
+  ...MESSAGE_OPTIONS,
+  count: { type: "string", short: "n" },
+  quiet: { type: "boolean", short: "q" },
+} as const satisfies Flags;
+
 /** Outstanding publishes when streaming stdin: deep enough to pipeline, small enough to bound memory. */
 const PUB_WINDOW = 1000;
 /** Longest stdin line kept while looking for its end. */
 const STDIN_LINE_BYTES_MAX = 64 * 1024 * 1024;
 
+const PUB: CommandSpec<typeof PUB_FLAGS> = { name: "pub", help: PUB_HELP, flags: PUB_FLAGS };
+
 /** Runs `relayr pub`; returns the exit code. */
-export async function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  let client: Client | undefined;
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      ...MESSAGE_OPTIONS,
-      count: { type: "string", short: "n" },
-      quiet: { type: "boolean", short: "q" },
-    });
-    if (values.help) {
-      io.out(PUB_HELP);
-      return ExitCode.OK;
-    }
-    const [dest, data, ...extra] = positionals;
-    if (dest === undefined) throw new UsageError("missing <destination>");
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+export function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(PUB, args, io, async ({ values, positionals }) => {
+    const [dest, data] = positionalArgs(positionals, ["<destination>"], 1);
     const count = intFlag("count", values.count, 1, 1);
     const opts = messageOptions(values);
-    client = await connectCli(runtime, serverAddress(runtime, values.server), { reconnect: false });
-    const print = values.quiet ? () => {} : (id: string) => io.out(id);
-    if (data === undefined || data === "-") {
-      await publishLines(client, dest, opts, io, print);
-    } else {
-      for (let i = 0; i < count; i++) print(await client.publish(dest, data, opts));
-    }
-    await client.close();
+    await withClient(runtime, values.server, { reconnect: false }, async (client) => {
+      const print = values.quiet ? () => {} : (id: string) => io.out(id);
+      if (data === undefined || data === "-") {
+        await publishLines(client, dest, opts, io, print);
+      } else {
+        for (let i = 0; i < count; i++) print(await client.publish(dest, data, opts));
+      }
+    });
     return ExitCode.OK;
-  } catch (err) {
-    await client?.close();
-    return fail(io, "pub", err);
-  }
+  });
 }
 
 /** One message per stdin line, pipelined with a bounded window; ids printed in order. */

@@ -3,22 +3,21 @@
  *
  * @module
  */
-import type { Client } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
-  connectCli,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
   MESSAGE_HELP,
   MESSAGE_OPTIONS,
   messageOptions,
-  parse,
-  serverAddress,
+  positionalArgs,
+  runCommand,
   UsageError,
+  withClient,
 } from "./common.ts";
 import { toJson } from "./sub.ts";
 
@@ -38,40 +37,31 @@ ${MESSAGE_HELP.split("\n").filter((l) => !/reply-to|correlation-id/.test(l)).joi
       --json                print the whole reply as JSON
 ${COMMON_HELP}`;
 
+const REQUEST_FLAGS = {
+  ...MESSAGE_OPTIONS,
+  timeout: { type: "string", short: "t" },
+  json: { type: "boolean" },
+} as const satisfies Flags;
+
+const REQUEST: CommandSpec<typeof REQUEST_FLAGS> = {
+  name: "request",
+  help: REQUEST_HELP,
+  flags: REQUEST_FLAGS,
+};
+
 /** Runs `relayr request`; returns the exit code. */
-export async function requestCommand(
-  args: string[],
-  runtime: Runtime,
-  io: CliIo,
-): Promise<number> {
-  let client: Client | undefined;
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      ...MESSAGE_OPTIONS,
-      timeout: { type: "string", short: "t" },
-      json: { type: "boolean" },
-    });
-    if (values.help) {
-      io.out(REQUEST_HELP);
-      return ExitCode.OK;
-    }
-    const [dest, data, ...extra] = positionals;
-    if (dest === undefined) throw new UsageError("missing <destination>");
-    if (data === undefined) throw new UsageError("missing <data>");
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+export function requestCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(REQUEST, args, io, async ({ values, positionals }) => {
+    const [dest, data] = positionalArgs(positionals, ["<destination>", "<data>"]);
     if (values["reply-to"] !== undefined || values["correlation-id"] !== undefined) {
       throw new UsageError("request sets --reply-to and --correlation-id itself");
     }
     const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
     const opts = messageOptions(values);
-    client = await connectCli(runtime, serverAddress(runtime, values.server), { reconnect: false });
-    const reply = await client.request(dest, data, { ...opts, timeoutMs });
-    io.out(values.json ? JSON.stringify(toJson(reply)) : reply.text());
-    await client.close();
+    await withClient(runtime, values.server, { reconnect: false }, async (client) => {
+      const reply = await client.request(dest, data, { ...opts, timeoutMs });
+      io.out(values.json ? JSON.stringify(toJson(reply)) : reply.text());
+    });
     return ExitCode.OK;
-  } catch (err) {
-    await client?.close();
-    return fail(io, "request", err);
-  }
+  });
 }

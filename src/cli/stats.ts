@@ -8,14 +8,15 @@ import { parseAddress } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
-  parse,
+  positionalArgs,
+  runCommand,
   serverAddress,
-  UsageError,
+  UnreachableError,
 } from "./common.ts";
 
 /** Help of `relayr stats`. */
@@ -37,31 +38,22 @@ ${COMMON_HELP}`;
 /** Default port of the HTTP monitoring. */
 const HTTP_PORT = 8222;
 
-/** The monitoring endpoint could not be reached. */
-export class UnreachableError extends Error {
-  /** @param message what failed */
-  constructor(message: string) {
-    super(message);
-    this.name = "UnreachableError";
-  }
-}
+const STATS_FLAGS = {
+  http: { type: "string" },
+  compact: { type: "boolean" },
+  timeout: { type: "string" },
+} as const satisfies Flags;
+
+const STATS: CommandSpec<typeof STATS_FLAGS> = {
+  name: "stats",
+  help: STATS_HELP,
+  flags: STATS_FLAGS,
+};
 
 /** Runs `relayr stats`; returns the exit code. */
-export async function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      http: { type: "string" },
-      compact: { type: "boolean" },
-      timeout: { type: "string" },
-    });
-    if (values.help) {
-      io.out(STATS_HELP);
-      return ExitCode.OK;
-    }
-    if (positionals.length > 0) {
-      throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    }
+export function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(STATS, args, io, async ({ values, positionals }) => {
+    positionalArgs(positionals, []);
     const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
     const http = values.http ?? runtime.env("RELAYR_HTTP") ??
       `${parseAddress(serverAddress(runtime, values.server)).hostname}:${HTTP_PORT}`;
@@ -71,10 +63,7 @@ export async function statsCommand(args: string[], runtime: Runtime, io: CliIo):
     const stats = await fetchJson(url, timeoutMs);
     io.out(values.compact ? JSON.stringify(stats) : JSON.stringify(stats, null, 2));
     return ExitCode.OK;
-  } catch (err) {
-    const code = fail(io, "stats", err);
-    return err instanceof UnreachableError ? ExitCode.UNREACHABLE : code;
-  }
+  });
 }
 
 async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {

@@ -3,20 +3,27 @@
  *
  * @module
  */
-import type { Client, Message, StartPosition } from "../client/mod.ts";
+import type {
+  Client,
+  Message,
+  StartPosition,
+  StatusEvent,
+  SubscribeOptions,
+} from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
+  type CommandSpec,
   COMMON_HELP,
-  COMMON_OPTIONS,
-  connectCli,
   ExitCode,
-  fail,
+  type Flags,
   intFlag,
   onInterrupt,
-  parse,
-  serverAddress,
+  type Parsed,
+  positionalArgs,
+  runCommand,
   UsageError,
+  withClient,
 } from "./common.ts";
 
 /** Help of `relayr sub`. */
@@ -58,110 +65,142 @@ ${COMMON_HELP}`;
 const decoder = new TextDecoder();
 const strict = new TextDecoder("utf-8", { fatal: true });
 
-/** Runs `relayr sub`; returns the exit code. */
-export async function subCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  let client: Client | undefined;
-  let removeSignals = () => {};
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const { values, positionals } = parse(args, {
-      ...COMMON_OPTIONS,
-      ack: { type: "boolean" },
-      "no-ack": { type: "boolean" },
-      count: { type: "string", short: "n" },
-      json: { type: "boolean" },
-      raw: { type: "boolean" },
-      prefetch: { type: "string" },
-      "ack-timeout": { type: "string" },
-      timeout: { type: "string" },
-      durable: { type: "string" },
-      start: { type: "string" },
-      forget: { type: "boolean" },
-    });
-    if (values.help) {
-      io.out(SUB_HELP);
-      return ExitCode.OK;
-    }
-    const [dest, ...extra] = positionals;
-    if (dest === undefined) throw new UsageError("missing <destination>");
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-    if (values.ack && values["no-ack"]) {
-      throw new UsageError("--ack and --no-ack exclude each other");
-    }
-    if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
-    const count = intFlag("count", values.count, 0, 1);
-    const timeoutMs = intFlag("timeout", values.timeout, 0, 1);
-    // Queues always use explicit acks: with --no-ack we simply never ack, so the
-    // messages go back to the queue when we leave instead of being consumed.
-    const durable = values.durable;
-    if (values.forget && durable === undefined) throw new UsageError("--forget needs --durable");
-    const start = values.start === undefined ? undefined : startFlag(values.start);
-    const explicit = values.ack === true || dest.startsWith("queue:") || durable !== undefined;
-    const ackEach = explicit && !values["no-ack"];
-    const prefetch = values.prefetch === undefined
-      ? undefined
-      : intFlag("prefetch", values.prefetch, 0, 1);
-    const ackTimeoutMs = values["ack-timeout"] === undefined
-      ? undefined
-      : intFlag("ack-timeout", values["ack-timeout"], 0, 1);
+const SUB_FLAGS = {
+  ack: { type: "boolean" },
+  "no-ack": { type: "boolean" },
+  count: { type: "string", short: "n" },
+  json: { type: "boolean" },
+  raw: { type: "boolean" },
+  prefetch: { type: "string" },
+  "ack-timeout": { type: "string" },
+  timeout: { type: "string" },
+  durable: { type: "string" },
+  start: { type: "string" },
+  forget: { type: "boolean" },
+} as const satisfies Flags;
 
+const SUB: CommandSpec<typeof SUB_FLAGS> = { name: "sub", help: SUB_HELP, flags: SUB_FLAGS };
+
+/** What `relayr sub` was asked to do, checked. */
+interface SubConfig {
+  dest: string;
+  /** Exit after this many messages; 0: never. */
+  count: number;
+  /** Give up after this long; 0: never. */
+  timeoutMs: number;
+  /** Ack each message once printed. */
+  ackEach: boolean;
+  /** Delete the durable when leaving. */
+  forget: boolean;
+  subscribe: SubscribeOptions;
+  /** The text printed for the `n`th message. */
+  format(n: number, msg: Message): string;
+}
+
+/** Runs `relayr sub`; returns the exit code. */
+export function subCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
+  return runCommand(SUB, args, io, async (parsed) => {
+    const cfg = subConfig(parsed);
     let lost: Error | undefined; // set when the client gives up reconnecting
-    client = await connectCli(runtime, serverAddress(runtime, values.server), {
-      onStatus: (e) => {
-        if (e.type === "closed" && e.error) lost = e.error;
-      },
-    });
-    const c = client;
-    const sub = await c.subscribe(dest, {
-      ack: explicit ? "explicit" : "none",
-      prefetch,
-      ackTimeoutMs,
-      durable,
-      start,
-    });
-    let timedOut = false;
-    // Every way out unsubscribes once; with --forget, that UNSUB deletes the durable.
-    let stopping: Promise<void> | undefined;
-    const stop = () => {
-      stopping ??= sub.unsubscribe({ forget: values.forget === true });
-      stopping.catch(() => {});
+    const onStatus = (e: StatusEvent) => {
+      if (e.type === "closed" && e.error) lost = e.error;
     };
-    removeSignals = onInterrupt(runtime, stop);
-    if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        stop();
-      }, timeoutMs);
+    const { n, timedOut } = await withClient(
+      runtime,
+      parsed.values.server,
+      { onStatus },
+      (client) => consume(client, cfg, runtime, io),
+    );
+    if (lost) throw lost;
+    if (timedOut) {
+      io.err(
+        `relayr sub: timed out after ${cfg.timeoutMs} ms with ${n} of ${cfg.count || "?"} messages`,
+      );
+      return ExitCode.TIMEOUT;
     }
-    let n = 0;
+    return ExitCode.OK;
+  });
+}
+
+/** The subscription the flags ask for; `UsageError` on flags that do not fit together. */
+function subConfig({ values, positionals }: Parsed<typeof SUB_FLAGS>): SubConfig {
+  const [dest] = positionalArgs(positionals, ["<destination>"]);
+  if (values.ack && values["no-ack"]) throw new UsageError("--ack and --no-ack exclude each other");
+  if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
+  const count = intFlag("count", values.count, 0, 1);
+  const timeoutMs = intFlag("timeout", values.timeout, 0, 1);
+  // Queues always use explicit acks: with --no-ack we simply never ack, so the
+  // messages go back to the queue when we leave instead of being consumed.
+  const durable = values.durable;
+  if (values.forget && durable === undefined) throw new UsageError("--forget needs --durable");
+  const start = values.start === undefined ? undefined : startFlag(values.start);
+  const explicit = values.ack === true || dest.startsWith("queue:") || durable !== undefined;
+  const prefetch = values.prefetch === undefined
+    ? undefined
+    : intFlag("prefetch", values.prefetch, 0, 1);
+  const ackTimeoutMs = values["ack-timeout"] === undefined
+    ? undefined
+    : intFlag("ack-timeout", values["ack-timeout"], 0, 1);
+  return {
+    dest,
+    count,
+    timeoutMs,
+    ackEach: explicit && !values["no-ack"],
+    forget: values.forget === true,
+    subscribe: { ack: explicit ? "explicit" : "none", prefetch, ackTimeoutMs, durable, start },
+    format: values.json
+      ? (_n, msg) => JSON.stringify(toJson(msg))
+      : values.raw
+      ? (_n, msg) => msg.text()
+      : pretty,
+  };
+}
+
+/**
+ * Subscribes and prints until `--count`, `--timeout`, a signal or the end of
+ * the subscription. Every way out unsubscribes once; with `--forget`, that
+ * `UNSUB` deletes the durable, and it is awaited.
+ */
+async function consume(
+  client: Client,
+  cfg: SubConfig,
+  runtime: Runtime,
+  io: CliIo,
+): Promise<{ n: number; timedOut: boolean }> {
+  const sub = await client.subscribe(cfg.dest, cfg.subscribe);
+  let timedOut = false;
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= sub.unsubscribe({ forget: cfg.forget });
+    stopping.catch(() => {});
+  };
+  const removeSignals = onInterrupt(runtime, stop);
+  const timer = cfg.timeoutMs > 0
+    ? setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, cfg.timeoutMs)
+    : undefined;
+  let n = 0;
+  try {
     for await (const msg of sub) {
       n++;
-      io.out(values.json ? JSON.stringify(toJson(msg)) : values.raw ? msg.text() : pretty(n, msg));
-      if (ackEach) await msg.ack();
-      if (n === count) {
+      io.out(cfg.format(n, msg));
+      if (cfg.ackEach) await msg.ack();
+      if (n === cfg.count) {
         stop();
         break;
       }
     }
+  } finally {
     clearTimeout(timer);
     removeSignals();
-    if (values.forget) {
-      stop();
-      await stopping;
-    }
-    await c.close();
-    if (lost) throw lost;
-    if (timedOut) {
-      io.err(`relayr sub: timed out after ${timeoutMs} ms with ${n} of ${count || "?"} messages`);
-      return ExitCode.TIMEOUT;
-    }
-    return ExitCode.OK;
-  } catch (err) {
-    clearTimeout(timer);
-    removeSignals();
-    await client?.close();
-    return fail(io, "sub", err);
   }
+  if (cfg.forget) {
+    stop();
+    await stopping;
+  }
+  return { n, timedOut };
 }
 
 /** The `--start` flag: `new`, `first`, `id:<msg_id>` or `time:<epoch_ms>`. */
