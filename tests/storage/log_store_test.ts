@@ -3,9 +3,14 @@
  * roll, deletion and compaction, group commit, what each fsync policy keeps
  * across a power cut, and write and fsync failures. Real files in temp dirs;
  * faults come from `TestFs`, a wrapper around the real file system.
+ *
+ * Time is a `FakeClock`: the fsync interval, the retry timer and the pacing
+ * of compaction move when a test advances it. No test waits for a set time;
+ * `tick()` only lets the store's end-of-tick flush run, and a real fdatasync
+ * is waited for by watching it end.
  */
 import assert from "node:assert/strict";
-import { type FileSystem, nodeFileSystem } from "../../src/runtime/mod.ts";
+import { type Clock, type FileSystem, nodeFileSystem } from "../../src/runtime/mod.ts";
 import {
   type FsyncPolicy,
   LogStore,
@@ -14,6 +19,7 @@ import {
   StoreError,
 } from "../../src/storage/mod.ts";
 import { format } from "../../src/storage/log/mod.ts";
+import { FakeClock } from "../fake_clock.ts";
 import { msg } from "./conformance.ts";
 import { TestFs } from "./test_fs.ts";
 
@@ -26,7 +32,13 @@ interface Opened {
 
 function open(
   dir: string,
-  o: { fs?: FileSystem; fsync?: FsyncPolicy; segmentBytes?: number; fsyncIntervalMs?: number } = {},
+  o: {
+    fs?: FileSystem;
+    fsync?: FsyncPolicy;
+    segmentBytes?: number;
+    fsyncIntervalMs?: number;
+    clock?: Clock;
+  } = {},
 ): Opened {
   const lines: string[] = [];
   const store = LogStore.open({
@@ -37,6 +49,7 @@ function open(
     segmentBytes: o.segmentBytes,
     retryMs: 10,
     log: (level, message) => lines.push(`${level} ${message}`),
+    clock: o.clock ?? new FakeClock(T0),
   });
   return { store, lines };
 }
@@ -50,7 +63,20 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * One macrotask: every microtask queued before it has run, the store's
+ * end-of-tick write among them. It waits for no amount of time.
+ */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** Waits until no fdatasync is in flight, however long the disk takes, and the store has seen it end. */
+async function syncsDone(fs: TestFs): Promise<void> {
+  for (let i = 0; i < 1_000_000; i++) {
+    await tick();
+    if (fs.syncsInFlight === 0) return;
+  }
+  assert.fail("an fdatasync never ended");
+}
 
 function segments(dir: string, queue: string): string[] {
   const names: string[] = [];
@@ -154,9 +180,9 @@ Deno.test("log store: full segments roll; segments are deleted once their messag
     assert.ok(many >= 8, `${many} segments`);
     for (let i = 0; i < 300; i++) {
       q.remove(q.take(T0)!, "acked");
-      if (i % 50 === 0) await sleep(0); // let flushes run in between
+      if (i % 50 === 0) await tick(); // let flushes run in between
     }
-    await sleep(0);
+    await tick();
     await store.close();
     assert.ok(segments(dir, "roll").length <= 2, `${segments(dir, "roll")}`);
     const again = open(dir).store;
@@ -168,14 +194,16 @@ Deno.test("log store: full segments roll; segments are deleted once their messag
 
 Deno.test("log store: compaction moves the few live messages out of old segments", async () => {
   await withDir(async (dir) => {
-    let { store } = open(dir, { segmentBytes: 4096, fsync: "interval" });
+    const fs = new TestFs();
+    const clock = new FakeClock(T0);
+    let { store } = open(dir, { fs, clock, segmentBytes: 4096, fsync: "interval" });
     let q = store.openQueue("queue:compact");
     // Five messages pinned at the front: ready, in flight (two), delayed, requeued.
     const pinned = await fill(q, 5);
     const [p0, p1, p2, p3, p4] = pinned;
     for (let i = 0; i < 5; i++) q.take(T0);
     q.requeue(p4, 0, T0);
-    q.requeue(p3, 3_600_000, Date.now());
+    q.requeue(p3, 3_600_000, clock.now());
     q.requeue(p0, 0, T0);
     // Then a stream of higher-priority messages, each consumed and acked at once.
     for (let round = 0; round < 40; round++) {
@@ -188,13 +216,17 @@ Deno.test("log store: compaction moves the few live messages out of old segments
         assert.equal(q.take(T0), m);
         q.remove(m, "acked");
       }
-      await sleep(25); // compaction steps are spaced out
+      await tick(); // the round's write, and a compaction step when one is due
+      // Compaction steps are spaced out; the interval fsyncs this starts must end, as upkeep
+      // never runs while one is in flight.
+      clock.advance(25);
+      await syncsDone(fs);
     }
     const lq = q as unknown as { segmentCount: number; diskBytes: number };
     assert.ok(lq.segmentCount <= 3, `${lq.segmentCount} segments after compaction`);
     assert.ok(lq.diskBytes < 3 * 4096 + 2048, `${lq.diskBytes} bytes on disk`);
     await store.close();
-    ({ store } = open(dir));
+    ({ store } = open(dir, { clock }));
     q = store.openQueue("queue:compact");
     if (q.size !== 5) {
       console.log(
@@ -226,12 +258,12 @@ Deno.test("log store, fsync always: one fsync confirms a whole tick of publishes
     // Publishes while an fsync is in flight wait for, and share, the next one.
     fs.hold();
     const first = q.push(msg(q.name));
-    await sleep(0);
+    await tick();
     let confirmed = 0;
     const later = [];
     for (let t = 0; t < 5; t++) {
       later.push(q.push(msg(q.name))!.then(() => confirmed++));
-      await sleep(0);
+      await tick();
     }
     assert.equal(confirmed, 0, "no confirmation before the fsync ends");
     const mid = fs.datasyncs;
@@ -251,16 +283,20 @@ Deno.test("power cut, fsync always: every confirmed publish survives", async () 
     const confirmed: number[] = [];
     let acked = 0;
     for (let t = 0; t < 20; t++) {
+      const pushes: Promise<unknown>[] = [];
       for (let i = 0; i < 10; i++) {
         const m = msg(q.name);
-        (q.push(m) as Promise<void>).then(() => confirmed.push(m.id), () => {});
+        pushes.push((q.push(m) as Promise<void>).then(() => confirmed.push(m.id), () => {}));
       }
       if (t === 10) {
         const m = q.take(T0)!;
         q.remove(m, "acked");
         acked = m.id;
       }
-      await sleep(t % 2); // some ticks end with their fsync done, some cut it off
+      // Even ticks end with their fsync done; odd ones go on at once, so that the
+      // fsync of one may still run in the next tick, and the last one meets the power cut.
+      if (t % 2 === 0) await Promise.all(pushes);
+      else await tick();
     }
     await fs.powerCut();
     await store.close(); // its I/O fails now; it only releases timers
@@ -276,14 +312,16 @@ Deno.test("power cut, fsync interval: loses at most the last interval; never: wh
   for (const fsync of ["interval", "never"] as const) {
     await withDir(async (dir) => {
       const fs = new TestFs();
-      const { store } = open(dir, { fs, fsync, fsyncIntervalMs: 20 });
+      const clock = new FakeClock(T0);
+      const { store } = open(dir, { fs, fsync, fsyncIntervalMs: 20, clock });
       const q = store.openQueue("queue:window");
       const old = await fill(q, 50);
-      // An interval passes and the fsync it starts ends (fsync time varies on a busy machine).
+      await tick(); // written
+      // An interval passes and the fsync it starts (under interval) ends.
       const synced = fs.datasyncs;
-      for (let i = 0; i < 200 && (fs.datasyncs === synced || fs.syncsInFlight > 0); i++) {
-        await sleep(10);
-      }
+      clock.advance(20);
+      await syncsDone(fs);
+      assert.equal(fs.datasyncs - synced, fsync === "interval" ? 1 : 0);
       const recent = await fill(q, 50);
       await fs.powerCut();
       await store.close();
@@ -304,7 +342,8 @@ Deno.test("write failure: STORE_FAILED to publishers, reads go on, records retri
   for (const fsync of ["always", "interval"] as const) {
     await withDir(async (dir) => {
       const fs = new TestFs();
-      const { store, lines } = open(dir, { fs, fsync });
+      const clock = new FakeClock(T0);
+      const { store, lines } = open(dir, { fs, fsync, clock });
       const q = store.openQueue("queue:full");
       const before = await fill(q, 10);
       fs.failWrites = true;
@@ -317,7 +356,7 @@ Deno.test("write failure: STORE_FAILED to publishers, reads go on, records retri
         );
       } else {
         assert.equal(p, undefined);
-        await sleep(0); // the write at the end of the tick fails
+        await tick(); // the write at the end of the tick fails
       }
       assert.throws(
         () => q.push(msg(q.name)),
@@ -329,15 +368,9 @@ Deno.test("write failure: STORE_FAILED to publishers, reads go on, records retri
       q.remove(a, "acked");
       assert.equal(a.id, before[0].id);
       fs.failWrites = false;
-      for (let i = 0; i < 100 && q.size > 0; i++) {
-        try {
-          await q.push(msg(q.name));
-          break;
-        } catch {
-          await sleep(5);
-        }
-      }
+      clock.advance(10); // the retry timer fires: the kept records are written
       assert.ok(lines.some((l) => /works again/.test(l)));
+      await q.push(msg(q.name));
       await store.close();
       const after = open(dir);
       assert.equal(after.store.recovery.truncatedBytes, 0, "the half-written bytes were cut back");
@@ -353,13 +386,14 @@ Deno.test("write failure: STORE_FAILED to publishers, reads go on, records retri
 Deno.test("fsync failure: the waiting publishers get StoreError; the log recovers", async () => {
   await withDir(async (dir) => {
     const fs = new TestFs();
-    const { store } = open(dir, { fs });
+    const clock = new FakeClock(T0);
+    const { store } = open(dir, { fs, clock });
     const q = store.openQueue("queue:eio");
     fs.failSyncs = true;
     await assert.rejects(q.push(msg(q.name)) as Promise<void>, /fsync failed: EIO/);
     assert.throws(() => q.push(msg(q.name)), StoreError);
     fs.failSyncs = false;
-    await sleep(50);
+    clock.advance(10); // the retry timer fires
     await q.push(msg(q.name));
     await store.close();
   });
@@ -396,7 +430,7 @@ Deno.test("dropQueue deletes an empty queue's files; a queue reopened later star
     await fill(q, 3);
     for (let i = 0; i < 3; i++) q.remove(q.take(T0)!, "acked");
     store.dropQueue("queue:gone");
-    await sleep(0);
+    await tick();
     assert.ok(!nodeFileSystem.isDir(`${dir}/queues/gone`));
     q = store.openQueue("queue:gone");
     const m = msg(q.name);
