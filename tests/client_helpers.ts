@@ -1,6 +1,7 @@
 /**
  * Helpers of the client and CLI tests: a broker as a real child process
- * (`deno run -A main.ts serve`), free ports, bounded waits.
+ * (`deno run -A main.ts serve`) and free ports. Bounded waits are
+ * `waitFor` of tests/helpers.ts.
  */
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -11,24 +12,6 @@ export function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Waits until `cond()` holds, polling; fails after `timeoutMs`. */
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
-  what = "condition",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /**
@@ -111,7 +94,7 @@ export class BrokerProcess {
           await this.kill();
           throw new Error(`broker did not start on port ${this.port}`);
         }
-        await sleep(50);
+        await new Promise((r) => setTimeout(r, 50)); // the next connect attempt
       }
     }
   }

@@ -18,11 +18,14 @@ import {
   NotDeclaredError,
   PayloadTooLargeError,
   QueueFullError,
+  type Runtime,
   ShuttingDownError,
   type StatusEvent,
   TimeoutError,
 } from "../src/client/mod.ts";
-import { BrokerProcess, freePort, sleep, waitFor } from "./client_helpers.ts";
+import { denoRuntime } from "../src/runtime/deno.ts";
+import { BrokerProcess, freePort } from "./client_helpers.ts";
+import { waitFor } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -47,6 +50,37 @@ async function take(
     clearTimeout(timer);
   }
   return out;
+}
+
+/**
+ * A runtime whose connections count the `PING` lines the broker sends, so a
+ * test can wait for the broker's keep-alive instead of sleeping through it.
+ */
+function countingPings(): { runtime: Runtime; pings: () => number } {
+  let pings = 0;
+  const runtime: Runtime = {
+    ...denoRuntime,
+    async connect(options) {
+      const conn = await denoRuntime.connect(options);
+      const dec = new TextDecoder();
+      let rest = "";
+      const count = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, out) {
+          const lines = (rest + dec.decode(chunk, { stream: true })).split("\r\n");
+          rest = lines.pop()!;
+          pings += lines.filter((l) => l === "PING").length;
+          out.enqueue(chunk);
+        },
+      });
+      return {
+        readable: conn.readable.pipeThrough(count),
+        write: (bytes) => conn.write(bytes),
+        close: () => conn.close(),
+        remoteAddr: conn.remoteAddr,
+      };
+    },
+  };
+  return { runtime, pings: () => pings };
 }
 
 Deno.test("client against a real broker", async (t) => {
@@ -218,12 +252,13 @@ Deno.test("client against a real broker", async (t) => {
       await p.flush();
       const got = await take(sub, 500);
       assert.deepEqual(got.map((m) => Number(m.text())), Array.from({ length: 500 }, (_, i) => i));
+      // `for await` calls next() before its first await, so the loop is
+      // already waiting for a message when close() runs.
       const loop = (async () => {
         let n = 0;
         for await (const _ of sub) n++;
         return n;
       })();
-      await sleep(20);
       await c.close();
       assert.equal(await loop, 0);
       await assert.rejects(c.publish("topic:x", "y"), ConnectionClosedError);
@@ -262,15 +297,21 @@ Deno.test("client against a real broker", async (t) => {
       const c = await connect(broker.address, { reconnect: false });
       const sub = await c.subscribe("queue:drain", { prefetch: 20 });
       const processed: string[] = [];
+      // Slow work: the loop holds its first message until drain() has begun,
+      // so the others wait in the buffer, unacked.
+      const work = Promise.withResolvers<void>();
       const loop = (async () => {
         for await (const m of sub) {
-          await sleep(5); // slow work
+          await work.promise;
           processed.push(m.text());
           await m.ack();
         }
       })();
-      await waitFor(() => sub.pending >= 10, 2000, "messages in flight");
-      await c.drain();
+      // All 20 delivered before drain() begins: what arrives after it is left to the broker.
+      await waitFor(() => sub.received === 20 && sub.pending === 19, 2000, "messages in flight");
+      const drained = c.drain();
+      work.resolve();
+      await drained;
       await loop;
       assert.ok(c.closed);
       assert.equal(processed.length, 20);
@@ -291,10 +332,13 @@ Deno.test("client against a real broker", async (t) => {
     });
 
     await t.step("the broker's PINGs are answered: an idle client stays connected", async () => {
-      const c = await open();
+      const { runtime, pings } = countingPings();
+      const c = await open({ runtime });
       const events: StatusEvent[] = [];
       c.onStatus((e) => events.push(e));
-      await sleep(700); // over 3 ping intervals of the broker
+      // The broker closes a connection after 2 unanswered PINGs instead of
+      // sending a third: a third PING means the client answered.
+      await waitFor(() => pings() >= 3, 5000, "3 PINGs of the broker");
       assert.ok(c.connected);
       assert.deepEqual(events, []);
       await c.flush();
@@ -303,10 +347,10 @@ Deno.test("client against a real broker", async (t) => {
     await t.step("status() iterates events and ends after closed", async () => {
       const c = await connect(broker.address, { reconnect: false });
       const seen: string[] = [];
+      // The iterator registers on its first next(), which `for await` calls at once.
       const reading = (async () => {
         for await (const e of c.status()) seen.push(e.type);
       })();
-      await sleep(10);
       await c.close();
       await reading;
       assert.deepEqual(seen, ["closed"]);
