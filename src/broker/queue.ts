@@ -97,8 +97,9 @@ export class Queue {
         return;
       }
     }
-    this.counters.redelivered++;
     this.store.requeue(msg, delayMs, this.host.now);
+    // A message whose TTL passed meanwhile leaves as expired, not redelivered.
+    if ((msg.state as MessageState) !== MessageState.DONE) this.counters.redelivered++; // requeue changed it
   }
 
   /** Adds a consumer; deliveries start with its `activate()`. */
@@ -181,11 +182,9 @@ export class QueueConsumer extends Subscription {
     this.queue.dispatch();
   }
 
-  protected expired(d: Delivery): void {
-    this.queue.giveBack(d.msg, 0);
-  }
-
-  protected override afterExpiry(): void {
+  /** Each goes back to the front: newest first, so they come out again in their order. */
+  protected expired(ds: Delivery[]): void {
+    for (let i = ds.length - 1; i >= 0; i--) this.queue.giveBack(ds[i].msg, 0);
     this.queue.dispatch();
   }
 

@@ -70,24 +70,22 @@ export abstract class Subscription {
   /** Its figures for the admin API. */
   abstract stats(): SubscriptionStats;
 
-  /** What to do with a delivery whose ack deadline passed (it is out of flight already). */
-  protected abstract expired(d: Delivery): void;
+  /** What to do with deliveries whose ack deadline passed, oldest first (they are out of flight). */
+  protected abstract expired(ds: Delivery[]): void;
 
-  /** After a sweep expired some deliveries (a queue dispatches the freed room). */
-  protected afterExpiry(): void {}
-
-  /** Redelivers deliveries unsettled past the ack timeout, oldest first; returns how many. */
+  /** Redelivers deliveries unsettled past the ack timeout; returns how many. */
   expireAcks(now: number): number {
+    const first = this.inflight.first;
+    if (first === undefined || first.at + this.ackTimeoutMs > now) return 0;
     const all = this.client.inflight;
-    let n = 0;
+    const ds: Delivery[] = [];
     for (let d = this.inflight.first; d !== undefined; d = this.inflight.first) {
       if (d.at + this.ackTimeoutMs > now) break;
       all.remove(d);
-      this.expired(d);
-      n++;
+      ds.push(d);
     }
-    if (n > 0) this.afterExpiry();
-    return n;
+    this.expired(ds);
+    return ds.length;
   }
 
   /** Writes one MSG; with explicit acks it becomes a delivery in flight. */

@@ -122,6 +122,7 @@ export class TopicSubscription extends Subscription {
     if (delayMs === 0) return this.#redeliver(d);
     this.#scheduled.add(d);
     this.host.schedule(d, this.host.now + delayMs);
+    this.activate(); // its prefetch room is free while it waits
   }
 
   /** A NACK delay ran out: sends `d` again, unless the subscription closed meanwhile. */
@@ -129,23 +130,26 @@ export class TopicSubscription extends Subscription {
     if (this.#scheduled.delete(d)) this.#redeliver(d);
   }
 
-  protected expired(d: Delivery): void {
-    this.#redeliver(d);
+  protected expired(ds: Delivery[]): void {
+    for (const d of ds) this.#redeliver(d);
   }
 
-  /** Sends a delivery again, counting it; one that retention dropped meanwhile is skipped. */
+  /**
+   * Sends a delivery again. One that retention dropped meanwhile is skipped
+   * (counted); one whose TTL passed is passed over, as a held message is.
+   */
   #redeliver(d: Delivery): void {
-    if (d.msg.state === MessageState.DONE) {
+    const msg = d.msg;
+    const now = this.host.now;
+    const dropped = msg.state === MessageState.DONE;
+    if (!dropped && !msg.expired(now)) return this.resend(d, d.binding!.head, now);
+    if (dropped) {
       this.dropped++;
       d.binding!.topic.counters.dropped++;
-      if (this.#durable !== undefined) {
-        this.#durable.skipped++;
-        this.host.durableMoved();
-      }
-      this.activate();
-      return;
+      if (this.#durable !== undefined) this.#durable.skipped++;
     }
-    this.resend(d, d.binding!.head, this.host.now);
+    if (this.#durable !== undefined) this.host.durableMoved();
+    this.activate();
   }
 
   /**

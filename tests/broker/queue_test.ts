@@ -119,14 +119,9 @@ Deno.test("ack timeout: an unacked delivery is redelivered with delivery 2 at it
   assert.deepEqual([s.delivered, s.redelivered, s.inflight], [3, 2, 1]);
 });
 
-// BUG (src/broker/subscription.ts expireAcks + src/broker/queue.ts giveBack): expireAcks gives
-// the expired deliveries back oldest first, and each giveBack puts its message at the *front* of
-// the queue (MemoryQueueStore.requeue -> #toFront unshifts), so m1, m2, m3 come back as m3, m2,
-// m1. QueueConsumer.close() gives back newest first for exactly this reason. Expected: the
-// original order m1, m2, m3 (as on close).
+// Regression: found by this test (src/broker/subscription.ts expireAcks + src/broker/queue.ts giveBack), fixed with it.
 Deno.test({
   name: "ack timeout: several expired deliveries come back in their original order",
-  ignore: true,
   fn() {
     const t = testBroker();
     const c = new FakeClient();
@@ -234,12 +229,9 @@ Deno.test("TTL: an in-flight message that expires is not redelivered after its N
   assert.deepEqual([s.size, s.inflight, s.expired], [0, 0, 1]);
 });
 
-// BUG (src/broker/queue.ts giveBack): `counters.redelivered++` runs before `store.requeue`, which
-// expires a message whose TTL passed instead of requeueing it, so a message that is never
-// redelivered is counted as redelivered. Expected: redelivered 0 (it only counts as expired).
+// Regression: found by this test (src/broker/queue.ts giveBack), fixed with it.
 Deno.test({
   name: "TTL: an expired in-flight message given back is not counted as redelivered",
-  ignore: true,
   fn() {
     const t = testBroker();
     const c = new FakeClient();

@@ -196,15 +196,9 @@ Deno.test("topic explicit acks: NACK redelivers at once, NACK with delay after i
   assert.equal(c.inflight.size, 0);
 });
 
-// BUG (src/broker/topic_subscription.ts nack): a NACK with a delay takes the delivery out of
-// flight (so it no longer counts against prefetch) but does not call `activate()`, so a message
-// held for lack of prefetch room stays held until some later ACK or drain. With prefetch:1 the
-// subscription stalls for the whole delay and then until the redelivered message is ACKed. A
-// queue consumer's NACK dispatches at once (QueueConsumer.nack). Expected: m2 is sent right
-// after the delayed NACK of m1.
+// Regression: found by this test (src/broker/topic_subscription.ts nack), fixed with it.
 Deno.test({
   name: "topic explicit acks: a NACK with delay frees prefetch room for the next message",
-  ignore: true,
   fn() {
     const t = testBroker();
     const c = new FakeClient();
@@ -228,14 +222,9 @@ Deno.test("topic explicit acks: a NACK-delayed delivery is dropped when the subs
   assert.deepEqual(c.take(), []);
 });
 
-// BUG (src/broker/topic_subscription.ts #redeliver, and resend in src/broker/subscription.ts):
-// a topic redelivery (ack timeout or NACK) checks only `msg.state === DONE`, never
-// `msg.expired(now)`, so a message whose TTL has passed is sent again (`delivery:2`). PROTOCOL.md:
-// a message with a ttl "is never delivered after that". Queues get this right (requeue expires
-// it) and so does the topic drain (sendNext skips expired entries). Expected: no redelivery.
+// Regression: found by this test (src/broker/topic_subscription.ts #redeliver, and resend in src/broker/subscription.ts), fixed with it.
 Deno.test({
   name: "topic explicit acks: a message whose TTL passed is not redelivered",
-  ignore: true,
   fn() {
     const t = testBroker();
     const c = new FakeClient();
