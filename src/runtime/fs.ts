@@ -47,24 +47,102 @@ export interface FileSystem {
   /** Makes a directory's entries (created and deleted files) durable; best effort. */
   syncDir(path: string): void;
   /**
-   * Takes `path` as a lock file holding this process's id; throws when a
-   * live process holds it. A lock left by a dead process (kill -9) is taken
+   * Takes `path` as this process's exclusive lock (an advisory `flock`,
+   * the file holding the pid for messages); throws when another process
+   * holds it. The kernel releases it when its holder dies (kill -9
+   * included). Without flock, a pid file whose process is gone is taken
    * over. Returns the release function.
    */
   lock(path: string): () => void;
 }
 
-/** Whether a process with this id is alive (signal 0 only checks). */
+/**
+ * Whether a process with this id may be alive. Only "no such process"
+ * (`ESRCH`) counts as dead: a probe that could not be made (no permission
+ * to signal it, or a runtime that refuses `kill` without `--allow-run`) must
+ * never let a second broker take a live broker's data dir.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
+    return (e as { code?: string }).code !== "ESRCH";
+  }
+}
+
+/** A held lock; closing the descriptor (or the process dying, kill -9 included) releases it. */
+interface Held {
+  release(): void;
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/**
+ * An exclusive advisory lock (`flock`) on `path`, taken without waiting:
+ * the lock, false when another process holds it, undefined when this
+ * runtime offers no flock (then the pid file alone decides). The kernel
+ * drops the lock when its holder dies, so a kill -9 needs no stale-lock
+ * guess. Deno has `FsFile.tryLockSync`; Bun reaches libc's `flock` through
+ * `bun:ffi` (also inside the compiled binary).
+ */
+function tryFlock(path: string): Held | false | undefined {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (typeof g.Deno?.FsFile?.prototype?.tryLockSync === "function") {
+    const f = g.Deno.openSync(path, { read: true, write: true, create: true });
+    if (!f.tryLockSync(true)) {
+      f.close();
+      return false;
+    }
+    f.truncateSync(0);
+    f.writeSync(new TextEncoder().encode(`${process.pid}\n`));
+    return { release: () => f.close() };
+  }
+  const flock = bunFlock();
+  if (flock === undefined) return undefined;
+  const fd = fs.openSync(path, "a+");
+  if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+    fs.closeSync(fd);
+    return false; // held, or flock failed: never a reason to take a data dir
+  }
+  fs.ftruncateSync(fd, 0);
+  fs.writeSync(fd, `${process.pid}\n`);
+  return { release: () => fs.closeSync(fd) };
+}
+
+/** libc's flock through bun:ffi on Bun; undefined elsewhere or where libc cannot be opened. */
+function bunFlock(): ((fd: number, op: number) => number) | undefined {
+  // deno-lint-ignore no-explicit-any
+  const req = (import.meta as any).require as ((m: string) => any) | undefined;
+  // deno-lint-ignore no-explicit-any
+  if (typeof (globalThis as any).Bun === "undefined" || req === undefined) return undefined;
+  try {
+    const ffi = req("bun:ffi");
+    const libc = process.platform === "darwin" ? "libc.dylib" : "libc.so.6";
+    const lib = ffi.dlopen(libc, {
+      flock: { args: [ffi.FFIType.i32, ffi.FFIType.i32], returns: ffi.FFIType.i32 },
+    });
+    return (fd, op) => lib.symbols.flock(fd, op);
+  } catch {
+    return undefined;
   }
 }
 
 function lockFile(path: string): () => void {
+  const held = tryFlock(path);
+  if (held === false) throw heldBy(path, readPid(path));
+  if (held !== undefined) {
+    // The file stays: deleting it would let a newcomer lock a fresh inode while
+    // someone still waits on the old one. Its pid is only for people and messages.
+    return () => held.release();
+  }
+  return pidLock(path);
+}
+
+/** The lock as a pid file alone, where there is no flock: a dead holder's file is taken over. */
+function pidLock(path: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = fs.openSync(path, "wx");
@@ -77,16 +155,28 @@ function lockFile(path: string): () => void {
       };
     } catch (e) {
       if ((e as { code?: string }).code !== "EEXIST") throw e;
-      const holder = Number(fs.readFileSync(path, "utf8").trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
-        throw new Error(
-          `${path} is held by the running process ${holder}: one broker per data dir`,
-        );
+      const holder = readPid(path);
+      if (holder !== undefined && holder !== process.pid && alive(holder)) {
+        throw heldBy(path, holder);
       }
       fs.unlinkSync(path); // left by a process that died: take it over
     }
   }
   throw new Error(`could not take the lock ${path}`);
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function heldBy(path: string, pid: number | undefined): Error {
+  const who = pid === undefined ? "another process" : `the running process ${pid}`;
+  return new Error(`${path} is held by ${who}: one broker per data dir`);
 }
 
 function isNotFound(e: unknown): boolean {

@@ -128,39 +128,82 @@ Deno.test("process: bad flags are one clear line and exit code 2; --help lists e
   }
 });
 
-Deno.test("process: one broker per data dir; a lock left by kill -9 is taken over", async () => {
+/** Runs a command that should exit by itself; one still running after `ms` is killed and fails. */
+async function exitsWithin(
+  cmd: Deno.Command,
+  ms: number,
+): Promise<{ code: number; stderr: string }> {
+  const child = cmd.spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  const first = await Promise.race([child.status, late]);
+  clearTimeout(timer);
+  if (first === "late") child.kill("SIGKILL");
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  return {
+    code: first === "late" ? -1 : out.code,
+    stderr: first === "late" ? "still running" : stderr,
+  };
+}
+
+/** `deno task start`'s permissions (no --allow-run: the lock cannot probe other pids there). */
+const START_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+];
+
+Deno.test("process: one broker per data dir under every runtime and permission set; kill -9 frees it", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "relayr-lock-" });
-  const command = (port: number) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)]
+  const runtimes: [string, string[]][] = [
+    [Deno.execPath(), ["run", ...START_PERMISSIONS, "main.ts"]],
+    [Deno.execPath(), ["run", "-A", "main.ts"]],
+    ["bun", ["main.ts"]],
+  ];
+  const command = ([exe, pre]: [string, string[]], port: number) =>
+    new Deno.Command(exe, {
+      args: [...pre, "serve", "--host", "127.0.0.1", "--port", String(port)]
         .concat(["--no-http", "--data-dir", dir]),
       stdout: "piped",
       stderr: "piped",
     });
-  const spawn = (port: number) => command(port).spawn();
-  const port = freePort();
-  const first = spawn(port);
+  const children: Deno.ChildProcess[] = [];
   try {
-    await waitForPort(port);
-    const second = await command(freePort()).output();
-    assert.equal(second.code, 2);
-    assert.match(
-      new TextDecoder().decode(second.stderr),
-      /held by the running process \d+: one broker per data dir/,
-    );
-    first.kill("SIGKILL");
-    await first.status;
-    const port2 = freePort();
-    const third = spawn(port2);
-    await waitForPort(port2);
-    third.kill("SIGTERM");
-    assert.equal((await third.status).code, 0);
-    await third.output().catch(() => {});
-  } finally {
-    try {
+    for (const holder of runtimes) {
+      const port = freePort();
+      const first = command(holder, port).spawn();
+      children.push(first);
+      await waitForPort(port);
+      for (const other of runtimes) {
+        const second = await exitsWithin(command(other, freePort()), 10_000);
+        const what = `${other.join(" ")} beside ${holder.join(" ")}: ${second.stderr}`;
+        assert.equal(second.code, 2, what);
+        assert.match(second.stderr, /held by the running process \d+: one broker per data dir/);
+      }
+      // A refused broker must not have removed the holder's lock on its way out.
+      const again = await exitsWithin(command(runtimes[0], freePort()), 10_000);
+      assert.equal(again.code, 2, "the lock still holds after refused starts");
       first.kill("SIGKILL");
-    } catch { /* exited */ }
-    await first.output().catch(() => {});
+      await first.status;
+      await first.output().catch(() => {});
+    }
+    const port = freePort();
+    const last = command(runtimes[0], port).spawn();
+    children.push(last);
+    await waitForPort(port);
+    last.kill("SIGTERM");
+    assert.equal((await last.status).code, 0, "taken over after kill -9");
+    await last.output().catch(() => {});
+  } finally {
+    for (const c of children) {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* exited */ }
+      await c.output().catch(() => {});
+    }
     Deno.removeSync(dir, { recursive: true });
   }
 });
