@@ -23,6 +23,18 @@ export interface PubOptions {
   hdrBytes: number;
 }
 
+/** PUB options all at their defaults, a new object each call (the parser fills one per PUB that has options). */
+export function defaultPubOptions(): PubOptions {
+  return {
+    priority: 0,
+    ttlMs: 0,
+    correlationId: undefined,
+    replyTo: undefined,
+    contentType: undefined,
+    hdrBytes: 0,
+  };
+}
+
 /** `SUB` options; undefined fields take the server's defaults. */
 export interface SubOptions {
   sid: string | undefined;

@@ -39,7 +39,7 @@ import type {
   StartPosition,
   SubOptions,
 } from "./frames.ts";
-import { PubFrame } from "./frames.ts";
+import { defaultPubOptions, PubFrame } from "./frames.ts";
 import { decimal } from "./decimal.ts";
 import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
@@ -297,14 +297,7 @@ export class Parser {
   }
 
   #pubOpts(buf: Uint8Array, from: number, to: number, size: number): PubOptions {
-    const o: PubOptions = {
-      priority: 0,
-      ttlMs: 0,
-      correlationId: undefined,
-      replyTo: undefined,
-      contentType: undefined,
-      hdrBytes: 0,
-    };
+    const o = defaultPubOptions();
     for (let k = from; k < to; k++) {
       const [key, value] = this.#option(buf, k);
       switch (key) {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { CONTROL_LINE_BYTES_MAX } from "../../src/config/mod.ts";
-import { type Frame, Parser } from "../../src/protocol/mod.ts";
+import { defaultPubOptions, type Frame, Parser, type PubOptions } from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -25,15 +25,7 @@ function parseChunks(chunks: Uint8Array[], payloadBytesMax?: number): unknown[] 
   return plain(out);
 }
 
-const pubOpts = (o: Partial<Record<string, unknown>>) => ({
-  priority: 0,
-  ttlMs: 0,
-  correlationId: undefined,
-  replyTo: undefined,
-  contentType: undefined,
-  hdrBytes: 0,
-  ...o,
-});
+const pubOpts = (o: Partial<PubOptions>) => ({ ...defaultPubOptions(), ...o });
 const subOpts = (o: Partial<Record<string, unknown>>) => ({
   sid: undefined,
   ack: undefined,
