@@ -1,19 +1,15 @@
 /** The MSG encoders agree with the textual form in docs/PROTOCOL.md. */
 import assert from "node:assert/strict";
-import { msgTail, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "../../src/protocol/mod.ts";
+import {
+  defaultPubOptions,
+  msgTail,
+  PLAIN_TAIL_BYTES_MAX,
+  writePlainTail,
+} from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
 
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-const fields = (id: number, size: number) => ({
-  id,
-  size,
-  priority: 0,
-  ttlMs: 0,
-  correlationId: undefined,
-  replyTo: undefined,
-  contentType: undefined,
-  hdrBytes: 0,
-});
+const fields = (id: number, size: number) => ({ id, size, ...defaultPubOptions() });
 
 Deno.test("encoder: the in-place tail writes ids and sizes of every length exactly", () => {
   const r = rng(11);
