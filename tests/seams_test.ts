@@ -16,16 +16,15 @@ import assert from "node:assert/strict";
 
 /**
  * Imports that break a rule in files whose owners are fixing them, as
- * `file: specifier`. The test fails on any other offender, and on an entry
- * that no longer offends, so this list only shrinks; it is empty once the
- * refactor of issue #9 has landed.
+ * `file: specifier`. The test fails on any other offender and prints these;
+ * an entry that no longer offends is printed as one to delete (not a failure:
+ * its owner's fix must not turn this test red). Empty once the refactor of
+ * issue #9 has landed.
  */
 const PENDING: readonly string[] = [
   // The client's engineer: import the mirrored limits from ../config/mod.ts.
   "src/client/client.ts: ../config/limits.ts",
   "src/client/commands.ts: ../config/limits.ts",
-  // The grammar engineer's file: ../config/mod.ts.
-  "src/protocol/names.ts: ../config/limits.ts",
   // stdin and the progress line: to come from the Runtime, as stdoutIsTerminal() does.
   "src/cli/common.ts: node:process",
 ];
@@ -109,7 +108,7 @@ function faceFor(file: string, target: string): string | undefined {
   return target === face ? undefined : face;
 }
 
-/** Fails on offenders not in PENDING and on PENDING entries that no longer offend; prints the pending ones. */
+/** Fails on offenders not in PENDING; prints the pending ones, and PENDING entries that no longer offend. */
 function check(rule: string, found: { key: string; text: string }[], kind: RegExp): void {
   const pending = found.filter((o) => PENDING.includes(o.key));
   const fresh = found.filter((o) => !PENDING.includes(o.key));
@@ -124,12 +123,12 @@ function check(rule: string, found: { key: string; text: string }[], kind: RegEx
     fresh.length === 0,
     `${rule}: ${fresh.length} offender(s):\n${fresh.map((o) => `  ${o.text}`).join("\n")}`,
   );
-  assert(
-    fixed.length === 0,
-    `fixed, so delete from PENDING in tests/seams_test.ts:\n${
-      fixed.map((k) => `  ${k}`).join("\n")
-    }`,
-  );
+  if (fixed.length > 0) {
+    console.warn(
+      `seams: fixed, so delete from PENDING in tests/seams_test.ts:\n` +
+        fixed.map((k) => `  ${k}`).join("\n"),
+    );
+  }
 }
 
 const allImports = [...files("src")].flatMap(imports);
