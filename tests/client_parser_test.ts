@@ -38,7 +38,7 @@ import {
 } from "../src/protocol/mod.ts";
 import { Ring } from "../src/ring.ts";
 import { parseAddress } from "../src/client/address.ts";
-import { backoff } from "../src/client/client.ts";
+import { backoff } from "../src/client/connection.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

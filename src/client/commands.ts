@@ -21,7 +21,7 @@ import {
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
-} from "../config/limits.ts";
+} from "../config/mod.ts";
 import {
   destinationError,
   DURABLE_NAME,

@@ -1,6 +1,6 @@
 /**
  * Limits and defaults of the client, `UPPER_SNAKE_CASE`, unit last. Broker
- * limits the client mirrors come from `src/config/limits.ts`.
+ * limits the client mirrors come from `src/config/` (through its `mod.ts`).
  *
  * @module
  */

@@ -28,14 +28,10 @@
  *
  * @module
  */
-export {
-  Client,
-  connect,
-  type ConnectOptions,
-  type RequestOptions,
-  type ServerInfo,
-  type SubscribeOptions,
-} from "./client.ts";
+export { Client, connect, type ConnectOptions } from "./client.ts";
+export type { ServerInfo } from "./connection.ts";
+export type { RequestOptions } from "./request.ts";
+export type { SubscribeOptions } from "./subscriptions.ts";
 export type {
   AckMode,
   DeclareOptions,

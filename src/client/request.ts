@@ -17,6 +17,12 @@ type Waiting = {
   timer: ReturnType<typeof setTimeout>;
 };
 
+/** Options of `Client.request`. */
+export interface RequestOptions extends Omit<PublishOptions, "replyTo" | "correlationId"> {
+  /** How long to wait for the reply (default: the client's `requestTimeoutMs`). */
+  timeoutMs?: number;
+}
+
 /** What the inbox needs from the client. */
 export interface InboxHost {
   subscribe(dest: string, callback: (msg: Message) => void): Promise<Subscription>;

@@ -1,0 +1,97 @@
+/**
+ * Where a publish goes: straight into the link's outbound buffer while
+ * connected, or into a bounded buffer of frames while reconnecting, sent
+ * first thing after the subscriptions are renewed on the next link.
+ *
+ * @module
+ */
+import { encodePub, type PublishOptions } from "./commands.ts";
+import { BufferFullError } from "./errors.ts";
+import { OUTBOUND_BYTES_MAX } from "./limits.ts";
+import type { Link, Pending } from "./link.ts";
+import { OutBuf } from "./outbound.ts";
+
+type Buffered = { bytes: Uint8Array; pending: Pending };
+
+/** Where publishes go: the link that is up (null while reconnecting) and the broker's `max_payload`. */
+export interface PublishTarget {
+  readonly link: Link | null;
+  readonly maxPayload: number;
+}
+
+/** The publish path of one client, and its reconnect buffer. */
+export class Publisher {
+  #target: PublishTarget;
+  #buffered: Buffered[] = [];
+  #bufferedBytes = 0;
+  #bufferedMax: number;
+  /** Encodes frames while reconnecting; each is copied out, so one buffer serves them all. */
+  #scratch = new OutBuf();
+
+  /**
+   * @param target the connection
+   * @param bufferedMax publish bytes kept while reconnecting
+   */
+  constructor(target: PublishTarget, bufferedMax: number) {
+    this.#target = target;
+    this.#bufferedMax = bufferedMax;
+  }
+
+  /**
+   * Validates and queues one `PUB`, with `pending` waiting for its reply, on
+   * the link or (while reconnecting) in the reconnect buffer. Throws on
+   * invalid arguments and `BufferFullError` when the buffer in use is full;
+   * nothing is queued then. Positional arguments, not an options object:
+   * this runs for every message.
+   */
+  publish(
+    dest: string,
+    body: Uint8Array,
+    opts: PublishOptions | undefined,
+    pending: Pending,
+  ): void {
+    const { link, maxPayload } = this.#target;
+    if (link !== null) {
+      if (link.wire.out.length > OUTBOUND_BYTES_MAX) {
+        throw new BufferFullError(
+          `Outbound buffer holds over ${OUTBOUND_BYTES_MAX} bytes; wait for earlier publishes`,
+        );
+      }
+      encodePub(link.wire.out, dest, body, opts, maxPayload);
+      link.pending.push(pending);
+      link.wire.schedule();
+      return;
+    }
+    encodePub(this.#scratch, dest, body, opts, maxPayload);
+    const frame = this.#scratch.take();
+    const copy = frame.slice();
+    this.#scratch.release(frame);
+    if (this.#bufferedBytes + copy.length > this.#bufferedMax) {
+      throw new BufferFullError(
+        `Reconnect buffer is full (${this.#bufferedMax} bytes); publish to ${dest} rejected`,
+      );
+    }
+    this.#buffered.push({ bytes: copy, pending });
+    this.#bufferedBytes += copy.length;
+  }
+
+  /** Writes the buffered publishes to a new link, in order, and empties the buffer. */
+  sendTo(link: Link): void {
+    for (const b of this.#buffered) {
+      link.wire.out.writeBytes(b.bytes);
+      link.pending.push(b.pending);
+    }
+    this.#clear();
+  }
+
+  /** The client closed: every buffered publish fails with `err`. */
+  failAll(err: Error): void {
+    for (const b of this.#buffered) b.pending.reject?.(err);
+    this.#clear();
+  }
+
+  #clear(): void {
+    this.#buffered = [];
+    this.#bufferedBytes = 0;
+  }
+}
