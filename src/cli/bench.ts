@@ -9,7 +9,6 @@ import type { Client, Message } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   connectCli,
   ExitCode,
@@ -88,15 +87,9 @@ const BENCH_FLAGS = {
   json: { type: "boolean" },
 } as const satisfies Flags;
 
-const BENCH: CommandSpec<typeof BENCH_FLAGS> = {
-  name: "bench",
-  help: BENCH_HELP,
-  flags: BENCH_FLAGS,
-};
-
 /** Runs `relayr bench`; returns the exit code. */
 export function benchCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(BENCH, args, io, (parsed) => {
+  return runCommand({ name: "bench", help: BENCH_HELP, flags: BENCH_FLAGS }, args, io, (parsed) => {
     const cfg = benchConfig(runtime, parsed);
     return bench(cfg, parsed.values.json === true, runtime, io);
   });

@@ -9,10 +9,8 @@ import type { DeclareOptions } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   ExitCode,
-  type Flags,
   intFlag,
   positionalArgs,
   runCommand,
@@ -38,21 +36,15 @@ Options:
       --retain-age <ms>     drop messages older than this (1-2592000000)
 ${COMMON_HELP}`;
 
-const DECLARE_FLAGS = {
-  "retain-messages": { type: "string" },
-  "retain-bytes": { type: "string" },
-  "retain-age": { type: "string" },
-} as const satisfies Flags;
-
-const DECLARE: CommandSpec<typeof DECLARE_FLAGS> = {
-  name: "declare",
-  help: DECLARE_HELP,
-  flags: DECLARE_FLAGS,
-};
-
 /** Runs `relayr declare`; returns the exit code. */
 export function declareCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(DECLARE, args, io, async ({ values, positionals }) => {
+  const flags = {
+    "retain-messages": { type: "string" },
+    "retain-bytes": { type: "string" },
+    "retain-age": { type: "string" },
+  } as const;
+  return runCommand({ name: "declare", help: DECLARE_HELP, flags }, args, io, async (parsed) => {
+    const { values, positionals } = parsed;
     const [topic] = positionalArgs(positionals, ["<topic>"]);
     const limit = (name: string, value: string | undefined) =>
       value === undefined ? undefined : intFlag(name, value, 0, 1);

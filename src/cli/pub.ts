@@ -8,10 +8,8 @@ import type { Client, PublishOptions } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   ExitCode,
-  type Flags,
   intFlag,
   MESSAGE_HELP,
   MESSAGE_OPTIONS,
@@ -38,22 +36,20 @@ ${MESSAGE_HELP}
   -q, --quiet               do not print msg ids
 ${COMMON_HELP}`;
 
-const PUB_FLAGS = {
-  ...MESSAGE_OPTIONS,
-  count: { type: "string", short: "n" },
-  quiet: { type: "boolean", short: "q" },
-} as const satisfies Flags;
-
 /** Outstanding publishes when streaming stdin: deep enough to pipeline, small enough to bound memory. */
 const PUB_WINDOW = 1000;
 /** Longest stdin line kept while looking for its end. */
 const STDIN_LINE_BYTES_MAX = 64 * 1024 * 1024;
 
-const PUB: CommandSpec<typeof PUB_FLAGS> = { name: "pub", help: PUB_HELP, flags: PUB_FLAGS };
-
 /** Runs `relayr pub`; returns the exit code. */
 export function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(PUB, args, io, async ({ values, positionals }) => {
+  const flags = {
+    ...MESSAGE_OPTIONS,
+    count: { type: "string", short: "n" },
+    quiet: { type: "boolean", short: "q" },
+  } as const;
+  return runCommand({ name: "pub", help: PUB_HELP, flags }, args, io, async (parsed) => {
+    const { values, positionals } = parsed;
     const [dest, data] = positionalArgs(positionals, ["<destination>"], 1);
     const count = intFlag("count", values.count, 1, 1);
     const opts = messageOptions(values);

@@ -6,10 +6,8 @@
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   ExitCode,
-  type Flags,
   intFlag,
   MESSAGE_HELP,
   MESSAGE_OPTIONS,
@@ -37,21 +35,15 @@ ${MESSAGE_HELP.split("\n").filter((l) => !/reply-to|correlation-id/.test(l)).joi
       --json                print the whole reply as JSON
 ${COMMON_HELP}`;
 
-const REQUEST_FLAGS = {
-  ...MESSAGE_OPTIONS,
-  timeout: { type: "string", short: "t" },
-  json: { type: "boolean" },
-} as const satisfies Flags;
-
-const REQUEST: CommandSpec<typeof REQUEST_FLAGS> = {
-  name: "request",
-  help: REQUEST_HELP,
-  flags: REQUEST_FLAGS,
-};
-
 /** Runs `relayr request`; returns the exit code. */
 export function requestCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(REQUEST, args, io, async ({ values, positionals }) => {
+  const flags = {
+    ...MESSAGE_OPTIONS,
+    timeout: { type: "string", short: "t" },
+    json: { type: "boolean" },
+  } as const;
+  return runCommand({ name: "request", help: REQUEST_HELP, flags }, args, io, async (parsed) => {
+    const { values, positionals } = parsed;
     const [dest, data] = positionalArgs(positionals, ["<destination>", "<data>"]);
     if (values["reply-to"] !== undefined || values["correlation-id"] !== undefined) {
       throw new UsageError("request sets --reply-to and --correlation-id itself");

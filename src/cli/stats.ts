@@ -8,10 +8,8 @@ import { parseAddress } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   ExitCode,
-  type Flags,
   intFlag,
   positionalArgs,
   runCommand,
@@ -38,21 +36,15 @@ ${COMMON_HELP}`;
 /** Default port of the HTTP monitoring. */
 const HTTP_PORT = 8222;
 
-const STATS_FLAGS = {
-  http: { type: "string" },
-  compact: { type: "boolean" },
-  timeout: { type: "string" },
-} as const satisfies Flags;
-
-const STATS: CommandSpec<typeof STATS_FLAGS> = {
-  name: "stats",
-  help: STATS_HELP,
-  flags: STATS_FLAGS,
-};
-
 /** Runs `relayr stats`; returns the exit code. */
 export function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(STATS, args, io, async ({ values, positionals }) => {
+  const flags = {
+    http: { type: "string" },
+    compact: { type: "boolean" },
+    timeout: { type: "string" },
+  } as const;
+  return runCommand({ name: "stats", help: STATS_HELP, flags }, args, io, async (parsed) => {
+    const { values, positionals } = parsed;
     positionalArgs(positionals, []);
     const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
     const http = values.http ?? runtime.env("RELAYR_HTTP") ??

@@ -13,7 +13,6 @@ import type {
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
-  type CommandSpec,
   COMMON_HELP,
   ExitCode,
   type Flags,
@@ -79,8 +78,6 @@ const SUB_FLAGS = {
   forget: { type: "boolean" },
 } as const satisfies Flags;
 
-const SUB: CommandSpec<typeof SUB_FLAGS> = { name: "sub", help: SUB_HELP, flags: SUB_FLAGS };
-
 /** What `relayr sub` was asked to do, checked. */
 interface SubConfig {
   dest: string;
@@ -99,7 +96,7 @@ interface SubConfig {
 
 /** Runs `relayr sub`; returns the exit code. */
 export function subCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand(SUB, args, io, async (parsed) => {
+  return runCommand({ name: "sub", help: SUB_HELP, flags: SUB_FLAGS }, args, io, async (parsed) => {
     const cfg = subConfig(parsed);
     let lost: Error | undefined; // set when the client gives up reconnecting
     const onStatus = (e: StatusEvent) => {

@@ -182,22 +182,16 @@ export class Connection {
     await link.wire.close();
   }
 
-  async #dial() {
+  async #dial(): Promise<Conn> {
     const { hostname, port } = this.#address;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ms = this.#opts.connectTimeoutMs;
     const dialing = this.#runtime.connect({ hostname, port });
     try {
-      return await Promise.race([
-        dialing,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            dialing.then((c) => c.close(), () => {});
-            reject(new TimeoutError(`connect timed out after ${this.#opts.connectTimeoutMs} ms`));
-          }, this.#opts.connectTimeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
+      return await withTimeout(dialing, ms, `connect timed out after ${ms} ms`);
+    } catch (err) {
+      // A socket that connects after we gave up is closed, not leaked.
+      if (err instanceof TimeoutError) dialing.then((c) => c.close(), () => {});
+      throw err;
     }
   }
 
