@@ -15,7 +15,7 @@
  * in temp data dirs, and are stopped by PID.
  */
 import { parseArgs } from "node:util";
-import { nodeFileSystem } from "../src/runtime/fs.ts";
+import { nodeFileSystem } from "../src/runtime/mod.ts";
 import { type FsyncPolicy, LogStore, Message } from "../src/storage/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -9,7 +9,7 @@ import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, serveHelp } from "./config/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import { nodeFileSystem, type Runtime } from "./runtime/mod.ts";
+import { type Clock, nodeFileSystem, type Runtime, systemClock } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
 import { type FsyncPolicy, LogStore, MemoryStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
@@ -28,9 +28,11 @@ export interface Running {
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
-  const store = openStore(config);
+  const clock = systemClock; // one clock for the store, the broker and the server
+  const store = openStore(config, clock);
   const broker = new Broker({
     store,
+    clock,
     maxDeliveries: config["max-deliveries"],
     queueMessagesMax: config["queue-max-messages"],
     queueBytesMax: config["queue-max-bytes"],
@@ -137,7 +139,7 @@ function listenFailed(e: unknown, flag: string, host: string, port: number): Con
  * store with `--memory` or without a data dir (`serve` defaults it to ./data;
  * in-process brokers, as in tests, stay in memory unless given one).
  */
-function openStore(config: Config): Store {
+function openStore(config: Config, clock: Clock): Store {
   const dir = config["data-dir"];
   if (config.memory || dir === undefined) return new MemoryStore();
   const log = logger("store");
@@ -146,6 +148,7 @@ function openStore(config: Config): Store {
     store = LogStore.open({
       dir,
       fs: nodeFileSystem,
+      clock,
       fsync: config.fsync as FsyncPolicy,
       fsyncIntervalMs: config["fsync-interval"],
       log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Broker, type BrokerOptions, type Subscription } from "../../src/broker/mod.ts";
-import type { PubOptions, SubOptions } from "../../src/protocol/mod.ts";
+import { defaultPubOptions, type PubOptions, type SubOptions } from "../../src/protocol/mod.ts";
 import { MemoryStore } from "../../src/storage/mod.ts";
 import { FakeClock } from "../fake_clock.ts";
 import type { FakeClient } from "./fake_client.ts";
@@ -42,15 +42,9 @@ export function pub(
   text: string,
   o?: Partial<PubOptions>,
 ): number {
-  const opts: PubOptions | undefined = o === undefined ? undefined : {
-    priority: 0,
-    ttlMs: 0,
-    correlationId: undefined,
-    replyTo: undefined,
-    contentType: undefined,
-    hdrBytes: 0,
-    ...o,
-  };
+  const opts: PubOptions | undefined = o === undefined
+    ? undefined
+    : { ...defaultPubOptions(), ...o };
   const id = broker.publish(dest, new TextEncoder().encode(text), opts);
   assert.equal(typeof id, "number", "the memory store confirms at once");
   return id as number;
