@@ -365,9 +365,10 @@ export class ShuttingDownError extends BrokerReplyError {
 
 /**
  * The registry: wire code to class, one for every code of the protocol's
- * `ERROR_CODES` (`satisfies` makes a missing or an extra code a compile error).
+ * `ERROR_CODES` (`satisfies` makes a missing or an extra code a compile
+ * error). Typed by string, as the codes arrive from the wire.
  */
-export const BROKER_ERRORS = {
+export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => BrokerReplyError>> = {
   UNKNOWN_COMMAND: UnknownCommandError,
   BAD_ARGUMENT: BadArgumentError,
   BAD_DESTINATION: BadDestinationError,
@@ -389,7 +390,7 @@ export const BROKER_ERRORS = {
   STALE_CONNECTION: StaleConnectionError,
   TOO_MANY_CONNECTIONS: TooManyConnectionsError,
   SHUTTING_DOWN: ShuttingDownError,
-} as const satisfies Readonly<Record<ErrorCode, new (text?: string) => BrokerReplyError>>;
+} satisfies Record<ErrorCode, new (text?: string) => BrokerReplyError>;
 
 /**
  * Fatal codes the broker sends on its own, not as the answer to a command.
@@ -418,7 +419,7 @@ export const UNSOLICITED_CODES: ReadonlySet<string> = new Set(
  */
 export function brokerError(code: string, text: string): BrokerReplyError {
   return Object.hasOwn(BROKER_ERRORS, code)
-    ? new BROKER_ERRORS[code as ErrorCode](text)
+    ? new BROKER_ERRORS[code](text)
     : new BrokerReplyError(code, text, false);
 }
 
