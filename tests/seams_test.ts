@@ -14,21 +14,6 @@
  */
 import assert from "node:assert/strict";
 
-/**
- * Imports that break a rule in files whose owners are fixing them, as
- * `file: specifier`. The test fails on any other offender and prints these;
- * an entry that no longer offends is printed as one to delete (not a failure:
- * its owner's fix must not turn this test red). Empty once the refactor of
- * issue #9 has landed.
- */
-const PENDING: readonly string[] = [
-  // The client's engineer: import the mirrored limits from ../config/mod.ts.
-  "src/client/client.ts: ../config/limits.ts",
-  "src/client/commands.ts: ../config/limits.ts",
-  // stdin and the progress line: to come from the Runtime, as stdoutIsTerminal() does.
-  "src/cli/common.ts: node:process",
-];
-
 /** `node:` modules allowed outside src/runtime/, and where. */
 const NODE_OUTSIDE_RUNTIME: Readonly<Record<string, readonly string[]>> = {
   "node:util": ["src/cli/", "src/config/"],
@@ -108,27 +93,12 @@ function faceFor(file: string, target: string): string | undefined {
   return target === face ? undefined : face;
 }
 
-/** Fails on offenders not in PENDING; prints the pending ones, and PENDING entries that no longer offend. */
-function check(rule: string, found: { key: string; text: string }[], kind: RegExp): void {
-  const pending = found.filter((o) => PENDING.includes(o.key));
-  const fresh = found.filter((o) => !PENDING.includes(o.key));
-  const fixed = PENDING.filter((k) => kind.test(k) && !found.some((o) => o.key === k));
-  if (pending.length > 0) {
-    console.warn(
-      `seams: ${rule}: ${pending.length} known offender(s), still to fix:\n` +
-        pending.map((o) => `  ${o.text}`).join("\n"),
-    );
-  }
+/** Fails listing every offender as `file:line`. */
+function check(rule: string, found: { key: string; text: string }[]): void {
   assert(
-    fresh.length === 0,
-    `${rule}: ${fresh.length} offender(s):\n${fresh.map((o) => `  ${o.text}`).join("\n")}`,
+    found.length === 0,
+    `${rule}: ${found.length} offender(s):\n${found.map((o) => `  ${o.text}`).join("\n")}`,
   );
-  if (fixed.length > 0) {
-    console.warn(
-      `seams: fixed, so delete from PENDING in tests/seams_test.ts:\n` +
-        fixed.map((k) => `  ${k}`).join("\n"),
-    );
-  }
 }
 
 const allImports = [...files("src")].flatMap(imports);
@@ -146,7 +116,6 @@ Deno.test("seams: Deno.* and Bun.* appear only in src/runtime/", () => {
   check(
     "runtime APIs outside src/runtime/ (move the call behind a src/runtime/ interface)",
     found,
-    /(Deno|Bun)\s*[.[]/,
   );
 });
 
@@ -158,7 +127,7 @@ Deno.test("seams: node: modules only in src/runtime/ (node:util's parseArgs also
       key: `${i.file}: ${i.specifier}`,
       text: `${i.file}:${i.line}: "${i.specifier}" (platform access belongs in src/runtime/)`,
     }));
-  check("node: imports outside src/runtime/", found, /: node:/);
+  check("node: imports outside src/runtime/", found);
 });
 
 Deno.test("seams: a folder's files are imported from outside it only through its mod.ts", () => {
@@ -176,7 +145,7 @@ Deno.test("seams: a folder's files are imported from outside it only through its
       }: import ${face}`,
     });
   }
-  check("imports past a folder's mod.ts", found, /: \.{1,2}\//);
+  check("imports past a folder's mod.ts", found);
 });
 
 Deno.test("seams: the checks see imports at any depth", () => {

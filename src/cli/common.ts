@@ -5,7 +5,6 @@
  *
  * @module
  */
-import process from "node:process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   type Client,
@@ -50,16 +49,16 @@ export interface CliIo {
 
 /**
  * The default I/O: `console` for lines (synchronous on Deno and Bun, so
- * nothing is lost when the process exits right after), `node:process` for
- * stdin and the progress line; the terminal check comes from the runtime.
+ * nothing is lost when the process exits right after); stdin, the progress
+ * line and the terminal check come from the runtime.
  */
 export function defaultIo(runtime: Runtime): CliIo {
   return {
     out: (line) => console.log(line),
     err: (line) => console.error(line),
-    progress: (text) => process.stdout.write(`\r\x1b[2K${text}`),
+    progress: (text) => runtime.writeStdout(`\r\x1b[2K${text}`),
     isTty: runtime.stdoutIsTerminal(),
-    stdin: () => process.stdin as unknown as AsyncIterable<Uint8Array>,
+    stdin: () => runtime.stdin(),
   };
 }
 

@@ -270,5 +270,7 @@ export const bunRuntime: Runtime = {
   },
   readTextFile: (path) => readFileSync(path, "utf8"),
   stdoutIsTerminal: () => process.stdout.isTTY === true,
+  writeStdout: (text) => void process.stdout.write(text),
+  stdin: () => process.stdin as unknown as AsyncIterable<Uint8Array>,
   exit: (code) => process.exit(code),
 };

@@ -131,5 +131,11 @@ export const denoRuntime: Runtime = {
   },
   readTextFile: (path) => Deno.readTextFileSync(path),
   stdoutIsTerminal: () => Deno.stdout.isTerminal(),
+  writeStdout(text) {
+    const bytes = new TextEncoder().encode(text);
+    let off = 0;
+    while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  },
+  stdin: () => Deno.stdin.readable,
   exit: (code) => Deno.exit(code),
 };

@@ -62,6 +62,10 @@ export interface Runtime {
   readTextFile(path: string): string;
   /** Whether stdout is a terminal (colours, progress lines). */
   stdoutIsTerminal(): boolean;
+  /** Writes text to stdout as it is, no newline added (a progress line redrawn in place). */
+  writeStdout(text: string): void;
+  /** Standard input, chunk by chunk. */
+  stdin(): AsyncIterable<Uint8Array>;
   /** Ends the process with `code`. */
   exit(code: number): never;
 }
