@@ -82,7 +82,9 @@ export class InFlight {
   /** Records a delivery, newest in its subscription's list. */
   add(d: Delivery): void {
     const id = d.msg.id;
-    let t = this.#byId.get(id);
+    // A queue message is in flight once at most (it is out of flight before it
+    // is given back), so only a topic delivery can have a twin: one lookup less.
+    let t = d.binding === undefined ? undefined : this.#byId.get(id);
     if (t === undefined) this.#byId.set(id, d);
     else {
       while (t.twin !== undefined) t = t.twin;
@@ -95,7 +97,12 @@ export class InFlight {
   take(id: number): Delivery | undefined {
     const d = this.#byId.get(id);
     if (d === undefined) return undefined;
-    this.remove(d);
+    if (d.twin === undefined) this.#byId.delete(id);
+    else {
+      this.#byId.set(id, d.twin);
+      d.twin = undefined;
+    }
+    d.sub.inflight.unlink(d);
     return d;
   }
 
