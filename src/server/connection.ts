@@ -12,7 +12,6 @@ import {
   type Delivery,
   InFlight,
   type Subscription,
-  type SubscriptionStats,
 } from "../broker/mod.ts";
 import {
   CLOSE_FLUSH_MS,
@@ -39,6 +38,7 @@ import type { Clock, Conn, Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import { CloseReason, closeReasonOf } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
+import type { ConnectionStats } from "./stats.ts";
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -49,23 +49,6 @@ export interface ConnectionHost {
   info(): string;
   /** Called once when the connection has closed. */
   closed(c: Connection, reason: CloseReason, detail: string): void;
-}
-
-/** One open connection (as `/connz`). */
-export interface ConnectionStats {
-  id: number;
-  client_id: string | null;
-  name: string | null;
-  remote_addr: string;
-  opened_at: string;
-  uptime_s: number;
-  idle_s: number;
-  pending_bytes: number;
-  in_msgs: number;
-  in_bytes: number;
-  out_msgs: number;
-  out_bytes: number;
-  subscriptions: SubscriptionStats[];
 }
 
 /** A reply held until an earlier, asynchronous reply is ready (replies stay in order). */

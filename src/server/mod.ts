@@ -5,7 +5,7 @@
  * @module
  */
 export { Server, type ServerOptions } from "./server.ts";
-export { Connection, type ConnectionStats } from "./connection.ts";
+export { Connection } from "./connection.ts";
 export { CloseReason } from "./close_reason.ts";
 export { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
 export type * from "./stats.ts";

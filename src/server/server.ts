@@ -17,13 +17,14 @@ import {
 } from "../config/mod.ts";
 import { type Clock, type Listener, type Runtime, sleep, type Timer } from "../runtime/mod.ts";
 import { CloseReason } from "./close_reason.ts";
-import { Connection, type ConnectionHost, type ConnectionStats } from "./connection.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
 import { LoopLag } from "./loop_lag.ts";
 import {
   addTraffic,
   type ClosedConnection,
   type ClosedConnectionStats,
   closedStats,
+  type ConnectionStats,
   type ServerStats,
   type Stats,
   type StatsOptions,

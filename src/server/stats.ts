@@ -6,8 +6,31 @@
  *
  * @module
  */
-import type { BrokerStats, Page, PageOptions, QueueStats, TopicStats } from "../broker/mod.ts";
-import type { ConnectionStats } from "./connection.ts";
+import type {
+  BrokerStats,
+  Page,
+  PageOptions,
+  QueueStats,
+  SubscriptionStats,
+  TopicStats,
+} from "../broker/mod.ts";
+
+/** One open connection (as `/connz`). */
+export interface ConnectionStats {
+  id: number;
+  client_id: string | null;
+  name: string | null;
+  remote_addr: string;
+  opened_at: string;
+  uptime_s: number;
+  idle_s: number;
+  pending_bytes: number;
+  in_msgs: number;
+  in_bytes: number;
+  out_msgs: number;
+  out_bytes: number;
+  subscriptions: SubscriptionStats[];
+}
 
 /** Server-wide figures (as `/varz`). */
 export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
