@@ -88,6 +88,55 @@ Deno.test("relayr client subcommands", async (t) => {
       }
     });
 
+    await t.step(
+      "declare range-checks its flags itself, with the range --help states",
+      async () => {
+        const [help, big, abc, age] = await Promise.all([
+          relayr(["declare", "--help"]),
+          relayr(["declare", ...s, "topic:cli.big", "--retain-messages", "20000000"]),
+          relayr(["declare", ...s, "topic:cli.big", "--retain-messages", "abc"]),
+          relayr(["declare", ...s, "topic:cli.big", "--retain-age", "2592000001"]),
+        ]);
+        const range = help.stdout.match(/--retain-messages <n> most messages kept \((1)-(\d+)\)/);
+        assert.ok(range, help.stdout);
+        for (const r of [big, abc]) {
+          assert.equal(r.code, 2, r.stderr);
+          assertOneLineError(
+            r,
+            new RegExp(
+              `^relayr declare: --retain-messages must be an integer from 1 to ${range[2]}, `,
+            ),
+          );
+          assert.doesNotMatch(r.stderr, /retainMessages/);
+        }
+        assert.equal(age.code, 2, age.stderr);
+        assertOneLineError(
+          age,
+          /^relayr declare: --retain-age must be an integer from 1 to 2592000000, /,
+        );
+      },
+    );
+
+    await t.step("a negative number for a numeric flag names the flag and its range", async () => {
+      const runs = await Promise.all([
+        relayr(["sub", ...s, "topic:a", "--count", "-5"]),
+        relayr(["sub", ...s, "topic:a", "-n", "-5"]),
+        relayr(["pub", ...s, "topic:a", "x", "--priority", "-1"]),
+        relayr(["declare", ...s, "topic:a", "--retain-bytes", "-10"]),
+      ]);
+      const flags = ["count", "count", "priority", "retain-bytes"];
+      for (const [i, r] of runs.entries()) {
+        assert.equal(r.code, 2, r.stderr);
+        assertOneLineError(
+          r,
+          new RegExp(
+            `^relayr \\w+: --${flags[i]} must be an integer from \\d+ to \\d+, got "-\\d+"`,
+          ),
+        );
+        assert.doesNotMatch(r.stderr, /ambiguous/);
+      }
+    });
+
     await t.step("an unreachable broker exits 3", async () => {
       const r = await relayr(["pub", "topic:a", "x", "-s", `127.0.0.1:${freePort()}`]);
       assert.equal(r.code, 3);
@@ -296,5 +345,28 @@ Deno.test("relayr client subcommands", async (t) => {
     });
   } finally {
     await broker.stop();
+  }
+});
+
+Deno.test("relayr serve: config errors are one line and exit 2", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-cli-test-" });
+  try {
+    const [both, negative, short] = await Promise.all([
+      relayr(["serve", "--memory", "--data-dir", dir, "--port", "0", "--no-http"]),
+      relayr(["serve", "--memory", "--max-payload", "-5", "--port", "0", "--no-http"]),
+      relayr(["serve", "--memory", "--port", "-1", "--no-http"]),
+    ]);
+    assert.equal(both.code, 2, both.stderr);
+    assertOneLineError(both, /^relayr: --memory and --data-dir exclude each other$/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written to the data dir");
+    assert.equal(negative.code, 2, negative.stderr);
+    assertOneLineError(
+      negative,
+      /^relayr: --max-payload must be an integer from 1 to \d+, got "-5"$/,
+    );
+    assert.equal(short.code, 2, short.stderr);
+    assertOneLineError(short, /^relayr: --port must be an integer from 0 to 65535, got "-1"$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

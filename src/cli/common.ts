@@ -16,6 +16,7 @@ import {
   type PublishOptions,
   TimeoutError,
 } from "../client/mod.ts";
+import { joinDashValues } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 
 /** Exit codes of the client subcommands (documented in docs/CLIENT.md). */
@@ -103,12 +104,22 @@ export const MESSAGE_HELP = `  -H, --header <Key: Value> a header (repeatable)
 /** Flag declarations, as `node:util`'s `parseArgs` takes them. */
 export type Flags = NonNullable<ParseArgsConfig["options"]>;
 
-/** Parses `args` strictly; unknown flags and bad values become a `UsageError`. */
+/**
+ * Parses `args` strictly; unknown flags and bad values become a `UsageError`.
+ * A negative number after a flag is taken as its value (`--count -5`), so the
+ * flag's range check answers instead of parseArgs' "argument is ambiguous".
+ */
 export function parse<T extends Flags>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: joinDashValues(args, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify.*$/s, ""));
+    // parseArgs explains over three lines; the first says what is wrong.
+    throw new UsageError((err as Error).message.split("\n")[0].replace(/\.( To specify.*)?$/, ""));
   }
 }
 

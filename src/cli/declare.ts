@@ -6,6 +6,7 @@
  * @module
  */
 import type { DeclareOptions } from "../client/mod.ts";
+import { RETAIN_AGE_MS_MAX, RETAIN_BYTES_MAX, RETAIN_MESSAGES_MAX } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
@@ -31,9 +32,9 @@ Examples:
   relayr sub topic:orders --durable billing --start first
 
 Options:
-      --retain-messages <n> most messages kept (1-10000000)
-      --retain-bytes <n>    most payload bytes kept (1-1073741824)
-      --retain-age <ms>     drop messages older than this (1-2592000000)
+      --retain-messages <n> most messages kept (1-${RETAIN_MESSAGES_MAX})
+      --retain-bytes <n>    most payload bytes kept (1-${RETAIN_BYTES_MAX})
+      --retain-age <ms>     drop messages older than this (1-${RETAIN_AGE_MS_MAX})
 ${COMMON_HELP}`;
 
 /** Runs `relayr declare`; returns the exit code. */
@@ -46,12 +47,14 @@ export function declareCommand(args: string[], runtime: Runtime, io: CliIo): Pro
   return runCommand({ name: "declare", help: DECLARE_HELP, flags }, args, io, async (parsed) => {
     const { values, positionals } = parsed;
     const [topic] = positionalArgs(positionals, ["<topic>"]);
-    const limit = (name: string, value: string | undefined) =>
-      value === undefined ? undefined : intFlag(name, value, 0, 1);
+    // Range checked here, with the broker's limits the help states, so an
+    // error names our flag and not the SDK's option (retainMessages).
+    const limit = (name: string, value: string | undefined, max: number) =>
+      value === undefined ? undefined : intFlag(name, value, 0, 1, max);
     const opts: DeclareOptions = {
-      retainMessages: limit("retain-messages", values["retain-messages"]),
-      retainBytes: limit("retain-bytes", values["retain-bytes"]),
-      retainAgeMs: limit("retain-age", values["retain-age"]),
+      retainMessages: limit("retain-messages", values["retain-messages"], RETAIN_MESSAGES_MAX),
+      retainBytes: limit("retain-bytes", values["retain-bytes"], RETAIN_BYTES_MAX),
+      retainAgeMs: limit("retain-age", values["retain-age"], RETAIN_AGE_MS_MAX),
     };
     if (
       opts.retainMessages === undefined && opts.retainBytes === undefined &&

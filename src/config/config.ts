@@ -201,9 +201,11 @@ export function loadConfig(
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: src.args, options, allowPositionals: true, strict: true });
+    const args = joinDashValues(src.args, options);
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new ConfigError((e as Error).message);
+    // parseArgs explains over three lines; the first says what is wrong.
+    throw new ConfigError((e as Error).message.split("\n")[0]);
   }
   const flags = parsed.values as Record<string, string | boolean | undefined>;
   const configPath = (flags.config as string | undefined) ?? src.env(envName("config"));
@@ -247,7 +249,50 @@ export function loadConfig(
     }
     config[name] = raw === undefined ? s.default : coerce(s, raw, from);
   }
+  // Wherever each came from (flag, environment, file): a memory broker has no data dir.
+  if (config.memory === true && config["data-dir"] !== undefined) {
+    throw new ConfigError("--memory and --data-dir exclude each other");
+  }
   return { config: config as Config, help: flags.help === true, positionals: parsed.positionals };
+}
+
+/**
+ * `args` with a value that looks like a negative number joined to the string
+ * flag before it (`--max-payload -5` becomes `--max-payload=-5`, `-n -5`
+ * becomes `--count=-5`), so the flag's own check reports its range.
+ * `node:util`'s `parseArgs` (Deno 2.9 and Bun 1.4 alike) otherwise fails with
+ * "argument is ambiguous"; its `allowNegative` is about `--no-<flag>`
+ * booleans, not values. Other values that start with "-" stay ambiguous: there
+ * a forgotten value is the likelier mistake.
+ */
+export function joinDashValues(
+  args: readonly string[],
+  options: Readonly<Record<string, { type: string; short?: string }>>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = arg.startsWith("--")
+      ? arg.slice(2)
+      : /^-[^-]$/.test(arg)
+      ? Object.keys(options).find((k) => options[k].short === arg[1])
+      : undefined;
+    const next = args[i + 1];
+    if (
+      name !== undefined && Object.hasOwn(options, name) && options[name].type === "string" &&
+      next !== undefined && /^-[0-9]/.test(next)
+    ) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 function coerce(s: Setting, raw: unknown, from: string): unknown {

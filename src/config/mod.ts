@@ -13,6 +13,7 @@ export {
   envName,
   FSYNC_POLICIES,
   type FsyncPolicy,
+  joinDashValues,
   loadConfig,
   serveHelp,
   type SettingName,
