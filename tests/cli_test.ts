@@ -60,9 +60,13 @@ Deno.test("relayr client subcommands", async (t) => {
   try {
     await t.step("--help on every subcommand", async () => {
       const runs = await Promise.all(
-        ["pub", "sub", "request", "declare", "stats", "bench"].map((c) => relayr([c, "--help"])),
+        ["pub", "sub", "request", "reply", "declare", "stats", "bench"].map((c) =>
+          relayr([c, "--help"])
+        ),
       );
-      for (const [i, c] of ["pub", "sub", "request", "declare", "stats", "bench"].entries()) {
+      for (
+        const [i, c] of ["pub", "sub", "request", "reply", "declare", "stats", "bench"].entries()
+      ) {
         assert.equal(runs[i].code, 0, c);
         assert.match(runs[i].stdout, new RegExp(`^Usage: relayr ${c} `), c);
         assert.match(runs[i].stdout, /--server/);
@@ -76,6 +80,8 @@ Deno.test("relayr client subcommands", async (t) => {
         relayr(["sub", "topic:a", "--count", "x"]),
         relayr(["pub", "topic:a", "x", "--priority", "12"]),
         relayr(["request", "queue:a"]),
+        relayr(["reply", "queue:a"]),
+        relayr(["reply", "queue:a", "x", "--count", "0"]),
         relayr(["bench", "--subs", "1", "--queue", "1"]),
         relayr(["declare", "topic:a"]),
         relayr(["declare", "topic:a", "--retain-messages", "0"]),
@@ -296,6 +302,31 @@ Deno.test("relayr client subcommands", async (t) => {
       const none = await relayr(["request", ...s, "topic:cli.nobody", "x", "--timeout", "200"]);
       assert.equal(none.code, 4);
       assertOneLineError(none, /^relayr request: No reply .* within 200 ms$/);
+    });
+
+    await t.step("reply answers requests with {{body}} and exits after --count", async () => {
+      const q = "queue:cli.reply";
+      // Not a request (no reply_to): acked, noted on stderr, not counted.
+      const plain = await relayr(["pub", ...s, q, "no reply wanted", "-q"]);
+      assert.equal(plain.code, 0, plain.stderr);
+      // A queue keeps the requests until the responder subscribes, so there is no race.
+      const responder = relayr(["reply", ...s, q, "echo: {{body}} ({{body}})", "--count", "2"]);
+      const first = await relayr(["request", ...s, q, "hi", "--json"]);
+      assert.equal(first.code, 0, first.stderr);
+      const reply = JSON.parse(first.stdout);
+      assert.equal(reply.body, "echo: hi (hi)");
+      assert.match(reply.correlation_id, /.+/, "the request's correlation id comes back");
+      const second = await relayr(["request", ...s, q, "again"]);
+      assert.equal(second.stdout, "echo: again (again)\n");
+      const done = await responder; // exits by itself after 2 answers
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stderr, /^relayr reply: msg_id:\d+ on queue:cli\.reply has no reply_to/);
+      const lines = done.stdout.trim().split("\n");
+      assert.equal(lines.length, 2, done.stdout);
+      assert.match(lines[0], /^\[#1\] msg_id:\d+ answered to \S+ msg_id:\d+$/);
+      // Both requests were acked: the queue is empty.
+      const left = await relayr(["sub", ...s, q, "--count", "1", "--timeout", "300"]);
+      assert.equal(left.code, 4, left.stdout);
     });
 
     await t.step("stats prints JSON; an unreachable endpoint exits 3", async () => {

@@ -1,11 +1,12 @@
 /**
  * The client half of the `relayr` command line: `pub`, `sub`, `request`,
- * `declare`, `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
+ * `reply`, `declare`, `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
  * for everything else.
  *
  * ```sh
  * relayr pub queue:orders '{"order_id":"12345"}'
- * relayr sub topic:events.> --count 10 --json
+ * relayr sub 'topic:events.>' --count 10 --json
+ * relayr reply queue:rpc.echo 'echo: {{body}}'
  * relayr request queue:rpc.echo hello --timeout 2000
  * relayr declare topic:orders --retain-messages 100000
  * relayr sub topic:orders --durable billing --start first
@@ -23,6 +24,7 @@ import { benchCommand } from "./bench.ts";
 import { type CliIo, defaultIo } from "./common.ts";
 import { declareCommand } from "./declare.ts";
 import { pubCommand } from "./pub.ts";
+import { replyCommand } from "./reply.ts";
 import { requestCommand } from "./request.ts";
 import { statsCommand } from "./stats.ts";
 import { subCommand } from "./sub.ts";
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   pub: pubCommand,
   sub: subCommand,
   request: requestCommand,
+  reply: replyCommand,
   declare: declareCommand,
   stats: statsCommand,
   bench: benchCommand,
@@ -46,6 +49,7 @@ export const CLI_USAGE = `Client commands:
   relayr pub <dest> [data|-]   publish a message (or one per stdin line)
   relayr sub <dest>            print the messages of a subscription
   relayr request <dest> <data> send a request and print the reply
+  relayr reply <dest> <text>   answer requests ({{body}}: the request's body)
   relayr declare <topic>       declare a topic with retention (replay, durables)
   relayr stats                 print the broker's statistics
   relayr bench                 load-test the broker

@@ -29,7 +29,8 @@ import {
 export const SUB_HELP = `Usage: relayr sub <destination> [options]
 
 Subscribes and prints each message until --count messages arrived or
-Ctrl-C. Topic patterns may use wildcards (topic:orders.*, topic:orders.>).
+Ctrl-C. Topic patterns may use wildcards (topic:orders.*, topic:orders.>;
+quote them in a shell, where > redirects and * expands).
 Queue messages are acknowledged once printed unless --no-ack is given.
 
 On a declared topic (see relayr declare), --start replays retained messages
@@ -38,7 +39,7 @@ position (it has explicit acks), and a later --durable with the same name
 resumes there, ignoring --start.
 
 Examples:
-  relayr sub topic:events.>
+  relayr sub 'topic:events.>'
   relayr sub queue:orders --count 10 --json
   relayr sub topic:orders --durable billing --start first
   relayr sub topic:orders --start time:1767225600000 --count 5
