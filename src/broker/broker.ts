@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DESTINATIONS_MAX } from "../config/mod.ts";
+import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
   hasWildcard,
   matches,
@@ -75,6 +75,9 @@ export class Broker implements QueueHost, DeclaredHost {
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
   #tickFirstId = 0;
+  /** A topic published to since `takeBlocked()` whose publishers are to pause (`block` policy). */
+  #blockedBy: Topic | undefined = undefined;
+  #blockMs: number;
 
   constructor(options: BrokerOptions) {
     this.options = options;
@@ -87,6 +90,7 @@ export class Broker implements QueueHost, DeclaredHost {
     this.queueMessagesMax = options.queueMessagesMax;
     this.queueBytesMax = options.queueBytesMax;
     this.#queueOverflow = options.queueOverflow;
+    this.#blockMs = options.slowConsumerBlockMs ?? SLOW_CONSUMER_BLOCK_MS;
     this.#ids = new IdGenerator(options.store.lastId());
     const names = options.store.queueNames();
     // The store also holds the logs of declared topics and their state record: not queues.
@@ -137,7 +141,10 @@ export class Broker implements QueueHost, DeclaredHost {
       c.publishedBytes += len;
       if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
         c.unrouted++;
-      } else topic.publish(msg);
+      } else {
+        topic.publish(msg);
+        if (topic.blocked) this.#blockedBy = topic;
+      }
       if (stored === undefined) return msg.id;
       return stored.then(() => msg.id, (e) => {
         throw storeFailed(e);
@@ -162,6 +169,18 @@ export class Broker implements QueueHost, DeclaredHost {
     return durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
     });
+  }
+
+  /**
+   * The topic, if any, that a publish since the last call found blocked by a
+   * stalled subscriber (`block` policy): the publishing connection stops
+   * reading until `topic.unblocked()`. Clears it. Publishes are synchronous,
+   * so a connection that calls this right after its batch gets its own.
+   */
+  takeBlocked(): Topic | undefined {
+    const t = this.#blockedBy;
+    this.#blockedBy = undefined;
+    return t;
   }
 
   /**
@@ -221,6 +240,9 @@ export class Broker implements QueueHost, DeclaredHost {
       d.binding!.sub.due(d);
     }
     for (const s of this.#explicitTopicSubs) s.expireAcks(now);
+    if (this.slowConsumer === "block") {
+      for (const t of this.#topics.values()) if (t.blockedAt !== 0) t.expireBlock(now, this.#blockMs);
+    }
     this.#declared.sweep(now);
   }
 

@@ -68,6 +68,8 @@ export interface TopicCounters {
   slowConsumers: number;
   /** Messages a declared topic dropped by its retention limits (messages, bytes or age). */
   retentionDropped: number;
+  /** Times its publishers were paused for a stalled subscription (`block` policy). */
+  blocks: number;
 }
 
 /** One subscription's attachment to one topic. */
@@ -92,6 +94,7 @@ export class Topic {
     dropped: 0,
     slowConsumers: 0,
     retentionDropped: 0,
+    blocks: 0,
   };
   readonly host: TopicHost;
   /** Retention limits; set for a declared topic only. */
@@ -102,6 +105,13 @@ export class Topic {
   readonly durables = new Map<string, Durable>();
   /** Id of the last message published (or recovered). */
   lastId = 0;
+  /** When publishers were paused for a stalled subscription (`block` policy), epoch ms; 0: not paused. */
+  blockedAt = 0;
+  /** Bindings over the lag limits under the `block` policy: while there are any, publishers pause. */
+  #stalled = new Set<Binding>();
+  /** Resolves the current pause's waiters. */
+  #release: (() => void) | undefined = undefined;
+  #released: Promise<void> | undefined = undefined;
   #list = new Ring<Entry>();
   /** Sequence number of the list's first entry. */
   #base = 0;
@@ -170,11 +180,37 @@ export class Topic {
     this.#trim();
   }
 
+  /** Whether publishers to it are to pause: a subscription is over its lag limits under `block`. */
+  get blocked(): boolean {
+    return this.#stalled.size > 0;
+  }
+
+  /** Resolves once no subscription is stalled (one promise per pause, shared by its publishers). */
+  unblocked(): Promise<void> {
+    if (this.#stalled.size === 0) return Promise.resolve();
+    return this.#released ??= new Promise<void>((r) => this.#release = r);
+  }
+
+  /**
+   * A pause that lasted `blockMs`: the stalled subscriptions are slow
+   * consumers after all (`disconnect`); their connections close and unbind.
+   */
+  expireBlock(now: number, blockMs: number): void {
+    if (this.blockedAt === 0 || this.blockedAt + blockMs > now) return;
+    for (const b of this.#stalled) {
+      const lag = this.lag(b);
+      const why =
+        `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name} after ${blockMs} ms of blocked publishers`;
+      if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
+    }
+  }
+
   /** Unbinds, releasing the binding's hold on every message it had not passed. */
   unbind(b: Binding): void {
     const i = this.bindings.indexOf(b);
     if (i < 0) return;
     this.bindings.splice(i, 1);
+    if (this.#stalled.delete(b)) this.#unstalled();
     for (let seq = b.cursor; seq < this.#next; seq++) this.#list.at(seq - this.#base)!.refs--;
     b.cursor = this.#next;
     this.#trim();
@@ -232,9 +268,32 @@ export class Topic {
       const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
       if (live) b.sub.take(b, e.msg);
       if (e.refs === 0) this.#trim();
+      if (this.#stalled.size !== 0) this.#catchingUp(b);
       if (live) return true;
     }
     return false;
+  }
+
+  /**
+   * A stalled binding that has drained to half its limits lets publishers go
+   * on (hysteresis: a reader slower than the writer pauses them in bursts,
+   * not per message).
+   */
+  #catchingUp(b: Binding): void {
+    if (!this.#stalled.has(b)) return;
+    const h = this.host;
+    const lag = this.lag(b);
+    if (lag.messages > h.subPendingMessagesMax / 2 || lag.bytes > h.subPendingBytesMax / 2) return;
+    this.#stalled.delete(b);
+    this.#unstalled();
+  }
+
+  #unstalled(): void {
+    if (this.#stalled.size !== 0) return;
+    this.blockedAt = 0;
+    const release = this.#release;
+    this.#release = this.#released = undefined;
+    release?.();
   }
 
   /** Periodic retention work of a declared topic: TTLs in its store, then the age limit. */
@@ -295,6 +354,14 @@ export class Topic {
     if (h.slowConsumer === "disconnect") {
       const why = `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name}`;
       if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
+      return;
+    }
+    if (h.slowConsumer === "block") {
+      if (this.#stalled.size === 0) {
+        this.blockedAt = h.now;
+        this.counters.blocks++;
+      }
+      this.#stalled.add(b);
       return;
     }
     while (lag.messages > h.subPendingMessagesMax || lag.bytes > h.subPendingBytesMax) {

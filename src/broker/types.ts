@@ -31,7 +31,7 @@ export interface Client {
 /** Policy for a full queue. */
 export type QueueOverflow = "reject" | "drop-oldest";
 /** Policy for a topic subscription that falls too far behind. */
-export type SlowConsumerPolicy = "disconnect" | "drop-oldest";
+export type SlowConsumerPolicy = "disconnect" | "drop-oldest" | "block";
 
 /** Broker settings; every field has a default in `config/limits.ts`. */
 export interface BrokerOptions {
@@ -43,6 +43,8 @@ export interface BrokerOptions {
   slowConsumer: SlowConsumerPolicy;
   subPendingMessagesMax: number;
   subPendingBytesMax: number;
+  /** Under the `block` policy, the longest publishers wait for a stalled subscriber before it is disconnected. */
+  slowConsumerBlockMs?: number;
   ackTimeoutMs: number;
   prefetch: number;
   /** Where time comes from (default: the system clock); tests pass a fake one. */

@@ -103,8 +103,15 @@ export const SETTINGS = {
   "slow-consumer": {
     kind: "string",
     default: "disconnect",
-    choices: ["disconnect", "drop-oldest"],
-    help: "what happens to a topic subscriber too far behind",
+    choices: ["disconnect", "drop-oldest", "block"],
+    help: "what happens to a topic subscriber too far behind (block: its publishers pause)",
+  },
+  "slow-consumer-block-ms": {
+    kind: "int",
+    default: L.SLOW_CONSUMER_BLOCK_MS,
+    min: 1,
+    max: L.SLOW_CONSUMER_BLOCK_MS_MAX,
+    help: "with --slow-consumer block: how long publishers wait before the subscriber is cut off",
   },
   "sub-pending-messages": {
     kind: "int",
@@ -340,7 +347,12 @@ export function serveHelp(): string {
       ? " <n>"
       : " <value>";
     const def = s.default === undefined || s.kind === "bool" ? "" : ` (default: ${s.default})`;
-    lines.push(`  --${name}${arg}`.padEnd(44) + s.help + def);
+    const flag = `  --${name}${arg}`;
+    lines.push(
+      flag.length < 44
+        ? flag.padEnd(44) + s.help + def
+        : `${flag}\n${" ".repeat(44)}${s.help}${def}`,
+    );
   }
   lines.push("  -h, --help".padEnd(44) + "show this help");
   return lines.join("\n");

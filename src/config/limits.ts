@@ -31,6 +31,10 @@ export const PENDING_BYTES_HIGH = 4 * 1024 * 1024;
 export const SUB_PENDING_MESSAGES_MAX = 65536;
 /** Bytes a topic subscription may fall behind before the slow-consumer policy applies. */
 export const SUB_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Under `--slow-consumer block`, how long publishers wait for a stalled subscriber before it is disconnected. */
+export const SLOW_CONSUMER_BLOCK_MS = 5_000;
+/** Longest `--slow-consumer-block-ms`: a publisher paused longer would look dead to its own peers. */
+export const SLOW_CONSUMER_BLOCK_MS_MAX = 60_000;
 
 /** Subscriptions one connection may hold. */
 export const SUBSCRIPTIONS_PER_CONNECTION_MAX = 10_000;

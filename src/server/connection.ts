@@ -86,6 +86,9 @@ export class Connection implements Client {
   #held: Held[] = [];
   #reader: ReadableStreamDefaultReader<Frame[]> | undefined;
   #closed = false;
+  /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
+  #whenClosed: Promise<void> | undefined = undefined;
+  #onClosed: (() => void) | undefined = undefined;
 
   constructor(id: number, conn: Conn, host: ConnectionHost) {
     this.id = id;
@@ -143,8 +146,22 @@ export class Connection implements Client {
         // loudly (its messages go back to their queues) and keep serving the rest.
         return this.close(CloseReason.INTERNAL_ERROR, (err as Error)?.stack ?? String(err));
       }
+      const blocked = this.#broker.takeBlocked();
+      if (blocked !== undefined) await this.#pause(blocked);
     }
     this.close(CloseReason.CLIENT_CLOSED, "");
+  }
+
+  /**
+   * `--slow-consumer block`: this batch published to a topic with a stalled
+   * subscriber, so reading stops (TCP back-pressure reaches the publisher)
+   * until the subscriber drains to half its limits, or the broker's sweep
+   * disconnects it after `--slow-consumer-block-ms`, or this connection closes.
+   */
+  async #pause(topic: { unblocked(): Promise<void> }): Promise<void> {
+    this.#whenClosed ??= new Promise<void>((r) => this.#onClosed = r);
+    await Promise.race([topic.unblocked(), this.#whenClosed]);
+    this.lastActivity = this.#host.clock.now(); // not idle: held by the broker
   }
 
   // --- Client (the broker's view) ---
@@ -384,6 +401,7 @@ export class Connection implements Client {
     if (errCode !== undefined) this.#out.append(errFrame(errCode, detail));
     for (const sub of this.subs.values()) sub.close(false);
     this.subs.clear();
+    this.#onClosed?.();
     this.#host.closed(this, reason, detail);
     this.#finish();
   }

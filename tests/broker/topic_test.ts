@@ -323,3 +323,64 @@ Deno.test("one message to two explicit-ack subscriptions: the first ACK settles 
   assert.deepEqual(c.take().map((m) => `${m.sid} ${m.text}`), ["y m2"]);
   assert.throws(() => c.ack(m1), /not in flight/);
 });
+
+Deno.test("slow consumer, block: publishers are told to pause while a subscriber is over its limit, until it drains to half", async () => {
+  const t = testBroker({
+    slowConsumer: "block",
+    subPendingMessagesMax: 4,
+    slowConsumerBlockMs: 1000,
+  });
+  const slow = new FakeClient();
+  const healthy = new FakeClient();
+  slow.writable = false;
+  const s = sub(t.broker, slow, "topic:t", "slow");
+  sub(t.broker, healthy, "topic:t", "ok");
+  const ids = ["m1", "m2", "m3", "m4"].map((x) => pub(t.broker, "topic:t", x));
+  assert.equal(t.broker.takeBlocked(), undefined, "4 behind is within the limit");
+  ids.push(pub(t.broker, "topic:t", "m5"));
+  const topic = t.broker.takeBlocked();
+  assert.ok(topic !== undefined && topic.blocked, "5 behind: publishers pause");
+  assert.equal(t.broker.takeBlocked(), undefined, "takeBlocked clears");
+  let released = false;
+  const resumed = topic.unblocked().then(() => released = true);
+  assert.deepEqual(healthy.texts(), ["m1", "m2", "m3", "m4", "m5"], "the healthy one is not held");
+  assert.deepEqual(slow.slowCalls, [], "block does not disconnect at once");
+  // Draining to 3 behind is not enough (half of 4 is 2); to 2 behind releases.
+  slow.writable = true;
+  slow.room = 2;
+  s.activate();
+  await Promise.resolve();
+  assert.equal(released, false);
+  slow.room = 1;
+  s.activate();
+  await resumed;
+  assert.equal(topic.blocked, false);
+  assert.deepEqual(slow.texts(), ["m1", "m2", "m3"]);
+  assert.equal(topicStats(t.broker, "topic:t").slow_consumers, 0);
+  advance(t, 5000);
+  assert.deepEqual(slow.slowCalls, [], "a released pause never times out");
+});
+
+Deno.test("slow consumer, block: a pause that lasts --slow-consumer-block-ms disconnects the subscriber", () => {
+  const t = testBroker({
+    slowConsumer: "block",
+    subPendingMessagesMax: 2,
+    slowConsumerBlockMs: 1000,
+  });
+  const slow = new FakeClient();
+  slow.writable = false;
+  sub(t.broker, slow, "topic:t", "slow");
+  for (const x of ["m1", "m2", "m3"]) pub(t.broker, "topic:t", x);
+  assert.ok(t.broker.takeBlocked()?.blocked);
+  advance(t, 999);
+  assert.deepEqual(slow.slowCalls, []);
+  advance(t, 250);
+  assert.equal(slow.slowCalls.length, 1, "disconnected once");
+  assert.match(
+    slow.slowCalls[0],
+    /3 messages .* behind on topic:t after 1000 ms of blocked publishers/,
+  );
+  assert.equal(topicStats(t.broker, "topic:t").slow_consumers, 1);
+  advance(t, 1000);
+  assert.equal(slow.slowCalls.length, 1, "reported once");
+});
