@@ -4,7 +4,9 @@
  * exit codes.
  */
 import assert from "node:assert/strict";
-import { connect } from "../src/client/mod.ts";
+import { connect, type StatusEvent } from "../src/client/mod.ts";
+import { ackGroups } from "../src/client/commands.ts";
+import { ACK_IDS_MAX, CONTROL_LINE_BYTES_MAX } from "../src/config/mod.ts";
 import { BrokerProcess, freePort } from "./client_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -40,6 +42,9 @@ async function relayr(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** A destination with a wildcard outside quotes: `relayr sub topic:events.>` redirects to a file. */
+const UNQUOTED_WILDCARD = /(^|\s)(topic|queue):[^\s'"<]*[>*]/m; // not a <placeholder>
+
 /** Every error is one line on stderr, without a stack trace. */
 function assertOneLineError(r: Run, pattern: RegExp): void {
   const lines = r.stderr.trim().split("\n");
@@ -70,6 +75,8 @@ Deno.test("relayr client subcommands", async (t) => {
         assert.equal(runs[i].code, 0, c);
         assert.match(runs[i].stdout, new RegExp(`^Usage: relayr ${c} `), c);
         assert.match(runs[i].stdout, /--server/);
+        // A wildcard destination left unquoted in an example: the shell redirects at ">".
+        assert.doesNotMatch(runs[i].stdout, UNQUOTED_WILDCARD, c);
       }
     });
 
@@ -329,6 +336,36 @@ Deno.test("relayr client subcommands", async (t) => {
       assert.equal(left.code, 4, left.stdout);
     });
 
+    await t.step(
+      "the SDK's batched ACKs of many long ids stay within the control line",
+      async () => {
+        const q = "queue:cli.acks";
+        const n = 300;
+        const client = await connect(broker.address);
+        const errors: StatusEvent[] = [];
+        (async () => {
+          for await (const e of client.status()) if (e.type === "error") errors.push(e);
+        })();
+        try {
+          await Promise.all(Array.from({ length: n }, (_, i) => client.publish(q, `m${i}`)));
+          const sub = await client.subscribe(q, { prefetch: n });
+          // Not `break` out of a for await: that unsubscribes, and the messages go back.
+          const it = sub[Symbol.asyncIterator]();
+          const msgs = [];
+          while (msgs.length < n) msgs.push((await it.next()).value!);
+          // Ids of 16 digits: ACK_IDS_MAX of them on one line would be over 6000 bytes.
+          assert.ok(msgs[0].id.length >= 16, msgs[0].id);
+          for (const m of msgs) m.ack(); // one tick: one batch
+          await client.flush();
+          assert.deepEqual(errors, []);
+        } finally {
+          await client.close();
+        }
+        const left = await relayr(["sub", ...s, q, "--count", "1", "--timeout", "300"]);
+        assert.equal(left.code, 4, left.stdout);
+      },
+    );
+
     await t.step("stats prints JSON; an unreachable endpoint exits 3", async () => {
       const r = await relayr(["stats", "--http", `127.0.0.1:${httpPort}`, "--compact"]);
       assert.equal(r.code, 0, r.stderr);
@@ -399,5 +436,37 @@ Deno.test("relayr serve: config errors are one line and exit 2", async () => {
     assertOneLineError(short, /^relayr: --port must be an integer from 0 to 65535, got "-1"$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("docs: the ACK rule, imports and shell quoting agree with the code", async () => {
+  const read = (p: string) => Deno.readTextFile(`${ROOT}${p}`);
+  const [protocol, client, readme] = await Promise.all(
+    ["docs/PROTOCOL.md", "docs/CLIENT.md", "README.md"].map(read),
+  );
+  const section = (text: string, from: string, to: string) =>
+    text.slice(text.indexOf(from), text.indexOf(to, text.indexOf(from)));
+  // The rule is stated once, in PROTOCOL.md, with the server's numbers...
+  const ack = section(protocol, "\n### ACK\n", "\n### NACK\n");
+  assert.match(ack, new RegExp(`at most ${ACK_IDS_MAX} ids`));
+  assert.match(ack, new RegExp(`${CONTROL_LINE_BYTES_MAX} bytes`));
+  // ...and CLIENT.md points there instead of giving numbers of its own.
+  const acks = section(client, "\n### Acks\n", "\n## ");
+  assert.match(acks, /\(PROTOCOL\.md#ack\)/);
+  assert.doesNotMatch(acks, /\d+ ids/);
+  // The SDK batches by both limits: 200 ids of 16 digits (~4800 bytes) are two lines.
+  const ids = Array.from({ length: 200 }, (_, i) => String(1_830_000_000_000_000 + i));
+  const groups = ackGroups(ids);
+  assert.ok(groups.length > 1);
+  for (const g of groups) {
+    assert.ok(g.length <= ACK_IDS_MAX);
+    assert.ok(`ACK msg_id:${g.join(" msg_id:")}`.length <= CONTROL_LINE_BYTES_MAX);
+  }
+  for (const [name, text] of [["CLIENT.md", client], ["README.md", readme]]) {
+    // Bun resolves no package name for the client (package.json has no exports): examples import the path.
+    assert.doesNotMatch(text, /^import .* from "(@relayr\/)?relayr\//m, name);
+    for (const block of text.matchAll(/```sh\n([^]*?)```/g)) {
+      assert.doesNotMatch(block[1], UNQUOTED_WILDCARD, name);
+    }
   }
 });

@@ -29,8 +29,8 @@ import {
 export const SUB_HELP = `Usage: relayr sub <destination> [options]
 
 Subscribes and prints each message until --count messages arrived or
-Ctrl-C. Topic patterns may use wildcards (topic:orders.*, topic:orders.>;
-quote them in a shell, where > redirects and * expands).
+Ctrl-C. Topic patterns may use wildcards ('topic:orders.*', 'topic:orders.>'),
+quoted, since in a shell > redirects and * expands.
 Queue messages are acknowledged once printed unless --no-ack is given.
 
 On a declared topic (see relayr declare), --start replays retained messages
