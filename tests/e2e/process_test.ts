@@ -246,3 +246,34 @@ Deno.test("process: the restart log says what was recovered, queues and declared
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("process: an unusable data dir or config file is one line on stderr and exit code 2", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "relayr-startup-" });
+  try {
+    const file = `${dir}/not-a-dir`;
+    Deno.writeTextFileSync(file, "x");
+    Deno.writeTextFileSync(`${dir}/bad.json`, "{bad");
+    const cases: [string[], RegExp][] = [
+      [["--data-dir", file], /^relayr: cannot open --data-dir ".*not-a-dir": ENOTDIR/],
+      [
+        ["--memory", "--config", `${dir}/bad.json`],
+        /^relayr: config file ".*bad\.json" is not JSON/,
+      ],
+      [["--memory", "--config", `${dir}/none.json`], /^relayr: cannot read config file/],
+    ];
+    for (const [flags, expected] of cases) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", "0", "--no-http"]
+          .concat(flags),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(out.stderr).trim();
+      assert.equal(out.code, 2, `${flags.join(" ")}: ${err}`);
+      assert.equal(err.split("\n").length, 1, `one line: ${err}`);
+      assert.match(err, expected);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
