@@ -80,7 +80,8 @@ export class Connection implements Client {
   #out: Outbound;
   /** Scratch list of the deliveries one ACK line settles, reused. */
   #acked: Delivery[] = [];
-  #recent = new Float64Array(RECENT_UNACKED_IDS);
+  /** Made on the first delivery without explicit acks (8 KiB: most connections never need it). */
+  #recent: Float64Array | undefined = undefined;
   #recentPos = 0;
   #nextSid = 1;
   #held: Held[] = [];
@@ -182,7 +183,7 @@ export class Connection implements Client {
 
   /** Remembers a message delivered without explicit acks (its ACK is then a no-op). */
   delivered(id: number): void {
-    this.#recent[this.#recentPos] = id;
+    (this.#recent ??= new Float64Array(RECENT_UNACKED_IDS))[this.#recentPos] = id;
     this.#recentPos = (this.#recentPos + 1) % RECENT_UNACKED_IDS;
   }
 
@@ -312,7 +313,7 @@ export class Connection implements Client {
       if (d !== undefined) {
         acked.push(d);
         if (d.sub.durable) durable = true;
-      } else if (!this.#recent.includes(id)) (unknown ??= []).push(id);
+      } else if (!this.#recent?.includes(id)) (unknown ??= []).push(id);
     }
     const err = unknown === undefined ? undefined : errFrame(
       "UNKNOWN_MSG_ID",
@@ -328,7 +329,7 @@ export class Connection implements Client {
   #nack(f: NackFrame): void {
     const d = this.inflight.take(f.id);
     if (d === undefined) {
-      const why = this.#recent.includes(f.id) ? " (delivered without explicit acks)" : "";
+      const why = this.#recent?.includes(f.id) ? " (delivered without explicit acks)" : "";
       return this.#error("UNKNOWN_MSG_ID", `msg_id:${f.id} not in flight on this connection${why}`);
     }
     this.#ok();
