@@ -26,7 +26,7 @@ import {
   errFrame,
   type ErrorCode,
   type Frame,
-  FrameDecoderStream,
+  Parser,
   type NackFrame,
   OK,
   PING,
@@ -85,7 +85,7 @@ export class Connection implements Client {
   #recentPos = 0;
   #nextSid = 1;
   #held: Held[] = [];
-  #reader: ReadableStreamDefaultReader<Frame[]> | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #closed = false;
   /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
   #whenClosed: Promise<void> | undefined = undefined;
@@ -125,22 +125,27 @@ export class Connection implements Client {
 
   /** Reads and handles frames until the client goes or the connection is closed. */
   async run(): Promise<void> {
-    const frames = this.#conn.readable.pipeThrough(
-      new FrameDecoderStream({ payloadBytesMax: this.#host.payloadBytesMax }),
-    );
-    const reader = this.#reader = frames.getReader();
+    // The parser is called straight from the read loop: piping the socket
+    // through a FrameDecoderStream (the same parser in a TransformStream) cost
+    // a stream hop, and its promises, per chunk.
+    const parser = new Parser({ payloadBytesMax: this.#host.payloadBytesMax });
+    const reader = this.#reader = this.#conn.readable.getReader();
+    const frames: Frame[] = [];
     for (;;) {
-      let batch: ReadableStreamReadResult<Frame[]>;
+      let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        batch = await reader.read();
+        chunk = await reader.read();
       } catch (err) {
         return this.close(CloseReason.READ_ERROR, String(err));
       }
-      if (batch.done || this.#closed) break;
-      const frames = batch.value;
-      this.lastActivity = this.#broker.tick();
-      this.pingsOut = 0;
+      if (chunk.done || this.#closed) break;
+      if (parser.dead) continue; // a fatal framing error closes the connection: drain, ignore
       try {
+        frames.length = 0;
+        parser.push(chunk.value, frames);
+        if (frames.length === 0) continue;
+        this.lastActivity = this.#broker.tick();
+        this.pingsOut = 0;
         for (let i = 0; i < frames.length && !this.#closed; i++) this.#handle(frames[i]);
       } catch (err) {
         // A bug, not bad input: bad input never throws. Close this connection
