@@ -15,11 +15,12 @@ import {
   type SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
-import { Heap, Message, MessageState, StoreError } from "../storage/mod.ts";
+import { Heap, type Message, MessageState, StoreError } from "../storage/mod.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
+import { deadLetterCopy, published } from "./messages.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
 import {
   type BrokerStats,
@@ -128,7 +129,7 @@ export class Broker implements QueueHost, DeclaredHost {
     const c = this.counters;
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
-      const msg = this.#message(dest, buf, off, len, o);
+      const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -152,7 +153,7 @@ export class Broker implements QueueHost, DeclaredHost {
     }
     const q = this.#queue(dest);
     this.#makeRoom(q, len);
-    const msg = this.#message(dest, buf, off, len, o);
+    const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
     let durable: void | Promise<void>;
     try {
       durable = q.store.push(msg);
@@ -241,7 +242,9 @@ export class Broker implements QueueHost, DeclaredHost {
     }
     for (const s of this.#explicitTopicSubs) s.expireAcks(now);
     if (this.slowConsumer === "block") {
-      for (const t of this.#topics.values()) if (t.blockedAt !== 0) t.expireBlock(now, this.#blockMs);
+      for (const t of this.#topics.values()) {
+        if (t.blockedAt !== 0) t.expireBlock(now, this.#blockMs);
+      }
     }
     this.#declared.sweep(now);
   }
@@ -311,20 +314,7 @@ export class Broker implements QueueHost, DeclaredHost {
     } catch {
       return false;
     }
-    const copy = new Message(
-      this.#ids.next(this.now),
-      dlq.name,
-      msg.payload,
-      msg.hdrBytes,
-      msg.priority,
-      msg.ttlMs,
-      msg.expiresAt,
-      msg.correlationId,
-      msg.replyTo,
-      msg.contentType,
-      this.now,
-    );
-    copy.retain();
+    const copy = deadLetterCopy(msg, this.#ids.next(this.now), dlq.name, this.now);
     try {
       void dlq.store.push(copy);
     } catch {
@@ -377,40 +367,6 @@ export class Broker implements QueueHost, DeclaredHost {
     return page(byName(this.#topics), o, (t) => t.stats());
   }
 
-  #message(
-    dest: string,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-    o: PubOptions | undefined,
-  ): Message {
-    const now = this.now;
-    const id = this.#ids.next(now);
-    const msg = o === undefined
-      ? new Message(id, dest, EMPTY, 0, 0, 0, 0, undefined, undefined, undefined, now)
-      : this.#messageWith(id, dest, o, now);
-    msg.buf = buf;
-    msg.off = off;
-    msg.len = len;
-    return msg;
-  }
-
-  #messageWith(id: number, dest: string, o: PubOptions, now: number): Message {
-    return new Message(
-      id,
-      dest,
-      EMPTY,
-      o.hdrBytes,
-      o.priority,
-      o.ttlMs,
-      o.ttlMs === 0 ? 0 : now + o.ttlMs,
-      o.correlationId,
-      o.replyTo,
-      o.contentType,
-      now,
-    );
-  }
-
   /** Applies the capacity policy before a message of `bytes` enters `q`. */
   #makeRoom(q: Queue, bytes: number): void {
     const o = this.options;
@@ -458,8 +414,6 @@ export class Broker implements QueueHost, DeclaredHost {
     }
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 function storeFailed(e: unknown): BrokerError {
   const why = e instanceof StoreError ? e.message : String(e);
