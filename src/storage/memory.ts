@@ -202,6 +202,8 @@ export class MemoryStore implements Store {
     return 0;
   }
   writePending(): void {}
+  readonly waitsForSync = false;
+  synced(): void {}
   close(): Promise<void> {
     return Promise.resolve();
   }

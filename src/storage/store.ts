@@ -75,6 +75,23 @@ export interface Store {
    * then never revives an acknowledged message, whatever the fsync policy.
    */
   writePending(): void;
+  /**
+   * Whether replies wait for the device: true only for a log store under
+   * `fsync: always`, where `push` and `synced` can return a promise. The
+   * server then settles an ACK or NACK before it replies, so that `synced`
+   * covers its records.
+   */
+  readonly waitsForSync: boolean;
+  /**
+   * A promise that resolves once every record appended since the last write
+   * (the records of this tick: an ACK's REMOVE, a NACK's REQUEUE) is on the
+   * device, sharing the tick's one fdatasync per queue with its publishes;
+   * rejects with `StoreError` when one of them cannot be stored. Undefined
+   * when nothing waits: no record appended, or a store that does not wait
+   * (`waitsForSync` false). The same promise for every call of a tick with
+   * the same queues appended to, so callers make no promise per message.
+   */
+  synced(): void | Promise<void>;
   /** Flushes and closes. */
   close(): Promise<void>;
 }

@@ -64,6 +64,9 @@ function drain(q: QueueStore, now = T0): number[] {
   assert.fail("drain: no end");
 }
 
+/** One macrotask: the store's end-of-tick write (a microtask) has run. */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
 /** Pushes and waits for durability when the store asks for it. */
 async function push(q: QueueStore, ...ms: Message[]): Promise<void> {
   await Promise.all(ms.map((m) => q.push(m)));
@@ -256,6 +259,33 @@ export function storeConformance(f: StoreFactory): void {
     a.remove(a.take(T0)!, "acked");
     s.dropQueue("queue:one");
     assert.equal(s.openQueue("queue:one").size, 0);
+  });
+
+  test("synced(): a promise for this tick's records only where replies wait for the device", async (s) => {
+    const q = s.openQueue("queue:synced");
+    const r = s.openQueue("queue:synced-2");
+    const [a, b, c] = [msg(q.name), msg(q.name), msg(r.name)];
+    const pushed = q.push(a);
+    assert.equal(pushed instanceof Promise, s.waitsForSync, "push waits exactly when synced does");
+    await Promise.all([pushed, q.push(b), r.push(c)]);
+    await tick(); // the end of the tick that wrote them
+    assert.equal(s.synced(), undefined, "nothing appended since the last write");
+    q.remove(q.take(T0)!, "acked"); // a DELIVER and a REMOVE in one queue
+    const one = s.synced();
+    assert.equal(one instanceof Promise, s.waitsForSync);
+    assert.equal(s.synced(), one, "one promise for the whole tick, not one per call");
+    q.requeue(q.take(T0)!, 100, T0);
+    assert.equal(s.synced(), one, "still one queue: the same promise");
+    r.remove(r.take(T0)!, "acked");
+    const two = s.synced();
+    assert.equal(two instanceof Promise, s.waitsForSync);
+    if (s.waitsForSync) assert.notEqual(two, one, "a second queue: one promise over both");
+    assert.equal(s.synced(), two);
+    await Promise.all([one, two]);
+    await tick();
+    assert.equal(s.synced(), undefined, "written and synced: nothing waits");
+    s.writePending();
+    assert.equal(s.synced(), undefined);
   });
 
   if (!f.durable) return;

@@ -80,6 +80,9 @@ export class LogStore implements Store, QueueLogHost {
   #dirty = new Set<LogQueueStore>();
   #written = new Set<LogQueueStore>();
   #failed = new Set<LogQueueStore>();
+  /** `synced()`'s promise over several dirty queues, and how many it covers (reset by each write). */
+  #tickSynced: Promise<void> | undefined;
+  #tickSyncedQueues = 0;
   #scheduled = false;
   #syncing: Promise<void> | undefined;
   #timer: Timer | undefined;
@@ -213,11 +216,32 @@ export class LogStore implements Store, QueueLogHost {
   writeDirty(): void {
     for (const q of this.#dirty) if (q.write()) this.#written.add(q);
     this.#dirty.clear();
+    this.#tickSynced = undefined;
   }
 
   /** Part of Store: called before every socket write (see `Store.writePending`). */
   writePending(): void {
     if (this.#dirty.size > 0 && this.#closed === undefined) this.writeDirty();
+  }
+
+  /** Part of Store (see `Store.synced`): the dirty queues' batches, which the tick's fsyncs settle. */
+  get waitsForSync(): boolean {
+    return this.policy === "always";
+  }
+
+  synced(): void | Promise<void> {
+    const dirty = this.#dirty;
+    if (this.policy !== "always" || dirty.size === 0 || this.#closed !== undefined) return;
+    if (dirty.size === 1) { for (const q of dirty) return q.synced(); }
+    // The dirty set only grows until the next write: the same size is the same queues.
+    if (this.#tickSynced === undefined || this.#tickSyncedQueues !== dirty.size) {
+      const all: Promise<void>[] = [];
+      for (const q of dirty) all.push(q.synced());
+      const p = this.#tickSynced = Promise.all(all).then(() => {});
+      p.catch(() => {}); // a caller may drop it
+      this.#tickSyncedQueues = dirty.size;
+    }
+    return this.#tickSynced;
   }
 
   failed(q: LogQueueStore): void {

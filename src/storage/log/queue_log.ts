@@ -181,6 +181,25 @@ export class LogQueueStore implements QueueStore {
 
   // --- writing (called by the store) ---
 
+  /**
+   * The promise of the records appended since the last write (under
+   * `always`): the same batch as this tick's publishes. A log that is failing
+   * rejects at once: its records wait in memory for a retry, and a reply held
+   * on them would hold every later reply of its connection.
+   */
+  synced(): Promise<void> {
+    const failure = this.#writer.failure;
+    if (failure === undefined && !this.#closed) return this.#writer.confirmation();
+    const err = new StoreError(
+      failure === undefined
+        ? "the store is closed"
+        : `the log of ${this.name} is failing: ${failure.message}`,
+    );
+    const p = Promise.reject(err);
+    p.catch(() => {}); // a caller may drop it
+    return p;
+  }
+
   /** Writes the records appended since the last write; true when written bytes wait for a sync. */
   write(): boolean {
     if (this.#writer.failure !== undefined || this.#closed) return false;
