@@ -26,9 +26,9 @@ import {
   errFrame,
   type ErrorCode,
   type Frame,
-  Parser,
   type NackFrame,
   OK,
+  Parser,
   PING,
   PONG,
   type PubFrame,
@@ -306,8 +306,12 @@ export class Connection implements Client {
   /**
    * Replies first, then settles: a message the settlement frees up (prefetch
    * room, a NACK requeue) comes after the reply to the command that freed it.
-   * The one exception: an ACK to a durable subscription is answered once its
-   * position is stored, so the messages it frees may come first.
+   * Two exceptions, where the reply waits and the messages it frees may come
+   * first: an ACK to a durable subscription is answered once its position is
+   * stored, and under a store that `waitsForSync` (`--fsync always`) an ACK
+   * or NACK is settled first, so that its REMOVE/REQUEUE records are in this
+   * tick's batch, and answered once `Store.synced()` says they are on the
+   * device (one promise per ACK line, shared by the tick's fsync).
    */
   #ack(f: AckFrame): void {
     const acked = this.#acked;
@@ -324,9 +328,19 @@ export class Connection implements Client {
       "UNKNOWN_MSG_ID",
       `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
     );
+    const store = this.#broker.options.store;
+    if (acked.length > 0 && store.waitsForSync) {
+      for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+      acked.length = 0;
+      const synced = store.synced();
+      const saved = durable ? this.#broker.stateSaved() : undefined;
+      const both = saved === undefined || synced === undefined
+        ? saved ?? synced
+        : Promise.all([saved, synced]).then(() => {});
+      return this.#okAfter(both, err);
+    }
     if (durable) this.#okWhen(this.#broker.stateSaved(), err);
-    else if (err === undefined) this.#ok();
-    else this.#reply(err);
+    else this.#okAfter(undefined, err);
     for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
     acked.length = 0;
   }
@@ -337,8 +351,15 @@ export class Connection implements Client {
       const why = this.#recent?.includes(f.id) ? " (delivered without explicit acks)" : "";
       return this.#error("UNKNOWN_MSG_ID", `msg_id:${f.id} not in flight on this connection${why}`);
     }
-    this.#ok();
+    // Under `always` the REQUEUE is waited for too: it carries the NACK delay,
+    // which a restart keeps, and past max_deliveries the dead-lettering.
+    const store = this.#broker.options.store;
+    if (!store.waitsForSync) {
+      this.#ok();
+      return d.sub.nack(d, f.delayMs);
+    }
     d.sub.nack(d, f.delayMs);
+    this.#okAfter(store.synced(), undefined);
   }
 
   // --- replies (in order, also around asynchronous publishes) ---
@@ -351,6 +372,13 @@ export class Connection implements Client {
       () => slot.bytes = err ?? (this.verbose ? OK : EMPTY),
       (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
     ).then(() => this.#releaseHeld());
+  }
+
+  /** Replies `OK` (or `err`) at once when nothing is pending, else once `stored` settles. */
+  #okAfter(stored: void | Promise<void>, err: Uint8Array | undefined): void {
+    if (stored !== undefined) this.#okWhen(stored, err);
+    else if (err !== undefined) this.#reply(err);
+    else this.#ok();
   }
 
   #ok(): void {
