@@ -9,7 +9,7 @@
  *   `kill -9`, and the disk the log takes for them.
  *
  * deno task bench:persist [--messages 1000000] [--seconds 5] [--publishers 4]
- *   [--window 2000] [--runtime deno|bun] [--skip-restart]
+ *   [--window 2000] [--runtime deno|bun] [--skip-restart] [--only-acks]
  *
  * Broker children run on 127.0.0.1, port 0 (the port is read from the log),
  * in temp data dirs, and are stopped by PID.
@@ -31,6 +31,7 @@ const { values: opt } = parseArgs({
     window: { type: "string", default: "2000" },
     runtime: { type: "string", default: "deno" },
     "skip-restart": { type: "boolean", default: false },
+    "only-acks": { type: "boolean", default: false },
   },
 });
 
@@ -175,6 +176,81 @@ async function sequential(fsync: FsyncPolicy, n: number) {
   return us;
 }
 
+/**
+ * A consumer of a pre-filled `queue:bench` that ACKs what each read brings
+ * in one ACK line, with OK replies on, until `n` messages are delivered and
+ * every ACK line is answered; returns the ms it took. With `prefetch` 1 an
+ * ACK is sent only once the previous ACK's OK came, so each message costs a
+ * delivery, an ACK and its OK (under `always` the OK waits for an fdatasync).
+ */
+async function consumer(port: number, n: number, prefetch: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.setNoDelay(true);
+  const enc = new TextEncoder();
+  const t0 = performance.now();
+  await conn.write(enc.encode(`SUB queue:bench sub_id:c prefetch:${prefetch}\r\n`));
+  let buf = new Uint8Array(0);
+  const chunk = new Uint8Array(1 << 16);
+  let oks = -1; // the SUB's OK comes first
+  let lines = 0;
+  let delivered = 0;
+  let ack = "";
+  // With one in flight, an ACK goes once the previous ACK's OK came: its round trip is measured.
+  const waitOk = prefetch === 1;
+  while (delivered < n || oks < lines) {
+    const r = await conn.read(chunk);
+    if (r === null) throw new Error("the broker closed the connection");
+    const b = new Uint8Array(buf.length + r);
+    b.set(buf);
+    b.set(chunk.subarray(0, r), buf.length);
+    let pos = 0;
+    for (let nl = b.indexOf(10, pos); nl >= 0; nl = b.indexOf(10, pos)) {
+      if (b[pos] !== 0x4d /* M */) {
+        const line = dec.decode(b.subarray(pos, nl - 1));
+        if (line === "OK") oks++;
+        else if (line === "PING") await conn.write(enc.encode("PONG\r\n"));
+        else throw new Error(`unexpected ${line}`);
+        pos = nl + 1;
+        continue;
+      }
+      const line = dec.decode(b.subarray(pos, nl - 1));
+      const size = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (nl + 1 + size + 2 > b.length) break;
+      pos = nl + 1 + size + 2;
+      if (delivered === n) continue; // one over: left unacked, back to the queue at the close
+      ack += ` ${/msg_id:\d+/.exec(line)![0]}`;
+      delivered++;
+      if (ack.length > 3500 && !waitOk) {
+        await conn.write(enc.encode(`ACK${ack}\r\n`));
+        lines++;
+        ack = "";
+      }
+    }
+    buf = b.slice(pos);
+    if (ack !== "" && (!waitOk || oks >= lines)) {
+      await conn.write(enc.encode(`ACK${ack}\r\n`));
+      lines++;
+      ack = "";
+    }
+  }
+  const ms = performance.now() - t0;
+  conn.close();
+  return ms;
+}
+
+/** Consumes and ACKs `n` pre-filled messages: acked msgs/s (prefetch 1000) and µs per message (prefetch 1). */
+async function acking(fsync: FsyncPolicy, n: number, seq: number) {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-persist-" });
+  const child = new Child(dir, fsync);
+  const { port } = await child.ready();
+  await publisher(port, () => false, 2000, n + seq);
+  const rate = n / (await consumer(port, n, 1000) / 1000);
+  const us = await consumer(port, seq, 1) * 1000 / seq;
+  await child.stop("SIGTERM");
+  await Deno.remove(dir, { recursive: true });
+  return { rate, us };
+}
+
 function du(path: string): number {
   let n = 0;
   for (const e of Deno.readDirSync(path)) {
@@ -250,7 +326,8 @@ const window = Number(opt.window);
 console.log(
   `runtime ${opt.runtime}; ${publishers} publishers, window ${window}, ${seconds} s each`,
 );
-for (const fsync of ["memory", "interval", "always", "never"] as const) {
+const all = !opt["only-acks"];
+for (const fsync of all ? ["memory", "interval", "always", "never"] as const : []) {
   const r = await throughput(fsync, seconds, publishers, window);
   console.log(
     `publish 256 B, ${fsync === "memory" ? "--memory      " : `fsync ${fsync.padEnd(8)}`}: ${
@@ -261,17 +338,27 @@ for (const fsync of ["memory", "interval", "always", "never"] as const) {
       } MB)`,
   );
 }
-for (const fsync of ["always", "interval"] as FsyncPolicy[]) {
+for (const fsync of all ? ["always", "interval"] as FsyncPolicy[] : []) {
   const us = await sequential(fsync, 2000);
   console.log(`one publisher, one in flight, fsync ${fsync}: ${us.toFixed(0)} µs per publish`);
 }
 for (const fsync of ["interval", "always"] as FsyncPolicy[]) {
+  const r = await acking(fsync, 200_000, 1000);
+  console.log(
+    `consume + ACK 256 B, fsync ${fsync.padEnd(8)}: ${
+      Math.round(r.rate).toLocaleString("en")
+    } acked msgs/s (prefetch 1000); prefetch 1, each ACK's OK awaited: ${
+      r.us.toFixed(0)
+    } µs per message`,
+  );
+}
+for (const fsync of all ? ["interval", "always"] as FsyncPolicy[] : []) {
   const rate = await inProcess(fsync, 1_000_000);
   console.log(
     `store alone (in process, ${fsync}): ${Math.round(rate).toLocaleString("en")} pushes/s`,
   );
 }
-if (!opt["skip-restart"]) {
+if (all && !opt["skip-restart"]) {
   const n = Number(opt.messages);
   const r = await restart(n);
   console.log(

@@ -275,23 +275,29 @@ Deno.test("log store, fsync always: one fsync confirms a whole tick of publishes
   });
 });
 
-Deno.test("power cut, fsync always: every confirmed publish survives", async () => {
+Deno.test("power cut, fsync always: every confirmed publish survives, no confirmed ACK revives", async () => {
   await withDir(async (dir) => {
     const fs = new TestFs();
     const { store } = open(dir, { fs, fsync: "always" });
     const q = store.openQueue("queue:power");
     const confirmed: number[] = [];
-    let acked = 0;
+    const acked = new Set<number>();
+    /** Acks whose `synced()` resolved: the OK the server would send. */
+    const ackConfirmed: number[] = [];
     for (let t = 0; t < 20; t++) {
       const pushes: Promise<unknown>[] = [];
       for (let i = 0; i < 10; i++) {
         const m = msg(q.name);
         pushes.push((q.push(m) as Promise<void>).then(() => confirmed.push(m.id), () => {}));
       }
-      if (t === 10) {
+      if (t > 0) {
+        // What the server does for an ACK line: settle, then hold the OK on synced().
         const m = q.take(T0)!;
         q.remove(m, "acked");
-        acked = m.id;
+        acked.add(m.id);
+        pushes.push(
+          (store.synced() as Promise<void>).then(() => ackConfirmed.push(m.id), () => {}),
+        );
       }
       // Even ticks end with their fsync done; odd ones go on at once, so that the
       // fsync of one may still run in the next tick, and the last one meets the power cut.
@@ -302,8 +308,10 @@ Deno.test("power cut, fsync always: every confirmed publish survives", async () 
     await store.close(); // its I/O fails now; it only releases timers
     const after = open(dir).store;
     const got = new Set(ids(after.openQueue("queue:power")));
-    for (const id of confirmed) if (id !== acked) assert.ok(got.has(id), `confirmed ${id} lost`);
+    for (const id of confirmed) if (!acked.has(id)) assert.ok(got.has(id), `confirmed ${id} lost`);
+    for (const id of ackConfirmed) assert.ok(!got.has(id), `acked ${id} came back after its OK`);
     assert.ok(confirmed.length >= 10, `${confirmed.length} confirmed`);
+    assert.ok(ackConfirmed.length >= 5, `${ackConfirmed.length} acks confirmed`);
     await after.close();
   });
 });
