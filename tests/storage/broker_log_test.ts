@@ -145,6 +145,38 @@ Deno.test("power cut, fsync always: no message whose ACK got OK comes back", asy
   assert.deepEqual([...back].sort(), ids.slice(5).sort());
 });
 
+Deno.test("fsync always: a NACK's OK waits for its record's fdatasync; an ACK that settles nothing does not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-broker-log-" });
+  const fs = new TestFs();
+  const store = LogStore.open({ dir, fs, fsync: "always", clock: new FakeClock() });
+  const server = serve(store);
+  const c = await RawClient.connect(server.port);
+  try {
+    await c.pub("queue:nack", "n");
+    assert.match(await c.line(), /^OK msg_id:/);
+    await c.send("SUB queue:nack sub_id:s\r\n");
+    assert.equal(await c.line(), "OK");
+    const [m] = await c.msgs(1);
+    fs.hold();
+    await c.send(`NACK msg_id:${m.fields!.msg_id} delay:60000\r\n`);
+    await c.send("PING\r\n");
+    await c.quiet(200); // the OK waits for the fsync, and the PONG for the OK
+    fs.release();
+    assert.equal(await c.line(), "OK");
+    assert.equal(await c.line(), "PONG");
+    // An ACK that settles nothing writes nothing: answered at once, even with fsyncs held.
+    fs.hold();
+    await c.send("ACK msg_id:1\r\n");
+    assert.match(await c.line(), /^ERR UNKNOWN_MSG_ID msg_id:1 /);
+    fs.release();
+  } finally {
+    await c.close();
+    await server.shutdown();
+    await store.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("in-process broker with --data-dir: after a restart, unacked messages come back as redeliveries", async () => {
   const dir = await Deno.makeTempDir({ prefix: "relayr-broker-log-" });
   const args = ["--data-dir", dir, "--fsync", "always"];
