@@ -60,11 +60,19 @@ const { values } = parseArgs({
     runtime: { type: "string", default: "deno" },
     "data-dir": { type: "string" },
     "report-seconds": { type: "string", default: "30" },
+    traffic: { type: "string", default: "queue,topics,rpc,churn" },
   },
 });
 const MINUTES = Number(values.minutes);
 const REPORT_MS = Number(values["report-seconds"]) * 1000;
 const [RUNTIME] = runtimesOf(values.runtime);
+/** Which kinds of traffic run (all by default; fewer to find which one a growth comes from). */
+const TRAFFIC = new Set(values.traffic.split(","));
+for (const t of TRAFFIC) {
+  if (!["queue", "topics", "rpc", "churn"].includes(t)) {
+    throw new RangeError(`unknown traffic "${t}"`);
+  }
+}
 if (!(MINUTES > 0) || !(REPORT_MS > 0)) throw new RangeError("--minutes and --report-seconds > 0");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,12 +182,12 @@ async function produce(client: Client, end: number): Promise<void> {
   while (Date.now() < end) {
     const tickEnd = Date.now() + TICK_MS;
     const pubs: Promise<unknown>[] = [];
-    for (let k = 0; k < QUEUE_PER_TICK; k++) {
+    for (let k = 0; TRAFFIC.has("queue") && k < QUEUE_PER_TICK; k++) {
       pubs.push(
         client.publish("queue:soak.work", body("q", q++)).then(() => counts.queuePublished++),
       );
     }
-    for (let k = 0; k < TOPIC_PER_TICK; k++, t++) {
+    for (let k = 0; TRAFFIC.has("topics") && k < TOPIC_PER_TICK; k++, t++) {
       const topic = t % TOPICS;
       pubs.push(
         client.publish(`topic:soak.t.${topic}`, body("t", t)).then(() => {
@@ -275,7 +283,7 @@ async function watch(
           mib(s.mem.heap_used)
         }  lag ${
           lag ? `${lag.last.toFixed(1)} ms (max ${lag.max.toFixed(1)})` : "-"
-        }  conns ${s.connections}  ${countsLine()}`,
+        }  conns ${s.connections} topics ${s.topics} queues ${s.queues}  ${countsLine()}`,
       );
     }
   }
@@ -317,8 +325,9 @@ async function verify(broker: BrokerChild, samples: Sample[]): Promise<string[]>
   if (broker.alive()) {
     const all = await broker.stats("limit=100&closed=0&subs=false");
     const q = all.queues.list.find((q: { name: string }) => q.name.endsWith("soak.work"));
-    if (!q) failures.push("queue soak.work missing from /api/stats");
-    else if (q.depth !== 0 || q.inflight !== 0 || q.acked !== counts.queuePublished) {
+    if (!q) {
+      if (TRAFFIC.has("queue")) failures.push("queue soak.work missing from /api/stats");
+    } else if (q.depth !== 0 || q.inflight !== 0 || q.acked !== counts.queuePublished) {
       failures.push(
         `broker's queue: depth ${q.depth}, inflight ${q.inflight}, acked ${q.acked} of ${counts.queuePublished}`,
       );
@@ -358,11 +367,12 @@ async function main(): Promise<boolean> {
       `${(QUEUE_PER_TICK * 1000) / TICK_MS} queue msgs/s, ${
         (TOPIC_PER_TICK * 1000) / TICK_MS
       } topic msgs/s, ` +
-      `rpc and churn back to back; ${PAYLOAD_BYTES} B payloads`,
+      `rpc and churn back to back; ${PAYLOAD_BYTES} B payloads; traffic ${[...TRAFFIC].join(",")}`,
   );
   const clients: Client[] = [];
   try {
-    clients.push(...await queueConsumers(broker), ...await topicSubscribers(broker));
+    if (TRAFFIC.has("queue")) clients.push(...await queueConsumers(broker));
+    if (TRAFFIC.has("topics")) clients.push(...await topicSubscribers(broker));
     const producer = await connect(addr(broker), opts);
     clients.push(producer);
     const t0 = Date.now();
@@ -370,8 +380,8 @@ async function main(): Promise<boolean> {
     const samples: Sample[] = [];
     const [, rpcClients] = await Promise.all([
       produce(producer, end),
-      requestReply(broker, end),
-      churn(broker, end),
+      TRAFFIC.has("rpc") ? requestReply(broker, end) : [],
+      TRAFFIC.has("churn") ? churn(broker, end) : undefined,
       watch(broker, t0, end, samples),
     ]);
     clients.push(...rpcClients);
