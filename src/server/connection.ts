@@ -7,7 +7,6 @@
  */
 import {
   type Broker,
-  BrokerError,
   type Client,
   type Delivery,
   InFlight,
@@ -20,14 +19,12 @@ import {
 } from "../config/mod.ts";
 import {
   type AckFrame,
-  ascii,
   type ConnectFrame,
   type DeclareFrame,
   errFrame,
   type ErrorCode,
   type Frame,
   type NackFrame,
-  OK,
   Parser,
   PING,
   PONG,
@@ -38,6 +35,7 @@ import type { Clock, Conn, Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import { CloseReason, closeReasonOf } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
+import { Replies } from "./replies.ts";
 import type { ConnectionStats } from "./stats.ts";
 
 /** What a connection needs from its server. */
@@ -51,11 +49,6 @@ export interface ConnectionHost {
   closed(c: Connection, reason: CloseReason, detail: string): void;
 }
 
-/** A reply held until an earlier, asynchronous reply is ready (replies stay in order). */
-interface Held {
-  bytes: Uint8Array | undefined;
-}
-
 /** One client connection. */
 export class Connection implements Client {
   readonly id: number;
@@ -63,7 +56,6 @@ export class Connection implements Client {
   readonly openedAt: number;
   clientId: string | undefined;
   name: string | undefined;
-  verbose = true;
   msgsIn = 0;
   bytesIn = 0;
   msgsOut = 0;
@@ -78,13 +70,14 @@ export class Connection implements Client {
   #host: ConnectionHost;
   #broker: Broker;
   #out: Outbound;
+  /** Replies in command order, held behind any that wait for the store. */
+  #replies: Replies;
   /** Scratch list of the deliveries one ACK line settles, reused. */
   #acked: Delivery[] = [];
   /** Made on the first delivery without explicit acks (8 KiB: most connections never need it). */
   #recent: Float64Array | undefined = undefined;
   #recentPos = 0;
   #nextSid = 1;
-  #held: Held[] = [];
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #closed = false;
   /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
@@ -111,6 +104,7 @@ export class Connection implements Client {
       onWriteError: (err) => this.close(CloseReason.WRITE_ERROR, String(err)),
       beforeWrite: () => this.#broker.options.store.writePending(),
     });
+    this.#replies = new Replies(this.#out);
   }
 
   /** Whether the connection has closed. */
@@ -207,27 +201,30 @@ export class Connection implements Client {
       case "UNSUB": {
         const sub = this.subs.get(f.sid);
         if (sub === undefined) {
-          return this.#error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(f.sid)}`);
+          return this.#replies.error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(f.sid)}`);
         }
         if (f.forget && !sub.durable) {
-          return this.#error("BAD_ARGUMENT", `${JSON.stringify(f.sid)} is not durable: no forget`);
+          return this.#replies.error(
+            "BAD_ARGUMENT",
+            `${JSON.stringify(f.sid)} is not durable: no forget`,
+          );
         }
         this.subs.delete(f.sid);
         sub.close(f.forget === true);
-        return this.#ok();
+        return this.#replies.ok();
       }
       case "NACK":
         return this.#nack(f);
       case "PING":
-        return this.#reply(PONG);
+        return this.#replies.bytes(PONG);
       case "PONG":
         return;
       case "INFO":
-        return this.#replyAscii(`INFO ${this.#host.info()}\r\n`);
+        return this.#replies.ascii(`INFO ${this.#host.info()}\r\n`);
       case "CONNECT":
         return this.#connect(f);
       case "ERR":
-        this.#error(f.code, f.message);
+        this.#replies.error(f.code, f.message);
         if (f.fatal) this.close(closeReasonOf(f.code), f.message);
         return;
     }
@@ -236,8 +233,8 @@ export class Connection implements Client {
   #connect(f: ConnectFrame): void {
     this.clientId = f.options.clientId;
     this.name = f.options.name;
-    this.verbose = f.options.verbose;
-    this.#ok();
+    this.#replies.verbose = f.options.verbose;
+    this.#replies.ok();
   }
 
   #pub(f: PubFrame): void {
@@ -247,26 +244,14 @@ export class Connection implements Client {
     try {
       r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
     } catch (e) {
-      return this.#brokerError(e);
+      return this.#replies.brokerError(e);
     }
-    if (typeof r === "number") {
-      if (this.verbose) this.#replyAscii(`OK msg_id:${r}\r\n`);
-      return;
-    }
-    const slot: Held = { bytes: undefined };
-    this.#held.push(slot);
-    r.then(
-      (id) => slot.bytes = this.verbose ? ascii(`OK msg_id:${id}\r\n`) : EMPTY,
-      (e) =>
-        slot.bytes = e instanceof BrokerError
-          ? errFrame(e.code, e.message)
-          : errFrame("STORE_FAILED", String(e)),
-    ).then(() => this.#releaseHeld());
+    this.#replies.published(r);
   }
 
   #sub(f: SubFrame): void {
     if (this.subs.size >= SUBSCRIPTIONS_PER_CONNECTION_MAX) {
-      return this.#error(
+      return this.#replies.error(
         "LIMIT",
         `at most ${SUBSCRIPTIONS_PER_CONNECTION_MAX} subscriptions per connection`,
       );
@@ -276,7 +261,7 @@ export class Connection implements Client {
     if (sid === undefined) {
       do sid = String(this.#nextSid++); while (this.subs.has(sid));
     } else if (this.subs.has(sid)) {
-      return this.#error(
+      return this.#replies.error(
         "DUPLICATE_SUB_ID",
         `sub_id ${JSON.stringify(sid)} is in use on this connection`,
       );
@@ -285,11 +270,11 @@ export class Connection implements Client {
     try {
       sub = this.#broker.subscribe(this, f.dest, sid, f.options);
     } catch (e) {
-      return this.#brokerError(e);
+      return this.#replies.brokerError(e);
     }
     this.subs.set(sid, sub);
-    if (chosen) this.#replyAscii(`OK sub_id:${sid}\r\n`);
-    else this.#ok();
+    if (chosen) this.#replies.ascii(`OK sub_id:${sid}\r\n`);
+    else this.#replies.ok();
     sub.activate();
   }
 
@@ -298,9 +283,9 @@ export class Connection implements Client {
     try {
       stored = this.#broker.declare(f.dest, f.options);
     } catch (e) {
-      return this.#brokerError(e);
+      return this.#replies.brokerError(e);
     }
-    this.#okWhen(stored, undefined);
+    this.#replies.okWhen(stored, undefined);
   }
 
   /**
@@ -337,10 +322,10 @@ export class Connection implements Client {
       const both = saved === undefined || synced === undefined
         ? saved ?? synced
         : Promise.all([saved, synced]).then(() => {});
-      return this.#okAfter(both, err);
+      return this.#replies.okAfter(both, err);
     }
-    if (durable) this.#okWhen(this.#broker.stateSaved(), err);
-    else this.#okAfter(undefined, err);
+    if (durable) this.#replies.okWhen(this.#broker.stateSaved(), err);
+    else this.#replies.okAfter(undefined, err);
     for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
     acked.length = 0;
   }
@@ -349,66 +334,20 @@ export class Connection implements Client {
     const d = this.inflight.take(f.id);
     if (d === undefined) {
       const why = this.#recent?.includes(f.id) ? " (delivered without explicit acks)" : "";
-      return this.#error("UNKNOWN_MSG_ID", `msg_id:${f.id} not in flight on this connection${why}`);
+      return this.#replies.error(
+        "UNKNOWN_MSG_ID",
+        `msg_id:${f.id} not in flight on this connection${why}`,
+      );
     }
     // Under `always` the REQUEUE is waited for too: it carries the NACK delay,
     // which a restart keeps, and past max_deliveries the dead-lettering.
     const store = this.#broker.options.store;
     if (!store.waitsForSync) {
-      this.#ok();
+      this.#replies.ok();
       return d.sub.nack(d, f.delayMs);
     }
     d.sub.nack(d, f.delayMs);
-    this.#okAfter(store.synced(), undefined);
-  }
-
-  // --- replies (in order, also around asynchronous publishes) ---
-
-  /** Replies `OK` (or `err`) once `stored` settles; `ERR STORE_FAILED` if it fails. */
-  #okWhen(stored: Promise<void>, err: Uint8Array | undefined): void {
-    const slot: Held = { bytes: undefined };
-    this.#held.push(slot);
-    stored.then(
-      () => slot.bytes = err ?? (this.verbose ? OK : EMPTY),
-      (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
-    ).then(() => this.#releaseHeld());
-  }
-
-  /** Replies `OK` (or `err`) at once when nothing is pending, else once `stored` settles. */
-  #okAfter(stored: void | Promise<void>, err: Uint8Array | undefined): void {
-    if (stored !== undefined) this.#okWhen(stored, err);
-    else if (err !== undefined) this.#reply(err);
-    else this.#ok();
-  }
-
-  #ok(): void {
-    if (this.verbose) this.#reply(OK);
-  }
-
-  #error(code: ErrorCode, text: string): void {
-    this.#reply(errFrame(code, text));
-  }
-
-  #brokerError(e: unknown): void {
-    if (!(e instanceof BrokerError)) throw e;
-    this.#error(e.code, e.message);
-  }
-
-  #reply(bytes: Uint8Array): void {
-    if (this.#held.length === 0) this.#out.append(bytes);
-    else this.#held.push({ bytes });
-  }
-
-  #replyAscii(s: string): void {
-    if (this.#held.length === 0) this.#out.appendAscii(s);
-    else this.#held.push({ bytes: ascii(s) });
-  }
-
-  #releaseHeld(): void {
-    const held = this.#held;
-    let i = 0;
-    while (i < held.length && held[i].bytes !== undefined) this.#out.append(held[i++].bytes!);
-    held.splice(0, i);
+    this.#replies.okAfter(store.synced(), undefined);
   }
 
   /** The socket drained: held topic messages and queue deliveries flow again. */
@@ -473,8 +412,6 @@ export class Connection implements Client {
     this.#conn.close();
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 function closeCode(reason: CloseReason): ErrorCode | undefined {
   switch (reason) {

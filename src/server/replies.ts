@@ -1,0 +1,104 @@
+/**
+ * A connection's replies, in the order of the commands they answer, also
+ * when some wait for the store (a publish or an ACK under `--fsync always`):
+ * while one is pending, later replies are held behind it, and all that are
+ * ready go out together when it settles. Nothing waits in the common case:
+ * a reply with nothing pending ahead of it is appended at once.
+ *
+ * @module
+ */
+import { BrokerError } from "../broker/mod.ts";
+import { ascii, errFrame, type ErrorCode, OK } from "../protocol/mod.ts";
+import type { Outbound } from "./outbound.ts";
+
+/** A reply held until an earlier, asynchronous one is ready. */
+interface Held {
+  bytes: Uint8Array | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The reply side of one connection. */
+export class Replies {
+  /** Whether `OK`s are sent (`CONNECT {"verbose":false}` turns them off; errors always are). */
+  verbose = true;
+  #out: Outbound;
+  #held: Held[] = [];
+
+  constructor(out: Outbound) {
+    this.#out = out;
+  }
+
+  /** `OK` (when verbose). */
+  ok(): void {
+    if (this.verbose) this.bytes(OK);
+  }
+
+  /** `ERR <code> <text>`. */
+  error(code: ErrorCode, text: string): void {
+    this.bytes(errFrame(code, text));
+  }
+
+  /** The `ERR` of a refused broker operation; anything else is a bug and is thrown on. */
+  brokerError(e: unknown): void {
+    if (!(e instanceof BrokerError)) throw e;
+    this.error(e.code, e.message);
+  }
+
+  /** A whole reply. */
+  bytes(bytes: Uint8Array): void {
+    if (this.#held.length === 0) this.#out.append(bytes);
+    else this.#held.push({ bytes });
+  }
+
+  /** A whole reply in ASCII, written without an encoder. */
+  ascii(s: string): void {
+    if (this.#held.length === 0) this.#out.appendAscii(s);
+    else this.#held.push({ bytes: ascii(s) });
+  }
+
+  /** `OK msg_id:<id>` for a publish: at once, or once the store has it. */
+  published(r: number | Promise<number>): void {
+    if (typeof r === "number") {
+      if (this.verbose) this.ascii(`OK msg_id:${r}\r\n`);
+      return;
+    }
+    const slot = this.#hold();
+    r.then(
+      (id) => slot.bytes = this.verbose ? ascii(`OK msg_id:${id}\r\n`) : EMPTY,
+      (e) =>
+        slot.bytes = e instanceof BrokerError
+          ? errFrame(e.code, e.message)
+          : errFrame("STORE_FAILED", String(e)),
+    ).then(this.#release);
+  }
+
+  /** `OK` (or `err`) once `stored` settles; `ERR STORE_FAILED` if it fails. */
+  okWhen(stored: Promise<void>, err: Uint8Array | undefined): void {
+    const slot = this.#hold();
+    stored.then(
+      () => slot.bytes = err ?? (this.verbose ? OK : EMPTY),
+      (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
+    ).then(this.#release);
+  }
+
+  /** `OK` (or `err`) at once when nothing is pending, else once `stored` settles. */
+  okAfter(stored: void | Promise<void>, err: Uint8Array | undefined): void {
+    if (stored !== undefined) this.okWhen(stored, err);
+    else if (err !== undefined) this.bytes(err);
+    else this.ok();
+  }
+
+  #hold(): Held {
+    const slot: Held = { bytes: undefined };
+    this.#held.push(slot);
+    return slot;
+  }
+
+  #release = (): void => {
+    const held = this.#held;
+    let i = 0;
+    while (i < held.length && held[i].bytes !== undefined) this.#out.append(held[i++].bytes!);
+    held.splice(0, i);
+  };
+}
