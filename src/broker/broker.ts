@@ -241,6 +241,7 @@ export class Broker implements QueueHost, DeclaredHost {
       d.binding!.sub.due(d);
     }
     for (const s of this.#explicitTopicSubs) s.expireAcks(now);
+    this.#forgetIdleTopics();
     if (this.slowConsumer === "block") {
       for (const t of this.#topics.values()) {
         if (t.blockedAt !== 0) t.expireBlock(now, this.#blockMs);
@@ -406,6 +407,15 @@ export class Broker implements QueueHost, DeclaredHost {
     this.#topics.set(name, t);
     for (const s of this.#wildcards) if (matches(s.pattern, name)) s.bind(t);
     return t;
+  }
+
+  /** Topics only wildcards bound to, idle since the last sweep (see `Topic.forgettable`). */
+  #forgetIdleTopics(): void {
+    for (const t of this.#topics.values()) {
+      if (t.bindings.length === 0 || !t.forgettable()) continue;
+      for (const b of [...t.bindings]) b.sub.unbindFrom(t);
+      this.#topics.delete(t.name);
+    }
   }
 
   #checkRoom(): void {

@@ -180,6 +180,25 @@ export class Topic {
     this.#trim();
   }
 
+  /** `counters.published` at the last sweep: a topic with no publish since is idle. */
+  publishedAtSweep = 0;
+
+  /**
+   * Whether the broker may forget it: not declared, holding nothing, bound
+   * only through wildcard subscriptions (which bind again when it is
+   * published to next), none of which needs its binding for a redelivery, and
+   * not published to since the last sweep. Such topics are made on publish
+   * for a wildcard (a reply to a request inbox is one per request), so they
+   * must not stay as long as the wildcard does.
+   */
+  forgettable(): boolean {
+    const idle = this.counters.published === this.publishedAtSweep;
+    this.publishedAtSweep = this.counters.published;
+    if (!idle || this.retention !== undefined || this.retained !== 0) return false;
+    for (const b of this.bindings) if (b.sub.pattern === this.name || b.sub.holds(b)) return false;
+    return true;
+  }
+
   /** Whether publishers to it are to pause: a subscription is over its lag limits under `block`. */
   get blocked(): boolean {
     return this.#stalled.size > 0;

@@ -62,6 +62,21 @@ export class TopicSubscription extends Subscription {
     this.#bindings.push(topic.bind(this, fromSeq));
   }
 
+  /** Whether a delivery in flight or waiting out a NACK delay came through `b` (it needs `b` to be sent again). */
+  holds(b: Binding): boolean {
+    for (let d = this.inflight.first; d !== undefined; d = d.next) if (d.binding === b) return true;
+    for (const d of this.#scheduled) if (d.binding === b) return true;
+    return false;
+  }
+
+  /** Drops its binding to `topic` (an idle topic the broker forgets; it binds again if one comes back). */
+  unbindFrom(topic: Topic): void {
+    const i = this.#bindings.findIndex((b) => b.topic === topic);
+    if (i < 0) return;
+    topic.unbind(this.#bindings[i]);
+    this.#bindings.splice(i, 1);
+  }
+
   /** Writes a message's first delivery to it (the topic moved the binding's cursor). */
   take(b: Binding, msg: Message): void {
     const now = this.host.now;

@@ -384,3 +384,43 @@ Deno.test("slow consumer, block: a pause that lasts --slow-consumer-block-ms dis
   advance(t, 1000);
   assert.equal(slow.slowCalls.length, 1, "reported once");
 });
+
+Deno.test("topics made for a wildcard are forgotten once idle: one per request inbox does not pile up", () => {
+  const t = testBroker();
+  const c = new FakeClient();
+  const s = sub(t.broker, c, "topic:inbox.>", "w");
+  for (let i = 0; i < 100; i++) pub(t.broker, `topic:inbox.${i}`, `r${i}`);
+  assert.equal(t.broker.topics.size, 100);
+  advance(t, 250); // published since the last sweep: kept
+  assert.equal(t.broker.topics.size, 100);
+  advance(t, 250);
+  assert.equal(t.broker.topics.size, 0, "idle wildcard-only topics are forgotten");
+  assert.equal((s as unknown as { bindings: unknown[] }).bindings.length, 0);
+  // The wildcard binds again when a name comes back, and gets everything.
+  pub(t.broker, "topic:inbox.7", "again");
+  pub(t.broker, "topic:inbox.new", "new");
+  const got = c.texts();
+  assert.equal(got.length, 102);
+  assert.deepEqual(got.slice(-2), ["again", "new"]);
+});
+
+Deno.test("a wildcard-only topic is kept while it is published to, has an exact subscriber, or a delivery needs it", () => {
+  const t = testBroker();
+  const w = new FakeClient();
+  sub(t.broker, w, "topic:a.*", "w", { ack: "explicit", ackTimeoutMs: 60_000 });
+  const exact = new FakeClient();
+  sub(t.broker, exact, "topic:a.x", "e");
+  const id = pub(t.broker, "topic:a.y", "held"); // in flight to the explicit wildcard
+  pub(t.broker, "topic:a.x", "x");
+  for (let i = 0; i < 3; i++) {
+    pub(t.broker, "topic:a.z", `z${i}`); // busy: published between sweeps
+    advance(t, 250);
+  }
+  assert.deepEqual([...t.broker.topics.keys()].sort(), ["topic:a.x", "topic:a.y", "topic:a.z"]);
+  for (const m of w.take()) w.ack(m.id);
+  assert.equal(w.inflight.size, 0, `${id} and the others are acked`);
+  advance(t, 500);
+  assert.deepEqual([...t.broker.topics.keys()], ["topic:a.x"], "only the exact subscriber's stays");
+  // Redelivery of something in flight still works after its topic went: nothing was lost.
+  assert.equal(w.inflight.size, 0);
+});
