@@ -57,7 +57,7 @@ async function monitor(
 ): Promise<Record<string, unknown> | null> {
   if (!port) return null;
   const nats = system.startsWith("nats");
-  const path = nats ? "/varz" : "/api/stats?limit=0&closed=0";
+  const path = nats ? "/varz" : "/api/stats?limit=1&closed=0&subs=false";
   try {
     const res = await fetch(`http://127.0.0.1:${port}${path}`);
     if (!res.ok) {
