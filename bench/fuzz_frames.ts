@@ -1,7 +1,7 @@
 /**
- * The fuzz frames of tests/e2e/fuzz_test.ts, shared: a corpus of valid frames,
- * the seeded mutations of them, random garbage, and the mix of the three. The
- * in-suite test keeps its own copy for now; it can import this one instead.
+ * The fuzz frames, one source for the in-suite test (tests/e2e/fuzz_test.ts)
+ * and `deno task bench:fuzz`: a corpus of valid frames, the seeded mutations
+ * of them, random garbage, and the mix of the three.
  *
  * @module
  */

@@ -11,31 +11,8 @@
  * before the counters are read.
  */
 import assert from "node:assert/strict";
+import { ALLOWED_CLOSES, CORPUS, garbage, mutate } from "../../bench/fuzz_frames.ts";
 import { RawClient, rng, startTestBroker, waitFor } from "../helpers.ts";
-
-const CORPUS = [
-  'CONNECT {"version":"1.0","client_id":"fz"}\r\n',
-  "PUB queue:fz 5\r\nhello\r\n",
-  "PUB topic:fz.a priority:3 ttl:1000 correlation_id:x reply_to:topic:r 2\r\nhi\r\n",
-  "PUB topic:fz.b hdr:9 11\r\nK: v\r\n\r\n\r\nab\r\n",
-  "SUB topic:fz.* sub_id:a\r\n",
-  "SUB queue:fz sub_id:q prefetch:2 ack:explicit\r\n",
-  "SUB topic:fz.a sub_id:e ack:explicit prefetch:1 ack_timeout:50\r\n",
-  "UNSUB a\r\n",
-  "ACK msg_id:1 msg_id:2\r\n",
-  "NACK msg_id:3 delay:10\r\n",
-  "PING\r\n",
-  "PONG\r\n",
-  "INFO\r\n",
-];
-
-/** How a fuzz connection may end: the client's FIN, or a fatal framing error. */
-const ALLOWED_CLOSES = new Set([
-  "CLIENT_CLOSED",
-  "CONTROL_LINE_TOO_LONG",
-  "PAYLOAD_TOO_LARGE",
-  "BAD_FRAME",
-]);
 
 /** Bound on waiting for the server to finish one fuzz connection (it takes milliseconds). */
 const FINISH_TIMEOUT_MS = 5000;
@@ -43,27 +20,6 @@ const FINISH_TIMEOUT_MS = 5000;
 const SEEDS = 40;
 const CONNS_PER_SEED = 3;
 const SENDS_PER_SEED = 60;
-
-function mutate(r: () => number, s: string): Uint8Array {
-  const b = new TextEncoder().encode(s);
-  const out = Array.from(b);
-  const edits = 1 + Math.floor(r() * 3);
-  for (let e = 0; e < edits && out.length > 0; e++) {
-    const i = Math.floor(r() * out.length);
-    const kind = r();
-    if (kind < 0.3) out[i] = Math.floor(r() * 256);
-    else if (kind < 0.5) out.splice(i, 1);
-    else if (kind < 0.7) out.splice(i, 0, [32, 10, 13, 58, 48][Math.floor(r() * 5)]);
-    else if (kind < 0.85) out.splice(i, 0, ...out.slice(i, i + Math.floor(r() * 20)));
-    else out[i] = 48 + Math.floor(r() * 10);
-  }
-  return new Uint8Array(out);
-}
-
-function garbage(r: () => number): Uint8Array {
-  const n = Math.floor(r() * 300);
-  return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
-}
 
 /**
  * A fuzz connection: writes whatever it is given (the server may close it at
