@@ -33,7 +33,7 @@ export const ALLOWED_CLOSES: ReadonlySet<string> = new Set([
 
 const encoder = new TextEncoder();
 
-/** A tiny seeded PRNG (mulberry32, as tests/helpers.ts `rng`) so a run is repeatable. */
+/** A tiny seeded PRNG (mulberry32) so a run is repeatable (tests/helpers.ts re-exports it). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -190,17 +190,8 @@ export class RawClient {
   }
 }
 
-/** A tiny seeded PRNG (mulberry32) so random tests are repeatable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A tiny seeded PRNG (mulberry32) so random tests are repeatable; one copy, shared with bench:fuzz. */
+export { rng } from "../bench/fuzz_frames.ts";
 
 /** Waits until `cond()` or fails after `timeoutMs`. */
 export async function waitFor(
