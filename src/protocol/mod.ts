@@ -5,7 +5,6 @@
  * @module
  */
 export { Parser, type ParserOptions } from "./parser.ts";
-export { FrameDecoderStream } from "./stream.ts";
 export type * from "./frames.ts";
 export { defaultPubOptions } from "./frames.ts";
 export { ERROR_CODES, type ErrorCode, snippet } from "./errors.ts";

@@ -120,7 +120,7 @@ export class Connection implements Client {
   /** Reads and handles frames until the client goes or the connection is closed. */
   async run(): Promise<void> {
     // The parser is called straight from the read loop: piping the socket
-    // through a FrameDecoderStream (the same parser in a TransformStream) cost
+    // through a TransformStream around the same parser cost
     // a stream hop, and its promises, per chunk.
     const parser = new Parser({ payloadBytesMax: this.#host.payloadBytesMax });
     const reader = this.#reader = this.#conn.readable.getReader();
