@@ -401,31 +401,21 @@ Deno.test("outbound buffer grows and double-buffers", () => {
 });
 
 Deno.test("error registry maps every code", () => {
-  const codes = [
-    "UNKNOWN_COMMAND",
-    "BAD_ARGUMENT",
-    "BAD_DESTINATION",
-    "BAD_JSON",
-    "BAD_VERSION",
-    "BAD_HEADERS",
-    "DUPLICATE_SUB_ID",
-    "UNKNOWN_SUB_ID",
-    "UNKNOWN_MSG_ID",
-    "QUEUE_FULL",
-    "LIMIT",
-    "STORE_FAILED",
-    "NOT_DECLARED",
-    "DURABLE_IN_USE",
-    "BAD_FRAME",
-    "CONTROL_LINE_TOO_LONG",
-    "PAYLOAD_TOO_LARGE",
-    "SLOW_CONSUMER",
-    "STALE_CONNECTION",
-    "TOO_MANY_CONNECTIONS",
-    "SHUTTING_DOWN",
-  ];
+  // The codes are read from PROTOCOL.md's error table, so the contract, the
+  // protocol's ERROR_CODES and the client's classes cannot drift apart.
+  const doc = Deno.readTextFileSync(new URL("../docs/PROTOCOL.md", import.meta.url));
+  const table = doc.slice(doc.indexOf("| code "), doc.indexOf("## Flow control"));
+  const rows = [...table.matchAll(/^\| `([A-Z_]+)` +\| (yes|no) /gm)];
+  const codes = rows.map((m) => m[1]);
   // The list of PROTOCOL.md is the protocol's list, and each code's class has its fatality.
   assert.deepEqual(Object.keys(ERROR_CODES).sort(), [...codes].sort());
+  for (const [, code, fatal] of rows) {
+    assert.equal(
+      ERROR_CODES[code as ErrorCode],
+      fatal === "yes",
+      `PROTOCOL.md's fatal for ${code}`,
+    );
+  }
   const names = new Set<string>();
   for (const code of codes) {
     const err = brokerError(code, "text");

@@ -272,6 +272,97 @@ export class DurableInUseError extends BrokerReplyError {
   }
 }
 
+/**
+ * Base of the authentication refusals (`AUTH_REQUIRED`, `AUTH_FAILED`,
+ * `AUTH_TIMEOUT`, `AUTH_REVOKED`): catch `AuthError` to handle any of them.
+ *
+ * @example
+ * ```ts
+ * import { AuthError, brokerError } from "./errors.ts";
+ * console.assert(brokerError("AUTH_FAILED", "") instanceof AuthError);
+ * ```
+ */
+export class AuthError extends BrokerReplyError {
+  /**
+   * Makes the error of one authentication code.
+   *
+   * @param code one of the `AUTH_*` codes
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(
+    code: "AUTH_REQUIRED" | "AUTH_FAILED" | "AUTH_TIMEOUT" | "AUTH_REVOKED",
+    text = "",
+  ) {
+    super(code, text);
+    this.name = "AuthError";
+  }
+}
+
+/** `AUTH_REQUIRED`: the broker wants a successful `CONNECT` before this command. */
+export class AuthRequiredError extends AuthError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("AUTH_REQUIRED", text);
+    this.name = "AuthRequiredError";
+  }
+}
+
+/** `AUTH_FAILED` (fatal): the credentials of the `CONNECT` were refused. */
+export class AuthFailedError extends AuthError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("AUTH_FAILED", text);
+    this.name = "AuthFailedError";
+  }
+}
+
+/** `AUTH_TIMEOUT` (fatal): no successful `CONNECT` within the broker's auth timeout. */
+export class AuthTimeoutError extends AuthError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("AUTH_TIMEOUT", text);
+    this.name = "AuthTimeoutError";
+  }
+}
+
+/** `AUTH_REVOKED` (fatal): the connection's user was removed by a reload. */
+export class AuthRevokedError extends AuthError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("AUTH_REVOKED", text);
+    this.name = "AuthRevokedError";
+  }
+}
+
+/** `PERMISSION_DENIED`: the user may not do this to that destination; the connection goes on. */
+export class PermissionError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line (the destination)
+   */
+  constructor(text = "") {
+    super("PERMISSION_DENIED", text);
+    this.name = "PermissionError";
+  }
+}
+
 /** `BAD_FRAME` (fatal): the size token or the payload line end was wrong. */
 export class BadFrameError extends BrokerReplyError {
   /**
@@ -383,6 +474,11 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   STORE_FAILED: StoreFailedError,
   NOT_DECLARED: NotDeclaredError,
   DURABLE_IN_USE: DurableInUseError,
+  AUTH_REQUIRED: AuthRequiredError,
+  PERMISSION_DENIED: PermissionError,
+  AUTH_FAILED: AuthFailedError,
+  AUTH_TIMEOUT: AuthTimeoutError,
+  AUTH_REVOKED: AuthRevokedError,
   BAD_FRAME: BadFrameError,
   CONTROL_LINE_TOO_LONG: ControlLineTooLongError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,
@@ -403,6 +499,8 @@ export const UNSOLICITED_CODES: ReadonlySet<string> = new Set(
     "STALE_CONNECTION",
     "TOO_MANY_CONNECTIONS",
     "SHUTTING_DOWN",
+    "AUTH_TIMEOUT",
+    "AUTH_REVOKED",
   ] satisfies ErrorCode[],
 );
 

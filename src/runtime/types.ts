@@ -15,6 +15,10 @@ export interface Conn {
   close(): void;
   /** `host:port` of the peer. */
   readonly remoteAddr: string;
+  /** Whether the bytes travel under TLS (a `tls` listener, or `wss`). */
+  readonly secure?: boolean;
+  /** The verified client certificate's subject (`CN=alice,O=Acme`), under mTLS only. */
+  readonly peerCertSubject?: string;
 }
 
 /** A TCP listener. */
@@ -54,8 +58,8 @@ export interface Runtime {
   args(): string[];
   /** Environment variable or undefined. */
   env(name: string): string | undefined;
-  /** Registers a signal handler (SIGINT, SIGTERM); returns the remover. */
-  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): () => void;
+  /** Registers a signal handler (SIGINT, SIGTERM; SIGHUP reloads users and certificates); returns the remover. */
+  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   /** Resident set size and heap, in bytes. */
   memory(): { rss: number; heapUsed: number };
   /** Reads a whole text file (config files). */

@@ -21,6 +21,14 @@ export const CloseReason = {
   READ_ERROR: "READ_ERROR",
   WRITE_ERROR: "WRITE_ERROR",
   SERVER_SHUTDOWN: "SERVER_SHUTDOWN",
+  /** A `CONNECT` whose credentials were refused. */
+  AUTH_FAILED: "AUTH_FAILED",
+  /** No successful `CONNECT` within `--auth-timeout`. */
+  AUTH_TIMEOUT: "AUTH_TIMEOUT",
+  /** The connection's user was removed (or its credential changed) by a reload. */
+  AUTH_REVOKED: "AUTH_REVOKED",
+  /** Closed by an operator through the admin API or CLI. */
+  ADMIN_CLOSED: "ADMIN_CLOSED",
   /** A bug in the server while handling this connection; logged as an error. */
   INTERNAL_ERROR: "INTERNAL_ERROR",
 } as const;
