@@ -13,8 +13,14 @@
 # name (docker run relayr serve --max-payload 4194304); see docs/OPERATIONS.md.
 
 ARG BUN_VERSION=1.4.4
+# The base images, and where the binary comes from: `build` compiles it in the
+# image; `prebuilt` takes dist/relayr from the build context (scripts/build.sh
+# run on the host), for builders that cannot pull node:22 (tests/container_test.ts).
+ARG BUILD_BASE=node:22-bookworm-slim
+ARG RUN_BASE=debian:bookworm-slim
+ARG BINARY=build
 
-FROM node:22-bookworm-slim AS build
+FROM ${BUILD_BASE} AS build
 ARG BUN_VERSION
 # The bun npm package brings the Linux binary through an optional dependency.
 RUN npm install --global "bun@${BUN_VERSION}" && bun --version
@@ -26,10 +32,15 @@ COPY src ./src
 COPY scripts/build.sh ./scripts/build.sh
 RUN bash scripts/build.sh /out/relayr
 
-FROM debian:bookworm-slim
+FROM scratch AS prebuilt
+COPY dist/relayr /out/relayr
+
+FROM ${BINARY} AS binary
+
+FROM ${RUN_BASE}
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home relayr \
     && mkdir /data && chown relayr:relayr /data
-COPY --from=build /out/relayr /usr/local/bin/relayr
+COPY --from=binary /out/relayr /usr/local/bin/relayr
 USER relayr:relayr
 WORKDIR /data
 # Listen on every interface inside the container; logs as JSON lines for log

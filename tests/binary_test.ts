@@ -6,39 +6,12 @@
  * newer than it. Skipped, with the reason printed, when `bun` is absent.
  */
 import assert from "node:assert/strict";
-import { bunVersion, type ServerProcess, startServerProcess } from "./child.ts";
+import { bunVersion, ensureBinary, type ServerProcess, startServerProcess } from "./child.ts";
 import { RawClient } from "./helpers.ts";
 import { parseExposition, value } from "./prometheus.ts";
 
-const BINARY = "dist/relayr";
 const bun = await bunVersion();
 if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
-
-/** Newest modification time (ms) of the files the binary is built from. */
-async function newestSource(): Promise<number> {
-  let newest = 0;
-  const visit = async (path: string) => {
-    const info = await Deno.stat(path);
-    if (info.isDirectory) {
-      for await (const e of Deno.readDir(path)) await visit(`${path}/${e.name}`);
-    } else newest = Math.max(newest, info.mtime?.getTime() ?? 0);
-  };
-  for (const p of ["main.ts", "src", "package.json", "scripts/build.sh"]) await visit(p);
-  return newest;
-}
-
-/** Builds dist/relayr when it is missing or older than a source file. */
-async function ensureBinary(): Promise<void> {
-  const built = await Deno.stat(BINARY).then((s) => s.mtime?.getTime() ?? 0, () => 0);
-  if (built >= await newestSource()) return;
-  const out = await new Deno.Command("bash", {
-    args: ["scripts/build.sh", BINARY],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `scripts/build.sh failed:\n${text}`);
-}
 
 /** PROTOCOL.md's first example, verbatim, then a queue and a topic with several clients. */
 async function exchange(port: number): Promise<void> {
@@ -144,8 +117,8 @@ Deno.test({
   name: "binary: dist/relayr --version names Relayr and the Bun runtime",
   ignore: bun === undefined,
   async fn() {
-    await ensureBinary();
-    const out = await new Deno.Command(BINARY, { args: ["--version"], stdout: "piped" }).output();
+    const binary = await ensureBinary();
+    const out = await new Deno.Command(binary, { args: ["--version"], stdout: "piped" }).output();
     assert.equal(out.code, 0);
     assert.match(new TextDecoder().decode(out.stdout), /^relayr \d+\.\d+\.\d+ \(bun \d+\.\d+/);
   },
@@ -155,8 +128,7 @@ Deno.test({
   name: "binary: serves the protocol and monitoring, exits 0 on SIGTERM",
   ignore: bun === undefined,
   async fn() {
-    await ensureBinary();
-    await scenario(BINARY, [], "bun");
+    await scenario(await ensureBinary(), [], "bun");
   },
 });
 

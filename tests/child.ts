@@ -6,6 +6,36 @@
 
 const decoder = new TextDecoder();
 
+/** Where the tests build the single executable (scripts/build.sh's default). */
+export const BINARY = "dist/relayr";
+
+/** Newest modification time (ms) of the files the binary is built from. */
+async function newestSource(): Promise<number> {
+  let newest = 0;
+  const visit = async (path: string) => {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) {
+      for await (const e of Deno.readDir(path)) await visit(`${path}/${e.name}`);
+    } else newest = Math.max(newest, info.mtime?.getTime() ?? 0);
+  };
+  for (const p of ["main.ts", "src", "package.json", "scripts/build.sh"]) await visit(p);
+  return newest;
+}
+
+/** Builds dist/relayr when it is missing or older than a source file; returns its path. */
+export async function ensureBinary(): Promise<string> {
+  const built = await Deno.stat(BINARY).then((s) => s.mtime?.getTime() ?? 0, () => 0);
+  if (built >= await newestSource()) return BINARY;
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/build.sh", BINARY],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = decoder.decode(out.stdout) + decoder.decode(out.stderr);
+  if (out.code !== 0) throw new Error(`scripts/build.sh failed:\n${text}`);
+  return BINARY;
+}
+
 /** Bun's version, or undefined when `bun` is not on PATH. */
 export async function bunVersion(): Promise<string | undefined> {
   try {
