@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, serveHelp } from "./config/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
@@ -23,12 +24,22 @@ export interface Running {
   readonly http: Monitoring | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
   stop(): Promise<void>;
+  /**
+   * SIGHUP: puts the users and token of a re-read configuration in force
+   * without dropping connections. Throws `ConfigError` for a bad one (the
+   * old stay in force).
+   */
+  reload(config: Config): void;
 }
 
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
   const clock = systemClock; // one clock for the store, the broker and the server
+  const authConfig = authConfigFrom(config, (p) => runtime.readTextFile(p));
+  const auth = authConfig.token === undefined && authConfig.users === undefined
+    ? undefined
+    : new Authenticator(authConfig, clock);
   const store = openStore(config, clock);
   const broker = new Broker({
     store,
@@ -52,6 +63,8 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     pingIntervalMs: config["ping-interval"],
     connectionsMax: config["max-connections"],
     version: VERSION,
+    auth,
+    authTimeoutMs: config["auth-timeout"],
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
   });
   try {
@@ -78,6 +91,19 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     broker,
     store,
     http,
+    reload(next) {
+      const a = authConfigFrom(next, (p) => runtime.readTextFile(p));
+      if ((a.token === undefined && a.users === undefined) !== (auth === undefined)) {
+        throw new ConfigError("authentication cannot be turned on or off by a reload; restart");
+      }
+      if (auth === undefined) return;
+      const { revoked, updated } = server.reloadAuth(a);
+      log.info("reloaded {users} users: {revoked} connections revoked, {updated} updated", {
+        users: a.users?.byName.size ?? 0,
+        revoked,
+        updated,
+      });
+    },
     stop() {
       return stopped ??= (async () => {
         // /readyz turns 503 as the shutdown starts; the HTTP port closes after the clients.
@@ -185,6 +211,14 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   if (running.http) {
     log.info(`monitoring on http://${config["http-host"] ?? config.host}:${running.http.port}`);
   }
+  // SIGHUP re-reads the configuration (flags and environment as at start; files anew).
+  const removeHup = runtime.onSignal("SIGHUP", () => {
+    try {
+      running.reload(configFrom(runtime, args).config);
+    } catch (e) {
+      log.error(`SIGHUP: nothing reloaded: ${(e as Error).message.split("\n")[0]}`);
+    }
+  });
   await new Promise<void>((resolve) => {
     const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>
       runtime.onSignal(sig, () => {
@@ -194,6 +228,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
       })
     );
   });
+  removeHup();
   await running.stop();
   log.info("stopped");
   return 0;

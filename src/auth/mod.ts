@@ -13,3 +13,19 @@ export type {
   UserPermissions,
   UsersFile,
 } from "./types.ts";
+
+// --- authentication: who a connection is ---
+export {
+  type AuthConfig,
+  type AuthContext,
+  Authenticator,
+  type AuthStats,
+  type Credentials,
+  type Review,
+} from "./authenticator.ts";
+export { delayFor, FailedAttempts, hostOf } from "./attempts.ts";
+export { generateKeyPair, keyFileText, newNonce, parsePublicKey, verifyNonce } from "./keys.ts";
+export { hashPassword, parsePasswordHash, SCRYPT_DEFAULT, verifyPassword } from "./password.ts";
+export { type AuthMethod, type Principal, TOKEN_PRINCIPAL, TOKEN_USER } from "./principal.ts";
+export { parseUsers, readUsers, type User, type UserTable } from "./users.ts";
+export { authConfigFrom } from "./settings.ts";

@@ -25,6 +25,8 @@ interface Setting {
   choices?: readonly string[];
   min?: number;
   max?: number;
+  /** In the config file the key may also hold the value itself (JSON, not a path); its owner reads it there. */
+  inline?: true;
 }
 
 /** Every server setting, by flag name. */
@@ -158,6 +160,25 @@ export const SETTINGS = {
     choices: ["text", "json"],
     help: "log line format",
   },
+  // --- authentication (docs/SECURITY.md) ---
+  "auth-token": {
+    kind: "string",
+    default: undefined,
+    help: "token clients must send (auth_token in CONNECT); turns authentication on",
+  },
+  "users": {
+    kind: "string",
+    default: undefined,
+    inline: true,
+    help: "users file (JSON; in --config also the list itself); turns authentication on",
+  },
+  "auth-timeout": {
+    kind: "int",
+    default: L.AUTH_TIMEOUT_MS,
+    min: 10,
+    max: 600_000,
+    help: "ms a connection has to authenticate before it is closed",
+  },
   "config": {
     kind: "string",
     default: undefined,
@@ -250,7 +271,7 @@ export function loadConfig(
       raw = src.env(envName(name));
       from = envName(name);
     }
-    if (raw === undefined && file[name] !== undefined) {
+    if (raw === undefined && file[name] !== undefined && !(s.inline && typeof file[name] !== "string")) {
       raw = file[name];
       from = `${name} in ${configPath}`;
     }

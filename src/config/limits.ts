@@ -114,3 +114,23 @@ export const STORE_RETRY_MS = 1_000;
 export const COMPACT_STEP_BYTES_MAX = 4 * 1024 * 1024;
 /** Least time between two compaction steps of one queue, so that copying never crowds out publishing. */
 export const COMPACT_STEP_INTERVAL_MS = 20;
+
+// --- authentication (issue #14) ---
+/** Default time a connection has to authenticate when auth is on (`--auth-timeout`). */
+export const AUTH_TIMEOUT_MS = 2_000;
+/** Remote addresses whose failed logins are remembered; the oldest is forgotten first (an address flood costs no memory). */
+export const AUTH_FAILED_ADDRESSES_MAX = 10_000;
+/** Delay before answering the first failed login of an address; doubles with each further failure. */
+export const AUTH_FAIL_DELAY_MS_MIN = 100;
+/** Cap of the growing delay before a failed login is answered (the connection reads nothing meanwhile). */
+export const AUTH_FAIL_DELAY_MS_MAX = 5_000;
+/** An address with no failed login for this long starts again from no failures. */
+export const AUTH_FAIL_FORGET_MS = 10 * 60_000;
+/** Entries of a users file. */
+export const AUTH_USERS_MAX = 100_000;
+/** Random bytes of the nonce a key user signs (base64url in `INFO`). */
+export const AUTH_NONCE_BYTES = 24;
+/** Longest credential string in a `CONNECT` (token, password); the control line bounds the rest. */
+export const AUTH_SECRET_BYTES_MAX = 1_024;
+/** Largest memory one scrypt hash of the users file may ask for (128 * N * r): a verification allocates it. */
+export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;

@@ -10,15 +10,19 @@
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
  *
+ * With authentication on, all but `/`, `/healthz` and `/readyz` need a
+ * credential (access.ts).
+ *
  * @module
  */
 import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../config/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
+import { refusal } from "./access.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 
-/** A request handler. */
-export type Handler = (request: Request) => Response;
+/** A request handler (asynchronous only when it checks a credential). */
+export type Handler = (request: Request) => Response | Promise<Response>;
 
 const INDEX = [
   "Relayr monitoring",
@@ -41,6 +45,12 @@ export function createHandler(server: Server): Handler {
       return text(405, "method not allowed\n", { Allow: "GET, HEAD" });
     }
     const url = new URL(request.url);
+    const auth = server.auth;
+    if (auth === undefined) return route(url);
+    return refusal(request, url.pathname, auth).then((no) => no ?? route(url));
+  };
+
+  function route(url: URL): Response {
     try {
       switch (url.pathname) {
         case "/":
@@ -62,7 +72,7 @@ export function createHandler(server: Server): Handler {
       if (e instanceof BadRequest) return json(400, { error: e.message });
       throw e;
     }
-  };
+  }
 }
 
 function statsOptions(q: URLSearchParams): StatsOptions {

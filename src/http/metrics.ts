@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { AuthStats } from "../auth/mod.ts";
 import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
 import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
 import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats } from "../server/mod.ts";
@@ -135,6 +136,7 @@ export function renderMetrics(server: Server): string {
   const e = new Exposition();
   serverFamilies(e, s);
   destinationFamilies(e, server);
+  if (s.auth !== null) authFamilies(e, s.auth);
   processFamilies(e, s);
   return e.text();
 }
@@ -262,6 +264,36 @@ function destinationFamilies(e: Exposition, server: Server): void {
   for (const [name, help, f] of DECLARED_COUNTERS) {
     e.family(name, "counter", help, declaredSamples(f));
   }
+}
+
+/** Authentication series, with auth on only. */
+function authFamilies(e: Exposition, a: AuthStats): void {
+  e.single("relayr_auth_successes_total", "counter", "Successful logins", a.successes);
+  e.single(
+    "relayr_auth_failures_total",
+    "counter",
+    "Failed logins (CONNECT and HTTP), each answered after a growing delay",
+    a.failures,
+  );
+  e.single(
+    "relayr_auth_revoked_total",
+    "counter",
+    "Connections closed because a reload removed their user or credential",
+    a.revoked,
+  );
+  e.single("relayr_auth_users", "gauge", "Users in the users file", a.users);
+  e.single(
+    "relayr_auth_failed_addresses",
+    "gauge",
+    "Remote addresses whose failed logins are remembered (bounded)",
+    a.failed_addresses,
+  );
+  e.single(
+    "relayr_auth_failed_addresses_evicted_total",
+    "counter",
+    "Addresses forgotten to keep the failed-login map in bounds",
+    a.failed_addresses_evicted,
+  );
 }
 
 function processFamilies(e: Exposition, s: ServerStats): void {

@@ -11,6 +11,17 @@ export interface ConnectOptions {
   clientId: string | undefined;
   name: string | undefined;
   verbose: boolean;
+  /** The credential fields (authentication); absent when the CONNECT has none. */
+  auth?: ConnectAuth;
+}
+
+/** The credential fields of a `CONNECT`, each a string when present. */
+export interface ConnectAuth {
+  auth_token?: string;
+  user?: string;
+  pass?: string;
+  public_key?: string;
+  sig?: string;
 }
 
 /** Message options of a `PUB`; absent when the line had none (the common, fast case). */

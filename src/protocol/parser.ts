@@ -28,6 +28,7 @@ import {
   RETAIN_BYTES_MAX,
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
+  AUTH_SECRET_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/mod.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
@@ -591,6 +592,8 @@ function token(key: string, value: string): string {
   return value;
 }
 
+const AUTH_FIELDS = ["auth_token", "user", "pass", "public_key", "sig"] as const;
+
 /** CONNECT's JSON is the rest of the line after the verb, spaces and all. */
 function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
   const options: ConnectOptions = {
@@ -605,7 +608,9 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new BadInput("BAD_JSON", `CONNECT argument is not JSON: ${(e as Error).message}`);
+    // The runtime's message may quote the line, credentials and all: then it is left out.
+    const why = (e as Error).message;
+    throw new BadInput("BAD_JSON", `CONNECT argument is not JSON${why.includes('"') ? "" : `: ${why}`}`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new BadInput("BAD_JSON", "CONNECT argument must be a JSON object");
@@ -629,6 +634,15 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
     }
     if (key === "client_id") options.clientId = v;
     else options.name = v;
+  }
+  for (const key of AUTH_FIELDS) {
+    const v = o[key];
+    if (v === undefined) continue;
+    // Never quote the value: it may be a secret.
+    if (typeof v !== "string" || v.length > AUTH_SECRET_BYTES_MAX) {
+      throw new BadInput("BAD_JSON", `${key} must be a string of at most ${AUTH_SECRET_BYTES_MAX} bytes`);
+    }
+    (options.auth ??= {})[key] = v;
   }
   return options;
 }

@@ -12,7 +12,9 @@ import {
   InFlight,
   type Subscription,
 } from "../broker/mod.ts";
+import { type Authenticator, newNonce, type Principal } from "../auth/mod.ts";
 import {
+  AUTH_NONCE_BYTES,
   CLOSE_FLUSH_MS,
   RECENT_UNACKED_IDS,
   SUBSCRIPTIONS_PER_CONNECTION_MAX,
@@ -45,6 +47,10 @@ export interface ConnectionHost {
   readonly payloadBytesMax: number;
   /** The `INFO` JSON line. */
   info(): string;
+  /** Authentication, when it is on. */
+  readonly auth: Authenticator | undefined;
+  /** Ms a connection has to authenticate (auth on). */
+  readonly authTimeoutMs: number;
   /** Called once when the connection has closed. */
   closed(c: Connection, reason: CloseReason, detail: string): void;
 }
@@ -63,6 +69,8 @@ export class Connection implements Client {
   /** Last time the client sent anything (epoch ms). */
   lastActivity: number;
   pingsOut = 0;
+  /** Who the connection is, once its CONNECT succeeded (auth on); permissions read it. */
+  principal: Principal | undefined = undefined;
   readonly subs = new Map<string, Subscription>();
   /** Deliveries awaiting ACK, by message id (the subscriptions keep them in order). */
   readonly inflight: InFlight = new InFlight();
@@ -83,6 +91,9 @@ export class Connection implements Client {
   /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
   #whenClosed: Promise<void> | undefined = undefined;
   #onClosed: (() => void) | undefined = undefined;
+  /** The nonce of the INFO greeting, set until the connection authenticates (auth on only). */
+  #nonce: string | undefined = undefined;
+  #authTimer: Timer | undefined = undefined;
 
   constructor(id: number, conn: Conn, host: ConnectionHost) {
     this.id = id;
@@ -105,6 +116,7 @@ export class Connection implements Client {
       beforeWrite: () => this.#broker.options.store.writePending(),
     });
     this.#replies = new Replies(this.#out);
+    if (host.auth !== undefined) this.#nonce = newNonce(AUTH_NONCE_BYTES);
   }
 
   /** Whether the connection has closed. */
@@ -125,6 +137,7 @@ export class Connection implements Client {
     const parser = new Parser({ payloadBytesMax: this.#host.payloadBytesMax });
     const reader = this.#reader = this.#conn.readable.getReader();
     const frames: Frame[] = [];
+    if (this.#nonce !== undefined) this.#greet();
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -140,7 +153,9 @@ export class Connection implements Client {
         if (frames.length === 0) continue;
         this.lastActivity = this.#broker.tick();
         this.pingsOut = 0;
-        for (let i = 0; i < frames.length && !this.#closed; i++) this.#handle(frames[i]);
+        // One check per batch: until the CONNECT succeeds, frames go through the gate.
+        if (this.#nonce !== undefined) await this.#beforeAuth(frames);
+        else for (let i = 0; i < frames.length && !this.#closed; i++) this.#handle(frames[i]);
       } catch (err) {
         // A bug, not bad input: bad input never throws. Close this connection
         // loudly (its messages go back to their queues) and keep serving the rest.
@@ -150,6 +165,66 @@ export class Connection implements Client {
       if (blocked !== undefined) await this.#pause(blocked);
     }
     this.close(CloseReason.CLIENT_CLOSED, "");
+  }
+
+  /**
+   * Auth on: the INFO greeting with the nonce a key user signs, and the
+   * deadline to authenticate by.
+   */
+  #greet(): void {
+    this.#replies.ascii(`INFO ${this.#info()}\r\n`);
+    const ms = this.#host.authTimeoutMs;
+    this.#authTimer = this.#host.clock.after(ms, () => {
+      this.close(CloseReason.AUTH_TIMEOUT, `no successful CONNECT within ${ms} ms`);
+    });
+  }
+
+  /**
+   * The frames of a connection that has not authenticated: only CONNECT,
+   * PING, PONG and INFO (and the parser's errors) are handled, anything else
+   * gets `ERR AUTH_REQUIRED`. A CONNECT is awaited before the next frame, and
+   * nothing more is read meanwhile (the read loop waits on this), so no frame
+   * is handled before the verdict, and a failed attempt's delay holds the
+   * connection's reading too.
+   */
+  async #beforeAuth(frames: Frame[]): Promise<void> {
+    for (let i = 0; i < frames.length && !this.#closed; i++) {
+      const f = frames[i];
+      if (this.#nonce === undefined) this.#handle(f);
+      else if (f.op === "CONNECT") await this.#authenticate(f);
+      else if (f.op === "PING" || f.op === "PONG" || f.op === "INFO" || f.op === "ERR") {
+        this.#handle(f);
+      } else this.#replies.error("AUTH_REQUIRED", "authenticate with CONNECT first");
+    }
+  }
+
+  async #authenticate(f: ConnectFrame): Promise<void> {
+    // The attempt is being judged: its answer is the verdict, however long the failure delay.
+    this.#authTimer?.cancel();
+    const p = await this.#host.auth!.authenticate(f.options.auth ?? {}, {
+      nonce: this.#nonce!,
+      remoteAddr: this.remoteAddr,
+      peerCertSubject: this.#conn.peerCertSubject,
+    });
+    if (this.#closed) return;
+    if (p === undefined) return this.close(CloseReason.AUTH_FAILED, "authentication failed");
+    this.#nonce = undefined;
+    this.principal = p;
+    this.lastActivity = this.#broker.tick(); // time went by while the credentials were checked
+    this.#connect(f);
+  }
+
+  /**
+   * A reload changed this connection's user entry (same user, same
+   * credential): the new principal applies from the next frame on.
+   */
+  setPrincipal(p: Principal): void {
+    this.principal = p;
+  }
+
+  #info(): string {
+    const info = this.#host.info();
+    return this.#nonce === undefined ? info : `${info.slice(0, -1)},"nonce":"${this.#nonce}"}`;
   }
 
   /**
@@ -220,7 +295,7 @@ export class Connection implements Client {
       case "PONG":
         return;
       case "INFO":
-        return this.#replies.ascii(`INFO ${this.#host.info()}\r\n`);
+        return this.#replies.ascii(`INFO ${this.#info()}\r\n`);
       case "CONNECT":
         return this.#connect(f);
       case "ERR":
@@ -370,6 +445,7 @@ export class Connection implements Client {
   close(reason: CloseReason, detail: string, code?: ErrorCode): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#authTimer?.cancel();
     const errCode = code ?? closeCode(reason);
     if (errCode !== undefined) this.#out.append(errFrame(errCode, detail));
     for (const sub of this.subs.values()) sub.close(false);
@@ -385,6 +461,7 @@ export class Connection implements Client {
       id: this.id,
       client_id: this.clientId ?? null,
       name: this.name ?? null,
+      user: this.principal?.user ?? null,
       remote_addr: this.remoteAddr,
       opened_at: new Date(this.openedAt).toISOString(),
       uptime_s: (now - this.openedAt) / 1000,
@@ -423,6 +500,10 @@ function closeCode(reason: CloseReason): ErrorCode | undefined {
       return "TOO_MANY_CONNECTIONS";
     case CloseReason.SERVER_SHUTDOWN:
       return "SHUTTING_DOWN";
+    case CloseReason.AUTH_FAILED:
+    case CloseReason.AUTH_TIMEOUT:
+    case CloseReason.AUTH_REVOKED:
+      return reason;
     default:
       return undefined;
   }

@@ -5,10 +5,12 @@
  *
  * @module
  */
+import type { AuthConfig, Authenticator } from "../auth/mod.ts";
 import { type Broker, type Page, page } from "../broker/mod.ts";
 import {
   ACCEPT_BACKOFF_MS_MAX,
   ACCEPT_BACKOFF_MS_MIN,
+  AUTH_TIMEOUT_MS,
   CLOSED_CONNECTIONS_KEPT,
   CONNECTIONS_MAX,
   PINGS_OUTSTANDING_MAX,
@@ -39,6 +41,10 @@ export interface ServerOptions {
   pingIntervalMs: number;
   connectionsMax?: number;
   version: string;
+  /** Authentication; absent: off (every connection is anonymous, as before). */
+  auth?: Authenticator;
+  /** Ms a connection has to authenticate (auth on). */
+  authTimeoutMs?: number;
   /** Called with notable events (accept errors, closes) for logging. */
   log?: (
     level: "debug" | "info" | "warn" | "error",
@@ -52,6 +58,8 @@ export class Server implements ConnectionHost {
   readonly broker: Broker;
   readonly clock: Clock;
   readonly payloadBytesMax: number;
+  readonly auth: Authenticator | undefined;
+  readonly authTimeoutMs: number;
   readonly serverId = crypto.randomUUID();
   readonly connections = new Map<number, Connection>();
   readonly closedConnections: ClosedConnection[] = [];
@@ -77,6 +85,8 @@ export class Server implements ConnectionHost {
     this.clock = broker.clock;
     this.#options = options;
     this.payloadBytesMax = options.payloadBytesMax;
+    this.auth = options.auth;
+    this.authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_MS;
   }
 
   /** The bound port. */
@@ -109,6 +119,7 @@ export class Server implements ConnectionHost {
       runtime: `${this.#runtime.name} ${this.#runtime.version}`,
       max_payload: this.payloadBytesMax,
       proto: 1,
+      ...(this.auth === undefined ? {} : { auth_required: true }),
     });
   }
 
@@ -121,6 +132,7 @@ export class Server implements ConnectionHost {
       id: c.id,
       clientId: c.clientId,
       name: c.name,
+      user: c.principal?.user,
       remoteAddr: c.remoteAddr,
       reason,
       detail,
@@ -143,6 +155,33 @@ export class Server implements ConnectionHost {
       reason,
       detail,
     });
+  }
+
+  /**
+   * Puts a reloaded token and users in force (auth on) without dropping
+   * connections: one whose user was removed or whose credential changed is
+   * closed with `ERR AUTH_REVOKED`; one whose entry changed gets the new
+   * entry at once. Returns how many of each.
+   */
+  reloadAuth(config: AuthConfig): { revoked: number; updated: number } {
+    const auth = this.auth;
+    if (auth === undefined) return { revoked: 0, updated: 0 };
+    const review = auth.reload(config);
+    let revoked = 0, updated = 0;
+    for (const c of [...this.connections.values()]) {
+      const p = c.principal;
+      if (p === undefined) continue;
+      const next = review(p);
+      if (next === null) {
+        revoked++;
+        c.close(CloseReason.AUTH_REVOKED, `user ${JSON.stringify(p.user)} was removed or its credential changed`);
+      } else if (next !== p) {
+        updated++;
+        c.setPrincipal(next);
+      }
+    }
+    auth.revoked += revoked;
+    return { revoked, updated };
   }
 
   /**
@@ -205,6 +244,7 @@ export class Server implements ConnectionHost {
       mem: { rss: mem.rss, heap_used: mem.heapUsed },
       event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
       latency: broker.latency,
+      auth: this.auth?.stats() ?? null,
     };
   }
 

@@ -14,12 +14,15 @@ import type {
   SubscriptionStats,
   TopicStats,
 } from "../broker/mod.ts";
+import type { AuthStats } from "../auth/mod.ts";
 
 /** One open connection (as `/connz`). */
 export interface ConnectionStats {
   id: number;
   client_id: string | null;
   name: string | null;
+  /** The authenticated user (auth on), never a credential. */
+  user: string | null;
   remote_addr: string;
   opened_at: string;
   uptime_s: number;
@@ -56,6 +59,8 @@ export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
   closed_by_reason: Record<string, number>;
   mem: { rss: number; heap_used: number };
   event_loop_lag_ms: { last: number; max: number } | null;
+  /** Authentication figures; null when auth is off. */
+  auth: AuthStats | null;
 }
 
 /** A recently closed connection and why it closed. */
@@ -63,6 +68,7 @@ export interface ClosedConnectionStats {
   id: number;
   client_id: string | null;
   name: string | null;
+  user: string | null;
   remote_addr: string;
   reason: string;
   detail: string;
@@ -113,6 +119,7 @@ export interface ClosedConnection extends Traffic {
   id: number;
   clientId: string | undefined;
   name: string | undefined;
+  user: string | undefined;
   remoteAddr: string;
   reason: string;
   detail: string;
@@ -126,6 +133,7 @@ export function closedStats(c: ClosedConnection): ClosedConnectionStats {
     id: c.id,
     client_id: c.clientId ?? null,
     name: c.name ?? null,
+    user: c.user ?? null,
     remote_addr: c.remoteAddr,
     reason: c.reason,
     detail: c.detail,

@@ -1,0 +1,89 @@
+/**
+ * Failed logins per remote address, for the growing delay before a failed
+ * `CONNECT` is answered. The map is bounded (`AUTH_FAILED_ADDRESSES_MAX`,
+ * the least recently failing address forgotten first: a `Map` keeps
+ * insertion order, and a failure moves its address to the end), so a flood
+ * of addresses costs the broker a fixed amount of memory, and a million
+ * wrong guesses from one address cost it the capped delay each: time, not
+ * memory.
+ *
+ * @module
+ */
+import {
+  AUTH_FAIL_DELAY_MS_MAX,
+  AUTH_FAIL_DELAY_MS_MIN,
+  AUTH_FAIL_FORGET_MS,
+  AUTH_FAILED_ADDRESSES_MAX,
+} from "../config/mod.ts";
+
+interface Entry {
+  failures: number;
+  last: number;
+}
+
+/** Failed attempts by address, bounded. */
+export class FailedAttempts {
+  /** Failed attempts ever, and those forgotten to keep the map in bounds. */
+  failures = 0;
+  evicted = 0;
+  #map = new Map<string, Entry>();
+  #max: number;
+
+  /** @param max addresses remembered at most */
+  constructor(max: number = AUTH_FAILED_ADDRESSES_MAX) {
+    this.#max = max;
+  }
+
+  /** Addresses remembered now. */
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /**
+   * Records a failure of `address` at `now`; returns how long to wait
+   * before answering it: `AUTH_FAIL_DELAY_MS_MIN` doubled per earlier failure
+   * of the address, capped at `AUTH_FAIL_DELAY_MS_MAX`.
+   *
+   * @example
+   * ```ts
+   * import { FailedAttempts } from "./attempts.ts";
+   * const a = new FailedAttempts(2);
+   * console.assert(a.fail("10.0.0.1", 0) < a.fail("10.0.0.1", 0));
+   * ```
+   */
+  fail(address: string, now: number): number {
+    let e = this.#map.get(address);
+    if (e !== undefined) {
+      this.#map.delete(address); // re-inserted at the end: the most recent
+      if (now - e.last > AUTH_FAIL_FORGET_MS) e.failures = 0;
+    } else {
+      e = { failures: 0, last: now };
+      if (this.#map.size >= this.#max) {
+        this.#map.delete(this.#map.keys().next().value!);
+        this.evicted++;
+      }
+    }
+    e.failures++;
+    e.last = now;
+    this.#map.set(address, e);
+    this.failures++;
+    return delayFor(e.failures);
+  }
+
+  /** Failures of `address` that still count. */
+  failuresOf(address: string, now: number): number {
+    const e = this.#map.get(address);
+    return e === undefined || now - e.last > AUTH_FAIL_FORGET_MS ? 0 : e.failures;
+  }
+}
+
+/** The delay before answering the `n`th failure (1-based) of one address. */
+export function delayFor(n: number): number {
+  return Math.min(AUTH_FAIL_DELAY_MS_MIN * 2 ** Math.min(n - 1, 30), AUTH_FAIL_DELAY_MS_MAX);
+}
+
+/** The address part of `host:port` (`[::1]:5` gives `[::1]`): failures count per host, not per socket. */
+export function hostOf(remoteAddr: string): string {
+  const colon = remoteAddr.lastIndexOf(":");
+  return colon > 0 ? remoteAddr.slice(0, colon) : remoteAddr;
+}

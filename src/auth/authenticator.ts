@@ -1,0 +1,200 @@
+/**
+ * Decides who a `CONNECT` (or an HTTP request) is: the `--auth-token`, a
+ * user's password, a user's Ed25519 signature of the connection's nonce, or
+ * a user's client-certificate subject. A failure is answered only after a
+ * delay that grows with the failures of the remote address (attempts.ts), so
+ * guessing costs the guesser time. Reload swaps the token and users in one
+ * step and says, for each authenticated connection, whether it stays, gets a
+ * new entry, or is revoked.
+ *
+ * Nothing here logs, and no error text carries a credential.
+ *
+ * @module
+ */
+import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
+import { type Clock, sha256, sleep, timingSafeEqual } from "../runtime/mod.ts";
+import { FailedAttempts, hostOf } from "./attempts.ts";
+import { verifyNonce } from "./keys.ts";
+import { parsePasswordHash, type PasswordHash, verifyPassword } from "./password.ts";
+import { type AuthMethod, type Principal, TOKEN_PRINCIPAL } from "./principal.ts";
+import type { User, UserTable } from "./users.ts";
+
+/** The credential fields of a `CONNECT`. */
+export interface Credentials {
+  auth_token?: string;
+  user?: string;
+  pass?: string;
+  public_key?: string;
+  sig?: string;
+}
+
+/** What the connection knows about itself when it authenticates. */
+export interface AuthContext {
+  /** The nonce of its `INFO` greeting. */
+  nonce: string;
+  /** `host:port` of the peer; failures count per host. */
+  remoteAddr: string;
+  /** The verified client certificate's subject (mTLS). */
+  peerCertSubject?: string;
+}
+
+/** The token and users in force. */
+export interface AuthConfig {
+  token: string | undefined;
+  users: UserTable | undefined;
+}
+
+/** Authentication figures for `/api/stats` and `/metrics`. */
+export interface AuthStats {
+  users: number;
+  successes: number;
+  failures: number;
+  revoked: number;
+  failed_addresses: number;
+  failed_addresses_evicted: number;
+}
+
+/** A reload's verdict on one principal: itself (unchanged), a new one (new entry), or null (revoked). */
+export type Review = (p: Principal) => Principal | null;
+
+const EMPTY: UserTable = { byName: new Map(), byKey: new Map(), byCert: new Map() };
+/** Verified against when the user is unknown, so an unknown name costs what a wrong password does. */
+const DUMMY = parsePasswordHash(
+  "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+) as PasswordHash;
+const utf8 = new TextEncoder();
+
+/** Authentication, on when a token or a users file is configured. */
+export class Authenticator {
+  readonly attempts: FailedAttempts = new FailedAttempts();
+  successes = 0;
+  revoked = 0;
+  #clock: Clock;
+  #token: Uint8Array | undefined;
+  #users: UserTable;
+
+  constructor(config: AuthConfig, clock: Clock) {
+    this.#clock = clock;
+    this.#token = digest(config.token);
+    this.#users = config.users ?? EMPTY;
+  }
+
+  /**
+   * The principal of a `CONNECT`, or undefined once the failure delay of its
+   * address has passed. Explicit credentials are judged first; without any,
+   * a client certificate whose subject names a user logs in as that user.
+   */
+  async authenticate(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
+    const p = await this.#judge(c, ctx);
+    if (p !== undefined) {
+      this.successes++;
+      return p;
+    }
+    await sleep(this.#clock, this.attempts.fail(hostOf(ctx.remoteAddr), this.#clock.now()));
+    return undefined;
+  }
+
+  async #judge(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
+    if (c.auth_token !== undefined) return this.#tokenMatches(c.auth_token) ? TOKEN_PRINCIPAL : undefined;
+    if (c.pass !== undefined) {
+      return c.user === undefined ? undefined : await this.#password(c.user, c.pass);
+    }
+    if (c.public_key !== undefined || c.sig !== undefined) {
+      const u = c.public_key === undefined ? undefined : this.#users.byKey.get(c.public_key);
+      if (u?.key === undefined || c.sig === undefined) return undefined;
+      if (c.user !== undefined && c.user !== u.entry.user) return undefined;
+      return await verifyNonce(u.key, ctx.nonce, c.sig) ? principalOf(u, "key") : undefined;
+    }
+    if (ctx.peerCertSubject !== undefined) {
+      const u = this.#users.byCert.get(ctx.peerCertSubject);
+      if (u === undefined || (c.user !== undefined && c.user !== u.entry.user)) return undefined;
+      return principalOf(u, "cert");
+    }
+    return undefined;
+  }
+
+  /** A password user, checked in constant work whether or not the name exists. */
+  async #password(user: string, pass: string): Promise<Principal | undefined> {
+    const u = this.#users.byName.get(user);
+    const ok = await verifyPassword(pass, u?.hash ?? DUMMY);
+    return ok && u?.hash !== undefined ? principalOf(u, "password") : undefined;
+  }
+
+  #tokenMatches(token: string): boolean {
+    const want = this.#token;
+    if (want === undefined || token.length > AUTH_SECRET_BYTES_MAX) return false;
+    return timingSafeEqual(sha256(utf8.encode(token)), want);
+  }
+
+  /**
+   * The principal of an HTTP `Authorization` header: `Bearer <auth-token>`,
+   * or `Basic` with a password user's `user:password`. A failure waits out
+   * the failure delay of the address `"http"` (the handler has no peer
+   * address), so guessing over HTTP is slowed as over TCP.
+   */
+  async httpPrincipal(header: string | null): Promise<Principal | undefined> {
+    let p: Principal | undefined;
+    if (header?.startsWith("Bearer ")) {
+      if (this.#tokenMatches(header.slice(7).trim())) p = TOKEN_PRINCIPAL;
+    } else if (header?.startsWith("Basic ")) {
+      let pair = "";
+      try {
+        pair = new TextDecoder().decode(Uint8Array.fromBase64(header.slice(6).trim()));
+      } catch { /* not base64: fails below */ }
+      const colon = pair.indexOf(":");
+      if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
+    }
+    if (p !== undefined) return p;
+    await sleep(this.#clock, this.attempts.fail("http", this.#clock.now()));
+    return undefined;
+  }
+
+  /**
+   * Puts a new token and users in force; returns the verdict on each
+   * authenticated connection: revoked when its user is gone or the
+   * credential it used changed (or, for the token holder, the token
+   * changed), a new principal when only its entry changed, else itself.
+   */
+  reload(config: AuthConfig): Review {
+    const tokenChanged = !sameDigest(this.#token, digest(config.token));
+    this.#token = digest(config.token);
+    this.#users = config.users ?? EMPTY;
+    const users = this.#users;
+    return (p) => {
+      if (p.method === "token") return tokenChanged ? null : p;
+      const u = users.byName.get(p.user);
+      if (u === undefined || credentialOf(u.entry, p.method) !== credentialOf(p.entry!, p.method)) {
+        return null;
+      }
+      return JSON.stringify(u.entry) === JSON.stringify(p.entry) ? p : principalOf(u, p.method);
+    };
+  }
+
+  /** Its figures. */
+  stats(): AuthStats {
+    return {
+      users: this.#users.byName.size,
+      successes: this.successes,
+      failures: this.attempts.failures,
+      revoked: this.revoked,
+      failed_addresses: this.attempts.size,
+      failed_addresses_evicted: this.attempts.evicted,
+    };
+  }
+}
+
+function principalOf(u: User, method: AuthMethod): Principal {
+  return { user: u.entry.user, roles: u.entry.roles ?? [], entry: u.entry, method };
+}
+
+function credentialOf(e: User["entry"], method: AuthMethod): string | undefined {
+  return method === "password" ? e.password : method === "key" ? e.public_key : e.cert_subject;
+}
+
+function digest(token: string | undefined): Uint8Array | undefined {
+  return token === undefined ? undefined : sha256(utf8.encode(token));
+}
+
+function sameDigest(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : timingSafeEqual(a, b);
+}
