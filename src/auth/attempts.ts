@@ -70,6 +70,11 @@ export class FailedAttempts {
     return delayFor(e.failures);
   }
 
+  /** Forgets the failures of `address` (an operator unblocking a host after fixing its credentials). */
+  forget(address: string): void {
+    this.#map.delete(address);
+  }
+
   /** Failures of `address` that still count. */
   failuresOf(address: string, now: number): number {
     const e = this.#map.get(address);

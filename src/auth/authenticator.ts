@@ -95,7 +95,9 @@ export class Authenticator {
   }
 
   async #judge(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
-    if (c.auth_token !== undefined) return this.#tokenMatches(c.auth_token) ? TOKEN_PRINCIPAL : undefined;
+    if (c.auth_token !== undefined) {
+      return this.#tokenMatches(c.auth_token) ? TOKEN_PRINCIPAL : undefined;
+    }
     if (c.pass !== undefined) {
       return c.user === undefined ? undefined : await this.#password(c.user, c.pass);
     }

@@ -16,7 +16,10 @@ const SIGNATURE_BYTES = 64;
 
 /** A new key pair, as the key file holds it. */
 export async function generateKeyPair(): Promise<{ public_key: string; private_key: string }> {
-  const pair = await crypto.subtle.generateKey("Ed25519", true, ["sign", "verify"]) as CryptoKeyPair;
+  const pair = await crypto.subtle.generateKey("Ed25519", true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
   const pub = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
   const priv = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
   return { public_key: b64url(pub), private_key: b64url(priv) };

@@ -45,11 +45,14 @@ export async function hashPassword(
  */
 export function parsePasswordHash(phc: string): PasswordHash | string {
   const parts = phc.split("$");
-  if (parts.length !== 5 || parts[0] !== "") {
-    return "must be a PHC string ($scrypt$ln=..,r=..,p=..$salt$hash; make one with relayr passwd)";
-  }
-  if (parts[1] !== "scrypt") {
+  if (
+    parts.length >= 4 && parts[0] === "" && parts[1] !== "scrypt" &&
+    /^[a-z0-9-]{1,32}$/.test(parts[1])
+  ) {
     return `has algorithm ${JSON.stringify(parts[1])}; only scrypt is supported (relayr passwd)`;
+  }
+  if (parts.length !== 5 || parts[0] !== "" || parts[1] !== "scrypt") {
+    return "must be a PHC string ($scrypt$ln=..,r=..,p=..$salt$hash; make one with relayr passwd)";
   }
   const p = Object.fromEntries(parts[2].split(",").map((kv) => kv.split("=")));
   const ln = Number(p.ln), r = Number(p.r), par = Number(p.p);

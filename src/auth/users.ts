@@ -29,7 +29,6 @@ export interface UserTable {
   readonly byCert: ReadonlyMap<string, User>;
 }
 
-
 const ROLES: readonly Role[] = ["admin", "monitor"];
 const ENTRY_KEYS = new Set([
   "user",
@@ -115,12 +114,16 @@ export function readUsers(path: string, readFile: (path: string) => string): Use
 }
 
 function parseEntry(raw: Record<string, unknown>, bad: (msg: string) => never): User {
-  for (const k of Object.keys(raw)) if (!ENTRY_KEYS.has(k)) bad(`unknown field ${JSON.stringify(k)}`);
+  for (const k of Object.keys(raw)) {
+    if (!ENTRY_KEYS.has(k)) bad(`unknown field ${JSON.stringify(k)}`);
+  }
   const creds = ["password", "public_key", "cert_subject"].filter((k) => raw[k] !== undefined);
   if (creds.length !== 1) {
     bad("needs exactly one of password, public_key, cert_subject");
   }
-  for (const k of creds) if (typeof raw[k] !== "string" || raw[k] === "") bad(`${k} must be a string`);
+  for (const k of creds) {
+    if (typeof raw[k] !== "string" || raw[k] === "") bad(`${k} must be a string`);
+  }
   let hash: PasswordHash | undefined;
   let key: Uint8Array<ArrayBuffer> | undefined;
   if (typeof raw.password === "string") {

@@ -271,7 +271,9 @@ export function loadConfig(
       raw = src.env(envName(name));
       from = envName(name);
     }
-    if (raw === undefined && file[name] !== undefined && !(s.inline && typeof file[name] !== "string")) {
+    if (
+      raw === undefined && file[name] !== undefined && !(s.inline && typeof file[name] !== "string")
+    ) {
       raw = file[name];
       from = `${name} in ${configPath}`;
     }

@@ -18,6 +18,7 @@
 import {
   ACK_IDS_MAX,
   ACK_TIMEOUT_MS_MAX,
+  AUTH_SECRET_BYTES_MAX,
   CONTROL_LINE_BYTES_MAX,
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
@@ -28,7 +29,6 @@ import {
   RETAIN_BYTES_MAX,
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
-  AUTH_SECRET_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/mod.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
@@ -610,7 +610,10 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
   } catch (e) {
     // The runtime's message may quote the line, credentials and all: then it is left out.
     const why = (e as Error).message;
-    throw new BadInput("BAD_JSON", `CONNECT argument is not JSON${why.includes('"') ? "" : `: ${why}`}`);
+    throw new BadInput(
+      "BAD_JSON",
+      `CONNECT argument is not JSON${why.includes('"') ? "" : `: ${why}`}`,
+    );
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new BadInput("BAD_JSON", "CONNECT argument must be a JSON object");
@@ -640,7 +643,10 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
     if (v === undefined) continue;
     // Never quote the value: it may be a secret.
     if (typeof v !== "string" || v.length > AUTH_SECRET_BYTES_MAX) {
-      throw new BadInput("BAD_JSON", `${key} must be a string of at most ${AUTH_SECRET_BYTES_MAX} bytes`);
+      throw new BadInput(
+        "BAD_JSON",
+        `${key} must be a string of at most ${AUTH_SECRET_BYTES_MAX} bytes`,
+      );
     }
     (options.auth ??= {})[key] = v;
   }

@@ -174,7 +174,10 @@ export class Server implements ConnectionHost {
       const next = review(p);
       if (next === null) {
         revoked++;
-        c.close(CloseReason.AUTH_REVOKED, `user ${JSON.stringify(p.user)} was removed or its credential changed`);
+        c.close(
+          CloseReason.AUTH_REVOKED,
+          `user ${JSON.stringify(p.user)} was removed or its credential changed`,
+        );
       } else if (next !== p) {
         updated++;
         c.setPrincipal(next);

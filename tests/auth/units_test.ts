@@ -1,0 +1,212 @@
+/**
+ * Authentication pieces without sockets: the users file's validation (a
+ * table of mistakes, each one line naming the user and field, never the
+ * secret), the PHC password hash, the failed-login delay and its bounded map
+ * on a fake clock, the certificate-subject match, and the settings (the
+ * users inline in `--config`).
+ */
+import assert from "node:assert/strict";
+import {
+  authConfigFrom,
+  Authenticator,
+  delayFor,
+  FailedAttempts,
+  hashPassword,
+  hostOf,
+  parsePasswordHash,
+  parseUsers,
+  TOKEN_USER,
+  verifyPassword,
+} from "../../src/auth/mod.ts";
+import { loadConfig } from "../../src/config/config.ts";
+import { AUTH_FAIL_DELAY_MS_MAX, AUTH_FAIL_DELAY_MS_MIN } from "../../src/config/limits.ts";
+import { systemClock } from "../../src/runtime/mod.ts";
+import { FakeClock } from "../fake_clock.ts";
+import { CHEAP, makeUsers } from "./fixtures.ts";
+
+const GOOD_HASH = await hashPassword("pw-secret-1", CHEAP);
+const KEY = "A".repeat(43); // 32 zero bytes, base64url
+
+const BAD_USERS: [name: string, file: unknown, error: RegExp][] = [
+  ["not an object", 5, /must be \{"users":\[\.\.\.\]\}/],
+  ["entry not an object", { users: [1] }, /entry 1 must be an object/],
+  ["no user name", { users: [{ password: GOOD_HASH }] }, /entry 1: "user" must be a string/],
+  ["duplicate", {
+    users: [{ user: "a", password: GOOD_HASH }, { user: "a", password: GOOD_HASH }],
+  }, /user "a" appears twice/],
+  [
+    "plain password",
+    { users: [{ user: "a", password: "hunter2-secret" }] },
+    /user "a": password must be a PHC string/,
+  ],
+  [
+    "argon2",
+    { users: [{ user: "a", password: "$argon2id$v=19$m=1,t=1,p=1$AAAA$AAAA" }] },
+    /user "a": password has algorithm "argon2id"/,
+  ],
+  ["scrypt too costly", {
+    users: [{
+      user: "a",
+      password: "$scrypt$ln=22,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + "A".repeat(43),
+    }],
+  }, /user "a": password asks scrypt for over 256 MiB/],
+  [
+    "two credentials",
+    { users: [{ user: "a", password: GOOD_HASH, public_key: KEY }] },
+    /user "a": needs exactly one of/,
+  ],
+  ["no credential", { users: [{ user: "a" }] }, /user "a": needs exactly one of/],
+  [
+    "bad key",
+    { users: [{ user: "a", public_key: "abc" }] },
+    /user "a": public_key must be 32 bytes/,
+  ],
+  ["shared key", {
+    users: [{ user: "a", public_key: KEY }, { user: "b", public_key: KEY }],
+  }, /user "b": public_key is another user's too/],
+  [
+    "unknown field",
+    { users: [{ user: "a", cert_subject: "CN=a", pass: "x" }] },
+    /user "a": unknown field "pass"/,
+  ],
+  [
+    "bad role",
+    { users: [{ user: "a", cert_subject: "CN=a", roles: ["root"] }] },
+    /user "a": roles must be a list of "admin", "monitor"/,
+  ],
+  [
+    "bad action",
+    { users: [{ user: "a", cert_subject: "CN=a", permissions: { write: {} } }] },
+    /user "a": unknown permission "write"/,
+  ],
+  ["bad pattern", {
+    users: [{ user: "a", cert_subject: "CN=a", permissions: { publish: { allow: ["orders"] } } }],
+  }, /user "a": permissions\.publish\.allow holds "orders"/],
+  ["bad allow_responses", {
+    users: [{ user: "a", cert_subject: "CN=a", permissions: { allow_responses: "yes" } }],
+  }, /permissions\.allow_responses must be true or false/],
+  [
+    "bad limit",
+    { users: [{ user: "a", cert_subject: "CN=a", limits: { publish_rate: -1 } }] },
+    /user "a": limits\.publish_rate must be a whole number/,
+  ],
+  [
+    "unknown limit",
+    { users: [{ user: "a", cert_subject: "CN=a", limits: { rate: 1 } }] },
+    /user "a": unknown limit "rate"/,
+  ],
+];
+
+Deno.test("users file: every mistake is one line naming the user and field, never the secret", () => {
+  for (const [name, file, error] of BAD_USERS) {
+    assert.throws(
+      () => parseUsers(file, "users file"),
+      (e: Error) => {
+        assert.equal(e.name, "ConfigError", name);
+        assert.match(e.message, error, name);
+        assert.ok(!e.message.includes("\n"), name);
+        assert.ok(!e.message.includes("hunter2-secret") && !e.message.includes(GOOD_HASH), name);
+        return true;
+      },
+    );
+  }
+  const ok = parseUsers({ users: [{ user: "a", password: GOOD_HASH, roles: ["monitor"] }] }, "f");
+  assert.equal(ok.byName.get("a")?.entry.roles?.[0], "monitor");
+});
+
+Deno.test("password: PHC scrypt at the default cost, verified in constant-length compare", async () => {
+  const phc = await hashPassword("correct horse");
+  assert.match(phc, /^\$scrypt\$ln=15,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+  const h = parsePasswordHash(phc);
+  assert.ok(typeof h !== "string");
+  assert.equal(await verifyPassword("correct horse", h), true);
+  assert.equal(await verifyPassword("correct horsf", h), false);
+  assert.notEqual(await hashPassword("correct horse"), phc, "a fresh salt each time");
+});
+
+Deno.test("failed logins: the delay doubles per failure of an address, capped, and the map is bounded", () => {
+  const a = new FailedAttempts(3);
+  const delays = Array.from({ length: 10 }, () => a.fail("10.0.0.1", 0));
+  assert.deepEqual(delays.slice(0, 3), [
+    AUTH_FAIL_DELAY_MS_MIN,
+    2 * AUTH_FAIL_DELAY_MS_MIN,
+    4 * AUTH_FAIL_DELAY_MS_MIN,
+  ]);
+  assert.equal(delays.at(-1), AUTH_FAIL_DELAY_MS_MAX);
+  assert.equal(
+    delayFor(1_000_000),
+    AUTH_FAIL_DELAY_MS_MAX,
+    "a million guesses: the cap, no overflow",
+  );
+  for (let i = 0; i < 1000; i++) a.fail(`10.1.${i >> 8}.${i & 255}`, 1);
+  assert.equal(a.size, 3, "at most the limit of addresses");
+  assert.equal(a.evicted, 998);
+  assert.equal(a.failuresOf("10.0.0.1", 1), 0, "the oldest was forgotten first");
+  assert.equal(a.failures, 1010);
+  assert.equal(hostOf("[::1]:5555"), "[::1]");
+  assert.equal(hostOf("127.0.0.1:80"), "127.0.0.1");
+});
+
+Deno.test("failed logins: the answer waits for the delay on the (fake) clock; a success does not", async () => {
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: "t0k", users: undefined }, clock);
+  const ctx = { nonce: "n", remoteAddr: "10.0.0.9:1234" };
+  for (const want of [100, 200, 400]) {
+    let done = false;
+    const p = auth.authenticate({ auth_token: "wrong" }, ctx).then((r) => (done = true, r));
+    await new Promise((r) => setTimeout(r, 0));
+    clock.advance(want - 1);
+    await new Promise((r) => setTimeout(r, 0));
+    assert.equal(done, false, `still waiting before ${want} ms`);
+    clock.advance(1);
+    assert.equal(await p, undefined);
+  }
+  const ok = await auth.authenticate({ auth_token: "t0k" }, ctx);
+  assert.equal(ok?.user, TOKEN_USER);
+  assert.equal(auth.stats().failures, 3);
+  assert.equal(auth.stats().successes, 1);
+});
+
+Deno.test("certificate subject: a verified subject naming a user logs in as that user, nothing else does", async () => {
+  const { users } = await makeUsers();
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: undefined, users: parseUsers(users, "f") }, clock);
+  const ctx = { nonce: "n", remoteAddr: "1.2.3.4:5", peerCertSubject: "CN=svc,O=Acme" };
+  assert.equal((await auth.authenticate({}, ctx))?.user, "svc");
+  assert.equal((await auth.authenticate({ user: "svc" }, ctx))?.method, "cert");
+  // Wrong user, other subject, or no certificate: refused (each after its delay).
+  const refused = [
+    auth.authenticate({ user: "alice" }, ctx),
+    auth.authenticate({}, { ...ctx, peerCertSubject: "CN=svc,O=Evil" }),
+    auth.authenticate({}, { ...ctx, peerCertSubject: undefined }),
+  ];
+  await new Promise((r) => setTimeout(r, 0));
+  clock.advance(1000); // past their delays (100, 200 and 400 ms)
+  assert.deepEqual(await Promise.all(refused), [undefined, undefined, undefined]);
+});
+
+Deno.test("settings: the users inline under `users` in --config, a token, and a bad file is one ConfigError", async () => {
+  const { users } = await makeUsers();
+  const dir = await Deno.makeTempDir();
+  try {
+    const cfg = `${dir}/relayr.json`;
+    await Deno.writeTextFile(cfg, JSON.stringify({ "auth-token": "tok", users }));
+    const read = (p: string) => Deno.readTextFileSync(p);
+    const { config } = loadConfig({
+      args: ["--config", cfg],
+      env: () => undefined,
+      readFile: read,
+    });
+    const a = authConfigFrom(config, read);
+    assert.equal(a.token, "tok");
+    assert.equal(a.users?.byName.size, 4);
+    const flag = loadConfig({
+      args: ["--users", `${dir}/none.json`],
+      env: () => undefined,
+      readFile: read,
+    });
+    assert.throws(() => authConfigFrom(flag.config, read), /cannot read users file ".*none\.json"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
