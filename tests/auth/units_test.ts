@@ -20,7 +20,6 @@ import {
 } from "../../src/auth/mod.ts";
 import { loadConfig } from "../../src/config/config.ts";
 import { AUTH_FAIL_DELAY_MS_MAX, AUTH_FAIL_DELAY_MS_MIN } from "../../src/config/limits.ts";
-import { systemClock } from "../../src/runtime/mod.ts";
 import { FakeClock } from "../fake_clock.ts";
 import { CHEAP, makeUsers } from "./fixtures.ts";
 
