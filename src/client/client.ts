@@ -16,6 +16,7 @@
  */
 import { loadRuntime, type Runtime } from "../runtime/mod.ts";
 import { type Address, parseAddress } from "./address.ts";
+import { type KeySigner, loadKeyFile } from "./auth.ts";
 import { declareLine, type DeclareOptions, type PublishOptions, toBytes } from "./commands.ts";
 import { Connection, type ServerInfo } from "./connection.ts";
 import { ConnectionClosedError, ConnectionLostError, DrainingError } from "./errors.ts";
@@ -57,6 +58,14 @@ export interface ConnectOptions {
   drainTimeoutMs?: number;
   /** Receives every status event. */
   onStatus?: StatusListener;
+  /** Authenticate with the broker's `--auth-token`. */
+  token?: string;
+  /** User name: with `pass`, or naming the user of `keyFile` or of a client certificate. */
+  user?: string;
+  /** Password of `user`. */
+  pass?: string;
+  /** Path of an Ed25519 key file (`relayr keygen`): signs the broker's nonce, no secret is sent. */
+  keyFile?: string;
 }
 
 /**
@@ -77,7 +86,10 @@ export async function connect(
   options: ConnectOptions = {},
 ): Promise<Client> {
   const runtime = options.runtime ?? await loadRuntime();
-  const client = new Client(parseAddress(address), runtime, options);
+  const key = options.keyFile === undefined
+    ? undefined
+    : await loadKeyFile(runtime, options.keyFile);
+  const client = new Client(parseAddress(address), runtime, { ...options, key });
   await client.open();
   return client;
 }
@@ -95,8 +107,15 @@ export class Client {
   #closed = false;
   #done = Promise.withResolvers<void>();
 
-  /** Use {@linkcode connect}; a client made directly must be `open()`ed. */
-  constructor(address: Address, runtime: Runtime, options: ConnectOptions = {}) {
+  /**
+   * Use {@linkcode connect}; a client made directly must be `open()`ed (and
+   * is given its key file's signer as `key`, which `connect` reads).
+   */
+  constructor(
+    address: Address,
+    runtime: Runtime,
+    options: ConnectOptions & { key?: KeySigner } = {},
+  ) {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? L.REQUEST_TIMEOUT_MS;
     this.#drainTimeoutMs = options.drainTimeoutMs ?? L.DRAIN_TIMEOUT_MS;
     if (options.onStatus) this.#status.on(options.onStatus);
@@ -112,6 +131,12 @@ export class Client {
         reconnectDelayMaxMs: options.reconnectDelayMaxMs ?? L.RECONNECT_DELAY_MS_MAX,
         connectTimeoutMs: options.connectTimeoutMs ?? L.CONNECT_TIMEOUT_MS,
         pingIntervalMs: options.pingIntervalMs ?? L.CLIENT_PING_INTERVAL_MS,
+        credentials: {
+          token: options.token,
+          user: options.user,
+          pass: options.pass,
+          key: options.key,
+        },
       },
       this.#status,
       {

@@ -14,7 +14,10 @@
 import { PAYLOAD_BYTES_MAX } from "../config/mod.ts";
 import type { Conn, Runtime } from "../runtime/mod.ts";
 import type { Address } from "./address.ts";
+import { type ClientCredentials, connectFields } from "./auth.ts";
 import {
+  AuthError,
+  AuthTimeoutError,
   type BrokerProtocolError,
   ConnectError,
   ConnectionClosedError,
@@ -56,6 +59,8 @@ export interface ConnectionOptions {
   reconnectDelayMaxMs: number;
   connectTimeoutMs: number;
   pingIntervalMs: number;
+  /** What to authenticate with (none: anonymous). */
+  credentials: ClientCredentials;
 }
 
 /** What the connection needs from its client. */
@@ -87,6 +92,8 @@ export class Connection {
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #sleepTimer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
+  /** An auth error that ended a reconnect attempt: retrying cannot help. */
+  #refused: AuthError | undefined;
 
   /**
    * @param address the broker
@@ -152,6 +159,8 @@ export class Connection {
       await link.handshake.promise;
     } catch (err) {
       await this.#host.shutdown(undefined);
+      // Refused credentials are their own error (AuthFailedError), not "cannot connect".
+      if (link.fatal instanceof AuthError) throw link.fatal;
       throw new ConnectError(`Cannot connect to ${this.server}: ${message(err)}`, { cause: err });
     } finally {
       clearTimeout(timer);
@@ -212,12 +221,42 @@ export class Connection {
       onClose: (_wire, error) => this.#onClose(link, error),
     });
     link = new Link(gen, wire, report);
+    const key = this.#opts.credentials.key;
+    if (key === undefined) {
+      this.#hello(link, undefined);
+      return link;
+    }
+    // A key signs the nonce of the INFO greeting, which only a broker that
+    // requires auth sends, before anything else. A PING finds out without
+    // waiting for a timeout: its PONG comes after the greeting if there is
+    // one. Nobody else writes to the link until the CONNECT is out
+    // (`#link` is set then), so publishes buffer meanwhile.
+    link.send("PING", {
+      kind: Reply.PONG,
+      resolve: async () => {
+        let sig: string | undefined;
+        try {
+          sig = link.nonce === undefined ? undefined : await key.sign(link.nonce);
+        } catch (err) {
+          return link.wire.close(err as Error);
+        }
+        if (this.#closed || link.fatal !== undefined) return;
+        this.#hello(link, sig);
+      },
+      reject: (err) => link.handshake.reject(err),
+    });
+    return link;
+  }
+
+  /** CONNECT (with the credentials) and INFO, then what the client renews and buffered. */
+  #hello(link: Link, sig: string | undefined): void {
     this.#link = link;
     const hello = {
       version: "1.0",
       client_id: this.#opts.clientId,
       name: this.#opts.name,
       verbose: true,
+      ...connectFields(this.#opts.credentials, sig),
     };
     link.send(`CONNECT ${JSON.stringify(hello)}`, { kind: Reply.OK, resolve: null, reject: null });
     link.send("INFO", {
@@ -231,7 +270,6 @@ export class Connection {
     });
     this.#host.attached(link);
     link.wire.schedule();
-    return link;
   }
 
   #setInfo(link: Link, json: string): void {
@@ -285,6 +323,10 @@ export class Connection {
         await this.#sleep(delayMs);
         if (this.#closed) return;
         if (await this.#attempt()) return;
+        if (this.#refused !== undefined) {
+          // Refused credentials stay refused: give up now, not after every attempt.
+          return void await this.#host.shutdown(this.#refused);
+        }
       }
       if (!this.#closed) {
         await this.#host.shutdown(
@@ -313,6 +355,8 @@ export class Connection {
       await withTimeout(link.handshake.promise, this.#opts.connectTimeoutMs);
     } catch {
       await link.wire.close();
+      const fatal = link.fatal;
+      if (fatal instanceof AuthError && !(fatal instanceof AuthTimeoutError)) this.#refused = fatal;
       return false;
     }
     if (this.#closed || this.#link !== link) return false;

@@ -60,8 +60,15 @@ export function handleFrames(host: DispatchHost): FrameHandler {
     onOk: (arg) => reply(Reply.OK, arg),
     onPong: () => reply(Reply.PONG, ""),
     onInfo(json) {
-      // An INFO nobody asked for (a newer broker announcing itself) is not a reply.
-      if (host.link().pending.peek()?.kind === Reply.INFO) reply(Reply.INFO, json);
+      // An INFO nobody asked for is not a reply: the greeting of a broker
+      // that requires auth (the client never sends INFO first, so the
+      // greeting cannot be mistaken for the answer to one), or a newer
+      // broker announcing itself.
+      if (host.link().pending.peek()?.kind === Reply.INFO) return reply(Reply.INFO, json);
+      try {
+        const nonce = JSON.parse(json).nonce;
+        if (typeof nonce === "string") host.link().nonce = nonce;
+      } catch { /* not ours to judge: the handshake's INFO will be */ }
     },
     onErr(code, text) {
       const link = host.link();

@@ -48,6 +48,8 @@ export class Link {
   ready = false;
   /** Keep-alive PINGs without a PONG yet. */
   pingsOut = 0;
+  /** The nonce of the broker's INFO greeting (sent only when it requires auth). */
+  nonce: string | undefined;
   #acks: string[] = [];
   #ackWaiters: Map<string, Deferred> | null = null;
   #report: (err: Error) => void;
