@@ -5,12 +5,13 @@
  *
  * @module
  */
-import type { Client, Message } from "../client/mod.ts";
+import type { Client, ConnectOptions, Message } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
   COMMON_HELP,
   connectCli,
+  credentials,
   ExitCode,
   type Flags,
   intFlag,
@@ -51,6 +52,8 @@ ${COMMON_HELP}`;
 
 interface BenchConfig {
   server: string;
+  /** The credentials of the common flags, for every client of the run. */
+  auth: Pick<ConnectOptions, "token" | "user" | "pass" | "keyFile">;
   dest: string;
   pubs: number;
   consumers: number;
@@ -89,17 +92,25 @@ const BENCH_FLAGS = {
 
 /** Runs `relayr bench`; returns the exit code. */
 export function benchCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
-  return runCommand({ name: "bench", help: BENCH_HELP, flags: BENCH_FLAGS }, args, io, (parsed) => {
-    const cfg = benchConfig(runtime, parsed);
-    return bench(cfg, parsed.values.json === true, runtime, io);
-  });
+  return runCommand(
+    { name: "bench", help: BENCH_HELP, flags: BENCH_FLAGS },
+    args,
+    io,
+    async (parsed) => {
+      const cfg = {
+        ...benchConfig(runtime, parsed),
+        auth: await credentials(runtime, io, parsed.values),
+      };
+      return bench(cfg, parsed.values.json === true, runtime, io);
+    },
+  );
 }
 
 /** The run's settings from the flags; `UsageError` on a bad one. */
 function benchConfig(
   runtime: Runtime,
   { values, positionals }: Parsed<typeof BENCH_FLAGS>,
-): BenchConfig {
+): Omit<BenchConfig, "auth"> {
   const [name = `bench.${crypto.randomUUID().slice(0, 8)}`] = positionalArgs(positionals, [], 1);
   const queueN = intFlag("queue", values.queue, 0, 0, 1000);
   const subsN = intFlag("subs", values.subs, 0, 0, 1000);
@@ -171,6 +182,7 @@ async function run(
   let lost: Error | undefined; // a client the broker dropped: stop at once, say why
   const open = async () => {
     const c = await connectCli(runtime, cfg.server, {
+      ...cfg.auth,
       reconnect: false,
       onStatus: (e) => {
         if (e.type === "closed" && e.error) lost ??= e.error;

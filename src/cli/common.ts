@@ -7,6 +7,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
+  AuthError,
   type Client,
   connect,
   ConnectError,
@@ -30,6 +31,8 @@ export const ExitCode = {
   UNREACHABLE: 3,
   /** A request or wait timed out. */
   TIMEOUT: 4,
+  /** The broker refused the credentials (or revoked them). */
+  AUTH: 5,
   /** Stopped by SIGINT/SIGTERM before finishing (bench). */
   INTERRUPTED: 130,
 } as const;
@@ -76,7 +79,20 @@ export class UsageError extends TypeError {
 export const COMMON_OPTIONS = {
   server: { type: "string", short: "s" },
   help: { type: "boolean", short: "h" },
+  token: { type: "string" },
+  user: { type: "string" },
+  "password-stdin": { type: "boolean" },
+  key: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
+
+/** The values of the common flags. */
+export interface CommonValues {
+  server?: string;
+  token?: string;
+  user?: string;
+  "password-stdin"?: boolean;
+  key?: string;
+}
 
 /** The flags of message options (pub, request). */
 export const MESSAGE_OPTIONS = {
@@ -91,6 +107,11 @@ export const MESSAGE_OPTIONS = {
 /** Help text of the shared flags. */
 export const COMMON_HELP =
   `  -s, --server <host:port>  broker address (default: $RELAYR_SERVER or localhost:9092)
+      --token <token>       authenticate with the broker's token ($RELAYR_TOKEN)
+      --user <name>         authenticate as this user ($RELAYR_USER)
+      --password-stdin      read the user's password from the first line of stdin
+                            (or set $RELAYR_PASSWORD; never a flag)
+      --key <file>          authenticate with an Ed25519 key file ($RELAYR_KEY_FILE)
   -h, --help                show this help`;
 
 /** Help text of the message option flags. */
@@ -232,21 +253,85 @@ export function connectCli(
 }
 
 /**
+ * The credentials of the common flags, each flag before its environment
+ * variable (`RELAYR_TOKEN`, `RELAYR_USER`, `RELAYR_KEY_FILE`). A password
+ * comes only from the first line of stdin (`--password-stdin`) or
+ * `RELAYR_PASSWORD`: a flag would show it in `ps` and the shell history.
+ */
+export async function credentials(
+  runtime: Runtime,
+  io: CliIo,
+  values: CommonValues,
+): Promise<Pick<ConnectOptions, "token" | "user" | "pass" | "keyFile">> {
+  const token = values.token ?? runtime.env("RELAYR_TOKEN");
+  const user = values.user ?? runtime.env("RELAYR_USER");
+  const keyFile = values.key ?? runtime.env("RELAYR_KEY_FILE");
+  let pass = runtime.env("RELAYR_PASSWORD");
+  if (values["password-stdin"]) {
+    pass = "";
+    for await (const line of lines(io.stdin())) {
+      pass = new TextDecoder().decode(line);
+      break;
+    }
+    if (pass === "") throw new UsageError("--password-stdin: stdin held no password");
+  }
+  if (pass !== undefined && user === undefined) {
+    throw new UsageError("a password needs --user (or $RELAYR_USER)");
+  }
+  if ([token, pass, keyFile].filter((x) => x !== undefined).length > 1) {
+    throw new UsageError("use one of --token, a password, --key");
+  }
+  return { token, user, pass, keyFile };
+}
+
+/**
  * Connects to `--server` (then `$RELAYR_SERVER`, then the default) with the
- * CLI's defaults, runs `work`, and closes the client however `work` ends.
+ * CLI's defaults and the credentials of the common flags, runs `work`, and
+ * closes the client however `work` ends.
  */
 export async function withClient<R>(
   runtime: Runtime,
-  server: string | undefined,
+  io: CliIo,
+  values: CommonValues,
   options: ConnectOptions,
   work: (client: Client) => Promise<R>,
 ): Promise<R> {
-  const client = await connectCli(runtime, serverAddress(runtime, server), options);
+  const auth = await credentials(runtime, io, values);
+  const client = await connectCli(runtime, serverAddress(runtime, values.server), {
+    ...auth,
+    ...options,
+  });
   try {
     return await work(client);
   } finally {
     await client.close();
   }
+}
+
+/** Longest stdin line kept while looking for its end. */
+const STDIN_LINE_BYTES_MAX = 64 * 1024 * 1024;
+
+/** Splits a byte stream into lines (without `\n` or `\r\n`); a last line without an end counts. */
+export async function* lines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let rest = new Uint8Array(0);
+  for await (const chunk of chunks) {
+    let buf = chunk;
+    if (rest.length > 0) {
+      buf = new Uint8Array(rest.length + chunk.length);
+      buf.set(rest);
+      buf.set(chunk, rest.length);
+    }
+    let start = 0;
+    for (let lf = buf.indexOf(10); lf >= 0; lf = buf.indexOf(10, start)) {
+      yield buf.subarray(start, lf > start && buf[lf - 1] === 13 ? lf - 1 : lf);
+      start = lf + 1;
+    }
+    rest = buf.slice(start);
+    if (rest.length > STDIN_LINE_BYTES_MAX) {
+      throw new RangeError(`A stdin line is longer than ${STDIN_LINE_BYTES_MAX} bytes`);
+    }
+  }
+  if (rest.length > 0) yield rest;
 }
 
 /** The monitoring endpoint could not be reached: exit code 3, as for the broker. */
@@ -261,6 +346,7 @@ export class UnreachableError extends Error {
 /** The exit code of an error. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError) return ExitCode.USAGE;
+  if (err instanceof AuthError) return ExitCode.AUTH;
   if (
     err instanceof ConnectError || err instanceof ConnectionClosedError ||
     err instanceof ConnectionLostError || err instanceof UnreachableError

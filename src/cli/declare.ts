@@ -62,7 +62,7 @@ export function declareCommand(args: string[], runtime: Runtime, io: CliIo): Pro
     ) {
       throw new UsageError("give at least one of --retain-messages, --retain-bytes, --retain-age");
     }
-    await withClient(runtime, values.server, { reconnect: false }, (c) => c.declare(topic, opts));
+    await withClient(runtime, io, values, { reconnect: false }, (c) => c.declare(topic, opts));
     io.out(`declared ${topic}`);
     return ExitCode.OK;
   });

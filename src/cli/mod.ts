@@ -22,6 +22,7 @@
 import type { Runtime } from "../runtime/mod.ts";
 import { benchCommand } from "./bench.ts";
 import { type CliIo, defaultIo } from "./common.ts";
+import { keygenCommand, passwdCommand } from "./credentials.ts";
 import { declareCommand } from "./declare.ts";
 import { pubCommand } from "./pub.ts";
 import { replyCommand } from "./reply.ts";
@@ -42,6 +43,8 @@ const COMMANDS: Record<string, Command> = {
   declare: declareCommand,
   stats: statsCommand,
   bench: benchCommand,
+  passwd: passwdCommand,
+  keygen: keygenCommand,
 };
 
 /** One line per client subcommand, for the top-level `relayr --help`. */
@@ -53,6 +56,8 @@ export const CLI_USAGE = `Client commands:
   relayr declare <topic>       declare a topic with retention (replay, durables)
   relayr stats                 print the broker's statistics
   relayr bench                 load-test the broker
+  relayr passwd                hash a password for the users file
+  relayr keygen <file>         write an Ed25519 key file, print its public key
 Run "relayr <command> --help" for the options of each.`;
 
 /**

@@ -11,11 +11,13 @@ import {
   COMMON_HELP,
   ExitCode,
   intFlag,
+  lines,
   MESSAGE_HELP,
   MESSAGE_OPTIONS,
   messageOptions,
   positionalArgs,
   runCommand,
+  UsageError,
   withClient,
 } from "./common.ts";
 
@@ -38,8 +40,6 @@ ${COMMON_HELP}`;
 
 /** Outstanding publishes when streaming stdin: deep enough to pipeline, small enough to bound memory. */
 const PUB_WINDOW = 1000;
-/** Longest stdin line kept while looking for its end. */
-const STDIN_LINE_BYTES_MAX = 64 * 1024 * 1024;
 
 /** Runs `relayr pub`; returns the exit code. */
 export function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
@@ -53,7 +53,12 @@ export function pubCommand(args: string[], runtime: Runtime, io: CliIo): Promise
     const [dest, data] = positionalArgs(positionals, ["<destination>"], 1);
     const count = intFlag("count", values.count, 1, 1);
     const opts = messageOptions(values);
-    await withClient(runtime, values.server, { reconnect: false }, async (client) => {
+    if (values["password-stdin"] && (data === undefined || data === "-")) {
+      throw new UsageError(
+        "--password-stdin and messages from stdin exclude each other; set RELAYR_PASSWORD",
+      );
+    }
+    await withClient(runtime, io, values, { reconnect: false }, async (client) => {
       const print = values.quiet ? () => {} : (id: string) => io.out(id);
       if (data === undefined || data === "-") {
         await publishLines(client, dest, opts, io, print);
@@ -79,27 +84,4 @@ async function publishLines(
     if (window.length >= PUB_WINDOW) print(await window.shift()!);
   }
   while (window.length > 0) print(await window.shift()!);
-}
-
-/** Splits a byte stream into lines (without `\n` or `\r\n`); a last line without an end counts. */
-export async function* lines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let rest = new Uint8Array(0);
-  for await (const chunk of chunks) {
-    let buf = chunk;
-    if (rest.length > 0) {
-      buf = new Uint8Array(rest.length + chunk.length);
-      buf.set(rest);
-      buf.set(chunk, rest.length);
-    }
-    let start = 0;
-    for (let lf = buf.indexOf(10); lf >= 0; lf = buf.indexOf(10, start)) {
-      yield buf.subarray(start, lf > start && buf[lf - 1] === 13 ? lf - 1 : lf);
-      start = lf + 1;
-    }
-    rest = buf.slice(start);
-    if (rest.length > STDIN_LINE_BYTES_MAX) {
-      throw new RangeError(`A stdin line is longer than ${STDIN_LINE_BYTES_MAX} bytes`);
-    }
-  }
-  if (rest.length > 0) yield rest;
 }

@@ -70,7 +70,7 @@ export function replyCommand(args: string[], runtime: Runtime, io: CliIo): Promi
     const onStatus = (e: StatusEvent) => {
       if (e.type === "closed" && e.error) lost = e.error;
     };
-    await withClient(runtime, values.server, { onStatus }, (c) => answer(c, cfg, runtime, io));
+    await withClient(runtime, io, values, { onStatus }, (c) => answer(c, cfg, runtime, io));
     if (lost) throw lost;
     return ExitCode.OK;
   });

@@ -50,7 +50,7 @@ export function requestCommand(args: string[], runtime: Runtime, io: CliIo): Pro
     }
     const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
     const opts = messageOptions(values);
-    await withClient(runtime, values.server, { reconnect: false }, async (client) => {
+    await withClient(runtime, io, values, { reconnect: false }, async (client) => {
       const reply = await client.request(dest, data, { ...opts, timeoutMs });
       io.out(values.json ? JSON.stringify(toJson(reply)) : reply.text());
     });

@@ -9,12 +9,15 @@ import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
   COMMON_HELP,
+  type CommonValues,
+  credentials,
   ExitCode,
   intFlag,
   positionalArgs,
   runCommand,
   serverAddress,
   UnreachableError,
+  UsageError,
 } from "./common.ts";
 
 /** Help of `relayr stats`. */
@@ -52,19 +55,45 @@ export function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promi
     const { hostname, port } = parseAddress(http);
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
     const url = `http://${host}:${port}/api/stats`;
-    const stats = await fetchJson(url, timeoutMs);
+    const stats = await fetchJson(url, timeoutMs, await authorization(runtime, io, values));
     io.out(values.compact ? JSON.stringify(stats) : JSON.stringify(stats, null, 2));
     return ExitCode.OK;
   });
 }
 
-async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
+/**
+ * The `Authorization` header of the credential flags: the token as a
+ * bearer, or a password user's Basic credentials (the monitoring port takes
+ * no key: see docs/SECURITY.md).
+ */
+async function authorization(
+  runtime: Runtime,
+  io: CliIo,
+  values: CommonValues,
+): Promise<Record<string, string>> {
+  const c = await credentials(runtime, io, values);
+  if (c.keyFile !== undefined) {
+    throw new UsageError("the monitoring port takes --token or a password, not --key");
+  }
+  if (c.token !== undefined) return { authorization: `Bearer ${c.token}` };
+  if (c.pass !== undefined) {
+    const basic = new TextEncoder().encode(`${c.user}:${c.pass}`).toBase64();
+    return { authorization: `Basic ${basic}` };
+  }
+  return {};
+}
+
+async function fetchJson(
+  url: string,
+  timeoutMs: number,
+  headers: Record<string, string>,
+): Promise<unknown> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     let res: Response;
     try {
-      res = await fetch(url, { signal: abort.signal });
+      res = await fetch(url, { signal: abort.signal, headers });
     } catch (err) {
       const why = abort.signal.aborted ? `no answer within ${timeoutMs} ms` : reason(err);
       throw new UnreachableError(`cannot reach monitoring at ${url}: ${why}`);

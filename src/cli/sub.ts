@@ -105,7 +105,8 @@ export function subCommand(args: string[], runtime: Runtime, io: CliIo): Promise
     };
     const { n, timedOut } = await withClient(
       runtime,
-      parsed.values.server,
+      io,
+      parsed.values,
       { onStatus },
       (client) => consume(client, cfg, runtime, io),
     );

@@ -57,7 +57,10 @@ export async function loadKeyFile(runtime: Runtime, path: string): Promise<KeySi
 }
 
 /** The credential fields of CONNECT; `sig` is the nonce's signature for a key. */
-export function connectFields(c: ClientCredentials, sig: string | undefined): Record<string, string> {
+export function connectFields(
+  c: ClientCredentials,
+  sig: string | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (c.token !== undefined) out.auth_token = c.token;
   if (c.user !== undefined) out.user = c.user;

@@ -272,5 +272,7 @@ export const bunRuntime: Runtime = {
   stdoutIsTerminal: () => process.stdout.isTTY === true,
   writeStdout: (text) => void process.stdout.write(text),
   stdin: () => process.stdin as unknown as AsyncIterable<Uint8Array>,
+  stdinIsTerminal: () => process.stdin.isTTY === true,
+  setStdinRaw: (raw) => void process.stdin.setRawMode?.(raw),
   exit: (code) => process.exit(code),
 };

@@ -140,5 +140,7 @@ export const denoRuntime: Runtime = {
     while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
   },
   stdin: () => Deno.stdin.readable,
+  stdinIsTerminal: () => Deno.stdin.isTerminal(),
+  setStdinRaw: (raw) => Deno.stdin.setRaw(raw),
   exit: (code) => Deno.exit(code),
 };

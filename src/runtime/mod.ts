@@ -12,6 +12,7 @@ export type { Conn, HttpServer, Listener, Runtime } from "./types.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";
+export { writeSecretFile } from "./secret_file.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

@@ -70,6 +70,10 @@ export interface Runtime {
   writeStdout(text: string): void;
   /** Standard input, chunk by chunk. */
   stdin(): AsyncIterable<Uint8Array>;
+  /** Whether stdin is a terminal (`relayr passwd` then reads without echo). */
+  stdinIsTerminal(): boolean;
+  /** Raw mode of a terminal stdin: no echo, no line editing (a password prompt). */
+  setStdinRaw(raw: boolean): void;
   /** Ends the process with `code`. */
   exit(code: number): never;
 }
