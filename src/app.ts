@@ -208,6 +208,10 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   log.info(
     `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}`,
   );
+  const auth = running.server.auth?.stats();
+  if (auth !== undefined) {
+    log.info(`authentication on: ${auth.users} users${config["auth-token"] ? " and a token" : ""}`);
+  }
   if (running.http) {
     log.info(`monitoring on http://${config["http-host"] ?? config.host}:${running.http.port}`);
   }

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { bunVersion, ensureBinary, type ServerProcess, startServerProcess } from "./child.ts";
 import { RawClient } from "./helpers.ts";
 import { parseExposition, value } from "./prometheus.ts";
+import { keyFileText } from "../src/auth/mod.ts";
+import { makeUsers, SECRETS, writeUsers } from "./auth/fixtures.ts";
 
 const bun = await bunVersion();
 if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
@@ -137,5 +139,80 @@ Deno.test({
   ignore: bun === undefined,
   async fn() {
     await scenario("bun", ["main.ts"], "bun");
+  },
+});
+
+Deno.test({
+  name:
+    "binary: authentication with token, password and key; HTTP needs a credential; SIGHUP revokes",
+  ignore: bun === undefined,
+  async fn() {
+    await ensureBinary();
+    const { users, bob } = await makeUsers();
+    const path = await writeUsers(users);
+    const dir = await Deno.makeTempDir();
+    const keyFile = `${dir}/bob.key`;
+    await Deno.writeTextFile(keyFile, keyFileText(bob));
+    const server = await startServerProcess(BINARY, [
+      "--users",
+      path,
+      "--auth-token",
+      SECRETS.token,
+      "--log-level",
+      "debug",
+    ]);
+    const cli = async (args: string[], stdin?: string) => {
+      const child = new Deno.Command(BINARY, {
+        args: [...args, "-s", `127.0.0.1:${server.port}`],
+        stdin: stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      if (stdin !== undefined) {
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(stdin));
+        await w.close();
+      }
+      const out = await child.output();
+      return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+    };
+    try {
+      assert.equal((await cli(["pub", "queue:b", "one", "--token", SECRETS.token])).code, 0);
+      const pw = await cli(
+        ["pub", "queue:b", "two", "--user", "alice", "--password-stdin"],
+        `${SECRETS.alicePass}\n`,
+      );
+      assert.equal(pw.code, 0);
+      const sub = await cli(["sub", "queue:b", "-n", "2", "--raw", "--key", keyFile]);
+      assert.equal(sub.code, 0);
+      assert.deepEqual(sub.stdout.trim().split("\n"), ["one", "two"]);
+      assert.equal((await cli(["pub", "queue:b", "x", "--token", "wrong"])).code, 5);
+      const metrics = `http://127.0.0.1:${server.httpPort}/metrics`;
+      const open = await fetch(metrics);
+      await open.body?.cancel();
+      assert.equal(open.status, 401);
+      const ok = await fetch(metrics, { headers: { authorization: `Bearer ${SECRETS.token}` } });
+      // One refused CLI login and the refused scrape before.
+      assert.match(await ok.text(), /^relayr_auth_failures_total 2$/m);
+      // SIGHUP on Bun: alice removed, her connection revoked.
+      const raw = await RawClient.connect(server.port);
+      try {
+        await raw.line(); // the greeting
+        await raw.send(`CONNECT {"user":"alice","pass":"${SECRETS.alicePass}"}\r\n`);
+        assert.equal(await raw.line(5000), "OK");
+        await writeUsers(users.filter((u) => u.user !== "alice"), path);
+        Deno.kill(server.pid, "SIGHUP");
+        assert.match(await raw.line(5000), /^ERR AUTH_REVOKED /);
+      } finally {
+        await raw.close();
+      }
+    } finally {
+      await server.stop("SIGTERM");
+      await Deno.remove(path);
+      await Deno.remove(dir, { recursive: true });
+    }
+    for (const secret of [...Object.values(SECRETS), bob.private_key]) {
+      assert.ok(!server.output().includes(secret), "a secret in the binary's log");
+    }
   },
 });

@@ -8,6 +8,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   AuthError,
+  AuthFailedError,
   type Client,
   connect,
   ConnectError,
@@ -358,7 +359,11 @@ export function exitCodeOf(err: unknown): number {
 /** Prints `relayr <command>: <message>` (no stack trace) and returns the exit code. */
 export function fail(io: CliIo, command: string, err: unknown): number {
   const msg = err instanceof Error ? err.message : String(err);
-  const hint = err instanceof UsageError ? ` (see relayr ${command} --help)` : "";
+  const hint = err instanceof UsageError
+    ? ` (see relayr ${command} --help)`
+    : err instanceof AuthFailedError
+    ? " (give --token, --user with a password, or --key)"
+    : "";
   io.err(`relayr ${command}: ${msg.split("\n")[0]}${hint}`);
   return exitCodeOf(err);
 }
