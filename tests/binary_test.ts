@@ -10,7 +10,7 @@ import { bunVersion, ensureBinary, type ServerProcess, startServerProcess } from
 import { RawClient } from "./helpers.ts";
 import { parseExposition, value } from "./prometheus.ts";
 import { keyFileText } from "../src/auth/mod.ts";
-import { makeUsers, SECRETS, writeUsers } from "./auth/fixtures.ts";
+import { makeUsers, SECRETS, serveArgs, writeUsers } from "./auth/fixtures.ts";
 
 const bun = await bunVersion();
 if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
@@ -153,14 +153,7 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const keyFile = `${dir}/bob.key`;
     await Deno.writeTextFile(keyFile, keyFileText(bob));
-    const server = await startServerProcess(BINARY, [
-      "--users",
-      path,
-      "--auth-token",
-      SECRETS.token,
-      "--log-level",
-      "debug",
-    ]);
+    const server = await startServerProcess(BINARY, serveArgs(path));
     const cli = async (args: string[], stdin?: string) => {
       const child = new Deno.Command(BINARY, {
         args: [...args, "-s", `127.0.0.1:${server.port}`],

@@ -7,40 +7,9 @@ import assert from "node:assert/strict";
 import { connect, type StatusEvent } from "../src/client/mod.ts";
 import { ackGroups } from "../src/client/commands.ts";
 import { ACK_IDS_MAX, CONTROL_LINE_BYTES_MAX } from "../src/config/mod.ts";
-import { BrokerProcess, freePort } from "./client_helpers.ts";
+import { BrokerProcess, freePort, relayr, type Run } from "./client_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `relayr <args>` to completion (bounded by `timeoutMs`), feeding `stdin`. */
-async function relayr(
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...opts.env },
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** A destination with a wildcard outside quotes: `relayr sub topic:events.>` redirects to a file. */
 const UNQUOTED_WILDCARD = /(^|\s)(topic|queue):[^\s'"<]*[>*]/m; // not a <placeholder>

@@ -5,6 +5,7 @@
  */
 import { generateKeyPair, hashPassword } from "../../src/auth/mod.ts";
 import { startTestBroker } from "../helpers.ts";
+export { relayr } from "../client_helpers.ts";
 
 /** scrypt parameters cheap enough for tests (the format and code path are the same). */
 export const CHEAP = { N: 2 ** 10, r: 8, p: 1 };
@@ -55,37 +56,17 @@ export async function writeUsers(users: unknown[], path?: string): Promise<strin
   return p;
 }
 
+/** `serve` arguments of a broker child process with the token and the users at `path`, logging everything. */
+export function serveArgs(path: string): string[] {
+  return ["--users", path, "--auth-token", SECRETS.token, "--log-level", "debug"];
+}
+
 /** A broker with the token and the users file at `path`. */
 export function startAuthBroker(path: string, args: string[] = []) {
   return startTestBroker(["--users", path, "--auth-token", SECRETS.token, ...args]);
 }
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-
-/** `relayr <args>` as a child process, to completion (killed after 30 s), fed `stdin`. */
-export async function relayr(
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...opts.env },
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** The path of main.ts, for a broker child process. */
 export const MAIN = `${ROOT}main.ts`;

@@ -11,7 +11,7 @@ import { keyFileText, parsePasswordHash, verifyPassword } from "../../src/auth/m
 import { AuthRevokedError, connect, type StatusEvent } from "../../src/client/mod.ts";
 import { startServerProcess } from "../child.ts";
 import { waitFor } from "../helpers.ts";
-import { MAIN, makeUsers, relayr, SECRETS, sign, writeUsers } from "./fixtures.ts";
+import { MAIN, makeUsers, relayr, SECRETS, serveArgs, sign, writeUsers } from "./fixtures.ts";
 
 Deno.test("auth end to end: CLI, HTTP, SIGHUP reload, and no secret in the logs", async (t) => {
   const { users, bob } = await makeUsers();
@@ -24,12 +24,7 @@ Deno.test("auth end to end: CLI, HTTP, SIGHUP reload, and no secret in the logs"
     "-A",
     MAIN,
     "serve",
-    "--users",
-    path,
-    "--auth-token",
-    SECRETS.token,
-    "--log-level",
-    "debug",
+    ...serveArgs(path),
   ]);
   const s = ["-s", `127.0.0.1:${broker.port}`];
   const http = `http://127.0.0.1:${broker.httpPort}`;
