@@ -1,6 +1,11 @@
 /**
  * Failed logins per remote address, for the growing delay before a failed
- * `CONNECT` is answered. The map is bounded (`AUTH_FAILED_ADDRESSES_MAX`,
+ * `CONNECT` is answered. An address's failures are answered in turn, each
+ * `delayFor(n)` after the previous answer, so opening many connections at
+ * once does not guess faster: the rate is one failure per delay, at most
+ * one per `AUTH_FAIL_DELAY_MS_MAX` once warmed up. While more than
+ * `AUTH_FAIL_BACKLOG_MS_MAX` of answers wait, the address is refused at
+ * once without its credentials being checked (`blocked`). The map is bounded (`AUTH_FAILED_ADDRESSES_MAX`,
  * the least recently failing address forgotten first: a `Map` keeps
  * insertion order, and a failure moves its address to the end), so a flood
  * of addresses costs the broker a fixed amount of memory, and a million
@@ -10,6 +15,7 @@
  * @module
  */
 import {
+  AUTH_FAIL_BACKLOG_MS_MAX,
   AUTH_FAIL_DELAY_MS_MAX,
   AUTH_FAIL_DELAY_MS_MIN,
   AUTH_FAIL_FORGET_MS,
@@ -19,12 +25,15 @@ import {
 interface Entry {
   failures: number;
   last: number;
+  /** When the latest failure of the address is answered. */
+  answerAt: number;
 }
 
 /** Failed attempts by address, bounded. */
 export class FailedAttempts {
-  /** Failed attempts ever, and those forgotten to keep the map in bounds. */
+  /** Failed attempts ever, those refused unchecked (backlog full), and addresses forgotten to keep the map in bounds. */
   failures = 0;
+  lockouts = 0;
   evicted = 0;
   #map = new Map<string, Entry>();
   #max: number;
@@ -40,9 +49,22 @@ export class FailedAttempts {
   }
 
   /**
+   * Whether `address` has more than `AUTH_FAIL_BACKLOG_MS_MAX` of failures
+   * waiting for their answer: then a login is refused unchecked (counted).
+   */
+  blocked(address: string, now: number): boolean {
+    const e = this.#map.get(address);
+    if (e === undefined || e.answerAt - now <= AUTH_FAIL_BACKLOG_MS_MAX) return false;
+    this.lockouts++;
+    this.failures++;
+    return true;
+  }
+
+  /**
    * Records a failure of `address` at `now`; returns how long to wait
    * before answering it: `AUTH_FAIL_DELAY_MS_MIN` doubled per earlier failure
-   * of the address, capped at `AUTH_FAIL_DELAY_MS_MAX`.
+   * of the address, capped at `AUTH_FAIL_DELAY_MS_MAX`, after the answer to
+   * its previous failure.
    *
    * @example
    * ```ts
@@ -57,7 +79,7 @@ export class FailedAttempts {
       this.#map.delete(address); // re-inserted at the end: the most recent
       if (now - e.last > AUTH_FAIL_FORGET_MS) e.failures = 0;
     } else {
-      e = { failures: 0, last: now };
+      e = { failures: 0, last: now, answerAt: now };
       if (this.#map.size >= this.#max) {
         this.#map.delete(this.#map.keys().next().value!);
         this.evicted++;
@@ -65,9 +87,10 @@ export class FailedAttempts {
     }
     e.failures++;
     e.last = now;
+    e.answerAt = Math.max(e.answerAt, now) + delayFor(e.failures);
     this.#map.set(address, e);
     this.failures++;
-    return delayFor(e.failures);
+    return e.answerAt - now;
   }
 
   /** Forgets the failures of `address` (an operator unblocking a host after fixing its credentials). */

@@ -52,6 +52,8 @@ export interface AuthStats {
   revoked: number;
   failed_addresses: number;
   failed_addresses_evicted: number;
+  /** Logins refused unchecked because their address's backlog of failures was full. */
+  lockouts: number;
 }
 
 /** A reload's verdict on one principal: itself (unchanged), a new one (new entry), or null (revoked). */
@@ -85,12 +87,14 @@ export class Authenticator {
    * a client certificate whose subject names a user logs in as that user.
    */
   async authenticate(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
+    const host = hostOf(ctx.remoteAddr);
+    if (this.attempts.blocked(host, this.#clock.now())) return undefined;
     const p = await this.#judge(c, ctx);
     if (p !== undefined) {
       this.successes++;
       return p;
     }
-    await sleep(this.#clock, this.attempts.fail(hostOf(ctx.remoteAddr), this.#clock.now()));
+    await sleep(this.#clock, this.attempts.fail(host, this.#clock.now()));
     return undefined;
   }
 
@@ -135,6 +139,7 @@ export class Authenticator {
    * address), so guessing over HTTP is slowed as over TCP.
    */
   async httpPrincipal(header: string | null): Promise<Principal | undefined> {
+    if (this.attempts.blocked("http", this.#clock.now())) return undefined;
     let p: Principal | undefined;
     if (header?.startsWith("Bearer ")) {
       if (this.#tokenMatches(header.slice(7).trim())) p = TOKEN_PRINCIPAL;
@@ -181,6 +186,7 @@ export class Authenticator {
       revoked: this.revoked,
       failed_addresses: this.attempts.size,
       failed_addresses_evicted: this.attempts.evicted,
+      lockouts: this.attempts.lockouts,
     };
   }
 }

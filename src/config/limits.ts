@@ -124,6 +124,12 @@ export const AUTH_FAILED_ADDRESSES_MAX = 10_000;
 export const AUTH_FAIL_DELAY_MS_MIN = 100;
 /** Cap of the growing delay before a failed login is answered (the connection reads nothing meanwhile). */
 export const AUTH_FAIL_DELAY_MS_MAX = 5_000;
+/**
+ * The failed logins of one address are answered one after another, each after its delay; an
+ * address with more than this much waiting is refused at once, its credentials unchecked, until
+ * the backlog drains: parallel connections cannot guess faster, and cannot pile up for ever.
+ */
+export const AUTH_FAIL_BACKLOG_MS_MAX = 60_000;
 /** An address with no failed login for this long starts again from no failures. */
 export const AUTH_FAIL_FORGET_MS = 10 * 60_000;
 /** Entries of a users file. */

@@ -281,6 +281,12 @@ function authFamilies(e: Exposition, a: AuthStats): void {
     "Connections closed because a reload removed their user or credential",
     a.revoked,
   );
+  e.single(
+    "relayr_auth_lockouts_total",
+    "counter",
+    "Logins refused unchecked: their address had over a minute of failed logins waiting",
+    a.lockouts,
+  );
   e.single("relayr_auth_users", "gauge", "Users in the users file", a.users);
   e.single(
     "relayr_auth_failed_addresses",

@@ -19,7 +19,11 @@ import {
   verifyPassword,
 } from "../../src/auth/mod.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { AUTH_FAIL_DELAY_MS_MAX, AUTH_FAIL_DELAY_MS_MIN } from "../../src/config/limits.ts";
+import {
+  AUTH_FAIL_BACKLOG_MS_MAX,
+  AUTH_FAIL_DELAY_MS_MAX,
+  AUTH_FAIL_DELAY_MS_MIN,
+} from "../../src/config/limits.ts";
 import { FakeClock } from "../fake_clock.ts";
 import { CHEAP, makeUsers } from "./fixtures.ts";
 
@@ -125,7 +129,12 @@ Deno.test("password: PHC scrypt at the default cost, verified in constant-length
 
 Deno.test("failed logins: the delay doubles per failure of an address, capped, and the map is bounded", () => {
   const a = new FailedAttempts(3);
-  const delays = Array.from({ length: 10 }, () => a.fail("10.0.0.1", 0));
+  let now = 0;
+  const delays = Array.from({ length: 10 }, () => {
+    const d = a.fail("10.0.0.1", now); // each attempt once the previous one was answered
+    now += d;
+    return d;
+  });
   assert.deepEqual(delays.slice(0, 3), [
     AUTH_FAIL_DELAY_MS_MIN,
     2 * AUTH_FAIL_DELAY_MS_MIN,
@@ -137,13 +146,40 @@ Deno.test("failed logins: the delay doubles per failure of an address, capped, a
     AUTH_FAIL_DELAY_MS_MAX,
     "a million guesses: the cap, no overflow",
   );
-  for (let i = 0; i < 1000; i++) a.fail(`10.1.${i >> 8}.${i & 255}`, 1);
+  for (let i = 0; i < 1000; i++) a.fail(`10.1.${i >> 8}.${i & 255}`, now);
   assert.equal(a.size, 3, "at most the limit of addresses");
   assert.equal(a.evicted, 998);
-  assert.equal(a.failuresOf("10.0.0.1", 1), 0, "the oldest was forgotten first");
+  assert.equal(a.failuresOf("10.0.0.1", now), 0, "the oldest was forgotten first");
   assert.equal(a.failures, 1010);
   assert.equal(hostOf("[::1]:5555"), "[::1]");
   assert.equal(hostOf("127.0.0.1:80"), "127.0.0.1");
+});
+
+Deno.test("failed logins: parallel failures of one address are answered in turn; a full backlog is refused unchecked", async () => {
+  const a = new FailedAttempts();
+  assert.deepEqual([a.fail("h", 0), a.fail("h", 0), a.fail("h", 0)], [100, 300, 700]);
+  let wait = 0;
+  for (let i = 0; i < 100 && !a.blocked("h", 0); i++) wait = a.fail("h", 0);
+  assert.ok(
+    wait > AUTH_FAIL_BACKLOG_MS_MAX && wait <= AUTH_FAIL_BACKLOG_MS_MAX + AUTH_FAIL_DELAY_MS_MAX,
+  );
+  assert.equal(a.blocked("h", 0), true);
+  assert.equal(a.blocked("h", wait - AUTH_FAIL_BACKLOG_MS_MAX), false, "drained enough");
+  assert.equal(a.blocked("other", 0), false);
+  // Blocked, even the right token is refused at once, unchecked, and counted.
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: "t0k", users: undefined }, clock);
+  for (let i = 0; i < 30; i++) auth.attempts.fail("10.0.0.7", clock.now());
+  assert.equal(
+    await auth.authenticate({ auth_token: "t0k" }, { nonce: "n", remoteAddr: "10.0.0.7:9" }),
+    undefined,
+  );
+  assert.equal(auth.stats().lockouts, 1);
+  assert.equal(
+    (await auth.authenticate({ auth_token: "t0k" }, { nonce: "n", remoteAddr: "10.0.0.8:9" }))
+      ?.user,
+    TOKEN_USER,
+  );
 });
 
 Deno.test("failed logins: the answer waits for the delay on the (fake) clock; a success does not", async () => {
