@@ -240,7 +240,8 @@ export class Connection {
         } catch (err) {
           return link.wire.close(err as Error);
         }
-        if (this.#closed || link.fatal !== undefined) return;
+        // Closed meanwhile (timed out, dropped): it must never become the current link.
+        if (this.#closed || link.wire.closed || link.fatal !== undefined) return;
         this.#hello(link, sig);
       },
       reject: (err) => link.handshake.reject(err),
