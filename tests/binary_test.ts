@@ -147,15 +147,15 @@ Deno.test({
     "binary: authentication with token, password and key; HTTP needs a credential; SIGHUP revokes",
   ignore: bun === undefined,
   async fn() {
-    await ensureBinary();
+    const binary = await ensureBinary();
     const { users, bob } = await makeUsers();
     const path = await writeUsers(users);
     const dir = await Deno.makeTempDir();
     const keyFile = `${dir}/bob.key`;
     await Deno.writeTextFile(keyFile, keyFileText(bob));
-    const server = await startServerProcess(BINARY, serveArgs(path));
+    const server = await startServerProcess(binary, serveArgs(path));
     const cli = async (args: string[], stdin?: string) => {
-      const child = new Deno.Command(BINARY, {
+      const child = new Deno.Command(binary, {
         args: [...args, "-s", `127.0.0.1:${server.port}`],
         stdin: stdin === undefined ? "null" : "piped",
         stdout: "piped",
