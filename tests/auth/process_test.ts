@@ -191,3 +191,44 @@ Deno.test("relayr passwd and keygen", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("relayr passwd from a terminal: asked twice, never echoed (a pty made by script(1))", async (t) => {
+  const hasScript = await new Deno.Command("script", { args: ["--version"], stdout: "null" })
+    .output().then((o) => o.success, () => false);
+  if (!hasScript) return void console.log("skipped: script(1) is not installed");
+  await t.step("a terminal session", async () => {
+    const child = new Deno.Command("script", {
+      args: ["-qec", `${Deno.execPath()} run -A ${MAIN} passwd --cost 10`, "/dev/null"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const w = child.stdin.getWriter();
+    const out = child.stdout.getReader();
+    let text = "";
+    const until = async (what: RegExp) => {
+      for (let i = 0; i < 200 && !what.test(text); i++) {
+        const r = await out.read();
+        if (r.done) break;
+        text += new TextDecoder().decode(r.value);
+      }
+      assert.match(text, what);
+    };
+    await until(/Password \(not shown\):/);
+    await w.write(new TextEncoder().encode("tty-pw-1\r"));
+    await until(/Again:/);
+    await w.write(new TextEncoder().encode("tty-pw-1\r"));
+    await until(/\$scrypt\$\S+/);
+    await w.close();
+    for (let r = await out.read(); !r.done; r = await out.read()) {
+      text += new TextDecoder().decode(r.value);
+    }
+    await child.stderr.cancel();
+    assert.equal((await child.status).code, 0);
+    assert.ok(!text.includes("tty-pw-1"), "the password was echoed");
+    const h = parsePasswordHash(text.match(/\$scrypt\$\S+/)![0]);
+    assert.ok(typeof h !== "string");
+    assert.equal(await verifyPassword("tty-pw-1", h), true);
+  });
+});
