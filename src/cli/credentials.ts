@@ -10,7 +10,6 @@ import { generateKeyPair, hashPassword, keyFileText, SCRYPT_DEFAULT } from "../a
 import { type Runtime, writeSecretFile } from "../runtime/mod.ts";
 import {
   type CliIo,
-  COMMON_HELP,
   ExitCode,
   intFlag,
   lines,
@@ -31,7 +30,7 @@ Options:
   Math.log2(SCRYPT_DEFAULT.N)
 }; each +1 doubles
                             time and memory: 15 is ~120 ms and 32 MiB a login)
-${COMMON_HELP}`;
+  -h, --help                show this help`;
 
 const KEYGEN_HELP = `Usage: relayr keygen <file>
 
@@ -41,7 +40,7 @@ file. Clients log in with it by signing the broker's nonce (--key <file>);
 the broker stores nothing that lets anyone log in.
 
 Options:
-${COMMON_HELP}`;
+  -h, --help                show this help`;
 
 /** Runs `relayr passwd`. */
 export function passwdCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
