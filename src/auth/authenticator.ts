@@ -12,7 +12,7 @@
  * @module
  */
 import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
-import { type Clock, sha256, sleep, timingSafeEqual } from "../runtime/mod.ts";
+import { type Clock, sha256, type Timer, timingSafeEqual } from "../runtime/mod.ts";
 import { FailedAttempts, hostOf } from "./attempts.ts";
 import { verifyNonce } from "./keys.ts";
 import { parsePasswordHash, type PasswordHash, verifyPassword } from "./password.ts";
@@ -74,6 +74,9 @@ export class Authenticator {
   #clock: Clock;
   #token: Uint8Array | undefined;
   #users: UserTable;
+  /** Failure answers waiting out their delay; `close()` ends them at once. */
+  #waits = new Set<{ timer: Timer; done: () => void }>();
+  #closed = false;
 
   constructor(config: AuthConfig, clock: Clock) {
     this.#clock = clock;
@@ -94,8 +97,34 @@ export class Authenticator {
       this.successes++;
       return p;
     }
-    await sleep(this.#clock, this.attempts.fail(host, this.#clock.now()));
+    await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
+  }
+
+  /** Waits `ms` on the clock, unless `close()` comes first. */
+  #wait(ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = {
+        timer: this.#clock.after(ms, () => w.done()),
+        done: () => {
+          this.#waits.delete(w);
+          w.timer.cancel();
+          resolve();
+        },
+      };
+      this.#waits.add(w);
+    });
+  }
+
+  /**
+   * The server is stopping: failure answers waiting out their delay are
+   * given now (their connections are closing anyway), and later ones do
+   * not wait, so no delay holds up a shutdown or outlives the server.
+   */
+  close(): void {
+    this.#closed = true;
+    for (const w of [...this.#waits]) w.done();
   }
 
   async #judge(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
@@ -152,7 +181,7 @@ export class Authenticator {
       if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
     }
     if (p !== undefined) return p;
-    await sleep(this.#clock, this.attempts.fail("http", this.#clock.now()));
+    await this.#wait(this.attempts.fail("http", this.#clock.now()));
     return undefined;
   }
 

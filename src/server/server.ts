@@ -198,6 +198,7 @@ export class Server implements ConnectionHost {
     await this.#acceptDone;
     for (const t of this.#timers) t.cancel();
     this.#lag.stop();
+    this.auth?.close();
     for (const c of [...this.connections.values()]) {
       c.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping");
     }

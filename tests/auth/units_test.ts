@@ -202,6 +202,20 @@ Deno.test("failed logins: the answer waits for the delay on the (fake) clock; a 
   assert.equal(auth.stats().successes, 1);
 });
 
+Deno.test("failed logins: close() answers the waiting ones at once, and later ones do not wait", async () => {
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: "t0k", users: undefined }, clock);
+  const ctx = { nonce: "n", remoteAddr: "10.0.0.9:1" };
+  const waiting = auth.authenticate({ auth_token: "x" }, ctx);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(clock.pending, 1, "the failure waits on the clock");
+  auth.close();
+  assert.equal(await waiting, undefined);
+  assert.equal(clock.pending, 0, "its timer was cancelled");
+  assert.equal(await auth.authenticate({ auth_token: "y" }, ctx), undefined);
+  assert.equal(clock.pending, 0);
+});
+
 Deno.test("certificate subject: a verified subject naming a user logs in as that user, nothing else does", async () => {
   const { users } = await makeUsers();
   const clock = new FakeClock();
