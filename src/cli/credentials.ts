@@ -91,8 +91,10 @@ async function readHidden(
   input: AsyncIterator<Uint8Array>,
   prompt: string,
 ): Promise<string> {
-  io.err(prompt); // on stderr: stdout's last line is the hash
+  // Raw (no echo) before the prompt shows, so nothing typed after it is echoed; on stderr:
+  // stdout's last line is the hash.
   runtime.setStdinRaw(true);
+  io.err(prompt);
   const bytes: number[] = [];
   try {
     for (;;) {
