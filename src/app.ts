@@ -7,10 +7,16 @@
  */
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
-import { type Config, ConfigError, loadConfig, serveHelp } from "./config/mod.ts";
+import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import { type Clock, nodeFileSystem, type Runtime, systemClock } from "./runtime/mod.ts";
+import {
+  checkTlsFiles,
+  type Clock,
+  nodeFileSystem,
+  type Runtime,
+  systemClock,
+} from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
 import { type FsyncPolicy, LogStore, MemoryStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
@@ -30,11 +36,15 @@ export interface Running {
    * old stay in force).
    */
   reload(config: Config): void;
+  /** Reads the TLS files again; new connections get them (SIGHUP). Throws `ConfigError`. */
+  reloadTls(): Promise<void>;
 }
 
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
+  // Read and checked before anything binds: a bad file is one line, exit 2.
+  config.tls ??= readTls(config, tlsSources(runtime));
   const clock = systemClock; // one clock for the store, the broker and the server
   const authConfig = authConfigFrom(config, (p) => runtime.readTextFile(p));
   const auth = authConfig.token === undefined && authConfig.users === undefined
@@ -66,9 +76,10 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     auth,
     authTimeoutMs: config["auth-timeout"],
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
+    tls: config.tls,
   });
   try {
-    server.start();
+    await server.start();
   } catch (e) {
     await store.close(); // the port is taken, say: release the data dir and its timers
     throw listenFailed(e, "--port", config.host, config.port);
@@ -76,9 +87,11 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   let http: Monitoring | undefined;
   const httpHost = config["http-host"] ?? config.host;
   try {
-    http = config["no-http"]
-      ? undefined
-      : startMonitoring(runtime, { hostname: httpHost, port: config["http-port"] }, server);
+    http = config["no-http"] ? undefined : startMonitoring(runtime, {
+      hostname: httpHost,
+      port: config["http-port"],
+      tls: config.tls?.http ? config.tls : undefined,
+    }, server);
   } catch (e) {
     await server.shutdown();
     await store.close();
@@ -112,7 +125,17 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         await store.close();
       })();
     },
+    async reloadTls() {
+      const tls = readTls(config, tlsSources(runtime));
+      if (tls === undefined) return;
+      await server.reloadTls(tls);
+      config.tls = tls;
+    },
   };
+}
+
+function tlsSources(runtime: Runtime) {
+  return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
 }
 
 /**
@@ -205,15 +228,19 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   });
   const log = logger("server");
   const running = await startBroker(runtime, config);
+  const tls = config.tls === undefined ? "" : config.tls.ca === undefined ? " (TLS)" : " (mTLS)";
   log.info(
-    `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}`,
+    `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}${tls}`,
   );
   const auth = running.server.auth?.stats();
   if (auth !== undefined) {
     log.info(`authentication on: ${auth.users} users${config["auth-token"] ? " and a token" : ""}`);
   }
   if (running.http) {
-    log.info(`monitoring on http://${config["http-host"] ?? config.host}:${running.http.port}`);
+    const scheme = config.tls?.http ? "https" : "http";
+    log.info(
+      `monitoring on ${scheme}://${config["http-host"] ?? config.host}:${running.http.port}`,
+    );
   }
   // SIGHUP re-reads the configuration (flags and environment as at start; files anew).
   const removeHup = runtime.onSignal("SIGHUP", () => {
@@ -222,6 +249,12 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     } catch (e) {
       log.error(`SIGHUP: nothing reloaded: ${(e as Error).message.split("\n")[0]}`);
     }
+    if (config.tls === undefined) return;
+    running.reloadTls().then(
+      () => log.info("SIGHUP: TLS certificate reloaded; new connections get it"),
+      (e) =>
+        log.error(`SIGHUP: TLS reload failed, the old certificate stays: ${(e as Error).message}`),
+    );
   });
   await new Promise<void>((resolve) => {
     const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>

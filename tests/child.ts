@@ -111,7 +111,7 @@ export async function startServerProcess(
   const exited = child.status.then(() => "exited" as const);
   for (;;) {
     const port = text.match(/listening on [^\s:]+:(\d+)/)?.[1];
-    const httpPort = text.match(/monitoring on http:\/\/[^\s:]+:(\d+)/)?.[1];
+    const httpPort = text.match(/monitoring on https?:\/\/[^\s:]+:(\d+)/)?.[1];
     if (port !== undefined && httpPort !== undefined) {
       return {
         pid: child.pid,

@@ -1,6 +1,6 @@
 /**
  * Broker addresses: `host:port`, `host`, `:port`, `[::1]:port`, optionally
- * prefixed with `relayr://` or `tcp://`.
+ * prefixed with `relayr://` or `tcp://`, or with `tls://` for TLS.
  *
  * @module
  */
@@ -12,6 +12,8 @@ export interface Address {
   hostname: string;
   /** TCP port. */
   port: number;
+  /** `tls://`: dial with TLS. */
+  tls?: boolean;
 }
 
 /**
@@ -26,7 +28,8 @@ export interface Address {
  * ```
  */
 export function parseAddress(address: string): Address {
-  let rest = address.trim().replace(/^(relayr|tcp):\/\//, "").replace(/\/$/, "");
+  const tls = /^tls:\/\//.test(address.trim());
+  let rest = address.trim().replace(/^(relayr|tcp|tls):\/\//, "").replace(/\/$/, "");
   let hostname: string;
   let portText: string | undefined;
   if (rest.startsWith("[")) {
@@ -57,5 +60,5 @@ export function parseAddress(address: string): Address {
       throw new TypeError(`Bad port in server address ${JSON.stringify(address)}`);
     }
   }
-  return { hostname, port };
+  return tls ? { hostname, port, tls } : { hostname, port };
 }

@@ -29,6 +29,7 @@ import { type StatusEvent, StatusHub, type StatusListener } from "./status.ts";
 import type { Subscription } from "./subscription.ts";
 import { type SubscribeOptions, Subscriptions } from "./subscriptions.ts";
 import { withTimeout } from "./timeout.ts";
+import { resolveTls, type TlsOptions } from "./tls.ts";
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions {
@@ -66,6 +67,8 @@ export interface ConnectOptions {
   pass?: string;
   /** Path of an Ed25519 key file (`relayr keygen`): signs the broker's nonce, no secret is sent. */
   keyFile?: string;
+  /** TLS (also turned on by a `tls://` address): CA, client certificate and key as PEM text or file paths. */
+  tls?: TlsOptions;
 }
 
 /**
@@ -137,6 +140,9 @@ export class Client {
           pass: options.pass,
           key: options.key,
         },
+        tls: options.tls !== undefined || address.tls
+          ? resolveTls(options.tls ?? {}, (path) => runtime.readTextFile(path))
+          : undefined,
       },
       this.#status,
       {

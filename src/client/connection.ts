@@ -12,7 +12,7 @@
  * @module
  */
 import { PAYLOAD_BYTES_MAX } from "../config/mod.ts";
-import type { Conn, Runtime } from "../runtime/mod.ts";
+import type { Conn, DialTls, Runtime } from "../runtime/mod.ts";
 import type { Address } from "./address.ts";
 import { type ClientCredentials, connectFields } from "./auth.ts";
 import {
@@ -61,6 +61,8 @@ export interface ConnectionOptions {
   pingIntervalMs: number;
   /** What to authenticate with (none: anonymous). */
   credentials: ClientCredentials;
+  /** TLS of every dial (PEM text); undefined: plain TCP. */
+  tls: DialTls | undefined;
 }
 
 /** What the connection needs from its client. */
@@ -194,7 +196,7 @@ export class Connection {
   async #dial(): Promise<Conn> {
     const { hostname, port } = this.#address;
     const ms = this.#opts.connectTimeoutMs;
-    const dialing = this.#runtime.connect({ hostname, port });
+    const dialing = this.#runtime.connect({ hostname, port, tls: this.#opts.tls });
     try {
       return await withTimeout(dialing, ms, `connect timed out after ${ms} ms`);
     } catch (err) {

@@ -30,6 +30,7 @@
  */
 export { Client, connect, type ConnectOptions } from "./client.ts";
 export type { ServerInfo } from "./connection.ts";
+export type { TlsOptions } from "./tls.ts";
 export type { RequestOptions } from "./request.ts";
 export type { SubscribeOptions } from "./subscriptions.ts";
 export type {

@@ -9,6 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
+import type { TlsConfig } from "./tls.ts";
 
 /** When the log is forced to the device (see docs/PERSISTENCE.md). */
 export type FsyncPolicy = "always" | "interval" | "never";
@@ -184,6 +185,29 @@ export const SETTINGS = {
     default: undefined,
     help: "JSON file of settings (keys are these flag names)",
   },
+  // --- TLS (src/config/tls.ts reads and checks the files into `config.tls`) ---
+  "tls-cert": {
+    kind: "string",
+    default: undefined,
+    help: "PEM certificate chain of the client port (turns TLS on, with --tls-key)",
+  },
+  "tls-key": { kind: "string", default: undefined, help: "PEM private key of --tls-cert" },
+  "tls-ca": {
+    kind: "string",
+    default: undefined,
+    help: "PEM CA bundle: require client certificates signed by it (mTLS)",
+  },
+  "tls-required": {
+    kind: "string",
+    default: "true",
+    choices: ["true", "false"],
+    help: "with TLS on, plain connections are refused; false is refused too (see docs/SECURITY.md)",
+  },
+  "http-tls": {
+    kind: "bool",
+    default: false,
+    help: "serve the monitoring port over HTTPS with --tls-cert and --tls-key",
+  },
 } as const satisfies Record<string, Setting>;
 
 /** A setting's name. */
@@ -195,7 +219,10 @@ type ValueOf<S> = S extends { kind: "int" } ? number
   : string | undefined;
 
 /** The resolved configuration. */
-export type Config = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> };
+export type Config = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> } & {
+  /** The TLS files read and checked (PEM text), once at start-up; undefined: TLS is off. */
+  tls?: TlsConfig;
+};
 
 /** A configuration mistake; `main` prints it as one line and exits 2. */
 export class ConfigError extends TypeError {

@@ -140,3 +140,7 @@ export const AUTH_NONCE_BYTES = 24;
 export const AUTH_SECRET_BYTES_MAX = 1_024;
 /** Largest memory one scrypt hash of the users file may ask for (128 * N * r): a verification allocates it. */
 export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;
+/** Time a client has to finish its TLS handshake; a peer that opens a socket and says nothing is closed then. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** TLS handshakes in progress at once (Deno.listenTls); more are closed at once and counted as failed, so a flood of silent sockets costs bounded memory. */
+export const TLS_HANDSHAKES_PENDING_MAX = 1_024;

@@ -19,3 +19,4 @@ export {
   type SettingName,
   SETTINGS,
 } from "./config.ts";
+export { readTls, type TlsConfig, type TlsSources } from "./tls.ts";

@@ -192,6 +192,12 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
     "Client connections accepted",
     s.total_connections,
   );
+  e.single(
+    "relayr_tls_handshake_failures_total",
+    "counter",
+    "TLS handshakes that failed or timed out (bad or missing client certificate, plain clients)",
+    s.tls_handshake_failures,
+  );
   e.family(
     "relayr_connections_closed_total",
     "counter",

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Runtime } from "../runtime/mod.ts";
+import type { Runtime, TlsFiles } from "../runtime/mod.ts";
 import type { Server } from "../server/mod.ts";
 import { createHandler } from "./handler.ts";
 
@@ -22,10 +22,10 @@ export interface Monitoring {
   close(): Promise<void>;
 }
 
-/** Starts the monitoring endpoints of `server` on `hostname:port`. */
+/** Starts the monitoring endpoints of `server` on `hostname:port` (HTTPS with `tls`). */
 export function startMonitoring(
   runtime: Runtime,
-  options: { hostname: string; port: number },
+  options: { hostname: string; port: number; tls?: TlsFiles },
   server: Server,
 ): Monitoring {
   const http = runtime.serveHttp(options, createHandler(server));

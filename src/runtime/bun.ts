@@ -19,7 +19,9 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import type { Conn, HttpServer, Listener, Runtime } from "./types.ts";
+import { AcceptQueue } from "./accept_queue.ts";
+import { connectNodeTls } from "./node_tls.ts";
+import type { Conn, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
 
 /** Inbound bytes the stream buffers before the socket is paused (TCP backpressure then applies). */
 const READ_BUFFER_BYTES_HIGH = 1024 * 1024;
@@ -35,6 +37,8 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
+  /** TLS sockets: the verified client certificate. */
+  getPeerX509Certificate?(): { subject: string } | undefined;
 }
 
 interface SocketHandlers {
@@ -43,11 +47,22 @@ interface SocketHandlers {
   drain(socket: BunSocket): void;
   close(socket: BunSocket, error?: Error): void;
   error(socket: BunSocket, error: Error): void;
+  handshake?(socket: BunSocket, success: boolean, authorizationError: Error | null): void;
+}
+
+/** Bun's `tls` option of `listen` and `serve`. */
+interface BunTls {
+  cert: string;
+  key: string;
+  ca?: string;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
 }
 
 interface BunTcpListener {
   readonly port: number;
   stop(closeActiveConnections?: boolean): void;
+  reload(o: { socket: SocketHandlers; tls?: BunTls }): void;
 }
 
 interface BunHttpServer {
@@ -57,13 +72,16 @@ interface BunHttpServer {
 
 interface BunApi {
   readonly version: string;
-  listen(o: { hostname: string; port: number; socket: SocketHandlers }): BunTcpListener;
+  listen(
+    o: { hostname: string; port: number; socket: SocketHandlers; tls?: BunTls },
+  ): BunTcpListener;
   connect(o: { hostname: string; port: number; socket: SocketHandlers }): Promise<BunSocket>;
   serve(o: {
     hostname: string;
     port: number;
     fetch: (request: Request) => Response | Promise<Response>;
     error?: (error: Error) => Response;
+    tls?: BunTls;
   }): BunHttpServer;
 }
 
@@ -82,6 +100,9 @@ interface PendingWrite {
 class SocketState implements Conn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
+  /** Set by a TLS listener once the handshake succeeded. */
+  secure = false;
+  peerCertSubject: string | undefined;
   #socket: BunSocket;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #paused = false;
@@ -189,40 +210,118 @@ function handlers(onOpen: (state: SocketState) => void): SocketHandlers {
 }
 
 function listen(options: { hostname: string; port: number }): Listener {
-  /** Accepted sockets not yet taken by `accept()`; the server's loop takes them at once. */
-  const backlog: Conn[] = [];
-  /** Pending `accept()` calls, oldest first. */
-  const waiting: ((c: Conn | undefined) => void)[] = [];
-  let closed = false;
+  const queue = new AcceptQueue();
   const server = Bun.listen({
     hostname: options.hostname,
     port: options.port,
-    socket: handlers((state) => {
-      if (closed) return state.close();
-      const w = waiting.shift();
-      if (w === undefined) backlog.push(state);
-      else w(state);
-    }),
+    socket: handlers((state) => queue.push(state)),
   });
   return {
     port: server.port,
-    accept(): Promise<Conn | undefined> {
-      if (backlog.length > 0) return Promise.resolve(backlog.shift());
-      if (closed) return Promise.resolve(undefined);
-      return new Promise((resolve) => waiting.push(resolve));
-    },
+    accept: () => queue.accept(),
     close() {
-      if (closed) return;
-      closed = true;
+      if (queue.closed) return;
+      queue.close();
       // Stops listening; accepted connections stay open (the server closes them itself).
       server.stop(false);
-      for (const c of backlog.splice(0)) c.close();
-      for (const w of waiting.splice(0)) w(undefined);
     },
   };
 }
 
-async function connect(options: { hostname: string; port: number }): Promise<Conn> {
+/**
+ * `Bun.listen` with `tls`: Bun verifies client certificates itself
+ * (`requestCert`, `ca`). A socket opens before its handshake; it reaches
+ * `accept()` only after a handshake without an authorization error, within
+ * the handshake timeout. Reload: `listener.reload()` with the new `tls`, which
+ * new handshakes use.
+ */
+function listenTls(options: { hostname: string; port: number; tls: ListenTls }): Promise<Listener> {
+  const o = options.tls;
+  const queue = new AcceptQueue();
+  /** Sockets in their handshake, with their timeout. */
+  const handshaking = new Map<BunSocket, ReturnType<typeof setTimeout>>();
+  const fail = (socket: BunSocket, reason: string) => {
+    o.onHandshakeFailure(`${socket.remoteAddress}:${socket.remotePort}`, reason);
+    socket.data?.close();
+  };
+  const base = handlers(() => {});
+  const socketHandlers: SocketHandlers = {
+    ...base,
+    open(socket) {
+      base.open(socket);
+      if (handshaking.size >= o.handshakesPendingMax) {
+        return fail(socket, "too many handshakes in progress");
+      }
+      handshaking.set(
+        socket,
+        setTimeout(() => {
+          handshaking.delete(socket);
+          fail(socket, "handshake timed out");
+        }, o.handshakeTimeoutMs),
+      );
+    },
+    handshake(socket, success, authorizationError) {
+      const timer = handshaking.get(socket);
+      if (timer === undefined) return; // timed out already
+      clearTimeout(timer);
+      handshaking.delete(socket);
+      if (!success || authorizationError) {
+        const e = authorizationError as (Error & { code?: string }) | null;
+        return fail(socket, e?.code ?? e?.message ?? "handshake failed");
+      }
+      const state = socket.data!;
+      state.secure = true;
+      if (o.ca !== undefined) {
+        const subject = socket.getPeerX509Certificate?.()?.subject;
+        state.peerCertSubject = subject?.split("\n").join(",");
+      }
+      queue.push(state);
+    },
+    close(socket, error) {
+      const timer = handshaking.get(socket);
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        handshaking.delete(socket);
+        if (!queue.closed) fail(socket, error?.message ?? "closed during the handshake");
+      }
+      base.close(socket, error);
+    },
+  };
+  const bunTls = (files: TlsFiles): BunTls => ({
+    cert: files.cert,
+    key: files.key,
+    ca: files.ca,
+    requestCert: files.ca !== undefined,
+    rejectUnauthorized: files.ca !== undefined,
+  });
+  const server = Bun.listen({
+    hostname: options.hostname,
+    port: options.port,
+    socket: socketHandlers,
+    tls: bunTls(o),
+  });
+  return Promise.resolve({
+    port: server.port,
+    accept: () => queue.accept(),
+    close() {
+      if (queue.closed) return;
+      queue.close();
+      server.stop(false);
+      for (const [socket, timer] of handshaking) {
+        clearTimeout(timer);
+        socket.data?.close();
+      }
+      handshaking.clear();
+    },
+    reloadTls(files: TlsFiles): Promise<void> {
+      server.reload({ socket: socketHandlers, tls: bunTls({ ...files, ca: files.ca ?? o.ca }) });
+      return Promise.resolve();
+    },
+  });
+}
+
+async function connect(options: Parameters<Runtime["connect"]>[0]): Promise<Conn> {
+  if (options.tls !== undefined) return await connectNodeTls({ ...options, tls: options.tls });
   let opened: SocketState | undefined;
   const socket = await Bun.connect({
     hostname: options.hostname,
@@ -233,12 +332,13 @@ async function connect(options: { hostname: string; port: number }): Promise<Con
 }
 
 function serveHttp(
-  options: { hostname: string; port: number },
+  options: { hostname: string; port: number; tls?: TlsFiles },
   handler: (request: Request) => Response | Promise<Response>,
 ): HttpServer {
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
+    tls: options.tls && { cert: options.tls.cert, key: options.tls.key },
     fetch: handler,
     error: (err) => new Response(`internal error: ${err.message}\n`, { status: 500 }),
   });
@@ -255,6 +355,7 @@ export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
   listen,
+  listenTls,
   connect,
   serveHttp,
   // argv is [bun, script, ...args], also in a `bun build --compile` binary.

@@ -8,7 +8,8 @@
  */
 import type { Runtime } from "./types.ts";
 
-export type { Conn, HttpServer, Listener, Runtime } from "./types.ts";
+export type { Conn, DialTls, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
+export { certSubject, checkTlsFiles, type TlsProblem } from "./tls_files.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";

@@ -21,6 +21,38 @@ export interface Conn {
   readonly peerCertSubject?: string;
 }
 
+/** TLS material as PEM text, read from the files at start-up (and again on SIGHUP). */
+export interface TlsFiles {
+  /** The server's certificate chain, leaf first. */
+  cert: string;
+  /** The private key of `cert`. */
+  key: string;
+  /** CA bundle client certificates must chain to; set: mTLS, a client certificate is required. */
+  ca?: string;
+}
+
+/** TLS of a listener. */
+export interface ListenTls extends TlsFiles {
+  /** A failed or timed-out handshake; the socket is already closed and the accept loop goes on. */
+  onHandshakeFailure(remoteAddr: string, reason: string): void;
+  /** Time a handshake may take. */
+  handshakeTimeoutMs: number;
+  /** Handshakes in progress at once; more are refused (and reported as failures). */
+  handshakesPendingMax: number;
+}
+
+/** TLS of a dialled connection; PEM text. Without `ca`: the system's roots. */
+export interface DialTls {
+  /** CA bundle the server certificate must chain to. */
+  ca?: string;
+  /** Client certificate (mTLS), with `key`. */
+  cert?: string;
+  /** Private key of `cert`. */
+  key?: string;
+  /** Name the server certificate must carry (default: the host dialled). */
+  serverName?: string;
+}
+
 /** A TCP listener. */
 export interface Listener {
   /** The bound port (useful with port 0). */
@@ -29,6 +61,8 @@ export interface Listener {
   accept(): Promise<Conn | undefined>;
   /** Stops accepting; a pending `accept()` resolves to undefined. */
   close(): void;
+  /** TLS listeners: new connections get `files`, open ones keep theirs. Throws on bad files. */
+  reloadTls?(files: TlsFiles): Promise<void>;
 }
 
 /** An HTTP server started by the runtime around a plain handler. */
@@ -47,11 +81,17 @@ export interface Runtime {
   readonly version: string;
   /** Binds a TCP listener (port 0: any free port). */
   listen(options: { hostname: string; port: number }): Listener;
-  /** Dials a TCP connection. */
-  connect(options: { hostname: string; port: number }): Promise<Conn>;
-  /** Serves a plain `(Request) => Response` handler over HTTP. */
+  /**
+   * Binds a TLS listener: `accept()` yields connections whose handshake
+   * succeeded (with `tls.ca`: whose client certificate chains to it); failed
+   * handshakes go to `tls.onHandshakeFailure`, never to `accept()`.
+   */
+  listenTls(options: { hostname: string; port: number; tls: ListenTls }): Promise<Listener>;
+  /** Dials a TCP connection; with `tls`, resolves once the TLS handshake is done. */
+  connect(options: { hostname: string; port: number; tls?: DialTls }): Promise<Conn>;
+  /** Serves a plain `(Request) => Response` handler over HTTP (HTTPS with `tls`). */
   serveHttp(
-    options: { hostname: string; port: number },
+    options: { hostname: string; port: number; tls?: TlsFiles },
     handler: (request: Request) => Response | Promise<Response>,
   ): HttpServer;
   /** Command line arguments after the script. */

@@ -16,8 +16,17 @@ import {
   PINGS_OUTSTANDING_MAX,
   SHUTDOWN_FLUSH_MS,
   SWEEP_INTERVAL_MS,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+  TLS_HANDSHAKES_PENDING_MAX,
 } from "../config/mod.ts";
-import { type Clock, type Listener, type Runtime, sleep, type Timer } from "../runtime/mod.ts";
+import {
+  type Clock,
+  type Listener,
+  type Runtime,
+  sleep,
+  type Timer,
+  type TlsFiles,
+} from "../runtime/mod.ts";
 import { CloseReason } from "./close_reason.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { LoopLag } from "./loop_lag.ts";
@@ -45,6 +54,8 @@ export interface ServerOptions {
   auth?: Authenticator;
   /** Ms a connection has to authenticate (auth on). */
   authTimeoutMs?: number;
+  /** TLS on the client port (PEM text); with `ca`, client certificates are required. */
+  tls?: TlsFiles;
   /** Called with notable events (accept errors, closes) for logging. */
   log?: (
     level: "debug" | "info" | "warn" | "error",
@@ -67,6 +78,8 @@ export class Server implements ConnectionHost {
     Object.values(CloseReason).map((r) => [r, 0]),
   ) as Record<CloseReason, number>;
   totalConnections = 0;
+  /** TLS handshakes that failed or timed out (bad or missing client certificate, plain clients). */
+  tlsHandshakeFailures = 0;
   /** Traffic of connections that have closed (live ones keep their own counters). */
   readonly closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   #runtime: Runtime;
@@ -100,16 +113,37 @@ export class Server implements ConnectionHost {
   }
 
   /** Binds and starts accepting. */
-  start(): void {
-    this.#listener = this.#runtime.listen({
-      hostname: this.#options.hostname,
-      port: this.#options.port,
-    });
+  async start(): Promise<void> {
+    const { hostname, port, tls } = this.#options;
+    this.#listener = tls === undefined
+      ? this.#runtime.listen({ hostname, port })
+      : await this.#runtime.listenTls({
+        hostname,
+        port,
+        tls: {
+          ...tls,
+          handshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
+          handshakesPendingMax: TLS_HANDSHAKES_PENDING_MAX,
+          onHandshakeFailure: (addr, reason) => {
+            this.tlsHandshakeFailures++;
+            this.#options.log?.("info", "TLS handshake from {addr} failed: {reason}", {
+              addr,
+              reason,
+            });
+          },
+        },
+      });
     this.#acceptDone = this.#acceptLoop(this.#listener);
     this.#timers.push(this.clock.every(SWEEP_INTERVAL_MS, () => this.broker.sweep()));
     const pingCheckMs = Math.max(10, Math.min(this.#options.pingIntervalMs / 2, 5000));
     this.#timers.push(this.clock.every(pingCheckMs, () => this.#pingIdle()));
     this.#lag.start();
+  }
+
+  /** New TLS connections get `files`; open ones keep theirs. Throws when the listener cannot. */
+  async reloadTls(files: TlsFiles): Promise<void> {
+    if (this.#listener?.reloadTls === undefined) throw new TypeError("TLS is not on");
+    await this.#listener.reloadTls(files);
   }
 
   info(): string {
@@ -231,6 +265,7 @@ export class Server implements ConnectionHost {
       uptime_s: (now - started_at_ms) / 1000,
       connections: this.connections.size,
       total_connections: this.totalConnections,
+      tls_handshake_failures: this.tlsHandshakeFailures,
       in_msgs: traffic.msgsIn,
       in_bytes: traffic.bytesIn,
       out_msgs: traffic.msgsOut,

@@ -49,6 +49,8 @@ export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
   uptime_s: number;
   connections: number;
   total_connections: number;
+  /** TLS handshakes that failed or timed out (0 without TLS). */
+  tls_handshake_failures: number;
   /** PUB frames and their payload bytes received from clients (refused ones included). */
   in_msgs: number;
   in_bytes: number;

@@ -39,7 +39,7 @@ function serve(store: LogStore): Server {
     pingIntervalMs: c["ping-interval"],
     version: "test",
   });
-  server.start();
+  void server.start(); // a plain listener binds before start() first awaits
   return server;
 }
 

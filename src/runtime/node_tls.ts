@@ -1,0 +1,162 @@
+/**
+ * TLS through `node:tls`, which Deno and Bun both implement: the mTLS
+ * listener on Deno (`Deno.listenTls` has no client-certificate verification:
+ * a `caCerts` option there is silently ignored) and the TLS dialler on Bun.
+ * `Conn` over a `node:tls` socket lives here too.
+ *
+ * @module
+ */
+import tls from "node:tls";
+import { AcceptQueue } from "./accept_queue.ts";
+import { certSubject } from "./tls_files.ts";
+import type { Conn, DialTls, Listener, ListenTls, TlsFiles } from "./types.ts";
+
+/** Inbound bytes buffered before the socket is paused (TCP backpressure then applies). */
+const READ_BUFFER_BYTES_HIGH = 1024 * 1024;
+
+/** `Conn` over a connected `node:tls` socket. */
+class TlsSocketConn implements Conn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly remoteAddr: string;
+  readonly secure = true;
+  readonly peerCertSubject: string | undefined;
+  #socket: tls.TLSSocket;
+  #closed = false;
+
+  constructor(socket: tls.TLSSocket, peerCertSubject: string | undefined) {
+    this.#socket = socket;
+    this.peerCertSubject = peerCertSubject;
+    this.remoteAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    let ended = false;
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        socket.on("data", (chunk: Uint8Array) => {
+          if (ended) return;
+          // A plain Uint8Array view (not a Buffer, whose `slice` shares memory).
+          c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((c.desiredSize ?? 1) <= 0) socket.pause();
+        });
+        const end = (err?: Error) => {
+          if (ended) return;
+          ended = true;
+          try {
+            if (err) c.error(err);
+            else c.close();
+          } catch { /* the reader cancelled already */ }
+        };
+        socket.on("end", () => end());
+        socket.on("close", () => end());
+        socket.on("error", (err: Error) => end(err));
+      },
+      pull: () => void socket.resume(),
+      cancel: () => this.close(),
+    }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("write to a closed socket"));
+    // The callback runs once the bytes left node's buffer: `bytes` is free again.
+    return new Promise((resolve, reject) =>
+      this.#socket.write(bytes, (err) => err ? reject(err) : resolve())
+    );
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+}
+
+function secureOptions(files: TlsFiles): tls.SecureContextOptions {
+  return { cert: files.cert, key: files.key, ca: files.ca };
+}
+
+/**
+ * A `node:tls` listener. With `tls.ca` a client certificate is required and
+ * must chain to it (`requestCert` + `rejectUnauthorized`); a refused one ends
+ * in `tlsClientError`, which is reported and never reaches `accept()`.
+ * Reload: `server.setSecureContext`, which new handshakes use and open
+ * connections do not notice.
+ */
+export function listenNodeTls(
+  options: { hostname: string; port: number; tls: ListenTls },
+): Promise<Listener> {
+  const o = options.tls;
+  const queue = new AcceptQueue();
+  const server = tls.createServer({
+    ...secureOptions(o),
+    requestCert: o.ca !== undefined,
+    rejectUnauthorized: true,
+    handshakeTimeout: o.handshakeTimeoutMs,
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    if (o.ca !== undefined && !socket.authorized) {
+      // rejectUnauthorized closes these before here; kept as a second lock.
+      o.onHandshakeFailure(`${socket.remoteAddress}:${socket.remotePort}`, "client not authorized");
+      return void socket.destroy();
+    }
+    const peer = o.ca === undefined ? undefined : socket.getPeerCertificate();
+    queue.push(new TlsSocketConn(socket, peer?.raw ? certSubject(peer.raw) : undefined));
+  });
+  server.on("tlsClientError", (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    const addr = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "?";
+    o.onHandshakeFailure(addr, err.code ?? err.message.split("\n")[0]);
+    socket?.destroy();
+  });
+  return new Promise((resolve, reject) => {
+    const failed = (err: Error) => reject(err);
+    server.once("error", failed);
+    server.listen(options.port, options.hostname, () => {
+      server.off("error", failed);
+      // A later server error (none expected once bound) must not be uncaught.
+      server.on("error", () => {});
+      const port = (server.address() as { port: number }).port;
+      resolve({
+        port,
+        accept: () => queue.accept(),
+        close() {
+          if (queue.closed) return;
+          queue.close();
+          server.close(); // stops listening; accepted connections stay
+        },
+        reloadTls(files: TlsFiles): Promise<void> {
+          server.setSecureContext(secureOptions(files));
+          return Promise.resolve();
+        },
+      });
+    });
+  });
+}
+
+/** Dials a TLS connection with `node:tls`; resolves once the handshake (and the server's verification) is done. */
+export function connectNodeTls(
+  options: { hostname: string; port: number; tls: DialTls },
+): Promise<Conn> {
+  const t = options.tls;
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: options.hostname,
+      port: options.port,
+      ca: t.ca,
+      cert: t.cert,
+      key: t.key,
+      servername: t.serverName ?? (isIp(options.hostname) ? undefined : options.hostname),
+      rejectUnauthorized: true,
+    });
+    const failed = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.once("error", failed);
+    socket.once("secureConnect", () => {
+      socket.off("error", failed);
+      resolve(new TlsSocketConn(socket, undefined));
+    });
+  });
+}
+
+function isIp(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(":");
+}

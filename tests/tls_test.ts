@@ -1,0 +1,213 @@
+/**
+ * TLS on the client port, in process on Deno: pub/sub through the SDK over
+ * TLS; mTLS accepting a CA-signed client and refusing a wrong CA, an expired
+ * certificate and no certificate; plain clients refused; every failed
+ * handshake counted and the server still serving; HTTPS monitoring; reload
+ * of the certificate for new connections only, on both TLS listeners
+ * (`Deno.listenTls`, and `node:tls` under mTLS).
+ */
+import assert from "node:assert/strict";
+import { connect, ConnectError } from "../src/client/mod.ts";
+import { denoRuntime } from "../src/runtime/deno.ts";
+import { startBroker } from "../src/app.ts";
+import { RawClient, startTestBroker, testConfig, waitFor } from "./helpers.ts";
+import { makeCerts } from "./tls_certs.ts";
+import { tlsDial } from "./tls_helpers.ts";
+
+const certs = await makeCerts();
+globalThis.addEventListener("unload", () => certs.remove());
+
+const TLS = ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey];
+const MTLS = [...TLS, "--tls-ca", certs.ca];
+
+Deno.test("tls: pub/sub through the SDK over TLS (file paths and PEM text)", async () => {
+  const broker = await startTestBroker(TLS);
+  const sub = await connect(`127.0.0.1:${broker.port}`, {
+    runtime: denoRuntime,
+    tls: { ca: certs.ca },
+  });
+  const pub = await connect(`tls://127.0.0.1:${broker.port}`, {
+    runtime: denoRuntime,
+    tls: { ca: Deno.readTextFileSync(certs.ca) },
+  });
+  try {
+    const s = await sub.subscribe("topic:tls", { ack: "none" });
+    await pub.publish("topic:tls", "over tls");
+    const it = s[Symbol.asyncIterator]();
+    const { value } = await it.next();
+    assert.equal(new TextDecoder().decode(value!.body), "over tls");
+  } finally {
+    await pub.close();
+    await sub.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("tls: a plain client is refused and counted; the server goes on", async () => {
+  const broker = await startTestBroker(TLS);
+  try {
+    const plain = await RawClient.connect(broker.port);
+    await plain.send("PING\r\n");
+    assert.ok(await plain.closedByServer(), "plain text is not a ClientHello");
+    await plain.close();
+    await waitFor(() => broker.server.tlsHandshakeFailures === 1, 3000, "the failure counted");
+    const c = await tlsDial(broker.port, { ca: certs.ca });
+    c.send("PING\r\n");
+    assert.equal(await c.line(), "PONG");
+    assert.equal(c.serverCn, "relayr-1");
+    c.close();
+  } finally {
+    await broker.stop();
+  }
+});
+
+Deno.test("tls: mTLS accepts a CA-signed client, refuses wrong CA, expired and none, counts them", async () => {
+  const broker = await startTestBroker(MTLS);
+  try {
+    const good = await tlsDial(broker.port, {
+      ca: certs.ca,
+      cert: certs.clientCert,
+      key: certs.clientKey,
+    });
+    good.send("PING\r\n");
+    assert.equal(await good.line(), "PONG");
+    const refused = [
+      { cert: certs.wrongClientCert, key: certs.clientKey },
+      { cert: certs.expiredClientCert, key: certs.clientKey },
+      {},
+    ];
+    for (const [i, files] of refused.entries()) {
+      const c = await tlsDial(broker.port, { ca: certs.ca, ...files }).catch(() => undefined);
+      if (c !== undefined) {
+        c.send("PING\r\n");
+        assert.equal(await c.line().catch(() => null), null, `case ${i}: no PONG, closed`);
+        c.close();
+      }
+      await waitFor(
+        () => broker.server.tlsHandshakeFailures === i + 1,
+        3000,
+        `failure ${i + 1} counted`,
+      );
+    }
+    good.send("PING\r\n");
+    assert.equal(await good.line(), "PONG", "the accepted client never noticed");
+    good.close();
+  } finally {
+    await broker.stop();
+  }
+});
+
+Deno.test("tls: the SDK with a client certificate under mTLS; a refused one is a ConnectError", async () => {
+  const broker = await startTestBroker(MTLS);
+  try {
+    const ok = await connect(`127.0.0.1:${broker.port}`, {
+      runtime: denoRuntime,
+      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+    });
+    assert.match(await ok.publish("queue:tls", "accepted"), /^\d+$/);
+    await ok.close();
+    await assert.rejects(
+      connect(`127.0.0.1:${broker.port}`, {
+        runtime: denoRuntime,
+        reconnect: false,
+        connectTimeoutMs: 3000,
+        tls: { ca: certs.ca },
+      }),
+      ConnectError,
+    );
+  } finally {
+    await broker.stop();
+  }
+});
+
+Deno.test("tls: the peer certificate's subject reaches Conn.peerCertSubject under mTLS", async () => {
+  let failures = 0;
+  const listener = await denoRuntime.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: {
+      cert: Deno.readTextFileSync(certs.serverCert),
+      key: Deno.readTextFileSync(certs.serverKey),
+      ca: Deno.readTextFileSync(certs.ca),
+      handshakeTimeoutMs: 5000,
+      handshakesPendingMax: 10,
+      onHandshakeFailure: () => failures++,
+    },
+  });
+  try {
+    const accepted = listener.accept();
+    const c = await tlsDial(listener.port, {
+      ca: certs.ca,
+      cert: certs.clientCert,
+      key: certs.clientKey,
+    });
+    const conn = (await accepted)!;
+    assert.equal(conn.secure, true);
+    assert.equal(conn.peerCertSubject, "CN=alice,O=Acme");
+    assert.equal(failures, 0);
+    conn.close();
+    c.close();
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("tls: HTTPS monitoring with --http-tls; the failure counter is in /metrics", async () => {
+  const config = testConfig([...TLS, "--http-tls", "--http-port", "0"]);
+  config["no-http"] = false;
+  const running = await startBroker(denoRuntime, config);
+  const broker = Object.assign(running, { port: running.server.port });
+  const client = Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(certs.ca)] });
+  try {
+    assert.ok(broker.http, "monitoring is on");
+    const plain = await RawClient.connect(broker.port);
+    await plain.send("x");
+    await plain.closedByServer();
+    await plain.close();
+    await waitFor(() => broker.server.tlsHandshakeFailures === 1, 3000, "the failure counted");
+    const base = `https://localhost:${broker.http!.port}`;
+    const health = await fetch(`${base}/healthz`, { client });
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+    const metrics = await (await fetch(`${base}/metrics`, { client })).text();
+    assert.match(metrics, /^relayr_tls_handshake_failures_total 1$/m);
+  } finally {
+    client.close();
+    await broker.stop();
+  }
+});
+
+for (const [name, args] of [["TLS (Deno.listenTls)", TLS], ["mTLS (node:tls)", MTLS]] as const) {
+  Deno.test(`tls: reload serves the new certificate to new connections only, ${name}`, async () => {
+    const broker = await startTestBroker([...args]);
+    const files = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+    try {
+      const before = await tlsDial(broker.port, files);
+      assert.equal(before.serverCn, "relayr-1");
+      // What SIGHUP does after the files changed (tests/tls_process_test.ts sends the signal).
+      await reloadWith(broker, certs.serverCert2, certs.serverKey2);
+      const after = await tlsDial(broker.port, files);
+      assert.equal(after.serverCn, "relayr-2");
+      before.send("PING\r\n");
+      assert.equal(await before.line(), "PONG", "the open connection stayed");
+      after.send("PING\r\n");
+      assert.equal(await after.line(), "PONG");
+      before.close();
+      after.close();
+    } finally {
+      await broker.stop();
+    }
+  });
+}
+
+async function reloadWith(
+  broker: Awaited<ReturnType<typeof startTestBroker>>,
+  cert: string,
+  key: string,
+): Promise<void> {
+  await broker.server.reloadTls({
+    cert: Deno.readTextFileSync(cert),
+    key: Deno.readTextFileSync(key),
+    ca: Deno.readTextFileSync(certs.ca),
+  });
+}
