@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Client, ConnectOptions, Message } from "../client/mod.ts";
+import type { Client, ConnectOptions, Message, TlsOptions } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
   type CliIo,
@@ -23,6 +23,7 @@ import {
   UsageError,
 } from "./common.ts";
 import { LatencySamples, type Percentiles } from "./latency.ts";
+import { cliTls } from "./tls.ts";
 
 /** Help of `relayr bench`. */
 export const BENCH_HELP = `Usage: relayr bench [name] [options]
@@ -54,6 +55,8 @@ interface BenchConfig {
   server: string;
   /** The credentials of the common flags, for every client of the run. */
   auth: Pick<ConnectOptions, "token" | "user" | "pass" | "keyFile">;
+  /** TLS flags resolved; undefined: plain TCP. */
+  tls: TlsOptions | undefined;
   dest: string;
   pubs: number;
   consumers: number;
@@ -117,6 +120,7 @@ function benchConfig(
   if (queueN > 0 && subsN > 0) throw new UsageError("--subs and --queue exclude each other");
   return {
     server: serverAddress(runtime, values.server),
+    tls: cliTls(runtime, values),
     dest: `${queueN > 0 ? "queue" : "topic"}:${name}`,
     pubs: intFlag("pubs", values.pubs, 1, 1, 1000),
     consumers: queueN > 0 ? queueN : subsN,
@@ -183,6 +187,7 @@ async function run(
   const open = async () => {
     const c = await connectCli(runtime, cfg.server, {
       ...cfg.auth,
+      tls: cfg.tls,
       reconnect: false,
       onStatus: (e) => {
         if (e.type === "closed" && e.error) lost ??= e.error;

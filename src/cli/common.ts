@@ -20,6 +20,7 @@ import {
 } from "../client/mod.ts";
 import { joinDashValues } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
+import { cliTls, TLS_HELP, TLS_OPTIONS, type TlsFlags } from "./tls.ts";
 
 /** Exit codes of the client subcommands (documented in docs/CLIENT.md). */
 export const ExitCode = {
@@ -84,10 +85,11 @@ export const COMMON_OPTIONS = {
   user: { type: "string" },
   "password-stdin": { type: "boolean" },
   key: { type: "string" },
+  ...TLS_OPTIONS,
 } as const satisfies ParseArgsConfig["options"];
 
 /** The values of the common flags. */
-export interface CommonValues {
+export interface CommonValues extends TlsFlags {
   server?: string;
   token?: string;
   user?: string;
@@ -107,12 +109,14 @@ export const MESSAGE_OPTIONS = {
 
 /** Help text of the shared flags. */
 export const COMMON_HELP =
-  `  -s, --server <host:port>  broker address (default: $RELAYR_SERVER or localhost:9092)
+  `  -s, --server <host:port>  broker address (default: $RELAYR_SERVER or localhost:9092;
+                            tls://host:port dials TLS)
       --token <token>       authenticate with the broker's token ($RELAYR_TOKEN)
       --user <name>         authenticate as this user ($RELAYR_USER)
       --password-stdin      read the user's password from the first line of stdin
                             (or set $RELAYR_PASSWORD; never a flag)
       --key <file>          authenticate with an Ed25519 key file ($RELAYR_KEY_FILE)
+${TLS_HELP}
   -h, --help                show this help`;
 
 /** Help text of the message option flags. */
@@ -287,7 +291,7 @@ export async function credentials(
 
 /**
  * Connects to `--server` (then `$RELAYR_SERVER`, then the default) with the
- * CLI's defaults and the credentials of the common flags, runs `work`, and
+ * CLI's defaults, the credentials and the TLS of the common flags, runs `work`, and
  * closes the client however `work` ends.
  */
 export async function withClient<R>(
@@ -300,6 +304,7 @@ export async function withClient<R>(
   const auth = await credentials(runtime, io, values);
   const client = await connectCli(runtime, serverAddress(runtime, values.server), {
     ...auth,
+    tls: cliTls(runtime, values),
     ...options,
   });
   try {

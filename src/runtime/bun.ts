@@ -62,7 +62,6 @@ interface BunTls {
 interface BunTcpListener {
   readonly port: number;
   stop(closeActiveConnections?: boolean): void;
-  reload(o: { socket: SocketHandlers; tls?: BunTls }): void;
 }
 
 interface BunHttpServer {
@@ -232,8 +231,8 @@ function listen(options: { hostname: string; port: number }): Listener {
  * `Bun.listen` with `tls`: Bun verifies client certificates itself
  * (`requestCert`, `ca`). A socket opens before its handshake; it reaches
  * `accept()` only after a handshake without an authorization error, within
- * the handshake timeout. Reload: `listener.reload()` with the new `tls`, which
- * new handshakes use.
+ * the handshake timeout. Reload: the listener is bound again on its port
+ * with the new files.
  */
 function listenTls(options: { hostname: string; port: number; tls: ListenTls }): Promise<Listener> {
   const o = options.tls;
@@ -265,7 +264,9 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
       if (timer === undefined) return; // timed out already
       clearTimeout(timer);
       handshaking.delete(socket);
-      if (!success || authorizationError) {
+      // Without a CA no client certificate is asked for, and Bun's
+      // authorizationError (a certificate it could not verify) means nothing.
+      if (!success || (o.ca !== undefined && authorizationError)) {
         const e = authorizationError as (Error & { code?: string }) | null;
         return fail(socket, e?.code ?? e?.message ?? "handshake failed");
       }
@@ -294,14 +295,13 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
     requestCert: files.ca !== undefined,
     rejectUnauthorized: files.ca !== undefined,
   });
-  const server = Bun.listen({
-    hostname: options.hostname,
-    port: options.port,
-    socket: socketHandlers,
-    tls: bunTls(o),
-  });
+  const bind = (files: TlsFiles, port: number) =>
+    Bun.listen({ hostname: options.hostname, port, socket: socketHandlers, tls: bunTls(files) });
+  let current: TlsFiles = o;
+  let server = bind(current, options.port);
+  const port = server.port;
   return Promise.resolve({
-    port: server.port,
+    port,
     accept: () => queue.accept(),
     close() {
       if (queue.closed) return;
@@ -314,7 +314,17 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
       handshaking.clear();
     },
     reloadTls(files: TlsFiles): Promise<void> {
-      server.reload({ socket: socketHandlers, tls: bunTls({ ...files, ca: files.ca ?? o.ca }) });
+      if (queue.closed) return Promise.resolve();
+      // `listener.reload({ tls })` keeps the old certificate (Bun 1.4.4), so
+      // the listener is rebound on its port; open connections stay.
+      server.stop(false);
+      try {
+        server = bind(files, port);
+      } catch (err) {
+        server = bind(current, port);
+        return Promise.reject(err);
+      }
+      current = files;
       return Promise.resolve();
     },
   });

@@ -1,0 +1,221 @@
+/**
+ * TLS with the broker as a child process on Deno and on Bun: every start-up
+ * mistake with the TLS files is one line naming the flag and exit code 2;
+ * SIGHUP reloads the certificate for new connections while open ones stay;
+ * mTLS on Bun's native listener; the CLI against a TLS and an mTLS broker.
+ */
+import assert from "node:assert/strict";
+import { bunVersion, startServerProcess } from "./child.ts";
+import { makeCerts } from "./tls_certs.ts";
+import { tlsDial } from "./tls_helpers.ts";
+
+const certs = await makeCerts();
+globalThis.addEventListener("unload", () => certs.remove());
+const hasBun = (await bunVersion()) !== undefined;
+const decoder = new TextDecoder();
+
+const DENO: [string, string[]] = [Deno.execPath(), ["run", "-A", "main.ts"]];
+const BUN: [string, string[]] = ["bun", ["main.ts"]];
+const RUNTIMES = hasBun ? [DENO, BUN] : [DENO];
+
+async function run(exe: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(exe, { args, env, stdout: "piped", stderr: "piped" }).output();
+  return {
+    code: out.code,
+    out: decoder.decode(out.stdout),
+    err: decoder.decode(out.stderr).trim(),
+  };
+}
+
+Deno.test("tls process: bad TLS files are one line naming the flag, exit 2 (Deno and Bun)", async () => {
+  const notPem = `${certs.dir}/not-pem.txt`;
+  Deno.writeTextFileSync(notPem, "hello\n");
+  const cases: [string[], RegExp][] = [
+    [
+      ["--tls-cert", `${certs.dir}/missing.pem`, "--tls-key", certs.serverKey],
+      /^relayr: cannot read --tls-cert ".*missing.pem": .*give a PEM file/,
+    ],
+    [
+      ["--tls-cert", certs.serverCert, "--tls-key", certs.clientKey],
+      /^relayr: --tls-key ".*" does not belong to the certificate of --tls-cert/,
+    ],
+    [
+      ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey, "--tls-ca", notPem],
+      /^relayr: --tls-ca ".*not-pem.txt" holds no PEM certificate/,
+    ],
+    [
+      ["--tls-cert", certs.selfSignedCa, "--tls-key", certs.selfSignedCaKey],
+      /^relayr: --tls-cert ".*" is a CA certificate \(CA:TRUE\).*CaUsedAsEndEntity.*Sign a leaf/,
+    ],
+    [["--tls-cert", certs.serverCert], /^relayr: --tls-cert needs --tls-key/],
+    [
+      ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey, "--tls-required", "false"],
+      /^relayr: --tls-required false is not offered/,
+    ],
+  ];
+  for (const [exe, pre] of RUNTIMES) {
+    for (const [flags, want] of cases) {
+      const r = await run(exe, [
+        ...pre,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--memory",
+        "--no-http",
+        ...flags,
+      ]);
+      const what = `${exe} ${flags.join(" ")}`;
+      assert.equal(r.code, 2, `${what}: ${r.err}`);
+      assert.equal(r.err.split("\n").length, 1, `${what}: one line: ${r.err}`);
+      assert.match(r.err, want, what);
+      assert.doesNotMatch(r.err, /PRIVATE KEY/, "no key material in the error");
+    }
+  }
+});
+
+for (const [exe, pre] of RUNTIMES) {
+  const rt = exe === "bun" ? "Bun" : "Deno";
+  Deno.test(`tls process: SIGHUP reloads the certificate for new connections, open ones stay (${rt}, TLS and mTLS)`, async () => {
+    for (const mtls of [false, true]) {
+      const dir = await Deno.makeTempDir({ prefix: "relayr-hup-" });
+      const cert = `${dir}/cert.pem`;
+      const key = `${dir}/key.pem`;
+      Deno.copyFileSync(certs.serverCert, cert);
+      Deno.copyFileSync(certs.serverKey, key);
+      const ca = mtls ? ["--tls-ca", certs.ca] : [];
+      const server = await startServerProcess(exe, [
+        ...pre,
+        "serve",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        ...ca,
+      ]);
+      const files = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+      try {
+        const before = await tlsDial(server.port, files);
+        assert.equal(before.serverCn, "relayr-1");
+        Deno.copyFileSync(certs.serverCert2, cert);
+        Deno.copyFileSync(certs.serverKey2, key);
+        Deno.kill(server.pid, "SIGHUP");
+        const deadline = Date.now() + 10_000;
+        while (!/TLS certificate reloaded/.test(server.output())) {
+          assert.ok(Date.now() < deadline, `no reload logged:\n${server.output()}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const after = await tlsDial(server.port, files);
+        assert.equal(after.serverCn, "relayr-2", `mtls=${mtls}`);
+        for (const [i, c] of [before, after].entries()) {
+          c.send("PING\r\n");
+          assert.equal(
+            await c.line(),
+            "PONG",
+            `${i === 0 ? "before" : "after"} mtls=${mtls} ${server.output()}`,
+          );
+          c.close();
+        }
+        if (mtls) {
+          const wrong = await tlsDial(server.port, { ...files, cert: certs.wrongClientCert });
+          wrong.send("PING\r\n");
+          assert.equal(
+            await wrong.line().catch(() => null),
+            null,
+            "the CA still applies after reload",
+          );
+          wrong.close();
+        }
+      } finally {
+        const status = await server.stop();
+        Deno.removeSync(dir, { recursive: true });
+        assert.equal(status.code, 0, server.output());
+        assert.doesNotMatch(server.output(), /PRIVATE KEY/);
+      }
+    }
+  });
+}
+
+for (const [exe, pre] of RUNTIMES) {
+  const rt = exe === "bun" ? "Bun" : "Deno";
+  Deno.test(`tls process: the CLI against an mTLS broker, flags and env vars (${rt} broker)`, async () => {
+    const server = await startServerProcess(exe, [
+      ...pre,
+      "serve",
+      "--tls-cert",
+      certs.serverCert,
+      "--tls-key",
+      certs.serverKey,
+      "--tls-ca",
+      certs.ca,
+    ]);
+    const s = `127.0.0.1:${server.port}`;
+    try {
+      const pub = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "main.ts",
+        "pub",
+        "-s",
+        s,
+        "--tls-ca",
+        certs.ca,
+        "--tls-cert",
+        certs.clientCert,
+        "--tls-key",
+        certs.clientKey,
+        "queue:tls.cli",
+        "hello",
+      ]);
+      assert.equal(pub.code, 0, pub.err);
+      const sub = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "main.ts",
+        "sub",
+        "-s",
+        `tls://${s}`,
+        "queue:tls.cli",
+        "-n",
+        "1",
+        "--timeout",
+        "5000",
+      ], {
+        RELAYR_TLS_CA: certs.ca,
+        RELAYR_TLS_CERT: certs.clientCert,
+        RELAYR_TLS_KEY: certs.clientKey,
+      });
+      assert.equal(sub.code, 0, sub.err);
+      assert.match(sub.out, /hello/);
+      const noCert = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "main.ts",
+        "pub",
+        "-s",
+        s,
+        "--tls-ca",
+        certs.ca,
+        "queue:tls.cli",
+        "x",
+      ]);
+      assert.notEqual(noCert.code, 0, "no client certificate: refused");
+      const plain = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "main.ts",
+        "pub",
+        "-s",
+        s,
+        "queue:tls.cli",
+        "x",
+      ]);
+      assert.notEqual(plain.code, 0, "plain text: refused");
+      const stats = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
+      assert.match(await stats.text(), /^relayr_tls_handshake_failures_total [1-9]/m);
+    } finally {
+      assert.equal((await server.stop()).code, 0, server.output());
+    }
+  });
+}
