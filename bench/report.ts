@@ -226,6 +226,7 @@ const TARGETS: Target[] = [
     "durable queue (interval) vs nats jetstream",
     "relayr-log",
   ),
+  vs("nats-tls", "sub", 0, "TLS pub → 1 sub vs nats TLS (same certificates)", "relayr-tls"),
   vs(
     "redis-aof-always",
     "queue",

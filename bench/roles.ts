@@ -23,6 +23,7 @@ import {
   type RequestTask,
   type RespondResult,
   type RespondTask,
+  type Task,
 } from "./tasks.ts";
 import { Wire } from "./wire.ts";
 
@@ -129,8 +130,8 @@ async function pump(
   }
 }
 
-async function dial(port: number, control: Control): Promise<Wire> {
-  const wire = await Wire.dial(port);
+async function dial(task: Task, control: Control): Promise<Wire> {
+  const wire = await Wire.dial(task.port, "127.0.0.1", task.tls, task.protocol === "nats");
   control.wire = wire;
   if (control.stopped) wire.close();
   return wire;
@@ -158,7 +159,7 @@ export async function publish(
   control: Control,
 ): Promise<PublishResult> {
   const driver = drivers[task.protocol];
-  const wire = await dial(task.port, control);
+  const wire = await dial(task, control);
   const events = new Tally();
   const parser = driver.parser(events, Mode.plain, task.name);
   const reading = pump(wire, parser, events, control);
@@ -298,7 +299,7 @@ export async function receive(
   ready: () => void,
 ): Promise<ReceiveResult> {
   const driver = drivers[task.protocol];
-  const wire = await dial(task.port, control);
+  const wire = await dial(task, control);
   const events = new Receiver(task);
   const mode = task.kind === "queue" ? Mode.consume : Mode.plain;
   const parser = driver.parser(events, mode, task.name, task.index);
@@ -381,7 +382,7 @@ class Requester extends Tally {
 /** Sends requests one at a time and times each round trip. */
 export async function request(task: RequestTask, control: Control): Promise<RequestResult> {
   const driver = drivers[task.protocol];
-  const wire = await dial(task.port, control);
+  const wire = await dial(task, control);
   const events = new Requester();
   const parser = driver.parser(events, Mode.request, task.name);
   const reading = pump(wire, parser, events, control);
@@ -438,7 +439,7 @@ export async function respond(
   ready: () => void,
 ): Promise<RespondResult> {
   const driver = drivers[task.protocol];
-  const wire = await dial(task.port, control);
+  const wire = await dial(task, control);
   const events = new Responder();
   const parser = driver.parser(events, Mode.respond, task.name);
   const reading = pump(wire, parser, events, control);

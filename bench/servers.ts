@@ -6,6 +6,7 @@
  * @module
  */
 import type { Protocol } from "./drivers/mod.ts";
+import { makeCerts, type TestCerts } from "./tls_certs.ts";
 
 /** Everything the bench can run against; `sink` is the driver-ceiling server. */
 export type System =
@@ -13,8 +14,10 @@ export type System =
   | "relayr-log"
   | "relayr-log-always"
   | "relayr-bun"
+  | "relayr-tls"
   | "nats"
   | "nats-js"
+  | "nats-tls"
   | "redis"
   | "redis-aof"
   | "redis-aof-always"
@@ -35,6 +38,8 @@ export interface Server {
   readonly system: System;
   readonly protocol: Protocol;
   readonly port: number;
+  /** TLS systems: the CA (PEM) their certificate chains to; else undefined. */
+  readonly tls?: string;
   readonly pid: number;
   /** V8 inspector port when started for `--profile`, else null. */
   readonly inspectPort: number | null;
@@ -74,11 +79,22 @@ async function monitor(
 /** Protocol each system speaks. */
 export function protocolOf(system: System): Protocol {
   if (system === "nats" || system === "nats-js") return system;
+  if (system === "nats-tls") return "nats";
   if (system.startsWith("redis")) return "redis";
   return "relayr";
 }
 
 const running = new Set<Server>();
+
+/** One set of certificates for every TLS system of this run (both sides get the same files). */
+let certs: TestCerts | undefined;
+async function tlsCerts(): Promise<TestCerts> {
+  if (certs === undefined) {
+    certs = await makeCerts();
+    globalThis.addEventListener("unload", () => certs?.remove());
+  }
+  return certs;
+}
 
 /** Stops every server this process started (for Ctrl-C). */
 export async function stopAll(): Promise<void> {
@@ -168,6 +184,7 @@ function launch(
     case "relayr":
     case "relayr-log":
     case "relayr-log-always":
+    case "relayr-tls":
     case "relayr-bun": {
       try {
         Deno.statSync(`${root}/main.ts`);
@@ -187,6 +204,9 @@ function launch(
       } else {
         args.push("--memory");
       }
+      if (system === "relayr-tls") {
+        args.push("--tls-cert", certs!.serverCert, "--tls-key", certs!.serverKey);
+      }
       args.push(...relayrArgs);
       if (system === "relayr-bun") {
         const bun = which("bun");
@@ -202,6 +222,7 @@ function launch(
       };
     }
     case "nats":
+    case "nats-tls":
     case "nats-js": {
       const bin = which("nats-server");
       if (!bin) {
@@ -210,6 +231,15 @@ function launch(
       const httpPort = freePort();
       const args = ["-a", "127.0.0.1", "-p", String(port), "-m", String(httpPort)];
       if (system === "nats") return { command: bin, args, httpPort };
+      if (system === "nats-tls") {
+        // NATS takes TLS files only from a config file.
+        const scratch = Deno.makeTempDirSync({ prefix: "nats-tls-bench-" });
+        Deno.writeTextFileSync(
+          `${scratch}/tls.conf`,
+          `tls { cert_file: "${certs!.serverCert}", key_file: "${certs!.serverKey}" }\n`,
+        );
+        return { command: bin, args: [...args, "-c", `${scratch}/tls.conf`], httpPort, scratch };
+      }
       // JetStream with file storage in a scratch directory: the durable peer of relayr-log.
       const scratch = Deno.makeTempDirSync({ prefix: "nats-js-bench-" });
       return { command: bin, args: [...args, "-js", "-sd", scratch], httpPort, scratch };
@@ -258,6 +288,7 @@ export async function start(
   const inspectPort = options.inspect && system.startsWith("relayr") && system !== "relayr-bun"
     ? freePort()
     : null;
+  const tls = system.endsWith("-tls") ? Deno.readTextFileSync((await tlsCerts()).ca) : undefined;
   const how = launch(system, port, options.root, options.relayrArgs, inspectPort);
   const child = new Deno.Command(how.command, {
     args: how.args,
@@ -276,6 +307,7 @@ export async function start(
     system,
     protocol: protocolOf(system),
     port,
+    tls,
     pid: child.pid,
     inspectPort,
     exitCode: () => code,
@@ -285,7 +317,7 @@ export async function start(
       if (system === "nats-js") return null;
       const stats = await monitor(system, how.httpPort);
       if (!stats) return null;
-      return system === "nats" ? stats.in_msgs as number : stats.published_msgs as number;
+      return system.startsWith("nats") ? stats.in_msgs as number : stats.published_msgs as number;
     },
     async diagnostics() {
       const stats = await monitor(system, how.httpPort);

@@ -19,6 +19,8 @@ interface TaskBase {
   protocol: Protocol;
   /** Server (or sink) port on 127.0.0.1. */
   port: number;
+  /** TLS: the CA (PEM) the server's certificate chains to; undefined: plain TCP. */
+  tls?: string;
   /** Bench-local name of the run; every destination derives from it. */
   name: string;
   /** Payload bytes. */

@@ -20,19 +20,42 @@ export class Wire {
   pendingBytes = 0;
   /** First read or write failure, unless it came after `close()`. */
   failure: string | null = null;
-  #conn: Deno.TcpConn;
+  #conn: Deno.Conn;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.#conn = conn;
   }
 
-  /** Connects to `127.0.0.1:port` with Nagle off. */
-  static async dial(port: number, hostname = "127.0.0.1"): Promise<Wire> {
-    const conn = await Deno.connect({ hostname, port });
-    conn.setNoDelay(true);
-    return new Wire(conn);
+  /**
+   * Connects to `hostname:port` with Nagle off; with `ca` (PEM) over TLS.
+   * NATS 2.9 greets in plain text and then expects the TLS handshake
+   * (`infoFirst`): its INFO line is read first and kept for the parser.
+   */
+  static async dial(
+    port: number,
+    hostname = "127.0.0.1",
+    ca?: string,
+    infoFirst = false,
+  ): Promise<Wire> {
+    const tcp = await Deno.connect({ hostname, port });
+    tcp.setNoDelay(true);
+    if (ca === undefined) return new Wire(tcp);
+    // TLS over the TCP socket (startTls), so that Nagle stays off.
+    const greeting = new Uint8Array(64 * 1024);
+    let n = 0;
+    while (infoFirst && !new TextDecoder().decode(greeting.subarray(0, n)).includes("\r\n")) {
+      const got = await tcp.read(greeting.subarray(n));
+      if (got === null) throw new Error("closed before its INFO");
+      n += got;
+    }
+    const conn = await Deno.startTls(tcp, { hostname, caCerts: [ca] });
+    await conn.handshake();
+    const wire = new Wire(conn);
+    wire.buf.set(greeting.subarray(0, n));
+    wire.end = n;
+    return wire;
   }
 
   /** True once `close()` was called. */

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { bunVersion, startServerProcess } from "./child.ts";
-import { makeCerts } from "./tls_certs.ts";
+import { makeCerts } from "../bench/tls_certs.ts";
 import { tlsDial } from "./tls_helpers.ts";
 
 const certs = await makeCerts();

@@ -11,7 +11,7 @@ import { connect, ConnectError } from "../src/client/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { startBroker } from "../src/app.ts";
 import { RawClient, startTestBroker, testConfig, waitFor } from "./helpers.ts";
-import { makeCerts } from "./tls_certs.ts";
+import { makeCerts } from "../bench/tls_certs.ts";
 import { tlsDial } from "./tls_helpers.ts";
 
 const certs = await makeCerts();

@@ -1,6 +1,6 @@
 /**
- * Test certificates made at test time with `openssl` (3.0 here): a test CA,
- * a second "wrong" CA, server leaves signed by the CA (SAN 127.0.0.1 and
+ * Certificates made at run time with `openssl` (3.0 here), for the tests and
+ * the TLS bench runs: a test CA, a second "wrong" CA, server leaves signed by the CA (SAN 127.0.0.1 and
  * localhost), client leaves signed by the CA, by the wrong CA, and one
  * expired, plus the mistake rustls refuses: a self-signed `CA:TRUE`
  * certificate used as the server's. `openssl x509` of 3.0 has no
