@@ -2,9 +2,9 @@
  * TLS on the client port, in process on Deno: pub/sub through the SDK over
  * TLS; mTLS accepting a CA-signed client and refusing a wrong CA, an expired
  * certificate and no certificate; plain clients refused; every failed
- * handshake counted and the server still serving; HTTPS monitoring; reload
- * of the certificate for new connections only, on both TLS listeners
- * (`Deno.listenTls`, and `node:tls` under mTLS).
+ * handshake counted and the server still serving; silent sockets bounded in
+ * number and time; HTTPS monitoring; reload of the certificate for new
+ * connections only, with and without client certificates.
  */
 import assert from "node:assert/strict";
 import { connect, ConnectError } from "../src/client/mod.ts";
@@ -177,7 +177,7 @@ Deno.test("tls: HTTPS monitoring with --http-tls; the failure counter is in /met
   }
 });
 
-for (const [name, args] of [["TLS (Deno.listenTls)", TLS], ["mTLS (node:tls)", MTLS]] as const) {
+for (const [name, args] of [["TLS", TLS], ["mTLS", MTLS]] as const) {
   Deno.test(`tls: reload serves the new certificate to new connections only, ${name}`, async () => {
     const broker = await startTestBroker([...args]);
     const files = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
@@ -211,3 +211,38 @@ async function reloadWith(
     ca: Deno.readTextFileSync(certs.ca),
   });
 }
+
+Deno.test("tls: sockets that never handshake are bounded in number and time, then counted", async () => {
+  const failures: string[] = [];
+  const listener = await denoRuntime.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: {
+      cert: Deno.readTextFileSync(certs.serverCert),
+      key: Deno.readTextFileSync(certs.serverKey),
+      handshakeTimeoutMs: 300,
+      handshakesPendingMax: 2,
+      onHandshakeFailure: (_addr, reason) => failures.push(reason),
+    },
+  });
+  const silent: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      silent.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.port }));
+    }
+    await waitFor(() => failures.length >= 1, 3000, "the third socket refused");
+    assert.deepEqual(failures, ["too many handshakes in progress"]);
+    await waitFor(() => failures.length === 3, 5000, "the two silent ones timed out");
+    for (const r of failures.slice(1)) assert.match(r, /time/i);
+    const accepted = listener.accept();
+    const c = await tlsDial(listener.port, { ca: certs.ca });
+    const conn = (await accepted)!;
+    assert.equal(conn.secure, true);
+    assert.equal(conn.peerCertSubject, undefined, "no CA: no client certificate asked");
+    conn.close();
+    c.close();
+  } finally {
+    for (const s of silent) s.close();
+    listener.close();
+  }
+});

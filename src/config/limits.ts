@@ -142,5 +142,5 @@ export const AUTH_SECRET_BYTES_MAX = 1_024;
 export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;
 /** Time a client has to finish its TLS handshake; a peer that opens a socket and says nothing is closed then. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
-/** TLS handshakes in progress at once (Deno.listenTls); more are closed at once and counted as failed, so a flood of silent sockets costs bounded memory. */
+/** TLS handshakes in progress at once, per listener; more are closed at once and counted as failed, so a flood of silent sockets costs bounded memory. */
 export const TLS_HANDSHAKES_PENDING_MAX = 1_024;

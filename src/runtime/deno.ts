@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { AcceptQueue } from "./accept_queue.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
 import type { Conn, DialTls, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
 
@@ -103,114 +102,16 @@ function listen(options: { hostname: string; port: number }): Listener {
 }
 
 /**
- * TLS listener: `Deno.listenTls` (rustls, the fastest path) without a CA;
- * with one, `node:tls`, since `Deno.listenTls` cannot verify client
- * certificates.
+ * TLS listener: `node:tls`, with and without client certificates.
+ * `Deno.listenTls` (rustls) cannot verify client certificates (a `caCerts`
+ * option there is silently ignored), and for the broker's traffic it was the
+ * slower one as well: `deno task bench --systems relayr-tls --scenarios sub`
+ * ran 0.46-0.67 M msgs/s at 16 B and 44-49 k at 4 KiB on it, 1.24-1.33 M and
+ * 58-78 k on `node:tls` (same machine, back to back). Its sockets also cannot
+ * turn Nagle off, and it cannot change its certificate without a rebind.
  */
 function listenTls(options: { hostname: string; port: number; tls: ListenTls }): Promise<Listener> {
-  if (options.tls.ca !== undefined) return listenNodeTls(options);
-  return Promise.resolve(listenRustls(options));
-}
-
-/**
- * `Deno.listenTls` behind a pump: each accepted socket does its handshake on
- * its own (bounded in time and in number), and only finished ones reach
- * `accept()`, so one slow or broken client never holds up the others and a
- * failed handshake (`UnknownCA`, a plain client) never reaches the server.
- *
- * Reload: a `Deno.TlsListener` cannot change its certificate, so the
- * listener is closed and a new one bound to the same port with the new
- * files; open connections keep theirs. Between the two a connect is refused
- * (clients reconnect); `reusePort` would close that gap but would also let a
- * second broker share the port silently instead of failing to start.
- */
-function listenRustls(options: { hostname: string; port: number; tls: ListenTls }): Listener {
-  const o = options.tls;
-  const queue = new AcceptQueue();
-  const handshaking = new Set<Deno.TlsConn>();
-  const bind = (files: TlsFiles, port: number) =>
-    Deno.listenTls({ hostname: options.hostname, port, cert: files.cert, key: files.key });
-  let current: TlsFiles = o;
-  let listener = bind(current, options.port);
-  const port = (listener.addr as Deno.NetAddr).port;
-
-  const handshake = (conn: Deno.TlsConn) => {
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    const remote = `${addr.hostname}:${addr.port}`;
-    if (handshaking.size >= o.handshakesPendingMax) {
-      conn.close();
-      return o.onHandshakeFailure(remote, "too many handshakes in progress");
-    }
-    handshaking.add(conn);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      conn.close(); // the pending handshake then rejects
-    }, o.handshakeTimeoutMs);
-    conn.handshake().then(() => {
-      clearTimeout(timer);
-      handshaking.delete(conn);
-      queue.push(wrapConn(conn, true));
-    }, (err: Error) => {
-      clearTimeout(timer);
-      handshaking.delete(conn);
-      try {
-        conn.close();
-      } catch { /* closed by the timeout */ }
-      if (queue.closed) return;
-      o.onHandshakeFailure(remote, timedOut ? "handshake timed out" : err.message.split("\n")[0]);
-    });
-  };
-
-  const pump = async (l: Deno.TlsListener) => {
-    let backoffMs = 5;
-    for (;;) {
-      let conn: Deno.TlsConn;
-      try {
-        conn = await l.accept();
-      } catch (err) {
-        // Closed (by close() or a reload), or replaced by a reload.
-        if (queue.closed || l !== listener || err instanceof Deno.errors.BadResource) return;
-        // EMFILE and the like: wait, as the server's accept loop does.
-        await new Promise((r) => setTimeout(r, backoffMs));
-        backoffMs = Math.min(backoffMs * 2, 1000);
-        continue;
-      }
-      backoffMs = 5;
-      handshake(conn);
-    }
-  };
-  let pumping = pump(listener);
-
-  return {
-    port,
-    accept: () => queue.accept(),
-    close() {
-      if (queue.closed) return;
-      queue.close();
-      try {
-        listener.close();
-      } catch { /* closed */ }
-      for (const c of handshaking) c.close();
-      handshaking.clear();
-    },
-    async reloadTls(files: TlsFiles): Promise<void> {
-      if (queue.closed) return;
-      listener.close();
-      // The port is free only once the pending accept has let go of it.
-      await pumping;
-      if (queue.closed) return;
-      try {
-        listener = bind(files, port);
-      } catch (err) {
-        listener = bind(current, port); // keep serving the old certificate
-        pumping = pump(listener);
-        throw err;
-      }
-      current = files;
-      pumping = pump(listener);
-    },
-  };
+  return listenNodeTls(options);
 }
 
 /** Dials TLS: `Deno.connectTls` (client certificates included). */

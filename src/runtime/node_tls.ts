@@ -1,11 +1,12 @@
 /**
- * TLS through `node:tls`, which Deno and Bun both implement: the mTLS
- * listener on Deno (`Deno.listenTls` has no client-certificate verification:
- * a `caCerts` option there is silently ignored) and the TLS dialler on Bun.
+ * TLS through `node:tls`, which Deno and Bun both implement: the TLS
+ * listener on Deno (see `listenTls` in deno.ts for why not `Deno.listenTls`)
+ * and the TLS dialler on Bun.
  * `Conn` over a `node:tls` socket lives here too.
  *
  * @module
  */
+import type net from "node:net";
 import tls from "node:tls";
 import { AcceptQueue } from "./accept_queue.ts";
 import { certSubject } from "./tls_files.ts";
@@ -91,7 +92,39 @@ export function listenNodeTls(
     rejectUnauthorized: true,
     handshakeTimeout: o.handshakeTimeoutMs,
   });
+  /**
+   * Sockets in their handshake, by peer address (unique among live
+   * connections to one port): bounded, so a flood of sockets that never
+   * finish a handshake costs bounded memory (each also times out).
+   */
+  const handshaking = new Map<string, net.Socket>();
+  /** Peer address of each raw socket: a failed TLS socket has lost its own by the time it is reported. */
+  const peers = new WeakMap<object, string>();
+  /**
+   * Sockets refused for being over the bound and already reported: node:tls
+   * reports each again as a `tlsClientError` (ECONNRESET, no address), which
+   * must not count twice.
+   */
+  let refusedUnreported = 0;
+  const addrOf = (socket: tls.TLSSocket): string =>
+    socket.remoteAddress
+      ? `${socket.remoteAddress}:${socket.remotePort}`
+      // node's TLSSocket keeps the TCP socket it wraps as `_parent` (Deno 2.9);
+      // only used to name the peer in the log line.
+      : peers.get((socket as unknown as { _parent?: object })._parent ?? {}) ?? "?";
+  server.on("connection", (raw: net.Socket) => {
+    const addr = `${raw.remoteAddress}:${raw.remotePort}`;
+    if (handshaking.size >= o.handshakesPendingMax) {
+      refusedUnreported++;
+      raw.destroy();
+      return o.onHandshakeFailure(addr, "too many handshakes in progress");
+    }
+    peers.set(raw, addr);
+    handshaking.set(addr, raw);
+    raw.once("close", () => handshaking.delete(addr));
+  });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
+    handshaking.delete(`${socket.remoteAddress}:${socket.remotePort}`);
     if (o.ca !== undefined && !socket.authorized) {
       // rejectUnauthorized closes these before here; kept as a second lock.
       o.onHandshakeFailure(`${socket.remoteAddress}:${socket.remotePort}`, "client not authorized");
@@ -101,7 +134,12 @@ export function listenNodeTls(
     queue.push(new TlsSocketConn(socket, peer?.raw ? certSubject(peer.raw) : undefined));
   });
   server.on("tlsClientError", (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-    const addr = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "?";
+    const addr = socket ? addrOf(socket) : "?";
+    handshaking.delete(addr);
+    if (addr === "?" && refusedUnreported > 0) {
+      refusedUnreported--;
+      return socket?.destroy();
+    }
     o.onHandshakeFailure(addr, err.code ?? err.message.split("\n")[0]);
     socket?.destroy();
   });
@@ -120,6 +158,8 @@ export function listenNodeTls(
           if (queue.closed) return;
           queue.close();
           server.close(); // stops listening; accepted connections stay
+          for (const raw of handshaking.values()) raw.destroy();
+          handshaking.clear();
         },
         reloadTls(files: TlsFiles): Promise<void> {
           server.setSecureContext(secureOptions(files));
