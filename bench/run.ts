@@ -22,6 +22,7 @@ const SYSTEMS: System[] = [
   "relayr-log-always",
   "relayr-bun",
   "relayr-tls",
+  "relayr-bun-tls",
   "nats",
   "nats-js",
   "nats-tls",

@@ -15,6 +15,7 @@ export type System =
   | "relayr-log-always"
   | "relayr-bun"
   | "relayr-tls"
+  | "relayr-bun-tls"
   | "nats"
   | "nats-js"
   | "nats-tls"
@@ -185,6 +186,7 @@ function launch(
     case "relayr-log":
     case "relayr-log-always":
     case "relayr-tls":
+    case "relayr-bun-tls":
     case "relayr-bun": {
       try {
         Deno.statSync(`${root}/main.ts`);
@@ -204,11 +206,11 @@ function launch(
       } else {
         args.push("--memory");
       }
-      if (system === "relayr-tls") {
+      if (system.endsWith("-tls")) {
         args.push("--tls-cert", certs!.serverCert, "--tls-key", certs!.serverKey);
       }
       args.push(...relayrArgs);
-      if (system === "relayr-bun") {
+      if (system.startsWith("relayr-bun")) {
         const bun = which("bun");
         if (!bun) throw new UnavailableError("bun is not on PATH");
         return { command: bun, args: ["run", ...args], httpPort };
@@ -285,7 +287,8 @@ export async function start(
   options: { root: string; relayrArgs: string[]; inspect?: boolean },
 ): Promise<Server> {
   const port = freePort();
-  const inspectPort = options.inspect && system.startsWith("relayr") && system !== "relayr-bun"
+  const inspectPort = options.inspect && system.startsWith("relayr") &&
+      !system.startsWith("relayr-bun")
     ? freePort()
     : null;
   const tls = system.endsWith("-tls") ? Deno.readTextFileSync((await tlsCerts()).ca) : undefined;
