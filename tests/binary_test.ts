@@ -11,6 +11,7 @@ import { RawClient } from "./helpers.ts";
 import { parseExposition, value } from "./prometheus.ts";
 import { keyFileText } from "../src/auth/mod.ts";
 import { makeUsers, SECRETS, serveArgs, writeUsers } from "./auth/fixtures.ts";
+import { makeCerts } from "../bench/tls_certs.ts";
 
 const bun = await bunVersion();
 if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
@@ -206,6 +207,49 @@ Deno.test({
     }
     for (const secret of [...Object.values(SECRETS), bob.private_key]) {
       assert.ok(!server.output().includes(secret), "a secret in the binary's log");
+    }
+  },
+});
+
+Deno.test({
+  name: "binary: mTLS broker, and the binary's own CLI as its client (pub, sub, a refused client)",
+  ignore: bun === undefined,
+  async fn() {
+    await ensureBinary();
+    const certs = await makeCerts();
+    const server = await startServerProcess(BINARY, [
+      "--tls-cert",
+      certs.serverCert,
+      "--tls-key",
+      certs.serverKey,
+      "--tls-ca",
+      certs.ca,
+    ]);
+    const cli = async (args: string[]) => {
+      const out = await new Deno.Command(BINARY, { args, stdout: "piped", stderr: "piped" })
+        .output();
+      return { code: out.code, out: new TextDecoder().decode(out.stdout) };
+    };
+    const s = ["-s", `127.0.0.1:${server.port}`];
+    const tls = [
+      "--tls-ca",
+      certs.ca,
+      "--tls-cert",
+      certs.clientCert,
+      "--tls-key",
+      certs.clientKey,
+    ];
+    try {
+      assert.equal((await cli(["pub", ...s, ...tls, "queue:bin.tls", "over mtls"])).code, 0);
+      const sub = await cli(["sub", ...s, ...tls, "queue:bin.tls", "-n", "1", "--timeout", "5000"]);
+      assert.equal(sub.code, 0);
+      assert.match(sub.out, /over mtls/);
+      const refused = await cli(["pub", ...s, "--tls-ca", certs.ca, "queue:bin.tls", "x"]);
+      assert.notEqual(refused.code, 0, "no client certificate");
+    } finally {
+      const status = await server.stop("SIGTERM");
+      certs.remove();
+      assert.equal(status.code, 0, server.output());
     }
   },
 });
