@@ -134,3 +134,14 @@ export async function makeCerts(): Promise<TestCerts> {
     remove: () => Deno.removeSync(dir, { recursive: true }),
   };
 }
+
+/** `serve` flags for TLS with `certs` (the CA-signed leaf), and with mTLS also the CA. */
+export function serverTlsArgs(certs: TestCerts, mtls = false): string[] {
+  const args = ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey];
+  return mtls ? [...args, "--tls-ca", certs.ca] : args;
+}
+
+/** Client flags for mTLS with `certs` (the CA, the client leaf and its key). */
+export function clientTlsArgs(certs: TestCerts): string[] {
+  return ["--tls-ca", certs.ca, "--tls-cert", certs.clientCert, "--tls-key", certs.clientKey];
+}

@@ -11,7 +11,7 @@ import { RawClient } from "./helpers.ts";
 import { parseExposition, value } from "./prometheus.ts";
 import { keyFileText } from "../src/auth/mod.ts";
 import { makeUsers, SECRETS, serveArgs, writeUsers } from "./auth/fixtures.ts";
-import { makeCerts } from "../bench/tls_certs.ts";
+import { clientTlsArgs, makeCerts, serverTlsArgs } from "../bench/tls_certs.ts";
 
 const bun = await bunVersion();
 if (bun === undefined) console.log("binary_test: skipped, bun is not on PATH");
@@ -217,28 +217,14 @@ Deno.test({
   async fn() {
     await ensureBinary();
     const certs = await makeCerts();
-    const server = await startServerProcess(BINARY, [
-      "--tls-cert",
-      certs.serverCert,
-      "--tls-key",
-      certs.serverKey,
-      "--tls-ca",
-      certs.ca,
-    ]);
+    const server = await startServerProcess(BINARY, serverTlsArgs(certs, true));
     const cli = async (args: string[]) => {
       const out = await new Deno.Command(BINARY, { args, stdout: "piped", stderr: "piped" })
         .output();
       return { code: out.code, out: new TextDecoder().decode(out.stdout) };
     };
     const s = ["-s", `127.0.0.1:${server.port}`];
-    const tls = [
-      "--tls-ca",
-      certs.ca,
-      "--tls-cert",
-      certs.clientCert,
-      "--tls-key",
-      certs.clientKey,
-    ];
+    const tls = clientTlsArgs(certs);
     try {
       assert.equal((await cli(["pub", ...s, ...tls, "queue:bin.tls", "over mtls"])).code, 0);
       const sub = await cli(["sub", ...s, ...tls, "queue:bin.tls", "-n", "1", "--timeout", "5000"]);

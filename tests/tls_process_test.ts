@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { bunVersion, startServerProcess } from "./child.ts";
-import { makeCerts } from "../bench/tls_certs.ts";
+import { clientTlsArgs, makeCerts, serverTlsArgs } from "../bench/tls_certs.ts";
 import { tlsDial } from "./tls_helpers.ts";
 
 const certs = await makeCerts();
@@ -137,80 +137,32 @@ for (const [exe, pre] of RUNTIMES) {
   });
 }
 
+/** The CLI (`deno run -A main.ts <args>`) as a child process. */
+function relayr(args: string[], env: Record<string, string> = {}) {
+  return run(Deno.execPath(), ["run", "-A", "main.ts", ...args], env);
+}
+
 for (const [exe, pre] of RUNTIMES) {
   const rt = exe === "bun" ? "Bun" : "Deno";
   Deno.test(`tls process: the CLI against an mTLS broker, flags and env vars (${rt} broker)`, async () => {
-    const server = await startServerProcess(exe, [
-      ...pre,
-      "serve",
-      "--tls-cert",
-      certs.serverCert,
-      "--tls-key",
-      certs.serverKey,
-      "--tls-ca",
-      certs.ca,
-    ]);
+    const server = await startServerProcess(exe, [...pre, "serve", ...serverTlsArgs(certs, true)]);
     const s = `127.0.0.1:${server.port}`;
     try {
-      const pub = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "main.ts",
-        "pub",
-        "-s",
-        s,
-        "--tls-ca",
-        certs.ca,
-        "--tls-cert",
-        certs.clientCert,
-        "--tls-key",
-        certs.clientKey,
-        "queue:tls.cli",
-        "hello",
-      ]);
+      const pub = await relayr(["pub", "-s", s, ...clientTlsArgs(certs), "queue:tls.cli", "hello"]);
       assert.equal(pub.code, 0, pub.err);
-      const sub = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "main.ts",
-        "sub",
-        "-s",
-        `tls://${s}`,
-        "queue:tls.cli",
-        "-n",
-        "1",
-        "--timeout",
-        "5000",
-      ], {
-        RELAYR_TLS_CA: certs.ca,
-        RELAYR_TLS_CERT: certs.clientCert,
-        RELAYR_TLS_KEY: certs.clientKey,
-      });
+      const sub = await relayr(
+        ["sub", "-s", `tls://${s}`, "queue:tls.cli", "-n", "1", "--timeout", "5000"],
+        {
+          RELAYR_TLS_CA: certs.ca,
+          RELAYR_TLS_CERT: certs.clientCert,
+          RELAYR_TLS_KEY: certs.clientKey,
+        },
+      );
       assert.equal(sub.code, 0, sub.err);
       assert.match(sub.out, /hello/);
-      const noCert = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "main.ts",
-        "pub",
-        "-s",
-        s,
-        "--tls-ca",
-        certs.ca,
-        "queue:tls.cli",
-        "x",
-      ]);
+      const noCert = await relayr(["pub", "-s", s, "--tls-ca", certs.ca, "queue:tls.cli", "x"]);
       assert.notEqual(noCert.code, 0, "no client certificate: refused");
-      const plain = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "main.ts",
-        "pub",
-        "-s",
-        s,
-        "queue:tls.cli",
-        "x",
-      ]);
+      const plain = await relayr(["pub", "-s", s, "queue:tls.cli", "x"]);
       assert.notEqual(plain.code, 0, "plain text: refused");
       const stats = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
       assert.match(await stats.text(), /^relayr_tls_handshake_failures_total [1-9]/m);

@@ -11,14 +11,43 @@ import { connect, ConnectError } from "../src/client/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { startBroker } from "../src/app.ts";
 import { RawClient, startTestBroker, testConfig, waitFor } from "./helpers.ts";
-import { makeCerts } from "../bench/tls_certs.ts";
-import { tlsDial } from "./tls_helpers.ts";
+import { makeCerts, serverTlsArgs } from "../bench/tls_certs.ts";
+import { tlsDial, type TlsTestClient } from "./tls_helpers.ts";
 
 const certs = await makeCerts();
 globalThis.addEventListener("unload", () => certs.remove());
 
-const TLS = ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey];
-const MTLS = [...TLS, "--tls-ca", certs.ca];
+const TLS = serverTlsArgs(certs);
+const MTLS = serverTlsArgs(certs, true);
+/** The client leaf signed by the test CA. */
+const CLIENT = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+
+/** The server's files as PEM text: leaf and key, with the CA when `ca`. */
+function serverFiles(cert = certs.serverCert, key = certs.serverKey, ca = true) {
+  const files = { cert: Deno.readTextFileSync(cert), key: Deno.readTextFileSync(key) };
+  return ca ? { ...files, ca: Deno.readTextFileSync(certs.ca) } : files;
+}
+
+/** Runs `fn` against a broker started with `args`, and stops it however `fn` ends. */
+async function withBroker(
+  args: string[],
+  fn: (broker: TestBroker) => Promise<void>,
+): Promise<void> {
+  const broker = await startTestBroker(args);
+  try {
+    await fn(broker);
+  } finally {
+    await broker.stop();
+  }
+}
+
+type TestBroker = Awaited<ReturnType<typeof startTestBroker>>;
+
+/** Asserts that `c` gets a PONG for its PING. */
+async function pong(c: TlsTestClient, what = "PONG"): Promise<void> {
+  c.send("PING\r\n");
+  assert.equal(await c.line(), "PONG", what);
+}
 
 Deno.test("tls: pub/sub through the SDK over TLS (file paths and PEM text)", async () => {
   const broker = await startTestBroker(TLS);
@@ -43,34 +72,23 @@ Deno.test("tls: pub/sub through the SDK over TLS (file paths and PEM text)", asy
   }
 });
 
-Deno.test("tls: a plain client is refused and counted; the server goes on", async () => {
-  const broker = await startTestBroker(TLS);
-  try {
+Deno.test("tls: a plain client is refused and counted; the server goes on", () =>
+  withBroker(TLS, async (broker) => {
     const plain = await RawClient.connect(broker.port);
     await plain.send("PING\r\n");
     assert.ok(await plain.closedByServer(), "plain text is not a ClientHello");
     await plain.close();
     await waitFor(() => broker.server.tlsHandshakeFailures === 1, 3000, "the failure counted");
     const c = await tlsDial(broker.port, { ca: certs.ca });
-    c.send("PING\r\n");
-    assert.equal(await c.line(), "PONG");
+    await pong(c);
     assert.equal(c.serverCn, "relayr-1");
     c.close();
-  } finally {
-    await broker.stop();
-  }
-});
+  }));
 
-Deno.test("tls: mTLS accepts a CA-signed client, refuses wrong CA, expired and none, counts them", async () => {
-  const broker = await startTestBroker(MTLS);
-  try {
-    const good = await tlsDial(broker.port, {
-      ca: certs.ca,
-      cert: certs.clientCert,
-      key: certs.clientKey,
-    });
-    good.send("PING\r\n");
-    assert.equal(await good.line(), "PONG");
+Deno.test("tls: mTLS accepts a CA-signed client, refuses wrong CA, expired and none, counts them", () =>
+  withBroker(MTLS, async (broker) => {
+    const good = await tlsDial(broker.port, CLIENT);
+    await pong(good);
     const refused = [
       { cert: certs.wrongClientCert, key: certs.clientKey },
       { cert: certs.expiredClientCert, key: certs.clientKey },
@@ -89,20 +107,15 @@ Deno.test("tls: mTLS accepts a CA-signed client, refuses wrong CA, expired and n
         `failure ${i + 1} counted`,
       );
     }
-    good.send("PING\r\n");
-    assert.equal(await good.line(), "PONG", "the accepted client never noticed");
+    await pong(good, "the accepted client never noticed");
     good.close();
-  } finally {
-    await broker.stop();
-  }
-});
+  }));
 
-Deno.test("tls: the SDK with a client certificate under mTLS; a refused one is a ConnectError", async () => {
-  const broker = await startTestBroker(MTLS);
-  try {
+Deno.test("tls: the SDK with a client certificate under mTLS; a refused one is a ConnectError", () =>
+  withBroker(MTLS, async (broker) => {
     const ok = await connect(`127.0.0.1:${broker.port}`, {
       runtime: denoRuntime,
-      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+      tls: CLIENT,
     });
     assert.match(await ok.publish("queue:tls", "accepted"), /^\d+$/);
     await ok.close();
@@ -115,10 +128,7 @@ Deno.test("tls: the SDK with a client certificate under mTLS; a refused one is a
       }),
       ConnectError,
     );
-  } finally {
-    await broker.stop();
-  }
-});
+  }));
 
 Deno.test("tls: the peer certificate's subject reaches Conn.peerCertSubject under mTLS", async () => {
   let failures = 0;
@@ -126,9 +136,7 @@ Deno.test("tls: the peer certificate's subject reaches Conn.peerCertSubject unde
     hostname: "127.0.0.1",
     port: 0,
     tls: {
-      cert: Deno.readTextFileSync(certs.serverCert),
-      key: Deno.readTextFileSync(certs.serverKey),
-      ca: Deno.readTextFileSync(certs.ca),
+      ...serverFiles(),
       handshakeTimeoutMs: 5000,
       handshakesPendingMax: 10,
       onHandshakeFailure: () => failures++,
@@ -136,11 +144,7 @@ Deno.test("tls: the peer certificate's subject reaches Conn.peerCertSubject unde
   });
   try {
     const accepted = listener.accept();
-    const c = await tlsDial(listener.port, {
-      ca: certs.ca,
-      cert: certs.clientCert,
-      key: certs.clientKey,
-    });
+    const c = await tlsDial(listener.port, CLIENT);
     const conn = (await accepted)!;
     assert.equal(conn.secure, true);
     assert.equal(conn.peerCertSubject, "CN=alice,O=Acme");
@@ -180,18 +184,15 @@ Deno.test("tls: HTTPS monitoring with --http-tls; the failure counter is in /met
 for (const [name, args] of [["TLS", TLS], ["mTLS", MTLS]] as const) {
   Deno.test(`tls: reload serves the new certificate to new connections only, ${name}`, async () => {
     const broker = await startTestBroker([...args]);
-    const files = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
     try {
-      const before = await tlsDial(broker.port, files);
+      const before = await tlsDial(broker.port, CLIENT);
       assert.equal(before.serverCn, "relayr-1");
       // What SIGHUP does after the files changed (tests/tls_process_test.ts sends the signal).
       await reloadWith(broker, certs.serverCert2, certs.serverKey2);
-      const after = await tlsDial(broker.port, files);
+      const after = await tlsDial(broker.port, CLIENT);
       assert.equal(after.serverCn, "relayr-2");
-      before.send("PING\r\n");
-      assert.equal(await before.line(), "PONG", "the open connection stayed");
-      after.send("PING\r\n");
-      assert.equal(await after.line(), "PONG");
+      await pong(before, "the open connection stayed");
+      await pong(after);
       before.close();
       after.close();
     } finally {
@@ -201,15 +202,11 @@ for (const [name, args] of [["TLS", TLS], ["mTLS", MTLS]] as const) {
 }
 
 async function reloadWith(
-  broker: Awaited<ReturnType<typeof startTestBroker>>,
+  broker: TestBroker,
   cert: string,
   key: string,
 ): Promise<void> {
-  await broker.server.reloadTls({
-    cert: Deno.readTextFileSync(cert),
-    key: Deno.readTextFileSync(key),
-    ca: Deno.readTextFileSync(certs.ca),
-  });
+  await broker.server.reloadTls(serverFiles(cert, key));
 }
 
 Deno.test("tls: sockets that never handshake are bounded in number and time, then counted", async () => {
@@ -218,8 +215,7 @@ Deno.test("tls: sockets that never handshake are bounded in number and time, the
     hostname: "127.0.0.1",
     port: 0,
     tls: {
-      cert: Deno.readTextFileSync(certs.serverCert),
-      key: Deno.readTextFileSync(certs.serverKey),
+      ...serverFiles(certs.serverCert, certs.serverKey, false),
       handshakeTimeoutMs: 300,
       handshakesPendingMax: 2,
       onHandshakeFailure: (_addr, reason) => failures.push(reason),
