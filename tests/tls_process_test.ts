@@ -144,8 +144,13 @@ function relayr(args: string[], env: Record<string, string> = {}) {
 
 for (const [exe, pre] of RUNTIMES) {
   const rt = exe === "bun" ? "Bun" : "Deno";
-  Deno.test(`tls process: the CLI against an mTLS broker, flags and env vars (${rt} broker)`, async () => {
-    const server = await startServerProcess(exe, [...pre, "serve", ...serverTlsArgs(certs, true)]);
+  Deno.test(`tls process: the CLI against an mTLS broker with HTTPS monitoring, flags and env vars (${rt} broker)`, async () => {
+    const server = await startServerProcess(exe, [
+      ...pre,
+      "serve",
+      ...serverTlsArgs(certs, true),
+      "--http-tls",
+    ]);
     const s = `127.0.0.1:${server.port}`;
     try {
       const pub = await relayr(["pub", "-s", s, ...clientTlsArgs(certs), "queue:tls.cli", "hello"]);
@@ -164,8 +169,14 @@ for (const [exe, pre] of RUNTIMES) {
       assert.notEqual(noCert.code, 0, "no client certificate: refused");
       const plain = await relayr(["pub", "-s", s, "queue:tls.cli", "x"]);
       assert.notEqual(plain.code, 0, "plain text: refused");
-      const stats = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
-      assert.match(await stats.text(), /^relayr_tls_handshake_failures_total [1-9]/m);
+      // The monitoring port is HTTPS (--http-tls): `relayr stats` with https:// and the CA.
+      const https = `https://127.0.0.1:${server.httpPort}`;
+      const stats = await relayr(["stats", "--http", https, "--tls-ca", certs.ca, "--compact"]);
+      assert.equal(stats.code, 0, stats.err);
+      const failures = JSON.parse(stats.out).server.tls_handshake_failures;
+      assert.ok(failures >= 2, `the two refused clients were counted: ${failures}`);
+      const untrusted = await relayr(["stats", "--http", https]);
+      assert.equal(untrusted.code, 3, "without the CA the certificate is not trusted");
     } finally {
       assert.equal((await server.stop()).code, 0, server.output());
     }

@@ -19,6 +19,7 @@ import {
   UnreachableError,
   UsageError,
 } from "./common.ts";
+import { cliTls } from "./tls.ts";
 
 /** Help of `relayr stats`. */
 export const STATS_HELP = `Usage: relayr stats [options]
@@ -31,7 +32,8 @@ Examples:
 
 Options:
       --http <host:port>    monitoring address (default: $RELAYR_HTTP, or the
-                            --server host on port 8222)
+                            --server host on port 8222); https://host:port for
+                            a broker with --http-tls (--tls-ca: its CA)
       --compact             one line of JSON instead of indented
       --timeout <ms>        give up after this long (default: 5000)
 ${COMMON_HELP}`;
@@ -52,10 +54,15 @@ export function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promi
     const timeoutMs = intFlag("timeout", values.timeout, 5000, 1);
     const http = values.http ?? runtime.env("RELAYR_HTTP") ??
       `${parseAddress(serverAddress(runtime, values.server)).hostname}:${HTTP_PORT}`;
-    const { hostname, port } = parseAddress(http);
+    const https = http.startsWith("https://");
+    const { hostname, port } = parseAddress(http.replace(/^https?:\/\//, ""));
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    const url = `http://${host}:${port}/api/stats`;
-    const stats = await fetchJson(url, timeoutMs, await authorization(runtime, io, values));
+    const url = `${https ? "https" : "http"}://${host}:${port}/api/stats`;
+    const headers = await authorization(runtime, io, values);
+    const ca = cliTls(runtime, values)?.ca;
+    const caPem = ca === undefined ? undefined : readPem(runtime, ca);
+    const fetchCa = (init: RequestInit) => runtime.fetchWithCa(url, { ...init, headers }, caPem);
+    const stats = await fetchJson(url, timeoutMs, fetchCa);
     io.out(values.compact ? JSON.stringify(stats) : JSON.stringify(stats, null, 2));
     return ExitCode.OK;
   });
@@ -83,17 +90,22 @@ async function authorization(
   return {};
 }
 
+/** PEM text, or the text of the file it names (as the SDK's `tls` option takes it). */
+function readPem(runtime: Runtime, value: string): string {
+  return value.includes("-----BEGIN") ? value : runtime.readTextFile(value);
+}
+
 async function fetchJson(
   url: string,
   timeoutMs: number,
-  headers: Record<string, string>,
+  get: (init: RequestInit) => Promise<Response>,
 ): Promise<unknown> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     let res: Response;
     try {
-      res = await fetch(url, { signal: abort.signal, headers });
+      res = await get({ signal: abort.signal });
     } catch (err) {
       const why = abort.signal.aborted ? `no answer within ${timeoutMs} ms` : reason(err);
       throw new UnreachableError(`cannot reach monitoring at ${url}: ${why}`);

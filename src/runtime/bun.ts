@@ -368,6 +368,9 @@ export const bunRuntime: Runtime = {
   listenTls,
   connect,
   serveHttp,
+  // Bun's fetch takes `tls: { ca }`.
+  fetchWithCa: (url, init, ca) =>
+    fetch(url, ca === undefined ? init : { ...init, tls: { ca } } as RequestInit),
   // argv is [bun, script, ...args], also in a `bun build --compile` binary.
   args: () => process.argv.slice(2),
   env: (name) => process.env[name],

@@ -165,6 +165,17 @@ export const denoRuntime: Runtime = {
     return wrapConn(await Deno.connect({ hostname: options.hostname, port: options.port }));
   },
   serveHttp,
+  async fetchWithCa(url, init, ca) {
+    if (ca === undefined) return await fetch(url, init);
+    const client = Deno.createHttpClient({ caCerts: [ca] });
+    try {
+      const res = await fetch(url, { ...init, client });
+      // The body is read here, so that the client can be closed (no leaked resource).
+      return new Response(await res.arrayBuffer(), res);
+    } finally {
+      client.close();
+    }
+  },
   args: () => Deno.args,
   env: (name) => Deno.env.get(name),
   onSignal(signal, handler) {

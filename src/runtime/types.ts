@@ -94,6 +94,8 @@ export interface Runtime {
     options: { hostname: string; port: number; tls?: TlsFiles },
     handler: (request: Request) => Response | Promise<Response>,
   ): HttpServer;
+  /** `fetch` that also trusts `ca` (PEM) for HTTPS: monitoring endpoints with a private CA. */
+  fetchWithCa(url: string, init: RequestInit, ca: string | undefined): Promise<Response>;
   /** Command line arguments after the script. */
   args(): string[];
   /** Environment variable or undefined. */
