@@ -10,6 +10,9 @@ import assert from "node:assert/strict";
 import { connect, ConnectError } from "../src/client/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { startBroker } from "../src/app.ts";
+import { TLS_FAILURE_LOGS_PER_S } from "../src/config/limits.ts";
+import { HandshakeFailures } from "../src/server/tls_failures.ts";
+import { FakeClock } from "./fake_clock.ts";
 import { RawClient, startTestBroker, testConfig, waitFor } from "./helpers.ts";
 import { makeCerts, serverTlsArgs } from "../bench/tls_certs.ts";
 import { tlsDial, type TlsTestClient } from "./tls_helpers.ts";
@@ -71,6 +74,20 @@ Deno.test("tls: pub/sub through the SDK over TLS (file paths and PEM text)", asy
     await broker.stop();
   }
 });
+
+Deno.test("tls: the SDK checks the server's name: serverName localhost passes, another fails", () =>
+  withBroker(TLS, async (broker) => {
+    const dial = (serverName: string) =>
+      connect(`127.0.0.1:${broker.port}`, {
+        runtime: denoRuntime,
+        reconnect: false,
+        tls: { ca: certs.ca, serverName },
+      });
+    const ok = await dial("localhost");
+    assert.match(await ok.publish("queue:names", "x"), /^\d+$/);
+    await ok.close();
+    await assert.rejects(dial("wrong.example"), ConnectError);
+  }));
 
 Deno.test("tls: a plain client is refused and counted; the server goes on", () =>
   withBroker(TLS, async (broker) => {
@@ -241,4 +258,23 @@ Deno.test("tls: sockets that never handshake are bounded in number and time, the
     for (const s of silent) s.close();
     listener.close();
   }
+});
+
+Deno.test("tls: failed handshakes are all counted, logged one by one up to 10 a second, then summed up", () => {
+  const clock = new FakeClock(1_000_000);
+  const lines: string[] = [];
+  const failures = new HandshakeFailures(clock, (_l, message, props) => {
+    lines.push(message.replace(/\{(\w+)\}/g, (_, k) => String(props[k])));
+  });
+  for (let i = 0; i < 25; i++) failures.record(`10.0.0.1:${1000 + i}`, "UnknownCA");
+  assert.equal(failures.total, 25);
+  assert.equal(lines.length, TLS_FAILURE_LOGS_PER_S);
+  assert.equal(lines[0], "TLS handshake from 10.0.0.1:1000 failed: UnknownCA");
+  clock.advance(1000);
+  failures.record("10.0.0.2:5", "CERT_HAS_EXPIRED");
+  assert.deepEqual(lines.slice(TLS_FAILURE_LOGS_PER_S), [
+    "15 more TLS handshakes failed (not logged one by one)",
+    "TLS handshake from 10.0.0.2:5 failed: CERT_HAS_EXPIRED",
+  ]);
+  assert.equal(failures.total, 26);
 });

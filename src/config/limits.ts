@@ -144,3 +144,5 @@ export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** TLS handshakes in progress at once, per listener; more are closed at once and counted as failed, so a flood of silent sockets costs bounded memory. */
 export const TLS_HANDSHAKES_PENDING_MAX = 1_024;
+/** Failed TLS handshakes logged one by one per second; beyond, one line says how many more (a port scan must not flood the log). */
+export const TLS_FAILURE_LOGS_PER_S = 10;

@@ -114,20 +114,27 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
   return listenNodeTls(options);
 }
 
-/** Dials TLS: `Deno.connectTls` (client certificates included). */
+/**
+ * Dials TLS. Without a client certificate: TCP with Nagle off, then
+ * `Deno.startTls` (a `TlsConn` cannot turn Nagle off itself, and small
+ * pipelined commands would wait for ACKs); `serverName` is the name checked.
+ * With one: `Deno.connectTls` (`startTls` takes no client certificate), or
+ * `node:tls` when the name to check is not the host dialled.
+ */
 async function connectTls(options: { hostname: string; port: number; tls: DialTls }) {
   const t = options.tls;
-  if (t.serverName !== undefined && t.serverName !== options.hostname) {
-    // Deno.connectTls checks the name it dials; node:tls can check another.
+  const caCerts = t.ca === undefined ? undefined : [t.ca];
+  let conn: Deno.TlsConn;
+  if (t.cert === undefined) {
+    const tcp = await Deno.connect({ hostname: options.hostname, port: options.port });
+    tcp.setNoDelay(true);
+    conn = await Deno.startTls(tcp, { hostname: t.serverName ?? options.hostname, caCerts });
+  } else if (t.serverName !== undefined && t.serverName !== options.hostname) {
     return await connectNodeTls(options);
+  } else {
+    const { hostname, port } = options;
+    conn = await Deno.connectTls({ hostname, port, caCerts, cert: t.cert, key: t.key });
   }
-  const conn = await Deno.connectTls({
-    hostname: options.hostname,
-    port: options.port,
-    caCerts: t.ca === undefined ? undefined : [t.ca],
-    cert: t.cert,
-    key: t.key,
-  });
   try {
     await conn.handshake();
   } catch (err) {

@@ -30,6 +30,7 @@ import {
 import { CloseReason } from "./close_reason.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { LoopLag } from "./loop_lag.ts";
+import { HandshakeFailures } from "./tls_failures.ts";
 import {
   addTraffic,
   type ClosedConnection,
@@ -78,8 +79,6 @@ export class Server implements ConnectionHost {
     Object.values(CloseReason).map((r) => [r, 0]),
   ) as Record<CloseReason, number>;
   totalConnections = 0;
-  /** TLS handshakes that failed or timed out (bad or missing client certificate, plain clients). */
-  tlsHandshakeFailures = 0;
   /** Traffic of connections that have closed (live ones keep their own counters). */
   readonly closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   #runtime: Runtime;
@@ -91,6 +90,7 @@ export class Server implements ConnectionHost {
   #lag = new LoopLag();
   #nextId = 1;
   #stopping = false;
+  #tlsFailures: HandshakeFailures;
 
   constructor(runtime: Runtime, broker: Broker, options: ServerOptions) {
     this.#runtime = runtime;
@@ -100,6 +100,12 @@ export class Server implements ConnectionHost {
     this.payloadBytesMax = options.payloadBytesMax;
     this.auth = options.auth;
     this.authTimeoutMs = options.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+    this.#tlsFailures = new HandshakeFailures(this.clock, (l, m, p) => options.log?.(l, m, p));
+  }
+
+  /** TLS handshakes that failed or timed out (bad or missing client certificate, plain clients). */
+  get tlsHandshakeFailures(): number {
+    return this.#tlsFailures.total;
   }
 
   /** The bound port. */
@@ -124,13 +130,7 @@ export class Server implements ConnectionHost {
           ...tls,
           handshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
           handshakesPendingMax: TLS_HANDSHAKES_PENDING_MAX,
-          onHandshakeFailure: (addr, reason) => {
-            this.tlsHandshakeFailures++;
-            this.#options.log?.("info", "TLS handshake from {addr} failed: {reason}", {
-              addr,
-              reason,
-            });
-          },
+          onHandshakeFailure: (addr, reason) => this.#tlsFailures.record(addr, reason),
         },
       });
     this.#acceptDone = this.#acceptLoop(this.#listener);
