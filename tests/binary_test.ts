@@ -215,11 +215,11 @@ Deno.test({
   name: "binary: mTLS broker, and the binary's own CLI as its client (pub, sub, a refused client)",
   ignore: bun === undefined,
   async fn() {
-    await ensureBinary();
+    const binary = await ensureBinary();
     const certs = await makeCerts();
-    const server = await startServerProcess(BINARY, serverTlsArgs(certs, true));
+    const server = await startServerProcess(binary, serverTlsArgs(certs, true));
     const cli = async (args: string[]) => {
-      const out = await new Deno.Command(BINARY, { args, stdout: "piped", stderr: "piped" })
+      const out = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" })
         .output();
       return { code: out.code, out: new TextDecoder().decode(out.stdout) };
     };
