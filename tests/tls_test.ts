@@ -278,3 +278,28 @@ Deno.test("tls: failed handshakes are all counted, logged one by one up to 10 a 
   ]);
   assert.equal(failures.total, 26);
 });
+
+Deno.test("tls: the SDK reconnects over TLS, with its client certificate, when the broker comes back", async () => {
+  const first = await startTestBroker(MTLS);
+  const port = first.port;
+  const events: string[] = [];
+  const client = await connect(`127.0.0.1:${port}`, {
+    runtime: denoRuntime,
+    tls: CLIENT,
+    reconnectDelayMs: 20,
+    reconnectDelayMaxMs: 100,
+    onStatus: (e) => events.push(e.type),
+  });
+  let second: TestBroker | undefined;
+  try {
+    await first.stop();
+    await waitFor(() => events.includes("disconnected"), 5000, "the drop noticed");
+    second = await startTestBroker([...MTLS, "--port", String(port)]);
+    await waitFor(() => events.includes("reconnected"), 5000, "reconnected over mTLS");
+    assert.match(await client.publish("queue:again", "back"), /^\d+$/);
+    assert.equal(second.server.tlsHandshakeFailures, 0);
+  } finally {
+    await client.close();
+    await second?.stop();
+  }
+});
