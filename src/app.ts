@@ -227,7 +227,24 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     color: runtime.stdoutIsTerminal(),
   });
   const log = logger("server");
-  const running = await startBroker(runtime, config);
+  // Listening for SIGINT/SIGTERM before the port opens: a supervisor (or a
+  // test) that signals as soon as it can connect gets a clean stop, not the
+  // default action (exit 143) of a signal nobody handles yet.
+  const stopping = Promise.withResolvers<void>();
+  const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>
+    runtime.onSignal(sig, () => {
+      log.info(`${sig}: stopping (flushing clients)`);
+      for (const remove of removers) remove();
+      stopping.resolve();
+    })
+  );
+  let running: Running;
+  try {
+    running = await startBroker(runtime, config);
+  } catch (e) {
+    for (const remove of removers) remove();
+    throw e;
+  }
   const tls = config.tls === undefined ? "" : config.tls.ca === undefined ? " (TLS)" : " (mTLS)";
   log.info(
     `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}${tls}`,
@@ -256,15 +273,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
         log.error(`SIGHUP: TLS reload failed, the old certificate stays: ${(e as Error).message}`),
     );
   });
-  await new Promise<void>((resolve) => {
-    const removers = (["SIGINT", "SIGTERM"] as const).map((sig) =>
-      runtime.onSignal(sig, () => {
-        log.info(`${sig}: stopping (flushing clients)`);
-        for (const remove of removers) remove();
-        resolve();
-      })
-    );
-  });
+  await stopping.promise;
   removeHup();
   await running.stop();
   log.info("stopped");
