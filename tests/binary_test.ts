@@ -212,12 +212,19 @@ Deno.test({
 });
 
 Deno.test({
-  name: "binary: mTLS broker, and the binary's own CLI as its client (pub, sub, a refused client)",
+  name: "binary: mTLS broker with a certificate user and a token; its own CLI as the client",
   ignore: bun === undefined,
   async fn() {
     const binary = await ensureBinary();
     const certs = await makeCerts();
-    const server = await startServerProcess(binary, serverTlsArgs(certs, true));
+    const users = await writeUsers([{ user: "alice", cert_subject: "CN=alice,O=Acme" }]);
+    const server = await startServerProcess(binary, [
+      ...serverTlsArgs(certs, true),
+      "--users",
+      users,
+      "--auth-token",
+      SECRETS.token,
+    ]);
     const cli = async (args: string[]) => {
       const out = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" })
         .output();
@@ -230,11 +237,24 @@ Deno.test({
       const sub = await cli(["sub", ...s, ...tls, "queue:bin.tls", "-n", "1", "--timeout", "5000"]);
       assert.equal(sub.code, 0);
       assert.match(sub.out, /over mtls/);
+      const named = await cli([
+        "pub",
+        ...s,
+        ...tls,
+        "--token",
+        SECRETS.token,
+        "queue:bin.tls",
+        "t",
+      ]);
+      assert.equal(named.code, 0, "the token over mTLS");
+      const wrong = await cli(["pub", ...s, ...tls, "--user", "mallory", "queue:bin.tls", "x"]);
+      assert.equal(wrong.code, 5, "alice's certificate does not log in mallory");
       const refused = await cli(["pub", ...s, "--tls-ca", certs.ca, "queue:bin.tls", "x"]);
       assert.notEqual(refused.code, 0, "no client certificate");
     } finally {
       const status = await server.stop("SIGTERM");
       certs.remove();
+      await Deno.remove(users);
       assert.equal(status.code, 0, server.output());
     }
   },
