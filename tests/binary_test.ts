@@ -224,6 +224,7 @@ Deno.test({
       users,
       "--auth-token",
       SECRETS.token,
+      "--http-tls",
     ]);
     const cli = async (args: string[]) => {
       const out = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" })
@@ -251,6 +252,11 @@ Deno.test({
       assert.equal(wrong.code, 5, "alice's certificate does not log in mallory");
       const refused = await cli(["pub", ...s, "--tls-ca", certs.ca, "queue:bin.tls", "x"]);
       assert.notEqual(refused.code, 0, "no client certificate");
+      // HTTPS monitoring (Bun.serve tls), read by the binary's stats (Bun fetch with tls.ca).
+      const https = ["--http", `https://127.0.0.1:${server.httpPort}`, "--tls-ca", certs.ca];
+      const stats = await cli(["stats", ...https, "--token", SECRETS.token, "--compact"]);
+      assert.equal(stats.code, 0);
+      assert.ok(JSON.parse(stats.out).server.tls_handshake_failures >= 1);
     } finally {
       const status = await server.stop("SIGTERM");
       certs.remove();
