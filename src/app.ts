@@ -130,6 +130,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       if (tls === undefined) return;
       await server.reloadTls(tls);
       config.tls = tls;
+      if (tls.http) await http?.reloadTls(tls);
     },
   };
 }

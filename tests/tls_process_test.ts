@@ -77,7 +77,7 @@ Deno.test("tls process: bad TLS files are one line naming the flag, exit 2 (Deno
 
 for (const [exe, pre] of RUNTIMES) {
   const rt = exe === "bun" ? "Bun" : "Deno";
-  Deno.test(`tls process: SIGHUP reloads the certificate for new connections, open ones stay (${rt}, TLS and mTLS)`, async () => {
+  Deno.test(`tls process: SIGHUP reloads the certificate for new connections, open ones stay, HTTPS too (${rt}, TLS and mTLS)`, async () => {
     for (const mtls of [false, true]) {
       const dir = await Deno.makeTempDir({ prefix: "relayr-hup-" });
       const cert = `${dir}/cert.pem`;
@@ -93,11 +93,15 @@ for (const [exe, pre] of RUNTIMES) {
         "--tls-key",
         key,
         ...ca,
+        "--http-tls",
       ]);
       const files = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
       try {
         const before = await tlsDial(server.port, files);
         assert.equal(before.serverCn, "relayr-1");
+        const httpBefore = await tlsDial(server.httpPort, { ca: certs.ca });
+        assert.equal(httpBefore.serverCn, "relayr-1", "the HTTPS port");
+        httpBefore.close();
         Deno.copyFileSync(certs.serverCert2, cert);
         Deno.copyFileSync(certs.serverKey2, key);
         Deno.kill(server.pid, "SIGHUP");
@@ -108,6 +112,9 @@ for (const [exe, pre] of RUNTIMES) {
         }
         const after = await tlsDial(server.port, files);
         assert.equal(after.serverCn, "relayr-2", `mtls=${mtls}`);
+        const httpAfter = await tlsDial(server.httpPort, { ca: certs.ca });
+        assert.equal(httpAfter.serverCn, "relayr-2", "the HTTPS port, restarted on its port");
+        httpAfter.close();
         for (const [i, c] of [before, after].entries()) {
           c.send("PING\r\n");
           assert.equal(

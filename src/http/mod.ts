@@ -20,6 +20,13 @@ export interface Monitoring {
   readonly port: number;
   /** Stops serving. */
   close(): Promise<void>;
+  /**
+   * HTTPS: serves `files` from now on. Neither `Deno.serve` nor `Bun.serve`
+   * can swap a certificate (Bun's `reload({ tls })` keeps the old one, 1.4.4),
+   * so the server is closed (in-flight requests finish) and started again on
+   * its port; a scrape in that instant is refused. Throws when it cannot.
+   */
+  reloadTls(files: TlsFiles): Promise<void>;
 }
 
 /** Starts the monitoring endpoints of `server` on `hostname:port` (HTTPS with `tls`). */
@@ -28,12 +35,26 @@ export function startMonitoring(
   options: { hostname: string; port: number; tls?: TlsFiles },
   server: Server,
 ): Monitoring {
-  const http = runtime.serveHttp(options, createHandler(server));
+  const handler = createHandler(server);
+  let http = runtime.serveHttp(options, handler);
+  const port = http.port;
+  let tls = options.tls;
   let closed: Promise<void> | undefined;
   return {
-    port: http.port,
+    port,
     close() {
       return closed ??= http.close();
+    },
+    async reloadTls(files) {
+      if (closed !== undefined || tls === undefined) return;
+      await http.close();
+      try {
+        http = runtime.serveHttp({ ...options, port, tls: files }, handler);
+      } catch (e) {
+        http = runtime.serveHttp({ ...options, port, tls }, handler); // the old files again
+        throw e;
+      }
+      tls = files;
     },
   };
 }
