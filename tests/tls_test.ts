@@ -303,3 +303,43 @@ Deno.test("tls: the SDK reconnects over TLS, with its client certificate, when t
     await second?.stop();
   }
 });
+
+Deno.test("tls: a subscriber that stops reading is cut off as a slow consumer; the broker stops promptly", () =>
+  withBroker([...TLS, "--sub-pending-bytes", "65536"], async (broker) => {
+    const stuck = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: broker.port,
+      caCerts: [Deno.readTextFileSync(certs.ca)],
+    });
+    const pub = await connect(`127.0.0.1:${broker.port}`, {
+      runtime: denoRuntime,
+      tls: { ca: certs.ca },
+    });
+    try {
+      await stuck.write(new TextEncoder().encode("SUB topic:flood sub_id:s\r\n"));
+      await waitFor(() => broker.broker.stats().topics === 1, 3000, "the subscription");
+      const body = new Uint8Array(4096);
+      for (let i = 0; i < 4000 && broker.server.closedByReason.SLOW_CONSUMER === 0; i++) {
+        pub.publishNoWait("topic:flood", body);
+        if (i % 100 === 99) await pub.flush();
+      }
+      await waitFor(() => broker.server.closedByReason.SLOW_CONSUMER === 1, 5000, "cut off");
+      // Reading again drains what the server still had queued; it ends with the server's close.
+      const buf = new Uint8Array(64 * 1024);
+      let tail = "";
+      const deadline = Date.now() + 5000;
+      // The server ends without a TLS close_notify: rustls reports that as UnexpectedEof.
+      const read = () =>
+        stuck.read(buf).catch((e) =>
+          e instanceof Deno.errors.UnexpectedEof ? null : Promise.reject(e)
+        );
+      for (let n = await read(); n !== null; n = await read()) {
+        tail = (tail + new TextDecoder().decode(buf.subarray(0, n))).slice(-200);
+        assert.ok(Date.now() < deadline, "the server closed the connection");
+      }
+      assert.match(tail, /ERR SLOW_CONSUMER [^\n]*\r\n$/);
+    } finally {
+      await pub.close();
+      stuck.close();
+    }
+  }));

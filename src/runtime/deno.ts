@@ -31,7 +31,13 @@ function readableOf(conn: Deno.Conn, onCancel: () => void): ReadableStream<Uint8
       try {
         n = await conn.read(buf);
       } catch (err) {
-        if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+        // UnexpectedEof: a TLS peer closed without close_notify (our node:tls
+        // side does, on Deno and Bun). Frames say their own length, so a cut
+        // cannot pass for a whole frame: it is an end like any other.
+        if (
+          err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
+          err instanceof Deno.errors.UnexpectedEof
+        ) {
           return controller.close();
         }
         return controller.error(err);

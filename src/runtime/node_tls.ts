@@ -23,6 +23,8 @@ class TlsSocketConn implements Conn {
   readonly peerCertSubject: string | undefined;
   #socket: tls.TLSSocket;
   #closed = false;
+  /** Writes whose callback has not run: failed on close, so no writer waits for ever. */
+  #writes = new Set<(err: Error) => void>();
 
   constructor(socket: tls.TLSSocket, peerCertSubject: string | undefined) {
     this.#socket = socket;
@@ -47,7 +49,10 @@ class TlsSocketConn implements Conn {
           } catch { /* the reader cancelled already */ }
         };
         socket.on("end", () => end());
-        socket.on("close", () => end());
+        socket.on("close", () => {
+          end();
+          this.#failWrites();
+        });
         socket.on("error", (err: Error) => end(err));
       },
       pull: () => void socket.resume(),
@@ -58,15 +63,27 @@ class TlsSocketConn implements Conn {
   write(bytes: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("write to a closed socket"));
     // The callback runs once the bytes left node's buffer: `bytes` is free again.
-    return new Promise((resolve, reject) =>
-      this.#socket.write(bytes, (err) => err ? reject(err) : resolve())
-    );
+    return new Promise((resolve, reject) => {
+      this.#writes.add(reject);
+      this.#socket.write(bytes, (err) => {
+        this.#writes.delete(reject);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
+    this.#failWrites();
+  }
+
+  #failWrites(): void {
+    const err = new Error("connection closed");
+    for (const reject of this.#writes) reject(err);
+    this.#writes.clear();
   }
 }
 
