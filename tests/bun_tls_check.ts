@@ -2,11 +2,15 @@
  * Checks of the Bun adapter's TLS, run under Bun by tests/tls_bun_test.ts
  * (`bun tests/bun_tls_check.ts <certs dir>`): mTLS with `Bun.listen` and the
  * `node:tls` dialler, the peer subject, refused client certificates reported
- * and never accepted, silent sockets bounded in number and time. One JSON
+ * and never accepted, silent sockets bounded in number and time, and a whole
+ * broker with the SDK as its client over mTLS. One JSON
  * line per check, then `{"done": true}`; every wait is bounded.
  */
 import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
+import { startBroker } from "../src/app.ts";
+import { connect } from "../src/client/mod.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { bunRuntime as rt } from "../src/runtime/bun.ts";
 import type { Conn, Listener, ListenTls } from "../src/runtime/types.ts";
 
@@ -138,7 +142,44 @@ async function silentSockets(): Promise<void> {
   }
 }
 
-for (const check of [mtlsRoundTrip, refusedClients, silentSockets]) {
+/** A whole broker under Bun with mTLS (`startBroker`), and the SDK under Bun as its client. */
+async function brokerAndSdk(): Promise<void> {
+  const { config } = loadConfig({
+    args: ["--host", "127.0.0.1", "--port", "0", "--no-http", "--memory"].concat(
+      [
+        "--tls-cert",
+        `${dir}/server.pem`,
+        "--tls-key",
+        `${dir}/server.key`,
+        "--tls-ca",
+        `${dir}/ca.pem`,
+      ],
+    ),
+    env: () => undefined,
+    readFile: (p) => readFileSync(p, "utf8"),
+  });
+  const running = await startBroker(rt, config);
+  const tls = { ca: `${dir}/ca.pem`, cert: `${dir}/client.pem`, key: `${dir}/client.key` };
+  const address = `127.0.0.1:${running.server.port}`;
+  const sub = await connect(address, { runtime: rt, tls, reconnect: false });
+  const pub = await connect(`tls://${address}`, { runtime: rt, tls, reconnect: false });
+  try {
+    const s = await sub.subscribe("topic:bun.tls", { ack: "none" });
+    await pub.publish("topic:bun.tls", "over bun mtls");
+    const it = s[Symbol.asyncIterator]();
+    const { value } = await within(it.next(), 3000, "delivery");
+    const body = new TextDecoder().decode(value!.body);
+    const refused = await connect(address, { runtime: rt, tls: { ca: tls.ca }, reconnect: false })
+      .then((c) => c.close().then(() => false), () => true);
+    report("broker and SDK under Bun over mTLS", body === "over bun mtls" && refused, body);
+  } finally {
+    await pub.close();
+    await sub.close();
+    await running.stop();
+  }
+}
+
+for (const check of [mtlsRoundTrip, refusedClients, silentSockets, brokerAndSdk]) {
   try {
     await check();
   } catch (e) {

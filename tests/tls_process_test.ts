@@ -191,7 +191,8 @@ for (const [exe, pre] of RUNTIMES) {
 }
 
 Deno.test({
-  name: "tls process: the Bun adapter's TLS under Bun (mTLS, refused certificates, silent sockets)",
+  name:
+    "tls process: the Bun adapter's TLS under Bun (mTLS, refused certificates, silent sockets, broker and SDK)",
   ignore: !hasBun,
   async fn() {
     const out = await run("bun", ["tests/bun_tls_check.ts", certs.dir]);
@@ -199,7 +200,7 @@ Deno.test({
     const lines = out.out.trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(lines.at(-1), { done: true }, out.out);
     const checks = lines.slice(0, -1) as { name: string; ok: boolean; detail: string }[];
-    assert.equal(checks.length, 3);
+    assert.equal(checks.length, 4);
     for (const c of checks) assert.ok(c.ok, `${c.name}: ${c.detail}`);
   },
 });
