@@ -27,10 +27,16 @@ async function run(exe: string, args: string[], env: Record<string, string> = {}
   };
 }
 
-Deno.test("tls process: bad TLS files are one line naming the flag, exit 2 (Deno and Bun)", async () => {
+Deno.test("tls process: bad TLS files, a taken port: one line naming the flag, exit 2 (Deno and Bun)", async () => {
   const notPem = `${certs.dir}/not-pem.txt`;
   Deno.writeTextFileSync(notPem, "hello\n");
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busy = String((taken.addr as Deno.NetAddr).port);
   const cases: [string[], RegExp][] = [
+    [
+      [...serverTlsArgs(certs, true), "--port", busy],
+      /^relayr: cannot listen on 127\.0\.0\.1:\d+ \(--port\): the address is in use/,
+    ],
     [
       ["--tls-cert", `${certs.dir}/missing.pem`, "--tls-key", certs.serverKey],
       /^relayr: cannot read --tls-cert ".*missing.pem": .*give a PEM file/,
@@ -53,25 +59,29 @@ Deno.test("tls process: bad TLS files are one line naming the flag, exit 2 (Deno
       /^relayr: --tls-required false is not offered/,
     ],
   ];
-  for (const [exe, pre] of RUNTIMES) {
-    for (const [flags, want] of cases) {
-      const r = await run(exe, [
-        ...pre,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--memory",
-        "--no-http",
-        ...flags,
-      ]);
-      const what = `${exe} ${flags.join(" ")}`;
-      assert.equal(r.code, 2, `${what}: ${r.err}`);
-      assert.equal(r.err.split("\n").length, 1, `${what}: one line: ${r.err}`);
-      assert.match(r.err, want, what);
-      assert.doesNotMatch(r.err, /PRIVATE KEY/, "no key material in the error");
+  try {
+    for (const [exe, pre] of RUNTIMES) {
+      for (const [flags, want] of cases) {
+        const r = await run(exe, [
+          ...pre,
+          "serve",
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--memory",
+          "--no-http",
+          ...flags,
+        ]);
+        const what = `${exe} ${flags.join(" ")}`;
+        assert.equal(r.code, 2, `${what}: ${r.err}`);
+        assert.equal(r.err.split("\n").length, 1, `${what}: one line: ${r.err}`);
+        assert.match(r.err, want, what);
+        assert.doesNotMatch(r.err, /PRIVATE KEY/, "no key material in the error");
+      }
     }
+  } finally {
+    taken.close();
   }
 });
 
