@@ -57,6 +57,8 @@ export interface TopicHost {
   durableMoved(): void;
   /** A subscription closed and left these topics (the broker forgets idle ones). */
   closed(sub: TopicSubscription, left: readonly Topic[]): void;
+  /** Its connection's permissions changed: re-decide which topics a wildcard subscription is bound to. */
+  rebind(sub: TopicSubscription): void;
 }
 
 /** Counters of one topic. */

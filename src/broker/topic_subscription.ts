@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { matches } from "../protocol/mod.ts";
 import { MessageState } from "../storage/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
@@ -55,6 +56,20 @@ export class TopicSubscription extends Subscription {
   /** The topics it is bound to, one binding each. */
   get bindings(): readonly Binding[] {
     return this.#bindings;
+  }
+
+  /**
+   * Whether it should be bound to the topic `name`: the pattern matches and
+   * the connection's user may read it. Asked when a topic appears or the
+   * subscription starts, so a denied topic costs nothing per message: it is
+   * never bound, and its messages never reach this subscription.
+   */
+  wants(name: string): boolean {
+    return matches(this.pattern, name) && (this.client.mayRead?.(name) ?? true);
+  }
+
+  override permissionsChanged(): void {
+    this.host.rebind(this);
   }
 
   /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */

@@ -6,6 +6,7 @@
  * @module
  */
 import type { AuthConfig, Authenticator } from "../auth/mod.ts";
+import { UserConnections } from "../auth/mod.ts";
 import { type Broker, type Page, page } from "../broker/mod.ts";
 import {
   ACCEPT_BACKOFF_MS_MAX,
@@ -60,6 +61,7 @@ export class Server implements ConnectionHost {
   readonly payloadBytesMax: number;
   readonly auth: Authenticator | undefined;
   readonly authTimeoutMs: number;
+  readonly userConnections = new UserConnections();
   readonly serverId = crypto.randomUUID();
   readonly connections = new Map<number, Connection>();
   readonly closedConnections: ClosedConnection[] = [];
