@@ -20,6 +20,8 @@ import type { Client } from "./types.ts";
 export class TopicSubscription extends Subscription {
   readonly pattern: string;
   readonly host: TopicHost;
+  /** Bytes it may fall behind before the slow-consumer policy applies: the broker's limit, or its user's lower one. */
+  lagBytesMax: number;
   /** Messages skipped: by the drop-oldest policy, or dropped by retention before it got them. */
   dropped = 0;
   #bindings: Binding[] = [];
@@ -41,6 +43,7 @@ export class TopicSubscription extends Subscription {
     super(sid, client, o);
     this.pattern = pattern;
     this.host = host;
+    this.lagBytesMax = Math.min(host.subPendingBytesMax, client.lagBytesMax ?? Infinity);
     this.#durable = durable;
     durable?.attach(this);
   }
@@ -69,6 +72,7 @@ export class TopicSubscription extends Subscription {
   }
 
   override permissionsChanged(): void {
+    this.lagBytesMax = Math.min(this.host.subPendingBytesMax, this.client.lagBytesMax ?? Infinity);
     this.host.rebind(this);
   }
 

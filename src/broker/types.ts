@@ -32,6 +32,12 @@ export interface Client {
    * message; absent: everything (auth off).
    */
   mayRead?(topic: string): boolean;
+  /**
+   * Its user's `pending_bytes` limit, if any: a topic subscription of this
+   * connection may also fall only this far behind (the broker's
+   * `subPendingBytesMax` when lower); absent: no user limit.
+   */
+  readonly lagBytesMax?: number;
 }
 
 /** Policy for a full queue. */

@@ -340,6 +340,10 @@ export class Connection implements Client {
 
   // --- Client (the broker's view) ---
 
+  get lagBytesMax(): number | undefined {
+    return this.#principal?.entry.limits?.pending_bytes;
+  }
+
   mayRead(topic: string): boolean {
     return this.#perms === undefined || this.#perms.may(Action.SUBSCRIBE, topic);
   }

@@ -1,0 +1,347 @@
+/**
+ * Permissions and per-user limits over real TCP. The principal is set the
+ * way authentication sets it after a successful CONNECT (`setPrincipal` on
+ * the server's connection); everything else goes through the wire.
+ */
+import assert from "node:assert/strict";
+import type { Principal, UserEntry } from "../../src/auth/mod.ts";
+import { Broker } from "../../src/broker/mod.ts";
+import * as L from "../../src/config/mod.ts";
+import { denoRuntime } from "../../src/runtime/deno.ts";
+import { Server } from "../../src/server/mod.ts";
+import { MemoryStore } from "../../src/storage/mod.ts";
+import { USERS } from "../auth/users.ts";
+import { FakeClock } from "../fake_clock.ts";
+import { RawClient, rng, startTestBroker, waitFor } from "../helpers.ts";
+
+const text = (f: { payload?: Uint8Array }) => new TextDecoder().decode(f.payload);
+let names = 0;
+
+/** What `startTestBroker` and a hand-built fake-clock server both give. */
+interface Host {
+  readonly port: number;
+  readonly server: Server;
+}
+
+/** Connects and makes the connection act for `entry`, as a successful CONNECT would. */
+async function connectAs(
+  host: Host,
+  entry: UserEntry,
+): Promise<{ c: RawClient; admitted: boolean; principal: (p: Principal) => boolean }> {
+  const c = await RawClient.connect(host.port);
+  const name = `perm-${++names}`;
+  await c.send(`CONNECT {"name":"${name}"}\r\n`);
+  assert.equal(await c.line(), "OK");
+  const conn = [...host.server.connections.values()].find((x) => x.name === name)!;
+  const admitted = conn.setPrincipal({ user: entry.user, entry });
+  return { c, admitted, principal: (p) => conn.setPrincipal(p) };
+}
+
+Deno.test("permissions: the matrix over sockets; a denied command leaves the connection up", async () => {
+  const broker = await startTestBroker();
+  const { c: alice } = await connectAs(broker, USERS.alice);
+  const { c: dave } = await connectAs(broker, USERS.dave);
+  try {
+    const rows: [RawClient, string, string][] = [
+      [alice, "PUB topic:public.news 1\r\nx\r\n", "OK msg_id:"],
+      [alice, "PUB topic:public.secret 1\r\nx\r\n", "ERR PERMISSION_DENIED topic:public.secret"],
+      [alice, "PUB queue:orders.eu 1\r\nx\r\n", "OK msg_id:"],
+      [alice, "PUB queue:payments 1\r\nx\r\n", "ERR PERMISSION_DENIED queue:payments"],
+      [alice, "SUB topic:public.* sub_id:a\r\n", "OK"],
+      [alice, "SUB topic:private.> sub_id:b\r\n", "ERR PERMISSION_DENIED topic:private.>"],
+      [
+        alice,
+        "SUB topic:public.secret.> sub_id:b\r\n",
+        "ERR PERMISSION_DENIED topic:public.secret.>",
+      ],
+      [alice, "SUB queue:orders.us sub_id:q\r\n", "OK"],
+      [alice, "SUB queue:payments sub_id:p\r\n", "ERR PERMISSION_DENIED queue:payments"],
+      [alice, "DECLARE topic:public.log retain_messages:10\r\n", "OK"],
+      [
+        alice,
+        "DECLARE topic:private.log retain_messages:10\r\n",
+        "ERR PERMISSION_DENIED topic:private.log",
+      ],
+      [alice, "PING\r\n", "PONG"],
+      [dave, "PUB topic:x 1\r\nx\r\n", "ERR PERMISSION_DENIED topic:x"],
+      [dave, "SUB topic:> sub_id:all\r\n", "ERR PERMISSION_DENIED topic:>"],
+      [dave, "SUB queue:x sub_id:q\r\n", "OK"],
+      [dave, "PING\r\n", "PONG"],
+    ];
+    for (const [c, cmd, want] of rows) {
+      await c.send(cmd);
+      const got = await c.line();
+      assert.ok(got.startsWith(want), `${cmd.split("\r\n")[0]}: got ${got}, want ${want}`);
+    }
+  } finally {
+    await alice.close();
+    await dave.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("permissions: a wildcard subscription never receives a topic its user may not read", async () => {
+  const broker = await startTestBroker();
+  const pub = await RawClient.connect(broker.port);
+  // Some topics exist before the subscription (bound at SUB), the rest appear after.
+  const early = await RawClient.connect(broker.port);
+  await early.send("SUB topic:public.early sub_id:e\r\nSUB topic:private.early sub_id:p\r\n");
+  assert.equal(await early.line(), "OK");
+  assert.equal(await early.line(), "OK");
+  const { c: alice } = await connectAs(broker, USERS.alice);
+  try {
+    await alice.send("SUB topic:> sub_id:all\r\n");
+    assert.equal(await alice.line(), "OK");
+    const topics = [
+      "public.early",
+      "private.early",
+      "public.a",
+      "public.b.c",
+      "public.secret",
+      "public.secret.x",
+      "public.secret.x.y",
+      "private.a",
+      "other",
+      "publicx.a",
+    ];
+    const may = (t: string) => t.startsWith("public.") && !t.startsWith("public.secret.");
+    const next = rng(14);
+    const want: string[] = [];
+    let batch = 'CONNECT {"verbose":false}\r\n';
+    for (let i = 0; i < 2000; i++) {
+      const t = topics[Math.floor(next() * topics.length)];
+      const body = `${t}#${i}`;
+      if (may(t)) want.push(body);
+      batch += `PUB topic:${t} ${body.length}\r\n${body}\r\n`;
+    }
+    await pub.send(batch);
+    await pub.send("PING\r\n");
+    assert.equal(await pub.line(), "PONG");
+    const got = (await alice.msgs(want.length)).map(text);
+    assert.deepEqual(got, want);
+    await alice.quiet(100);
+    const conn = [...broker.server.connections.values()].find((c) =>
+      c.principal?.user === "alice"
+    )!;
+    const bound = conn.subs.get("all")!.stats();
+    assert.equal(bound.delivered, want.length);
+  } finally {
+    await pub.close();
+    await early.close();
+    await alice.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("permissions: allow_responses lets a service answer the reply-to it received, once", async () => {
+  const broker = await startTestBroker();
+  const requester = await RawClient.connect(broker.port);
+  const { c: carol } = await connectAs(broker, USERS.carol);
+  try {
+    await requester.send("SUB topic:_inbox.r1 sub_id:in\r\n");
+    assert.equal(await requester.line(), "OK");
+    await carol.send("SUB topic:requests.* sub_id:req\r\n");
+    assert.equal(await carol.line(), "OK");
+    await carol.send("PUB topic:_inbox.r1 5\r\nearly\r\n");
+    assert.equal(
+      await carol.line(),
+      "ERR PERMISSION_DENIED topic:_inbox.r1",
+      "nothing received yet",
+    );
+    await requester.pub("topic:requests.add", "1+1", "reply_to:topic:_inbox.r1");
+    assert.ok((await requester.line()).startsWith("OK msg_id:"));
+    const [req] = await carol.msgs(1);
+    assert.equal(req.fields!.reply_to, "topic:_inbox.r1");
+    await carol.pub("topic:_inbox.r1", "2");
+    assert.ok((await carol.line()).startsWith("OK msg_id:"));
+    await carol.pub("topic:_inbox.r1", "3");
+    assert.equal(await carol.line(), "ERR PERMISSION_DENIED topic:_inbox.r1", "one response");
+    await carol.pub("topic:_inbox.r2", "2");
+    assert.equal(await carol.line(), "ERR PERMISSION_DENIED topic:_inbox.r2");
+    assert.deepEqual((await requester.msgs(1)).map(text), ["2"]);
+    await requester.quiet(100);
+  } finally {
+    await requester.close();
+    await carol.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("permissions: a new principal applies at once, to subscriptions already open", async () => {
+  const broker = await startTestBroker();
+  const pub = await RawClient.connect(broker.port);
+  const { c: alice, principal } = await connectAs(broker, USERS.alice);
+  try {
+    await alice.send(
+      "SUB topic:> sub_id:all\r\nSUB topic:public.b sub_id:b\r\n" +
+        "DECLARE topic:public.log retain_messages:10\r\nSUB topic:public.log sub_id:d durable:d\r\n",
+    );
+    for (let i = 0; i < 4; i++) assert.equal(await alice.line(), "OK");
+    const narrower: UserEntry = {
+      user: "alice",
+      permissions: { subscribe: { allow: ["topic:public.a.>", "topic:public.log"] } },
+    };
+    assert.equal(principal({ user: "alice", entry: narrower }), true);
+    const conn = [...broker.server.connections.values()].find((c) =>
+      c.principal?.user === "alice"
+    )!;
+    assert.equal(conn.subs.has("b"), false, "the exact subscription now denied is ended");
+    for (const t of ["public.a.x", "public.b", "public.a.y", "private.z"]) {
+      await pub.pub(`topic:${t}`, t);
+      assert.ok((await pub.line()).startsWith("OK"));
+    }
+    assert.deepEqual((await alice.msgs(2)).map(text), ["public.a.x", "public.a.y"]);
+    await alice.quiet(100);
+    await alice.send("UNSUB d forget:true\r\n");
+    assert.equal(await alice.line(), "OK", "no admin rules: allowed");
+    // Widen again: topics it may now read are bound from now on.
+    await alice.send("SUB topic:public.log sub_id:d2 durable:d2\r\n");
+    assert.equal(await alice.line(), "OK");
+    const noAdmin: UserEntry = {
+      user: "alice",
+      permissions: { admin: { allow: ["topic:other.>"] } },
+    };
+    principal({ user: "alice", entry: noAdmin });
+    await alice.send("UNSUB d2 forget:true\r\n");
+    assert.equal(await alice.line(), "ERR PERMISSION_DENIED topic:public.log");
+    await pub.pub("topic:public.b", "again");
+    assert.ok((await pub.line()).startsWith("OK"));
+    assert.deepEqual((await alice.msgs(1)).map(text), ["again"]);
+  } finally {
+    await pub.close();
+    await alice.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("limits: connections per user, subscriptions, max payload", async () => {
+  const broker = await startTestBroker();
+  const erin: UserEntry = {
+    user: "erin",
+    limits: { connections: 1, subscriptions: 2, max_payload: 16 },
+  };
+  const first = await connectAs(broker, erin);
+  const second = await connectAs(broker, erin);
+  try {
+    assert.equal(first.admitted, true);
+    assert.equal(second.admitted, false);
+    assert.match(
+      await second.c.line(),
+      /^ERR TOO_MANY_CONNECTIONS user "erin" is at its limit of 1/,
+    );
+    assert.equal(await second.c.closedByServer(), true);
+    const c = first.c;
+    await c.send("SUB topic:a sub_id:1\r\nSUB topic:b sub_id:2\r\nSUB topic:c sub_id:3\r\n");
+    assert.equal(await c.line(), "OK");
+    assert.equal(await c.line(), "OK");
+    assert.equal(await c.line(), "ERR LIMIT at most 2 subscriptions per connection");
+    await c.pub("topic:z", "x".repeat(16));
+    assert.ok((await c.line()).startsWith("OK msg_id:"));
+    await c.pub("topic:z", "x".repeat(17));
+    assert.match(await c.line(), /^ERR PAYLOAD_TOO_LARGE payload of 17 bytes is over 16/);
+    assert.equal(await c.closedByServer(), true);
+    await waitFor(() => broker.server.userConnections.count("erin") === 0, 2000, "count released");
+    const third = await connectAs(broker, erin);
+    assert.equal(third.admitted, true, "room again once the first closed");
+    await third.c.close();
+  } finally {
+    await first.c.close();
+    await second.c.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("limits: pending_bytes makes a user's non-reading subscriber a slow consumer early", async () => {
+  const broker = await startTestBroker();
+  const frank: UserEntry = { user: "frank", limits: { pending_bytes: 100_000 } };
+  const { c: sub } = await connectAs(broker, frank);
+  const pub = await RawClient.connect(broker.port);
+  try {
+    await sub.send("SUB topic:big sub_id:s\r\n");
+    assert.equal(await sub.line(), "OK");
+    await pub.send('CONNECT {"verbose":false}\r\n');
+    // The subscriber never reads: once the socket buffers are full, it falls
+    // more than 100,000 bytes behind and is closed. At most 18 MB are sent:
+    // under the server's own limits (64 MiB outbound, 64 MiB of lag) it
+    // would still be connected.
+    const body = "x".repeat(60_000);
+    const slow = () => broker.server.closedByReason.SLOW_CONSUMER > 0;
+    for (let i = 0; i < 300 && !slow(); i++) {
+      await pub.pub("topic:big", body);
+      if (i % 50 === 49) {
+        await pub.send("PING\r\n");
+        assert.equal(await pub.line(), "PONG");
+      }
+    }
+    await waitFor(slow, 5000, "the subscriber closed as a slow consumer");
+    const closed = broker.server.closedConnections.at(-1)!;
+    assert.equal(closed.name?.startsWith("perm-"), true);
+    assert.match(closed.detail, /bytes\) behind on topic:big/);
+  } finally {
+    await sub.close();
+    await pub.close();
+    await broker.stop();
+  }
+});
+
+/** A server on a fake clock, so that the publish rate is tested without waiting on real time. */
+function fakeClockServer(clock: FakeClock): Server {
+  const broker = new Broker({
+    store: new MemoryStore(),
+    clock,
+    maxDeliveries: L.DELIVERIES_MAX,
+    queueMessagesMax: L.QUEUE_MESSAGES_MAX,
+    queueBytesMax: L.QUEUE_BYTES_MAX,
+    queueOverflow: "reject",
+    slowConsumer: "disconnect",
+    subPendingMessagesMax: L.SUB_PENDING_MESSAGES_MAX,
+    subPendingBytesMax: L.SUB_PENDING_BYTES_MAX,
+    ackTimeoutMs: L.ACK_TIMEOUT_MS,
+    prefetch: L.PREFETCH_DEFAULT,
+  });
+  const server = new Server(denoRuntime, broker, {
+    hostname: "127.0.0.1",
+    port: 0,
+    payloadBytesMax: L.PAYLOAD_BYTES_MAX,
+    pingIntervalMs: L.PING_INTERVAL_MS,
+    version: "test",
+  });
+  server.start();
+  return server;
+}
+
+Deno.test("limits: over its publish rate a connection stops being read until the bucket refills", async () => {
+  const clock = new FakeClock();
+  const server = fakeClockServer(clock);
+  const host = { server, port: server.port };
+  const grace: UserEntry = { user: "grace", limits: { publish_rate: 10, publish_burst: 3 } };
+  const { c } = await connectAs(host, grace);
+  try {
+    let batch = "";
+    for (let i = 0; i < 8; i++) batch += `PUB queue:rated 1\r\n${i}\r\n`;
+    await c.send(batch + "PING\r\n");
+    const oks = async (n: number) => {
+      for (let i = 0; i < n; i++) assert.match(await c.line(), /^OK msg_id:/);
+      await c.quiet(100);
+    };
+    await oks(3); // the burst, then reading stops: nothing is dropped, nothing answered
+    assert.equal(server.broker.queues.get("queue:rated")?.store.size, 3);
+    clock.advance(100); // one token
+    await oks(1);
+    clock.advance(1000); // a full bucket: three more
+    await oks(3);
+    clock.advance(100);
+    assert.match(await c.line(), /^OK msg_id:/);
+    assert.equal(await c.line(), "PONG", "the PING behind them is read too");
+    assert.equal(server.broker.queues.get("queue:rated")?.store.size, 8);
+  } finally {
+    await c.close();
+    const stopped = server.shutdown();
+    for (let i = 0; i < 100 && server.connections.size > 0; i++) {
+      clock.advance(L.CLOSE_FLUSH_MS);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    clock.advance(L.SHUTDOWN_FLUSH_MS);
+    await stopped;
+  }
+});
