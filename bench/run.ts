@@ -21,6 +21,7 @@ const SYSTEMS: System[] = [
   "relayr-log",
   "relayr-log-always",
   "relayr-bun",
+  "relayr-perms",
   "nats",
   "nats-js",
   "redis",

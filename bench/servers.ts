@@ -13,6 +13,7 @@ export type System =
   | "relayr-log"
   | "relayr-log-always"
   | "relayr-bun"
+  | "relayr-perms"
   | "nats"
   | "nats-js"
   | "redis"
@@ -168,7 +169,8 @@ function launch(
     case "relayr":
     case "relayr-log":
     case "relayr-log-always":
-    case "relayr-bun": {
+    case "relayr-bun":
+    case "relayr-perms": {
       try {
         Deno.statSync(`${root}/main.ts`);
       } catch {
@@ -193,6 +195,8 @@ function launch(
         if (!bun) throw new UnavailableError("bun is not on PATH");
         return { command: bun, args: ["run", ...args], httpPort };
       }
+      // Every connection acts for a user with 100 allow rules per action (see the file).
+      if (system === "relayr-perms") args[0] = "bench/perms_child.ts";
       const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
       return {
         command: Deno.execPath(),
