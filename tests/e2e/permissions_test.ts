@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { Principal, UserEntry } from "../../src/auth/mod.ts";
 import { Broker } from "../../src/broker/mod.ts";
+import { connect, PermissionError } from "../../src/client/mod.ts";
 import * as L from "../../src/config/mod.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
 import { Server } from "../../src/server/mod.ts";
@@ -76,6 +77,28 @@ Deno.test("permissions: the matrix over sockets; a denied command leaves the con
   } finally {
     await alice.close();
     await dave.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("permissions: the client library raises PermissionError and goes on", async () => {
+  const broker = await startTestBroker();
+  const c = await connect(`127.0.0.1:${broker.port}`, { reconnect: false, name: "sdk-alice" });
+  try {
+    const conn = [...broker.server.connections.values()].find((x) => x.name === "sdk-alice")!;
+    assert.equal(conn.setPrincipal({ user: "alice", entry: USERS.alice }), true);
+    const err = await c.publish("topic:private.x", "no").catch((e) => e);
+    assert.ok(err instanceof PermissionError, String(err));
+    assert.equal(err.code, "PERMISSION_DENIED");
+    assert.match(err.message, /topic:private\.x/);
+    const denied = await c.subscribe("queue:payments").catch((e) => e);
+    assert.ok(denied instanceof PermissionError, String(denied));
+    const sub = await c.subscribe("topic:public.*", { ack: "none" });
+    assert.ok(typeof await c.publish("topic:public.news", "yes") === "string");
+    const first = await sub.next();
+    assert.equal(new TextDecoder().decode(first.value!.body), "yes");
+  } finally {
+    await c.close();
     await broker.stop();
   }
 });
