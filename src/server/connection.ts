@@ -285,10 +285,12 @@ export class Connection implements Client {
   /**
    * Makes the connection act for `p` (a successful `CONNECT`, or a reload
    * that replaced the user's entry) and applies its permissions and limits
-   * at once. False when the user is at its `connections` limit: the
-   * connection is then closed with `TOO_MANY_CONNECTIONS`.
+   * at once. False when the user is at its `connections` limit (the
+   * connection is then closed with `TOO_MANY_CONNECTIONS`, which is the
+   * reply to the CONNECT: send no OK) or the connection has already closed.
    */
   setPrincipal(p: Principal): boolean {
+    if (this.#closed) return false; // authentication may finish after the client went
     const prev = this.#principal;
     if (prev?.user !== p.user) {
       const max = this.#limitsOf(p.entry).connections;
