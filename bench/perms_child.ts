@@ -49,7 +49,7 @@ if (import.meta.main) {
   const set = conns.set.bind(conns);
   conns.set = (id: number, c: Connection) => {
     set(id, c);
-    c.setPrincipal({ user: BENCH_USER.user, entry: BENCH_USER });
+    c.setPrincipal({ user: BENCH_USER.user, entry: BENCH_USER, roles: [], method: "password" });
     return conns;
   };
   console.log(`relayr-perms listening on ${config.host}:${running.server.port}`);

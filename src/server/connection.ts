@@ -343,7 +343,7 @@ export class Connection implements Client {
   // --- Client (the broker's view) ---
 
   get lagBytesMax(): number | undefined {
-    return this.#principal?.entry.limits?.pending_bytes;
+    return this.#principal?.entry?.limits?.pending_bytes;
   }
 
   mayRead(topic: string): boolean {

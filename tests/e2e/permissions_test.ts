@@ -4,7 +4,7 @@
  * the server's connection); everything else goes through the wire.
  */
 import assert from "node:assert/strict";
-import type { Principal, UserEntry } from "../../src/auth/mod.ts";
+import { type Principal, TOKEN_PRINCIPAL, type UserEntry } from "../../src/auth/mod.ts";
 import { Broker } from "../../src/broker/mod.ts";
 import { connect, PermissionError } from "../../src/client/mod.ts";
 import * as L from "../../src/config/mod.ts";
@@ -24,6 +24,11 @@ interface Host {
   readonly server: Server;
 }
 
+/** The principal a password login of `entry` gets. */
+function principalOf(entry: UserEntry): Principal {
+  return { user: entry.user, entry, roles: entry.roles ?? [], method: "password" };
+}
+
 /** Connects and makes the connection act for `entry`, as a successful CONNECT would. */
 async function connectAs(
   host: Host,
@@ -34,7 +39,7 @@ async function connectAs(
   await c.send(`CONNECT {"name":"${name}"}\r\n`);
   assert.equal(await c.line(), "OK");
   const conn = [...host.server.connections.values()].find((x) => x.name === name)!;
-  const admitted = conn.setPrincipal({ user: entry.user, entry });
+  const admitted = conn.setPrincipal(principalOf(entry));
   return { c, admitted, principal: (p) => conn.setPrincipal(p) };
 }
 
@@ -81,12 +86,31 @@ Deno.test("permissions: the matrix over sockets; a denied command leaves the con
   }
 });
 
+Deno.test("permissions: a principal without an entry (the --auth-token holder) may do everything", async () => {
+  const broker = await startTestBroker();
+  const { c: alice, principal } = await connectAs(broker, USERS.alice);
+  try {
+    assert.equal(principal(TOKEN_PRINCIPAL), true);
+    await alice.send("SUB topic:> sub_id:all\r\nDECLARE topic:private.log retain_messages:1\r\n");
+    assert.equal(await alice.line(), "OK");
+    assert.equal(await alice.line(), "OK");
+    await alice.pub("topic:private.x", "mine");
+    const seen = await alice.until((f) => f.line.startsWith("MSG "), 2);
+    assert.equal(text(seen.at(-1)!), "mine");
+    assert.equal(broker.server.userConnections.count("alice"), 0, "counted under its new name");
+    assert.equal(broker.server.userConnections.count("$token"), 1);
+  } finally {
+    await alice.close();
+    await broker.stop();
+  }
+});
+
 Deno.test("permissions: the client library raises PermissionError and goes on", async () => {
   const broker = await startTestBroker();
   const c = await connect(`127.0.0.1:${broker.port}`, { reconnect: false, name: "sdk-alice" });
   try {
     const conn = [...broker.server.connections.values()].find((x) => x.name === "sdk-alice")!;
-    assert.equal(conn.setPrincipal({ user: "alice", entry: USERS.alice }), true);
+    assert.equal(conn.setPrincipal(principalOf(USERS.alice)), true);
     const err = await c.publish("topic:private.x", "no").catch((e) => e);
     assert.ok(err instanceof PermissionError, String(err));
     assert.equal(err.code, "PERMISSION_DENIED");
@@ -204,7 +228,7 @@ Deno.test("permissions: a new principal applies at once, to subscriptions alread
       user: "alice",
       permissions: { subscribe: { allow: ["topic:public.a.>", "topic:public.log"] } },
     };
-    assert.equal(principal({ user: "alice", entry: narrower }), true);
+    assert.equal(principal(principalOf(narrower)), true);
     const conn = [...broker.server.connections.values()].find((c) =>
       c.principal?.user === "alice"
     )!;
@@ -224,7 +248,7 @@ Deno.test("permissions: a new principal applies at once, to subscriptions alread
       user: "alice",
       permissions: { admin: { allow: ["topic:other.>"] } },
     };
-    principal({ user: "alice", entry: noAdmin });
+    principal(principalOf(noAdmin));
     await alice.send("UNSUB d2 forget:true\r\n");
     assert.equal(await alice.line(), "ERR PERMISSION_DENIED topic:public.log");
     await pub.pub("topic:public.b", "again");
