@@ -33,6 +33,7 @@ export { authConfigFrom } from "./settings.ts";
 // Permissions and per-user limits (authorization).
 export {
   Action,
+  authorizationError,
   covers,
   overlaps,
   patternError,

@@ -12,6 +12,7 @@
  */
 import { PERMISSION_DECISIONS_MAX } from "../config/mod.ts";
 import { destinationError, hasWildcard } from "../protocol/mod.ts";
+import { limitsError } from "./limits.ts";
 import type { PermissionRules, UserEntry, UserPermissions } from "./types.ts";
 
 /** The actions a destination permission governs (an index into the rule sets). */
@@ -104,6 +105,22 @@ export class Permissions {
   maySubscribe(dest: string): boolean {
     return this.may(dest.charCodeAt(0) === 0x71 /* q */ ? Action.CONSUME : Action.SUBSCRIBE, dest);
   }
+}
+
+/**
+ * Why a users-file entry's `permissions` or `limits` cannot be used, or
+ * undefined when they can: what loading the users file reports (exit 2, or a
+ * refused reload), so a bad pattern never reaches a connection.
+ */
+export function authorizationError(
+  entry: Pick<UserEntry, "permissions" | "limits">,
+): string | undefined {
+  try {
+    new Permissions(entry.permissions);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return limitsError(entry.limits);
 }
 
 const compiled = new WeakMap<UserEntry, Permissions>();

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   Action,
+  authorizationError,
   covers,
   limitsError,
   overlaps,
@@ -209,4 +210,14 @@ Deno.test("limits: a bad limits object is refused with the field named", () => {
   assert.match(limitsError({ rate: 1 })!, /unknown limit "rate"/);
   assert.match(limitsError({ publish_rate: 0 })!, /limits\.publish_rate must be a whole number/);
   assert.match(limitsError({ max_payload: 1.5 })!, /limits\.max_payload/);
+});
+
+Deno.test("authorization: one check of an entry's permissions and limits, for loading the users file", () => {
+  assert.equal(authorizationError(USERS.alice), undefined);
+  assert.equal(authorizationError({}), undefined);
+  assert.match(
+    authorizationError({ permissions: { publish: { deny: ["topic:a.>.b"] } } })!,
+    /^permissions\.publish\.deny: ">" must be the last token/,
+  );
+  assert.match(authorizationError({ limits: { connections: 0 } })!, /^limits\.connections/);
 });
