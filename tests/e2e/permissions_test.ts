@@ -5,14 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { type Principal, TOKEN_PRINCIPAL, type UserEntry } from "../../src/auth/mod.ts";
-import { Broker } from "../../src/broker/mod.ts";
 import { connect, PermissionError } from "../../src/client/mod.ts";
 import * as L from "../../src/config/mod.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
 import { Server } from "../../src/server/mod.ts";
-import { MemoryStore } from "../../src/storage/mod.ts";
 import { USERS } from "../auth/users.ts";
-import { FakeClock } from "../fake_clock.ts";
+import { testBroker } from "../broker/harness.ts";
+import type { FakeClock } from "../fake_clock.ts";
 import { RawClient, rng, startTestBroker, waitFor } from "../helpers.ts";
 
 const text = (f: { payload?: Uint8Array }) => new TextDecoder().decode(f.payload);
@@ -332,20 +331,8 @@ Deno.test("limits: pending_bytes makes a user's non-reading subscriber a slow co
 });
 
 /** A server on a fake clock, so that the publish rate is tested without waiting on real time. */
-function fakeClockServer(clock: FakeClock): Server {
-  const broker = new Broker({
-    store: new MemoryStore(),
-    clock,
-    maxDeliveries: L.DELIVERIES_MAX,
-    queueMessagesMax: L.QUEUE_MESSAGES_MAX,
-    queueBytesMax: L.QUEUE_BYTES_MAX,
-    queueOverflow: "reject",
-    slowConsumer: "disconnect",
-    subPendingMessagesMax: L.SUB_PENDING_MESSAGES_MAX,
-    subPendingBytesMax: L.SUB_PENDING_BYTES_MAX,
-    ackTimeoutMs: L.ACK_TIMEOUT_MS,
-    prefetch: L.PREFETCH_DEFAULT,
-  });
+function fakeClockServer(): { server: Server; clock: FakeClock } {
+  const { broker, clock } = testBroker();
   const server = new Server(denoRuntime, broker, {
     hostname: "127.0.0.1",
     port: 0,
@@ -354,12 +341,11 @@ function fakeClockServer(clock: FakeClock): Server {
     version: "test",
   });
   server.start();
-  return server;
+  return { server, clock };
 }
 
 Deno.test("limits: over its publish rate a connection stops being read until the bucket refills", async () => {
-  const clock = new FakeClock();
-  const server = fakeClockServer(clock);
+  const { server, clock } = fakeClockServer();
   const host = { server, port: server.port };
   const grace: UserEntry = { user: "grace", limits: { publish_rate: 10, publish_burst: 3 } };
   const { c } = await connectAs(host, grace);
