@@ -1,51 +1,92 @@
 /**
- * Permissions and per-user limits over real TCP. The principal is set the
- * way authentication sets it after a successful CONNECT (`setPrincipal` on
- * the server's connection); everything else goes through the wire.
+ * Permissions and per-user limits over real TCP, through authentication as
+ * deployed: a users file with password hashes, `CONNECT {"user","pass"}`, the
+ * token holder, and a reload of the users file (`Running.reload`, what SIGHUP
+ * calls) that changes a user's entry under its open connections.
  */
 import assert from "node:assert/strict";
-import { type Principal, TOKEN_PRINCIPAL, type UserEntry } from "../../src/auth/mod.ts";
+import { Authenticator, hashPassword, parseUsers, type UserEntry } from "../../src/auth/mod.ts";
 import { connect, PermissionError } from "../../src/client/mod.ts";
 import * as L from "../../src/config/mod.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
 import { Server } from "../../src/server/mod.ts";
+import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
 import { USERS } from "../auth/users.ts";
 import { testBroker } from "../broker/harness.ts";
 import type { FakeClock } from "../fake_clock.ts";
-import { RawClient, rng, startTestBroker, waitFor } from "../helpers.ts";
+import { RawClient, rng, startTestBroker, testConfig, waitFor } from "../helpers.ts";
 
 const text = (f: { payload?: Uint8Array }) => new TextDecoder().decode(f.payload);
-let names = 0;
 
-/** What `startTestBroker` and a hand-built fake-clock server both give. */
+/** Each test user's password; the users file holds its hash. */
+const passOf = (user: string) => `pw-of-${user}`;
+/** One hash per user name, so that a rewritten users file keeps the credential (no revocation). */
+const hashes = new Map<string, Promise<string>>();
+
+/** The users file entries of `entries`, each with the hash of its password. */
+function withPasswords(entries: UserEntry[]): Promise<UserEntry[]> {
+  return Promise.all(entries.map(async (e) => {
+    if (!hashes.has(e.user)) hashes.set(e.user, hashPassword(passOf(e.user), CHEAP));
+    return { ...e, password: await hashes.get(e.user)! };
+  }));
+}
+
+/** What the tests need of a broker: its port and server. */
 interface Host {
   readonly port: number;
   readonly server: Server;
 }
 
-/** The principal a password login of `entry` gets. */
-function principalOf(entry: UserEntry): Principal {
-  return { user: entry.user, entry, roles: entry.roles ?? [], method: "password" };
+/** A broker with `entries` as its users file and the test token; `update` rewrites the file and reloads. */
+async function authBroker(entries: UserEntry[]) {
+  const path = await writeUsers(await withPasswords(entries));
+  const args = () => ["--users", path, "--auth-token", SECRETS.token];
+  const b = await startTestBroker(args());
+  return Object.assign(b, {
+    async update(next: UserEntry[]): Promise<void> {
+      await writeUsers(await withPasswords(next), path);
+      b.reload(testConfig(args()));
+    },
+    async close(): Promise<void> {
+      await b.stop();
+      await Deno.remove(path);
+    },
+  });
 }
 
-/** Connects and makes the connection act for `entry`, as a successful CONNECT would. */
-async function connectAs(
+/** Logs in over TCP; `admitted` is whether the CONNECT was answered OK (else `reply` is the ERR). */
+async function login(
   host: Host,
-  entry: UserEntry,
-): Promise<{ c: RawClient; admitted: boolean; principal: (p: Principal) => boolean }> {
+  creds: { user: string } | { token: string },
+): Promise<{ c: RawClient; admitted: boolean; reply: string }> {
   const c = await RawClient.connect(host.port);
-  const name = `perm-${++names}`;
-  await c.send(`CONNECT {"name":"${name}"}\r\n`);
-  assert.equal(await c.line(), "OK");
-  const conn = [...host.server.connections.values()].find((x) => x.name === name)!;
-  const admitted = conn.setPrincipal(principalOf(entry));
-  return { c, admitted, principal: (p) => conn.setPrincipal(p) };
+  assert.match(await c.line(), /^INFO \{/);
+  const body = "token" in creds
+    ? { auth_token: creds.token }
+    : { user: creds.user, pass: passOf(creds.user) };
+  await c.send(`CONNECT ${JSON.stringify(body)}\r\n`);
+  const reply = await c.line(5000);
+  return { c, admitted: reply === "OK", reply };
+}
+
+/** `login` as `user`, which must be admitted. */
+async function as(host: Host, user: string): Promise<RawClient> {
+  const { c, admitted, reply } = await login(host, { user });
+  assert.ok(admitted, `${user}: ${reply}`);
+  return c;
+}
+
+/** The token holder: no entry, so every permission. */
+async function operator(host: Host): Promise<RawClient> {
+  const { c, admitted, reply } = await login(host, { token: SECRETS.token });
+  assert.ok(admitted, reply);
+  return c;
 }
 
 Deno.test("permissions: the matrix over sockets; a denied command leaves the connection up", async () => {
-  const broker = await startTestBroker();
-  const { c: alice } = await connectAs(broker, USERS.alice);
-  const { c: dave } = await connectAs(broker, USERS.dave);
+  const broker = await authBroker([USERS.alice, USERS.dave]);
+  const alice = await as(broker, "alice");
+  const dave = await as(broker, "dave");
   try {
     const rows: [RawClient, string, string][] = [
       [alice, "PUB topic:public.news 1\r\nx\r\n", "OK msg_id:"],
@@ -81,35 +122,35 @@ Deno.test("permissions: the matrix over sockets; a denied command leaves the con
   } finally {
     await alice.close();
     await dave.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
-Deno.test("permissions: a principal without an entry (the --auth-token holder) may do everything", async () => {
-  const broker = await startTestBroker();
-  const { c: alice, principal } = await connectAs(broker, USERS.alice);
+Deno.test("permissions: the --auth-token holder (no users-file entry) may do everything", async () => {
+  const broker = await authBroker([USERS.alice]);
+  const op = await operator(broker);
   try {
-    assert.equal(principal(TOKEN_PRINCIPAL), true);
-    await alice.send("SUB topic:> sub_id:all\r\nDECLARE topic:private.log retain_messages:1\r\n");
-    assert.equal(await alice.line(), "OK");
-    assert.equal(await alice.line(), "OK");
-    await alice.pub("topic:private.x", "mine");
-    const seen = await alice.until((f) => f.line.startsWith("MSG "), 2);
+    await op.send("SUB topic:> sub_id:all\r\nDECLARE topic:private.log retain_messages:1\r\n");
+    assert.equal(await op.line(), "OK");
+    assert.equal(await op.line(), "OK");
+    await op.pub("topic:private.x", "mine");
+    const seen = await op.until((f) => f.line.startsWith("MSG "), 2);
     assert.equal(text(seen.at(-1)!), "mine");
-    assert.equal(broker.server.userConnections.count("alice"), 0, "counted under its new name");
     assert.equal(broker.server.userConnections.count("$token"), 1);
   } finally {
-    await alice.close();
-    await broker.stop();
+    await op.close();
+    await broker.close();
   }
 });
 
 Deno.test("permissions: the client library raises PermissionError and goes on", async () => {
-  const broker = await startTestBroker();
-  const c = await connect(`127.0.0.1:${broker.port}`, { reconnect: false, name: "sdk-alice" });
+  const broker = await authBroker([USERS.alice]);
+  const c = await connect(`127.0.0.1:${broker.port}`, {
+    reconnect: false,
+    user: "alice",
+    pass: passOf("alice"),
+  });
   try {
-    const conn = [...broker.server.connections.values()].find((x) => x.name === "sdk-alice")!;
-    assert.equal(conn.setPrincipal(principalOf(USERS.alice)), true);
     const err = await c.publish("topic:private.x", "no").catch((e) => e);
     assert.ok(err instanceof PermissionError, String(err));
     assert.equal(err.code, "PERMISSION_DENIED");
@@ -122,19 +163,19 @@ Deno.test("permissions: the client library raises PermissionError and goes on", 
     assert.equal(new TextDecoder().decode(first.value!.body), "yes");
   } finally {
     await c.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
 Deno.test("permissions: a wildcard subscription never receives a topic its user may not read", async () => {
-  const broker = await startTestBroker();
-  const pub = await RawClient.connect(broker.port);
+  const broker = await authBroker([USERS.alice]);
+  const pub = await operator(broker);
   // Some topics exist before the subscription (bound at SUB), the rest appear after.
-  const early = await RawClient.connect(broker.port);
+  const early = await operator(broker);
   await early.send("SUB topic:public.early sub_id:e\r\nSUB topic:private.early sub_id:p\r\n");
   assert.equal(await early.line(), "OK");
   assert.equal(await early.line(), "OK");
-  const { c: alice } = await connectAs(broker, USERS.alice);
+  const alice = await as(broker, "alice");
   try {
     await alice.send("SUB topic:> sub_id:all\r\n");
     assert.equal(await alice.line(), "OK");
@@ -175,14 +216,14 @@ Deno.test("permissions: a wildcard subscription never receives a topic its user 
     await pub.close();
     await early.close();
     await alice.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
 Deno.test("permissions: allow_responses lets a service answer the reply-to it received, once", async () => {
-  const broker = await startTestBroker();
-  const requester = await RawClient.connect(broker.port);
-  const { c: carol } = await connectAs(broker, USERS.carol);
+  const broker = await authBroker([USERS.carol, USERS.bob]);
+  const requester = await as(broker, "bob");
+  const carol = await as(broker, "carol");
   try {
     await requester.send("SUB topic:_inbox.r1 sub_id:in\r\n");
     assert.equal(await requester.line(), "OK");
@@ -209,14 +250,14 @@ Deno.test("permissions: allow_responses lets a service answer the reply-to it re
   } finally {
     await requester.close();
     await carol.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
-Deno.test("permissions: a new principal applies at once, to subscriptions already open", async () => {
-  const broker = await startTestBroker();
-  const pub = await RawClient.connect(broker.port);
-  const { c: alice, principal } = await connectAs(broker, USERS.alice);
+Deno.test("permissions: a reload of the users file applies at once, to subscriptions already open", async () => {
+  const broker = await authBroker([USERS.alice]);
+  const pub = await operator(broker);
+  const alice = await as(broker, "alice");
   try {
     await alice.send(
       "SUB topic:> sub_id:all\r\nSUB topic:public.b sub_id:b\r\n" +
@@ -227,7 +268,7 @@ Deno.test("permissions: a new principal applies at once, to subscriptions alread
       user: "alice",
       permissions: { subscribe: { allow: ["topic:public.a.>", "topic:public.log"] } },
     };
-    assert.equal(principal(principalOf(narrower)), true);
+    await broker.update([narrower]);
     const conn = [...broker.server.connections.values()].find((c) =>
       c.principal?.user === "alice"
     )!;
@@ -247,7 +288,7 @@ Deno.test("permissions: a new principal applies at once, to subscriptions alread
       user: "alice",
       permissions: { admin: { allow: ["topic:other.>"] } },
     };
-    principal(principalOf(noAdmin));
+    await broker.update([noAdmin]);
     await alice.send("UNSUB d2 forget:true\r\n");
     assert.equal(await alice.line(), "ERR PERMISSION_DENIED topic:public.log");
     await pub.pub("topic:public.b", "again");
@@ -256,25 +297,22 @@ Deno.test("permissions: a new principal applies at once, to subscriptions alread
   } finally {
     await pub.close();
     await alice.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
 Deno.test("limits: connections per user, subscriptions, max payload", async () => {
-  const broker = await startTestBroker();
   const erin: UserEntry = {
     user: "erin",
     limits: { connections: 1, subscriptions: 2, max_payload: 16 },
   };
-  const first = await connectAs(broker, erin);
-  const second = await connectAs(broker, erin);
+  const broker = await authBroker([erin]);
+  const first = await login(broker, erin);
+  const second = await login(broker, erin);
   try {
     assert.equal(first.admitted, true);
     assert.equal(second.admitted, false);
-    assert.match(
-      await second.c.line(),
-      /^ERR TOO_MANY_CONNECTIONS user "erin" is at its limit of 1/,
-    );
+    assert.match(second.reply, /^ERR TOO_MANY_CONNECTIONS user "erin" is at its limit of 1/);
     assert.equal(await second.c.closedByServer(), true);
     const c = first.c;
     await c.send("SUB topic:a sub_id:1\r\nSUB topic:b sub_id:2\r\nSUB topic:c sub_id:3\r\n");
@@ -287,21 +325,21 @@ Deno.test("limits: connections per user, subscriptions, max payload", async () =
     assert.match(await c.line(), /^ERR PAYLOAD_TOO_LARGE payload of 17 bytes is over 16/);
     assert.equal(await c.closedByServer(), true);
     await waitFor(() => broker.server.userConnections.count("erin") === 0, 2000, "count released");
-    const third = await connectAs(broker, erin);
+    const third = await login(broker, erin);
     assert.equal(third.admitted, true, "room again once the first closed");
     await third.c.close();
   } finally {
     await first.c.close();
     await second.c.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
 Deno.test("limits: pending_bytes makes a user's non-reading subscriber a slow consumer early", async () => {
-  const broker = await startTestBroker();
   const frank: UserEntry = { user: "frank", limits: { pending_bytes: 100_000 } };
-  const { c: sub } = await connectAs(broker, frank);
-  const pub = await RawClient.connect(broker.port);
+  const broker = await authBroker([frank]);
+  const sub = await as(broker, "frank");
+  const pub = await operator(broker);
   try {
     await sub.send("SUB topic:big sub_id:s\r\n");
     assert.equal(await sub.line(), "OK");
@@ -321,34 +359,37 @@ Deno.test("limits: pending_bytes makes a user's non-reading subscriber a slow co
     }
     await waitFor(slow, 5000, "the subscriber closed as a slow consumer");
     const closed = broker.server.closedConnections.at(-1)!;
-    assert.equal(closed.name?.startsWith("perm-"), true);
+    assert.equal(closed.user, "frank");
     assert.match(closed.detail, /bytes\) behind on topic:big/);
   } finally {
     await sub.close();
     await pub.close();
-    await broker.stop();
+    await broker.close();
   }
 });
 
-/** A server on a fake clock, so that the publish rate is tested without waiting on real time. */
-function fakeClockServer(): { server: Server; clock: FakeClock } {
+/** A server with `entries` as its users, on a fake clock: the publish rate is tested without waiting on real time. */
+async function fakeClockServer(
+  entries: UserEntry[],
+): Promise<{ server: Server; clock: FakeClock }> {
   const { broker, clock } = testBroker();
+  const users = parseUsers({ users: await withPasswords(entries) }, "test users");
   const server = new Server(denoRuntime, broker, {
     hostname: "127.0.0.1",
     port: 0,
     payloadBytesMax: L.PAYLOAD_BYTES_MAX,
     pingIntervalMs: L.PING_INTERVAL_MS,
     version: "test",
+    auth: new Authenticator({ token: undefined, users }, clock),
   });
   server.start();
   return { server, clock };
 }
 
 Deno.test("limits: over its publish rate a connection stops being read until the bucket refills", async () => {
-  const { server, clock } = fakeClockServer();
-  const host = { server, port: server.port };
   const grace: UserEntry = { user: "grace", limits: { publish_rate: 10, publish_burst: 3 } };
-  const { c } = await connectAs(host, grace);
+  const { server, clock } = await fakeClockServer([grace]);
+  const c = await as({ server, port: server.port }, "grace");
   try {
     let batch = "";
     for (let i = 0; i < 8; i++) batch += `PUB queue:rated 1\r\n${i}\r\n`;
