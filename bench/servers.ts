@@ -6,6 +6,7 @@
  * @module
  */
 import type { Protocol } from "./drivers/mod.ts";
+import { BENCH_CONNECT_AUTH, writeBenchUsers } from "./perms_users.ts";
 
 /** Everything the bench can run against; `sink` is the driver-ceiling server. */
 export type System =
@@ -37,6 +38,8 @@ export interface Server {
   readonly protocol: Protocol;
   readonly port: number;
   readonly pid: number;
+  /** Credentials the drivers add to their `CONNECT` (`relayr-perms`), else undefined. */
+  readonly connectAuth?: Record<string, string>;
   /** V8 inspector port when started for `--profile`, else null. */
   readonly inspectPort: number | null;
   /** Exit code once it has exited, else null. */
@@ -59,8 +62,12 @@ async function monitor(
   if (!port) return null;
   const nats = system.startsWith("nats");
   const path = nats ? "/varz" : "/api/stats?limit=1&closed=0&subs=false";
+  // With authentication on, the monitoring port wants the (monitor) user too.
+  const auth = system === "relayr-perms"
+    ? { authorization: `Basic ${btoa(`${BENCH_CONNECT_AUTH.user}:${BENCH_CONNECT_AUTH.pass}`)}` }
+    : undefined;
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: auth });
     if (!res.ok) {
       await res.body?.cancel();
       return null;
@@ -189,14 +196,18 @@ function launch(
       } else {
         args.push("--memory");
       }
+      // Authentication on, and a user with 100 allow rules per action (bench/perms_users.ts);
+      // start() writes the users file into the scratch directory before the broker starts.
+      if (system === "relayr-perms") {
+        scratch = Deno.makeTempDirSync({ prefix: "relayr-bench-" });
+        args.push("--users", `${scratch}/users.json`);
+      }
       args.push(...relayrArgs);
       if (system === "relayr-bun") {
         const bun = which("bun");
         if (!bun) throw new UnavailableError("bun is not on PATH");
         return { command: bun, args: ["run", ...args], httpPort };
       }
-      // Every connection acts for a user with 100 allow rules per action (see the file).
-      if (system === "relayr-perms") args[0] = "bench/perms_child.ts";
       const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
       return {
         command: Deno.execPath(),
@@ -263,6 +274,7 @@ export async function start(
     ? freePort()
     : null;
   const how = launch(system, port, options.root, options.relayrArgs, inspectPort);
+  if (system === "relayr-perms") await writeBenchUsers(`${how.scratch}/users.json`);
   const child = new Deno.Command(how.command, {
     args: how.args,
     cwd: options.root,
@@ -280,6 +292,7 @@ export async function start(
     system,
     protocol: protocolOf(system),
     port,
+    connectAuth: system === "relayr-perms" ? BENCH_CONNECT_AUTH : undefined,
     pid: child.pid,
     inspectPort,
     exitCode: () => code,
