@@ -107,6 +107,12 @@ export class Connection implements Client {
   #principal: Principal | undefined = undefined;
   /** Its user's compiled permissions; undefined: everything allowed (and no check at all). */
   #perms: Permissions | undefined = undefined;
+  /**
+   * The destination its last allowed PUB went to: the parser hands a run of
+   * PUBs to one destination the same string, so they are checked by identity,
+   * without even the cache's map lookup.
+   */
+  #pubAllowed: string | undefined = undefined;
   /** Reply-tos it may answer (`allow_responses` with publish restricted), else undefined. */
   #grants: ResponseGrants | undefined = undefined;
   #limits: Limits;
@@ -318,6 +324,7 @@ export class Connection implements Client {
     const entry = this.#principal?.entry;
     const perms = entry === undefined ? undefined : permissionsOf(entry);
     this.#perms = perms;
+    this.#pubAllowed = undefined;
     this.#grants = perms?.allowResponses && !perms.publishOpen
       ? this.#grants ?? new ResponseGrants()
       : undefined;
@@ -431,8 +438,9 @@ export class Connection implements Client {
     this.bytesIn += f.len;
     this.#bucket.tokens--;
     const perms = this.#perms;
-    if (perms !== undefined && !perms.may(Action.PUBLISH, f.dest)) {
-      if (this.#grants?.take(f.dest, this.#broker.now) !== true) return this.#denied(f.dest);
+    if (perms !== undefined && f.dest !== this.#pubAllowed) {
+      if (perms.may(Action.PUBLISH, f.dest)) this.#pubAllowed = f.dest;
+      else if (this.#grants?.take(f.dest, this.#broker.now) !== true) return this.#denied(f.dest);
     }
     let r: number | Promise<number>;
     try {

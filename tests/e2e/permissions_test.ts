@@ -266,9 +266,22 @@ Deno.test("permissions: a reload of the users file applies at once, to subscript
     for (let i = 0; i < 4; i++) assert.equal(await alice.line(), "OK");
     const narrower: UserEntry = {
       user: "alice",
-      permissions: { subscribe: { allow: ["topic:public.a.>", "topic:public.log"] } },
+      permissions: {
+        publish: { allow: ["topic:public.a.>"] },
+        subscribe: { allow: ["topic:public.a.>", "topic:public.log"] },
+      },
     };
+    // Its own topic:> gets this one: the MSG and the OK, in either order.
+    await alice.pub("topic:public.zz", "x");
+    const two = [await alice.frame(), await alice.frame()].map((f) => f.line.split(" ")[0]);
+    assert.deepEqual(two.sort(), ["MSG", "OK"]);
     await broker.update([narrower]);
+    await alice.pub("topic:public.zz", "x");
+    assert.equal(
+      await alice.line(),
+      "ERR PERMISSION_DENIED topic:public.zz",
+      "the same destination as before, checked anew",
+    );
     const conn = [...broker.server.connections.values()].find((c) =>
       c.principal?.user === "alice"
     )!;
