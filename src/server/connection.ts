@@ -181,15 +181,14 @@ export class Connection implements Client {
         const now = this.lastActivity = this.#broker.tick();
         this.pingsOut = 0;
         this.#bucket.refill(now);
-        // One check per batch: until the CONNECT succeeds, frames go through the gate.
-        if (this.#nonce !== undefined) await this.#beforeAuth(frames);
-        else {
-          for (let i = 0; i < frames.length && !this.#closed; i++) {
-            // Over its publish rate: reading stops (TCP back-pressure reaches
-            // the client) until the bucket has a token again; nothing is dropped.
-            if (this.#bucket.tokens < 1 && frames[i].op === "PUB") await this.#throttle();
-            if (!this.#closed) this.#handle(frames[i]);
-          }
+        // One check per batch: until the CONNECT succeeds, frames go through
+        // the gate; those behind a successful one are handled as any others.
+        const from = this.#nonce === undefined ? 0 : await this.#beforeAuth(frames);
+        for (let i = from; i < frames.length && !this.#closed; i++) {
+          // Over its publish rate: reading stops (TCP back-pressure reaches
+          // the client) until the bucket has a token again; nothing is dropped.
+          if (this.#bucket.tokens < 1 && frames[i].op === "PUB") await this.#throttle();
+          if (!this.#closed) this.#handle(frames[i]);
         }
       } catch (err) {
         // A bug, not bad input: bad input never throws. Close this connection
@@ -220,17 +219,19 @@ export class Connection implements Client {
    * gets `ERR AUTH_REQUIRED`. A CONNECT is awaited before the next frame, and
    * nothing more is read meanwhile (the read loop waits on this), so no frame
    * is handled before the verdict, and a failed attempt's delay holds the
-   * connection's reading too.
+   * connection's reading too. Returns where the frames behind a successful
+   * CONNECT start (the batch's length when none succeeded).
    */
-  async #beforeAuth(frames: Frame[]): Promise<void> {
+  async #beforeAuth(frames: Frame[]): Promise<number> {
     for (let i = 0; i < frames.length && !this.#closed; i++) {
       const f = frames[i];
-      if (this.#nonce === undefined) this.#handle(f);
-      else if (f.op === "CONNECT") await this.#authenticate(f);
+      if (this.#nonce === undefined) return i; // authenticated: the rest under its user's limits
+      if (f.op === "CONNECT") await this.#authenticate(f);
       else if (f.op === "PING" || f.op === "PONG" || f.op === "INFO" || f.op === "ERR") {
         this.#handle(f);
       } else this.#replies.error("AUTH_REQUIRED", "authenticate with CONNECT first");
     }
+    return frames.length;
   }
 
   async #authenticate(f: ConnectFrame): Promise<void> {
