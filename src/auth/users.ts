@@ -41,14 +41,6 @@ const ENTRY_KEYS = new Set([
   "limits",
 ]);
 const ACTIONS = new Set(["publish", "subscribe", "consume", "admin"]);
-const LIMIT_KEYS = new Set([
-  "connections",
-  "subscriptions",
-  "max_payload",
-  "publish_rate",
-  "publish_burst",
-  "pending_bytes",
-]);
 
 /**
  * Validates the parsed JSON of a users file (`{"users":[...]}`, or the bare
@@ -143,8 +135,7 @@ function parseEntry(raw: Record<string, unknown>, bad: (msg: string) => never): 
     }
   }
   if (raw.permissions !== undefined) checkPermissions(raw.permissions, bad);
-  if (raw.limits !== undefined) checkLimits(raw.limits, bad);
-  // The patterns' grammar and the limits' ranges, as authorization will read them:
+  // The patterns' grammar and the limits, as authorization will read them:
   // a rule that would not compile is refused here, never at a connection's CONNECT.
   const why = authorizationError(raw as unknown as UserEntry);
   if (why !== undefined) bad(why);
@@ -169,16 +160,6 @@ function checkPermissions(p: unknown, bad: (msg: string) => never): void {
           bad(`${field} holds ${JSON.stringify(pat)}, not a queue:<pattern> or topic:<pattern>`);
         }
       }
-    }
-  }
-}
-
-function checkLimits(l: unknown, bad: (msg: string) => never): void {
-  if (!isObject(l)) bad("limits must be an object");
-  for (const [k, v] of Object.entries(l)) {
-    if (!LIMIT_KEYS.has(k)) bad(`unknown limit ${JSON.stringify(k)}`);
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-      bad(`limits.${k} must be a whole number of at least 1`);
     }
   }
 }
