@@ -83,7 +83,7 @@ export class Permissions {
 
   /**
    * Whether `action` may be done to `dest` (a concrete destination, or for
-   * `SUBSCRIBE` a topic pattern: see `#decideWildcard`).
+   * `SUBSCRIBE` a topic pattern: see `decideWildcard`).
    */
   may(action: Action, dest: string): boolean {
     const set = this.#sets[action];
