@@ -73,6 +73,20 @@ export function resolveLimits(l: UserLimits | undefined, d: LimitDefaults): Limi
 }
 
 /**
+ * Server-wide authorization figures, so that a refusal or a pause is a
+ * counted event (`/api/stats` `authorization`, `/metrics`), not only a line
+ * to one client.
+ */
+export interface AuthzCounters {
+  /** Commands answered `ERR PERMISSION_DENIED`. */
+  permission_denied: number;
+  /** Times a connection stopped reading for its user's `publish_rate`. */
+  publish_paused: number;
+  /** Milliseconds connections spent paused so, summed. */
+  publish_paused_ms: number;
+}
+
+/**
  * A token bucket of messages. It is refilled from the clock the connection
  * reads once per batch, never by a timer; `tokens` goes below 1 and the
  * connection stops reading until `waitMs()` has passed.

@@ -42,6 +42,7 @@ export {
   tokens,
 } from "./permissions.ts";
 export {
+  type AuthzCounters,
   type LimitDefaults,
   type Limits,
   limitsError,

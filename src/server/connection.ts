@@ -8,6 +8,7 @@
 import {
   Action,
   type Authenticator,
+  type AuthzCounters,
   type Limits,
   newNonce,
   type Permissions,
@@ -55,6 +56,8 @@ export interface ConnectionHost {
   readonly payloadBytesMax: number;
   /** Open connections per user, for the users' `connections` limits. */
   readonly userConnections: UserConnections;
+  /** Where refusals and rate pauses are counted. */
+  readonly authz: AuthzCounters;
   /** The `INFO` JSON line. */
   info(): string;
   /** Authentication, when it is on. */
@@ -274,12 +277,16 @@ export class Connection implements Client {
     const bucket = this.#bucket;
     const clock = this.#host.clock;
     this.#whenClosed ??= new Promise<void>((r) => this.#onClosed = r);
+    const counters = this.#host.authz;
+    counters.publish_paused++;
+    const from = this.#broker.now;
     for (let ms = bucket.waitMs(); ms > 0 && !this.#closed; ms = bucket.waitMs()) {
       let timer: Timer | undefined;
       await Promise.race([new Promise<void>((r) => timer = clock.after(ms, r)), this.#whenClosed]);
       timer?.cancel();
       bucket.refill(this.lastActivity = this.#broker.tick());
     }
+    counters.publish_paused_ms += this.#broker.now - from;
   }
 
   // --- principal (set by authentication) ---
@@ -503,6 +510,7 @@ export class Connection implements Client {
   }
 
   #denied(dest: string): void {
+    this.#host.authz.permission_denied++;
     this.#replies.error("PERMISSION_DENIED", dest);
   }
 

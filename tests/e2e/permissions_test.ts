@@ -9,6 +9,7 @@ import { Authenticator, hashPassword, parseUsers, type UserEntry } from "../../s
 import { connect, PermissionError } from "../../src/client/mod.ts";
 import * as L from "../../src/config/mod.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
+import { renderMetrics } from "../../src/http/mod.ts";
 import { Server } from "../../src/server/mod.ts";
 import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
 import { USERS } from "../auth/users.ts";
@@ -119,6 +120,13 @@ Deno.test("permissions: the matrix over sockets; a denied command leaves the con
       const got = await c.line();
       assert.ok(got.startsWith(want), `${cmd.split("\r\n")[0]}: got ${got}, want ${want}`);
     }
+    // Every refusal is counted, in /api/stats and /metrics.
+    const denied = rows.filter(([, , want]) => want.startsWith("ERR PERMISSION_DENIED")).length;
+    assert.equal(broker.server.serverStats().authorization?.permission_denied, denied);
+    assert.match(
+      renderMetrics(broker.server),
+      new RegExp(`^relayr_permission_denied_total ${denied}$`, "m"),
+    );
   } finally {
     await alice.close();
     await dave.close();
@@ -424,6 +432,10 @@ Deno.test("limits: over its publish rate a connection stops being read until the
     assert.match(await c.line(), /^OK msg_id:/);
     assert.equal(await c.line(), "PONG", "the PING behind them is read too");
     assert.equal(server.broker.queues.get("queue:rated")?.store.size, 8);
+    const a = server.serverStats().authorization!;
+    assert.equal(a.publish_paused, 3, "paused before the 4th, the 5th and the 8th");
+    assert.equal(a.publish_paused_ms, 1200, "100 + 1000 + 100 ms of the fake clock");
+    assert.match(renderMetrics(server), /^relayr_publish_paused_seconds_total 1\.2$/m);
   } finally {
     await c.close();
     const stopped = server.shutdown();
