@@ -234,6 +234,14 @@ const TARGETS: Target[] = [
     "durable queue (always) ahead of redis appendfsync always",
     "relayr-log-always",
   ),
+  // Issue #14: permission checks (a user with 100 allow rules) cost at most 5% of pub->sub.
+  vs(
+    "relayr",
+    "sub",
+    0.95,
+    "pub → 1 sub with permissions (100 rules) ≥ 0.95x without",
+    "relayr-perms",
+  ),
   {
     text: "req/reply p50 ≤ 1.5x nats",
     check(outcomes, size) {

@@ -163,7 +163,7 @@ export async function publish(
   const events = new Tally();
   const parser = driver.parser(events, Mode.plain, task.name);
   const reading = pump(wire, parser, events, control);
-  wire.write(driver.hello() + (driver.publisher?.(task.name) ?? "") + driver.ping());
+  wire.write(driver.hello(task.auth) + (driver.publisher?.(task.name) ?? "") + driver.ping());
   let pong = await events.waitPong(1);
   const batcher = new Batcher(driver.publishFrame(task.kind, task.name, task.size), task.size);
   const t0 = clock();
@@ -326,11 +326,11 @@ export async function receive(
       ? driver.consume(task.name, task.index, task.prefetch)
       : driver.subscribe(task.name, task.index);
     if (task.kind === "queue" && driver.consumeBlocks) {
-      wire.write(driver.hello() + driver.ping());
+      wire.write(driver.hello(task.auth) + driver.ping());
       if (await events.waitPong(1)) wire.write(start);
       else events.error("no PONG to the handshake");
     } else {
-      wire.write(driver.hello() + start + driver.ping());
+      wire.write(driver.hello(task.auth) + start + driver.ping());
       if (!await events.waitPong(1)) events.error("no PONG after subscribing");
     }
   }
@@ -386,7 +386,7 @@ export async function request(task: RequestTask, control: Control): Promise<Requ
   const events = new Requester();
   const parser = driver.parser(events, Mode.request, task.name);
   const reading = pump(wire, parser, events, control);
-  wire.write(driver.hello() + driver.inbox(task.name) + driver.ping());
+  wire.write(driver.hello(task.auth) + driver.inbox(task.name) + driver.ping());
   const rtts = new Float64Array(task.count);
   let done = 0;
   let t0 = clock();
@@ -444,11 +444,11 @@ export async function respond(
   const parser = driver.parser(events, Mode.respond, task.name);
   const reading = pump(wire, parser, events, control);
   if (driver.consumeBlocks) {
-    wire.write(driver.hello() + driver.ping());
+    wire.write(driver.hello(task.auth) + driver.ping());
     if (await events.waitPong(1)) wire.write(driver.respond(task.name));
     else events.error("no PONG to the handshake");
   } else {
-    wire.write(driver.hello() + driver.respond(task.name) + driver.ping());
+    wire.write(driver.hello(task.auth) + driver.respond(task.name) + driver.ping());
     if (!await events.waitPong(1)) events.error("no PONG after subscribing");
   }
   ready();

@@ -23,6 +23,7 @@ const SYSTEMS: System[] = [
   "relayr-bun",
   "relayr-tls",
   "relayr-bun-tls",
+  "relayr-perms",
   "nats",
   "nats-js",
   "nats-tls",

@@ -213,7 +213,14 @@ async function flow(
   const stampEvery = Math.max(1, Math.floor(count / SAMPLES_TARGET));
   const ctlBuffer = new SharedArrayBuffer(4 * (CTL_RECV + receivers));
   const ctl = new Int32Array(ctlBuffer);
-  const base = { protocol: spec.protocol, port: server.port, tls: server.tls, name, size };
+  const base = {
+    protocol: spec.protocol,
+    port: server.port,
+    tls: server.tls,
+    name,
+    size,
+    auth: server.connectAuth,
+  };
   const inBefore = spec.ceiling ? null : await server.inMsgs();
   // JetStream: the run's file-storage stream and durable pull consumer come first.
   const jetstream = spec.protocol === "nats-js" && !spec.ceiling;
@@ -394,6 +401,7 @@ async function rpc(
     tls: server.tls,
     name,
     size: spec.size,
+    auth: server.connectAuth,
   };
   const responder = pool.run({ ...base, role: "respond" }, ctl);
   await responder.ready;

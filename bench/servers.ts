@@ -7,6 +7,7 @@
  */
 import type { Protocol } from "./drivers/mod.ts";
 import { makeCerts, type TestCerts } from "./tls_certs.ts";
+import { BENCH_CONNECT_AUTH, writeBenchUsers } from "./perms_users.ts";
 
 /** Everything the bench can run against; `sink` is the driver-ceiling server. */
 export type System =
@@ -16,6 +17,7 @@ export type System =
   | "relayr-bun"
   | "relayr-tls"
   | "relayr-bun-tls"
+  | "relayr-perms"
   | "nats"
   | "nats-js"
   | "nats-tls"
@@ -42,6 +44,8 @@ export interface Server {
   /** TLS systems: the CA (PEM) their certificate chains to; else undefined. */
   readonly tls?: string;
   readonly pid: number;
+  /** Credentials the drivers add to their `CONNECT` (`relayr-perms`), else undefined. */
+  readonly connectAuth?: Record<string, string>;
   /** V8 inspector port when started for `--profile`, else null. */
   readonly inspectPort: number | null;
   /** Exit code once it has exited, else null. */
@@ -64,8 +68,12 @@ async function monitor(
   if (!port) return null;
   const nats = system.startsWith("nats");
   const path = nats ? "/varz" : "/api/stats?limit=1&closed=0&subs=false";
+  // With authentication on, the monitoring port wants the (monitor) user too.
+  const auth = system === "relayr-perms"
+    ? { authorization: `Basic ${btoa(`${BENCH_CONNECT_AUTH.user}:${BENCH_CONNECT_AUTH.pass}`)}` }
+    : undefined;
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: auth });
     if (!res.ok) {
       await res.body?.cancel();
       return null;
@@ -187,7 +195,8 @@ function launch(
     case "relayr-log-always":
     case "relayr-tls":
     case "relayr-bun-tls":
-    case "relayr-bun": {
+    case "relayr-bun":
+    case "relayr-perms": {
       try {
         Deno.statSync(`${root}/main.ts`);
       } catch {
@@ -208,6 +217,12 @@ function launch(
       }
       if (system.endsWith("-tls")) {
         args.push("--tls-cert", certs!.serverCert, "--tls-key", certs!.serverKey);
+      }
+      // Authentication on, and a user with 100 allow rules per action (bench/perms_users.ts);
+      // start() writes the users file into the scratch directory before the broker starts.
+      if (system === "relayr-perms") {
+        scratch = Deno.makeTempDirSync({ prefix: "relayr-bench-" });
+        args.push("--users", `${scratch}/users.json`);
       }
       args.push(...relayrArgs);
       if (system.startsWith("relayr-bun")) {
@@ -293,6 +308,7 @@ export async function start(
     : null;
   const tls = system.endsWith("-tls") ? Deno.readTextFileSync((await tlsCerts()).ca) : undefined;
   const how = launch(system, port, options.root, options.relayrArgs, inspectPort);
+  if (system === "relayr-perms") await writeBenchUsers(`${how.scratch}/users.json`);
   const child = new Deno.Command(how.command, {
     args: how.args,
     cwd: options.root,
@@ -311,6 +327,7 @@ export async function start(
     protocol: protocolOf(system),
     port,
     tls,
+    connectAuth: system === "relayr-perms" ? BENCH_CONNECT_AUTH : undefined,
     pid: child.pid,
     inspectPort,
     exitCode: () => code,

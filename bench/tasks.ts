@@ -25,6 +25,8 @@ interface TaskBase {
   name: string;
   /** Payload bytes. */
   size: number;
+  /** Credentials for the driver's `CONNECT` (a server with authentication on). */
+  auth?: Record<string, string>;
 }
 
 /** Flood `count` messages, at most `window` ahead of the receivers, then PING/PONG. */

@@ -138,7 +138,10 @@ class RelayrParser implements Parser {
 export const relayr: Driver = {
   protocol: "relayr",
   consumeBlocks: false,
-  hello: () => `CONNECT {"verbose":false,"client_id":"relayr-bench","name":"bench"}\r\n`,
+  hello: (auth) =>
+    `CONNECT ${
+      JSON.stringify({ verbose: false, client_id: "relayr-bench", name: "bench", ...auth })
+    }\r\n`,
   ping: () => "PING\r\n",
   publishFrame(kind: Kind, name: string, size: number): FrameShape {
     return { head: bytes(`PUB ${destination(kind, name)} ${size}\r\n`), tail: CRLF };

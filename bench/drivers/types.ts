@@ -63,8 +63,8 @@ export interface Driver {
    * PING must go before the consume frames, or its answer waits behind them.
    */
   readonly consumeBlocks: boolean;
-  /** Sent first on every connection (CONNECT, or nothing). */
-  hello(): string;
+  /** Sent first on every connection (CONNECT, or nothing); `auth`: credentials for it. */
+  hello(auth?: Record<string, string>): string;
   /** A PING the server answers after everything sent before it. */
   ping(): string;
   /** Sets up a publisher's connection before it publishes (JetStream: the publish-ack inbox). */

@@ -29,3 +29,25 @@ export { hashPassword, parsePasswordHash, SCRYPT_DEFAULT, verifyPassword } from 
 export { type AuthMethod, type Principal, TOKEN_PRINCIPAL, TOKEN_USER } from "./principal.ts";
 export { parseUsers, readUsers, type User, type UserTable } from "./users.ts";
 export { authConfigFrom } from "./settings.ts";
+
+// Permissions and per-user limits (authorization).
+export {
+  Action,
+  authorizationError,
+  covers,
+  overlaps,
+  patternError,
+  Permissions,
+  permissionsOf,
+  tokens,
+} from "./permissions.ts";
+export {
+  type AuthzCounters,
+  type LimitDefaults,
+  type Limits,
+  limitsError,
+  resolveLimits,
+  ResponseGrants,
+  TokenBucket,
+  UserConnections,
+} from "./limits.ts";

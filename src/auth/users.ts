@@ -8,6 +8,7 @@
  */
 import { AUTH_USERS_MAX, ConfigError, TOKEN_BYTES_MAX } from "../config/mod.ts";
 import { parsePublicKey } from "./keys.ts";
+import { authorizationError } from "./permissions.ts";
 import { parsePasswordHash, type PasswordHash } from "./password.ts";
 import type { Role, UserEntry } from "./types.ts";
 
@@ -40,14 +41,6 @@ const ENTRY_KEYS = new Set([
   "limits",
 ]);
 const ACTIONS = new Set(["publish", "subscribe", "consume", "admin"]);
-const LIMIT_KEYS = new Set([
-  "connections",
-  "subscriptions",
-  "max_payload",
-  "publish_rate",
-  "publish_burst",
-  "pending_bytes",
-]);
 
 /**
  * Validates the parsed JSON of a users file (`{"users":[...]}`, or the bare
@@ -142,7 +135,10 @@ function parseEntry(raw: Record<string, unknown>, bad: (msg: string) => never): 
     }
   }
   if (raw.permissions !== undefined) checkPermissions(raw.permissions, bad);
-  if (raw.limits !== undefined) checkLimits(raw.limits, bad);
+  // The patterns' grammar and the limits, as authorization will read them:
+  // a rule that would not compile is refused here, never at a connection's CONNECT.
+  const why = authorizationError(raw as unknown as UserEntry);
+  if (why !== undefined) bad(why);
   return { entry: raw as unknown as UserEntry, hash, key };
 }
 
@@ -164,16 +160,6 @@ function checkPermissions(p: unknown, bad: (msg: string) => never): void {
           bad(`${field} holds ${JSON.stringify(pat)}, not a queue:<pattern> or topic:<pattern>`);
         }
       }
-    }
-  }
-}
-
-function checkLimits(l: unknown, bad: (msg: string) => never): void {
-  if (!isObject(l)) bad("limits must be an object");
-  for (const [k, v] of Object.entries(l)) {
-    if (!LIMIT_KEYS.has(k)) bad(`unknown limit ${JSON.stringify(k)}`);
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-      bad(`limits.${k} must be a whole number of 0 or more`);
     }
   }
 }

@@ -9,7 +9,6 @@
 import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
   hasWildcard,
-  matches,
   type PubOptions,
   type RetentionOptions,
   type SubOptions,
@@ -215,11 +214,27 @@ export class Broker implements QueueHost, DeclaredHost {
       s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
       if (hasWildcard(dest)) {
         this.#wildcards.add(s);
-        for (const t of this.#topics.values()) if (matches(dest, t.name)) s.bind(t);
+        for (const t of this.#topics.values()) if (s.wants(t.name)) s.bind(t);
       } else s.bind(this.#topics.get(dest) ?? this.#newTopic(dest));
     }
     if (s.explicit) this.#explicitTopicSubs.add(s);
     return s;
+  }
+
+  /**
+   * Part of TopicHost: the user of a wildcard subscription's connection got
+   * new permissions; it drops the topics it may no longer read and binds the
+   * matching ones it now may (from now on, as a new subscription would).
+   */
+  rebind(sub: TopicSubscription): void {
+    if (!this.#wildcards.has(sub)) return;
+    const bound = new Set<Topic>();
+    for (const b of [...sub.bindings]) {
+      if (sub.wants(b.topic.name)) bound.add(b.topic);
+      else sub.unbindFrom(b.topic);
+    }
+    for (const t of this.#topics.values()) if (!bound.has(t) && sub.wants(t.name)) sub.bind(t);
+    sub.activate();
   }
 
   /** Periodic work: expiry, delays, ack timeouts, idle queues. Cost is O(destinations). */
@@ -396,7 +411,7 @@ export class Broker implements QueueHost, DeclaredHost {
 
   /** A topic is created on publish only when a wildcard subscription wants it. */
   #topicForPublish(name: string): Topic | undefined {
-    for (const s of this.#wildcards) if (matches(s.pattern, name)) return this.#newTopic(name);
+    for (const s of this.#wildcards) if (s.wants(name)) return this.#newTopic(name);
     return undefined;
   }
 
@@ -405,7 +420,7 @@ export class Broker implements QueueHost, DeclaredHost {
     this.#checkRoom();
     const t = new Topic(name, this);
     this.#topics.set(name, t);
-    for (const s of this.#wildcards) if (matches(s.pattern, name)) s.bind(t);
+    for (const s of this.#wildcards) if (s.wants(name)) s.bind(t);
     return t;
   }
 

@@ -67,6 +67,13 @@ export abstract class Subscription {
   /** Ends it: its deliveries in flight go back; with `forget`, a durable's position is deleted. */
   abstract close(forget: boolean): void;
 
+  /**
+   * Its connection's user got new permissions (the connection has already
+   * closed it if its destination is no longer allowed): a wildcard topic
+   * subscription re-decides its topics; nothing else needs to.
+   */
+  permissionsChanged(): void {}
+
   /** Its figures for the admin API. */
   abstract stats(): SubscriptionStats;
 

@@ -57,6 +57,8 @@ export interface TopicHost {
   durableMoved(): void;
   /** A subscription closed and left these topics (the broker forgets idle ones). */
   closed(sub: TopicSubscription, left: readonly Topic[]): void;
+  /** Its connection's permissions changed: re-decide which topics a wildcard subscription is bound to. */
+  rebind(sub: TopicSubscription): void;
 }
 
 /** Counters of one topic. */
@@ -302,7 +304,7 @@ export class Topic {
     if (!this.#stalled.has(b)) return;
     const h = this.host;
     const lag = this.lag(b);
-    if (lag.messages > h.subPendingMessagesMax / 2 || lag.bytes > h.subPendingBytesMax / 2) return;
+    if (lag.messages > h.subPendingMessagesMax / 2 || lag.bytes > b.sub.lagBytesMax / 2) return;
     this.#stalled.delete(b);
     this.#unstalled();
   }
@@ -369,7 +371,7 @@ export class Topic {
   #checkLag(b: Binding): void {
     const h = this.host;
     let lag = this.lag(b);
-    if (lag.messages <= h.subPendingMessagesMax && lag.bytes <= h.subPendingBytesMax) return;
+    if (lag.messages <= h.subPendingMessagesMax && lag.bytes <= b.sub.lagBytesMax) return;
     if (h.slowConsumer === "disconnect") {
       const why = `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name}`;
       if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
@@ -383,7 +385,7 @@ export class Topic {
       this.#stalled.add(b);
       return;
     }
-    while (lag.messages > h.subPendingMessagesMax || lag.bytes > h.subPendingBytesMax) {
+    while (lag.messages > h.subPendingMessagesMax || lag.bytes > b.sub.lagBytesMax) {
       const e = this.#list.at(b.cursor - this.#base)!;
       e.refs--;
       b.cursor++;

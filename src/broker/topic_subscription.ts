@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { matches } from "../protocol/mod.ts";
 import { MessageState } from "../storage/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
@@ -19,6 +20,8 @@ import type { Client } from "./types.ts";
 export class TopicSubscription extends Subscription {
   readonly pattern: string;
   readonly host: TopicHost;
+  /** Bytes it may fall behind before the slow-consumer policy applies: the broker's limit, or its user's lower one. */
+  lagBytesMax: number;
   /** Messages skipped: by the drop-oldest policy, or dropped by retention before it got them. */
   dropped = 0;
   #bindings: Binding[] = [];
@@ -40,6 +43,7 @@ export class TopicSubscription extends Subscription {
     super(sid, client, o);
     this.pattern = pattern;
     this.host = host;
+    this.lagBytesMax = Math.min(host.subPendingBytesMax, client.lagBytesMax ?? Infinity);
     this.#durable = durable;
     durable?.attach(this);
   }
@@ -55,6 +59,21 @@ export class TopicSubscription extends Subscription {
   /** The topics it is bound to, one binding each. */
   get bindings(): readonly Binding[] {
     return this.#bindings;
+  }
+
+  /**
+   * Whether it should be bound to the topic `name`: the pattern matches and
+   * the connection's user may read it. Asked when a topic appears or the
+   * subscription starts, so a denied topic costs nothing per message: it is
+   * never bound, and its messages never reach this subscription.
+   */
+  wants(name: string): boolean {
+    return matches(this.pattern, name) && (this.client.mayRead?.(name) ?? true);
+  }
+
+  override permissionsChanged(): void {
+    this.lagBytesMax = Math.min(this.host.subPendingBytesMax, this.client.lagBytesMax ?? Infinity);
+    this.host.rebind(this);
   }
 
   /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */

@@ -26,6 +26,18 @@ export interface Client {
   slowConsumer(detail: string): void;
   /** Notes a message delivered without explicit acks, so that its ACK is a harmless no-op. */
   delivered(id: number): void;
+  /**
+   * Whether the connection's user may read `topic` (a concrete topic name).
+   * Asked once when a wildcard subscription binds to a topic, never per
+   * message; absent: everything (auth off).
+   */
+  mayRead?(topic: string): boolean;
+  /**
+   * Its user's `pending_bytes` limit, if any: a topic subscription of this
+   * connection may also fall only this far behind (the broker's
+   * `subPendingBytesMax` when lower); absent: no user limit.
+   */
+  readonly lagBytesMax?: number;
 }
 
 /** Policy for a full queue. */

@@ -38,6 +38,12 @@ export const SLOW_CONSUMER_BLOCK_MS_MAX = 60_000;
 
 /** Subscriptions one connection may hold. */
 export const SUBSCRIPTIONS_PER_CONNECTION_MAX = 10_000;
+/** Permission decisions one user's cache keeps (destination -> bits); cleared when full, refilled by use. */
+export const PERMISSION_DECISIONS_MAX = 4096;
+/** Reply-to destinations an `allow_responses` connection may answer at once; the oldest is forgotten first. */
+export const RESPONSE_GRANTS_MAX = 1024;
+/** How long a received message's reply-to stays open for a response (`allow_responses`). */
+export const RESPONSE_GRANT_MS = 10 * 60_000;
 /** Open connections; more are accepted, sent `ERR`, and closed. */
 export const CONNECTIONS_MAX = 10_000;
 /** Destinations (queues + topics) the broker keeps; bounds the name maps. */

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { AuthStats } from "../auth/mod.ts";
+import type { AuthStats, AuthzCounters } from "../auth/mod.ts";
 import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
 import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
 import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats } from "../server/mod.ts";
@@ -137,6 +137,7 @@ export function renderMetrics(server: Server): string {
   serverFamilies(e, s);
   destinationFamilies(e, server);
   if (s.auth !== null) authFamilies(e, s.auth);
+  if (s.authorization !== null) authzFamilies(e, s.authorization);
   processFamilies(e, s);
   return e.text();
 }
@@ -305,6 +306,28 @@ function authFamilies(e: Exposition, a: AuthStats): void {
     "counter",
     "Addresses forgotten to keep the failed-login map in bounds",
     a.failed_addresses_evicted,
+  );
+}
+
+/** Authorization series, with auth on only. */
+function authzFamilies(e: Exposition, a: AuthzCounters): void {
+  e.single(
+    "relayr_permission_denied_total",
+    "counter",
+    "Commands answered ERR PERMISSION_DENIED",
+    a.permission_denied,
+  );
+  e.single(
+    "relayr_publish_paused_total",
+    "counter",
+    "Times a connection stopped reading for its user's publish_rate",
+    a.publish_paused,
+  );
+  e.single(
+    "relayr_publish_paused_seconds_total",
+    "counter",
+    "Time connections spent paused for their user's publish_rate",
+    a.publish_paused_ms / 1000,
   );
 }
 

@@ -86,7 +86,7 @@ export interface ParserOptions {
 
 /** A pure, incremental parser of client frames; one per connection. */
 export class Parser {
-  readonly #payloadMax: number;
+  #payloadMax: number;
   #state: State = State.LINE;
   /** Bytes of a control line split across chunks; allocated on first split. */
   #line: Uint8Array | undefined;
@@ -106,6 +106,11 @@ export class Parser {
 
   constructor(options: ParserOptions = {}) {
     this.#payloadMax = options.payloadBytesMax ?? PAYLOAD_BYTES_MAX;
+  }
+
+  /** The largest payload it accepts; a connection's user may have a smaller one than the server. */
+  set payloadBytesMax(n: number) {
+    this.#payloadMax = n;
   }
 
   /** Whether the parser stopped after a fatal error. */

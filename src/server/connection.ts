@@ -6,19 +6,28 @@
  * @module
  */
 import {
+  Action,
+  type Authenticator,
+  type AuthzCounters,
+  type Limits,
+  newNonce,
+  type Permissions,
+  permissionsOf,
+  type Principal,
+  resolveLimits,
+  ResponseGrants,
+  TokenBucket,
+  type UserConnections,
+  type UserEntry,
+} from "../auth/mod.ts";
+import {
   type Broker,
   type Client,
   type Delivery,
   InFlight,
   type Subscription,
 } from "../broker/mod.ts";
-import { type Authenticator, newNonce, type Principal } from "../auth/mod.ts";
-import {
-  AUTH_NONCE_BYTES,
-  CLOSE_FLUSH_MS,
-  RECENT_UNACKED_IDS,
-  SUBSCRIPTIONS_PER_CONNECTION_MAX,
-} from "../config/mod.ts";
+import { AUTH_NONCE_BYTES, CLOSE_FLUSH_MS, RECENT_UNACKED_IDS } from "../config/mod.ts";
 import {
   type AckFrame,
   type ConnectFrame,
@@ -45,6 +54,10 @@ export interface ConnectionHost {
   readonly broker: Broker;
   readonly clock: Clock;
   readonly payloadBytesMax: number;
+  /** Open connections per user, for the users' `connections` limits. */
+  readonly userConnections: UserConnections;
+  /** Where refusals and rate pauses are counted. */
+  readonly authz: AuthzCounters;
   /** The `INFO` JSON line. */
   info(): string;
   /** Authentication, when it is on. */
@@ -69,8 +82,6 @@ export class Connection implements Client {
   /** Last time the client sent anything (epoch ms). */
   lastActivity: number;
   pingsOut = 0;
-  /** Who the connection is, once its CONNECT succeeded (auth on); permissions read it. */
-  principal: Principal | undefined = undefined;
   readonly subs = new Map<string, Subscription>();
   /** Deliveries awaiting ACK, by message id (the subscriptions keep them in order). */
   readonly inflight: InFlight = new InFlight();
@@ -94,6 +105,22 @@ export class Connection implements Client {
   /** The nonce of the INFO greeting, set until the connection authenticates (auth on only). */
   #nonce: string | undefined = undefined;
   #authTimer: Timer | undefined = undefined;
+  #parser: Parser;
+  /** Who it acts for, once authenticated; undefined: anonymous (auth off, or not yet). */
+  #principal: Principal | undefined = undefined;
+  /** Its user's compiled permissions; undefined: everything allowed (and no check at all). */
+  #perms: Permissions | undefined = undefined;
+  /**
+   * The destination its last allowed PUB went to: the parser hands a run of
+   * PUBs to one destination the same string, so they are checked by identity,
+   * without even the cache's map lookup.
+   */
+  #pubAllowed: string | undefined = undefined;
+  /** Reply-tos it may answer (`allow_responses` with publish restricted), else undefined. */
+  #grants: ResponseGrants | undefined = undefined;
+  #limits: Limits;
+  /** Publish-rate bucket: `tokens` is Infinity when unlimited, so a PUB costs one decrement. */
+  #bucket: TokenBucket;
 
   constructor(id: number, conn: Conn, host: ConnectionHost) {
     this.id = id;
@@ -117,6 +144,9 @@ export class Connection implements Client {
     });
     this.#replies = new Replies(this.#out);
     if (host.auth !== undefined) this.#nonce = newNonce(AUTH_NONCE_BYTES);
+    this.#limits = this.#limitsOf(undefined);
+    this.#bucket = new TokenBucket(0, 0, this.openedAt);
+    this.#parser = new Parser({ payloadBytesMax: host.payloadBytesMax });
   }
 
   /** Whether the connection has closed. */
@@ -134,7 +164,7 @@ export class Connection implements Client {
     // The parser is called straight from the read loop: piping the socket
     // through a TransformStream around the same parser cost
     // a stream hop, and its promises, per chunk.
-    const parser = new Parser({ payloadBytesMax: this.#host.payloadBytesMax });
+    const parser = this.#parser;
     const reader = this.#reader = this.#conn.readable.getReader();
     const frames: Frame[] = [];
     if (this.#nonce !== undefined) this.#greet();
@@ -151,11 +181,18 @@ export class Connection implements Client {
         frames.length = 0;
         parser.push(chunk.value, frames);
         if (frames.length === 0) continue;
-        this.lastActivity = this.#broker.tick();
+        const now = this.lastActivity = this.#broker.tick();
         this.pingsOut = 0;
-        // One check per batch: until the CONNECT succeeds, frames go through the gate.
-        if (this.#nonce !== undefined) await this.#beforeAuth(frames);
-        else for (let i = 0; i < frames.length && !this.#closed; i++) this.#handle(frames[i]);
+        this.#bucket.refill(now);
+        // One check per batch: until the CONNECT succeeds, frames go through
+        // the gate; those behind a successful one are handled as any others.
+        const from = this.#nonce === undefined ? 0 : await this.#beforeAuth(frames);
+        for (let i = from; i < frames.length && !this.#closed; i++) {
+          // Over its publish rate: reading stops (TCP back-pressure reaches
+          // the client) until the bucket has a token again; nothing is dropped.
+          if (this.#bucket.tokens < 1 && frames[i].op === "PUB") await this.#throttle();
+          if (!this.#closed) this.#handle(frames[i]);
+        }
       } catch (err) {
         // A bug, not bad input: bad input never throws. Close this connection
         // loudly (its messages go back to their queues) and keep serving the rest.
@@ -185,17 +222,19 @@ export class Connection implements Client {
    * gets `ERR AUTH_REQUIRED`. A CONNECT is awaited before the next frame, and
    * nothing more is read meanwhile (the read loop waits on this), so no frame
    * is handled before the verdict, and a failed attempt's delay holds the
-   * connection's reading too.
+   * connection's reading too. Returns where the frames behind a successful
+   * CONNECT start (the batch's length when none succeeded).
    */
-  async #beforeAuth(frames: Frame[]): Promise<void> {
+  async #beforeAuth(frames: Frame[]): Promise<number> {
     for (let i = 0; i < frames.length && !this.#closed; i++) {
       const f = frames[i];
-      if (this.#nonce === undefined) this.#handle(f);
-      else if (f.op === "CONNECT") await this.#authenticate(f);
+      if (this.#nonce === undefined) return i; // authenticated: the rest under its user's limits
+      if (f.op === "CONNECT") await this.#authenticate(f);
       else if (f.op === "PING" || f.op === "PONG" || f.op === "INFO" || f.op === "ERR") {
         this.#handle(f);
       } else this.#replies.error("AUTH_REQUIRED", "authenticate with CONNECT first");
     }
+    return frames.length;
   }
 
   async #authenticate(f: ConnectFrame): Promise<void> {
@@ -209,17 +248,11 @@ export class Connection implements Client {
     if (this.#closed) return;
     if (p === undefined) return this.close(CloseReason.AUTH_FAILED, "authentication failed");
     this.#nonce = undefined;
-    this.principal = p;
+    // Its permissions and limits apply from here; over its user's
+    // `connections` limit the connection is closed instead (that is the reply).
+    if (!this.setPrincipal(p)) return;
     this.lastActivity = this.#broker.tick(); // time went by while the credentials were checked
     this.#connect(f);
-  }
-
-  /**
-   * A reload changed this connection's user entry (same user, same
-   * credential): the new principal applies from the next frame on.
-   */
-  setPrincipal(p: Principal): void {
-    this.principal = p;
   }
 
   #info(): string {
@@ -239,7 +272,98 @@ export class Connection implements Client {
     this.lastActivity = this.#host.clock.now(); // not idle: held by the broker
   }
 
+  /** Waits, reading the clock once per wait, until the publish bucket holds a token or the connection closes. */
+  async #throttle(): Promise<void> {
+    const bucket = this.#bucket;
+    const clock = this.#host.clock;
+    this.#whenClosed ??= new Promise<void>((r) => this.#onClosed = r);
+    const counters = this.#host.authz;
+    counters.publish_paused++;
+    const from = this.#broker.now;
+    for (let ms = bucket.waitMs(); ms > 0 && !this.#closed; ms = bucket.waitMs()) {
+      let timer: Timer | undefined;
+      await Promise.race([new Promise<void>((r) => timer = clock.after(ms, r)), this.#whenClosed]);
+      timer?.cancel();
+      bucket.refill(this.lastActivity = this.#broker.tick());
+    }
+    counters.publish_paused_ms += this.#broker.now - from;
+  }
+
+  // --- principal (set by authentication) ---
+
+  /** Who it acts for; undefined while anonymous. */
+  get principal(): Principal | undefined {
+    return this.#principal;
+  }
+
+  /**
+   * Makes the connection act for `p` (a successful `CONNECT`, or a reload
+   * that replaced the user's entry) and applies its permissions and limits
+   * at once. False when the user is at its `connections` limit (the
+   * connection is then closed with `TOO_MANY_CONNECTIONS`, which is the
+   * reply to the CONNECT: send no OK) or the connection has already closed.
+   */
+  setPrincipal(p: Principal): boolean {
+    if (this.#closed) return false; // authentication may finish after the client went
+    const prev = this.#principal;
+    if (prev?.user !== p.user) {
+      const max = this.#limitsOf(p.entry).connections;
+      if (!this.#host.userConnections.acquire(p.user, max)) {
+        this.close(
+          CloseReason.TOO_MANY_CONNECTIONS,
+          `user ${JSON.stringify(p.user)} is at its limit of ${max} connections`,
+        );
+        return false;
+      }
+      if (prev !== undefined) this.#host.userConnections.release(prev.user);
+    }
+    this.#principal = p;
+    this.principalChanged();
+    return true;
+  }
+
+  /**
+   * Re-reads the principal's permissions and limits. Subscriptions the new
+   * permissions no longer allow are ended (without a line on the wire: an
+   * unasked ERR would be taken as the reply to the client's next command);
+   * wildcard subscriptions re-decide their topics.
+   */
+  principalChanged(): void {
+    const entry = this.#principal?.entry;
+    const perms = entry === undefined ? undefined : permissionsOf(entry);
+    this.#perms = perms;
+    this.#pubAllowed = undefined;
+    this.#grants = perms?.allowResponses && !perms.publishOpen
+      ? this.#grants ?? new ResponseGrants()
+      : undefined;
+    const l = this.#limits = this.#limitsOf(entry);
+    this.#parser.payloadBytesMax = l.maxPayload;
+    this.#out.pendingBytesMax = l.pendingBytes;
+    this.#bucket = new TokenBucket(l.publishRate, l.publishBurst, this.#broker.now);
+    if (perms === undefined) return;
+    for (const [sid, sub] of this.subs) {
+      if (perms.maySubscribe(sub.destination)) sub.permissionsChanged();
+      else {
+        this.subs.delete(sid);
+        sub.close(false);
+      }
+    }
+  }
+
+  /** A user's limits (undefined: anonymous) against this server's defaults. */
+  #limitsOf(entry: UserEntry | undefined): Limits {
+    return resolveLimits(entry?.limits, { maxPayload: this.#host.payloadBytesMax });
+  }
+
   // --- Client (the broker's view) ---
+
+  get lagBytesMax(): number | undefined {
+    return this.#principal?.entry?.limits?.pending_bytes;
+  }
+
+  mayRead(topic: string): boolean {
+    return this.#perms === undefined || this.#perms.may(Action.SUBSCRIBE, topic);
+  }
 
   wantsMore(): boolean {
     return this.#out.wantsMore();
@@ -249,6 +373,10 @@ export class Connection implements Client {
     this.msgsOut++;
     this.bytesOut += msg.len;
     this.#out.appendMsg(head, msg, delivery);
+    if (this.#grants !== undefined) {
+      const r = msg.replyTo;
+      if (r !== undefined) this.#grants.grant(r, this.#broker.now);
+    }
   }
 
   slowConsumer(detail: string): void {
@@ -284,6 +412,7 @@ export class Connection implements Client {
             `${JSON.stringify(f.sid)} is not durable: no forget`,
           );
         }
+        if (f.forget && !this.#may(Action.ADMIN, sub.destination)) return;
         this.subs.delete(f.sid);
         sub.close(f.forget === true);
         return this.#replies.ok();
@@ -315,6 +444,12 @@ export class Connection implements Client {
   #pub(f: PubFrame): void {
     this.msgsIn++;
     this.bytesIn += f.len;
+    this.#bucket.tokens--;
+    const perms = this.#perms;
+    if (perms !== undefined && f.dest !== this.#pubAllowed) {
+      if (perms.may(Action.PUBLISH, f.dest)) this.#pubAllowed = f.dest;
+      else if (this.#grants?.take(f.dest, this.#broker.now) !== true) return this.#denied(f.dest);
+    }
     let r: number | Promise<number>;
     try {
       r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
@@ -325,10 +460,13 @@ export class Connection implements Client {
   }
 
   #sub(f: SubFrame): void {
-    if (this.subs.size >= SUBSCRIPTIONS_PER_CONNECTION_MAX) {
+    if (this.#perms !== undefined && !this.#perms.maySubscribe(f.dest)) {
+      return this.#denied(f.dest);
+    }
+    if (this.subs.size >= this.#limits.subscriptions) {
       return this.#replies.error(
         "LIMIT",
-        `at most ${SUBSCRIPTIONS_PER_CONNECTION_MAX} subscriptions per connection`,
+        `at most ${this.#limits.subscriptions} subscriptions per connection`,
       );
     }
     let sid = f.options.sid;
@@ -354,6 +492,7 @@ export class Connection implements Client {
   }
 
   #declare(f: DeclareFrame): void {
+    if (!this.#may(Action.ADMIN, f.dest)) return;
     let stored: Promise<void>;
     try {
       stored = this.#broker.declare(f.dest, f.options);
@@ -361,6 +500,18 @@ export class Connection implements Client {
       return this.#replies.brokerError(e);
     }
     this.#replies.okWhen(stored, undefined);
+  }
+
+  /** Whether its user may do `action` to `dest`; if not, answers `ERR PERMISSION_DENIED`. */
+  #may(action: Action, dest: string): boolean {
+    if (this.#perms === undefined || this.#perms.may(action, dest)) return true;
+    this.#denied(dest);
+    return false;
+  }
+
+  #denied(dest: string): void {
+    this.#host.authz.permission_denied++;
+    this.#replies.error("PERMISSION_DENIED", dest);
   }
 
   /**
@@ -446,6 +597,7 @@ export class Connection implements Client {
     if (this.#closed) return;
     this.#closed = true;
     this.#authTimer?.cancel();
+    if (this.#principal !== undefined) this.#host.userConnections.release(this.#principal.user);
     const errCode = code ?? closeCode(reason);
     if (errCode !== undefined) this.#out.append(errFrame(errCode, detail));
     for (const sub of this.subs.values()) sub.close(false);

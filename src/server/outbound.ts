@@ -52,10 +52,22 @@ export class Outbound {
   #wantDrain = false;
   #dead = false;
   #idle: (() => void)[] = [];
+  #max = PENDING_BYTES_MAX;
+  #high = PENDING_BYTES_HIGH;
 
   constructor(conn: Conn, events: OutboundEvents) {
     this.#conn = conn;
     this.#events = events;
+  }
+
+  /**
+   * Sets the pending bytes past which the client is a slow consumer (its
+   * user's `pending_bytes`); fan-out pauses at half of a limit below the
+   * usual high mark, so that a small limit still leaves room to pause.
+   */
+  set pendingBytesMax(n: number) {
+    this.#max = n;
+    this.#high = Math.min(PENDING_BYTES_HIGH, Math.floor(n / 2));
   }
 
   /** Bytes appended and not yet written. */
@@ -68,7 +80,7 @@ export class Outbound {
    * follows once the pending bytes fall below the high mark again.
    */
   wantsMore(): boolean {
-    if (this.#len + this.#writing < PENDING_BYTES_HIGH) return true;
+    if (this.#len + this.#writing < this.#high) return true;
     this.#wantDrain = true;
     return false;
   }
@@ -137,7 +149,7 @@ export class Outbound {
   #room(n: number): boolean {
     if (this.#dead) return false;
     const need = this.#len + n;
-    if (need + this.#writing > PENDING_BYTES_MAX) {
+    if (need + this.#writing > this.#max) {
       this.#dead = true;
       this.#events.onOverflow();
       return false;
@@ -168,7 +180,7 @@ export class Outbound {
   #written = (): void => {
     this.#writing = 0;
     if (this.#len > 0) this.#flush();
-    if (this.#wantDrain && this.pending < PENDING_BYTES_HIGH) {
+    if (this.#wantDrain && this.pending < this.#high) {
       this.#wantDrain = false;
       this.#events.onDrain();
     }

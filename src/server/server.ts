@@ -6,6 +6,7 @@
  * @module
  */
 import type { AuthConfig, Authenticator } from "../auth/mod.ts";
+import { type AuthzCounters, UserConnections } from "../auth/mod.ts";
 import { type Broker, type Page, page } from "../broker/mod.ts";
 import {
   ACCEPT_BACKOFF_MS_MAX,
@@ -72,6 +73,8 @@ export class Server implements ConnectionHost {
   readonly payloadBytesMax: number;
   readonly auth: Authenticator | undefined;
   readonly authTimeoutMs: number;
+  readonly userConnections = new UserConnections();
+  readonly authz: AuthzCounters = { permission_denied: 0, publish_paused: 0, publish_paused_ms: 0 };
   readonly serverId = crypto.randomUUID();
   readonly connections = new Map<number, Connection>();
   readonly closedConnections: ClosedConnection[] = [];
@@ -284,6 +287,7 @@ export class Server implements ConnectionHost {
       event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
       latency: broker.latency,
       auth: this.auth?.stats() ?? null,
+      authorization: this.auth === undefined ? null : { ...this.authz },
     };
   }
 

@@ -14,7 +14,7 @@ import type {
   SubscriptionStats,
   TopicStats,
 } from "../broker/mod.ts";
-import type { AuthStats } from "../auth/mod.ts";
+import type { AuthStats, AuthzCounters } from "../auth/mod.ts";
 
 /** One open connection (as `/connz`). */
 export interface ConnectionStats {
@@ -63,6 +63,8 @@ export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
   event_loop_lag_ms: { last: number; max: number } | null;
   /** Authentication figures; null when auth is off. */
   auth: AuthStats | null;
+  /** Permission refusals and publish-rate pauses; null when auth is off. */
+  authorization: AuthzCounters | null;
 }
 
 /** A recently closed connection and why it closed. */

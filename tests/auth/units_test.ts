@@ -93,6 +93,18 @@ const BAD_USERS: [name: string, file: unknown, error: RegExp][] = [
     { users: [{ user: "a", cert_subject: "CN=a", limits: { publish_rate: -1 } }] },
     /user "a": limits\.publish_rate must be a whole number/,
   ],
+  ["pattern that does not compile", {
+    users: [{
+      user: "a",
+      cert_subject: "CN=a",
+      permissions: { subscribe: { deny: ["topic:a.>.b"] } },
+    }],
+  }, /user "a": permissions\.subscribe\.deny: ">" must be the last token/],
+  [
+    "zero limit",
+    { users: [{ user: "a", cert_subject: "CN=a", limits: { connections: 0 } }] },
+    /user "a": limits\.connections must be a whole number of at least 1/,
+  ],
   [
     "unknown limit",
     { users: [{ user: "a", cert_subject: "CN=a", limits: { rate: 1 } }] },
