@@ -140,3 +140,7 @@ export const AUTH_NONCE_BYTES = 24;
 export const AUTH_SECRET_BYTES_MAX = 1_024;
 /** Largest memory one scrypt hash of the users file may ask for (128 * N * r): a verification allocates it. */
 export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;
+/** Longest `filter` selector: it is parsed once per subscription, but it rides on one control line. */
+export const FILTER_BYTES_MAX = 1024;
+/** Deepest nesting of parentheses and NOTs in a selector: bounds the parser's recursion. */
+export const FILTER_DEPTH_MAX = 32;
