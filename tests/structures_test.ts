@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Deque, Heap, Ring } from "../src/storage/mod.ts";
+import { Deque, DequeCursor, Heap, Ring } from "../src/storage/mod.ts";
 
 type Op = { op: "push" | "unshift"; v: number } | { op: "shift" };
 const ops = fc.array(
@@ -32,6 +32,40 @@ Deno.test("deque: behaves like an array under any mix of push, unshift and shift
       assert.deepEqual([...d], model);
     }),
     { numRuns: 200, seed: 42 },
+  );
+});
+
+Deno.test("deque: cursors take the first item they want, leaving holes, under any mix of ops", () => {
+  const scanOps = fc.array(
+    fc.oneof(
+      fc.record({ op: fc.constant("push" as const), v: fc.integer({ min: 0, max: 99 }) }),
+      fc.record({ op: fc.constant("unshift" as const), v: fc.integer({ min: 0, max: 99 }) }),
+      fc.record({ op: fc.constant("shift" as const) }),
+      fc.record({ op: fc.constant("scan" as const), k: fc.constantFrom(2, 3) }),
+    ),
+    { maxLength: 3000 },
+  );
+  fc.assert(
+    fc.property(scanOps, (list) => {
+      const d = new Deque<number>();
+      // The model keeps holes as undefined, as the deque does.
+      const model: (number | undefined)[] = [];
+      const cursors = new Map([[2, new DequeCursor<number>()], [3, new DequeCursor<number>()]]);
+      for (const o of list) {
+        if (o.op === "push") (d.push(o.v), model.push(o.v));
+        else if (o.op === "unshift") (d.unshift(o.v), model.unshift(o.v));
+        else if (o.op === "shift") assert.equal(d.shift(), model.shift());
+        else {
+          const want = (v: number) => v % o.k === 0;
+          const i = model.findIndex((v) => v !== undefined && want(v));
+          assert.equal(d.scan(cursors.get(o.k)!, want), i < 0 ? undefined : model[i]);
+          if (i >= 0) model[i] = undefined;
+        }
+        assert.equal(d.length, model.length);
+      }
+      assert.deepEqual([...d], model.filter((v) => v !== undefined));
+    }),
+    { numRuns: 200, seed: 11 },
   );
 });
 

@@ -200,6 +200,7 @@ export class Broker implements QueueHost, DeclaredHost {
         explicit: o.ack !== "none",
         prefetch,
         ackTimeoutMs,
+        filter: o.filter,
       });
       q.addConsumer(c);
       return c;
@@ -208,11 +209,16 @@ export class Broker implements QueueHost, DeclaredHost {
     if (o.durable !== undefined || o.start !== undefined) {
       s = this.#declared.subscribe(
         { client, dest, sid, durable: o.durable, start: o.start, ack: o.ack },
-        { prefetch, ackTimeoutMs },
+        { prefetch, ackTimeoutMs, filter: o.filter },
       );
     } else {
       const explicit = o.ack === "explicit";
-      s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
+      s = new TopicSubscription(sid, dest, client, this, {
+        explicit,
+        prefetch,
+        ackTimeoutMs,
+        filter: o.filter,
+      });
       if (hasWildcard(dest)) {
         this.#wildcards.add(s);
         for (const t of this.#topics.values()) if (matches(dest, t.name)) s.bind(t);

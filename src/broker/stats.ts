@@ -43,6 +43,8 @@ export interface SubscriptionStats {
   /** Messages delivered and not yet acked. */
   inflight: number;
   delivered: number;
+  /** Its `filter` selector, when it has one. */
+  filter?: string;
   /** Topic subscriptions: messages skipped by the drop-oldest policy. */
   dropped?: number;
   /** Topic subscriptions: how far behind the most lagging bound topic it is. */

@@ -50,6 +50,13 @@ export function decodeHeaders(block: Uint8Array): [string, string][] {
   return out;
 }
 
+/** A valid header block as a map of each key's first value (what a filter reads). */
+export function headerMap(block: Uint8Array): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const [key, value] of decodeHeaders(block)) if (!m.has(key)) m.set(key, value);
+  return m;
+}
+
 /** Encodes headers as a block; throws TypeError on a key or value that cannot be sent. */
 export function encodeHeaders(headers: Iterable<[string, string]>): Uint8Array {
   let text = "";

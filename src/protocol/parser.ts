@@ -34,6 +34,7 @@ import {
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,
+  FilterOption,
   Frame,
   PubOptions,
   RetentionOptions,
@@ -42,6 +43,7 @@ import type {
 } from "./frames.ts";
 import { defaultPubOptions, PubFrame } from "./frames.ts";
 import { decimal } from "./decimal.ts";
+import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
 import { LastString } from "./last_string.ts";
@@ -227,6 +229,7 @@ export class Parser {
         break;
       }
       tok[2 * ntok] = i;
+      if (buf[i] === 0x66 /* f */ && isQuotedFilter(buf, i, end)) i = quoteEnd(buf, i + 8, end);
       while (i < end && buf[i] !== SP && buf[i] !== TAB) i++;
       tok[2 * ntok + 1] = i;
       ntok++;
@@ -431,6 +434,9 @@ export class Parser {
         case "start":
           o.start = startPosition(value);
           break;
+        case "filter":
+          o.filter = filterOption(value);
+          break;
         default:
           throw unknownOption("SUB", key);
       }
@@ -583,6 +589,71 @@ function startPosition(value: string): StartPosition {
     "BAD_ARGUMENT",
     `start must be new, first, id:<msg_id> or time:<epoch_ms>`,
   );
+}
+
+const FILTER_QUOTE = 'filter:"';
+
+/** Whether the token at `i` starts `filter:"`: the one option whose value may be quoted (and hold spaces). */
+function isQuotedFilter(buf: Uint8Array, i: number, end: number): boolean {
+  if (end - i < FILTER_QUOTE.length) return false;
+  for (let j = 0; j < FILTER_QUOTE.length; j++) {
+    if (buf[i + j] !== FILTER_QUOTE.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+/** Index just past the `"` that closes a quoted value starting at `i` (`end` when unterminated). */
+function quoteEnd(buf: Uint8Array, i: number, end: number): number {
+  while (i < end) {
+    const c = buf[i];
+    if (c === 0x5c /* \ */) i += 2;
+    else if (c === 0x22 /* " */) return i + 1;
+    else i++;
+  }
+  return end;
+}
+
+/**
+ * The value of `filter:`: `"<selector>"` with `\"` for `"` and `\\` for `\`
+ * (docs/PROTOCOL.md, "Framing"), or a selector without spaces as it is;
+ * compiled here, once, so a bad selector is `ERR BAD_FILTER` at the command.
+ */
+function filterOption(value: string): FilterOption {
+  let source = value;
+  if (value.startsWith('"')) {
+    source = "";
+    let i = 1;
+    for (;;) {
+      if (i >= value.length) {
+        throw new BadInput("BAD_ARGUMENT", "filter: unterminated quoted value");
+      }
+      const c = value[i];
+      if (c === '"') break;
+      if (c === "\\") {
+        const next = value[i + 1];
+        if (next !== '"' && next !== "\\") {
+          throw new BadInput(
+            "BAD_ARGUMENT",
+            `filter: only \\" and \\\\ are escapes in a quoted value`,
+          );
+        }
+        source += next;
+        i += 2;
+        continue;
+      }
+      source += c;
+      i++;
+    }
+    if (i !== value.length - 1) {
+      throw new BadInput("BAD_ARGUMENT", "filter: the closing quote must end the option");
+    }
+  }
+  try {
+    return { source, match: compileFilter(source) };
+  } catch (e) {
+    if (e instanceof FilterError) throw new BadInput("BAD_FILTER", e.message);
+    throw e;
+  }
 }
 
 function token(key: string, value: string): string {

@@ -14,6 +14,8 @@
 const SEGMENT_SLOTS = 256;
 
 class Segment<T> {
+  /** Bumped whenever the slots are reused (recycled, or reset when emptied): a cursor into it is stale. */
+  gen = 0;
   items: (T | undefined)[] = new Array(SEGMENT_SLOTS);
   head = 0;
   tail = 0;
@@ -21,11 +23,32 @@ class Segment<T> {
   prev: Segment<T> | undefined;
 }
 
-/** FIFO with O(1) operations at both ends. */
+/**
+ * A reader's place in a `Deque` (see `Deque.scan`): it goes forward only, so
+ * a reader visits each item about once however often it scans.
+ */
+export class DequeCursor<T> {
+  /** @internal The segment it points into; undefined: the front. */
+  seg: Segment<T> | undefined = undefined;
+  /** @internal The segment's generation when the cursor was placed. */
+  gen = 0;
+  /** @internal Slot of the next item to visit. */
+  i = 0;
+  /** @internal The deque's unshift count when it last scanned. */
+  unshifts = 0;
+}
+
+/**
+ * FIFO with O(1) operations at both ends, and readers that take items from
+ * the middle (`scan`): a taken item leaves a hole (`undefined`) that counts in
+ * `length` until it reaches the front; `shift` returns it as `undefined`.
+ */
 export class Deque<T> {
   #first: Segment<T> = new Segment();
   #last: Segment<T> = this.#first;
   #length = 0;
+  /** Items put at the front so far: a cursor visits the new ones first. */
+  #unshifts = 0;
   /** One emptied segment kept for the next growth: a queue passing messages through allocates none. */
   #spare: Segment<T> | undefined;
 
@@ -37,6 +60,7 @@ export class Deque<T> {
   }
 
   #recycle(seg: Segment<T>): void {
+    seg.gen++;
     seg.head = seg.tail = 0;
     seg.next = seg.prev = undefined;
     this.#spare = seg;
@@ -62,10 +86,12 @@ export class Deque<T> {
 
   /** Inserts at the front. */
   unshift(item: T): void {
+    this.#unshifts++;
     let seg = this.#first;
     if (seg.head === 0) {
       if (seg.tail === 0) {
         // Empty segment: start it from the end so the next unshifts fit too.
+        seg.gen++;
         seg.head = seg.tail = SEGMENT_SLOTS;
       } else {
         seg = this.#segment();
@@ -94,8 +120,10 @@ export class Deque<T> {
     seg.items[seg.head++] = undefined;
     this.#length--;
     if (seg.head === seg.tail) {
-      if (seg === this.#last) seg.head = seg.tail = 0;
-      else {
+      if (seg === this.#last) {
+        seg.gen++;
+        seg.head = seg.tail = 0;
+      } else {
         this.#first = seg.next!;
         this.#first.prev = undefined;
         this.#recycle(seg);
@@ -112,10 +140,65 @@ export class Deque<T> {
     return seg.items[seg.head];
   }
 
-  /** Items front to back (for snapshots and tests; O(n)). */
+  /** Items front to back, holes left out (for snapshots and tests; O(n)). */
   *[Symbol.iterator](): IterableIterator<T> {
     for (let seg: Segment<T> | undefined = this.#first; seg; seg = seg.next) {
-      for (let i = seg.head; i < seg.tail; i++) yield seg.items[i]!;
+      for (let i = seg.head; i < seg.tail; i++) {
+        const item = seg.items[i];
+        if (item !== undefined) yield item;
+      }
     }
+  }
+
+  /**
+   * Takes the first item from `cursor` on that `want` accepts, leaving a hole,
+   * and leaves the cursor after it; undefined (cursor at the back) when none.
+   * Items unshifted since the cursor's last scan are visited first: they are
+   * in front of it. Cost: the items visited, each once per cursor, plus the
+   * unshifts since its last scan; a cursor whose segment was reused starts
+   * again at the front, past which nothing it already visited remains.
+   */
+  scan(cursor: DequeCursor<T>, want: (item: T) => boolean): T | undefined {
+    let fresh = this.#unshifts - cursor.unshifts;
+    cursor.unshifts = this.#unshifts;
+    if (fresh > 0) {
+      for (let seg: Segment<T> | undefined = this.#first; seg && fresh > 0; seg = seg.next) {
+        for (let i = seg.head; i < seg.tail && fresh > 0; i++, fresh--) {
+          const item = seg.items[i];
+          if (item !== undefined && want(item)) {
+            seg.items[i] = undefined;
+            return item;
+          }
+        }
+      }
+    }
+    let seg = cursor.seg;
+    let i = cursor.i;
+    if (seg === undefined || seg.gen !== cursor.gen) {
+      seg = this.#first;
+      i = seg.head;
+    }
+    for (;;) {
+      if (i < seg.head) i = seg.head;
+      const tail = seg.tail;
+      for (; i < tail; i++) {
+        const item = seg.items[i];
+        if (item !== undefined && want(item)) {
+          seg.items[i] = undefined;
+          cursor.seg = seg;
+          cursor.gen = seg.gen;
+          cursor.i = i + 1;
+          return item;
+        }
+      }
+      const next: Segment<T> | undefined = seg.next;
+      if (next === undefined) break;
+      seg = next;
+      i = seg.head;
+    }
+    cursor.seg = seg;
+    cursor.gen = seg.gen;
+    cursor.i = i;
+    return undefined;
   }
 }

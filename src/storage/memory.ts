@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { Deque } from "./deque.ts";
+import { Deque, DequeCursor } from "./deque.ts";
 import { Heap } from "./heap.ts";
 import { type Message, MessageState } from "./message.ts";
-import type { QueueStore, RemoveReason, Store } from "./store.ts";
+import type { QueueStore, RemoveReason, ScanCursor, Store } from "./store.ts";
 
 const LEVELS = 10;
 
@@ -93,6 +93,34 @@ export class MemoryQueueStore implements QueueStore {
     return undefined;
   }
 
+  newCursor(): ScanCursor {
+    return new LevelCursors();
+  }
+
+  takeMatching(
+    cursor: ScanCursor,
+    match: (m: Message) => boolean,
+    now: number,
+  ): Message | undefined {
+    const c = cursor as LevelCursors;
+    const cs = c.levels;
+    c.now = now;
+    c.match = match;
+    const want = c.want;
+    for (let p = LEVELS - 1; p >= 0; p--) {
+      if ((this.#mask & (1 << p)) === 0) continue;
+      const msg = this.#levels[p]!.scan(cs[p] ??= new DequeCursor(), want);
+      if (msg === undefined) continue;
+      this.#ready--;
+      msg.state = MessageState.INFLIGHT;
+      msg.deliveries++;
+      msg.deliveredAt = now;
+      this.#inflight++;
+      return msg;
+    }
+    return undefined;
+  }
+
   remove(msg: Message, reason: RemoveReason): void {
     if (msg.state === MessageState.INFLIGHT) this.#inflight--;
     else if (msg.state === MessageState.READY) this.#ready--;
@@ -120,7 +148,7 @@ export class MemoryQueueStore implements QueueStore {
     for (let p = 0; p < LEVELS; p++) {
       const level = this.#levels[p];
       if (level === undefined) continue;
-      while (level.length > 0 && level.peek()!.state !== MessageState.READY) level.shift();
+      while (level.length > 0 && level.peek()?.state !== MessageState.READY) level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       const front = level.peek();
       if (front !== undefined && (oldest === undefined || front.id < oldest.id)) oldest = front;
@@ -185,6 +213,16 @@ export class MemoryQueueStore implements QueueStore {
     this.#onRemove?.(msg, reason);
     msg.release();
   }
+}
+
+/** A filtered consumer's place in each priority level. */
+class LevelCursors implements ScanCursor {
+  readonly levels: (DequeCursor<Message> | undefined)[] = new Array(LEVELS).fill(undefined);
+  now = 0;
+  match: (m: Message) => boolean = () => false;
+  /** The test of one scan, made once per consumer rather than once per take. */
+  readonly want = (m: Message): boolean =>
+    m.state === MessageState.READY && !m.expired(this.now) && this.match(m);
 }
 
 /** Queues in memory only; nothing survives a restart. */
