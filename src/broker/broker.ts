@@ -8,6 +8,7 @@
  */
 import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
+  type FilterOption,
   hasWildcard,
   matches,
   type PubOptions,
@@ -20,9 +21,11 @@ import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
-import { deadLetterCopy, published } from "./messages.ts";
+import { deadLetterCopy, published, routedCopy } from "./messages.ts";
+import { type Route, Routes } from "./routes.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
 import {
+  type BindingStats,
   type BrokerStats,
   byName,
   type Page,
@@ -46,9 +49,11 @@ import {
 export interface BrokerCounters {
   published: number;
   publishedBytes: number;
-  /** Topic messages published with no matching subscription. */
+  /** Topic messages published with no matching subscription or binding. */
   unrouted: number;
   rejected: number;
+  /** Copies of topic messages enqueued through bindings. */
+  routed: number;
 }
 
 /** Destinations, publish and subscribe. */
@@ -62,7 +67,13 @@ export class Broker implements QueueHost, DeclaredHost {
   readonly subPendingBytesMax: number;
   readonly queueMessagesMax: number;
   readonly queueBytesMax: number;
-  readonly counters: BrokerCounters = { published: 0, publishedBytes: 0, unrouted: 0, rejected: 0 };
+  readonly counters: BrokerCounters = {
+    published: 0,
+    publishedBytes: 0,
+    unrouted: 0,
+    rejected: 0,
+    routed: 0,
+  };
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
   #queueOverflow: QueueOverflow;
@@ -72,6 +83,11 @@ export class Broker implements QueueHost, DeclaredHost {
   #explicitTopicSubs = new Set<TopicSubscription>();
   #redeliveries = new Heap<Delivery>();
   #declared: DeclaredTopics;
+  #routes: Routes;
+  /** The bindings a publish goes through, and their queues (reused: no array per publish). */
+  #hits: Route[] = [];
+  #hitQueues: Queue[] = [];
+  #copies: Message[] = [];
   #ids: IdGenerator;
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
@@ -98,6 +114,8 @@ export class Broker implements QueueHost, DeclaredHost {
     for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
     this.#declared = new DeclaredTopics(this, options.store);
     this.#declared.restore(names.filter((n) => n.startsWith("topic:")));
+    this.#routes = new Routes(options.store, () => this.#ids.next(this.now));
+    this.#routes.restore();
   }
 
   /** Reads the clock once for the work that follows. */
@@ -130,6 +148,10 @@ export class Broker implements QueueHost, DeclaredHost {
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
       const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
+      const routes = this.#routes.size === 0 ? undefined : this.#routes.match(dest);
+      const routed = routes === undefined || routes.length === 0
+        ? 0
+        : this.#routeCheck(routes, msg);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -138,16 +160,19 @@ export class Broker implements QueueHost, DeclaredHost {
           throw storeFailed(e);
         }
       }
+      let copied: void | Promise<void> = undefined;
+      if (routed > 0) copied = this.#routeCopies(msg, topic);
       c.published++;
       c.publishedBytes += len;
       if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
-        c.unrouted++;
+        if (routed === 0) c.unrouted++;
       } else {
         topic.publish(msg);
         if (topic.blocked) this.#blockedBy = topic;
       }
-      if (stored === undefined) return msg.id;
-      return stored.then(() => msg.id, (e) => {
+      if (routed > 0) this.#routeDispatch();
+      if (stored === undefined && copied === undefined) return msg.id;
+      return Promise.all([stored, copied]).then(() => msg.id, (e) => {
         throw storeFailed(e);
       });
     }
@@ -360,6 +385,8 @@ export class Broker implements QueueHost, DeclaredHost {
       topics: subscribed,
       declared_topics: this.#declared.size,
       durables: this.#declared.durables,
+      bindings: this.#routes.size,
+      routed_msgs: c.routed,
       latency: { count: h.count, sum_s: h.sumMs / 1000, buckets },
     };
   }
@@ -372,6 +399,106 @@ export class Broker implements QueueHost, DeclaredHost {
   /** Topics by name, a page of them. */
   topicStats(o: PageOptions): Page<TopicStats> {
     return page(byName(this.#topics), o, (t) => t.stats());
+  }
+
+  /** Adds or changes a binding from topics matching `pattern` into `queue`; resolves when stored. */
+  bind(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
+    this.#queue(queue);
+    return this.#routes.bind(pattern, queue, filter);
+  }
+
+  /** Removes a binding (idempotent); resolves when stored. */
+  unbind(pattern: string, queue: string): Promise<void> {
+    return this.#routes.unbind(pattern, queue);
+  }
+
+  /** Every binding's figures. */
+  bindingStats(o: PageOptions): Page<BindingStats> {
+    return page(this.#routes.stats(), o, (b) => b);
+  }
+
+  /**
+   * The first half of a routed publish, with no side effect but drops under
+   * drop-oldest: collects the bindings whose selector takes `msg` and their
+   * queues (in `#hits`, `#hitQueues`), and checks that every queue has room
+   * for its copies (a queue bound twice gets two) before any is enqueued, so
+   * that a full queue under `reject` refuses the whole publish: nothing is
+   * enqueued anywhere, nor published to the topic. Returns how many copies.
+   */
+  #routeCheck(routes: readonly Route[], msg: Message): number {
+    const hits = this.#hits;
+    const qs = this.#hitQueues;
+    hits.length = qs.length = 0;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i];
+      if (r.filter !== undefined && !r.filter(msg)) continue;
+      hits.push(r);
+      qs.push(this.#queue(r.queue));
+    }
+    if (hits.length === 0) return 0;
+    const o = this.options;
+    for (let i = 0; i < qs.length; i++) {
+      const q = qs[i];
+      let need = 0;
+      for (let j = 0; j < qs.length; j++) if (qs[j] === q) need++;
+      const s = q.store;
+      const full = s.size + need > o.queueMessagesMax || s.bytes + need * msg.len > o.queueBytesMax;
+      if (full && this.#queueOverflow === "reject") {
+        hits[i].rejected++;
+        q.counters.rejected++;
+        this.counters.rejected++;
+        throw new BrokerError(
+          "QUEUE_FULL",
+          `${q.name} is full (bound from ${msg.len} bytes on a topic)`,
+        );
+      }
+    }
+    for (let i = 0; i < qs.length; i++) this.#makeRoom(qs[i], msg.len);
+    return hits.length;
+  }
+
+  /**
+   * Enqueues one copy of `msg` per binding found by `#routeCheck`. The copies
+   * share the payload bytes (retained once). A store that fails part way
+   * (the log of one queue is failing) takes back the copies already made, and
+   * the topic's own record: a publish is enqueued everywhere or nowhere. All
+   * of it runs in one tick, before the tick's log records are written, so no
+   * other publish interleaves; the records go out in the tick's one write.
+   */
+  #routeCopies(msg: Message, topic: Topic | undefined): void | Promise<void> {
+    const hits = this.#hits;
+    const qs = this.#hitQueues;
+    const copies = this.#copies;
+    copies.length = 0;
+    msg.retain();
+    let waits: Promise<void>[] | undefined;
+    for (let i = 0; i < hits.length; i++) {
+      const copy = routedCopy(msg, this.#ids.next(this.now));
+      let p: void | Promise<void>;
+      try {
+        p = qs[i].store.push(copy);
+      } catch (e) {
+        for (let j = 0; j < copies.length; j++) qs[j].store.remove(copies[j], "dropped");
+        if (topic?.store !== undefined) topic.store.remove(msg, "dropped");
+        throw storeFailed(e);
+      }
+      copies.push(copy);
+      if (p !== undefined) (waits ??= []).push(p);
+    }
+    for (let i = 0; i < hits.length; i++) {
+      hits[i].routed++;
+      qs[i].counters.published++;
+    }
+    this.counters.routed += hits.length;
+    if (waits === undefined) return undefined;
+    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => {});
+  }
+
+  /** Dispatches the queues a routed publish fed, once the topic's subscribers had it. */
+  #routeDispatch(): void {
+    const qs = this.#hitQueues;
+    for (let i = 0; i < qs.length; i++) qs[i].dispatch();
+    this.#hits.length = qs.length = this.#copies.length = 0;
   }
 
   /** Applies the capacity policy before a message of `bytes` enters `q`. */

@@ -29,6 +29,10 @@ export interface BrokerStats {
   declared_topics: number;
   /** Durable subscriptions over all declared topics, connected or not. */
   durables: number;
+  /** Topic-to-queue bindings (`BIND`). */
+  bindings: number;
+  /** Copies of topic messages enqueued through bindings. */
+  routed_msgs: number;
   /** Publish-to-first-delivery latency; `buckets` are cumulative as in Prometheus. */
   latency: { count: number; sum_s: number; buckets: { le: number; count: number }[] };
 }
@@ -50,6 +54,17 @@ export interface SubscriptionStats {
   /** Topic subscriptions: how far behind the most lagging bound topic it is. */
   lag_msgs?: number;
   lag_bytes?: number;
+}
+
+/** One topic-to-queue binding (`BIND`). */
+export interface BindingStats {
+  pattern: string;
+  queue: string;
+  filter?: string;
+  /** Copies it enqueued. */
+  routed: number;
+  /** Publishes it refused: its queue was full under `reject`. */
+  rejected: number;
 }
 
 /** One queue. */

@@ -144,3 +144,7 @@ export const AUTH_SCRYPT_MEMORY_BYTES_MAX = 256 * 1024 * 1024;
 export const FILTER_BYTES_MAX = 1024;
 /** Deepest nesting of parentheses and NOTs in a selector: bounds the parser's recursion. */
 export const FILTER_DEPTH_MAX = 32;
+/** Most topic-to-queue bindings (`BIND`): all of them are in the one bindings record rewritten on each change. */
+export const BINDINGS_MAX = 10_000;
+/** Topic names whose matching bindings are cached; past it the cache starts over (a name is re-matched once). */
+export const ROUTE_CACHE_TOPICS_MAX = 10_000;

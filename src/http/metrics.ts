@@ -223,6 +223,13 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
     "Durable subscriptions of declared topics, connected or not",
     s.durables,
   );
+  e.single("relayr_bindings", "gauge", "Topic-to-queue bindings (BIND)", s.bindings);
+  e.single(
+    "relayr_routed_total",
+    "counter",
+    "Copies of topic messages enqueued through bindings",
+    s.routed_msgs,
+  );
 }
 
 /** Per-destination series, for at most `METRICS_DESTINATIONS_MAX` queues and as many topics. */

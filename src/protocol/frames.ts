@@ -119,6 +119,20 @@ export interface DeclareFrame {
   dest: string;
   options: RetentionOptions;
 }
+/** `BIND <topic pattern> queue:<name> [filter:"..."]`: topic publishes are also enqueued there. */
+export interface BindFrame {
+  op: "BIND";
+  pattern: string;
+  queue: string;
+  /** Present only when given. */
+  filter?: FilterOption;
+}
+/** `UNBIND <topic pattern> queue:<name>`. */
+export interface UnbindFrame {
+  op: "UNBIND";
+  pattern: string;
+  queue: string;
+}
 /** `UNSUB`. */
 export interface UnsubFrame {
   op: "UNSUB";
@@ -155,6 +169,8 @@ export type Frame =
   | PubFrame
   | SubFrame
   | DeclareFrame
+  | BindFrame
+  | UnbindFrame
   | UnsubFrame
   | AckFrame
   | NackFrame

@@ -367,6 +367,9 @@ export class Parser {
         return this.#sub(buf);
       case "DECLARE":
         return this.#declare(buf);
+      case "BIND":
+      case "UNBIND":
+        return this.#bind(buf, verb);
       case "UNSUB": {
         if (ntok !== 2 && ntok !== 3) {
           throw new BadInput("BAD_ARGUMENT", "UNSUB takes one sub_id and an optional forget:true");
@@ -477,6 +480,34 @@ export class Parser {
       );
     }
     return { op: "DECLARE", dest, options: o };
+  }
+
+  /** `BIND <topic pattern> queue:<name> [filter:"<selector>"]`, `UNBIND <topic pattern> queue:<name>`. */
+  #bind(buf: Uint8Array, verb: "BIND" | "UNBIND"): Frame {
+    const ntok = this.#ntok;
+    if (ntok < 3) throw new BadInput("BAD_ARGUMENT", `${verb} needs a topic pattern and a queue`);
+    const tok = this.#tok;
+    const pattern = str(buf, tok[2], tok[3]);
+    let why = destinationError(pattern, true);
+    if (why) throw new BadInput("BAD_DESTINATION", why);
+    if (!pattern.startsWith("topic:")) {
+      throw new BadInput("BAD_DESTINATION", `${verb} takes a topic pattern first`);
+    }
+    const queue = str(buf, tok[4], tok[5]);
+    why = destinationError(queue, false);
+    if (why) throw new BadInput("BAD_DESTINATION", why);
+    if (!queue.startsWith("queue:")) {
+      throw new BadInput("BAD_DESTINATION", `${verb} takes a queue second`);
+    }
+    if (verb === "UNBIND") {
+      if (ntok !== 3) throw new BadInput("BAD_ARGUMENT", "UNBIND takes no options");
+      return { op: "UNBIND", pattern, queue };
+    }
+    if (ntok === 3) return { op: "BIND", pattern, queue };
+    if (ntok > 4) throw new BadInput("BAD_ARGUMENT", "BIND takes one option, filter");
+    const [key, value] = this.#option(buf, 3);
+    if (key !== "filter") throw unknownOption("BIND", key);
+    return { op: "BIND", pattern, queue, filter: filterOption(value) };
   }
 
   #ack(buf: Uint8Array): Frame {

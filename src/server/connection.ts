@@ -21,6 +21,7 @@ import {
 } from "../config/mod.ts";
 import {
   type AckFrame,
+  type BindFrame,
   type ConnectFrame,
   type DeclareFrame,
   errFrame,
@@ -32,6 +33,7 @@ import {
   PONG,
   type PubFrame,
   type SubFrame,
+  type UnbindFrame,
 } from "../protocol/mod.ts";
 import type { Clock, Conn, Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
@@ -273,6 +275,9 @@ export class Connection implements Client {
         return this.#sub(f);
       case "DECLARE":
         return this.#declare(f);
+      case "BIND":
+      case "UNBIND":
+        return this.#bind(f);
       case "UNSUB": {
         const sub = this.subs.get(f.sid);
         if (sub === undefined) {
@@ -351,6 +356,19 @@ export class Connection implements Client {
     if (chosen) this.#replies.ascii(`OK sub_id:${sid}\r\n`);
     else this.#replies.ok();
     sub.activate();
+  }
+
+  /** BIND/UNBIND: answered once the bindings record is stored, as a DECLARE is. */
+  #bind(f: BindFrame | UnbindFrame): void {
+    let stored: Promise<void>;
+    try {
+      stored = f.op === "BIND"
+        ? this.#broker.bind(f.pattern, f.queue, f.filter)
+        : this.#broker.unbind(f.pattern, f.queue);
+    } catch (e) {
+      return this.#replies.brokerError(e);
+    }
+    this.#replies.okWhen(stored, undefined);
   }
 
   #declare(f: DeclareFrame): void {

@@ -74,3 +74,24 @@ Deno.test("e2e filter: a bad selector is ERR BAD_FILTER, and the connection goes
     await broker.stop();
   }
 });
+
+Deno.test("e2e bind: QUEUE_FULL names the full queue, and nothing is enqueued anywhere", async () => {
+  const broker = await startTestBroker(["--queue-max-messages", "1"]);
+  const c = await RawClient.connect(broker.port);
+  try {
+    await expectLine(c, "BIND topic:t queue:a", "OK");
+    await expectLine(c, `BIND topic:t queue:b filter:"region = 'eu'"`, "OK");
+    await pubRegion(c, "topic:t", "eu", "first");
+    await c.send("PUB topic:t 5\r\nhello\r\n"); // no header: the selector of b does not take it
+    assert.match(await c.line(), /^ERR QUEUE_FULL queue:a /);
+    const stats = broker.server.stats({ offset: 0, limit: 10, closed: 0, subs: false });
+    assert.deepEqual(stats.bindings.list.map((b) => [b.queue, b.routed, b.rejected]), [
+      ["queue:a", 1, 1],
+      ["queue:b", 1, 0],
+    ]);
+    assert.equal(stats.server.routed_msgs, 2);
+  } finally {
+    await c.close();
+    await broker.stop();
+  }
+});

@@ -157,6 +157,13 @@ const VALID: [string, unknown[]][] = [
     `ACK ${Array.from({ length: 200 }, (_, i) => `msg_id:${i}`).join(" ")}\n`,
     [{ op: "ACK", ids: Array.from({ length: 200 }, (_, i) => i) }],
   ],
+  [
+    "BIND topic:orders.* queue:orders\nUNBIND topic:orders.> queue:all\n",
+    [
+      { op: "BIND", pattern: "topic:orders.*", queue: "queue:orders" },
+      { op: "UNBIND", pattern: "topic:orders.>", queue: "queue:all" },
+    ],
+  ],
   ["NACK msg_id:7\n", [{ op: "NACK", id: 7, delayMs: 0 }]],
   ["NACK msg_id:7 delay:250\n", [{ op: "NACK", id: 7, delayMs: 250 }]],
   ["PING\r\nPONG\nINFO\n", [{ op: "PING" }, { op: "PONG" }, { op: "INFO" }]],
@@ -222,6 +229,16 @@ const BAD: [string, string][] = [
   ['SUB topic:a filter:""\n', "BAD_FILTER"],
   [`SUB topic:a filter:"a = '${"x".repeat(1024)}'"\n`, "BAD_FILTER"],
   ['PUB topic:a filter:"a = 1" 2\r\nhi\r\n', "BAD_ARGUMENT"],
+  ["BIND\n", "BAD_ARGUMENT"],
+  ["BIND topic:a\n", "BAD_ARGUMENT"],
+  ["BIND queue:a queue:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a topic:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a queue:b.*\n", "BAD_DESTINATION"],
+  ["BIND topic:a..b queue:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a queue:b prefetch:1\n", "BAD_ARGUMENT"],
+  ['BIND topic:a queue:b filter:"x = 1" filter:"y = 2"\n', "BAD_ARGUMENT"],
+  ['BIND topic:a queue:b filter:"x ="\n', "BAD_FILTER"],
+  ['UNBIND topic:a queue:b filter:"x = 1"\n', "BAD_ARGUMENT"],
 ];
 
 /** Fatal bad input: an ERR with this code, then nothing more is parsed. */
@@ -246,6 +263,7 @@ const FILTERS: [string, string][] = [
   [`SUB topic:a filter:"s = '\\"q\\"' OR s = 'back\\\\slash'"\n`, `s = '"q"' OR s = 'back\\slash'`],
   ["SUB topic:a filter:priority>5\n", "priority>5"],
   [`SUB queue:q filter:"x IN ('a:b', 'c')"\n`, "x IN ('a:b', 'c')"],
+  [`BIND topic:t.> queue:q filter:"region = 'eu'"\n`, "region = 'eu'"],
 ];
 
 Deno.test("parser: filter values, quoted with spaces and escapes, at every split", () => {
@@ -256,7 +274,11 @@ Deno.test("parser: filter values, quoted with spaces and escapes, at every split
       for (const c of chunks) p.push(c, out);
       assert.equal(out.length, 1, input);
       const f = out[0];
-      assert.ok(f.op === "SUB", `${input}: ${JSON.stringify(f)}`);
+      assert.ok(f.op === "SUB" || f.op === "BIND", `${input}: ${JSON.stringify(f)}`);
+      if (f.op === "BIND") {
+        assert.equal(f.filter?.source, source, input);
+        continue;
+      }
       assert.equal(f.options.filter?.source, source, input);
       assert.equal(typeof f.options.filter?.match, "function");
     }
