@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { FILTER_BYTES_MAX, FILTER_DEPTH_MAX } from "../../src/config/mod.ts";
 import { compileFilter, FilterError, type Selectable } from "../../src/filter/mod.ts";
+import { decodeHeaders, encodeHeaders, headerMap } from "../../src/protocol/mod.ts";
 
 /** A message with these headers and fields (priority 4 unless given). */
 function msg(headers: Record<string, string> = {}, fields: Partial<Selectable> = {}): Selectable {
@@ -281,4 +282,19 @@ Deno.test("filter: three-valued logic matches SQL's truth tables (property)", ()
     }),
     { numRuns: 300, seed: 12 },
   );
+});
+
+Deno.test("filter: headerMap reads what decodeHeaders reads, first value of a key", () => {
+  const blocks: [string, string][][] = [
+    [],
+    [["a", "1"]],
+    [["Trace-Id", "abc def"], ["x.y_z", ""], ["a", "é ü"], ["a", "second"]],
+    [["k", "  padded\t"]],
+  ];
+  for (const pairs of blocks) {
+    const block = encodeHeaders(pairs);
+    const want = new Map<string, string>();
+    for (const [k, v] of decodeHeaders(block)) if (!want.has(k)) want.set(k, v);
+    assert.deepEqual(headerMap(block), want, JSON.stringify(pairs));
+  }
 });
