@@ -151,7 +151,7 @@ export class Broker implements QueueHost, DeclaredHost {
       const routes = this.#routes.size === 0 ? undefined : this.#routes.match(dest);
       const routed = routes === undefined || routes.length === 0
         ? 0
-        : this.#routeCheck(routes, msg);
+        : this.#routeCheck(routes, msg, dest);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -425,7 +425,7 @@ export class Broker implements QueueHost, DeclaredHost {
    * that a full queue under `reject` refuses the whole publish: nothing is
    * enqueued anywhere, nor published to the topic. Returns how many copies.
    */
-  #routeCheck(routes: readonly Route[], msg: Message): number {
+  #routeCheck(routes: readonly Route[], msg: Message, topic: string): number {
     const hits = this.#hits;
     const qs = this.#hitQueues;
     hits.length = qs.length = 0;
@@ -449,7 +449,7 @@ export class Broker implements QueueHost, DeclaredHost {
         this.counters.rejected++;
         throw new BrokerError(
           "QUEUE_FULL",
-          `${q.name} is full (bound from ${msg.len} bytes on a topic)`,
+          `${q.name} is full (${s.size} messages, ${s.bytes} bytes): bound to ${topic}, nothing was published`,
         );
       }
     }
