@@ -5,17 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { CrashableBroker } from "./child.ts";
-import { RawClient, type ServerFrame } from "./helpers.ts";
+import { expectLine, RawClient, type ServerFrame } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const text = (f: ServerFrame) => dec.decode(f.payload);
-
-async function expect(c: RawClient, line: string, reply: string | RegExp): Promise<void> {
-  await c.send(`${line}\r\n`);
-  const got = await c.line(5000);
-  if (typeof reply === "string") assert.equal(got, reply, line);
-  else assert.match(got, reply, line);
-}
 
 async function pubOk(p: RawClient, dest: string, body: string, opts = ""): Promise<void> {
   await p.pub(dest, body, opts);
@@ -34,11 +27,11 @@ Deno.test("bind: bindings and their routed copies survive kill -9 and restart", 
   try {
     let port = await b.ready();
     const c = await connect(port);
-    await expect(c, "BIND topic:orders.> queue:audit", "OK");
-    await expect(c, `BIND topic:orders.* queue:big filter:"priority >= 5"`, "OK");
-    await expect(c, "BIND topic:orders.* queue:gone", "OK");
-    await expect(c, "UNBIND topic:orders.* queue:gone", "OK");
-    await expect(c, `BIND topic:x queue:y filter:"a ="`, /^ERR BAD_FILTER at 3: /);
+    await expectLine(c, "BIND topic:orders.> queue:audit", "OK", 5000);
+    await expectLine(c, `BIND topic:orders.* queue:big filter:"priority >= 5"`, "OK", 5000);
+    await expectLine(c, "BIND topic:orders.* queue:gone", "OK", 5000);
+    await expectLine(c, "UNBIND topic:orders.* queue:gone", "OK", 5000);
+    await expectLine(c, `BIND topic:x queue:y filter:"a ="`, /^ERR BAD_FILTER at 3: /, 5000);
     await pubOk(c, "topic:orders.eu", "small", "priority:1");
     await pubOk(c, "topic:orders.eu", "large", "priority:7");
     await pubOk(c, "topic:orders.eu.paris", "deep", "priority:9");
@@ -49,11 +42,11 @@ Deno.test("bind: bindings and their routed copies survive kill -9 and restart", 
     b = new CrashableBroker(dataDir);
     port = await b.ready();
     const audit = await connect(port);
-    await expect(audit, "SUB queue:audit sub_id:a ack:none", "OK");
+    await expectLine(audit, "SUB queue:audit sub_id:a ack:none", "OK", 5000);
     // A queue delivers by priority first.
     assert.deepEqual((await audit.msgs(3, 5000)).map(text), ["deep", "large", "small"]);
     const big = await connect(port);
-    await expect(big, "SUB queue:big sub_id:b ack:none", "OK");
+    await expectLine(big, "SUB queue:big sub_id:b ack:none", "OK", 5000);
     assert.deepEqual((await big.msgs(1, 5000)).map(text), ["large"]);
     // The bindings came back too, selector included; the one unbound did not.
     const p = await connect(port);
@@ -61,7 +54,7 @@ Deno.test("bind: bindings and their routed copies survive kill -9 and restart", 
     assert.deepEqual((await audit.msgs(1)).map(text), ["after"]);
     assert.deepEqual((await big.msgs(1)).map(text), ["after"]);
     const gone = await connect(port);
-    await expect(gone, "SUB queue:gone sub_id:g ack:none", "OK");
+    await expectLine(gone, "SUB queue:gone sub_id:g ack:none", "OK", 5000);
     await gone.quiet(100);
   } finally {
     for (const x of clients) await x.close();

@@ -9,39 +9,9 @@
  *
  * Run: deno bench --allow-all bench/micro/filter_bench.ts
  */
-import { Broker, type Client, InFlight } from "../../src/broker/mod.ts";
 import { compileFilter } from "../../src/filter/mod.ts";
 import { defaultPubOptions, encodeHeaders } from "../../src/protocol/mod.ts";
-import { MemoryStore, type Message } from "../../src/storage/mod.ts";
-
-class CountingClient implements Client {
-  readonly id = 1;
-  readonly inflight = new InFlight();
-  frames = 0;
-  wantsMore(): boolean {
-    return true;
-  }
-  sendMsg(_head: Uint8Array, _msg: Message, _delivery: number): void {
-    this.frames++;
-  }
-  slowConsumer(): void {}
-  delivered(): void {}
-}
-
-function broker(): Broker {
-  return new Broker({
-    store: new MemoryStore(),
-    maxDeliveries: 5,
-    queueMessagesMax: 1e7,
-    queueBytesMax: 2 ** 40,
-    queueOverflow: "reject",
-    slowConsumer: "disconnect",
-    subPendingMessagesMax: 65536,
-    subPendingBytesMax: 2 ** 26,
-    ackTimeoutMs: 30_000,
-    prefetch: 1000,
-  });
-}
+import { benchBroker, CountingClient } from "./counting.ts";
 
 /** A payload with header `hit: yes|no` and a 16-byte body, and its PUB options. */
 function message(hit: boolean) {
@@ -58,7 +28,7 @@ const subOpts = (filter?: string) =>
 
 {
   const f = compileFilter("hit = 'yes' AND region IN ('eu', 'us') AND priority < 5");
-  const b = broker();
+  const b = benchBroker();
   // A fresh message per call: the header map is parsed once per message, as in the broker.
   Deno.bench({
     name: "selector: 3 conditions on a fresh message (parses its headers)",
@@ -75,7 +45,7 @@ const subOpts = (filter?: string) =>
 }
 
 for (const filtered of [false, true]) {
-  const b = broker();
+  const b = benchBroker();
   const rare = new CountingClient();
   const rest = new CountingClient();
   const name = filtered ? "queue:one-percent" : "queue:plain";
@@ -96,7 +66,7 @@ for (const filtered of [false, true]) {
 }
 
 {
-  const b = broker();
+  const b = benchBroker();
   const rare = new CountingClient();
   for (let i = 0; i < 100_000; i++) b.publish("queue:backlog", MISS.payload, MISS.o);
   b.subscribe(rare, "queue:backlog", "rare", subOpts("hit = 'yes'")).activate();

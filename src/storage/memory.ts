@@ -79,18 +79,24 @@ export class MemoryQueueStore implements QueueStore {
       const msg = level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       if (msg === undefined || msg.state !== MessageState.READY) continue;
-      this.#ready--;
       if (msg.expired(now)) {
+        this.#ready--;
         this.#gone(msg, "expired");
         continue;
       }
-      msg.state = MessageState.INFLIGHT;
-      msg.deliveries++;
-      msg.deliveredAt = now;
-      this.#inflight++;
-      return msg;
+      return this.#delivered(msg, now);
     }
     return undefined;
+  }
+
+  /** A ready message taken for delivery: in flight now, its delivery counted. */
+  #delivered(msg: Message, now: number): Message {
+    this.#ready--;
+    msg.state = MessageState.INFLIGHT;
+    msg.deliveries++;
+    msg.deliveredAt = now;
+    this.#inflight++;
+    return msg;
   }
 
   newCursor(): ScanCursor {
@@ -110,13 +116,7 @@ export class MemoryQueueStore implements QueueStore {
     for (let p = LEVELS - 1; p >= 0; p--) {
       if ((this.#mask & (1 << p)) === 0) continue;
       const msg = this.#levels[p]!.scan(cs[p] ??= new DequeCursor(), want);
-      if (msg === undefined) continue;
-      this.#ready--;
-      msg.state = MessageState.INFLIGHT;
-      msg.deliveries++;
-      msg.deliveredAt = now;
-      this.#inflight++;
-      return msg;
+      if (msg !== undefined) return this.#delivered(msg, now);
     }
     return undefined;
   }
