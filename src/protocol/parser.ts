@@ -198,11 +198,13 @@ export class Parser {
         return lf + 1;
       }
       const verb = verbOf(buf, tok[0], tok[1]);
+      // Only these take a quoted value; PUB and ACK lines never pay for the quote rule.
+      if (verb === "SUB" || verb === "BIND") this.#tokenize(buf, start, end, true);
       if (verb === "CONNECT") {
         out.push({ op: "CONNECT", options: connectOptions(buf, tok[1], end) });
         return lf + 1;
       }
-      if (this.#overflow || ntok > COMMAND_TOKENS_MAX) {
+      if (this.#overflow || this.#ntok > COMMAND_TOKENS_MAX) {
         throw new BadInput("BAD_ARGUMENT", `more than ${OPTIONS_MAX} options on one line`);
       }
       const frame = this.#command(buf, verb);
@@ -214,8 +216,12 @@ export class Parser {
     return lf + 1;
   }
 
-  /** Splits `buf[start, end)` into tokens; sets `#overflow` when there are too many. */
-  #tokenize(buf: Uint8Array, start: number, end: number): number {
+  /**
+   * Splits `buf[start, end)` into tokens; sets `#overflow` when there are too
+   * many. `quoted`: with the quote rule of `filter:"..."` (docs/PROTOCOL.md,
+   * "Framing"), for the verbs that take one, found by a first plain pass.
+   */
+  #tokenize(buf: Uint8Array, start: number, end: number, quoted = false): number {
     const tok = this.#tok;
     const max = tok.length >> 1;
     let ntok = 0;
@@ -229,7 +235,9 @@ export class Parser {
         break;
       }
       tok[2 * ntok] = i;
-      if (buf[i] === 0x66 /* f */ && isQuotedFilter(buf, i, end)) i = quoteEnd(buf, i + 8, end);
+      if (quoted && buf[i] === 0x66 /* f */ && isQuotedFilter(buf, i, end)) {
+        i = quoteEnd(buf, i + 8, end);
+      }
       while (i < end && buf[i] !== SP && buf[i] !== TAB) i++;
       tok[2 * ntok + 1] = i;
       ntok++;
