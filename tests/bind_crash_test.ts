@@ -1,11 +1,12 @@
 /**
- * Bindings over real TCP with a real broker process on a data dir: BIND and
- * UNBIND answers, QUEUE_FULL atomicity, and the bindings (with their
- * selectors) and the routed copies surviving kill -9 and a restart.
+ * Bindings over real TCP on a data dir (a broker process killed with kill -9,
+ * and an in-process broker stopped and started again): BIND and UNBIND
+ * answers, and the bindings (with their selectors) and the routed copies
+ * surviving kill -9 and a restart.
  */
 import assert from "node:assert/strict";
 import { CrashableBroker } from "./child.ts";
-import { expectLine, RawClient, type ServerFrame } from "./helpers.ts";
+import { expectLine, RawClient, type ServerFrame, startTestBroker } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const text = (f: ServerFrame) => dec.decode(f.payload);
@@ -60,5 +61,37 @@ Deno.test("bind: bindings and their routed copies survive kill -9 and restart", 
     for (const x of clients) await x.close();
     await b.kill();
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("bind: after a graceful restart on the data dir, bindings and selectors route again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-bind-" });
+  const args = ["--data-dir", dir, "--fsync", "interval"];
+  let broker = await startTestBroker(args);
+  let c = await RawClient.connect(broker.port);
+  try {
+    await expectLine(c, `BIND topic:a.* queue:a filter:"k = 'v'"`, "OK");
+    await expectLine(c, "BIND topic:b queue:b", "OK");
+    await expectLine(c, "UNBIND topic:b queue:b", "OK");
+    await expectLine(c, "BIND topic:c queue:c", "OK");
+    await c.close();
+    await broker.stop();
+    broker = await startTestBroker(args);
+    c = await RawClient.connect(broker.port);
+    const block = "k: v\r\n\r\n";
+    await pubOk(c, "topic:a.x", block + "yes", `hdr:${block.length}`);
+    await pubOk(c, "topic:a.x", "no");
+    await pubOk(c, "topic:b", "unbound");
+    await pubOk(c, "topic:c", "c");
+    const s = broker.server.stats({ offset: 0, limit: 10, closed: 0, subs: false });
+    assert.deepEqual(s.bindings.list.map((b) => [b.pattern, b.queue, b.filter, b.routed]), [
+      ["topic:a.*", "queue:a", "k = 'v'", 1],
+      ["topic:c", "queue:c", undefined, 1],
+    ]);
+    assert.equal(s.server.unrouted_msgs, 2);
+  } finally {
+    await c.close();
+    await broker.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });
