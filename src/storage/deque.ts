@@ -36,6 +36,8 @@ export class DequeCursor<T> {
   i = 0;
   /** @internal The deque's unshift count when it last scanned. */
   unshifts = 0;
+  /** @internal The deque's compaction count when it last scanned (a compaction moves every item). */
+  epoch = 0;
 }
 
 /**
@@ -49,6 +51,10 @@ export class Deque<T> {
   #length = 0;
   /** Items put at the front so far: a cursor visits the new ones first. */
   #unshifts = 0;
+  /** Holes (`scan` took their item) not yet shifted out, counted in `length`. */
+  #holes = 0;
+  /** Compactions so far. */
+  #epoch = 0;
   /** One emptied segment kept for the next growth: a queue passing messages through allocates none. */
   #spare: Segment<T> | undefined;
 
@@ -119,6 +125,7 @@ export class Deque<T> {
     const item = seg.items[seg.head];
     seg.items[seg.head++] = undefined;
     this.#length--;
+    if (item === undefined) this.#holes--;
     if (seg.head === seg.tail) {
       if (seg === this.#last) {
         seg.gen++;
@@ -130,6 +137,25 @@ export class Deque<T> {
       }
     }
     return item;
+  }
+
+  /** Holes in `length`: items taken from the middle by `scan`, not yet shifted out. */
+  get holes(): number {
+    return this.#holes;
+  }
+
+  /**
+   * Rebuilds the deque without its holes, in order. O(length); `scan`'s
+   * caller runs it when holes are most of the deque (items taken from behind
+   * one that stays, say), so memory stays proportional to the items held.
+   * Every cursor starts again at the front on its next scan.
+   */
+  compact(): void {
+    const items = [...this];
+    this.#first = this.#last = new Segment();
+    this.#length = this.#holes = 0;
+    this.#epoch++;
+    for (const item of items) this.push(item);
   }
 
   /** The front item, without removing it. */
@@ -167,6 +193,7 @@ export class Deque<T> {
           const item = seg.items[i];
           if (item !== undefined && want(item)) {
             seg.items[i] = undefined;
+            this.#holes++;
             return item;
           }
         }
@@ -174,6 +201,10 @@ export class Deque<T> {
     }
     let seg = cursor.seg;
     let i = cursor.i;
+    if (cursor.epoch !== this.#epoch) {
+      cursor.epoch = this.#epoch;
+      seg = undefined;
+    }
     if (seg === undefined || seg.gen !== cursor.gen) {
       seg = this.#first;
       i = seg.head;
@@ -185,6 +216,7 @@ export class Deque<T> {
         const item = seg.items[i];
         if (item !== undefined && want(item)) {
           seg.items[i] = undefined;
+          this.#holes++;
           cursor.seg = seg;
           cursor.gen = seg.gen;
           cursor.i = i + 1;

@@ -12,6 +12,12 @@ import { type Message, MessageState } from "./message.ts";
 import type { QueueStore, RemoveReason, ScanCursor, Store } from "./store.ts";
 
 const LEVELS = 10;
+/**
+ * Holes (messages a filtered consumer took from the middle) a level may hold
+ * before it is compacted, when they are also over half of it: compaction is
+ * O(level) and happens after at least as many takes, so O(1) per take.
+ */
+const HOLES_COMPACT_MIN = 1024;
 
 /** Called when a message leaves the store (a durable store logs it). */
 export type RemoveHook = (msg: Message, reason: RemoveReason) => void;
@@ -58,6 +64,12 @@ export class MemoryQueueStore implements QueueStore {
   }
   get bytes(): number {
     return this.#bytes;
+  }
+  /** Deque slots held over all levels, holes included: what the queue costs beyond its messages. */
+  get slots(): number {
+    let n = 0;
+    for (const level of this.#levels) n += level?.length ?? 0;
+    return n;
   }
 
   push(msg: Message): void {
@@ -115,8 +127,15 @@ export class MemoryQueueStore implements QueueStore {
     const want = c.want;
     for (let p = LEVELS - 1; p >= 0; p--) {
       if ((this.#mask & (1 << p)) === 0) continue;
-      const msg = this.#levels[p]!.scan(cs[p] ??= new DequeCursor(), want);
-      if (msg !== undefined) return this.#delivered(msg, now);
+      const level = this.#levels[p]!;
+      const msg = level.scan(cs[p] ??= new DequeCursor(), want);
+      if (msg === undefined) continue;
+      // Holes at the front go at once; holes behind a message that stays (one no consumer
+      // takes) go by compaction once they are most of the level: memory stays O(messages held).
+      while (level.length > 0 && level.peek() === undefined) level.shift();
+      if (level.length === 0) this.#mask &= ~(1 << p);
+      else if (level.holes >= HOLES_COMPACT_MIN && 2 * level.holes > level.length) level.compact();
+      return this.#delivered(msg, now);
     }
     return undefined;
   }
