@@ -16,13 +16,13 @@ import {
   type SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
-import { Heap, type Message, MessageState, StoreError } from "../storage/mod.ts";
+import { Heap, type Message, MessageState } from "../storage/mod.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
-import { deadLetterCopy, published, routedCopy } from "./messages.ts";
-import { type Route, Routes } from "./routes.ts";
+import { deadLetterCopy, published } from "./messages.ts";
+import { type RouteHost, Routes } from "./routes.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
 import {
   type BindingStats,
@@ -43,6 +43,7 @@ import {
   type Client,
   type QueueOverflow,
   type SlowConsumerPolicy,
+  storeFailed,
 } from "./types.ts";
 
 /** Broker-wide counters. */
@@ -57,7 +58,7 @@ export interface BrokerCounters {
 }
 
 /** Destinations, publish and subscribe. */
-export class Broker implements QueueHost, DeclaredHost {
+export class Broker implements QueueHost, DeclaredHost, RouteHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
   now: number;
   readonly clock: Clock;
@@ -84,10 +85,6 @@ export class Broker implements QueueHost, DeclaredHost {
   #redeliveries = new Heap<Delivery>();
   #declared: DeclaredTopics;
   #routes: Routes;
-  /** The bindings a publish goes through, and their queues (reused: no array per publish). */
-  #hits: Route[] = [];
-  #hitQueues: Queue[] = [];
-  #copies: Message[] = [];
   #ids: IdGenerator;
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
@@ -114,7 +111,7 @@ export class Broker implements QueueHost, DeclaredHost {
     for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
     this.#declared = new DeclaredTopics(this, options.store);
     this.#declared.restore(names.filter((n) => n.startsWith("topic:")));
-    this.#routes = new Routes(options.store, () => this.#ids.next(this.now));
+    this.#routes = new Routes(options.store, this);
     this.#routes.restore();
   }
 
@@ -148,10 +145,7 @@ export class Broker implements QueueHost, DeclaredHost {
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
       const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
-      const routes = this.#routes.size === 0 ? undefined : this.#routes.match(dest);
-      const routed = routes === undefined || routes.length === 0
-        ? 0
-        : this.#routeCheck(routes, msg, dest);
+      const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -161,7 +155,7 @@ export class Broker implements QueueHost, DeclaredHost {
         }
       }
       let copied: void | Promise<void> = undefined;
-      if (routed > 0) copied = this.#routeCopies(msg, topic);
+      if (routed > 0) copied = this.#routes.copy(msg, topic?.store);
       c.published++;
       c.publishedBytes += len;
       if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
@@ -170,7 +164,7 @@ export class Broker implements QueueHost, DeclaredHost {
         topic.publish(msg);
         if (topic.blocked) this.#blockedBy = topic;
       }
-      if (routed > 0) this.#routeDispatch();
+      if (routed > 0) this.#routes.dispatch();
       if (stored === undefined && copied === undefined) return msg.id;
       return Promise.all([stored, copied]).then(() => msg.id, (e) => {
         throw storeFailed(e);
@@ -417,88 +411,19 @@ export class Broker implements QueueHost, DeclaredHost {
     return page(this.#routes.stats(), o, (b) => b);
   }
 
-  /**
-   * The first half of a routed publish, with no side effect but drops under
-   * drop-oldest: collects the bindings whose selector takes `msg` and their
-   * queues (in `#hits`, `#hitQueues`), and checks that every queue has room
-   * for its copies (a queue bound twice gets two) before any is enqueued, so
-   * that a full queue under `reject` refuses the whole publish: nothing is
-   * enqueued anywhere, nor published to the topic. Returns how many copies.
-   */
-  #routeCheck(routes: readonly Route[], msg: Message, topic: string): number {
-    const hits = this.#hits;
-    const qs = this.#hitQueues;
-    hits.length = qs.length = 0;
-    for (let i = 0; i < routes.length; i++) {
-      const r = routes[i];
-      if (r.filter !== undefined && !r.filter(msg)) continue;
-      hits.push(r);
-      qs.push(this.#queue(r.queue));
-    }
-    if (hits.length === 0) return 0;
-    const o = this.options;
-    for (let i = 0; i < qs.length; i++) {
-      const q = qs[i];
-      let need = 0;
-      for (let j = 0; j < qs.length; j++) if (qs[j] === q) need++;
-      const s = q.store;
-      const full = s.size + need > o.queueMessagesMax || s.bytes + need * msg.len > o.queueBytesMax;
-      if (full && this.#queueOverflow === "reject") {
-        hits[i].rejected++;
-        q.counters.rejected++;
-        this.counters.rejected++;
-        throw new BrokerError(
-          "QUEUE_FULL",
-          `${q.name} is full (${s.size} messages, ${s.bytes} bytes): bound to ${topic}, nothing was published`,
-        );
-      }
-    }
-    for (let i = 0; i < qs.length; i++) this.#makeRoom(qs[i], msg.len);
-    return hits.length;
+  /** Part of RouteHost: the queue of that name, created if new. */
+  queueFor(name: string): Queue {
+    return this.#queue(name);
   }
 
-  /**
-   * Enqueues one copy of `msg` per binding found by `#routeCheck`. The copies
-   * share the payload bytes (retained once). A store that fails part way
-   * (the log of one queue is failing) takes back the copies already made, and
-   * the topic's own record: a publish is enqueued everywhere or nowhere. All
-   * of it runs in one tick, before the tick's log records are written, so no
-   * other publish interleaves; the records go out in the tick's one write.
-   */
-  #routeCopies(msg: Message, topic: Topic | undefined): void | Promise<void> {
-    const hits = this.#hits;
-    const qs = this.#hitQueues;
-    const copies = this.#copies;
-    copies.length = 0;
-    msg.retain();
-    let waits: Promise<void>[] | undefined;
-    for (let i = 0; i < hits.length; i++) {
-      const copy = routedCopy(msg, this.#ids.next(this.now));
-      let p: void | Promise<void>;
-      try {
-        p = qs[i].store.push(copy);
-      } catch (e) {
-        for (let j = 0; j < copies.length; j++) qs[j].store.remove(copies[j], "dropped");
-        if (topic?.store !== undefined) topic.store.remove(msg, "dropped");
-        throw storeFailed(e);
-      }
-      copies.push(copy);
-      if (p !== undefined) (waits ??= []).push(p);
-    }
-    for (let i = 0; i < hits.length; i++) {
-      hits[i].routed++;
-      qs[i].counters.published++;
-    }
-    this.counters.routed += hits.length;
-    if (waits === undefined) return undefined;
-    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => {});
+  /** Part of RouteHost: the overflow policy of `q`. */
+  overflowOf(_q: Queue): QueueOverflow {
+    return this.#queueOverflow;
   }
 
-  /** Dispatches the queues a routed publish fed, once the topic's subscribers had it. */
-  #routeDispatch(): void {
-    const qs = this.#hitQueues;
-    for (let i = 0; i < qs.length; i++) qs[i].dispatch();
-    this.#hits.length = qs.length = this.#copies.length = 0;
+  /** Part of RouteHost: applies the capacity policy before a message of `bytes` enters `q`. */
+  makeRoom(q: Queue, bytes: number): void {
+    this.#makeRoom(q, bytes);
   }
 
   /** Applies the capacity policy before a message of `bytes` enters `q`. */
@@ -556,9 +481,4 @@ export class Broker implements QueueHost, DeclaredHost {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
   }
-}
-
-function storeFailed(e: unknown): BrokerError {
-  const why = e instanceof StoreError ? e.message : String(e);
-  return new BrokerError("STORE_FAILED", `message not stored: ${why}`);
 }
