@@ -91,6 +91,8 @@ const SELECTS: [string, boolean][] = [
   ["word LIKE '%'", true],
   ["word NOT LIKE 'x%'", true],
   ["word LIKE 'HELLO'", false],
+  ["priority LIKE '4'", false], // not a string: UNKNOWN
+  ["NOT priority LIKE '4'", false],
   ["x-trace.id LIKE 'a!_b!%c' ESCAPE '!'", true],
   ["x-trace.id LIKE 'a!_bb%' ESCAPE '!'", false],
   ["x-trace.id LIKE '%!%%' ESCAPE '!'", true],
