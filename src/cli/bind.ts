@@ -51,7 +51,8 @@ export function bindCommand(args: string[], runtime: Runtime, io: CliIo): Promis
     const filter = values.filter;
     await withClient(
       runtime,
-      values.server,
+      io,
+      values,
       { reconnect: false },
       (c) => c.bind(pattern, queue, { filter }),
     );
@@ -65,7 +66,7 @@ export function unbindCommand(args: string[], runtime: Runtime, io: CliIo): Prom
   return runCommand({ name: "unbind", help: UNBIND_HELP, flags: {} }, args, io, async (parsed) => {
     const { values, positionals } = parsed;
     const [pattern, queue] = positionalArgs(positionals, ["<topic pattern>", "<queue>"]);
-    await withClient(runtime, values.server, { reconnect: false }, (c) => c.unbind(pattern, queue));
+    await withClient(runtime, io, values, { reconnect: false }, (c) => c.unbind(pattern, queue));
     io.out(`unbound ${pattern} from ${queue}`);
     return ExitCode.OK;
   });
