@@ -416,6 +416,8 @@ Deno.test("http handler: bindings and filters in stats and metrics", async () =>
     assert.equal(num(m, "relayr_bindings"), 2);
     assert.equal(num(m, "relayr_routed_total"), 4);
     assert.equal(num(m, "relayr_queue_published_total", { queue: "h.all" }), 3);
+    assert.equal(num(m, "relayr_binding_routed_total", { pattern: "h.>", queue: "h.all" }), 3);
+    assert.equal(num(m, "relayr_binding_rejected_total", { pattern: "h.*", queue: "h.hi" }), 0);
   } finally {
     await c.close();
     await broker.stop();

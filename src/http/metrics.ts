@@ -136,6 +136,7 @@ export function renderMetrics(server: Server): string {
   const e = new Exposition();
   serverFamilies(e, s);
   destinationFamilies(e, server);
+  bindingFamilies(e, server);
   if (s.auth !== null) authFamilies(e, s.auth);
   processFamilies(e, s);
   return e.text();
@@ -229,6 +230,29 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
     "counter",
     "Copies of topic messages enqueued through bindings",
     s.routed_msgs,
+  );
+}
+
+/** Per-binding counters (`BIND`), for at most `METRICS_DESTINATIONS_MAX` bindings. */
+function bindingFamilies(e: Exposition, server: Server): void {
+  const list = server.broker.bindingStats({ offset: 0, limit: METRICS_DESTINATIONS_MAX }).list;
+  const labels = list.map((b) =>
+    new LabelSet({
+      pattern: b.pattern.slice("topic:".length),
+      queue: b.queue.slice("queue:".length),
+    })
+  );
+  e.family(
+    "relayr_binding_routed_total",
+    "counter",
+    "Copies a binding enqueued",
+    list.map((b, i): Sample => [labels[i], b.routed]),
+  );
+  e.family(
+    "relayr_binding_rejected_total",
+    "counter",
+    "Publishes a binding refused: its queue was full under reject",
+    list.map((b, i): Sample => [labels[i], b.rejected]),
   );
 }
 
