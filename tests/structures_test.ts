@@ -44,7 +44,7 @@ Deno.test("deque: cursors take the first item they want, leaving holes, under an
       fc.record({ op: fc.constant("scan" as const), k: fc.constantFrom(2, 3) }),
       fc.record({ op: fc.constant("compact" as const) }),
     ),
-    { maxLength: 3000 },
+    { maxLength: 3000, size: "max" },
   );
   fc.assert(
     fc.property(scanOps, (list) => {

@@ -180,16 +180,19 @@ export class Deque<T> {
    * Takes the first item from `cursor` on that `want` accepts, leaving a hole,
    * and leaves the cursor after it; undefined (cursor at the back) when none.
    * Items unshifted since the cursor's last scan are visited first: they are
-   * in front of it. Cost: the items visited, each once per cursor, plus the
-   * unshifts since its last scan; a cursor whose segment was reused starts
-   * again at the front, past which nothing it already visited remains.
+   * in front of it, and visited again on each scan until one finds nothing
+   * there to take. Cost: the items visited, each once per cursor, plus that
+   * front window; a cursor whose segment was reused starts again at the front,
+   * past which nothing it already visited remains.
    */
   scan(cursor: DequeCursor<T>, want: (item: T) => boolean): T | undefined {
-    let fresh = this.#unshifts - cursor.unshifts;
-    cursor.unshifts = this.#unshifts;
+    const fresh = this.#unshifts - cursor.unshifts;
     if (fresh > 0) {
-      for (let seg: Segment<T> | undefined = this.#first; seg && fresh > 0; seg = seg.next) {
-        for (let i = seg.head; i < seg.tail && fresh > 0; i++, fresh--) {
+      // The window of items unshifted since the last scan is at the front. A take from it leaves
+      // the cursor's count alone: the rest of the window is looked at again next time.
+      let left = fresh;
+      for (let seg: Segment<T> | undefined = this.#first; seg && left > 0; seg = seg.next) {
+        for (let i = seg.head; i < seg.tail && left > 0; i++, left--) {
           const item = seg.items[i];
           if (item !== undefined && want(item)) {
             seg.items[i] = undefined;
@@ -198,6 +201,7 @@ export class Deque<T> {
           }
         }
       }
+      cursor.unshifts = this.#unshifts;
     }
     let seg = cursor.seg;
     let i = cursor.i;

@@ -5,6 +5,7 @@
  * message about once however long the queue (no rescan per delivery).
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { compileFilter, type Filter } from "../../src/filter/mod.ts";
 import { encodeHeaders } from "../../src/protocol/mod.ts";
 import { FakeClient } from "./fake_client.ts";
@@ -152,4 +153,126 @@ Deno.test("filter: a wildcard subscription keeps publish order across topics it 
   c.writable = true;
   broker.topics.get("topic:t.a")!.bindings[0].sub.activate();
   assert.deepEqual(c.texts(), ["a:k1", "b:k2", "a:k3", "b:k4"]);
+});
+
+Deno.test("filter: queue dispatch against a model, any mix of publishes, acks and nacks (property)", () => {
+  const FILTERS = ["priority >= 5", "priority < 5", "k = 'a'", "k IS NULL OR priority = 9", ""];
+  type Op =
+    | { op: "pub"; p: number; k: string }
+    | { op: "ack" | "nack"; c: number; n: number }
+    | { op: "reset"; c: number };
+  const ops = fc.array(
+    fc.oneof(
+      fc.record({
+        op: fc.constant("pub" as const),
+        // Few levels, so that requeued messages share one and a cursor's front window holds several.
+        p: fc.constantFrom(0, 0, 5, 9),
+        k: fc.constantFrom("a", "b", ""),
+      }),
+      fc.record({
+        op: fc.constantFrom("ack" as const, "nack" as const),
+        c: fc.nat(2),
+        n: fc.nat(5),
+      }),
+      // The consumer leaves and comes back: all its deliveries are requeued at once.
+      fc.record({ op: fc.constant("reset" as const), c: fc.nat(2) }),
+    ),
+    { maxLength: 300, size: "max" },
+  );
+  const setup = fc.tuple(
+    fc.array(fc.constantFrom(...FILTERS), { minLength: 1, maxLength: 3 }),
+    fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 3, maxLength: 3 }),
+  );
+  fc.assert(
+    fc.property(setup, ops, ([filters, prefetch], list: Op[]) => {
+      const { broker } = testBroker();
+      const compiled = filters.map((f) => f === "" ? undefined : filter(f));
+      const start = (c: FakeClient, i: number) =>
+        sub(broker, c, "queue:m", `c${i}`, {
+          ack: "explicit",
+          prefetch: prefetch[i],
+          ...(compiled[i] ? { filter: compiled[i] } : {}),
+        });
+      const clients = filters.map(() => new FakeClient());
+      const subs = clients.map((c, i) => start(c, i));
+      /** Per consumer and priority, the last first-delivered id (FIFO within a level). */
+      const lastFirst = clients.map(() => new Map<number, number>());
+      /** What was published, as a filter sees it. */
+      const model = new Map<number, { priority: number; k: string }>();
+      const inflight = clients.map(() => [] as number[]);
+      const selects = (i: number, id: number) => {
+        const m = model.get(id)!;
+        const f = compiled[i];
+        return f === undefined || f.match({
+          priority: m.priority,
+          contentType: undefined,
+          correlationId: undefined,
+          replyTo: undefined,
+          header: (name) => (name === "k" && m.k !== "" ? m.k : undefined),
+        });
+      };
+      for (const o of list) {
+        if (o.op === "pub") {
+          const h = o.k === "" ? {} : { k: o.k };
+          const block = new TextDecoder().decode(encodeHeaders(Object.entries(h)));
+          const id = pub(broker, "queue:m", block + "x", {
+            priority: o.p,
+            hdrBytes: o.k === "" ? 0 : block.length,
+          });
+          model.set(id, { priority: o.p, k: o.k });
+        } else if (o.op === "reset") {
+          if (o.c >= clients.length) continue;
+          subs[o.c].close(false);
+          inflight[o.c].length = 0;
+          clients[o.c] = new FakeClient();
+          subs[o.c] = start(clients[o.c], o.c);
+        } else if (o.c < clients.length && inflight[o.c].length > 0) {
+          const [id] = inflight[o.c].splice(o.n % inflight[o.c].length, 1);
+          if (o.op === "ack") clients[o.c].ack(id);
+          else clients[o.c].nack(id);
+        }
+        const q = broker.queues.get("queue:m")!;
+        clients.forEach((c, i) => {
+          for (const m of c.take()) {
+            const held = [...q.store.messages()];
+            assert.ok(!held.some((h) => h.id === m.id), "delivered and still ready");
+            assert.ok(selects(i, m.id), `c${i} got ${m.id} it does not select`);
+            inflight[i].push(m.id);
+            if (m.delivery === 1) {
+              const p = model.get(m.id)!.priority;
+              assert.ok((lastFirst[i].get(p) ?? -1) < m.id, `c${i}: ${m.id} out of order`);
+              lastFirst[i].set(p, m.id);
+            }
+          }
+        });
+        // No consumer with room leaves a ready message it selects: no cursor missed one.
+        const ready = [...q.store.messages()];
+        clients.forEach((c, i) => {
+          if (c.inflight.size >= prefetch[i]) return;
+          const missed = ready.find((m) => selects(i, m.id));
+          assert.equal(missed, undefined, `c${i} has room and ${missed?.id} waits`);
+        });
+      }
+    }),
+    { numRuns: 300, seed: 12 },
+  );
+});
+
+Deno.test("filter: messages requeued together are all found again by a filtered consumer", () => {
+  const { broker } = testBroker();
+  const a = new FakeClient();
+  const b = new FakeClient();
+  const f = filter("k IS NULL");
+  // A message nobody takes stays at the front, so the deque is never emptied (nor its cursors reset).
+  pubH(broker, "queue:r", { k: "x" }, "stays");
+  sub(broker, a, "queue:r", "a", { ack: "explicit", prefetch: 1, filter: f });
+  const bSub = sub(broker, b, "queue:r", "b", { ack: "explicit", prefetch: 3, filter: f });
+  const ids = ["m1", "m2", "m3", "m4"].map((t) => pub(broker, "queue:r", t));
+  assert.deepEqual(a.texts(), ["m1"]);
+  assert.deepEqual(b.texts(), ["m2", "m3", "m4"]);
+  bSub.close(false); // m2, m3, m4 go back to the front, together
+  for (const [i, want] of [[0, "m2"], [1, "m3"], [2, "m4"]] as const) {
+    a.ack(ids[i]);
+    assert.deepEqual(a.texts(), [want]);
+  }
 });
