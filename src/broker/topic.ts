@@ -37,7 +37,9 @@ export interface Retention {
  * Whether a binding's subscription selects `msg`. An entry counts (`refs`)
  * only the bindings that select it; a selector gives the same answer every
  * time for a message, so a binding that passes an entry asks again rather than
- * remembering.
+ * remembering. (A message released meanwhile has lost its headers and may
+ * answer otherwise; that only happens in a declared topic, whose store expired
+ * it, and a declared topic trims such entries whatever their count.)
  */
 function wants(b: Binding, msg: Message): boolean {
   const f = b.sub.filter;
