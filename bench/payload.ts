@@ -63,7 +63,16 @@ export class Batcher {
   #views: DataView[];
   #flip = 0;
 
-  constructor(shape: FrameShape, size: number, batchBytes = BATCH_BYTES) {
+  /** A head byte cycled per sequence number (Relayr `filter` runs), or none. */
+  #variant: { at: number; bytes: number[] } | undefined;
+
+  constructor(
+    shape: FrameShape,
+    size: number,
+    batchBytes = BATCH_BYTES,
+    variant?: { at: number; bytes: number[] },
+  ) {
+    this.#variant = variant;
     this.#payloadAt = shape.head.length;
     this.frameBytes = shape.head.length + size + shape.tail.length;
     this.framesMax = Math.max(1, Math.floor(batchBytes / this.frameBytes));
@@ -89,6 +98,10 @@ export class Batcher {
     this.#flip ^= 1;
     const fb = this.frameBytes;
     let at = this.#payloadAt;
+    const v = this.#variant;
+    if (v !== undefined) {
+      for (let i = 0; i < count; i++) buf[i * fb + v.at] = v.bytes[(seq + i) % v.bytes.length];
+    }
     for (let i = 0; i < count; i++, at += fb) {
       const s = seq + i;
       buf[at] = s & 255;

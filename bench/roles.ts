@@ -15,6 +15,7 @@ import {
   CTL_RECV,
   CTL_SENT,
   CTL_TICK,
+  FILTER_STRIDE,
   type PublishResult,
   type PublishTask,
   type ReceiveResult,
@@ -165,7 +166,15 @@ export async function publish(
   const reading = pump(wire, parser, events, control);
   wire.write(driver.hello(task.auth) + (driver.publisher?.(task.name) ?? "") + driver.ping());
   let pong = await events.waitPong(1);
-  const batcher = new Batcher(driver.publishFrame(task.kind, task.name, task.size), task.size);
+  const filtered = task.route === "filter"
+    ? driver.filterPublishFrame!(task.name, task.size)
+    : null;
+  const batcher = filtered
+    ? new Batcher(filtered, task.size, undefined, {
+      at: filtered.variantAt,
+      bytes: filtered.variants,
+    })
+    : new Batcher(driver.publishFrame(task.kind, task.name, task.size), task.size);
   const t0 = clock();
   let seq = 0;
   let inflight: Promise<void> = Promise.resolve();
@@ -230,6 +239,8 @@ class Receiver extends Tally {
   latencyCount = 0;
   #ordered: boolean;
   #next = 0;
+  /** Sequence numbers between two of its messages: FILTER_STRIDE in a `filter` run, else 1. */
+  readonly step: number;
   #size: number;
   #total: number;
   #stampEvery: number;
@@ -240,8 +251,12 @@ class Receiver extends Tally {
     super();
     // A topic subscriber gets every message in publish order; a queue consumer
     // gets a share, in increasing order (FIFO), each message once overall.
-    this.#ordered = task.kind === "topic";
-    this.seen = task.kind === "queue" ? new Uint8Array(Math.ceil(task.count / 8)) : null;
+    // A `bind` consumer has a queue of its own that gets every message; a `filter` subscriber
+    // gets every FILTER_STRIDE-th, from its index on.
+    this.#ordered = task.kind === "topic" || task.route === "bind";
+    this.step = task.route === "filter" ? FILTER_STRIDE : 1;
+    if (task.route === "filter") this.#next = task.index;
+    this.seen = this.#ordered ? null : new Uint8Array(Math.ceil(task.count / 8));
     this.#size = task.size;
     this.#total = task.count;
     this.#stampEvery = task.stampEvery;
@@ -257,7 +272,7 @@ class Receiver extends Tally {
     if (this.#ordered ? seq !== this.#next : seq < this.#next) {
       this.#orderError(`got ${seq}, expected ${this.#ordered ? "" : ">= "}${this.#next}`);
     }
-    this.#next = seq + 1;
+    this.#next = seq + this.step;
     const seen = this.seen;
     if (seen !== null) {
       const bit = 1 << (seq & 7);
@@ -310,7 +325,10 @@ export async function receive(
     before = events.count;
     tLast = clock();
     events.flush(tLast);
-    Atomics.store(ctl, CTL_RECV + task.index, events.count);
+    // Progress in publish sequence numbers: a `filter` subscriber that has all of its share reports
+    // at least `count`, as every other topic subscriber does.
+    const progress = events.step === 1 ? events.count : events.count * events.step + task.index;
+    Atomics.store(ctl, CTL_RECV + task.index, progress);
     Atomics.add(ctl, CTL_TICK, 1);
     Atomics.notify(ctl, CTL_TICK);
   });
@@ -322,7 +340,11 @@ export async function receive(
       `SOURCE ${task.protocol} ${kind} ${task.name} ${task.count} ${task.size} ${task.stampEvery}\n`,
     );
   } else {
-    const start = task.kind === "queue"
+    const start = task.route === "bind"
+      ? driver.consumeBound!(task.name, task.index, task.prefetch)
+      : task.route === "filter"
+      ? driver.subscribeFiltered!(task.name, task.index)
+      : task.kind === "queue"
       ? driver.consume(task.name, task.index, task.prefetch)
       : driver.subscribe(task.name, task.index);
     if (task.kind === "queue" && driver.consumeBlocks) {

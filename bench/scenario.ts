@@ -13,16 +13,18 @@ import type { Server, System } from "./servers.ts";
 import {
   CTL_RECV,
   CTL_SENT,
+  FILTER_STRIDE,
   type PublishResult,
   type PublishTask,
   type ReceiveResult,
   type ReceiveTask,
   type RequestResult,
+  type Route,
   type TaskResult,
 } from "./tasks.ts";
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ["pub", "sub", "fanout", "queue", "rpc"] as const;
+export const SCENARIOS = ["pub", "sub", "fanout", "queue", "rpc", "filter", "bind"] as const;
 /** One of {@linkcode SCENARIOS}. */
 export type Scenario = typeof SCENARIOS[number];
 
@@ -33,6 +35,8 @@ export const SCENARIO_TEXT: Record<Scenario, string> = {
   fanout: "publish to 4 subscribers; rate per subscriber",
   queue: "a queue with 2 competing consumers (Relayr and JetStream ACK every message)",
   rpc: "request/reply round trips, one at a time, one client",
+  filter: "Relayr only: 4 subscribers with filter:, each takes 25%; rate of the topic",
+  bind: "Relayr only: 1 topic bound to 4 queues, 1 consumer each (ACKs); rate per queue",
 };
 
 /** Driver-ceiling runs against the sink: publish into it, or receive (and ACK) from it. */
@@ -40,11 +44,20 @@ export type Ceiling = "pub" | "recv" | "ack";
 
 /** Whether `system` can run `scenario` (nats-js is JetStream, driven for the queue only). */
 export function supports(system: System, scenario: Scenario): boolean {
+  if (scenario === "filter" || scenario === "bind") return system.startsWith("relayr");
   return system !== "nats-js" || scenario === "queue";
 }
 
 /** Subscribers or consumers per scenario. */
-const RECEIVERS: Record<Scenario, number> = { pub: 0, sub: 1, fanout: 4, queue: 2, rpc: 0 };
+const RECEIVERS: Record<Scenario, number> = {
+  pub: 0,
+  sub: 1,
+  fanout: 4,
+  queue: 2,
+  rpc: 0,
+  filter: FILTER_STRIDE,
+  bind: 4,
+};
 /** Latency samples a receiver aims for (every Nth message is stamped). */
 const SAMPLES_TARGET = 20_000;
 /** Longest wait for receivers to subscribe. */
@@ -207,7 +220,15 @@ async function flow(
   problems: Problems,
 ): Promise<void> {
   const { size, count } = spec;
+  const route: Route | undefined = spec.ceiling
+    ? undefined
+    : spec.scenario === "filter" || spec.scenario === "bind"
+    ? spec.scenario
+    : undefined;
   const kind: Kind = spec.scenario === "queue" || spec.ceiling === "ack" ? "queue" : "topic";
+  // Each receiver of a `bind` run consumes a queue of its own that gets every message.
+  const recvKind: Kind = route === "bind" ? "queue" : kind;
+  const each = kind === "topic";
   const source = spec.ceiling === "recv" || spec.ceiling === "ack";
   const receivers = source ? 1 : RECEIVERS[spec.scenario];
   const stampEvery = Math.max(1, Math.floor(count / SAMPLES_TARGET));
@@ -238,7 +259,8 @@ async function flow(
     const task: ReceiveTask = {
       ...base,
       role: "receive",
-      kind,
+      route,
+      kind: recvKind,
       index,
       count,
       stampEvery,
@@ -260,6 +282,7 @@ async function flow(
     const task: PublishTask = {
       ...base,
       role: "publish",
+      route,
       kind,
       count,
       stampEvery,
@@ -277,10 +300,10 @@ async function flow(
     let sum = 0;
     for (let r = 0; r < receivers; r++) {
       const got = Atomics.load(ctl, CTL_RECV + r);
-      if (kind === "topic" && got < count) return false;
+      if (each && got < count) return false;
       sum += got;
     }
-    return kind === "topic" || sum >= count;
+    return each || sum >= count;
   };
   let last = -1;
   let lastMove = performance.now();
@@ -336,7 +359,7 @@ async function flow(
     if (r instanceof Error) problems.add(`receiver ${i}: ${r.message}`);
     else results.push(r as ReceiveResult);
   });
-  checkReceivers(kind, count, results, problems);
+  checkReceivers(recvKind, route, count, results, problems);
   if (jetstream && server.exitCode() === null) {
     await deleteQueue(server.port, name).catch((err) =>
       problems.add(`jetstream cleanup: ${(err as Error).message}`)
@@ -350,17 +373,25 @@ async function flow(
   latencies(outcome, results.map((r) => r.latencies));
 }
 
-function checkReceivers(kind: Kind, count: number, results: ReceiveResult[], problems: Problems) {
+function checkReceivers(
+  kind: Kind,
+  route: Route | undefined,
+  count: number,
+  results: ReceiveResult[],
+  problems: Problems,
+) {
   results.forEach((r, i) => {
     problems.errors(`receiver ${i}`, r.errors);
     if (r.orderErrors > 0) {
       problems.add(`receiver ${i}: ${r.orderErrors} out of order (first: ${r.firstOrderError})`);
     }
-    if (kind === "topic" && r.count !== count) {
-      problems.add(`receiver ${i} got ${r.count} of ${count}`);
+    // A `filter` subscriber gets sequence numbers i, i + 4, ...; a `bind` queue gets all of them.
+    const want = route === "filter" ? Math.ceil((count - i) / FILTER_STRIDE) : count;
+    if ((kind === "topic" || route === "bind") && r.count !== want) {
+      problems.add(`receiver ${i} got ${r.count} of ${want}`);
     }
   });
-  if (kind !== "queue" || results.length === 0) return;
+  if (kind !== "queue" || route === "bind" || results.length === 0) return;
   const total = results.reduce((n, r) => n + r.count, 0);
   let duplicates = results.reduce((n, r) => n + r.duplicates, 0);
   let distinct = 0;

@@ -29,9 +29,19 @@ interface TaskBase {
   auth?: Record<string, string>;
 }
 
+/**
+ * Relayr routing runs: `filter`, a topic whose 4 subscribers each select
+ * every 4th message by `priority` (the publisher cycles it); `bind`, a topic
+ * bound to 4 queues, one consumer each.
+ */
+export type Route = "filter" | "bind";
+/** Subscribers of a `filter` run, each taking one message in this many. */
+export const FILTER_STRIDE = 4;
+
 /** Flood `count` messages, at most `window` ahead of the receivers, then PING/PONG. */
 export interface PublishTask extends TaskBase {
   role: "publish";
+  route?: Route;
   kind: Kind;
   count: number;
   stampEvery: number;
@@ -44,6 +54,7 @@ export interface PublishTask extends TaskBase {
 /** Subscribe to the topic (or consume the queue) and check every message. */
 export interface ReceiveTask extends TaskBase {
   role: "receive";
+  route?: Route;
   kind: Kind;
   index: number;
   /** Messages published in the run (all of them go to a topic subscriber). */

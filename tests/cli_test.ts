@@ -34,12 +34,22 @@ Deno.test("relayr client subcommands", async (t) => {
   try {
     await t.step("--help on every subcommand", async () => {
       const runs = await Promise.all(
-        ["pub", "sub", "request", "reply", "declare", "stats", "bench"].map((c) =>
+        ["pub", "sub", "request", "reply", "declare", "bind", "unbind", "stats", "bench"].map((c) =>
           relayr([c, "--help"])
         ),
       );
       for (
-        const [i, c] of ["pub", "sub", "request", "reply", "declare", "stats", "bench"].entries()
+        const [i, c] of [
+          "pub",
+          "sub",
+          "request",
+          "reply",
+          "declare",
+          "bind",
+          "unbind",
+          "stats",
+          "bench",
+        ].entries()
       ) {
         assert.equal(runs[i].code, 0, c);
         assert.match(runs[i].stdout, new RegExp(`^Usage: relayr ${c} `), c);
@@ -256,6 +266,41 @@ Deno.test("relayr client subcommands", async (t) => {
       const undeclared = await relayr(["sub", ...s, "topic:cli.none", "--durable", "x"]);
       assert.equal(undeclared.code, 1);
       assertOneLineError(undeclared, /^relayr sub: NOT_DECLARED: /);
+    });
+
+    await t.step("bind with --filter, sub --filter, unbind", async () => {
+      const bind = await relayr([
+        "bind",
+        ...s,
+        "topic:cli.bound.*",
+        "queue:cli.bound",
+        "--filter",
+        "priority >= 5",
+      ]);
+      assert.equal(bind.code, 0, bind.stderr);
+      assert.equal(bind.stdout, "bound topic:cli.bound.* to queue:cli.bound where priority >= 5\n");
+      const bad = await relayr(["bind", ...s, "topic:cli.b", "queue:cli.b", "--filter", "x ="]);
+      assert.equal(bad.code, 1);
+      assertOneLineError(bad, /^relayr bind: BAD_FILTER: at 3: /);
+      for (const p of ["1", "7", "9"]) {
+        const r = await relayr(["pub", ...s, "topic:cli.bound.x", `p${p}`, "--priority", p]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const got = await relayr([
+        "sub",
+        ...s,
+        "queue:cli.bound",
+        "--count",
+        "1",
+        "--raw",
+        "--filter",
+        "priority < 9",
+      ]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(got.stdout, "p7\n");
+      const unbind = await relayr(["unbind", ...s, "topic:cli.bound.*", "queue:cli.bound"]);
+      assert.equal(unbind.code, 0, unbind.stderr);
+      assert.equal(unbind.stdout, "unbound topic:cli.bound.* from queue:cli.bound\n");
     });
 
     await t.step("request prints the reply; no reply exits 4", async () => {

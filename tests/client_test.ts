@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   BadArgumentError,
   BadDestinationError,
+  BadFilterError,
   BufferFullError,
   type Client,
   connect,
@@ -541,6 +542,41 @@ Deno.test("durable topics: declare, replay, durable resume across close and reco
   } finally {
     await c.close();
     await p.close();
+    await broker.stop();
+  }
+});
+
+Deno.test("filters and bindings: subscribe with a filter, bind and unbind", async () => {
+  const broker = await BrokerProcess.start();
+  const c = await connect(broker.address);
+  try {
+    // Bad selectors and destinations are refused before anything is sent.
+    await assert.rejects(c.subscribe("topic:f", { filter: "region =" }), BadFilterError);
+    await assert.rejects(c.bind("topic:f", "queue:x", { filter: "a LIKE 5" }), BadFilterError);
+    await assert.rejects(c.bind("queue:f", "queue:x"), BadDestinationError);
+    await assert.rejects(c.bind("topic:f", "topic:x"), BadDestinationError);
+
+    const quote = `it's "quoted" \\ too`;
+    const eu = await c.subscribe("topic:f.*", {
+      filter: `region = 'eu' OR note = '${quote.replaceAll("'", "''")}'`,
+    });
+    await c.bind("topic:f.>", "queue:f.audit", { filter: "priority >= 5" });
+    const pub = (region: string, priority: number, note = "") =>
+      c.publish("topic:f.a", enc.encode(region), { headers: { region, note }, priority });
+    await pub("us", 1);
+    await pub("eu", 7);
+    await pub("us", 9, quote);
+    assert.deepEqual((await take(eu, 2)).map((m) => m.text()), ["eu", "us"]);
+    const audit = await c.subscribe("queue:f.audit", { ack: "none" });
+    assert.deepEqual((await take(audit, 2)).map((m) => m.text()), ["us", "eu"]);
+    await c.unbind("topic:f.>", "queue:f.audit");
+    await pub("eu", 8);
+    assert.deepEqual((await take(eu, 1)).map((m) => m.text()), ["eu"]);
+    // Unbound: the next thing in the queue is what is published to it directly.
+    await c.publish("queue:f.audit", enc.encode("direct"));
+    assert.deepEqual((await take(audit, 1)).map((m) => m.text()), ["direct"]);
+  } finally {
+    await c.close();
     await broker.stop();
   }
 });

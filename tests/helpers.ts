@@ -211,9 +211,10 @@ export async function expectLine(
   c: RawClient,
   line: string,
   reply: string | RegExp,
+  timeoutMs = 2000,
 ): Promise<void> {
   await c.send(`${line}\r\n`);
-  const got = await c.line();
+  const got = await c.line(timeoutMs);
   if (typeof reply === "string") assert.equal(got, reply, line);
   else assert.match(got, reply, line);
 }

@@ -389,3 +389,37 @@ Deno.test("http handler: declared topics show retention, drops and durables, exa
     await broker.stop();
   }
 });
+
+Deno.test("http handler: bindings and filters in stats and metrics", async () => {
+  const broker = await startTestBroker();
+  const h = handlerFor(broker);
+  const c = await RawClient.connect(broker.port);
+  try {
+    await expectLine(c, "BIND topic:h.> queue:h.all", "OK");
+    await expectLine(c, `BIND topic:h.* queue:h.hi filter:"priority > 4"`, "OK");
+    await expectLine(c, `SUB topic:h.a sub_id:f filter:"priority = 9"`, "OK");
+    await publishAll(c, "topic:h.a", ["a", "b"]);
+    await c.pub("topic:h.a", "hi", "priority:9");
+    // The subscription is on the publishing connection: its MSG is written before the OK.
+    assert.equal((await c.msgs(1))[0].fields!.sub_id, "f");
+    assert.match(await c.line(), /^OK msg_id:/);
+    const s = await stats(h);
+    assert.equal(s.server.bindings, 2);
+    assert.equal(s.server.routed_msgs, 4);
+    assert.deepEqual(s.bindings.list, [
+      { pattern: "topic:h.*", queue: "queue:h.hi", filter: "priority > 4", routed: 1, rejected: 0 },
+      { pattern: "topic:h.>", queue: "queue:h.all", routed: 3, rejected: 0 },
+    ]);
+    const sub = s.connections.list.flatMap((x) => x.subscriptions ?? []).find((x) => x.sid === "f");
+    assert.equal(sub?.filter, "priority = 9");
+    const m = await scrape(h);
+    assert.equal(num(m, "relayr_bindings"), 2);
+    assert.equal(num(m, "relayr_routed_total"), 4);
+    assert.equal(num(m, "relayr_queue_published_total", { queue: "h.all" }), 3);
+    assert.equal(num(m, "relayr_binding_routed_total", { pattern: "h.>", queue: "h.all" }), 3);
+    assert.equal(num(m, "relayr_binding_rejected_total", { pattern: "h.*", queue: "h.hi" }), 0);
+  } finally {
+    await c.close();
+    await broker.stop();
+  }
+});

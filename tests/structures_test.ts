@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Deque, Heap, Ring } from "../src/storage/mod.ts";
+import { Deque, DequeCursor, Heap, MemoryQueueStore, Message, Ring } from "../src/storage/mod.ts";
 
 type Op = { op: "push" | "unshift"; v: number } | { op: "shift" };
 const ops = fc.array(
@@ -32,6 +32,45 @@ Deno.test("deque: behaves like an array under any mix of push, unshift and shift
       assert.deepEqual([...d], model);
     }),
     { numRuns: 200, seed: 42 },
+  );
+});
+
+Deno.test("deque: cursors take the first item they want, leaving holes, under any mix of ops", () => {
+  const scanOps = fc.array(
+    fc.oneof(
+      fc.record({ op: fc.constant("push" as const), v: fc.integer({ min: 0, max: 99 }) }),
+      fc.record({ op: fc.constant("unshift" as const), v: fc.integer({ min: 0, max: 99 }) }),
+      fc.record({ op: fc.constant("shift" as const) }),
+      fc.record({ op: fc.constant("scan" as const), k: fc.constantFrom(2, 3) }),
+      fc.record({ op: fc.constant("compact" as const) }),
+    ),
+    { maxLength: 3000, size: "max" },
+  );
+  fc.assert(
+    fc.property(scanOps, (list) => {
+      const d = new Deque<number>();
+      // The model keeps holes as undefined, as the deque does.
+      const model: (number | undefined)[] = [];
+      const cursors = new Map([[2, new DequeCursor<number>()], [3, new DequeCursor<number>()]]);
+      for (const o of list) {
+        if (o.op === "push") (d.push(o.v), model.push(o.v));
+        else if (o.op === "unshift") (d.unshift(o.v), model.unshift(o.v));
+        else if (o.op === "shift") assert.equal(d.shift(), model.shift());
+        else if (o.op === "compact") {
+          d.compact();
+          model.splice(0, model.length, ...model.filter((v) => v !== undefined));
+        } else {
+          const want = (v: number) => v % o.k === 0;
+          const i = model.findIndex((v) => v !== undefined && want(v));
+          assert.equal(d.scan(cursors.get(o.k)!, want), i < 0 ? undefined : model[i]);
+          if (i >= 0) model[i] = undefined;
+        }
+        assert.equal(d.length, model.length);
+        assert.equal(d.holes, model.filter((v) => v === undefined).length);
+      }
+      assert.deepEqual([...d], model.filter((v) => v !== undefined));
+    }),
+    { numRuns: 200, seed: 11 },
   );
 });
 
@@ -75,4 +114,23 @@ Deno.test("heap: pops in key order; filter keeps the heap valid", () => {
     ),
     { numRuns: 200, seed: 3 },
   );
+});
+
+Deno.test("memory store: holes behind a message nobody takes are compacted", () => {
+  const q = new MemoryQueueStore("queue:holes");
+  const mk = (id: number, cid?: string) =>
+    new Message(id, q.name, new Uint8Array(1), 0, 0, 0, 0, cid, undefined, undefined);
+  q.push(mk(1, "stuck"));
+  const cursor = q.newCursor();
+  const plain = (m: Message) => m.correlationId === undefined;
+  for (let id = 2; id < 20_002; id++) {
+    q.push(mk(id));
+    const m = q.takeMatching(cursor, plain, 0);
+    assert.equal(m?.id, id);
+    q.remove(m!, "acked");
+  }
+  assert.equal(q.size, 1);
+  // Without compaction the level would hold 20,001 slots.
+  assert.ok(q.slots <= 2 * 1024 + 1, `${q.slots} slots`);
+  assert.equal(q.take(0)?.id, 1);
 });

@@ -163,5 +163,21 @@ export const relayr: Driver = {
       `PUB ${to} reply_to:${replyTo} correlation_id:${correlation} ${payload.length}\r\n`;
     return concat(head, payload, CRLF);
   },
+  filterPublishFrame(name: string, size: number) {
+    const head = `PUB ${destination("topic", name)} priority:0 ${size}\r\n`;
+    return {
+      head: bytes(head),
+      tail: CRLF,
+      variantAt: head.indexOf("priority:0") + 9,
+      variants: [48, 49, 50, 51], // "0" to "3": one per subscriber (FILTER_STRIDE)
+    };
+  },
+  subscribeFiltered: (name, index) =>
+    `SUB ${destination("topic", name)} sub_id:s${index} filter:"priority = ${index}"\r\n`,
+  consumeBound(name, index, prefetch) {
+    const queue = destination("queue", `${name}.b${index}`);
+    return `BIND ${destination("topic", name)} ${queue}\r\n` +
+      `SUB ${queue} sub_id:c${index} prefetch:${prefetch}\r\n`;
+  },
   parser: (events, mode) => new RelayrParser(events, mode),
 };

@@ -88,6 +88,19 @@ export interface Driver {
   respond(name: string): string;
   /** One request carrying `correlation` and `payload`. */
   request(name: string, correlation: number, payload: Uint8Array): Uint8Array;
+  /**
+   * Relayr routing runs (`route` in tasks.ts). The publish frame of a
+   * `filter` run, whose byte at `variantAt` the publisher cycles through
+   * `variants` (the subscribers' selectors tell them apart).
+   */
+  filterPublishFrame?(name: string, size: number): FrameShape & {
+    variantAt: number;
+    variants: number[];
+  };
+  /** Subscriber `index` of a `filter` run (takes the `index`th variant). */
+  subscribeFiltered?(name: string, index: number): string;
+  /** Binds the topic to consumer `index`'s own queue and consumes it (`bind` runs). */
+  consumeBound?(name: string, index: number, prefetch: number): string;
   /** A parser for bytes from the server; `index` is the consumer's (queue consumers). */
   parser(events: Events, mode: Mode, name: string, index?: number): Parser;
 }

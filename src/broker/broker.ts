@@ -8,20 +8,23 @@
  */
 import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
+  type FilterOption,
   hasWildcard,
   type PubOptions,
   type RetentionOptions,
   type SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
-import { Heap, type Message, MessageState, StoreError } from "../storage/mod.ts";
+import { Heap, type Message, MessageState } from "../storage/mod.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 import { deadLetterCopy, published } from "./messages.ts";
+import { type RouteHost, Routes } from "./routes.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
 import {
+  type BindingStats,
   type BrokerStats,
   byName,
   type Page,
@@ -39,19 +42,22 @@ import {
   type Client,
   type QueueOverflow,
   type SlowConsumerPolicy,
+  storeFailed,
 } from "./types.ts";
 
 /** Broker-wide counters. */
 export interface BrokerCounters {
   published: number;
   publishedBytes: number;
-  /** Topic messages published with no matching subscription. */
+  /** Topic messages published with no matching subscription or binding. */
   unrouted: number;
   rejected: number;
+  /** Copies of topic messages enqueued through bindings. */
+  routed: number;
 }
 
 /** Destinations, publish and subscribe. */
-export class Broker implements QueueHost, DeclaredHost {
+export class Broker implements QueueHost, DeclaredHost, RouteHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
   now: number;
   readonly clock: Clock;
@@ -61,7 +67,13 @@ export class Broker implements QueueHost, DeclaredHost {
   readonly subPendingBytesMax: number;
   readonly queueMessagesMax: number;
   readonly queueBytesMax: number;
-  readonly counters: BrokerCounters = { published: 0, publishedBytes: 0, unrouted: 0, rejected: 0 };
+  readonly counters: BrokerCounters = {
+    published: 0,
+    publishedBytes: 0,
+    unrouted: 0,
+    rejected: 0,
+    routed: 0,
+  };
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
   #queueOverflow: QueueOverflow;
@@ -71,6 +83,7 @@ export class Broker implements QueueHost, DeclaredHost {
   #explicitTopicSubs = new Set<TopicSubscription>();
   #redeliveries = new Heap<Delivery>();
   #declared: DeclaredTopics;
+  #routes: Routes;
   #ids: IdGenerator;
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
@@ -97,6 +110,8 @@ export class Broker implements QueueHost, DeclaredHost {
     for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
     this.#declared = new DeclaredTopics(this, options.store);
     this.#declared.restore(names.filter((n) => n.startsWith("topic:")));
+    this.#routes = new Routes(options.store, this);
+    this.#routes.restore();
   }
 
   /** Reads the clock once for the work that follows. */
@@ -129,6 +144,7 @@ export class Broker implements QueueHost, DeclaredHost {
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
       const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
+      const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
       let stored: void | Promise<void> = undefined;
       if (topic?.store !== undefined) {
         try {
@@ -137,16 +153,19 @@ export class Broker implements QueueHost, DeclaredHost {
           throw storeFailed(e);
         }
       }
+      let copied: void | Promise<void> = undefined;
+      if (routed > 0) copied = this.#routes.copy(msg, topic?.store);
       c.published++;
       c.publishedBytes += len;
       if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
-        c.unrouted++;
+        if (routed === 0) c.unrouted++;
       } else {
         topic.publish(msg);
         if (topic.blocked) this.#blockedBy = topic;
       }
-      if (stored === undefined) return msg.id;
-      return stored.then(() => msg.id, (e) => {
+      if (routed > 0) this.#routes.dispatch();
+      if (stored === undefined && copied === undefined) return msg.id;
+      return Promise.all([stored, copied]).then(() => msg.id, (e) => {
         throw storeFailed(e);
       });
     }
@@ -199,6 +218,7 @@ export class Broker implements QueueHost, DeclaredHost {
         explicit: o.ack !== "none",
         prefetch,
         ackTimeoutMs,
+        filter: o.filter,
       });
       q.addConsumer(c);
       return c;
@@ -207,11 +227,16 @@ export class Broker implements QueueHost, DeclaredHost {
     if (o.durable !== undefined || o.start !== undefined) {
       s = this.#declared.subscribe(
         { client, dest, sid, durable: o.durable, start: o.start, ack: o.ack },
-        { prefetch, ackTimeoutMs },
+        { prefetch, ackTimeoutMs, filter: o.filter },
       );
     } else {
       const explicit = o.ack === "explicit";
-      s = new TopicSubscription(sid, dest, client, this, { explicit, prefetch, ackTimeoutMs });
+      s = new TopicSubscription(sid, dest, client, this, {
+        explicit,
+        prefetch,
+        ackTimeoutMs,
+        filter: o.filter,
+      });
       if (hasWildcard(dest)) {
         this.#wildcards.add(s);
         for (const t of this.#topics.values()) if (s.wants(t.name)) s.bind(t);
@@ -369,6 +394,8 @@ export class Broker implements QueueHost, DeclaredHost {
       topics: subscribed,
       declared_topics: this.#declared.size,
       durables: this.#declared.durables,
+      bindings: this.#routes.size,
+      routed_msgs: c.routed,
       latency: { count: h.count, sum_s: h.sumMs / 1000, buckets },
     };
   }
@@ -381,6 +408,37 @@ export class Broker implements QueueHost, DeclaredHost {
   /** Topics by name, a page of them. */
   topicStats(o: PageOptions): Page<TopicStats> {
     return page(byName(this.#topics), o, (t) => t.stats());
+  }
+
+  /** Adds or changes a binding from topics matching `pattern` into `queue`; resolves when stored. */
+  bind(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
+    this.#queue(queue);
+    return this.#routes.bind(pattern, queue, filter);
+  }
+
+  /** Removes a binding (idempotent); resolves when stored. */
+  unbind(pattern: string, queue: string): Promise<void> {
+    return this.#routes.unbind(pattern, queue);
+  }
+
+  /** Every binding's figures. */
+  bindingStats(o: PageOptions): Page<BindingStats> {
+    return page(this.#routes.stats(), o, (b) => b);
+  }
+
+  /** Part of RouteHost: the queue of that name, created if new. */
+  queueFor(name: string): Queue {
+    return this.#queue(name);
+  }
+
+  /** Part of RouteHost: the overflow policy of `q`. */
+  overflowOf(_q: Queue): QueueOverflow {
+    return this.#queueOverflow;
+  }
+
+  /** Part of RouteHost: applies the capacity policy before a message of `bytes` enters `q`. */
+  makeRoom(q: Queue, bytes: number): void {
+    this.#makeRoom(q, bytes);
   }
 
   /** Applies the capacity policy before a message of `bytes` enters `q`. */
@@ -438,9 +496,4 @@ export class Broker implements QueueHost, DeclaredHost {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
   }
-}
-
-function storeFailed(e: unknown): BrokerError {
-  const why = e instanceof StoreError ? e.message : String(e);
-  return new BrokerError("STORE_FAILED", `message not stored: ${why}`);
 }

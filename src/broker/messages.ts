@@ -44,6 +44,34 @@ export function published(
   return msg;
 }
 
+/**
+ * A copy of topic message `msg` for a bound queue: a new id (an id names one
+ * message in one queue), the same options, and the same payload bytes (no
+ * copy per binding: `msg` was retained once, into a slab or a buffer of its
+ * own, and every copy points into it).
+ */
+export function routedCopy(msg: Message, id: number): Message {
+  const o = msg.opts;
+  const copy = o === undefined
+    ? new Message(id, "", EMPTY, 0, msg.priority, 0, 0, undefined, undefined, undefined)
+    : new Message(
+      id,
+      "",
+      EMPTY,
+      o.hdrBytes,
+      msg.priority,
+      o.ttlMs,
+      o.expiresAt,
+      o.correlationId,
+      o.replyTo,
+      o.contentType,
+    );
+  copy.buf = msg.buf;
+  copy.off = msg.off;
+  copy.len = msg.len;
+  return copy;
+}
+
 /** A copy of `msg` for the dead-letter queue `dest`: a new id, the same payload and options, retained. */
 export function deadLetterCopy(msg: Message, id: number, dest: string, now: number): Message {
   const copy = new Message(

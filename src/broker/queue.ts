@@ -6,7 +6,7 @@
  * @module
  */
 import { msgHead } from "../protocol/mod.ts";
-import { type Message, MessageState, type QueueStore } from "../storage/mod.ts";
+import { type Message, MessageState, type QueueStore, type ScanCursor } from "../storage/mod.ts";
 import type { Delivery } from "./inflight.ts";
 import type { QueueStats, SubscriptionStats } from "./stats.ts";
 import { Subscription, type SubscriptionOptions } from "./subscription.ts";
@@ -50,6 +50,8 @@ export class Queue {
   readonly host: QueueHost;
   #rr = 0;
   #dispatching = false;
+  /** Consumers with a `filter`: while there are any, dispatch asks each consumer for its own next message. */
+  #filtered = 0;
 
   constructor(store: QueueStore, host: QueueHost) {
     this.name = store.name;
@@ -65,6 +67,7 @@ export class Queue {
     if (cs.length === 0 || this.store.ready === 0) return;
     this.#dispatching = true;
     try {
+      if (this.#filtered > 0) return this.#dispatchFiltered();
       const now = this.host.now;
       while (this.store.ready > 0) {
         const n = cs.length;
@@ -87,6 +90,37 @@ export class Queue {
     }
   }
 
+  /**
+   * Round-robin over the consumers, one message each in turn: an unfiltered
+   * one takes the queue's next message, a filtered one the next message its
+   * selector takes (`QueueStore.takeMatching`: its cursor remembers how far
+   * it looked, so the messages it passed over are not tested again). Stops
+   * after a full round in which nobody took anything.
+   */
+  #dispatchFiltered(): void {
+    const cs = this.consumers;
+    const now = this.host.now;
+    let idle = 0;
+    while (this.store.ready > 0 && idle < cs.length) {
+      const c = cs[this.#rr % cs.length];
+      this.#rr = (this.#rr + 1) % cs.length;
+      if (!c.hasRoom()) {
+        idle++;
+        continue;
+      }
+      const f = c.filter;
+      const msg = f === undefined
+        ? this.store.take(now)
+        : this.store.takeMatching(c.cursor ??= this.store.newCursor(), f, now);
+      if (msg === undefined) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      c.deliver(msg, now);
+    }
+  }
+
   /** Puts back a message a consumer gave up, or dead-letters it when out of deliveries. */
   giveBack(msg: Message, delayMs: number): void {
     if (msg.state !== MessageState.INFLIGHT) return;
@@ -105,12 +139,16 @@ export class Queue {
   /** Adds a consumer; deliveries start with its `activate()`. */
   addConsumer(c: QueueConsumer): void {
     this.consumers.push(c);
+    if (c.filter !== undefined) this.#filtered++;
   }
 
   /** Removes a consumer (its deliveries are already given back) and lets the others take over. */
   removeConsumer(c: QueueConsumer): void {
     const i = this.consumers.indexOf(c);
-    if (i >= 0) this.consumers.splice(i, 1);
+    if (i >= 0) {
+      this.consumers.splice(i, 1);
+      if (c.filter !== undefined) this.#filtered--;
+    }
     this.dispatch();
   }
 
@@ -143,6 +181,8 @@ export class QueueConsumer extends Subscription {
   readonly queue: Queue;
   /** Precomputed `MSG <queue> sub_id:<sid>`. */
   readonly head: Uint8Array;
+  /** How far its selector has looked into the queue (filtered consumers only, made on first take). */
+  cursor: ScanCursor | undefined = undefined;
 
   constructor(sid: string, queue: Queue, client: Client, o: SubscriptionOptions) {
     super(sid, client, o);
@@ -203,6 +243,7 @@ export class QueueConsumer extends Subscription {
       prefetch: this.prefetch,
       inflight: this.inflight.size,
       delivered: this.delivered,
+      ...(this.filterSource === undefined ? {} : { filter: this.filterSource }),
     };
   }
 }

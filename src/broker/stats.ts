@@ -29,6 +29,10 @@ export interface BrokerStats {
   declared_topics: number;
   /** Durable subscriptions over all declared topics, connected or not. */
   durables: number;
+  /** Topic-to-queue bindings (`BIND`). */
+  bindings: number;
+  /** Copies of topic messages enqueued through bindings. */
+  routed_msgs: number;
   /** Publish-to-first-delivery latency; `buckets` are cumulative as in Prometheus. */
   latency: { count: number; sum_s: number; buckets: { le: number; count: number }[] };
 }
@@ -43,11 +47,24 @@ export interface SubscriptionStats {
   /** Messages delivered and not yet acked. */
   inflight: number;
   delivered: number;
+  /** Its `filter` selector, when it has one. */
+  filter?: string;
   /** Topic subscriptions: messages skipped by the drop-oldest policy. */
   dropped?: number;
   /** Topic subscriptions: how far behind the most lagging bound topic it is. */
   lag_msgs?: number;
   lag_bytes?: number;
+}
+
+/** One topic-to-queue binding (`BIND`). */
+export interface BindingStats {
+  pattern: string;
+  queue: string;
+  filter?: string;
+  /** Copies it enqueued. */
+  routed: number;
+  /** Publishes it refused: its queue was full under `reject`. */
+  rejected: number;
 }
 
 /** One queue. */

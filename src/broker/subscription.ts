@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { Filter } from "../filter/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import { Delivery, DeliveryList } from "./inflight.ts";
 import type { SubscriptionStats } from "./stats.ts";
@@ -20,6 +21,8 @@ export interface SubscriptionOptions {
   prefetch: number;
   /** Time a delivery may stay unsettled before it is redelivered. */
   ackTimeoutMs: number;
+  /** `filter:`: only messages it selects are delivered (compiled once, by the parser). */
+  filter?: { source: string; match: Filter };
 }
 
 /** A subscription of one connection: a queue consumer or a topic subscription. */
@@ -33,6 +36,10 @@ export abstract class Subscription {
   readonly inflight: DeliveryList = new DeliveryList();
   /** Messages sent to it (a queue's redeliveries included: each is a new take from the queue). */
   delivered = 0;
+  /** Its selector, undefined without a `filter`. */
+  readonly filter: Filter | undefined;
+  /** The selector as given (for stats). */
+  readonly filterSource: string | undefined;
 
   constructor(sid: string, client: Client, o: SubscriptionOptions) {
     this.sid = sid;
@@ -40,6 +47,8 @@ export abstract class Subscription {
     this.explicit = o.explicit;
     this.prefetch = o.prefetch;
     this.ackTimeoutMs = o.ackTimeoutMs;
+    this.filter = o.filter?.match;
+    this.filterSource = o.filter?.source;
   }
 
   /** The subscribed queue, topic or topic pattern. */

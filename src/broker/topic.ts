@@ -33,6 +33,19 @@ export interface Retention {
   ageMs: number;
 }
 
+/**
+ * Whether a binding's subscription selects `msg`. An entry counts (`refs`)
+ * only the bindings that select it; a selector gives the same answer every
+ * time for a message, so a binding that passes an entry asks again rather than
+ * remembering. (A message released meanwhile has lost its headers and may
+ * answer otherwise; that only happens in a declared topic, whose store expired
+ * it, and a declared topic trims such entries whatever their count.)
+ */
+function wants(b: Binding, msg: Message): boolean {
+  const f = b.sub.filter;
+  return f === undefined || f(msg);
+}
+
 class Entry {
   constructor(
     readonly msg: Message,
@@ -144,7 +157,10 @@ export class Topic {
    */
   bind(sub: TopicSubscription, fromSeq = this.#next): Binding {
     const b = new Binding(sub, this, fromSeq, msgHead(this.name, sub.sid));
-    for (let seq = fromSeq; seq < this.#next; seq++) this.#list.at(seq - this.#base)!.refs++;
+    for (let seq = fromSeq; seq < this.#next; seq++) {
+      const e = this.#list.at(seq - this.#base)!;
+      if (wants(b, e.msg)) e.refs++;
+    }
     this.bindings.push(b);
     return b;
   }
@@ -232,7 +248,10 @@ export class Topic {
     if (i < 0) return;
     this.bindings.splice(i, 1);
     if (this.#stalled.delete(b)) this.#unstalled();
-    for (let seq = b.cursor; seq < this.#next; seq++) this.#list.at(seq - this.#base)!.refs--;
+    for (let seq = this.#clamp(b); seq < this.#next; seq++) {
+      const e = this.#list.at(seq - this.#base)!;
+      if (wants(b, e.msg)) e.refs--;
+    }
     b.cursor = this.#next;
     this.#trim();
   }
@@ -247,7 +266,11 @@ export class Topic {
     const bs = this.bindings;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
-      if (b.cursor === seq && b.sub.hasRoom()) {
+      const f = b.sub.filter;
+      if (f !== undefined && !f(msg)) {
+        // Not for it: passed at once if caught up, else passed over when its cursor gets here.
+        if (b.cursor === seq) b.cursor = seq + 1;
+      } else if (b.cursor === seq && b.sub.hasRoom()) {
         b.sub.take(b, msg);
         b.cursor = seq + 1;
       } else refs++;
@@ -259,11 +282,13 @@ export class Topic {
       this.#trim();
       return;
     }
-    if (refs === 0) {
-      if (this.#list.length === 0) this.#base = this.#next;
+    if (refs === 0 && this.#list.length === 0) {
+      this.#base = this.#next;
       this.#leftCum = this.#totalBytes;
       return;
     }
+    // Held even with no refs when the list is not empty (a subscription lags, and this is not for
+    // it): the list is indexed by sequence number. It leaves with the entries before it.
     msg.retain();
     this.#list.push(new Entry(msg, refs, this.#totalBytes));
     for (let i = 0; i < bs.length; i++) if (bs[i].cursor <= seq) this.#checkLag(bs[i]);
@@ -276,14 +301,32 @@ export class Topic {
 
   /** Id of the next message the binding needs (Infinity when caught up). */
   nextId(b: Binding): number {
-    return b.cursor < this.#next ? this.#list.at(b.cursor - this.#base)!.msg.id : Infinity;
+    this.#clamp(b);
+    while (b.cursor < this.#next) {
+      const msg = this.#list.at(b.cursor - this.#base)!.msg;
+      if (wants(b, msg)) return msg.id;
+      b.cursor++; // not for it, and never counted for it: passing costs nothing
+    }
+    return Infinity;
+  }
+
+  /**
+   * Moves a cursor left behind by a trim up to the list's front: the entries
+   * released before it were ones its selector did not want (they would have
+   * been held for it otherwise). Returns the cursor.
+   */
+  #clamp(b: Binding): number {
+    if (b.cursor < this.#base) b.cursor = this.#base;
+    return b.cursor;
   }
 
   /** Sends the binding its next held message; false when it has none. */
   sendNext(b: Binding): boolean {
+    this.#clamp(b);
     while (b.cursor < this.#next) {
       const e = this.#list.at(b.cursor - this.#base)!;
       b.cursor++;
+      if (!wants(b, e.msg)) continue; // never counted for it (a selector's answer does not change)
       e.refs--;
       // A held message whose TTL has passed (or that the store expired) is passed over.
       const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
@@ -326,7 +369,7 @@ export class Topic {
 
   /** How far behind a binding is. */
   lag(b: Binding): { messages: number; bytes: number } {
-    if (b.cursor >= this.#next) return { messages: 0, bytes: 0 };
+    if (this.#clamp(b) >= this.#next) return { messages: 0, bytes: 0 };
     const e = this.#list.at(b.cursor - this.#base)!;
     return {
       messages: this.#next - b.cursor,
@@ -386,9 +429,13 @@ export class Topic {
       return;
     }
     while (lag.messages > h.subPendingMessagesMax || lag.bytes > b.sub.lagBytesMax) {
-      const e = this.#list.at(b.cursor - this.#base)!;
-      e.refs--;
+      const e = this.#list.at(this.#clamp(b) - this.#base)!;
       b.cursor++;
+      if (!wants(b, e.msg)) {
+        lag = this.lag(b);
+        continue;
+      }
+      e.refs--;
       this.counters.dropped++;
       b.sub.skipped(false);
       lag = this.lag(b);
@@ -428,7 +475,7 @@ export class Topic {
     const expired = msg.state === MessageState.DONE; // its TTL expired it in the store already
     if (e.refs > 0) {
       for (const b of this.bindings) {
-        if (b.cursor !== this.#base - 1) continue;
+        if (b.cursor !== this.#base - 1 || !wants(b, msg)) continue; // an unwanted one: #clamp
         b.cursor++;
         if (expired) continue;
         b.sub.skipped(true);

@@ -235,6 +235,7 @@ export class TopicSubscription extends Subscription {
       inflight: this.inflight.size,
       delivered: this.delivered,
       destination: this.pattern,
+      ...(this.filterSource === undefined ? {} : { filter: this.filterSource }),
       dropped: this.dropped,
       lag_msgs: messages,
       lag_bytes: bytes,

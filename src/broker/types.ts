@@ -5,7 +5,7 @@
  */
 import type { ErrorCode } from "../protocol/mod.ts";
 import type { Clock } from "../runtime/mod.ts";
-import type { Message, Store } from "../storage/mod.ts";
+import { type Message, type Store, StoreError } from "../storage/mod.ts";
 import type { InFlight } from "./inflight.ts";
 
 /** The broker's view of a connection: where MSG frames go. */
@@ -71,4 +71,10 @@ export class BrokerError extends Error {
     this.name = "BrokerError";
     this.code = code;
   }
+}
+
+/** `STORE_FAILED` for a message its store could not take. */
+export function storeFailed(e: unknown): BrokerError {
+  const why = e instanceof StoreError ? e.message : String(e);
+  return new BrokerError("STORE_FAILED", `message not stored: ${why}`);
 }

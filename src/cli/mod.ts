@@ -1,6 +1,6 @@
 /**
  * The client half of the `relayr` command line: `pub`, `sub`, `request`,
- * `reply`, `declare`, `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
+ * `reply`, `declare`, `bind`, `unbind`, `stats` and `bench`. `main.ts` handles `serve` and calls {@linkcode runCli}
  * for everything else.
  *
  * ```sh
@@ -10,6 +10,7 @@
  * relayr request queue:rpc.echo hello --timeout 2000
  * relayr declare topic:orders --retain-messages 100000
  * relayr sub topic:orders --durable billing --start first
+ * relayr bind 'topic:orders.>' queue:audit --filter "amount > 1000"
  * relayr stats
  * relayr bench --pubs 1 --subs 1 --msgs 100000 --size 128
  * ```
@@ -21,6 +22,7 @@
  */
 import type { Runtime } from "../runtime/mod.ts";
 import { benchCommand } from "./bench.ts";
+import { bindCommand, unbindCommand } from "./bind.ts";
 import { type CliIo, defaultIo } from "./common.ts";
 import { keygenCommand, passwdCommand } from "./credentials.ts";
 import { declareCommand } from "./declare.ts";
@@ -41,6 +43,8 @@ const COMMANDS: Record<string, Command> = {
   request: requestCommand,
   reply: replyCommand,
   declare: declareCommand,
+  bind: bindCommand,
+  unbind: unbindCommand,
   stats: statsCommand,
   bench: benchCommand,
   passwd: passwdCommand,
@@ -54,6 +58,8 @@ export const CLI_USAGE = `Client commands:
   relayr request <dest> <data> send a request and print the reply
   relayr reply <dest> <text>   answer requests ({{body}}: the request's body)
   relayr declare <topic>       declare a topic with retention (replay, durables)
+  relayr bind <pattern> <queue>   enqueue a topic's messages in a queue too
+  relayr unbind <pattern> <queue> remove such a binding
   relayr stats                 print the broker's statistics
   relayr bench                 load-test the broker
   relayr passwd                hash a password for the users file

@@ -43,6 +43,7 @@ Examples:
   relayr sub queue:orders --count 10 --json
   relayr sub topic:orders --durable billing --start first
   relayr sub topic:orders --start time:1767225600000 --count 5
+  relayr sub 'topic:orders.*' --filter "region = 'eu' AND priority >= 5"
 
 Options:
       --ack                 explicit acks: ack each message once printed
@@ -60,6 +61,8 @@ Options:
       --start <position>    where a replay or a new durable starts (declared
                             topics): new, first, id:<msg_id> or time:<epoch_ms>
       --forget              on exit, delete the durable (with --durable)
+      --filter <selector>   only messages the selector takes (see
+                            docs/PROTOCOL.md, "Filters")
 ${COMMON_HELP}`;
 
 const decoder = new TextDecoder();
@@ -77,6 +80,7 @@ const SUB_FLAGS = {
   durable: { type: "string" },
   start: { type: "string" },
   forget: { type: "boolean" },
+  filter: { type: "string" },
 } as const satisfies Flags;
 
 /** What `relayr sub` was asked to do, checked. */
@@ -146,7 +150,14 @@ function subConfig({ values, positionals }: Parsed<typeof SUB_FLAGS>): SubConfig
     timeoutMs,
     ackEach: explicit && !values["no-ack"],
     forget: values.forget === true,
-    subscribe: { ack: explicit ? "explicit" : "none", prefetch, ackTimeoutMs, durable, start },
+    subscribe: {
+      ack: explicit ? "explicit" : "none",
+      prefetch,
+      ackTimeoutMs,
+      durable,
+      start,
+      filter: values.filter,
+    },
     format: values.json
       ? (_n, msg) => JSON.stringify(toJson(msg))
       : values.raw

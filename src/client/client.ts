@@ -17,7 +17,14 @@
 import { loadRuntime, type Runtime } from "../runtime/mod.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { type KeySigner, loadKeyFile } from "./auth.ts";
-import { declareLine, type DeclareOptions, type PublishOptions, toBytes } from "./commands.ts";
+import {
+  bindLine,
+  type BindOptions,
+  declareLine,
+  type DeclareOptions,
+  type PublishOptions,
+  toBytes,
+} from "./commands.ts";
 import { Connection, type ServerInfo } from "./connection.ts";
 import { ConnectionClosedError, ConnectionLostError, DrainingError } from "./errors.ts";
 import * as L from "./limits.ts";
@@ -352,20 +359,62 @@ export class Client {
    * ```
    */
   declare(topic: string, options: DeclareOptions): Promise<void> {
-    let line: string;
+    return this.#idempotent(() => declareLine(topic, options), `DECLARE ${topic}`);
+  }
+
+  /**
+   * Binds topics matching `pattern` to `queue` (`BIND`): every message
+   * published to such a topic is also enqueued there, once per binding; with
+   * `filter`, only those the selector takes. Resolves on the broker's `OK`,
+   * once the binding is stored; binding the same pair again replaces its
+   * filter. A publish to a bound topic whose queue is full (under `reject`)
+   * fails with `QueueFullError` and is enqueued nowhere. Arguments are
+   * checked first (`BadDestinationError`, `BadFilterError`); while the client
+   * is reconnecting it rejects with `ConnectionLostError` (binding is
+   * idempotent: retry).
+   *
+   * @example
+   * ```ts ignore
+   * await client.bind("topic:orders.>", "queue:audit");
+   * await client.bind("topic:orders.*", "queue:big", { filter: "amount > 1000" });
+   * ```
+   */
+  bind(pattern: string, queue: string, options: BindOptions = {}): Promise<void> {
+    return this.#idempotent(() => bindLine(pattern, queue, options), `BIND ${pattern} ${queue}`);
+  }
+
+  /**
+   * Removes the binding of `pattern` to `queue` (`UNBIND`); resolves on the
+   * broker's `OK` (also when there was none). Errors as `bind`.
+   *
+   * @example
+   * ```ts ignore
+   * await client.unbind("topic:orders.>", "queue:audit");
+   * ```
+   */
+  unbind(pattern: string, queue: string): Promise<void> {
+    return this.#idempotent(
+      () => bindLine(pattern, queue, {}, true),
+      `UNBIND ${pattern} ${queue}`,
+    );
+  }
+
+  /** Sends an idempotent command built by `line` (which validates), resolving on its `OK`. */
+  #idempotent(line: () => string, what: string): Promise<void> {
+    let text: string;
     try {
       if (this.#closed) throw new ConnectionClosedError();
-      line = declareLine(topic, options);
+      text = line();
     } catch (err) {
       return Promise.reject(err);
     }
     const link = this.#conn.link;
     if (link === null) {
       return Promise.reject(
-        new ConnectionLostError(`Not connected; the client is reconnecting (DECLARE ${topic})`),
+        new ConnectionLostError(`Not connected; the client is reconnecting (${what})`),
       );
     }
-    return link.command(line).then(() => {});
+    return link.command(text).then(() => {});
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/mod.ts";
+import { compileFilter, FilterError } from "../filter/mod.ts";
 import {
   destinationError,
   DURABLE_NAME,
@@ -31,6 +32,7 @@ import {
 import {
   BadArgumentError,
   BadDestinationError,
+  BadFilterError,
   BadHeadersError,
   PayloadTooLargeError,
 } from "./errors.ts";
@@ -80,6 +82,18 @@ export interface SubWireOptions {
    * reconnect the subscription is renewed without it (see docs/CLIENT.md).
    */
   start?: StartPosition;
+  /**
+   * A selector (docs/PROTOCOL.md, "Filters"): only messages it takes are
+   * delivered, e.g. `"region = 'eu' AND priority >= 5"`. Checked here first
+   * (`BadFilterError`), sent quoted.
+   */
+  filter?: string;
+}
+
+/** Options of `Client.bind`. */
+export interface BindOptions {
+  /** A selector: only the messages it takes are enqueued (see `SubWireOptions.filter`). */
+  filter?: string;
 }
 
 /**
@@ -297,6 +311,65 @@ export function subLine(
   if (opts.start !== undefined) {
     const start = startValue(opts.start);
     if (!resume) line += ` start:${start}`;
+  }
+  if (opts.filter !== undefined) line += ` filter:${filterValue(opts.filter)}`;
+  return line;
+}
+
+/**
+ * Checks a selector as the broker will (`BadFilterError` saying where) and
+ * quotes it for the wire: `"` and `\` escaped with a `\`.
+ *
+ * @example
+ * ```ts
+ * import { filterValue } from "./commands.ts";
+ * console.assert(filterValue(`a = 'x"y'`) === `"a = 'x\\"y'"`);
+ * ```
+ */
+export function filterValue(selector: string): string {
+  if (typeof selector !== "string") throw new BadArgumentError("filter must be a string");
+  if (/[\r\n]/.test(selector)) throw new BadFilterError("a filter must not hold a line end");
+  try {
+    compileFilter(selector);
+  } catch (e) {
+    if (e instanceof FilterError) throw new BadFilterError(e.message);
+    throw e;
+  }
+  return `"${selector.replace(/[\\"]/g, (c) => "\\" + c)}"`;
+}
+
+/**
+ * Validates and returns a `BIND` line, or with `unbind` an `UNBIND` line
+ * (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { bindLine } from "./commands.ts";
+ * console.assert(
+ *   bindLine("topic:orders.*", "queue:audit", { filter: "priority > 4" }) ===
+ *     `BIND topic:orders.* queue:audit filter:"priority > 4"`,
+ * );
+ * ```
+ */
+export function bindLine(
+  pattern: string,
+  queue: string,
+  opts: BindOptions = {},
+  unbind = false,
+): string {
+  checkDestination(pattern, true);
+  if (!pattern.startsWith("topic:")) {
+    throw new BadDestinationError(`a binding takes a topic pattern first, not ${pattern}`);
+  }
+  checkDestination(queue, false);
+  if (!queue.startsWith("queue:")) {
+    throw new BadDestinationError(`a binding feeds a queue, not ${queue}`);
+  }
+  if (unbind) return `UNBIND ${pattern} ${queue}`;
+  let line = `BIND ${pattern} ${queue}`;
+  if (opts.filter !== undefined) line += ` filter:${filterValue(opts.filter)}`;
+  if (line.length > CONTROL_LINE_BYTES_MAX) {
+    throw new BadFilterError(`the BIND line is over ${CONTROL_LINE_BYTES_MAX} bytes`);
   }
   return line;
 }

@@ -363,6 +363,28 @@ export class PermissionError extends BrokerReplyError {
   }
 }
 
+/**
+ * `BAD_FILTER`: the `filter` selector does not parse or is over a limit; the
+ * text says where (`at <offset>: ...`).
+ *
+ * @example
+ * ```ts
+ * import { BadFilterError, brokerError } from "./errors.ts";
+ * console.assert(brokerError("BAD_FILTER", "at 3: expected NULL") instanceof BadFilterError);
+ * ```
+ */
+export class BadFilterError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("BAD_FILTER", text);
+    this.name = "BadFilterError";
+  }
+}
+
 /** `BAD_FRAME` (fatal): the size token or the payload line end was wrong. */
 export class BadFrameError extends BrokerReplyError {
   /**
@@ -479,6 +501,7 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   AUTH_FAILED: AuthFailedError,
   AUTH_TIMEOUT: AuthTimeoutError,
   AUTH_REVOKED: AuthRevokedError,
+  BAD_FILTER: BadFilterError,
   BAD_FRAME: BadFrameError,
   CONTROL_LINE_TOO_LONG: ControlLineTooLongError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,

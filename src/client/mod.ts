@@ -35,6 +35,7 @@ export type { RequestOptions } from "./request.ts";
 export type { SubscribeOptions } from "./subscriptions.ts";
 export type {
   AckMode,
+  BindOptions,
   DeclareOptions,
   PublishOptions,
   StartPosition,

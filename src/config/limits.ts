@@ -152,3 +152,11 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const TLS_HANDSHAKES_PENDING_MAX = 1_024;
 /** Failed TLS handshakes logged one by one per second; beyond, one line says how many more (a port scan must not flood the log). */
 export const TLS_FAILURE_LOGS_PER_S = 10;
+/** Longest `filter` selector: it is parsed once per subscription, but it rides on one control line. */
+export const FILTER_BYTES_MAX = 1024;
+/** Deepest nesting of parentheses and NOTs in a selector: bounds the parser's recursion. */
+export const FILTER_DEPTH_MAX = 32;
+/** Most topic-to-queue bindings (`BIND`): all of them are in the one bindings record rewritten on each change. */
+export const BINDINGS_MAX = 10_000;
+/** Topic names whose matching bindings are cached; past it the cache starts over (a name is re-matched once). */
+export const ROUTE_CACHE_TOPICS_MAX = 10_000;

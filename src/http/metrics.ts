@@ -136,6 +136,7 @@ export function renderMetrics(server: Server): string {
   const e = new Exposition();
   serverFamilies(e, s);
   destinationFamilies(e, server);
+  bindingFamilies(e, server);
   if (s.auth !== null) authFamilies(e, s.auth);
   if (s.authorization !== null) authzFamilies(e, s.authorization);
   processFamilies(e, s);
@@ -229,6 +230,36 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
     "gauge",
     "Durable subscriptions of declared topics, connected or not",
     s.durables,
+  );
+  e.single("relayr_bindings", "gauge", "Topic-to-queue bindings (BIND)", s.bindings);
+  e.single(
+    "relayr_routed_total",
+    "counter",
+    "Copies of topic messages enqueued through bindings",
+    s.routed_msgs,
+  );
+}
+
+/** Per-binding counters (`BIND`), for at most `METRICS_DESTINATIONS_MAX` bindings. */
+function bindingFamilies(e: Exposition, server: Server): void {
+  const list = server.broker.bindingStats({ offset: 0, limit: METRICS_DESTINATIONS_MAX }).list;
+  const labels = list.map((b) =>
+    new LabelSet({
+      pattern: b.pattern.slice("topic:".length),
+      queue: b.queue.slice("queue:".length),
+    })
+  );
+  e.family(
+    "relayr_binding_routed_total",
+    "counter",
+    "Copies a binding enqueued",
+    list.map((b, i): Sample => [labels[i], b.routed]),
+  );
+  e.family(
+    "relayr_binding_rejected_total",
+    "counter",
+    "Publishes a binding refused: its queue was full under reject",
+    list.map((b, i): Sample => [labels[i], b.rejected]),
   );
 }
 

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   AUTH_FAILED: true,
   AUTH_TIMEOUT: true,
   AUTH_REVOKED: true,
+  BAD_FILTER: false,
   BAD_FRAME: true,
   CONTROL_LINE_TOO_LONG: true,
   PAYLOAD_TOO_LARGE: true,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Filter } from "../filter/mod.ts";
 import type { ErrorCode } from "./errors.ts";
 
 /** `CONNECT` options after validation. */
@@ -56,6 +57,14 @@ export interface SubOptions {
   durable?: string;
   /** Where a replay or a new durable starts (declared topics only); present only when given. */
   start?: StartPosition;
+  /** `filter:"<selector>"`: only matching messages; present only when given. */
+  filter?: FilterOption;
+}
+
+/** A `filter` option: the selector as given, and the predicate compiled from it once. */
+export interface FilterOption {
+  source: string;
+  match: Filter;
 }
 
 /** `start:` of a SUB: the next message published, the oldest retained, an id or a time. */
@@ -110,6 +119,20 @@ export interface DeclareFrame {
   dest: string;
   options: RetentionOptions;
 }
+/** `BIND <topic pattern> queue:<name> [filter:"..."]`: topic publishes are also enqueued there. */
+export interface BindFrame {
+  op: "BIND";
+  pattern: string;
+  queue: string;
+  /** Present only when given. */
+  filter?: FilterOption;
+}
+/** `UNBIND <topic pattern> queue:<name>`. */
+export interface UnbindFrame {
+  op: "UNBIND";
+  pattern: string;
+  queue: string;
+}
 /** `UNSUB`. */
 export interface UnsubFrame {
   op: "UNSUB";
@@ -146,6 +169,8 @@ export type Frame =
   | PubFrame
   | SubFrame
   | DeclareFrame
+  | BindFrame
+  | UnbindFrame
   | UnsubFrame
   | AckFrame
   | NackFrame

@@ -22,7 +22,7 @@ export {
   type TailFields,
   writePlainTail,
 } from "./encoder.ts";
-export { decodeHeaders, encodeHeaders, headerBlockError } from "./headers.ts";
+export { decodeHeaders, encodeHeaders, headerBlockError, headerMap } from "./headers.ts";
 export { destinationError, hasWildcard, matches } from "./names.ts";
 export { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";

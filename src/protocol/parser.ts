@@ -34,6 +34,7 @@ import {
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,
+  FilterOption,
   Frame,
   PubOptions,
   RetentionOptions,
@@ -42,6 +43,7 @@ import type {
 } from "./frames.ts";
 import { defaultPubOptions, PubFrame } from "./frames.ts";
 import { decimal } from "./decimal.ts";
+import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
 import { LastString } from "./last_string.ts";
@@ -201,11 +203,13 @@ export class Parser {
         return lf + 1;
       }
       const verb = verbOf(buf, tok[0], tok[1]);
+      // Only these take a quoted value; PUB and ACK lines never pay for the quote rule.
+      if (verb === "SUB" || verb === "BIND") this.#tokenize(buf, start, end, true);
       if (verb === "CONNECT") {
         out.push({ op: "CONNECT", options: connectOptions(buf, tok[1], end) });
         return lf + 1;
       }
-      if (this.#overflow || ntok > COMMAND_TOKENS_MAX) {
+      if (this.#overflow || this.#ntok > COMMAND_TOKENS_MAX) {
         throw new BadInput("BAD_ARGUMENT", `more than ${OPTIONS_MAX} options on one line`);
       }
       const frame = this.#command(buf, verb);
@@ -217,8 +221,12 @@ export class Parser {
     return lf + 1;
   }
 
-  /** Splits `buf[start, end)` into tokens; sets `#overflow` when there are too many. */
-  #tokenize(buf: Uint8Array, start: number, end: number): number {
+  /**
+   * Splits `buf[start, end)` into tokens; sets `#overflow` when there are too
+   * many. `quoted`: with the quote rule of `filter:"..."` (docs/PROTOCOL.md,
+   * "Framing"), for the verbs that take one, found by a first plain pass.
+   */
+  #tokenize(buf: Uint8Array, start: number, end: number, quoted = false): number {
     const tok = this.#tok;
     const max = tok.length >> 1;
     let ntok = 0;
@@ -232,6 +240,9 @@ export class Parser {
         break;
       }
       tok[2 * ntok] = i;
+      if (quoted && buf[i] === 0x66 /* f */ && isQuotedFilter(buf, i, end)) {
+        i = quoteEnd(buf, i + 8, end);
+      }
       while (i < end && buf[i] !== SP && buf[i] !== TAB) i++;
       tok[2 * ntok + 1] = i;
       ntok++;
@@ -369,6 +380,9 @@ export class Parser {
         return this.#sub(buf);
       case "DECLARE":
         return this.#declare(buf);
+      case "BIND":
+      case "UNBIND":
+        return this.#bind(buf, verb);
       case "UNSUB": {
         if (ntok !== 2 && ntok !== 3) {
           throw new BadInput("BAD_ARGUMENT", "UNSUB takes one sub_id and an optional forget:true");
@@ -436,6 +450,9 @@ export class Parser {
         case "start":
           o.start = startPosition(value);
           break;
+        case "filter":
+          o.filter = filterOption(value);
+          break;
         default:
           throw unknownOption("SUB", key);
       }
@@ -476,6 +493,34 @@ export class Parser {
       );
     }
     return { op: "DECLARE", dest, options: o };
+  }
+
+  /** `BIND <topic pattern> queue:<name> [filter:"<selector>"]`, `UNBIND <topic pattern> queue:<name>`. */
+  #bind(buf: Uint8Array, verb: "BIND" | "UNBIND"): Frame {
+    const ntok = this.#ntok;
+    if (ntok < 3) throw new BadInput("BAD_ARGUMENT", `${verb} needs a topic pattern and a queue`);
+    const tok = this.#tok;
+    const pattern = str(buf, tok[2], tok[3]);
+    let why = destinationError(pattern, true);
+    if (why) throw new BadInput("BAD_DESTINATION", why);
+    if (!pattern.startsWith("topic:")) {
+      throw new BadInput("BAD_DESTINATION", `${verb} takes a topic pattern first`);
+    }
+    const queue = str(buf, tok[4], tok[5]);
+    why = destinationError(queue, false);
+    if (why) throw new BadInput("BAD_DESTINATION", why);
+    if (!queue.startsWith("queue:")) {
+      throw new BadInput("BAD_DESTINATION", `${verb} takes a queue second`);
+    }
+    if (verb === "UNBIND") {
+      if (ntok !== 3) throw new BadInput("BAD_ARGUMENT", "UNBIND takes no options");
+      return { op: "UNBIND", pattern, queue };
+    }
+    if (ntok === 3) return { op: "BIND", pattern, queue };
+    if (ntok > 4) throw new BadInput("BAD_ARGUMENT", "BIND takes one option, filter");
+    const [key, value] = this.#option(buf, 3);
+    if (key !== "filter") throw unknownOption("BIND", key);
+    return { op: "BIND", pattern, queue, filter: filterOption(value) };
   }
 
   #ack(buf: Uint8Array): Frame {
@@ -588,6 +633,71 @@ function startPosition(value: string): StartPosition {
     "BAD_ARGUMENT",
     `start must be new, first, id:<msg_id> or time:<epoch_ms>`,
   );
+}
+
+const FILTER_QUOTE = 'filter:"';
+
+/** Whether the token at `i` starts `filter:"`: the one option whose value may be quoted (and hold spaces). */
+function isQuotedFilter(buf: Uint8Array, i: number, end: number): boolean {
+  if (end - i < FILTER_QUOTE.length) return false;
+  for (let j = 0; j < FILTER_QUOTE.length; j++) {
+    if (buf[i + j] !== FILTER_QUOTE.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+/** Index just past the `"` that closes a quoted value starting at `i` (`end` when unterminated). */
+function quoteEnd(buf: Uint8Array, i: number, end: number): number {
+  while (i < end) {
+    const c = buf[i];
+    if (c === 0x5c /* \ */) i += 2;
+    else if (c === 0x22 /* " */) return i + 1;
+    else i++;
+  }
+  return end;
+}
+
+/**
+ * The value of `filter:`: `"<selector>"` with `\"` for `"` and `\\` for `\`
+ * (docs/PROTOCOL.md, "Framing"), or a selector without spaces as it is;
+ * compiled here, once, so a bad selector is `ERR BAD_FILTER` at the command.
+ */
+function filterOption(value: string): FilterOption {
+  let source = value;
+  if (value.startsWith('"')) {
+    source = "";
+    let i = 1;
+    for (;;) {
+      if (i >= value.length) {
+        throw new BadInput("BAD_ARGUMENT", "filter: unterminated quoted value");
+      }
+      const c = value[i];
+      if (c === '"') break;
+      if (c === "\\") {
+        const next = value[i + 1];
+        if (next !== '"' && next !== "\\") {
+          throw new BadInput(
+            "BAD_ARGUMENT",
+            `filter: only \\" and \\\\ are escapes in a quoted value`,
+          );
+        }
+        source += next;
+        i += 2;
+        continue;
+      }
+      source += c;
+      i++;
+    }
+    if (i !== value.length - 1) {
+      throw new BadInput("BAD_ARGUMENT", "filter: the closing quote must end the option");
+    }
+  }
+  try {
+    return { source, match: compileFilter(source) };
+  } catch (e) {
+    if (e instanceof FilterError) throw new BadInput("BAD_FILTER", e.message);
+    throw e;
+  }
 }
 
 function token(key: string, value: string): string {

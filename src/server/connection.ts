@@ -30,6 +30,7 @@ import {
 import { AUTH_NONCE_BYTES, CLOSE_FLUSH_MS, RECENT_UNACKED_IDS } from "../config/mod.ts";
 import {
   type AckFrame,
+  type BindFrame,
   type ConnectFrame,
   type DeclareFrame,
   errFrame,
@@ -41,6 +42,7 @@ import {
   PONG,
   type PubFrame,
   type SubFrame,
+  type UnbindFrame,
 } from "../protocol/mod.ts";
 import type { Clock, Conn, Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
@@ -401,6 +403,9 @@ export class Connection implements Client {
         return this.#sub(f);
       case "DECLARE":
         return this.#declare(f);
+      case "BIND":
+      case "UNBIND":
+        return this.#bind(f);
       case "UNSUB": {
         const sub = this.subs.get(f.sid);
         if (sub === undefined) {
@@ -489,6 +494,19 @@ export class Connection implements Client {
     if (chosen) this.#replies.ascii(`OK sub_id:${sid}\r\n`);
     else this.#replies.ok();
     sub.activate();
+  }
+
+  /** BIND/UNBIND: answered once the bindings record is stored, as a DECLARE is. */
+  #bind(f: BindFrame | UnbindFrame): void {
+    let stored: Promise<void>;
+    try {
+      stored = f.op === "BIND"
+        ? this.#broker.bind(f.pattern, f.queue, f.filter)
+        : this.#broker.unbind(f.pattern, f.queue);
+    } catch (e) {
+      return this.#replies.brokerError(e);
+    }
+    this.#replies.okWhen(stored, undefined);
   }
 
   #declare(f: DeclareFrame): void {

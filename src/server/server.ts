@@ -283,6 +283,8 @@ export class Server implements ConnectionHost {
       topics: broker.topics,
       declared_topics: broker.declared_topics,
       durables: broker.durables,
+      bindings: broker.bindings,
+      routed_msgs: broker.routed_msgs,
       mem: { rss: mem.rss, heap_used: mem.heapUsed },
       event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
       latency: broker.latency,
@@ -313,6 +315,7 @@ export class Server implements ConnectionHost {
       connections: this.connectionStats(o),
       queues: this.broker.queueStats(o),
       topics: this.broker.topicStats(o),
+      bindings: this.broker.bindingStats(o),
       closed_connections: this.closedStats(o.closed),
     };
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import type {
+  BindingStats,
   BrokerStats,
   Page,
   PageOptions,
@@ -90,6 +91,8 @@ export interface Stats {
   connections: Page<ConnectionStats>;
   queues: Page<QueueStats>;
   topics: Page<TopicStats>;
+  /** Topic-to-queue bindings (`BIND`), by pattern then queue. */
+  bindings: Page<BindingStats>;
   /** Newest first. */
   closed_connections: ClosedConnectionStats[];
 }

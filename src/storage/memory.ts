@@ -6,12 +6,18 @@
  *
  * @module
  */
-import { Deque } from "./deque.ts";
+import { Deque, DequeCursor } from "./deque.ts";
 import { Heap } from "./heap.ts";
 import { type Message, MessageState } from "./message.ts";
-import type { QueueStore, RemoveReason, Store } from "./store.ts";
+import type { QueueStore, RemoveReason, ScanCursor, Store } from "./store.ts";
 
 const LEVELS = 10;
+/**
+ * Holes (messages a filtered consumer took from the middle) a level may hold
+ * before it is compacted, when they are also over half of it: compaction is
+ * O(level) and happens after at least as many takes, so O(1) per take.
+ */
+const HOLES_COMPACT_MIN = 1024;
 
 /** Called when a message leaves the store (a durable store logs it). */
 export type RemoveHook = (msg: Message, reason: RemoveReason) => void;
@@ -59,6 +65,12 @@ export class MemoryQueueStore implements QueueStore {
   get bytes(): number {
     return this.#bytes;
   }
+  /** Deque slots held over all levels, holes included: what the queue costs beyond its messages. */
+  get slots(): number {
+    let n = 0;
+    for (const level of this.#levels) n += level?.length ?? 0;
+    return n;
+  }
 
   push(msg: Message): void {
     msg.state = MessageState.READY;
@@ -79,16 +91,51 @@ export class MemoryQueueStore implements QueueStore {
       const msg = level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       if (msg === undefined || msg.state !== MessageState.READY) continue;
-      this.#ready--;
       if (msg.expired(now)) {
+        this.#ready--;
         this.#gone(msg, "expired");
         continue;
       }
-      msg.state = MessageState.INFLIGHT;
-      msg.deliveries++;
-      msg.deliveredAt = now;
-      this.#inflight++;
-      return msg;
+      return this.#delivered(msg, now);
+    }
+    return undefined;
+  }
+
+  /** A ready message taken for delivery: in flight now, its delivery counted. */
+  #delivered(msg: Message, now: number): Message {
+    this.#ready--;
+    msg.state = MessageState.INFLIGHT;
+    msg.deliveries++;
+    msg.deliveredAt = now;
+    this.#inflight++;
+    return msg;
+  }
+
+  newCursor(): ScanCursor {
+    return new LevelCursors();
+  }
+
+  takeMatching(
+    cursor: ScanCursor,
+    match: (m: Message) => boolean,
+    now: number,
+  ): Message | undefined {
+    const c = cursor as LevelCursors;
+    const cs = c.levels;
+    c.now = now;
+    c.match = match;
+    const want = c.want;
+    for (let p = LEVELS - 1; p >= 0; p--) {
+      if ((this.#mask & (1 << p)) === 0) continue;
+      const level = this.#levels[p]!;
+      const msg = level.scan(cs[p] ??= new DequeCursor(), want);
+      if (msg === undefined) continue;
+      // Holes at the front go at once; holes behind a message that stays (one no consumer
+      // takes) go by compaction once they are most of the level: memory stays O(messages held).
+      while (level.length > 0 && level.peek() === undefined) level.shift();
+      if (level.length === 0) this.#mask &= ~(1 << p);
+      else if (level.holes >= HOLES_COMPACT_MIN && 2 * level.holes > level.length) level.compact();
+      return this.#delivered(msg, now);
     }
     return undefined;
   }
@@ -120,7 +167,7 @@ export class MemoryQueueStore implements QueueStore {
     for (let p = 0; p < LEVELS; p++) {
       const level = this.#levels[p];
       if (level === undefined) continue;
-      while (level.length > 0 && level.peek()!.state !== MessageState.READY) level.shift();
+      while (level.length > 0 && level.peek()?.state !== MessageState.READY) level.shift();
       if (level.length === 0) this.#mask &= ~(1 << p);
       const front = level.peek();
       if (front !== undefined && (oldest === undefined || front.id < oldest.id)) oldest = front;
@@ -185,6 +232,16 @@ export class MemoryQueueStore implements QueueStore {
     this.#onRemove?.(msg, reason);
     msg.release();
   }
+}
+
+/** A filtered consumer's place in each priority level. */
+class LevelCursors implements ScanCursor {
+  readonly levels: (DequeCursor<Message> | undefined)[] = new Array(LEVELS).fill(undefined);
+  now = 0;
+  match: (m: Message) => boolean = () => false;
+  /** The test of one scan, made once per consumer rather than once per take. */
+  readonly want = (m: Message): boolean =>
+    m.state === MessageState.READY && !m.expired(this.now) && this.match(m);
 }
 
 /** Queues in memory only; nothing survives a restart. */

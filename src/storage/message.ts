@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { headerMap } from "../protocol/mod.ts";
 
 /** Where a message is in its queue's life. */
 export const MessageState = {
@@ -69,6 +70,8 @@ const slabs = new Slabs();
 export class MessageOptions {
   /** Cached first-delivery tail of the MSG line, built on first send. */
   tail: Uint8Array | undefined = undefined;
+  /** The header block parsed, on the first filter that reads a header (at most once per message). */
+  headers: ReadonlyMap<string, string> | undefined = undefined;
   constructor(
     readonly hdrBytes: number,
     readonly ttlMs: number,
@@ -196,6 +199,17 @@ export class Message {
   get contentType(): string | undefined {
     return this.opts?.contentType;
   }
+  /**
+   * The first value of header `name`, or undefined. The header block is
+   * parsed on the first call and kept: a message no filter asks about is
+   * never parsed, one that many filters ask about is parsed once.
+   */
+  header(name: string): string | undefined {
+    const o = this.opts;
+    if (o === undefined || o.hdrBytes === 0 || this.len === 0) return undefined;
+    const h = o.headers ??= headerMap(this.buf.subarray(this.off, this.off + o.hdrBytes));
+    return h.get(name);
+  }
   /** Cached first-delivery MSG tail (messages with options only). */
   get tail(): Uint8Array | undefined {
     return this.opts?.tail;
@@ -227,7 +241,10 @@ export class Message {
     this.buf = EMPTY;
     this.off = 0;
     this.len = 0;
-    if (this.opts !== undefined) this.opts.tail = undefined;
+    if (this.opts !== undefined) {
+      this.opts.tail = undefined;
+      this.opts.headers = undefined;
+    }
   }
 
   /** Whether it has expired at `now`. */

@@ -5,10 +5,10 @@
  * @module
  */
 export { ID_SEQ_PER_MS, Message, MessageOptions, MessageState } from "./message.ts";
-export type { QueueStore, RemoveReason, Store } from "./store.ts";
+export type { QueueStore, RemoveReason, ScanCursor, Store } from "./store.ts";
 export { StoreError } from "./store.ts";
 export { MemoryQueueStore, MemoryStore, type RemoveHook } from "./memory.ts";
-export { Deque } from "./deque.ts";
+export { Deque, DequeCursor } from "./deque.ts";
 export { Ring } from "../ring.ts";
 export { Heap } from "./heap.ts";
 export {

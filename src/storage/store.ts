@@ -41,6 +41,20 @@ export interface QueueStore {
   push(msg: Message): void | Promise<void>;
   /** The next deliverable message (highest priority, oldest first), now in flight; expires the expired ones it meets. */
   take(now: number): Message | undefined;
+  /**
+   * The next deliverable message that `match` accepts (highest priority,
+   * oldest first), now in flight; the others stay where they are. `cursor`
+   * (from `newCursor`, one per filtered consumer) remembers how far the
+   * consumer has looked, so each message is tested about once per consumer
+   * (see docs/ARCHITECTURE.md, "Filtered queue consumers").
+   */
+  takeMatching(
+    cursor: ScanCursor,
+    match: (m: Message) => boolean,
+    now: number,
+  ): Message | undefined;
+  /** A place for `takeMatching` to remember how far a consumer has looked. */
+  newCursor(): ScanCursor;
   /** Settles an in-flight message. */
   remove(msg: Message, reason: RemoveReason): void;
   /** Puts an in-flight message back: at the front of its level, or due after `delayMs`. */
@@ -56,6 +70,10 @@ export interface QueueStore {
   /** Ready messages (not in flight or delayed), highest priority first, for snapshots and checks (O(n)). */
   messages(): Iterable<Message>;
 }
+
+/** A filtered consumer's place in a `QueueStore`; opaque to the broker. */
+// deno-lint-ignore no-empty-interface
+export interface ScanCursor {}
 
 /** A set of queue stores; memory or durable. */
 export interface Store {

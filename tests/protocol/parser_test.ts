@@ -157,6 +157,13 @@ const VALID: [string, unknown[]][] = [
     `ACK ${Array.from({ length: 200 }, (_, i) => `msg_id:${i}`).join(" ")}\n`,
     [{ op: "ACK", ids: Array.from({ length: 200 }, (_, i) => i) }],
   ],
+  [
+    "BIND topic:orders.* queue:orders\nUNBIND topic:orders.> queue:all\n",
+    [
+      { op: "BIND", pattern: "topic:orders.*", queue: "queue:orders" },
+      { op: "UNBIND", pattern: "topic:orders.>", queue: "queue:all" },
+    ],
+  ],
   ["NACK msg_id:7\n", [{ op: "NACK", id: 7, delayMs: 0 }]],
   ["NACK msg_id:7 delay:250\n", [{ op: "NACK", id: 7, delayMs: 250 }]],
   ["PING\r\nPONG\nINFO\n", [{ op: "PING" }, { op: "PONG" }, { op: "INFO" }]],
@@ -214,6 +221,24 @@ const BAD: [string, string][] = [
   [`SUB topic:a ${"x:1 ".repeat(40)}\n`, "BAD_ARGUMENT"],
   [`PUB topic:a ${"priority:1 ".repeat(40)}2\r\nhi\r\n`, "BAD_ARGUMENT"],
   [`ACK ${"msg_id:1 ".repeat(257)}\n`, "BAD_ARGUMENT"],
+  ['SUB topic:a filter:"a = 1\n', "BAD_ARGUMENT"],
+  ['SUB topic:a filter:"a = 1"x\n', "BAD_ARGUMENT"],
+  ['SUB topic:a filter:"a = \\n"\n', "BAD_ARGUMENT"],
+  ['SUB topic:a filter:"a ="\n', "BAD_FILTER"],
+  ["SUB topic:a filter:a=\n", "BAD_FILTER"],
+  ['SUB topic:a filter:""\n', "BAD_FILTER"],
+  [`SUB topic:a filter:"a = '${"x".repeat(1024)}'"\n`, "BAD_FILTER"],
+  ['PUB topic:a filter:"a = 1" 2\r\nhi\r\n', "BAD_ARGUMENT"],
+  ["BIND\n", "BAD_ARGUMENT"],
+  ["BIND topic:a\n", "BAD_ARGUMENT"],
+  ["BIND queue:a queue:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a topic:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a queue:b.*\n", "BAD_DESTINATION"],
+  ["BIND topic:a..b queue:b\n", "BAD_DESTINATION"],
+  ["BIND topic:a queue:b prefetch:1\n", "BAD_ARGUMENT"],
+  ['BIND topic:a queue:b filter:"x = 1" filter:"y = 2"\n', "BAD_ARGUMENT"],
+  ['BIND topic:a queue:b filter:"x ="\n', "BAD_FILTER"],
+  ['UNBIND topic:a queue:b filter:"x = 1"\n', "BAD_ARGUMENT"],
 ];
 
 /** Fatal bad input: an ERR with this code, then nothing more is parsed. */
@@ -229,6 +254,46 @@ const FATAL: [string, string][] = [
   [`PING${" ".repeat(CONTROL_LINE_BYTES_MAX)}\n`, "CONTROL_LINE_TOO_LONG"],
   ["X".repeat(CONTROL_LINE_BYTES_MAX + 2), "CONTROL_LINE_TOO_LONG"],
 ];
+
+/** [SUB line, the selector it carries]: `filter:` quoting as docs/PROTOCOL.md says. */
+const FILTERS: [string, string][] = [
+  [`SUB topic:a filter:"region = 'eu'"\n`, "region = 'eu'"],
+  [`SUB topic:a filter:"region = 'eu'" sub_id:x\n`, "region = 'eu'"],
+  [`SUB topic:a sub_id:x\tfilter:"a   =\t'two  spaces'"\n`, "a   =\t'two  spaces'"],
+  [`SUB topic:a filter:"s = '\\"q\\"' OR s = 'back\\\\slash'"\n`, `s = '"q"' OR s = 'back\\slash'`],
+  ["SUB topic:a filter:priority>5\n", "priority>5"],
+  [`SUB queue:q filter:"x IN ('a:b', 'c')"\n`, "x IN ('a:b', 'c')"],
+  [`BIND topic:t.> queue:q filter:"region = 'eu'"\n`, "region = 'eu'"],
+];
+
+Deno.test("parser: filter values, quoted with spaces and escapes, at every split", () => {
+  for (const [input, source] of FILTERS) {
+    for (const chunks of splits(enc(input))) {
+      const p = new Parser();
+      const out: Frame[] = [];
+      for (const c of chunks) p.push(c, out);
+      assert.equal(out.length, 1, input);
+      const f = out[0];
+      assert.ok(f.op === "SUB" || f.op === "BIND", `${input}: ${JSON.stringify(f)}`);
+      if (f.op === "BIND") {
+        assert.equal(f.filter?.source, source, input);
+        continue;
+      }
+      assert.equal(f.options.filter?.source, source, input);
+      assert.equal(typeof f.options.filter?.match, "function");
+    }
+  }
+  // A quoted filter that fills the control line still parses; one byte more is a framing error.
+  const fill = (n: number) => `SUB topic:a filter:"a = '${"x".repeat(n)}'"`;
+  const base = fill(0).length;
+  const p = new Parser();
+  const out: Frame[] = [];
+  p.push(enc(fill(1000) + "\n"), out);
+  assert.equal(out[0].op, "SUB");
+  p.push(enc(fill(CONTROL_LINE_BYTES_MAX + 1 - base) + "\r\n"), out);
+  assert.equal(out[1].op, "ERR");
+  assert.equal((out[1] as { code: string }).code, "CONTROL_LINE_TOO_LONG");
+});
 
 /** Every way to cut `bytes`: whole, byte by byte, and in two at every offset. */
 function* splits(bytes: Uint8Array): Generator<Uint8Array[]> {

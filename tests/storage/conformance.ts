@@ -124,6 +124,30 @@ export function storeConformance(f: StoreFactory): void {
     assert.equal(q.removed.acked, 1);
   });
 
+  test("takeMatching: a consumer's selector takes its messages; the rest keep their order", async (s) => {
+    const q = s.openQueue("queue:matching");
+    const ms = [0, 7, 0, 7, 3].map((priority, i) => msg(q.name, { priority, body: `b${i}` }));
+    await push(q, ...ms);
+    const odd = q.newCursor();
+    const isOdd = (m: Message) => m.priority % 2 === 1;
+    assert.deepEqual([q.takeMatching(odd, isOdd, T0)?.id, q.takeMatching(odd, isOdd, T0)?.id], [
+      ms[1].id,
+      ms[3].id,
+    ]);
+    const taken = q.takeMatching(odd, isOdd, T0)!;
+    assert.equal(taken.id, ms[4].id);
+    assert.equal(taken.state, MessageState.INFLIGHT);
+    assert.equal(taken.deliveries, 1);
+    assert.equal(q.takeMatching(odd, isOdd, T0), undefined);
+    assert.deepEqual([q.ready, q.inflight], [2, 3]);
+    // Given back, it is found again by the same cursor, behind which it now sits.
+    q.requeue(taken, 0, T0);
+    assert.equal(q.takeMatching(odd, isOdd, T0), taken);
+    assert.equal(taken.deliveries, 2);
+    assert.deepEqual(drain(q), [ms[0].id, ms[2].id]);
+    assert.deepEqual([...q.messages()], []);
+  });
+
   test("requeue goes to the front of its own priority level only", async (s) => {
     const q = s.openQueue("queue:requeue-prio");
     const low = msg(q.name, { priority: 1 });

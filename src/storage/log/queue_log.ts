@@ -25,7 +25,7 @@ import { COMPACT_STEP_INTERVAL_MS } from "../../config/mod.ts";
 import type { Clock, FileSystem } from "../../runtime/mod.ts";
 import { MemoryQueueStore } from "../memory.ts";
 import { type Message, MessageState } from "../message.ts";
-import { type QueueStore, type RemoveReason, StoreError } from "../store.ts";
+import { type QueueStore, type RemoveReason, type ScanCursor, StoreError } from "../store.ts";
 import { checkMessage, RecordType } from "./format.ts";
 import type { RecoveredLog } from "./recovery.ts";
 import { SegmentWriter } from "./segment_writer.ts";
@@ -144,6 +144,23 @@ export class LogQueueStore implements QueueStore {
       this.#host.dirty(this);
     }
     return msg;
+  }
+
+  takeMatching(
+    cursor: ScanCursor,
+    match: (m: Message) => boolean,
+    now: number,
+  ): Message | undefined {
+    const msg = this.#inner.takeMatching(cursor, match, now);
+    if (msg !== undefined) {
+      this.#writer.out.deliver(msg.id, msg.deliveries);
+      this.#host.dirty(this);
+    }
+    return msg;
+  }
+
+  newCursor(): ScanCursor {
+    return this.#inner.newCursor();
   }
 
   remove(msg: Message, reason: RemoveReason): void {
