@@ -101,6 +101,24 @@ export class Permissions {
     return ok;
   }
 
+  /**
+   * Whether `action` is allowed on every destination `pattern` can match: no
+   * deny rule overlaps it and an allow rule covers it. Stricter than `may` on
+   * a pattern (which admits a pattern that merely overlaps an allow rule and
+   * then decides per topic): for a `BIND`, whose copies would otherwise move
+   * messages of topics the user may not read into a queue. Not cached: a
+   * `BIND` is rare.
+   */
+  mayAll(action: Action, pattern: string): boolean {
+    const set = this.#sets[action];
+    if (set.open) return true;
+    const p = split(pattern);
+    for (const d of set.deny) if (overlaps(d, p)) return false;
+    if (set.allow === undefined) return true;
+    for (const a of set.allow) if (covers(a, p)) return true;
+    return false;
+  }
+
   /** Whether a `SUB` to `dest` is allowed: `consume` for a queue, `subscribe` for a topic or pattern. */
   maySubscribe(dest: string): boolean {
     return this.may(dest.charCodeAt(0) === 0x71 /* q */ ? Action.CONSUME : Action.SUBSCRIBE, dest);

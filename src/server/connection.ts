@@ -496,8 +496,18 @@ export class Connection implements Client {
     sub.activate();
   }
 
-  /** BIND/UNBIND: answered once the bindings record is stored, as a DECLARE is. */
+  /**
+   * BIND/UNBIND: answered once the bindings record is stored, as a DECLARE is.
+   * A binding is the queue's configuration (`admin` on the queue) and copies
+   * every message of the topics it matches, so its user must be allowed to
+   * read all of them (`subscribe` on every topic of the pattern), or it would
+   * move messages the user may not read into a queue it may consume.
+   */
   #bind(f: BindFrame | UnbindFrame): void {
+    if (!this.#may(Action.ADMIN, f.queue)) return;
+    if (this.#perms !== undefined && !this.#perms.mayAll(Action.SUBSCRIBE, f.pattern)) {
+      return this.#denied(f.pattern);
+    }
     let stored: Promise<void>;
     try {
       stored = f.op === "BIND"

@@ -447,3 +447,43 @@ Deno.test("limits: over its publish rate a connection stops being read until the
     await stopped;
   }
 });
+
+Deno.test("permissions: BIND needs admin on the queue and subscribe on every topic it matches", async () => {
+  const binder: UserEntry = {
+    user: "binder",
+    permissions: {
+      admin: { allow: ["queue:work.*"] },
+      subscribe: { allow: ["topic:events.>"], deny: ["topic:events.secret"] },
+    },
+  };
+  const broker = await authBroker([binder]);
+  const c = await as(broker, "binder");
+  try {
+    const reply = async (line: string) => {
+      await c.send(`${line}\r\n`);
+      return await c.line();
+    };
+    // Every topic of the pattern readable, admin on the queue: allowed.
+    assert.equal(await reply("BIND topic:events.orders.* queue:work.a"), "OK");
+    // Overlaps the denied topic: a copy would carry its messages into the queue.
+    assert.equal(
+      await reply("BIND topic:events.* queue:work.a"),
+      "ERR PERMISSION_DENIED topic:events.*",
+    );
+    // Reaches past the allowed subtree.
+    assert.equal(await reply("BIND topic:> queue:work.a"), "ERR PERMISSION_DENIED topic:>");
+    // No admin on the queue.
+    assert.equal(
+      await reply("BIND topic:events.orders.* queue:other"),
+      "ERR PERMISSION_DENIED queue:other",
+    );
+    assert.equal(
+      await reply("UNBIND topic:events.orders.* queue:other"),
+      "ERR PERMISSION_DENIED queue:other",
+    );
+    assert.equal(await reply("UNBIND topic:events.orders.* queue:work.a"), "OK");
+  } finally {
+    await c.close();
+    await broker.close();
+  }
+});
