@@ -67,7 +67,10 @@ export function render(table: Table, markdown: boolean): string {
 function ceilingFor(o: Outcome): Ceiling | null {
   if (o.scenario === "pub") return "pub";
   if (o.scenario === "rpc") return null;
-  if ((o.scenario === "queue" || o.scenario === "bind") && o.protocol !== "nats") return "ack";
+  if (
+    (o.scenario === "queue" || o.scenario === "bind" || o.scenario === "delayed") &&
+    o.protocol !== "nats"
+  ) return "ack";
   return "recv";
 }
 

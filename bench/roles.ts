@@ -174,7 +174,7 @@ export async function publish(
       at: filtered.variantAt,
       bytes: filtered.variants,
     })
-    : new Batcher(driver.publishFrame(task.kind, task.name, task.size), task.size);
+    : new Batcher(driver.publishFrame(task.kind, task.name, task.size, task.options), task.size);
   const t0 = clock();
   let seq = 0;
   let inflight: Promise<void> = Promise.resolve();

@@ -24,9 +24,21 @@ import {
 } from "./tasks.ts";
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ["pub", "sub", "fanout", "queue", "rpc", "filter", "bind"] as const;
+export const SCENARIOS = [
+  "pub",
+  "sub",
+  "fanout",
+  "queue",
+  "delayed",
+  "rpc",
+  "filter",
+  "bind",
+] as const;
 /** One of {@linkcode SCENARIOS}. */
 export type Scenario = typeof SCENARIOS[number];
+
+/** The delay of every message in the `delayed` scenario, ms. */
+export const DELAYED_MS = 100;
 
 /** What a scenario means, for `--help` and the README. */
 export const SCENARIO_TEXT: Record<Scenario, string> = {
@@ -34,6 +46,8 @@ export const SCENARIO_TEXT: Record<Scenario, string> = {
   sub: "publish to 1 subscriber; every message checked in order",
   fanout: "publish to 4 subscribers; rate per subscriber",
   queue: "a queue with 2 competing consumers (Relayr and JetStream ACK every message)",
+  delayed:
+    `the queue scenario with every PUB delay:${DELAYED_MS} (Relayr only); latency includes the delay`,
   rpc: "request/reply round trips, one at a time, one client",
   filter: "Relayr only: 4 subscribers with filter:, each takes 25%; rate of the topic",
   bind: "Relayr only: 1 topic bound to 4 queues, 1 consumer each (ACKs); rate per queue",
@@ -42,9 +56,11 @@ export const SCENARIO_TEXT: Record<Scenario, string> = {
 /** Driver-ceiling runs against the sink: publish into it, or receive (and ACK) from it. */
 export type Ceiling = "pub" | "recv" | "ack";
 
-/** Whether `system` can run `scenario` (nats-js is JetStream, driven for the queue only). */
+/** Whether `system` can run `scenario` (nats-js is JetStream, driven for the queue only; delays are Relayr's). */
 export function supports(system: System, scenario: Scenario): boolean {
-  if (scenario === "filter" || scenario === "bind") return system.startsWith("relayr");
+  if (scenario === "filter" || scenario === "bind" || scenario === "delayed") {
+    return system.startsWith("relayr");
+  }
   return system !== "nats-js" || scenario === "queue";
 }
 
@@ -54,6 +70,7 @@ const RECEIVERS: Record<Scenario, number> = {
   sub: 1,
   fanout: 4,
   queue: 2,
+  delayed: 2,
   rpc: 0,
   filter: FILTER_STRIDE,
   bind: 4,
@@ -225,7 +242,8 @@ async function flow(
     : spec.scenario === "filter" || spec.scenario === "bind"
     ? spec.scenario
     : undefined;
-  const kind: Kind = spec.scenario === "queue" || spec.ceiling === "ack" ? "queue" : "topic";
+  const queued = spec.scenario === "queue" || spec.scenario === "delayed";
+  const kind: Kind = queued || spec.ceiling === "ack" ? "queue" : "topic";
   // Each receiver of a `bind` run consumes a queue of its own that gets every message.
   const recvKind: Kind = route === "bind" ? "queue" : kind;
   const each = kind === "topic";
@@ -289,6 +307,7 @@ async function flow(
       windowMode: receivers === 0 ? "none" : kind === "queue" ? "sum" : "min",
       window: Math.max(1, Math.min(options.window, Math.floor(options.windowBytes / size))),
       receivers,
+      options: spec.scenario === "delayed" ? `delay:${DELAYED_MS}` : undefined,
     };
     publishJob = pool.run(task, ctlBuffer);
     publishJob.done.finally(() => published = true).catch(() => {});

@@ -49,6 +49,8 @@ export interface PublishTask extends TaskBase {
   windowMode: "none" | "min" | "sum";
   window: number;
   receivers: number;
+  /** Extra PUB options (Relayr's `delay:<ms>`), or none. */
+  options?: string;
 }
 
 /** Subscribe to the topic (or consume the queue) and check every message. */

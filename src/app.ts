@@ -161,10 +161,12 @@ function logRecovery(store: LogStore, broker: Broker, config: Config): void {
     topics++;
   }
   const r = store.recovery;
+  const b = broker.stats();
   logger("store").info(
     `durable store in ${store.dir} (fsync ${config.fsync}): recovered ${queued} messages in ` +
       `${queues} queues and ${retained} retained messages in ${topics} declared topics, ` +
-      `from ${r.records} records in ${r.ms} ms`,
+      `from ${r.records} records in ${r.ms} ms; ${b.scheduled_msgs} scheduled messages ` +
+      `(queues and topics), ${b.declared_queues} declared queues`,
   );
 }
 

@@ -109,6 +109,89 @@ Deno.test("relayr client subcommands", async (t) => {
       },
     );
 
+    await t.step(
+      "declare queue: OK, same again, conflict; pub --dedup-id and --delay",
+      async () => {
+        const ok = await relayr([
+          "declare",
+          ...s,
+          "queue:cli.jobs",
+          "--max-messages",
+          "5",
+          "--dlq",
+          "none",
+        ]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.equal(ok.stdout.trim(), "declared queue:cli.jobs");
+        const same = await relayr([
+          "declare",
+          ...s,
+          "queue:cli.jobs",
+          "--dlq",
+          "none",
+          "--max-messages",
+          "5",
+        ]);
+        assert.equal(same.code, 0, same.stderr);
+        const other = await relayr(["declare", ...s, "queue:cli.jobs", "--max-messages", "6"]);
+        assert.notEqual(other.code, 0);
+        assertOneLineError(
+          other,
+          /DECLARE_CONFLICT|declared with other settings: max_messages:5 dlq:none/,
+        );
+        const misuse = await relayr(["declare", ...s, "queue:cli.jobs", "--retain-age", "5"]);
+        assert.equal(misuse.code, 2);
+        assertOneLineError(misuse, /--retain-age is for topics/);
+        const [a, b] = [
+          await relayr(["pub", ...s, "queue:cli.jobs", "x", "--dedup-id", "d-1"]),
+          await relayr(["pub", ...s, "queue:cli.jobs", "x", "--dedup-id", "d-1"]),
+        ];
+        assert.equal(a.code, 0, a.stderr);
+        assert.match(a.stdout.trim(), /^\d+$/);
+        assert.equal(b.stdout, a.stdout, "the duplicate prints the first id");
+        const d = await relayr(["pub", ...s, "queue:cli.jobs", "y", "--delay", "60000"]);
+        assert.equal(d.code, 0, d.stderr);
+        const both = await relayr([
+          "pub",
+          ...s,
+          "queue:cli.jobs",
+          "y",
+          "--delay",
+          "5",
+          "--deliver-at",
+          "5",
+        ]);
+        assert.equal(both.code, 2);
+        assertOneLineError(both, /--delay or --deliver-at, not both/);
+        const c = await connect(broker.address, { reconnect: false });
+        try {
+          const st = await (await fetch(`http://127.0.0.1:${httpPort}/api/stats`)).json();
+          const q = JSON.stringify(st);
+          assert.match(q, /"scheduled_msgs":1/);
+        } finally {
+          await c.close();
+        }
+      },
+    );
+
+    await t.step("pub --codec msgpack/json, sub --codec decodes by content type", async () => {
+      const q = "queue:cli.codec";
+      const mp = await relayr(["pub", ...s, q, '{"a":[1,2],"b":"é"}', "--codec", "msgpack"]);
+      assert.equal(mp.code, 0, mp.stderr);
+      const js = await relayr(["pub", ...s, q, "-", "--codec", "json"], { stdin: '{"n":1}\n' });
+      assert.equal(js.code, 0, js.stderr);
+      const bad = await relayr(["pub", ...s, q, "not json", "--codec", "msgpack"]);
+      assert.equal(bad.code, 2);
+      assertOneLineError(bad, /--codec msgpack takes JSON data/);
+      const raw = await relayr(["sub", ...s, q, "--count", "2", "--codec", "auto", "--raw"]);
+      assert.equal(raw.code, 0, raw.stderr);
+      assert.equal(raw.stdout, '{"a":[1,2],"b":"é"}\n{"n":1}\n');
+      await relayr(["pub", ...s, q, '{"c":3}', "--codec", "msgpack"]);
+      const json = await relayr(["sub", ...s, q, "--count", "1", "--codec", "auto", "--json"]);
+      const line = JSON.parse(json.stdout);
+      assert.deepEqual([line.content_type, line.value], ["application/msgpack", { c: 3 }]);
+    });
+
     await t.step("a negative number for a numeric flag names the flag and its range", async () => {
       const runs = await Promise.all([
         relayr(["sub", ...s, "topic:a", "--count", "-5"]),
@@ -234,8 +317,8 @@ Deno.test("relayr client subcommands", async (t) => {
       assert.equal(decl.code, 0, decl.stderr);
       assert.equal(decl.stdout, `declared ${t}\n`);
       const queue = await relayr(["declare", ...s, "queue:cli.q", "--retain-bytes", "10"]);
-      assert.equal(queue.code, 1);
-      assertOneLineError(queue, /^relayr declare: BAD_DESTINATION: /);
+      assert.equal(queue.code, 2);
+      assertOneLineError(queue, /^relayr declare: --retain-bytes is for topics/);
       const pub = await relayr(["pub", ...s, t, "-"], { stdin: "one\ntwo\nthree" });
       assert.equal(pub.code, 0, pub.stderr);
       const ids = pub.stdout.trim().split("\n");

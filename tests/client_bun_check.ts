@@ -90,6 +90,36 @@ await check("1000 pipelined publishes, flush, error classes", async () => {
   return `${n}`;
 });
 
+await check("codecs: json and msgpack round trips, content types", async () => {
+  const sub = await client.subscribe("topic:bun.codec");
+  const value = { n: 1.5, s: "é", list: [1, null, true], nested: { bin: new Uint8Array([1, 2]) } };
+  await other.publish("topic:bun.codec", value, { codec: "msgpack" });
+  await other.publish("topic:bun.codec", { a: [1, 2] }, { codec: "json" });
+  const it = sub[Symbol.asyncIterator]();
+  const m = (await it.next()).value as Message;
+  const j = (await it.next()).value as Message;
+  const got = m.decode<typeof value>();
+  expect(m.contentType === "application/msgpack", `content type ${m.contentType}`);
+  expect(
+    got.n === 1.5 && got.s === "é" && got.list[2] === true && got.nested.bin[1] === 2,
+    `msgpack ${JSON.stringify(got)}`,
+  );
+  expect(JSON.stringify(j.decode()) === '{"a":[1,2]}', "json");
+  return `${m.size} B`;
+});
+
+await check("declareQueue, delayMs and dedupId", async () => {
+  await other.declareQueue("queue:bun.sched", { maxMessages: 10, dedupWindowMs: 60_000 });
+  const sent = Date.now();
+  const a = await other.publish("queue:bun.sched", "later", { delayMs: 150, dedupId: "d" });
+  const b = await other.publish("queue:bun.sched", "later", { delayMs: 150, dedupId: "d" });
+  expect(a === b, `duplicate answered ${b}, first ${a}`);
+  const sub = await client.subscribe("queue:bun.sched", { ack: "none" });
+  const m = await first(sub);
+  expect(m.text() === "later" && Date.now() - sent >= 150, "never early");
+  return `${Date.now() - sent} ms`;
+});
+
 await check("drain and close", async () => {
   await other.drain();
   await client.close();

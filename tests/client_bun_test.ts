@@ -20,7 +20,8 @@ const bun = await hasBun();
 if (!bun) console.log("client_bun_test: skipped, bun is not on PATH");
 
 Deno.test({
-  name: "client SDK under Bun: pub/sub, queue acks, request/reply, drain",
+  name:
+    "client SDK under Bun: pub/sub, queue acks, request/reply, codecs, scheduled and deduplicated publishes, drain",
   ignore: !bun,
   async fn() {
     const broker = await BrokerProcess.start();
@@ -38,7 +39,7 @@ Deno.test({
       const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
       assert.deepEqual(lines.at(-1), { done: true });
       const checks = lines.slice(0, -1) as { name: string; ok: boolean; detail: string }[];
-      assert.equal(checks.length, 6);
+      assert.equal(checks.length, 8);
       for (const c of checks) assert.ok(c.ok, `${c.name}: ${c.detail}`);
     } finally {
       await broker.stop();

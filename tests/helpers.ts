@@ -212,11 +212,12 @@ export async function expectLine(
   line: string,
   reply: string | RegExp,
   timeoutMs = 2000,
-): Promise<void> {
+): Promise<string> {
   await c.send(`${line}\r\n`);
   const got = await c.line(timeoutMs);
   if (typeof reply === "string") assert.equal(got, reply, line);
   else assert.match(got, reply, line);
+  return got;
 }
 
 /** Publishes `bodies` one by one, waiting for each OK; returns their ids. */

@@ -423,3 +423,62 @@ Deno.test("http handler: bindings and filters in stats and metrics", async () =>
     await broker.stop();
   }
 });
+
+Deno.test("http handler: declared queues, scheduled messages and duplicates in stats and metrics", async () => {
+  const broker = await startTestBroker();
+  const h = handlerFor(broker);
+  const p = await RawClient.connect(broker.port);
+  try {
+    await expectLine(
+      p,
+      "DECLARE queue:jobs max_messages:50 ttl:60000 dlq:none dedup_window:5000",
+      "OK",
+    );
+    await p.pub("queue:jobs", "later", "delay:600000 dedup_id:a");
+    const first = await p.line();
+    await p.pub("queue:jobs", "later", "delay:600000 dedup_id:a");
+    assert.equal(await p.line(), `${first} duplicate:true`);
+    await p.pub("topic:news", "later", "delay:600000");
+    assert.match(await p.line(), /^OK msg_id:\d+$/);
+    await p.pub("queue:plain", "now");
+    assert.match(await p.line(), /^OK msg_id:\d+$/);
+    const s = await stats(h);
+    assert.deepEqual([s.server.declared_queues, s.server.scheduled_msgs], [1, 2]);
+    assert.equal(s.server.duplicate_msgs, 1);
+    const q = s.queues.list.find((x) => x.name === "queue:jobs")!;
+    assert.deepEqual([q.declared, q.scheduled, q.delayed, q.depth, q.duplicates, q.dedup_ids], [
+      true,
+      1,
+      1,
+      0,
+      1,
+      1,
+    ]);
+    assert.deepEqual(q.settings, {
+      max_messages: 50,
+      max_bytes: broker.broker.options.queueBytesMax,
+      overflow: "reject",
+      ttl_ms: 60000,
+      max_deliveries: broker.broker.options.maxDeliveries,
+      dlq: null,
+      ack_timeout_ms: broker.broker.options.ackTimeoutMs,
+      dedup_window_ms: 5000,
+    });
+    const m = await scrape(h);
+    assert.equal(num(m, "relayr_queues_declared"), 1);
+    assert.equal(num(m, "relayr_scheduled_messages"), 2);
+    assert.equal(num(m, "relayr_duplicates_total"), 1);
+    assert.equal(num(m, "relayr_queue_scheduled", { queue: "jobs" }), 1);
+    assert.equal(num(m, "relayr_queue_duplicates_total", { queue: "jobs" }), 1);
+    assert.equal(num(m, "relayr_queue_dedup_ids", { queue: "jobs" }), 1);
+    assert.equal(num(m, "relayr_queue_max_messages", { queue: "jobs" }), 50);
+    assert.equal(num(m, "relayr_queue_ttl_seconds", { queue: "jobs" }), 60);
+    assert.equal(num(m, "relayr_queue_dedup_window_seconds", { queue: "jobs" }), 5);
+    // Settings series only for declared queues.
+    assert.equal(value(m, "relayr_queue_max_messages", { queue: "plain" }), undefined);
+    assert.equal(num(m, "relayr_queue_scheduled", { queue: "plain" }), 0);
+  } finally {
+    await p.close();
+    await broker.stop();
+  }
+});

@@ -143,8 +143,9 @@ export const relayr: Driver = {
       JSON.stringify({ verbose: false, client_id: "relayr-bench", name: "bench", ...auth })
     }\r\n`,
   ping: () => "PING\r\n",
-  publishFrame(kind: Kind, name: string, size: number): FrameShape {
-    return { head: bytes(`PUB ${destination(kind, name)} ${size}\r\n`), tail: CRLF };
+  publishFrame(kind: Kind, name: string, size: number, options?: string): FrameShape {
+    const opts = options === undefined ? "" : ` ${options}`;
+    return { head: bytes(`PUB ${destination(kind, name)}${opts} ${size}\r\n`), tail: CRLF };
   },
   deliveryFrame(kind: Kind, name: string, size: number): FrameShape {
     const sid = kind === "queue" ? "c0" : "s0";

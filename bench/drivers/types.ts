@@ -74,8 +74,8 @@ export interface Driver {
    * counted in the parser's `replies`): the publisher waits for all of them.
    */
   readonly publishAcks?: boolean;
-  /** Frame of one publish to a topic or a queue. */
-  publishFrame(kind: Kind, name: string, size: number): FrameShape;
+  /** Frame of one publish to a topic or a queue; `options` are extra PUB options (Relayr only). */
+  publishFrame(kind: Kind, name: string, size: number, options?: string): FrameShape;
   /** Frame of one delivery as the server would send it (the sink's source mode). */
   deliveryFrame(kind: Kind, name: string, size: number): FrameShape;
   /** Subscribes subscriber `index` to the topic. */

@@ -11,18 +11,22 @@ import {
   type FilterOption,
   hasWildcard,
   type PubOptions,
+  type QueueDeclareOptions,
   type RetentionOptions,
   type SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
 import { Heap, type Message, MessageState } from "../storage/mod.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
+import { Deduplicator } from "./dedup.ts";
 import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
-import { deadLetterCopy, published } from "./messages.ts";
+import { copyOf, published } from "./messages.ts";
 import { type RouteHost, Routes } from "./routes.ts";
 import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
+import { DeclaredQueues, type QueueDeclaration, resolveSettings } from "./queue_settings.ts";
+import { type ScheduledHost, Scheduler } from "./scheduled.ts";
 import {
   type BindingStats,
   type BrokerStats,
@@ -57,11 +61,10 @@ export interface BrokerCounters {
 }
 
 /** Destinations, publish and subscribe. */
-export class Broker implements QueueHost, DeclaredHost, RouteHost {
+export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
   now: number;
   readonly clock: Clock;
-  readonly maxDeliveries: number;
   readonly slowConsumer: SlowConsumerPolicy;
   readonly subPendingMessagesMax: number;
   readonly subPendingBytesMax: number;
@@ -76,7 +79,6 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
   };
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
-  #queueOverflow: QueueOverflow;
   #queues = new Map<string, Queue>();
   #topics = new Map<string, Topic>();
   #wildcards = new Set<TopicSubscription>();
@@ -84,6 +86,11 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
   #redeliveries = new Heap<Delivery>();
   #declared: DeclaredTopics;
   #routes: Routes;
+  #declaredQueues = new DeclaredQueues();
+  #scheduler: Scheduler;
+  #dedup = new Deduplicator();
+  /** Id of the message the last `#publishTopic` made. */
+  #lastTopicId = 0;
   #ids: IdGenerator;
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
@@ -96,22 +103,52 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
     this.options = options;
     this.clock = options.clock ?? systemClock;
     this.now = this.#startedAt = this.clock.now();
-    this.maxDeliveries = options.maxDeliveries;
     this.slowConsumer = options.slowConsumer;
     this.subPendingMessagesMax = options.subPendingMessagesMax;
     this.subPendingBytesMax = options.subPendingBytesMax;
     this.queueMessagesMax = options.queueMessagesMax;
     this.queueBytesMax = options.queueBytesMax;
-    this.#queueOverflow = options.queueOverflow;
     this.#blockMs = options.slowConsumerBlockMs ?? SLOW_CONSUMER_BLOCK_MS;
     this.#ids = new IdGenerator(options.store.lastId());
     const names = options.store.queueNames();
     // The store also holds the logs of declared topics and their state record: not queues.
     for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
     this.#declared = new DeclaredTopics(this, options.store);
-    this.#declared.restore(names.filter((n) => n.startsWith("topic:")));
+    this.#declaredQueues.restore(
+      this.#declared.restore(names.filter((n) => n.startsWith("topic:"))),
+    );
     this.#routes = new Routes(options.store, this);
     this.#routes.restore();
+    for (const q of this.#queues.values()) {
+      this.#settle(q);
+      this.#dedup.restoreQueue(q, this.now);
+    }
+    this.#scheduler = new Scheduler(this, options.store);
+    this.#scheduler.restore(names, this.#queues.values());
+  }
+
+  /**
+   * Whether the last publish was answered as a duplicate of a `dedup_id`
+   * (its result is then the first message's id). Publishes are synchronous,
+   * so the caller reads it right after the call, as `takeBlocked()`.
+   */
+  get duplicate(): boolean {
+    return this.#dedup.duplicate;
+  }
+
+  /** Where the server learns the due time to wake up at for scheduled messages (see `Scheduler.onDue`). */
+  set onDue(fn: ((at: number) => void) | undefined) {
+    this.#scheduler.onDue = fn;
+  }
+
+  /**
+   * Makes the scheduled messages due by now visible (queues) or publishes
+   * them (topics), and asks for the next due time through `onDue`; the
+   * server's due-time timer calls it. Cheaper than `sweep()`, which does it
+   * too, at its own pace.
+   */
+  fireDue(): void {
+    this.#scheduler.fire(this.tick());
   }
 
   /** Reads the clock once for the work that follows. */
@@ -140,54 +177,171 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
     len: number,
     o: PubOptions | undefined,
   ): number | Promise<number> {
-    const c = this.counters;
+    this.#dedup.duplicate = false;
     if (dest.charCodeAt(0) === 0x74 /* t */) {
-      const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
-      const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
-      const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
-      let stored: void | Promise<void> = undefined;
-      if (topic?.store !== undefined) {
-        try {
-          stored = topic.store.push(msg);
-        } catch (e) {
-          throw storeFailed(e);
-        }
+      if (o !== undefined && (o.dedupId !== undefined || o.delayMs !== 0 || o.deliverAt !== 0)) {
+        return this.#publishTopicWith(dest, buf, off, len, o);
       }
-      let copied: void | Promise<void> = undefined;
-      if (routed > 0) copied = this.#routes.copy(msg, topic?.store);
-      c.published++;
-      c.publishedBytes += len;
-      if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
-        if (routed === 0) c.unrouted++;
-      } else {
-        topic.publish(msg);
-        if (topic.blocked) this.#blockedBy = topic;
-      }
-      if (routed > 0) this.#routes.dispatch();
-      if (stored === undefined && copied === undefined) return msg.id;
-      return Promise.all([stored, copied]).then(() => msg.id, (e) => {
-        throw storeFailed(e);
-      });
+      return this.#publishTopic(dest, buf, off, len, o);
     }
-    const q = this.#queue(dest);
-    this.#makeRoom(q, len);
+    return this.#publishQueue(dest, buf, off, len, o);
+  }
+
+  /** A topic publish, delivered now. */
+  #publishTopic(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    const c = this.counters;
+    const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
     const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
+    this.#lastTopicId = msg.id;
+    const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
+    let stored: void | Promise<void> = undefined;
+    if (topic?.store !== undefined) {
+      try {
+        stored = topic.store.push(msg);
+      } catch (e) {
+        throw storeFailed(e);
+      }
+    }
+    let copied: void | Promise<void> = undefined;
+    if (routed > 0) copied = this.#routes.copy(msg, topic?.store);
+    c.published++;
+    c.publishedBytes += len;
+    if (topic === undefined || (topic.bindings.length === 0 && topic.retention === undefined)) {
+      if (routed === 0) c.unrouted++;
+    } else {
+      topic.publish(msg);
+      if (topic.blocked) this.#blockedBy = topic;
+    }
+    if (routed > 0) this.#routes.dispatch();
+    if (stored === undefined && copied === undefined) return msg.id;
+    return Promise.all([stored, copied]).then(() => msg.id, (e) => {
+      throw storeFailed(e);
+    });
+  }
+
+  /** A queue publish: deduplicated, scheduled, or ready now. */
+  #publishQueue(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    const c = this.counters;
+    const q = this.#queue(dest);
+    const now = this.now;
+    let dueAt = 0;
+    if (o !== undefined) {
+      if (o.dedupId !== undefined) {
+        const first = this.#dedup.ofQueue(q, o.dedupId, now);
+        if (first !== undefined) return first;
+      }
+      dueAt = visibleAt(o, now);
+    }
+    this.#makeRoom(q, len);
+    const msg = published(
+      this.#ids.next(now),
+      dest,
+      buf,
+      off,
+      len,
+      o,
+      now,
+      q.settings.ttlMs,
+      dueAt,
+    );
     let durable: void | Promise<void>;
     try {
-      durable = q.store.push(msg);
+      durable = q.store.push(msg, dueAt);
     } catch (e) {
       throw storeFailed(e);
     }
     c.published++;
     c.publishedBytes += len;
     q.counters.published++;
-    q.dispatch();
-    // Still waiting for a consumer: it may wait long, so it must not pin the read chunk.
-    if (msg.state === MessageState.READY) msg.retain();
-    if (durable === undefined) return msg.id;
-    return durable.then(() => msg.id, (e) => {
+    if (dueAt === 0) q.dispatch();
+    else this.#scheduler.queued(q, dueAt);
+    // Still waiting for a consumer (or its time): it may wait long, so it must not pin the read chunk.
+    if (msg.state === MessageState.READY || msg.state === MessageState.DELAYED) msg.retain();
+    const r = durable === undefined ? msg.id : durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
     });
+    if (o?.dedupId !== undefined) this.#dedup.rememberQueue(q, o.dedupId, msg.id, r);
+    return r;
+  }
+
+  /** A topic publish with a `dedup_id`, a `delay` or a `deliver_at`. */
+  #publishTopicWith(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions,
+  ): number | Promise<number> {
+    const now = this.now;
+    const key = o.dedupId;
+    if (key !== undefined) {
+      const first = this.#dedup.ofTopic(dest, key, now);
+      if (first !== undefined) return first;
+    }
+    const dueAt = visibleAt(o, now);
+    let r: number | Promise<number>;
+    let id: number;
+    if (dueAt === 0) {
+      r = this.#publishTopic(dest, buf, off, len, o);
+      id = this.#lastTopicId;
+    } else {
+      const msg = published(this.#ids.next(now), dest, buf, off, len, o, now, 0, dueAt);
+      let stored: void | Promise<void>;
+      try {
+        stored = this.#scheduler.schedule(dest, msg, dueAt);
+      } catch (e) {
+        if (e instanceof BrokerError) throw e;
+        throw storeFailed(e);
+      }
+      this.counters.published++;
+      this.counters.publishedBytes += len;
+      id = msg.id;
+      r = stored === undefined ? msg.id : stored.then(() => msg.id, (e) => {
+        throw storeFailed(e);
+      });
+    }
+    if (key !== undefined) this.#dedup.rememberTopic(dest, key, id, r);
+    return r;
+  }
+
+  /**
+   * Part of ScheduledHost: publishes a due scheduled message to its topic, as
+   * a copy (the store releases the original). A plain topic keeps its id, the
+   * one the publisher was answered with; a declared topic gives it a new one,
+   * as its log holds messages in id order.
+   */
+  fire(topic: string, msg: Message, payload: Uint8Array): void {
+    let t: Topic | undefined;
+    try {
+      t = this.#topics.get(topic) ?? this.#topicForPublish(topic);
+    } catch {
+      t = undefined; // no room for the topic: nobody can be subscribed to it
+    }
+    const id = t?.store === undefined ? msg.id : this.#ids.next(this.now);
+    const copy = copyOf(msg, id, topic, this.now, payload);
+    if (t?.store !== undefined) {
+      try {
+        void t.store.push(copy);
+      } catch { /* a failing log: live subscribers still get it */ }
+    }
+    if (t === undefined || (t.bindings.length === 0 && t.retention === undefined)) {
+      this.counters.unrouted++;
+      return;
+    }
+    t.publish(copy);
+    if (t.blocked) this.#blockedBy = t;
   }
 
   /**
@@ -217,7 +371,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
       const c = new QueueConsumer(sid, q, client, {
         explicit: o.ack !== "none",
         prefetch,
-        ackTimeoutMs,
+        ackTimeoutMs: o.ackTimeoutMs ?? q.settings.ackTimeoutMs,
         filter: o.filter,
       });
       q.addConsumer(c);
@@ -271,7 +425,12 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
         q.dispatch();
       }
       for (const c of q.consumers) if (c.inflight.size > 0) c.expireAcks(now);
-      if (q.consumers.length === 0 && q.store.size === 0) {
+      q.dedup?.sweep(now);
+      // A declared queue stays (its stats show it), and one whose dedup window holds ids.
+      if (
+        q.consumers.length === 0 && q.store.size === 0 && q.settings.declared === undefined &&
+        (q.dedup === undefined || q.dedup.size === 0)
+      ) {
         this.#queues.delete(q.name);
         this.options.store.dropQueue(q.name);
       }
@@ -288,11 +447,28 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
       }
     }
     this.#declared.sweep(now);
+    this.#scheduler.sweep(now);
+    this.#dedup.sweep(now);
   }
 
   /** Declares `dest` (a topic) with retention, or changes its limits; resolves when stored. */
   declare(dest: string, o: RetentionOptions): Promise<void> {
     return this.#declared.declare(dest, o);
+  }
+
+  /**
+   * Declares queue `name` with settings over the server's defaults; the same
+   * settings again are fine, others throw `DECLARE_CONFLICT`. Resolves when stored.
+   */
+  declareQueue(name: string, d: QueueDeclareOptions): Promise<void> {
+    this.#declaredQueues.declare(name, d);
+    this.#settle(this.#queue(name));
+    return this.#declared.saved();
+  }
+
+  /** Part of DeclaredHost: queue declarations for the state record. */
+  queueDeclarations(): QueueDeclaration[] {
+    return this.#declaredQueues.record();
   }
 
   /** A promise that settles once durable positions changed by now are stored. */
@@ -346,16 +522,18 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
     );
   }
 
-  /** Part of QueueHost: moves a message to `<queue>.dlq`; false when that queue is full. */
+  /** Part of QueueHost: moves a message to its dead-letter queue (`dlq:none`: drops it); false when that queue is full. */
   deadLetter(queue: Queue, msg: Message): boolean {
+    const to = queue.settings.dlq;
+    if (to === null) return true;
     let dlq: Queue;
     try {
-      dlq = this.#queue(`${queue.name}.dlq`);
+      dlq = this.#queue(to);
       this.#makeRoom(dlq, msg.len);
     } catch {
       return false;
     }
-    const copy = deadLetterCopy(msg, this.#ids.next(this.now), dlq.name, this.now);
+    const copy = copyOf(msg, this.#ids.next(this.now), dlq.name, this.now);
     try {
       void dlq.store.push(copy);
     } catch {
@@ -393,6 +571,9 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
       queues: this.#queues.size,
       topics: subscribed,
       declared_topics: this.#declared.size,
+      declared_queues: this.#declaredQueues.size,
+      scheduled_msgs: this.#scheduler.size,
+      duplicate_msgs: this.#dedup.duplicates,
       durables: this.#declared.durables,
       bindings: this.#routes.size,
       routed_msgs: c.routed,
@@ -431,9 +612,9 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
     return this.#queue(name);
   }
 
-  /** Part of RouteHost: the overflow policy of `q`. */
-  overflowOf(_q: Queue): QueueOverflow {
-    return this.#queueOverflow;
+  /** Part of RouteHost: the overflow policy of `q` (its declaration's, or the server's). */
+  overflowOf(q: Queue): QueueOverflow {
+    return q.settings.overflow;
   }
 
   /** Part of RouteHost: applies the capacity policy before a message of `bytes` enters `q`. */
@@ -443,10 +624,10 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
 
   /** Applies the capacity policy before a message of `bytes` enters `q`. */
   #makeRoom(q: Queue, bytes: number): void {
-    const o = this.options;
+    const o = q.settings;
     const s = q.store;
-    while (s.size + 1 > o.queueMessagesMax || s.bytes + bytes > o.queueBytesMax) {
-      if (this.#queueOverflow === "reject" || s.dropOldest() === undefined) {
+    while (s.size + 1 > o.messagesMax || s.bytes + bytes > o.bytesMax) {
+      if (o.overflow === "reject" || s.dropOldest() === undefined) {
         q.counters.rejected++;
         this.counters.rejected++;
         throw new BrokerError(
@@ -461,10 +642,21 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
     let q = this.#queues.get(name);
     if (q === undefined) {
       this.#checkRoom();
-      q = new Queue(this.options.store.openQueue(name), this);
+      const d = this.#declaredQueues.get(name);
+      q = new Queue(
+        this.options.store.openQueue(name),
+        this,
+        resolveSettings(name, d, this.options),
+      );
       this.#queues.set(name, q);
     }
     return q;
+  }
+
+  /** Applies its declaration (if any) to a queue. */
+  #settle(q: Queue): void {
+    q.settings = resolveSettings(q.name, this.#declaredQueues.get(q.name), this.options);
+    if (q.dedup !== undefined) q.dedup.windowMs = q.settings.dedupWindowMs;
   }
 
   /** A topic is created on publish only when a wildcard subscription wants it. */
@@ -496,4 +688,10 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
   }
+}
+
+/** When a PUB's `delay`/`deliver_at` makes it visible (0: now, also for a time already past). */
+function visibleAt(o: PubOptions, now: number): number {
+  const at = o.delayMs !== 0 ? now + o.delayMs : o.deliverAt;
+  return at > now ? at : 0;
 }

@@ -10,6 +10,7 @@ import { DECLARED_TOPICS_MAX, DURABLES_MAX } from "../config/mod.ts";
 import { hasWildcard, type RetentionOptions, type StartPosition } from "../protocol/mod.ts";
 import { ID_SEQ_PER_MS, type Store } from "../storage/mod.ts";
 import { Durable } from "./durable.ts";
+import type { QueueDeclaration } from "./queue_settings.ts";
 import type { SubscriptionOptions } from "./subscription.ts";
 import type { Retention, Topic, TopicHost } from "./topic.ts";
 import { type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
@@ -27,6 +28,8 @@ export interface DeclaredHost extends TopicHost {
   newTopic(name: string): Topic;
   /** A fresh message id. */
   nextId(): number;
+  /** Queue declarations, stored in the same state record. */
+  queueDeclarations(): QueueDeclaration[];
 }
 
 /** A replay or durable subscription request. */
@@ -121,8 +124,8 @@ export class DeclaredTopics {
     for (const t of this.#declared) t.sweep(now);
   }
 
-  /** Declarations, durables and retained messages from the store, at start. */
-  restore(logs: string[]): void {
+  /** Declarations, durables and retained messages from the store, at start; returns the queue declarations. */
+  restore(logs: string[]): QueueDeclaration[] {
     const h = this.#host;
     const rec = this.#state.load();
     for (const x of rec?.topics ?? []) {
@@ -151,6 +154,7 @@ export class DeclaredTopics {
     for (const t of this.#declared) {
       t.restore([...t.store!.messages()].sort((a, b) => a.id - b.id));
     }
+    return rec?.queues ?? [];
   }
 
   /** The named durable of `t`, created (starting at `start`) if new. */
@@ -179,7 +183,12 @@ export class DeclaredTopics {
 
   /** The state record: declarations, and durable positions (live ones brought up to date). */
   #record(): TopicStateRecord {
-    const rec: TopicStateRecord = { v: 1, topics: [], durables: [] };
+    const rec: TopicStateRecord = {
+      v: 1,
+      topics: [],
+      durables: [],
+      queues: this.#host.queueDeclarations(),
+    };
     for (const t of this.#declared) {
       const r = t.retention!;
       rec.topics.push({ name: t.name, messages: r.messages, bytes: r.bytes, ageMs: r.ageMs });

@@ -13,6 +13,9 @@ const EMPTY = new Uint8Array(0);
  * A published message whose payload is `buf[off, off + len)` (not copied: see
  * `Message.retain`). Positional arguments, not an options object: this runs
  * once per PUB, and an object per message is what the hot path avoids.
+ * `ttlMs` is the destination's default TTL (0: none) for a PUB without one;
+ * `visibleAt` (0: now) is when a scheduled message becomes visible, and its
+ * TTL counts from then.
  */
 export function published(
   id: number,
@@ -22,22 +25,26 @@ export function published(
   len: number,
   o: PubOptions | undefined,
   now: number,
+  ttlMs = 0,
+  visibleAt = 0,
 ): Message {
-  const msg = o === undefined
+  const ttl = o === undefined || o.ttlMs === 0 ? ttlMs : o.ttlMs;
+  const msg = o === undefined && ttl === 0
     ? new Message(id, dest, EMPTY, 0, 0, 0, 0, undefined, undefined, undefined, now)
     : new Message(
       id,
       dest,
       EMPTY,
-      o.hdrBytes,
-      o.priority,
-      o.ttlMs,
-      o.ttlMs === 0 ? 0 : now + o.ttlMs,
-      o.correlationId,
-      o.replyTo,
-      o.contentType,
+      o?.hdrBytes ?? 0,
+      o?.priority ?? 0,
+      ttl,
+      ttl === 0 ? 0 : (visibleAt === 0 ? now : visibleAt) + ttl,
+      o?.correlationId,
+      o?.replyTo,
+      o?.contentType,
       now,
     );
+  if (o?.dedupId !== undefined) msg.setDedupId(o.dedupId);
   msg.buf = buf;
   msg.off = off;
   msg.len = len;
@@ -72,12 +79,23 @@ export function routedCopy(msg: Message, id: number): Message {
   return copy;
 }
 
-/** A copy of `msg` for the dead-letter queue `dest`: a new id, the same payload and options, retained. */
-export function deadLetterCopy(msg: Message, id: number, dest: string, now: number): Message {
+/**
+ * A copy of `msg` for `dest` (a dead-letter queue, a scheduled message's
+ * topic or its store queue): the id given, the same options, `payload`
+ * (default: its own), retained (a payload in a buffer of its own is kept
+ * as it is).
+ */
+export function copyOf(
+  msg: Message,
+  id: number,
+  dest: string,
+  now: number,
+  payload = msg.payload,
+): Message {
   const copy = new Message(
     id,
     dest,
-    msg.payload,
+    payload,
     msg.hdrBytes,
     msg.priority,
     msg.ttlMs,

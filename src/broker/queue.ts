@@ -8,7 +8,9 @@
 import { msgHead } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore, type ScanCursor } from "../storage/mod.ts";
 import type { Delivery } from "./inflight.ts";
-import type { QueueStats, SubscriptionStats } from "./stats.ts";
+import type { QueueSettings } from "./queue_settings.ts";
+import type { QueueSettingsStats, QueueStats, SubscriptionStats } from "./stats.ts";
+import type { DedupWindow } from "./dedup.ts";
 import { Subscription, type SubscriptionOptions } from "./subscription.ts";
 import type { Client } from "./types.ts";
 
@@ -20,12 +22,13 @@ export interface QueueCounters {
   redelivered: number;
   deadLettered: number;
   rejected: number;
+  /** Publishes answered as duplicates. */
+  duplicates: number;
 }
 
 /** What a queue needs from the broker around it. */
 export interface QueueHost {
   readonly now: number;
-  readonly maxDeliveries: number;
   /** Moves a message that ran out of deliveries to the dead-letter queue; false if it could not. */
   deadLetter(queue: Queue, msg: Message): boolean;
   /** Records the publish-to-first-delivery latency of a message. */
@@ -44,19 +47,25 @@ export class Queue {
     redelivered: 0,
     deadLettered: 0,
     rejected: 0,
+    duplicates: 0,
   };
+  /** Dedup ids seen within the window; made on the first `dedup_id`. */
+  dedup: DedupWindow | undefined = undefined;
   /** A dead-letter queue does not dead-letter again. */
   readonly isDeadLetter: boolean;
   readonly host: QueueHost;
+  /** Its declaration over the server's defaults; replaced when it is declared. */
+  settings: QueueSettings;
   #rr = 0;
   #dispatching = false;
   /** Consumers with a `filter`: while there are any, dispatch asks each consumer for its own next message. */
   #filtered = 0;
 
-  constructor(store: QueueStore, host: QueueHost) {
+  constructor(store: QueueStore, host: QueueHost, settings: QueueSettings) {
     this.name = store.name;
     this.store = store;
     this.host = host;
+    this.settings = settings;
     this.isDeadLetter = store.name.endsWith(".dlq");
   }
 
@@ -124,7 +133,7 @@ export class Queue {
   /** Puts back a message a consumer gave up, or dead-letters it when out of deliveries. */
   giveBack(msg: Message, delayMs: number): void {
     if (msg.state !== MessageState.INFLIGHT) return;
-    if (!this.isDeadLetter && msg.deliveries >= this.host.maxDeliveries) {
+    if (!this.isDeadLetter && msg.deliveries >= this.settings.maxDeliveries) {
       if (this.host.deadLetter(this, msg)) {
         this.counters.deadLettered++;
         this.store.remove(msg, "dead_lettered");
@@ -172,6 +181,11 @@ export class Queue {
       expired: s.removed.expired,
       dropped: s.removed.dropped,
       rejected: c.rejected,
+      scheduled: s.scheduled,
+      duplicates: c.duplicates,
+      dedup_ids: this.dedup?.size ?? 0,
+      declared: this.settings.declared !== undefined,
+      settings: settingsStats(this.settings),
     };
   }
 }
@@ -246,4 +260,18 @@ export class QueueConsumer extends Subscription {
       ...(this.filterSource === undefined ? {} : { filter: this.filterSource }),
     };
   }
+}
+
+/** A queue's settings for the admin API. */
+function settingsStats(s: QueueSettings): QueueSettingsStats {
+  return {
+    max_messages: s.messagesMax,
+    max_bytes: s.bytesMax,
+    overflow: s.overflow === "drop-oldest" ? "drop_oldest" : "reject",
+    ttl_ms: s.ttlMs,
+    max_deliveries: s.maxDeliveries,
+    dlq: s.dlq,
+    ack_timeout_ms: s.ackTimeoutMs,
+    dedup_window_ms: s.dedupWindowMs,
+  };
 }

@@ -120,7 +120,9 @@ export class Routes {
       let need = 0;
       for (let j = 0; j < qs.length; j++) if (qs[j] === q) need++;
       const s = q.store;
-      const full = s.size + need > h.queueMessagesMax || s.bytes + need * msg.len > h.queueBytesMax;
+      // The queue's own limits: a declared queue's, or the server's.
+      const full = s.size + need > q.settings.messagesMax ||
+        s.bytes + need * msg.len > q.settings.bytesMax;
       if (full && h.overflowOf(q) === "reject") {
         hits[i].rejected++;
         q.counters.rejected++;

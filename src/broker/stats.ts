@@ -33,6 +33,12 @@ export interface BrokerStats {
   bindings: number;
   /** Copies of topic messages enqueued through bindings. */
   routed_msgs: number;
+  /** Queues declared with settings (`DECLARE queue:`). */
+  declared_queues: number;
+  /** Messages published with `delay`/`deliver_at` and not yet due, queues and topics. */
+  scheduled_msgs: number;
+  /** Publishes answered `duplicate:true`. */
+  duplicate_msgs: number;
   /** Publish-to-first-delivery latency; `buckets` are cumulative as in Prometheus. */
   latency: { count: number; sum_s: number; buckets: { le: number; count: number }[] };
 }
@@ -85,6 +91,31 @@ export interface QueueStats {
   expired: number;
   dropped: number;
   rejected: number;
+  /** Messages published with `delay`/`deliver_at`, not yet due (a part of `delayed`). */
+  scheduled: number;
+  /** Publishes answered `duplicate:true` (a `dedup_id` seen within the window). */
+  duplicates: number;
+  /** Dedup ids remembered now. */
+  dedup_ids: number;
+  /** Whether it was declared (`DECLARE queue:`). */
+  declared: boolean;
+  /** The settings it works by (declared or the server's defaults). */
+  settings: QueueSettingsStats;
+}
+
+/** The settings of a queue, resolved (see `DECLARE queue:` in docs/PROTOCOL.md). */
+export interface QueueSettingsStats {
+  max_messages: number;
+  max_bytes: number;
+  overflow: "reject" | "drop_oldest";
+  /** Default message TTL (0: none). */
+  ttl_ms: number;
+  max_deliveries: number;
+  /** Dead-letter queue; null: dead letters are dropped. */
+  dlq: string | null;
+  ack_timeout_ms: number;
+  /** 0: no deduplication. */
+  dedup_window_ms: number;
 }
 
 /** A declared topic's retention limits. */

@@ -3,11 +3,14 @@
  * positions of their durable subscriptions, kept as one small JSON record in
  * a store queue of its own (`$relayr.topics`, see record_store.ts: a batch of
  * ACKs in one tick shares one write). One record rather than one per durable keeps recovery
- * trivial; it is bounded by `DECLARED_TOPICS_MAX` and `DURABLES_MAX`.
+ * trivial; it is bounded by `DECLARED_TOPICS_MAX` and `DURABLES_MAX`. Queue
+ * declarations (`DECLARE queue:`) ride in the same record, bounded by
+ * `DECLARED_QUEUES_MAX`.
  *
  * @module
  */
 import type { Store } from "../storage/mod.ts";
+import type { QueueDeclaration } from "./queue_settings.ts";
 import { RecordStore } from "./record_store.ts";
 
 /** Name of the store queue that holds the state record (no client can name it: `$` is not a name character). */
@@ -18,6 +21,8 @@ export interface TopicStateRecord {
   v: 1;
   topics: { name: string; messages: number; bytes: number; ageMs: number }[];
   durables: { topic: string; name: string; acked: number; skipped: number }[];
+  /** Declared queues (`DECLARE queue:`); absent in records written before they existed. */
+  queues?: QueueDeclaration[];
 }
 
 /** The declared topics' state record, in `$relayr.topics`. */

@@ -3,12 +3,15 @@
  *
  * @module
  */
-import type {
-  Client,
-  Message,
-  StartPosition,
-  StatusEvent,
-  SubscribeOptions,
+import {
+  type Client,
+  type Codec,
+  codecOf,
+  isCodec,
+  type Message,
+  type StartPosition,
+  type StatusEvent,
+  type SubscribeOptions,
 } from "../client/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import {
@@ -53,6 +56,8 @@ Options:
   -n, --count <n>           exit after n messages
       --json                one JSON object per message
       --raw                 print only the bodies, one per line
+      --codec <codec>       decode bodies and print them as JSON: json, msgpack,
+                            raw, or auto (by each message's content type)
       --prefetch <n>        most unacked messages in flight (explicit acks)
       --ack-timeout <ms>    redeliver a message not acked within this time
       --timeout <ms>        give up (exit 4) if --count is not reached in time
@@ -74,6 +79,7 @@ const SUB_FLAGS = {
   count: { type: "string", short: "n" },
   json: { type: "boolean" },
   raw: { type: "boolean" },
+  codec: { type: "string" },
   prefetch: { type: "string" },
   "ack-timeout": { type: "string" },
   timeout: { type: "string" },
@@ -130,6 +136,15 @@ function subConfig({ values, positionals }: Parsed<typeof SUB_FLAGS>): SubConfig
   const [dest] = positionalArgs(positionals, ["<destination>"]);
   if (values.ack && values["no-ack"]) throw new UsageError("--ack and --no-ack exclude each other");
   if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
+  const codec = values.codec;
+  if (codec !== undefined && codec !== "auto" && !isCodec(codec)) {
+    throw new UsageError(
+      `--codec must be json, msgpack, raw or auto, got ${JSON.stringify(codec)}`,
+    );
+  }
+  const body = codec === undefined
+    ? undefined
+    : (msg: Message) => decodedText(msg, codec === "auto" ? undefined : codec);
   const count = intFlag("count", values.count, 0, 1);
   const timeoutMs = intFlag("timeout", values.timeout, 0, 1);
   // Queues always use explicit acks: with --no-ack we simply never ack, so the
@@ -159,10 +174,10 @@ function subConfig({ values, positionals }: Parsed<typeof SUB_FLAGS>): SubConfig
       filter: values.filter,
     },
     format: values.json
-      ? (_n, msg) => JSON.stringify(toJson(msg))
+      ? (_n, msg) => JSON.stringify(toJson(msg, body))
       : values.raw
-      ? (_n, msg) => msg.text()
-      : pretty,
+      ? (_n, msg) => body?.(msg) ?? msg.text()
+      : (n, msg) => pretty(n, msg, body),
   };
 }
 
@@ -224,7 +239,7 @@ export function startFlag(value: string): StartPosition {
 }
 
 /** The human format: a title line, the headers, the body. */
-function pretty(n: number, msg: Message): string {
+function pretty(n: number, msg: Message, body?: (msg: Message) => string): string {
   const meta = [`msg_id:${msg.id}`];
   if (msg.deliveryCount > 1) meta.push(`delivery:${msg.deliveryCount}`);
   if (msg.priority) meta.push(`priority:${msg.priority}`);
@@ -232,11 +247,30 @@ function pretty(n: number, msg: Message): string {
   if (msg.replyTo) meta.push(`reply_to:${msg.replyTo}`);
   if (msg.contentType) meta.push(`content_type:${msg.contentType}`);
   const headers = Object.entries(msg.headers).map(([k, v]) => `${k}: ${v}\n`).join("");
-  return `[#${n}] ${msg.dest} ${meta.join(" ")}\n${headers}${decoder.decode(msg.body)}\n`;
+  const text = body?.(msg) ?? decoder.decode(msg.body);
+  return `[#${n}] ${msg.dest} ${meta.join(" ")}\n${headers}${text}\n`;
+}
+
+/**
+ * The body decoded by `codec` (or by its content type; text when that names
+ * none) as one line of JSON; byte arrays in it as base64 strings. A body the
+ * codec cannot read prints as an error note, not as a crash of the command.
+ */
+function decodedText(msg: Message, codec: Codec | undefined): string {
+  const c = codec ?? codecOf(msg.contentType);
+  if (c === undefined) return JSON.stringify(msg.text());
+  try {
+    return JSON.stringify(
+      msg.decode(c),
+      (_k, v) => v instanceof Uint8Array ? base64(v) : typeof v === "bigint" ? String(v) : v,
+    );
+  } catch (err) {
+    return `(not ${c}: ${(err as Error).message})`;
+  }
 }
 
 /** One message as JSON; a body that is not UTF-8 goes as base64. */
-export function toJson(msg: Message): Record<string, unknown> {
+export function toJson(msg: Message, body?: (msg: Message) => string): Record<string, unknown> {
   const out: Record<string, unknown> = {
     dest: msg.dest,
     id: msg.id,
@@ -250,6 +284,12 @@ export function toJson(msg: Message): Record<string, unknown> {
   if (msg.contentType !== undefined) out.content_type = msg.contentType;
   const headers = msg.headers;
   if (Object.keys(headers).length > 0) out.headers = headers;
+  if (body !== undefined) {
+    try {
+      out.value = JSON.parse(body(msg));
+      return out;
+    } catch { /* not decodable: the body as it is, below */ }
+  }
   try {
     out.body = strict.decode(msg.body);
   } catch {

@@ -22,7 +22,9 @@ import {
   type BindOptions,
   declareLine,
   type DeclareOptions,
+  declareQueueLine,
   type PublishOptions,
+  type QueueOptions,
   toBytes,
 } from "./commands.ts";
 import { Connection, type ServerInfo } from "./connection.ts";
@@ -30,6 +32,7 @@ import { ConnectionClosedError, ConnectionLostError, DrainingError } from "./err
 import * as L from "./limits.ts";
 import { NO_WAIT, type Pending, Reply } from "./link.ts";
 import type { Message } from "./message.ts";
+import { CONTENT_TYPES, encodeBody } from "./codec.ts";
 import { Publisher } from "./publisher.ts";
 import { Inbox, type RequestOptions } from "./request.ts";
 import { type StatusEvent, StatusHub, type StatusListener } from "./status.ts";
@@ -56,6 +59,14 @@ export interface ConnectOptions {
   reconnectDelayMaxMs?: number;
   /** Publish bytes kept while reconnecting (default 8 MiB); more fail with `BufferFullError`. */
   reconnectBufferBytes?: number;
+  /**
+   * Send a publish again after a reconnect when the connection was lost
+   * before the broker answered it (default false). Each publish then carries
+   * a dedup id (its own `dedupId`, or `<clientId>.<n>`), so a copy that did
+   * reach the broker is not stored twice (within the destination's dedup
+   * window). Publishes with a `dedupId` are retried either way.
+   */
+  retryPublishes?: boolean;
   /** Time one connect plus handshake may take (default 5000). */
   connectTimeoutMs?: number;
   /** Keep-alive PING interval (default 30000); two unanswered PINGs drop the connection. */
@@ -129,11 +140,12 @@ export class Client {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? L.REQUEST_TIMEOUT_MS;
     this.#drainTimeoutMs = options.drainTimeoutMs ?? L.DRAIN_TIMEOUT_MS;
     if (options.onStatus) this.#status.on(options.onStatus);
+    const clientId = options.clientId ?? `relayr-${crypto.randomUUID().slice(0, 8)}`;
     this.#conn = new Connection(
       address,
       runtime,
       {
-        clientId: options.clientId ?? `relayr-${crypto.randomUUID().slice(0, 8)}`,
+        clientId,
         name: options.name,
         reconnect: options.reconnect ?? true,
         maxReconnectAttempts: options.maxReconnectAttempts ?? L.RECONNECT_ATTEMPTS_MAX,
@@ -171,6 +183,7 @@ export class Client {
     this.#publisher = new Publisher(
       this.#conn,
       options.reconnectBufferBytes ?? L.RECONNECT_BUFFER_BYTES_MAX,
+      options.retryPublishes ? `${clientId}.${crypto.randomUUID().slice(0, 8)}` : undefined,
     );
     this.#inbox = new Inbox({
       subscribe: (dest, callback) => this.subscribe(dest, { callback, ack: "none" }),
@@ -246,13 +259,14 @@ export class Client {
    */
   publish(
     dest: string,
-    body: Uint8Array | string,
+    body: Uint8Array | string | unknown,
     options?: PublishOptions,
   ): Promise<string> {
     return new Promise((resolve, reject) => {
       this.#publish(dest, body, options, {
         kind: Reply.OK,
-        resolve: (arg) => resolve(arg.startsWith("msg_id:") ? arg.slice(7) : arg),
+        // `msg_id:<id>`, or `msg_id:<first id> duplicate:true` for a dedup id seen before.
+        resolve: (arg) => resolve(arg.startsWith("msg_id:") ? arg.slice(7).split(" ", 1)[0] : arg),
         reject,
       });
     });
@@ -269,7 +283,7 @@ export class Client {
    * await client.flush(); // every publish above has reached the broker
    * ```
    */
-  publishNoWait(dest: string, body: Uint8Array | string, options?: PublishOptions): void {
+  publishNoWait(dest: string, body: Uint8Array | string | unknown, options?: PublishOptions): void {
     this.#publish(dest, body, options, NO_WAIT, true);
   }
 
@@ -290,14 +304,22 @@ export class Client {
 
   #publish(
     dest: string,
-    body: Uint8Array | string,
+    body: unknown,
     opts: PublishOptions | undefined,
     pending: Pending,
     throwErrors = false,
   ): void {
     try {
       if (this.#closed) throw new ConnectionClosedError();
-      this.#publisher.publish(dest, toBytes(body), opts, pending);
+      let bytes: Uint8Array;
+      if (opts?.codec === undefined) bytes = toBytes(body as Uint8Array | string);
+      else {
+        bytes = encodeBody(body, opts.codec);
+        if (opts.contentType === undefined) {
+          opts = { ...opts, contentType: CONTENT_TYPES[opts.codec] };
+        }
+      }
+      this.#publisher.publish(dest, bytes, opts, pending);
     } catch (err) {
       if (throwErrors) throw err;
       pending.reject?.(err as Error);
@@ -341,6 +363,21 @@ export class Client {
     if (this.#closed) throw new ConnectionClosedError();
     if (this.#draining) throw new DrainingError();
     return await this.#subs.subscribe(dest, options);
+  }
+
+  /**
+   * Declares a queue with settings over the broker's defaults (`DECLARE
+   * queue:`); resolves once stored. Idempotent: the same settings again
+   * resolve, other settings reject with `DeclareConflictError`. While the
+   * client is reconnecting it rejects with `ConnectionLostError` (retry).
+   *
+   * @example
+   * ```ts ignore
+   * await client.declareQueue("queue:jobs", { maxMessages: 10_000, overflow: "drop_oldest", dlq: null });
+   * ```
+   */
+  declareQueue(queue: string, options: QueueOptions = {}): Promise<void> {
+    return this.#idempotent(() => declareQueueLine(queue, options), `DECLARE ${queue}`);
   }
 
   /**

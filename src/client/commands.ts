@@ -13,9 +13,15 @@ import {
   ACK_IDS_MAX,
   ACK_TIMEOUT_MS_MAX,
   CONTROL_LINE_BYTES_MAX,
+  DECLARED_DELIVERIES_MAX,
+  DECLARED_QUEUE_BYTES_MAX,
+  DECLARED_QUEUE_MESSAGES_MAX,
+  DEDUP_WINDOW_MS_MAX,
+  DELIVER_AT_MS_MAX,
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
   PREFETCH_MAX,
+  PUB_DELAY_MS_MAX,
   RETAIN_AGE_MS_MAX,
   RETAIN_BYTES_MAX,
   RETAIN_MESSAGES_MAX,
@@ -36,6 +42,7 @@ import {
   BadHeadersError,
   PayloadTooLargeError,
 } from "./errors.ts";
+import type { Codec } from "./codec.ts";
 import type { OutBuf } from "./outbound.ts";
 
 /** Options of one published message. */
@@ -52,6 +59,43 @@ export interface PublishOptions {
   replyTo?: string;
   /** E.g. `application/json`. */
   contentType?: string;
+  /** Invisible for this many ms after the broker accepted it (queues and topics; 0-30 days). */
+  delayMs?: number;
+  /** Invisible until this time (queues and topics); not with `delayMs`. */
+  deliverAt?: Date | number;
+  /**
+   * A second publish with this id to the same destination within its dedup
+   * window (default 2 minutes) is answered with the first message's id and
+   * not stored again. A publish with a dedup id whose reply was lost with
+   * the connection is sent again after the reconnect.
+   */
+  dedupId?: string;
+  /**
+   * Encode the body with this codec and set `contentType` to its type
+   * (`application/json`, `application/msgpack`, `application/octet-stream`)
+   * unless one is given; the body may then be any value the codec encodes.
+   */
+  codec?: Codec;
+}
+
+/** Settings of {@linkcode declareQueueLine} (`Client.declareQueue`); any left out take the broker's defaults. */
+export interface QueueOptions {
+  /** Most messages held (ready, in flight, delayed). */
+  maxMessages?: number;
+  /** Most payload bytes held. */
+  maxBytes?: number;
+  /** What a publish to a full queue does: refused with `QueueFullError`, or the oldest ready message dropped. */
+  overflow?: "reject" | "drop_oldest";
+  /** Default TTL of a message published without one. */
+  ttlMs?: number;
+  /** Deliveries before a message is dead-lettered. */
+  maxDeliveries?: number;
+  /** Dead-letter queue (default `<queue>.dlq`); `null` drops dead letters. */
+  dlq?: string | null;
+  /** Default ack timeout of consumers that give none. */
+  ackTimeoutMs?: number;
+  /** How long a `dedupId` is remembered (0 turns deduplication off; default 2 minutes). */
+  dedupWindowMs?: number;
 }
 
 /** How a subscription settles messages: `explicit` needs `ack()`, `none` counts a message as done once sent. */
@@ -194,6 +238,22 @@ function pubOptions(opts: PublishOptions): string {
   if (opts.contentType !== undefined) {
     checkToken("contentType", opts.contentType);
     line += ` content_type:${opts.contentType}`;
+  }
+  if (opts.delayMs !== undefined && opts.delayMs !== 0) {
+    if (opts.deliverAt !== undefined) {
+      throw new BadArgumentError("give delayMs or deliverAt, not both");
+    }
+    checkInt("delayMs", opts.delayMs, 0, PUB_DELAY_MS_MAX);
+    line += ` delay:${opts.delayMs}`;
+  }
+  if (opts.deliverAt !== undefined) {
+    const at = opts.deliverAt instanceof Date ? opts.deliverAt.getTime() : opts.deliverAt;
+    checkInt("deliverAt", at, 0, DELIVER_AT_MS_MAX);
+    line += ` deliver_at:${at}`;
+  }
+  if (opts.dedupId !== undefined) {
+    checkToken("dedupId", opts.dedupId);
+    line += ` dedup_id:${opts.dedupId}`;
   }
   return line;
 }
@@ -415,7 +475,7 @@ export function declareLine(topic: string, opts: DeclareOptions): string {
   checkDestination(topic, false);
   if (!topic.startsWith("topic:")) {
     throw new BadDestinationError(
-      `only topics are declared (queues keep their messages): ${topic}`,
+      `declare takes a topic (declareQueue declares a queue): ${topic}`,
     );
   }
   if (typeof opts !== "object" || opts === null) {
@@ -439,6 +499,56 @@ export function declareLine(topic: string, opts: DeclareOptions): string {
       "declare needs at least one of retainMessages, retainBytes, retainAgeMs",
     );
   }
+  return line;
+}
+
+/**
+ * Validates and returns a `DECLARE queue:` line (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { declareQueueLine } from "./commands.ts";
+ * console.assert(
+ *   declareQueueLine("queue:jobs", { maxMessages: 1000, dlq: null }) ===
+ *     "DECLARE queue:jobs max_messages:1000 dlq:none",
+ * );
+ * ```
+ */
+export function declareQueueLine(queue: string, opts: QueueOptions = {}): string {
+  checkDestination(queue, false);
+  if (!queue.startsWith("queue:")) {
+    throw new BadDestinationError(`declareQueue takes a queue, not ${queue}`);
+  }
+  if (typeof opts !== "object" || opts === null) {
+    throw new BadArgumentError("declareQueue options must be an object");
+  }
+  let line = `DECLARE ${queue}`;
+  const int = (name: keyof QueueOptions, wire: string, min: number, max: number) => {
+    const v = opts[name];
+    if (v === undefined) return;
+    checkInt(name, v as number, min, max);
+    line += ` ${wire}:${v}`;
+  };
+  int("maxMessages", "max_messages", 1, DECLARED_QUEUE_MESSAGES_MAX);
+  int("maxBytes", "max_bytes", 1, DECLARED_QUEUE_BYTES_MAX);
+  if (opts.overflow !== undefined) {
+    if (opts.overflow !== "reject" && opts.overflow !== "drop_oldest") {
+      throw new BadArgumentError(`overflow must be "reject" or "drop_oldest"`);
+    }
+    line += ` overflow:${opts.overflow}`;
+  }
+  int("ttlMs", "ttl", 1, TTL_MS_MAX);
+  int("maxDeliveries", "max_deliveries", 1, DECLARED_DELIVERIES_MAX);
+  if (opts.dlq === null) line += " dlq:none";
+  else if (opts.dlq !== undefined) {
+    checkDestination(opts.dlq, false);
+    if (!opts.dlq.startsWith("queue:")) {
+      throw new BadDestinationError(`dlq takes a queue or null, not ${opts.dlq}`);
+    }
+    line += ` dlq:${opts.dlq}`;
+  }
+  int("ackTimeoutMs", "ack_timeout", 1, ACK_TIMEOUT_MS_MAX);
+  int("dedupWindowMs", "dedup_window", 0, DEDUP_WINDOW_MS_MAX);
   return line;
 }
 

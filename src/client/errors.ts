@@ -385,6 +385,28 @@ export class BadFilterError extends BrokerReplyError {
   }
 }
 
+/**
+ * `DECLARE_CONFLICT`: the queue is already declared with other settings; a
+ * declaration is idempotent only with the same settings.
+ *
+ * @example
+ * ```ts
+ * import { brokerError, DeclareConflictError } from "./errors.ts";
+ * console.assert(brokerError("DECLARE_CONFLICT", "queue:jobs") instanceof DeclareConflictError);
+ * ```
+ */
+export class DeclareConflictError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("DECLARE_CONFLICT", text);
+    this.name = "DeclareConflictError";
+  }
+}
+
 /** `BAD_FRAME` (fatal): the size token or the payload line end was wrong. */
 export class BadFrameError extends BrokerReplyError {
   /**
@@ -496,6 +518,7 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   STORE_FAILED: StoreFailedError,
   NOT_DECLARED: NotDeclaredError,
   DURABLE_IN_USE: DurableInUseError,
+  DECLARE_CONFLICT: DeclareConflictError,
   AUTH_REQUIRED: AuthRequiredError,
   PERMISSION_DENIED: PermissionError,
   AUTH_FAILED: AuthFailedError,

@@ -4,8 +4,10 @@
  *
  * @module
  */
-import { decodeHeaders } from "../protocol/mod.ts";
+import { decodeHeaders, encodeEnvelope } from "../protocol/mod.ts";
+import { type Codec, codecOf, decodeBody } from "./codec.ts";
 import type { PublishOptions } from "./commands.ts";
+import { BadArgumentError } from "./errors.ts";
 import type { MsgFrame } from "./parser.ts";
 
 /** What a message needs from its client; one per subscription, shared by its messages. */
@@ -138,6 +140,42 @@ export class Message {
   /** The body parsed as JSON. */
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T;
+  }
+
+  /**
+   * The whole message (destination, id, delivery count, fields, headers,
+   * body) as one binary envelope (docs/PROTOCOL.md, "Binary envelope"), to
+   * carry or store it as a single value; `decodeEnvelope` reads it back.
+   */
+  toEnvelope(): Uint8Array {
+    return encodeEnvelope({
+      destination: this.dest,
+      id: Number(this.id),
+      delivery: this.deliveryCount,
+      priority: this.priority,
+      ttlMs: this.ttlMs,
+      correlationId: this.correlationId,
+      replyTo: this.replyTo,
+      contentType: this.contentType,
+      headers: this.#hdrLen === 0 ? undefined : Object.entries(this.headers),
+      body: this.body,
+    });
+  }
+
+  /**
+   * The body decoded by the codec its `contentType` names
+   * (`application/json`, `application/msgpack`, `application/octet-stream`:
+   * the bytes), or by `codec` when given. A message of another or no content
+   * type without `codec` is a `BadArgumentError`: its bytes are in `body`.
+   */
+  decode<T = unknown>(codec?: Codec): T {
+    const c = codec ?? codecOf(this.contentType);
+    if (c === undefined) {
+      throw new BadArgumentError(
+        `no codec for content type ${JSON.stringify(this.contentType ?? null)}; give one`,
+      );
+    }
+    return decodeBody(this.body, c) as T;
   }
 
   /**

@@ -38,12 +38,15 @@ export type {
   BindOptions,
   DeclareOptions,
   PublishOptions,
+  QueueOptions,
   StartPosition,
   SubWireOptions,
 } from "./commands.ts";
 export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
 export { type AckOptions, Message, type NackOptions } from "./message.ts";
+export { type Codec, codecOf, CONTENT_TYPES, decodeBody, encodeBody, isCodec } from "./codec.ts";
 export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
 export type { StatusEvent, StatusListener } from "./status.ts";
 export { type Address, parseAddress } from "./address.ts";
+export { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/mod.ts";
 export * from "./errors.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import { encodePub, type PublishOptions } from "./commands.ts";
-import { BufferFullError } from "./errors.ts";
+import { BufferFullError, ConnectionLostError } from "./errors.ts";
 import { OUTBOUND_BYTES_MAX } from "./limits.ts";
 import type { Link, Pending } from "./link.ts";
 import { OutBuf } from "./outbound.ts";
@@ -27,14 +27,19 @@ export class Publisher {
   #bufferedMax: number;
   /** Encodes frames while reconnecting; each is copied out, so one buffer serves them all. */
   #scratch = new OutBuf();
+  /** Prefix of the dedup ids made for `retryPublishes` (the client id), or undefined when off. */
+  #autoDedup: string | undefined;
+  #autoSeq = 0;
 
   /**
    * @param target the connection
    * @param bufferedMax publish bytes kept while reconnecting
+   * @param autoDedup with a prefix, every publish without a dedup id gets `<prefix>.<n>` and is retried after a drop
    */
-  constructor(target: PublishTarget, bufferedMax: number) {
+  constructor(target: PublishTarget, bufferedMax: number, autoDedup?: string) {
     this.#target = target;
     this.#bufferedMax = bufferedMax;
+    this.#autoDedup = autoDedup;
   }
 
   /**
@@ -51,12 +56,11 @@ export class Publisher {
     pending: Pending,
   ): void {
     const { link, maxPayload } = this.#target;
+    if (opts?.dedupId !== undefined || this.#autoDedup !== undefined) {
+      return this.#publishRetried(dest, body, opts, pending);
+    }
     if (link !== null) {
-      if (link.wire.out.length > OUTBOUND_BYTES_MAX) {
-        throw new BufferFullError(
-          `Outbound buffer holds over ${OUTBOUND_BYTES_MAX} bytes; wait for earlier publishes`,
-        );
-      }
+      checkOutbound(link);
       encodePub(link.wire.out, dest, body, opts, maxPayload);
       link.pending.push(pending);
       link.wire.schedule();
@@ -66,6 +70,48 @@ export class Publisher {
     const frame = this.#scratch.take();
     const copy = frame.slice();
     this.#scratch.release(frame);
+    this.#buffer(dest, copy, pending);
+  }
+
+  /**
+   * A publish with a dedup id: its frame is kept until the broker answers,
+   * and a connection lost before that puts it back in the reconnect buffer,
+   * to be sent again on the next link. The broker answers a copy that did
+   * arrive as a duplicate (`OK msg_id:<first> duplicate:true`), so the
+   * message is stored once either way. Costs a copy of the frame per publish.
+   */
+  #publishRetried(
+    dest: string,
+    body: Uint8Array,
+    opts: PublishOptions | undefined,
+    pending: Pending,
+  ): void {
+    const { link, maxPayload } = this.#target;
+    if (opts?.dedupId === undefined) {
+      opts = { ...opts, dedupId: `${this.#autoDedup}.${++this.#autoSeq}` };
+    }
+    encodePub(this.#scratch, dest, body, opts, maxPayload);
+    const frame = this.#scratch.take();
+    const bytes = frame.slice();
+    this.#scratch.release(frame);
+    const retried: Pending = {
+      kind: pending.kind,
+      resolve: pending.resolve,
+      reject: (err) => {
+        if (!(err instanceof ConnectionLostError)) return pending.reject?.(err);
+        if (this.#bufferedBytes + bytes.length > this.#bufferedMax) return pending.reject?.(err);
+        this.#buffered.push({ bytes, pending: retried });
+        this.#bufferedBytes += bytes.length;
+      },
+    };
+    if (link === null) return this.#buffer(dest, bytes, retried);
+    checkOutbound(link);
+    link.wire.out.writeBytes(bytes);
+    link.pending.push(retried);
+    link.wire.schedule();
+  }
+
+  #buffer(dest: string, copy: Uint8Array, pending: Pending): void {
     if (this.#bufferedBytes + copy.length > this.#bufferedMax) {
       throw new BufferFullError(
         `Reconnect buffer is full (${this.#bufferedMax} bytes); publish to ${dest} rejected`,
@@ -93,5 +139,14 @@ export class Publisher {
   #clear(): void {
     this.#buffered = [];
     this.#bufferedBytes = 0;
+  }
+}
+
+/** Throws `BufferFullError` when the link's outbound buffer is over its bound (a publisher far ahead of the socket). */
+function checkOutbound(link: Link): void {
+  if (link.wire.out.length > OUTBOUND_BYTES_MAX) {
+    throw new BufferFullError(
+      `Outbound buffer holds over ${OUTBOUND_BYTES_MAX} bytes; wait for earlier publishes`,
+    );
   }
 }

@@ -77,6 +77,35 @@ export const RETAIN_MESSAGES_MAX = QUEUE_MESSAGES_MAX;
 export const RETAIN_BYTES_MAX = QUEUE_BYTES_MAX;
 /** Longest retention age of a declared topic (30 days, as the longest TTL). */
 export const RETAIN_AGE_MS_MAX = 30 * 86_400_000;
+/** Most queues declared with settings (`DECLARE queue:`): every declaration is in the one state record rewritten on each change. */
+export const DECLARED_QUEUES_MAX = 10_000;
+/** Largest `max_messages` of a declared queue (as `--queue-max-messages`). */
+export const DECLARED_QUEUE_MESSAGES_MAX = 1_000_000_000;
+/** Largest `max_bytes` of a declared queue (as `--queue-max-bytes`). */
+export const DECLARED_QUEUE_BYTES_MAX = 2 ** 50;
+/** Largest `max_deliveries` of a declared queue (as `--max-deliveries`). */
+export const DECLARED_DELIVERIES_MAX = 1000;
+/** Longest `PUB ... delay:` (30 days, as the longest TTL): a schedule is a short wait, not a calendar. */
+export const PUB_DELAY_MS_MAX = 30 * 86_400_000;
+/** Largest `PUB ... deliver_at:` (the same bound as `start:time:`, past the year 2248). */
+export const DELIVER_AT_MS_MAX = 2 ** 43;
+/**
+ * Least time between two wake-ups of the due-time timer: under a stream of
+ * scheduled messages the timer fires at most this often, each time making
+ * every due message visible (a message is late by at most this, plus
+ * event-loop lag).
+ */
+export const SCHEDULE_TICK_MS = 5;
+/** Default deduplication window of a destination (2 minutes, as JetStream's). */
+export const DEDUP_WINDOW_MS = 120_000;
+/** Longest `dedup_window` of a declared queue (one day). */
+export const DEDUP_WINDOW_MS_MAX = 86_400_000;
+/** Topics with a dedup window (a queue's window lives and goes with the queue). */
+export const DEDUP_TOPICS_MAX = 10_000;
+/** Dedup ids one destination remembers; past it the oldest is forgotten first. */
+export const DEDUP_ENTRIES_MAX = 100_000;
+/** Bytes of dedup ids one destination remembers (ids only, UTF-16 length); past it the oldest is forgotten first. */
+export const DEDUP_BYTES_MAX = 8 * 1024 * 1024;
 /** How often expired messages and ack timeouts are swept. */
 export const SWEEP_INTERVAL_MS = 250;
 /** Ids of messages delivered without explicit acks remembered per connection, so that their ACK is a no-op, not an error. */

@@ -23,7 +23,17 @@ type Gauge<T> = [name: string, help: string, value: (x: T) => number];
 const QUEUE_GAUGES: Gauge<QueueStats>[] = [
   ["relayr_queue_depth", "Messages waiting in the queue for a consumer", (q) => q.depth],
   ["relayr_queue_inflight", "Messages delivered and not yet acked", (q) => q.inflight],
-  ["relayr_queue_delayed", "Messages NACKed with a delay, not yet due", (q) => q.delayed],
+  [
+    "relayr_queue_delayed",
+    "Messages NACKed or published with a delay, not yet due",
+    (q) => q.delayed,
+  ],
+  [
+    "relayr_queue_scheduled",
+    "Messages published with delay or deliver_at, not yet due",
+    (q) => q.scheduled,
+  ],
+  ["relayr_queue_dedup_ids", "Dedup ids the queue remembers within its window", (q) => q.dedup_ids],
   ["relayr_queue_bytes", "Payload bytes held by the queue", (q) => q.bytes],
   ["relayr_queue_consumers", "Consumers subscribed to the queue", (q) => q.consumers],
 ];
@@ -52,6 +62,41 @@ const QUEUE_COUNTERS: Gauge<QueueStats>[] = [
     "relayr_queue_rejected_total",
     "Publishes refused because the queue was full",
     (q) => q.rejected,
+  ],
+  [
+    "relayr_queue_duplicates_total",
+    "Publishes answered as duplicates of a dedup_id within the window",
+    (q) => q.duplicates,
+  ],
+];
+
+/** Series of declared queues only: their settings. */
+const DECLARED_QUEUE_GAUGES: Gauge<QueueStats>[] = [
+  [
+    "relayr_queue_max_messages",
+    "Message limit of a declared queue",
+    (q) => q.settings.max_messages,
+  ],
+  ["relayr_queue_max_bytes", "Payload byte limit of a declared queue", (q) => q.settings.max_bytes],
+  [
+    "relayr_queue_max_deliveries",
+    "Deliveries before a declared queue dead-letters a message",
+    (q) => q.settings.max_deliveries,
+  ],
+  [
+    "relayr_queue_ttl_seconds",
+    "Default message TTL of a declared queue (0: none)",
+    (q) => q.settings.ttl_ms / 1000,
+  ],
+  [
+    "relayr_queue_ack_timeout_seconds",
+    "Default ack timeout of a declared queue's consumers",
+    (q) => q.settings.ack_timeout_ms / 1000,
+  ],
+  [
+    "relayr_queue_dedup_window_seconds",
+    "Deduplication window of a declared queue (0: off)",
+    (q) => q.settings.dedup_window_ms / 1000,
   ],
 ];
 
@@ -238,6 +283,24 @@ function serverFamilies(e: Exposition, s: ServerStats): void {
     "Copies of topic messages enqueued through bindings",
     s.routed_msgs,
   );
+  e.single(
+    "relayr_queues_declared",
+    "gauge",
+    "Queues declared with settings",
+    s.declared_queues,
+  );
+  e.single(
+    "relayr_scheduled_messages",
+    "gauge",
+    "Messages published with delay or deliver_at, not yet due (queues and topics)",
+    s.scheduled_msgs,
+  );
+  e.single(
+    "relayr_duplicates_total",
+    "counter",
+    "Publishes answered as duplicates of a dedup_id within the window",
+    s.duplicate_msgs,
+  );
 }
 
 /** Per-binding counters (`BIND`), for at most `METRICS_DESTINATIONS_MAX` bindings. */
@@ -283,6 +346,12 @@ function destinationFamilies(e: Exposition, server: Server): void {
   }
   for (const [name, help, f] of QUEUE_COUNTERS) {
     e.family(name, "counter", help, queues.list.map((q, i): Sample => [ql[i], f(q)]));
+  }
+  const declaredQueues = queues.list.flatMap((q, i): [LabelSet, QueueStats][] =>
+    q.declared ? [[ql[i], q]] : []
+  );
+  for (const [name, help, f] of DECLARED_QUEUE_GAUGES) {
+    e.family(name, "gauge", help, declaredQueues.map(([l, q]): Sample => [l, f(q)]));
   }
   const tl = topics.list.map((t) => new LabelSet({ topic: t.name.slice("topic:".length) }));
   for (const [name, help, f] of TOPIC_GAUGES) {

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   STORE_FAILED: false,
   NOT_DECLARED: false,
   DURABLE_IN_USE: false,
+  DECLARE_CONFLICT: false,
   AUTH_REQUIRED: false,
   PERMISSION_DENIED: false,
   AUTH_FAILED: true,

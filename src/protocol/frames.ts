@@ -33,6 +33,12 @@ export interface PubOptions {
   replyTo: string | undefined;
   contentType: string | undefined;
   hdrBytes: number;
+  /** `delay:<ms>`: invisible for this long after it is accepted (0: none). */
+  delayMs: number;
+  /** `deliver_at:<unix ms>`: invisible until then (0: none); never given with `delayMs`. */
+  deliverAt: number;
+  /** `dedup_id:<id>`: a second publish of it within the destination's window is not stored again. */
+  dedupId: string | undefined;
 }
 
 /** PUB options all at their defaults, a new object each call (the parser fills one per PUB that has options). */
@@ -44,6 +50,9 @@ export function defaultPubOptions(): PubOptions {
     replyTo: undefined,
     contentType: undefined,
     hdrBytes: 0,
+    delayMs: 0,
+    deliverAt: 0,
+    dedupId: undefined,
   };
 }
 
@@ -81,6 +90,39 @@ export interface RetentionOptions {
   ageMs: number | undefined;
 }
 
+/** Overflow policy of a declared queue (`overflow:reject|drop_oldest`). */
+export type QueueOverflowOption = "reject" | "drop_oldest";
+
+/**
+ * Settings of a `DECLARE queue:<name>`; undefined fields take the server's
+ * defaults. `dlq` is a queue name, or `null` for `dlq:none` (dead letters are
+ * dropped).
+ */
+export interface QueueDeclareOptions {
+  maxMessages: number | undefined;
+  maxBytes: number | undefined;
+  overflow: QueueOverflowOption | undefined;
+  ttlMs: number | undefined;
+  maxDeliveries: number | undefined;
+  dlq: string | null | undefined;
+  ackTimeoutMs: number | undefined;
+  dedupWindowMs: number | undefined;
+}
+
+/** Queue settings all left to the server, a new object each call. */
+export function defaultQueueDeclareOptions(): QueueDeclareOptions {
+  return {
+    maxMessages: undefined,
+    maxBytes: undefined,
+    overflow: undefined,
+    ttlMs: undefined,
+    maxDeliveries: undefined,
+    dlq: undefined,
+    ackTimeoutMs: undefined,
+    dedupWindowMs: undefined,
+  };
+}
+
 /** `CONNECT <json>`. */
 export interface ConnectFrame {
   op: "CONNECT";
@@ -113,11 +155,14 @@ export interface SubFrame {
   dest: string;
   options: SubOptions;
 }
-/** `DECLARE topic:<name>` with retention limits. */
+/** `DECLARE topic:<name>` with retention limits, or `DECLARE queue:<name>` with queue settings (`queue`). */
 export interface DeclareFrame {
   op: "DECLARE";
   dest: string;
+  /** A topic's retention (all undefined for a queue). */
   options: RetentionOptions;
+  /** A queue's settings; present exactly when `dest` is a queue. */
+  queue?: QueueDeclareOptions;
 }
 /** `BIND <topic pattern> queue:<name> [filter:"..."]`: topic publishes are also enqueued there. */
 export interface BindFrame {

@@ -6,7 +6,7 @@
  */
 export { Parser, type ParserOptions } from "./parser.ts";
 export type * from "./frames.ts";
-export { defaultPubOptions } from "./frames.ts";
+export { defaultPubOptions, defaultQueueDeclareOptions } from "./frames.ts";
 export { ERROR_CODES, type ErrorCode, snippet } from "./errors.ts";
 export {
   ascii,
@@ -27,4 +27,11 @@ export { destinationError, hasWildcard, matches } from "./names.ts";
 export { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";
+export {
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  ENVELOPE_MAGIC,
+  ENVELOPE_VERSION,
+} from "./envelope.ts";
 export { decimal } from "./decimal.ts";

@@ -20,11 +20,17 @@ import {
   ACK_TIMEOUT_MS_MAX,
   AUTH_SECRET_BYTES_MAX,
   CONTROL_LINE_BYTES_MAX,
+  DECLARED_DELIVERIES_MAX,
+  DECLARED_QUEUE_BYTES_MAX,
+  DECLARED_QUEUE_MESSAGES_MAX,
+  DEDUP_WINDOW_MS_MAX,
+  DELIVER_AT_MS_MAX,
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
   OPTIONS_MAX,
   PAYLOAD_BYTES_MAX,
   PREFETCH_MAX,
+  PUB_DELAY_MS_MAX,
   RETAIN_AGE_MS_MAX,
   RETAIN_BYTES_MAX,
   RETAIN_MESSAGES_MAX,
@@ -37,11 +43,12 @@ import type {
   FilterOption,
   Frame,
   PubOptions,
+  QueueDeclareOptions,
   RetentionOptions,
   StartPosition,
   SubOptions,
 } from "./frames.ts";
-import { defaultPubOptions, PubFrame } from "./frames.ts";
+import { defaultPubOptions, defaultQueueDeclareOptions, PubFrame } from "./frames.ts";
 import { decimal } from "./decimal.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
@@ -339,9 +346,21 @@ export class Parser {
         case "hdr":
           o.hdrBytes = intIn(key, value, 0, Math.min(size, HEADERS_BYTES_MAX));
           break;
+        case "delay":
+          o.delayMs = intIn(key, value, 0, PUB_DELAY_MS_MAX);
+          break;
+        case "deliver_at":
+          o.deliverAt = intIn(key, value, 0, DELIVER_AT_MS_MAX);
+          break;
+        case "dedup_id":
+          o.dedupId = token(key, value);
+          break;
         default:
           throw unknownOption("PUB", key);
       }
+    }
+    if (o.delayMs !== 0 && o.deliverAt !== 0) {
+      throw new BadInput("BAD_ARGUMENT", "PUB takes delay or deliver_at, not both");
     }
     return o;
   }
@@ -460,16 +479,19 @@ export class Parser {
     return { op: "SUB", dest, options: o };
   }
 
-  /** `DECLARE topic:<name> [retain_messages:<n>] [retain_bytes:<n>] [retain_age:<ms>]`. */
+  /**
+   * `DECLARE topic:<name> [retain_messages:<n>] [retain_bytes:<n>] [retain_age:<ms>]`
+   * or `DECLARE queue:<name> [<setting>:<value>]...`.
+   */
   #declare(buf: Uint8Array): Frame {
-    if (this.#ntok < 2) throw new BadInput("BAD_ARGUMENT", "DECLARE needs a topic");
+    if (this.#ntok < 2) throw new BadInput("BAD_ARGUMENT", "DECLARE needs a topic or a queue");
     const dest = str(buf, this.#tok[2], this.#tok[3]);
     const why = destinationError(dest, false);
     if (why) throw new BadInput("BAD_DESTINATION", why);
-    if (!dest.startsWith("topic:")) {
-      throw new BadInput("BAD_DESTINATION", "DECLARE takes a topic (queues keep their messages)");
-    }
     const o: RetentionOptions = { messages: undefined, bytes: undefined, ageMs: undefined };
+    if (dest.startsWith("queue:")) {
+      return { op: "DECLARE", dest, options: o, queue: this.#queue(buf) };
+    }
     for (let k = 2; k < this.#ntok; k++) {
       const [key, value] = this.#option(buf, k);
       switch (key) {
@@ -521,6 +543,59 @@ export class Parser {
     const [key, value] = this.#option(buf, 3);
     if (key !== "filter") throw unknownOption("BIND", key);
     return { op: "BIND", pattern, queue, filter: filterOption(value) };
+  }
+
+  /** The settings of `DECLARE queue:<name>`; none given declares it with the server's defaults. */
+  #queue(buf: Uint8Array): QueueDeclareOptions {
+    const q = defaultQueueDeclareOptions();
+    for (let k = 2; k < this.#ntok; k++) {
+      const [key, value] = this.#option(buf, k);
+      switch (key) {
+        case "max_messages":
+          q.maxMessages = intIn(key, value, 1, DECLARED_QUEUE_MESSAGES_MAX);
+          break;
+        case "max_bytes":
+          q.maxBytes = intIn(key, value, 1, DECLARED_QUEUE_BYTES_MAX);
+          break;
+        case "overflow":
+          if (value !== "reject" && value !== "drop_oldest") {
+            throw new BadInput("BAD_ARGUMENT", `overflow must be "reject" or "drop_oldest"`);
+          }
+          q.overflow = value;
+          break;
+        case "ttl":
+          q.ttlMs = intIn(key, value, 1, TTL_MS_MAX);
+          break;
+        case "max_deliveries":
+          q.maxDeliveries = intIn(key, value, 1, DECLARED_DELIVERIES_MAX);
+          break;
+        case "dlq": {
+          if (value === "none") {
+            q.dlq = null;
+            break;
+          }
+          const bad = destinationError(value, false);
+          if (bad) throw new BadInput("BAD_DESTINATION", `dlq: ${bad}`);
+          if (!value.startsWith("queue:")) {
+            throw new BadInput("BAD_DESTINATION", `dlq takes a queue or "none"`);
+          }
+          q.dlq = value;
+          break;
+        }
+        case "ack_timeout":
+          q.ackTimeoutMs = intIn(key, value, 1, ACK_TIMEOUT_MS_MAX);
+          break;
+        case "dedup_window":
+          q.dedupWindowMs = intIn(key, value, 0, DEDUP_WINDOW_MS_MAX);
+          break;
+        default:
+          if (key.startsWith("retain_")) {
+            throw new BadInput("BAD_ARGUMENT", `${key} is for topics: a queue keeps its messages`);
+          }
+          throw unknownOption("DECLARE", key);
+      }
+    }
+    return q;
   }
 
   #ack(buf: Uint8Array): Frame {

@@ -461,7 +461,7 @@ export class Connection implements Client {
     } catch (e) {
       return this.#replies.brokerError(e);
     }
-    this.#replies.published(r);
+    this.#replies.published(r, this.#broker.duplicate);
   }
 
   #sub(f: SubFrame): void {
@@ -523,7 +523,9 @@ export class Connection implements Client {
     if (!this.#may(Action.ADMIN, f.dest)) return;
     let stored: Promise<void>;
     try {
-      stored = this.#broker.declare(f.dest, f.options);
+      stored = f.queue === undefined
+        ? this.#broker.declare(f.dest, f.options)
+        : this.#broker.declareQueue(f.dest, f.queue);
     } catch (e) {
       return this.#replies.brokerError(e);
     }

@@ -57,15 +57,20 @@ export class Replies {
     else this.#held.push({ bytes: ascii(s) });
   }
 
-  /** `OK msg_id:<id>` for a publish: at once, or once the store has it. */
-  published(r: number | Promise<number>): void {
+  /**
+   * `OK msg_id:<id>` for a publish: at once, or once the store has it. A
+   * `duplicate` (a `dedup_id` seen within the window, not stored again) is
+   * `OK msg_id:<first id> duplicate:true`, once the first is stored.
+   */
+  published(r: number | Promise<number>, duplicate = false): void {
+    const tail = duplicate ? " duplicate:true\r\n" : "\r\n";
     if (typeof r === "number") {
-      if (this.verbose) this.ascii(`OK msg_id:${r}\r\n`);
+      if (this.verbose) this.ascii(`OK msg_id:${r}${tail}`);
       return;
     }
     const slot = this.#hold();
     r.then(
-      (id) => slot.bytes = this.verbose ? ascii(`OK msg_id:${id}\r\n`) : EMPTY,
+      (id) => slot.bytes = this.verbose ? ascii(`OK msg_id:${id}${tail}`) : EMPTY,
       (e) =>
         slot.bytes = e instanceof BrokerError
           ? errFrame(e.code, e.message)

@@ -15,6 +15,7 @@ import {
   CLOSED_CONNECTIONS_KEPT,
   CONNECTIONS_MAX,
   PINGS_OUTSTANDING_MAX,
+  SCHEDULE_TICK_MS,
   SHUTDOWN_FLUSH_MS,
   SWEEP_INTERVAL_MS,
   TLS_HANDSHAKE_TIMEOUT_MS,
@@ -94,6 +95,9 @@ export class Server implements ConnectionHost {
   #nextId = 1;
   #stopping = false;
   #tlsFailures: HandshakeFailures;
+  /** The one timer of scheduled messages, armed for the earliest due time the broker asked for. */
+  #dueTimer: Timer | undefined;
+  #lastDueFire = 0;
 
   constructor(runtime: Runtime, broker: Broker, options: ServerOptions) {
     this.#runtime = runtime;
@@ -138,6 +142,8 @@ export class Server implements ConnectionHost {
       });
     this.#acceptDone = this.#acceptLoop(this.#listener);
     this.#timers.push(this.clock.every(SWEEP_INTERVAL_MS, () => this.broker.sweep()));
+    this.broker.onDue = (at) => this.#armDue(at);
+    this.broker.fireDue(); // recovered scheduled messages: the overdue fire now, the next is armed
     const pingCheckMs = Math.max(10, Math.min(this.#options.pingIntervalMs / 2, 5000));
     this.#timers.push(this.clock.every(pingCheckMs, () => this.#pingIdle()));
     this.#lag.start();
@@ -147,6 +153,24 @@ export class Server implements ConnectionHost {
   async reloadTls(files: TlsFiles): Promise<void> {
     if (this.#listener?.reloadTls === undefined) throw new TypeError("TLS is not on");
     await this.#listener.reloadTls(files);
+  }
+
+  /**
+   * (Re)arms the due-time timer for `at`; the broker asks only when `at` is
+   * earlier than what it asked for before. Never sooner than
+   * `SCHEDULE_TICK_MS` after the last firing, so a stream of scheduled
+   * messages wakes the loop at most that often.
+   */
+  #armDue(at: number): void {
+    if (this.#stopping) return;
+    this.#dueTimer?.cancel();
+    const now = this.clock.now();
+    const ms = Math.max(0, at - now, this.#lastDueFire + SCHEDULE_TICK_MS - now);
+    this.#dueTimer = this.clock.after(Math.ceil(ms), () => {
+      this.#dueTimer = undefined;
+      this.#lastDueFire = this.clock.now();
+      this.broker.fireDue();
+    });
   }
 
   info(): string {
@@ -234,6 +258,8 @@ export class Server implements ConnectionHost {
     this.#listener?.close();
     await this.#acceptDone;
     for (const t of this.#timers) t.cancel();
+    this.broker.onDue = undefined;
+    this.#dueTimer?.cancel();
     this.#lag.stop();
     this.auth?.close();
     for (const c of [...this.connections.values()]) {
@@ -285,6 +311,9 @@ export class Server implements ConnectionHost {
       durables: broker.durables,
       bindings: broker.bindings,
       routed_msgs: broker.routed_msgs,
+      declared_queues: broker.declared_queues,
+      scheduled_msgs: broker.scheduled_msgs,
+      duplicate_msgs: broker.duplicate_msgs,
       mem: { rss: mem.rss, heap_used: mem.heapUsed },
       event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
       latency: broker.latency,

@@ -38,6 +38,8 @@ export class MemoryQueueStore implements QueueStore {
   #ready = 0;
   #inflight = 0;
   #delayed = 0;
+  /** Delayed messages that were pushed with a due time and never delivered. */
+  #scheduled = 0;
   #bytes = 0;
   #expiry = new Heap<Message>();
   /** Held messages with a TTL; the expiry heap is compacted when it holds many more. */
@@ -59,6 +61,9 @@ export class MemoryQueueStore implements QueueStore {
   get delayed(): number {
     return this.#delayed;
   }
+  get scheduled(): number {
+    return this.#scheduled;
+  }
   get size(): number {
     return this.#ready + this.#inflight + this.#delayed;
   }
@@ -72,16 +77,26 @@ export class MemoryQueueStore implements QueueStore {
     return n;
   }
 
-  push(msg: Message): void {
-    msg.state = MessageState.READY;
-    (this.#levels[msg.priority] ??= new Deque<Message>()).push(msg);
-    this.#mask |= 1 << msg.priority;
-    this.#ready++;
+  push(msg: Message, dueAt = 0): void {
     this.#bytes += msg.len;
     if (msg.expiresAt !== 0) {
       this.#ttlHeld++;
       this.#expiry.push(msg.expiresAt, msg);
     }
+    if (dueAt !== 0) {
+      // One heap entry, O(log n); the sweep (one timer for all) makes it visible.
+      msg.state = MessageState.DELAYED;
+      msg.dueAt = dueAt;
+      this.#delayed++;
+      this.#scheduled++;
+      this.#delays.push(dueAt, msg);
+      return;
+    }
+    this.#toBack(msg);
+  }
+
+  recoveredDedupIds(): readonly { id: number; dedupId: string }[] {
+    return [];
   }
 
   take(now: number): Message | undefined {
@@ -143,7 +158,7 @@ export class MemoryQueueStore implements QueueStore {
   remove(msg: Message, reason: RemoveReason): void {
     if (msg.state === MessageState.INFLIGHT) this.#inflight--;
     else if (msg.state === MessageState.READY) this.#ready--;
-    else if (msg.state === MessageState.DELAYED) this.#delayed--;
+    else if (msg.state === MessageState.DELAYED) this.#undelay(msg);
     else return;
     this.#gone(msg, reason);
   }
@@ -182,21 +197,31 @@ export class MemoryQueueStore implements QueueStore {
   }
 
   sweep(now: number): number {
-    // Due delayed messages go to the front of their level, oldest due first.
+    // Due NACK-delayed messages go to the front of their level, oldest due
+    // first; due scheduled ones (never delivered) to the back, in due order,
+    // as if published then.
+    // The heap is not stable: messages due in the same millisecond (a burst
+    // published with one delay) come out in any order, so the scheduled ones
+    // of this sweep are sorted by due time, then id (publish order).
     const due: Message[] = [];
+    let scheduled: Message[] | undefined;
     while (this.#delays.peekKey() <= now) {
       const msg = this.#delays.pop()!;
-      if (msg.state === MessageState.DELAYED && msg.dueAt <= now) due.push(msg);
+      if (msg.state !== MessageState.DELAYED || msg.dueAt > now) continue;
+      this.#undelay(msg);
+      if (msg.deliveries === 0) (scheduled ??= []).push(msg);
+      else due.push(msg);
     }
-    for (let i = due.length - 1; i >= 0; i--) {
-      this.#delayed--;
-      this.#toFront(due[i]);
+    if (scheduled !== undefined) {
+      scheduled.sort(byDueThenId);
+      for (const m of scheduled) this.#toBack(m);
     }
+    for (let i = due.length - 1; i >= 0; i--) this.#toFront(due[i]);
     let expired = 0;
     while (this.#expiry.peekKey() <= now) {
       const msg = this.#expiry.pop()!;
       if (msg.state === MessageState.READY) this.#ready--;
-      else if (msg.state === MessageState.DELAYED) this.#delayed--;
+      else if (msg.state === MessageState.DELAYED) this.#undelay(msg);
       else continue; // in flight: settled by its consumer, or expired if it comes back
       this.#gone(msg, "expired");
       expired++;
@@ -215,6 +240,19 @@ export class MemoryQueueStore implements QueueStore {
     for (let p = LEVELS - 1; p >= 0; p--) {
       for (const m of this.#levels[p] ?? []) if (m.state === MessageState.READY) yield m;
     }
+  }
+
+  /** A delayed message leaves the delayed state (due, removed or expired). */
+  #undelay(msg: Message): void {
+    this.#delayed--;
+    if (msg.deliveries === 0) this.#scheduled--;
+  }
+
+  #toBack(msg: Message): void {
+    msg.state = MessageState.READY;
+    (this.#levels[msg.priority] ??= new Deque<Message>()).push(msg);
+    this.#mask |= 1 << msg.priority;
+    this.#ready++;
   }
 
   #toFront(msg: Message): void {
@@ -242,6 +280,10 @@ class LevelCursors implements ScanCursor {
   /** The test of one scan, made once per consumer rather than once per take. */
   readonly want = (m: Message): boolean =>
     m.state === MessageState.READY && !m.expired(this.now) && this.match(m);
+}
+
+function byDueThenId(a: Message, b: Message): number {
+  return a.dueAt - b.dueAt || a.id - b.id;
 }
 
 /** Queues in memory only; nothing survives a restart. */

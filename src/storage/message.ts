@@ -72,6 +72,8 @@ export class MessageOptions {
   tail: Uint8Array | undefined = undefined;
   /** The header block parsed, on the first filter that reads a header (at most once per message). */
   headers: ReadonlyMap<string, string> | undefined = undefined;
+  /** `dedup_id` it was published with: a durable store logs it, so a restart rebuilds the window. */
+  dedupId: string | undefined = undefined;
   constructor(
     readonly hdrBytes: number,
     readonly ttlMs: number,
@@ -100,8 +102,8 @@ export class Message {
   buf: Uint8Array;
   off: number;
   len: number;
-  /** Options; undefined for a plain message. */
-  readonly opts: MessageOptions | undefined;
+  /** Options; undefined for a plain message (set once by `setDedupId`). */
+  opts: MessageOptions | undefined;
 
   constructor(
     /** Unique, time-ordered id. */
@@ -210,6 +212,16 @@ export class Message {
     const h = o.headers ??= headerMap(this.buf.subarray(this.off, this.off + o.hdrBytes));
     return h.get(name);
   }
+
+  /** The `dedup_id` it was published with, if any. */
+  get dedupId(): string | undefined {
+    return this.opts?.dedupId;
+  }
+  /** Records the `dedup_id` it was published with (gives a plain message its options object). */
+  setDedupId(id: string): void {
+    (this.opts ??= new MessageOptions(0, 0, 0, undefined, undefined, undefined)).dedupId = id;
+  }
+
   /** Cached first-delivery MSG tail (messages with options only). */
   get tail(): Uint8Array | undefined {
     return this.opts?.tail;

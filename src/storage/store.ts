@@ -27,18 +27,28 @@ export interface QueueStore {
   readonly ready: number;
   /** Messages delivered and not settled. */
   readonly inflight: number;
-  /** Messages NACKed with a delay, not yet due. */
+  /** Messages NACKed with a delay or published with one (`scheduled`), not yet due. */
   readonly delayed: number;
+  /** Messages pushed with a due time (never delivered yet), not yet due: a part of `delayed`. */
+  readonly scheduled: number;
   /** All messages held: ready + in flight + delayed. */
   readonly size: number;
   /** Payload bytes of all messages held. */
   readonly bytes: number;
   /**
-   * Accepts a new message at the back of its priority level. Returns a promise
+   * Accepts a new message at the back of its priority level, or, with a
+   * `dueAt` (epoch ms, 0: none), held invisible until then and put at the
+   * back of its level when due (a scheduled publish). Returns a promise
    * when durability is still pending (the publisher's OK waits for it); throws
    * or rejects with `StoreError` when it cannot be stored.
    */
-  push(msg: Message): void | Promise<void>;
+  push(msg: Message, dueAt?: number): void | Promise<void>;
+  /**
+   * Dedup ids a durable store found in its log at start, with their message
+   * ids, oldest first (messages settled since included): the broker rebuilds
+   * the queue's dedup window from them. Empty for a memory store.
+   */
+  recoveredDedupIds(): readonly { id: number; dedupId: string }[];
   /** The next deliverable message (highest priority, oldest first), now in flight; expires the expired ones it meets. */
   take(now: number): Message | undefined;
   /**

@@ -18,7 +18,12 @@ export interface TestBroker {
 /** A broker with test defaults (small limits are set per test), reading a fake clock. */
 export function testBroker(o: Partial<BrokerOptions> = {}): TestBroker {
   const clock = new FakeClock();
-  const broker = new Broker({
+  return { broker: new Broker(testBrokerOptions(clock, o)), clock };
+}
+
+/** The test defaults of `testBroker` over `o` (a memory store unless `o` names one). */
+export function testBrokerOptions(clock: FakeClock, o: Partial<BrokerOptions> = {}): BrokerOptions {
+  return {
     store: new MemoryStore(),
     maxDeliveries: 5,
     queueMessagesMax: 10_000,
@@ -31,8 +36,7 @@ export function testBroker(o: Partial<BrokerOptions> = {}): TestBroker {
     prefetch: 1000,
     clock,
     ...o,
-  });
-  return { broker, clock };
+  };
 }
 
 /** Publishes `text` to `dest` (options as the parser makes them); returns the id. */

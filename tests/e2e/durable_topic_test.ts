@@ -186,7 +186,11 @@ Deno.test("durable and replay: errors for undeclared topics, wildcards, queues a
     await expectLine(c, "SUB queue:jobs sub_id:a durable:x", /^ERR BAD_ARGUMENT /);
     await expectLine(c, "DECLARE topic:d", /^ERR BAD_ARGUMENT /);
     await expectLine(c, "DECLARE topic:d.* retain_messages:1", /^ERR BAD_DESTINATION /);
-    await expectLine(c, "DECLARE queue:d retain_messages:1", /^ERR BAD_DESTINATION /);
+    await expectLine(
+      c,
+      "DECLARE queue:d retain_messages:1",
+      /^ERR BAD_ARGUMENT retain_messages is for topics/,
+    );
     await expectLine(c, "DECLARE topic:d retain_messages:0", /^ERR BAD_ARGUMENT /);
     await expectLine(c, "DECLARE topic:d retain_forever:1", /^ERR BAD_ARGUMENT /);
     await expectLine(c, "DECLARE topic:d retain_messages:10", "OK");

@@ -4,7 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { CONTROL_LINE_BYTES_MAX } from "../../src/config/mod.ts";
-import { defaultPubOptions, type Frame, Parser, type PubOptions } from "../../src/protocol/mod.ts";
+import {
+  defaultPubOptions,
+  defaultQueueDeclareOptions,
+  type Frame,
+  Parser,
+  type PubOptions,
+  type QueueDeclareOptions,
+} from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -33,6 +40,9 @@ const subOpts = (o: Partial<Record<string, unknown>>) => ({
   ackTimeoutMs: undefined,
   ...o,
 });
+
+const queueOpts = (o: Partial<QueueDeclareOptions>) => ({ ...defaultQueueDeclareOptions(), ...o });
+const NO_RETENTION = { messages: undefined, bytes: undefined, ageMs: undefined };
 
 /** Valid input and the frames it must give. */
 const VALID: [string, unknown[]][] = [
@@ -148,6 +158,55 @@ const VALID: [string, unknown[]][] = [
     dest: "topic:ev",
     options: { messages: undefined, bytes: undefined, ageMs: 5 },
   }]],
+  ["DECLARE queue:jobs\n", [{
+    op: "DECLARE",
+    dest: "queue:jobs",
+    options: NO_RETENTION,
+    queue: queueOpts({}),
+  }]],
+  [
+    "DECLARE queue:jobs max_messages:1000 max_bytes:65536 overflow:drop_oldest ttl:60000 " +
+    "max_deliveries:3 dlq:queue:jobs.dead ack_timeout:5000 dedup_window:300000\r\n",
+    [{
+      op: "DECLARE",
+      dest: "queue:jobs",
+      options: NO_RETENTION,
+      queue: queueOpts({
+        maxMessages: 1000,
+        maxBytes: 65536,
+        overflow: "drop_oldest",
+        ttlMs: 60000,
+        maxDeliveries: 3,
+        dlq: "queue:jobs.dead",
+        ackTimeoutMs: 5000,
+        dedupWindowMs: 300000,
+      }),
+    }],
+  ],
+  ["DECLARE queue:jobs overflow:reject dlq:none dedup_window:0\n", [{
+    op: "DECLARE",
+    dest: "queue:jobs",
+    options: NO_RETENTION,
+    queue: queueOpts({ overflow: "reject", dlq: null, dedupWindowMs: 0 }),
+  }]],
+  ["PUB queue:q delay:1500 2\r\nhi\r\n", [{
+    op: "PUB",
+    dest: "queue:q",
+    payload: "hi",
+    options: pubOpts({ delayMs: 1500 }),
+  }]],
+  ["PUB topic:t deliver_at:1767225600000 dedup_id:order-42 2\r\nhi\r\n", [{
+    op: "PUB",
+    dest: "topic:t",
+    payload: "hi",
+    options: pubOpts({ deliverAt: 1767225600000, dedupId: "order-42" }),
+  }]],
+  ["PUB queue:q delay:0 2\r\nhi\r\n", [{
+    op: "PUB",
+    dest: "queue:q",
+    payload: "hi",
+    options: pubOpts({}),
+  }]],
   ["UNSUB d forget:true\n", [{ op: "UNSUB", sid: "d", forget: true }]],
   ["UNSUB sub456\n", [{ op: "UNSUB", sid: "sub456" }]],
   ["UNSUB sub_id:sub456\n", [{ op: "UNSUB", sid: "sub456" }]],
@@ -203,7 +262,24 @@ const BAD: [string, string][] = [
   ["UNSUB d forget:yes\n", "BAD_ARGUMENT"],
   ["DECLARE\n", "BAD_ARGUMENT"],
   ["DECLARE topic:ev\n", "BAD_ARGUMENT"],
-  ["DECLARE queue:q retain_messages:5\n", "BAD_DESTINATION"],
+  ["DECLARE queue:q retain_messages:5\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q max_messages:0\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q max_bytes:x\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q overflow:block\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q ttl:0\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q max_deliveries:1001\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q dlq:topic:dead\n", "BAD_DESTINATION"],
+  ["DECLARE queue:q dlq:queue:a.*\n", "BAD_DESTINATION"],
+  ["DECLARE queue:q ack_timeout:0\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q dedup_window:86400001\n", "BAD_ARGUMENT"],
+  ["DECLARE queue:q.* max_messages:5\n", "BAD_DESTINATION"],
+  ["PUB queue:a delay:-1 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a delay:2592000001 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a deliver_at:soon 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a deliver_at:8796093022209 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a delay:5 deliver_at:5 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  ["PUB queue:a dedup_id: 2\r\nhi\r\n", "BAD_ARGUMENT"],
+  [`PUB queue:a dedup_id:${"x".repeat(257)} 2\r\nhi\r\n`, "BAD_ARGUMENT"],
   ["DECLARE topic:ev.* retain_messages:5\n", "BAD_DESTINATION"],
   ["DECLARE topic:ev retain_messages:0\n", "BAD_ARGUMENT"],
   ["DECLARE topic:ev keep:5\n", "BAD_ARGUMENT"],

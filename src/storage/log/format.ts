@@ -29,6 +29,14 @@
  * | DELIVER | id f64, deliveries u32: taken by a consumer (in flight)                 |
  * | REQUEUE | id f64, deliveries u32, dueAt f64: given back (dueAt 0: ready now)      |
  * | REMOVE  | id f64, reason u8: acked, expired, dropped or dead-lettered; final      |
+ * | DEDUP   | id f64, dedupId as u16 length + UTF-8: the message's `dedup_id` (v2)   |
+ *
+ * A scheduled publish (`delay`/`deliver_at`) is a PUB followed by a REQUEUE
+ * with deliveries 0 and its due time. Version 2 added DEDUP, written after the
+ * PUB or COPY of a message that has a dedup id; a version 2 build reads
+ * version 1 segments as they are (they hold no DEDUP), and writes new
+ * segments as version 2, which a version 1 build refuses to start on rather
+ * than cut off as corrupt.
  *
  * Message body: id f64, acceptedAt f64, expiresAt f64, dueAt f64, ttlMs u32,
  * deliveries u32, hdrBytes u32, priority u8, state u8, then correlationId,
@@ -45,8 +53,10 @@ import { crc32c } from "./crc32c.ts";
 
 /** First four bytes of every segment file: `RLYQ`. */
 export const SEGMENT_MAGIC = 0x51594c52;
-/** Version of this format; a reader refuses segments of another version. */
-export const FORMAT_VERSION = 1;
+/** Version of this format, written in new segments; a reader refuses segments of a newer version. */
+export const FORMAT_VERSION = 2;
+/** Oldest version this build reads. */
+export const FORMAT_VERSION_MIN = 1;
 /** Header bytes before the queue name. */
 export const SEGMENT_HEADER_FIXED_BYTES = 30;
 /** Bytes of the header checksum after the name. */
@@ -75,6 +85,7 @@ export const RecordType = {
   REQUEUE: 3,
   REMOVE: 4,
   COPY: 5,
+  DEDUP: 6,
 } as const;
 export type RecordType = typeof RecordType[keyof typeof RecordType];
 
@@ -144,8 +155,12 @@ export function decodeSegmentHeader(
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (v.getUint32(0, true) !== SEGMENT_MAGIC) return { error: "bad magic", torn: false };
   const version = v.getUint16(4, true);
-  if (version !== FORMAT_VERSION) {
-    return { error: `format version ${version}, this build reads ${FORMAT_VERSION}`, torn: false };
+  if (version < FORMAT_VERSION_MIN || version > FORMAT_VERSION) {
+    return {
+      error:
+        `format version ${version}, this build reads ${FORMAT_VERSION_MIN} to ${FORMAT_VERSION}`,
+      torn: false,
+    };
   }
   const size = v.getUint16(6, true);
   const nameLen = v.getUint16(28, true);
@@ -306,6 +321,13 @@ export class RecordWriter {
     this.#seal(start, start + 10);
   }
 
+  /** Appends a DEDUP: message `id` was published with `dedupId`. */
+  dedup(id: number, dedupId: string): void {
+    const start = this.#begin(RecordType.DEDUP, 8 + 2 + 3 * dedupId.length);
+    this.#view.setFloat64(start + 1, id, true);
+    this.#seal(start, this.#string(start + 9, dedupId));
+  }
+
   /** Reserves room for a record of at most `bodyMax` body bytes; returns where its type byte goes. */
   #begin(type: RecordType, bodyMax: number): number {
     const need = this.#len + RECORD_HEADER_BYTES + 1 + bodyMax;
@@ -351,7 +373,8 @@ export type ReadRecord =
   | { type: typeof RecordType.PUB | typeof RecordType.COPY; msg: Message }
   | { type: typeof RecordType.DELIVER; id: number; deliveries: number }
   | { type: typeof RecordType.REQUEUE; id: number; deliveries: number; dueAt: number }
-  | { type: typeof RecordType.REMOVE; id: number; reason: RemoveReason };
+  | { type: typeof RecordType.REMOVE; id: number; reason: RemoveReason }
+  | { type: typeof RecordType.DEDUP; id: number; dedupId: string };
 
 /** Result of reading at an offset: a record and where the next begins, or why there is none. */
 export type ReadResult =
@@ -426,6 +449,19 @@ function decodeBody(
       const reason = REASONS[b[p + 8]];
       if (!Number.isSafeInteger(id) || reason === undefined) return "bad REMOVE fields";
       return { type, id, reason };
+    }
+    case RecordType.DEDUP: {
+      if (len < 10) return `DEDUP of ${len} bytes`;
+      const id = v.getFloat64(p, true);
+      const n = v.getUint16(p + 8, true);
+      if (!Number.isSafeInteger(id) || n === 0 || n > STRING_BYTES_MAX || 10 + n !== len) {
+        return "bad DEDUP fields";
+      }
+      try {
+        return { type, id, dedupId: decoder.decode(b.subarray(p + 10, p + 10 + n)) };
+      } catch {
+        return "DEDUP id is not UTF-8";
+      }
     }
     default:
       return `unknown record type ${type}`;

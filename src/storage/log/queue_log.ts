@@ -64,6 +64,7 @@ export class LogQueueStore implements QueueStore {
   #maxId = 0;
   #lastCompactAt = 0;
   #closed = false;
+  #dedup: readonly { id: number; dedupId: string }[] = [];
 
   constructor(name: string, dir: string, host: QueueLogHost, recovered?: RecoveredLog) {
     this.name = name;
@@ -95,6 +96,9 @@ export class LogQueueStore implements QueueStore {
   get delayed(): number {
     return this.#inner.delayed;
   }
+  get scheduled(): number {
+    return this.#inner.scheduled;
+  }
   get size(): number {
     return this.#inner.size;
   }
@@ -121,7 +125,7 @@ export class LogQueueStore implements QueueStore {
     return this.#writer.failure;
   }
 
-  push(msg: Message): void | Promise<void> {
+  push(msg: Message, dueAt = 0): void | Promise<void> {
     const failure = this.#writer.failure;
     if (failure !== undefined) {
       throw new StoreError(`the log of ${this.name} is failing: ${failure.message}`);
@@ -130,7 +134,12 @@ export class LogQueueStore implements QueueStore {
     checkMessage(msg);
     const seg = this.#writer.activeSegment();
     this.#writer.out.message(RecordType.PUB, msg);
-    this.#inner.push(msg);
+    // A scheduled message: the PUB, then a REQUEUE to its due time with no
+    // delivery yet, in the same write (recovery reads it as delayed).
+    if (dueAt !== 0) this.#writer.out.requeue(msg.id, 0, dueAt);
+    const dedupId = msg.dedupId;
+    if (dedupId !== undefined) this.#writer.out.dedup(msg.id, dedupId);
+    this.#inner.push(msg, dueAt);
     this.#segments.home(msg, seg);
     if (msg.id > this.#maxId) this.#maxId = msg.id;
     this.#host.dirty(this);
@@ -194,6 +203,12 @@ export class LogQueueStore implements QueueStore {
 
   messages(): Iterable<Message> {
     return this.#inner.messages();
+  }
+
+  recoveredDedupIds(): readonly { id: number; dedupId: string }[] {
+    const d = this.#dedup;
+    this.#dedup = []; // read once, at start: not kept for the life of the queue
+    return d;
   }
 
   // --- writing (called by the store) ---
@@ -311,6 +326,7 @@ export class LogQueueStore implements QueueStore {
     for (const m of moving) {
       this.#segments.uncount(m);
       this.#writer.out.message(RecordType.COPY, m);
+      if (m.dedupId !== undefined) this.#writer.out.dedup(m.id, m.dedupId);
       this.#segments.moveTo(m, a);
     }
     if (!this.#writer.write()) return;
@@ -324,12 +340,21 @@ export class LogQueueStore implements QueueStore {
     this.#replaying = true;
     this.#segments.restore(r);
     this.#maxId = r.maxId;
+    this.#dedup = r.dedup;
     // Delayed messages go in first, each alone in the store, so that `take`
     // returns exactly it and `requeue` delays it to its recorded due time.
     // Mostly sorted already (TimSort makes that a linear pass).
     const byId = r.messages.slice().sort((a, b) => a.id - b.id);
     for (const m of byId) {
-      if (m.state !== MessageState.DELAYED || m.dueAt <= now || m.expired(now)) continue;
+      if (m.state !== MessageState.DELAYED || m.expired(now)) continue;
+      if (m.deliveries === 0) {
+        // Scheduled, never delivered: it waits for its time, and one that
+        // fell due while the broker was down is made visible by the next
+        // sweep, in due order with the others.
+        this.#inner.push(m, m.dueAt);
+        continue;
+      }
+      if (m.dueAt <= now) continue;
       const deliveries = m.deliveries;
       const dueAt = m.dueAt; // take() sets the delivery time, which shares the field
       m.state = MessageState.READY;
@@ -341,7 +366,9 @@ export class LogQueueStore implements QueueStore {
     }
     // Unacked (in flight) messages are ready again: redelivered with their count.
     for (const m of byId) {
-      if (m.state === MessageState.DELAYED && m.dueAt > now && !m.expired(now)) continue;
+      if (
+        m.state === MessageState.DELAYED && !m.expired(now) && (m.deliveries === 0 || m.dueAt > now)
+      ) continue;
       m.state = MessageState.READY;
       this.#inner.push(m);
     }

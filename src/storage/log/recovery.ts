@@ -48,6 +48,8 @@ export interface RecoveredLog {
   records: number;
   /** Bytes cut off torn or corrupt tails. */
   truncatedBytes: number;
+  /** DEDUP records in log order (settled messages included): the dedup window's ids. */
+  dedup: { id: number; dedupId: string }[];
 }
 
 /**
@@ -128,6 +130,7 @@ export function recoverLog(fs: FileSystem, dir: string, name: string, log: LogFn
     maxId: 0,
     records: 0,
     truncatedBytes: 0,
+    dedup: [],
   };
   const replay: Replay = { state, out, lastPubId: -1 };
   // One read buffer for every segment: records copy out what they keep.
@@ -249,5 +252,11 @@ function apply(rec: ReadRecord, seg: FoundSegment, replay: Replay): void {
       state.delete(rec.id);
       out.homes.delete(rec.id);
       return;
+    case RecordType.DEDUP: {
+      out.dedup.push({ id: rec.id, dedupId: rec.dedupId });
+      // A live message keeps it, so compaction copies it along.
+      state.get(rec.id)?.setDedupId(rec.dedupId);
+      return;
+    }
   }
 }
