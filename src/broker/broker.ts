@@ -331,17 +331,31 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     }
     const id = t?.store === undefined ? msg.id : this.#ids.next(this.now);
     const copy = copyOf(msg, id, topic, this.now, payload);
+    // Bound queues get their copies as for a publish now. Nobody waits to be
+    // told of a full queue (under reject) or a failing log: the bindings are
+    // skipped then (counted by `check` as rejected), the subscribers still get it.
+    let routed = 0;
+    if (this.#routes.size > 0) {
+      try {
+        routed = this.#routes.check(copy, topic);
+        // Dropped: a failing log keeps the copies and retries (no one waits on it).
+        if (routed > 0) this.#routes.copy(copy, undefined)?.catch(() => {});
+      } catch {
+        routed = 0;
+      }
+    }
     if (t?.store !== undefined) {
       try {
         void t.store.push(copy);
       } catch { /* a failing log: live subscribers still get it */ }
     }
     if (t === undefined || (t.bindings.length === 0 && t.retention === undefined)) {
-      this.counters.unrouted++;
-      return;
+      if (routed === 0) this.counters.unrouted++;
+    } else {
+      t.publish(copy);
+      if (t.blocked) this.#blockedBy = t;
     }
-    t.publish(copy);
-    if (t.blocked) this.#blockedBy = t;
+    if (routed > 0) this.#routes.dispatch();
   }
 
   /**

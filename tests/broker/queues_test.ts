@@ -353,3 +353,15 @@ Deno.test("log store restart: scheduled messages of many topics, long names, in 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("scheduled topic message: bound queues (BIND) get their copy when it is due, not before", async () => {
+  const t = testBroker();
+  const { broker } = t;
+  await broker.bind("topic:orders.*", "queue:audit", undefined);
+  pub(broker, "topic:orders.eu", "later", { delayMs: 100 });
+  assert.equal(broker.queues.get("queue:audit")?.store.size ?? 0, 0, "not before it is due");
+  advance(t, 100);
+  const c = new FakeClient();
+  sub(broker, c, "queue:audit", "a", { ack: "none" });
+  assert.deepEqual(c.texts(), ["later"]);
+});
