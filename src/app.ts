@@ -84,6 +84,27 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     await store.close(); // the port is taken, say: release the data dir and its timers
     throw listenFailed(e, "--port", config.host, config.port);
   }
+  const udpPort = config["udp-port"];
+  if (udpPort !== undefined) {
+    if (auth !== undefined && config["udp-token"] === undefined) {
+      await server.shutdown();
+      await store.close();
+      throw new ConfigError(
+        "--udp-port with authentication on needs --udp-token (every datagram starts with AUTH <token>)",
+      );
+    }
+    try {
+      await server.startUdp({
+        hostname: config.host,
+        port: udpPort,
+        token: auth === undefined ? undefined : config["udp-token"],
+      });
+    } catch (e) {
+      await server.shutdown();
+      await store.close();
+      throw listenFailed(e, "--udp-port", config.host, udpPort);
+    }
+  }
   let http: Monitoring | undefined;
   const httpHost = config["http-host"] ?? config.host;
   try {
@@ -252,6 +273,9 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   log.info(
     `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}${tls}`,
   );
+  if (running.server.udp) {
+    log.info(`UDP ingest on ${config.host}:${running.server.udp.port}`);
+  }
   const auth = running.server.auth?.stats();
   if (auth !== undefined) {
     log.info(`authentication on: ${auth.users} users${config["auth-token"] ? " and a token" : ""}`);

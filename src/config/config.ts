@@ -180,6 +180,18 @@ export const SETTINGS = {
     max: 600_000,
     help: "ms a connection has to authenticate before it is closed",
   },
+  "udp-port": {
+    kind: "int",
+    default: undefined,
+    min: 0,
+    max: 65535,
+    help: "UDP port for fire-and-forget PUB datagrams (off when not given; 0: any free port)",
+  },
+  "udp-token": {
+    kind: "string",
+    default: undefined,
+    help: "with authentication on: the token every UDP datagram starts with (AUTH <token>)",
+  },
   "config": {
     kind: "string",
     default: undefined,

@@ -15,7 +15,7 @@
 import type { AuthStats, AuthzCounters } from "../auth/mod.ts";
 import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
 import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
-import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats } from "../server/mod.ts";
+import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats, type UdpStats } from "../server/mod.ts";
 import { Exposition, LabelSet, type Sample } from "./exposition.ts";
 
 type Gauge<T> = [name: string, help: string, value: (x: T) => number];
@@ -184,6 +184,7 @@ export function renderMetrics(server: Server): string {
   bindingFamilies(e, server);
   if (s.auth !== null) authFamilies(e, s.auth);
   if (s.authorization !== null) authzFamilies(e, s.authorization);
+  if (s.udp !== null) udpFamilies(e, s.udp);
   processFamilies(e, s);
   return e.text();
 }
@@ -428,6 +429,35 @@ function authzFamilies(e: Exposition, a: AuthzCounters): void {
     "counter",
     "Time connections spent paused for their user's publish_rate",
     a.publish_paused_ms / 1000,
+  );
+}
+
+/** UDP ingest series, with `--udp-port` only. */
+function udpFamilies(e: Exposition, u: UdpStats): void {
+  e.single("relayr_udp_datagrams_total", "counter", "UDP datagrams received", u.datagrams);
+  e.single(
+    "relayr_udp_published_total",
+    "counter",
+    "Messages published from UDP datagrams",
+    u.published,
+  );
+  e.single(
+    "relayr_udp_bad_total",
+    "counter",
+    "UDP datagrams dropped whole for a bad or cut frame",
+    u.bad,
+  );
+  e.single(
+    "relayr_udp_unauthorized_total",
+    "counter",
+    "UDP datagrams dropped for a missing or wrong AUTH line",
+    u.unauthorized,
+  );
+  e.single(
+    "relayr_udp_refused_total",
+    "counter",
+    "UDP messages the broker refused (full queue, failing store)",
+    u.refused,
   );
 }
 

@@ -127,6 +127,24 @@ export class Parser {
     return this.#state === State.DEAD;
   }
 
+  /** Whether it holds no partial frame (what a UDP datagram must end with). */
+  get idle(): boolean {
+    return this.#state === State.LINE && this.#lineLen === 0;
+  }
+
+  /**
+   * Forgets a partial frame and a fatal error, so the next `push` starts a new
+   * stream: the UDP ingest parses each datagram on its own with one parser.
+   */
+  reset(): void {
+    this.#state = State.LINE;
+    this.#lineLen = 0;
+    this.#overflow = false;
+    this.#payloadLen = 0;
+    this.#pubOptions = undefined;
+    this.#pubError = undefined;
+  }
+
   /** Parses `chunk`, appending complete frames to `out`. Keeps partial frames for the next call. */
   push(chunk: Uint8Array, out: Frame[]): void {
     const n = chunk.length;

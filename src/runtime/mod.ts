@@ -14,6 +14,7 @@ export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";
 export { writeSecretFile } from "./secret_file.ts";
+export { listenUdp, type UdpListener } from "./udp.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

@@ -9,3 +9,4 @@ export { Connection } from "./connection.ts";
 export { CloseReason } from "./close_reason.ts";
 export { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
 export type * from "./stats.ts";
+export type { UdpStats } from "./udp.ts";

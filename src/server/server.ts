@@ -29,6 +29,7 @@ import {
   type Timer,
   type TlsFiles,
 } from "../runtime/mod.ts";
+import { UdpIngest, type UdpIngestOptions } from "./udp.ts";
 import { CloseReason } from "./close_reason.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { LoopLag } from "./loop_lag.ts";
@@ -85,6 +86,8 @@ export class Server implements ConnectionHost {
   totalConnections = 0;
   /** Traffic of connections that have closed (live ones keep their own counters). */
   readonly closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
+  /** The UDP ingest, with `--udp-port` (`startUdp`). */
+  udp: UdpIngest | undefined;
   #runtime: Runtime;
   #options: ServerOptions;
   #listener: Listener | undefined;
@@ -252,10 +255,18 @@ export class Server implements ConnectionHost {
    * Graceful stop: no new connections, every client gets `ERR SHUTTING_DOWN`
    * after what was pending for it, sockets close, bounded by `SHUTDOWN_FLUSH_MS`.
    */
+  /** Starts the UDP ingest (`--udp-port`); rejects when the port cannot be bound. */
+  async startUdp(options: Omit<UdpIngestOptions, "payloadBytesMax">): Promise<void> {
+    const udp = new UdpIngest(this.broker, { ...options, payloadBytesMax: this.payloadBytesMax });
+    await udp.start();
+    this.udp = udp;
+  }
+
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#listener?.close();
+    await this.udp?.close();
     await this.#acceptDone;
     for (const t of this.#timers) t.cancel();
     this.broker.onDue = undefined;
@@ -318,6 +329,7 @@ export class Server implements ConnectionHost {
       event_loop_lag_ms: this.#lag.running ? { last: lag.lastMs, max: lag.maxMs } : null,
       latency: broker.latency,
       auth: this.auth?.stats() ?? null,
+      udp: this.udp?.stats() ?? null,
       authorization: this.auth === undefined ? null : { ...this.authz },
     };
   }

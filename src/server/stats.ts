@@ -16,6 +16,7 @@ import type {
   TopicStats,
 } from "../broker/mod.ts";
 import type { AuthStats, AuthzCounters } from "../auth/mod.ts";
+import type { UdpStats } from "./udp.ts";
 
 /** One open connection (as `/connz`). */
 export interface ConnectionStats {
@@ -64,6 +65,8 @@ export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
   event_loop_lag_ms: { last: number; max: number } | null;
   /** Authentication figures; null when auth is off. */
   auth: AuthStats | null;
+  /** The UDP ingest's figures; null without `--udp-port`. */
+  udp: UdpStats | null;
   /** Permission refusals and publish-rate pauses; null when auth is off. */
   authorization: AuthzCounters | null;
 }
