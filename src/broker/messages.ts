@@ -55,23 +55,27 @@ export function published(
  * A copy of topic message `msg` for a bound queue: a new id (an id names one
  * message in one queue), the same options, and the same payload bytes (no
  * copy per binding: `msg` was retained once, into a slab or a buffer of its
- * own, and every copy points into it).
+ * own, and every copy points into it). A message without a TTL of its own
+ * takes the queue's default `ttlMs`, counted from `now` (the tick that
+ * routes it), as a PUB to that queue would.
  */
-export function routedCopy(msg: Message, id: number): Message {
+export function routedCopy(msg: Message, id: number, ttlMs = 0, now = 0): Message {
   const o = msg.opts;
-  const copy = o === undefined
+  const own = o !== undefined && o.ttlMs !== 0;
+  const ttl = own ? o.ttlMs : ttlMs;
+  const copy = o === undefined && ttl === 0
     ? new Message(id, "", EMPTY, 0, msg.priority, 0, 0, undefined, undefined, undefined)
     : new Message(
       id,
       "",
       EMPTY,
-      o.hdrBytes,
+      o?.hdrBytes ?? 0,
       msg.priority,
-      o.ttlMs,
-      o.expiresAt,
-      o.correlationId,
-      o.replyTo,
-      o.contentType,
+      ttl,
+      own ? o.expiresAt : ttl === 0 ? 0 : now + ttl,
+      o?.correlationId,
+      o?.replyTo,
+      o?.contentType,
     );
   copy.buf = msg.buf;
   copy.off = msg.off;

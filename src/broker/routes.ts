@@ -34,6 +34,8 @@ export interface RouteHost {
   makeRoom(q: Queue, bytes: number): void;
   /** A fresh message id. */
   nextId(): number;
+  /** The tick's time (epoch ms): a routed copy's default TTL counts from it. */
+  readonly now: number;
 }
 
 /** Name of the store queue that holds the bindings record. */
@@ -153,7 +155,7 @@ export class Routes {
     msg.retain();
     let waits: Promise<void>[] | undefined;
     for (let i = 0; i < hits.length; i++) {
-      const copy = routedCopy(msg, this.#host.nextId());
+      const copy = routedCopy(msg, this.#host.nextId(), qs[i].settings.ttlMs, this.#host.now);
       let p: void | Promise<void>;
       try {
         p = qs[i].store.push(copy);

@@ -365,3 +365,23 @@ Deno.test("scheduled topic message: bound queues (BIND) get their copy when it i
   sub(broker, c, "queue:audit", "a", { ack: "none" });
   assert.deepEqual(c.texts(), ["later"]);
 });
+
+Deno.test("declared queue: a copy routed by a binding takes the queue's default ttl", async () => {
+  const t = testBroker();
+  const { broker } = t;
+  await broker.declareQueue("queue:w", decl({ ttlMs: 1000 }));
+  await broker.bind("topic:events", "queue:w", undefined);
+  pub(broker, "topic:events", "expires");
+  pub(broker, "topic:events", "own-ttl", { ttlMs: 5000 });
+  advance(t, 999);
+  assert.equal(queueStats(broker, "queue:w").expired, 0, "never early");
+  advance(t, 1);
+  assert.equal(
+    queueStats(broker, "queue:w").expired,
+    1,
+    "the queue's ttl applies to a routed message without one",
+  );
+  const c = new FakeClient();
+  sub(broker, c, "queue:w", "s", { ack: "none" });
+  assert.deepEqual(c.texts(), ["own-ttl"], "a message's own ttl wins");
+});
