@@ -82,6 +82,7 @@ export async function startBrokerChild(opts: BrokerChildOptions): Promise<Broker
     ...(opts.args ?? []),
     ...["--host", "127.0.0.1", "--port", "0", "--http-host", "127.0.0.1", "--http-port", "0"],
     ...["--log-format", "text"],
+    ...(opts.args ?? []).includes("--grpc-port") ? [] : ["--no-grpc"],
   ];
   // `exec` keeps the PID: the shell becomes the broker, so stop() signals the broker itself.
   const [cmd, args] = opts.fileLimit === undefined

@@ -130,7 +130,7 @@ const relayr = values.runtime === "bun"
 await measure(
   `relayr-${values.runtime}`,
   [...relayr, "serve", "--memory", "--host", "127.0.0.1", "--port", String(relayrPort)]
-    .concat(["--no-http", "--max-connections", String(COUNT + 10)])
+    .concat(["--no-http", "--no-grpc", "--max-connections", String(COUNT + 10)])
     .concat(certs ? ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey] : []),
   relayrPort,
   (i) => `CONNECT {"verbose":false}\r\nSUB topic:c.${i} sub_id:s\r\nPING\r\n`,

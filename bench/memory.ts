@@ -78,6 +78,7 @@ async function measure(runtime: string, command: string, args: string[]): Promis
       "--http-port",
       String(httpPort),
       "--memory",
+      "--no-grpc",
       "--log-level",
       "warning",
     ],

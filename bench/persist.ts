@@ -51,6 +51,7 @@ class Child {
       "--port",
       "0",
       "--no-http",
+      "--no-grpc",
       ...store,
       "--queue-max-messages",
       "100000000",

@@ -204,7 +204,7 @@ function launch(
       }
       const httpPort = freePort();
       const args = ["main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)];
-      args.push("--http-host", "127.0.0.1", "--http-port", String(httpPort));
+      args.push("--http-host", "127.0.0.1", "--http-port", String(httpPort), "--no-grpc");
       // Memory only, as the peers run (NATS core, Redis without persistence);
       // relayr-log measures the durable queue log in a scratch directory.
       let scratch: string | undefined;

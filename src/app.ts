@@ -8,6 +8,7 @@
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
+import { GrpcFront } from "./grpc/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import {
@@ -26,6 +27,8 @@ export interface Running {
   readonly server: Server;
   readonly broker: Broker;
   readonly store: Store;
+  /** The gRPC listener; undefined with `--no-grpc`. */
+  readonly grpc: GrpcFront | undefined;
   /** The HTTP monitoring server; undefined with `--no-http`. */
   readonly http: Monitoring | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
@@ -105,15 +108,39 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       throw listenFailed(e, "--udp-port", config.host, udpPort);
     }
   }
+  let grpc: GrpcFront | undefined;
+  if (!config["no-grpc"]) {
+    grpc = new GrpcFront(broker, {
+      hostname: config.host,
+      port: config["grpc-port"],
+      payloadBytesMax: config["max-payload"],
+      serverStats: () => server.serverStats(),
+      log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
+    });
+    try {
+      await grpc.start();
+    } catch (e) {
+      await grpc.shutdown();
+      await server.shutdown();
+      await store.close();
+      throw listenFailed(e, "--grpc-port", config.host, config["grpc-port"]);
+    }
+  }
   let http: Monitoring | undefined;
   const httpHost = config["http-host"] ?? config.host;
   try {
-    http = config["no-http"] ? undefined : startMonitoring(runtime, {
-      hostname: httpHost,
-      port: config["http-port"],
-      tls: config.tls?.http ? config.tls : undefined,
-    }, server);
+    http = config["no-http"] ? undefined : startMonitoring(
+      runtime,
+      {
+        hostname: httpHost,
+        port: config["http-port"],
+        tls: config.tls?.http ? config.tls : undefined,
+      },
+      server,
+      grpc && (() => grpc.stats()),
+    );
   } catch (e) {
+    await grpc?.shutdown();
     await server.shutdown();
     await store.close();
     throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
@@ -124,6 +151,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     server,
     broker,
     store,
+    grpc,
     http,
     reload(next) {
       const a = authConfigFrom(next, (p) => runtime.readTextFile(p));
@@ -141,6 +169,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     stop() {
       return stopped ??= (async () => {
         // /readyz turns 503 as the shutdown starts; the HTTP port closes after the clients.
+        await grpc?.shutdown();
         await server.shutdown();
         await http?.close();
         await store.close();
@@ -279,6 +308,9 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   const auth = running.server.auth?.stats();
   if (auth !== undefined) {
     log.info(`authentication on: ${auth.users} users${config["auth-token"] ? " and a token" : ""}`);
+  }
+  if (running.grpc) {
+    log.info(`gRPC (relayr.v1.Broker) on ${config.host}:${running.grpc.port}`);
   }
   if (running.http) {
     const scheme = config.tls?.http ? "https" : "http";

@@ -75,6 +75,7 @@ export async function startServerProcess(
   const child = new Deno.Command(cmd, {
     args: [...args, "--host", "127.0.0.1", "--port", "0", "--http-host", "127.0.0.1"].concat(
       ["--http-port", "0", "--log-format", "text"],
+      args.includes("--grpc-port") ? [] : ["--no-grpc"],
     ),
     stdin: "null",
     stdout: "piped",
@@ -152,7 +153,7 @@ export class CrashableBroker {
   constructor(dataDir: string, fsync: "always" | "interval" = "always") {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${ROOT}main.ts`, "serve", "--host", "127.0.0.1", "--port", "0"].concat(
-        ["--no-http", "--data-dir", dataDir, "--fsync", fsync, "--log-format", "json"],
+        ["--no-http", "--no-grpc", "--data-dir", dataDir, "--fsync", fsync, "--log-format", "json"],
       ),
       cwd: ROOT,
       stdin: "null",

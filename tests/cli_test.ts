@@ -29,6 +29,7 @@ Deno.test("relayr client subcommands", async (t) => {
     String(httpPort),
     "--http-host",
     "127.0.0.1",
+    "--no-grpc",
   ]);
   const s = ["-s", broker.address];
   try {
@@ -517,9 +518,9 @@ Deno.test("relayr serve: config errors are one line and exit 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "relayr-cli-test-" });
   try {
     const [both, negative, short] = await Promise.all([
-      relayr(["serve", "--memory", "--data-dir", dir, "--port", "0", "--no-http"]),
-      relayr(["serve", "--memory", "--max-payload", "-5", "--port", "0", "--no-http"]),
-      relayr(["serve", "--memory", "--port", "-1", "--no-http"]),
+      relayr(["serve", "--memory", "--data-dir", dir, "--port", "0", "--no-http", "--no-grpc"]),
+      relayr(["serve", "--memory", "--max-payload", "-5", "--port", "0", "--no-http", "--no-grpc"]),
+      relayr(["serve", "--memory", "--port", "-1", "--no-http", "--no-grpc"]),
     ]);
     assert.equal(both.code, 2, both.stderr);
     assertOneLineError(both, /^relayr: --memory and --data-dir exclude each other$/);

@@ -74,6 +74,7 @@ export class BrokerProcess {
         "--port",
         String(this.port),
         ...(this.args.includes("--http-port") ? [] : ["--no-http"]),
+        ...(this.args.includes("--grpc-port") ? [] : ["--no-grpc"]),
         "--log-level",
         "error",
         ...this.args,

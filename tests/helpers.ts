@@ -13,7 +13,11 @@ const decoder = new TextDecoder();
 /** A config with defaults, overridden by `args` (flag syntax). */
 export function testConfig(args: string[] = []): Config {
   return loadConfig({
-    args: ["--host", "127.0.0.1", "--port", "0", "--no-http", ...args],
+    args: [
+      ...["--host", "127.0.0.1", "--port", "0", "--no-http"],
+      ...(args.includes("--grpc-port") ? [] : ["--no-grpc"]),
+      ...args,
+    ],
     env: () => undefined,
     readFile: () => {
       throw new Error("no config file in tests");

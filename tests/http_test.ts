@@ -222,7 +222,17 @@ Deno.test("http handler: health and readiness, bad methods, paths and parameters
 
 Deno.test("http: the real port serves the endpoints, and closes with the broker", async () => {
   const { config } = loadConfig({
-    args: ["--host", "127.0.0.1", "--port", "0", "--http-host", "127.0.0.1", "--http-port", "0"],
+    args: [
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--http-host",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--no-grpc",
+    ],
     env: () => undefined,
     readFile: () => {
       throw new Error("no config file in tests");

@@ -41,6 +41,15 @@ export const SETTINGS = {
     help: "HTTP monitoring address (default: --host)",
   },
   "no-http": { kind: "bool", default: false, help: "turn HTTP monitoring off" },
+  // gRPC front end (src/grpc/, docs/GRPC.md)
+  "grpc-port": {
+    kind: "int",
+    default: L.GRPC_PORT,
+    min: 0,
+    max: 65535,
+    help: "gRPC port (service relayr.v1.Broker, docs/relayr.proto)",
+  },
+  "no-grpc": { kind: "bool", default: false, help: "turn the gRPC listener off" },
   "max-payload": {
     kind: "int",
     default: L.PAYLOAD_BYTES_MAX,

@@ -189,3 +189,22 @@ export const FILTER_DEPTH_MAX = 32;
 export const BINDINGS_MAX = 10_000;
 /** Topic names whose matching bindings are cached; past it the cache starts over (a name is re-matched once). */
 export const ROUTE_CACHE_TOPICS_MAX = 10_000;
+// --- gRPC front end (src/grpc/) ---
+/** Default port of the gRPC listener (`--grpc-port`), beside the wire protocol's 9092. */
+export const GRPC_PORT = 9093;
+/** First buffer of a Subscribe stream's batch; it grows with the traffic. */
+export const GRPC_BATCH_BYTES_MIN = 4 * 1024;
+/** A batch is cut at this size: under grpc clients' default 4 MiB receive limit, with room. */
+export const GRPC_BATCH_BYTES_MAX = 1024 * 1024;
+/** Largest request message the gRPC listener reads (a PublishBatch): bounds one read's memory. */
+export const GRPC_RECEIVE_BYTES_MAX = 4 * 1024 * 1024;
+/** Default wait of a gRPC Request for its reply. */
+export const GRPC_REQUEST_TIMEOUT_MS = 5_000;
+/** Longest wait a gRPC Request may ask for (one hour). */
+export const GRPC_REQUEST_TIMEOUT_MS_MAX = 3_600_000;
+/** Requests waiting for a reply at once, over all gRPC calls (then `RESOURCE_EXHAUSTED` LIMIT). */
+export const GRPC_REQUESTS_PENDING_MAX = 100_000;
+/** Open Subscribe and PublishStream streams at once (then `RESOURCE_EXHAUSTED` LIMIT). */
+export const GRPC_STREAMS_MAX = CONNECTIONS_MAX;
+/** Publish acks a PublishStream may owe (stored publishes not yet confirmed) before it stops reading. */
+export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;

@@ -16,6 +16,7 @@
  * @module
  */
 import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../config/mod.ts";
+import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
@@ -39,7 +40,7 @@ const INDEX = [
 class BadRequest extends RangeError {}
 
 /** Builds the handler over a live server (and its broker). */
-export function createHandler(server: Server): Handler {
+export function createHandler(server: Server, grpc?: () => GrpcStats): Handler {
   return (request) => {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return text(405, "method not allowed\n", { Allow: "GET, HEAD" });
@@ -60,11 +61,14 @@ export function createHandler(server: Server): Handler {
         case "/readyz":
           return server.ready ? text(200, "ready\n") : text(503, "not ready\n");
         case "/metrics":
-          return new Response(renderMetrics(server), {
+          return new Response(renderMetrics(server, grpc), {
             headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
           });
         case "/api/stats":
-          return json(200, server.stats(statsOptions(url.searchParams)));
+          return json(200, {
+            ...server.stats(statsOptions(url.searchParams)),
+            ...(grpc === undefined ? {} : { grpc: grpc() }),
+          });
         default:
           return text(404, `no such endpoint ${JSON.stringify(url.pathname)}; try /\n`);
       }

@@ -17,6 +17,8 @@ import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
 import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
 import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats, type UdpStats } from "../server/mod.ts";
 import { Exposition, LabelSet, type Sample } from "./exposition.ts";
+import type { GrpcStats } from "../grpc/mod.ts";
+import { grpcFamilies } from "./grpc_metrics.ts";
 
 type Gauge<T> = [name: string, help: string, value: (x: T) => number];
 
@@ -176,10 +178,11 @@ const DECLARED_COUNTERS: Gauge<DeclaredTopicStats>[] = [
 ];
 
 /** Renders the exposition text. */
-export function renderMetrics(server: Server): string {
+export function renderMetrics(server: Server, grpc?: () => GrpcStats): string {
   const s = server.serverStats();
   const e = new Exposition();
   serverFamilies(e, s);
+  if (grpc !== undefined) grpcFamilies(e, grpc());
   destinationFamilies(e, server);
   bindingFamilies(e, server);
   if (s.auth !== null) authFamilies(e, s.auth);

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Runtime, TlsFiles } from "../runtime/mod.ts";
+import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server } from "../server/mod.ts";
 import { createHandler } from "./handler.ts";
 
@@ -29,13 +30,14 @@ export interface Monitoring {
   reloadTls(files: TlsFiles): Promise<void>;
 }
 
-/** Starts the monitoring endpoints of `server` on `hostname:port` (HTTPS with `tls`). */
+/** Starts the monitoring endpoints of `server` (and of the gRPC listener, if any) on `hostname:port` (HTTPS with `tls`). */
 export function startMonitoring(
   runtime: Runtime,
   options: { hostname: string; port: number; tls?: TlsFiles },
   server: Server,
+  grpc?: () => GrpcStats,
 ): Monitoring {
-  const handler = createHandler(server);
+  const handler = createHandler(server, grpc);
   let http = runtime.serveHttp(options, handler);
   const port = http.port;
   let tls = options.tls;

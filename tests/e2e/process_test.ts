@@ -32,7 +32,18 @@ Deno.test("process: SIGTERM flushes clients, closes them with SHUTTING_DOWN and 
   // Never the default ./data or ports: the README's `deno task start` may be running beside the tests.
   const dir = Deno.makeTempDirSync({ prefix: "relayr-sigterm-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--no-http", "--data-dir", dir],
+    args: [
+      "run",
+      "-A",
+      "main.ts",
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--no-http",
+      "--no-grpc",
+      "--data-dir",
+      dir,
+    ],
     env: { RELAYR_PORT: String(port) },
     stdout: "piped",
     stderr: "piped",
@@ -79,8 +90,8 @@ Deno.test("process: a port in use is one line on stderr and exit code 2, on Deno
       ["bun", ["main.ts"]],
     ];
     const cases: [string[], string][] = [
-      [["--port", busy, "--no-http"], "--port"],
-      [["--port", "0", "--http-port", busy], "--http-port"],
+      [["--port", busy, "--no-http", "--no-grpc"], "--port"],
+      [["--port", "0", "--http-port", busy, "--no-grpc"], "--http-port"],
     ];
     for (const [exe, pre] of runtimes) {
       for (const [flags, named] of cases) {
@@ -166,7 +177,7 @@ Deno.test("process: one broker per data dir under every runtime and permission s
   const command = ([exe, pre]: [string, string[]], port: number) =>
     new Deno.Command(exe, {
       args: [...pre, "serve", "--host", "127.0.0.1", "--port", String(port)]
-        .concat(["--no-http", "--data-dir", dir]),
+        .concat(["--no-http", "--no-grpc", "--data-dir", dir]),
       stdout: "piped",
       stderr: "piped",
     });
@@ -213,7 +224,7 @@ Deno.test("process: the restart log says what was recovered, queues and declared
   const serve = (port: number) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", String(port)]
-        .concat(["--no-http", "--data-dir", dir, "--log-format", "text"]),
+        .concat(["--no-http", "--no-grpc", "--data-dir", dir, "--log-format", "text"]),
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -263,7 +274,18 @@ Deno.test("process: an unusable data dir or config file is one line on stderr an
     ];
     for (const [flags, expected] of cases) {
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", "0", "--no-http"]
+        args: [
+          "run",
+          "-A",
+          "main.ts",
+          "serve",
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--no-http",
+          "--no-grpc",
+        ]
           .concat(flags),
         stdout: "piped",
         stderr: "piped",

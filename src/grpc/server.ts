@@ -1,0 +1,546 @@
+/**
+ * The gRPC front end: service relayr.v1.Broker (docs/relayr.proto) on its own
+ * port, translating each call into the same broker calls a TCP connection
+ * makes. Every call passes `authenticate` and every destination `authorize`
+ * (auth.ts); errors become statuses with the broker's code (errors.ts).
+ *
+ * @module
+ */
+import {
+  type handleBidiStreamingCall,
+  type Metadata,
+  type sendUnaryData,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+} from "@grpc/grpc-js";
+import type { Broker } from "../broker/mod.ts";
+import {
+  GRPC_PUBLISH_ACKS_PENDING_MAX,
+  GRPC_RECEIVE_BYTES_MAX,
+  GRPC_STREAMS_MAX,
+  SHUTDOWN_FLUSH_MS,
+} from "../config/mod.ts";
+import type { Timer } from "../runtime/mod.ts";
+import { CloseReason, type ServerStats } from "../server/mod.ts";
+import { authenticate, authorize, type Principal } from "./auth.ts";
+import { codeOf, type GrpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
+import { Inbox } from "./inbox.ts";
+import { serverServiceDefinition } from "./proto.ts";
+import { GrpcSubscriber, type SettleRequest, type SubscriberHost } from "./subscriber.ts";
+import type { GrpcStats } from "./stats.ts";
+import {
+  type DeclareRequest,
+  msgId,
+  nackDelay,
+  type Publish,
+  type PublishRequest,
+  requestTimeout,
+  type SubscribeOpen,
+  toDeclare,
+  toPublish,
+  toSubscribe,
+} from "./validate.ts";
+
+/** Settings of the gRPC listener. */
+export interface GrpcOptions {
+  hostname: string;
+  port: number;
+  payloadBytesMax: number;
+  /** The TCP server's figures, for the Stats call. */
+  serverStats: () => ServerStats;
+  log?: (
+    level: "debug" | "info" | "warn" | "error",
+    message: string,
+    props?: Record<string, unknown>,
+  ) => void;
+}
+
+/** The RPCs, for per-method counters. */
+export const GRPC_METHODS = [
+  "Publish",
+  "PublishStream",
+  "Subscribe",
+  "Request",
+  "Declare",
+  "Unsubscribe",
+  "Stats",
+] as const;
+/** One RPC name. */
+export type GrpcMethod = typeof GRPC_METHODS[number];
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+
+/** Ids of the broker `Client`s of this listener start here: apart from TCP connection ids. */
+const CLIENT_ID_BASE = 2 ** 40;
+
+/** The gRPC listener. */
+export class GrpcFront implements SubscriberHost {
+  readonly broker: Broker;
+  readonly subscribers = new Map<string, GrpcSubscriber>();
+  readonly publishStreams = new Set<ServerDuplexStream<unknown, unknown>>();
+  readonly calls: Record<GrpcMethod, number> = Object.fromEntries(
+    GRPC_METHODS.map((m) => [m, 0]),
+  ) as Record<GrpcMethod, number>;
+  readonly errors: Record<string, number> = {};
+  readonly closedByReason: Partial<Record<CloseReason, number>> = {};
+  msgsIn = 0;
+  bytesIn = 0;
+  /** Messages and bytes sent by subscribers that have closed (live ones count their own). */
+  closedMsgsOut = 0;
+  closedBytesOut = 0;
+  #options: GrpcOptions;
+  #server = new Server({
+    "grpc.max_receive_message_length": GRPC_RECEIVE_BYTES_MAX,
+  });
+  #inbox: Inbox;
+  #port = 0;
+  #nextId = CLIENT_ID_BASE;
+  #stopping = false;
+
+  constructor(broker: Broker, options: GrpcOptions) {
+    this.broker = broker;
+    this.#options = options;
+    this.#inbox = new Inbox(this.#nextId++, broker);
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Binds and serves; rejects when the port cannot be bound. */
+  async start(): Promise<void> {
+    this.#server.addService(serverServiceDefinition(), {
+      Publish: this.#unary("Publish", this.#publish),
+      PublishStream: ((call) => this.#publishStream(call)) as handleBidiStreamingCall<
+        unknown,
+        unknown
+      >,
+      Subscribe: ((call) => this.#subscribe(call)) as handleBidiStreamingCall<unknown, unknown>,
+      Request: this.#unary("Request", this.#request),
+      Declare: this.#unary("Declare", this.#declare),
+      Unsubscribe: this.#unary("Unsubscribe", this.#unsubscribe),
+      Stats: this.#unary("Stats", this.#stats),
+    });
+    const { hostname, port } = this.#options;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(
+        `${hostname}:${port}`,
+        ServerCredentials.createInsecure(),
+        (err, bound) => err === null ? resolve(bound) : reject(err),
+      );
+    });
+    this.#inbox.open();
+  }
+
+  /**
+   * Graceful stop: Subscribe streams end with UNAVAILABLE (SHUTTING_DOWN),
+   * their unacked messages going back; waiting Requests fail; calls in
+   * progress get up to `SHUTDOWN_FLUSH_MS`, then the server is forced shut.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const s of [...this.subscribers.values()]) {
+      s.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping", "SHUTTING_DOWN");
+    }
+    for (const call of this.publishStreams) call.emit("error", shuttingDown());
+    this.#inbox.close(new GrpcRefusal("SHUTTING_DOWN", "the server is stopping"));
+    let timer: Timer | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.#server.tryShutdown(() => r())),
+      new Promise<void>((r) => timer = this.broker.clock.after(SHUTDOWN_FLUSH_MS, r)),
+    ]);
+    timer?.cancel();
+    this.#server.forceShutdown();
+  }
+
+  /** Figures for /api/stats and /metrics. */
+  stats(): GrpcStats {
+    let msgsOut = this.closedMsgsOut;
+    let bytesOut = this.closedBytesOut;
+    for (const s of this.subscribers.values()) {
+      msgsOut += s.msgsOut;
+      bytesOut += s.bytesOut;
+    }
+    return {
+      port: this.#port,
+      subscribe_streams: this.subscribers.size,
+      publish_streams: this.publishStreams.size,
+      requests_waiting: this.#inbox.size,
+      calls: { ...this.calls },
+      errors: { ...this.errors },
+      closed_by_reason: { ...this.closedByReason },
+      in_msgs: this.msgsIn,
+      in_bytes: this.bytesIn,
+      out_msgs: msgsOut,
+      out_bytes: bytesOut,
+    };
+  }
+
+  // --- SubscriberHost ---
+
+  closed(s: GrpcSubscriber, reason: CloseReason, detail: string): void {
+    if (s.sub !== undefined) this.subscribers.delete(s.sub.sid);
+    this.closedByReason[reason] = (this.closedByReason[reason] ?? 0) + 1;
+    this.closedMsgsOut += s.msgsOut;
+    this.closedBytesOut += s.bytesOut;
+    const level = reason === CloseReason.CLIENT_CLOSED || reason === CloseReason.SERVER_SHUTDOWN
+      ? "debug"
+      : "info";
+    this.#options.log?.(level, "gRPC subscribe stream {id} from {peer} closed: {reason} {detail}", {
+      id: s.id,
+      peer: s.peer,
+      reason,
+      detail,
+    });
+  }
+
+  // --- calls ---
+
+  /** A unary handler: counts the call, authenticates it, maps a throw to its status. */
+  #unary<Req, Res>(
+    method: GrpcMethod,
+    handle: (p: Principal, req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
+  ): Unary<Req, Res> {
+    return (call, cb) => {
+      this.calls[method]++;
+      let out: Res | Promise<Res>;
+      try {
+        out = handle.call(this, authenticate(call.metadata), call.request, call);
+      } catch (e) {
+        return cb(this.#fail(method, e));
+      }
+      if (out instanceof Promise) out.then((r) => cb(null, r), (e) => cb(this.#fail(method, e)));
+      else cb(null, out);
+    };
+  }
+
+  /** Counts and logs a failed call; its status for grpc-js. */
+  #fail(method: GrpcMethod, e: unknown): GrpcError {
+    const code = codeOf(e) ?? "INTERNAL";
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+    if (code === "INTERNAL") {
+      this.#options.log?.("error", "gRPC {method} failed: {err}", {
+        method,
+        err: (e as Error)?.stack ?? String(e),
+      });
+    }
+    return toGrpcError(e);
+  }
+
+  /**
+   * One publish through the broker, as a PUB on TCP: checked, authorized,
+   * counted. A publish that found a topic blocked by a stalled subscriber
+   * (`--slow-consumer block`) hands back the wait: the broker's flag is
+   * always taken here, so that it never leaks to a TCP connection.
+   */
+  #publishOne(p: Principal, r: PublishRequest): number | Promise<number> {
+    const m: Publish = toPublish(r, this.#options.payloadBytesMax);
+    authorize(p, "publish", m.dest);
+    this.msgsIn++;
+    this.bytesIn += m.payload.length;
+    this.broker.tick();
+    try {
+      return this.broker.publish(m.dest, m.payload, m.options);
+    } finally {
+      const blocked = this.broker.takeBlocked();
+      if (blocked !== undefined) this.#blocked = blocked;
+    }
+  }
+  #blocked: { unblocked(): Promise<void> } | undefined;
+
+  #takeBlocked(): { unblocked(): Promise<void> } | undefined {
+    const b = this.#blocked;
+    this.#blocked = undefined;
+    return b;
+  }
+
+  async #publish(p: Principal, r: PublishRequest): Promise<{ msg_id: string }> {
+    const id = this.#publishOne(p, r);
+    const blocked = this.#takeBlocked();
+    const msgId = await id;
+    if (blocked !== undefined) await blocked.unblocked();
+    return { msg_id: String(msgId) };
+  }
+
+  /**
+   * A stream of publish batches. Acks go out per batch, in order: at once
+   * when every publish of the batch was accepted synchronously (memory
+   * store), else after the earlier batches' acks, once their store writes
+   * settle. Reading pauses while the client is not taking acks (write
+   * back-pressure), while too many acks are owed, and while a topic is
+   * blocked by a stalled subscriber.
+   */
+  #publishStream(call: ServerDuplexStream<unknown, unknown>): void {
+    this.calls.PublishStream++;
+    let p: Principal;
+    try {
+      p = authenticate(call.metadata);
+      this.#admitStream();
+    } catch (e) {
+      call.emit("error", this.#fail("PublishStream", e));
+      return;
+    }
+    this.publishStreams.add(call);
+    let chain: Promise<void> | undefined;
+    let owed = 0;
+    let ended = false;
+    let paused = 0;
+    const pause = () => {
+      if (paused++ === 0) call.pause();
+    };
+    const resume = () => {
+      if (--paused === 0 && !call.destroyed) call.resume();
+    };
+    const finish = () => {
+      if (ended && owed === 0 && chain === undefined && !call.destroyed) call.end();
+    };
+    const send = (acks: unknown[]) => {
+      if (!call.destroyed && !call.write({ acks })) {
+        pause();
+        call.once("drain", resume);
+      }
+    };
+    call.on("data", (batch: { messages: PublishRequest[] }) => {
+      const n = batch.messages.length;
+      const acks: unknown[] = new Array(n);
+      const ids: (number | Promise<number> | undefined)[] = new Array(n);
+      let waits = false;
+      for (let i = 0; i < n; i++) {
+        try {
+          ids[i] = this.#publishOne(p, batch.messages[i]);
+          if (typeof ids[i] !== "number") waits = true;
+        } catch (e) {
+          this.#fail("PublishStream", e);
+          const err = toGrpcError(e);
+          acks[i] = {
+            msg_id: "",
+            error: { code: codeOf(e) ?? "INTERNAL", message: err.details },
+          };
+        }
+      }
+      const blocked = this.#takeBlocked();
+      if (blocked !== undefined) {
+        pause();
+        blocked.unblocked().then(resume);
+      }
+      if (!waits && chain === undefined) {
+        for (let i = 0; i < n; i++) acks[i] ??= { msg_id: String(ids[i]) };
+        return send(acks);
+      }
+      owed += n;
+      if (owed > GRPC_PUBLISH_ACKS_PENDING_MAX) pause();
+      const mine: Promise<void> = (chain ?? Promise.resolve()).then(async () => {
+        for (let i = 0; i < n; i++) {
+          if (acks[i] !== undefined) continue;
+          try {
+            acks[i] = { msg_id: String(await ids[i]) };
+          } catch (e) {
+            acks[i] = { msg_id: "", error: { code: codeOf(e) ?? "INTERNAL", message: String(e) } };
+          }
+        }
+        const wasOver = owed > GRPC_PUBLISH_ACKS_PENDING_MAX;
+        owed -= n;
+        if (wasOver && owed <= GRPC_PUBLISH_ACKS_PENDING_MAX) resume();
+        send(acks);
+        if (chain === mine) chain = undefined;
+        finish();
+      });
+      chain = mine;
+    });
+    call.on("end", () => {
+      ended = true;
+      finish();
+    });
+    const gone = () => {
+      if (this.publishStreams.delete(call)) {
+        const r = this.#stopping ? CloseReason.SERVER_SHUTDOWN : CloseReason.CLIENT_CLOSED;
+        this.closedByReason[r] = (this.closedByReason[r] ?? 0) + 1;
+      }
+    };
+    call.on("close", gone);
+    call.on("cancelled", gone);
+    call.on("error", gone);
+  }
+
+  #admitStream(): void {
+    if (this.#stopping) throw new GrpcRefusal("SHUTTING_DOWN", "the server is stopping");
+    if (this.subscribers.size + this.publishStreams.size >= GRPC_STREAMS_MAX) {
+      throw new GrpcRefusal("LIMIT", `at most ${GRPC_STREAMS_MAX} gRPC streams`);
+    }
+  }
+
+  /**
+   * A Subscribe stream: the first request opens the subscription, later ones
+   * settle or unsubscribe. Any end of the call closes it (cancelled: its
+   * unacked messages are redelivered, as after a TCP disconnect).
+   */
+  #subscribe(call: ServerDuplexStream<unknown, unknown>): void {
+    this.calls.Subscribe++;
+    let p: Principal;
+    try {
+      p = authenticate(call.metadata);
+      this.#admitStream();
+    } catch (e) {
+      call.emit("error", this.#fail("Subscribe", e));
+      return;
+    }
+    const s = new GrpcSubscriber(
+      this.#nextId++,
+      call as ServerDuplexStream<unknown, Uint8Array>,
+      this,
+      p,
+    );
+    call.on("data", (req: SubscribeRequestObject) => {
+      if (s.isClosed) return;
+      try {
+        this.#onSubscribeRequest(s, p, req);
+      } catch (e) {
+        const err = this.#fail("Subscribe", e);
+        if (s.sub === undefined) {
+          call.emit("error", err);
+          s.close(CloseReason.CLIENT_CLOSED, err.details);
+        } else s.close(CloseReason.CLIENT_CLOSED, err.details, codeOf(e) ?? "BAD_ARGUMENT");
+      }
+    });
+    call.on("end", () => s.close(CloseReason.CLIENT_CLOSED, "the client half-closed"));
+    call.on("cancelled", () => s.close(CloseReason.CLIENT_CLOSED, "cancelled"));
+    call.on("error", (e: Error) => s.close(CloseReason.WRITE_ERROR, String(e?.message ?? e)));
+    call.on("close", () => s.close(CloseReason.CLIENT_CLOSED, "the stream closed"));
+  }
+
+  #onSubscribeRequest(s: GrpcSubscriber, p: Principal, req: SubscribeRequestObject): void {
+    switch (req.kind) {
+      case "open": {
+        if (s.sub !== undefined) {
+          throw new GrpcRefusal("BAD_ARGUMENT", "the stream is open already");
+        }
+        const sid = `g${s.id - CLIENT_ID_BASE}`;
+        const { dest, options } = toSubscribe(req.open!, sid);
+        authorize(p, dest.startsWith("queue:") ? "consume" : "subscribe", dest);
+        this.broker.tick();
+        const sub = this.broker.subscribe(s, dest, sid, options);
+        this.subscribers.set(sid, s);
+        s.start(sub);
+        return;
+      }
+      case "settle": {
+        if (s.sub === undefined) throw new GrpcRefusal("BAD_ARGUMENT", "open the stream first");
+        const st = req.settle!;
+        for (const a of st.ack) msgId(a);
+        for (const n of st.nack) {
+          msgId(n.msg_id);
+          nackDelay(n.delay_ms);
+        }
+        s.settle(st);
+        return;
+      }
+      case "unsubscribe": {
+        if (s.sub === undefined) throw new GrpcRefusal("BAD_ARGUMENT", "open the stream first");
+        this.#end(s, p, req.unsubscribe!.forget);
+        return;
+      }
+      default:
+        throw new GrpcRefusal(
+          "BAD_ARGUMENT",
+          "a SubscribeRequest must set open, settle or unsubscribe",
+        );
+    }
+  }
+
+  /** Ends a subscription on the client's word (Unsubscribe in or out of its stream). */
+  #end(s: GrpcSubscriber, p: Principal, forget: boolean): void {
+    if (forget) {
+      if (!s.sub!.durable) {
+        throw new GrpcRefusal("BAD_ARGUMENT", `${s.sub!.sid} is not durable: no forget`);
+      }
+      authorize(p, "admin", s.sub!.destination);
+    }
+    s.close(
+      CloseReason.CLIENT_CLOSED,
+      forget ? "unsubscribed (forget)" : "unsubscribed",
+      undefined,
+      forget,
+    );
+  }
+
+  #unsubscribe(p: Principal, r: { sub_id: string; forget: boolean }): Record<string, never> {
+    const s = this.subscribers.get(r.sub_id);
+    if (s === undefined || s.principal.user !== p.user) {
+      throw new GrpcRefusal("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(r.sub_id)}`);
+    }
+    this.#end(s, p, r.forget);
+    return {};
+  }
+
+  #request(
+    p: Principal,
+    r: { message: PublishRequest | null; timeout_ms: number },
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<{ reply: unknown }> {
+    if (r.message === null) throw new GrpcRefusal("BAD_ARGUMENT", "Request needs a message");
+    const deadline = call.getDeadline();
+    const left = deadline instanceof Date
+      ? deadline.getTime() - Date.now()
+      : Number.isFinite(deadline)
+      ? Number(deadline) - Date.now()
+      : Infinity;
+    const timeoutMs = requestTimeout(r.timeout_ms, left);
+    return new Promise((resolve, reject) => {
+      const w = this.#inbox.wait(timeoutMs, (err, reply) => err ? reject(err) : resolve({ reply }));
+      call.once("cancelled", w.cancel);
+      try {
+        const id = this.#publishOne(p, {
+          ...r.message!,
+          reply_to: w.replyTo,
+          correlation_id: w.correlationId,
+        });
+        this.#takeBlocked();
+        if (id instanceof Promise) id.catch((e) => (w.cancel(), reject(e)));
+      } catch (e) {
+        w.cancel();
+        reject(e);
+      }
+    });
+  }
+
+  async #declare(p: Principal, r: DeclareRequest): Promise<Record<string, never>> {
+    const { dest, options } = toDeclare(r);
+    authorize(p, "admin", dest);
+    this.broker.tick();
+    await this.broker.declare(dest, options);
+    return {};
+  }
+
+  #stats(_p: Principal): Record<string, unknown> {
+    const s = this.#options.serverStats();
+    return {
+      server_id: s.server_id,
+      version: s.version,
+      published_msgs: s.published_msgs,
+      connections: s.connections,
+      grpc_streams: this.subscribers.size + this.publishStreams.size,
+      queues: s.queues,
+      topics: s.topics,
+      json: JSON.stringify({ ...s, grpc: this.stats() }),
+    };
+  }
+}
+
+/** A SubscribeRequest as proto-loader decodes it (`oneofs: true` names the set field). */
+interface SubscribeRequestObject {
+  kind?: "open" | "settle" | "unsubscribe";
+  open?: SubscribeOpen;
+  settle?: SettleRequest;
+  unsubscribe?: { forget: boolean };
+}
+
+function shuttingDown(): GrpcError {
+  return toGrpcError(new GrpcRefusal("SHUTTING_DOWN", "the server is stopping"));
+}
+
+/** Metadata type re-exported for the auth seam's callers. */
+export type { Metadata };

@@ -1,0 +1,207 @@
+/**
+ * A Subscribe stream as the broker sees it: a `Client` with one
+ * subscription. Messages the broker sends in one tick are encoded into one
+ * `SubscribeResponse` (codec.ts) and written to the stream once, in a
+ * microtask after the broker's dispatch; the stream's write back-pressure
+ * (grpc-js refuses more once its buffer is full, until `drain`) and the
+ * pending-bytes mark answer `wantsMore()`, so nothing buffers without bound
+ * and a subscriber that stops reading falls under the slow-consumer policy,
+ * as a TCP connection does. One close path, `close(reason)`; every end of the
+ * stream (client cancel, error, unsubscribe, slow consumer, shutdown) goes
+ * through it, and the subscription's unacked messages go back.
+ *
+ * @module
+ */
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import {
+  type Broker,
+  type Client,
+  type Delivery,
+  InFlight,
+  type Subscription,
+} from "../broker/mod.ts";
+import { GRPC_BATCH_BYTES_MAX, PENDING_BYTES_HIGH } from "../config/mod.ts";
+import { CloseReason } from "../server/mod.ts";
+import type { Message } from "../storage/mod.ts";
+import type { Principal } from "./auth.ts";
+import { DeliveryBatch, errorResponse, openedResponse } from "./codec.ts";
+import { grpcError, type GrpcErrorCode } from "./errors.ts";
+
+/** What a subscriber needs from the front end. */
+export interface SubscriberHost {
+  readonly broker: Broker;
+  /** Called once when the stream has ended. */
+  closed(s: GrpcSubscriber, reason: CloseReason, detail: string): void;
+}
+
+/** A settle request of the stream (proto `Settle`). */
+export interface SettleRequest {
+  ack: string[];
+  nack: { msg_id: string; delay_ms: number }[];
+}
+
+/** The byte that ends the destination in a MSG head (`MSG <dest> sub_id:...`). */
+const SPACE = 0x20;
+/** `MSG ` */
+const HEAD_PREFIX = 4;
+
+/** One Subscribe stream. */
+export class GrpcSubscriber implements Client {
+  readonly id: number;
+  readonly inflight: InFlight = new InFlight();
+  readonly principal: Principal;
+  readonly peer: string;
+  readonly openedAt: number;
+  sub: Subscription | undefined = undefined;
+  msgsOut = 0;
+  bytesOut = 0;
+  /** Settled ids (acks and nacks) the client sent. */
+  settled = 0;
+  #call: ServerDuplexStream<unknown, Uint8Array>;
+  #host: SubscriberHost;
+  #broker: Broker;
+  #batch = new DeliveryBatch();
+  /** Destination bytes by MSG head: one per topic the subscription is bound to. */
+  #dests = new Map<Uint8Array, Uint8Array>();
+  #scheduled = false;
+  /** grpc-js refused the last write (its buffer is full) and `drain` has not come yet. */
+  #blocked = false;
+  #wantDrain = false;
+  #closed = false;
+  #acked: Delivery[] = [];
+
+  constructor(
+    id: number,
+    call: ServerDuplexStream<unknown, Uint8Array>,
+    host: SubscriberHost,
+    principal: Principal,
+  ) {
+    this.id = id;
+    this.#call = call;
+    this.#host = host;
+    this.#broker = host.broker;
+    this.principal = principal;
+    this.peer = call.getPeer();
+    this.openedAt = host.broker.clock.now();
+  }
+
+  /** Whether the stream has ended. */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts deliveries of `sub` after telling the client its `sub_id`. */
+  start(sub: Subscription): void {
+    this.sub = sub;
+    this.#call.write(openedResponse(sub.sid));
+    sub.activate();
+  }
+
+  // --- Client (the broker's view) ---
+
+  wantsMore(): boolean {
+    if (!this.#blocked && this.#batch.length < PENDING_BYTES_HIGH) return true;
+    this.#wantDrain = true;
+    return false;
+  }
+
+  sendMsg(head: Uint8Array, msg: Message, delivery: number): void {
+    if (this.#closed) return;
+    let dest = this.#dests.get(head);
+    if (dest === undefined) {
+      dest = head.subarray(HEAD_PREFIX, head.indexOf(SPACE, HEAD_PREFIX));
+      this.#dests.set(head, dest);
+    }
+    this.msgsOut++;
+    this.bytesOut += msg.len;
+    this.#batch.add(dest, msg, delivery);
+    if (this.#batch.length >= GRPC_BATCH_BYTES_MAX) this.#flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  slowConsumer(detail: string): void {
+    queueMicrotask(() => this.close(CloseReason.SLOW_CONSUMER, detail, "SLOW_CONSUMER"));
+  }
+
+  /** Acks of `ack: none` deliveries are ignored on gRPC (see `settle`), so nothing is remembered. */
+  delivered(_id: number): void {}
+
+  // --- the stream ---
+
+  /** Writes the batch the broker filled in this tick as one stream message. */
+  #flush = (): void => {
+    this.#scheduled = false;
+    if (this.#closed || this.#batch.count === 0) return;
+    const ok = this.#call.write(this.#batch.take());
+    if (!ok && !this.#blocked) {
+      this.#blocked = true;
+      this.#call.once("drain", this.#drained);
+    } else if (ok && this.#wantDrain) queueMicrotask(this.#drained);
+  };
+
+  /** The stream took its buffered batches: held deliveries flow again. */
+  #drained = (): void => {
+    this.#blocked = false;
+    if (this.#closed || !this.#wantDrain) return;
+    this.#wantDrain = false;
+    this.#broker.tick();
+    this.sub?.activate();
+  };
+
+  /**
+   * Acks and nacks. Ids not in flight on this stream are reported in one
+   * `error` response (UNKNOWN_MSG_ID) and the others settled, as an ACK line
+   * on TCP; a subscription without explicit acks ignores acks.
+   */
+  settle(s: SettleRequest): void {
+    if (this.#closed || this.sub === undefined) return;
+    this.#broker.tick();
+    let unknown: string[] | undefined;
+    const acked = this.#acked;
+    for (const text of s.ack) {
+      const d = this.inflight.take(Number(text));
+      if (d !== undefined) acked.push(d);
+      else if (this.sub.explicit) (unknown ??= []).push(text);
+    }
+    this.settled += s.ack.length + s.nack.length;
+    for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+    acked.length = 0;
+    for (const n of s.nack) {
+      const d = this.inflight.take(Number(n.msg_id));
+      if (d === undefined) (unknown ??= []).push(n.msg_id);
+      else d.sub.nack(d, n.delay_ms);
+    }
+    if (unknown !== undefined) {
+      this.#call.write(errorResponse(
+        "UNKNOWN_MSG_ID",
+        `msg_id:${unknown.join(" msg_id:")} not in flight on this stream`,
+      ));
+    }
+  }
+
+  /**
+   * The one close path: ends the subscription (unacked messages go back;
+   * `forget` deletes a durable), then ends the stream with OK or with the
+   * error of `code`. A cancelled call has nobody to answer.
+   */
+  close(reason: CloseReason, detail: string, code?: GrpcErrorCode, forget = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.sub?.close(forget);
+    this.#host.closed(this, reason, detail);
+    const call = this.#call;
+    if (call.cancelled || call.destroyed) return;
+    if (code === undefined) {
+      this.#flushLast();
+      call.end();
+    } else call.emit("error", grpcError(code, detail));
+  }
+
+  /** On a clean end, what was already encoded still goes out before the status. */
+  #flushLast(): void {
+    if (this.#batch.count > 0) this.#call.write(this.#batch.take());
+  }
+}

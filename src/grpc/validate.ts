@@ -1,0 +1,215 @@
+/**
+ * gRPC requests checked and turned into the broker's arguments, with the
+ * limits and error codes the text protocol's parser applies to the same
+ * fields (docs/PROTOCOL.md), so both front ends refuse the same things.
+ *
+ * @module
+ */
+import {
+  ACK_TIMEOUT_MS_MAX,
+  GRPC_REQUEST_TIMEOUT_MS,
+  GRPC_REQUEST_TIMEOUT_MS_MAX,
+  HEADERS_BYTES_MAX,
+  NACK_DELAY_MS_MAX,
+  PREFETCH_MAX,
+  RETAIN_AGE_MS_MAX,
+  RETAIN_BYTES_MAX,
+  RETAIN_MESSAGES_MAX,
+  TOKEN_BYTES_MAX,
+  TTL_MS_MAX,
+} from "../config/mod.ts";
+import {
+  destinationError,
+  DURABLE_NAME,
+  encodeHeaders,
+  type PubOptions,
+  type RetentionOptions,
+  START_TIME_MS_MAX,
+  type StartPosition,
+  type SubOptions,
+} from "../protocol/mod.ts";
+import { GrpcRefusal } from "./errors.ts";
+
+/** A `PublishRequest` as proto-loader decodes it. */
+export interface PublishRequest {
+  destination: string;
+  body: Uint8Array;
+  headers: Record<string, string>;
+  priority: number;
+  ttl_ms: number;
+  correlation_id: string;
+  reply_to: string;
+  content_type: string;
+}
+
+/** What the broker's `publish` takes. */
+export interface Publish {
+  dest: string;
+  payload: Uint8Array;
+  options: PubOptions | undefined;
+}
+
+function bad(message: string): GrpcRefusal {
+  return new GrpcRefusal("BAD_ARGUMENT", message);
+}
+
+/** Checks a destination; `wildcards`: a topic pattern is allowed. */
+export function destination(dest: string, wildcards: boolean): string {
+  const why = destinationError(dest, wildcards);
+  if (why !== undefined) throw new GrpcRefusal("BAD_DESTINATION", why);
+  return dest;
+}
+
+function optionalToken(key: string, v: string): string | undefined {
+  if (v === "") return undefined;
+  if (v.length > TOKEN_BYTES_MAX || /\s/.test(v)) {
+    throw bad(`${key} must be 1 to ${TOKEN_BYTES_MAX} bytes without spaces`);
+  }
+  return v;
+}
+
+function intIn(key: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw bad(`${key} must be ${min} to ${max}`);
+  return v;
+}
+
+/** A PublishRequest as the broker's publish arguments; throws `GrpcRefusal` on bad input. */
+export function toPublish(r: PublishRequest, payloadBytesMax: number): Publish {
+  const dest = destination(r.destination, false);
+  const priority = intIn("priority", r.priority, 0, 9);
+  const ttlMs = intIn("ttl_ms", r.ttl_ms, 0, TTL_MS_MAX);
+  const correlationId = optionalToken("correlation_id", r.correlation_id);
+  const replyTo = r.reply_to === "" ? undefined : destination(r.reply_to, false);
+  const contentType = optionalToken("content_type", r.content_type);
+  const keys = Object.keys(r.headers);
+  let payload = r.body;
+  let hdrBytes = 0;
+  if (keys.length > 0) {
+    let block: Uint8Array;
+    try {
+      block = encodeHeaders(Object.entries(r.headers));
+    } catch (e) {
+      throw new GrpcRefusal("BAD_HEADERS", (e as Error).message);
+    }
+    if (block.length > HEADERS_BYTES_MAX) {
+      throw new GrpcRefusal("BAD_HEADERS", `headers over ${HEADERS_BYTES_MAX} bytes`);
+    }
+    hdrBytes = block.length;
+    payload = new Uint8Array(block.length + r.body.length);
+    payload.set(block);
+    payload.set(r.body, block.length);
+  }
+  if (payload.length > payloadBytesMax) {
+    throw new GrpcRefusal("PAYLOAD_TOO_LARGE", `payload over ${payloadBytesMax} bytes`);
+  }
+  const plain = priority === 0 && ttlMs === 0 && hdrBytes === 0 && correlationId === undefined &&
+    replyTo === undefined && contentType === undefined;
+  return {
+    dest,
+    payload,
+    options: plain ? undefined : { priority, ttlMs, correlationId, replyTo, contentType, hdrBytes },
+  };
+}
+
+/** A `SubscribeOpen` as proto-loader decodes it. */
+export interface SubscribeOpen {
+  destination: string;
+  prefetch: number;
+  ack: "ACK_MODE_DEFAULT" | "ACK_MODE_EXPLICIT" | "ACK_MODE_NONE";
+  ack_timeout_ms: number;
+  durable: string;
+  start: { at?: "new" | "first" | "msg_id" | "time_ms"; msg_id?: string; time_ms?: number } | null;
+  filter: string;
+}
+
+/** A SubscribeOpen as the broker's subscribe options (the sid is the front end's). */
+export function toSubscribe(o: SubscribeOpen, sid: string): { dest: string; options: SubOptions } {
+  const dest = destination(o.destination, true);
+  if (o.filter !== "") throw bad("filter is not supported yet: leave it empty");
+  const options: SubOptions = {
+    sid,
+    ack: o.ack === "ACK_MODE_EXPLICIT"
+      ? "explicit"
+      : o.ack === "ACK_MODE_NONE"
+      ? "none"
+      : undefined,
+    prefetch: o.prefetch === 0 ? undefined : intIn("prefetch", o.prefetch, 1, PREFETCH_MAX),
+    ackTimeoutMs: o.ack_timeout_ms === 0
+      ? undefined
+      : intIn("ack_timeout_ms", o.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
+  };
+  if (o.durable !== "") {
+    if (!DURABLE_NAME.test(o.durable)) {
+      throw bad(`durable must be 1 to ${TOKEN_BYTES_MAX} bytes of A-Z a-z 0-9 _ - .`);
+    }
+    options.durable = o.durable;
+  }
+  const start = startOf(o.start);
+  if (start !== undefined) options.start = start;
+  return { dest, options };
+}
+
+function startOf(s: SubscribeOpen["start"]): StartPosition | undefined {
+  switch (s?.at) {
+    case undefined:
+      return undefined;
+    case "new":
+      return { kind: "new" };
+    case "first":
+      return { kind: "first" };
+    case "msg_id":
+      return { kind: "id", id: msgId(s.msg_id ?? "") };
+    case "time_ms":
+      return { kind: "time", ms: intIn("start.time_ms", s.time_ms ?? 0, 0, START_TIME_MS_MAX) };
+  }
+}
+
+/** A message id from its decimal string. */
+export function msgId(text: string): number {
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id)) {
+    throw bad(`msg_id must be a decimal id, not ${JSON.stringify(text)}`);
+  }
+  return id;
+}
+
+/** Checks a NACK delay. */
+export function nackDelay(ms: number): number {
+  return intIn("delay_ms", ms, 0, NACK_DELAY_MS_MAX);
+}
+
+/** A `DeclareRequest` as proto-loader decodes it. */
+export interface DeclareRequest {
+  destination: string;
+  retain_messages: number;
+  retain_bytes: number;
+  retain_age_ms: number;
+}
+
+/** A DeclareRequest as the broker's declare arguments. */
+export function toDeclare(r: DeclareRequest): { dest: string; options: RetentionOptions } {
+  const dest = destination(r.destination, false);
+  if (!dest.startsWith("topic:")) {
+    throw new GrpcRefusal("BAD_DESTINATION", "only topics are declared");
+  }
+  const opt = (key: string, v: number, max: number) => v === 0 ? undefined : intIn(key, v, 1, max);
+  const options: RetentionOptions = {
+    messages: opt("retain_messages", r.retain_messages, RETAIN_MESSAGES_MAX),
+    bytes: opt("retain_bytes", r.retain_bytes, RETAIN_BYTES_MAX),
+    ageMs: opt("retain_age_ms", r.retain_age_ms, RETAIN_AGE_MS_MAX),
+  };
+  if (
+    options.messages === undefined && options.bytes === undefined && options.ageMs === undefined
+  ) {
+    throw bad("DECLARE needs at least one of retain_messages, retain_bytes, retain_age_ms");
+  }
+  return { dest, options };
+}
+
+/** A Request's wait: its `timeout_ms` (0: the default), cut to the call's deadline. */
+export function requestTimeout(timeoutMs: number, deadlineMs: number): number {
+  const asked = timeoutMs === 0
+    ? GRPC_REQUEST_TIMEOUT_MS
+    : intIn("timeout_ms", timeoutMs, 1, GRPC_REQUEST_TIMEOUT_MS_MAX);
+  return Math.max(0, Math.min(asked, deadlineMs));
+}
