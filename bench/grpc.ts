@@ -138,6 +138,7 @@ async function grpcSubscribe(c: Child, size: number, seconds: number): Promise<n
   await new Promise((r) => setTimeout(r, 200));
   let stopped = false;
   const pub = tcpPublisher(c.port, "topic:bench.g", size, () => stopped);
+  pub.catch(() => {}); // awaited below; a dead broker must not be an unhandled rejection first
   await new Promise((r) => setTimeout(r, 500)); // warm-up
   const from = counted;
   const t0 = performance.now();
@@ -146,6 +147,9 @@ async function grpcSubscribe(c: Child, size: number, seconds: number): Promise<n
   stopped = true;
   await pub;
   call.cancel();
+  // Closing the channel while the cancel is in flight can abort a Deno broker
+  // inside nghttp2 (docs/GRPC.md): let the cancel land first.
+  await new Promise((r) => setTimeout(r, 200));
   client.close();
   return rate;
 }
@@ -163,6 +167,7 @@ async function tcpSubscribe(c: Child, size: number, seconds: number): Promise<nu
   await new Promise((r) => setTimeout(r, 200));
   let stopped = false;
   const pub = tcpPublisher(c.port, "topic:bench.t", size, () => stopped);
+  pub.catch(() => {});
   await new Promise((r) => setTimeout(r, 500));
   const from = lines;
   const t0 = performance.now();
@@ -277,6 +282,69 @@ async function requestLatency(c: Child, n: number): Promise<{ grpc: number[]; tc
   return { grpc: pct(grpcTimes), tcp: pct(tcpTimes) };
 }
 
+/** One runtime's row: msgs/s and request/reply µs (p50, p99), gRPC beside TCP. */
+export interface GrpcRow {
+  runtime: Runtime;
+  size: number;
+  subscribe: { grpc: number; tcp: number };
+  publish: { grpc: number; tcp: number };
+  rpcUs: { grpc: number[]; tcp: number[] };
+}
+
+/** Options of a gRPC-beside-TCP run. */
+export interface GrpcBenchOptions {
+  runtimes: Runtime[];
+  size: number;
+  seconds: number;
+  requests: number;
+}
+
+/** Runs the gRPC and TCP measures on one broker child per runtime (a missing binary is skipped). */
+export async function grpcVsTcp(o: GrpcBenchOptions): Promise<GrpcRow[]> {
+  const rows: GrpcRow[] = [];
+  for (const runtime of o.runtimes) {
+    if (runtime === "binary") {
+      try {
+        Deno.statSync(`${ROOT}dist/relayr`);
+      } catch {
+        console.error("relayr-grpc: dist/relayr missing (deno task build): binary skipped");
+        continue;
+      }
+    }
+    const c = await startChild(runtime);
+    try {
+      const tcpSub = await tcpSubscribe(c, o.size, o.seconds);
+      const publish = {
+        grpc: await grpcPublish(c, o.size, o.seconds),
+        tcp: await tcpPublish(c, o.size, o.seconds),
+      };
+      const rpcUs = await requestLatency(c, o.requests);
+      const subscribe = { grpc: await grpcSubscribe(c, o.size, o.seconds), tcp: tcpSub };
+      rows.push({ runtime, size: o.size, subscribe, publish, rpcUs });
+    } catch (e) {
+      // A broker that died mid-run (see docs/GRPC.md on Deno's HTTP/2) fails its row, not the run.
+      console.error(`relayr-grpc on ${runtime} FAILED: ${(e as Error).message}`);
+    } finally {
+      await c.stop();
+    }
+  }
+  return rows;
+}
+
+/** The rows as a Markdown table. */
+export function grpcTable(rows: GrpcRow[]): string {
+  const k = (x: number) => `${(x / 1000).toFixed(0)} k`;
+  const us = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(" / ");
+  return [
+    "| runtime | size | subscribe stream gRPC | TCP | publish gRPC stream | TCP | request/reply p50 / p99 µs gRPC | TCP |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) =>
+      `| ${r.runtime} | ${r.size} B | ${k(r.subscribe.grpc)} | ${k(r.subscribe.tcp)} | ` +
+      `${k(r.publish.grpc)} | ${k(r.publish.tcp)} | ${us(r.rpcUs.grpc)} | ${us(r.rpcUs.tcp)} |`
+    ),
+  ].join("\n");
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -287,34 +355,11 @@ if (import.meta.main) {
       requests: { type: "string", default: "2000" },
     },
   });
-  const seconds = Number(values.seconds);
-  const size = Number(values.size);
-  const k = (x: number) => `${(x / 1000).toFixed(0)} k/s`;
-  for (const runtime of values.runtimes.split(",") as Runtime[]) {
-    if (runtime === "binary") {
-      try {
-        Deno.statSync(`${ROOT}dist/relayr`);
-      } catch {
-        console.log("binary: dist/relayr missing (deno task build): skipped");
-        continue;
-      }
-    }
-    const c = await startChild(runtime);
-    try {
-      const gs = await grpcSubscribe(c, size, seconds);
-      const ts = await tcpSubscribe(c, size, seconds);
-      const gp = await grpcPublish(c, size, seconds);
-      const tp = await tcpPublish(c, size, seconds);
-      const rr = await requestLatency(c, Number(values.requests));
-      console.log(
-        `${runtime.padEnd(6)} ${size} B | subscribe stream: gRPC ${k(gs)}, TCP ${k(ts)} | ` +
-          `publish: gRPC stream ${k(gp)}, TCP ${k(tp)} | request/reply p50/p99 µs: ` +
-          `gRPC ${rr.grpc.map((x) => x.toFixed(0)).join("/")}, TCP ${
-            rr.tcp.map((x) => x.toFixed(0)).join("/")
-          }`,
-      );
-    } finally {
-      await c.stop();
-    }
-  }
+  const rows = await grpcVsTcp({
+    runtimes: values.runtimes.split(",") as Runtime[],
+    size: Number(values.size),
+    seconds: Number(values.seconds),
+    requests: Number(values.requests),
+  });
+  console.log(grpcTable(rows));
 }

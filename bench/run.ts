@@ -15,6 +15,7 @@ import { ceilingTable, failures, mainTable, targetTable } from "./report.ts";
 import { type Outcome, type Scenario, SCENARIO_TEXT, SCENARIOS } from "./scenario.ts";
 import { stopAll, type System, versionOf, which } from "./servers.ts";
 import { type Args, ceilings, say, suite } from "./suite.ts";
+import { type GrpcRow, grpcTable, grpcVsTcp } from "./grpc.ts";
 
 const SYSTEMS: System[] = [
   "relayr",
@@ -32,6 +33,8 @@ const SYSTEMS: System[] = [
   "redis-aof-always",
 ];
 const DEFAULT_SYSTEMS = "relayr,nats,redis";
+/** Not a server of its own: the gRPC front end of relayr, measured beside TCP by bench/grpc.ts. */
+const GRPC_SYSTEM = "relayr-grpc";
 const DEFAULT_SIZES = "16,256,4096";
 /** Messages per throughput run: a million, or 256 MiB of payload, whichever is less. */
 const MESSAGES_MAX = 1_000_000;
@@ -46,7 +49,9 @@ const HELP = `deno task bench [options]
 Runs Relayr and, where installed, nats-server and redis-server side by side.
 
 Options:
-  --systems LIST     ${SYSTEMS.join(",")} (default ${DEFAULT_SYSTEMS})
+  --systems LIST     ${SYSTEMS.join(",")},relayr-grpc (default ${DEFAULT_SYSTEMS})
+                     relayr-grpc: gRPC beside TCP on one broker (bench/grpc.ts) on Deno,
+                     Bun and dist/relayr, at the first --sizes size
   --scenarios LIST   ${SCENARIOS.join(",")} (default all)
   --sizes LIST       payload bytes, e.g. 16,256,4k (default ${DEFAULT_SIZES}; at least ${PAYLOAD_BYTES_MIN})
   --count N          messages per throughput run (default min(${MESSAGES_MAX}, 256 MiB / size))
@@ -90,7 +95,7 @@ function positive(text: string | undefined, fallback: number, flag: string): num
   return n;
 }
 
-function parse(argv: string[]): Args | null {
+function parse(argv: string[]): (Args & { grpc: boolean }) | null {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -115,7 +120,9 @@ function parse(argv: string[]): Args | null {
     },
   });
   if (values.help) return null;
-  const systems = list(values.systems) as System[];
+  const picked = list(values.systems);
+  const grpc = picked.includes(GRPC_SYSTEM);
+  const systems = picked.filter((s) => s !== GRPC_SYSTEM) as System[];
   for (const s of systems) {
     if (!SYSTEMS.includes(s)) throw new TypeError(`Unknown system ${JSON.stringify(s)}`);
   }
@@ -126,6 +133,7 @@ function parse(argv: string[]): Args | null {
   const divisor = values.quick ? QUICK_DIVISOR : 1;
   const fixed = values.count === undefined ? null : positive(values.count, 0, "count");
   return {
+    grpc,
     systems,
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
     sizes: list(values.sizes).map(parseSize),
@@ -182,7 +190,7 @@ async function machine(): Promise<Record<string, unknown>> {
 }
 
 async function main(): Promise<number> {
-  let args: Args | null;
+  let args: (Args & { grpc: boolean }) | null;
   try {
     args = parse(Deno.args);
   } catch (err) {
@@ -213,9 +221,21 @@ async function main(): Promise<number> {
   const meta = await machine();
   say(`relayr bench: ${meta.cores} cores, ${meta.cpu}, deno ${meta.deno}`);
   const outcomes: Outcome[] = [];
+  let grpcRows: GrpcRow[] = [];
   try {
-    if (args.ceiling) await ceilings(pool, args, root, outcomes);
-    await suite(pool, args, root, outcomes);
+    if (args.systems.length > 0) {
+      if (args.ceiling) await ceilings(pool, args, root, outcomes);
+      await suite(pool, args, root, outcomes);
+    }
+    if (args.grpc) {
+      say("relayr-grpc: gRPC beside TCP on deno, bun, binary");
+      grpcRows = await grpcVsTcp({
+        runtimes: ["deno", "bun", "binary"],
+        size: args.sizes[0],
+        seconds: args.rpcCount < RPC_COUNT ? 1 : 3,
+        requests: Math.min(args.rpcCount, 2000),
+      });
+    }
   } finally {
     pool.close();
     await stopAll();
@@ -224,6 +244,9 @@ async function main(): Promise<number> {
   }
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
   console.log(`\n${tables(outcomes, args.markdown)}\n`);
+  if (grpcRows.length > 0) {
+    console.log(`gRPC beside TCP (msgs/s, one stream each):\n${grpcTable(grpcRows)}\n`);
+  }
   const out = args.out ?? `${root}/bench/results/${stamp}.json`;
   const record = {
     startedAt: startedAt.toISOString(),
@@ -232,6 +255,7 @@ async function main(): Promise<number> {
     args: Deno.args,
     options: args.options,
     outcomes,
+    grpc: grpcRows,
   };
   await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");
   say(`${outcomes.length} runs in ${seconds.toFixed(0)} s; results in ${out}`);
