@@ -49,7 +49,7 @@ WORKDIR /data
 ENV RELAYR_HOST=0.0.0.0 \
     RELAYR_LOG_FORMAT=json \
     RELAYR_DATA_DIR=/data
-EXPOSE 9092 8222
+EXPOSE 9092 9093 8222
 VOLUME ["/data"]
 # The image has no curl or wget: relayr itself asks its monitoring port
 # (GET /api/stats; exit 0 on 200, non-zero when unreachable or failing).

@@ -53,6 +53,8 @@ export interface ServerProcess {
   readonly port: number;
   /** The HTTP monitoring port. */
   readonly httpPort: number;
+  /** The gRPC port, when started with `--grpc-port`. */
+  readonly grpcPort: number | undefined;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   /** Sends `signal` and waits (bounded) for the exit; SIGKILLs after `timeoutMs`. */
@@ -113,11 +115,14 @@ export async function startServerProcess(
   for (;;) {
     const port = text.match(/listening on [^\s:]+:(\d+)/)?.[1];
     const httpPort = text.match(/monitoring on https?:\/\/[^\s:]+:(\d+)/)?.[1];
-    if (port !== undefined && httpPort !== undefined) {
+    const grpcPort = text.match(/gRPC \(relayr\.v1\.Broker\) on [^\s:]+:(\d+)/)?.[1];
+    const grpcReady = grpcPort !== undefined || !args.includes("--grpc-port");
+    if (port !== undefined && httpPort !== undefined && grpcReady) {
       return {
         pid: child.pid,
         port: Number(port),
         httpPort: Number(httpPort),
+        grpcPort: grpcPort === undefined ? undefined : Number(grpcPort),
         output: () => text,
         stop,
       };

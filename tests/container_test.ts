@@ -141,7 +141,7 @@ Deno.test({
         const started = await podman(
           ...["run", "-d", "--name", name, "--network=host", "-v", `${volume}:/data`, IMAGE],
           ...["serve", "--host", "127.0.0.1", "--port", `${port}`, "--http-port", `${httpPort}`],
-          ...["--fsync", "always"],
+          ...["--fsync", "always", "--no-grpc"],
         );
         assert.equal(started.code, 0, started.out);
         await accepting(port, 15_000);

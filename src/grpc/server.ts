@@ -14,6 +14,7 @@ import {
   ServerCredentials,
   type ServerDuplexStream,
   type ServerUnaryCall,
+  setLogger,
 } from "@grpc/grpc-js";
 import type { Broker } from "../broker/mod.ts";
 import {
@@ -102,6 +103,12 @@ export class GrpcFront implements SubscriberHost {
   constructor(broker: Broker, options: GrpcOptions) {
     this.broker = broker;
     this.#options = options;
+    // grpc-js writes its own diagnostics to stderr (a failed bind as a second
+    // line beside ours): they go to our log, at debug, instead. Process-wide,
+    // as grpc-js's logger is.
+    const debug = (...args: unknown[]) =>
+      options.log?.("debug", "grpc-js: {text}", { text: args.join(" ") });
+    setLogger({ error: debug, info: debug, debug });
     this.#inbox = new Inbox(this.#nextId++, broker);
   }
 
@@ -129,7 +136,7 @@ export class GrpcFront implements SubscriberHost {
       this.#server.bindAsync(
         `${hostname}:${port}`,
         ServerCredentials.createInsecure(),
-        (err, bound) => err === null ? resolve(bound) : reject(err),
+        (err, bound) => err === null ? resolve(bound) : reject(bindError(err)),
       );
     });
     this.#inbox.open();
@@ -536,6 +543,16 @@ interface SubscribeRequestObject {
   open?: SubscribeOpen;
   settle?: SettleRequest;
   unsubscribe?: { forget: boolean };
+}
+
+/**
+ * grpc-js reports a failed bind as one message ("No address added out of
+ * total 1 resolved ... EADDRINUSE ..."): the code is lifted out of it so that
+ * the start-up error names the reason as for the other ports.
+ */
+function bindError(err: Error): Error {
+  const code = /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(err.message)?.[1];
+  return code === undefined ? err : Object.assign(new Error(err.message), { code });
 }
 
 function shuttingDown(): GrpcError {

@@ -92,6 +92,7 @@ Deno.test("process: a port in use is one line on stderr and exit code 2, on Deno
     const cases: [string[], string][] = [
       [["--port", busy, "--no-http", "--no-grpc"], "--port"],
       [["--port", "0", "--http-port", busy, "--no-grpc"], "--http-port"],
+      [["--port", "0", "--no-http", "--grpc-port", busy], "--grpc-port"],
     ];
     for (const [exe, pre] of runtimes) {
       for (const [flags, named] of cases) {
