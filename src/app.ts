@@ -311,6 +311,12 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   }
   if (running.grpc) {
     log.info(`gRPC (relayr.v1.Broker) on ${config.host}:${running.grpc.port}`);
+    if (runtime.name === "deno") {
+      log.warn(
+        "gRPC on Deno: its node:http2 can abort the process on some client GOAWAYs " +
+          "(Deno issue 36788); the Bun binary is the runtime for gRPC (docs/GRPC.md)",
+      );
+    }
   }
   if (running.http) {
     const scheme = config.tls?.http ? "https" : "http";

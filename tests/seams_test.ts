@@ -14,6 +14,15 @@
  */
 import assert from "node:assert/strict";
 
+/**
+ * npm packages are bare imports (`@grpc/grpc-js`), not `node:` modules, and
+ * are not checked here: a library may use `node:` inside itself (grpc-js
+ * runs on `node:http2`), and both runtimes provide it. What stays ours is
+ * the seam: src/grpc/ is the only folder that imports grpc-js, and the one
+ * platform object it needs from us (a Node `Buffer` view) comes from
+ * src/runtime/buffer.ts, so no `node:` import appears outside src/runtime/.
+ */
+
 /** `node:` modules allowed outside src/runtime/, and where. */
 const NODE_OUTSIDE_RUNTIME: Readonly<Record<string, readonly string[]>> = {
   "node:util": ["src/cli/", "src/config/"],
