@@ -114,6 +114,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       hostname: config.host,
       port: config["grpc-port"],
       payloadBytesMax: config["max-payload"],
+      pingIntervalMs: config["ping-interval"],
       serverStats: () => server.serverStats(),
       log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
     });

@@ -208,3 +208,5 @@ export const GRPC_REQUESTS_PENDING_MAX = 100_000;
 export const GRPC_STREAMS_MAX = CONNECTIONS_MAX;
 /** Publish acks a PublishStream may owe (stored publishes not yet confirmed) before it stops reading. */
 export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;
+/** How long a gRPC client has to answer the server's HTTP/2 PING before its connection is closed. */
+export const GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;

@@ -18,6 +18,7 @@ import {
 } from "@grpc/grpc-js";
 import type { Broker } from "../broker/mod.ts";
 import {
+  GRPC_KEEPALIVE_TIMEOUT_MS,
   GRPC_PUBLISH_ACKS_PENDING_MAX,
   GRPC_RECEIVE_BYTES_MAX,
   GRPC_STREAMS_MAX,
@@ -49,6 +50,13 @@ export interface GrpcOptions {
   hostname: string;
   port: number;
   payloadBytesMax: number;
+  /**
+   * HTTP/2 PING interval (`--ping-interval`): a client that answers none
+   * within `GRPC_KEEPALIVE_TIMEOUT_MS` loses its connection, and its
+   * Subscribe streams give their unacked messages back, as a stale TCP
+   * connection does.
+   */
+  pingIntervalMs: number;
   /** The TCP server's figures, for the Stats call. */
   serverStats: () => ServerStats;
   log?: (
@@ -92,9 +100,7 @@ export class GrpcFront implements SubscriberHost {
   closedMsgsOut = 0;
   closedBytesOut = 0;
   #options: GrpcOptions;
-  #server = new Server({
-    "grpc.max_receive_message_length": GRPC_RECEIVE_BYTES_MAX,
-  });
+  #server: Server;
   #inbox: Inbox;
   #port = 0;
   #nextId = CLIENT_ID_BASE;
@@ -110,6 +116,11 @@ export class GrpcFront implements SubscriberHost {
       options.log?.("debug", "grpc-js: {text}", { text: args.join(" ") });
     setLogger({ error: debug, info: debug, debug });
     this.#inbox = new Inbox(this.#nextId++, broker);
+    this.#server = new Server({
+      "grpc.max_receive_message_length": GRPC_RECEIVE_BYTES_MAX,
+      "grpc.keepalive_time_ms": options.pingIntervalMs,
+      "grpc.keepalive_timeout_ms": GRPC_KEEPALIVE_TIMEOUT_MS,
+    });
   }
 
   /** The bound port. */
