@@ -356,7 +356,9 @@ Deno.test("grpc: a gRPC subscriber that stops reading is cut off as a slow consu
       ) {
         for (let i = 0; i < 100; i++) await tcp.pub("topic:fast", body);
         sent += 100;
-        await new Promise((r) => setTimeout(r, 5));
+        // Paced by the reading subscriber, so that only the stalled one falls
+        // behind the 200-message limit, however loaded the machine.
+        await waitFor(() => received === sent, 5000, "the reading subscriber to keep up");
       }
       assert.equal(b.grpc!.stats().closed_by_reason.SLOW_CONSUMER, 1);
       assert.equal(b.grpc!.stats().subscribe_streams, 1);
