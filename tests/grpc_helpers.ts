@@ -5,7 +5,7 @@
  * unary calls and a reader for stream responses.
  */
 import * as grpc from "@grpc/grpc-js";
-import { brokerServiceDefinition, ERROR_CODE_KEY } from "../src/grpc/mod.ts";
+import { brokerServiceDefinition, ERROR_CODE_KEY, type MessageObject } from "../src/grpc/mod.ts";
 
 /** A connected client; `raw` is the generated grpc-js client. */
 export class GrpcClient {
@@ -108,19 +108,8 @@ export class StreamReader<T> {
   }
 }
 
-/** A proto `Message` as the client decodes it. */
-export interface GrpcMessage {
-  destination: string;
-  body: Uint8Array;
-  headers: Record<string, string>;
-  msg_id: string;
-  priority: number;
-  ttl_ms: number;
-  correlation_id: string;
-  reply_to: string;
-  content_type: string;
-  delivery: number;
-}
+/** A proto `Message` as the client decodes it (the shape the server builds for Request replies). */
+export type GrpcMessage = MessageObject;
 
 /** A SubscribeResponse as the client decodes it. */
 export interface SubscribeResponse {

@@ -8,6 +8,7 @@
  */
 export { GRPC_METHODS, GrpcFront, type GrpcMethod, type GrpcOptions } from "./server.ts";
 export type { GrpcStats } from "./stats.ts";
+export type { MessageObject } from "./codec.ts";
 export { brokerServiceDefinition, LOADER_OPTIONS, SERVICE_NAME } from "./proto.ts";
 export { ERROR_CODE_KEY, statusOf } from "./errors.ts";
 export { authenticate, authorize, credentialOf, type Principal } from "./auth.ts";

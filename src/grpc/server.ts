@@ -87,6 +87,9 @@ const CLIENT_ID_BASE = 2 ** 40;
 /** The gRPC listener. */
 export class GrpcFront implements SubscriberHost {
   readonly broker: Broker;
+  /** Open Subscribe streams, opened or not yet (each counts against `GRPC_STREAMS_MAX`). */
+  readonly subscribeStreams = new Set<GrpcSubscriber>();
+  /** Opened subscriptions by sub_id (for Unsubscribe). */
   readonly subscribers = new Map<string, GrpcSubscriber>();
   readonly publishStreams = new Set<ServerDuplexStream<unknown, unknown>>();
   readonly calls: Record<GrpcMethod, number> = Object.fromEntries(
@@ -161,7 +164,7 @@ export class GrpcFront implements SubscriberHost {
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    for (const s of [...this.subscribers.values()]) {
+    for (const s of [...this.subscribeStreams]) {
       s.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping", "SHUTTING_DOWN");
     }
     for (const call of this.publishStreams) call.emit("error", shuttingDown());
@@ -179,13 +182,13 @@ export class GrpcFront implements SubscriberHost {
   stats(): GrpcStats {
     let msgsOut = this.closedMsgsOut;
     let bytesOut = this.closedBytesOut;
-    for (const s of this.subscribers.values()) {
+    for (const s of this.subscribeStreams) {
       msgsOut += s.msgsOut;
       bytesOut += s.bytesOut;
     }
     return {
       port: this.#port,
-      subscribe_streams: this.subscribers.size,
+      subscribe_streams: this.subscribeStreams.size,
       publish_streams: this.publishStreams.size,
       requests_waiting: this.#inbox.size,
       calls: { ...this.calls },
@@ -201,6 +204,7 @@ export class GrpcFront implements SubscriberHost {
   // --- SubscriberHost ---
 
   closed(s: GrpcSubscriber, reason: CloseReason, detail: string): void {
+    this.subscribeStreams.delete(s);
     if (s.sub !== undefined) this.subscribers.delete(s.sub.sid);
     this.closedByReason[reason] = (this.closedByReason[reason] ?? 0) + 1;
     this.closedMsgsOut += s.msgsOut;
@@ -386,7 +390,7 @@ export class GrpcFront implements SubscriberHost {
 
   #admitStream(): void {
     if (this.#stopping) throw new GrpcRefusal("SHUTTING_DOWN", "the server is stopping");
-    if (this.subscribers.size + this.publishStreams.size >= GRPC_STREAMS_MAX) {
+    if (this.subscribeStreams.size + this.publishStreams.size >= GRPC_STREAMS_MAX) {
       throw new GrpcRefusal("LIMIT", `at most ${GRPC_STREAMS_MAX} gRPC streams`);
     }
   }
@@ -412,6 +416,7 @@ export class GrpcFront implements SubscriberHost {
       this,
       p,
     );
+    this.subscribeStreams.add(s);
     call.on("data", (req: SubscribeRequestObject) => {
       if (s.isClosed) return;
       try {
@@ -540,7 +545,7 @@ export class GrpcFront implements SubscriberHost {
       version: s.version,
       published_msgs: s.published_msgs,
       connections: s.connections,
-      grpc_streams: this.subscribers.size + this.publishStreams.size,
+      grpc_streams: this.subscribeStreams.size + this.publishStreams.size,
       queues: s.queues,
       topics: s.topics,
       json: JSON.stringify({ ...s, grpc: this.stats() }),
