@@ -20,7 +20,7 @@ import {
   InFlight,
   type Subscription,
 } from "../broker/mod.ts";
-import { GRPC_BATCH_BYTES_MAX, PENDING_BYTES_HIGH } from "../config/mod.ts";
+import { GRPC_BATCH_BYTES_MAX, PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/mod.ts";
 import { CloseReason } from "../server/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import type { Principal } from "./auth.ts";
@@ -67,6 +67,15 @@ export class GrpcSubscriber implements Client {
   /** grpc-js refused the last write (its buffer is full) and `drain` has not come yet. */
   #blocked = false;
   #wantDrain = false;
+  /**
+   * Batches cut (full) while grpc-js refused writes, waiting for `drain`: the
+   * broker may still send a little after `wantsMore()` said no (a
+   * redelivery, the rest of a dispatch), never without bound: past
+   * `PENDING_BYTES_MAX` the stream is closed as a slow consumer, as a TCP
+   * connection whose outbound buffer overflows.
+   */
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
   #closed = false;
   #acked: Delivery[] = [];
 
@@ -115,7 +124,7 @@ export class GrpcSubscriber implements Client {
     this.msgsOut++;
     this.bytesOut += msg.len;
     this.#batch.add(dest, msg, delivery);
-    if (this.#batch.length >= GRPC_BATCH_BYTES_MAX) this.#flush();
+    if (this.#batch.length >= GRPC_BATCH_BYTES_MAX) this.#cut();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#flush);
@@ -131,21 +140,45 @@ export class GrpcSubscriber implements Client {
 
   // --- the stream ---
 
-  /** Writes the batch the broker filled in this tick as one stream message. */
+  /** Writes the batch the broker filled in this tick as one stream message (held while blocked). */
   #flush = (): void => {
     this.#scheduled = false;
-    if (this.#closed || this.#batch.count === 0) return;
-    const ok = this.#call.write(this.#batch.take());
-    if (!ok && !this.#blocked) {
-      this.#blocked = true;
-      this.#call.once("drain", this.#drained);
-    } else if (ok && this.#wantDrain) queueMicrotask(this.#drained);
+    if (this.#closed || this.#blocked || this.#batch.count === 0) return;
+    if (this.#write(this.#batch.take()) && this.#wantDrain) queueMicrotask(this.#drained);
   };
 
-  /** The stream took its buffered batches: held deliveries flow again. */
+  /** A full batch: written now, or held until the stream drains. */
+  #cut(): void {
+    if (!this.#blocked) return this.#flush();
+    const b = this.#batch.take();
+    this.#held.push(b);
+    this.#heldBytes += b.length;
+    if (this.#heldBytes > PENDING_BYTES_MAX) {
+      this.slowConsumer(
+        `over ${PENDING_BYTES_MAX} bytes waiting for the stream: the client is not reading`,
+      );
+    }
+  }
+
+  /** One stream write; false (and a `drain` awaited) when grpc-js wants no more for now. */
+  #write(bytes: Uint8Array): boolean {
+    if (this.#call.write(bytes)) return true;
+    this.#blocked = true;
+    this.#call.once("drain", this.#drained);
+    return false;
+  }
+
+  /** The stream took its buffered batches: held ones go out, then held deliveries flow again. */
   #drained = (): void => {
     this.#blocked = false;
-    if (this.#closed || !this.#wantDrain) return;
+    if (this.#closed) return;
+    while (this.#held.length > 0) {
+      const b = this.#held.shift()!;
+      this.#heldBytes -= b.length;
+      if (!this.#write(b)) return;
+    }
+    if (this.#batch.count > 0 && !this.#write(this.#batch.take())) return;
+    if (!this.#wantDrain) return;
     this.#wantDrain = false;
     this.#broker.tick();
     this.sub?.activate();
@@ -200,8 +233,10 @@ export class GrpcSubscriber implements Client {
     } else call.emit("error", grpcError(code, detail));
   }
 
-  /** On a clean end, what was already encoded still goes out before the status. */
+  /** On a clean end, what was already encoded still goes out before the status (bounded, see `#held`). */
   #flushLast(): void {
+    for (const b of this.#held.splice(0)) this.#call.write(b);
+    this.#heldBytes = 0;
     if (this.#batch.count > 0) this.#call.write(this.#batch.take());
   }
 }
