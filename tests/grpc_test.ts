@@ -362,10 +362,11 @@ Deno.test("grpc: a gRPC subscriber that stops reading is cut off as a slow consu
       }
       assert.equal(b.grpc!.stats().closed_by_reason.SLOW_CONSUMER, 1);
       assert.equal(b.grpc!.stats().subscribe_streams, 1);
-      // The status (RESOURCE_EXHAUSTED, SLOW_CONSUMER) queues behind the batches
-      // already written, so the client sees it only once it reads again; under
-      // load on Deno that can take long, so this test cancels instead of waiting.
-      slow.call.cancel();
+      // The status comes after the batches already written: the client sees it once it reads again.
+      slow.call.resume();
+      await slow.r.done(10_000);
+      assert.equal(slow.r.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.equal(errorCode(slow.r.error), "SLOW_CONSUMER");
       await waitFor(() => received === sent, 5000, "the reading subscriber to get every message");
       ok.call.cancel();
     } finally {
