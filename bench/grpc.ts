@@ -19,6 +19,8 @@ import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 import { connect } from "../src/client/mod.ts";
 import { brokerServiceDefinition } from "../src/grpc/mod.ts";
+import { countRate } from "./grpc_sub_client.ts";
+import { which } from "./servers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -75,40 +77,9 @@ async function startChild(runtime: Runtime): Promise<Child> {
   };
 }
 
-/** Counts `Message`s (field 1) of a SubscribeResponse without decoding them. */
-let counted = 0;
-function countMessages(buf: Uint8Array): number {
-  let p = 0;
-  let n = 0;
-  while (p < buf.length) {
-    const tag = buf[p++];
-    let len = 0;
-    let shift = 1;
-    for (;;) {
-      const b = buf[p++];
-      len += (b & 0x7f) * shift;
-      if (b < 0x80) break;
-      shift *= 128;
-    }
-    if (tag === 0x0a) n++;
-    p += len;
-  }
-  return n;
-}
-
 // deno-lint-ignore no-explicit-any
-function clientFor(port: number, counting: boolean): any {
-  const def = { ...brokerServiceDefinition() };
-  if (counting) {
-    def.Subscribe = {
-      ...def.Subscribe,
-      responseDeserialize: (b: Uint8Array) => {
-        counted += countMessages(b);
-        return true; // not null: that would end the stream
-      },
-    };
-  }
-  const Ctor = grpc.makeClientConstructor(def, "relayr.v1.Broker");
+function clientFor(port: number): any {
+  const Ctor = grpc.makeClientConstructor(brokerServiceDefinition(), "relayr.v1.Broker");
   return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
 }
 
@@ -128,29 +99,31 @@ async function tcpPublisher(port: number, dest: string, size: number, stop: () =
   await drain;
 }
 
-/** msgs/s delivered to one gRPC Subscribe stream. */
+/**
+ * msgs/s delivered to one gRPC Subscribe stream, counted by
+ * grpc_sub_client.ts: in a Bun child when Bun is installed, else here.
+ */
 async function grpcSubscribe(c: Child, size: number, seconds: number): Promise<number> {
-  const client = clientFor(c.grpcPort, true);
-  const call = client.Subscribe();
-  call.on("data", () => {});
-  call.on("error", () => {});
-  call.write({ open: { destination: "topic:bench.g" } });
-  await new Promise((r) => setTimeout(r, 200));
+  const warmupMs = 700;
+  const counting = which("bun")
+    ? new Deno.Command("bun", {
+      args: [
+        `${ROOT}bench/grpc_sub_client.ts`,
+        String(c.grpcPort),
+        String(seconds),
+        String(warmupMs),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output().then((o) => JSON.parse(new TextDecoder().decode(o.stdout)).rate as number)
+    : countRate(c.grpcPort, seconds, warmupMs);
+  await new Promise((r) => setTimeout(r, 300)); // the stream opens before the publisher starts
   let stopped = false;
   const pub = tcpPublisher(c.port, "topic:bench.g", size, () => stopped);
   pub.catch(() => {}); // awaited below; a dead broker must not be an unhandled rejection first
-  await new Promise((r) => setTimeout(r, 500)); // warm-up
-  const from = counted;
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  const rate = (counted - from) / ((performance.now() - t0) / 1000);
+  const rate = await counting;
   stopped = true;
   await pub;
-  call.cancel();
-  // Closing the channel while the cancel is in flight can abort a Deno broker
-  // inside nghttp2 (docs/GRPC.md): let the cancel land first.
-  await new Promise((r) => setTimeout(r, 200));
-  client.close();
   return rate;
 }
 
@@ -182,7 +155,7 @@ async function tcpSubscribe(c: Child, size: number, seconds: number): Promise<nu
 
 /** msgs/s acked on one PublishStream, batches of 1000, 8 batches in flight. */
 async function grpcPublish(c: Child, size: number, seconds: number): Promise<number> {
-  const client = clientFor(c.grpcPort, false);
+  const client = clientFor(c.grpcPort);
   const call = client.PublishStream();
   const body = new Uint8Array(size).fill(120);
   const batch = {
@@ -216,7 +189,7 @@ async function grpcPublish(c: Child, size: number, seconds: number): Promise<num
 
 /** msgs/s published by one raw TCP connection, counted by the broker. */
 async function tcpPublish(c: Child, size: number, seconds: number): Promise<number> {
-  const client = clientFor(c.grpcPort, false);
+  const client = clientFor(c.grpcPort);
   const stats = () =>
     new Promise<number>((resolve, reject) =>
       client.Stats(
@@ -247,7 +220,7 @@ async function requestLatency(c: Child, n: number): Promise<{ grpc: number[]; tc
       await m.ack();
     }
   })().catch(() => {});
-  const client = clientFor(c.grpcPort, false);
+  const client = clientFor(c.grpcPort);
   const grpcTimes: number[] = [];
   const body = new Uint8Array(16);
   for (let i = 0; i < n; i++) {
