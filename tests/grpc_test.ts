@@ -15,6 +15,8 @@ import {
   takeMessages,
 } from "./grpc_helpers.ts";
 import { RawClient, startTestBroker, waitFor } from "./helpers.ts";
+import { parseExposition, value } from "./prometheus.ts";
+import { createHandler } from "../src/http/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -373,4 +375,73 @@ Deno.test("grpc: a gRPC subscriber that stops reading is cut off as a slow consu
       await tcp.close();
     }
   });
+});
+
+Deno.test("grpc: /metrics has relayr_grpc_* and /api/stats a grpc part, from the listener's own counters", async () => {
+  await withBroker([], async (b, c) => {
+    const handler = createHandler(b.server, () => b.grpc!.stats());
+    await c.unary("Publish", { destination: "queue:m", body: encoder.encode("abc") });
+    await c.unary("Publish", { destination: "bad", body: encoder.encode("x") }).catch(() => {});
+    const s = await subscribe(c, { destination: "queue:m" });
+    await takeMessages(s.r, 1);
+    const text = await handler(new Request("http://x/metrics")).text();
+    const families = parseExposition(text);
+    assert.equal(value(families, "relayr_grpc_calls_total", { method: "Publish" }), 2);
+    assert.equal(value(families, "relayr_grpc_calls_total", { method: "Subscribe" }), 1);
+    assert.equal(value(families, "relayr_grpc_errors_total", { code: "BAD_DESTINATION" }), 1);
+    assert.equal(value(families, "relayr_grpc_streams", { kind: "subscribe" }), 1);
+    assert.equal(value(families, "relayr_grpc_messages_in_total"), 1);
+    assert.equal(value(families, "relayr_grpc_bytes_in_total"), 3);
+    assert.equal(value(families, "relayr_grpc_messages_out_total"), 1);
+    s.call.cancel();
+    await waitFor(() => b.grpc!.stats().subscribe_streams === 0, 2000, "the stream to close");
+    const stats = await handler(new Request("http://x/api/stats")).json();
+    assert.equal(stats.grpc.closed_by_reason.CLIENT_CLOSED, 1);
+    assert.equal(stats.grpc.out_msgs, 1);
+  });
+});
+
+Deno.test("grpc: unsubscribe inside the stream ends it with OK; its unacked messages go back", async () => {
+  await withBroker([], async (_b, c) => {
+    await c.unary("Publish", { destination: "queue:u", body: encoder.encode("one") });
+    const s = await subscribe(c, { destination: "queue:u" });
+    const [m] = await takeMessages(s.r, 1);
+    s.call.write({ unsubscribe: { forget: false } });
+    await s.r.done();
+    assert.equal(s.r.error, undefined);
+    const again = await subscribe(c, { destination: "queue:u" });
+    const [m2] = await takeMessages(again.r, 1);
+    assert.deepEqual([m2.msg_id, m2.delivery], [m.msg_id, 2]);
+    again.call.cancel();
+  });
+});
+
+Deno.test("grpc: PublishStream under --fsync always acks in order once stored", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "relayr-grpc-" });
+  try {
+    await withBroker(["--data-dir", dir, "--fsync", "always"], async (_b, c) => {
+      const call = c.raw.PublishStream();
+      const r = new StreamReader<{ acks: { msg_id: string }[] }>(call);
+      for (let k = 0; k < 5; k++) {
+        call.write({
+          messages: Array.from({ length: 20 }, (_, i) => ({
+            destination: "queue:durable",
+            body: encoder.encode(`${k}.${i}`),
+          })),
+        });
+      }
+      const ids: string[] = [];
+      for (let k = 0; k < 5; k++) ids.push(...(await r.next()).acks.map((a) => a.msg_id));
+      call.end();
+      await r.done();
+      assert.equal(ids.length, 100);
+      assert.deepEqual([...ids].sort(), ids, "acks in publish order (ids grow)");
+      const s = await subscribe(c, { destination: "queue:durable", prefetch: 100 });
+      const got = await takeMessages(s.r, 100);
+      assert.deepEqual(got.map((m) => m.msg_id), ids);
+      s.call.cancel();
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
