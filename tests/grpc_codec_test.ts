@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { DeliveryBatch, errorResponse, openedResponse } from "../src/grpc/codec.ts";
 import { brokerServiceDefinition } from "../src/grpc/mod.ts";
+import { decodePublishBatch, type PublishRequest, WireError } from "../src/grpc/publish_codec.ts";
 import { encodeHeaders } from "../src/protocol/mod.ts";
 import { Message } from "../src/storage/mod.ts";
 import { rng } from "./helpers.ts";
@@ -93,4 +94,59 @@ Deno.test("grpc codec: the opening and error responses", () => {
   const e = decode(errorResponse("UNKNOWN_MSG_ID", "msg_id:1 not in flight"));
   assert.deepEqual(e.error, { code: "UNKNOWN_MSG_ID", message: "msg_id:1 not in flight" });
   assert.deepEqual(e.messages, []);
+});
+
+// deno-lint-ignore no-explicit-any
+const encodeBatch = (batch: any): Uint8Array =>
+  brokerServiceDefinition().PublishStream.requestSerialize(batch);
+
+Deno.test("grpc codec: PublishBatch views match what the generated encoder wrote", () => {
+  const random = rng(11);
+  const messages: PublishRequest[] = [];
+  for (const size of [0, 1, 127, 128, 70_000]) {
+    messages.push({
+      destination: size % 2 === 0 ? "queue:a" : "topic:b.c",
+      body: new Uint8Array(size).map(() => Math.floor(random() * 256)),
+      headers: size === 128 ? { "Trace-Id": "t", "k.v": "ü" } : {},
+      priority: size % 10,
+      ttl_ms: size === 0 ? 0 : 2_592_000_000,
+      correlation_id: size === 1 ? "c" : "",
+      reply_to: size === 1 ? "queue:r" : "",
+      content_type: size === 127 ? "application/json" : "",
+    });
+  }
+  const views = decodePublishBatch(encodeBatch({ messages }));
+  assert.equal(views.length, messages.length);
+  views.forEach((v, i) => {
+    const m = messages[i];
+    assert.equal(v.destination, m.destination);
+    assert.deepEqual(v.buf.subarray(v.off, v.off + v.len), m.body);
+    assert.equal(
+      Object.getPrototypeOf(v.buf),
+      Uint8Array.prototype,
+      "a plain Uint8Array, not a Buffer",
+    );
+    assert.deepEqual(Object.fromEntries(v.headers ?? []), m.headers);
+    assert.deepEqual(
+      [v.priority, v.ttlMs, v.correlationId, v.replyTo, v.contentType],
+      [m.priority, m.ttl_ms, m.correlation_id, m.reply_to, m.content_type],
+    );
+  });
+});
+
+Deno.test("grpc codec: a malformed PublishBatch is a WireError, never a crash or a bad view", () => {
+  const good = encodeBatch({ messages: [{ destination: "queue:a", body: encoder.encode("xyz") }] });
+  for (let cut = 1; cut < good.length; cut++) {
+    try {
+      decodePublishBatch(good.subarray(0, cut));
+    } catch (e) {
+      assert.ok(e instanceof WireError, `cut at ${cut}: ${e}`);
+    }
+  }
+  assert.throws(() => decodePublishBatch(new Uint8Array([0x0a, 0x05, 0x0a, 0x7f])), WireError);
+  assert.throws(() => decodePublishBatch(new Uint8Array([0x0b])), WireError); // wire type 3
+  assert.throws(() => decodePublishBatch(new Uint8Array(10).fill(0xff)), WireError);
+  // Unknown fields are skipped (a newer client's additions).
+  const withUnknown = new Uint8Array([...good, 0x78, 0x01, 0x85, 0x01, 1, 2, 3, 4]);
+  assert.equal(decodePublishBatch(withUnknown).length, 1);
 });

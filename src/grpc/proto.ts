@@ -11,6 +11,7 @@ import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import { fromJSON, type Options } from "@grpc/proto-loader";
 import { bufferView } from "../runtime/mod.ts";
 import { RELAYR_V1_DESCRIPTOR } from "./descriptor.ts";
+import { decodePublishBatch } from "./publish_codec.ts";
 
 /** The service's full name. */
 export const SERVICE_NAME = "relayr.v1.Broker";
@@ -37,12 +38,21 @@ export function brokerServiceDefinition(): ServiceDefinition {
   return cached = pkg[SERVICE_NAME] as ServiceDefinition;
 }
 
-/** The server's definition: Subscribe responses go out as bytes encoded by codec.ts. */
+/**
+ * The server's definition: Subscribe responses go out as bytes encoded by
+ * codec.ts, and PublishStream batches come in as `PublishView`s
+ * (publish_codec.ts), both without an object per message.
+ */
 export function serverServiceDefinition(): ServiceDefinition {
   const base = brokerServiceDefinition();
   const subscribe = base.Subscribe as MethodDefinition<unknown, unknown>;
+  const publishStream = base.PublishStream as MethodDefinition<unknown, unknown>;
   return {
     ...base,
+    PublishStream: {
+      ...publishStream,
+      requestDeserialize: (bytes: Uint8Array) => decodePublishBatch(bytes),
+    } as MethodDefinition<unknown, unknown>,
     Subscribe: {
       ...subscribe,
       responseSerialize: (bytes: Uint8Array) => bufferView(bytes),

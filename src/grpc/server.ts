@@ -29,19 +29,18 @@ import { CloseReason, type ServerStats } from "../server/mod.ts";
 import { authenticate, authorize, type Principal } from "./auth.ts";
 import { codeOf, type GrpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
+import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
 import { serverServiceDefinition } from "./proto.ts";
 import { GrpcSubscriber, type SettleRequest, type SubscriberHost } from "./subscriber.ts";
 import type { GrpcStats } from "./stats.ts";
 import {
+  checkPublish,
   type DeclareRequest,
   msgId,
   nackDelay,
-  type Publish,
-  type PublishRequest,
   requestTimeout,
   type SubscribeOpen,
   toDeclare,
-  toPublish,
   toSubscribe,
 } from "./validate.ts";
 
@@ -259,14 +258,13 @@ export class GrpcFront implements SubscriberHost {
    * (`--slow-consumer block`) hands back the wait: the broker's flag is
    * always taken here, so that it never leaks to a TCP connection.
    */
-  #publishOne(p: Principal, r: PublishRequest): number | Promise<number> {
-    const m: Publish = toPublish(r, this.#options.payloadBytesMax);
+  #publishOne(p: Principal, v: PublishView): number | Promise<number> {
+    const m = checkPublish(v, this.#options.payloadBytesMax);
     authorize(p, "publish", m.dest);
     this.msgsIn++;
-    this.bytesIn += m.payload.length;
-    this.broker.tick();
+    this.bytesIn += m.len;
     try {
-      return this.broker.publish(m.dest, m.payload, m.options);
+      return this.broker.publishFrom(m.dest, m.buf, m.off, m.len, m.options);
     } finally {
       const blocked = this.broker.takeBlocked();
       if (blocked !== undefined) this.#blocked = blocked;
@@ -281,7 +279,8 @@ export class GrpcFront implements SubscriberHost {
   }
 
   async #publish(p: Principal, r: PublishRequest): Promise<{ msg_id: string }> {
-    const id = this.#publishOne(p, r);
+    this.broker.tick();
+    const id = this.#publishOne(p, viewOf(r));
     const blocked = this.#takeBlocked();
     const msgId = await id;
     if (blocked !== undefined) await blocked.unblocked();
@@ -326,14 +325,15 @@ export class GrpcFront implements SubscriberHost {
         call.once("drain", resume);
       }
     };
-    call.on("data", (batch: { messages: PublishRequest[] }) => {
-      const n = batch.messages.length;
+    call.on("data", (batch: PublishView[]) => {
+      const n = batch.length;
+      this.broker.tick(); // once per batch: a tick is a batch of work
       const acks: unknown[] = new Array(n);
       const ids: (number | Promise<number> | undefined)[] = new Array(n);
       let waits = false;
       for (let i = 0; i < n; i++) {
         try {
-          ids[i] = this.#publishOne(p, batch.messages[i]);
+          ids[i] = this.#publishOne(p, batch[i]);
           if (typeof ids[i] !== "number") waits = true;
         } catch (e) {
           this.#fail("PublishStream", e);
@@ -516,11 +516,11 @@ export class GrpcFront implements SubscriberHost {
       const w = this.#inbox.wait(timeoutMs, (err, reply) => err ? reject(err) : resolve({ reply }));
       call.once("cancelled", w.cancel);
       try {
-        const id = this.#publishOne(p, {
-          ...r.message!,
-          reply_to: w.replyTo,
-          correlation_id: w.correlationId,
-        });
+        const v = viewOf(r.message!);
+        v.replyTo = w.replyTo;
+        v.correlationId = w.correlationId;
+        this.broker.tick();
+        const id = this.#publishOne(p, v);
         this.#takeBlocked();
         if (id instanceof Promise) id.catch((e) => (w.cancel(), reject(e)));
       } catch (e) {

@@ -29,23 +29,14 @@ import {
   type SubOptions,
 } from "../protocol/mod.ts";
 import { GrpcRefusal } from "./errors.ts";
+import type { PublishView } from "./publish_codec.ts";
 
-/** A `PublishRequest` as proto-loader decodes it. */
-export interface PublishRequest {
-  destination: string;
-  body: Uint8Array;
-  headers: Record<string, string>;
-  priority: number;
-  ttl_ms: number;
-  correlation_id: string;
-  reply_to: string;
-  content_type: string;
-}
-
-/** What the broker's `publish` takes. */
+/** What the broker's `publishFrom` takes: the payload is `buf[off, off + len)`. */
 export interface Publish {
   dest: string;
-  payload: Uint8Array;
+  buf: Uint8Array;
+  off: number;
+  len: number;
   options: PubOptions | undefined;
 }
 
@@ -73,21 +64,23 @@ function intIn(key: string, v: number, min: number, max: number): number {
   return v;
 }
 
-/** A PublishRequest as the broker's publish arguments; throws `GrpcRefusal` on bad input. */
-export function toPublish(r: PublishRequest, payloadBytesMax: number): Publish {
-  const dest = destination(r.destination, false);
-  const priority = intIn("priority", r.priority, 0, 9);
-  const ttlMs = intIn("ttl_ms", r.ttl_ms, 0, TTL_MS_MAX);
-  const correlationId = optionalToken("correlation_id", r.correlation_id);
-  const replyTo = r.reply_to === "" ? undefined : destination(r.reply_to, false);
-  const contentType = optionalToken("content_type", r.content_type);
-  const keys = Object.keys(r.headers);
-  let payload = r.body;
+/**
+ * A publish as the broker's `publishFrom` arguments; throws `GrpcRefusal` on
+ * bad input. The body is not copied unless headers must go before it.
+ */
+export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
+  const dest = destination(v.destination, false);
+  const priority = intIn("priority", v.priority, 0, 9);
+  const ttlMs = intIn("ttl_ms", v.ttlMs, 0, TTL_MS_MAX);
+  const correlationId = optionalToken("correlation_id", v.correlationId);
+  const replyTo = v.replyTo === "" ? undefined : destination(v.replyTo, false);
+  const contentType = optionalToken("content_type", v.contentType);
+  let { buf, off, len } = v;
   let hdrBytes = 0;
-  if (keys.length > 0) {
+  if (v.headers !== undefined) {
     let block: Uint8Array;
     try {
-      block = encodeHeaders(Object.entries(r.headers));
+      block = encodeHeaders(v.headers);
     } catch (e) {
       throw new GrpcRefusal("BAD_HEADERS", (e as Error).message);
     }
@@ -95,18 +88,23 @@ export function toPublish(r: PublishRequest, payloadBytesMax: number): Publish {
       throw new GrpcRefusal("BAD_HEADERS", `headers over ${HEADERS_BYTES_MAX} bytes`);
     }
     hdrBytes = block.length;
-    payload = new Uint8Array(block.length + r.body.length);
+    const payload = new Uint8Array(block.length + len);
     payload.set(block);
-    payload.set(r.body, block.length);
+    payload.set(buf.subarray(off, off + len), block.length);
+    buf = payload;
+    off = 0;
+    len = payload.length;
   }
-  if (payload.length > payloadBytesMax) {
+  if (len > payloadBytesMax) {
     throw new GrpcRefusal("PAYLOAD_TOO_LARGE", `payload over ${payloadBytesMax} bytes`);
   }
   const plain = priority === 0 && ttlMs === 0 && hdrBytes === 0 && correlationId === undefined &&
     replyTo === undefined && contentType === undefined;
   return {
     dest,
-    payload,
+    buf,
+    off,
+    len,
     options: plain ? undefined : { priority, ttlMs, correlationId, replyTo, contentType, hdrBytes },
   };
 }
