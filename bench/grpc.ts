@@ -124,6 +124,16 @@ async function grpcSubscribe(c: Child, size: number, seconds: number): Promise<n
   const rate = await counting;
   stopped = true;
   await pub;
+  // A stream cut off (the slow-consumer policy gave up on it) makes a low rate: say so.
+  const client = clientFor(c.grpcPort);
+  const stats = await new Promise<{ json: string }>((resolve, reject) =>
+    client.Stats({}, (e: Error | null, r: { json: string }) => e ? reject(e) : resolve(r))
+  );
+  client.close();
+  const closed = JSON.parse(stats.json).grpc.closed_by_reason;
+  if (closed.SLOW_CONSUMER) {
+    console.error(`relayr-grpc: the subscribe stream was cut off: ${JSON.stringify(closed)}`);
+  }
   return rate;
 }
 
