@@ -8,7 +8,7 @@
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
-import { GrpcFront } from "./grpc/mod.ts";
+import type { GrpcFront } from "./grpc/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import {
@@ -110,6 +110,9 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   }
   let grpc: GrpcFront | undefined;
   if (!config["no-grpc"]) {
+    // Loaded only when served: grpc-js and proto-loader cost the CLI
+    // commands and `--no-grpc` brokers ~150 ms of start-up otherwise (measured).
+    const { GrpcFront } = await import("./grpc/mod.ts");
     grpc = new GrpcFront(broker, {
       hostname: config.host,
       port: config["grpc-port"],
