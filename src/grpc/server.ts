@@ -8,7 +8,6 @@
  */
 import {
   type handleBidiStreamingCall,
-  type Metadata,
   type sendUnaryData,
   Server,
   ServerCredentials,
@@ -19,7 +18,6 @@ import {
 import type { Broker } from "../broker/mod.ts";
 import {
   GRPC_KEEPALIVE_TIMEOUT_MS,
-  GRPC_PUBLISH_ACKS_PENDING_MAX,
   GRPC_RECEIVE_BYTES_MAX,
   GRPC_STREAMS_MAX,
   SHUTDOWN_FLUSH_MS,
@@ -29,6 +27,7 @@ import { CloseReason, type ServerStats } from "../server/mod.ts";
 import { authenticate, authorize, type Principal } from "./auth.ts";
 import { codeOf, type GrpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
+import { PublishStream } from "./publish_stream.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
 import { serverServiceDefinition } from "./proto.ts";
 import { GrpcSubscriber, type SettleRequest, type SubscriberHost } from "./subscriber.ts";
@@ -107,6 +106,8 @@ export class GrpcFront implements SubscriberHost {
   #port = 0;
   #nextId = CLIENT_ID_BASE;
   #stopping = false;
+  /** A topic the last publish found blocked (`--slow-consumer block`), until its caller takes it. */
+  #blocked: { unblocked(): Promise<void> } | undefined;
 
   constructor(broker: Broker, options: GrpcOptions) {
     this.broker = broker;
@@ -270,7 +271,6 @@ export class GrpcFront implements SubscriberHost {
       if (blocked !== undefined) this.#blocked = blocked;
     }
   }
-  #blocked: { unblocked(): Promise<void> } | undefined;
 
   #takeBlocked(): { unblocked(): Promise<void> } | undefined {
     const b = this.#blocked;
@@ -287,14 +287,7 @@ export class GrpcFront implements SubscriberHost {
     return { msg_id: String(msgId) };
   }
 
-  /**
-   * A stream of publish batches. Acks go out per batch, in order: at once
-   * when every publish of the batch was accepted synchronously (memory
-   * store), else after the earlier batches' acks, once their store writes
-   * settle. Reading pauses while the client is not taking acks (write
-   * back-pressure), while too many acks are owed, and while a topic is
-   * blocked by a stalled subscriber.
-   */
+  /** A stream of publish batches (publish_stream.ts), counted among the listener's streams. */
   #publishStream(call: ServerDuplexStream<unknown, unknown>): void {
     this.calls.PublishStream++;
     let p: Principal;
@@ -306,86 +299,17 @@ export class GrpcFront implements SubscriberHost {
       return;
     }
     this.publishStreams.add(call);
-    let chain: Promise<void> | undefined;
-    let owed = 0;
-    let ended = false;
-    let paused = 0;
-    const pause = () => {
-      if (paused++ === 0) call.pause();
-    };
-    const resume = () => {
-      if (--paused === 0 && !call.destroyed) call.resume();
-    };
-    const finish = () => {
-      if (ended && owed === 0 && chain === undefined && !call.destroyed) call.end();
-    };
-    const send = (acks: unknown[]) => {
-      if (!call.destroyed && !call.write({ acks })) {
-        pause();
-        call.once("drain", resume);
-      }
-    };
-    call.on("data", (batch: PublishView[]) => {
-      const n = batch.length;
-      this.broker.tick(); // once per batch: a tick is a batch of work
-      const acks: unknown[] = new Array(n);
-      const ids: (number | Promise<number> | undefined)[] = new Array(n);
-      let waits = false;
-      for (let i = 0; i < n; i++) {
-        try {
-          ids[i] = this.#publishOne(p, batch[i]);
-          if (typeof ids[i] !== "number") waits = true;
-        } catch (e) {
-          this.#fail("PublishStream", e);
-          const err = toGrpcError(e);
-          acks[i] = {
-            msg_id: "",
-            error: { code: codeOf(e) ?? "INTERNAL", message: err.details },
-          };
-        }
-      }
-      const blocked = this.#takeBlocked();
-      if (blocked !== undefined) {
-        pause();
-        blocked.unblocked().then(resume);
-      }
-      if (!waits && chain === undefined) {
-        for (let i = 0; i < n; i++) acks[i] ??= { msg_id: String(ids[i]) };
-        return send(acks);
-      }
-      owed += n;
-      if (owed > GRPC_PUBLISH_ACKS_PENDING_MAX) pause();
-      const mine: Promise<void> = (chain ?? Promise.resolve()).then(async () => {
-        for (let i = 0; i < n; i++) {
-          if (acks[i] !== undefined) continue;
-          try {
-            acks[i] = { msg_id: String(await ids[i]) };
-          } catch (e) {
-            acks[i] = { msg_id: "", error: { code: codeOf(e) ?? "INTERNAL", message: String(e) } };
-          }
-        }
-        const wasOver = owed > GRPC_PUBLISH_ACKS_PENDING_MAX;
-        owed -= n;
-        if (wasOver && owed <= GRPC_PUBLISH_ACKS_PENDING_MAX) resume();
-        send(acks);
-        if (chain === mine) chain = undefined;
-        finish();
-      });
-      chain = mine;
-    });
-    call.on("end", () => {
-      ended = true;
-      finish();
-    });
-    const gone = () => {
-      if (this.publishStreams.delete(call)) {
+    new PublishStream(call, {
+      tick: () => this.broker.tick(),
+      publishOne: (p, v) => this.#publishOne(p, v),
+      takeBlocked: () => this.#takeBlocked(),
+      refused: (e) => this.#fail("PublishStream", e),
+      ended: (call) => {
+        if (!this.publishStreams.delete(call)) return;
         const r = this.#stopping ? CloseReason.SERVER_SHUTDOWN : CloseReason.CLIENT_CLOSED;
         this.closedByReason[r] = (this.closedByReason[r] ?? 0) + 1;
-      }
-    };
-    call.on("close", gone);
-    call.on("cancelled", gone);
-    call.on("error", gone);
+      },
+    }, p);
   }
 
   #admitStream(): void {
@@ -574,6 +498,3 @@ function bindError(err: Error): Error {
 function shuttingDown(): GrpcError {
   return toGrpcError(new GrpcRefusal("SHUTTING_DOWN", "the server is stopping"));
 }
-
-/** Metadata type re-exported for the auth seam's callers. */
-export type { Metadata };

@@ -1,0 +1,141 @@
+/**
+ * One PublishStream call: batches in (decoded by publish_codec.ts), one
+ * `PublishAcks` out per batch, in order. Acks go at once when every publish
+ * of the batch was accepted synchronously (memory store), else after the
+ * earlier batches' acks, once their store writes settle. Reading pauses
+ * (HTTP/2 back-pressure reaches the client) while the client is not taking
+ * acks, while more than `GRPC_PUBLISH_ACKS_PENDING_MAX` acks are owed, and
+ * while a topic it published to is blocked by a stalled subscriber.
+ *
+ * @module
+ */
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import { GRPC_PUBLISH_ACKS_PENDING_MAX } from "../config/mod.ts";
+import type { Principal } from "./auth.ts";
+import { codeOf, toGrpcError } from "./errors.ts";
+import type { PublishView } from "./publish_codec.ts";
+
+/** What a publish stream needs from the front end. */
+export interface PublishStreamHost {
+  /** Reads the clock once for the batch. */
+  tick(): void;
+  /** One checked, authorized, counted publish (throws on refusal). */
+  publishOne(p: Principal, v: PublishView): number | Promise<number>;
+  /** The topic a publish since the last call found blocked, if any (and clears it). */
+  takeBlocked(): { unblocked(): Promise<void> } | undefined;
+  /** Counts a refused publish. */
+  refused(e: unknown): void;
+  /** Called once when the call has ended. */
+  ended(call: ServerDuplexStream<unknown, unknown>): void;
+}
+
+/** One ack of `PublishAcks`. */
+type Ack = { msg_id: string; error?: { code: string; message: string } };
+
+function refusal(e: unknown): Ack {
+  return { msg_id: "", error: { code: codeOf(e) ?? "INTERNAL", message: toGrpcError(e).details } };
+}
+
+/** Serves one PublishStream call. */
+export class PublishStream {
+  #call: ServerDuplexStream<unknown, unknown>;
+  #host: PublishStreamHost;
+  #p: Principal;
+  /** The acks of batches waiting for their store writes, in order; undefined when none wait. */
+  #chain: Promise<void> | undefined = undefined;
+  #owed = 0;
+  #overOwed = false;
+  #ended = false;
+  /** Reasons to stop reading (write back-pressure, owed acks, a blocked topic). */
+  #paused = 0;
+
+  constructor(call: ServerDuplexStream<unknown, unknown>, host: PublishStreamHost, p: Principal) {
+    this.#call = call;
+    this.#host = host;
+    this.#p = p;
+    call.on("data", (batch: PublishView[]) => this.#batch(batch));
+    call.on("end", () => {
+      this.#ended = true;
+      this.#finish();
+    });
+    const gone = () => host.ended(call);
+    call.on("close", gone);
+    call.on("cancelled", gone);
+    call.on("error", gone);
+  }
+
+  #batch(batch: PublishView[]): void {
+    const host = this.#host;
+    const n = batch.length;
+    host.tick(); // once per batch: a tick is a batch of work
+    const acks: (Ack | undefined)[] = new Array(n);
+    const ids: (number | Promise<number> | undefined)[] = new Array(n);
+    let waits = false;
+    for (let i = 0; i < n; i++) {
+      try {
+        ids[i] = host.publishOne(this.#p, batch[i]);
+        if (typeof ids[i] !== "number") waits = true;
+      } catch (e) {
+        host.refused(e);
+        acks[i] = refusal(e);
+      }
+    }
+    const blocked = host.takeBlocked();
+    if (blocked !== undefined) {
+      this.#pause();
+      blocked.unblocked().then(this.#resume);
+    }
+    if (!waits && this.#chain === undefined) {
+      for (let i = 0; i < n; i++) acks[i] ??= { msg_id: String(ids[i]) };
+      return this.#send(acks as Ack[]);
+    }
+    this.#owed += n;
+    if (!this.#overOwed && this.#owed > GRPC_PUBLISH_ACKS_PENDING_MAX) {
+      this.#overOwed = true;
+      this.#pause();
+    }
+    const mine: Promise<void> = (this.#chain ?? Promise.resolve()).then(async () => {
+      for (let i = 0; i < n; i++) {
+        if (acks[i] !== undefined) continue;
+        try {
+          acks[i] = { msg_id: String(await ids[i]) };
+        } catch (e) {
+          host.refused(e);
+          acks[i] = refusal(e);
+        }
+      }
+      this.#owed -= n;
+      if (this.#overOwed && this.#owed <= GRPC_PUBLISH_ACKS_PENDING_MAX) {
+        this.#overOwed = false;
+        this.#resume();
+      }
+      this.#send(acks as Ack[]);
+      if (this.#chain === mine) this.#chain = undefined;
+      this.#finish();
+    });
+    this.#chain = mine;
+  }
+
+  #send(acks: Ack[]): void {
+    const call = this.#call;
+    if (!call.destroyed && !call.write({ acks })) {
+      this.#pause();
+      call.once("drain", this.#resume);
+    }
+  }
+
+  #pause(): void {
+    if (this.#paused++ === 0) this.#call.pause();
+  }
+
+  #resume = (): void => {
+    if (--this.#paused === 0 && !this.#call.destroyed) this.#call.resume();
+  };
+
+  /** Ends the call with OK once the client half-closed and every ack is out. */
+  #finish(): void {
+    if (this.#ended && this.#owed === 0 && this.#chain === undefined && !this.#call.destroyed) {
+      this.#call.end();
+    }
+  }
+}
