@@ -118,6 +118,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       port: config["grpc-port"],
       payloadBytesMax: config["max-payload"],
       pingIntervalMs: config["ping-interval"],
+      auth: server.auth,
       serverStats: () => server.serverStats(),
       log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
     });

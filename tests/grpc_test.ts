@@ -384,7 +384,7 @@ Deno.test("grpc: /metrics has relayr_grpc_* and /api/stats a grpc part, from the
     await c.unary("Publish", { destination: "bad", body: encoder.encode("x") }).catch(() => {});
     const s = await subscribe(c, { destination: "queue:m" });
     await takeMessages(s.r, 1);
-    const text = await handler(new Request("http://x/metrics")).text();
+    const text = await (await handler(new Request("http://x/metrics"))).text();
     const families = parseExposition(text);
     assert.equal(value(families, "relayr_grpc_calls_total", { method: "Publish" }), 2);
     assert.equal(value(families, "relayr_grpc_calls_total", { method: "Subscribe" }), 1);
@@ -395,7 +395,7 @@ Deno.test("grpc: /metrics has relayr_grpc_* and /api/stats a grpc part, from the
     assert.equal(value(families, "relayr_grpc_messages_out_total"), 1);
     s.call.cancel();
     await waitFor(() => b.grpc!.stats().subscribe_streams === 0, 2000, "the stream to close");
-    const stats = await handler(new Request("http://x/api/stats")).json();
+    const stats = await (await handler(new Request("http://x/api/stats"))).json();
     assert.equal(stats.grpc.closed_by_reason.CLIENT_CLOSED, 1);
     assert.equal(stats.grpc.out_msgs, 1);
   });

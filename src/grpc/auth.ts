@@ -1,25 +1,30 @@
 /**
  * The gRPC front end's two auth questions, asked of every call in one place:
- * who is calling (`authenticate`, from the call's metadata) and may they use
- * this destination for this action (`authorize`). src/auth/ holds only the
- * users file's shape so far (no authenticator has landed): until it does,
- * every caller is anonymous and allowed, as on TCP. Wiring it in changes
- * these two functions only; docs/GRPC.md says which metadata they read.
+ * who is calling (`authenticate`, from the call's metadata, by the broker's
+ * `Authenticator`, the one TCP's CONNECT uses) and may they use this
+ * destination for this action (`authorize`, from the user's permission
+ * rules). With authentication off (no `--auth-token`, no users file) every
+ * call is anonymous and allowed, as on TCP.
  *
  * @module
  */
 import type { Metadata } from "@grpc/grpc-js";
+import type { Authenticator, Credentials, PermissionRules, UserPermissions } from "../auth/mod.ts";
+import { matches } from "../protocol/mod.ts";
+import { GrpcRefusal } from "./errors.ts";
 
 /** Who a call runs as. */
 export interface Principal {
-  /** The user name; undefined when anonymous. */
+  /** The user name (`$token` for the token's holder); undefined when authentication is off. */
   readonly user: string | undefined;
+  /** The user's permission rules; undefined: everything is allowed (auth off, or the token). */
+  readonly permissions: UserPermissions | undefined;
 }
 
 /** What a caller wants to do with a destination (the permission kinds of src/auth/). */
 export type Action = "publish" | "subscribe" | "consume" | "admin";
 
-const ANONYMOUS: Principal = { user: undefined };
+const ANONYMOUS: Principal = Object.freeze({ user: undefined, permissions: undefined });
 
 /** The credential a call presents: a bearer token, or a user and password. */
 export type Credential =
@@ -40,17 +45,55 @@ export function credentialOf(md: Metadata): Credential {
 }
 
 /**
- * Authenticates a call; throws `GrpcRefusal` (AUTH_REQUIRED, AUTH_FAILED)
- * when the server requires auth and the credential fails. No authenticator
- * exists yet, so every call is anonymous, credential or not.
+ * Authenticates a call: anonymous at once when authentication is off, else
+ * the Authenticator's verdict (failed logins slowed per address, as on TCP).
+ * Rejects with `GrpcRefusal` AUTH_REQUIRED (no credential) or AUTH_FAILED;
+ * the error never repeats the credential.
  */
-export function authenticate(md: Metadata): Principal {
-  credentialOf(md); // read (and so validated for shape) where the authenticator will check it
-  return ANONYMOUS;
+export function authenticate(
+  auth: Authenticator | undefined,
+  md: Metadata,
+  peer: string,
+): Principal | Promise<Principal> {
+  if (auth === undefined) return ANONYMOUS;
+  const c = credentialOf(md);
+  if (c.kind === "none") {
+    return Promise.reject(
+      new GrpcRefusal(
+        "AUTH_REQUIRED",
+        "authenticate with metadata authorization: Bearer <token>, or user and pass",
+      ),
+    );
+  }
+  const creds: Credentials = c.kind === "token"
+    ? { auth_token: c.token }
+    : { user: c.user, pass: c.pass };
+  return auth.authenticate(creds, { nonce: "", remoteAddr: peer }).then((p) => {
+    if (p === undefined) throw new GrpcRefusal("AUTH_FAILED", "authentication failed");
+    return { user: p.user, permissions: p.entry?.permissions };
+  });
 }
 
 /**
  * Whether `p` may do `action` on `dest`; throws `GrpcRefusal`
- * (PERMISSION_DENIED) when not. Allows everything until src/auth/ has rules.
+ * (PERMISSION_DENIED) when not. Rules as src/auth/types.ts states them: a
+ * deny pattern that matches wins, an allow list that is there must match,
+ * no rules allow. A subscription pattern is checked as written.
  */
-export function authorize(_p: Principal, _action: Action, _dest: string): void {}
+export function authorize(p: Principal, action: Action, dest: string): void {
+  const rules: PermissionRules | undefined = p.permissions?.[action];
+  if (rules === undefined) return;
+  const hit = (patterns: string[] | undefined) =>
+    patterns !== undefined && patterns.some((pat) => covers(pat, dest));
+  if (hit(rules.deny) || (rules.allow !== undefined && !hit(rules.allow))) {
+    throw new GrpcRefusal(
+      "PERMISSION_DENIED",
+      `user ${JSON.stringify(p.user)} may not ${action} ${dest}`,
+    );
+  }
+}
+
+/** Whether a permission pattern covers a destination (same kind, then the topic wildcard rules). */
+function covers(pattern: string, dest: string): boolean {
+  return pattern.slice(0, 6) === dest.slice(0, 6) && matches(pattern, dest);
+}

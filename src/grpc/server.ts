@@ -15,6 +15,7 @@ import {
   type ServerUnaryCall,
   setLogger,
 } from "@grpc/grpc-js";
+import type { Authenticator } from "../auth/mod.ts";
 import type { Broker } from "../broker/mod.ts";
 import {
   GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -48,6 +49,8 @@ export interface GrpcOptions {
   hostname: string;
   port: number;
   payloadBytesMax: number;
+  /** The broker's authenticator (the TCP server's); undefined: authentication is off. */
+  auth?: Authenticator;
   /**
    * HTTP/2 PING interval (`--ping-interval`): a client that answers none
    * within `GRPC_KEEPALIVE_TIMEOUT_MS` loses its connection, and its
@@ -227,16 +230,21 @@ export class GrpcFront implements SubscriberHost {
     method: GrpcMethod,
     handle: (p: Principal, req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
   ): Unary<Req, Res> {
-    return (call, cb) => {
-      this.calls[method]++;
+    const run = (p: Principal, call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
       let out: Res | Promise<Res>;
       try {
-        out = handle.call(this, authenticate(call.metadata), call.request, call);
+        out = handle.call(this, p, call.request, call);
       } catch (e) {
         return cb(this.#fail(method, e));
       }
       if (out instanceof Promise) out.then((r) => cb(null, r), (e) => cb(this.#fail(method, e)));
       else cb(null, out);
+    };
+    return (call, cb) => {
+      this.calls[method]++;
+      const p = authenticate(this.#options.auth, call.metadata, call.getPeer());
+      if (!(p instanceof Promise)) return run(p, call, cb);
+      p.then((p) => run(p, call, cb), (e) => cb(this.#fail(method, e)));
     };
   }
 
@@ -290,14 +298,41 @@ export class GrpcFront implements SubscriberHost {
   /** A stream of publish batches (publish_stream.ts), counted among the listener's streams. */
   #publishStream(call: ServerDuplexStream<unknown, unknown>): void {
     this.calls.PublishStream++;
-    let p: Principal;
-    try {
-      p = authenticate(call.metadata);
-      this.#admitStream();
-    } catch (e) {
-      call.emit("error", this.#fail("PublishStream", e));
-      return;
-    }
+    this.#authenticated(call, "PublishStream", (p) => this.#publishStreamAs(call, p));
+  }
+
+  /**
+   * Runs `start` with the stream's principal once authenticated; until then
+   * the stream is paused (its requests wait in grpc-js, bounded by HTTP/2
+   * flow control). A refusal ends the stream with its status.
+   */
+  #authenticated(
+    call: ServerDuplexStream<unknown, unknown>,
+    method: GrpcMethod,
+    start: (p: Principal) => void,
+  ): void {
+    const go = (p: Principal) => {
+      if (call.cancelled || call.destroyed) return;
+      try {
+        this.#admitStream();
+      } catch (e) {
+        call.emit("error", this.#fail(method, e));
+        return;
+      }
+      start(p);
+    };
+    const p = authenticate(this.#options.auth, call.metadata, call.getPeer());
+    if (!(p instanceof Promise)) return go(p);
+    call.pause();
+    p.then((p) => {
+      go(p);
+      call.resume();
+    }, (e) => {
+      if (!call.cancelled && !call.destroyed) call.emit("error", this.#fail(method, e));
+    });
+  }
+
+  #publishStreamAs(call: ServerDuplexStream<unknown, unknown>, p: Principal): void {
     this.publishStreams.add(call);
     new PublishStream(call, {
       tick: () => this.broker.tick(),
@@ -326,14 +361,10 @@ export class GrpcFront implements SubscriberHost {
    */
   #subscribe(call: ServerDuplexStream<unknown, unknown>): void {
     this.calls.Subscribe++;
-    let p: Principal;
-    try {
-      p = authenticate(call.metadata);
-      this.#admitStream();
-    } catch (e) {
-      call.emit("error", this.#fail("Subscribe", e));
-      return;
-    }
+    this.#authenticated(call, "Subscribe", (p) => this.#subscribeAs(call, p));
+  }
+
+  #subscribeAs(call: ServerDuplexStream<unknown, unknown>, p: Principal): void {
     const s = new GrpcSubscriber(
       this.#nextId++,
       call as ServerDuplexStream<unknown, Uint8Array>,
