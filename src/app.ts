@@ -164,7 +164,8 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         throw new ConfigError("authentication cannot be turned on or off by a reload; restart");
       }
       if (auth === undefined) return;
-      const { revoked, updated } = server.reloadAuth(a);
+      const { revoked, updated, review } = server.reloadAuth(a);
+      if (review !== undefined) grpc?.review(review);
       log.info("reloaded {users} users: {revoked} connections revoked, {updated} updated", {
         users: a.users?.byName.size ?? 0,
         revoked,

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { hashPassword } from "../src/auth/mod.ts";
 import { CHEAP, writeUsers } from "./auth/fixtures.ts";
 import { errorCode, GrpcClient, StreamReader, subscribe, takeMessages } from "./grpc_helpers.ts";
-import { startTestBroker } from "./helpers.ts";
+import { startTestBroker, testConfig } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "grpc-tok-5c1d9e";
@@ -83,6 +83,51 @@ Deno.test("grpc auth: a token or a user/password per call; none or a wrong one i
     await r2.done();
     assert.equal(r2.error?.code, grpc.status.PERMISSION_DENIED);
     assert.equal(b.grpc!.stats().errors.AUTH_FAILED, 2);
+  } finally {
+    c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("grpc auth: a reload that removes a user ends its open streams (AUTH_REVOKED); its subscription's messages go back", async () => {
+  const carol = { user: "carol", password: await hashPassword(PASS, CHEAP) };
+  const dave = { user: "dave", password: await hashPassword("dave-pw-9", CHEAP) };
+  const path = await writeUsers([carol, dave]);
+  const args = ["--grpc-port", "0", "--auth-token", TOKEN, "--users", path];
+  const b = await startTestBroker(args);
+  const c = new GrpcClient(b.grpc!.port);
+  try {
+    const asCarol = md({ user: "carol", pass: PASS });
+    const asDave = md({ user: "dave", pass: "dave-pw-9" });
+    await c.unary("Publish", { destination: "queue:r", body: encoder.encode("m") }, {
+      metadata: asDave,
+    });
+    const s = await subscribe(c, { destination: "queue:r" }, asCarol);
+    const [m] = await takeMessages(s.r, 1);
+    const ps = c.raw.PublishStream(asCarol);
+    const pr = new StreamReader(ps);
+    ps.write({ messages: [{ destination: "queue:r2", body: encoder.encode("y") }] });
+    await pr.next();
+    const daves = await subscribe(c, { destination: "queue:other" }, asDave);
+    await writeUsers([dave], path);
+    b.reload(testConfig(args));
+    await s.r.done();
+    assert.equal(s.r.error?.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(errorCode(s.r.error), "AUTH_REVOKED");
+    await pr.done();
+    assert.equal(errorCode(pr.error), "AUTH_REVOKED");
+    assert.equal(b.grpc!.stats().closed_by_reason.AUTH_REVOKED, 2);
+    // dave's stream goes on, and gets carol's unacked message again.
+    daves.call.cancel();
+    const again = await subscribe(c, { destination: "queue:r" }, asDave);
+    const [m2] = await takeMessages(again.r, 1);
+    assert.deepEqual([m2.msg_id, m2.delivery], [m.msg_id, 2]);
+    again.call.cancel();
+    const e = await c.unary("Publish", { destination: "queue:r", body: encoder.encode("z") }, {
+      metadata: asCarol,
+    }).then(() => undefined, (e) => e);
+    assert.equal(errorCode(e), "AUTH_FAILED");
   } finally {
     c.close();
     await b.stop();

@@ -9,7 +9,13 @@
  * @module
  */
 import type { Metadata } from "@grpc/grpc-js";
-import type { Authenticator, Credentials, PermissionRules, UserPermissions } from "../auth/mod.ts";
+import type {
+  Authenticator,
+  Credentials,
+  PermissionRules,
+  Principal as AuthPrincipal,
+  UserPermissions,
+} from "../auth/mod.ts";
 import { matches } from "../protocol/mod.ts";
 import { GrpcRefusal } from "./errors.ts";
 
@@ -19,12 +25,23 @@ export interface Principal {
   readonly user: string | undefined;
   /** The user's permission rules; undefined: everything is allowed (auth off, or the token). */
   readonly permissions: UserPermissions | undefined;
+  /** The Authenticator's principal (auth on), which a reload reviews. */
+  readonly of: AuthPrincipal | undefined;
 }
 
 /** What a caller wants to do with a destination (the permission kinds of src/auth/). */
 export type Action = "publish" | "subscribe" | "consume" | "admin";
 
-const ANONYMOUS: Principal = Object.freeze({ user: undefined, permissions: undefined });
+const ANONYMOUS: Principal = Object.freeze({
+  user: undefined,
+  permissions: undefined,
+  of: undefined,
+});
+
+/** Ours for the Authenticator's principal. */
+export function principalOf(p: AuthPrincipal): Principal {
+  return { user: p.user, permissions: p.entry?.permissions, of: p };
+}
 
 /** The credential a call presents: a bearer token, or a user and password. */
 export type Credential =
@@ -70,7 +87,7 @@ export function authenticate(
     : { user: c.user, pass: c.pass };
   return auth.authenticate(creds, { nonce: "", remoteAddr: peer }).then((p) => {
     if (p === undefined) throw new GrpcRefusal("AUTH_FAILED", "authentication failed");
-    return { user: p.user, permissions: p.entry?.permissions };
+    return principalOf(p);
   });
 }
 

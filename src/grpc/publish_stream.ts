@@ -12,7 +12,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { GRPC_PUBLISH_ACKS_PENDING_MAX } from "../config/mod.ts";
 import type { Principal } from "./auth.ts";
-import { codeOf, toGrpcError } from "./errors.ts";
+import { codeOf, type GrpcError, toGrpcError } from "./errors.ts";
 import type { PublishView } from "./publish_codec.ts";
 
 /** What a publish stream needs from the front end. */
@@ -40,7 +40,8 @@ function refusal(e: unknown): Ack {
 export class PublishStream {
   #call: ServerDuplexStream<unknown, unknown>;
   #host: PublishStreamHost;
-  #p: Principal;
+  /** Who opened it; a reload may give it new rules. */
+  principal: Principal;
   /** The acks of batches waiting for their store writes, in order; undefined when none wait. */
   #chain: Promise<void> | undefined = undefined;
   #owed = 0;
@@ -52,7 +53,7 @@ export class PublishStream {
   constructor(call: ServerDuplexStream<unknown, unknown>, host: PublishStreamHost, p: Principal) {
     this.#call = call;
     this.#host = host;
-    this.#p = p;
+    this.principal = p;
     call.on("data", (batch: PublishView[]) => this.#batch(batch));
     call.on("end", () => {
       this.#ended = true;
@@ -73,7 +74,7 @@ export class PublishStream {
     let waits = false;
     for (let i = 0; i < n; i++) {
       try {
-        ids[i] = host.publishOne(this.#p, batch[i]);
+        ids[i] = host.publishOne(this.principal, batch[i]);
         if (typeof ids[i] !== "number") waits = true;
       } catch (e) {
         host.refused(e);
@@ -114,6 +115,11 @@ export class PublishStream {
       this.#finish();
     });
     this.#chain = mine;
+  }
+
+  /** Ends the call with `err` (a revoked user, a stopping server). */
+  fail(err: GrpcError): void {
+    if (!this.#call.cancelled && !this.#call.destroyed) this.#call.emit("error", err);
   }
 
   #send(acks: Ack[]): void {

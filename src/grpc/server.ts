@@ -15,7 +15,7 @@ import {
   type ServerUnaryCall,
   setLogger,
 } from "@grpc/grpc-js";
-import type { Authenticator } from "../auth/mod.ts";
+import type { Authenticator, Review } from "../auth/mod.ts";
 import type { Broker } from "../broker/mod.ts";
 import {
   GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -25,8 +25,8 @@ import {
 } from "../config/mod.ts";
 import type { Timer } from "../runtime/mod.ts";
 import { CloseReason, type ServerStats } from "../server/mod.ts";
-import { authenticate, authorize, type Principal } from "./auth.ts";
-import { codeOf, type GrpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
+import { authenticate, authorize, type Principal, principalOf } from "./auth.ts";
+import { codeOf, type GrpcError, grpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
 import { PublishStream } from "./publish_stream.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
@@ -92,7 +92,7 @@ export class GrpcFront implements SubscriberHost {
   readonly subscribeStreams = new Set<GrpcSubscriber>();
   /** Opened subscriptions by sub_id (for Unsubscribe). */
   readonly subscribers = new Map<string, GrpcSubscriber>();
-  readonly publishStreams = new Set<ServerDuplexStream<unknown, unknown>>();
+  readonly publishStreams = new Map<ServerDuplexStream<unknown, unknown>, PublishStream>();
   readonly calls: Record<GrpcMethod, number> = Object.fromEntries(
     GRPC_METHODS.map((m) => [m, 0]),
   ) as Record<GrpcMethod, number>;
@@ -170,7 +170,7 @@ export class GrpcFront implements SubscriberHost {
     for (const s of [...this.subscribeStreams]) {
       s.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping", "SHUTTING_DOWN");
     }
-    for (const call of this.publishStreams) call.emit("error", shuttingDown());
+    for (const ps of this.publishStreams.values()) ps.fail(shuttingDown());
     this.#inbox.close(new GrpcRefusal("SHUTTING_DOWN", "the server is stopping"));
     let timer: Timer | undefined;
     await Promise.race([
@@ -202,6 +202,34 @@ export class GrpcFront implements SubscriberHost {
       out_msgs: msgsOut,
       out_bytes: bytesOut,
     };
+  }
+
+  /**
+   * A reload's verdict on the open streams, as on TCP connections: a revoked
+   * user's streams end (UNAUTHENTICATED, AUTH_REVOKED; a subscription's
+   * unacked messages go back), an updated one's take the new rules.
+   */
+  review(review: Review): void {
+    const verdict = (p: Principal): Principal | null | undefined => {
+      if (p.of === undefined) return undefined;
+      const next = review(p.of);
+      return next === null ? null : next === p.of ? undefined : principalOf(next);
+    };
+    const why = (p: Principal) =>
+      `user ${JSON.stringify(p.user)} was removed or its credential changed`;
+    for (const s of [...this.subscribeStreams]) {
+      const v = verdict(s.principal);
+      if (v === null) s.close(CloseReason.AUTH_REVOKED, why(s.principal), "AUTH_REVOKED");
+      else if (v !== undefined) s.principal = v;
+    }
+    for (const [call, ps] of [...this.publishStreams]) {
+      const v = verdict(ps.principal);
+      if (v === null) {
+        this.publishStreams.delete(call);
+        this.closedByReason.AUTH_REVOKED = (this.closedByReason.AUTH_REVOKED ?? 0) + 1;
+        ps.fail(grpcError("AUTH_REVOKED", why(ps.principal)));
+      } else if (v !== undefined) ps.principal = v;
+    }
   }
 
   // --- SubscriberHost ---
@@ -333,8 +361,7 @@ export class GrpcFront implements SubscriberHost {
   }
 
   #publishStreamAs(call: ServerDuplexStream<unknown, unknown>, p: Principal): void {
-    this.publishStreams.add(call);
-    new PublishStream(call, {
+    const ps = new PublishStream(call, {
       tick: () => this.broker.tick(),
       publishOne: (p, v) => this.#publishOne(p, v),
       takeBlocked: () => this.#takeBlocked(),
@@ -345,6 +372,7 @@ export class GrpcFront implements SubscriberHost {
         this.closedByReason[r] = (this.closedByReason[r] ?? 0) + 1;
       },
     }, p);
+    this.publishStreams.set(call, ps);
   }
 
   #admitStream(): void {

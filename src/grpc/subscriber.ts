@@ -49,7 +49,8 @@ const HEAD_PREFIX = 4;
 export class GrpcSubscriber implements Client {
   readonly id: number;
   readonly inflight: InFlight = new InFlight();
-  readonly principal: Principal;
+  /** Who opened it; a reload may give it new rules. */
+  principal: Principal;
   readonly peer: string;
   readonly openedAt: number;
   sub: Subscription | undefined = undefined;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AuthConfig, Authenticator } from "../auth/mod.ts";
+import type { AuthConfig, Authenticator, Review } from "../auth/mod.ts";
 import { type AuthzCounters, UserConnections } from "../auth/mod.ts";
 import { type Broker, type Page, page } from "../broker/mod.ts";
 import {
@@ -227,7 +227,7 @@ export class Server implements ConnectionHost {
    * closed with `ERR AUTH_REVOKED`; one whose entry changed gets the new
    * entry at once. Returns how many of each.
    */
-  reloadAuth(config: AuthConfig): { revoked: number; updated: number } {
+  reloadAuth(config: AuthConfig): { revoked: number; updated: number; review?: Review } {
     const auth = this.auth;
     if (auth === undefined) return { revoked: 0, updated: 0 };
     const review = auth.reload(config);
@@ -248,7 +248,7 @@ export class Server implements ConnectionHost {
       }
     }
     auth.revoked += revoked;
-    return { revoked, updated };
+    return { revoked, updated, review }; // the other front ends (gRPC) review theirs with it
   }
 
   /**
