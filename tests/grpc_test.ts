@@ -221,6 +221,13 @@ Deno.test("grpc: errors map to status codes with the broker's code in the traile
     const res = await s.r.next();
     assert.equal(res.error?.code, "UNKNOWN_MSG_ID");
     assert.match(res.error!.message, /msg_id:12345 /);
+    // A malformed settle, and a forget on a subscription that is not durable: told, the stream goes on.
+    s.call.write({ settle: { ack: ["not-an-id"], nack: [] } });
+    assert.equal((await s.r.next()).error?.code, "BAD_ARGUMENT");
+    s.call.write({ unsubscribe: { forget: true } });
+    assert.equal((await s.r.next()).error?.code, "BAD_ARGUMENT");
+    s.call.write({ settle: { ack: [m.msg_id], nack: [] } }); // already acked above: unknown now
+    assert.equal((await s.r.next()).error?.code, "UNKNOWN_MSG_ID");
     s.call.cancel();
   });
 });

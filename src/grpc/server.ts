@@ -168,7 +168,7 @@ export class GrpcFront implements SubscriberHost {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const s of [...this.subscribeStreams]) {
-      s.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping", "SHUTTING_DOWN");
+      s.close(CloseReason.SERVER_SHUTDOWN, "the server is stopping", shuttingDown());
     }
     for (const ps of this.publishStreams.values()) ps.fail(shuttingDown());
     this.#inbox.close(new GrpcRefusal("SHUTTING_DOWN", "the server is stopping"));
@@ -219,8 +219,13 @@ export class GrpcFront implements SubscriberHost {
       `user ${JSON.stringify(p.user)} was removed or its credential changed`;
     for (const s of [...this.subscribeStreams]) {
       const v = verdict(s.principal);
-      if (v === null) s.close(CloseReason.AUTH_REVOKED, why(s.principal), "AUTH_REVOKED");
-      else if (v !== undefined) s.principal = v;
+      if (v === null) {
+        s.close(
+          CloseReason.AUTH_REVOKED,
+          why(s.principal),
+          grpcError("AUTH_REVOKED", why(s.principal)),
+        );
+      } else if (v !== undefined) s.principal = v;
     }
     for (const [call, ps] of [...this.publishStreams]) {
       const v = verdict(ps.principal);
@@ -403,13 +408,15 @@ export class GrpcFront implements SubscriberHost {
     call.on("data", (req: SubscribeRequestObject) => {
       if (s.isClosed) return;
       try {
-        this.#onSubscribeRequest(s, p, req);
+        this.#onSubscribeRequest(s, s.principal, req);
       } catch (e) {
+        // Refused at open: the stream ends with the status. Refused later (a
+        // bad settle, a forget on a subscription that is not durable): told in
+        // the stream, which goes on, as an ERR on TCP. A bug ends it.
         const err = this.#fail("Subscribe", e);
-        if (s.sub === undefined) {
-          call.emit("error", err);
-          s.close(CloseReason.CLIENT_CLOSED, err.details);
-        } else s.close(CloseReason.CLIENT_CLOSED, err.details, codeOf(e) ?? "BAD_ARGUMENT");
+        const code = codeOf(e);
+        if (s.sub !== undefined && code !== undefined) s.refused(code, err.details);
+        else s.close(CloseReason.CLIENT_CLOSED, err.details, err);
       }
     });
     call.on("end", () => s.close(CloseReason.CLIENT_CLOSED, "the client half-closed"));

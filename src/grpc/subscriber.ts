@@ -25,7 +25,7 @@ import { CloseReason } from "../server/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import type { Principal } from "./auth.ts";
 import { DeliveryBatch, errorResponse, openedResponse } from "./codec.ts";
-import { grpcError, type GrpcErrorCode } from "./errors.ts";
+import { type GrpcError, grpcError, type GrpcErrorCode } from "./errors.ts";
 
 /** What a subscriber needs from the front end. */
 export interface SubscriberHost {
@@ -133,7 +133,9 @@ export class GrpcSubscriber implements Client {
   }
 
   slowConsumer(detail: string): void {
-    queueMicrotask(() => this.close(CloseReason.SLOW_CONSUMER, detail, "SLOW_CONSUMER"));
+    queueMicrotask(() =>
+      this.close(CloseReason.SLOW_CONSUMER, detail, grpcError("SLOW_CONSUMER", detail))
+    );
   }
 
   /** Acks of `ack: none` deliveries are ignored on gRPC (see `settle`), so nothing is remembered. */
@@ -216,22 +218,27 @@ export class GrpcSubscriber implements Client {
     }
   }
 
+  /** A refused request of an open stream, told in it (an `error` response); the stream goes on. */
+  refused(code: GrpcErrorCode, message: string): void {
+    if (!this.#closed) this.#call.write(errorResponse(code, message));
+  }
+
   /**
    * The one close path: ends the subscription (unacked messages go back;
    * `forget` deletes a durable), then ends the stream with OK or with the
-   * error of `code`. A cancelled call has nobody to answer.
+   * status `err`. A cancelled call has nobody to answer.
    */
-  close(reason: CloseReason, detail: string, code?: GrpcErrorCode, forget = false): void {
+  close(reason: CloseReason, detail: string, err?: GrpcError, forget = false): void {
     if (this.#closed) return;
     this.#closed = true;
     this.sub?.close(forget);
     this.#host.closed(this, reason, detail);
     const call = this.#call;
     if (call.cancelled || call.destroyed) return;
-    if (code === undefined) {
+    if (err === undefined) {
       this.#flushLast();
       call.end();
-    } else call.emit("error", grpcError(code, detail));
+    } else call.emit("error", err);
   }
 
   /** On a clean end, what was already encoded still goes out before the status (bounded, see `#held`). */
