@@ -119,6 +119,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       payloadBytesMax: config["max-payload"],
       pingIntervalMs: config["ping-interval"],
       auth: server.auth,
+      authz: server.authz,
       serverStats: () => server.serverStats(),
       log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
     });

@@ -134,3 +134,41 @@ Deno.test("grpc auth: a reload that removes a user ends its open streams (AUTH_R
     await Deno.remove(path);
   }
 });
+
+Deno.test("grpc auth: a wildcard subscription gets only the topics its user may read", async () => {
+  const path = await writeUsers([{
+    user: "carol",
+    password: await hashPassword(PASS, CHEAP),
+    permissions: { subscribe: { allow: ["topic:events.public.>"] } },
+  }]);
+  const b = await startTestBroker(["--grpc-port", "0", "--auth-token", TOKEN, "--users", path]);
+  const c = new GrpcClient(b.grpc!.port);
+  try {
+    const s = await subscribe(
+      c,
+      { destination: "topic:events.>" },
+      md({ user: "carol", pass: PASS }),
+    );
+    const asToken = md({ authorization: `Bearer ${TOKEN}` });
+    for (const t of ["topic:events.secret", "topic:events.public.a", "topic:events.secret.b"]) {
+      await c.unary("Publish", { destination: t, body: encoder.encode(t) }, { metadata: asToken });
+    }
+    await c.unary(
+      "Publish",
+      { destination: "topic:events.public.z", body: encoder.encode("end") },
+      {
+        metadata: asToken,
+      },
+    );
+    const got = await takeMessages(s.r, 2);
+    assert.deepEqual(got.map((m) => m.destination), [
+      "topic:events.public.a",
+      "topic:events.public.z",
+    ]);
+    s.call.cancel();
+  } finally {
+    c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});

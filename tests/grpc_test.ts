@@ -452,3 +452,28 @@ Deno.test("grpc: PublishStream under --fsync always acks in order once stored", 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("grpc: a Subscribe filter selects by headers; a bad one is INVALID_ARGUMENT / BAD_FILTER", async () => {
+  await withBroker([], async (_b, c) => {
+    const s = await subscribe(c, {
+      destination: "topic:logs.>",
+      filter: "level IN ('error', 'fatal')",
+    });
+    for (const level of ["info", "error", "debug", "fatal"]) {
+      await c.unary("Publish", {
+        destination: "topic:logs.app",
+        body: encoder.encode(level),
+        headers: { level },
+      });
+    }
+    const got = await takeMessages(s.r, 2);
+    assert.deepEqual(got.map((m) => decoder.decode(m.body)), ["error", "fatal"]);
+    s.call.cancel();
+    const call = c.raw.Subscribe();
+    const r = new StreamReader(call);
+    call.write({ open: { destination: "topic:logs.>", filter: "level =" } });
+    await r.done();
+    assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(errorCode(r.error), "BAD_FILTER");
+  });
+});

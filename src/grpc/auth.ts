@@ -9,22 +9,22 @@
  * @module
  */
 import type { Metadata } from "@grpc/grpc-js";
-import type {
-  Authenticator,
-  Credentials,
-  PermissionRules,
-  Principal as AuthPrincipal,
-  UserPermissions,
+import {
+  Action as AuthAction,
+  type Authenticator,
+  type Credentials,
+  type Permissions,
+  permissionsOf,
+  type Principal as AuthPrincipal,
 } from "../auth/mod.ts";
-import { matches } from "../protocol/mod.ts";
 import { GrpcRefusal } from "./errors.ts";
 
 /** Who a call runs as. */
 export interface Principal {
   /** The user name (`$token` for the token's holder); undefined when authentication is off. */
   readonly user: string | undefined;
-  /** The user's permission rules; undefined: everything is allowed (auth off, or the token). */
-  readonly permissions: UserPermissions | undefined;
+  /** The user's compiled permissions (src/auth/); undefined: everything is allowed (auth off, or the token). */
+  readonly perms: Permissions | undefined;
   /** The Authenticator's principal (auth on), which a reload reviews. */
   readonly of: AuthPrincipal | undefined;
 }
@@ -32,17 +32,19 @@ export interface Principal {
 /** What a caller wants to do with a destination (the permission kinds of src/auth/). */
 export type Action = "publish" | "subscribe" | "consume" | "admin";
 
-const ANONYMOUS: Principal = Object.freeze({
-  user: undefined,
-  permissions: undefined,
-  of: undefined,
-});
+const ACTIONS: Record<Action, AuthAction> = {
+  publish: AuthAction.PUBLISH,
+  subscribe: AuthAction.SUBSCRIBE,
+  consume: AuthAction.CONSUME,
+  admin: AuthAction.ADMIN,
+};
+
+const ANONYMOUS: Principal = Object.freeze({ user: undefined, perms: undefined, of: undefined });
 
 /** Ours for the Authenticator's principal. */
 export function principalOf(p: AuthPrincipal): Principal {
-  return { user: p.user, permissions: p.entry?.permissions, of: p };
+  return { user: p.user, perms: p.entry === undefined ? undefined : permissionsOf(p.entry), of: p };
 }
-
 /** The credential a call presents: a bearer token, or a user and password. */
 export type Credential =
   | { kind: "none" }
@@ -93,24 +95,22 @@ export function authenticate(
 
 /**
  * Whether `p` may do `action` on `dest`; throws `GrpcRefusal`
- * (PERMISSION_DENIED) when not. Rules as src/auth/types.ts states them: a
- * deny pattern that matches wins, an allow list that is there must match,
- * no rules allow. A subscription pattern is checked as written.
+ * (PERMISSION_DENIED) when not. The decision is src/auth/'s `Permissions`,
+ * the one a TCP connection asks: a deny wins, an allow list must match, no
+ * rules allow; a topic pattern to subscribe to is allowed when it could
+ * match an allowed topic, and each topic it binds to is then asked again
+ * (`mayRead`).
  */
 export function authorize(p: Principal, action: Action, dest: string): void {
-  const rules: PermissionRules | undefined = p.permissions?.[action];
-  if (rules === undefined) return;
-  const hit = (patterns: string[] | undefined) =>
-    patterns !== undefined && patterns.some((pat) => covers(pat, dest));
-  if (hit(rules.deny) || (rules.allow !== undefined && !hit(rules.allow))) {
+  const perms = p.perms;
+  if (perms === undefined) return;
+  const ok = action === "subscribe" || action === "consume"
+    ? perms.maySubscribe(dest)
+    : perms.may(ACTIONS[action], dest);
+  if (!ok) {
     throw new GrpcRefusal(
       "PERMISSION_DENIED",
       `user ${JSON.stringify(p.user)} may not ${action} ${dest}`,
     );
   }
-}
-
-/** Whether a permission pattern covers a destination (same kind, then the topic wildcard rules). */
-function covers(pattern: string, dest: string): boolean {
-  return pattern.slice(0, 6) === dest.slice(0, 6) && matches(pattern, dest);
 }

@@ -15,7 +15,7 @@ import {
   type ServerUnaryCall,
   setLogger,
 } from "@grpc/grpc-js";
-import type { Authenticator, Review } from "../auth/mod.ts";
+import type { Authenticator, AuthzCounters, Review } from "../auth/mod.ts";
 import type { Broker } from "../broker/mod.ts";
 import {
   GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -51,6 +51,8 @@ export interface GrpcOptions {
   payloadBytesMax: number;
   /** The broker's authenticator (the TCP server's); undefined: authentication is off. */
   auth?: Authenticator;
+  /** The server's authorization counters (`relayr_permission_denied_total` counts gRPC refusals too). */
+  authz?: AuthzCounters;
   /**
    * HTTP/2 PING interval (`--ping-interval`): a client that answers none
    * within `GRPC_KEEPALIVE_TIMEOUT_MS` loses its connection, and its
@@ -225,7 +227,7 @@ export class GrpcFront implements SubscriberHost {
           why(s.principal),
           grpcError("AUTH_REVOKED", why(s.principal)),
         );
-      } else if (v !== undefined) s.principal = v;
+      } else if (v !== undefined) this.#rules(s, v);
     }
     for (const [call, ps] of [...this.publishStreams]) {
       const v = verdict(ps.principal);
@@ -235,6 +237,22 @@ export class GrpcFront implements SubscriberHost {
         ps.fail(grpcError("AUTH_REVOKED", why(ps.principal)));
       } else if (v !== undefined) ps.principal = v;
     }
+  }
+
+  /**
+   * New rules for an open Subscribe stream, as a TCP connection takes them:
+   * a subscription they no longer allow ends (PERMISSION_DENIED), a
+   * wildcard one re-decides its topics.
+   */
+  #rules(s: GrpcSubscriber, p: Principal): void {
+    s.principal = p;
+    const sub = s.sub;
+    if (sub === undefined) return;
+    if (p.perms === undefined || p.perms.maySubscribe(sub.destination)) {
+      return sub.permissionsChanged();
+    }
+    const why = `user ${JSON.stringify(p.user)} may no longer read ${sub.destination}`;
+    s.close(CloseReason.CLIENT_CLOSED, why, grpcError("PERMISSION_DENIED", why));
   }
 
   // --- SubscriberHost ---
@@ -285,6 +303,9 @@ export class GrpcFront implements SubscriberHost {
   #fail(method: GrpcMethod, e: unknown): GrpcError {
     const code = codeOf(e) ?? "INTERNAL";
     this.errors[code] = (this.errors[code] ?? 0) + 1;
+    if (code === "PERMISSION_DENIED" && this.#options.authz) {
+      this.#options.authz.permission_denied++;
+    }
     if (code === "INTERNAL") {
       this.#options.log?.("error", "gRPC {method} failed: {err}", {
         method,

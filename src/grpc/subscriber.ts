@@ -23,6 +23,7 @@ import {
 import { GRPC_BATCH_BYTES_MAX, PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/mod.ts";
 import { CloseReason } from "../server/mod.ts";
 import type { Message } from "../storage/mod.ts";
+import { Action } from "../auth/mod.ts";
 import type { Principal } from "./auth.ts";
 import { DeliveryBatch, errorResponse, openedResponse } from "./codec.ts";
 import { type GrpcError, grpcError, type GrpcErrorCode } from "./errors.ts";
@@ -136,6 +137,16 @@ export class GrpcSubscriber implements Client {
     queueMicrotask(() =>
       this.close(CloseReason.SLOW_CONSUMER, detail, grpcError("SLOW_CONSUMER", detail))
     );
+  }
+
+  /** Asked once per topic a wildcard subscription binds to (the user's subscribe rules). */
+  mayRead(topic: string): boolean {
+    return this.principal.perms?.may(Action.SUBSCRIBE, topic) ?? true;
+  }
+
+  /** The user's `pending_bytes` limit, if any, also bounds the lag of its topic subscription. */
+  get lagBytesMax(): number | undefined {
+    return this.principal.of?.entry?.limits?.pending_bytes;
   }
 
   /** Acks of `ack: none` deliveries are ignored on gRPC (see `settle`), so nothing is remembered. */

@@ -28,6 +28,7 @@ import {
   type StartPosition,
   type SubOptions,
 } from "../protocol/mod.ts";
+import { compileFilter, FilterError } from "../filter/mod.ts";
 import { GrpcRefusal } from "./errors.ts";
 import type { PublishView } from "./publish_codec.ts";
 
@@ -123,7 +124,6 @@ export interface SubscribeOpen {
 /** A SubscribeOpen as the broker's subscribe options (the sid is the front end's). */
 export function toSubscribe(o: SubscribeOpen, sid: string): { dest: string; options: SubOptions } {
   const dest = destination(o.destination, true);
-  if (o.filter !== "") throw bad("filter is not supported yet: leave it empty");
   const options: SubOptions = {
     sid,
     ack: o.ack === "ACK_MODE_EXPLICIT"
@@ -144,6 +144,14 @@ export function toSubscribe(o: SubscribeOpen, sid: string): { dest: string; opti
   }
   const start = startOf(o.start);
   if (start !== undefined) options.start = start;
+  if (o.filter !== "") {
+    try {
+      options.filter = { source: o.filter, match: compileFilter(o.filter) };
+    } catch (e) {
+      if (e instanceof FilterError) throw new GrpcRefusal("BAD_FILTER", e.message);
+      throw e;
+    }
+  }
   return { dest, options };
 }
 
