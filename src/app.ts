@@ -48,6 +48,15 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   const log = logger("server");
   // Read and checked before anything binds: a bad file is one line, exit 2.
   config.tls ??= readTls(config, tlsSources(runtime));
+  if (!config["no-grpc"] && config.tls !== undefined && runtime.name === "deno") {
+    // Measured: under Deno 2.9.6, grpc-js's secure server answers a TLS
+    // client in plaintext when no --tls-ca is given. Refusing beats a gRPC
+    // port that looks encrypted and is not.
+    throw new ConfigError(
+      "gRPC over TLS needs the Bun runtime (Deno's node:http2 serves it in plaintext): " +
+        "run the Bun binary, or add --no-grpc",
+    );
+  }
   const clock = systemClock; // one clock for the store, the broker and the server
   const authConfig = authConfigFrom(config, (p) => runtime.readTextFile(p));
   const auth = authConfig.token === undefined && authConfig.users === undefined
@@ -120,6 +129,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       pingIntervalMs: config["ping-interval"],
       auth: server.auth,
       authz: server.authz,
+      tls: config.tls,
       serverStats: () => server.serverStats(),
       log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
     });

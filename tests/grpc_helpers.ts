@@ -12,9 +12,14 @@ export class GrpcClient {
   // deno-lint-ignore no-explicit-any
   readonly raw: any;
 
-  constructor(port: number, options: grpc.ClientOptions = {}) {
+  constructor(
+    port: number,
+    options: grpc.ClientOptions = {},
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {
     const Ctor = grpc.makeClientConstructor(brokerServiceDefinition(), "relayr.v1.Broker");
-    this.raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options);
+    // "localhost": the name the test certificates carry (the address is 127.0.0.1 either way).
+    this.raw = new Ctor(`localhost:${port}`, credentials, options);
   }
 
   /** A unary call as a promise; rejects with the grpc ServiceError. */

@@ -45,6 +45,18 @@ const ANONYMOUS: Principal = Object.freeze({ user: undefined, perms: undefined, 
 export function principalOf(p: AuthPrincipal): Principal {
   return { user: p.user, perms: p.entry === undefined ? undefined : permissionsOf(p.entry), of: p };
 }
+/**
+ * The subject of a call's verified client certificate (mTLS), as the TCP
+ * listeners spell it (`CN=svc,O=Acme`); undefined without one.
+ */
+export function certSubjectOf(
+  authContext: { sslPeerCertificate?: { subject?: object } },
+): string | undefined {
+  const subject = authContext.sslPeerCertificate?.subject;
+  if (subject === undefined || Object.keys(subject).length === 0) return undefined;
+  return Object.entries(subject).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
 /** The credential a call presents: a bearer token, or a user and password. */
 export type Credential =
   | { kind: "none" }
@@ -73,10 +85,11 @@ export function authenticate(
   auth: Authenticator | undefined,
   md: Metadata,
   peer: string,
+  certSubject: string | undefined,
 ): Principal | Promise<Principal> {
   if (auth === undefined) return ANONYMOUS;
   const c = credentialOf(md);
-  if (c.kind === "none") {
+  if (c.kind === "none" && certSubject === undefined) {
     return Promise.reject(
       new GrpcRefusal(
         "AUTH_REQUIRED",
@@ -84,10 +97,14 @@ export function authenticate(
       ),
     );
   }
+  // No metadata credential over mTLS: the client certificate's subject (a `cert_subject` user).
   const creds: Credentials = c.kind === "token"
     ? { auth_token: c.token }
-    : { user: c.user, pass: c.pass };
-  return auth.authenticate(creds, { nonce: "", remoteAddr: peer }).then((p) => {
+    : c.kind === "password"
+    ? { user: c.user, pass: c.pass }
+    : {};
+  const ctx = { nonce: "", remoteAddr: peer, peerCertSubject: certSubject };
+  return auth.authenticate(creds, ctx).then((p) => {
     if (p === undefined) throw new GrpcRefusal("AUTH_FAILED", "authentication failed");
     return principalOf(p);
   });

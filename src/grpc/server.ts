@@ -23,9 +23,9 @@ import {
   GRPC_STREAMS_MAX,
   SHUTDOWN_FLUSH_MS,
 } from "../config/mod.ts";
-import type { Timer } from "../runtime/mod.ts";
+import { bufferView, type Timer, type TlsFiles } from "../runtime/mod.ts";
 import { CloseReason, type ServerStats } from "../server/mod.ts";
-import { authenticate, authorize, type Principal, principalOf } from "./auth.ts";
+import { authenticate, authorize, certSubjectOf, type Principal, principalOf } from "./auth.ts";
 import { codeOf, type GrpcError, grpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
 import { PublishStream } from "./publish_stream.ts";
@@ -51,6 +51,8 @@ export interface GrpcOptions {
   payloadBytesMax: number;
   /** The broker's authenticator (the TCP server's); undefined: authentication is off. */
   auth?: Authenticator;
+  /** The TCP port's certificate (`--tls-cert`, `--tls-key`, `--tls-ca`): the gRPC port serves it too. */
+  tls?: TlsFiles;
   /** The server's authorization counters (`relayr_permission_denied_total` counts gRPC refusals too). */
   authz?: AuthzCounters;
   /**
@@ -154,7 +156,7 @@ export class GrpcFront implements SubscriberHost {
     this.#port = await new Promise<number>((resolve, reject) => {
       this.#server.bindAsync(
         `${hostname}:${port}`,
-        ServerCredentials.createInsecure(),
+        credentials(this.#options.tls),
         (err, bound) => err === null ? resolve(bound) : reject(bindError(err)),
       );
     });
@@ -293,10 +295,20 @@ export class GrpcFront implements SubscriberHost {
     };
     return (call, cb) => {
       this.calls[method]++;
-      const p = authenticate(this.#options.auth, call.metadata, call.getPeer());
+      const p = authenticate(
+        this.#options.auth,
+        call.metadata,
+        call.getPeer(),
+        this.#certSubject(call),
+      );
       if (!(p instanceof Promise)) return run(p, call, cb);
       p.then((p) => run(p, call, cb), (e) => cb(this.#fail(method, e)));
     };
+  }
+
+  /** The verified client certificate's subject of a call (mTLS only). */
+  #certSubject(call: { getAuthContext(): object }): string | undefined {
+    return this.#options.tls?.ca === undefined ? undefined : certSubjectOf(call.getAuthContext());
   }
 
   /** Counts and logs a failed call; its status for grpc-js. */
@@ -375,7 +387,12 @@ export class GrpcFront implements SubscriberHost {
       }
       start(p);
     };
-    const p = authenticate(this.#options.auth, call.metadata, call.getPeer());
+    const p = authenticate(
+      this.#options.auth,
+      call.metadata,
+      call.getPeer(),
+      this.#certSubject(call),
+    );
     if (!(p instanceof Promise)) return go(p);
     call.pause();
     p.then((p) => {
@@ -571,6 +588,23 @@ interface SubscribeRequestObject {
   settle?: SettleRequest;
   unsubscribe?: { forget: boolean };
 }
+
+/**
+ * The listener's credentials: with `--tls-cert` the same certificate as the
+ * TCP port (and with `--tls-ca` a client certificate required, mTLS);
+ * plaintext h2c otherwise.
+ */
+function credentials(tls: TlsFiles | undefined): ServerCredentials {
+  if (tls === undefined) return ServerCredentials.createInsecure();
+  const pem = (text: string) => bufferView(encoder.encode(text)) as Buffer;
+  return ServerCredentials.createSsl(
+    tls.ca === undefined ? null : pem(tls.ca),
+    [{ private_key: pem(tls.key), cert_chain: pem(tls.cert) }],
+    tls.ca !== undefined,
+  );
+}
+
+const encoder = new TextEncoder();
 
 /**
  * grpc-js reports a failed bind as one message ("No address added out of
