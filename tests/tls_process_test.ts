@@ -71,6 +71,7 @@ Deno.test("tls process: bad TLS files, a taken port: one line naming the flag, e
           "0",
           "--memory",
           "--no-http",
+          "--no-grpc",
           ...flags,
         ]);
         const what = `${exe} ${flags.join(" ")}`;
