@@ -42,6 +42,8 @@ export function statusOf(code: GrpcErrorCode): status {
     case "DUPLICATE_SUB_ID":
     case "DURABLE_IN_USE":
       return status.ALREADY_EXISTS;
+    case "DECLARE_CONFLICT":
+      return status.FAILED_PRECONDITION;
     case "QUEUE_FULL":
     case "LIMIT":
     case "SLOW_CONSUMER":

@@ -106,7 +106,17 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
     buf,
     off,
     len,
-    options: plain ? undefined : { priority, ttlMs, correlationId, replyTo, contentType, hdrBytes },
+    options: plain ? undefined : {
+      priority,
+      ttlMs,
+      correlationId,
+      replyTo,
+      contentType,
+      hdrBytes,
+      delayMs: 0,
+      deliverAt: 0,
+      dedupId: undefined,
+    },
   };
 }
 
