@@ -113,6 +113,9 @@ Deno.test("grpc codec: PublishBatch views match what the generated encoder wrote
       correlation_id: size === 1 ? "c" : "",
       reply_to: size === 1 ? "queue:r" : "",
       content_type: size === 127 ? "application/json" : "",
+      delay_ms: size === 128 ? 5000 : 0,
+      deliver_at_ms: size === 127 ? 2 ** 42 : 0,
+      dedup_id: size === 1 ? "d-1" : "",
     });
   }
   const views = decodePublishBatch(encodeBatch({ messages }));
@@ -128,8 +131,26 @@ Deno.test("grpc codec: PublishBatch views match what the generated encoder wrote
     );
     assert.deepEqual(Object.fromEntries(v.headers ?? []), m.headers);
     assert.deepEqual(
-      [v.priority, v.ttlMs, v.correlationId, v.replyTo, v.contentType],
-      [m.priority, m.ttl_ms, m.correlation_id, m.reply_to, m.content_type],
+      [
+        v.priority,
+        v.ttlMs,
+        v.correlationId,
+        v.replyTo,
+        v.contentType,
+        v.delayMs,
+        v.deliverAt,
+        v.dedupId,
+      ],
+      [
+        m.priority,
+        m.ttl_ms,
+        m.correlation_id,
+        m.reply_to,
+        m.content_type,
+        m.delay_ms,
+        m.deliver_at_ms,
+        m.dedup_id,
+      ],
     );
   });
 });

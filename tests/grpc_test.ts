@@ -477,3 +477,32 @@ Deno.test("grpc: a Subscribe filter selects by headers; a bad one is INVALID_ARG
     assert.equal(errorCode(r.error), "BAD_FILTER");
   });
 });
+
+Deno.test("grpc: delay_ms holds a message back; a repeated dedup_id is stored once", async () => {
+  await withBroker([], async (_b, c) => {
+    const s = await subscribe(c, { destination: "queue:sched", prefetch: 10 });
+    await c.unary("Publish", {
+      destination: "queue:sched",
+      body: encoder.encode("later"),
+      delay_ms: 300,
+    });
+    await c.unary("Publish", { destination: "queue:sched", body: encoder.encode("now") });
+    for (let i = 0; i < 2; i++) {
+      await c.unary("Publish", {
+        destination: "queue:sched",
+        body: encoder.encode("once"),
+        dedup_id: "d-1",
+      });
+    }
+    const got = await takeMessages(s.r, 3);
+    assert.deepEqual(got.map((m) => decoder.decode(m.body)), ["now", "once", "later"]);
+    const e = await c.unary("Publish", {
+      destination: "queue:sched",
+      body: encoder.encode("x"),
+      delay_ms: 1,
+      deliver_at_ms: Date.now() + 1000,
+    }).then(() => undefined, (e) => e);
+    assert.equal(errorCode(e), "BAD_ARGUMENT");
+    s.call.cancel();
+  });
+});

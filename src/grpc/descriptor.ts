@@ -83,6 +83,18 @@ export const RELAYR_V1_DESCRIPTOR: Record<string, unknown> = {
                   "type": "string",
                   "id": 8,
                 },
+                "delay_ms": {
+                  "type": "uint32",
+                  "id": 9,
+                },
+                "deliver_at_ms": {
+                  "type": "uint64",
+                  "id": 10,
+                },
+                "dedup_id": {
+                  "type": "string",
+                  "id": 11,
+                },
               },
             },
             "PublishReply": {

@@ -26,6 +26,9 @@ export class PublishView {
   correlationId = "";
   replyTo = "";
   contentType = "";
+  delayMs = 0;
+  deliverAt = 0;
+  dedupId = "";
 }
 
 const EMPTY = new Uint8Array(0);
@@ -177,6 +180,15 @@ function readRequest(
       case 0x42:
         v.contentType = r.string();
         break;
+      case 0x48:
+        v.delayMs = r.varint();
+        break;
+      case 0x50:
+        v.deliverAt = r.varint();
+        break;
+      case 0x5a:
+        v.dedupId = r.string();
+        break;
       default:
         r.skip(tag & 7);
     }
@@ -207,6 +219,9 @@ export interface PublishRequest {
   correlation_id: string;
   reply_to: string;
   content_type: string;
+  delay_ms: number;
+  deliver_at_ms: number;
+  dedup_id: string;
 }
 
 /** A proto-loader `PublishRequest` as a view (the unary calls share the stream's checks). */
@@ -222,5 +237,8 @@ export function viewOf(r: PublishRequest): PublishView {
   v.correlationId = r.correlation_id;
   v.replyTo = r.reply_to;
   v.contentType = r.content_type;
+  v.delayMs = r.delay_ms;
+  v.deliverAt = r.deliver_at_ms;
+  v.dedupId = r.dedup_id;
   return v;
 }

@@ -7,11 +7,13 @@
  */
 import {
   ACK_TIMEOUT_MS_MAX,
+  DELIVER_AT_MS_MAX,
   GRPC_REQUEST_TIMEOUT_MS,
   GRPC_REQUEST_TIMEOUT_MS_MAX,
   HEADERS_BYTES_MAX,
   NACK_DELAY_MS_MAX,
   PREFETCH_MAX,
+  PUB_DELAY_MS_MAX,
   RETAIN_AGE_MS_MAX,
   RETAIN_BYTES_MAX,
   RETAIN_MESSAGES_MAX,
@@ -76,6 +78,12 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
   const correlationId = optionalToken("correlation_id", v.correlationId);
   const replyTo = v.replyTo === "" ? undefined : destination(v.replyTo, false);
   const contentType = optionalToken("content_type", v.contentType);
+  const delayMs = intIn("delay_ms", v.delayMs, 0, PUB_DELAY_MS_MAX);
+  const deliverAt = intIn("deliver_at_ms", v.deliverAt, 0, DELIVER_AT_MS_MAX);
+  if (delayMs !== 0 && deliverAt !== 0) {
+    throw bad("a publish takes delay_ms or deliver_at_ms, not both");
+  }
+  const dedupId = optionalToken("dedup_id", v.dedupId);
   let { buf, off, len } = v;
   let hdrBytes = 0;
   if (v.headers !== undefined) {
@@ -100,7 +108,8 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
     throw new GrpcRefusal("PAYLOAD_TOO_LARGE", `payload over ${payloadBytesMax} bytes`);
   }
   const plain = priority === 0 && ttlMs === 0 && hdrBytes === 0 && correlationId === undefined &&
-    replyTo === undefined && contentType === undefined;
+    replyTo === undefined && contentType === undefined && delayMs === 0 && deliverAt === 0 &&
+    dedupId === undefined;
   return {
     dest,
     buf,
@@ -113,9 +122,9 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
       replyTo,
       contentType,
       hdrBytes,
-      delayMs: 0,
-      deliverAt: 0,
-      dedupId: undefined,
+      delayMs,
+      deliverAt,
+      dedupId,
     },
   };
 }
