@@ -7,7 +7,7 @@
 # bookworm-slim keeps a shell for `docker exec` debugging.
 #
 #   docker build -t relayr .
-#   docker run -p 9092:9092 -p 8222:8222 -v relayr-data:/data relayr
+#   docker run -p 9092:9092 -p 8222:8222 -p 9093:9093 -v relayr-data:/data relayr
 #
 # Settings come from RELAYR_* environment variables or flags after the image
 # name (docker run relayr serve --max-payload 4194304); see docs/OPERATIONS.md.

@@ -7,7 +7,14 @@
  */
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
-import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  GRPC_PORT,
+  loadConfig,
+  readTls,
+  serveHelp,
+} from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
 import { type Monitoring, startMonitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
@@ -43,12 +50,26 @@ export interface Running {
   reloadTls(): Promise<void>;
 }
 
+/**
+ * The gRPC port to serve, or undefined for none. On by default (9093) on Bun,
+ * the runtime of the shipped binary; on Deno only when `--grpc-port` is given:
+ * Deno 2.9's node:http2 can abort the whole process when a client closes a
+ * connection in some ways (denoland/deno#36788, not catchable from
+ * JavaScript), and a port any client can use to kill the broker must not be
+ * open by default (docs/GRPC.md).
+ */
+export function grpcPortOf(config: Config, runtime: Pick<Runtime, "name">): number | undefined {
+  if (config["no-grpc"]) return undefined;
+  return config["grpc-port"] ?? (runtime.name === "bun" ? GRPC_PORT : undefined);
+}
+
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
   // Read and checked before anything binds: a bad file is one line, exit 2.
   config.tls ??= readTls(config, tlsSources(runtime));
-  if (!config["no-grpc"] && config.tls !== undefined && runtime.name === "deno") {
+  const grpcPort = grpcPortOf(config, runtime);
+  if (grpcPort !== undefined && config.tls !== undefined && runtime.name === "deno") {
     // Measured: under Deno 2.9.6, grpc-js's secure server answers a TLS
     // client in plaintext when no --tls-ca is given. Refusing beats a gRPC
     // port that looks encrypted and is not.
@@ -118,13 +139,13 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     }
   }
   let grpc: GrpcFront | undefined;
-  if (!config["no-grpc"]) {
+  if (grpcPort !== undefined) {
     // Loaded only when served: grpc-js and proto-loader cost the CLI
     // commands and `--no-grpc` brokers ~150 ms of start-up otherwise (measured).
     const { GrpcFront } = await import("./grpc/mod.ts");
     grpc = new GrpcFront(broker, {
       hostname: config.host,
-      port: config["grpc-port"],
+      port: grpcPort,
       payloadBytesMax: config["max-payload"],
       pingIntervalMs: config["ping-interval"],
       auth: server.auth,
@@ -139,7 +160,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       await grpc.shutdown();
       await server.shutdown();
       await store.close();
-      throw listenFailed(e, "--grpc-port", config.host, config["grpc-port"]);
+      throw listenFailed(e, "--grpc-port", config.host, grpcPort);
     }
   }
   let http: Monitoring | undefined;
@@ -331,7 +352,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     if (runtime.name === "deno") {
       log.warn(
         "gRPC on Deno: its node:http2 can abort the process on some client GOAWAYs " +
-          "(Deno issue 36788); the Bun binary is the runtime for gRPC (docs/GRPC.md)",
+          "(denoland/deno#36788); the Bun binary is the runtime for gRPC (docs/GRPC.md)",
       );
     }
   }

@@ -8,6 +8,7 @@ import { connect, type StatusEvent } from "../src/client/mod.ts";
 import { ackGroups } from "../src/client/commands.ts";
 import { ACK_IDS_MAX, CONTROL_LINE_BYTES_MAX } from "../src/config/mod.ts";
 import { BrokerProcess, freePort, relayr, type Run } from "./client_helpers.ts";
+import { ownStderr } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -16,7 +17,7 @@ const UNQUOTED_WILDCARD = /(^|\s)(topic|queue):[^\s'"<]*[>*]/m; // not a <placeh
 
 /** Every error is one line on stderr, without a stack trace. */
 function assertOneLineError(r: Run, pattern: RegExp): void {
-  const lines = r.stderr.trim().split("\n");
+  const lines = ownStderr(r.stderr).split("\n");
   assert.equal(lines.length, 1, `stderr: ${r.stderr}`);
   assert.match(lines[0], pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /);

@@ -89,13 +89,14 @@ async function ensureBase(): Promise<string | undefined> {
   }
 }
 
-/** Two free ports of 127.0.0.1 (the container shares the host's network). */
-function freePorts(): [number, number] {
-  const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const b = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const ports: [number, number] = [a.addr.port, b.addr.port];
-  a.close();
-  b.close();
+/** Free ports of 127.0.0.1 (the container shares the host's network). */
+function freePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => l.addr.port);
+  for (const l of listeners) l.close();
   return ports;
 }
 
@@ -125,7 +126,7 @@ Deno.test({
     const ctx = await Deno.makeTempDir({ prefix: "relayr-image-" });
     const name = `relayr-test-${Deno.pid}`;
     const volume = `${name}-data`;
-    const [port, httpPort] = freePorts();
+    const [port, httpPort, grpcPort] = freePorts(3);
     try {
       await Deno.mkdir(`${ctx}/dist`);
       await Deno.copyFile(await ensureBinary(), `${ctx}/dist/relayr`);
@@ -141,10 +142,12 @@ Deno.test({
         const started = await podman(
           ...["run", "-d", "--name", name, "--network=host", "-v", `${volume}:/data`, IMAGE],
           ...["serve", "--host", "127.0.0.1", "--port", `${port}`, "--http-port", `${httpPort}`],
-          ...["--fsync", "always", "--no-grpc"],
+          ...["--fsync", "always", "--grpc-port", `${grpcPort}`],
         );
         assert.equal(started.code, 0, started.out);
-        await accepting(port, 15_000);
+        await accepting(port, 30_000).catch(async (e) => {
+          throw new Error(`${e.message}; container log:\n${(await podman("logs", name)).out}`);
+        });
       };
 
       // The documented exchange, then three orders that get their OK under --fsync always.

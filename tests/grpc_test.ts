@@ -506,3 +506,36 @@ Deno.test("grpc: delay_ms holds a message back; a repeated dedup_id is stored on
     s.call.cancel();
   });
 });
+
+Deno.test("grpc: served by default on Bun (the binary), on Deno only when --grpc-port is given", async () => {
+  const { grpcPortOf } = await import("../src/app.ts");
+  const { loadConfig } = await import("../src/config/mod.ts");
+  const config = (args: string[]) =>
+    loadConfig({ args, env: () => undefined, readFile: () => "" }).config;
+  assert.equal(grpcPortOf(config([]), { name: "bun" }), 9093);
+  assert.equal(grpcPortOf(config([]), { name: "deno" }), undefined, "Deno: off by default");
+  assert.equal(grpcPortOf(config(["--grpc-port", "7000"]), { name: "deno" }), 7000);
+  assert.equal(
+    grpcPortOf(config(["--grpc-port", "7000", "--no-grpc"]), { name: "bun" }),
+    undefined,
+  );
+  assert.equal(grpcPortOf(config(["--no-grpc"]), { name: "bun" }), undefined);
+  // A broker on Deno without the flag opens no gRPC port.
+  const b = await startTestBroker(["--grpc-port", "0"]);
+  try {
+    assert.ok(b.grpc !== undefined);
+  } finally {
+    await b.stop();
+  }
+  const { startBroker } = await import("../src/app.ts");
+  const { denoRuntime } = await import("../src/runtime/deno.ts");
+  const plain = await startBroker(
+    denoRuntime,
+    config(["--host", "127.0.0.1", "--port", "0", "--no-http", "--memory"]),
+  );
+  try {
+    assert.equal(plain.grpc, undefined);
+  } finally {
+    await plain.stop();
+  }
+});

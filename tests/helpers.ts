@@ -236,3 +236,14 @@ export async function publishAll(p: RawClient, dest: string, bodies: string[]): 
   }
   return ids;
 }
+
+/**
+ * A child's stderr without Deno's own notice that it waited for the
+ * node_modules lock ("Blocking waiting for file lock on node_modules
+ * directory"), which a `deno run` child may print before our code runs when
+ * several start at once: not the broker's output, so not counted as a line.
+ */
+export function ownStderr(text: string): string {
+  return text.split("\n").filter((l) => !l.startsWith("Blocking waiting for file lock")).join("\n")
+    .trim();
+}

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { bunVersion, startServerProcess } from "./child.ts";
 import { clientTlsArgs, makeCerts, serverTlsArgs } from "../bench/tls_certs.ts";
+import { ownStderr } from "./helpers.ts";
 import { tlsDial } from "./tls_helpers.ts";
 
 const certs = await makeCerts();
@@ -23,7 +24,7 @@ async function run(exe: string, args: string[], env: Record<string, string> = {}
   return {
     code: out.code,
     out: decoder.decode(out.stdout),
-    err: decoder.decode(out.stderr).trim(),
+    err: ownStderr(decoder.decode(out.stderr)),
   };
 }
 

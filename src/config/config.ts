@@ -44,10 +44,10 @@ export const SETTINGS = {
   // gRPC front end (src/grpc/, docs/GRPC.md)
   "grpc-port": {
     kind: "int",
-    default: L.GRPC_PORT,
+    default: undefined,
     min: 0,
     max: 65535,
-    help: "gRPC port (service relayr.v1.Broker, docs/relayr.proto)",
+    help: `gRPC port (relayr.v1.Broker); default ${L.GRPC_PORT} on Bun, off on Deno unless given`,
   },
   "no-grpc": { kind: "bool", default: false, help: "turn the gRPC listener off" },
   "max-payload": {

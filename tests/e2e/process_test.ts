@@ -4,7 +4,7 @@
  * flush, close, exit 0).
  */
 import assert from "node:assert/strict";
-import { RawClient } from "../helpers.ts";
+import { ownStderr, RawClient } from "../helpers.ts";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -101,7 +101,7 @@ Deno.test("process: a port in use is one line on stderr and exit code 2, on Deno
           stdout: "piped",
           stderr: "piped",
         }).output();
-        const err = new TextDecoder().decode(out.stderr).trim();
+        const err = ownStderr(new TextDecoder().decode(out.stderr));
         const what = `${exe} ${flags.join(" ")}`;
         assert.equal(out.code, 2, `${what}: ${err}`);
         assert.equal(err.split("\n").length, 1, `${what}: one line, no stack trace: ${err}`);
@@ -124,7 +124,7 @@ Deno.test("process: bad flags are one clear line and exit code 2; --help lists e
     stderr: "piped",
   }).output();
   assert.equal(bad.code, 2);
-  const err = new TextDecoder().decode(bad.stderr).trim();
+  const err = ownStderr(new TextDecoder().decode(bad.stderr));
   assert.equal(err.split("\n").length, 1, err);
   assert.match(err, /--port must be an integer from 0 to 65535/);
   const help = await new Deno.Command(Deno.execPath(), {
@@ -291,7 +291,7 @@ Deno.test("process: an unusable data dir or config file is one line on stderr an
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const err = new TextDecoder().decode(out.stderr).trim();
+      const err = ownStderr(new TextDecoder().decode(out.stderr));
       assert.equal(out.code, 2, `${flags.join(" ")}: ${err}`);
       assert.equal(err.split("\n").length, 1, `one line: ${err}`);
       assert.match(err, expected);
