@@ -12,3 +12,4 @@ export { type Delivery, InFlight } from "./inflight.ts";
 export { BrokerError, type BrokerOptions, type Client } from "./types.ts";
 export type * from "./stats.ts";
 export { page } from "./stats.ts";
+export { AdminError, AdminErrorKind, type PeekedMessage } from "./admin.ts";

@@ -686,6 +686,8 @@ function closeCode(reason: CloseReason): ErrorCode | undefined {
     case CloseReason.AUTH_TIMEOUT:
     case CloseReason.AUTH_REVOKED:
       return reason;
+    case CloseReason.ADMIN_CLOSED:
+      return "ADMIN_CLOSED";
     default:
       return undefined;
   }
