@@ -100,9 +100,19 @@ export interface QueueStore {
 // deno-lint-ignore no-empty-interface
 export interface ScanCursor {}
 
+/** The device syncs (fdatasync rounds) of a durable store since it opened, for the console. */
+export interface SyncStats {
+  count: number;
+  /** Wall time of all of them, and of the last one. */
+  totalMs: number;
+  lastMs: number;
+}
+
 /** A set of queue stores; memory or durable. */
 export interface Store {
   readonly kind: "memory" | "log";
+  /** Its sync rounds so far; absent for a store that never syncs (memory). */
+  readonly syncs?: Readonly<SyncStats>;
   /** Opens the store of a queue (recovering its messages from disk for a durable store). */
   openQueue(name: string): QueueStore;
   /** Forgets an empty queue (it may be opened again later). */
