@@ -26,6 +26,13 @@ export interface StatsDelta {
   closed: number;
 }
 
+const clock = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hour12: false,
+});
+
 /** Points each chart keeps: two minutes at one a second. */
 const POINTS = 120;
 
@@ -187,14 +194,19 @@ export class Overview {
             })),
           ],
           axes: [
-            { ...axis, space: 60 },
+            {
+              ...axis,
+              space: 70,
+              values: (_: uPlot, ticks: number[]) => ticks.map((t) => clock.format(t * 1000)),
+            },
             { ...axis, size: 64, values: (_: uPlot, ticks: number[]) => ticks.map(spec.fmt) },
           ],
           scales: {
             y: { range: (_u: uPlot, _min: number, max: number) => [0, Math.max(max, 1) * 1.1] },
           },
           cursor: { y: false, drag: { x: false, y: false } },
-          legend: { live: true },
+          // The legend names the lines; the cards hold the current values.
+          legend: { live: false },
         },
         this.#data[i] as uPlot.AlignedData,
         plot,

@@ -41,6 +41,11 @@ export function num(n: number | null | undefined): string {
   return Math.abs(n) < 10_000 ? whole.format(Math.round(n)) : compact.format(n);
 }
 
+/** A count in full: "10,000". */
+export function full(n: number): string {
+  return whole.format(n);
+}
+
 /** Bytes as "12.3 MiB". */
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return "—";

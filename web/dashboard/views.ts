@@ -7,7 +7,7 @@
  */
 import { act, getJson, type ListPage, seg } from "./api.ts";
 import { type Column, VirtualTable } from "./table.ts";
-import { age, bytes, confirmAction, h, num, openDialog, toast } from "./ui.ts";
+import { age, bytes, confirmAction, full, h, num, openDialog, toast } from "./ui.ts";
 
 /** A queue row of `/api/queues`. */
 interface QueueRow {
@@ -88,12 +88,14 @@ export interface View {
   refresh(): Promise<void>;
 }
 
-const NUM = "minmax(84px, 1fr)";
+const NUM = "minmax(72px, 1fr)";
+/** The name column: `--name-min` is narrower on a phone, where the table scrolls sideways. */
+const NAME = "minmax(var(--name-min), 2.2fr)";
 
 /** The toolbar over a table: title, match count, filter box. */
 function toolbar<T>(title: string, table: VirtualTable<T>, placeholder: string): HTMLElement {
   const count = h("span", { class: "count" }, "");
-  table.onCount((m, t) => count.textContent = m === t ? `${num(t)}` : `${num(m)} of ${num(t)}`);
+  table.onCount((m, t) => count.textContent = m === t ? full(t) : `${full(m)} of ${full(t)}`);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const input = h("input", { type: "search", placeholder, "aria-label": placeholder });
   input.addEventListener("input", () => {
@@ -124,7 +126,7 @@ export function queuesView(): View {
     {
       key: "name",
       label: "Queue",
-      width: "minmax(200px, 2.4fr)",
+      width: NAME,
       cls: "name",
       render: (r) => r.name.slice(6),
     },
@@ -134,7 +136,7 @@ export function queuesView(): View {
       key: "consumers",
       label: "Consumers",
       num: true,
-      width: NUM,
+      width: "minmax(92px, 1fr)",
       render: (r) =>
         r.consumers === 0 && r.depth > 0 ? h("span", { class: "hot" }, "0") : num(r.consumers),
     },
@@ -156,7 +158,7 @@ export function queuesView(): View {
       key: "redelivered",
       label: "Redelivered",
       num: true,
-      width: NUM,
+      width: "minmax(100px, 1fr)",
       render: (r) => num(r.redelivered),
     },
     { key: "expired", label: "Expired", num: true, width: NUM, render: (r) => num(r.expired) },
@@ -164,20 +166,19 @@ export function queuesView(): View {
       key: "dead_lettered",
       label: "Dead-lettered",
       num: true,
-      width: NUM,
+      width: "minmax(108px, 1fr)",
       render: (r) => num(r.dead_lettered),
     },
     {
       key: "dlq_depth",
       label: "DLQ depth",
       num: true,
-      width: NUM,
+      width: "minmax(88px, 1fr)",
       render: (r) =>
         r.dlq_depth === null
           ? h("span", { class: "muted" }, "—")
           : h("span", { class: r.dlq_depth > 0 ? "alarm" : "" }, num(r.dlq_depth)),
     },
-    { key: "bytes", label: "Bytes", num: true, width: NUM, render: (r) => bytes(r.bytes) },
     {
       key: "actions",
       label: "",
@@ -216,7 +217,7 @@ export function queuesView(): View {
     const isDlq = name.endsWith(".dlq");
     return h(
       "div",
-      { class: "actions" },
+      { class: "actions", "data-row": name },
       h("button", {
         onclick: () => peek(name),
         title: "Show the next messages without taking them",
@@ -240,30 +241,30 @@ export function queuesView(): View {
           });
         },
       }, "Purge"),
-      (r.dlq_depth ?? 0) > 0 || isDlq
-        ? h("button", {
-          disabled: isDlq && r.depth === 0,
-          onclick: async () => {
-            const target = isDlq ? name.slice(0, -4) : name;
-            if (
-              !await confirmAction(
-                `Replay dead letters of ${target}?`,
-                `Moves the waiting messages of ${target}.dlq back to ${target}, oldest first, as new deliveries.`,
-                "Replay",
-              )
-            ) return;
-            await run(view, async () => {
-              const res = await act<{ moved: number; left: number }>(
-                "POST",
-                `/api/queues/${seg(target)}/replay-dlq`,
-              );
-              return `Moved ${num(res.moved)} back to ${target}${
-                res.left > 0 ? `; ${num(res.left)} left (queue full)` : ""
-              }`;
-            });
-          },
-        }, "Replay DLQ")
-        : null,
+      // Always there (disabled when there is nothing to replay): every row's buttons line up.
+      h("button", {
+        disabled: isDlq ? r.depth === 0 : (r.dlq_depth ?? 0) === 0,
+        title: "Move the dead letters back to their queue",
+        onclick: async () => {
+          const target = isDlq ? name.slice(0, -4) : name;
+          if (
+            !await confirmAction(
+              `Replay dead letters of ${target}?`,
+              `Moves the waiting messages of ${target}.dlq back to ${target}, oldest first, as new deliveries.`,
+              "Replay",
+            )
+          ) return;
+          await run(view, async () => {
+            const res = await act<{ moved: number; left: number }>(
+              "POST",
+              `/api/queues/${seg(target)}/replay-dlq`,
+            );
+            return `Moved ${num(res.moved)} back to ${target}${
+              res.left > 0 ? `; ${num(res.left)} left (queue full)` : ""
+            }`;
+          });
+        },
+      }, "Replay DLQ"),
       h("button", {
         class: "danger",
         disabled: r.depth + r.inflight + r.delayed > 0 || r.consumers > 0,
@@ -324,17 +325,19 @@ async function peek(name: string): Promise<void> {
           h(
             "div",
             { class: "meta" },
-            h("strong", {}, `#${i + 1}`),
-            `id ${m.id}`,
-            `priority ${m.priority}`,
-            m.deliveries > 0
-              ? h("span", { class: "hot" }, `${m.deliveries} deliveries`)
-              : "never delivered",
-            bytes(m.size),
-            new Date(m.accepted_at).toLocaleString(),
-            m.expires_at ? `expires ${new Date(m.expires_at).toLocaleTimeString()}` : null,
-            m.correlation_id ? `corr ${m.correlation_id}` : null,
-            m.content_type,
+            ...[
+              h("strong", {}, `#${i + 1}`),
+              `msg_id ${m.id}`,
+              `priority ${m.priority}`,
+              m.deliveries > 0
+                ? h("span", { class: "hot" }, `${m.deliveries} deliveries`)
+                : "never delivered",
+              bytes(m.size),
+              new Date(m.accepted_at).toLocaleString(),
+              m.expires_at ? `expires ${new Date(m.expires_at).toLocaleTimeString()}` : null,
+              m.correlation_id ? `correlation ${m.correlation_id}` : null,
+              m.content_type,
+            ].map((x) => typeof x === "string" ? h("span", {}, x) : x),
           ),
           m.headers.length > 0
             ? h(
@@ -361,7 +364,7 @@ export function topicsView(): View {
     {
       key: "name",
       label: "Topic",
-      width: "minmax(200px, 2.4fr)",
+      width: NAME,
       cls: "name",
       render: (r) => r.name.slice(6),
     },
@@ -369,7 +372,7 @@ export function topicsView(): View {
       key: "subscribers",
       label: "Subscribers",
       num: true,
-      width: NUM,
+      width: "minmax(96px, 1fr)",
       render: (r) => num(r.subscribers),
     },
     {
@@ -390,14 +393,14 @@ export function topicsView(): View {
       key: "published",
       label: "Published",
       num: true,
-      width: NUM,
+      width: "minmax(84px, 1fr)",
       render: (r) => num(r.published),
     },
     {
       key: "delivered",
       label: "Delivered",
       num: true,
-      width: NUM,
+      width: "minmax(84px, 1fr)",
       render: (r) => num(r.delivered),
     },
     { key: "dropped", label: "Dropped", num: true, width: NUM, render: (r) => num(r.dropped) },
@@ -405,7 +408,7 @@ export function topicsView(): View {
       key: "durables",
       label: "Durables",
       num: true,
-      width: NUM,
+      width: "minmax(80px, 1fr)",
       render: (r) => num(r.durables.length),
     },
     {
@@ -416,7 +419,7 @@ export function topicsView(): View {
       render: (r) =>
         h(
           "div",
-          { class: "actions" },
+          { class: "actions", "data-row": r.name },
           h("button", { onclick: () => topicDetails(r, view) }, "Details"),
         ),
     },
@@ -560,7 +563,7 @@ export function connectionsView(): View {
     {
       key: "client_id",
       label: "Client",
-      width: "minmax(150px, 1.6fr)",
+      width: NAME,
       cls: "name",
       render: (r) => r.client_id ?? r.name ?? h("span", { class: "muted" }, "—"),
     },
@@ -601,7 +604,13 @@ export function connectionsView(): View {
           : bytes(r.pending_bytes),
     },
     { key: "in_msgs", label: "Msgs in", num: true, width: NUM, render: (r) => num(r.in_msgs) },
-    { key: "out_msgs", label: "Msgs out", num: true, width: NUM, render: (r) => num(r.out_msgs) },
+    {
+      key: "out_msgs",
+      label: "Msgs out",
+      num: true,
+      width: "minmax(80px, 1fr)",
+      render: (r) => num(r.out_msgs),
+    },
     { key: "uptime_s", label: "Age", num: true, width: NUM, render: (r) => age(r.uptime_s) },
     {
       key: "actions",
@@ -611,7 +620,7 @@ export function connectionsView(): View {
       render: (r) =>
         h(
           "div",
-          { class: "actions" },
+          { class: "actions", "data-row": String(r.id) },
           h("button", {
             class: "danger",
             onclick: async () => {
@@ -669,7 +678,7 @@ const REASON_CLASS: Record<string, string> = {
 export function closesView(): View {
   const grid = h("div", { class: "grid", role: "table" });
   grid.style.gridTemplateColumns =
-    "minmax(56px,.5fr) minmax(150px,1.4fr) minmax(140px,1.2fr) minmax(150px,1fr) minmax(200px,2.4fr) minmax(80px,1fr) minmax(80px,1fr) minmax(130px,1fr)";
+    "minmax(48px,.4fr) minmax(var(--name-min),1.4fr) minmax(130px,1.1fr) max-content minmax(160px,2.4fr) minmax(64px,.6fr) minmax(64px,.6fr) minmax(84px,.8fr)";
   const count = h("span", { class: "count" }, "");
   const el = h(
     "div",
@@ -682,7 +691,7 @@ export function closesView(): View {
     async refresh() {
       const s = await getJson<{ closed_connections: ClosedRow[] }>("/api/stats?limit=1&subs=false");
       const rows = s.closed_connections;
-      count.textContent = `last ${rows.length}`;
+      count.textContent = `${rows.length} most recent`;
       const heads = [
         "Id",
         "Client",
