@@ -369,3 +369,25 @@ Deno.test("admin CLI: queue peek/purge/delete, dlq replay, conn close, durable d
     await b.stop();
   }
 });
+
+Deno.test("console stream: the log store's fsync time is in the delta", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-stream-" });
+  const b = await brokerWithHttp(["--data-dir", dir, "--fsync", "always"]);
+  const c = await connected(b.server.port, "durable-load");
+  const res = await fetch(`${b.base}/api/stream`);
+  const events = sse(res.body!);
+  try {
+    let fsync: StatsDelta["fsync_ms"] = null;
+    for (let i = 0; i < 15 && fsync === null; i++) {
+      await c.pub("queue:disk", "x");
+      assert.match(await c.line(), /^OK msg_id:/);
+      fsync = ((await events.next()).value as StatsDelta).fsync_ms;
+    }
+    assert.ok(fsync !== null && fsync.count >= 1 && fsync.mean >= 0 && fsync.last >= 0);
+  } finally {
+    await c.close();
+    await b.stop();
+    await events.return(undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
