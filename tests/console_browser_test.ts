@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The console in a real browser: headless Chromium (Debian's, driven by
  * playwright-core) against a real broker. The page loads without console
@@ -10,10 +9,22 @@
  */
 import assert from "node:assert/strict";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { type Running, startBroker } from "../src/app.ts";
-import { loadConfig } from "../src/config/config.ts";
-import { denoRuntime } from "../src/runtime/deno.ts";
-import { RawClient } from "./helpers.ts";
+import { brokerWithHttp, connected } from "./console_helpers.ts";
+
+// The page's globals, for the functions that run in it: this file is type-checked with the
+// rest of the suite, without the DOM library (which would clash with Deno's stream types).
+interface PageElement {
+  textContent: string | null;
+  dataset: Record<string, string | undefined>;
+  open?: boolean;
+}
+declare const document: {
+  querySelectorAll(selector: string): Iterable<PageElement>;
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+};
+declare const location: { hash: string };
+declare function requestAnimationFrame(f: (t: number) => void): number;
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUT = new URL("../test-output/console/", import.meta.url).pathname;
@@ -29,34 +40,6 @@ if (!hasChromium) {
 }
 
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
-
-async function brokerWithHttp(args: string[] = []): Promise<Running & { base: string }> {
-  const { config } = loadConfig({
-    args: [
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--http-host",
-      "127.0.0.1",
-      "--http-port",
-      "0",
-      ...args,
-    ],
-    env: () => undefined,
-    readFile: () => {
-      throw new Error("no config file in tests");
-    },
-  });
-  const running = await startBroker(denoRuntime, config);
-  return Object.assign(running, { base: `http://127.0.0.1:${running.http!.port}` });
-}
-
-async function connected(port: number, clientId: string): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  await c.send(`CONNECT {"client_id":"${clientId}","verbose":false}\r\n`);
-  return c;
-}
 
 /** A PUB frame of ASCII `body` with an optional header block. */
 function pubFrame(dest: string, body: string, hdr = ""): string {
@@ -182,9 +165,9 @@ Deno.test({
   async fn() {
     await Deno.mkdir(OUT, { recursive: true });
     const b = await brokerWithHttp(["--max-deliveries", "1"]);
-    const load = await connected(b.server.port, "load-generator");
-    const worker = await connected(b.server.port, "billing-worker");
-    const victim = await connected(b.server.port, "mobile-gateway");
+    const load = await connected(b.server.port, "load-generator", false);
+    const worker = await connected(b.server.port, "billing-worker", false);
+    const victim = await connected(b.server.port, "mobile-gateway", false);
     const { browser, errors, done } = await launch();
     let loading = true;
     let loadDone: Promise<void> = Promise.resolve();
@@ -326,7 +309,7 @@ Deno.test({
   async fn() {
     await Deno.mkdir(OUT, { recursive: true });
     const b = await brokerWithHttp();
-    const c = await connected(b.server.port, "filler");
+    const c = await connected(b.server.port, "filler", false);
     const { browser, errors, done } = await launch();
     try {
       let frames = "";

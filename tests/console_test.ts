@@ -5,36 +5,11 @@
  * the admin CLI commands (`runCli` in-process, over the same port).
  */
 import assert from "node:assert/strict";
-import { type Running, startBroker } from "../src/app.ts";
 import { type CliIo, runCli } from "../src/cli/mod.ts";
-import { loadConfig } from "../src/config/config.ts";
 import { STREAM_CLIENTS_MAX } from "../src/config/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import type { StatsDelta } from "../src/http/mod.ts";
-import { RawClient } from "./helpers.ts";
-
-/** A broker with its HTTP port on 127.0.0.1 and a free port. */
-async function brokerWithHttp(args: string[] = []): Promise<Running & { base: string }> {
-  const { config } = loadConfig({
-    args: [
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--http-host",
-      "127.0.0.1",
-      "--http-port",
-      "0",
-      ...args,
-    ],
-    env: () => undefined,
-    readFile: () => {
-      throw new Error("no config file in tests");
-    },
-  });
-  const running = await startBroker(denoRuntime, config);
-  return Object.assign(running, { base: `http://127.0.0.1:${running.http!.port}` });
-}
+import { brokerWithHttp, connected } from "./console_helpers.ts";
 
 async function call(
   base: string,
@@ -51,13 +26,6 @@ async function call(
     body = { text };
   }
   return { status: res.status, body };
-}
-
-async function connected(port: number, clientId: string): Promise<RawClient> {
-  const c = await RawClient.connect(port);
-  await c.send(`CONNECT {"client_id":"${clientId}"}\r\n`);
-  assert.match(await c.line(), /^OK/);
-  return c;
 }
 
 Deno.test("console API: peek, purge with a delivery in flight, delete; refusals", async () => {

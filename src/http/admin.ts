@@ -20,9 +20,7 @@
 import { AdminError, BrokerError, type QueueStats } from "../broker/mod.ts";
 import { CONSOLE_ROWS_MAX, PEEK_MESSAGES_MAX, STREAM_INTERVAL_MS } from "../config/mod.ts";
 import type { Server } from "../server/mod.ts";
-
-/** A bad query parameter or path; answered with 400. */
-export class BadRequest extends RangeError {}
+import { BadRequest, intParam } from "./params.ts";
 
 /** A route's answer: a Response now, or once the store has what the action wrote. */
 type Answer = Response | Promise<Response>;
@@ -106,7 +104,8 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
           case "peek": {
             if (method !== "GET") return notAllowed("GET");
             const n = intParam(q, "n", 10, 1, PEEK_MESSAGES_MAX);
-            return json(200, { queue: name, messages: broker.peekQueue(name, n) });
+            // Through `act` for `authorize`: a peek changes nothing but shows message bodies.
+            return act(request, () => ({ queue: name, messages: broker.peekQueue(name, n) }));
           }
           case "purge":
             if (method !== "POST") return notAllowed("POST");
@@ -228,25 +227,6 @@ function decodeSegment(s: string): string {
   } catch {
     throw new BadRequest(`bad path segment ${JSON.stringify(s)}`);
   }
-}
-
-/** An integer query parameter in `[min, max]`, or `def` when absent. */
-export function intParam(
-  q: URLSearchParams,
-  name: string,
-  def: number,
-  min: number,
-  max: number,
-): number {
-  const raw = q.get(name);
-  if (raw === null) return def;
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new BadRequest(
-      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
 }
 
 const STATUS: Record<string, number> = { NOT_FOUND: 404, CONFLICT: 409, BAD_REQUEST: 400 };

@@ -26,6 +26,7 @@ import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 import { adminRoutes } from "./admin.ts";
 import { dashboardCss, dashboardHtml, dashboardJs } from "./assets/mod.ts";
+import { BadRequest, intParam } from "./params.ts";
 import { StatsStream } from "./stream.ts";
 
 /** A request handler (asynchronous only when it checks a credential). */
@@ -52,8 +53,6 @@ const INDEX = [
   "",
 ].join("\n");
 
-/** A bad query parameter; answered with 400. */
-class BadRequest extends RangeError {}
 
 /**
  * Builds the handler over a live server (and its broker). `stream` serves
@@ -122,18 +121,6 @@ function statsOptions(q: URLSearchParams): StatsOptions {
     closed: intParam(q, "closed", STATS_CLOSED_DEFAULT, 0, STATS_CLOSED_DEFAULT),
     subs: boolParam(q, "subs", true),
   };
-}
-
-function intParam(q: URLSearchParams, name: string, def: number, min: number, max: number): number {
-  const raw = q.get(name);
-  if (raw === null) return def;
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new BadRequest(
-      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
 }
 
 function boolParam(q: URLSearchParams, name: string, def: boolean): boolean {

@@ -5,26 +5,11 @@
  * @module
  */
 import uPlot from "uplot";
+import type { StatsDelta } from "../../src/http/mod.ts";
 import { bytes, h, ms, num } from "./ui.ts";
 
-/** One delta of the stream (src/http/stream.ts `StatsDelta`). */
-export interface StatsDelta {
-  t: number;
-  in_msgs_s: number;
-  out_msgs_s: number;
-  in_bytes_s: number;
-  out_bytes_s: number;
-  published_s: number;
-  connections: number;
-  queues: number;
-  topics: number;
-  rss: number;
-  heap_used: number;
-  loop_lag_ms: { last: number; max: number } | null;
-  latency_ms: { count: number; p50: number; p90: number; p99: number } | null;
-  fsync_ms: { count: number; mean: number; last: number } | null;
-  closed: number;
-}
+/** One delta of the stream: the broker's own type (erased by the bundler). */
+export type { StatsDelta };
 
 const clock = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",

@@ -5,82 +5,26 @@
  *
  * @module
  */
+import type {
+  PeekedMessage,
+  QueueStats,
+  SubscriptionStats,
+  TopicStats,
+} from "../../src/broker/mod.ts";
+import type { ClosedConnectionStats, ConnectionStats } from "../../src/server/mod.ts";
 import { act, getJson, type ListPage, seg } from "./api.ts";
 import { type Column, VirtualTable } from "./table.ts";
 import { age, bytes, confirmAction, full, h, num, openDialog, toast } from "./ui.ts";
 
-/** A queue row of `/api/queues`. */
-interface QueueRow {
-  name: string;
-  depth: number;
-  inflight: number;
-  delayed: number;
-  bytes: number;
-  consumers: number;
-  published: number;
-  delivered: number;
-  redelivered: number;
-  expired: number;
-  dead_lettered: number;
-  purged: number;
-  dlq_depth: number | null;
-}
-
-interface SubRow {
-  sid: string;
-  destination: string;
-  inflight: number;
-  delivered: number;
-  lag_msgs?: number;
-}
-
-interface ConnRow {
-  id: number;
-  client_id: string | null;
-  name: string | null;
-  user?: string | null;
-  tls?: boolean | null;
-  remote_addr: string;
-  uptime_s: number;
-  pending_bytes: number;
-  in_msgs: number;
-  out_msgs: number;
-  subscriptions: SubRow[];
-}
-
-interface DurableRow {
-  name: string;
-  connected: boolean;
-  position: number;
-  backlog_msgs: number;
-  skipped: number;
-}
-
-interface TopicRow {
-  name: string;
-  declared: boolean;
-  retention: { messages: number; bytes: number; age_ms: number } | null;
-  subscribers: number;
-  retained: number;
-  max_lag_msgs: number;
-  published: number;
-  delivered: number;
-  dropped: number;
-  durables: DurableRow[];
-}
-
-interface ClosedRow {
-  id: number;
-  client_id: string | null;
-  name: string | null;
-  remote_addr: string;
-  reason: string;
-  detail: string;
-  opened_at: string;
-  closed_at: string;
-  in_msgs: number;
-  out_msgs: number;
-}
+// The rows are the broker's own stats types (type imports, erased by the bundler).
+/** A queue row of `/api/queues`: its stats and its DLQ's depth. */
+type QueueRow = QueueStats & { dlq_depth: number | null };
+type SubRow = SubscriptionStats;
+/** A connection row; `user` and `tls` show once auth and TLS report them. */
+type ConnRow = ConnectionStats & { user?: string | null; tls?: boolean | null };
+type TopicRow = TopicStats;
+type ClosedRow = ClosedConnectionStats;
+type Peeked = PeekedMessage;
 
 /** A page with a title, a filter and a table, refreshed every `REFRESH_MS` while shown. */
 export interface View {
@@ -286,22 +230,6 @@ export function queuesView(): View {
     );
   }
   return view;
-}
-
-interface Peeked {
-  id: number;
-  priority: number;
-  deliveries: number;
-  size: number;
-  accepted_at: string;
-  expires_at: string | null;
-  correlation_id: string | null;
-  content_type: string | null;
-  headers: [string, string][];
-  body_bytes: number;
-  body_preview: string;
-  preview_encoding: "utf8" | "base64";
-  truncated: boolean;
 }
 
 /** Shows the next messages of a queue in a dialog. */
