@@ -53,7 +53,6 @@ const INDEX = [
   "",
 ].join("\n");
 
-
 /**
  * Builds the handler over a live server (and its broker). `stream` serves
  * `/api/stream`; whoever puts the handler on a port closes it before the
