@@ -117,7 +117,7 @@ export class StatsStream {
     const rate = (a: number, b: number) => Math.max(0, Math.round((a - b) / dt));
     const syncs = now.syncs - prev.syncs;
     return {
-      t: now.t,
+      t: Math.round(now.t),
       dt_s: dt,
       in_msgs_s: rate(now.inMsgs, prev.inMsgs),
       out_msgs_s: rate(now.outMsgs, prev.outMsgs),
