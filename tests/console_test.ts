@@ -207,7 +207,8 @@ Deno.test("console stream: one delta a second that moves with traffic; a bounded
     }
     const last = seen[seen.length - 1];
     assert.ok(last.in_msgs_s > 0, "a delta shows the messages in");
-    assert.ok(last.in_bytes_s >= 100);
+    // Rates are per second over the interval, which a loaded machine stretches: 100 bytes a message.
+    assert.ok(Math.abs(last.in_bytes_s - 100 * last.in_msgs_s) <= 100, JSON.stringify(last));
     assert.equal(last.connections, 1);
     assert.ok(last.rss > 0);
     assert.equal(last.fsync_ms, null, "the memory store syncs nothing");
