@@ -348,3 +348,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "console in Chromium with auth on: it asks for the token, then shows and acts",
+  ignore: !hasChromium,
+  async fn() {
+    await Deno.mkdir(OUT, { recursive: true });
+    const token = "console-test-token-5d1f";
+    const b = await brokerWithHttp(["--auth-token", token]);
+    const { browser, errors, done } = await launch();
+    try {
+      const page = await openPage(browser, errors, `${b.base}/#queues`);
+      await page.locator("dialog[open] input[name=token]").waitFor();
+      assert.equal(await page.locator("#banner").isHidden(), true, "no open-console banner");
+      await shoot(page, "sign-in");
+      await page.locator("dialog[open] input[name=token]").fill(token);
+      await page.locator("dialog[open] footer button", { hasText: "Sign in" }).click();
+      await page.locator("#view-queues .empty").waitFor();
+      await page.evaluate(() => location.hash = "overview");
+      await page.waitForFunction(() =>
+        Number(document.getElementById("charts")!.dataset.samples) >= 1
+      );
+      await page.close();
+      assert.deepEqual(errors, []);
+    } finally {
+      await done();
+      await b.stop();
+    }
+  },
+});

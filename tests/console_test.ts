@@ -9,7 +9,10 @@ import { type CliIo, runCli } from "../src/cli/mod.ts";
 import { STREAM_CLIENTS_MAX } from "../src/config/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import type { StatsDelta } from "../src/http/mod.ts";
+import { hashPassword } from "../src/auth/mod.ts";
+import { CHEAP, SECRETS, writeUsers } from "./auth/fixtures.ts";
 import { brokerWithHttp, connected } from "./console_helpers.ts";
+import { RawClient } from "./helpers.ts";
 
 async function call(
   base: string,
@@ -358,5 +361,61 @@ Deno.test("console stream: the log store's fsync time is in the delta", async ()
     await b.stop();
     await events.return(undefined);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("console API with auth: the page and its question open, reads need monitor, actions admin", async () => {
+  const users = await writeUsers([
+    { user: "mon", password: await hashPassword(SECRETS.monitorPass, CHEAP), roles: ["monitor"] },
+    { user: "ops", password: await hashPassword(SECRETS.alicePass, CHEAP), roles: ["admin"] },
+  ]);
+  const b = await brokerWithHttp(["--users", users, "--auth-token", SECRETS.token]);
+  const basic = (u: string, p: string) => ({
+    authorization: `Basic ${new TextEncoder().encode(`${u}:${p}`).toBase64()}`,
+  });
+  const bearer = { authorization: `Bearer ${SECRETS.token}` };
+  const c = await RawClient.connect(b.server.port);
+  try {
+    assert.match(await c.line(), /^INFO /, "with auth on, the greeting comes first");
+    await c.send(`CONNECT {"auth_token":"${SECRETS.token}"}\r\nPUB queue:secure 2\r\nhi\r\n`);
+    assert.match(await c.line(), /^OK/);
+    assert.match(await c.line(), /^OK msg_id:/);
+    for (const path of ["/", "/dashboard.js", "/dashboard.css", "/api"]) {
+      const res = await fetch(`${b.base}${path}`);
+      assert.equal(res.status, 200, path);
+      await res.body?.cancel();
+    }
+    let r = await call(b.base, "GET", "/api/console");
+    assert.deepEqual([r.status, r.body.auth, r.body.version], [200, "on", null]);
+    assert.equal((await call(b.base, "GET", "/api/queues")).status, 401);
+    assert.equal((await call(b.base, "POST", "/api/queues/secure/purge")).status, 401);
+    const stream = await fetch(`${b.base}/api/stream`);
+    assert.equal(stream.status, 401, "the stream needs a credential too");
+    await stream.body?.cancel();
+    const mon = basic("mon", SECRETS.monitorPass);
+    assert.equal((await call(b.base, "GET", "/api/queues", mon)).status, 200);
+    r = await call(b.base, "POST", "/api/queues/secure/purge", mon);
+    assert.equal(r.status, 403, "a monitor may not act");
+    assert.equal((await call(b.base, "GET", "/api/queues/secure/peek", mon)).status, 403);
+    r = await call(b.base, "POST", "/api/queues/secure/purge", {
+      ...bearer,
+      origin: "http://evil.example",
+    });
+    assert.equal(r.status, 403, "a cross-site request, even with the token");
+    r = await call(b.base, "GET", "/api/queues/secure/peek", basic("ops", SECRETS.alicePass));
+    assert.equal((r.body.messages as unknown[]).length, 1, "an admin peeks");
+    r = await call(b.base, "POST", "/api/queues/secure/purge", bearer);
+    assert.deepEqual([r.status, r.body.purged], [200, 1], "the token holder acts");
+    const io = captured();
+    const code = await runCli(
+      ["queue", "peek", "secure", "--http", b.base.slice(7), "--token", SECRETS.token],
+      denoRuntime,
+      io,
+    );
+    assert.deepEqual([code, io.lines], [0, ["no message is waiting"]], "the CLI sends the token");
+  } finally {
+    await c.close();
+    await b.stop();
+    await Deno.remove(users);
   }
 });

@@ -15,6 +15,9 @@
  * | `GET /api/queues`, `/api/topics`, `/api/connections` | lists: `?q=&sort=&order=&offset=&limit=` |
  * | `GET /api/console`                             | whether auth is on, limits, version     |
  *
+ * Who may call them is decided before they run, in access.ts (`admin` for
+ * actions, with auth on); `authorize` here refuses cross-site requests.
+ *
  * @module
  */
 import { AdminError, BrokerError, type QueueStats } from "../broker/mod.ts";
@@ -25,20 +28,6 @@ import { BadRequest, intParam } from "./params.ts";
 /** A route's answer: a Response now, or once the store has what the action wrote. */
 type Answer = Response | Promise<Response>;
 
-/**
- * Whether the console is open: no authentication in front of it. The page
- * says so plainly; `authorize` is where a token and the admin role will be
- * checked once auth lands.
- */
-export const CONSOLE_OPEN = true;
-
-/**
- * The one place an action request is authorized: undefined lets it through,
- * a Response refuses it. Open today, except for cross-site requests: a page
- * on another origin could otherwise make a visitor's browser purge a queue
- * (an HTML form POST needs no CORS preflight), so a browser request that
- * says it comes from elsewhere is refused.
- */
 export function authorize(request: Request): Response | undefined {
   const site = request.headers.get("sec-fetch-site");
   const origin = request.headers.get("origin");
@@ -82,8 +71,9 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
             );
           case "console":
             return json(200, {
-              auth: CONSOLE_OPEN ? "open" : "token",
-              version: server.serverStats().version,
+              auth: server.auth === undefined ? "open" : "on",
+              // Open even with auth on: the version only to whoever may read the rest.
+              version: server.auth === undefined ? server.serverStats().version : null,
               stream_interval_ms: STREAM_INTERVAL_MS,
               peek_max: PEEK_MESSAGES_MAX,
               rows_max: CONSOLE_ROWS_MAX,

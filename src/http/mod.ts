@@ -15,7 +15,7 @@ import { StatsStream } from "./stream.ts";
 export { createHandler, type Handler } from "./handler.ts";
 export { renderMetrics } from "./metrics.ts";
 export { type StatsDelta, StatsStream } from "./stream.ts";
-export { authorize, CONSOLE_OPEN } from "./admin.ts";
+export { authorize } from "./admin.ts";
 export { Exposition, EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 
 /** The monitoring server. */

@@ -22,9 +22,41 @@ export interface ListQuery {
   limit: number;
 }
 
+/** The broker asked for a credential (401): the page asks the operator for one. */
+export class AuthRequired extends Error {}
+
+const KEY = "relayr.credential";
+
+/**
+ * The `Authorization` header sent with every call, kept for this tab only
+ * (sessionStorage): a token as a bearer, a user and password as Basic.
+ */
+export function credential(): string | null {
+  return sessionStorage.getItem(KEY);
+}
+
+/** Sets (or with `token` empty, forgets) the credential of this tab. */
+export function setCredential(token: string, user = ""): void {
+  if (token === "") return sessionStorage.removeItem(KEY);
+  const basic = () => {
+    let bin = "";
+    for (const b of new TextEncoder().encode(`${user}:${token}`)) bin += String.fromCharCode(b);
+    return `Basic ${btoa(bin)}`;
+  };
+  sessionStorage.setItem(KEY, user === "" ? `Bearer ${token}` : basic());
+}
+
+/** The headers of a call: JSON, and the credential if there is one. */
+export function headers(): Record<string, string> {
+  const c = credential();
+  return c === null
+    ? { accept: "application/json" }
+    : { accept: "application/json", authorization: c };
+}
+
 /** GETs JSON; throws with the server's error text on a non-2xx answer. */
 export async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: { accept: "application/json" } });
+  const res = await fetch(path, { headers: headers() });
   return await answer<T>(res);
 }
 
@@ -42,7 +74,7 @@ export function getList<T>(kind: string, q: ListQuery): Promise<ListPage<T>> {
 
 /** Runs an admin action (`POST`/`DELETE`); resolves with its JSON answer. */
 export async function act<T>(method: "POST" | "DELETE", path: string): Promise<T> {
-  const res = await fetch(path, { method, headers: { accept: "application/json" } });
+  const res = await fetch(path, { method, headers: headers() });
   return await answer<T>(res);
 }
 
@@ -59,6 +91,8 @@ async function answer<T>(res: Response): Promise<T> {
   } catch {
     body = undefined;
   }
+  if (res.status === 401) throw new AuthRequired("the broker asks for a credential");
+  if (res.status === 403 && body === undefined) throw new Error(text.trim());
   if (!res.ok) {
     const why = (body as { error?: string } | undefined)?.error ?? text.trim();
     throw new Error(why || `${res.status} ${res.statusText}`);

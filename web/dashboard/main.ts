@@ -6,13 +6,15 @@
  *
  * @module
  */
-import { getJson } from "./api.ts";
+import { AuthRequired, credential, getJson, headers, setCredential } from "./api.ts";
 import { Overview, type StatsDelta } from "./overview.ts";
-import { h } from "./ui.ts";
+import { h, openDialog } from "./ui.ts";
 import { closesView, connectionsView, queuesView, topicsView, type View } from "./views.ts";
 
 /** How often a shown list reloads its visible rows. */
 const REFRESH_MS = 2000;
+/** Wait before the stats stream is opened again after it ended. */
+const RETRY_MS = 2000;
 
 const NAMES = ["overview", "queues", "topics", "connections", "closes"] as const;
 type Name = typeof NAMES[number];
@@ -48,7 +50,10 @@ function show(): void {
     byId(`view-${current}`).append(v.el);
   }
   const view = v;
-  const load = () => view.refresh().catch((e: Error) => live("off", `API: ${e.message}`));
+  const load = () =>
+    view.refresh().catch((e: Error) =>
+      e instanceof AuthRequired ? login() : live("off", `API: ${e.message}`)
+    );
   void load();
   timer = setInterval(load, REFRESH_MS);
 }
@@ -59,24 +64,95 @@ function live(state: "on" | "off" | "", text: string): void {
   el.textContent = text;
 }
 
-function stream(): void {
-  const es = new EventSource("/api/stream");
-  es.onopen = () => live("on", "live");
-  es.onmessage = (e) => {
-    live("on", "live");
-    overview.push(JSON.parse(e.data) as StatsDelta);
-  };
-  es.onerror = () =>
-    live(
-      es.readyState === EventSource.CLOSED ? "off" : "",
-      es.readyState === EventSource.CLOSED ? "stream closed" : "reconnecting",
-    );
+/**
+ * Reads the stats stream with fetch rather than EventSource, which cannot
+ * send an Authorization header. Reconnects after `RETRY_MS` while the page
+ * is open; a 401 asks for a credential first.
+ */
+async function stream(): Promise<void> {
+  for (;;) {
+    try {
+      const res = await fetch("/api/stream", { headers: headers() });
+      if (res.status === 401) throw new AuthRequired("credential");
+      if (!res.ok || res.body === null) throw new Error(`stream: ${res.status}`);
+      live("on", "live");
+      const decoder = new TextDecoder();
+      let buf = "";
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk, { stream: true });
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const data = buf.slice(0, end).split("\n").find((l) => l.startsWith("data: "));
+          buf = buf.slice(end + 2);
+          if (data !== undefined) overview.push(JSON.parse(data.slice(6)) as StatsDelta);
+        }
+      }
+      live("", "reconnecting");
+    } catch (e) {
+      if (e instanceof AuthRequired) await login();
+      else live("off", "stream lost; retrying");
+    }
+    await new Promise((r) => setTimeout(r, RETRY_MS));
+  }
 }
 
+let asking: Promise<void> | undefined;
+
+/** Asks for a token (or a user and password) until the broker takes one; one dialog at a time. */
+function login(): Promise<void> {
+  return asking ??= (async () => {
+    let note = "This broker has authentication on. Actions need the admin role.";
+    for (;;) {
+      const token = h("input", {
+        type: "password",
+        name: "token",
+        autocomplete: "current-password",
+        "aria-label": "Token or password",
+      });
+      const user = h("input", {
+        type: "text",
+        name: "user",
+        autocomplete: "username",
+        "aria-label": "User (empty for the token)",
+      });
+      const body = h(
+        "div",
+        { class: "login" },
+        h("p", {}, note),
+        h(
+          "label",
+          {},
+          h("span", {}, "User ", h("span", { class: "muted" }, "(empty for the auth token)")),
+          user,
+        ),
+        h("label", {}, "Token or password", token),
+      );
+      const answer = await openDialog("Sign in to Relayr", body, [{
+        label: "Sign in",
+        value: "ok",
+        class: "primary",
+      }]);
+      if (answer !== "ok") continue;
+      setCredential(token.value, user.value.trim());
+      try {
+        await getJson("/api/queues?limit=1");
+        asking = undefined;
+        live("", "connecting");
+        return;
+      } catch (e) {
+        note = e instanceof AuthRequired ? "That credential was refused." : (e as Error).message;
+      }
+    }
+  })();
+}
+
+/** Asks the broker whether auth is on (an open call); says so when it is off. */
 async function console_(): Promise<void> {
   try {
-    const c = await getJson<{ auth: string; version: string }>("/api/console");
-    byId("server-info").textContent = `Relayr ${c.version}`;
+    const c = await getJson<{ auth: string; version: string | null }>("/api/console");
+    // Signed in before the first call that needs it: no 401 ever reaches the console log.
+    if (c.auth === "on" && credential() === null) await login();
+    byId("server-info").textContent = c.version === null ? "Relayr" : `Relayr ${c.version}`;
     if (c.auth === "open") {
       const b = byId("banner");
       b.replaceChildren(
@@ -91,6 +167,6 @@ async function console_(): Promise<void> {
 }
 
 addEventListener("hashchange", show);
+await console_();
 show();
-stream();
-void console_();
+void stream();

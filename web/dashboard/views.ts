@@ -12,7 +12,7 @@ import type {
   TopicStats,
 } from "../../src/broker/mod.ts";
 import type { ClosedConnectionStats, ConnectionStats } from "../../src/server/mod.ts";
-import { act, getJson, type ListPage, seg } from "./api.ts";
+import { act, AuthRequired, getJson, type ListPage, seg } from "./api.ts";
 import { type Column, VirtualTable } from "./table.ts";
 import { age, bytes, confirmAction, full, h, num, openDialog, toast } from "./ui.ts";
 
@@ -54,7 +54,12 @@ async function run(view: { refresh(): Promise<void> }, f: () => Promise<string>)
   try {
     toast(await f());
   } catch (e) {
-    toast((e as Error).message, true);
+    toast(
+      e instanceof AuthRequired
+        ? "Sign in again: the credential was refused"
+        : (e as Error).message,
+      true,
+    );
   }
   await view.refresh().catch(() => {});
 }
