@@ -61,7 +61,7 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
         if (method !== "GET" && method !== "HEAD") return notAllowed("GET, HEAD");
         switch (kind) {
           case "queues":
-            return json(200, list(withDlqDepth(broker.queueStats(all).list), q, ["name"]));
+            return json(200, queueList(server, q));
           case "topics":
             return json(200, list(broker.topicStats(all).list, q, ["name"]));
           case "connections":
@@ -152,10 +152,25 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
 
 const all = { offset: 0, limit: Number.MAX_SAFE_INTEGER };
 
-/** Each queue with the depth of its dead-letter queue (null: it has none now). */
-function withDlqDepth(rows: QueueStats[]): (QueueStats & { dlq_depth: number | null })[] {
-  const depth = new Map(rows.map((r) => [r.name, r.depth]));
-  return rows.map((r) => ({ ...r, dlq_depth: depth.get(`${r.name}.dlq`) ?? null }));
+/** A queue row of the console: its stats and its DLQ's depth (null: it has none now). */
+type QueueRow = QueueStats & { dlq_depth: number | null };
+
+/**
+ * The queues page. Sorted by name (the console's default), the order and the
+ * filter need only the names, and stats are built for the page's rows alone:
+ * at 10,000 queues a page cost ~30 ms when every queue's stats were built.
+ */
+function queueList(server: Server, q: URLSearchParams): ListPage<QueueRow> {
+  const queues = server.broker.queues;
+  const row = (s: QueueStats): QueueRow => ({
+    ...s,
+    dlq_depth: queues.get(`${s.name}.dlq`)?.store.ready ?? null,
+  });
+  if ((q.get("sort") ?? "name") !== "name") {
+    return list(server.broker.queueStats(all).list.map(row), q, ["name"]);
+  }
+  const names = list([...queues.keys()].map((name) => ({ name })), q, ["name"]);
+  return { ...names, list: names.list.map(({ name }) => row(queues.get(name)!.stats())) };
 }
 const CONNECTION_KEYS = ["id", "client_id", "name", "remote_addr"] as const;
 
