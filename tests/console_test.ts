@@ -59,6 +59,8 @@ Deno.test("console API: peek, purge with a delivery in flight, delete; refusals"
     r = await call(b.base, "GET", "/api/queues?q=work");
     const row = (r.body.list as Record<string, number>[])[0];
     assert.deepEqual([row.depth, row.inflight, row.purged], [0, 1, 4]);
+    const metrics = await (await fetch(`${b.base}/metrics`)).text();
+    assert.match(metrics, /^relayr_queue_purged_total\{queue="work"\} 4$/m);
     await c.send(`ACK msg_id:${first.fields!.msg_id}\r\n`);
     assert.equal(await c.line(), "OK", "the in-flight message is still acked normally");
     r = await call(b.base, "DELETE", "/api/queues/queue:work");
