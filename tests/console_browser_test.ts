@@ -254,7 +254,7 @@ Deno.test({
       // DLQ replay: the dead letter goes back to its queue and to the worker.
       await filter(page, "queues", "jobs");
       await page.locator(
-        `#view-queues .actions[data-row="queue:jobs"] button:text-is("Replay DLQ")`,
+        `#view-queues .actions[data-row="queue:jobs"] button:text-is("Replay")`,
       )
         .click();
       await confirm(page, "Replay");

@@ -193,7 +193,7 @@ export function queuesView(): View {
       // Always there (disabled when there is nothing to replay): every row's buttons line up.
       h("button", {
         disabled: isDlq ? r.depth === 0 : (r.dlq_depth ?? 0) === 0,
-        title: "Move the dead letters back to their queue",
+        title: "Replay the dead-letter queue: move its messages back to their queue",
         onclick: async () => {
           const target = isDlq ? name.slice(0, -4) : name;
           if (
@@ -213,7 +213,7 @@ export function queuesView(): View {
             }`;
           });
         },
-      }, "Replay DLQ"),
+      }, "Replay"),
       h("button", {
         class: "danger",
         disabled: r.depth + r.inflight + r.delayed > 0 || r.consumers > 0,
