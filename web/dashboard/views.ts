@@ -36,6 +36,11 @@ const NUM = "minmax(72px, 1fr)";
 /** The name column: `--name-min` is narrower on a phone, where the table scrolls sideways. */
 const NAME = "minmax(var(--name-min), 2.2fr)";
 
+/** A column of a plain count, right-aligned and sortable. */
+function count<T>(key: keyof T & string, label: string, width = NUM): Column<T> {
+  return { key, label, num: true, width, render: (r) => num(r[key] as number) };
+}
+
 /** The toolbar over a table: title, match count, filter box. */
 function toolbar<T>(title: string, table: VirtualTable<T>, placeholder: string): HTMLElement {
   const count = h("span", { class: "count" }, "");
@@ -80,7 +85,7 @@ export function queuesView(): View {
       render: (r) => r.name.slice(6),
     },
     { key: "depth", label: "Depth", num: true, width: NUM, render: (r) => hot(r.depth, 10_000) },
-    { key: "inflight", label: "In flight", num: true, width: NUM, render: (r) => num(r.inflight) },
+    count("inflight", "In flight"),
     {
       key: "consumers",
       label: "Consumers",
@@ -103,21 +108,9 @@ export function queuesView(): View {
       width: NUM,
       render: (r) => num(rate(r)?.out ?? null),
     },
-    {
-      key: "redelivered",
-      label: "Redelivered",
-      num: true,
-      width: "minmax(100px, 1fr)",
-      render: (r) => num(r.redelivered),
-    },
-    { key: "expired", label: "Expired", num: true, width: NUM, render: (r) => num(r.expired) },
-    {
-      key: "dead_lettered",
-      label: "Dead-lettered",
-      num: true,
-      width: "minmax(108px, 1fr)",
-      render: (r) => num(r.dead_lettered),
-    },
+    count("redelivered", "Redelivered", "minmax(100px, 1fr)"),
+    count("expired", "Expired"),
+    count("dead_lettered", "Dead-lettered", "minmax(108px, 1fr)"),
     {
       key: "dlq_depth",
       label: "DLQ depth",
@@ -301,13 +294,7 @@ export function topicsView(): View {
       cls: "name",
       render: (r) => r.name.slice(6),
     },
-    {
-      key: "subscribers",
-      label: "Subscribers",
-      num: true,
-      width: "minmax(96px, 1fr)",
-      render: (r) => num(r.subscribers),
-    },
+    count("subscribers", "Subscribers", "minmax(96px, 1fr)"),
     {
       key: "max_lag_msgs",
       label: "Max lag",
@@ -315,28 +302,16 @@ export function topicsView(): View {
       width: NUM,
       render: (r) => hot(r.max_lag_msgs, 1000),
     },
-    { key: "retained", label: "Retained", num: true, width: NUM, render: (r) => num(r.retained) },
+    count("retained", "Retained"),
     {
       key: "retention",
       label: "Retention",
       width: "minmax(150px, 1.4fr)",
       render: (r) => retention(r),
     },
-    {
-      key: "published",
-      label: "Published",
-      num: true,
-      width: "minmax(84px, 1fr)",
-      render: (r) => num(r.published),
-    },
-    {
-      key: "delivered",
-      label: "Delivered",
-      num: true,
-      width: "minmax(84px, 1fr)",
-      render: (r) => num(r.delivered),
-    },
-    { key: "dropped", label: "Dropped", num: true, width: NUM, render: (r) => num(r.dropped) },
+    count("published", "Published", "minmax(84px, 1fr)"),
+    count("delivered", "Delivered", "minmax(84px, 1fr)"),
+    count("dropped", "Dropped"),
     {
       key: "durables",
       label: "Durables",
@@ -536,14 +511,8 @@ export function connectionsView(): View {
           ? h("span", { class: "hot" }, bytes(r.pending_bytes))
           : bytes(r.pending_bytes),
     },
-    { key: "in_msgs", label: "Msgs in", num: true, width: NUM, render: (r) => num(r.in_msgs) },
-    {
-      key: "out_msgs",
-      label: "Msgs out",
-      num: true,
-      width: "minmax(80px, 1fr)",
-      render: (r) => num(r.out_msgs),
-    },
+    count("in_msgs", "Msgs in"),
+    count("out_msgs", "Msgs out", "minmax(80px, 1fr)"),
     { key: "uptime_s", label: "Age", num: true, width: NUM, render: (r) => age(r.uptime_s) },
     {
       key: "actions",
