@@ -186,6 +186,8 @@ Deno.test("console lists: sorted, filtered and paged on the server", async () =>
     assert.equal(r.status, 400);
     r = await call(b.base, "GET", "/api/connections?q=filler");
     assert.equal(r.body.matched, 1);
+    const conn = (r.body.list as { tls: boolean; user: string | null }[])[0];
+    assert.deepEqual([conn.tls, conn.user], [false, null], "plain TCP, auth off");
   } finally {
     await c.close();
     await b.stop();

@@ -20,8 +20,7 @@ import { age, bytes, confirmAction, full, h, num, openDialog, toast } from "./ui
 /** A queue row of `/api/queues`: its stats and its DLQ's depth. */
 type QueueRow = QueueStats & { dlq_depth: number | null };
 type SubRow = SubscriptionStats;
-/** A connection row; `user` and `tls` show once auth and TLS report them. */
-type ConnRow = ConnectionStats & { user?: string | null; tls?: boolean | null };
+type ConnRow = ConnectionStats;
 type TopicRow = TopicStats;
 type ClosedRow = ClosedConnectionStats;
 type Peeked = PeekedMessage;
