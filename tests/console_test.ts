@@ -372,6 +372,12 @@ Deno.test("console API with auth: the page and its question open, reads need mon
   const users = await writeUsers([
     { user: "mon", password: await hashPassword(SECRETS.monitorPass, CHEAP), roles: ["monitor"] },
     { user: "ops", password: await hashPassword(SECRETS.alicePass, CHEAP), roles: ["admin"] },
+    {
+      user: "team",
+      password: await hashPassword(SECRETS.alicePass, CHEAP),
+      roles: ["admin"],
+      permissions: { admin: { allow: ["queue:team.>"] } },
+    },
   ]);
   const b = await brokerWithHttp(["--users", users, "--auth-token", SECRETS.token]);
   const basic = (u: string, p: string) => ({
@@ -408,6 +414,11 @@ Deno.test("console API with auth: the page and its question open, reads need mon
     assert.equal(r.status, 403, "a cross-site request, even with the token");
     r = await call(b.base, "GET", "/api/queues/secure/peek", basic("ops", SECRETS.alicePass));
     assert.equal((r.body.messages as unknown[]).length, 1, "an admin peeks");
+    const team = basic("team", SECRETS.alicePass);
+    r = await call(b.base, "POST", "/api/queues/secure/purge", team);
+    assert.deepEqual([r.status, r.body.text], [403, 'user "team" may not act on queue:secure\n']);
+    r = await call(b.base, "POST", "/api/queues/team.jobs/purge", team);
+    assert.equal(r.status, 404, "allowed on its own queues (this one does not exist)");
     r = await call(b.base, "POST", "/api/queues/secure/purge", bearer);
     assert.deepEqual([r.status, r.body.purged], [200, 1], "the token holder acts");
     const io = captured();

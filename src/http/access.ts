@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Authenticator, Role } from "../auth/mod.ts";
+import { Action, type Authenticator, permissionsOf, type Role } from "../auth/mod.ts";
 
 /**
  * Open paths: the probes, and the console's page, files and auth question
@@ -40,6 +40,24 @@ export function roleFor(pathname: string, method = "GET"): Role | undefined {
 }
 
 /**
+ * The destination an admin action names in its path (`/api/queues/<q>/...`,
+ * `/api/topics/<t>/...`), with its prefix; undefined for one that names none
+ * (closing a connection) or an undecodable one (the route answers 400).
+ */
+export function actionDestination(pathname: string): string | undefined {
+  const m = /^\/api\/(queues|topics)\/([^/]+)/.exec(pathname);
+  if (m === null) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(m[2]);
+  } catch {
+    return undefined;
+  }
+  const prefix = m[1] === "queues" ? "queue:" : "topic:";
+  return name.startsWith(prefix) ? name : prefix + name;
+}
+
+/**
  * Undefined when `request` may go on to `pathname`, else the 401 (no or
  * wrong credentials) or 403 (authenticated, without the role) to answer.
  */
@@ -60,7 +78,16 @@ export async function refusal(
       },
     });
   }
-  if (p.roles.includes(role) || p.roles.includes("admin")) return undefined;
+  if (p.roles.includes(role) || p.roles.includes("admin")) {
+    // An action on a destination also needs the user's `admin` permission on it (deny wins).
+    const dest = role === "admin" ? actionDestination(pathname) : undefined;
+    if (dest === undefined || p.entry === undefined) return undefined;
+    if (permissionsOf(p.entry).may(Action.ADMIN, dest)) return undefined;
+    return new Response(`user ${JSON.stringify(p.user)} may not act on ${dest}\n`, {
+      status: 403,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
   return new Response(`user ${JSON.stringify(p.user)} lacks the ${role} role\n`, {
     status: 403,
     headers: { "content-type": "text/plain; charset=utf-8" },
