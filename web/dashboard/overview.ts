@@ -182,6 +182,8 @@ export class Overview {
             {
               ...axis,
               space: 70,
+              // Whole seconds: sub-second ticks would print the same time twice.
+              incrs: [1, 2, 5, 10, 15, 30, 60],
               values: (_: uPlot, ticks: number[]) => ticks.map((t) => clock.format(t * 1000)),
             },
             { ...axis, size: 64, values: (_: uPlot, ticks: number[]) => ticks.map(spec.fmt) },
