@@ -164,7 +164,8 @@ function queueList(server: Server, q: URLSearchParams): ListPage<QueueRow> {
   const queues = server.broker.queues;
   const row = (s: QueueStats): QueueRow => ({
     ...s,
-    dlq_depth: queues.get(`${s.name}.dlq`)?.store.ready ?? null,
+    // Its own dead-letter queue (the `dlq` setting; `dlq:none` has none).
+    dlq_depth: s.settings.dlq === null ? null : queues.get(s.settings.dlq)?.store.ready ?? null,
   });
   if ((q.get("sort") ?? "name") !== "name") {
     return list(server.broker.queueStats(all).list.map(row), q, ["name"]);

@@ -7,7 +7,11 @@ import assert from "node:assert/strict";
 import { AdminError, type Broker } from "../../src/broker/mod.ts";
 import { nodeFileSystem } from "../../src/runtime/mod.ts";
 import { LogStore } from "../../src/storage/mod.ts";
-import { defaultPubOptions, encodeHeaders } from "../../src/protocol/mod.ts";
+import {
+  defaultPubOptions,
+  defaultQueueDeclareOptions,
+  encodeHeaders,
+} from "../../src/protocol/mod.ts";
 import { FakeClient } from "./fake_client.ts";
 import { advance, pub, queueStats, sub, testBroker, topicStats } from "./harness.ts";
 
@@ -117,6 +121,23 @@ Deno.test("admin replay: dead letters go back to their queue in order, fresh del
   const dlq = queueStats(broker, "queue:q.dlq");
   assert.deepEqual([dlq.depth, dlq.inflight], [0, 1]);
   assert.throws(() => broker.replayDeadLetters("queue:other"), isAdmin("NOT_FOUND"));
+});
+
+Deno.test("admin replay: a declared queue's own dead-letter queue, named either way", async () => {
+  const { broker } = testBroker();
+  await broker.declareQueue("queue:pay", {
+    ...defaultQueueDeclareOptions(),
+    maxDeliveries: 1,
+    dlq: "queue:pay-failures",
+  });
+  const c = new FakeClient();
+  const s = sub(broker, c, "queue:pay", "s", explicit);
+  for (const x of ["a", "b"]) c.nack(pub(broker, "queue:pay", x));
+  s.close(false);
+  assert.equal(queueStats(broker, "queue:pay-failures").depth, 2);
+  assert.deepEqual(broker.replayDeadLetters("queue:pay-failures", 1), { moved: 1, left: 1 });
+  assert.deepEqual(broker.replayDeadLetters("pay"), { moved: 1, left: 0 });
+  assert.equal(queueStats(broker, "queue:pay").depth, 2);
 });
 
 Deno.test("admin replay: stops at the queue's capacity and says how many are left", () => {
