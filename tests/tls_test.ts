@@ -68,6 +68,8 @@ Deno.test("tls: pub/sub through the SDK over TLS (file paths and PEM text)", asy
     const it = s[Symbol.asyncIterator]();
     const { value } = await it.next();
     assert.equal(new TextDecoder().decode(value!.body), "over tls");
+    const conns = broker.server.connectionStats({ offset: 0, limit: 10, subs: false }).list;
+    assert.deepEqual(conns.map((c) => c.tls), [true, true], "the admin data says TLS");
   } finally {
     await pub.close();
     await sub.close();

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
+import {
+  DESTINATIONS_MAX,
+  PEEK_MESSAGES_MAX,
+  REPLAY_MESSAGES_MAX,
+  SLOW_CONSUMER_BLOCK_MS,
+} from "../config/mod.ts";
 import {
   type FilterOption,
   hasWildcard,
@@ -17,6 +22,7 @@ import {
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
 import { Heap, type Message, MessageState } from "../storage/mod.ts";
+import { AdminError, peeked, type PeekedMessage, queueName, topicName } from "./admin.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { Deduplicator } from "./dedup.ts";
 import { IdGenerator } from "./ids.ts";
@@ -556,6 +562,120 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     dlq.counters.published++;
     dlq.dispatch();
     return true;
+  }
+
+  // --- admin actions (src/broker/admin.ts; the HTTP API and the CLI call these) ---
+
+  /**
+   * Removes every ready and delayed message of a queue; messages in flight
+   * stay with their consumers, to be acked (or, when given back, delivered
+   * again: they were taken before the purge). Returns how many were removed.
+   */
+  purgeQueue(name: string): number {
+    const q = this.#existingQueue(name);
+    const n = q.store.purge();
+    q.counters.purged += n;
+    return n;
+  }
+
+  /**
+   * The first `n` messages a consumer would get next (priority, then FIFO),
+   * without taking them: nothing is delivered, counted or reordered.
+   */
+  peekQueue(name: string, n: number): PeekedMessage[] {
+    if (!Number.isSafeInteger(n) || n < 1 || n > PEEK_MESSAGES_MAX) {
+      throw new AdminError("BAD_REQUEST", `n must be an integer from 1 to ${PEEK_MESSAGES_MAX}`);
+    }
+    const q = this.#existingQueue(name);
+    const out: PeekedMessage[] = [];
+    for (const m of q.store.messages()) {
+      if (m.expired(this.now)) continue; // never delivered again; the sweep takes it
+      out.push(peeked(m));
+      if (out.length === n) break;
+    }
+    return out;
+  }
+
+  /**
+   * Moves the ready messages of a queue's dead-letter queue back to the
+   * queue (`name` may be either), oldest first, each as a new message of the
+   * queue with a fresh delivery count. Stops at the queue's capacity or after
+   * `max`; returns how many moved and how many ready ones are left in the DLQ.
+   */
+  replayDeadLetters(name: string, max = REPLAY_MESSAGES_MAX): { moved: number; left: number } {
+    const { target, source } = this.#deadLetterRoute(queueName(name));
+    const dlq = this.#queues.get(source);
+    if (dlq === undefined) throw new AdminError("NOT_FOUND", `${target} has no dead letters`);
+    const q = this.#queue(target);
+    const take: Message[] = [];
+    for (const m of dlq.store.messages()) {
+      if (take.length >= Math.min(max, REPLAY_MESSAGES_MAX)) break;
+      if (!m.expired(this.now)) take.push(m);
+    }
+    // Ready order is priority first; a replay keeps the order they died in.
+    take.sort((a, b) => a.id - b.id);
+    let moved = 0;
+    for (const m of take) {
+      // The queue's own limits, whatever its overflow policy: a replay never drops live messages.
+      const st = q.settings;
+      if (q.store.size + 1 > st.messagesMax || q.store.bytes + m.len > st.bytesMax) break;
+      const copy = copyOf(m, this.#ids.next(this.now), target, this.now);
+      try {
+        // The copy's PUB is appended before the DLQ's REMOVE, and written first (see
+        // LogQueueStore.#removed): a crash in between duplicates a message, never loses one.
+        void q.store.push(copy);
+      } catch (e) {
+        if (moved === 0) throw storeFailed(e);
+        break;
+      }
+      dlq.store.remove(m, "replayed");
+      q.counters.published++;
+      moved++;
+    }
+    q.dispatch();
+    return { moved, left: dlq.store.ready };
+  }
+
+  /**
+   * Which queue `name` is in a replay: a queue with a dead-letter queue
+   * (its `dlq` setting), or the dead-letter queue of one, or `<q>.dlq`.
+   */
+  #deadLetterRoute(name: string): { target: string; source: string } {
+    const dlq = this.#queues.get(name)?.settings.dlq;
+    if (dlq != null && this.#queues.has(dlq)) return { target: name, source: dlq };
+    for (const q of this.#queues.values()) {
+      if (q.settings.dlq === name) return { target: q.name, source: name };
+    }
+    if (name.endsWith(".dlq")) return { target: name.slice(0, -4), source: name };
+    return { target: name, source: dlq ?? `${name}.dlq` };
+  }
+
+  /** Deletes a queue that holds no message and has no consumer (else `CONFLICT`). */
+  deleteQueue(name: string): void {
+    const q = this.#existingQueue(name);
+    if (q.consumers.length > 0) {
+      throw new AdminError("CONFLICT", `${q.name} has ${q.consumers.length} consumers`);
+    }
+    if (q.store.size > 0) {
+      throw new AdminError("CONFLICT", `${q.name} holds ${q.store.size} messages; purge it first`);
+    }
+    this.#queues.delete(q.name);
+    this.options.store.dropQueue(q.name);
+  }
+
+  /**
+   * Deletes a durable subscription of a declared topic (not while a
+   * subscription uses it: `CONFLICT`); resolves once the state record
+   * without it is stored.
+   */
+  deleteDurable(topic: string, durable: string): Promise<void> {
+    return this.#declared.deleteDurable(topicName(topic), durable);
+  }
+
+  #existingQueue(name: string): Queue {
+    const q = this.#queues.get(queueName(name));
+    if (q === undefined) throw new AdminError("NOT_FOUND", `no queue ${queueName(name)}`);
+    return q;
   }
 
   /** Live queues by name (read-only; admin data goes through `stats()`, tests look closer). */

@@ -9,6 +9,7 @@
 import { DECLARED_TOPICS_MAX, DURABLES_MAX } from "../config/mod.ts";
 import { hasWildcard, type RetentionOptions, type StartPosition } from "../protocol/mod.ts";
 import { ID_SEQ_PER_MS, type Store } from "../storage/mod.ts";
+import { AdminError } from "./admin.ts";
 import { Durable } from "./durable.ts";
 import type { QueueDeclaration } from "./queue_settings.ts";
 import type { SubscriptionOptions } from "./subscription.ts";
@@ -112,6 +113,23 @@ export class DeclaredTopics {
     s.bind(t, t.seqAfter(after));
     if (d !== undefined) void this.#state.save();
     return s;
+  }
+
+  /** Deletes durable `name` of topic `dest` (admin); resolves once the state record is stored. */
+  deleteDurable(dest: string, name: string): Promise<void> {
+    const t = this.#host.topic(dest);
+    const d = t?.retention === undefined ? undefined : t.durables.get(name);
+    if (d === undefined) {
+      throw new AdminError("NOT_FOUND", `${dest} has no durable ${JSON.stringify(name)}`);
+    }
+    if (d.sub !== undefined) {
+      throw new AdminError(
+        "CONFLICT",
+        `durable ${JSON.stringify(name)} of ${dest} has a live subscription`,
+      );
+    }
+    t!.durables.delete(name);
+    return this.#state.save();
   }
 
   /** A promise that settles once durable positions changed by now are stored. */

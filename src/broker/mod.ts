@@ -12,3 +12,5 @@ export { type Delivery, InFlight } from "./inflight.ts";
 export { BrokerError, type BrokerOptions, type Client } from "./types.ts";
 export type * from "./stats.ts";
 export { page } from "./stats.ts";
+export { LATENCY_BUCKETS_S } from "./latency.ts";
+export { AdminError, AdminErrorKind, type PeekedMessage } from "./admin.ts";

@@ -24,6 +24,8 @@ export interface QueueCounters {
   rejected: number;
   /** Publishes answered as duplicates. */
   duplicates: number;
+  /** Removed by an operator's purge. */
+  purged: number;
 }
 
 /** What a queue needs from the broker around it. */
@@ -48,6 +50,7 @@ export class Queue {
     deadLettered: 0,
     rejected: 0,
     duplicates: 0,
+    purged: 0,
   };
   /** Dedup ids seen within the window; made on the first `dedup_id`. */
   dedup: DedupWindow | undefined = undefined;
@@ -186,6 +189,7 @@ export class Queue {
       dedup_ids: this.dedup?.size ?? 0,
       declared: this.settings.declared !== undefined,
       settings: settingsStats(this.settings),
+      purged: c.purged,
     };
   }
 }

@@ -101,6 +101,8 @@ export interface QueueStats {
   declared: boolean;
   /** The settings it works by (declared or the server's defaults). */
   settings: QueueSettingsStats;
+  /** Removed by an operator's purge. */
+  purged: number;
 }
 
 /** The settings of a queue, resolved (see `DECLARE queue:` in docs/PROTOCOL.md). */

@@ -12,6 +12,8 @@
  * relayr sub topic:orders --durable billing --start first
  * relayr bind 'topic:orders.>' queue:audit --filter "amount > 1000"
  * relayr stats
+ * relayr queue peek queue:orders -n 5
+ * relayr dlq replay queue:orders
  * relayr bench --pubs 1 --subs 1 --msgs 100000 --size 128
  * ```
  *
@@ -21,6 +23,7 @@
  * @module
  */
 import type { Runtime } from "../runtime/mod.ts";
+import { ADMIN_GROUPS, adminCommand } from "./admin.ts";
 import { benchCommand } from "./bench.ts";
 import { bindCommand, unbindCommand } from "./bind.ts";
 import { type CliIo, defaultIo } from "./common.ts";
@@ -49,6 +52,9 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
   passwd: passwdCommand,
   keygen: keygenCommand,
+  ...Object.fromEntries(
+    ADMIN_GROUPS.map((g) => [g, (args, runtime, io) => adminCommand(g, args, runtime, io)]),
+  ) as Record<typeof ADMIN_GROUPS[number], Command>,
 };
 
 /** One line per client subcommand, for the top-level `relayr --help`. */
@@ -64,6 +70,11 @@ export const CLI_USAGE = `Client commands:
   relayr bench                 load-test the broker
   relayr passwd                hash a password for the users file
   relayr keygen <file>         write an Ed25519 key file, print its public key
+Admin commands (over the HTTP port, as the console at http://<host>:8222/):
+  relayr queue purge|peek|delete <queue>
+  relayr dlq replay <queue>     move <queue>.dlq back to <queue>
+  relayr conn close <id>        close a client connection
+  relayr durable delete <topic> <durable>
 Run "relayr <command> --help" for the options of each.`;
 
 /**

@@ -498,6 +498,19 @@ export class ShuttingDownError extends BrokerReplyError {
   }
 }
 
+/** `ADMIN_CLOSED` (fatal): an operator closed the connection. */
+export class AdminClosedError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("ADMIN_CLOSED", text);
+    this.name = "AdminClosedError";
+  }
+}
+
 /**
  * The registry: wire code to class, one for every code of the protocol's
  * `ERROR_CODES` (`satisfies` makes a missing or an extra code a compile
@@ -532,6 +545,7 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   STALE_CONNECTION: StaleConnectionError,
   TOO_MANY_CONNECTIONS: TooManyConnectionsError,
   SHUTTING_DOWN: ShuttingDownError,
+  ADMIN_CLOSED: AdminClosedError,
 } satisfies Record<ErrorCode, new (text?: string) => BrokerReplyError>;
 
 /**
@@ -547,6 +561,7 @@ export const UNSOLICITED_CODES: ReadonlySet<string> = new Set(
     "SHUTTING_DOWN",
     "AUTH_TIMEOUT",
     "AUTH_REVOKED",
+    "ADMIN_CLOSED",
   ] satisfies ErrorCode[],
 );
 

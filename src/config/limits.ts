@@ -210,3 +210,17 @@ export const GRPC_STREAMS_MAX = CONNECTIONS_MAX;
 export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;
 /** How long a gRPC client has to answer the server's HTTP/2 PING before its connection is closed. */
 export const GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;
+
+// --- Admin console (the dashboard, its API and its live stream) ---
+/** Messages one peek returns at most: a look at the head of a queue, not an export. */
+export const PEEK_MESSAGES_MAX = 100;
+/** Body bytes a peek shows of each message, so a peek of large messages stays small. */
+export const PEEK_PREVIEW_BYTES_MAX = 1024;
+/** Dead letters one replay moves at most, so one request never stalls the event loop for long. */
+export const REPLAY_MESSAGES_MAX = 100_000;
+/** Clients of the live stats stream (`/api/stream`) at once; one more is answered 503. */
+export const STREAM_CLIENTS_MAX = 32;
+/** How often the live stats stream pushes a delta. */
+export const STREAM_INTERVAL_MS = 1_000;
+/** Rows one list request of the console (`/api/queues` ...) returns at most. */
+export const CONSOLE_ROWS_MAX = 1_000;

@@ -53,6 +53,8 @@ export function statusOf(code: GrpcErrorCode): status {
     case "SHUTTING_DOWN":
     case "STALE_CONNECTION":
       return status.UNAVAILABLE;
+    case "ADMIN_CLOSED": // an operator ended the stream's connection: not the call's fault
+      return status.ABORTED;
     case "AUTH_REQUIRED":
     case "AUTH_FAILED":
     case "AUTH_TIMEOUT":

@@ -1,6 +1,6 @@
 /**
- * Who may read the monitoring endpoints, in one place (admin actions add
- * their role here). With auth off everything is open, as before. With auth
+ * Who may read the monitoring endpoints and act through the admin API, in
+ * one place. With auth off everything is open, as before. With auth
  * on, `/healthz`, `/readyz` and the index stay open (probes carry no
  * credentials); everything else needs `Authorization: Bearer <auth-token>`
  * (the token holder has every role), or `Basic` with the `user:password` of
@@ -10,13 +10,51 @@
  *
  * @module
  */
-import type { Authenticator, Role } from "../auth/mod.ts";
+import { Action, type Authenticator, permissionsOf, type Role } from "../auth/mod.ts";
 
-const OPEN = new Set(["/", "/healthz", "/readyz"]);
+/**
+ * Open paths: the probes, and the console's page, files and auth question
+ * (`/api/console`), which hold no data: the page asks for a credential and
+ * sends it with each call.
+ */
+const OPEN = new Set([
+  "/",
+  "/index.html",
+  "/dashboard.js",
+  "/dashboard.css",
+  "/healthz",
+  "/readyz",
+  "/api",
+  "/api/console",
+]);
 
-/** The role a path needs; undefined: open to all. */
-export function roleFor(pathname: string): Role | undefined {
-  return OPEN.has(pathname) ? undefined : "monitor";
+/**
+ * The role a request needs; undefined: open to all. The admin actions
+ * (src/http/admin.ts: every `POST` and `DELETE`, and a peek, which shows
+ * message bodies) need `admin`; reads need `monitor`.
+ */
+export function roleFor(pathname: string, method = "GET"): Role | undefined {
+  if (OPEN.has(pathname)) return undefined;
+  if (method === "POST" || method === "DELETE" || pathname.endsWith("/peek")) return "admin";
+  return "monitor";
+}
+
+/**
+ * The destination an admin action names in its path (`/api/queues/<q>/...`,
+ * `/api/topics/<t>/...`), with its prefix; undefined for one that names none
+ * (closing a connection) or an undecodable one (the route answers 400).
+ */
+export function actionDestination(pathname: string): string | undefined {
+  const m = /^\/api\/(queues|topics)\/([^/]+)/.exec(pathname);
+  if (m === null) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(m[2]);
+  } catch {
+    return undefined;
+  }
+  const prefix = m[1] === "queues" ? "queue:" : "topic:";
+  return name.startsWith(prefix) ? name : prefix + name;
 }
 
 /**
@@ -28,7 +66,7 @@ export async function refusal(
   pathname: string,
   auth: Authenticator,
 ): Promise<Response | undefined> {
-  const role = roleFor(pathname);
+  const role = roleFor(pathname, request.method);
   if (role === undefined) return undefined;
   const p = await auth.httpPrincipal(request.headers.get("authorization"));
   if (p === undefined) {
@@ -40,7 +78,16 @@ export async function refusal(
       },
     });
   }
-  if (p.roles.includes(role) || p.roles.includes("admin")) return undefined;
+  if (p.roles.includes(role) || p.roles.includes("admin")) {
+    // An action on a destination also needs the user's `admin` permission on it (deny wins).
+    const dest = role === "admin" ? actionDestination(pathname) : undefined;
+    if (dest === undefined || p.entry === undefined) return undefined;
+    if (permissionsOf(p.entry).may(Action.ADMIN, dest)) return undefined;
+    return new Response(`user ${JSON.stringify(p.user)} may not act on ${dest}\n`, {
+      status: 403,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
   return new Response(`user ${JSON.stringify(p.user)} lacks the ${role} role\n`, {
     status: 403,
     headers: { "content-type": "text/plain; charset=utf-8" },

@@ -9,6 +9,9 @@
  * | `/readyz`    | 200 when the server accepts connections, 503 while starting/stopping |
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
+ * | `/`          | the console (dashboard); `/api` lists the API                       |
+ * | `/api/stream`| live stats deltas (Server-Sent Events, src/http/stream.ts)          |
+ * | `/api/...`   | admin actions and console lists (src/http/admin.ts)                 |
  *
  * With authentication on, all but `/`, `/healthz` and `/readyz` need a
  * credential (access.ts).
@@ -21,6 +24,10 @@ import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
+import { adminRoutes } from "./admin.ts";
+import { dashboardCss, dashboardHtml, dashboardJs } from "./assets/mod.ts";
+import { BadRequest, intParam } from "./params.ts";
+import { StatsStream } from "./stream.ts";
 
 /** A request handler (asynchronous only when it checks a credential). */
 export type Handler = (request: Request) => Response | Promise<Response>;
@@ -28,34 +35,61 @@ export type Handler = (request: Request) => Response | Promise<Response>;
 const INDEX = [
   "Relayr monitoring",
   "",
+  "/            the console (dashboard)",
   "/healthz     200 while the process runs",
   "/readyz      200 when the server accepts connections, else 503",
   "/metrics     Prometheus metrics",
   "/api/stats   JSON stats; ?limit=N&offset=N (connections, queues, topics),",
   "             ?closed=N (closed connections), ?subs=false (no subscription lists)",
+  "/api/stream  live stats, one delta a second (Server-Sent Events)",
+  "/api/queues, /api/topics, /api/connections",
+  "             sorted, filtered pages: ?q=&sort=&order=asc|desc&offset=&limit=",
+  "POST   /api/queues/<name>/purge          remove the waiting messages",
+  "GET    /api/queues/<name>/peek?n=10      the next messages, not taken",
+  "POST   /api/queues/<name>/replay-dlq     move <name>.dlq back to <name>",
+  "DELETE /api/queues/<name>                delete an empty queue",
+  "DELETE /api/topics/<name>/durables/<d>   delete a durable",
+  "POST   /api/connections/<id>/close       close a connection (ADMIN_CLOSED)",
   "",
 ].join("\n");
 
-/** A bad query parameter; answered with 400. */
-class BadRequest extends RangeError {}
-
-/** Builds the handler over a live server (and its broker). */
-export function createHandler(server: Server, grpc?: () => GrpcStats): Handler {
+/**
+ * Builds the handler over a live server (and its broker). `stream` serves
+ * `/api/stream`; whoever puts the handler on a port closes it before the
+ * port (the HTTP server waits for open responses).
+ */
+export function createHandler(
+  server: Server,
+  grpc?: () => GrpcStats,
+  stream: StatsStream = new StatsStream(server),
+): Handler {
+  const admin = adminRoutes(server);
   return (request) => {
+    const url = new URL(request.url);
+    const auth = server.auth;
+    if (auth === undefined) return dispatch(request, url);
+    return refusal(request, url.pathname, auth).then((no) => no ?? dispatch(request, url));
+  };
+
+  function dispatch(request: Request, url: URL): Response | Promise<Response> {
+    const routed = admin(request, url);
+    if (routed !== undefined) return routed;
     if (request.method !== "GET" && request.method !== "HEAD") {
       return text(405, "method not allowed\n", { Allow: "GET, HEAD" });
     }
-    const url = new URL(request.url);
-    const auth = server.auth;
-    if (auth === undefined) return route(url);
-    return refusal(request, url.pathname, auth).then((no) => no ?? route(url));
-  };
-
-  function route(url: URL): Response {
     try {
       switch (url.pathname) {
         case "/":
+        case "/index.html":
+          return asset(dashboardHtml, "text/html; charset=utf-8");
+        case "/dashboard.js":
+          return asset(dashboardJs, "text/javascript; charset=utf-8");
+        case "/dashboard.css":
+          return asset(dashboardCss, "text/css; charset=utf-8");
+        case "/api":
           return text(200, INDEX);
+        case "/api/stream":
+          return stream.open();
         case "/healthz":
           return text(200, "ok\n");
         case "/readyz":
@@ -88,24 +122,31 @@ function statsOptions(q: URLSearchParams): StatsOptions {
   };
 }
 
-function intParam(q: URLSearchParams, name: string, def: number, min: number, max: number): number {
-  const raw = q.get(name);
-  if (raw === null) return def;
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new BadRequest(
-      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
-}
-
 function boolParam(q: URLSearchParams, name: string, def: boolean): boolean {
   const raw = q.get(name);
   if (raw === null) return def;
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   throw new BadRequest(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+/**
+ * A bundled console file. Its bytes change only with the binary, but a
+ * revalidation is cheap and an operator after an upgrade must not get an old
+ * script: no-cache, not max-age.
+ */
+function asset(body: string, type: string): Response {
+  return new Response(body, {
+    headers: {
+      "content-type": type,
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+      // The console loads only its own files, never inline script: a name
+      // that got into the page as markup could not run.
+      "content-security-policy":
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+    },
+  });
 }
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {

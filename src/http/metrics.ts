@@ -70,6 +70,7 @@ const QUEUE_COUNTERS: Gauge<QueueStats>[] = [
     "Publishes answered as duplicates of a dedup_id within the window",
     (q) => q.duplicates,
   ],
+  ["relayr_queue_purged_total", "Messages removed by an operator's purge", (q) => q.purged],
 ];
 
 /** Series of declared queues only: their settings. */

@@ -10,9 +10,12 @@ import type { Runtime, TlsFiles } from "../runtime/mod.ts";
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server } from "../server/mod.ts";
 import { createHandler } from "./handler.ts";
+import { StatsStream } from "./stream.ts";
 
 export { createHandler, type Handler } from "./handler.ts";
 export { renderMetrics } from "./metrics.ts";
+export { type StatsDelta, StatsStream } from "./stream.ts";
+export { authorize } from "./admin.ts";
 export { Exposition, EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 
 /** The monitoring server. */
@@ -37,7 +40,8 @@ export function startMonitoring(
   server: Server,
   grpc?: () => GrpcStats,
 ): Monitoring {
-  const handler = createHandler(server, grpc);
+  const stream = new StatsStream(server);
+  const handler = createHandler(server, grpc, stream);
   let http = runtime.serveHttp(options, handler);
   const port = http.port;
   let tls = options.tls;
@@ -45,10 +49,12 @@ export function startMonitoring(
   return {
     port,
     close() {
+      stream.close();
       return closed ??= http.close();
     },
     async reloadTls(files) {
       if (closed !== undefined || tls === undefined) return;
+      stream.close(); // the server waits for open responses; the console reconnects
       await http.close();
       try {
         http = runtime.serveHttp({ ...options, port, tls: files }, handler);

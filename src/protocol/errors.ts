@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   STALE_CONNECTION: true,
   TOO_MANY_CONNECTIONS: true,
   SHUTTING_DOWN: true,
+  ADMIN_CLOSED: true,
 } as const;
 
 /** One `ERR` code. */

@@ -644,6 +644,7 @@ export class Connection implements Client {
       client_id: this.clientId ?? null,
       name: this.name ?? null,
       user: this.principal?.user ?? null,
+      tls: this.#conn.secure === true,
       remote_addr: this.remoteAddr,
       opened_at: new Date(this.openedAt).toISOString(),
       uptime_s: (now - this.openedAt) / 1000,
@@ -686,6 +687,8 @@ function closeCode(reason: CloseReason): ErrorCode | undefined {
     case CloseReason.AUTH_TIMEOUT:
     case CloseReason.AUTH_REVOKED:
       return reason;
+    case CloseReason.ADMIN_CLOSED:
+      return "ADMIN_CLOSED";
     default:
       return undefined;
   }

@@ -7,7 +7,7 @@
  */
 import type { AuthConfig, Authenticator, Review } from "../auth/mod.ts";
 import { type AuthzCounters, UserConnections } from "../auth/mod.ts";
-import { type Broker, type Page, page } from "../broker/mod.ts";
+import { AdminError, type Broker, type Page, page } from "../broker/mod.ts";
 import {
   ACCEPT_BACKOFF_MS_MAX,
   ACCEPT_BACKOFF_MS_MIN,
@@ -282,6 +282,17 @@ export class Server implements ConnectionHost {
       new Promise<void>((r) => timer = this.clock.after(SHUTDOWN_FLUSH_MS, r)),
     ]);
     timer?.cancel();
+  }
+
+  /**
+   * Closes connection `id` as an operator asked (`ERR ADMIN_CLOSED` to the
+   * client, its unacked messages go back to their queues); `AdminError`
+   * NOT_FOUND when no such connection is open.
+   */
+  closeConnection(id: number): void {
+    const c = this.connections.get(id);
+    if (c === undefined) throw new AdminError("NOT_FOUND", `no open connection ${id}`);
+    c.close(CloseReason.ADMIN_CLOSED, "closed by an operator");
   }
 
   /** Server-wide figures, the broker's among them. */

@@ -25,6 +25,8 @@ export interface ConnectionStats {
   name: string | null;
   /** The authenticated user (auth on), never a credential. */
   user: string | null;
+  /** Whether the connection is over TLS. */
+  tls: boolean;
   remote_addr: string;
   opened_at: string;
   uptime_s: number;

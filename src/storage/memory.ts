@@ -30,6 +30,8 @@ export class MemoryQueueStore implements QueueStore {
     expired: 0,
     dropped: 0,
     dead_lettered: 0,
+    purged: 0,
+    replayed: 0,
   };
   /** One deque per priority level, made on first use (most queues use one level). */
   #levels: (Deque<Message> | undefined)[] = new Array(LEVELS).fill(undefined);
@@ -175,6 +177,31 @@ export class MemoryQueueStore implements QueueStore {
       return;
     }
     this.#toFront(msg);
+  }
+
+  purge(): number {
+    let n = 0;
+    for (let p = 0; p < LEVELS; p++) {
+      const level = this.#levels[p];
+      if (level === undefined) continue;
+      for (const m of level) {
+        if (m.state !== MessageState.READY) continue;
+        this.#ready--;
+        this.#gone(m, "purged");
+        n++;
+      }
+      this.#levels[p] = undefined;
+    }
+    this.#mask = 0;
+    // A message delayed twice has two heap entries: the first pop ends it, the second is skipped.
+    while (this.#delays.length > 0) {
+      const m = this.#delays.pop()!;
+      if (m.state !== MessageState.DELAYED) continue;
+      this.#delayed--;
+      this.#gone(m, "purged");
+      n++;
+    }
+    return n;
   }
 
   dropOldest(): Message | undefined {

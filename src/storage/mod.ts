@@ -5,7 +5,7 @@
  * @module
  */
 export { ID_SEQ_PER_MS, Message, MessageOptions, MessageState } from "./message.ts";
-export type { QueueStore, RemoveReason, ScanCursor, Store } from "./store.ts";
+export type { QueueStore, RemoveReason, ScanCursor, Store, SyncStats } from "./store.ts";
 export { StoreError } from "./store.ts";
 export { MemoryQueueStore, MemoryStore, type RemoveHook } from "./memory.ts";
 export { Deque, DequeCursor } from "./deque.ts";

@@ -8,8 +8,18 @@
  */
 import type { Message } from "./message.ts";
 
-/** Why a message left its queue (a log store records it; metrics count it). */
-export type RemoveReason = "acked" | "expired" | "dropped" | "dead_lettered";
+/**
+ * Why a message left its queue (a log store records it; metrics count it).
+ * `purged`: an operator emptied the queue; `replayed`: an operator moved a
+ * dead letter back to its queue (a new message there).
+ */
+export type RemoveReason =
+  | "acked"
+  | "expired"
+  | "dropped"
+  | "dead_lettered"
+  | "purged"
+  | "replayed";
 
 /** An I/O failure of a durable store: the publisher gets `ERR STORE_FAILED`. */
 export class StoreError extends Error {
@@ -69,6 +79,11 @@ export interface QueueStore {
   remove(msg: Message, reason: RemoveReason): void;
   /** Puts an in-flight message back: at the front of its level, or due after `delayMs`. */
   requeue(msg: Message, delayMs: number, now: number): void;
+  /**
+   * Removes every ready and delayed message (reason `purged`) and returns how
+   * many; in-flight messages stay with their consumers until settled.
+   */
+  purge(): number;
   /** Removes the oldest ready message (drop-oldest policy). */
   dropOldest(): Message | undefined;
   /** Expires due TTLs and makes due delayed messages ready; returns how many expired. */
@@ -85,9 +100,19 @@ export interface QueueStore {
 // deno-lint-ignore no-empty-interface
 export interface ScanCursor {}
 
+/** The device syncs (fdatasync rounds) of a durable store since it opened, for the console. */
+export interface SyncStats {
+  count: number;
+  /** Wall time of all of them, and of the last one. */
+  totalMs: number;
+  lastMs: number;
+}
+
 /** A set of queue stores; memory or durable. */
 export interface Store {
   readonly kind: "memory" | "log";
+  /** Its sync rounds so far; absent for a store that never syncs (memory). */
+  readonly syncs?: Readonly<SyncStats>;
   /** Opens the store of a queue (recovering its messages from disk for a durable store). */
   openQueue(name: string): QueueStore;
   /** Forgets an empty queue (it may be opened again later). */

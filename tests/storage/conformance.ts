@@ -260,8 +260,35 @@ export function storeConformance(f: StoreFactory): void {
     q.dropOldest();
     q.remove(c, "acked"); // a delayed message can be settled too
     assert.deepEqual([q.ready, q.inflight, q.delayed, q.size, q.bytes], [1, 0, 0, 1, 5]);
-    assert.deepEqual({ ...q.removed }, { acked: 2, expired: 0, dropped: 1, dead_lettered: 1 });
+    assert.deepEqual({ ...q.removed }, {
+      acked: 2,
+      expired: 0,
+      dropped: 1,
+      dead_lettered: 1,
+      purged: 0,
+      replayed: 0,
+    });
     assert.equal(a.payload.length, 0, "a settled message lets its payload go");
+  });
+
+  test("purge removes ready and delayed messages, leaves in-flight ones to their ACK", async (s) => {
+    const q = s.openQueue("queue:purge");
+    const ms = [0, 5, 0, 9, 0].map((priority) => msg(q.name, { priority }));
+    await push(q, ...ms);
+    const [x, y] = [q.take(T0)!, q.take(T0)!];
+    q.requeue(y, 1000, T0); // delayed
+    assert.deepEqual([q.ready, q.inflight, q.delayed], [3, 1, 1]);
+    assert.equal(q.purge(), 4);
+    assert.deepEqual([q.ready, q.inflight, q.delayed, q.size, q.bytes], [0, 1, 0, 1, x.size]);
+    assert.equal(q.removed.purged, 4);
+    assert.equal(q.take(T0 + 5000), undefined, "the delayed one is gone too");
+    assert.equal(q.sweep(T0 + 5000), 0);
+    q.remove(x, "acked");
+    assert.equal(q.size, 0);
+    const later = msg(q.name);
+    await push(q, later);
+    assert.equal(q.take(T0)?.id, later.id, "the queue works on after a purge");
+    assert.equal(q.purge(), 0);
   });
 
   test("messages() lists the ready messages, highest priority first", async (s) => {
@@ -386,6 +413,19 @@ export function storeConformance(f: StoreFactory): void {
       assert.equal(m.priority, orig.priority);
       assert.equal(new TextDecoder().decode(m.payload), `body-${m.id + 1}`);
     }
+  });
+
+  test("restart: purged messages stay gone, the in-flight one comes back", async (s, again) => {
+    let q = s.openQueue("queue:purged");
+    const ms = Array.from({ length: 6 }, () => msg(q.name));
+    await push(q, ...ms);
+    const kept = q.take(T0)!;
+    assert.equal(q.purge(), 5);
+    await s.close();
+    s = again();
+    q = s.openQueue("queue:purged");
+    assert.equal(q.size, 1);
+    assert.equal(q.take(T0)?.id, kept.id);
   });
 
   test("restart: every field survives, a NACK delay keeps its due time", async (s, again) => {

@@ -28,7 +28,7 @@
  * | COPY    | the message again, with its current state; written by compaction       |
  * | DELIVER | id f64, deliveries u32: taken by a consumer (in flight)                 |
  * | REQUEUE | id f64, deliveries u32, dueAt f64: given back (dueAt 0: ready now)      |
- * | REMOVE  | id f64, reason u8: acked, expired, dropped or dead-lettered; final      |
+ * | REMOVE  | id f64, reason u8 (`REASON_CODE`: acked ... replayed); final          |
  * | DEDUP   | id f64, dedupId as u16 length + UTF-8: the message's `dedup_id` (v2)   |
  *
  * A scheduled publish (`delay`/`deliver_at`) is a PUB followed by a REQUEUE
@@ -95,6 +95,8 @@ export const REASON_CODE: Readonly<Record<RemoveReason, number>> = {
   expired: 2,
   dropped: 3,
   dead_lettered: 4,
+  purged: 5,
+  replayed: 6,
 };
 const REASONS: readonly (RemoveReason | undefined)[] = [
   undefined,
@@ -102,6 +104,8 @@ const REASONS: readonly (RemoveReason | undefined)[] = [
   "expired",
   "dropped",
   "dead_lettered",
+  "purged",
+  "replayed",
 ];
 
 /** File name of segment `seq`. */

@@ -11,7 +11,7 @@
  */
 import { FSYNC_INTERVAL_MS, SEGMENT_BYTES_MAX, STORE_RETRY_MS } from "../../config/mod.ts";
 import { type Clock, type FileSystem, systemClock, type Timer } from "../../runtime/mod.ts";
-import type { QueueStore, Store } from "../store.ts";
+import type { QueueStore, Store, SyncStats } from "../store.ts";
 import { LogQueueStore, type QueueLogHost } from "./queue_log.ts";
 import { recoverLog } from "./recovery.ts";
 import type { FsyncPolicy, LogFn } from "./types.ts";
@@ -73,6 +73,7 @@ export class LogStore implements Store, QueueLogHost {
   readonly log: LogFn;
   readonly clock: Clock;
   readonly recovery: RecoveryStats;
+  readonly syncs: SyncStats = { count: 0, totalMs: 0, lastMs: 0 };
   #retryMs: number;
   #queues = new Map<string, LogQueueStore>();
   /** Dropped while a sync ran; deleted after it (a descriptor is never closed under a sync). */
@@ -276,7 +277,13 @@ export class LogStore implements Store, QueueLogHost {
     }
     this.#written.clear();
     if (work.length === 0) return;
+    // performance.now(), not the clock: a sync takes well under a millisecond on a fast device.
+    const started = performance.now();
     this.#syncing = Promise.all(work).then(() => {
+      const s = this.syncs;
+      s.lastMs = performance.now() - started;
+      s.totalMs += s.lastMs;
+      s.count++;
       this.#syncing = undefined;
       if (this.#closed === undefined) this.#flush();
     });

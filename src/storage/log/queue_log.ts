@@ -189,6 +189,11 @@ export class LogQueueStore implements QueueStore {
     this.#host.dirty(this);
   }
 
+  /** Each message leaves through the remove hook: one REMOVE record apiece. */
+  purge(): number {
+    return this.#inner.purge();
+  }
+
   dropOldest(): Message | undefined {
     return this.#inner.dropOldest();
   }
