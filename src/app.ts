@@ -9,7 +9,14 @@ import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
 import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
-import { type Monitoring, startMonitoring } from "./http/mod.ts";
+import {
+  type Monitoring,
+  parseAllowedOrigins,
+  startMonitoring,
+  startWebSocketListener,
+  type WebSocketOptions,
+  wsMessageBytesMax,
+} from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import {
   checkTlsFiles,
@@ -31,6 +38,8 @@ export interface Running {
   readonly grpc: GrpcFront | undefined;
   /** The HTTP monitoring server; undefined with `--no-http`. */
   readonly http: Monitoring | undefined;
+  /** The WebSocket listener of `--ws-port`; undefined without it or with `--no-ws`. */
+  readonly ws: Monitoring | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
   stop(): Promise<void>;
   /**
@@ -57,6 +66,8 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         "run the Bun binary, or add --no-grpc",
     );
   }
+  // Checked before anything opens, so a bad origin list leaves nothing to close.
+  const webSocket = webSocketOptions(config, (conn) => server.adopt(conn));
   const clock = systemClock; // one clock for the store, the broker and the server
   const authConfig = authConfigFrom(config, (p) => runtime.readTextFile(p));
   const auth = authConfig.token === undefined && authConfig.users === undefined
@@ -143,6 +154,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     }
   }
   let http: Monitoring | undefined;
+  let ws: Monitoring | undefined;
   const httpHost = config["http-host"] ?? config.host;
   try {
     http = config["no-http"] ? undefined : startMonitoring(
@@ -154,12 +166,27 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       },
       server,
       grpc && (() => grpc.stats()),
+      webSocket,
     );
   } catch (e) {
     await grpc?.shutdown();
     await server.shutdown();
     await store.close();
     throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
+  }
+  const wsPort = config["ws-port"];
+  try {
+    ws = webSocket === undefined || wsPort === undefined ? undefined : startWebSocketListener(
+      runtime,
+      // A protocol listener: under --tls it is wss:// with the same certificate.
+      { hostname: config.host, port: wsPort, tls: config.tls },
+      webSocket,
+    );
+  } catch (e) {
+    await server.shutdown();
+    await http?.close();
+    await store.close();
+    throw listenFailed(e, "--ws-port", config.host, wsPort ?? 0);
   }
   await Promise.resolve();
   let stopped: Promise<void> | undefined;
@@ -183,11 +210,14 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         updated,
       });
     },
+
+    ws,
     stop() {
       return stopped ??= (async () => {
         // /readyz turns 503 as the shutdown starts; the HTTP port closes after the clients.
         await grpc?.shutdown();
         await server.shutdown();
+        await ws?.close();
         await http?.close();
         await store.close();
       })();
@@ -198,12 +228,35 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       await server.reloadTls(tls);
       config.tls = tls;
       if (tls.http) await http?.reloadTls(tls);
+      await ws?.reloadTls(tls);
     },
   };
 }
 
 function tlsSources(runtime: Runtime) {
   return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
+}
+
+/**
+ * The WebSocket settings, or undefined with `--no-ws`; the origins are checked
+ * before anything listens, so a typo is a config error, not a refused page.
+ */
+function webSocketOptions(
+  config: Config,
+  onConn: WebSocketOptions["onConn"],
+): WebSocketOptions | undefined {
+  if (config["no-ws"]) return undefined;
+  let allowedOrigins: string[];
+  try {
+    allowedOrigins = parseAllowedOrigins(config["ws-allowed-origins"]);
+  } catch (e) {
+    throw new ConfigError(`--ws-allowed-origins: ${(e as Error).message}`);
+  }
+  return {
+    allowedOrigins,
+    messageBytesMax: wsMessageBytesMax(config["max-payload"]),
+    onConn,
+  };
 }
 
 /**
@@ -337,9 +390,14 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   }
   if (running.http) {
     const scheme = config.tls?.http ? "https" : "http";
-    log.info(
-      `monitoring on ${scheme}://${config["http-host"] ?? config.host}:${running.http.port}`,
-    );
+    const at = `${config["http-host"] ?? config.host}:${running.http.port}`;
+    const ws = config["no-ws"]
+      ? ""
+      : `, WebSocket on ${config.tls?.http ? "wss" : "ws"}://${at}/ws`;
+    log.info(`monitoring on ${scheme}://${at}${ws}`);
+  }
+  if (running.ws) {
+    log.info(`WebSocket on ${config.tls ? "wss" : "ws"}://${config.host}:${running.ws.port}`);
   }
   // SIGHUP re-reads the configuration (flags and environment as at start; files anew).
   const removeHup = runtime.onSignal("SIGHUP", () => {

@@ -210,3 +210,32 @@ export const GRPC_STREAMS_MAX = CONNECTIONS_MAX;
 export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;
 /** How long a gRPC client has to answer the server's HTTP/2 PING before its connection is closed. */
 export const GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;
+
+
+
+// --- WebSocket transport (src/websocket_conn.ts; the client imports these too) ---
+
+/**
+ * Largest WebSocket message either side sends: a bigger write goes out as
+ * several messages (frames may span messages), so no peer has to take one
+ * huge message whole.
+ */
+export const WS_SEND_BYTES_MAX = 1024 * 1024;
+/**
+ * Least size of a WebSocket message the broker takes (`2 × --max-payload` plus
+ * a control line when that is more). The runtime buffers a whole message
+ * before we see it, so this bounds that memory per connection; a PUB up to
+ * twice over the payload limit still gets the protocol's `ERR
+ * PAYLOAD_TOO_LARGE`, larger messages are closed with 1009.
+ */
+export const WS_MESSAGE_BYTES_MIN = WS_SEND_BYTES_MAX;
+/** A write resolves once the socket buffers fewer bytes than this, so the slow-consumer logic sees a stalled reader. */
+export const WS_BUFFERED_BYTES_HIGH = 1024 * 1024;
+/** Longest pause between two looks at a backed-up socket's `bufferedAmount` (a standard WebSocket has no drain event). */
+export const WS_DRAIN_POLL_MS_MAX = 50;
+/**
+ * Inbound bytes waiting for a reader that has paused (`--slow-consumer
+ * block`): a WebSocket cannot stop its peer as TCP can, so past this the
+ * connection closes with a read error instead of buffering without bound.
+ */
+export const WS_INBOUND_BYTES_MAX = 16 * 1024 * 1024;
