@@ -4,7 +4,7 @@
  * ```ts ignore
  * import { connect } from "@relayr/relayr/client";
  *
- * const client = await connect("localhost:9092");
+ * const client = await connect("localhost:9092"); // TCP; or "ws://localhost:8222/ws"
  * await client.publish("queue:orders", new TextEncoder().encode('{"order_id":"12345"}'));
  *
  * const sub = await client.subscribe("topic:events");
@@ -24,11 +24,16 @@
  *   subscriptions, and buffers publishes while reconnecting (bounded).
  * - Every broker `ERR` code has its own error class (see `errors.ts`).
  *
+ * - `connect("ws://host:8222/ws")` goes over a WebSocket instead of TCP,
+ *   with the same API; browsers import `web.ts` (served as `/client.js`).
+ *
  * See docs/CLIENT.md for the full guide.
  *
  * @module
  */
-export { Client, connect, type ConnectOptions } from "./client.ts";
+export { Client, type ConnectOptions, openClient } from "./client.ts";
+export { connect } from "./connect.ts";
+export { type Dialer, tcpDialer, webSocketDialer } from "./dialer.ts";
 export type { ServerInfo } from "./connection.ts";
 export type { TlsOptions } from "./tls.ts";
 export type { RequestOptions } from "./request.ts";
