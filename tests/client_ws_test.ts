@@ -44,6 +44,8 @@ async function startBroker(httpPort = freePort()): Promise<BrokerProcess & { url
     "--max-payload",
     "4194304",
   ]);
+  // BrokerProcess waits for the TCP port; the HTTP port opens right after it.
+  await waitForHttp(httpPort);
   return Object.assign(b, { url: `ws://127.0.0.1:${httpPort}/ws` });
 }
 
