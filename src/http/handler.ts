@@ -9,6 +9,7 @@
  * | `/readyz`    | 200 when the server accepts connections, 503 while starting/stopping |
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
+ * | `/client.js` | the browser client, one ES module (see assets.ts)                    |
  *
  * With authentication on, all but `/`, `/healthz` and `/readyz` need a
  * credential (access.ts).
@@ -19,6 +20,7 @@ import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../c
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
+import { ASSETS, serveAsset } from "./assets.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 
@@ -33,6 +35,8 @@ const INDEX = [
   "/metrics     Prometheus metrics",
   "/api/stats   JSON stats; ?limit=N&offset=N (connections, queues, topics),",
   "             ?closed=N (closed connections), ?subs=false (no subscription lists)",
+  '/client.js   the browser client: import { connect } from "/client.js"',
+  "/ws          the wire protocol over WebSocket (unless --no-ws)",
   "",
 ].join("\n");
 
@@ -46,6 +50,9 @@ export function createHandler(server: Server, grpc?: () => GrpcStats): Handler {
       return text(405, "method not allowed\n", { Allow: "GET, HEAD" });
     }
     const url = new URL(request.url);
+    // Built-in assets are public code (the client holds no secret), so no credential.
+    const asset = ASSETS.get(url.pathname);
+    if (asset !== undefined) return serveAsset(request, asset);
     const auth = server.auth;
     if (auth === undefined) return route(url);
     return refusal(request, url.pathname, auth).then((no) => no ?? route(url));
