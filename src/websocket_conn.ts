@@ -119,7 +119,7 @@ class StandardWebSocketConn implements Conn {
   #inbox: MessageInbox;
   /** The pending look at `bufferedAmount` while a write waits; cleared on close. */
   #poll: ReturnType<typeof setTimeout> | undefined;
-  #pollMs = 1;
+  #pollMs = 0;
   #drained: PromiseWithResolvers<void> | undefined;
 
   constructor(ws: WebSocket, remoteAddr: string, messageBytesMax: number) {
@@ -150,7 +150,7 @@ class StandardWebSocketConn implements Conn {
       ws.send(bytes.subarray(off, Math.min(bytes.length, off + WS_SEND_BYTES_MAX)));
       if (ws.bufferedAmount > WS_BUFFERED_BYTES_HIGH) {
         this.#drained = Promise.withResolvers();
-        this.#pollMs = 1;
+        this.#pollMs = 0;
         this.#look();
         await this.#drained.promise;
       }
@@ -176,7 +176,7 @@ class StandardWebSocketConn implements Conn {
       return;
     }
     this.#poll = setTimeout(this.#look, this.#pollMs);
-    this.#pollMs = Math.min(this.#pollMs * 2, WS_DRAIN_POLL_MS_MAX);
+    this.#pollMs = Math.min(Math.max(1, this.#pollMs * 2), WS_DRAIN_POLL_MS_MAX);
   };
 
   #stopWaiting(): void {

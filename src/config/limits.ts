@@ -229,10 +229,20 @@ export const WS_SEND_BYTES_MAX = 1024 * 1024;
  * PAYLOAD_TOO_LARGE`, larger messages are closed with 1009.
  */
 export const WS_MESSAGE_BYTES_MIN = WS_SEND_BYTES_MAX;
-/** A write resolves once the socket buffers fewer bytes than this, so the slow-consumer logic sees a stalled reader. */
-export const WS_BUFFERED_BYTES_HIGH = 1024 * 1024;
-/** Longest pause between two looks at a backed-up socket's `bufferedAmount` (a standard WebSocket has no drain event). */
-export const WS_DRAIN_POLL_MS_MAX = 50;
+/**
+ * A write resolves once the socket buffers fewer bytes than this, so the
+ * slow-consumer logic sees a stalled reader. As `PENDING_BYTES_HIGH`: a
+ * healthy reader's tick of output never waits (at 1 MiB, ticks of fan-out
+ * at 4 KiB waited on every other write).
+ */
+export const WS_BUFFERED_BYTES_HIGH = 4 * 1024 * 1024;
+/**
+ * Longest pause between two looks at a backed-up socket's `bufferedAmount` (a
+ * standard WebSocket has no drain event). The first look is after 0 ms (the
+ * next turn of the event loop, where the runtime's pending writes progress),
+ * then 1, 2, 4 ... up to this.
+ */
+export const WS_DRAIN_POLL_MS_MAX = 8;
 /**
  * Inbound bytes waiting for a reader that has paused (`--slow-consumer
  * block`): a WebSocket cannot stop its peer as TCP can, so past this the
