@@ -9,10 +9,11 @@
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { type Client, connect, type Message } from "../src/client/mod.ts";
+import { type Client, connect } from "../src/client/mod.ts";
 import { startBroker } from "../src/app.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
+import { take } from "./client_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUTPUT = "test-output";
@@ -62,26 +63,6 @@ function servePage(html: () => string): Deno.HttpServer<Deno.NetAddr> {
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => new Response(html(), { headers: { "content-type": "text/html; charset=utf-8" } }),
   );
-}
-
-/** The next `n` messages of `sub`, bounded. */
-async function take(sub: AsyncIterable<Message>, n: number, timeoutMs = 10_000) {
-  const out: Message[] = [];
-  const it = sub[Symbol.asyncIterator]();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`only ${out.length} of ${n} messages`)), timeoutMs);
-  });
-  try {
-    while (out.length < n) {
-      const r = await Promise.race([it.next(), timeout]);
-      if (r.done) break;
-      out.push(r.value);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
 }
 
 Deno.test({

@@ -6,36 +6,10 @@
  * browser face's address rules.
  */
 import assert from "node:assert/strict";
-import {
-  type Client,
-  connect,
-  ConnectError,
-  type Message,
-  type StatusEvent,
-} from "../src/client/mod.ts";
+import { type Client, connect, ConnectError, type StatusEvent } from "../src/client/mod.ts";
 import { resolveUrl } from "../src/client/web.ts";
-import { BrokerProcess, freePort } from "./client_helpers.ts";
+import { BrokerProcess, freePort, take } from "./client_helpers.ts";
 import { waitFor } from "./helpers.ts";
-
-/** The next `n` messages of `sub`, bounded by `timeoutMs`. */
-async function take(sub: AsyncIterable<Message>, n: number, timeoutMs = 5000): Promise<Message[]> {
-  const out: Message[] = [];
-  const it = sub[Symbol.asyncIterator]();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`only ${out.length} of ${n} messages`)), timeoutMs);
-  });
-  try {
-    while (out.length < n) {
-      const r = await Promise.race([it.next(), timeout]);
-      if (r.done) break;
-      out.push(r.value);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
-}
 
 async function startBroker(httpPort = freePort()): Promise<BrokerProcess & { url: string }> {
   const b = await BrokerProcess.start([

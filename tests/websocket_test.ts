@@ -327,3 +327,36 @@ Deno.test("ws: TCP and WebSocket clients exchange messages with every field, bot
     await b.stop();
   }
 });
+
+Deno.test("ws: a graceful stop sends ERR SHUTTING_DOWN over the WebSocket, then closes it", async () => {
+  const b = await startWsBroker();
+  const ws = await RawClient.webSocket(b.url);
+  try {
+    await ws.send("PING\r\n");
+    assert.equal(await ws.line(), "PONG");
+    const stopping = b.stop();
+    assert.match(await ws.line(), /^ERR SHUTTING_DOWN /);
+    assert.ok(await ws.closedByServer(), "closed after the ERR");
+    await stopping;
+    assert.equal(b.server.closedStats(1)[0].reason, "SERVER_SHUTDOWN");
+  } finally {
+    await ws.close();
+    await b.stop();
+  }
+});
+
+Deno.test("ws: a broken handshake is a 400, not a server error", async () => {
+  const b = await startWsBroker();
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: b.httpPort });
+    const req = `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\n\r\n`;
+    await writeAll(conn, new TextEncoder().encode(req));
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    conn.close();
+    assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 400/);
+  } finally {
+    await b.stop();
+  }
+});

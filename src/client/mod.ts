@@ -31,27 +31,11 @@
  *
  * @module
  */
-export { Client, type ConnectOptions, openClient } from "./client.ts";
+export * from "./api.ts";
 export { connect } from "./connect.ts";
 export { type Dialer, tcpDialer, webSocketDialer } from "./dialer.ts";
-export type { ServerInfo } from "./connection.ts";
 export type { TlsOptions } from "./tls.ts";
-export type { RequestOptions } from "./request.ts";
-export type { SubscribeOptions } from "./subscriptions.ts";
-export type {
-  AckMode,
-  BindOptions,
-  DeclareOptions,
-  PublishOptions,
-  QueueOptions,
-  StartPosition,
-  SubWireOptions,
-} from "./commands.ts";
 export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
-export { type AckOptions, Message, type NackOptions } from "./message.ts";
 export { type Codec, codecOf, CONTENT_TYPES, decodeBody, encodeBody, isCodec } from "./codec.ts";
-export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
-export type { StatusEvent, StatusListener } from "./status.ts";
 export { type Address, parseAddress } from "./address.ts";
 export { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/mod.ts";
-export * from "./errors.ts";

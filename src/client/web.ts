@@ -17,21 +17,7 @@
 import { type Client, type ConnectOptions, openClient } from "./client.ts";
 import { isWebSocketUrl, webSocketDialer } from "./dialer.ts";
 
-export { Client, type ConnectOptions } from "./client.ts";
-export type { ServerInfo } from "./connection.ts";
-export type { RequestOptions } from "./request.ts";
-export type { SubscribeOptions } from "./subscriptions.ts";
-export type {
-  AckMode,
-  DeclareOptions,
-  PublishOptions,
-  StartPosition,
-  SubWireOptions,
-} from "./commands.ts";
-export { type AckOptions, Message, type NackOptions } from "./message.ts";
-export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
-export type { StatusEvent, StatusListener } from "./status.ts";
-export * from "./errors.ts";
+export * from "./api.ts";
 
 /**
  * Connects to a broker over a WebSocket. `url` defaults to `/ws` on the host

@@ -9,10 +9,10 @@
  * | `/readyz`    | 200 when the server accepts connections, 503 while starting/stopping |
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
- * | `/client.js` | the browser client, one ES module (see assets.ts)                    |
+ * | `/client.js` | the browser client, one ES module (see assets/mod.ts)               |
  *
- * With authentication on, all but `/`, `/healthz` and `/readyz` need a
- * credential (access.ts).
+ * With authentication on, all but `/`, `/healthz`, `/readyz` and the
+ * built-in assets (`/client.js`) need a credential (access.ts).
  *
  * @module
  */
@@ -20,7 +20,7 @@ import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../c
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
-import { ASSETS, serveAsset } from "./assets.ts";
+import { ASSETS, serveAsset } from "./assets/mod.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 
@@ -115,7 +115,8 @@ function boolParam(q: URLSearchParams, name: string, def: boolean): boolean {
   throw new BadRequest(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
-function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+/** A plain-text answer, never cached. */
+export function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, {
     status,
     headers: {

@@ -15,6 +15,7 @@
  */
 import { CONTROL_LINE_BYTES_MAX, WS_MESSAGE_BYTES_MIN } from "../config/mod.ts";
 import type { Conn, WebSocketUpgrade } from "../runtime/mod.ts";
+import { text } from "./handler.ts";
 
 /** WebSocket settings of the broker. */
 export interface WebSocketOptions {
@@ -88,24 +89,13 @@ export function upgradeRequest(
   options: WebSocketOptions,
 ): Response {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    return plain(426, "this endpoint speaks WebSocket: send Upgrade: websocket\n", {
+    return text(426, "this endpoint speaks WebSocket: send Upgrade: websocket\n", {
       upgrade: "websocket",
     });
   }
   if (!originAllowed(request, options.allowedOrigins)) {
-    return plain(403, "origin not allowed (see --ws-allowed-origins)\n");
+    return text(403, "origin not allowed (see --ws-allowed-origins)\n");
   }
-  if (request.method !== "GET") return plain(405, "method not allowed\n", { Allow: "GET" });
+  if (request.method !== "GET") return text(405, "method not allowed\n", { Allow: "GET" });
   return upgrade(request, options.onConn);
-}
-
-function plain(status: number, body: string, headers: Record<string, string> = {}): Response {
-  return new Response(body, {
-    status,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "cache-control": "no-store",
-      ...headers,
-    },
-  });
 }

@@ -178,7 +178,14 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
       // idle clients, as on TCP (and as on Bun).
       // The address first: the request is closed to it after the upgrade.
       const addr = info.remoteAddr as Deno.NetAddr;
-      const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+      let upgraded: { socket: WebSocket; response: Response };
+      try {
+        upgraded = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+      } catch (e) {
+        // A handshake without a key or version, say: the client's mistake, not a 500.
+        return new Response(`bad WebSocket handshake: ${(e as Error).message}\n`, { status: 400 });
+      }
+      const { socket, response } = upgraded;
       const conn = webSocketConn(socket, `${addr.hostname}:${addr.port}`, messageBytesMax);
       socket.addEventListener("open", () => onOpen(conn), { once: true });
       return response;
