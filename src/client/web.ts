@@ -3,7 +3,7 @@
  * WebSocket, with no runtime code (no `Deno.`, `Bun.` or `node:` anywhere in
  * its imports), bundled into the `/client.js` the broker serves.
  *
- * ```js
+ * ```js ignore
  * import { connect } from "/client.js";
  *
  * const client = await connect(); // ws(s)://<this page's host>/ws
