@@ -4,12 +4,15 @@
  * many frames per message, text and binary messages), with the same errors and
  * close reasons as TCP (each bad input is sent over both and the answers
  * compared), the origin check, `--no-ws`, back-pressure reaching the
- * slow-consumer logic, and a TCP <-> WebSocket exchange with every message field.
+ * slow-consumer logic, authentication, and a TCP <-> WebSocket exchange with
+ * every message field.
  */
 import assert from "node:assert/strict";
 import { type Running, startBroker } from "../src/app.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
+import { AuthFailedError, connect } from "../src/client/mod.ts";
+import { take } from "./client_helpers.ts";
 import { RawClient, waitFor } from "./helpers.ts";
 import {
   clientFrame,
@@ -356,6 +359,46 @@ Deno.test("ws: a broken handshake is a 400, not a server error", async () => {
     const n = await conn.read(buf);
     conn.close();
     assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 400/);
+  } finally {
+    await b.stop();
+  }
+});
+
+Deno.test("ws: authentication is the TCP one: the same answers before, after and for a bad CONNECT", async () => {
+  const b = await startWsBroker(["--auth-token", "ws-s3cret"]);
+  const inputs = [
+    "SUB topic:x\r\nPUB queue:q 1\r\nx\r\n",
+    'CONNECT {"auth_token":"ws-s3cret"}\r\nSUB topic:x\r\n',
+    'CONNECT {"auth_token":"wrong"}\r\nSUB topic:x\r\n',
+  ];
+  try {
+    for (const input of inputs) {
+      const tcp = await RawClient.connect(b.port);
+      const ws = await RawClient.webSocket(b.url);
+      try {
+        await tcp.send(input + "PING\r\n");
+        await ws.send(input + "PING\r\n");
+        // The greeting's nonce differs per connection.
+        const norm = (lines: string[]) => lines.map((l) => l.startsWith("INFO ") ? "INFO" : l);
+        const overTcp = norm(await linesUntilClose(tcp).catch((e) => [`(${e.message})`]));
+        const overWs = norm(await linesUntilClose(ws).catch((e) => [`(${e.message})`]));
+        assert.ok(overTcp.length > 1, JSON.stringify(input));
+        assert.deepEqual(overWs, overTcp, JSON.stringify(input));
+      } finally {
+        await tcp.close();
+        await ws.close();
+      }
+    }
+    const ok = await connect(b.url, { reconnect: false, token: "ws-s3cret" });
+    const sub = await ok.subscribe("topic:auth");
+    await ok.publish("topic:auth", "in");
+    const [m] = await take(sub, 1);
+    assert.equal(m.text(), "in");
+    await ok.close();
+    await assert.rejects(
+      () => connect(b.url, { reconnect: false, token: "wrong" }),
+      AuthFailedError,
+    );
   } finally {
     await b.stop();
   }
