@@ -115,6 +115,7 @@ export function closeError(code: number, reason: string): Error | undefined {
 class StandardWebSocketConn implements Conn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
+  readonly transport = "ws";
   #ws: WebSocket;
   #inbox: MessageInbox;
   /** The pending look at `bufferedAmount` while a write waits; cleared on close. */

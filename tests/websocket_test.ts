@@ -324,6 +324,8 @@ Deno.test("ws: TCP and WebSocket clients exchange messages with every field, bot
     await tcp.send(`ACK msg_id:${toTcp.fields!.msg_id}\r\n`);
     assert.equal(await ws.line(), "OK");
     assert.equal(await tcp.line(), "OK");
+    const conns = b.server.connectionStats({ offset: 0, limit: 10, subs: false }).list;
+    assert.deepEqual(conns.map((c) => c.transport), ["tcp", "ws"], "/api/stats tells them apart");
   } finally {
     await tcp.close();
     await ws.close();

@@ -390,6 +390,7 @@ async function connect(options: Parameters<Runtime["connect"]>[0]): Promise<Conn
 class BunWebSocketConn implements Conn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
+  readonly transport = "ws";
   #inbox: MessageInbox;
   #onOpen: (conn: Conn) => void;
   #ws: BunServerWebSocket | undefined;

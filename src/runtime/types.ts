@@ -15,6 +15,8 @@ export interface Conn {
   close(): void;
   /** `host:port` of the peer. */
   readonly remoteAddr: string;
+  /** `ws` for a WebSocket; TCP sockets leave it out. */
+  readonly transport?: "ws";
   /** Whether the bytes travel under TLS (a `tls` listener, or `wss`). */
   readonly secure?: boolean;
   /** The verified client certificate's subject (`CN=alice,O=Acme`), under mTLS only. */

@@ -645,6 +645,7 @@ export class Connection implements Client {
       name: this.name ?? null,
       user: this.principal?.user ?? null,
       remote_addr: this.remoteAddr,
+      transport: this.#conn.transport ?? "tcp",
       opened_at: new Date(this.openedAt).toISOString(),
       uptime_s: (now - this.openedAt) / 1000,
       idle_s: Math.max(0, (now - this.lastActivity) / 1000),

@@ -26,6 +26,8 @@ export interface ConnectionStats {
   /** The authenticated user (auth on), never a credential. */
   user: string | null;
   remote_addr: string;
+  /** `tcp` or `ws` (WebSocket). */
+  transport: "tcp" | "ws";
   opened_at: string;
   uptime_s: number;
   idle_s: number;
