@@ -242,6 +242,15 @@ Deno.test("ws: --ws-port serves the protocol on its own port; --no-ws turns both
     await ws.send("PING\r\n");
     assert.equal(await ws.line(), "PONG");
     await ws.close();
+    const alone = await startWsBroker(["--no-http", "--ws-port", "0"]);
+    try {
+      const c = await RawClient.webSocket(`ws://127.0.0.1:${alone.ws!.port}/`);
+      await c.send("PING\r\n");
+      assert.equal(await c.line(), "PONG", "--ws-port without the HTTP port");
+      await c.close();
+    } finally {
+      await alone.stop();
+    }
     assert.equal(off.ws, undefined, "no WebSocket listener");
     const raw = await rawHandshake(off.httpPort);
     assert.equal(raw.status, 404, raw.head);
