@@ -43,6 +43,8 @@ export class MessageInbox {
   readonly readable: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #messageBytesMax: number;
+  /** What may wait for the reader: `WS_INBOUND_BYTES_MAX`, or one message of the largest size. */
+  #bytesMax: number;
   #ended = false;
 
   /**
@@ -51,6 +53,7 @@ export class MessageInbox {
    */
   constructor(messageBytesMax: number, onCancel: () => void) {
     this.#messageBytesMax = messageBytesMax;
+    this.#bytesMax = Math.max(WS_INBOUND_BYTES_MAX, messageBytesMax);
     this.readable = new ReadableStream<Uint8Array>({
       start: (c) => {
         this.#controller = c;
@@ -59,7 +62,10 @@ export class MessageInbox {
         this.#ended = true;
         onCancel();
       },
-    }, { highWaterMark: WS_INBOUND_BYTES_MAX, size: (chunk) => chunk.byteLength });
+    }, {
+      highWaterMark: this.#bytesMax,
+      size: (chunk) => chunk.byteLength,
+    });
   }
 
   /** One message (text or binary); false when it broke a limit and the stream failed. */
@@ -81,7 +87,7 @@ export class MessageInbox {
     if ((this.#controller.desiredSize ?? 0) < bytes.byteLength) {
       this.end(
         new RangeError(
-          `more than ${WS_INBOUND_BYTES_MAX} inbound WebSocket bytes wait for a paused reader`,
+          `more than ${this.#bytesMax} inbound WebSocket bytes wait for a paused reader`,
         ),
       );
       return false;

@@ -414,3 +414,31 @@ Deno.test("ws: authentication is the TCP one: the same answers before, after and
     await b.stop();
   }
 });
+
+Deno.test("ws: with a large --max-payload, one message of 17 MiB is taken whole", async () => {
+  const size = 17 * 1024 * 1024;
+  const b = await startWsBroker(["--max-payload", String(20 * 1024 * 1024)]);
+  const sub = await RawClient.connect(b.port);
+  const ws = new WebSocket(b.url);
+  const closed = new Promise((r) => ws.onclose = r);
+  try {
+    await sub.send("SUB topic:big sub_id:b\r\nPING\r\n");
+    assert.equal(await sub.line(), "OK");
+    assert.equal(await sub.line(), "PONG");
+    await new Promise((r) => ws.onopen = r);
+    const head = new TextEncoder().encode(`PUB topic:big ${size}\r\n`);
+    const frame = new Uint8Array(head.length + size + 2);
+    frame.set(head);
+    frame.fill(7, head.length, head.length + size);
+    frame.set([13, 10], head.length + size);
+    ws.send(frame); // one message
+    const [m] = await sub.msgs(1, 20_000);
+    assert.equal(m.payload!.length, size);
+    assert.ok(m.payload!.every((v) => v === 7));
+  } finally {
+    ws.close();
+    await closed;
+    await sub.close();
+    await b.stop();
+  }
+});
