@@ -245,7 +245,8 @@ export const WS_BUFFERED_BYTES_HIGH = 4 * 1024 * 1024;
 export const WS_DRAIN_POLL_MS_MAX = 8;
 /**
  * Inbound bytes waiting for a reader that has paused (`--slow-consumer
- * block`): a WebSocket cannot stop its peer as TCP can, so past this the
- * connection closes with a read error instead of buffering without bound.
+ * block`): a WebSocket cannot stop its peer as TCP can, so past this (or
+ * past one message of the largest size, when that is more) the connection
+ * closes with a read error instead of buffering without bound.
  */
 export const WS_INBOUND_BYTES_MAX = 16 * 1024 * 1024;
