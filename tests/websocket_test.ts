@@ -11,7 +11,9 @@ import assert from "node:assert/strict";
 import { type Running, startBroker } from "../src/app.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
+import { keyFileText } from "../src/auth/mod.ts";
 import { AuthFailedError, connect } from "../src/client/mod.ts";
+import { makeUsers, SECRETS, writeUsers } from "./auth/fixtures.ts";
 import { take } from "./client_helpers.ts";
 import { RawClient, waitFor } from "./helpers.ts";
 import {
@@ -440,5 +442,37 @@ Deno.test("ws: with a large --max-payload, one message of 17 MiB is taken whole"
     await closed;
     await sub.close();
     await b.stop();
+  }
+});
+
+Deno.test("ws: the client authenticates over ws:// with a password and with a key file", async () => {
+  const { users, bob } = await makeUsers();
+  const path = await writeUsers(users);
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/bob.key`, keyFileText(bob));
+  const b = await startWsBroker(["--users", path]);
+  try {
+    for (
+      const opts of [
+        { user: "alice", pass: SECRETS.alicePass },
+        { keyFile: `${dir}/bob.key` },
+      ]
+    ) {
+      const c = await connect(b.url, { reconnect: false, ...opts });
+      try {
+        const sub = await c.subscribe("topic:who");
+        await c.publish("topic:who", "me");
+        assert.equal((await take(sub, 1))[0].text(), "me");
+        assert.equal(c.info?.auth_required, true);
+      } finally {
+        await c.close();
+      }
+    }
+    const reasons = b.server.closedStats(10).map((x) => x.reason);
+    assert.ok(reasons.every((r) => r === "CLIENT_CLOSED"), reasons.join());
+  } finally {
+    await b.stop();
+    await Deno.remove(path);
+    await Deno.remove(dir, { recursive: true });
   }
 });
