@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type Client, connect, ConnectError, type StatusEvent } from "../src/client/mod.ts";
 import { resolveUrl } from "../src/client/web.ts";
-import { BrokerProcess, freePort, take } from "./client_helpers.ts";
+import { BrokerProcess, freePort, relayr, take } from "./client_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 async function startBroker(httpPort = freePort()): Promise<BrokerProcess & { url: string }> {
@@ -168,4 +168,20 @@ Deno.test("web client: addresses are WebSocket URLs, relative to the page when t
   assert.equal(resolveUrl("wss://h/ws"), "wss://h/ws");
   assert.throws(() => resolveUrl("localhost:9092"), /Browsers connect over WebSocket/);
   assert.throws(() => resolveUrl(undefined), /pass a ws:\/\/ URL/);
+});
+
+Deno.test("relayr pub --server ws://... publishes over the WebSocket", async () => {
+  const broker = await startBroker();
+  const c = await connect(broker.address, { reconnect: false });
+  try {
+    const sub = await c.subscribe("queue:cli");
+    const run = await relayr(["pub", "--server", broker.url, "queue:cli", "from the cli"]);
+    assert.equal(run.code, 0, run.stderr);
+    const [m] = await take(sub, 1);
+    assert.equal(m.text(), "from the cli");
+    await m.ack();
+  } finally {
+    await c.close();
+    await broker.stop();
+  }
 });
