@@ -235,8 +235,8 @@ export const WS_MESSAGE_BYTES_MIN = WS_SEND_BYTES_MAX;
  * the waiting write). A standard WebSocket says nothing when its buffer
  * drains, so a waiting write looks again by timer: the mark is high enough
  * that a reader that is only briefly behind still has plenty to read while we
- * look (at 4 MiB, readers of sub at 256 B went idle between looks: 0.45x
- * nats-server's WebSocket in one run; at 16 MiB level with it).
+ * look. It bounds what the runtime holds for a reader that stopped, on top
+ * of `PENDING_BYTES_MAX`.
  */
 export const WS_BUFFERED_BYTES_HIGH = 16 * 1024 * 1024;
 /**
