@@ -166,7 +166,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       },
       server,
       grpc && (() => grpc.stats()),
-      webSocket,
+      plainRefused(webSocket, config.tls !== undefined && !config.tls.http),
     );
   } catch (e) {
     await grpc?.shutdown();
@@ -235,6 +235,21 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
 
 function tlsSources(runtime: Runtime) {
   return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
+}
+
+/**
+ * The WebSocket settings of a plain-HTTP port while TLS is on: refused, as
+ * every plain connection is then (the protocol never goes in clear text).
+ */
+function plainRefused(
+  ws: WebSocketOptions | undefined,
+  plain: boolean,
+): WebSocketOptions | undefined {
+  if (ws === undefined || !plain) return ws;
+  return {
+    ...ws,
+    refusal: "TLS is on: WebSockets go over wss:// (--http-tls, or --ws-port)",
+  };
 }
 
 /**
@@ -391,7 +406,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   if (running.http) {
     const scheme = config.tls?.http ? "https" : "http";
     const at = `${config["http-host"] ?? config.host}:${running.http.port}`;
-    const ws = config["no-ws"]
+    const ws = config["no-ws"] || (config.tls !== undefined && !config.tls.http)
       ? ""
       : `, WebSocket on ${config.tls?.http ? "wss" : "ws"}://${at}/ws`;
     log.info(`monitoring on ${scheme}://${at}${ws}`);

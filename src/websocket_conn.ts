@@ -122,6 +122,7 @@ class StandardWebSocketConn implements Conn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
   readonly transport = "ws";
+  readonly secure: boolean;
   #ws: WebSocket;
   #inbox: MessageInbox;
   /** The pending look at `bufferedAmount` while a write waits; cleared on close. */
@@ -129,9 +130,10 @@ class StandardWebSocketConn implements Conn {
   #pollMs = 0;
   #drained: PromiseWithResolvers<void> | undefined;
 
-  constructor(ws: WebSocket, remoteAddr: string, messageBytesMax: number) {
+  constructor(ws: WebSocket, remoteAddr: string, messageBytesMax: number, secure: boolean) {
     this.#ws = ws;
     this.remoteAddr = remoteAddr;
+    this.secure = secure;
     ws.binaryType = "arraybuffer";
     this.#inbox = new MessageInbox(messageBytesMax, () => this.close());
     this.readable = this.#inbox.readable;
@@ -200,7 +202,13 @@ class StandardWebSocketConn implements Conn {
  * @param ws the socket
  * @param remoteAddr what `remoteAddr` says
  * @param messageBytesMax largest inbound message taken
+ * @param secure whether it runs over TLS (`wss:`)
  */
-export function webSocketConn(ws: WebSocket, remoteAddr: string, messageBytesMax: number): Conn {
-  return new StandardWebSocketConn(ws, remoteAddr, messageBytesMax);
+export function webSocketConn(
+  ws: WebSocket,
+  remoteAddr: string,
+  messageBytesMax: number,
+  secure = false,
+): Conn {
+  return new StandardWebSocketConn(ws, remoteAddr, messageBytesMax, secure);
 }

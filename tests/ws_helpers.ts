@@ -13,16 +13,22 @@ export interface RawWebSocket {
   status: number;
   /** The answer's head (status line and headers). */
   head: string;
-  conn: Deno.TcpConn;
+  conn: Deno.Conn;
 }
 
-/** Sends a WebSocket handshake for `path` with `headers` added; reads the answer's head. */
+/**
+ * Sends a WebSocket handshake for `path` with `headers` added; reads the
+ * answer's head. With `caCert` (PEM): over TLS (`wss:`), trusting that CA.
+ */
 export async function rawHandshake(
   port: number,
   path = "/ws",
   headers: Record<string, string> = {},
+  caCert?: string,
 ): Promise<RawWebSocket> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = caCert === undefined
+    ? await Deno.connect({ hostname: "127.0.0.1", port })
+    : await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [caCert] });
   const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
   const lines = [
     `GET ${path} HTTP/1.1`,
@@ -66,14 +72,14 @@ export function clientFrame(opcode: number, payload: Uint8Array | string): Uint8
 }
 
 /** Writes every byte. */
-export async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 /** Reads one unmasked server frame: its opcode and payload (text for the caller to decode). */
 export async function readServerFrame(
-  conn: Deno.TcpConn,
+  conn: Deno.Conn,
 ): Promise<{ opcode: number; payload: Uint8Array }> {
   const head = await readExactly(conn, 2);
   let n = head[1] & 0x7f;
@@ -92,7 +98,7 @@ export function text(payload: Uint8Array): string {
   return decoder.decode(payload);
 }
 
-async function readExactly(conn: Deno.TcpConn, n: number): Promise<Uint8Array> {
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
   let off = 0;
   while (off < n) {

@@ -59,7 +59,8 @@ export function webSocketDialer(url: string): Dialer {
         } catch (err) {
           return reject(err);
         }
-        const conn = webSocketConn(ws, server, WS_INBOUND_MESSAGE_BYTES_MAX);
+        const secure = parsed.protocol === "wss:";
+        const conn = webSocketConn(ws, server, WS_INBOUND_MESSAGE_BYTES_MAX, secure);
         const opened = () => {
           ws.removeEventListener("close", failed);
           resolve(conn);

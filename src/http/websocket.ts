@@ -25,6 +25,11 @@ export interface WebSocketOptions {
   messageBytesMax: number;
   /** Takes each opened socket (the server's `adopt`). */
   onConn: (conn: Conn) => void;
+  /**
+   * Set: every upgrade is refused (403) with this text. With TLS on, plain
+   * connections are refused on every listener, so a plain-HTTP `/ws` too.
+   */
+  refusal?: string;
 }
 
 /** The path of the WebSocket endpoint on the HTTP port. */
@@ -93,6 +98,7 @@ export function upgradeRequest(
       upgrade: "websocket",
     });
   }
+  if (options.refusal !== undefined) return text(403, `${options.refusal}\n`);
   if (!originAllowed(request, options.allowedOrigins)) {
     return text(403, "origin not allowed (see --ws-allowed-origins)\n");
   }

@@ -391,14 +391,21 @@ class BunWebSocketConn implements Conn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
   readonly transport = "ws";
+  readonly secure: boolean;
   #inbox: MessageInbox;
   #onOpen: (conn: Conn) => void;
   #ws: BunServerWebSocket | undefined;
   #closed = false;
   #drain: PromiseWithResolvers<void> | undefined;
 
-  constructor(remoteAddr: string, messageBytesMax: number, onOpen: (conn: Conn) => void) {
+  constructor(
+    remoteAddr: string,
+    messageBytesMax: number,
+    secure: boolean,
+    onOpen: (conn: Conn) => void,
+  ) {
     this.remoteAddr = remoteAddr;
+    this.secure = secure;
     this.#onOpen = onOpen;
     this.#inbox = new MessageInbox(messageBytesMax, () => this.close());
     this.readable = this.#inbox.readable;
@@ -483,7 +490,7 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
         }
         const ip = srv.requestIP(req);
         const addr = ip === null ? "unknown" : `${ip.address}:${ip.port}`;
-        const data = new BunWebSocketConn(addr, messageBytesMax, onOpen);
+        const data = new BunWebSocketConn(addr, messageBytesMax, options.tls !== undefined, onOpen);
         if (srv.upgrade(req, { data })) return UPGRADED;
         return new Response("WebSocket upgrade failed\n", { status: 400 });
       };

@@ -186,7 +186,8 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
         return new Response(`bad WebSocket handshake: ${(e as Error).message}\n`, { status: 400 });
       }
       const { socket, response } = upgraded;
-      const conn = webSocketConn(socket, `${addr.hostname}:${addr.port}`, messageBytesMax);
+      const at = `${addr.hostname}:${addr.port}`;
+      const conn = webSocketConn(socket, at, messageBytesMax, options.tls !== undefined);
       socket.addEventListener("open", () => onOpen(conn), { once: true });
       return response;
     };
