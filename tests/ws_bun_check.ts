@@ -5,6 +5,7 @@
  * SDK over `ws://` against it. Prints one JSON line per check (`{name, ok,
  * detail}`), then `{"done":true}`. Every wait is bounded; the script exits by itself.
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { startBroker } from "../src/app.ts";
 import { connect, type Message } from "../src/client/mod.ts";
@@ -165,6 +166,38 @@ await check("the client SDK over ws:// exchanges with a TCP client", async () =>
   await tcp.close();
   expect(seen === "over tcp 1 k", seen);
   return seen;
+});
+
+// argv: [bun, script, serverCert, serverKey, ca] (made with openssl by tests/ws_bun_test.ts).
+const [serverCert, serverKey, caPath] = process.argv.slice(2);
+await check("wss:// on --ws-port with the TLS certificate", async () => {
+  const { config: tlsConfig } = loadConfig({
+    args: [
+      ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory"],
+      ...["--tls-cert", serverCert, "--tls-key", serverKey, "--ws-port", "0"],
+    ],
+    env: () => undefined,
+    readFile: (p) => readFileSync(p, "utf8"),
+  });
+  const b = await startBroker(bunRuntime, tlsConfig);
+  try {
+    const ca = readFileSync(caPath, "utf8");
+    const ws = new (WebSocket as unknown as new (u: string, o: unknown) => WebSocket)(
+      `wss://127.0.0.1:${b.ws!.port}/`,
+      { tls: { ca } },
+    );
+    ws.binaryType = "arraybuffer";
+    const got = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send("PING\r\n");
+      ws.onmessage = (e) => resolve(new TextDecoder().decode(new Uint8Array(e.data)));
+      ws.onerror = () => reject(new Error("the wss:// handshake failed"));
+    });
+    ws.close();
+    expect(got === "PONG\r\n", JSON.stringify(got));
+    return "PONG over wss";
+  } finally {
+    await b.stop();
+  }
 });
 
 await broker.stop();
