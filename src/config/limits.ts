@@ -212,7 +212,6 @@ export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;
 export const GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 
-
 // --- WebSocket transport (src/websocket_conn.ts; the client imports these too) ---
 
 /**
