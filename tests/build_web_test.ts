@@ -6,7 +6,7 @@
  * cache validators.
  */
 import assert from "node:assert/strict";
-import { buildEntry, ENTRIES } from "../scripts/build_web.ts";
+import { buildAll } from "../scripts/build_web.ts";
 import { createHandler } from "../src/http/mod.ts";
 import { bunVersion } from "./child.ts";
 import { startTestBroker } from "./helpers.ts";
@@ -18,12 +18,11 @@ Deno.test({
   name: "build:web: the committed bundles are what the sources build to (run deno task build:web)",
   ignore: bun === undefined,
   async fn() {
-    for (const e of ENTRIES) {
-      const built = await buildEntry(e);
-      const committed = await Deno.readTextFile(e.out);
+    for (const [out, built] of await buildAll()) {
+      const committed = await Deno.readTextFile(out);
       assert.ok(
         built === committed,
-        `${e.out} is stale: run deno task build:web (built ${built.length} bytes, committed ${committed.length})`,
+        `${out} is stale: run deno task build:web (built ${built.length} bytes, committed ${committed.length})`,
       );
     }
   },

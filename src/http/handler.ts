@@ -9,7 +9,7 @@
  * | `/readyz`    | 200 when the server accepts connections, 503 while starting/stopping |
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
- * | `/client.js` | the browser client, one ES module (see assets/mod.ts)               |
+ * | `/client.js` | the browser client, one ES module (see static.ts)                   |
  *
  * With authentication on, all but `/`, `/healthz`, `/readyz` and the
  * built-in assets (`/client.js`) need a credential (access.ts).
@@ -20,7 +20,7 @@ import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../c
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
-import { ASSETS, serveAsset } from "./assets/mod.ts";
+import { ASSETS, serveAsset } from "./static.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 
