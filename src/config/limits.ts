@@ -211,7 +211,6 @@ export const GRPC_PUBLISH_ACKS_PENDING_MAX = 65_536;
 /** How long a gRPC client has to answer the server's HTTP/2 PING before its connection is closed. */
 export const GRPC_KEEPALIVE_TIMEOUT_MS = 20_000;
 
-
 // --- WebSocket transport (src/websocket_conn.ts; the client imports these too) ---
 
 /**
