@@ -77,7 +77,7 @@ Deno.test({
     const allowedOrigin = `http://127.0.0.1:${allowed.addr.port}`;
     const { config } = loadConfig({
       args: [
-        ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory"],
+        ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory", "--no-grpc"],
         ...["--ws-allowed-origins", allowedOrigin],
       ],
       env: () => undefined,

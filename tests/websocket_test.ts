@@ -30,7 +30,17 @@ type WsBroker = Running & { port: number; httpPort: number; url: string };
 /** A broker with HTTP (and so `/ws`) on free ports. */
 async function startWsBroker(args: string[] = []): Promise<WsBroker> {
   const { config } = loadConfig({
-    args: ["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory", ...args],
+    args: [
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--http-port",
+      "0",
+      "--memory",
+      "--no-grpc",
+      ...args,
+    ],
     env: () => undefined,
     readFile: () => {
       throw new Error("no config file in tests");

@@ -18,7 +18,7 @@ const CA = Deno.readTextFileSync(certs.ca);
 function start(args: string[]) {
   const { config } = loadConfig({
     args: [
-      ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory"],
+      ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory", "--no-grpc"],
       ...serverTlsArgs(certs),
       ...args,
     ],

@@ -70,7 +70,7 @@ async function open(url: string, headers?: Record<string, string>) {
 
 const { config } = loadConfig({
   args: [
-    ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory"],
+    ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory", "--no-grpc"],
     ...["--max-payload", "1024"],
   ],
   env: () => undefined,
@@ -173,7 +173,7 @@ const [serverCert, serverKey, caPath] = process.argv.slice(2);
 await check("wss:// on --ws-port with the TLS certificate", async () => {
   const { config: tlsConfig } = loadConfig({
     args: [
-      ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory"],
+      ...["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--memory", "--no-grpc"],
       ...["--tls-cert", serverCert, "--tls-key", serverKey, "--ws-port", "0"],
     ],
     env: () => undefined,
