@@ -88,10 +88,22 @@ function base(outcomes: Outcome[], scenario: Scenario, size: number): Outcome | 
     );
 }
 
-/** Relayr compared with a peer: throughput ratio, or p50 ratio for rpc. */
+/**
+ * Relayr compared with a peer: throughput ratio, or p50 ratio for rpc. Over
+ * WebSocket like is held against like (`relayr-ws` against `nats-ws`), and
+ * `relayr-ws` also shows itself against Relayr over TCP (`ws/tcp`).
+ */
 function ratio(outcomes: Outcome[], o: Outcome): string {
+  if (o.system === "relayr-ws") {
+    const tcp = find(outcomes, "relayr", o.scenario, o.size);
+    if (!tcp?.ok || !o.ok) return "";
+    if (o.scenario === "rpc") return `ws/tcp p50 ${(o.p50! / tcp.p50!).toFixed(2)}x`;
+    return `ws/tcp ${(o.rate! / tcp.rate!).toFixed(2)}x`;
+  }
   if (o.system.startsWith("relayr")) return "";
-  const r = base(outcomes, o.scenario, o.size);
+  const r = o.system.endsWith("-ws")
+    ? find(outcomes, "relayr-ws", o.scenario, o.size)
+    : base(outcomes, o.scenario, o.size);
   if (!r?.ok || !o.ok) return "-";
   if (o.scenario === "rpc") return `p50 ${(r.p50! / o.p50!).toFixed(2)}x`;
   return `${(r.rate! / o.rate!).toFixed(2)}x`;

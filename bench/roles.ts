@@ -132,7 +132,9 @@ async function pump(
 }
 
 async function dial(task: Task, control: Control): Promise<Wire> {
-  const wire = await Wire.dial(task.port, "127.0.0.1", task.tls, task.protocol === "nats");
+  const wire = task.ws
+    ? await Wire.dialWebSocket(task.ws)
+    : await Wire.dial(task.port, "127.0.0.1", task.tls, task.protocol === "nats");
   control.wire = wire;
   if (control.stopped) wire.close();
   return wire;

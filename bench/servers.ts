@@ -18,7 +18,9 @@ export type System =
   | "relayr-tls"
   | "relayr-bun-tls"
   | "relayr-perms"
+  | "relayr-ws"
   | "nats"
+  | "nats-ws"
   | "nats-js"
   | "nats-tls"
   | "redis"
@@ -43,6 +45,8 @@ export interface Server {
   readonly port: number;
   /** TLS systems: the CA (PEM) their certificate chains to; else undefined. */
   readonly tls?: string;
+  /** The WebSocket URL the bench dials instead of `port` (`relayr-ws`, `nats-ws`), else undefined. */
+  readonly wsUrl: string | undefined;
   readonly pid: number;
   /** Credentials the drivers add to their `CONNECT` (`relayr-perms`), else undefined. */
   readonly connectAuth?: Record<string, string>;
@@ -89,6 +93,7 @@ async function monitor(
 export function protocolOf(system: System): Protocol {
   if (system === "nats" || system === "nats-js") return system;
   if (system === "nats-tls") return "nats";
+  if (system === "nats-ws") return "nats";
   if (system.startsWith("redis")) return "redis";
   return "relayr";
 }
@@ -180,6 +185,8 @@ interface Launch {
   httpPort?: number;
   /** A directory to delete once the server has stopped. */
   scratch?: string;
+  /** The WebSocket URL to measure over, and the port to wait for. */
+  ws?: { url: string; port: number };
 }
 
 function launch(
@@ -196,7 +203,8 @@ function launch(
     case "relayr-tls":
     case "relayr-bun-tls":
     case "relayr-bun":
-    case "relayr-perms": {
+    case "relayr-perms":
+    case "relayr-ws": {
       try {
         Deno.statSync(`${root}/main.ts`);
       } catch {
@@ -231,15 +239,21 @@ function launch(
         return { command: bun, args: ["run", ...args], httpPort };
       }
       const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
+      // relayr-ws: the same broker, measured over /ws on its HTTP port.
+      const ws = system === "relayr-ws"
+        ? { url: `ws://127.0.0.1:${httpPort}/ws`, port: httpPort }
+        : undefined;
       return {
         command: Deno.execPath(),
         args: ["run", ...inspect, "-A", ...args],
         httpPort,
         scratch,
+        ws,
       };
     }
     case "nats":
     case "nats-tls":
+    case "nats-ws":
     case "nats-js": {
       const bin = which("nats-server");
       if (!bin) {
@@ -256,6 +270,22 @@ function launch(
           `tls { cert_file: "${certs!.serverCert}", key_file: "${certs!.serverKey}" }\n`,
         );
         return { command: bin, args: [...args, "-c", `${scratch}/tls.conf`], httpPort, scratch };
+      }
+      if (system === "nats-ws") {
+        // nats-server's own WebSocket listener (plain ws, as relayr-ws) needs a config file.
+        const scratch = Deno.makeTempDirSync({ prefix: "nats-ws-bench-" });
+        const wsPort = freePort();
+        Deno.writeTextFileSync(
+          `${scratch}/nats.conf`,
+          `websocket {\n  host: "127.0.0.1"\n  port: ${wsPort}\n  no_tls: true\n}\n`,
+        );
+        return {
+          command: bin,
+          args: [...args, "-c", `${scratch}/nats.conf`],
+          httpPort,
+          scratch,
+          ws: { url: `ws://127.0.0.1:${wsPort}`, port: wsPort },
+        };
       }
       // JetStream with file storage in a scratch directory: the durable peer of relayr-log.
       const scratch = Deno.makeTempDirSync({ prefix: "nats-js-bench-" });
@@ -328,6 +358,7 @@ export async function start(
     port,
     tls,
     connectAuth: system === "relayr-perms" ? BENCH_CONNECT_AUTH : undefined,
+    wsUrl: how.ws?.url,
     pid: child.pid,
     inspectPort,
     exitCode: () => code,
@@ -371,6 +402,7 @@ export async function start(
   running.add(server);
   try {
     await accepting(port, child, () => code !== null);
+    if (how.ws) await accepting(how.ws.port, child, () => code !== null);
   } catch (err) {
     await server.stop();
     const log = server.log();

@@ -21,6 +21,8 @@ interface TaskBase {
   port: number;
   /** TLS: the CA (PEM) the server's certificate chains to; undefined: plain TCP. */
   tls?: string;
+  /** The server's WebSocket URL, for systems measured over WebSocket: dialled instead of `port`. */
+  ws?: string;
   /** Bench-local name of the run; every destination derives from it. */
   name: string;
   /** Payload bytes. */

@@ -22,6 +22,8 @@ export interface WebEntry {
 
 /** Every bundle the broker serves. */
 export const ENTRIES: WebEntry[] = [
+  // The browser client, served at /client.js (src/http/static.ts).
+  { entry: "src/client/web.ts", out: "src/http/assets/client_js.ts" },
   { entry: "web/dashboard/main.ts", out: "src/http/assets/dashboard_js.ts" },
   { entry: "web/dashboard/style.css", out: "src/http/assets/dashboard_css.ts" },
   { entry: "web/dashboard/index.html", out: "src/http/assets/dashboard_html.ts" },

@@ -16,7 +16,14 @@ import {
   serveHelp,
 } from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
-import { type Monitoring, startMonitoring } from "./http/mod.ts";
+import {
+  type Monitoring,
+  parseAllowedOrigins,
+  startMonitoring,
+  startWebSocketListener,
+  type WebSocketOptions,
+  wsMessageBytesMax,
+} from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
 import {
   checkTlsFiles,
@@ -38,6 +45,8 @@ export interface Running {
   readonly grpc: GrpcFront | undefined;
   /** The HTTP monitoring server; undefined with `--no-http`. */
   readonly http: Monitoring | undefined;
+  /** The WebSocket listener of `--ws-port`; undefined without it or with `--no-ws`. */
+  readonly ws: Monitoring | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
   stop(): Promise<void>;
   /**
@@ -78,6 +87,8 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         "run the Bun binary, or add --no-grpc",
     );
   }
+  // Checked before anything opens, so a bad origin list leaves nothing to close.
+  const webSocket = webSocketOptions(config, (conn) => server.adopt(conn));
   const clock = systemClock; // one clock for the store, the broker and the server
   const authConfig = authConfigFrom(config, (p) => runtime.readTextFile(p));
   const auth = authConfig.token === undefined && authConfig.users === undefined
@@ -164,6 +175,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     }
   }
   let http: Monitoring | undefined;
+  let ws: Monitoring | undefined;
   const httpHost = config["http-host"] ?? config.host;
   try {
     http = config["no-http"] ? undefined : startMonitoring(
@@ -175,12 +187,27 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       },
       server,
       grpc && (() => grpc.stats()),
+      plainRefused(webSocket, config.tls !== undefined && !config.tls.http),
     );
   } catch (e) {
     await grpc?.shutdown();
     await server.shutdown();
     await store.close();
     throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
+  }
+  const wsPort = config["ws-port"];
+  try {
+    ws = webSocket === undefined || wsPort === undefined ? undefined : startWebSocketListener(
+      runtime,
+      // A protocol listener: under --tls it is wss:// with the same certificate.
+      { hostname: config.host, port: wsPort, tls: config.tls },
+      webSocket,
+    );
+  } catch (e) {
+    await server.shutdown();
+    await http?.close();
+    await store.close();
+    throw listenFailed(e, "--ws-port", config.host, wsPort ?? 0);
   }
   await Promise.resolve();
   let stopped: Promise<void> | undefined;
@@ -204,11 +231,14 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         updated,
       });
     },
+
+    ws,
     stop() {
       return stopped ??= (async () => {
         // /readyz turns 503 as the shutdown starts; the HTTP port closes after the clients.
         await grpc?.shutdown();
         await server.shutdown();
+        await ws?.close();
         await http?.close();
         await store.close();
       })();
@@ -219,12 +249,50 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       await server.reloadTls(tls);
       config.tls = tls;
       if (tls.http) await http?.reloadTls(tls);
+      await ws?.reloadTls(tls);
     },
   };
 }
 
 function tlsSources(runtime: Runtime) {
   return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
+}
+
+/**
+ * The WebSocket settings of a plain-HTTP port while TLS is on: refused, as
+ * every plain connection is then (the protocol never goes in clear text).
+ */
+function plainRefused(
+  ws: WebSocketOptions | undefined,
+  plain: boolean,
+): WebSocketOptions | undefined {
+  if (ws === undefined || !plain) return ws;
+  return {
+    ...ws,
+    refusal: "TLS is on: WebSockets go over wss:// (--http-tls, or --ws-port)",
+  };
+}
+
+/**
+ * The WebSocket settings, or undefined with `--no-ws`; the origins are checked
+ * before anything listens, so a typo is a config error, not a refused page.
+ */
+function webSocketOptions(
+  config: Config,
+  onConn: WebSocketOptions["onConn"],
+): WebSocketOptions | undefined {
+  if (config["no-ws"]) return undefined;
+  let allowedOrigins: string[];
+  try {
+    allowedOrigins = parseAllowedOrigins(config["ws-allowed-origins"]);
+  } catch (e) {
+    throw new ConfigError(`--ws-allowed-origins: ${(e as Error).message}`);
+  }
+  return {
+    allowedOrigins,
+    messageBytesMax: wsMessageBytesMax(config["max-payload"]),
+    onConn,
+  };
 }
 
 /**
@@ -358,9 +426,14 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
   }
   if (running.http) {
     const scheme = config.tls?.http ? "https" : "http";
-    log.info(
-      `monitoring on ${scheme}://${config["http-host"] ?? config.host}:${running.http.port}`,
-    );
+    const at = `${config["http-host"] ?? config.host}:${running.http.port}`;
+    const ws = config["no-ws"] || (config.tls !== undefined && !config.tls.http)
+      ? ""
+      : `, WebSocket on ${config.tls?.http ? "wss" : "ws"}://${at}/ws`;
+    log.info(`monitoring on ${scheme}://${at}${ws}`);
+  }
+  if (running.ws) {
+    log.info(`WebSocket on ${config.tls ? "wss" : "ws"}://${config.host}:${running.ws.port}`);
   }
   // SIGHUP re-reads the configuration (flags and environment as at start; files anew).
   const removeHup = runtime.onSignal("SIGHUP", () => {

@@ -46,6 +46,41 @@ export async function bunVersion(): Promise<string | undefined> {
   }
 }
 
+/** One check a Bun check script reported. */
+export interface BunCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Runs a check script under Bun (`bun <script> <args>`, killed after
+ * `timeoutMs`) and returns its checks: one JSON line each, then
+ * `{"done":true}`, which must be there (the script ran to its end).
+ */
+export async function runBunChecks(
+  script: string,
+  args: string[] = [],
+  timeoutMs = 30_000,
+): Promise<BunCheck[]> {
+  const child = new Deno.Command("bun", {
+    args: [new URL(script, import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  if (out.code !== 0) {
+    throw new Error(`bun ${script} exited ${out.code}: ${decoder.decode(out.stderr)}`);
+  }
+  const lines = decoder.decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+  if (JSON.stringify(lines.at(-1)) !== '{"done":true}') {
+    throw new Error(`bun ${script} did not run to its end: ${JSON.stringify(lines.at(-1))}`);
+  }
+  return lines.slice(0, -1) as BunCheck[];
+}
+
 /** A started server process. */
 export interface ServerProcess {
   readonly pid: number;

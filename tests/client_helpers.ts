@@ -4,7 +4,33 @@
  * `waitFor` of tests/helpers.ts.
  */
 
+import type { Message } from "../src/client/mod.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The next `n` messages of a subscription, bounded by `timeoutMs` (fails with how many came). */
+export async function take(
+  sub: AsyncIterable<Message>,
+  n: number,
+  timeoutMs = 5000,
+): Promise<Message[]> {
+  const out: Message[] = [];
+  const it = sub[Symbol.asyncIterator]();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`only ${out.length} of ${n} messages`)), timeoutMs);
+  });
+  try {
+    while (out.length < n) {
+      const r = await Promise.race([it.next(), timeout]);
+      if (r.done) break;
+      out.push(r.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
 
 /** A port that was free a moment ago (listen on 0, read it, close). */
 export function freePort(): number {

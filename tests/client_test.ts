@@ -15,7 +15,6 @@ import {
   ConnectionClosedError,
   ConnectionLostError,
   DurableInUseError,
-  type Message,
   NotDeclaredError,
   PayloadTooLargeError,
   QueueFullError,
@@ -25,33 +24,10 @@ import {
   TimeoutError,
 } from "../src/client/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
-import { BrokerProcess, freePort } from "./client_helpers.ts";
+import { BrokerProcess, freePort, take } from "./client_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 const enc = new TextEncoder();
-
-/** Takes up to `n` messages from an iterable, bounded by `timeoutMs`. */
-async function take(
-  iter: AsyncIterable<Message>,
-  n: number,
-  timeoutMs = 5000,
-): Promise<Message[]> {
-  const out: Message[] = [];
-  const it = iter[Symbol.asyncIterator]();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs));
-  try {
-    while (out.length < n) {
-      const r = await Promise.race([it.next(), timeout]);
-      if (r === "timeout") throw new Error(`got ${out.length} of ${n} messages in ${timeoutMs} ms`);
-      if (r.done) break;
-      out.push(r.value);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
-}
 
 /**
  * A runtime whose connections count the `PING` lines the broker sends, so a

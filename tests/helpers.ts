@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { type Running, startBroker } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
+import type { Conn } from "../src/runtime/mod.ts";
+import { webSocketConn } from "../src/websocket_conn.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -40,28 +42,42 @@ export interface ServerFrame {
   fields?: Record<string, string>;
 }
 
-/** A raw protocol client: write bytes, read lines and MSG frames, with timeouts. */
+/**
+ * A raw protocol client: write bytes, read lines and MSG frames, with timeouts.
+ * Over TCP (`connect`) or a WebSocket (`webSocket`: each `send` is one message).
+ */
 export class RawClient {
-  #conn: Deno.TcpConn;
+  #conn: Conn;
   #buf = new Uint8Array(0);
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #eof = false;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Conn) {
     this.#conn = conn;
     this.#reader = conn.readable.getReader();
   }
 
   /** Connects to the broker on `port`. */
   static async connect(port: number): Promise<RawClient> {
-    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+    return new RawClient(await denoRuntime.connect({ hostname: "127.0.0.1", port }));
   }
 
-  /** Writes a string or bytes. */
+  /** Opens a WebSocket to `url` (`ws://127.0.0.1:<port>/ws`). */
+  static async webSocket(url: string): Promise<RawClient> {
+    const ws = new WebSocket(url);
+    const conn = webSocketConn(ws, url, 64 * 1024 * 1024);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener("open", () => resolve(), { once: true });
+      ws.addEventListener("close", (e) => reject(new Error(`WebSocket closed: ${e.code}`)), {
+        once: true,
+      });
+    });
+    return new RawClient(conn);
+  }
+
+  /** Writes a string or bytes (over a WebSocket: as one message). */
   async send(data: string | Uint8Array): Promise<void> {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    let off = 0;
-    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+    await this.#conn.write(typeof data === "string" ? encoder.encode(data) : data);
   }
 
   /** Sends a PUB with the given payload and options. */
@@ -188,9 +204,7 @@ export class RawClient {
       await this.#reader.cancel();
     } catch { /* closed */ }
     if (this.#pendingRead) await this.#pendingRead.catch(() => {});
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
+    this.#conn.close();
   }
 }
 

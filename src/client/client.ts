@@ -14,9 +14,8 @@
  *
  * @module
  */
-import { loadRuntime, type Runtime } from "../runtime/mod.ts";
-import { type Address, parseAddress } from "./address.ts";
-import { type KeySigner, loadKeyFile } from "./auth.ts";
+import type { Runtime } from "../runtime/mod.ts";
+import type { KeySigner } from "./auth.ts";
 import {
   bindLine,
   type BindOptions,
@@ -28,6 +27,7 @@ import {
   toBytes,
 } from "./commands.ts";
 import { Connection, type ServerInfo } from "./connection.ts";
+import type { Dialer } from "./dialer.ts";
 import { ConnectionClosedError, ConnectionLostError, DrainingError } from "./errors.ts";
 import * as L from "./limits.ts";
 import { NO_WAIT, type Pending, Reply } from "./link.ts";
@@ -39,11 +39,11 @@ import { type StatusEvent, StatusHub, type StatusListener } from "./status.ts";
 import type { Subscription } from "./subscription.ts";
 import { type SubscribeOptions, Subscriptions } from "./subscriptions.ts";
 import { withTimeout } from "./timeout.ts";
-import { resolveTls, type TlsOptions } from "./tls.ts";
+import type { TlsOptions } from "./tls.ts";
 
-/** Options of {@linkcode connect}. */
+/** Options of `connect`. */
 export interface ConnectOptions {
-  /** The runtime seam to get sockets from; default: the one we run on (Deno or Bun). */
+  /** The runtime seam to get TCP sockets from; default: the one we run on (Deno or Bun). Not used for `ws://` URLs. */
   runtime?: Runtime;
   /** Shown in the broker's stats. */
   name?: string;
@@ -90,32 +90,19 @@ export interface ConnectOptions {
 }
 
 /**
- * Connects to a broker. Fails with `ConnectError` when the first connection
- * cannot be made; later drops are reconnected on their own.
- *
- * @example
- * ```ts ignore
- * import { connect } from "./mod.ts";
- * const client = await connect("localhost:9092");
- * const id = await client.publish("queue:orders", '{"order_id":"12345"}');
- * console.log("accepted as", id);
- * await client.close();
- * ```
+ * Opens a client over `dialer` (what `connect` does once it knows the
+ * transport). Fails with `ConnectError` when the first connection cannot be made.
  */
-export async function connect(
-  address: string = L.DEFAULT_SERVER,
-  options: ConnectOptions = {},
+export async function openClient(
+  dialer: Dialer,
+  options: ConnectOptions & { key?: KeySigner } = {},
 ): Promise<Client> {
-  const runtime = options.runtime ?? await loadRuntime();
-  const key = options.keyFile === undefined
-    ? undefined
-    : await loadKeyFile(runtime, options.keyFile);
-  const client = new Client(parseAddress(address), runtime, { ...options, key });
+  const client = new Client(dialer, options);
   await client.open();
   return client;
 }
 
-/** A connection to a Relayr broker. Made by {@linkcode connect}. */
+/** A connection to a Relayr broker. Made by `connect`. */
 export class Client {
   #status = new StatusHub();
   #conn: Connection;
@@ -129,21 +116,16 @@ export class Client {
   #done = Promise.withResolvers<void>();
 
   /**
-   * Use {@linkcode connect}; a client made directly must be `open()`ed (and
-   * is given its key file's signer as `key`, which `connect` reads).
+   * Use `connect`; a client made directly must be `open()`ed (and is given
+   * its key file's signer as `key`, which `connect` reads).
    */
-  constructor(
-    address: Address,
-    runtime: Runtime,
-    options: ConnectOptions & { key?: KeySigner } = {},
-  ) {
+  constructor(dialer: Dialer, options: ConnectOptions & { key?: KeySigner } = {}) {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? L.REQUEST_TIMEOUT_MS;
     this.#drainTimeoutMs = options.drainTimeoutMs ?? L.DRAIN_TIMEOUT_MS;
     if (options.onStatus) this.#status.on(options.onStatus);
     const clientId = options.clientId ?? `relayr-${crypto.randomUUID().slice(0, 8)}`;
     this.#conn = new Connection(
-      address,
-      runtime,
+      dialer,
       {
         clientId,
         name: options.name,
@@ -159,9 +141,6 @@ export class Client {
           pass: options.pass,
           key: options.key,
         },
-        tls: options.tls !== undefined || address.tls
-          ? resolveTls(options.tls ?? {}, (path) => runtime.readTextFile(path))
-          : undefined,
       },
       this.#status,
       {

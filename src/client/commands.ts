@@ -27,7 +27,7 @@ import {
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
-} from "../config/mod.ts";
+} from "../config/limits.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
 import {
   destinationError,

@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { PAYLOAD_BYTES_MAX } from "../config/mod.ts";
-import type { Conn, DialTls, Runtime } from "../runtime/mod.ts";
-import type { Address } from "./address.ts";
+import { PAYLOAD_BYTES_MAX } from "../config/limits.ts";
+import type { Conn } from "../runtime/mod.ts";
 import { type ClientCredentials, connectFields } from "./auth.ts";
+import type { Dialer } from "./dialer.ts";
 import {
   AuthError,
   AuthTimeoutError,
@@ -61,8 +61,6 @@ export interface ConnectionOptions {
   pingIntervalMs: number;
   /** What to authenticate with (none: anonymous). */
   credentials: ClientCredentials;
-  /** TLS of every dial (PEM text); undefined: plain TCP. */
-  tls: DialTls | undefined;
 }
 
 /** What the connection needs from its client. */
@@ -79,8 +77,7 @@ export interface ConnectionHost {
 
 /** One connection at a time to one broker, reconnected when it drops. */
 export class Connection {
-  #address: Address;
-  #runtime: Runtime;
+  #dialer: Dialer;
   #opts: ConnectionOptions;
   #status: StatusHub;
   #host: ConnectionHost;
@@ -98,29 +95,26 @@ export class Connection {
   #refused: AuthError | undefined;
 
   /**
-   * @param address the broker
-   * @param runtime where sockets come from
+   * @param dialer where sockets come from (TCP or WebSocket)
    * @param opts connection settings
    * @param status where connection events go
    * @param host the client
    */
   constructor(
-    address: Address,
-    runtime: Runtime,
+    dialer: Dialer,
     opts: ConnectionOptions,
     status: StatusHub,
     host: ConnectionHost,
   ) {
-    this.#address = address;
-    this.#runtime = runtime;
+    this.#dialer = dialer;
     this.#opts = opts;
     this.#status = status;
     this.#host = host;
   }
 
-  /** `host:port` of the broker. */
+  /** `host:port` of the broker, or its WebSocket URL. */
   get server(): string {
-    return `${this.#address.hostname}:${this.#address.port}`;
+    return this.#dialer.server;
   }
 
   /** The link that is up, or null while (re)connecting or once closed. */
@@ -194,9 +188,8 @@ export class Connection {
   }
 
   async #dial(): Promise<Conn> {
-    const { hostname, port } = this.#address;
     const ms = this.#opts.connectTimeoutMs;
-    const dialing = this.#runtime.connect({ hostname, port, tls: this.#opts.tls });
+    const dialing = this.#dialer.dial();
     try {
       return await withTimeout(dialing, ms, `connect timed out after ${ms} ms`);
     } catch (err) {

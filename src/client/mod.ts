@@ -4,7 +4,7 @@
  * ```ts ignore
  * import { connect } from "@relayr/relayr/client";
  *
- * const client = await connect("localhost:9092");
+ * const client = await connect("localhost:9092"); // TCP; or "ws://localhost:8222/ws"
  * await client.publish("queue:orders", new TextEncoder().encode('{"order_id":"12345"}'));
  *
  * const sub = await client.subscribe("topic:events");
@@ -24,29 +24,18 @@
  *   subscriptions, and buffers publishes while reconnecting (bounded).
  * - Every broker `ERR` code has its own error class (see `errors.ts`).
  *
+ * - `connect("ws://host:8222/ws")` goes over a WebSocket instead of TCP,
+ *   with the same API; browsers import `web.ts` (served as `/client.js`).
+ *
  * See docs/CLIENT.md for the full guide.
  *
  * @module
  */
-export { Client, connect, type ConnectOptions } from "./client.ts";
-export type { ServerInfo } from "./connection.ts";
+export * from "./api.ts";
+export { connect } from "./connect.ts";
+export { type Dialer, tcpDialer, webSocketDialer } from "./dialer.ts";
 export type { TlsOptions } from "./tls.ts";
-export type { RequestOptions } from "./request.ts";
-export type { SubscribeOptions } from "./subscriptions.ts";
-export type {
-  AckMode,
-  BindOptions,
-  DeclareOptions,
-  PublishOptions,
-  QueueOptions,
-  StartPosition,
-  SubWireOptions,
-} from "./commands.ts";
 export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
-export { type AckOptions, Message, type NackOptions } from "./message.ts";
 export { type Codec, codecOf, CONTENT_TYPES, decodeBody, encodeBody, isCodec } from "./codec.ts";
-export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
-export type { StatusEvent, StatusListener } from "./status.ts";
 export { type Address, parseAddress } from "./address.ts";
 export { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/mod.ts";
-export * from "./errors.ts";

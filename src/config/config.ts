@@ -50,6 +50,25 @@ export const SETTINGS = {
     help: `gRPC port (relayr.v1.Broker); default ${L.GRPC_PORT} on Bun, off on Deno unless given`,
   },
   "no-grpc": { kind: "bool", default: false, help: "turn the gRPC listener off" },
+
+  "ws-port": {
+    kind: "int",
+    default: undefined,
+    min: 0,
+    max: 65535,
+    help: "WebSocket port of its own, besides /ws on the HTTP port",
+  },
+  "no-ws": {
+    kind: "bool",
+    default: false,
+    help: "turn the WebSocket transport off (/ws and --ws-port)",
+  },
+  "ws-allowed-origins": {
+    kind: "string",
+    default: undefined,
+    help:
+      "origins allowed to open a WebSocket besides the broker's own, comma-separated (* for any)",
+  },
   "max-payload": {
     kind: "int",
     default: L.PAYLOAD_BYTES_MAX,
@@ -234,7 +253,8 @@ export const SETTINGS = {
 /** A setting's name. */
 export type SettingName = keyof typeof SETTINGS;
 
-type ValueOf<S> = S extends { kind: "int" } ? number
+type ValueOf<S> = S extends { kind: "int"; default: number } ? number
+  : S extends { kind: "int" } ? number | undefined
   : S extends { kind: "bool" } ? boolean
   : S extends { default: string } ? string
   : string | undefined;

@@ -224,3 +224,44 @@ export const STREAM_CLIENTS_MAX = 32;
 export const STREAM_INTERVAL_MS = 1_000;
 /** Rows one list request of the console (`/api/queues` ...) returns at most. */
 export const CONSOLE_ROWS_MAX = 1_000;
+
+// --- WebSocket transport (src/websocket_conn.ts; the client imports these too) ---
+
+/**
+ * Largest WebSocket message either side sends: a bigger write goes out as
+ * several messages (frames may span messages), so no peer has to take one
+ * huge message whole.
+ */
+export const WS_SEND_BYTES_MAX = 1024 * 1024;
+/**
+ * Least size of a WebSocket message the broker takes (`2 × --max-payload` plus
+ * a control line when that is more). The runtime buffers a whole message
+ * before we see it, so this bounds that memory per connection; a PUB up to
+ * twice over the payload limit still gets the protocol's `ERR
+ * PAYLOAD_TOO_LARGE`, larger messages are closed with 1009.
+ */
+export const WS_MESSAGE_BYTES_MIN = WS_SEND_BYTES_MAX;
+/**
+ * A write resolves once the socket buffers fewer bytes than this, so the
+ * slow-consumer logic sees a stalled reader (its outbound buffer fills behind
+ * the waiting write). A standard WebSocket says nothing when its buffer
+ * drains, so a waiting write looks again by timer: the mark is high enough
+ * that a reader that is only briefly behind still has plenty to read while we
+ * look. It bounds what the runtime holds for a reader that stopped, on top
+ * of `PENDING_BYTES_MAX`.
+ */
+export const WS_BUFFERED_BYTES_HIGH = 16 * 1024 * 1024;
+/**
+ * Longest pause between two looks at a backed-up socket's `bufferedAmount` (a
+ * standard WebSocket has no drain event). The first look is after 0 ms (the
+ * next turn of the event loop, where the runtime's pending writes progress),
+ * then 1, 2, 4 ... up to this.
+ */
+export const WS_DRAIN_POLL_MS_MAX = 8;
+/**
+ * Inbound bytes waiting for a reader that has paused (`--slow-consumer
+ * block`): a WebSocket cannot stop its peer as TCP can, so past this (or
+ * past one message of the largest size, when that is more) the connection
+ * closes with a read error instead of buffering without bound.
+ */
+export const WS_INBOUND_BYTES_MAX = 16 * 1024 * 1024;

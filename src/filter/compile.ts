@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { FILTER_BYTES_MAX, FILTER_DEPTH_MAX } from "../config/mod.ts";
+import { FILTER_BYTES_MAX, FILTER_DEPTH_MAX } from "../config/limits.ts";
 import { FilterError } from "./error.ts";
 import { lex, Tok, type Token } from "./lexer.ts";
 import { likeMatch, likePattern } from "./like.ts";

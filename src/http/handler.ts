@@ -12,9 +12,10 @@
  * | `/`          | the console (dashboard); `/api` lists the API                       |
  * | `/api/stream`| live stats deltas (Server-Sent Events, src/http/stream.ts)          |
  * | `/api/...`   | admin actions and console lists (src/http/admin.ts)                 |
+ * | `/client.js` | the browser client, one ES module (see static.ts)                   |
  *
- * With authentication on, all but `/`, `/healthz` and `/readyz` need a
- * credential (access.ts).
+ * With authentication on, all but `/`, `/healthz`, `/readyz` and the
+ * built-in assets (`/client.js`) need a credential (access.ts).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../c
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
+import { ASSETS, serveAsset } from "./static.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 import { adminRoutes } from "./admin.ts";
@@ -41,6 +43,8 @@ const INDEX = [
   "/metrics     Prometheus metrics",
   "/api/stats   JSON stats; ?limit=N&offset=N (connections, queues, topics),",
   "             ?closed=N (closed connections), ?subs=false (no subscription lists)",
+  '/client.js   the browser client: import { connect } from "/client.js"',
+  "/ws          the wire protocol over WebSocket (unless --no-ws)",
   "/api/stream  live stats, one delta a second (Server-Sent Events)",
   "/api/queues, /api/topics, /api/connections",
   "             sorted, filtered pages: ?q=&sort=&order=asc|desc&offset=&limit=",
@@ -66,6 +70,11 @@ export function createHandler(
   const admin = adminRoutes(server);
   return (request) => {
     const url = new URL(request.url);
+    // Built-in assets are public code (the client holds no secret), so no credential.
+    const pub = ASSETS.get(url.pathname);
+    if (pub !== undefined && (request.method === "GET" || request.method === "HEAD")) {
+      return serveAsset(request, pub);
+    }
     const auth = server.auth;
     if (auth === undefined) return dispatch(request, url);
     return refusal(request, url.pathname, auth).then((no) => no ?? dispatch(request, url));
@@ -149,7 +158,8 @@ function asset(body: string, type: string): Response {
   });
 }
 
-function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+/** A plain-text answer, never cached. */
+export function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, {
     status,
     headers: {

@@ -1,22 +1,32 @@
 /**
  * HTTP monitoring: health and readiness probes, Prometheus metrics and a JSON
- * stats API, on their own port. The handler is a pure `(Request) => Response`
- * that serialises what `server.stats()` and `broker.stats()` return;
- * `startMonitoring` puts it on a port through the runtime.
+ * stats API, on their own port, with the WebSocket endpoint `/ws` and the
+ * browser client `/client.js` beside them. The handler is a pure
+ * `(Request) => Response` that serialises what `server.stats()` and
+ * `broker.stats()` return; `startMonitoring` puts it on a port through the
+ * runtime; `startWebSocketListener` serves WebSockets alone on a port.
  *
  * @module
  */
-import type { Runtime, TlsFiles } from "../runtime/mod.ts";
+import type { HttpHandler, Runtime, TlsFiles } from "../runtime/mod.ts";
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server } from "../server/mod.ts";
 import { createHandler } from "./handler.ts";
 import { StatsStream } from "./stream.ts";
+import { upgradeRequest, type WebSocketOptions, WS_PATH } from "./websocket.ts";
 
 export { createHandler, type Handler } from "./handler.ts";
 export { renderMetrics } from "./metrics.ts";
 export { type StatsDelta, StatsStream } from "./stream.ts";
 export { authorize } from "./admin.ts";
 export { Exposition, EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
+export {
+  originAllowed,
+  parseAllowedOrigins,
+  type WebSocketOptions,
+  WS_PATH,
+  wsMessageBytesMax,
+} from "./websocket.ts";
 
 /** The monitoring server. */
 export interface Monitoring {
@@ -33,33 +43,76 @@ export interface Monitoring {
   reloadTls(files: TlsFiles): Promise<void>;
 }
 
-/** Starts the monitoring endpoints of `server` (and of the gRPC listener, if any) on `hostname:port` (HTTPS with `tls`). */
+/**
+ * Starts the monitoring endpoints of `server` (and of the gRPC listener, if
+ * any) on `hostname:port` (HTTPS with `tls`), and with `webSocket` the
+ * WebSocket endpoint `/ws` (`wss:` with `tls`).
+ */
 export function startMonitoring(
   runtime: Runtime,
   options: { hostname: string; port: number; tls?: TlsFiles },
   server: Server,
   grpc?: () => GrpcStats,
+  webSocket?: WebSocketOptions,
 ): Monitoring {
   const stream = new StatsStream(server);
   const handler = createHandler(server, grpc, stream);
-  let http = runtime.serveHttp(options, handler);
+  return serveReloadable(
+    runtime,
+    options,
+    webSocket,
+    (request, upgrade) =>
+      webSocket !== undefined && new URL(request.url).pathname === WS_PATH
+        ? upgradeRequest(request, upgrade, webSocket)
+        : handler(request),
+    stream,
+  );
+}
+
+/** Serves WebSockets alone on `hostname:port` (`--ws-port`; `wss:` with `tls`), at any path. */
+export function startWebSocketListener(
+  runtime: Runtime,
+  options: { hostname: string; port: number; tls?: TlsFiles },
+  webSocket: WebSocketOptions,
+): Monitoring {
+  return serveReloadable(
+    runtime,
+    options,
+    webSocket,
+    (request, upgrade) => upgradeRequest(request, upgrade, webSocket),
+  );
+}
+
+/**
+ * An HTTP server that closes once and, under HTTPS, takes new certificates;
+ * `stream` (the console's live stats) is closed first both times, since the
+ * server waits for open responses.
+ */
+function serveReloadable(
+  runtime: Runtime,
+  options: { hostname: string; port: number; tls?: TlsFiles },
+  webSocket: WebSocketOptions | undefined,
+  handler: HttpHandler,
+  stream?: StatsStream,
+): Monitoring {
+  let http = runtime.serveHttp({ ...options, webSocket }, handler);
   const port = http.port;
   let tls = options.tls;
   let closed: Promise<void> | undefined;
   return {
     port,
     close() {
-      stream.close();
+      stream?.close();
       return closed ??= http.close();
     },
     async reloadTls(files) {
       if (closed !== undefined || tls === undefined) return;
-      stream.close(); // the server waits for open responses; the console reconnects
+      stream?.close(); // the server waits for open responses; the console reconnects
       await http.close();
       try {
-        http = runtime.serveHttp({ ...options, port, tls: files }, handler);
+        http = runtime.serveHttp({ ...options, port, tls: files, webSocket }, handler);
       } catch (e) {
-        http = runtime.serveHttp({ ...options, port, tls }, handler); // the old files again
+        http = runtime.serveHttp({ ...options, port, tls, webSocket }, handler); // the old files again
         throw e;
       }
       tls = files;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { TOKEN_BYTES_MAX } from "../config/mod.ts";
+import { TOKEN_BYTES_MAX } from "../config/limits.ts";
 
 /**
  * A durable name (`SUB ... durable:<dname>`): 1 to `TOKEN_BYTES_MAX` bytes of

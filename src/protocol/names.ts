@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DESTINATION_BYTES_MAX } from "../config/mod.ts";
+import { DESTINATION_BYTES_MAX } from "../config/limits.ts";
 
 /** Why a destination is not valid, or undefined when it is. */
 export function destinationError(dest: string, allowWildcards: boolean): string | undefined {

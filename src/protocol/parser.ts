@@ -36,7 +36,7 @@ import {
   RETAIN_MESSAGES_MAX,
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
-} from "../config/mod.ts";
+} from "../config/limits.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,

@@ -19,9 +19,21 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
+import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
+import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket_conn.ts";
 import { AcceptQueue } from "./accept_queue.ts";
 import { connectNodeTls } from "./node_tls.ts";
-import type { Conn, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
+import type {
+  Conn,
+  HttpHandler,
+  HttpServeOptions,
+  HttpServer,
+  Listener,
+  ListenTls,
+  Runtime,
+  TlsFiles,
+  WebSocketUpgrade,
+} from "./types.ts";
 
 /** Inbound bytes the stream buffers before the socket is paused (TCP backpressure then applies). */
 const READ_BUFFER_BYTES_HIGH = 1024 * 1024;
@@ -67,6 +79,28 @@ interface BunTcpListener {
 interface BunHttpServer {
   readonly port: number;
   stop(closeActiveConnections?: boolean): Promise<void> | void;
+  upgrade(request: Request, options: { data: BunWebSocketConn }): boolean;
+  requestIP(request: Request): { address: string; port: number } | null;
+}
+
+interface BunServerWebSocket {
+  readonly data: BunWebSocketConn;
+  /** Bytes sent (> 0), -1: queued under back-pressure (wait for `drain`), 0: dropped. */
+  send(data: Uint8Array): number;
+  close(code?: number, reason?: string): void;
+}
+
+interface BunWebSocketHandlers {
+  open(ws: BunServerWebSocket): void;
+  message(ws: BunServerWebSocket, message: string | Uint8Array): void;
+  drain(ws: BunServerWebSocket): void;
+  close(ws: BunServerWebSocket, code: number, reason: string): void;
+  maxPayloadLength: number;
+  backpressureLimit: number;
+  closeOnBackpressureLimit: boolean;
+  idleTimeout: number;
+  sendPings: boolean;
+  perMessageDeflate: boolean;
 }
 
 interface BunApi {
@@ -78,9 +112,13 @@ interface BunApi {
   serve(o: {
     hostname: string;
     port: number;
-    fetch: (request: Request) => Response | Promise<Response>;
+    fetch: (
+      request: Request,
+      server: BunHttpServer,
+    ) => Response | undefined | Promise<Response | undefined>;
     error?: (error: Error) => Response;
     tls?: BunTls;
+    websocket?: BunWebSocketHandlers;
   }): BunHttpServer;
 }
 
@@ -341,16 +379,126 @@ async function connect(options: Parameters<Runtime["connect"]>[0]): Promise<Conn
   return opened ?? socket.data!;
 }
 
-function serveHttp(
-  options: { hostname: string; port: number; tls?: TlsFiles },
-  handler: (request: Request) => Response | Promise<Response>,
-): HttpServer {
+// --- Conn over a Bun server WebSocket ---
+
+/**
+ * One upgraded WebSocket, kept in `ws.data`. Inbound messages go through the
+ * shared `MessageInbox`; a write sends up to `WS_SEND_BYTES_MAX` per message
+ * and, when Bun answers -1 (queued under back-pressure), waits for `drain`
+ * before the next, so `write` resolves when the socket took the bytes.
+ */
+class BunWebSocketConn implements Conn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly remoteAddr: string;
+  readonly transport = "ws";
+  readonly secure: boolean;
+  #inbox: MessageInbox;
+  #onOpen: (conn: Conn) => void;
+  #ws: BunServerWebSocket | undefined;
+  #closed = false;
+  #drain: PromiseWithResolvers<void> | undefined;
+
+  constructor(
+    remoteAddr: string,
+    messageBytesMax: number,
+    secure: boolean,
+    onOpen: (conn: Conn) => void,
+  ) {
+    this.remoteAddr = remoteAddr;
+    this.secure = secure;
+    this.#onOpen = onOpen;
+    this.#inbox = new MessageInbox(messageBytesMax, () => this.close());
+    this.readable = this.#inbox.readable;
+  }
+
+  onOpen(ws: BunServerWebSocket): void {
+    this.#ws = ws;
+    this.#onOpen(this);
+  }
+
+  onMessage(message: string | Uint8Array): void {
+    if (!this.#inbox.push(message)) this.#ws?.close(WS_CLOSE_TOO_BIG, "message too big");
+  }
+
+  onDrain(): void {
+    this.#drain?.resolve();
+  }
+
+  onClose(code: number, reason: string): void {
+    this.#closed = true;
+    this.#drain?.reject(new Error("the WebSocket closed while writing"));
+    this.#inbox.end(closeError(code, reason));
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    for (let off = 0; off < bytes.length; off += WS_SEND_BYTES_MAX) {
+      if (this.#closed || this.#ws === undefined) throw new Error("write to a closed WebSocket");
+      const n = this.#ws.send(bytes.subarray(off, Math.min(bytes.length, off + WS_SEND_BYTES_MAX)));
+      if (n === 0) {
+        throw new Error("the WebSocket dropped a message (over its back-pressure limit)");
+      }
+      if (n < 0) {
+        this.#drain = Promise.withResolvers();
+        await this.#drain.promise;
+        this.#drain = undefined;
+      }
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#inbox.end();
+    this.#ws?.close(WS_CLOSE_NORMAL);
+  }
+}
+
+/** The WebSocket handlers of `Bun.serve`; each socket finds its `Conn` in `ws.data`. */
+function webSocketHandlers(messageBytesMax: number): BunWebSocketHandlers {
+  return {
+    open: (ws) => ws.data.onOpen(ws),
+    message: (ws, message) => ws.data.onMessage(message),
+    drain: (ws) => ws.data.onDrain(),
+    close: (ws, code, reason) => ws.data.onClose(code, reason),
+    maxPayloadLength: messageBytesMax,
+    // A write waits for `drain` after every message Bun had to queue, so at
+    // most one message (WS_SEND_BYTES_MAX) is buffered: this limit is never
+    // reached, it only keeps Bun from dropping (0 would mean no limit at all).
+    backpressureLimit: 4 * WS_SEND_BYTES_MAX,
+    closeOnBackpressureLimit: false,
+    // No WebSocket-level pings: the protocol's PINGs watch idle clients, as on TCP.
+    idleTimeout: 0,
+    sendPings: false,
+    perMessageDeflate: false,
+  };
+}
+
+/** What `upgrade` returns on Bun: the fetch handler then answers with nothing (Bun sends the 101). */
+const UPGRADED = new Response(null); // a marker, never sent
+
+function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer {
+  const messageBytesMax = options.webSocket?.messageBytesMax;
+  const answer = (r: Response) => r === UPGRADED ? undefined : r;
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
     tls: options.tls && { cert: options.tls.cert, key: options.tls.key },
-    fetch: handler,
+    fetch: (request, srv) => {
+      const upgrade: WebSocketUpgrade = (req, onOpen) => {
+        if (messageBytesMax === undefined) {
+          return new Response("WebSocket is off\n", { status: 404 });
+        }
+        const ip = srv.requestIP(req);
+        const addr = ip === null ? "unknown" : `${ip.address}:${ip.port}`;
+        const data = new BunWebSocketConn(addr, messageBytesMax, options.tls !== undefined, onOpen);
+        if (srv.upgrade(req, { data })) return UPGRADED;
+        return new Response("WebSocket upgrade failed\n", { status: 400 });
+      };
+      const r = handler(request, upgrade);
+      return r instanceof Promise ? r.then(answer) : answer(r);
+    },
     error: (err) => new Response(`internal error: ${err.message}\n`, { status: 500 }),
+    websocket: webSocketHandlers(messageBytesMax ?? WS_SEND_BYTES_MAX),
   });
   return {
     port: server.port,

@@ -3,8 +3,19 @@
  *
  * @module
  */
+import { webSocketConn } from "../websocket_conn.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
-import type { Conn, DialTls, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
+import type {
+  Conn,
+  DialTls,
+  HttpHandler,
+  HttpServeOptions,
+  HttpServer,
+  Listener,
+  ListenTls,
+  Runtime,
+  WebSocketUpgrade,
+} from "./types.ts";
 
 /** Largest and smallest read buffer. */
 const READ_BYTES_MAX = 64 * 1024;
@@ -150,17 +161,38 @@ async function connectTls(options: { hostname: string; port: number; tls: DialTl
   return wrapConn(conn, true);
 }
 
-function serveHttp(
-  options: { hostname: string; port: number; tls?: TlsFiles },
-  handler: (request: Request) => Response | Promise<Response>,
-): HttpServer {
+function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer {
+  const messageBytesMax = options.webSocket?.messageBytesMax;
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,
     cert: options.tls?.cert,
     key: options.tls?.key,
     onListen() {},
-  }, handler);
+  }, (request, info) => {
+    const upgrade: WebSocketUpgrade = (req, onOpen) => {
+      if (messageBytesMax === undefined) {
+        return new Response("WebSocket is off\n", { status: 404 });
+      }
+      // idleTimeout 0: no WebSocket-level pings; the protocol's PINGs watch
+      // idle clients, as on TCP (and as on Bun).
+      // The address first: the request is closed to it after the upgrade.
+      const addr = info.remoteAddr as Deno.NetAddr;
+      let upgraded: { socket: WebSocket; response: Response };
+      try {
+        upgraded = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+      } catch (e) {
+        // A handshake without a key or version, say: the client's mistake, not a 500.
+        return new Response(`bad WebSocket handshake: ${(e as Error).message}\n`, { status: 400 });
+      }
+      const { socket, response } = upgraded;
+      const at = `${addr.hostname}:${addr.port}`;
+      const conn = webSocketConn(socket, at, messageBytesMax, options.tls !== undefined);
+      socket.addEventListener("open", () => onOpen(conn), { once: true });
+      return response;
+    };
+    return handler(request, upgrade);
+  });
   return {
     port: server.addr.port,
     close: () => server.shutdown(),

@@ -8,7 +8,18 @@
  */
 import type { Runtime } from "./types.ts";
 
-export type { Conn, DialTls, HttpServer, Listener, ListenTls, Runtime, TlsFiles } from "./types.ts";
+export type {
+  Conn,
+  DialTls,
+  HttpHandler,
+  HttpServeOptions,
+  HttpServer,
+  Listener,
+  ListenTls,
+  Runtime,
+  TlsFiles,
+  WebSocketUpgrade,
+} from "./types.ts";
 export { certSubject, checkTlsFiles, type TlsProblem } from "./tls_files.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";

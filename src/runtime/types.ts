@@ -15,6 +15,8 @@ export interface Conn {
   close(): void;
   /** `host:port` of the peer. */
   readonly remoteAddr: string;
+  /** `ws` for a WebSocket; TCP sockets leave it out. */
+  readonly transport?: "ws";
   /** Whether the bytes travel under TLS (a `tls` listener, or `wss`). */
   readonly secure?: boolean;
   /** The verified client certificate's subject (`CN=alice,O=Acme`), under mTLS only. */
@@ -73,6 +75,33 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
+/** Settings of an HTTP server. */
+export interface HttpServeOptions {
+  hostname: string;
+  port: number;
+  /** HTTPS (and `wss://` for WebSockets) with this certificate. */
+  tls?: TlsFiles;
+  /** WebSocket settings; upgrades are refused without them. */
+  webSocket?: {
+    /** Largest inbound WebSocket message; a bigger one closes the socket with 1009. */
+    messageBytesMax: number;
+  };
+}
+
+/**
+ * Turns an HTTP request into a WebSocket: returns the response the handler
+ * must return (Deno: the 101; Bun: a marker the adapter answers with
+ * nothing), and calls `onOpen` with the socket as a `Conn` once it is open.
+ * Only call it for a request with `Upgrade: websocket`.
+ */
+export type WebSocketUpgrade = (request: Request, onOpen: (conn: Conn) => void) => Response;
+
+/** A plain HTTP handler; `upgrade` turns the request into a WebSocket. */
+export type HttpHandler = (
+  request: Request,
+  upgrade: WebSocketUpgrade,
+) => Response | Promise<Response>;
+
 /** What the broker asks of the runtime. */
 export interface Runtime {
   /** `deno` or `bun`. */
@@ -89,11 +118,8 @@ export interface Runtime {
   listenTls(options: { hostname: string; port: number; tls: ListenTls }): Promise<Listener>;
   /** Dials a TCP connection; with `tls`, resolves once the TLS handshake is done. */
   connect(options: { hostname: string; port: number; tls?: DialTls }): Promise<Conn>;
-  /** Serves a plain `(Request) => Response` handler over HTTP (HTTPS with `tls`). */
-  serveHttp(
-    options: { hostname: string; port: number; tls?: TlsFiles },
-    handler: (request: Request) => Response | Promise<Response>,
-  ): HttpServer;
+  /** Serves a plain `(Request) => Response` handler over HTTP (HTTPS with `tls`), WebSocket upgrades included. */
+  serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer;
   /** `fetch` that also trusts `ca` (PEM) for HTTPS: monitoring endpoints with a private CA. */
   fetchWithCa(url: string, init: RequestInit, ca: string | undefined): Promise<Response>;
   /** Command line arguments after the script. */

@@ -646,6 +646,7 @@ export class Connection implements Client {
       user: this.principal?.user ?? null,
       tls: this.#conn.secure === true,
       remote_addr: this.remoteAddr,
+      transport: this.#conn.transport ?? "tcp",
       opened_at: new Date(this.openedAt).toISOString(),
       uptime_s: (now - this.openedAt) / 1000,
       idle_s: Math.max(0, (now - this.lastActivity) / 1000),

@@ -23,6 +23,7 @@ import {
 } from "../config/mod.ts";
 import {
   type Clock,
+  type Conn,
   type Listener,
   type Runtime,
   sleep,
@@ -389,17 +390,27 @@ export class Server implements ConnectionHost {
       }
       if (conn === undefined) return;
       backoff = ACCEPT_BACKOFF_MS_MIN;
-      this.totalConnections++;
-      const c = new Connection(this.#nextId++, conn, this);
-      if (this.connections.size >= (this.#options.connectionsMax ?? CONNECTIONS_MAX)) {
-        c.close(CloseReason.TOO_MANY_CONNECTIONS, "the server is at its connection limit");
-        continue;
-      }
-      this.connections.set(c.id, c);
-      const running = c.run();
-      this.#running.add(running);
-      running.finally(() => this.#running.delete(running));
+      this.adopt(conn);
     }
+  }
+
+  /**
+   * Serves a connection from any transport (TCP from the accept loop, a
+   * WebSocket from the HTTP server): one `Connection` type, so framing,
+   * limits, errors and close reasons are the same on every transport.
+   */
+  adopt(conn: Conn): void {
+    if (this.#stopping) return conn.close();
+    this.totalConnections++;
+    const c = new Connection(this.#nextId++, conn, this);
+    if (this.connections.size >= (this.#options.connectionsMax ?? CONNECTIONS_MAX)) {
+      c.close(CloseReason.TOO_MANY_CONNECTIONS, "the server is at its connection limit");
+      return;
+    }
+    this.connections.set(c.id, c);
+    const running = c.run();
+    this.#running.add(running);
+    running.finally(() => this.#running.delete(running));
   }
 
   /** PINGs clients idle for a ping interval; closes those that missed too many. */

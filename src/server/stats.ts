@@ -28,6 +28,8 @@ export interface ConnectionStats {
   /** Whether the connection is over TLS. */
   tls: boolean;
   remote_addr: string;
+  /** `tcp` or `ws` (WebSocket). */
+  transport: "tcp" | "ws";
   opened_at: string;
   uptime_s: number;
   idle_s: number;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+export { clientJs } from "./client_js.ts";
 export { dashboardJs } from "./dashboard_js.ts";
 export { dashboardCss } from "./dashboard_css.ts";
 export { dashboardHtml } from "./dashboard_html.ts";
