@@ -14,7 +14,9 @@
  * }
  * ```
  *
- * - `publish` resolves with the broker's msg id; `publishNoWait` does not wait.
+ * - `publish` resolves with the broker's msg id; `publishNoWait` does not wait
+ *   (the fast path: no promise, and no `OK` from the broker); `batch()`
+ *   settles many publishes with one promise.
  * - `subscribe` returns an async iterable; `ack()`, `nack({ delayMs })` and
  *   `respond(body)` settle or answer a message.
  * - `request` does request/reply over `reply_to` + `correlation_id`.
@@ -29,6 +31,7 @@
  * @module
  */
 export { Client, connect, type ConnectOptions } from "./client.ts";
+export { type BatchResult, PublishBatch } from "./batch.ts";
 export type { ServerInfo } from "./connection.ts";
 export type { TlsOptions } from "./tls.ts";
 export type { RequestOptions } from "./request.ts";

@@ -19,27 +19,65 @@ import { BrokerProtocolError } from "./errors.ts";
 import { SERVER_LINE_BYTES_MAX, SERVER_PAYLOAD_BYTES_MAX } from "./limits.ts";
 import { decimal, LastString } from "../protocol/mod.ts";
 
-/** One `MSG` frame, with its payload (header block included). */
-export interface MsgFrame {
+/**
+ * One `MSG` frame, with its payload (header block included). The parser
+ * reuses one frame for every message: it is valid during `onMsg` only, and a
+ * handler keeps what it needs (the client's `Message` copies the fields).
+ * Nothing in it is allocated per message beyond what the message carries:
+ * the payload is a range of the chunk (or of the buffer a split payload was
+ * assembled in), and the id is a number while it fits one exactly.
+ */
+export class MsgFrame {
   /** Where the message was published (the concrete topic for wildcard subscriptions). */
-  dest: string;
+  dest = "";
   /** The subscription it was delivered to. */
-  subId: string;
-  /** The broker's message id, as the decimal string of the wire. */
-  id: string;
+  subId = "";
+  /** The broker's id as a number (every id up to 2^53), or -1: then `idText` holds it. */
+  idNum = -1;
+  /** The id's decimal text when it does not fit `idNum`, else "". */
+  idText = "";
   /** 0-9, default 0. */
-  priority: number;
+  priority = 0;
   /** The `ttl` the message was published with, if any. */
-  ttlMs: number | undefined;
-  correlationId: string | undefined;
-  replyTo: string | undefined;
-  contentType: string | undefined;
-  /** Bytes of the header block at the start of `payload` (0: none). */
-  hdrLen: number;
+  ttlMs: number | undefined = undefined;
+  correlationId: string | undefined = undefined;
+  replyTo: string | undefined = undefined;
+  contentType: string | undefined = undefined;
+  /** Bytes of the header block at the start of the payload (0: none). */
+  hdrLen = 0;
   /** 1 for a first delivery, n for the nth. */
-  delivery: number;
-  /** Header block and body. */
-  payload: Uint8Array;
+  delivery = 1;
+  /** The bytes the payload lies in, and where: `buf[off, off + len)`. */
+  buf: Uint8Array = EMPTY;
+  off = 0;
+  len = 0;
+
+  /** The broker's message id, as the decimal string of the wire. */
+  get id(): string {
+    return this.idNum >= 0 ? String(this.idNum) : this.idText;
+  }
+
+  /** Header block and body (a view). */
+  get payload(): Uint8Array {
+    return this.buf.subarray(this.off, this.off + this.len);
+  }
+
+  /** Back to a fresh frame's values, before the next `MSG` line. */
+  reset(): void {
+    this.subId = "";
+    this.idNum = -1;
+    this.idText = "";
+    this.priority = 0;
+    this.ttlMs = undefined;
+    this.correlationId = undefined;
+    this.replyTo = undefined;
+    this.contentType = undefined;
+    this.hdrLen = 0;
+    this.delivery = 1;
+    this.buf = EMPTY;
+    this.off = 0;
+    this.len = 0;
+  }
 }
 
 /** Receives the frames the parser finds, in order. */
@@ -64,6 +102,7 @@ const TAB = 9;
 const TOKENS_MAX = 48;
 
 const utf8 = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 /**
  * Incremental parser of the byte stream a broker sends.
@@ -96,7 +135,8 @@ export class FrameParser {
   #tokens = new Int32Array(TOKENS_MAX * 2);
   #dests = new LastString(decode);
   #sids = new LastString(decode);
-  #frame: MsgFrame | null = null;
+  /** The one frame every `MSG` is parsed into (see `MsgFrame`). */
+  #frame = new MsgFrame();
   #need = 0;
   /** Assembly buffer of a payload split across chunks; null while the payload is one view. */
   #payload: Uint8Array | null = null;
@@ -137,7 +177,8 @@ export class FrameParser {
           const avail = n - i;
           if (this.#payload === null && avail >= this.#need) {
             // The common case: the whole payload is in this chunk, hand out a view.
-            this.#frame!.payload = chunk.subarray(i, i + this.#need);
+            this.#frame.buf = chunk;
+            this.#frame.off = i;
             i += this.#need;
             this.#state = State.PAYLOAD_CR;
             break;
@@ -151,7 +192,7 @@ export class FrameParser {
           this.#payloadPos += take;
           i += take;
           if (this.#payloadPos === this.#payload.length) {
-            this.#frame!.payload = this.#payload;
+            this.#frame.buf = this.#payload;
             this.#payload = null;
             this.#state = State.PAYLOAD_CR;
           }
@@ -184,10 +225,8 @@ export class FrameParser {
   }
 
   #emitMsg(): void {
-    const frame = this.#frame!;
-    this.#frame = null;
     this.#state = State.CONTROL;
-    this.#handler.onMsg(frame);
+    this.#handler.onMsg(this.#frame);
   }
 
   /** One control line in `buf[start, end)`, line end already removed. */
@@ -243,19 +282,9 @@ export class FrameParser {
     const size = parseSize(buf, t[(count - 1) * 2], t[(count - 1) * 2 + 1]);
     if (size < 0) throw protocolError("MSG size is not a number", buf, start);
     if (size > this.maxPayloadBytes) throw protocolError("MSG payload too large", buf, start);
-    const frame: MsgFrame = {
-      dest: this.#dests.get(buf, t[0], t[1]),
-      subId: "",
-      id: "",
-      priority: 0,
-      ttlMs: undefined,
-      correlationId: undefined,
-      replyTo: undefined,
-      contentType: undefined,
-      hdrLen: 0,
-      delivery: 1,
-      payload: EMPTY,
-    };
+    const frame = this.#frame;
+    frame.reset();
+    frame.dest = this.#dests.get(buf, t[0], t[1]);
     for (let k = 1; k < count - 1; k++) {
       const s = t[k * 2];
       const e = t[k * 2 + 1];
@@ -268,27 +297,21 @@ export class FrameParser {
           continue;
         }
         if (buf[s] === 0x6d && buf[s + 1] === 0x73) {
-          frame.id = decode(buf, colon + 1, e);
+          setId(frame, buf, colon + 1, e);
           continue;
         }
       }
       setOption(frame, decode(buf, s, colon), buf, colon + 1, e);
     }
-    if (frame.subId === "" || frame.id === "") {
+    if (frame.subId === "" || (frame.idNum < 0 && frame.idText === "")) {
       throw protocolError("MSG without sub_id or msg_id", buf, start);
     }
     if (frame.hdrLen > size) throw protocolError("MSG hdr larger than its size", buf, start);
-    this.#frame = frame;
     this.#need = size;
-    this.#state = State.PAYLOAD;
-    if (size === 0) {
-      frame.payload = EMPTY;
-      this.#state = State.PAYLOAD_CR;
-    }
+    frame.len = size;
+    this.#state = size === 0 ? State.PAYLOAD_CR : State.PAYLOAD;
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 /** Applies one `key:value` option of a MSG line; unknown keys are skipped (a newer broker). */
 function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: number): void {
@@ -297,7 +320,7 @@ function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: 
       frame.subId = decode(buf, s, e);
       return;
     case "msg_id":
-      frame.id = decode(buf, s, e);
+      setId(frame, buf, s, e);
       return;
     case "priority":
       frame.priority = numberOption(key, buf, s, e);
@@ -321,6 +344,31 @@ function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: 
       frame.delivery = numberOption(key, buf, s, e);
       return;
   }
+}
+
+/**
+ * The id as a number when its text is exactly that number's (at most 16
+ * digits, no leading zero, at most 2^53 - 1): no string per message. Ids
+ * beyond it (the protocol allows up to 2^63) keep their text.
+ */
+function setId(frame: MsgFrame, buf: Uint8Array, s: number, e: number): void {
+  const n = e - s;
+  if (n > 0 && n <= 16 && (buf[s] !== 48 || n === 1)) {
+    let v = 0;
+    let i = s;
+    for (; i < e; i++) {
+      const d = buf[i] - 48;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    if (i === e && v <= Number.MAX_SAFE_INTEGER) {
+      frame.idNum = v;
+      frame.idText = "";
+      return;
+    }
+  }
+  frame.idNum = -1;
+  frame.idText = decode(buf, s, e);
 }
 
 function numberOption(key: string, buf: Uint8Array, s: number, e: number): number {
