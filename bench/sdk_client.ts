@@ -53,12 +53,18 @@ async function relayr(port: number): Promise<Api> {
   const { connect } = await import("../src/client/mod.ts");
   const pub = await connect(`127.0.0.1:${port}`, { reconnect: false });
   const sub = await connect(`127.0.0.1:${port}`, { reconnect: false });
+  let last = "";
+  let dest = "";
   return {
     async subscribe(subject, onMsg) {
       await sub.subscribe(`topic:${subject}`, { callback: onMsg });
       await sub.flush();
     },
-    publish: (subject, body) => pub.publishNoWait(`topic:${subject}`, body),
+    publish(subject, body) {
+      // The destination is made once per subject, as a NATS subject is passed as is.
+      if (subject !== last) dest = `topic:${last = subject}`;
+      pub.publishNoWait(dest, body);
+    },
     flush: () => pub.flush(),
     close: async () => void await Promise.all([pub.close(), sub.close()]),
   };
