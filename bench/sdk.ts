@@ -126,6 +126,12 @@ try {
   }
   if (values.json) console.log(JSON.stringify(runs));
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+  const cpuOf = (c: ClientName, runtime: string, scenario: string, size: number) =>
+    median(
+      runs.filter((r) =>
+        r.client === c && r.runtime === runtime && r.scenario === scenario && r.size === size
+      ).map((r) => r.cpuUsPerMsg),
+    );
   const head = ["runtime", "scenario", "size", ...clients.map((c) => CLIENT_TEXT[c])];
   const others = clients.filter((c) => c !== "relayr");
   if (clients.includes("relayr")) head.push(...others.map((c) => `SDK / ${CLIENT_TEXT[c]}`));
@@ -149,7 +155,21 @@ try {
       }
     }
   }
-  console.log(`\n${msgs} msgs per run, median of ${repeat} rounds, msgs/s.`);
+  console.log(`\n${msgs} msgs per run, median of ${repeat} rounds, msgs/s.\n`);
+  // CPU per message of the client process: what a loaded machine disturbs least.
+  const cpuHead = ["runtime", "scenario", "size", ...clients.map((c) => CLIENT_TEXT[c])];
+  console.log(`| ${cpuHead.join(" | ")} |`);
+  console.log(`| ${cpuHead.map(() => "---").join(" | ")} |`);
+  for (const runtime of runtimes) {
+    for (const scenario of scenarios) {
+      for (const size of sizes) {
+        const row = [runtime, scenario === "sub" ? "pub -> sub" : "publish only", `${size} B`];
+        row.push(...clients.map((c) => `${cpuOf(c, runtime, scenario, size).toFixed(2)} µs`));
+        console.log(`| ${row.join(" | ")} |`);
+      }
+    }
+  }
+  console.log("\nClient process CPU (user + system) per message, median of the rounds.");
 } finally {
   await stopAll();
 }

@@ -39,6 +39,11 @@ export interface ClientRun {
   pubPerSec: number;
   /** Deliveries per second (first publish to last delivery); 0 in `pub`. */
   subPerSec: number;
+  /**
+   * CPU time of this client process per message, µs (user + system, the
+   * measured run only): steadier than rates on a loaded machine.
+   */
+  cpuUsPerMsg: number;
 }
 
 /** What the loop needs from a client library. */
@@ -118,7 +123,7 @@ async function once(
   scenario: string,
   msgs: number,
   size: number,
-): Promise<{ pubPerSec: number; subPerSec: number }> {
+): Promise<{ pubPerSec: number; subPerSec: number; cpuUsPerMsg: number }> {
   let received = 0;
   let last = 0;
   let done: () => void = () => {};
@@ -132,6 +137,7 @@ async function once(
     });
   }
   const body = new Uint8Array(size);
+  const cpu = process.cpuUsage();
   const start = performance.now();
   for (let i = 0; i < msgs;) {
     const end = Math.min(msgs, i + BURST);
@@ -151,7 +157,9 @@ async function once(
     );
     await Promise.race([all, late]).finally(() => clearTimeout(timer));
   }
+  const used = process.cpuUsage(cpu);
   return {
+    cpuUsPerMsg: Math.round((used.user + used.system) / msgs * 1000) / 1000,
     pubPerSec: Math.round(msgs / ((pubEnd - start) / 1000)),
     subPerSec: scenario === "sub" ? Math.round(msgs / ((last - start) / 1000)) : 0,
   };
