@@ -94,10 +94,24 @@ async function runClient(
   return JSON.parse(text.split("\n").at(-1)!) as ClientRun;
 }
 
+/** CPU time (user + system) of a process so far, µs, from /proc; null where there is none. */
+function cpuUs(pid: number): number | null {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? 0 : s[Math.floor((s.length - 1) / 2)];
 }
+
+/** A client run, with the server's CPU per message over it. */
+type Run = ClientRun & { serverCpuUsPerMsg?: number };
 
 const servers: Server[] = [];
 try {
@@ -105,19 +119,26 @@ try {
   servers.push(relayr);
   const nats = await start("nats", { root: ROOT, relayrArgs: [] });
   servers.push(nats);
-  const runs: ClientRun[] = [];
+  const runs: Run[] = [];
   for (let round = 0; round < repeat; round++) {
     for (const runtime of runtimes) {
       for (const scenario of scenarios) {
         for (const size of sizes) {
           for (const client of clients) {
             const port = client === "relayr" ? relayr.port : nats.port;
-            const r = await runClient(runtime, client, port, scenario, size);
+            const server = client === "relayr" ? relayr : nats;
+            const before = cpuUs(server.pid);
+            const r: Run = await runClient(runtime, client, port, scenario, size);
+            const after = cpuUs(server.pid);
+            // The server's CPU over the whole client run, warm-up (a tenth more) included.
+            r.serverCpuUsPerMsg = before === null || after === null
+              ? 0
+              : Math.round((after - before) / (msgs * 1.1) * 1000) / 1000;
             runs.push(r);
             console.error(
               `round ${round + 1}: ${runtime} ${scenario} ${size} B ${client}: ${
                 scenario === "sub" ? r.subPerSec : r.pubPerSec
-              } msgs/s`,
+              } msgs/s, CPU/msg ${r.cpuUsPerMsg} µs client, ${r.serverCpuUsPerMsg} µs server`,
             );
           }
         }
@@ -126,11 +147,17 @@ try {
   }
   if (values.json) console.log(JSON.stringify(runs));
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-  const cpuOf = (c: ClientName, runtime: string, scenario: string, size: number) =>
+  const cpuOf = (
+    c: ClientName,
+    runtime: string,
+    scenario: string,
+    size: number,
+    of: "cpuUsPerMsg" | "serverCpuUsPerMsg",
+  ) =>
     median(
       runs.filter((r) =>
         r.client === c && r.runtime === runtime && r.scenario === scenario && r.size === size
-      ).map((r) => r.cpuUsPerMsg),
+      ).map((r) => r[of] ?? 0),
     );
   const head = ["runtime", "scenario", "size", ...clients.map((c) => CLIENT_TEXT[c])];
   const others = clients.filter((c) => c !== "relayr");
@@ -164,12 +191,21 @@ try {
     for (const scenario of scenarios) {
       for (const size of sizes) {
         const row = [runtime, scenario === "sub" ? "pub -> sub" : "publish only", `${size} B`];
-        row.push(...clients.map((c) => `${cpuOf(c, runtime, scenario, size).toFixed(2)} µs`));
+        row.push(
+          ...clients.map((c) =>
+            `${cpuOf(c, runtime, scenario, size, "cpuUsPerMsg").toFixed(2)} / ${
+              cpuOf(c, runtime, scenario, size, "serverCpuUsPerMsg").toFixed(2)
+            } µs`
+          ),
+        );
         console.log(`| ${row.join(" | ")} |`);
       }
     }
   }
-  console.log("\nClient process CPU (user + system) per message, median of the rounds.");
+  console.log(
+    "\nCPU (user + system) per message, client process / server process (Relayr or" +
+      " nats-server, warm-up included), median of the rounds.",
+  );
 } finally {
   await stopAll();
 }
