@@ -13,8 +13,8 @@ const BUFFER_BYTES = 16 * 1024;
 /** A written buffer larger than this is dropped, not kept as the spare, to give memory back. */
 const SPARE_BYTES_MAX = 1024 * 1024;
 
-/** Below this many bytes a loop copies faster than `set`. */
-const COPY_LOOP_BYTES_MAX = 64;
+/** Up to this many bytes a loop copies faster than `set` (measured on Deno and Bun). */
+const COPY_LOOP_BYTES_MAX = 15;
 
 function copy(buf: Uint8Array, at: number, bytes: Uint8Array): number {
   const n = bytes.length;

@@ -386,21 +386,33 @@ function setOption(frame: MsgFrame, key: string, buf: Uint8Array, s: number, e: 
 function setId(frame: MsgFrame, buf: Uint8Array, s: number, e: number): void {
   const n = e - s;
   if (n > 0 && n <= 16 && (buf[s] !== 48 || n === 1)) {
-    let v = 0;
-    let i = s;
-    for (; i < e; i++) {
-      const d = buf[i] - 48;
-      if (d < 0 || d > 9) break;
-      v = v * 10 + d;
-    }
-    if (i === e && v <= Number.MAX_SAFE_INTEGER) {
-      frame.idNum = v;
-      frame.idText = "";
-      return;
+    // Two halves of at most 8 digits each stay small integers (no double
+    // arithmetic per digit); one multiply joins them.
+    const mid = n > 8 ? e - 8 : s;
+    const high = digits(buf, s, mid);
+    const low = digits(buf, mid, e);
+    if (high >= 0 && low >= 0) {
+      const v = high * 1e8 + low;
+      if (v <= Number.MAX_SAFE_INTEGER) {
+        frame.idNum = v;
+        frame.idText = "";
+        return;
+      }
     }
   }
   frame.idNum = -1;
   frame.idText = decode(buf, s, e);
+}
+
+/** The value of at most 8 decimal digits `buf[s, e)` (0 when empty), or -1 on a non-digit. */
+function digits(buf: Uint8Array, s: number, e: number): number {
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 function numberOption(key: string, buf: Uint8Array, s: number, e: number): number {
