@@ -170,6 +170,13 @@ Deno.test("fast publish paths against a real broker", async (t) => {
       await got.all();
       assert.equal(r.lastId, got.seen[4].id);
       assert.throws(() => batch.publish("topic:fastbatch", "late"), TypeError);
+      // Publishes retried after a drop (dedup ids) settle through their own entries.
+      const retrying = await open({ retryPublishes: true });
+      const again = retrying.batch();
+      for (let i = 0; i < 5; i++) again.publish("topic:fastbatch", `r${i}`);
+      const ra = await again.done();
+      assert.equal(ra.accepted, 5);
+      assert.match(ra.lastId ?? "", /^\d+$/);
       assert.deepEqual(await c.batch().done(), {
         sent: 0,
         accepted: 0,

@@ -86,19 +86,23 @@ export class PublishBatch implements Pending {
     return this.#done.promise;
   }
 
-  /** The broker accepted the next message (`arg`: `msg_id:<id>`); called by the client. */
-  resolve(arg: string): void {
+  /**
+   * The broker accepted the next message (`arg`: `msg_id:<id>`, with
+   * ` duplicate:true` for a dedup id seen before); called by the client.
+   * Bound once per batch: a retried publish (`dedupId`) calls it from its own entry.
+   */
+  readonly resolve = (arg: string): void => {
     this.#lastArg = arg;
     this.#settled++;
     this.#check();
-  }
+  };
 
-  /** The next message failed; called by the client. */
-  reject(error: Error): void {
+  /** The next message failed; called by the client (bound, as `resolve`). */
+  readonly reject = (error: Error): void => {
     this.#errors.push({ index: this.#settled, error });
     this.#settled++;
     this.#check();
-  }
+  };
 
   #check(): void {
     if (!this.#closed || this.#settled < this.#sent) return;
@@ -106,7 +110,11 @@ export class PublishBatch implements Pending {
     this.#done.resolve({
       sent: this.#sent,
       accepted: this.#sent - this.#errors.length,
-      lastId: arg === undefined ? undefined : arg.startsWith("msg_id:") ? arg.slice(7) : arg,
+      lastId: arg === undefined
+        ? undefined
+        : arg.startsWith("msg_id:")
+        ? arg.slice(7).split(" ", 1)[0]
+        : arg,
       errors: this.#errors,
     });
   }
