@@ -9,16 +9,13 @@ import assert from "node:assert/strict";
 import {
   BadDestinationError,
   BufferFullError,
-  type Client,
   connect,
   type Message,
   QueueFullError,
-  type Runtime,
   type StatusEvent,
 } from "../src/client/mod.ts";
 import { QUIET_AFTER } from "../src/client/link.ts";
-import { denoRuntime } from "../src/runtime/deno.ts";
-import { BrokerProcess } from "./client_helpers.ts";
+import { BrokerProcess, clientsOf, countingLines } from "./client_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 /** Collects `n` messages of a callback subscription, bounded by `timeoutMs`. */
@@ -30,34 +27,6 @@ function collector(n: number): { seen: Message[]; all: (timeoutMs?: number) => P
   };
 }
 
-/** A runtime whose connections count the lines the broker sends that start with `OK`. */
-function countingOks(): { runtime: Runtime; oks: () => number } {
-  let oks = 0;
-  const runtime: Runtime = {
-    ...denoRuntime,
-    async connect(options) {
-      const conn = await denoRuntime.connect(options);
-      const dec = new TextDecoder();
-      let rest = "";
-      const count = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, out) {
-          const lines = (rest + dec.decode(chunk, { stream: true })).split("\r\n");
-          rest = lines.pop()!;
-          oks += lines.filter((l) => l.startsWith("OK")).length;
-          out.enqueue(chunk);
-        },
-      });
-      return {
-        readable: conn.readable.pipeThrough(count),
-        write: (bytes) => conn.write(bytes),
-        close: () => conn.close(),
-        remoteAddr: conn.remoteAddr,
-      };
-    },
-  };
-  return { runtime, oks: () => oks };
-}
-
 Deno.test("fast publish paths against a real broker", async (t) => {
   const broker = await BrokerProcess.start([
     "--queue-max-messages",
@@ -65,12 +34,7 @@ Deno.test("fast publish paths against a real broker", async (t) => {
     "--max-payload",
     "1048576",
   ]);
-  const clients: Client[] = [];
-  const open = async (opts = {}) => {
-    const c = await connect(broker.address, { reconnect: false, ...opts });
-    clients.push(c);
-    return c;
-  };
+  const { open, closeAll } = clientsOf(broker.address);
   try {
     await t.step(
       "a quiet run delivers in order, mixes with awaited publishes, sends no OKs",
@@ -78,9 +42,9 @@ Deno.test("fast publish paths against a real broker", async (t) => {
         const sub = await open();
         const got = collector(2001);
         await sub.subscribe("topic:quiet", { callback: (m) => void got.seen.push(m) });
-        const counted = countingOks();
+        const counted = countingLines((l) => l.startsWith("OK"));
         const pub = await open({ runtime: counted.runtime });
-        const before = counted.oks(); // the handshake's
+        const before = counted.count(); // the handshake's
         for (let i = 0; i < 1000; i++) pub.publishNoWait("topic:quiet", `${i}`);
         const id = await pub.publish("topic:quiet", "1000");
         assert.match(id, /^\d+$/);
@@ -95,7 +59,7 @@ Deno.test("fast publish paths against a real broker", async (t) => {
         // Without quiet runs every publish gets an OK (2001); with them, only
         // the first QUIET_AFTER of each run, the awaited publish, and the OKs
         // of the CONNECTs that end the two runs (before the publish, the flush).
-        assert.equal(counted.oks() - before, 2 * (QUIET_AFTER - 1) + 1 + 2);
+        assert.equal(counted.count() - before, 2 * (QUIET_AFTER - 1) + 1 + 2);
       },
     );
 
@@ -215,7 +179,7 @@ Deno.test("fast publish paths against a real broker", async (t) => {
       },
     );
   } finally {
-    await Promise.all(clients.map((c) => c.close()));
+    await closeAll();
     await broker.stop();
   }
 });

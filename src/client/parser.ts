@@ -389,8 +389,8 @@ function setId(frame: MsgFrame, buf: Uint8Array, s: number, e: number): void {
     // Two halves of at most 8 digits each stay small integers (no double
     // arithmetic per digit); one multiply joins them.
     const mid = n > 8 ? e - 8 : s;
-    const high = digits(buf, s, mid);
-    const low = digits(buf, mid, e);
+    const high = mid === s ? 0 : decimal(buf, s, mid, 8);
+    const low = decimal(buf, mid, e, 8);
     if (high >= 0 && low >= 0) {
       const v = high * 1e8 + low;
       if (v <= Number.MAX_SAFE_INTEGER) {
@@ -402,17 +402,6 @@ function setId(frame: MsgFrame, buf: Uint8Array, s: number, e: number): void {
   }
   frame.idNum = -1;
   frame.idText = decode(buf, s, e);
-}
-
-/** The value of at most 8 decimal digits `buf[s, e)` (0 when empty), or -1 on a non-digit. */
-function digits(buf: Uint8Array, s: number, e: number): number {
-  let v = 0;
-  for (let i = s; i < e; i++) {
-    const d = buf[i] - 48;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
 }
 
 function numberOption(key: string, buf: Uint8Array, s: number, e: number): number {
