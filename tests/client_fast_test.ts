@@ -15,7 +15,8 @@ import {
   type StatusEvent,
 } from "../src/client/mod.ts";
 import { QUIET_AFTER } from "../src/client/link.ts";
-import { BrokerProcess, clientsOf, countingLines } from "./client_helpers.ts";
+import { BrokerProcess } from "./client_helpers.ts";
+import { clientsOf, countingLines } from "./sdk_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 /** Collects `n` messages of a callback subscription, bounded by `timeoutMs`. */

@@ -4,9 +4,6 @@
  * `waitFor` of tests/helpers.ts.
  */
 
-import { type Client, connect, type ConnectOptions, type Runtime } from "../src/client/mod.ts";
-import { denoRuntime } from "../src/runtime/deno.ts";
-
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** A port that was free a moment ago (listen on 0, read it, close). */
@@ -145,58 +142,4 @@ export async function relayr(
   clearTimeout(timer);
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/**
- * A runtime whose connections count the lines the broker sends that `match`
- * takes, so a test can wait for (or check) what the broker wrote instead of
- * sleeping through it.
- */
-export function countingLines(match: (line: string) => boolean): {
-  runtime: Runtime;
-  count: () => number;
-} {
-  let n = 0;
-  const runtime: Runtime = {
-    ...denoRuntime,
-    async connect(options) {
-      const conn = await denoRuntime.connect(options);
-      const dec = new TextDecoder();
-      let rest = "";
-      const count = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, out) {
-          const lines = (rest + dec.decode(chunk, { stream: true })).split("\r\n");
-          rest = lines.pop()!;
-          n += lines.filter(match).length;
-          out.enqueue(chunk);
-        },
-      });
-      return {
-        readable: conn.readable.pipeThrough(count),
-        write: (bytes) => conn.write(bytes),
-        close: () => conn.close(),
-        remoteAddr: conn.remoteAddr,
-      };
-    },
-  };
-  return { runtime, count: () => n };
-}
-
-/**
- * Opens clients of one broker (no reconnect unless asked) and closes them
- * all at the end of a test.
- */
-export function clientsOf(address: string): {
-  open(opts?: ConnectOptions): Promise<Client>;
-  closeAll(): Promise<void>;
-} {
-  const clients: Client[] = [];
-  return {
-    async open(opts = {}) {
-      const c = await connect(address, { reconnect: false, ...opts });
-      clients.push(c);
-      return c;
-    },
-    closeAll: async () => void await Promise.all(clients.map((c) => c.close())),
-  };
 }

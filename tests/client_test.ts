@@ -22,7 +22,8 @@ import {
   type StatusEvent,
   TimeoutError,
 } from "../src/client/mod.ts";
-import { BrokerProcess, clientsOf, countingLines, freePort } from "./client_helpers.ts";
+import { BrokerProcess, freePort } from "./client_helpers.ts";
+import { clientsOf, countingLines } from "./sdk_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 const enc = new TextEncoder();
