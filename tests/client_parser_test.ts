@@ -487,3 +487,36 @@ Deno.test("backoff grows, is jittered and capped", () => {
     assert.ok(d >= exp / 2 && d <= exp, `attempt ${attempt}: ${d}`);
   }
 });
+
+Deno.test("parser: message ids keep their exact text, as numbers while they fit one", () => {
+  const ids = [
+    "0",
+    "7",
+    "12345678",
+    "123456789",
+    "1830000000000001",
+    "9007199254740991", // 2^53 - 1: the largest kept as a number
+    "9007199254740993", // beyond: kept as text (a double would round it)
+    "99999999999999999999",
+    "9223372036854775807", // 2^63 - 1
+    "007",
+  ];
+  const seen: { id: string; idNum: number }[] = [];
+  const parser = new FrameParser({
+    onMsg: (f) => seen.push({ id: f.id, idNum: f.idNum }),
+    onOk() {},
+    onErr() {},
+    onPing() {},
+    onPong() {},
+    onInfo() {},
+  });
+  for (const id of ids) parser.push(enc.encode(`MSG topic:a sub_id:s msg_id:${id} 0\r\n\r\n`));
+  assert.deepEqual(seen.map((s) => s.id), ids);
+  assert.deepEqual(
+    seen.map((s) => s.idNum >= 0),
+    [true, true, true, true, true, true, false, false, false, false],
+  );
+  // Not the broker's form, but kept as it came (the SDK does not judge ids).
+  parser.push(enc.encode("MSG topic:a sub_id:s msg_id:12x4 0\r\n\r\n"));
+  assert.deepEqual(seen.at(-1), { id: "12x4", idNum: -1 });
+});

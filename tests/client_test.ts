@@ -9,7 +9,6 @@ import {
   BadDestinationError,
   BadFilterError,
   BufferFullError,
-  type Client,
   connect,
   ConnectError,
   ConnectionClosedError,
@@ -18,47 +17,15 @@ import {
   NotDeclaredError,
   PayloadTooLargeError,
   QueueFullError,
-  type Runtime,
   ShuttingDownError,
   type StatusEvent,
   TimeoutError,
 } from "../src/client/mod.ts";
-import { denoRuntime } from "../src/runtime/deno.ts";
 import { BrokerProcess, freePort, take } from "./client_helpers.ts";
+import { clientsOf, countingLines } from "./sdk_helpers.ts";
 import { waitFor } from "./helpers.ts";
 
 const enc = new TextEncoder();
-
-/**
- * A runtime whose connections count the `PING` lines the broker sends, so a
- * test can wait for the broker's keep-alive instead of sleeping through it.
- */
-function countingPings(): { runtime: Runtime; pings: () => number } {
-  let pings = 0;
-  const runtime: Runtime = {
-    ...denoRuntime,
-    async connect(options) {
-      const conn = await denoRuntime.connect(options);
-      const dec = new TextDecoder();
-      let rest = "";
-      const count = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, out) {
-          const lines = (rest + dec.decode(chunk, { stream: true })).split("\r\n");
-          rest = lines.pop()!;
-          pings += lines.filter((l) => l === "PING").length;
-          out.enqueue(chunk);
-        },
-      });
-      return {
-        readable: conn.readable.pipeThrough(count),
-        write: (bytes) => conn.write(bytes),
-        close: () => conn.close(),
-        remoteAddr: conn.remoteAddr,
-      };
-    },
-  };
-  return { runtime, pings: () => pings };
-}
 
 Deno.test("client against a real broker", async (t) => {
   const broker = await BrokerProcess.start([
@@ -69,12 +36,7 @@ Deno.test("client against a real broker", async (t) => {
     "--ping-interval",
     "200",
   ]);
-  const clients: Client[] = [];
-  const open = async (opts = {}) => {
-    const c = await connect(broker.address, { reconnect: false, ...opts });
-    clients.push(c);
-    return c;
-  };
+  const { open, closeAll } = clientsOf(broker.address);
   try {
     await t.step("publish and subscribe on a topic, with every message option", async () => {
       const c = await open();
@@ -309,7 +271,8 @@ Deno.test("client against a real broker", async (t) => {
     });
 
     await t.step("the broker's PINGs are answered: an idle client stays connected", async () => {
-      const { runtime, pings } = countingPings();
+      // The broker's keep-alive PINGs, counted as they arrive.
+      const { runtime, count: pings } = countingLines((l) => l === "PING");
       const c = await open({ runtime });
       const events: StatusEvent[] = [];
       c.onStatus((e) => events.push(e));
@@ -333,7 +296,7 @@ Deno.test("client against a real broker", async (t) => {
       assert.deepEqual(seen, ["closed"]);
     });
   } finally {
-    for (const c of clients) await c.close();
+    await closeAll();
     await broker.stop();
   }
 });

@@ -5,6 +5,7 @@
  * @module
  */
 export { Client, type ConnectOptions, openClient } from "./client.ts";
+export { type BatchResult, PublishBatch } from "./batch.ts";
 export type { ServerInfo } from "./connection.ts";
 export type { RequestOptions } from "./request.ts";
 export type { SubscribeOptions } from "./subscriptions.ts";

@@ -15,6 +15,7 @@
  * @module
  */
 import type { Runtime } from "../runtime/mod.ts";
+import { PublishBatch } from "./batch.ts";
 import type { KeySigner } from "./auth.ts";
 import {
   bindLine,
@@ -252,9 +253,15 @@ export class Client {
   }
 
   /**
-   * Publishes without waiting for the broker's answer. A broker error (e.g.
-   * `QUEUE_FULL`) arrives later as a status `error` event. Throws at once on
-   * invalid arguments or a full buffer.
+   * Publishes without waiting for the broker's answer: the fast path, no
+   * promise, nothing allocated per message, and after a few in a row the
+   * broker stops sending an `OK` per message (a quiet run, see
+   * docs/CLIENT.md). A broker error (e.g. `QUEUE_FULL`) arrives later as a
+   * status `error` event; every error of the publishes before a `flush()` has
+   * been reported when it resolves. Throws at once on invalid arguments, a
+   * closed client, or a full buffer (`BufferFullError`: the outbound buffer
+   * holds over 64 MiB, or the reconnect buffer is full; await `flush()` and
+   * go on).
    *
    * @example
    * ```ts ignore
@@ -264,6 +271,26 @@ export class Client {
    */
   publishNoWait(dest: string, body: Uint8Array | string | unknown, options?: PublishOptions): void {
     this.#publish(dest, body, options, NO_WAIT, true);
+  }
+
+  /**
+   * A batch of publishes settled with one promise: `batch.publish()` queues
+   * a message with no promise of its own, `await batch.done()` resolves once
+   * the broker answered all of them, with the count accepted, the last id,
+   * and each failure by its index. The broker's answer to each message is
+   * still read (unlike `publishNoWait`), so errors are matched exactly.
+   *
+   * @example
+   * ```ts ignore
+   * const batch = client.batch();
+   * for (const order of orders) batch.publish("queue:orders", JSON.stringify(order));
+   * const { accepted, errors } = await batch.done();
+   * ```
+   */
+  batch(): PublishBatch {
+    return new PublishBatch((dest, body, opts, pending) =>
+      this.#publish(dest, body, opts, pending, true)
+    );
   }
 
   /**

@@ -255,6 +255,7 @@ export class Connection {
       ...connectFields(this.#opts.credentials, sig),
     };
     link.send(`CONNECT ${JSON.stringify(hello)}`, { kind: Reply.OK, resolve: null, reject: null });
+    link.setConnectFields({ version: hello.version, client_id: hello.client_id, name: hello.name });
     link.send("INFO", {
       kind: Reply.INFO,
       resolve: (json) => {

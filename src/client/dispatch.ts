@@ -6,7 +6,7 @@
  * @module
  */
 import { brokerError, BrokerProtocolError, UNSOLICITED_CODES } from "./errors.ts";
-import { type Link, Reply } from "./link.ts";
+import { type Link, QUIET_RUN, Reply } from "./link.ts";
 import { Message } from "./message.ts";
 import type { FrameHandler } from "./parser.ts";
 import type { SubState } from "./subscription.ts";
@@ -80,6 +80,8 @@ export function handleFrames(host: DispatchHost): FrameHandler {
         return;
       }
       if (err.fatal) link.fatal = err;
+      // A quiet run answers only errors: each is a quiet publish's, reported.
+      if (link.pending.peek() === QUIET_RUN) return host.report(err);
       const head = link.pending.shift();
       if (head?.reject) head.reject(err);
       else host.report(err);

@@ -6,9 +6,17 @@
  * keeps `verbose: true`, so every command gets exactly one reply and the
  * replies are matched first in, first out. A fire-and-forget publish still
  * takes its place in the queue, with no one to resolve (`NO_WAIT`); that is
- * what keeps the matching exact when `publish` and `publishNoWait` mix. (With
- * `verbose: false` only errors would come back and could not be matched to
- * the command that caused them.)
+ * what keeps the matching exact when `publish` and `publishNoWait` mix.
+ *
+ * Quiet runs: a burst of fire-and-forget publishes would still cost an `OK`
+ * line per message, written by the broker and parsed here. After
+ * {@linkcode QUIET_AFTER} of them in a row the link sends
+ * `CONNECT {"verbose":false}` (no reply) and pushes one {@linkcode QUIET_RUN}
+ * entry; publishes then go out with no entry at all. The next command that
+ * wants its reply first sends `CONNECT {"verbose":true}`, whose `OK` settles
+ * `QUIET_RUN`. The broker answers in order, so every `ERR` that arrives while
+ * `QUIET_RUN` heads the queue belongs to a quiet publish (or an unconfirmed
+ * ack) and goes to the status stream, and the matching stays exact.
  *
  * @module
  */
@@ -32,6 +40,15 @@ export interface Pending {
 /** The shared entry of every fire-and-forget command. */
 export const NO_WAIT: Pending = { kind: Reply.OK, resolve: null, reject: null };
 
+/**
+ * The entry of a quiet run (see the module doc): `ERR`s while it heads the
+ * queue are reported, not matched; the `OK` that ends the run removes it.
+ */
+export const QUIET_RUN: Pending = { kind: Reply.OK, resolve: null, reject: null };
+
+/** Fire-and-forget publishes in a row after which the link turns the broker's `OK`s off. */
+export const QUIET_AFTER = 16;
+
 type Deferred = { resolve: () => void; reject: (err: Error) => void };
 
 /** One connection: its wire, generation, pending replies and batched acks. */
@@ -51,6 +68,13 @@ export class Link {
   /** The nonce of the broker's INFO greeting (sent only when it requires auth). */
   nonce: string | undefined;
   #acks: string[] = [];
+  /** `CONNECT` lines that turn the broker's `OK`s off and on; unset until the handshake is written. */
+  #quietLine = "";
+  #loudLine = "";
+  /** True while the broker has `OK`s off for this connection (as of the bytes written so far). */
+  #quiet = false;
+  /** Fire-and-forget publishes since the last command that waits for a reply. */
+  #noWaitRun = 0;
   #ackWaiters: Map<string, Deferred> | null = null;
   #report: (err: Error) => void;
 
@@ -73,9 +97,51 @@ export class Link {
    */
   send(line: string, pending: Pending): void {
     this.flushAcks();
+    this.loud();
     this.wire.out.writeString(line + "\r\n");
     this.pending.push(pending);
     this.wire.schedule();
+  }
+
+  /**
+   * Sets the `CONNECT` fields a quiet-run toggle repeats (client id and
+   * name: a `CONNECT` replaces them; credentials are not sent again). Until
+   * called, the link never goes quiet.
+   */
+  setConnectFields(fields: Record<string, unknown>): void {
+    this.#quietLine = `CONNECT ${JSON.stringify({ ...fields, verbose: false })}\r\n`;
+    this.#loudLine = `CONNECT ${JSON.stringify({ ...fields, verbose: true })}\r\n`;
+  }
+
+  /** True while quiet: commands written now get no `OK`. */
+  get quiet(): boolean {
+    return this.#quiet;
+  }
+
+  /**
+   * Before a command that waits for its reply: ends a quiet run (the
+   * `CONNECT`'s `OK` settles `QUIET_RUN`) and restarts the count.
+   */
+  loud(): void {
+    this.#noWaitRun = 0;
+    if (!this.#quiet) return;
+    this.#quiet = false;
+    this.wire.out.writeString(this.#loudLine);
+  }
+
+  /**
+   * Before a fire-and-forget publish: true when it needs no pending entry
+   * (the link is quiet, or becomes quiet now after `QUIET_AFTER` in a row).
+   */
+  noWait(): boolean {
+    if (this.#quiet) return true;
+    if (++this.#noWaitRun < QUIET_AFTER || this.#quietLine === "") return false;
+    // Batched acks still written loud: they were issued before this publish.
+    this.flushAcks();
+    this.wire.out.writeString(this.#quietLine);
+    this.pending.push(QUIET_RUN);
+    this.#quiet = true;
+    return true;
   }
 
   /** Sends a command and resolves with its reply argument. */
@@ -106,6 +172,9 @@ export class Link {
     this.#acks = [];
     this.#ackWaiters = null;
     const groups = ackGroups(ids);
+    // Nobody waits: inside a quiet run they go without entries (an ERR is reported).
+    if (waiters === null && this.#quiet) return encodeAcks(this.wire.out, groups);
+    this.loud();
     encodeAcks(this.wire.out, groups);
     for (const line of groups) {
       const mine = waiters === null ? [] : line.filter((id) => waiters.has(id));

@@ -8,7 +8,7 @@ import { decodeHeaders, encodeEnvelope } from "../protocol/mod.ts";
 import { type Codec, codecOf, decodeBody } from "./codec.ts";
 import type { PublishOptions } from "./commands.ts";
 import { BadArgumentError } from "./errors.ts";
-import type { MsgFrame } from "./parser.ts";
+import { MsgExtra, type MsgFrame } from "./parser.ts";
 
 /** What a message needs from its client; one per subscription, shared by its messages. */
 export interface MessageContext {
@@ -38,6 +38,8 @@ export interface NackOptions extends AckOptions {
 }
 
 const decoder = new TextDecoder();
+/** The options of every message that came without any. */
+const NO_EXTRA: MsgExtra = new MsgExtra();
 
 /**
  * A message delivered to a subscription.
@@ -58,55 +60,85 @@ const decoder = new TextDecoder();
 export class Message {
   /** Where the message was published (the concrete topic for a wildcard subscription). */
   readonly dest: string;
-  /** The broker's message id (a decimal integer, kept as a string: ids are up to 2^63). */
-  readonly id: string;
   /** The subscription id it was delivered to. */
   readonly subId: string;
-  /** 0-9. */
-  readonly priority: number;
-  /** 1 on first delivery; n on the nth (a redelivery). */
-  readonly deliveryCount: number;
-  /** The `ttl` it was published with, if any. */
-  readonly ttlMs: number | undefined;
-  /** The correlation id it was published with, if any. */
-  readonly correlationId: string | undefined;
-  /** Where the publisher wants a reply (see `respond`), if anywhere. */
-  readonly replyTo: string | undefined;
-  /** The content type it was published with, if any. */
-  readonly contentType: string | undefined;
   /** Which connection delivered it; acks of an older connection are meaningless to the broker. */
   readonly generation: number;
-  #payload: Uint8Array;
+  /** The id while it fits a number exactly (see `MsgFrame.idNum`), else -1. */
+  #idNum: number;
+  #id: string;
+  /** The payload is `#buf[#off, #off + #len)`; `body` makes its view on first use. */
+  #buf: Uint8Array;
+  #off: number;
+  #len: number;
+  #body: Uint8Array | undefined;
   #hdrLen: number;
   #headers: Record<string, string> | undefined;
+  /** The options most messages lack (shared `NO_EXTRA` when none came). */
+  #extra: MsgExtra;
   #ctx: MessageContext;
   #settled = false;
 
   /** Built by the client from a parsed `MSG` frame; not meant to be called by users. */
   constructor(frame: MsgFrame, ctx: MessageContext, generation: number) {
     this.dest = frame.dest;
-    this.id = frame.id;
+    this.#idNum = frame.idNum;
+    this.#id = frame.idText;
     this.subId = frame.subId;
-    this.priority = frame.priority;
-    this.deliveryCount = frame.delivery;
-    this.ttlMs = frame.ttlMs;
-    this.correlationId = frame.correlationId;
-    this.replyTo = frame.replyTo;
-    this.contentType = frame.contentType;
     this.generation = generation;
-    this.#payload = frame.payload;
+    this.#buf = frame.buf;
+    this.#off = frame.off;
+    this.#len = frame.len;
     this.#hdrLen = frame.hdrLen;
+    this.#extra = frame.extra ?? NO_EXTRA;
     this.#ctx = ctx;
+  }
+
+  /** 0-9. */
+  get priority(): number {
+    return this.#extra.priority;
+  }
+
+  /** 1 on first delivery; n on the nth (a redelivery). */
+  get deliveryCount(): number {
+    return this.#extra.delivery;
+  }
+
+  /** The `ttl` it was published with, if any. */
+  get ttlMs(): number | undefined {
+    return this.#extra.ttlMs;
+  }
+
+  /** The correlation id it was published with, if any. */
+  get correlationId(): string | undefined {
+    return this.#extra.correlationId;
+  }
+
+  /** Where the publisher wants a reply (see `respond`), if anywhere. */
+  get replyTo(): string | undefined {
+    return this.#extra.replyTo;
+  }
+
+  /** The content type it was published with, if any. */
+  get contentType(): string | undefined {
+    return this.#extra.contentType;
+  }
+
+  /** The broker's message id (a decimal integer, kept as a string: ids are up to 2^63). */
+  get id(): string {
+    // Made on first use: a subscriber that never acks never pays for the string.
+    if (this.#id === "") this.#id = String(this.#idNum);
+    return this.#id;
   }
 
   /** The body, without the header block (a view, not a copy). */
   get body(): Uint8Array {
-    return this.#hdrLen === 0 ? this.#payload : this.#payload.subarray(this.#hdrLen);
+    return this.#body ??= this.#buf.subarray(this.#off + this.#hdrLen, this.#off + this.#len);
   }
 
   /** Payload bytes on the wire (headers + body); what buffer limits count. */
   get size(): number {
-    return this.#payload.length;
+    return this.#len;
   }
 
   /** Headers, decoded on first use (most consumers never look). A repeated key keeps its last value. */
@@ -114,7 +146,8 @@ export class Message {
     if (this.#headers === undefined) {
       this.#headers = {};
       if (this.#hdrLen > 0) {
-        for (const [k, v] of decodeHeaders(this.#payload.subarray(0, this.#hdrLen))) {
+        const block = this.#buf.subarray(this.#off, this.#off + this.#hdrLen);
+        for (const [k, v] of decodeHeaders(block)) {
           this.#headers[k] = v;
         }
       }

@@ -14,7 +14,9 @@
  * }
  * ```
  *
- * - `publish` resolves with the broker's msg id; `publishNoWait` does not wait.
+ * - `publish` resolves with the broker's msg id; `publishNoWait` does not wait
+ *   (the fast path: no promise, and no `OK` from the broker); `batch()`
+ *   settles many publishes with one promise.
  * - `subscribe` returns an async iterable; `ack()`, `nack({ delayMs })` and
  *   `respond(body)` settle or answer a message.
  * - `request` does request/reply over `reply_to` + `correlation_id`.

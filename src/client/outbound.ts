@@ -13,6 +13,17 @@ const BUFFER_BYTES = 16 * 1024;
 /** A written buffer larger than this is dropped, not kept as the spare, to give memory back. */
 const SPARE_BYTES_MAX = 1024 * 1024;
 
+/** Up to this many bytes a loop copies faster than `set` (measured on Deno and Bun). */
+const COPY_LOOP_BYTES_MAX = 15;
+
+function copy(buf: Uint8Array, at: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  if (n <= COPY_LOOP_BYTES_MAX) {
+    for (let i = 0; i < n; i++) buf[at + i] = bytes[i];
+  } else buf.set(bytes, at);
+  return at + n;
+}
+
 /**
  * A growable byte buffer with a spare for double buffering: while one buffer
  * is being written, frames go into the other, so bytes handed to
@@ -50,6 +61,32 @@ export class OutBuf {
     this.#ensure(bytes.length);
     this.#buf.set(bytes, this.#pos);
     this.#pos += bytes.length;
+  }
+
+  /**
+   * Appends `<prefix><size>\r\n<body>\r\n`, `size` being the body's length:
+   * one option-less `PUB`, without building a string. Small copies go byte by
+   * byte, which beats `TypedArray.set`'s call overhead at these sizes.
+   */
+  writeFrame(prefix: Uint8Array, body: Uint8Array): void {
+    const size = body.length;
+    this.#ensure(prefix.length + body.length + 20);
+    const buf = this.#buf;
+    let p = this.#pos;
+    p = copy(buf, p, prefix);
+    if (size === 0) buf[p++] = 48;
+    else {
+      let digits = 0;
+      for (let n = size; n > 0; n = Math.floor(n / 10)) digits++;
+      p += digits;
+      for (let n = size, q = p - 1; n > 0; n = Math.floor(n / 10)) buf[q--] = 48 + n % 10;
+    }
+    buf[p++] = 13;
+    buf[p++] = 10;
+    p = copy(buf, p, body);
+    buf[p++] = 13;
+    buf[p++] = 10;
+    this.#pos = p;
   }
 
   /** Hands out the buffered bytes and starts a fresh buffer; give them back with `release`. */

@@ -8,7 +8,7 @@
 import { encodePub, type PublishOptions } from "./commands.ts";
 import { BufferFullError, ConnectionLostError } from "./errors.ts";
 import { OUTBOUND_BYTES_MAX } from "./limits.ts";
-import type { Link, Pending } from "./link.ts";
+import { type Link, NO_WAIT, type Pending } from "./link.ts";
 import { OutBuf } from "./outbound.ts";
 
 type Buffered = { bytes: Uint8Array; pending: Pending };
@@ -61,8 +61,12 @@ export class Publisher {
     }
     if (link !== null) {
       checkOutbound(link);
+      // A fire-and-forget publish of a quiet run gets no reply, so no entry.
+      let entry = true;
+      if (pending === NO_WAIT) entry = !link.noWait();
+      else link.loud();
       encodePub(link.wire.out, dest, body, opts, maxPayload);
-      link.pending.push(pending);
+      if (entry) link.pending.push(pending);
       link.wire.schedule();
       return;
     }
@@ -106,6 +110,7 @@ export class Publisher {
     };
     if (link === null) return this.#buffer(dest, bytes, retried);
     checkOutbound(link);
+    link.loud(); // its reply decides whether to send it again: never inside a quiet run
     link.wire.out.writeBytes(bytes);
     link.pending.push(retried);
     link.wire.schedule();
