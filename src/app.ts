@@ -7,6 +7,7 @@
  */
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
+import { type Cluster, type ClusterNode, joinCluster, splitHostPort } from "./cluster/mod.ts";
 import {
   type Config,
   ConfigError,
@@ -47,6 +48,8 @@ export interface Running {
   readonly http: Monitoring | undefined;
   /** The WebSocket listener of `--ws-port`; undefined without it or with `--no-ws`. */
   readonly ws: Monitoring | undefined;
+  /** This node's membership and leaderships; undefined without `--cluster-etcd`. */
+  readonly cluster: ClusterNode | undefined;
   /** Graceful stop: stop accepting, flush, close, close the store. */
   stop(): Promise<void>;
   /**
@@ -122,9 +125,19 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
     tls: config.tls,
   });
+  // The cluster first (its link and etcd need no client port): a client's first
+  // subscription is then already announced to the other nodes.
+  let cluster: Cluster | undefined;
+  try {
+    cluster = await startCluster(runtime, config, broker);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   try {
     await server.start();
   } catch (e) {
+    await cluster?.stop();
     await store.close(); // the port is taken, say: release the data dir and its timers
     throw listenFailed(e, "--port", config.host, config.port);
   }
@@ -132,6 +145,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   if (udpPort !== undefined) {
     if (auth !== undefined && config["udp-token"] === undefined) {
       await server.shutdown();
+      await cluster?.stop();
       await store.close();
       throw new ConfigError(
         "--udp-port with authentication on needs --udp-token (every datagram starts with AUTH <token>)",
@@ -145,6 +159,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       });
     } catch (e) {
       await server.shutdown();
+      await cluster?.stop();
       await store.close();
       throw listenFailed(e, "--udp-port", config.host, udpPort);
     }
@@ -170,6 +185,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     } catch (e) {
       await grpc.shutdown();
       await server.shutdown();
+      await cluster?.stop();
       await store.close();
       throw listenFailed(e, "--grpc-port", config.host, grpcPort);
     }
@@ -188,9 +204,11 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       server,
       grpc && (() => grpc.stats()),
       plainRefused(webSocket, config.tls !== undefined && !config.tls.http),
+      cluster?.node,
     );
   } catch (e) {
     await grpc?.shutdown();
+    await cluster?.stop();
     await server.shutdown();
     await store.close();
     throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
@@ -206,6 +224,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   } catch (e) {
     await server.shutdown();
     await http?.close();
+    await cluster?.stop();
     await store.close();
     throw listenFailed(e, "--ws-port", config.host, wsPort ?? 0);
   }
@@ -217,6 +236,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     store,
     grpc,
     http,
+    cluster: cluster?.node,
     reload(next) {
       const a = authConfigFrom(next, (p) => runtime.readTextFile(p));
       if ((a.token === undefined && a.users === undefined) !== (auth === undefined)) {
@@ -239,6 +259,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
         await grpc?.shutdown();
         await server.shutdown();
         await ws?.close();
+        await cluster?.stop(); // revoking the lease hands the leaderships on at once
         await http?.close();
         await store.close();
       })();
@@ -252,6 +273,32 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       await ws?.reloadTls(tls);
     },
   };
+}
+
+/**
+ * Joins the cluster with `--cluster-etcd` (docs/CLUSTERING.md): undefined
+ * without it, so single-node mode does nothing more than before. The link
+ * port taken, etcd unreachable or the node id taken is one line, exit 2.
+ */
+async function startCluster(
+  runtime: Runtime,
+  config: Config,
+  broker: Broker,
+): Promise<Cluster | undefined> {
+  const listen = config["cluster-listen"];
+  if (config["cluster-etcd"] === undefined || listen === undefined) return undefined;
+  const [hostname, port] = splitHostPort(listen);
+  let listener;
+  try {
+    listener = runtime.listen({ hostname, port });
+  } catch (e) {
+    throw listenFailed(e, "--cluster-listen", hostname, port);
+  }
+  try {
+    return await joinCluster({ config, broker, listener, hostname, runtime });
+  } catch (e) {
+    throw new ConfigError(`cluster: ${(e as Error).message}`);
+  }
 }
 
 function tlsSources(runtime: Runtime) {

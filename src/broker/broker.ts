@@ -53,6 +53,7 @@ import {
   type QueueOverflow,
   type SlowConsumerPolicy,
   storeFailed,
+  type TopicInterest,
 } from "./types.ts";
 
 /** Broker-wide counters. */
@@ -86,6 +87,9 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
   #queues = new Map<string, Queue>();
+  /** The cluster's link (src/cluster/), told of topic interest and local publishes; undefined: single node. */
+  interest: TopicInterest | undefined;
+  #fromPeer = false;
   #topics = new Map<string, Topic>();
   #wildcards = new Set<TopicSubscription>();
   #explicitTopicSubs = new Set<TopicSubscription>();
@@ -185,10 +189,15 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   ): number | Promise<number> {
     this.#dedup.duplicate = false;
     if (dest.charCodeAt(0) === 0x74 /* t */) {
-      if (o !== undefined && (o.dedupId !== undefined || o.delayMs !== 0 || o.deliverAt !== 0)) {
-        return this.#publishTopicWith(dest, buf, off, len, o);
+      const r = o !== undefined && (o.dedupId !== undefined || o.delayMs !== 0 || o.deliverAt !== 0)
+        ? this.#publishTopicWith(dest, buf, off, len, o)
+        : this.#publishTopic(dest, buf, off, len, o);
+      // Accepted here (not refused, not a duplicate): the other nodes with a subscriber get it,
+      // options and all (they apply a delay and deduplicate as this node does).
+      if (this.interest !== undefined && !this.#fromPeer && !this.#dedup.duplicate) {
+        this.interest.published(dest, buf, off, len, o);
       }
-      return this.#publishTopic(dest, buf, off, len, o);
+      return r;
     }
     return this.#publishQueue(dest, buf, off, len, o);
   }
@@ -365,6 +374,26 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   }
 
   /**
+   * `publishFrom` of a message a peer node forwarded (src/cluster/): delivered
+   * to local subscribers only, never handed to `interest` again, so a message
+   * crosses one link at most and never loops.
+   */
+  publishFromPeer(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    this.#fromPeer = true;
+    try {
+      return this.publishFrom(dest, buf, off, len, o);
+    } finally {
+      this.#fromPeer = false;
+    }
+  }
+
+  /**
    * The topic, if any, that a publish since the last call found blocked by a
    * stalled subscriber (`block` policy): the publishing connection stops
    * reading until `topic.unblocked()`. Clears it. Publishes are synchronous,
@@ -417,6 +446,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
       } else s.bind(this.#topics.get(dest) ?? this.#newTopic(dest));
     }
     if (s.explicit) this.#explicitTopicSubs.add(s);
+    this.interest?.added(s.pattern);
     return s;
   }
 
@@ -523,6 +553,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Part of TopicHost: a topic subscription closed; topics nobody uses any more are forgotten. */
   closed(sub: TopicSubscription, left: readonly Topic[]): void {
+    this.interest?.removed(sub.pattern);
     this.#wildcards.delete(sub);
     this.#explicitTopicSubs.delete(sub);
     for (const t of left) {

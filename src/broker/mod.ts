@@ -9,7 +9,7 @@
 export { Broker } from "./broker.ts";
 export type { Subscription } from "./subscription.ts";
 export { type Delivery, InFlight } from "./inflight.ts";
-export { BrokerError, type BrokerOptions, type Client } from "./types.ts";
+export { BrokerError, type BrokerOptions, type Client, type TopicInterest } from "./types.ts";
 export type * from "./stats.ts";
 export { page } from "./stats.ts";
 export { LATENCY_BUCKETS_S } from "./latency.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ErrorCode } from "../protocol/mod.ts";
+import type { ErrorCode, PubOptions } from "../protocol/mod.ts";
 import type { Clock } from "../runtime/mod.ts";
 import { type Message, type Store, StoreError } from "../storage/mod.ts";
 import type { InFlight } from "./inflight.ts";
@@ -77,4 +77,24 @@ export class BrokerError extends Error {
 export function storeFailed(e: unknown): BrokerError {
   const why = e instanceof StoreError ? e.message : String(e);
   return new BrokerError("STORE_FAILED", `message not stored: ${why}`);
+}
+
+/**
+ * Topic interest and publishes as the cluster's inter-node link sees them
+ * (src/cluster/): set on `Broker.interest` only with `--cluster-etcd`, so a
+ * single node pays one undefined check per topic publish.
+ */
+export interface TopicInterest {
+  /** A local topic subscription to `pattern` started (one call per subscription). */
+  added(pattern: string): void;
+  /** A local topic subscription to `pattern` ended (one call per subscription). */
+  removed(pattern: string): void;
+  /** A local client published `buf[off, off + len)` to topic `dest` (never called for a peer's message). */
+  published(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): void;
 }

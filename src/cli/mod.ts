@@ -32,7 +32,7 @@ import { declareCommand } from "./declare.ts";
 import { pubCommand } from "./pub.ts";
 import { replyCommand } from "./reply.ts";
 import { requestCommand } from "./request.ts";
-import { statsCommand } from "./stats.ts";
+import { clusterCommand, statsCommand } from "./stats.ts";
 import { subCommand } from "./sub.ts";
 
 export { type CliIo, defaultIo, ExitCode } from "./common.ts";
@@ -49,6 +49,7 @@ const COMMANDS: Record<string, Command> = {
   bind: bindCommand,
   unbind: unbindCommand,
   stats: statsCommand,
+  cluster: clusterCommand,
   bench: benchCommand,
   passwd: passwdCommand,
   keygen: keygenCommand,
@@ -67,6 +68,7 @@ export const CLI_USAGE = `Client commands:
   relayr bind <pattern> <queue>   enqueue a topic's messages in a queue too
   relayr unbind <pattern> <queue> remove such a binding
   relayr stats                 print the broker's statistics
+  relayr cluster status        print the cluster's members and queue leaders
   relayr bench                 load-test the broker
   relayr passwd                hash a password for the users file
   relayr keygen <file>         write an Ed25519 key file, print its public key

@@ -248,6 +248,34 @@ export const SETTINGS = {
     default: false,
     help: "serve the monitoring port over HTTPS with --tls-cert and --tls-key",
   },
+  // Clustering (docs/CLUSTERING.md): off unless --cluster-etcd is given.
+  "cluster-etcd": {
+    kind: "string",
+    default: undefined,
+    help: "etcd endpoint (http://host:2379): join a cluster; needs --node-id",
+  },
+  "node-id": {
+    kind: "string",
+    default: undefined,
+    help: "this node's name in the cluster (unique among live nodes)",
+  },
+  "cluster-listen": {
+    kind: "string",
+    default: undefined,
+    help: "host:port of the inter-node link (needed with --cluster-etcd)",
+  },
+  "cluster-advertise": {
+    kind: "string",
+    default: undefined,
+    help: "host:port other nodes dial for the link (default: --cluster-listen)",
+  },
+  "cluster-lease-ttl": {
+    kind: "int",
+    default: L.CLUSTER_LEASE_TTL_S,
+    min: 1,
+    max: 600,
+    help: "seconds a dead node keeps its membership and leaderships",
+  },
 } as const satisfies Record<string, Setting>;
 
 /** A setting's name. */
@@ -351,7 +379,46 @@ export function loadConfig(
   if (config.memory === true && config["data-dir"] !== undefined) {
     throw new ConfigError("--memory and --data-dir exclude each other");
   }
+  checkCluster(config);
   return { config: config as Config, help: flags.help === true, positionals: parsed.positionals };
+}
+
+/** The cluster settings go together: `--node-id` (a safe name) with `--cluster-etcd` (an http URL). */
+function checkCluster(config: Record<string, unknown>): void {
+  const etcd = config["cluster-etcd"] as string | undefined;
+  const id = config["node-id"] as string | undefined;
+  if (etcd === undefined) {
+    if (id !== undefined || config["cluster-listen"] !== undefined) {
+      throw new ConfigError("--node-id and --cluster-listen need --cluster-etcd");
+    }
+    return;
+  }
+  if (!/^https?:\/\/[^\s/]+\/?$/.test(etcd)) {
+    throw new ConfigError(
+      `--cluster-etcd must be an http://host:port URL, got ${JSON.stringify(etcd)}`,
+    );
+  }
+  if (id === undefined) throw new ConfigError("--cluster-etcd needs --node-id");
+  for (const name of ["cluster-listen", "cluster-advertise"]) {
+    const v = config[name] as string | undefined;
+    if (v === undefined && name === "cluster-listen") {
+      throw new ConfigError("--cluster-etcd needs --cluster-listen host:port");
+    }
+    if (v !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$/.test(v)) {
+      throw new ConfigError(`--${name} must be host:port, got ${JSON.stringify(v)}`);
+    }
+  }
+  const listen = config["cluster-listen"] as string;
+  if (config["cluster-advertise"] === undefined && /^(0\.0\.0\.0|\[::\]):/.test(listen)) {
+    throw new ConfigError(
+      `--cluster-listen ${listen} is not an address other nodes can dial: give --cluster-advertise`,
+    );
+  }
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
+    throw new ConfigError(
+      `--node-id must be 1-64 letters, digits, "_", "." or "-", got ${JSON.stringify(id)}`,
+    );
+  }
 }
 
 /**

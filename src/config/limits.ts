@@ -265,3 +265,32 @@ export const WS_DRAIN_POLL_MS_MAX = 8;
  * closes with a read error instead of buffering without bound.
  */
 export const WS_INBOUND_BYTES_MAX = 16 * 1024 * 1024;
+// Clustering (src/cluster/, docs/CLUSTERING.md).
+/** Default lifetime of a node's etcd lease: a SIGKILLed node's membership and leaderships lapse within it. */
+export const CLUSTER_LEASE_TTL_S = 5;
+/** Time one etcd request may take before it counts as failed (the node then retries, etcd being down). */
+export const CLUSTER_ETCD_REQUEST_MS = 2_000;
+/** How often a node looks for queues it holds that have no leader, and claims them. */
+export const CLUSTER_CLAIM_INTERVAL_MS = 500;
+/** Leadership claims per sweep: a node holding very many queues claims them over several sweeps. */
+export const CLUSTER_CLAIMS_PER_SWEEP_MAX = 64;
+/** Queue leaderships the cluster map holds (members and leaders as watched in etcd). */
+export const CLUSTER_LEADERS_MAX = 100_000;
+/** Cluster members a node tracks. */
+export const CLUSTER_MEMBERS_MAX = 64;
+/** Longest line of etcd's watch stream kept while waiting for its end (a watch response). */
+export const CLUSTER_WATCH_LINE_BYTES_MAX = 4 * 1024 * 1024;
+/** Longest wait between two tries at reaching etcd again after it failed. */
+export const CLUSTER_RETRY_MS_MAX = 1_000;
+/** Longest control line on the inter-node link (`SUB <pattern>`, `MSG <topic> ...`): a name and two sizes. */
+export const CLUSTER_LINK_LINE_BYTES_MAX = 4 * 1024;
+/** Largest frame body (options and payload) on the inter-node link: a payload at the largest `--max-payload`, plus options. */
+export const CLUSTER_LINK_FRAME_BYTES_MAX = 64 * 1024 * 1024 + 64 * 1024;
+/** Bytes waiting to be written to one peer; past it the link is cut (a stalled peer must not hold our memory) and dialled again. */
+export const CLUSTER_LINK_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Subscription patterns one peer may tell us of. */
+export const CLUSTER_PEER_PATTERNS_MAX = 100_000;
+/** Topic names whose answer (does this peer want it?) is cached per peer; past it the cache starts over. */
+export const CLUSTER_PEER_TOPIC_CACHE_MAX = 10_000;
+/** Wait before dialling a peer again after a failed dial or a cut link. */
+export const CLUSTER_LINK_REDIAL_MS = 200;

@@ -9,6 +9,7 @@
  * | `/readyz`    | 200 when the server accepts connections, 503 while starting/stopping |
  * | `/metrics`   | Prometheus text exposition                                          |
  * | `/api/stats` | JSON: server, connections, queues, topics, closed connections       |
+ * | `/api/cluster` | JSON: members, queue leaders, links (`--cluster-etcd`; else 404)  |
  * | `/`          | the console (dashboard); `/api` lists the API                       |
  * | `/api/stream`| live stats deltas (Server-Sent Events, src/http/stream.ts)          |
  * | `/api/...`   | admin actions and console lists (src/http/admin.ts)                 |
@@ -20,6 +21,7 @@
  * @module
  */
 import { STATS_CLOSED_DEFAULT, STATS_LIMIT_DEFAULT, STATS_LIMIT_MAX } from "../config/mod.ts";
+import type { ClusterNode } from "../cluster/mod.ts";
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server, StatsOptions } from "../server/mod.ts";
 import { refusal } from "./access.ts";
@@ -46,6 +48,7 @@ const INDEX = [
   '/client.js   the browser client: import { connect } from "/client.js"',
   "/ws          the wire protocol over WebSocket (unless --no-ws)",
   "/api/stream  live stats, one delta a second (Server-Sent Events)",
+  "/api/cluster JSON: cluster members, queue leaders (?limit=N&offset=N), links",
   "/api/queues, /api/topics, /api/connections",
   "             sorted, filtered pages: ?q=&sort=&order=asc|desc&offset=&limit=",
   "POST   /api/queues/<name>/purge          remove the waiting messages",
@@ -60,12 +63,14 @@ const INDEX = [
 /**
  * Builds the handler over a live server (and its broker). `stream` serves
  * `/api/stream`; whoever puts the handler on a port closes it before the
- * port (the HTTP server waits for open responses).
+ * port (the HTTP server waits for open responses). `cluster` serves
+ * `/api/cluster` (with `--cluster-etcd`).
  */
 export function createHandler(
   server: Server,
   grpc?: () => GrpcStats,
   stream: StatsStream = new StatsStream(server),
+  cluster?: ClusterNode,
 ): Handler {
   const admin = adminRoutes(server);
   return (request) => {
@@ -104,7 +109,7 @@ export function createHandler(
         case "/readyz":
           return server.ready ? text(200, "ready\n") : text(503, "not ready\n");
         case "/metrics":
-          return new Response(renderMetrics(server, grpc), {
+          return new Response(renderMetrics(server, grpc, cluster), {
             headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
           });
         case "/api/stats":
@@ -112,6 +117,10 @@ export function createHandler(
             ...server.stats(statsOptions(url.searchParams)),
             ...(grpc === undefined ? {} : { grpc: grpc() }),
           });
+        case "/api/cluster":
+          return cluster === undefined
+            ? json(404, { error: "not clustered: this broker runs without --cluster-etcd" })
+            : json(200, cluster.stats(statsOptions(url.searchParams)));
         default:
           return text(404, `no such endpoint ${JSON.stringify(url.pathname)}; try /\n`);
       }

@@ -14,6 +14,7 @@
  */
 import type { AuthStats, AuthzCounters } from "../auth/mod.ts";
 import type { QueueStats, RetentionStats, TopicStats } from "../broker/mod.ts";
+import type { ClusterNode } from "../cluster/mod.ts";
 import { METRICS_DESTINATIONS_MAX } from "../config/mod.ts";
 import { LOOP_LAG_WINDOW_MS, type Server, type ServerStats, type UdpStats } from "../server/mod.ts";
 import { Exposition, LabelSet, type Sample } from "./exposition.ts";
@@ -179,7 +180,11 @@ const DECLARED_COUNTERS: Gauge<DeclaredTopicStats>[] = [
 ];
 
 /** Renders the exposition text. */
-export function renderMetrics(server: Server, grpc?: () => GrpcStats): string {
+export function renderMetrics(
+  server: Server,
+  grpc?: () => GrpcStats,
+  cluster?: ClusterNode,
+): string {
   const s = server.serverStats();
   const e = new Exposition();
   serverFamilies(e, s);
@@ -190,7 +195,69 @@ export function renderMetrics(server: Server, grpc?: () => GrpcStats): string {
   if (s.authorization !== null) authzFamilies(e, s.authorization);
   if (s.udp !== null) udpFamilies(e, s.udp);
   processFamilies(e, s);
+  if (cluster !== undefined) clusterFamilies(e, cluster);
   return e.text();
+}
+
+/** `relayr_cluster_*`: only with `--cluster-etcd`, so a single node's scrape is as before. */
+function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
+  const c = cluster.stats({ offset: 0, limit: 0 });
+  e.single(
+    "relayr_cluster_members",
+    "gauge",
+    "Live cluster nodes as seen in etcd",
+    c.members.length,
+  );
+  e.single(
+    "relayr_cluster_etcd_reachable",
+    "gauge",
+    "1 while this node reaches etcd (else leadership changes are paused)",
+    c.etcd_reachable ? 1 : 0,
+  );
+  e.single("relayr_cluster_leaders", "gauge", "Queues with a leader", c.leaders_total);
+  e.single("relayr_cluster_leading", "gauge", "Queues this node leads", c.leading);
+  e.single(
+    "relayr_cluster_elections_won_total",
+    "counter",
+    "Queue leader elections this node won",
+    c.elections_won,
+  );
+  e.single(
+    "relayr_cluster_leader_changes_total",
+    "counter",
+    "Queue leaders elected in the cluster, as this node saw them",
+    c.leader_changes,
+  );
+  e.single(
+    "relayr_cluster_etcd_errors_total",
+    "counter",
+    "etcd requests that failed",
+    c.etcd_errors,
+  );
+  e.single(
+    "relayr_cluster_links_up",
+    "gauge",
+    "Peers linked both ways (topics flow to and from them)",
+    c.links.filter((l) => l.in && l.out).length,
+  );
+  e.single(
+    "relayr_cluster_forwarded_messages_total",
+    "counter",
+    "Topic messages forwarded to peers, one per interested peer",
+    c.forwarded_msgs,
+  );
+  e.single(
+    "relayr_cluster_received_messages_total",
+    "counter",
+    "Topic messages peers forwarded to this node",
+    c.received_msgs,
+  );
+  e.single(
+    "relayr_cluster_lease_losses_total",
+    "counter",
+    "Times this node found its lease expired and registered again",
+    c.lease_losses,
+  );
 }
 
 function serverFamilies(e: Exposition, s: ServerStats): void {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { ClusterNode } from "../cluster/mod.ts";
 import type { HttpHandler, Runtime, TlsFiles } from "../runtime/mod.ts";
 import type { GrpcStats } from "../grpc/mod.ts";
 import type { Server } from "../server/mod.ts";
@@ -46,7 +47,7 @@ export interface Monitoring {
 /**
  * Starts the monitoring endpoints of `server` (and of the gRPC listener, if
  * any) on `hostname:port` (HTTPS with `tls`), and with `webSocket` the
- * WebSocket endpoint `/ws` (`wss:` with `tls`).
+ * WebSocket endpoint `/ws` (`wss:` with `tls`); with `cluster`, `/api/cluster`.
  */
 export function startMonitoring(
   runtime: Runtime,
@@ -54,9 +55,10 @@ export function startMonitoring(
   server: Server,
   grpc?: () => GrpcStats,
   webSocket?: WebSocketOptions,
+  cluster?: ClusterNode,
 ): Monitoring {
   const stream = new StatsStream(server);
-  const handler = createHandler(server, grpc, stream);
+  const handler = createHandler(server, grpc, stream, cluster);
   return serveReloadable(
     runtime,
     options,

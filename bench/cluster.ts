@@ -1,0 +1,165 @@
+/**
+ * `deno task bench:cluster`: clustering under kill loops and load, with a
+ * real etcd and three broker processes (etcd-server installed).
+ *
+ * 1. Leader failover, `--rounds` times (default 5): the leader of a queue
+ *    held on all three nodes is SIGKILLed; the time until another node
+ *    leads it with a larger epoch is measured, the dead node is restarted
+ *    (after its lease lapsed) and rejoins. Checks every round: exactly one
+ *    leader in every node's view once settled, epochs strictly increasing.
+ * 2. Topic throughput, one publisher and one subscriber: both on n1 (local),
+ *    then publisher on n1 and subscriber on n2 (across the link), in one run
+ *    (the machine is shared: compare the two numbers, not across runs).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Etcd, ETCD_MISSING } from "../tests/cluster/etcd.ts";
+import {
+  clusterOf,
+  leaderIn,
+  type Node,
+  publishOn,
+  startNode,
+  untilView,
+} from "../tests/cluster/cluster_helpers.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    msgs: { type: "string", default: "200000" },
+    size: { type: "string", default: "128" },
+    ttl: { type: "string", default: "1" },
+  },
+});
+if (ETCD_MISSING !== undefined) {
+  console.error(ETCD_MISSING);
+  Deno.exit(1);
+}
+const ROUNDS = Number(values.rounds);
+const MSGS = Number(values.msgs);
+const SIZE = Number(values.size);
+const TTL = ["--cluster-lease-ttl", values.ttl];
+const enc = new TextEncoder();
+
+/** Counts line ends on a socket until `lines` have arrived. */
+async function countLines(conn: Deno.TcpConn, lines: number): Promise<void> {
+  const buf = new Uint8Array(1 << 20);
+  let seen = 0;
+  while (seen < lines) {
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`socket closed after ${seen} of ${lines} lines`);
+    for (let i = 0; i < n; i++) if (buf[i] === 10) seen++;
+  }
+}
+
+async function throughput(
+  pubPort: number,
+  subPort: number,
+  sub: Node,
+  pubNode: Node,
+  topic: string,
+) {
+  const s = await Deno.connect({ hostname: "127.0.0.1", port: subPort });
+  await s.write(enc.encode(`SUB ${topic}\r\n`));
+  await countLines(s, 1); // OK
+  if (sub !== pubNode) {
+    await untilView(
+      pubNode,
+      (c) => (c.links.find((l) => l.node === sub.id)?.patterns ?? 0) > 0,
+      "interest",
+    );
+  }
+  const p = await Deno.connect({ hostname: "127.0.0.1", port: pubPort });
+  const payload = "x".repeat(SIZE);
+  const frame = `PUB ${topic} ${SIZE}\r\n${payload}\r\n`;
+  const batch = enc.encode(frame.repeat(1000));
+  const t0 = performance.now();
+  const received = countLines(s, MSGS * 2); // MSG line + payload line
+  const acked = countLines(p, MSGS);
+  for (let i = 0; i < MSGS / 1000; i++) {
+    let off = 0;
+    while (off < batch.length) off += await p.write(batch.subarray(off));
+  }
+  await acked;
+  await received;
+  const ms = performance.now() - t0;
+  p.close();
+  s.close();
+  return Math.round(MSGS / (ms / 1000));
+}
+
+const etcd = await Etcd.start();
+const nodes = new Map<string, Node>();
+try {
+  for (const id of ["n1", "n2", "n3"]) nodes.set(id, await startNode(etcd.url, id, TTL));
+  for (const n of nodes.values()) await publishOn(n, "queue:q", "hold");
+  const first = await untilView(
+    nodes.get("n1")!,
+    (c) => leaderIn(c, "queue:q") !== undefined,
+    "leader",
+  );
+  let epoch = leaderIn(first, "queue:q")!.epoch;
+  let leader = leaderIn(first, "queue:q")!.node;
+  const times: number[] = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    const dead = nodes.get(leader)!;
+    const t0 = performance.now();
+    await dead.stop("SIGKILL");
+    const survivor = [...nodes.values()].find((n) => n !== dead)!;
+    const v = await untilView(
+      survivor,
+      (c) =>
+        (leaderIn(c, "queue:q")?.epoch ?? 0) > epoch && !c.members.some((m) => m.id === dead.id),
+      `round ${r}: a new leader`,
+      30_000,
+    );
+    times.push(Math.round(performance.now() - t0));
+    const next = leaderIn(v, "queue:q")!;
+    if (next.node === dead.id || next.epoch <= epoch) {
+      throw new Error(`round ${r}: bad leader ${JSON.stringify(next)}`);
+    }
+    // Every live node settles on the same one leader.
+    for (const n of nodes.values()) {
+      if (n === dead) continue;
+      await untilView(
+        n,
+        (c) => leaderIn(c, "queue:q")?.epoch === next.epoch,
+        `round ${r}: ${n.id} agrees`,
+      );
+    }
+    // The dead node comes back under its id and holds q again (a candidate for the next round).
+    const back = await startNode(etcd.url, dead.id, TTL);
+    nodes.set(dead.id, back);
+    await publishOn(back, "queue:q", "hold");
+    await untilView(back, (c) => c.members.length === 3, `round ${r}: ${dead.id} rejoined`);
+    console.log(
+      `round ${r}: ${dead.id} killed (epoch ${epoch}), ${next.node} leads (epoch ${next.epoch}) after ${
+        times.at(-1)
+      } ms`,
+    );
+    epoch = next.epoch;
+    leader = next.node;
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  console.log(
+    `failover with --cluster-lease-ttl ${values.ttl}: median ${
+      sorted[sorted.length >> 1]
+    } ms, max ${sorted.at(-1)} ms over ${ROUNDS} rounds`,
+  );
+
+  const n1 = nodes.get("n1")!;
+  const n2 = nodes.get("n2")!;
+  const local = await throughput(n1.port, n1.port, n1, n1, "topic:bench.local");
+  const cross = await throughput(n1.port, n2.port, n2, n1, "topic:bench.cross");
+  console.log(
+    `topic ${MSGS} x ${SIZE} B, 1 pub 1 sub: same node ${local} msgs/s, across the link ${cross} msgs/s (${
+      (cross / local).toFixed(2)
+    }x)`,
+  );
+  const v = await clusterOf(n1);
+  console.log(`n1 links: ${JSON.stringify(v.links)}`);
+} finally {
+  for (const n of nodes.values()) await n.stop("SIGKILL");
+  await etcd.stop();
+}

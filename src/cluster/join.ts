@@ -1,0 +1,105 @@
+/**
+ * `joinCluster`: a broker joins the cluster (`serve --cluster-etcd`): its
+ * inter-node link on a bound listener, its `ClusterNode` in etcd, and the
+ * broker's `interest` hook wired to the link.
+ *
+ * @module
+ */
+import type { Broker } from "../broker/mod.ts";
+import type { Config } from "../config/mod.ts";
+import { logger } from "../log/mod.ts";
+import type { Listener, Runtime } from "../runtime/mod.ts";
+import { EtcdMeta } from "./etcd.ts";
+import { Interconnect } from "./interconnect.ts";
+import { ClusterNode } from "./node.ts";
+
+/** A joined cluster: the node's membership, and its inter-node link. */
+export interface Cluster {
+  readonly node: ClusterNode;
+  /** Leaves: revokes the lease (the leaderships go at once), closes the link. */
+  stop(): Promise<void>;
+}
+
+/** What `joinCluster` is given. */
+export interface JoinOptions {
+  readonly config: Config;
+  readonly broker: Broker;
+  /** The bound `--cluster-listen` listener, and the host it was bound on. */
+  readonly listener: Listener;
+  readonly hostname: string;
+  readonly runtime: Runtime;
+}
+
+/** Starts the link and the node; throws (`ClusterStartError`, or an etcd error) when it cannot join. */
+export async function joinCluster(j: JoinOptions): Promise<Cluster> {
+  const { config, broker, listener, hostname, runtime } = j;
+  const endpoint = config["cluster-etcd"]!;
+  const nodeId = config["node-id"]!;
+  const log = logger("cluster");
+  // A peer's message this node cannot take (a full declared topic, a failing disk): logged at
+  // most once a second with how many were refused since, so a flood cannot flood the log.
+  let refusedSince = 0;
+  let lastRefusalLog = 0;
+  const refused = (topic: string, e: unknown) => {
+    refusedSince++;
+    const now = Date.now();
+    if (now - lastRefusalLog < 1000) return;
+    log.warn(
+      `${refusedSince} peer messages refused in the last second or more, the latest to ${topic}: ` +
+        (e as Error).message,
+    );
+    refusedSince = 0;
+    lastRefusalLog = now;
+  };
+  const link = new Interconnect({
+    nodeId,
+    listener,
+    dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+    tick: () => broker.tick(),
+    deliver: (topic, payload, o) => {
+      try {
+        const r = broker.publishFromPeer(topic, payload, 0, payload.length, o);
+        if (r instanceof Promise) r.catch((e) => refused(topic, e));
+      } catch (e) {
+        refused(topic, e);
+      }
+      broker.takeBlocked(); // a peer's link does not pause for a blocked subscriber (docs/CLUSTERING.md)
+    },
+    log: (level, message) => log[level](message),
+  });
+  const meta = new EtcdMeta(endpoint);
+  const node = new ClusterNode({
+    meta,
+    endpoint: meta.endpoint,
+    nodeId,
+    advertise: config["cluster-advertise"] ?? `${hostname}:${listener.port}`,
+    leaseTtlS: config["cluster-lease-ttl"],
+    queues: () => broker.queues.keys(),
+    holds: (queue) => broker.queues.has(queue),
+    log: (level, message) => log[level](message),
+    onMembers: (members) => link.membersChanged(members),
+    links: () => link.stats(),
+    linkTotals: () => link.totals(),
+  });
+  broker.interest = link;
+  try {
+    await node.start();
+  } catch (e) {
+    broker.interest = undefined;
+    await link.close();
+    throw e;
+  }
+  const members = node.stats().members.length;
+  log.info(
+    `joined as ${nodeId} via etcd ${meta.endpoint} (${members} members); ` +
+      `link on ${hostname}:${listener.port}`,
+  );
+  return {
+    node,
+    async stop() {
+      broker.interest = undefined;
+      await node.stop();
+      await link.close();
+    },
+  };
+}

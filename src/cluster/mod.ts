@@ -1,0 +1,27 @@
+/**
+ * Clustering on etcd, first slice: membership and per-queue leadership with
+ * epochs (docs/CLUSTERING.md). `ClusterMeta` is the seam to the metadata
+ * store; `EtcdMeta` speaks etcd's v3 JSON gateway; `ClusterNode` is one
+ * broker's membership, leaderships and view of the cluster.
+ *
+ * @module
+ */
+export type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
+export { EtcdError, EtcdMeta } from "./etcd.ts";
+export { type Cluster, joinCluster, type JoinOptions } from "./join.ts";
+export {
+  Interconnect,
+  type InterconnectOptions,
+  type LinkStats,
+  splitHostPort,
+} from "./interconnect.ts";
+export { LinkParser, LinkProtocolError } from "./link.ts";
+export {
+  CLUSTER_PREFIX,
+  ClusterNode,
+  type ClusterNodeOptions,
+  ClusterStartError,
+  type ClusterStats,
+  type LeaderInfo,
+  type MemberInfo,
+} from "./node.ts";

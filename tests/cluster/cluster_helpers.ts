@@ -1,0 +1,105 @@
+/**
+ * Cluster test helpers: broker nodes as child processes joined to a test
+ * etcd, and their `/api/cluster` view.
+ */
+import type { ClusterStats } from "../../src/cluster/mod.ts";
+import { type ServerProcess, startServerProcess } from "../child.ts";
+import { RawClient } from "../helpers.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A broker child process in a cluster. */
+export interface Node extends ServerProcess {
+  readonly id: string;
+}
+
+/** Starts `relayr serve` as node `id` of the cluster on `etcdUrl` (under Bun with `bun`). */
+export async function startNode(
+  etcdUrl: string,
+  id: string,
+  extra: string[] = [],
+  bun = false,
+): Promise<Node> {
+  const [cmd, ...run] = bun ? ["bun", MAIN] : [Deno.execPath(), "run", "-A", MAIN];
+  const p = await startServerProcess(cmd, [
+    ...run,
+    "serve",
+    "--cluster-etcd",
+    etcdUrl,
+    "--node-id",
+    id,
+    "--cluster-listen",
+    "127.0.0.1:0",
+    ...extra,
+  ]);
+  return Object.assign(p, { id });
+}
+
+/** The node's `/api/cluster`. */
+export async function clusterOf(node: ServerProcess): Promise<ClusterStats> {
+  const res = await fetch(`http://127.0.0.1:${node.httpPort}/api/cluster`);
+  if (!res.ok) throw new Error(`/api/cluster answered ${res.status}: ${await res.text()}`);
+  return await res.json();
+}
+
+/** Polls the node's view until `ok(view)` (bounded by `timeoutMs`); returns that view. */
+export async function untilView(
+  node: ServerProcess,
+  ok: (c: ClusterStats) => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<ClusterStats> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ClusterStats | undefined;
+  for (;;) {
+    last = await clusterOf(node);
+    if (ok(last)) return last;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The leader of `queue` in a view. */
+export function leaderIn(
+  c: ClusterStats,
+  queue: string,
+): { node: string; epoch: number } | undefined {
+  return c.leaders.find((l) => l.queue === queue);
+}
+
+/** Publishes one message to `dest` on the node and waits for its OK. */
+export async function publishOn(node: ServerProcess, dest: string, body: string): Promise<void> {
+  const c = await RawClient.connect(node.port);
+  try {
+    await c.send(`PUB ${dest} ${new TextEncoder().encode(body).length}\r\n${body}\r\n`);
+    const line = await c.line(5000);
+    if (!line.startsWith("OK")) throw new Error(`PUB ${dest} answered ${line}`);
+  } finally {
+    await c.close();
+  }
+}
+
+/** Starts nodes `ids` one after the other, each pushed to `into` as it starts (so a failure stops the ones before). */
+export async function startNodes(
+  etcdUrl: string,
+  ids: string[],
+  extra: string[],
+  into: Node[],
+): Promise<Node[]> {
+  for (const id of ids) into.push(await startNode(etcdUrl, id, extra));
+  return into;
+}
+
+/** `first` holds `queue` first (and leads it), then `second` holds it too; returns the epoch. */
+export async function leadThenShare(first: Node, second: Node, queue: string): Promise<number> {
+  await publishOn(first, queue, "first");
+  const v = await untilView(
+    first,
+    (c) => leaderIn(c, queue)?.node === first.id,
+    `${first.id} leads`,
+  );
+  await publishOn(second, queue, "second");
+  return leaderIn(v, queue)!.epoch;
+}

@@ -1,0 +1,111 @@
+/**
+ * `ClusterNode` in process, two of them on a real etcd, with the queues each
+ * holds given by the test (the seam `serve` fills from the broker): claims,
+ * `leads`, `fence`, handing back a queue no longer held, a taken node id,
+ * and a clean stop handing the leaderships on.
+ */
+import assert from "node:assert/strict";
+import {
+  ClusterNode,
+  ClusterStartError,
+  type ClusterStats,
+  EtcdMeta,
+} from "../../src/cluster/mod.ts";
+import { Etcd, ETCD_MISSING } from "./etcd.ts";
+
+function node(url: string, id: string, queues: Set<string>, logs: string[] = []): ClusterNode {
+  const meta = new EtcdMeta(url);
+  return new ClusterNode({
+    meta,
+    endpoint: meta.endpoint,
+    nodeId: id,
+    advertise: `127.0.0.1:${id === "a" ? 1 : 2}`,
+    leaseTtlS: 5,
+    queues: () => queues,
+    holds: (q) => queues.has(q),
+    log: (_level, message) => logs.push(message),
+  });
+}
+
+async function until(n: ClusterNode, ok: (s: ClusterStats) => boolean, what: string) {
+  const deadline = Date.now() + 10_000;
+  while (!ok(n.stats())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(n.stats())}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return n.stats();
+}
+
+const leaderOf = (s: ClusterStats, q: string) => s.leaders.find((l) => l.queue === q)?.node;
+
+Deno.test({
+  name: "ClusterNode: claims, leads, fence, hand-back, taken id, clean stop",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const etcd = await Etcd.start();
+    const qa = new Set(["queue:q1", "queue:q2"]);
+    const qb = new Set(["queue:q2", "queue:q3"]);
+    const logs: string[] = [];
+    const a = node(etcd.url, "a", qa, logs);
+    const b = node(etcd.url, "b", qb);
+    let aStopped = false;
+    try {
+      await a.start();
+      // a claims its two queues before b exists: q2 is a's.
+      await until(a, (s) => s.leaders.length === 2, "a's claims");
+      await b.start();
+      const s = await until(b, (s) => s.leaders.length === 3 && s.members.length === 2, "b's view");
+      assert.deepEqual(s.leaders.map((l) => [l.queue, l.node]), [
+        ["queue:q1", "a"],
+        ["queue:q2", "a"],
+        ["queue:q3", "b"],
+      ]);
+      assert.equal(s.leaders_total, 3);
+      // A page of the leaders, by queue name.
+      const page = b.stats({ offset: 1, limit: 1 });
+      assert.deepEqual(page.leaders.map((l) => l.queue), ["queue:q2"]);
+      assert.equal(page.leaders_total, 3);
+      assert.deepEqual(b.stats({ offset: 0, limit: 0 }).leaders, []);
+      assert.ok(a.leads("queue:q1") && a.leads("queue:q2") && !a.leads("queue:q3"));
+      assert.ok(b.leads("queue:q3") && !b.leads("queue:q2"));
+      const epoch = a.leader("queue:q1")!.epoch;
+      assert.equal(await a.fence("queue:q1", epoch), true);
+      assert.equal(await b.fence("queue:q1", epoch - 1), false);
+      assert.match(logs.join("\n"), /leader of queue queue:q1 \(epoch \d+\)/);
+
+      // a no longer holds q1: it hands it back; nobody holds it, nobody claims it.
+      qa.delete("queue:q1");
+      await until(b, (s) => leaderOf(s, "queue:q1") === undefined, "q1 handed back");
+      assert.equal(a.stats().resigned, 1);
+      assert.equal(await a.fence("queue:q1", epoch), false);
+
+      // A second "a" is refused while the first lives.
+      const dup = node(etcd.url, "a", new Set());
+      await assert.rejects(() => dup.start(), (e) => {
+        assert.ok(e instanceof ClusterStartError);
+        assert.match(
+          e.message,
+          /^--node-id "a" is taken by a live node advertising 127\.0\.0\.1:1; /,
+        );
+        return true;
+      });
+
+      // a stops cleanly: its lease is revoked, b sees it leave at once and takes q2.
+      await a.stop();
+      aStopped = true;
+      const after = await until(
+        b,
+        (s) => s.members.length === 1 && leaderOf(s, "queue:q2") === "b",
+        "b takes q2",
+      );
+      assert.ok(after.leaders.find((l) => l.queue === "queue:q2")!.epoch > epoch);
+      assert.equal(after.elections_won, 2);
+    } finally {
+      if (!aStopped) await a.stop();
+      await b.stop();
+      await etcd.stop();
+    }
+  },
+});
