@@ -12,6 +12,7 @@ import {
   DeclareConflictError,
   type Message,
   type PublishOptions,
+  TimeoutError,
 } from "../src/client/mod.ts";
 import type { Broker } from "../src/broker/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
@@ -158,4 +159,24 @@ Deno.test("client: without a dedup id a publish in flight at the drop fails with
   await publishAcrossDrop("queue:plain", {}, false, async (p) => {
     await assert.rejects(p, ConnectionLostError);
   });
+});
+
+Deno.test("client: a request times out on time even when its publish's OK never comes", async () => {
+  const broker = await startTestBroker();
+  const proxy = new Proxy(broker.port);
+  const c = await connect(`127.0.0.1:${proxy.port}`, { runtime: denoRuntime, reconnect: false });
+  try {
+    await c.request("topic:warm.up", "x", { timeoutMs: 50 }).catch(() => {}); // the inbox SUB
+    proxy.swallow = true; // from here the broker's replies, the PUB's OK among them, are lost
+    const started = Date.now();
+    // Before: request() awaited the OK first, so it hung past its timeout, and
+    // the timer's rejection had no handler yet (an unhandled rejection).
+    await assert.rejects(c.request("topic:nobody.home", "x", { timeoutMs: 100 }), TimeoutError);
+    assert.ok(Date.now() - started < 5000, "rejected by its own timeout, not by a cut");
+  } finally {
+    proxy.swallow = false;
+    await c.close();
+    await proxy.close();
+    await broker.stop();
+  }
 });

@@ -85,15 +85,15 @@ export class Inbox {
       }, timeoutMs);
       this.#waiting.set(token, { resolve, reject, timer });
     });
-    try {
-      await this.#host.publish(dest, body, {
-        ...opts,
-        replyTo: `${this.prefix}.${token}`,
-        correlationId: token,
-      });
-    } catch (err) {
-      this.#settle(token)?.reject(err as Error);
-    }
+    // Not awaited: the timeout counts from here whether or not the broker's
+    // OK has come (awaiting it left `reply` without a handler, so a timeout
+    // that fired first was an unhandled rejection, and a lost OK hung the
+    // request past its timeout); a refused publish fails the request.
+    this.#host.publish(dest, body, {
+      ...opts,
+      replyTo: `${this.prefix}.${token}`,
+      correlationId: token,
+    }).catch((err) => this.#settle(token)?.reject(err as Error));
     return reply;
   }
 
