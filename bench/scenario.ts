@@ -131,6 +131,8 @@ export interface Outcome {
   p999?: number;
   samples?: number;
   durationMs?: number;
+  /** Server CPU time (all threads) per message published, µs; undefined where unreadable. */
+  cpuUs?: number;
   /** The server's busiest functions during the run (`--profile`). */
   hotspots?: { fn: string; where: string; self: number }[];
   /** The rate of every run when `--repeat` ran it more than once (this outcome is the median). */
