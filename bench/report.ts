@@ -147,6 +147,7 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
     "of ceiling",
     "srv µs/msg",
     "cpu x",
+    "drv µs/msg",
   ]];
   const spread = outcomes.some((o) => o.repeats);
   if (spread) table[0].push("spread");
@@ -169,6 +170,7 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
       share,
       o.cpuUs === undefined ? "-" : o.cpuUs.toFixed(3),
       cpuRatio(outcomes, o),
+      o.driverCpuUs === undefined ? "-" : o.driverCpuUs.toFixed(3),
     ]);
     if (spread) table[table.length - 1].push(spreadText(o.repeats));
   }
