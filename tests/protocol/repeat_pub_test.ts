@@ -8,16 +8,9 @@
 import assert from "node:assert/strict";
 import { type Frame, Parser } from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
+import { plain } from "./plain.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-
-function plain(frames: Frame[]): unknown[] {
-  return frames.map((f) =>
-    f.op === "PUB"
-      ? { op: f.op, dest: f.dest, payload: new TextDecoder().decode(f.payload), options: f.options }
-      : { ...f }
-  );
-}
 
 function parse(bytes: Uint8Array, cut: (rest: number) => number): unknown[] {
   const p = new Parser({ payloadBytesMax: 64 });
