@@ -41,18 +41,4 @@ export class LastString {
     this.fresh = true;
     return this.#text;
   }
-
-  /** The last string returned ("" before the first). */
-  get text(): string {
-    return this.#text;
-  }
-
-  /** Where the last string's bytes end if `buf[s, n)` starts with them, else -1 (none yet: -1). */
-  endOfMatch(buf: Uint8Array, s: number, n: number): number {
-    const last = this.#bytes;
-    const e = s + last.length;
-    if (last.length === 0 || e > n) return -1;
-    for (let k = 0; k < last.length; k++) if (last[k] !== buf[s + k]) return -1;
-    return e;
-  }
 }

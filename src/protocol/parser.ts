@@ -111,6 +111,9 @@ export class Parser {
   #payload: Uint8Array = new Uint8Array(0);
   #payloadLen = 0;
   #dests = new LastString(str);
+  /** `#dests`' last string and its bytes, for `#repeatPub` (copied when the destination changes). */
+  #destText = "";
+  #destBytes = new Uint8Array(0);
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
@@ -301,8 +304,10 @@ export class Parser {
     ) {
       return -1;
     }
-    const d = this.#dests.endOfMatch(buf, i + 4, n);
-    if (d < 0 || buf[d] !== SP) return -1;
+    const last = this.#destBytes;
+    const d = i + 4 + last.length;
+    if (last.length === 0 || d >= n || buf[d] !== SP) return -1;
+    for (let j = 0; j < last.length; j++) if (last[j] !== buf[i + 4 + j]) return -1;
     let k = d + 1;
     let size = 0;
     for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
@@ -322,7 +327,7 @@ export class Parser {
     else return -1;
     this.#pubError = undefined;
     this.#pubOptions = undefined;
-    this.#pubDest = this.#dests.text;
+    this.#pubDest = this.#destText;
     out.push(new PubFrame(this.#pubDest, buf, p, size, undefined));
     return next;
   }
@@ -385,7 +390,11 @@ export class Parser {
   /** Returns the destination string, reusing the last one (and its validation) when the bytes repeat. */
   #destination(buf: Uint8Array, s: number, e: number): string {
     const dest = this.#dests.get(buf, s, e);
-    if (this.#dests.fresh) this.#lastDestError = destinationError(dest, false);
+    if (this.#dests.fresh) {
+      this.#lastDestError = destinationError(dest, false);
+      this.#destText = dest;
+      this.#destBytes = buf.slice(s, e);
+    }
     return dest;
   }
 
