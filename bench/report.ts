@@ -89,8 +89,21 @@ function base(outcomes: Outcome[], scenario: Scenario, size: number): Outcome | 
 }
 
 /**
- * Relayr compared with a peer: throughput ratio, or p50 ratio for rpc. Over
- * WebSocket like is held against like (`relayr-ws` against `nats-ws`), and
+ * The Relayr run `o` is compared with: `base` for a peer (`relayr-ws` for a
+ * peer over WebSocket, like against like), the same runtime's current build
+ * for an A/B build (`--base`); null for Relayr's own rows.
+ */
+function counterpart(outcomes: Outcome[], o: Outcome): Outcome | undefined | null {
+  const ab = o.system.endsWith("-base") ? o.system.slice(0, -"-base".length) : undefined;
+  if (ab !== undefined) return find(outcomes, ab, o.scenario, o.size);
+  if (o.system.startsWith("relayr")) return null;
+  return o.system.endsWith("-ws")
+    ? find(outcomes, "relayr-ws", o.scenario, o.size)
+    : base(outcomes, o.scenario, o.size);
+}
+
+/**
+ * Relayr compared with a peer: throughput ratio, or p50 ratio for rpc.
  * `relayr-ws` also shows itself against Relayr over TCP (`ws/tcp`).
  */
 function ratio(outcomes: Outcome[], o: Outcome): string {
@@ -100,13 +113,22 @@ function ratio(outcomes: Outcome[], o: Outcome): string {
     if (o.scenario === "rpc") return `ws/tcp p50 ${(o.p50! / tcp.p50!).toFixed(2)}x`;
     return `ws/tcp ${(o.rate! / tcp.rate!).toFixed(2)}x`;
   }
-  if (o.system.startsWith("relayr")) return "";
-  const r = o.system.endsWith("-ws")
-    ? find(outcomes, "relayr-ws", o.scenario, o.size)
-    : base(outcomes, o.scenario, o.size);
+  const r = counterpart(outcomes, o);
+  if (r === null) return "";
   if (!r?.ok || !o.ok) return "-";
   if (o.scenario === "rpc") return `p50 ${(r.p50! / o.p50!).toFixed(2)}x`;
   return `${(r.rate! / o.rate!).toFixed(2)}x`;
+}
+
+/**
+ * The peer's server CPU per message over Relayr's (above 1: Relayr does the
+ * work with less CPU), compared as `ratio` compares rates.
+ */
+function cpuRatio(outcomes: Outcome[], o: Outcome): string {
+  const r = counterpart(outcomes, o);
+  if (r === null) return "";
+  if (r?.cpuUs === undefined || o.cpuUs === undefined || o.scenario === "rpc") return "-";
+  return `${(o.cpuUs / r.cpuUs).toFixed(2)}x`;
 }
 
 /** The side-by-side table: one row per scenario, size and system. */
@@ -123,6 +145,9 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
     "p99.9 ms",
     "relayr/x",
     "of ceiling",
+    "srv µs/msg",
+    "cpu x",
+    "drv µs/msg",
   ]];
   const spread = outcomes.some((o) => o.repeats);
   if (spread) table[0].push("spread");
@@ -143,6 +168,9 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
       msText(o.p999),
       ratio(outcomes, o),
       share,
+      o.cpuUs === undefined ? "-" : o.cpuUs.toFixed(3),
+      cpuRatio(outcomes, o),
+      o.driverCpuUs === undefined ? "-" : o.driverCpuUs.toFixed(3),
     ]);
     if (spread) table[table.length - 1].push(spreadText(o.repeats));
   }

@@ -13,7 +13,7 @@ import { PAYLOAD_BYTES_MIN } from "./payload.ts";
 import { WorkerPool } from "./pool.ts";
 import { ceilingTable, failures, mainTable, targetTable } from "./report.ts";
 import { type Outcome, type Scenario, SCENARIO_TEXT, SCENARIOS } from "./scenario.ts";
-import { stopAll, type System, versionOf, which } from "./servers.ts";
+import { setBaseRoot, stopAll, type System, versionOf, which } from "./servers.ts";
 import { type Args, ceilings, say, suite } from "./suite.ts";
 import { type GrpcRow, grpcTable, grpcVsTcp } from "./grpc.ts";
 
@@ -26,6 +26,8 @@ const SYSTEMS: System[] = [
   "relayr-bun-tls",
   "relayr-perms",
   "relayr-ws",
+  "relayr-base",
+  "relayr-bun-base",
   "nats",
   "nats-ws",
   "nats-js",
@@ -66,6 +68,8 @@ Options:
   --stall-ms N       fail a run that makes no progress for this long (default 10000)
   --no-ceiling       skip the driver-ceiling runs against bench/sink.ts
   --relayr-args S    extra arguments for 'main.ts serve' (space separated)
+  --base DIR         checkout that relayr-base / relayr-bun-base run from (A/B of two builds,
+                     e.g. git worktree add /tmp/relayr-main main); their ratio is new/base
   --profile          CPU-profile relayr and relayr-log during each run: hottest functions
                      on stderr, bench/results/<timestamp>-*.cpuprofile for DevTools
   --markdown         print the tables as Markdown (for bench/README.md)
@@ -114,6 +118,7 @@ function parse(argv: string[]): (Args & { grpc: boolean }) | null {
       "stall-ms": { type: "string" },
       "no-ceiling": { type: "boolean", default: false },
       "relayr-args": { type: "string", default: "" },
+      base: { type: "string" },
       markdown: { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       out: { type: "string" },
@@ -122,6 +127,7 @@ function parse(argv: string[]): (Args & { grpc: boolean }) | null {
     },
   });
   if (values.help) return null;
+  if (values.base !== undefined) setBaseRoot(values.base);
   const picked = list(values.systems);
   const grpc = picked.includes(GRPC_SYSTEM);
   const systems = picked.filter((s) => s !== GRPC_SYSTEM) as System[];

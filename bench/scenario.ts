@@ -131,6 +131,10 @@ export interface Outcome {
   p999?: number;
   samples?: number;
   durationMs?: number;
+  /** Server CPU time (all threads) per message published, µs; undefined where unreadable. */
+  cpuUs?: number;
+  /** The load drivers' CPU time (this process, all threads) per message published, µs. */
+  driverCpuUs?: number;
   /** The server's busiest functions during the run (`--profile`). */
   hotspots?: { fn: string; where: string; self: number }[];
   /** The rate of every run when `--repeat` ran it more than once (this outcome is the median). */
@@ -210,7 +214,9 @@ export async function runScenario(
     count: spec.count,
     ok: false,
   };
-  const name = `r${Date.now().toString(36)}${runs++}`;
+  // Short (the destination's bytes are parsed with every message) and unique
+  // within the process, which owns its servers.
+  const name = `r${runs++}`;
   const problems = new Problems();
   if (spec.scenario === "rpc") await rpc(pool, server, spec, options, name, outcome, problems);
   else await flow(pool, server, spec, options, name, outcome, problems);

@@ -19,6 +19,8 @@ export type System =
   | "relayr-bun-tls"
   | "relayr-perms"
   | "relayr-ws"
+  | "relayr-base"
+  | "relayr-bun-base"
   | "nats"
   | "nats-ws"
   | "nats-js"
@@ -34,6 +36,24 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 /** Output lines kept per server, shown when it fails. */
 const LOG_LINES_KEPT = 40;
+
+/**
+ * The checkout `relayr-base` and `relayr-bun-base` run from (`--base DIR`, e.g. a
+ * `git worktree add /tmp/relayr-main main`): an A/B of two builds in one run.
+ */
+let baseRoot: string | undefined;
+
+/** Sets the checkout of the `*-base` systems. */
+export function setBaseRoot(dir: string): void {
+  baseRoot = dir;
+}
+
+/** The directory `system` runs `main.ts` from. */
+function rootOf(system: System, root: string): string {
+  if (!system.endsWith("-base")) return root;
+  if (baseRoot === undefined) throw new UnavailableError("no --base DIR given");
+  return baseRoot;
+}
 
 /** A system that cannot run here (not installed, no main.ts). */
 export class UnavailableError extends Error {}
@@ -113,6 +133,26 @@ async function tlsCerts(): Promise<TestCerts> {
 /** Stops every server this process started (for Ctrl-C). */
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((s) => s.stop()));
+}
+
+/**
+ * CPU time the process `pid` has used so far, all threads, in ns (the first
+ * field of each `/proc/<pid>/task/<tid>/schedstat`); null where unreadable.
+ * On a shared machine a server's CPU per message is steadier than its rate:
+ * neighbours take turns from it, not work.
+ */
+export function cpuNs(pid: number): number | null {
+  try {
+    let sum = 0;
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+      } catch { /* the thread ended meanwhile */ }
+    }
+    return sum;
+  } catch {
+    return null;
+  }
 }
 
 /** A port that was free a moment ago (the kernel's pick, never a default one). */
@@ -204,7 +244,10 @@ function launch(
     case "relayr-bun-tls":
     case "relayr-bun":
     case "relayr-perms":
-    case "relayr-ws": {
+    case "relayr-ws":
+    case "relayr-base":
+    case "relayr-bun-base": {
+      root = rootOf(system, root);
       try {
         Deno.statSync(`${root}/main.ts`);
       } catch {
@@ -341,7 +384,7 @@ export async function start(
   if (system === "relayr-perms") await writeBenchUsers(`${how.scratch}/users.json`);
   const child = new Deno.Command(how.command, {
     args: how.args,
-    cwd: options.root,
+    cwd: protocolOf(system) === "relayr" ? rootOf(system, options.root) : options.root,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -199,9 +199,9 @@ Deno.test("batcher: frames carry consecutive sequence numbers and stamps", () =>
   const b = new Batcher(drivers.nats.publishFrame("topic", "t1", 16), 16, 1000);
   const frames = b.next(10, 5, 2, 99.25);
   const text = latin1(frames, 0, frames.length);
-  assert.deepEqual(text.split("PUB bench.t.t1 16\r\n").length - 1, 5);
+  assert.deepEqual(text.split("PUB bench.t1 16\r\n").length - 1, 5);
   for (let i = 0; i < 5; i++) {
-    const at = i * b.frameBytes + "PUB bench.t.t1 16\r\n".length;
+    const at = i * b.frameBytes + "PUB bench.t1 16\r\n".length;
     assert.deepEqual(seqAt(frames, at), 10 + i);
     if ((10 + i) % 2 === 0) assert.deepEqual(stampAt(frames, at), 99.25);
   }

@@ -105,6 +105,8 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   #startedAt: number;
   /** Messages with an id from here on were accepted in the current tick. */
   #tickFirstId = 0;
+  /** Whether a message published since `takePinned()` still points into its caller's buffer. */
+  #pinned = false;
   /** A topic published to since `takeBlocked()` whose publishers are to pause (`block` policy). */
   #blockedBy: Topic | undefined = undefined;
   #blockMs: number;
@@ -234,6 +236,9 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
       if (topic.blocked) this.#blockedBy = topic;
     }
     if (routed > 0) this.#routes.dispatch();
+    // What a topic holds for later is retained (copied) first, but a store
+    // or a delivery in flight (explicit acks) may hold it as it is.
+    if (msg.buf === buf && topic !== undefined && keepsAsIs(topic)) this.#pinned = true;
     if (stored === undefined && copied === undefined) return msg.id;
     return Promise.all([stored, copied]).then(() => msg.id, (e) => {
       throw storeFailed(e);
@@ -284,6 +289,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     else this.#scheduler.queued(q, dueAt);
     // Still waiting for a consumer (or its time): it may wait long, so it must not pin the read chunk.
     if (msg.state === MessageState.READY || msg.state === MessageState.DELAYED) msg.retain();
+    else if (msg.buf === buf) this.#pinned = true; // in flight: it points into buf until settled
     const r = durable === undefined ? msg.id : durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
     });
@@ -391,6 +397,20 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     } finally {
       this.#fromPeer = false;
     }
+  }
+
+  /**
+   * Whether a message published since the last call (`publishFrom`) still
+   * points into the buffer it was published from (a queue delivery in
+   * flight, a topic delivery to an explicit-ack subscriber, a store's copy);
+   * clears it. Publishes are synchronous, so a connection that calls this
+   * before and after its batch learns whether it may read into the batch's
+   * chunk again.
+   */
+  takePinned(): boolean {
+    const p = this.#pinned;
+    this.#pinned = false;
+    return p;
   }
 
   /**
@@ -859,4 +879,12 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 function visibleAt(o: PubOptions, now: number): number {
   const at = o.delayMs !== 0 ? now + o.delayMs : o.deliverAt;
   return at > now ? at : 0;
+}
+
+/** Whether a message `topic` just published may still point into its read chunk. */
+function keepsAsIs(topic: Topic): boolean {
+  if (topic.store !== undefined) return true;
+  const bs = topic.bindings;
+  for (let i = 0; i < bs.length; i++) if (bs[i].sub.explicit) return true;
+  return false;
 }

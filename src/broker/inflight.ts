@@ -11,6 +11,7 @@
  */
 import { assert } from "../assert.ts";
 import type { Message } from "../storage/mod.ts";
+import { IdMap } from "./id_map.ts";
 import type { Subscription } from "./subscription.ts";
 import type { Binding } from "./topic.ts";
 
@@ -72,7 +73,7 @@ export class DeliveryList {
 
 /** A connection's deliveries by message id. */
 export class InFlight {
-  #byId = new Map<number, Delivery>();
+  #byId = new IdMap<Delivery>();
 
   /** Deliveries in flight on the connection. */
   get size(): number {

@@ -111,6 +111,9 @@ export class Parser {
   #payload: Uint8Array = new Uint8Array(0);
   #payloadLen = 0;
   #dests = new LastString(str);
+  /** `#dests`' last string and its bytes, for `#repeatPub` (copied when the destination changes). */
+  #destText = "";
+  #destBytes = new Uint8Array(0);
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
@@ -152,6 +155,13 @@ export class Parser {
     while (i < n) {
       switch (this.#state) {
         case State.LINE: {
+          if (this.#lineLen === 0) {
+            const next = this.#repeatPub(chunk, i, n, out);
+            if (next >= 0) {
+              i = next;
+              break;
+            }
+          }
           const lf = chunk.indexOf(LF, i);
           if (this.#lineLen === 0 && lf >= 0) {
             if (lf - i > CONTROL_LINE_BYTES_MAX + 1) return this.#tooLong(out);
@@ -276,6 +286,52 @@ export class Parser {
     return ntok;
   }
 
+  /**
+   * The fast path of a publisher's stream: `PUB <the last destination>
+   * <size>\r\n<payload>\r\n`, written exactly so (one space, no options,
+   * upper case) and whole in `buf` from `i`, is emitted without the line scan
+   * and the tokenizer, with the destination's bytes compared once. Returns
+   * where parsing goes on, or -1 for anything else, which the general path
+   * then parses from `i` as if this had not looked (it changed nothing): the
+   * same frames either way. The line is within `CONTROL_LINE_BYTES_MAX`: the
+   * destination was valid, so at most `DESTINATION_BYTES_MAX`, and the size
+   * has at most `SIZE_DIGITS_MAX` digits.
+   */
+  #repeatPub(buf: Uint8Array, i: number, n: number, out: Frame[]): number {
+    if (
+      buf[i] !== 0x50 || buf[i + 1] !== 0x55 || buf[i + 2] !== 0x42 || buf[i + 3] !== SP ||
+      this.#lastDestError !== undefined
+    ) {
+      return -1;
+    }
+    const last = this.#destBytes;
+    const d = i + 4 + last.length;
+    if (last.length === 0 || d >= n || buf[d] !== SP) return -1;
+    for (let j = 0; j < last.length; j++) if (last[j] !== buf[i + 4 + j]) return -1;
+    let k = d + 1;
+    let size = 0;
+    for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
+      const c = buf[k] - 0x30;
+      if (c < 0 || c > 9) break;
+      size = size * 10 + c;
+    }
+    if (k === d + 1 || k >= n || size > this.#payloadMax) return -1;
+    let p: number;
+    if (buf[k] === LF) p = k + 1;
+    else if (buf[k] === CR && buf[k + 1] === LF) p = k + 2;
+    else return -1;
+    const e = p + size;
+    let next: number;
+    if (buf[e] === LF && e < n) next = e + 1;
+    else if (buf[e] === CR && buf[e + 1] === LF && e + 1 < n) next = e + 2;
+    else return -1;
+    this.#pubError = undefined;
+    this.#pubOptions = undefined;
+    this.#pubDest = this.#destText;
+    out.push(new PubFrame(this.#pubDest, buf, p, size, undefined));
+    return next;
+  }
+
   /** Parses a PUB line whose payload starts at `p` in `buf`; returns where parsing goes on. */
   #pub(buf: Uint8Array, p: number, avail: number, out: Frame[]): number {
     const tok = this.#tok;
@@ -334,7 +390,11 @@ export class Parser {
   /** Returns the destination string, reusing the last one (and its validation) when the bytes repeat. */
   #destination(buf: Uint8Array, s: number, e: number): string {
     const dest = this.#dests.get(buf, s, e);
-    if (this.#dests.fresh) this.#lastDestError = destinationError(dest, false);
+    if (this.#dests.fresh) {
+      this.#lastDestError = destinationError(dest, false);
+      this.#destText = dest;
+      this.#destBytes = buf.slice(s, e);
+    }
     return dest;
   }
 

@@ -9,6 +9,16 @@
 export interface Conn {
   /** Inbound bytes; each chunk is owned by the reader (never reused by the runtime). */
   readonly readable: ReadableStream<Uint8Array>;
+  /**
+   * The next inbound chunk, owned by the caller as `readable`'s are; null at
+   * the end; rejects on a read error. Optional: a faster path than
+   * `readable` (no web-stream hop per chunk) where the runtime has one. A
+   * reader uses one of the two, never both; `close()` ends a pending read.
+   * `free`: the chunk this returned last, when nothing points into it any
+   * more, so the runtime may read into its memory again instead of
+   * allocating (it may also ignore it).
+   */
+  read?(free?: Uint8Array): Promise<Uint8Array | null>;
   /** Writes all of `bytes`; the caller must not touch `bytes` until it resolves. */
   write(bytes: Uint8Array): Promise<void>;
   /** Closes both directions; safe to call twice. */

@@ -166,35 +166,57 @@ export class Connection implements Client {
     // The parser is called straight from the read loop: piping the socket
     // through a TransformStream around the same parser cost
     // a stream hop, and its promises, per chunk.
+    // A runtime's own `read()`, where it has one, skips the web stream's hop
+    // (and its promises) per chunk as well.
     const parser = this.#parser;
-    const reader = this.#reader = this.#conn.readable.getReader();
+    const conn = this.#conn;
+    const reader = conn.read === undefined ? this.#reader = conn.readable.getReader() : undefined;
     const frames: Frame[] = [];
     if (this.#nonce !== undefined) this.#greet();
+    /** The last chunk, once nothing points into it: the runtime may read into it again. */
+    let free: Uint8Array | undefined;
     for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: Uint8Array | null | undefined;
       try {
-        chunk = await reader.read();
+        chunk = reader === undefined ? await conn.read!(free) : (await reader.read()).value;
       } catch (err) {
         return this.close(CloseReason.READ_ERROR, String(err));
       }
-      if (chunk.done || this.#closed) break;
+      if (chunk == null || this.#closed) break;
+      free = undefined;
       if (parser.dead) continue; // a fatal framing error closes the connection: drain, ignore
       try {
         frames.length = 0;
-        parser.push(chunk.value, frames);
-        if (frames.length === 0) continue;
+        parser.push(chunk, frames); // keeps copies of a frame split across chunks, no views
+        if (frames.length === 0) {
+          free = chunk;
+          continue;
+        }
         const now = this.lastActivity = this.#broker.tick();
         this.pingsOut = 0;
         this.#bucket.refill(now);
         // One check per batch: until the CONNECT succeeds, frames go through
         // the gate; those behind a successful one are handled as any others.
-        const from = this.#nonce === undefined ? 0 : await this.#beforeAuth(frames);
+        this.#broker.takePinned();
+        let awaited = false;
+        let from = 0;
+        if (this.#nonce !== undefined) {
+          from = await this.#beforeAuth(frames);
+          awaited = true;
+        }
         for (let i = from; i < frames.length && !this.#closed; i++) {
           // Over its publish rate: reading stops (TCP back-pressure reaches
           // the client) until the bucket has a token again; nothing is dropped.
-          if (this.#bucket.tokens < 1 && frames[i].op === "PUB") await this.#throttle();
+          if (this.#bucket.tokens < 1 && frames[i].op === "PUB") {
+            await this.#throttle();
+            awaited = true;
+          }
           if (!this.#closed) this.#handle(frames[i]);
         }
+        // Nothing published from the chunk points into it (a queue delivery
+        // in flight would): read into it again. After an await, other
+        // connections' publishes have muddled the broker's answer.
+        if (!this.#broker.takePinned() && !awaited) free = chunk;
       } catch (err) {
         // A bug, not bad input: bad input never throws. Close this connection
         // loudly (its messages go back to their queues) and keep serving the rest.

@@ -13,17 +13,9 @@ import {
   type QueueDeclareOptions,
 } from "../../src/protocol/mod.ts";
 import { rng } from "../helpers.ts";
+import { plain } from "./plain.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-
-/** Frames as plain data (payloads as strings) so they compare with deepEqual. */
-function plain(frames: Frame[]): unknown[] {
-  return frames.map((f) =>
-    f.op === "PUB"
-      ? { op: f.op, dest: f.dest, payload: new TextDecoder().decode(f.payload), options: f.options }
-      : { ...f }
-  );
-}
 
 function parseChunks(chunks: Uint8Array[], payloadBytesMax?: number): unknown[] {
   const p = new Parser({ payloadBytesMax });

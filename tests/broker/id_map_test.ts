@@ -1,0 +1,60 @@
+/**
+ * `IdMap` (src/broker/id_map.ts), the in-flight index by message id, against
+ * a `Map` under random operations: ids as the broker makes them (`ms * 1024 +
+ * seq`, bunched and colliding in their low bits), growth, backward-shift
+ * deletion and shrinking.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { IdMap } from "../../src/broker/mod.ts";
+
+/** Ids like the broker's: a few milliseconds apart, sequences within each, some 2^32 apart. */
+const ids = fc.tuple(
+  fc.integer({ min: 0, max: 40 }),
+  fc.integer({ min: 0, max: 1023 }),
+  fc.boolean(),
+)
+  .map(([ms, seq, far]) => (1_765_000_000_000 + ms + (far ? 4_194_304 : 0)) * 1024 + seq);
+
+const op = fc.oneof(
+  fc.record({ kind: fc.constant("set" as const), id: ids, v: fc.integer() }),
+  fc.record({ kind: fc.constant("delete" as const), id: ids }),
+  fc.record({ kind: fc.constant("get" as const), id: ids }),
+);
+
+Deno.test("IdMap: any sequence of set, get and delete agrees with Map", () => {
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 500, maxLength: 3000 }), (ops) => {
+      const m = new IdMap<number>();
+      const ref = new Map<number, number>();
+      for (const o of ops) {
+        if (o.kind === "set") {
+          m.set(o.id, o.v);
+          ref.set(o.id, o.v);
+        } else if (o.kind === "delete") assert.equal(m.delete(o.id), ref.delete(o.id));
+        else assert.equal(m.get(o.id), ref.get(o.id));
+        assert.equal(m.size, ref.size);
+      }
+      for (const [id, v] of ref) assert.equal(m.get(id), v);
+    }),
+    { seed: 15, numRuns: 200 },
+  );
+});
+
+Deno.test("IdMap: fills to 100,000 ids, empties in another order, and is found again each step", () => {
+  const m = new IdMap<number>();
+  const base = 1_765_000_000_000 * 1024;
+  const n = 100_000;
+  for (let i = 0; i < n; i++) m.set(base + i * 7, i);
+  assert.equal(m.size, n);
+  for (let i = 0; i < n; i += 1000) assert.equal(m.get(base + i * 7), i);
+  assert.equal(m.get(base + 1), undefined);
+  // Odd ones first, then even: holes everywhere while the table shrinks.
+  for (let i = 1; i < n; i += 2) assert.ok(m.delete(base + i * 7));
+  for (let i = 0; i < n; i += 2) assert.equal(m.get(base + i * 7), i);
+  for (let i = 0; i < n; i += 2) assert.ok(m.delete(base + i * 7));
+  assert.equal(m.size, 0);
+  assert.equal(m.delete(base), false);
+  m.set(base, 1);
+  assert.equal(m.get(base), 1);
+});

@@ -1,0 +1,165 @@
+/**
+ * `Conn.read(free)` on Deno (src/runtime/deno.ts) over real sockets: every
+ * byte arrives in order however the writer splits it, a freed chunk is read
+ * into again, a bulk sender's reads grow to 64 KiB and an idle connection's
+ * buffer shrinks back, chunks not handed back are never rewritten, and
+ * `close()` ends a pending read.
+ */
+import assert from "node:assert/strict";
+import type { Conn } from "../src/runtime/mod.ts";
+import { denoRuntime } from "../src/runtime/deno.ts";
+
+/** A listener's accepted Conn and the client socket dialled to it. */
+async function pair(): Promise<{ server: Conn; client: Deno.TcpConn; close(): void }> {
+  const listener = denoRuntime.listen({ hostname: "127.0.0.1", port: 0 });
+  const [server, client] = await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port: listener.port }),
+  ]);
+  listener.close();
+  assert.ok(server?.read, "a Deno Conn has read()");
+  return {
+    server: server!,
+    client,
+    close() {
+      server!.close();
+      try {
+        client.close();
+      } catch { /* closed by the test */ }
+    },
+  };
+}
+
+async function writeAll(c: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await c.write(bytes.subarray(off));
+}
+
+/** Reads until `n` bytes arrived (freeing each chunk once copied); returns them and the chunks' buffer sizes. */
+async function readN(
+  conn: Conn,
+  n: number,
+  free = true,
+): Promise<{ bytes: Uint8Array; sizes: number[]; last: Uint8Array }> {
+  const bytes = new Uint8Array(n);
+  const sizes: number[] = [];
+  let got = 0;
+  let chunk: Uint8Array | undefined;
+  for (let reads = 0; got < n && reads < 100_000; reads++) {
+    const next = await conn.read!(free ? chunk : undefined);
+    assert.ok(next !== null, `the stream ended after ${got} of ${n} bytes`);
+    bytes.set(next, got);
+    got += next.length;
+    sizes.push(next.buffer.byteLength);
+    chunk = next;
+  }
+  assert.equal(got, n);
+  return { bytes, sizes, last: chunk! };
+}
+
+function pattern(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that grow to 64 KiB", async () => {
+  const p = await pair();
+  try {
+    const sent = pattern(3 * 1024 * 1024, 7);
+    const [, got] = await Promise.all([writeAll(p.client, sent), readN(p.server, sent.length)]);
+    assert.deepEqual(got.bytes, sent);
+    assert.equal(got.sizes[0], 1024, "the first read is small (an idle connection's cost)");
+    assert.equal(Math.max(...got.sizes), 64 * 1024, "a bulk sender reads 64 KiB at a time");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: a freed chunk is read into again; one kept is never rewritten", async () => {
+  const p = await pair();
+  try {
+    const a = pattern(100, 1);
+    await writeAll(p.client, a);
+    const first = (await readN(p.server, 100)).last;
+    assert.deepEqual(first, a);
+    // Kept (not handed back): the next read goes to a new buffer.
+    const b = pattern(100, 2);
+    await writeAll(p.client, b);
+    const second = (await readN(p.server, 100, false)).last;
+    assert.notEqual(second.buffer, first.buffer);
+    assert.deepEqual(first, a, "a chunk the reader kept still holds its bytes");
+    // Handed back: read into again.
+    const c = pattern(100, 3);
+    await writeAll(p.client, c);
+    const third = await p.server.read!(second);
+    assert.ok(third !== null);
+    assert.equal(third.buffer, second.buffer, "the freed buffer is reused");
+    assert.deepEqual(third, c);
+    assert.deepEqual(first, a);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: after bulk reads, small reads shrink the buffer back to 1 KiB", async () => {
+  const p = await pair();
+  try {
+    const bulk = pattern(1024 * 1024, 5);
+    const [, got] = await Promise.all([writeAll(p.client, bulk), readN(p.server, bulk.length)]);
+    assert.deepEqual(got.bytes, bulk);
+    // One small read from the big buffer; the next is sized from it.
+    let free = got.last;
+    for (let i = 0; i < 3; i++) {
+      const small = pattern(10, i);
+      await writeAll(p.client, small);
+      const chunk = await p.server.read!(free);
+      assert.ok(chunk !== null);
+      assert.deepEqual(chunk, small);
+      free = chunk;
+    }
+    assert.equal(free.buffer.byteLength, 1024, "an idle connection holds 1 KiB, not 64");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: the peer's FIN and close() both end reads with null", async () => {
+  const p = await pair();
+  try {
+    const pending = p.server.read!();
+    p.client.close();
+    assert.equal(await pending, null);
+  } finally {
+    p.close();
+  }
+  const q = await pair();
+  try {
+    const pending = q.server.read!();
+    q.server.close();
+    assert.equal(await pending, null);
+  } finally {
+    q.close();
+  }
+});
+
+Deno.test("read: readable still serves a reader that wants a stream", async () => {
+  const p = await pair();
+  try {
+    const sent = pattern(200_000, 9);
+    const reader = p.server.readable.getReader();
+    const write = writeAll(p.client, sent).then(() => p.client.close());
+    const got = new Uint8Array(sent.length);
+    let n = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const r = await reader.read();
+      if (r.done) break;
+      got.set(r.value, n);
+      n += r.value.length;
+    }
+    await write;
+    assert.equal(n, sent.length);
+    assert.deepEqual(got, sent);
+  } finally {
+    p.close();
+  }
+});
