@@ -447,6 +447,13 @@ export class Connection implements Client {
   }
 
   #pub(f: PubFrame): void {
+    // The parser checks the limit in force when it read the header; a PUB
+    // read in the same chunk as the CONNECT was read under the server's, not
+    // its user's: checked again here (one compare).
+    if (f.len > this.#limits.maxPayload) {
+      const why = `payload of ${f.len} bytes is over ${this.#limits.maxPayload}`;
+      return this.close(CloseReason.PAYLOAD_TOO_LARGE, why, "PAYLOAD_TOO_LARGE");
+    }
     this.msgsIn++;
     this.bytesIn += f.len;
     this.#bucket.tokens--;

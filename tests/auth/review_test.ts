@@ -1,0 +1,40 @@
+/**
+ * Attacks found by the review of authentication, permissions and limits,
+ * each over real sockets: a test per attack, failing without its fix.
+ */
+import assert from "node:assert/strict";
+import { CHEAP, SECRETS, startAuthBroker, writeUsers } from "./fixtures.ts";
+import { hashPassword } from "../../src/auth/mod.ts";
+import { RawClient } from "../helpers.ts";
+
+/** Connects and reads the INFO greeting. */
+async function greeted(port: number): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  assert.match(await c.line(), /^INFO \{.*"nonce"/);
+  return c;
+}
+
+Deno.test("review: a user's max_payload holds for a PUB pipelined behind its CONNECT in one write", async () => {
+  // Before: the parser read the PUB's header with the server's limit before
+  // the CONNECT's verdict set the user's, so CONNECT + PUB in one write
+  // published a payload over the user's max_payload.
+  const path = await writeUsers([
+    { user: "small", password: await hashPassword("pw-small", CHEAP), limits: { max_payload: 8 } },
+  ]);
+  const b = await startAuthBroker(path);
+  const c = await greeted(b.port);
+  try {
+    const big = "x".repeat(64);
+    await c.send(
+      `CONNECT {"user":"small","pass":"pw-small"}\r\nPUB queue:q ${big.length}\r\n${big}\r\n`,
+    );
+    assert.equal(await c.line(5000), "OK");
+    assert.match(await c.line(), /^ERR PAYLOAD_TOO_LARGE /);
+    assert.ok(await c.closedByServer(5000));
+    assert.equal(b.broker.queueStats({ offset: 0, limit: 10 }).total, 0, "nothing was published");
+  } finally {
+    await c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
