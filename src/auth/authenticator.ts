@@ -77,6 +77,12 @@ export class Authenticator {
   /** Failure answers waiting out their delay; `close()` ends them at once. */
   #waits = new Set<{ timer: Timer; done: () => void }>();
   #closed = false;
+  /**
+   * The verdict of the latest reload, for a login judged across it: a
+   * password or signature check awaits, and a reload in between must apply to
+   * its principal too (the server reviews only connections already in).
+   */
+  #review: Review = (p) => p;
 
   constructor(config: AuthConfig, clock: Clock) {
     this.#clock = clock;
@@ -92,10 +98,15 @@ export class Authenticator {
   async authenticate(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
     const host = hostOf(ctx.remoteAddr);
     if (this.attempts.blocked(host, this.#clock.now())) return undefined;
+    const review = this.#review;
     const p = await this.#judge(c, ctx);
     if (p !== undefined) {
-      this.successes++;
-      return p;
+      // Reloaded meanwhile: judged against the old users, so reviewed as an
+      // open connection is (a removed user or changed credential: refused,
+      // at once and uncounted: the credential was right when it was checked).
+      const now = this.#review === review ? p : this.#review(p);
+      if (now !== null) this.successes++;
+      return now ?? undefined;
     }
     await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
@@ -169,6 +180,7 @@ export class Authenticator {
    */
   async httpPrincipal(header: string | null): Promise<Principal | undefined> {
     if (this.attempts.blocked("http", this.#clock.now())) return undefined;
+    const review = this.#review;
     let p: Principal | undefined;
     if (header?.startsWith("Bearer ")) {
       if (this.#tokenMatches(header.slice(7).trim())) p = TOKEN_PRINCIPAL;
@@ -180,7 +192,7 @@ export class Authenticator {
       const colon = pair.indexOf(":");
       if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
     }
-    if (p !== undefined) return p;
+    if (p !== undefined) return (this.#review === review ? p : this.#review(p)) ?? undefined;
     await this.#wait(this.attempts.fail("http", this.#clock.now()));
     return undefined;
   }
@@ -196,7 +208,7 @@ export class Authenticator {
     this.#token = digest(config.token);
     this.#users = config.users ?? EMPTY;
     const users = this.#users;
-    return (p) => {
+    return this.#review = (p) => {
       if (p.method === "token") return tokenChanged ? null : p;
       const u = users.byName.get(p.user);
       if (u === undefined || credentialOf(u.entry, p.method) !== credentialOf(p.entry!, p.method)) {

@@ -271,3 +271,25 @@ Deno.test("settings: the users inline under `users` in --config, a token, and a 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("reload: a login judged across a reload is judged by the new users (removed: refused; changed: new entry)", async () => {
+  // Before: the password check awaited scrypt with the old users, and the
+  // server's reload reviewed only connections already in, so a user removed
+  // while its CONNECT was being checked got in, with the old permissions.
+  const clock = new FakeClock();
+  const alice = { user: "alice", password: GOOD_HASH };
+  const auth = new Authenticator({ token: undefined, users: parseUsers([alice], "f") }, clock);
+  const ctx = { nonce: "n", remoteAddr: "10.0.0.7:1" };
+  const removed = auth.authenticate({ user: "alice", pass: "pw-secret-1" }, ctx);
+  auth.reload({ token: undefined, users: parseUsers([], "f") });
+  assert.equal(await removed, undefined, "removed while its password was checked");
+  auth.reload({ token: undefined, users: parseUsers([alice], "f") });
+  const changed = auth.authenticate({ user: "alice", pass: "pw-secret-1" }, ctx);
+  const roles = ["monitor"];
+  auth.reload({ token: undefined, users: parseUsers([{ ...alice, roles }], "f") });
+  assert.deepEqual((await changed)?.roles, roles, "its entry changed meanwhile: the new one");
+  const http = auth.httpPrincipal(`Basic ${btoa("alice:pw-secret-1")}`);
+  auth.reload({ token: undefined, users: parseUsers([], "f") });
+  assert.equal(await http, undefined, "over HTTP too");
+  assert.equal(auth.stats().failures, 0, "not counted as guesses");
+});
