@@ -3,7 +3,7 @@
  * each over real sockets: a test per attack, failing without its fix.
  */
 import assert from "node:assert/strict";
-import { CHEAP, SECRETS, startAuthBroker, writeUsers } from "./fixtures.ts";
+import { CHEAP, startAuthBroker, writeUsers } from "./fixtures.ts";
 import { hashPassword } from "../../src/auth/mod.ts";
 import { RawClient } from "../helpers.ts";
 
