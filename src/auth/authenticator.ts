@@ -13,7 +13,7 @@
  */
 import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
 import { type Clock, sha256, type Timer, timingSafeEqual } from "../runtime/mod.ts";
-import { FailedAttempts, hostOf } from "./attempts.ts";
+import { addressKey, FailedAttempts, hostOf } from "./attempts.ts";
 import { verifyNonce } from "./keys.ts";
 import { parsePasswordHash, type PasswordHash, verifyPassword } from "./password.ts";
 import { type AuthMethod, type Principal, TOKEN_PRINCIPAL } from "./principal.ts";
@@ -175,11 +175,15 @@ export class Authenticator {
   /**
    * The principal of an HTTP `Authorization` header: `Bearer <auth-token>`,
    * or `Basic` with a password user's `user:password`. A failure waits out
-   * the failure delay of the address `"http"` (the handler has no peer
-   * address), so guessing over HTTP is slowed as over TCP.
+   * the failure delay of the client's address `peer`, so guessing over HTTP
+   * is slowed as over TCP, and one guesser does not lock every monitor out
+   * (all of HTTP counted as one address did). A request without the header
+   * guessed nothing: it is refused at once and not counted.
    */
-  async httpPrincipal(header: string | null): Promise<Principal | undefined> {
-    if (this.attempts.blocked("http", this.#clock.now())) return undefined;
+  async httpPrincipal(header: string | null, peer: string): Promise<Principal | undefined> {
+    if (header === null) return undefined;
+    const host = addressKey(peer); // one count per address across the client and HTTP ports
+    if (this.attempts.blocked(host, this.#clock.now())) return undefined;
     const review = this.#review;
     let p: Principal | undefined;
     if (header?.startsWith("Bearer ")) {
@@ -193,7 +197,7 @@ export class Authenticator {
       if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
     }
     if (p !== undefined) return (this.#review === review ? p : this.#review(p)) ?? undefined;
-    await this.#wait(this.attempts.fail("http", this.#clock.now()));
+    await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
   }
 

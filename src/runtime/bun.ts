@@ -495,7 +495,7 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
         if (srv.upgrade(req, { data })) return UPGRADED;
         return new Response("WebSocket upgrade failed\n", { status: 400 });
       };
-      const r = handler(request, upgrade);
+      const r = handler(request, upgrade, srv.requestIP(request)?.address ?? "");
       return r instanceof Promise ? r.then(answer) : answer(r);
     },
     error: (err) => new Response(`internal error: ${err.message}\n`, { status: 500 }),

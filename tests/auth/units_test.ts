@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  addressKey,
   authConfigFrom,
   Authenticator,
   delayFor,
@@ -163,7 +164,7 @@ Deno.test("failed logins: the delay doubles per failure of an address, capped, a
   assert.equal(a.evicted, 998);
   assert.equal(a.failuresOf("10.0.0.1", now), 0, "the oldest was forgotten first");
   assert.equal(a.failures, 1010);
-  assert.equal(hostOf("[::1]:5555"), "[::1]");
+  assert.equal(hostOf("[::1]:5555"), "0:0:0:0::/64");
   assert.equal(hostOf("127.0.0.1:80"), "127.0.0.1");
 });
 
@@ -288,8 +289,44 @@ Deno.test("reload: a login judged across a reload is judged by the new users (re
   const roles = ["monitor"];
   auth.reload({ token: undefined, users: parseUsers([{ ...alice, roles }], "f") });
   assert.deepEqual((await changed)?.roles, roles, "its entry changed meanwhile: the new one");
-  const http = auth.httpPrincipal(`Basic ${btoa("alice:pw-secret-1")}`);
+  const http = auth.httpPrincipal(`Basic ${btoa("alice:pw-secret-1")}`, "10.0.0.7");
   auth.reload({ token: undefined, users: parseUsers([], "f") });
   assert.equal(await http, undefined, "over HTTP too");
   assert.equal(auth.stats().failures, 0, "not counted as guesses");
+});
+
+Deno.test("failed logins: IPv6 counts per /64, IPv4-mapped as IPv4: rotating through a /64 buys no fresh start", () => {
+  // Before: each IPv6 address counted alone, so a host with a /64 started
+  // every guess at the smallest delay and, with 10,000 addresses, flushed
+  // the bounded map (and everyone's counts) at will.
+  assert.equal(addressKey("2001:db8:0:7:a:b:c:d"), addressKey("2001:DB8::7:ffff:1:2:3"));
+  assert.equal(hostOf("2001:db8:0:7::1:5555"), "2001:db8:0:7::/64");
+  assert.notEqual(addressKey("2001:db8:0:7::1"), addressKey("2001:db8:0:8::1"));
+  assert.equal(addressKey("::ffff:10.0.0.1"), "10.0.0.1");
+  assert.equal(addressKey("[fe80::1%eth0]"), "fe80:0:0:0::/64");
+  assert.equal(addressKey("10.0.0.1"), "10.0.0.1");
+  const a = new FailedAttempts(3);
+  const delays = Array.from({ length: 5 }, (_, i) => a.fail(hostOf(`2001:db8::${i + 1}:4000`), 0));
+  assert.equal(delays.at(-1), 3100, "one count: 100 + 200 + 400 + 800 + 1600");
+  assert.equal(a.size, 1);
+});
+
+Deno.test("failed logins over HTTP count per client address: one guesser does not lock out every monitor", async () => {
+  // Before: every HTTP failure counted under one address ("http"), and a
+  // request without credentials was a failure too, so anyone could fill its
+  // backlog and every monitor, with the right token, got 401 unchecked.
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: "t0k", users: undefined }, clock);
+  const guesses = Array.from({ length: 30 }, () => auth.httpPrincipal("Bearer wrong", "10.9.9.9"));
+  assert.equal(
+    await auth.httpPrincipal("Bearer t0k", "10.9.9.9"),
+    undefined,
+    "the guesser is blocked",
+  );
+  assert.equal((await auth.httpPrincipal("Bearer t0k", "10.0.0.1"))?.user, TOKEN_USER);
+  const before = auth.stats().failures;
+  assert.equal(await auth.httpPrincipal(null, "10.0.0.2"), undefined);
+  assert.equal(auth.stats().failures, before, "no header: refused at once, not a guess");
+  auth.close();
+  assert.deepEqual(new Set(await Promise.all(guesses)), new Set([undefined]));
 });
