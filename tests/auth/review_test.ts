@@ -38,3 +38,35 @@ Deno.test("review: a user's max_payload holds for a PUB pipelined behind its CON
     await Deno.remove(path);
   }
 });
+
+/** Logs in as `user` with `pass`, the CONNECT answered. */
+async function login(port: number, user: string, pass: string): Promise<RawClient> {
+  const c = await greeted(port);
+  await c.send(`CONNECT ${JSON.stringify({ user, pass })}\r\n`);
+  assert.equal(await c.line(5000), "OK");
+  return c;
+}
+
+Deno.test("review: a user kept from consuming queue:x may not consume its dead letters, queue:x.dlq", async () => {
+  // Before: queue:x.dlq matched no deny of queue:x, so a user denied x read
+  // every message of x that failed (max_deliveries, NACKs) from x.dlq.
+  const path = await writeUsers([{
+    user: "eve",
+    password: await hashPassword("pw-eve", CHEAP),
+    permissions: { consume: { allow: ["queue:>"], deny: ["queue:payroll"] } },
+  }]);
+  const b = await startAuthBroker(path);
+  const c = await login(b.port, "eve", "pw-eve");
+  try {
+    for (const q of ["queue:payroll.dlq", "queue:payroll.dlq.dlq"]) {
+      await c.send(`SUB ${q}\r\n`);
+      assert.equal(await c.line(), `ERR PERMISSION_DENIED ${q}`);
+    }
+    await c.send("SUB queue:orders.dlq\r\n");
+    assert.match(await c.line(), /^OK sub_id:/, "the dead letters of a queue it may consume");
+  } finally {
+    await c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
