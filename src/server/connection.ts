@@ -462,6 +462,13 @@ export class Connection implements Client {
       if (perms.may(Action.PUBLISH, f.dest)) this.#pubAllowed = f.dest;
       else if (this.#grants?.take(f.dest, this.#broker.now) !== true) return this.#denied(f.dest);
     }
+    // A reply_to is where a service with allow_responses will publish, past
+    // its own publish rules: only a destination the requester may read, or
+    // any requester could make a service write into any queue or topic.
+    const replyTo = f.options?.replyTo;
+    if (replyTo !== undefined && perms !== undefined && !perms.maySubscribe(replyTo)) {
+      return this.#denied(replyTo);
+    }
     let r: number | Promise<number>;
     try {
       r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);

@@ -70,3 +70,47 @@ Deno.test("review: a user kept from consuming queue:x may not consume its dead l
     await Deno.remove(path);
   }
 });
+
+Deno.test("review: a reply_to must be readable by its requester: no steering an allow_responses service into any destination", async () => {
+  // Before: any requester could set reply_to:queue:jobs on a request, and the
+  // service (allowed to answer whatever it received) wrote its reply into
+  // queue:jobs, where neither of them may publish.
+  const path = await writeUsers([
+    {
+      user: "carol",
+      password: await hashPassword("pw-carol", CHEAP),
+      permissions: {
+        publish: { deny: ["topic:>", "queue:>"] },
+        subscribe: { allow: ["topic:requests.*"] },
+        allow_responses: true,
+      },
+    },
+    {
+      user: "mallory",
+      password: await hashPassword("pw-mallory", CHEAP),
+      permissions: {
+        publish: { allow: ["topic:requests.*"] },
+        subscribe: { allow: ["topic:_inbox.mallory.>"] },
+        consume: { allow: [] },
+      },
+    },
+  ]);
+  const b = await startAuthBroker(path);
+  const carol = await login(b.port, "carol", "pw-carol");
+  const mallory = await login(b.port, "mallory", "pw-mallory");
+  try {
+    await carol.send("SUB topic:requests.* sub_id:req\r\n");
+    assert.equal(await carol.line(), "OK");
+    await mallory.pub("topic:requests.add", "1+1", "reply_to:queue:jobs");
+    assert.equal(await mallory.line(), "ERR PERMISSION_DENIED queue:jobs");
+    await mallory.pub("topic:requests.add", "2+2", "reply_to:topic:_inbox.mallory.1");
+    assert.match(await mallory.line(), /^OK msg_id:/, "its own inbox is fine");
+    const [req] = await carol.msgs(1);
+    assert.equal(req.fields!.reply_to, "topic:_inbox.mallory.1", "only the allowed request came");
+  } finally {
+    await carol.close();
+    await mallory.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
