@@ -15,7 +15,7 @@ import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
 import { type Clock, sha256, type Timer, timingSafeEqual } from "../runtime/mod.ts";
 import { addressKey, FailedAttempts, hostOf } from "./attempts.ts";
 import { verifyNonce } from "./keys.ts";
-import { parsePasswordHash, type PasswordHash, verifyPassword } from "./password.ts";
+import { type PasswordHash, SCRYPT_DEFAULT, verifyPassword } from "./password.ts";
 import { type AuthMethod, type Principal, TOKEN_PRINCIPAL } from "./principal.ts";
 import type { User, UserTable } from "./users.ts";
 
@@ -60,10 +60,26 @@ export interface AuthStats {
 export type Review = (p: Principal) => Principal | null;
 
 const EMPTY: UserTable = { byName: new Map(), byKey: new Map(), byCert: new Map() };
-/** Verified against when the user is unknown, so an unknown name costs what a wrong password does. */
-const DUMMY = parsePasswordHash(
-  "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-) as PasswordHash;
+/** The salt and hash of the stand-in hash an unknown name is verified against (never matched). */
+const ZEROS = new Uint8Array(32);
+
+/**
+ * What an unknown user name is verified against, so that it costs what a
+ * wrong password does: a hash with the scrypt parameters of the users'
+ * own hashes (those of the first password user; all made by `relayr passwd`
+ * share them). With fixed parameters, users hashed at another cost answered
+ * at another speed than unknown names, and timing told which names exist.
+ */
+export function standInFor(users: UserTable): PasswordHash {
+  let params = SCRYPT_DEFAULT;
+  for (const u of users.byName.values()) {
+    if (u.hash !== undefined) {
+      params = u.hash.params;
+      break;
+    }
+  }
+  return { params, salt: ZEROS.subarray(0, 16), hash: ZEROS };
+}
 const utf8 = new TextEncoder();
 
 /** Authentication, on when a token or a users file is configured. */
@@ -74,6 +90,7 @@ export class Authenticator {
   #clock: Clock;
   #token: Uint8Array | undefined;
   #users: UserTable;
+  #standIn: PasswordHash;
   /** Failure answers waiting out their delay; `close()` ends them at once. */
   #waits = new Set<{ timer: Timer; done: () => void }>();
   #closed = false;
@@ -88,6 +105,7 @@ export class Authenticator {
     this.#clock = clock;
     this.#token = digest(config.token);
     this.#users = config.users ?? EMPTY;
+    this.#standIn = standInFor(this.#users);
   }
 
   /**
@@ -162,7 +180,7 @@ export class Authenticator {
   /** A password user, checked in constant work whether or not the name exists. */
   async #password(user: string, pass: string): Promise<Principal | undefined> {
     const u = this.#users.byName.get(user);
-    const ok = await verifyPassword(pass, u?.hash ?? DUMMY);
+    const ok = await verifyPassword(pass, u?.hash ?? this.#standIn);
     return ok && u?.hash !== undefined ? principalOf(u, "password") : undefined;
   }
 
@@ -211,6 +229,7 @@ export class Authenticator {
     const tokenChanged = !sameDigest(this.#token, digest(config.token));
     this.#token = digest(config.token);
     this.#users = config.users ?? EMPTY;
+    this.#standIn = standInFor(this.#users);
     const users = this.#users;
     return this.#review = (p) => {
       if (p.method === "token") return tokenChanged ? null : p;

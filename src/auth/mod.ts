@@ -22,6 +22,7 @@ export {
   type AuthStats,
   type Credentials,
   type Review,
+  standInFor,
 } from "./authenticator.ts";
 export { addressKey, delayFor, FailedAttempts, hostOf } from "./attempts.ts";
 export { generateKeyPair, keyFileText, newNonce, parsePublicKey, verifyNonce } from "./keys.ts";

@@ -12,10 +12,13 @@ import {
   Authenticator,
   delayFor,
   FailedAttempts,
+  generateKeyPair,
   hashPassword,
   hostOf,
   parsePasswordHash,
   parseUsers,
+  SCRYPT_DEFAULT,
+  standInFor,
   TOKEN_USER,
   verifyPassword,
 } from "../../src/auth/mod.ts";
@@ -329,4 +332,23 @@ Deno.test("failed logins over HTTP count per client address: one guesser does no
   assert.equal(auth.stats().failures, before, "no header: refused at once, not a guess");
   auth.close();
   assert.deepEqual(new Set(await Promise.all(guesses)), new Set([undefined]));
+});
+
+Deno.test("password: an unknown name is verified at the users' own scrypt cost (no enumeration by timing)", async () => {
+  // Before: unknown names were verified against a fixed ln=15 hash, so with
+  // users hashed at another cost (relayr passwd --cost) a wrong password of
+  // a real user took another time than an unknown name.
+  const cheap = parseUsers([{ user: "alice", password: GOOD_HASH }], "f");
+  assert.deepEqual(
+    standInFor(cheap).params,
+    (parsePasswordHash(GOOD_HASH) as { params: unknown }).params,
+  );
+  const costly = await hashPassword("x", { N: 2 ** 11, r: 8, p: 2 });
+  const mixed = parseUsers([{ user: "k", public_key: (await generateKeyPair()).public_key }, {
+    user: "b",
+    password: costly,
+  }], "f");
+  assert.deepEqual(standInFor(mixed).params, { N: 2 ** 11, r: 8, p: 2 }, "a key user has no cost");
+  assert.deepEqual(standInFor(parseUsers([], "f")).params, SCRYPT_DEFAULT);
+  assert.equal(await verifyPassword("", standInFor(cheap)), false);
 });
