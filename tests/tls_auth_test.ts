@@ -17,6 +17,18 @@ globalThis.addEventListener("unload", () => certs.remove());
 const TOKEN = "tls-auth-token-5c1d";
 const CLIENT = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
 
+/** An SDK client over mTLS with the test CA's client certificate (or `cert`). */
+function dialTls(port: number, o: { user?: string; cert?: string; token?: string }) {
+  return connect(`127.0.0.1:${port}`, {
+    runtime: denoRuntime,
+    reconnect: false,
+    connectTimeoutMs: 5000,
+    tls: { ...CLIENT, cert: o.cert ?? CLIENT.cert },
+    user: o.user,
+    token: o.token,
+  });
+}
+
 async function usersFile(): Promise<string> {
   const path = await Deno.makeTempFile({ prefix: "relayr-tls-users-", suffix: ".json" });
   await Deno.writeTextFile(
@@ -37,14 +49,7 @@ Deno.test("tls auth: the client certificate's subject names the user; another na
     "--auth-token",
     TOKEN,
   ]);
-  const dial = (user?: string) =>
-    connect(`127.0.0.1:${broker.port}`, {
-      runtime: denoRuntime,
-      reconnect: false,
-      connectTimeoutMs: 5000,
-      tls: CLIENT,
-      user,
-    });
+  const dial = (user?: string) => dialTls(broker.port, { user });
   try {
     for (const user of [undefined, "alice"]) {
       const c = await dial(user);
@@ -52,12 +57,7 @@ Deno.test("tls auth: the client certificate's subject names the user; another na
       await c.close();
     }
     await assert.rejects(dial("mallory"), "the certificate is alice's, not mallory's");
-    const token = await connect(`127.0.0.1:${broker.port}`, {
-      runtime: denoRuntime,
-      reconnect: false,
-      tls: CLIENT,
-      token: TOKEN,
-    });
+    const token = await dialTls(broker.port, { token: TOKEN });
     assert.match(await token.publish("topic:secret", "by token"), /^\d+$/);
     await token.close();
   } finally {
@@ -89,23 +89,9 @@ Deno.test("tls auth: a CA-signed certificate whose CN is 'alice,O=Acme' is not a
   const broker = await startTestBroker([...serverTlsArgs(certs, true), "--users", users]);
   try {
     for (const user of [undefined, "alice"]) {
-      await assert.rejects(
-        connect(`127.0.0.1:${broker.port}`, {
-          runtime: denoRuntime,
-          reconnect: false,
-          connectTimeoutMs: 5000,
-          tls: { ...CLIENT, cert: forged },
-          user,
-        }),
-        AuthFailedError,
-        `user ${user}`,
-      );
+      await assert.rejects(dialTls(broker.port, { user, cert: forged }), AuthFailedError, user);
     }
-    const alice = await connect(`127.0.0.1:${broker.port}`, {
-      runtime: denoRuntime,
-      reconnect: false,
-      tls: CLIENT,
-    });
+    const alice = await dialTls(broker.port, {});
     assert.match(await alice.publish("topic:public.news", "hi"), /^\d+$/);
     await alice.close();
   } finally {
