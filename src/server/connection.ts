@@ -498,9 +498,18 @@ export class Connection implements Client {
         `sub_id ${JSON.stringify(sid)} is in use on this connection`,
       );
     }
+    // A durable is its user's: under a users-file user its name is kept as
+    // `<user>/<name>` (a name of the wire has no `/`, so none can reach
+    // another user's), or any reader of the topic could take over another
+    // user's durable while it is away, and its backlog with it.
+    const user = this.#principal?.entry?.user;
+    const durable = f.options.durable;
+    const options = user === undefined || durable === undefined
+      ? f.options
+      : { ...f.options, durable: `${user}/${durable}` };
     let sub: Subscription;
     try {
-      sub = this.#broker.subscribe(this, f.dest, sid, f.options);
+      sub = this.#broker.subscribe(this, f.dest, sid, options);
     } catch (e) {
       return this.#replies.brokerError(e);
     }

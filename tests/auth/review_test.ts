@@ -114,3 +114,39 @@ Deno.test("review: a reply_to must be readable by its requester: no steering an 
     await Deno.remove(path);
   }
 });
+
+Deno.test("review: a durable is its user's: another user with the same name gets its own, not the backlog", async () => {
+  // Before: durable names were one namespace per topic, so any user allowed
+  // to read the topic could attach to another user's durable while it was
+  // away, take its backlog and ack it: the owner never got those messages.
+  const users = await Promise.all(["alice", "bob"].map(async (user) => ({
+    user,
+    password: await hashPassword(`pw-${user}`, CHEAP),
+  })));
+  const path = await writeUsers(users);
+  const b = await startAuthBroker(path);
+  const alice = await login(b.port, "alice", "pw-alice");
+  const bob = await login(b.port, "bob", "pw-bob");
+  try {
+    await alice.send("DECLARE topic:orders retain_messages:100\r\n");
+    assert.equal(await alice.line(), "OK");
+    await alice.send("SUB topic:orders sub_id:d durable:billing\r\n");
+    assert.equal(await alice.line(), "OK");
+    await alice.send("UNSUB d\r\n");
+    assert.equal(await alice.line(), "OK");
+    await alice.pub("topic:orders", "for alice's billing");
+    assert.match(await alice.line(), /^OK msg_id:/);
+    await bob.send("SUB topic:orders sub_id:d durable:billing\r\n");
+    assert.equal(await bob.line(), "OK");
+    await bob.quiet(200);
+    await alice.send("SUB topic:orders sub_id:d durable:billing\r\n");
+    assert.equal(await alice.line(), "OK", "alice's durable is not in use by bob");
+    const [m] = await alice.msgs(1);
+    assert.equal(new TextDecoder().decode(m.payload), "for alice's billing");
+  } finally {
+    await alice.close();
+    await bob.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
