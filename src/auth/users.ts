@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { AUTH_USERS_MAX, ConfigError, TOKEN_BYTES_MAX } from "../config/mod.ts";
+import { AUTH_USERS_MAX, ConfigError, jsonErrorText, TOKEN_BYTES_MAX } from "../config/mod.ts";
 import { parsePublicKey } from "./keys.ts";
 import { authorizationError } from "./permissions.ts";
 import { parsePasswordHash, type PasswordHash } from "./password.ts";
@@ -101,7 +101,7 @@ export function readUsers(path: string, readFile: (path: string) => string): Use
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${where} is not JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${where} is not JSON: ${jsonErrorText((e as Error).message)}`);
   }
   return parseUsers(json, where);
 }

@@ -26,6 +26,7 @@ import {
   DEDUP_WINDOW_MS_MAX,
   DELIVER_AT_MS_MAX,
   HEADERS_BYTES_MAX,
+  jsonErrorText,
   NACK_DELAY_MS_MAX,
   OPTIONS_MAX,
   PAYLOAD_BYTES_MAX,
@@ -816,11 +817,10 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    // The runtime's message may quote the line, credentials and all: then it is left out.
-    const why = (e as Error).message;
+    // The runtime's message may quote the line, credentials and all: left out.
     throw new BadInput(
       "BAD_JSON",
-      `CONNECT argument is not JSON${why.includes('"') ? "" : `: ${why}`}`,
+      `CONNECT argument is not JSON: ${jsonErrorText((e as Error).message)}`,
     );
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {

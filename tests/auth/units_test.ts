@@ -23,6 +23,8 @@ import {
   verifyPassword,
 } from "../../src/auth/mod.ts";
 import { loadConfig } from "../../src/config/config.ts";
+import { jsonErrorText } from "../../src/config/mod.ts";
+import { type Frame, Parser } from "../../src/protocol/mod.ts";
 import {
   AUTH_FAIL_BACKLOG_MS_MAX,
   AUTH_FAIL_DELAY_MS_MAX,
@@ -351,4 +353,41 @@ Deno.test("password: an unknown name is verified at the users' own scrypt cost (
   assert.deepEqual(standInFor(mixed).params, { N: 2 ** 11, r: 8, p: 2 }, "a key user has no cost");
   assert.deepEqual(standInFor(parseUsers([], "f")).params, SCRYPT_DEFAULT);
   assert.equal(await verifyPassword("", standInFor(cheap)), false);
+});
+
+Deno.test("a JSON mistake in a config file, a users file or a CONNECT is reported without the text around it (no secret)", () => {
+  // Before: the runtime's JSON.parse message was passed on whole, and V8
+  // quotes the text around the mistake: an unquoted token or hash went to
+  // stderr, or on a SIGHUP into the log.
+  const files: Record<string, string> = {
+    "relayr.json": `{"auth-token": tok-s3cr3t-9d}`,
+    "users.json": `{"users":[{"user":"a","password":$scrypt$ln=15-s3cr3t}]}`,
+  };
+  const read = (p: string) => files[p];
+  const config = (args: string[]) => loadConfig({ args, env: () => undefined, readFile: read });
+  for (
+    const [what, run] of [
+      ["config file", () => config(["--config", "relayr.json"])],
+      ["users file", () => authConfigFrom(config(["--users", "users.json"]).config, read)],
+    ] as const
+  ) {
+    assert.throws(run, (e: Error) => {
+      assert.match(e.message, /is not JSON/, what);
+      assert.ok(!/s3cr3t|scrypt/.test(e.message), `${what}: ${e.message}`);
+      return true;
+    });
+  }
+  const frames: Frame[] = [];
+  new Parser().push(new TextEncoder().encode(`CONNECT {"pass":s3cr3t}\r\n`), frames);
+  const err = frames[0] as { op: string; message: string };
+  assert.equal(err.op, "ERR");
+  assert.ok(!err.message.includes("s3cr3t"), err.message);
+  assert.equal(
+    jsonErrorText(`JSON Parse error: Unrecognized token 's'`),
+    "JSON Parse error: Unrecognized token '?'",
+  );
+  assert.equal(
+    jsonErrorText(`Expected ',' or '}' after property value`),
+    `Expected ',' or '}' after property value`,
+  );
 });
