@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { CHEAP, startAuthBroker, writeUsers } from "./fixtures.ts";
-import { hashPassword } from "../../src/auth/mod.ts";
+import { generateKeyPair, hashPassword } from "../../src/auth/mod.ts";
+import { loadKeyFile } from "../../src/client/auth.ts";
+import { denoRuntime } from "../../src/runtime/deno.ts";
 import { RawClient } from "../helpers.ts";
 
 /** Connects and reads the INFO greeting. */
@@ -147,6 +149,26 @@ Deno.test("review: a durable is its user's: another user with the same name gets
     await alice.close();
     await bob.close();
     await b.stop();
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("review: a broken key file's error names the file, never the private key in it", async () => {
+  // Before: the JSON.parse message was passed on, and V8 quotes the text
+  // around the mistake: the private key went into the error (and the CLI's stderr).
+  const pair = await generateKeyPair();
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(
+      path,
+      `{"type":"ed25519","public_key":"${pair.public_key}","private_key":${pair.private_key}}`,
+    );
+    await assert.rejects(loadKeyFile(denoRuntime, path), (e: Error) => {
+      assert.ok(!e.message.includes(pair.private_key.slice(0, 8)), e.message);
+      assert.match(e.message, /key file .* is not JSON/);
+      return true;
+    });
+  } finally {
     await Deno.remove(path);
   }
 });
