@@ -10,6 +10,7 @@ import { AUTH_USERS_MAX, ConfigError, jsonErrorText, TOKEN_BYTES_MAX } from "../
 import { parsePublicKey } from "./keys.ts";
 import { authorizationError } from "./permissions.ts";
 import { parsePasswordHash, type PasswordHash } from "./password.ts";
+import { TOKEN_USER } from "./principal.ts";
 import type { Role, UserEntry } from "./types.ts";
 
 /** One user, with its credential parsed once. */
@@ -71,6 +72,9 @@ export function parseUsers(json: unknown, where: string): UserTable {
       fail(where, `entry ${i + 1}: "user" must be a string of 1 to ${TOKEN_BYTES_MAX} characters`);
     }
     const at = `user ${JSON.stringify(name)}`;
+    if (name === TOKEN_USER) {
+      fail(where, `${at}: "${TOKEN_USER}" is the --auth-token holder's name`);
+    }
     if (byName.has(name)) fail(where, `${at} appears twice`);
     const u = parseEntry(raw, (msg) => fail(where, `${at}: ${msg}`));
     byName.set(name, u);

@@ -116,6 +116,13 @@ const BAD_USERS: [name: string, file: unknown, error: RegExp][] = [
     { users: [{ user: "a", cert_subject: "CN=a", limits: { rate: 1 } }] },
     /user "a": unknown limit "rate"/,
   ],
+  // Before: accepted, and "$token" then shared the token holder's name in
+  // stats, its connection count and its durables' namespace.
+  [
+    "the token holder's name",
+    { users: [{ user: "$token", cert_subject: "CN=t" }] },
+    /"\$token" is the --auth-token holder's name/,
+  ],
 ];
 
 Deno.test("users file: every mistake is one line naming the user and field, never the secret", () => {
