@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
+import { AUTH_CHECKS_PER_ADDRESS_MAX, AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
 import { type Clock, sha256, type Timer, timingSafeEqual } from "../runtime/mod.ts";
 import { addressKey, FailedAttempts, hostOf } from "./attempts.ts";
 import { verifyNonce } from "./keys.ts";
@@ -94,6 +94,8 @@ export class Authenticator {
   /** Failure answers waiting out their delay; `close()` ends them at once. */
   #waits = new Set<{ timer: Timer; done: () => void }>();
   #closed = false;
+  /** Addresses with checks running: how many, and the logins waiting for a turn (one entry per connection at most). */
+  #checking = new Map<string, { running: number; waiting: (() => void)[] }>();
   /**
    * The verdict of the latest reload, for a login judged across it: a
    * password or signature check awaits, and a reload in between must apply to
@@ -116,8 +118,17 @@ export class Authenticator {
   async authenticate(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
     const host = hostOf(ctx.remoteAddr);
     if (this.attempts.blocked(host, this.#clock.now())) return undefined;
+    // A few checks of one address at a time, and the backlog asked again
+    // after the wait: the failures of the checks before it count by then.
+    const turn = this.#turn(host);
+    if (turn !== true && !await turn) return undefined;
     const review = this.#review;
-    const p = await this.#judge(c, ctx);
+    let p: Principal | undefined;
+    try {
+      p = await this.#judge(c, ctx);
+    } finally {
+      this.#done(host);
+    }
     if (p !== undefined) {
       // Reloaded meanwhile: judged against the old users, so reviewed as an
       // open connection is (a removed user or changed credential: refused,
@@ -128,6 +139,35 @@ export class Authenticator {
     }
     await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
+  }
+
+  /**
+   * Waits until fewer than `AUTH_CHECKS_PER_ADDRESS_MAX` checks of `host`
+   * run, and takes a turn; false (nothing taken) when, meanwhile, the
+   * address's backlog of failures filled up. `true` at once when there is
+   * room (no await: the check starts in the same turn of the event loop).
+   */
+  #turn(host: string): true | Promise<boolean> {
+    let c = this.#checking.get(host);
+    if (c === undefined) this.#checking.set(host, c = { running: 0, waiting: [] });
+    if (c.running < AUTH_CHECKS_PER_ADDRESS_MAX) {
+      c.running++;
+      return true;
+    }
+    return new Promise<void>((resolve) => c.waiting.push(resolve)).then(() => {
+      // `#done` handed its turn over: `running` already counts this one.
+      if (!this.attempts.blocked(host, this.#clock.now())) return true;
+      this.#done(host);
+      return false;
+    });
+  }
+
+  /** A check of `host` ended: its turn goes to the next waiting login, if any. */
+  #done(host: string): void {
+    const c = this.#checking.get(host)!;
+    const next = c.waiting.shift();
+    if (next !== undefined) return next(); // the turn passes on; `running` stays
+    if (--c.running === 0) this.#checking.delete(host);
   }
 
   /** Waits `ms` on the clock, unless `close()` comes first. */
