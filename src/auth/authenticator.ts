@@ -252,7 +252,16 @@ export class Authenticator {
         pair = new TextDecoder().decode(Uint8Array.fromBase64(header.slice(6).trim()));
       } catch { /* not base64: fails below */ }
       const colon = pair.indexOf(":");
-      if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
+      if (colon > 0) {
+        // A scrypt check: in turn with the address's other checks, as over TCP.
+        const turn = this.#turn(host);
+        if (turn !== true && !await turn) return undefined;
+        try {
+          p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
+        } finally {
+          this.#done(host);
+        }
+      }
     }
     if (p !== undefined) return (this.#review === review ? p : this.#review(p)) ?? undefined;
     await this.#wait(this.attempts.fail(host, this.#clock.now()));

@@ -399,31 +399,29 @@ Deno.test("a JSON mistake in a config file, a users file or a CONNECT is reporte
   );
 });
 
-Deno.test("failed logins: a burst of parallel logins from one address is checked a few at a time, so its failures count before the rest", async () => {
-  // Before: failures were recorded only when a check ended, so a burst of
-  // parallel CONNECTs from one address all passed the backlog test and
-  // were all checked (a scrypt each: CPU for the guesser, guesses at once).
-  const clock = new FakeClock();
-  const users = parseUsers([{ user: "alice", password: GOOD_HASH }], "f");
-  const auth = new Authenticator({ token: undefined, users }, clock);
-  const ctx = { nonce: "n", remoteAddr: "10.0.0.66:1" };
-  const burst = 60;
-  const all = Array.from(
-    { length: burst },
-    (_, i) => auth.authenticate({ user: "alice", pass: `guess-${i}` }, ctx),
-  );
-  for (let i = 0; i < 10_000 && auth.stats().failures < burst; i++) {
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  assert.equal(auth.stats().failures, burst, "every login answered or waiting out its delay");
-  const checked = burst - auth.stats().lockouts;
-  assert.ok(checked < 30, `only until the backlog filled: ${checked} checked`);
-  auth.close();
-  assert.deepEqual(new Set(await Promise.all(all)), new Set([undefined]));
-  // Another address is not held up by it.
-  const other = { ...ctx, remoteAddr: "10.0.0.67:1" };
-  assert.equal(
-    (await auth.authenticate({ user: "alice", pass: "pw-secret-1" }, other))?.user,
-    "alice",
-  );
-});
+for (const via of ["CONNECT", "HTTP Basic"] as const) {
+  Deno.test(`failed logins: a burst of parallel logins from one address is checked a few at a time, so its failures count before the rest (${via})`, async () => {
+    // Before: failures were recorded only when a check ended, so a burst of
+    // parallel logins from one address all passed the backlog test and
+    // were all checked (a scrypt each: CPU for the guesser, guesses at once).
+    const clock = new FakeClock();
+    const users = parseUsers([{ user: "alice", password: GOOD_HASH }], "f");
+    const auth = new Authenticator({ token: undefined, users }, clock);
+    const ctx = { nonce: "n", remoteAddr: "10.0.0.66:1" };
+    const login = (pass: string, addr: string) =>
+      via === "CONNECT"
+        ? auth.authenticate({ user: "alice", pass }, { ...ctx, remoteAddr: `${addr}:1` })
+        : auth.httpPrincipal(`Basic ${btoa(`alice:${pass}`)}`, addr);
+    const burst = 60;
+    const all = Array.from({ length: burst }, (_, i) => login(`guess-${i}`, "10.0.0.66"));
+    for (let i = 0; i < 10_000 && auth.stats().failures < burst; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal(auth.stats().failures, burst, "every login answered or waiting out its delay");
+    const checked = burst - auth.stats().lockouts;
+    assert.ok(checked < 30, `only until the backlog filled: ${checked} checked`);
+    auth.close();
+    assert.deepEqual(new Set(await Promise.all(all)), new Set([undefined]));
+    assert.equal((await login("pw-secret-1", "10.0.0.67"))?.user, "alice", "another address");
+  });
+}
