@@ -26,7 +26,6 @@ import {
   DEDUP_WINDOW_MS_MAX,
   DELIVER_AT_MS_MAX,
   HEADERS_BYTES_MAX,
-  jsonErrorText,
   NACK_DELAY_MS_MAX,
   OPTIONS_MAX,
   PAYLOAD_BYTES_MAX,
@@ -38,6 +37,7 @@ import {
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
+import { jsonErrorText } from "../config/json_error.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,
