@@ -7,7 +7,7 @@
  * @module
  */
 import type { Runtime } from "../runtime/mod.ts";
-import { jsonErrorText } from "../config/mod.ts";
+import { jsonErrorText } from "../config/json_error.ts";
 
 /** A key file's public key and a signer of nonces with its private key. */
 export interface KeySigner {
