@@ -110,8 +110,44 @@ export function delayFor(n: number): number {
   return Math.min(AUTH_FAIL_DELAY_MS_MIN * 2 ** Math.min(n - 1, 30), AUTH_FAIL_DELAY_MS_MAX);
 }
 
-/** The address part of `host:port` (`[::1]:5` gives `[::1]`): failures count per host, not per socket. */
+/**
+ * The key the failures of `host:port` count under (`addressKey` of its host):
+ * failures count per address, not per socket.
+ */
 export function hostOf(remoteAddr: string): string {
   const colon = remoteAddr.lastIndexOf(":");
-  return colon > 0 ? remoteAddr.slice(0, colon) : remoteAddr;
+  return addressKey(colon > 0 ? remoteAddr.slice(0, colon) : remoteAddr);
+}
+
+/**
+ * The key the failures of an IP address count under: an IPv4 address itself
+ * (also written IPv4-mapped, `::ffff:1.2.3.4`), an IPv6 address's /64. One
+ * IPv6 host is usually given a whole /64 and can pick a new address from it
+ * for every attempt; counted per address it would start afresh at the
+ * smallest delay each time, and could flush the bounded map of everyone
+ * else's failures. The price: hosts sharing a /64 share one count, as hosts
+ * behind one IPv4 NAT do (docs/SECURITY.md).
+ *
+ * @example
+ * ```ts
+ * import { addressKey } from "./attempts.ts";
+ * console.assert(addressKey("2001:db8:1:2::5") === addressKey("2001:db8:1:2:ffff::9"));
+ * ```
+ */
+export function addressKey(ip: string): string {
+  let a = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+  const zone = a.indexOf("%");
+  if (zone >= 0) a = a.slice(0, zone);
+  if (!a.includes(":")) return a;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  if (mapped !== null) return mapped[1];
+  const gap = a.indexOf("::");
+  const head = (gap < 0 ? a : a.slice(0, gap)).split(":").filter((g) => g !== "");
+  if (gap >= 0) {
+    const tail = a.slice(gap + 2).split(":").filter((g) => g !== "");
+    const tailGroups = tail.reduce((n, g) => n + (g.includes(".") ? 2 : 1), 0);
+    while (head.length < 8 - tailGroups) head.push("0");
+    head.push(...tail);
+  }
+  return head.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":") + "::/64";
 }

@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
+import { AUTH_CHECKS_PER_ADDRESS_MAX, AUTH_SECRET_BYTES_MAX } from "../config/mod.ts";
 import { type Clock, sha256, type Timer, timingSafeEqual } from "../runtime/mod.ts";
-import { FailedAttempts, hostOf } from "./attempts.ts";
+import { addressKey, FailedAttempts, hostOf } from "./attempts.ts";
 import { verifyNonce } from "./keys.ts";
-import { parsePasswordHash, type PasswordHash, verifyPassword } from "./password.ts";
+import { type PasswordHash, SCRYPT_DEFAULT, verifyPassword } from "./password.ts";
 import { type AuthMethod, type Principal, TOKEN_PRINCIPAL } from "./principal.ts";
 import type { User, UserTable } from "./users.ts";
 
@@ -60,10 +60,26 @@ export interface AuthStats {
 export type Review = (p: Principal) => Principal | null;
 
 const EMPTY: UserTable = { byName: new Map(), byKey: new Map(), byCert: new Map() };
-/** Verified against when the user is unknown, so an unknown name costs what a wrong password does. */
-const DUMMY = parsePasswordHash(
-  "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-) as PasswordHash;
+/** The salt and hash of the stand-in hash an unknown name is verified against (never matched). */
+const ZEROS = new Uint8Array(32);
+
+/**
+ * What an unknown user name is verified against, so that it costs what a
+ * wrong password does: a hash with the scrypt parameters of the users'
+ * own hashes (those of the first password user; all made by `relayr passwd`
+ * share them). With fixed parameters, users hashed at another cost answered
+ * at another speed than unknown names, and timing told which names exist.
+ */
+export function standInFor(users: UserTable): PasswordHash {
+  let params = SCRYPT_DEFAULT;
+  for (const u of users.byName.values()) {
+    if (u.hash !== undefined) {
+      params = u.hash.params;
+      break;
+    }
+  }
+  return { params, salt: ZEROS.subarray(0, 16), hash: ZEROS };
+}
 const utf8 = new TextEncoder();
 
 /** Authentication, on when a token or a users file is configured. */
@@ -74,14 +90,24 @@ export class Authenticator {
   #clock: Clock;
   #token: Uint8Array | undefined;
   #users: UserTable;
+  #standIn: PasswordHash;
   /** Failure answers waiting out their delay; `close()` ends them at once. */
   #waits = new Set<{ timer: Timer; done: () => void }>();
   #closed = false;
+  /** Addresses with checks running: how many, and the logins waiting for a turn (one entry per connection at most). */
+  #checking = new Map<string, { running: number; waiting: (() => void)[] }>();
+  /**
+   * The verdict of the latest reload, for a login judged across it: a
+   * password or signature check awaits, and a reload in between must apply to
+   * its principal too (the server reviews only connections already in).
+   */
+  #review: Review = (p) => p;
 
   constructor(config: AuthConfig, clock: Clock) {
     this.#clock = clock;
     this.#token = digest(config.token);
     this.#users = config.users ?? EMPTY;
+    this.#standIn = standInFor(this.#users);
   }
 
   /**
@@ -92,13 +118,56 @@ export class Authenticator {
   async authenticate(c: Credentials, ctx: AuthContext): Promise<Principal | undefined> {
     const host = hostOf(ctx.remoteAddr);
     if (this.attempts.blocked(host, this.#clock.now())) return undefined;
-    const p = await this.#judge(c, ctx);
+    // A few checks of one address at a time, and the backlog asked again
+    // after the wait: the failures of the checks before it count by then.
+    const turn = this.#turn(host);
+    if (turn !== true && !await turn) return undefined;
+    const review = this.#review;
+    let p: Principal | undefined;
+    try {
+      p = await this.#judge(c, ctx);
+    } finally {
+      this.#done(host);
+    }
     if (p !== undefined) {
-      this.successes++;
-      return p;
+      // Reloaded meanwhile: judged against the old users, so reviewed as an
+      // open connection is (a removed user or changed credential: refused,
+      // at once and uncounted: the credential was right when it was checked).
+      const now = this.#review === review ? p : this.#review(p);
+      if (now !== null) this.successes++;
+      return now ?? undefined;
     }
     await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
+  }
+
+  /**
+   * Waits until fewer than `AUTH_CHECKS_PER_ADDRESS_MAX` checks of `host`
+   * run, and takes a turn; false (nothing taken) when, meanwhile, the
+   * address's backlog of failures filled up. `true` at once when there is
+   * room (no await: the check starts in the same turn of the event loop).
+   */
+  #turn(host: string): true | Promise<boolean> {
+    let c = this.#checking.get(host);
+    if (c === undefined) this.#checking.set(host, c = { running: 0, waiting: [] });
+    if (c.running < AUTH_CHECKS_PER_ADDRESS_MAX) {
+      c.running++;
+      return true;
+    }
+    return new Promise<void>((resolve) => c.waiting.push(resolve)).then(() => {
+      // `#done` handed its turn over: `running` already counts this one.
+      if (!this.attempts.blocked(host, this.#clock.now())) return true;
+      this.#done(host);
+      return false;
+    });
+  }
+
+  /** A check of `host` ended: its turn goes to the next waiting login, if any. */
+  #done(host: string): void {
+    const c = this.#checking.get(host)!;
+    const next = c.waiting.shift();
+    if (next !== undefined) return next(); // the turn passes on; `running` stays
+    if (--c.running === 0) this.#checking.delete(host);
   }
 
   /** Waits `ms` on the clock, unless `close()` comes first. */
@@ -151,7 +220,7 @@ export class Authenticator {
   /** A password user, checked in constant work whether or not the name exists. */
   async #password(user: string, pass: string): Promise<Principal | undefined> {
     const u = this.#users.byName.get(user);
-    const ok = await verifyPassword(pass, u?.hash ?? DUMMY);
+    const ok = await verifyPassword(pass, u?.hash ?? this.#standIn);
     return ok && u?.hash !== undefined ? principalOf(u, "password") : undefined;
   }
 
@@ -164,11 +233,16 @@ export class Authenticator {
   /**
    * The principal of an HTTP `Authorization` header: `Bearer <auth-token>`,
    * or `Basic` with a password user's `user:password`. A failure waits out
-   * the failure delay of the address `"http"` (the handler has no peer
-   * address), so guessing over HTTP is slowed as over TCP.
+   * the failure delay of the client's address `peer`, so guessing over HTTP
+   * is slowed as over TCP, and one guesser does not lock every monitor out
+   * (all of HTTP counted as one address did). A request without the header
+   * guessed nothing: it is refused at once and not counted.
    */
-  async httpPrincipal(header: string | null): Promise<Principal | undefined> {
-    if (this.attempts.blocked("http", this.#clock.now())) return undefined;
+  async httpPrincipal(header: string | null, peer: string): Promise<Principal | undefined> {
+    if (header === null) return undefined;
+    const host = addressKey(peer); // one count per address across the client and HTTP ports
+    if (this.attempts.blocked(host, this.#clock.now())) return undefined;
+    const review = this.#review;
     let p: Principal | undefined;
     if (header?.startsWith("Bearer ")) {
       if (this.#tokenMatches(header.slice(7).trim())) p = TOKEN_PRINCIPAL;
@@ -178,10 +252,19 @@ export class Authenticator {
         pair = new TextDecoder().decode(Uint8Array.fromBase64(header.slice(6).trim()));
       } catch { /* not base64: fails below */ }
       const colon = pair.indexOf(":");
-      if (colon > 0) p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
+      if (colon > 0) {
+        // A scrypt check: in turn with the address's other checks, as over TCP.
+        const turn = this.#turn(host);
+        if (turn !== true && !await turn) return undefined;
+        try {
+          p = await this.#password(pair.slice(0, colon), pair.slice(colon + 1));
+        } finally {
+          this.#done(host);
+        }
+      }
     }
-    if (p !== undefined) return p;
-    await this.#wait(this.attempts.fail("http", this.#clock.now()));
+    if (p !== undefined) return (this.#review === review ? p : this.#review(p)) ?? undefined;
+    await this.#wait(this.attempts.fail(host, this.#clock.now()));
     return undefined;
   }
 
@@ -195,8 +278,9 @@ export class Authenticator {
     const tokenChanged = !sameDigest(this.#token, digest(config.token));
     this.#token = digest(config.token);
     this.#users = config.users ?? EMPTY;
+    this.#standIn = standInFor(this.#users);
     const users = this.#users;
-    return (p) => {
+    return this.#review = (p) => {
       if (p.method === "token") return tokenChanged ? null : p;
       const u = users.byName.get(p.user);
       if (u === undefined || credentialOf(u.entry, p.method) !== credentialOf(p.entry!, p.method)) {

@@ -22,8 +22,9 @@ export {
   type AuthStats,
   type Credentials,
   type Review,
+  standInFor,
 } from "./authenticator.ts";
-export { delayFor, FailedAttempts, hostOf } from "./attempts.ts";
+export { addressKey, delayFor, FailedAttempts, hostOf } from "./attempts.ts";
 export { generateKeyPair, keyFileText, newNonce, parsePublicKey, verifyNonce } from "./keys.ts";
 export { hashPassword, parsePasswordHash, SCRYPT_DEFAULT, verifyPassword } from "./password.ts";
 export { type AuthMethod, type Principal, TOKEN_PRINCIPAL, TOKEN_USER } from "./principal.ts";

@@ -30,6 +30,8 @@ export const Action = {
 export type Action = typeof Action[keyof typeof Action];
 
 const ACTION_NAMES = ["publish", "subscribe", "consume", "admin"] as const;
+/** The suffix of a dead-letter queue's name (the broker's `deadLetter`). */
+const DLQ_SUFFIX = ".dlq";
 
 /** A pattern split into its prefix (`queue:`/`topic:`) and tokens. */
 type Pattern = readonly string[];
@@ -119,9 +121,18 @@ export class Permissions {
     return false;
   }
 
-  /** Whether a `SUB` to `dest` is allowed: `consume` for a queue, `subscribe` for a topic or pattern. */
+  /**
+   * Whether a `SUB` to `dest` is allowed: `consume` for a queue, `subscribe`
+   * for a topic or pattern. A dead-letter queue `<q>.dlq` holds `<q>`'s
+   * messages, so consuming it needs `consume` of `<q>` as well: a user kept
+   * from `queue:x` must not read x's messages once they fail.
+   */
   maySubscribe(dest: string): boolean {
-    return this.may(dest.charCodeAt(0) === 0x71 /* q */ ? Action.CONSUME : Action.SUBSCRIBE, dest);
+    if (dest.charCodeAt(0) !== 0x71 /* q */) return this.may(Action.SUBSCRIBE, dest);
+    for (let q = dest;; q = q.slice(0, -DLQ_SUFFIX.length)) {
+      if (!this.may(Action.CONSUME, q)) return false;
+      if (!q.endsWith(DLQ_SUFFIX) || q.length <= 6 + DLQ_SUFFIX.length) return true;
+    }
   }
 }
 

@@ -6,10 +6,11 @@
  *
  * @module
  */
-import { AUTH_USERS_MAX, ConfigError, TOKEN_BYTES_MAX } from "../config/mod.ts";
+import { AUTH_USERS_MAX, ConfigError, jsonErrorText, TOKEN_BYTES_MAX } from "../config/mod.ts";
 import { parsePublicKey } from "./keys.ts";
 import { authorizationError } from "./permissions.ts";
 import { parsePasswordHash, type PasswordHash } from "./password.ts";
+import { TOKEN_USER } from "./principal.ts";
 import type { Role, UserEntry } from "./types.ts";
 
 /** One user, with its credential parsed once. */
@@ -71,6 +72,9 @@ export function parseUsers(json: unknown, where: string): UserTable {
       fail(where, `entry ${i + 1}: "user" must be a string of 1 to ${TOKEN_BYTES_MAX} characters`);
     }
     const at = `user ${JSON.stringify(name)}`;
+    if (name === TOKEN_USER) {
+      fail(where, `${at}: "${TOKEN_USER}" is the --auth-token holder's name`);
+    }
     if (byName.has(name)) fail(where, `${at} appears twice`);
     const u = parseEntry(raw, (msg) => fail(where, `${at}: ${msg}`));
     byName.set(name, u);
@@ -101,7 +105,7 @@ export function readUsers(path: string, readFile: (path: string) => string): Use
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${where} is not JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${where} is not JSON: ${jsonErrorText((e as Error).message)}`);
   }
   return parseUsers(json, where);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Runtime } from "../runtime/mod.ts";
+import { jsonErrorText } from "../config/json_error.ts";
 
 /** A key file's public key and a signer of nonces with its private key. */
 export interface KeySigner {
@@ -28,10 +29,17 @@ export interface ClientCredentials {
 export async function loadKeyFile(runtime: Runtime, path: string): Promise<KeySigner> {
   const where = `key file ${JSON.stringify(path)}`;
   let json: { type?: unknown; public_key?: unknown; private_key?: unknown };
+  let text: string;
   try {
-    json = JSON.parse(runtime.readTextFile(path));
+    text = runtime.readTextFile(path);
   } catch (e) {
     throw new TypeError(`cannot read ${where}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    // The runtime's message quotes the text around the mistake: the private key.
+    throw new TypeError(`${where} is not JSON: ${jsonErrorText((e as Error).message)}`);
   }
   if (
     json?.type !== "ed25519" || typeof json.public_key !== "string" ||

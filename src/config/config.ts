@@ -9,6 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
+import { jsonErrorText } from "./json_error.ts";
 import type { TlsConfig } from "./tls.ts";
 
 /** When the log is forced to the device (see docs/PERSISTENCE.md). */
@@ -347,7 +348,9 @@ export function loadConfig(
       file = JSON.parse(text);
     } catch (e) {
       throw new ConfigError(
-        `config file ${JSON.stringify(configPath)} is not JSON: ${(e as Error).message}`,
+        `config file ${JSON.stringify(configPath)} is not JSON: ${
+          jsonErrorText((e as Error).message)
+        }`,
       );
     }
     if (typeof file !== "object" || file === null || Array.isArray(file)) {

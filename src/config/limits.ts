@@ -167,6 +167,12 @@ export const AUTH_FAIL_DELAY_MS_MAX = 5_000;
 export const AUTH_FAIL_BACKLOG_MS_MAX = 60_000;
 /** An address with no failed login for this long starts again from no failures. */
 export const AUTH_FAIL_FORGET_MS = 10 * 60_000;
+/**
+ * Credential checks of one address at once; more wait their turn. Failures
+ * are recorded when a check ends, so without it a burst of parallel logins
+ * from one address was all checked (a scrypt each) before the first counted.
+ */
+export const AUTH_CHECKS_PER_ADDRESS_MAX = 4;
 /** Entries of a users file. */
 export const AUTH_USERS_MAX = 100_000;
 /** Random bytes of the nonce a key user signs (base64url in `INFO`). */

@@ -20,3 +20,4 @@ export {
   SETTINGS,
 } from "./config.ts";
 export { readTls, type TlsConfig, type TlsSources } from "./tls.ts";
+export { jsonErrorText } from "./json_error.ts";

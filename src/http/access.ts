@@ -65,10 +65,11 @@ export async function refusal(
   request: Request,
   pathname: string,
   auth: Authenticator,
+  peer = "",
 ): Promise<Response | undefined> {
   const role = roleFor(pathname, request.method);
   if (role === undefined) return undefined;
-  const p = await auth.httpPrincipal(request.headers.get("authorization"));
+  const p = await auth.httpPrincipal(request.headers.get("authorization"), peer);
   if (p === undefined) {
     return new Response("authentication required\n", {
       status: 401,

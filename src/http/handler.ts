@@ -33,8 +33,11 @@ import { dashboardCss, dashboardHtml, dashboardJs } from "./assets/mod.ts";
 import { BadRequest, intParam } from "./params.ts";
 import { StatsStream } from "./stream.ts";
 
-/** A request handler (asynchronous only when it checks a credential). */
-export type Handler = (request: Request) => Response | Promise<Response>;
+/**
+ * A request handler (asynchronous only when it checks a credential); `peer`
+ * is the client's address, where failed logins are counted.
+ */
+export type Handler = (request: Request, peer?: string) => Response | Promise<Response>;
 
 const INDEX = [
   "Relayr monitoring",
@@ -73,7 +76,7 @@ export function createHandler(
   cluster?: ClusterNode,
 ): Handler {
   const admin = adminRoutes(server);
-  return (request) => {
+  return (request, peer) => {
     const url = new URL(request.url);
     // Built-in assets are public code (the client holds no secret), so no credential.
     const pub = ASSETS.get(url.pathname);
@@ -82,7 +85,7 @@ export function createHandler(
     }
     const auth = server.auth;
     if (auth === undefined) return dispatch(request, url);
-    return refusal(request, url.pathname, auth).then((no) => no ?? dispatch(request, url));
+    return refusal(request, url.pathname, auth, peer).then((no) => no ?? dispatch(request, url));
   };
 
   function dispatch(request: Request, url: URL): Response | Promise<Response> {

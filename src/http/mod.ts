@@ -63,10 +63,10 @@ export function startMonitoring(
     runtime,
     options,
     webSocket,
-    (request, upgrade) =>
+    (request, upgrade, peer) =>
       webSocket !== undefined && new URL(request.url).pathname === WS_PATH
         ? upgradeRequest(request, upgrade, webSocket)
-        : handler(request),
+        : handler(request, peer),
     stream,
   );
 }

@@ -37,6 +37,7 @@ import {
   TOKEN_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
+import { jsonErrorText } from "../config/json_error.ts";
 import { type ErrorCode, snippet } from "./errors.ts";
 import type {
   ConnectOptions,
@@ -876,11 +877,10 @@ function connectOptions(buf: Uint8Array, s: number, e: number): ConnectOptions {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    // The runtime's message may quote the line, credentials and all: then it is left out.
-    const why = (e as Error).message;
+    // The runtime's message may quote the line, credentials and all: left out.
     throw new BadInput(
       "BAD_JSON",
-      `CONNECT argument is not JSON${why.includes('"') ? "" : `: ${why}`}`,
+      `CONNECT argument is not JSON: ${jsonErrorText((e as Error).message)}`,
     );
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {

@@ -23,6 +23,7 @@ import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
 import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket_conn.ts";
 import { AcceptQueue } from "./accept_queue.ts";
 import { connectNodeTls } from "./node_tls.ts";
+import { certSubject } from "./tls_files.ts";
 import type {
   Conn,
   HttpHandler,
@@ -50,7 +51,7 @@ interface BunSocket {
   resume(): void;
   setNoDelay(on: boolean): boolean;
   /** TLS sockets: the verified client certificate. */
-  getPeerX509Certificate?(): { subject: string } | undefined;
+  getPeerX509Certificate?(): { raw: Uint8Array } | undefined;
 }
 
 interface SocketHandlers {
@@ -311,8 +312,8 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
       const state = socket.data!;
       state.secure = true;
       if (o.ca !== undefined) {
-        const subject = socket.getPeerX509Certificate?.()?.subject;
-        state.peerCertSubject = subject?.split("\n").join(",");
+        const raw = socket.getPeerX509Certificate?.()?.raw;
+        state.peerCertSubject = raw === undefined ? undefined : certSubject(raw);
       }
       queue.push(state);
     },
@@ -494,7 +495,7 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
         if (srv.upgrade(req, { data })) return UPGRADED;
         return new Response("WebSocket upgrade failed\n", { status: 400 });
       };
-      const r = handler(request, upgrade);
+      const r = handler(request, upgrade, srv.requestIP(request)?.address ?? "");
       return r instanceof Promise ? r.then(answer) : answer(r);
     },
     error: (err) => new Response(`internal error: ${err.message}\n`, { status: 500 }),

@@ -235,7 +235,7 @@ function serveHttp(options: HttpServeOptions, handler: HttpHandler): HttpServer 
       socket.addEventListener("open", () => onOpen(conn), { once: true });
       return response;
     };
-    return handler(request, upgrade);
+    return handler(request, upgrade, (info.remoteAddr as Deno.NetAddr).hostname);
   });
   return {
     port: server.addr.port,

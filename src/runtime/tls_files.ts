@@ -9,6 +9,7 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { subjectOfDer } from "./cert_subject.ts";
 import type { TlsFiles } from "./types.ts";
 
 /** What is wrong with a set of TLS files, or undefined when they look usable. */
@@ -84,12 +85,13 @@ export function checkTlsFiles(files: TlsFiles): TlsProblem | undefined {
 
 /**
  * The subject of a DER or PEM certificate as one line, attributes in the
- * certificate's order joined by commas: `CN=alice,O=Acme`. This is the form
+ * certificate's order joined by commas, values escaped as RFC 4514 says:
+ * `CN=alice,O=Acme` (cert_subject.ts). This is the form
  * `Conn.peerCertSubject` carries and users files match.
  */
 export function certSubject(cert: Uint8Array | string): string | undefined {
   try {
-    return new X509Certificate(cert).subject.split("\n").join(",");
+    return subjectOfDer(typeof cert === "string" ? new X509Certificate(cert).raw : cert);
   } catch {
     return undefined;
   }

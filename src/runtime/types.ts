@@ -106,10 +106,15 @@ export interface HttpServeOptions {
  */
 export type WebSocketUpgrade = (request: Request, onOpen: (conn: Conn) => void) => Response;
 
-/** A plain HTTP handler; `upgrade` turns the request into a WebSocket. */
+/**
+ * A plain HTTP handler; `upgrade` turns the request into a WebSocket; `peer`
+ * is the client's IP address (failed HTTP logins count per address, as on
+ * the client port).
+ */
 export type HttpHandler = (
   request: Request,
   upgrade: WebSocketUpgrade,
+  peer: string,
 ) => Response | Promise<Response>;
 
 /** What the broker asks of the runtime. */

@@ -469,6 +469,13 @@ export class Connection implements Client {
   }
 
   #pub(f: PubFrame): void {
+    // The parser checks the limit in force when it read the header; a PUB
+    // read in the same chunk as the CONNECT was read under the server's, not
+    // its user's: checked again here (one compare).
+    if (f.len > this.#limits.maxPayload) {
+      const why = `payload of ${f.len} bytes is over ${this.#limits.maxPayload}`;
+      return this.close(CloseReason.PAYLOAD_TOO_LARGE, why, "PAYLOAD_TOO_LARGE");
+    }
     this.msgsIn++;
     this.bytesIn += f.len;
     this.#bucket.tokens--;
@@ -476,6 +483,13 @@ export class Connection implements Client {
     if (perms !== undefined && f.dest !== this.#pubAllowed) {
       if (perms.may(Action.PUBLISH, f.dest)) this.#pubAllowed = f.dest;
       else if (this.#grants?.take(f.dest, this.#broker.now) !== true) return this.#denied(f.dest);
+    }
+    // A reply_to is where a service with allow_responses will publish, past
+    // its own publish rules: only a destination the requester may read, or
+    // any requester could make a service write into any queue or topic.
+    const replyTo = f.options?.replyTo;
+    if (replyTo !== undefined && perms !== undefined && !perms.maySubscribe(replyTo)) {
+      return this.#denied(replyTo);
     }
     let r: number | Promise<number>;
     try {
@@ -506,9 +520,18 @@ export class Connection implements Client {
         `sub_id ${JSON.stringify(sid)} is in use on this connection`,
       );
     }
+    // A durable is its user's: under a users-file user its name is kept as
+    // `<user>/<name>` (a name of the wire has no `/`, so none can reach
+    // another user's), or any reader of the topic could take over another
+    // user's durable while it is away, and its backlog with it.
+    const user = this.#principal?.entry?.user;
+    const durable = f.options.durable;
+    const options = user === undefined || durable === undefined
+      ? f.options
+      : { ...f.options, durable: `${user}/${durable}` };
     let sub: Subscription;
     try {
-      sub = this.#broker.subscribe(this, f.dest, sid, f.options);
+      sub = this.#broker.subscribe(this, f.dest, sid, options);
     } catch (e) {
       return this.#replies.brokerError(e);
     }

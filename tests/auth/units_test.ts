@@ -7,18 +7,24 @@
  */
 import assert from "node:assert/strict";
 import {
+  addressKey,
   authConfigFrom,
   Authenticator,
   delayFor,
   FailedAttempts,
+  generateKeyPair,
   hashPassword,
   hostOf,
   parsePasswordHash,
   parseUsers,
+  SCRYPT_DEFAULT,
+  standInFor,
   TOKEN_USER,
   verifyPassword,
 } from "../../src/auth/mod.ts";
 import { loadConfig } from "../../src/config/config.ts";
+import { jsonErrorText } from "../../src/config/mod.ts";
+import { type Frame, Parser } from "../../src/protocol/mod.ts";
 import {
   AUTH_FAIL_BACKLOG_MS_MAX,
   AUTH_FAIL_DELAY_MS_MAX,
@@ -110,6 +116,13 @@ const BAD_USERS: [name: string, file: unknown, error: RegExp][] = [
     { users: [{ user: "a", cert_subject: "CN=a", limits: { rate: 1 } }] },
     /user "a": unknown limit "rate"/,
   ],
+  // Before: accepted, and "$token" then shared the token holder's name in
+  // stats, its connection count and its durables' namespace.
+  [
+    "the token holder's name",
+    { users: [{ user: "$token", cert_subject: "CN=t" }] },
+    /"\$token" is the --auth-token holder's name/,
+  ],
 ];
 
 Deno.test("users file: every mistake is one line naming the user and field, never the secret", () => {
@@ -163,7 +176,7 @@ Deno.test("failed logins: the delay doubles per failure of an address, capped, a
   assert.equal(a.evicted, 998);
   assert.equal(a.failuresOf("10.0.0.1", now), 0, "the oldest was forgotten first");
   assert.equal(a.failures, 1010);
-  assert.equal(hostOf("[::1]:5555"), "[::1]");
+  assert.equal(hostOf("[::1]:5555"), "0:0:0:0::/64");
   assert.equal(hostOf("127.0.0.1:80"), "127.0.0.1");
 });
 
@@ -271,3 +284,144 @@ Deno.test("settings: the users inline under `users` in --config, a token, and a 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("reload: a login judged across a reload is judged by the new users (removed: refused; changed: new entry)", async () => {
+  // Before: the password check awaited scrypt with the old users, and the
+  // server's reload reviewed only connections already in, so a user removed
+  // while its CONNECT was being checked got in, with the old permissions.
+  const clock = new FakeClock();
+  const alice = { user: "alice", password: GOOD_HASH };
+  const auth = new Authenticator({ token: undefined, users: parseUsers([alice], "f") }, clock);
+  const ctx = { nonce: "n", remoteAddr: "10.0.0.7:1" };
+  const removed = auth.authenticate({ user: "alice", pass: "pw-secret-1" }, ctx);
+  auth.reload({ token: undefined, users: parseUsers([], "f") });
+  assert.equal(await removed, undefined, "removed while its password was checked");
+  auth.reload({ token: undefined, users: parseUsers([alice], "f") });
+  const changed = auth.authenticate({ user: "alice", pass: "pw-secret-1" }, ctx);
+  const roles = ["monitor"];
+  auth.reload({ token: undefined, users: parseUsers([{ ...alice, roles }], "f") });
+  assert.deepEqual((await changed)?.roles, roles, "its entry changed meanwhile: the new one");
+  const http = auth.httpPrincipal(`Basic ${btoa("alice:pw-secret-1")}`, "10.0.0.7");
+  auth.reload({ token: undefined, users: parseUsers([], "f") });
+  assert.equal(await http, undefined, "over HTTP too");
+  assert.equal(auth.stats().failures, 0, "not counted as guesses");
+});
+
+Deno.test("failed logins: IPv6 counts per /64, IPv4-mapped as IPv4: rotating through a /64 buys no fresh start", () => {
+  // Before: each IPv6 address counted alone, so a host with a /64 started
+  // every guess at the smallest delay and, with 10,000 addresses, flushed
+  // the bounded map (and everyone's counts) at will.
+  assert.equal(addressKey("2001:db8:0:7:a:b:c:d"), addressKey("2001:DB8::7:ffff:1:2:3"));
+  assert.equal(hostOf("2001:db8:0:7::1:5555"), "2001:db8:0:7::/64");
+  assert.notEqual(addressKey("2001:db8:0:7::1"), addressKey("2001:db8:0:8::1"));
+  assert.equal(addressKey("::ffff:10.0.0.1"), "10.0.0.1");
+  assert.equal(addressKey("[fe80::1%eth0]"), "fe80:0:0:0::/64");
+  assert.equal(addressKey("10.0.0.1"), "10.0.0.1");
+  const a = new FailedAttempts(3);
+  const delays = Array.from({ length: 5 }, (_, i) => a.fail(hostOf(`2001:db8::${i + 1}:4000`), 0));
+  assert.equal(delays.at(-1), 3100, "one count: 100 + 200 + 400 + 800 + 1600");
+  assert.equal(a.size, 1);
+});
+
+Deno.test("failed logins over HTTP count per client address: one guesser does not lock out every monitor", async () => {
+  // Before: every HTTP failure counted under one address ("http"), and a
+  // request without credentials was a failure too, so anyone could fill its
+  // backlog and every monitor, with the right token, got 401 unchecked.
+  const clock = new FakeClock();
+  const auth = new Authenticator({ token: "t0k", users: undefined }, clock);
+  const guesses = Array.from({ length: 30 }, () => auth.httpPrincipal("Bearer wrong", "10.9.9.9"));
+  assert.equal(
+    await auth.httpPrincipal("Bearer t0k", "10.9.9.9"),
+    undefined,
+    "the guesser is blocked",
+  );
+  assert.equal((await auth.httpPrincipal("Bearer t0k", "10.0.0.1"))?.user, TOKEN_USER);
+  const before = auth.stats().failures;
+  assert.equal(await auth.httpPrincipal(null, "10.0.0.2"), undefined);
+  assert.equal(auth.stats().failures, before, "no header: refused at once, not a guess");
+  auth.close();
+  assert.deepEqual(new Set(await Promise.all(guesses)), new Set([undefined]));
+});
+
+Deno.test("password: an unknown name is verified at the users' own scrypt cost (no enumeration by timing)", async () => {
+  // Before: unknown names were verified against a fixed ln=15 hash, so with
+  // users hashed at another cost (relayr passwd --cost) a wrong password of
+  // a real user took another time than an unknown name.
+  const cheap = parseUsers([{ user: "alice", password: GOOD_HASH }], "f");
+  assert.deepEqual(
+    standInFor(cheap).params,
+    (parsePasswordHash(GOOD_HASH) as { params: unknown }).params,
+  );
+  const costly = await hashPassword("x", { N: 2 ** 11, r: 8, p: 2 });
+  const mixed = parseUsers([{ user: "k", public_key: (await generateKeyPair()).public_key }, {
+    user: "b",
+    password: costly,
+  }], "f");
+  assert.deepEqual(standInFor(mixed).params, { N: 2 ** 11, r: 8, p: 2 }, "a key user has no cost");
+  assert.deepEqual(standInFor(parseUsers([], "f")).params, SCRYPT_DEFAULT);
+  assert.equal(await verifyPassword("", standInFor(cheap)), false);
+});
+
+Deno.test("a JSON mistake in a config file, a users file or a CONNECT is reported without the text around it (no secret)", () => {
+  // Before: the runtime's JSON.parse message was passed on whole, and V8
+  // quotes the text around the mistake: an unquoted token or hash went to
+  // stderr, or on a SIGHUP into the log.
+  const files: Record<string, string> = {
+    "relayr.json": `{"auth-token": tok-s3cr3t-9d}`,
+    "users.json": `{"users":[{"user":"a","password":$scrypt$ln=15-s3cr3t}]}`,
+  };
+  const read = (p: string) => files[p];
+  const config = (args: string[]) => loadConfig({ args, env: () => undefined, readFile: read });
+  for (
+    const [what, run] of [
+      ["config file", () => config(["--config", "relayr.json"])],
+      ["users file", () => authConfigFrom(config(["--users", "users.json"]).config, read)],
+    ] as const
+  ) {
+    assert.throws(run, (e: Error) => {
+      assert.match(e.message, /is not JSON/, what);
+      assert.ok(!/s3cr3t|scrypt/.test(e.message), `${what}: ${e.message}`);
+      return true;
+    });
+  }
+  const frames: Frame[] = [];
+  new Parser().push(new TextEncoder().encode(`CONNECT {"pass":s3cr3t}\r\n`), frames);
+  const err = frames[0] as { op: string; message: string };
+  assert.equal(err.op, "ERR");
+  assert.ok(!err.message.includes("s3cr3t"), err.message);
+  assert.equal(
+    jsonErrorText(`JSON Parse error: Unrecognized token 's'`),
+    "JSON Parse error: Unrecognized token '?'",
+  );
+  assert.equal(
+    jsonErrorText(`Expected ',' or '}' after property value`),
+    `Expected ',' or '}' after property value`,
+  );
+});
+
+for (const via of ["CONNECT", "HTTP Basic"] as const) {
+  Deno.test(`failed logins: a burst of parallel logins from one address is checked a few at a time, so its failures count before the rest (${via})`, async () => {
+    // Before: failures were recorded only when a check ended, so a burst of
+    // parallel logins from one address all passed the backlog test and
+    // were all checked (a scrypt each: CPU for the guesser, guesses at once).
+    const clock = new FakeClock();
+    const users = parseUsers([{ user: "alice", password: GOOD_HASH }], "f");
+    const auth = new Authenticator({ token: undefined, users }, clock);
+    const ctx = { nonce: "n", remoteAddr: "10.0.0.66:1" };
+    const login = (pass: string, addr: string) =>
+      via === "CONNECT"
+        ? auth.authenticate({ user: "alice", pass }, { ...ctx, remoteAddr: `${addr}:1` })
+        : auth.httpPrincipal(`Basic ${btoa(`alice:${pass}`)}`, addr);
+    const burst = 60;
+    const all = Array.from({ length: burst }, (_, i) => login(`guess-${i}`, "10.0.0.66"));
+    for (let i = 0; i < 10_000 && auth.stats().failures < burst; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal(auth.stats().failures, burst, "every login answered or waiting out its delay");
+    const checked = burst - auth.stats().lockouts;
+    assert.ok(checked < 30, `only until the backlog filled: ${checked} checked`);
+    auth.close();
+    assert.deepEqual(new Set(await Promise.all(all)), new Set([undefined]));
+    assert.equal((await login("pw-secret-1", "10.0.0.67"))?.user, "alice", "another address");
+  });
+}
