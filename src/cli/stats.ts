@@ -17,6 +17,15 @@ import {
 } from "./common.ts";
 import { HTTP_FLAGS, httpCall } from "./http.ts";
 
+/** The options of the commands that print one JSON document from the monitoring port. */
+const JSON_HTTP_OPTIONS = `Options:
+      --http <host:port>    monitoring address (default: $RELAYR_HTTP, or the
+                            --server host on port 8222); https://host:port for
+                            a broker with --http-tls (--tls-ca: its CA)
+      --compact             one line of JSON instead of indented
+      --timeout <ms>        give up after this long (default: 5000)
+${COMMON_HELP}`;
+
 /** Help of `relayr stats`. */
 export const STATS_HELP = `Usage: relayr stats [options]
 
@@ -26,13 +35,7 @@ Examples:
   relayr stats
   relayr stats --http broker.internal:8222 --compact
 
-Options:
-      --http <host:port>    monitoring address (default: $RELAYR_HTTP, or the
-                            --server host on port 8222); https://host:port for
-                            a broker with --http-tls (--tls-ca: its CA)
-      --compact             one line of JSON instead of indented
-      --timeout <ms>        give up after this long (default: 5000)
-${COMMON_HELP}`;
+${JSON_HTTP_OPTIONS}`;
 
 /** Runs `relayr stats`; returns the exit code. */
 export function statsCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
@@ -58,13 +61,7 @@ the other nodes, whether it reaches etcd. A broker started without
 Examples:
   relayr cluster status --http 127.0.0.1:8222
 
-Options:
-      --http <host:port>    monitoring address (default: $RELAYR_HTTP, or the
-                            --server host on port 8222); https://host:port for
-                            a broker with --http-tls (--tls-ca: its CA)
-      --compact             one line of JSON instead of indented
-      --timeout <ms>        give up after this long (default: 5000)
-${COMMON_HELP}`;
+${JSON_HTTP_OPTIONS}`;
 
 /** Runs `relayr cluster status`; returns the exit code. */
 export function clusterCommand(args: string[], runtime: Runtime, io: CliIo): Promise<number> {
