@@ -5,7 +5,9 @@
  * earlier batches' acks, once their store writes settle. Reading pauses
  * (HTTP/2 back-pressure reaches the client) while the client is not taking
  * acks, while more than `GRPC_PUBLISH_ACKS_PENDING_MAX` acks are owed, and
- * while a topic it published to is blocked by a stalled subscriber.
+ * while a topic it published to is blocked by a stalled subscriber, and
+ * while its user's `publish_rate` bucket is empty (the rest of the batch
+ * waits for the bucket to refill: one timer per pause, none per message).
  *
  * @module
  */
@@ -14,13 +16,18 @@ import { GRPC_PUBLISH_ACKS_PENDING_MAX } from "../config/mod.ts";
 import type { Principal } from "./auth.ts";
 import { codeOf, type GrpcError, toGrpcError } from "./errors.ts";
 import type { PublishView } from "./publish_codec.ts";
+import type { UserState } from "./limits.ts";
 
 /** What a publish stream needs from the front end. */
 export interface PublishStreamHost {
   /** Reads the clock once for the batch. */
-  tick(): void;
-  /** One checked, authorized, counted publish (throws on refusal). */
-  publishOne(p: Principal, v: PublishView): number | Promise<number>;
+  tick(): number;
+  /** The caller's user state (limits, publish bucket), if it has one. */
+  userOf(p: Principal): UserState | undefined;
+  /** Resolves once `u`'s bucket holds a token again, or `gone()`. */
+  waitToken(u: UserState, gone: () => boolean, ended: Promise<void>): Promise<void>;
+  /** One checked, authorized, counted publish, taking a token of `u`'s bucket (throws on refusal). */
+  publishOne(p: Principal, v: PublishView, u: UserState | undefined): number | Promise<number>;
   /** The topic a publish since the last call found blocked, if any (and clears it). */
   takeBlocked(): { unblocked(): Promise<void> } | undefined;
   /** Counts a refused publish. */
@@ -49,6 +56,9 @@ export class PublishStream {
   #ended = false;
   /** Reasons to stop reading (write back-pressure, owed acks, a blocked topic). */
   #paused = 0;
+  /** A batch is half done, waiting for the publish bucket. */
+  #throttled = false;
+  #gone: Promise<void> | undefined = undefined;
 
   constructor(call: ServerDuplexStream<unknown, unknown>, host: PublishStreamHost, p: Principal) {
     this.#call = call;
@@ -66,15 +76,44 @@ export class PublishStream {
   }
 
   #batch(batch: PublishView[]): void {
+    const n = batch.length;
+    this.#run(batch, 0, new Array(n), new Array(n), false);
+  }
+
+  /**
+   * Publishes `batch` from `from` on. Over the user's publish rate it stops
+   * reading and goes on with the rest once the bucket refilled; the batch's
+   * acks still go out in order, as one `PublishAcks`.
+   */
+  #run(
+    batch: PublishView[],
+    from: number,
+    acks: (Ack | undefined)[],
+    ids: (number | Promise<number> | undefined)[],
+    waits: boolean,
+  ): void {
     const host = this.#host;
     const n = batch.length;
-    host.tick(); // once per batch: a tick is a batch of work
-    const acks: (Ack | undefined)[] = new Array(n);
-    const ids: (number | Promise<number> | undefined)[] = new Array(n);
-    let waits = false;
-    for (let i = 0; i < n; i++) {
+    const now = host.tick(); // once per batch: a tick is a batch of work
+    const u = host.userOf(this.principal);
+    const bucket = u?.bucket.limited ? u.bucket : undefined;
+    bucket?.refill(now);
+    for (let i = from; i < n; i++) {
+      if (bucket !== undefined && bucket.tokens < 1) {
+        this.#pause();
+        this.#throttled = true;
+        const gone = () => this.#call.destroyed || this.#call.cancelled;
+        host.waitToken(u!, gone, this.#gone ??= this.#whenGone()).then(() => {
+          this.#throttled = false;
+          this.#resume();
+          if (this.#call.destroyed || this.#call.cancelled) return;
+          this.#run(batch, i, acks, ids, waits);
+          this.#finish();
+        });
+        return;
+      }
       try {
-        ids[i] = host.publishOne(this.principal, batch[i]);
+        ids[i] = host.publishOne(this.principal, batch[i], u);
         if (typeof ids[i] !== "number") waits = true;
       } catch (e) {
         host.refused(e);
@@ -117,6 +156,15 @@ export class PublishStream {
     this.#chain = mine;
   }
 
+  /** Settles when the call ends, however. */
+  #whenGone(): Promise<void> {
+    return new Promise((r) => {
+      this.#call.once("close", r);
+      this.#call.once("cancelled", r);
+      this.#call.once("error", r);
+    });
+  }
+
   /** Ends the call with `err` (a revoked user, a stopping server). */
   fail(err: GrpcError): void {
     if (!this.#call.cancelled && !this.#call.destroyed) this.#call.emit("error", err);
@@ -140,7 +188,10 @@ export class PublishStream {
 
   /** Ends the call with OK once the client half-closed and every ack is out. */
   #finish(): void {
-    if (this.#ended && this.#owed === 0 && this.#chain === undefined && !this.#call.destroyed) {
+    if (
+      this.#ended && !this.#throttled && this.#owed === 0 && this.#chain === undefined &&
+      !this.#call.destroyed
+    ) {
       this.#call.end();
     }
   }

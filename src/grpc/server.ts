@@ -15,7 +15,7 @@ import {
   type ServerUnaryCall,
   setLogger,
 } from "@grpc/grpc-js";
-import type { Authenticator, AuthzCounters, Review } from "../auth/mod.ts";
+import { Action, type Authenticator, type AuthzCounters, type Review } from "../auth/mod.ts";
 import type { Broker } from "../broker/mod.ts";
 import {
   GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -28,6 +28,7 @@ import { CloseReason, type ServerStats } from "../server/mod.ts";
 import { authenticate, authorize, certSubjectOf, type Principal, principalOf } from "./auth.ts";
 import { codeOf, type GrpcError, grpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import { Inbox } from "./inbox.ts";
+import { untilToken, type UserState, UserStates } from "./limits.ts";
 import { PublishStream } from "./publish_stream.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
 import { serverServiceDefinition } from "./proto.ts";
@@ -115,10 +116,13 @@ export class GrpcFront implements SubscriberHost {
   #stopping = false;
   /** A topic the last publish found blocked (`--slow-consumer block`), until its caller takes it. */
   #blocked: { unblocked(): Promise<void> } | undefined;
+  /** Per-user limits, buckets and grants (limits.ts): a user's, across the listener. */
+  #users: UserStates;
 
   constructor(broker: Broker, options: GrpcOptions) {
     this.broker = broker;
     this.#options = options;
+    this.#users = new UserStates(options.payloadBytesMax);
     // grpc-js writes its own diagnostics to stderr (a failed bind as a second
     // line beside ours): they go to our log, at debug, instead. Process-wide,
     // as grpc-js's logger is.
@@ -239,6 +243,7 @@ export class GrpcFront implements SubscriberHost {
         ps.fail(grpcError("AUTH_REVOKED", why(ps.principal)));
       } else if (v !== undefined) ps.principal = v;
     }
+    this.#users.retain((p) => review(p) !== null);
   }
 
   /**
@@ -262,6 +267,7 @@ export class GrpcFront implements SubscriberHost {
   closed(s: GrpcSubscriber, reason: CloseReason, detail: string): void {
     this.subscribeStreams.delete(s);
     if (s.sub !== undefined) this.subscribers.delete(s.sub.sid);
+    if (s.user !== undefined) s.user.subscriptions--;
     this.closedByReason[reason] = (this.closedByReason[reason] ?? 0) + 1;
     this.closedMsgsOut += s.msgsOut;
     this.closedBytesOut += s.bytesOut;
@@ -333,9 +339,26 @@ export class GrpcFront implements SubscriberHost {
    * (`--slow-consumer block`) hands back the wait: the broker's flag is
    * always taken here, so that it never leaks to a TCP connection.
    */
-  #publishOne(p: Principal, v: PublishView): number | Promise<number> {
-    const m = checkPublish(v, this.#options.payloadBytesMax);
-    authorize(p, "publish", m.dest);
+  #publishOne(
+    p: Principal,
+    v: PublishView,
+    u: UserState | undefined,
+    inbox = false,
+  ): number | Promise<number> {
+    const m = checkPublish(v, u?.limits.maxPayload ?? this.#options.payloadBytesMax);
+    const perms = p.perms;
+    if (perms !== undefined && !perms.may(Action.PUBLISH, m.dest)) {
+      // allow_responses: a reply to a request this user received on a Subscribe stream.
+      if (u?.grants?.take(m.dest, this.broker.now) !== true) authorize(p, "publish", m.dest);
+    }
+    // As on TCP: a reply_to is where a service with allow_responses will
+    // publish past its own rules, so only a destination the requester may
+    // read (a Request's own inbox is the listener's, not the caller's).
+    const replyTo = m.options?.replyTo;
+    if (!inbox && replyTo !== undefined && perms !== undefined && !perms.maySubscribe(replyTo)) {
+      authorize(p, "subscribe", replyTo);
+    }
+    if (u !== undefined) u.bucket.tokens--;
     this.msgsIn++;
     this.bytesIn += m.len;
     try {
@@ -346,15 +369,50 @@ export class GrpcFront implements SubscriberHost {
     }
   }
 
+  /**
+   * The caller's user state, once its `publish_rate` bucket holds a token:
+   * a unary call over the rate waits (one timer per wait), as a TCP
+   * connection stops reading, bounded by the call's deadline.
+   */
+  async #token(
+    p: Principal,
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<UserState | undefined> {
+    const u = this.#users.of(p, this.broker.tick());
+    if (u === undefined || !u.bucket.limited) return u;
+    u.bucket.refill(this.broker.now);
+    if (u.bucket.tokens >= 1) return u;
+    await this.#waitToken(u, () => call.cancelled, new Promise((r) => call.once("cancelled", r)));
+    if (call.cancelled) throw new GrpcRefusal("TIMEOUT", "the call ended waiting for publish_rate");
+    return u;
+  }
+
+  #waitToken(u: UserState, gone: () => boolean, ended: Promise<void>): Promise<void> {
+    const b = this.broker;
+    return untilToken(
+      u.bucket,
+      b.clock,
+      () => b.tick(),
+      () => gone() || this.#stopping,
+      ended,
+      this.#options.authz,
+    );
+  }
+
   #takeBlocked(): { unblocked(): Promise<void> } | undefined {
     const b = this.#blocked;
     this.#blocked = undefined;
     return b;
   }
 
-  async #publish(p: Principal, r: PublishRequest): Promise<{ msg_id: string }> {
+  async #publish(
+    p: Principal,
+    r: PublishRequest,
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<{ msg_id: string }> {
+    const u = await this.#token(p, call);
     this.broker.tick();
-    const id = this.#publishOne(p, viewOf(r));
+    const id = this.#publishOne(p, viewOf(r), u);
     const blocked = this.#takeBlocked();
     const msgId = await id;
     if (blocked !== undefined) await blocked.unblocked();
@@ -406,7 +464,9 @@ export class GrpcFront implements SubscriberHost {
   #publishStreamAs(call: ServerDuplexStream<unknown, unknown>, p: Principal): void {
     const ps = new PublishStream(call, {
       tick: () => this.broker.tick(),
-      publishOne: (p, v) => this.#publishOne(p, v),
+      userOf: (p) => this.#users.of(p, this.broker.now),
+      waitToken: (u, gone, ended) => this.#waitToken(u, gone, ended),
+      publishOne: (p, v, u) => this.#publishOne(p, v, u),
       takeBlocked: () => this.#takeBlocked(),
       refused: (e) => this.#fail("PublishStream", e),
       ended: (call) => {
@@ -472,8 +532,18 @@ export class GrpcFront implements SubscriberHost {
         const sid = `g${s.id - CLIENT_ID_BASE}`;
         const { dest, options } = toSubscribe(req.open!, sid);
         authorize(p, dest.startsWith("queue:") ? "consume" : "subscribe", dest);
-        this.broker.tick();
+        const u = this.#users.of(p, this.broker.tick());
+        if (u !== undefined && u.subscriptions >= u.limits.subscriptions) {
+          throw new GrpcRefusal(
+            "LIMIT",
+            `at most ${u.limits.subscriptions} subscriptions per user over gRPC`,
+          );
+        }
         const sub = this.broker.subscribe(s, dest, sid, options);
+        if (u !== undefined) {
+          u.subscriptions++;
+          s.user = u;
+        }
         this.subscribers.set(sid, s);
         s.start(sub);
         return;
@@ -527,12 +597,13 @@ export class GrpcFront implements SubscriberHost {
     return {};
   }
 
-  #request(
+  async #request(
     p: Principal,
     r: { message: PublishRequest | null; timeout_ms: number },
     call: ServerUnaryCall<unknown, unknown>,
   ): Promise<{ reply: unknown }> {
     if (r.message === null) throw new GrpcRefusal("BAD_ARGUMENT", "Request needs a message");
+    const u = await this.#token(p, call);
     const deadline = call.getDeadline();
     const left = deadline instanceof Date
       ? deadline.getTime() - Date.now()
@@ -548,7 +619,7 @@ export class GrpcFront implements SubscriberHost {
         v.replyTo = w.replyTo;
         v.correlationId = w.correlationId;
         this.broker.tick();
-        const id = this.#publishOne(p, v);
+        const id = this.#publishOne(p, v, u, true);
         this.#takeBlocked();
         if (id instanceof Promise) id.catch((e) => (w.cancel(), reject(e)));
       } catch (e) {

@@ -27,6 +27,7 @@ import { Action } from "../auth/mod.ts";
 import type { Principal } from "./auth.ts";
 import { DeliveryBatch, errorResponse, openedResponse } from "./codec.ts";
 import { type GrpcError, grpcError, type GrpcErrorCode } from "./errors.ts";
+import type { UserState } from "./limits.ts";
 
 /** What a subscriber needs from the front end. */
 export interface SubscriberHost {
@@ -52,6 +53,8 @@ export class GrpcSubscriber implements Client {
   readonly inflight: InFlight = new InFlight();
   /** Who opened it; a reload may give it new rules. */
   principal: Principal;
+  /** Its user's state (limits.ts), once the subscription opened under a users-file user. */
+  user: UserState | undefined = undefined;
   readonly peer: string;
   readonly openedAt: number;
   sub: Subscription | undefined = undefined;
@@ -125,6 +128,11 @@ export class GrpcSubscriber implements Client {
     }
     this.msgsOut++;
     this.bytesOut += msg.len;
+    // allow_responses: the user may answer this message once, from any of its gRPC calls.
+    const grants = this.user?.grants;
+    if (grants !== undefined && msg.replyTo !== undefined) {
+      grants.grant(msg.replyTo, this.#broker.now);
+    }
     this.#batch.add(dest, msg, delivery);
     if (this.#batch.length >= GRPC_BATCH_BYTES_MAX) this.#cut();
     else if (!this.#scheduled) {
