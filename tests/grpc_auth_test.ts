@@ -7,18 +7,19 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { hashPassword } from "../src/auth/mod.ts";
 import { CHEAP, writeUsers } from "./auth/fixtures.ts";
-import { errorCode, GrpcClient, StreamReader, subscribe, takeMessages } from "./grpc_helpers.ts";
+import {
+  errorCode,
+  GrpcClient,
+  md,
+  StreamReader,
+  subscribe,
+  takeMessages,
+} from "./grpc_helpers.ts";
 import { startTestBroker, testConfig } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "grpc-tok-5c1d9e";
 const PASS = "carol-pw-72a4";
-
-function md(pairs: Record<string, string>): grpc.Metadata {
-  const m = new grpc.Metadata();
-  for (const [k, v] of Object.entries(pairs)) m.set(k, v);
-  return m;
-}
 
 Deno.test("grpc auth: a token or a user/password per call; none or a wrong one is UNAUTHENTICATED; rules per destination", async () => {
   const path = await writeUsers([{

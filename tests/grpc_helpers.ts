@@ -45,6 +45,13 @@ export class GrpcClient {
   }
 }
 
+/** Call metadata from name/value pairs (credentials: `authorization`, or `user` and `pass`). */
+export function md(pairs: Record<string, string>): grpc.Metadata {
+  const m = new grpc.Metadata();
+  for (const [k, v] of Object.entries(pairs)) m.set(k, v);
+  return m;
+}
+
 /** The broker error code in a failed call's trailers. */
 export function errorCode(e: unknown): string | undefined {
   const md = (e as grpc.ServiceError).metadata;

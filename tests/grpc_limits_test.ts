@@ -8,19 +8,20 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { hashPassword } from "../src/auth/mod.ts";
 import { CHEAP, writeUsers } from "./auth/fixtures.ts";
-import { errorCode, GrpcClient, StreamReader, subscribe, takeMessages } from "./grpc_helpers.ts";
+import {
+  errorCode,
+  GrpcClient,
+  md,
+  StreamReader,
+  subscribe,
+  takeMessages,
+} from "./grpc_helpers.ts";
 import type { GrpcMessage } from "./grpc_helpers.ts";
 import { startTestBroker } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "grpc-lim-tok-31f0";
 const PASS = "lim-pw-8e2c";
-
-function md(pairs: Record<string, string>): grpc.Metadata {
-  const m = new grpc.Metadata();
-  for (const [k, v] of Object.entries(pairs)) m.set(k, v);
-  return m;
-}
 
 async function withUsers(
   users: Record<string, unknown>[],
