@@ -17,7 +17,7 @@ import {
   takeMessages,
 } from "./grpc_helpers.ts";
 import type { GrpcMessage } from "./grpc_helpers.ts";
-import { startTestBroker } from "./helpers.ts";
+import { startTestBroker, testConfig } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "grpc-lim-tok-31f0";
@@ -196,4 +196,38 @@ Deno.test("grpc limits: allow_responses lets a user answer, once, a request it r
     assert.equal(errorCode(e), "PERMISSION_DENIED");
     s.call.cancel();
   });
+});
+
+Deno.test("grpc limits: a reload's new limits apply to the user's next calls; its open subscriptions stay counted", async () => {
+  const password = await hashPassword(PASS, CHEAP);
+  const entry = (limits: Record<string, number>) => ({ user: "lim", password, limits });
+  const path = await writeUsers([entry({ max_payload: 16, subscriptions: 1 })]);
+  const args = ["--grpc-port", "0", "--auth-token", TOKEN, "--users", path];
+  const b = await startTestBroker(args);
+  const c = new GrpcClient(b.grpc!.port);
+  try {
+    const as = md({ user: "lim", pass: PASS });
+    const big = new Uint8Array(17);
+    const s = await subscribe(c, { destination: "topic:t" }, as);
+    const e = await refused(
+      c.unary("Publish", { destination: "queue:a", body: big }, { metadata: as }),
+    );
+    assert.equal(errorCode(e), "PAYLOAD_TOO_LARGE");
+    await writeUsers([entry({ max_payload: 32, subscriptions: 2 })], path);
+    b.reload(testConfig(args));
+    await c.unary("Publish", { destination: "queue:a", body: big }, { metadata: as });
+    // One more subscription: the open one still counts against the new limit of 2.
+    const s2 = await subscribe(c, { destination: "topic:t2" }, as);
+    const third = c.raw.Subscribe(as);
+    const r3 = new StreamReader(third);
+    third.write({ open: { destination: "topic:t3" } });
+    await r3.done();
+    assert.equal(errorCode(r3.error), "LIMIT");
+    s.call.cancel();
+    s2.call.cancel();
+  } finally {
+    c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
 });
