@@ -29,7 +29,6 @@ import { ASSETS, serveAsset } from "./static.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./exposition.ts";
 import { renderMetrics } from "./metrics.ts";
 import { adminRoutes } from "./admin.ts";
-import { dashboardCss, dashboardHtml, dashboardJs } from "./assets/mod.ts";
 import { BadRequest, intParam } from "./params.ts";
 import { StatsStream } from "./stream.ts";
 
@@ -78,7 +77,8 @@ export function createHandler(
   const admin = adminRoutes(server);
   return (request, peer) => {
     const url = new URL(request.url);
-    // Built-in assets are public code (the client holds no secret), so no credential.
+    // Built-in assets (the client, the console's files) are code that holds
+    // no data, so no credential; a no-cache ETag makes an upgrade show at once.
     const pub = ASSETS.get(url.pathname);
     if (pub !== undefined && (request.method === "GET" || request.method === "HEAD")) {
       return serveAsset(request, pub);
@@ -96,13 +96,6 @@ export function createHandler(
     }
     try {
       switch (url.pathname) {
-        case "/":
-        case "/index.html":
-          return asset(dashboardHtml, "text/html; charset=utf-8");
-        case "/dashboard.js":
-          return asset(dashboardJs, "text/javascript; charset=utf-8");
-        case "/dashboard.css":
-          return asset(dashboardCss, "text/css; charset=utf-8");
         case "/api":
           return text(200, INDEX);
         case "/api/stream":
@@ -149,25 +142,6 @@ function boolParam(q: URLSearchParams, name: string, def: boolean): boolean {
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   throw new BadRequest(`${name} must be true or false, got ${JSON.stringify(raw)}`);
-}
-
-/**
- * A bundled console file. Its bytes change only with the binary, but a
- * revalidation is cheap and an operator after an upgrade must not get an old
- * script: no-cache, not max-age.
- */
-function asset(body: string, type: string): Response {
-  return new Response(body, {
-    headers: {
-      "content-type": type,
-      "cache-control": "no-cache",
-      "x-content-type-options": "nosniff",
-      // The console loads only its own files, never inline script: a name
-      // that got into the page as markup could not run.
-      "content-security-policy":
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
-    },
-  });
 }
 
 /** A plain-text answer, never cached. */

@@ -8,17 +8,22 @@
  *
  * @module
  */
-import { clientJs } from "./assets/mod.ts";
+import { clientJs, dashboardCss, dashboardHtml, dashboardJs } from "./assets/mod.ts";
 
-/** One asset: its bytes as text, its content type and its validator. */
+/** One asset: its bytes as text, its content type, its validator and headers of its own. */
 export interface Asset {
   readonly body: string;
   readonly contentType: string;
   readonly etag: string;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** Makes an asset; the ETag is a hash of the text (computed once, at start). */
-export function asset(body: string, contentType: string): Asset {
+export function asset(
+  body: string,
+  contentType: string,
+  headers: Record<string, string> = {},
+): Asset {
   // Two 32-bit FNV-1a hashes with different seeds: a validator, not a
   // security boundary, so a fast hash that changes with every edit is enough.
   let a = 0x811c9dc5;
@@ -29,12 +34,30 @@ export function asset(body: string, contentType: string): Asset {
     b = Math.imul(b ^ c, 0x01000193);
   }
   const hex = (n: number) => (n >>> 0).toString(16).padStart(8, "0");
-  return { body, contentType, etag: `"${hex(a)}${hex(b)}-${body.length}"` };
+  return { body, contentType, etag: `"${hex(a)}${hex(b)}-${body.length}"`, headers };
 }
 
-/** The built-in assets by path. */
+/** Public code: a page on an origin listed in --ws-allowed-origins may import it. */
+const CROSS_ORIGIN = { "access-control-allow-origin": "*" };
+
+/**
+ * The console loads only its own files, never inline script: a name that
+ * got into the page as markup could not run.
+ */
+const CONSOLE_CSP = {
+  "content-security-policy":
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+};
+
+const CONSOLE_PAGE = asset(dashboardHtml, "text/html; charset=utf-8", CONSOLE_CSP);
+
+/** The built-in assets by path: the browser client and the console's files. */
 export const ASSETS: ReadonlyMap<string, Asset> = new Map([
-  ["/client.js", asset(clientJs, "text/javascript; charset=utf-8")],
+  ["/client.js", asset(clientJs, "text/javascript; charset=utf-8", CROSS_ORIGIN)],
+  ["/", CONSOLE_PAGE],
+  ["/index.html", CONSOLE_PAGE],
+  ["/dashboard.js", asset(dashboardJs, "text/javascript; charset=utf-8", CONSOLE_CSP)],
+  ["/dashboard.css", asset(dashboardCss, "text/css; charset=utf-8", CONSOLE_CSP)],
 ]);
 
 /** Answers a GET or HEAD for `a`: 304 when the browser's copy is current. */
@@ -43,9 +66,8 @@ export function serveAsset(request: Request, a: Asset): Response {
     "content-type": a.contentType,
     "cache-control": "no-cache",
     etag: a.etag,
-    // Public code: a page on an origin listed in --ws-allowed-origins may import it.
-    "access-control-allow-origin": "*",
     "x-content-type-options": "nosniff",
+    ...a.headers,
   };
   const match = request.headers.get("if-none-match");
   if (match !== null && match.split(",").some((t) => t.trim() === a.etag)) {
