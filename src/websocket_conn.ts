@@ -11,7 +11,7 @@
  * which keeps the owner's one-write-in-flight rule meaningful: a peer that
  * stops reading backs the owner's buffer up, as a TCP socket would.
  *
- * This file uses web APIs only (no `Deno.`, `Bun.` or `node:`), so the
+ * This file uses web APIs only (nothing of the runtime seam), so the
  * browser client can take it as it is.
  *
  * @module

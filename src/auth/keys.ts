@@ -2,7 +2,7 @@
  * Ed25519 keys (NATS's nkey idea): a key user holds a private key, the
  * server stores only the public one and checks a signature of the nonce it
  * sent in its `INFO` greeting, so nothing the server stores lets anyone log
- * in. WebCrypto's Ed25519 works the same on Deno and Bun.
+ * in. WebCrypto's Ed25519 is a web API, the same on either runtime.
  *
  * Key file (written by `relayr keygen`, read by the SDK with `{ keyFile }`):
  * `{"type":"ed25519","public_key":"<base64url raw 32 bytes>","private_key":"<base64url PKCS#8 DER>"}`.

@@ -1,6 +1,6 @@
 /**
  * The Relayr client for browsers: the same client as `mod.ts` over a
- * WebSocket, with no runtime code (no `Deno.`, `Bun.` or `node:` anywhere in
+ * WebSocket, with no runtime code (nothing of the runtime seam anywhere in
  * its imports), bundled into the `/client.js` the broker serves.
  *
  * ```js ignore

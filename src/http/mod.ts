@@ -36,7 +36,7 @@ export interface Monitoring {
   /** Stops serving. */
   close(): Promise<void>;
   /**
-   * HTTPS: serves `files` from now on. Neither `Deno.serve` nor `Bun.serve`
+   * HTTPS: serves `files` from now on. Neither runtime's HTTP server
    * can swap a certificate (Bun's `reload({ tls })` keeps the old one, 1.4.4),
    * so the server is closed (in-flight requests finish) and started again on
    * its port; a scrape in that instant is refused. Throws when it cannot.

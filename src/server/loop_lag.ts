@@ -2,7 +2,7 @@
  * Event-loop lag: a timer asks to run every `LOOP_LAG_INTERVAL_MS` and
  * measures how late it runs. A loop blocked by a long task (a huge JSON
  * parse, a GC pause, a hot loop) shows up here before clients notice. Plain
- * timers and `performance.now()` work the same on Deno and Bun. It measures
+ * timers and `performance.now()` are web APIs, the same on either runtime. It measures
  * the real event loop, so it takes no `Clock`: a fake one has no loop to lag.
  *
  * @module
