@@ -425,3 +425,15 @@ for (const via of ["CONNECT", "HTTP Basic"] as const) {
     assert.equal((await login("pw-secret-1", "10.0.0.67"))?.user, "alice", "another address");
   });
 }
+
+Deno.test("users file: docs/SECURITY.md's example loads as written", () => {
+  const doc = Deno.readTextFileSync(new URL("../../docs/SECURITY.md", import.meta.url));
+  const from = doc.indexOf("```json", doc.indexOf("## An example users file")) + "```json".length;
+  const table = parseUsers(JSON.parse(doc.slice(from, doc.indexOf("```", from))), "SECURITY.md");
+  assert.deepEqual([...table.byName.keys()], [
+    "orders-service",
+    "billing",
+    "edge-gateway",
+    "prometheus",
+  ]);
+});
