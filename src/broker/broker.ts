@@ -6,12 +6,7 @@
  *
  * @module
  */
-import {
-  DESTINATIONS_MAX,
-  PEEK_MESSAGES_MAX,
-  REPLAY_MESSAGES_MAX,
-  SLOW_CONSUMER_BLOCK_MS,
-} from "../config/mod.ts";
+import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
   type FilterOption,
   hasWildcard,
@@ -21,8 +16,8 @@ import {
   type SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
-import { Heap, type Message, MessageState } from "../storage/mod.ts";
-import { AdminError, peeked, type PeekedMessage, queueName, topicName } from "./admin.ts";
+import { type Message, MessageState } from "../storage/mod.ts";
+import { type PeekedMessage, topicName } from "./admin.ts";
 import { type DeclaredHost, DeclaredTopics } from "./declared.ts";
 import { Deduplicator } from "./dedup.ts";
 import { IdGenerator } from "./ids.ts";
@@ -30,13 +25,13 @@ import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 import { copyOf, published } from "./messages.ts";
 import { type RouteHost, Routes } from "./routes.ts";
-import { Queue, QueueConsumer, type QueueHost } from "./queue.ts";
-import { DeclaredQueues, type QueueDeclaration, resolveSettings } from "./queue_settings.ts";
+import { type Queue, QueueConsumer } from "./queue.ts";
+import type { QueueDeclaration } from "./queue_settings.ts";
+import { QueueSet, type QueueSetHost } from "./queue_set.ts";
 import { type ScheduledHost, Scheduler } from "./scheduled.ts";
 import {
   type BindingStats,
   type BrokerStats,
-  byName,
   type Page,
   page,
   type PageOptions,
@@ -44,8 +39,9 @@ import {
   type TopicStats,
 } from "./stats.ts";
 import type { Subscription } from "./subscription.ts";
-import { Topic } from "./topic.ts";
+import type { Topic } from "./topic.ts";
 import { TopicSubscription } from "./topic_subscription.ts";
+import { TopicSet } from "./topic_set.ts";
 import {
   BrokerError,
   type BrokerOptions,
@@ -68,7 +64,7 @@ export interface BrokerCounters {
 }
 
 /** Destinations, publish and subscribe. */
-export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost {
+export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
   now: number;
   readonly clock: Clock;
@@ -86,17 +82,15 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   };
   readonly latency = new LatencyHistogram();
   readonly options: BrokerOptions;
-  #queues = new Map<string, Queue>();
+  /** The queues, their declarations and the operators' actions on them. */
+  #qs: QueueSet;
   /** The cluster's link (src/cluster/), told of topic interest and local publishes; undefined: single node. */
   interest: TopicInterest | undefined;
   #fromPeer = false;
-  #topics = new Map<string, Topic>();
-  #wildcards = new Set<TopicSubscription>();
-  #explicitTopicSubs = new Set<TopicSubscription>();
-  #redeliveries = new Heap<Delivery>();
+  /** The topics, their wildcard and explicit-ack subscriptions, and NACKed topic redeliveries. */
+  #ts: TopicSet;
   #declared: DeclaredTopics;
   #routes: Routes;
-  #declaredQueues = new DeclaredQueues();
   #scheduler: Scheduler;
   #dedup = new Deduplicator();
   /** Id of the message the last `#publishTopic` made. */
@@ -122,21 +116,23 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     this.queueBytesMax = options.queueBytesMax;
     this.#blockMs = options.slowConsumerBlockMs ?? SLOW_CONSUMER_BLOCK_MS;
     this.#ids = new IdGenerator(options.store.lastId());
+    this.#qs = new QueueSet(this);
+    this.#ts = new TopicSet(this);
     const names = options.store.queueNames();
     // The store also holds the logs of declared topics and their state record: not queues.
-    for (const name of names) if (name.startsWith("queue:")) this.#queue(name);
+    for (const name of names) if (name.startsWith("queue:")) this.#qs.open(name);
     this.#declared = new DeclaredTopics(this, options.store);
-    this.#declaredQueues.restore(
+    this.#qs.restoreDeclarations(
       this.#declared.restore(names.filter((n) => n.startsWith("topic:"))),
     );
     this.#routes = new Routes(options.store, this);
     this.#routes.restore();
-    for (const q of this.#queues.values()) {
-      this.#settle(q);
+    for (const q of this.#qs.map.values()) {
+      this.#qs.settle(q);
       this.#dedup.restoreQueue(q, this.now);
     }
     this.#scheduler = new Scheduler(this, options.store);
-    this.#scheduler.restore(names, this.#queues.values());
+    this.#scheduler.restore(names, this.#qs.map.values());
   }
 
   /**
@@ -213,7 +209,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     o: PubOptions | undefined,
   ): number | Promise<number> {
     const c = this.counters;
-    const topic = this.#topics.get(dest) ?? this.#topicForPublish(dest);
+    const topic = this.#ts.forPublish(dest);
     const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
     this.#lastTopicId = msg.id;
     const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
@@ -254,7 +250,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     o: PubOptions | undefined,
   ): number | Promise<number> {
     const c = this.counters;
-    const q = this.#queue(dest);
+    const q = this.#qs.open(dest);
     const now = this.now;
     let dueAt = 0;
     if (o !== undefined) {
@@ -264,7 +260,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
       }
       dueAt = visibleAt(o, now);
     }
-    this.#makeRoom(q, len);
+    this.#qs.makeRoom(q, len);
     const msg = published(
       this.#ids.next(now),
       dest,
@@ -346,7 +342,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
   fire(topic: string, msg: Message, payload: Uint8Array): void {
     let t: Topic | undefined;
     try {
-      t = this.#topics.get(topic) ?? this.#topicForPublish(topic);
+      t = this.#ts.forPublish(topic);
     } catch {
       t = undefined; // no room for the topic: nobody can be subscribed to it
     }
@@ -436,7 +432,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
       if (o.durable !== undefined || o.start !== undefined) {
         throw new BrokerError("BAD_ARGUMENT", "durable and start are for declared topics");
       }
-      const q = this.#queue(dest);
+      const q = this.#qs.open(dest);
       const c = new QueueConsumer(sid, q, client, {
         explicit: o.ack !== "none",
         prefetch,
@@ -460,12 +456,9 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
         ackTimeoutMs,
         filter: o.filter,
       });
-      if (hasWildcard(dest)) {
-        this.#wildcards.add(s);
-        for (const t of this.#topics.values()) if (s.wants(t.name)) s.bind(t);
-      } else s.bind(this.#topics.get(dest) ?? this.#newTopic(dest));
+      this.#ts.bindNew(s, hasWildcard(dest));
     }
-    if (s.explicit) this.#explicitTopicSubs.add(s);
+    this.#ts.tracked(s);
     this.interest?.added(s.pattern);
     return s;
   }
@@ -476,46 +469,14 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
    * matching ones it now may (from now on, as a new subscription would).
    */
   rebind(sub: TopicSubscription): void {
-    if (!this.#wildcards.has(sub)) return;
-    const bound = new Set<Topic>();
-    for (const b of [...sub.bindings]) {
-      if (sub.wants(b.topic.name)) bound.add(b.topic);
-      else sub.unbindFrom(b.topic);
-    }
-    for (const t of this.#topics.values()) if (!bound.has(t) && sub.wants(t.name)) sub.bind(t);
-    sub.activate();
+    this.#ts.rebind(sub);
   }
 
   /** Periodic work: expiry, delays, ack timeouts, idle queues. Cost is O(destinations). */
   sweep(): void {
     const now = this.tick();
-    for (const q of this.#queues.values()) {
-      if (q.store.nextDueAt() <= now) {
-        q.store.sweep(now);
-        q.dispatch();
-      }
-      for (const c of q.consumers) if (c.inflight.size > 0) c.expireAcks(now);
-      q.dedup?.sweep(now);
-      // A declared queue stays (its stats show it), and one whose dedup window holds ids.
-      if (
-        q.consumers.length === 0 && q.store.size === 0 && q.settings.declared === undefined &&
-        (q.dedup === undefined || q.dedup.size === 0)
-      ) {
-        this.#queues.delete(q.name);
-        this.options.store.dropQueue(q.name);
-      }
-    }
-    while (this.#redeliveries.peekKey() <= now) {
-      const d = this.#redeliveries.pop()!;
-      d.binding!.sub.due(d);
-    }
-    for (const s of this.#explicitTopicSubs) s.expireAcks(now);
-    this.#forgetIdleTopics();
-    if (this.slowConsumer === "block") {
-      for (const t of this.#topics.values()) {
-        if (t.blockedAt !== 0) t.expireBlock(now, this.#blockMs);
-      }
-    }
+    this.#qs.sweep(now);
+    this.#ts.sweep(now, this.slowConsumer === "block", this.#blockMs);
     this.#declared.sweep(now);
     this.#scheduler.sweep(now);
     this.#dedup.sweep(now);
@@ -531,14 +492,13 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
    * settings again are fine, others throw `DECLARE_CONFLICT`. Resolves when stored.
    */
   declareQueue(name: string, d: QueueDeclareOptions): Promise<void> {
-    this.#declaredQueues.declare(name, d);
-    this.#settle(this.#queue(name));
+    this.#qs.declare(name, d);
     return this.#declared.saved();
   }
 
   /** Part of DeclaredHost: queue declarations for the state record. */
   queueDeclarations(): QueueDeclaration[] {
-    return this.#declaredQueues.record();
+    return this.#qs.declarations();
   }
 
   /** A promise that settles once durable positions changed by now are stored. */
@@ -553,12 +513,12 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Part of DeclaredHost: the topic of that name, if it exists. */
   topic(name: string): Topic | undefined {
-    return this.#topics.get(name);
+    return this.#ts.map.get(name);
   }
 
   /** Part of DeclaredHost: creates a topic (see `#newTopic`). */
   newTopic(name: string): Topic {
-    return this.#newTopic(name);
+    return this.#ts.create(name);
   }
 
   /** Part of DeclaredHost: a fresh message id. */
@@ -568,17 +528,13 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Part of TopicHost: schedules a delayed topic redelivery. */
   schedule(d: Delivery, dueAt: number): void {
-    this.#redeliveries.push(dueAt, d);
+    this.#ts.schedule(d, dueAt);
   }
 
   /** Part of TopicHost: a topic subscription closed; topics nobody uses any more are forgotten. */
   closed(sub: TopicSubscription, left: readonly Topic[]): void {
     this.interest?.removed(sub.pattern);
-    this.#wildcards.delete(sub);
-    this.#explicitTopicSubs.delete(sub);
-    for (const t of left) {
-      if (t.bindings.length === 0 && t.retention === undefined) this.#topics.delete(t.name);
-    }
+    this.#ts.closed(sub, left);
   }
 
   /**
@@ -593,125 +549,26 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     );
   }
 
-  /** Part of QueueHost: moves a message to its dead-letter queue (`dlq:none`: drops it); false when that queue is full. */
-  deadLetter(queue: Queue, msg: Message): boolean {
-    const to = queue.settings.dlq;
-    if (to === null) return true;
-    let dlq: Queue;
-    try {
-      dlq = this.#queue(to);
-      this.#makeRoom(dlq, msg.len);
-    } catch {
-      return false;
-    }
-    const copy = copyOf(msg, this.#ids.next(this.now), dlq.name, this.now);
-    try {
-      void dlq.store.push(copy);
-    } catch {
-      return false;
-    }
-    dlq.counters.published++;
-    dlq.dispatch();
-    return true;
-  }
+  // --- admin actions (src/broker/admin.ts; the HTTP API and the CLI call these; see QueueSet) ---
 
-  // --- admin actions (src/broker/admin.ts; the HTTP API and the CLI call these) ---
-
-  /**
-   * Removes every ready and delayed message of a queue; messages in flight
-   * stay with their consumers, to be acked (or, when given back, delivered
-   * again: they were taken before the purge). Returns how many were removed.
-   */
+  /** Removes every ready and delayed message of a queue (see `QueueSet.purge`); returns how many. */
   purgeQueue(name: string): number {
-    const q = this.#existingQueue(name);
-    const n = q.store.purge();
-    q.counters.purged += n;
-    return n;
+    return this.#qs.purge(name);
   }
 
-  /**
-   * The first `n` messages a consumer would get next (priority, then FIFO),
-   * without taking them: nothing is delivered, counted or reordered.
-   */
+  /** The first `n` messages a consumer would get next, without taking them (see `QueueSet.peek`). */
   peekQueue(name: string, n: number): PeekedMessage[] {
-    if (!Number.isSafeInteger(n) || n < 1 || n > PEEK_MESSAGES_MAX) {
-      throw new AdminError("BAD_REQUEST", `n must be an integer from 1 to ${PEEK_MESSAGES_MAX}`);
-    }
-    const q = this.#existingQueue(name);
-    const out: PeekedMessage[] = [];
-    for (const m of q.store.messages()) {
-      if (m.expired(this.now)) continue; // never delivered again; the sweep takes it
-      out.push(peeked(m));
-      if (out.length === n) break;
-    }
-    return out;
+    return this.#qs.peek(name, n);
   }
 
-  /**
-   * Moves the ready messages of a queue's dead-letter queue back to the
-   * queue (`name` may be either), oldest first, each as a new message of the
-   * queue with a fresh delivery count. Stops at the queue's capacity or after
-   * `max`; returns how many moved and how many ready ones are left in the DLQ.
-   */
-  replayDeadLetters(name: string, max = REPLAY_MESSAGES_MAX): { moved: number; left: number } {
-    const { target, source } = this.#deadLetterRoute(queueName(name));
-    const dlq = this.#queues.get(source);
-    if (dlq === undefined) throw new AdminError("NOT_FOUND", `${target} has no dead letters`);
-    const q = this.#queue(target);
-    const take: Message[] = [];
-    for (const m of dlq.store.messages()) {
-      if (take.length >= Math.min(max, REPLAY_MESSAGES_MAX)) break;
-      if (!m.expired(this.now)) take.push(m);
-    }
-    // Ready order is priority first; a replay keeps the order they died in.
-    take.sort((a, b) => a.id - b.id);
-    let moved = 0;
-    for (const m of take) {
-      // The queue's own limits, whatever its overflow policy: a replay never drops live messages.
-      const st = q.settings;
-      if (q.store.size + 1 > st.messagesMax || q.store.bytes + m.len > st.bytesMax) break;
-      const copy = copyOf(m, this.#ids.next(this.now), target, this.now);
-      try {
-        // The copy's PUB is appended before the DLQ's REMOVE, and written first (see
-        // LogQueueStore.#removed): a crash in between duplicates a message, never loses one.
-        void q.store.push(copy);
-      } catch (e) {
-        if (moved === 0) throw storeFailed(e);
-        break;
-      }
-      dlq.store.remove(m, "replayed");
-      q.counters.published++;
-      moved++;
-    }
-    q.dispatch();
-    return { moved, left: dlq.store.ready };
-  }
-
-  /**
-   * Which queue `name` is in a replay: a queue with a dead-letter queue
-   * (its `dlq` setting), or the dead-letter queue of one, or `<q>.dlq`.
-   */
-  #deadLetterRoute(name: string): { target: string; source: string } {
-    const dlq = this.#queues.get(name)?.settings.dlq;
-    if (dlq != null && this.#queues.has(dlq)) return { target: name, source: dlq };
-    for (const q of this.#queues.values()) {
-      if (q.settings.dlq === name) return { target: q.name, source: name };
-    }
-    if (name.endsWith(".dlq")) return { target: name.slice(0, -4), source: name };
-    return { target: name, source: dlq ?? `${name}.dlq` };
+  /** Moves a queue's dead letters back to it (see `QueueSet.replayDeadLetters`). */
+  replayDeadLetters(name: string, max?: number): { moved: number; left: number } {
+    return this.#qs.replayDeadLetters(name, max);
   }
 
   /** Deletes a queue that holds no message and has no consumer (else `CONFLICT`). */
   deleteQueue(name: string): void {
-    const q = this.#existingQueue(name);
-    if (q.consumers.length > 0) {
-      throw new AdminError("CONFLICT", `${q.name} has ${q.consumers.length} consumers`);
-    }
-    if (q.store.size > 0) {
-      throw new AdminError("CONFLICT", `${q.name} holds ${q.store.size} messages; purge it first`);
-    }
-    this.#queues.delete(q.name);
-    this.options.store.dropQueue(q.name);
+    this.#qs.delete(name);
   }
 
   /**
@@ -723,26 +580,18 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
     return this.#declared.deleteDurable(topicName(topic), durable);
   }
 
-  #existingQueue(name: string): Queue {
-    const q = this.#queues.get(queueName(name));
-    if (q === undefined) throw new AdminError("NOT_FOUND", `no queue ${queueName(name)}`);
-    return q;
-  }
-
   /** Live queues by name (read-only; admin data goes through `stats()`, tests look closer). */
   get queues(): ReadonlyMap<string, Queue> {
-    return this.#queues;
+    return this.#qs.map;
   }
 
   /** Live topics by name (read-only, as `queues`). */
   get topics(): ReadonlyMap<string, Topic> {
-    return this.#topics;
+    return this.#ts.map;
   }
 
   /** Broker-wide figures. */
   stats(): BrokerStats {
-    let subscribed = 0;
-    for (const t of this.#topics.values()) if (t.bindings.length > 0) subscribed++;
     const h = this.latency;
     let cumulative = 0;
     const buckets = LATENCY_BUCKETS_S.map((le, i) => ({ le, count: cumulative += h.counts[i] }));
@@ -753,10 +602,10 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
       published_bytes: c.publishedBytes,
       rejected_msgs: c.rejected,
       unrouted_msgs: c.unrouted,
-      queues: this.#queues.size,
-      topics: subscribed,
+      queues: this.#qs.map.size,
+      topics: this.#ts.subscribed(),
       declared_topics: this.#declared.size,
-      declared_queues: this.#declaredQueues.size,
+      declared_queues: this.#qs.declaredCount,
       scheduled_msgs: this.#scheduler.size,
       duplicate_msgs: this.#dedup.duplicates,
       durables: this.#declared.durables,
@@ -768,17 +617,17 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Queues by name, a page of them. */
   queueStats(o: PageOptions): Page<QueueStats> {
-    return page(byName(this.#queues), o, (q) => q.stats());
+    return this.#qs.stats(o);
   }
 
   /** Topics by name, a page of them. */
   topicStats(o: PageOptions): Page<TopicStats> {
-    return page(byName(this.#topics), o, (t) => t.stats());
+    return this.#ts.stats(o);
   }
 
   /** Adds or changes a binding from topics matching `pattern` into `queue`; resolves when stored. */
   bind(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
-    this.#queue(queue);
+    this.#qs.open(queue);
     return this.#routes.bind(pattern, queue, filter);
   }
 
@@ -794,7 +643,7 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Part of RouteHost: the queue of that name, created if new. */
   queueFor(name: string): Queue {
-    return this.#queue(name);
+    return this.#qs.open(name);
   }
 
   /** Part of RouteHost: the overflow policy of `q` (its declaration's, or the server's). */
@@ -804,72 +653,12 @@ export class Broker implements QueueHost, DeclaredHost, RouteHost, ScheduledHost
 
   /** Part of RouteHost: applies the capacity policy before a message of `bytes` enters `q`. */
   makeRoom(q: Queue, bytes: number): void {
-    this.#makeRoom(q, bytes);
+    this.#qs.makeRoom(q, bytes);
   }
 
-  /** Applies the capacity policy before a message of `bytes` enters `q`. */
-  #makeRoom(q: Queue, bytes: number): void {
-    const o = q.settings;
-    const s = q.store;
-    while (s.size + 1 > o.messagesMax || s.bytes + bytes > o.bytesMax) {
-      if (o.overflow === "reject" || s.dropOldest() === undefined) {
-        q.counters.rejected++;
-        this.counters.rejected++;
-        throw new BrokerError(
-          "QUEUE_FULL",
-          `${q.name} is full (${s.size} messages, ${s.bytes} bytes)`,
-        );
-      }
-    }
-  }
-
-  #queue(name: string): Queue {
-    let q = this.#queues.get(name);
-    if (q === undefined) {
-      this.#checkRoom();
-      const d = this.#declaredQueues.get(name);
-      q = new Queue(
-        this.options.store.openQueue(name),
-        this,
-        resolveSettings(name, d, this.options),
-      );
-      this.#queues.set(name, q);
-    }
-    return q;
-  }
-
-  /** Applies its declaration (if any) to a queue. */
-  #settle(q: Queue): void {
-    q.settings = resolveSettings(q.name, this.#declaredQueues.get(q.name), this.options);
-    if (q.dedup !== undefined) q.dedup.windowMs = q.settings.dedupWindowMs;
-  }
-
-  /** A topic is created on publish only when a wildcard subscription wants it. */
-  #topicForPublish(name: string): Topic | undefined {
-    for (const s of this.#wildcards) if (s.wants(name)) return this.#newTopic(name);
-    return undefined;
-  }
-
-  /** Creates a topic and binds the wildcard subscriptions that match it. */
-  #newTopic(name: string): Topic {
-    this.#checkRoom();
-    const t = new Topic(name, this);
-    this.#topics.set(name, t);
-    for (const s of this.#wildcards) if (s.wants(name)) s.bind(t);
-    return t;
-  }
-
-  /** Topics only wildcards bound to, idle since the last sweep (see `Topic.forgettable`). */
-  #forgetIdleTopics(): void {
-    for (const t of this.#topics.values()) {
-      if (t.bindings.length === 0 || !t.forgettable()) continue;
-      for (const b of [...t.bindings]) b.sub.unbindFrom(t);
-      this.#topics.delete(t.name);
-    }
-  }
-
-  #checkRoom(): void {
-    if (this.#queues.size + this.#topics.size >= DESTINATIONS_MAX) {
+  /** Part of QueueSetHost: throws `LIMIT` when the broker holds as many destinations as it may. */
+  checkRoom(): void {
+    if (this.#qs.map.size + this.#ts.map.size >= DESTINATIONS_MAX) {
       throw new BrokerError("LIMIT", `the server holds ${DESTINATIONS_MAX} destinations already`);
     }
   }
