@@ -6,7 +6,8 @@
  *
  * @module
  */
-export { GRPC_METHODS, GrpcFront, type GrpcMethod, type GrpcOptions } from "./server.ts";
+export { GrpcFront } from "./server.ts";
+export { GRPC_METHODS, type GrpcMethod, type GrpcOptions } from "./front.ts";
 export type { GrpcStats } from "./stats.ts";
 export type { MessageObject } from "./codec.ts";
 export { brokerServiceDefinition, LOADER_OPTIONS, SERVICE_NAME } from "./proto.ts";

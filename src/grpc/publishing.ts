@@ -1,0 +1,203 @@
+/**
+ * The publish side of the gRPC listener: the Publish and Request calls and
+ * the PublishStream streams (publish_stream.ts). Each publish goes through
+ * the broker as a PUB on TCP does: checked (validate.ts), authorized,
+ * counted, and held to its user's `publish_rate` (limits.ts).
+ *
+ * @module
+ */
+import type { ServerDuplexStream, ServerUnaryCall } from "@grpc/grpc-js";
+import { Action } from "../auth/mod.ts";
+import { CloseReason } from "../server/mod.ts";
+import { authorize, type Principal } from "./auth.ts";
+import type { CallGate } from "./calls.ts";
+import { type GrpcError, grpcError, GrpcRefusal } from "./errors.ts";
+import type { Front, Verdict } from "./front.ts";
+import type { Inbox } from "./inbox.ts";
+import { untilToken, type UserState } from "./limits.ts";
+import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
+import { PublishStream } from "./publish_stream.ts";
+import { checkPublish, requestTimeout } from "./validate.ts";
+
+/** A topic a publish found blocked by a stalled subscriber (`--slow-consumer block`). */
+type Blocked = { unblocked(): Promise<void> };
+
+/** The listener's publish calls and streams. */
+export class Publishing {
+  /** Open PublishStream streams, by call. */
+  readonly streams = new Map<ServerDuplexStream<unknown, unknown>, PublishStream>();
+  /** Messages published through gRPC, and their payload bytes. */
+  msgsIn = 0;
+  bytesIn = 0;
+  #front: Front;
+  #gate: CallGate;
+  /** Where Requests wait for their reply. */
+  #inbox: Inbox;
+  /** A topic the last publish found blocked (`--slow-consumer block`), until its caller takes it. */
+  #blocked: Blocked | undefined;
+
+  constructor(front: Front, gate: CallGate, inbox: Inbox) {
+    this.#front = front;
+    this.#gate = gate;
+    this.#inbox = inbox;
+  }
+
+  /** The Publish call. */
+  async publish(
+    p: Principal,
+    r: PublishRequest,
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<{ msg_id: string }> {
+    const u = await this.#token(p, call);
+    this.#front.broker.tick();
+    const id = this.#publishOne(p, viewOf(r), u);
+    const blocked = this.#takeBlocked();
+    const msgId = await id;
+    if (blocked !== undefined) await blocked.unblocked();
+    return { msg_id: String(msgId) };
+  }
+
+  /** The Request call: a publish with the listener's inbox as its reply_to, answered by the reply. */
+  async request(
+    p: Principal,
+    r: { message: PublishRequest | null; timeout_ms: number },
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<{ reply: unknown }> {
+    if (r.message === null) throw new GrpcRefusal("BAD_ARGUMENT", "Request needs a message");
+    const u = await this.#token(p, call);
+    const deadline = call.getDeadline();
+    const left = deadline instanceof Date
+      ? deadline.getTime() - Date.now()
+      : Number.isFinite(deadline)
+      ? Number(deadline) - Date.now()
+      : Infinity;
+    const timeoutMs = requestTimeout(r.timeout_ms, left);
+    return new Promise((resolve, reject) => {
+      const w = this.#inbox.wait(timeoutMs, (err, reply) => err ? reject(err) : resolve({ reply }));
+      call.once("cancelled", w.cancel);
+      try {
+        const v = viewOf(r.message!);
+        v.replyTo = w.replyTo;
+        v.correlationId = w.correlationId;
+        this.#front.broker.tick();
+        const id = this.#publishOne(p, v, u, true);
+        this.#takeBlocked();
+        if (id instanceof Promise) id.catch((e) => (w.cancel(), reject(e)));
+      } catch (e) {
+        w.cancel();
+        reject(e);
+      }
+    });
+  }
+
+  /** Serves an authenticated, admitted PublishStream call (publish_stream.ts). */
+  stream(call: ServerDuplexStream<unknown, unknown>, p: Principal): void {
+    const front = this.#front;
+    const b = front.broker;
+    const ps = new PublishStream(call, {
+      tick: () => b.tick(),
+      userOf: (p) => front.users.of(p, b.now),
+      waitToken: (u, gone, ended) => this.#waitToken(u, gone, ended),
+      publishOne: (p, v, u) => this.#publishOne(p, v, u),
+      takeBlocked: () => this.#takeBlocked(),
+      refused: (e) => this.#gate.fail("PublishStream", e),
+      ended: (call) => {
+        if (!this.streams.delete(call)) return;
+        front.countClose(front.stopping ? CloseReason.SERVER_SHUTDOWN : CloseReason.CLIENT_CLOSED);
+      },
+    }, p);
+    this.streams.set(call, ps);
+  }
+
+  /** Ends every stream with the status `err()` (the listener is stopping). */
+  failAll(err: () => GrpcError): void {
+    for (const ps of this.streams.values()) ps.fail(err());
+  }
+
+  /** Applies a reload's verdict to the open streams: a revoked user's end (AUTH_REVOKED). */
+  review(verdict: Verdict, why: (p: Principal) => string): void {
+    for (const [call, ps] of [...this.streams]) {
+      const v = verdict(ps.principal);
+      if (v === null) {
+        this.streams.delete(call);
+        this.#front.countClose(CloseReason.AUTH_REVOKED);
+        ps.fail(grpcError("AUTH_REVOKED", why(ps.principal)));
+      } else if (v !== undefined) ps.principal = v;
+    }
+  }
+
+  /**
+   * One publish through the broker, as a PUB on TCP: checked, authorized,
+   * counted. A publish that found a topic blocked by a stalled subscriber
+   * (`--slow-consumer block`) hands back the wait: the broker's flag is
+   * always taken here, so that it never leaks to a TCP connection.
+   */
+  #publishOne(
+    p: Principal,
+    v: PublishView,
+    u: UserState | undefined,
+    inbox = false,
+  ): number | Promise<number> {
+    const front = this.#front;
+    const m = checkPublish(v, u?.limits.maxPayload ?? front.options.payloadBytesMax);
+    const perms = p.perms;
+    if (perms !== undefined && !perms.may(Action.PUBLISH, m.dest)) {
+      // allow_responses: a reply to a request this user received on a Subscribe stream.
+      if (u?.grants?.take(m.dest, front.broker.now) !== true) authorize(p, "publish", m.dest);
+    }
+    // As on TCP: a reply_to is where a service with allow_responses will
+    // publish past its own rules, so only a destination the requester may
+    // read (a Request's own inbox is the listener's, not the caller's).
+    const replyTo = m.options?.replyTo;
+    if (!inbox && replyTo !== undefined && perms !== undefined && !perms.maySubscribe(replyTo)) {
+      authorize(p, "subscribe", replyTo);
+    }
+    if (u !== undefined) u.bucket.tokens--;
+    this.msgsIn++;
+    this.bytesIn += m.len;
+    try {
+      return front.broker.publishFrom(m.dest, m.buf, m.off, m.len, m.options);
+    } finally {
+      const blocked = front.broker.takeBlocked();
+      if (blocked !== undefined) this.#blocked = blocked;
+    }
+  }
+
+  /**
+   * The caller's user state, once its `publish_rate` bucket holds a token:
+   * a unary call over the rate waits (one timer per wait), as a TCP
+   * connection stops reading, bounded by the call's deadline.
+   */
+  async #token(
+    p: Principal,
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<UserState | undefined> {
+    const b = this.#front.broker;
+    const u = this.#front.users.of(p, b.tick());
+    if (u === undefined || !u.bucket.limited) return u;
+    u.bucket.refill(b.now);
+    if (u.bucket.tokens >= 1) return u;
+    await this.#waitToken(u, () => call.cancelled, new Promise((r) => call.once("cancelled", r)));
+    if (call.cancelled) throw new GrpcRefusal("TIMEOUT", "the call ended waiting for publish_rate");
+    return u;
+  }
+
+  #waitToken(u: UserState, gone: () => boolean, ended: Promise<void>): Promise<void> {
+    const front = this.#front;
+    const b = front.broker;
+    return untilToken(
+      u.bucket,
+      b.clock,
+      () => b.tick(),
+      () => gone() || front.stopping,
+      ended,
+      front.options.authz,
+    );
+  }
+
+  #takeBlocked(): Blocked | undefined {
+    const b = this.#blocked;
+    this.#blocked = undefined;
+    return b;
+  }
+}
