@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, type StatusEvent } from "../src/client/mod.ts";
-import { ackGroups } from "../src/client/commands.ts";
+import { ackGroups } from "../src/client/sub_lines.ts";
 import { ACK_IDS_MAX, CONTROL_LINE_BYTES_MAX } from "../src/config/mod.ts";
 import { BrokerProcess, freePort, relayr, type Run } from "./client_helpers.ts";
 import { ownStderr } from "./helpers.ts";

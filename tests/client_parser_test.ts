@@ -6,16 +6,16 @@
 import assert from "node:assert/strict";
 import { FrameParser, type MsgFrame } from "../src/client/parser.ts";
 import { OutBuf } from "../src/client/outbound.ts";
+import { declareLine } from "../src/client/admin_lines.ts";
+import { encodePub } from "../src/client/pub_frame.ts";
 import {
   ackGroups,
   checkSubscribe,
-  declareLine,
   encodeAcks,
-  encodePub,
   nackLine,
   subLine,
   unsubLine,
-} from "../src/client/commands.ts";
+} from "../src/client/sub_lines.ts";
 import {
   BadArgumentError,
   BadDestinationError,

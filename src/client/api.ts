@@ -17,7 +17,7 @@ export type {
   QueueOptions,
   StartPosition,
   SubWireOptions,
-} from "./commands.ts";
+} from "./options.ts";
 export { type AckOptions, Message, type NackOptions } from "./message.ts";
 export { Subscription, type UnsubscribeOptions } from "./subscription.ts";
 export type { StatusEvent, StatusListener } from "./status.ts";

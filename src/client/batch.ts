@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { PublishOptions } from "./commands.ts";
+import type { PublishOptions } from "./options.ts";
 import { type Pending, Reply } from "./link.ts";
 
 /** What a {@linkcode PublishBatch} settled to. */

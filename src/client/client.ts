@@ -17,16 +17,9 @@
 import type { Runtime } from "../runtime/mod.ts";
 import { PublishBatch } from "./batch.ts";
 import type { KeySigner } from "./auth.ts";
-import {
-  bindLine,
-  type BindOptions,
-  declareLine,
-  type DeclareOptions,
-  declareQueueLine,
-  type PublishOptions,
-  type QueueOptions,
-  toBytes,
-} from "./commands.ts";
+import { bindLine, declareLine, declareQueueLine } from "./admin_lines.ts";
+import type { BindOptions, DeclareOptions, PublishOptions, QueueOptions } from "./options.ts";
+import { toBytes } from "./pub_frame.ts";
 import { Connection, type ServerInfo } from "./connection.ts";
 import type { Dialer } from "./dialer.ts";
 import { ConnectionClosedError, ConnectionLostError, DrainingError } from "./errors.ts";

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { ackGroups, encodeAcks } from "./commands.ts";
+import { ackGroups, encodeAcks } from "./sub_lines.ts";
 import { type BrokerReplyError, UnknownMsgIdError } from "./errors.ts";
 import { Ring } from "../ring.ts";
 import type { Wire } from "./wire.ts";

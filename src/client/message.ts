@@ -6,7 +6,7 @@
  */
 import { decodeHeaders, encodeEnvelope } from "../protocol/mod.ts";
 import { type Codec, codecOf, decodeBody } from "./codec.ts";
-import type { PublishOptions } from "./commands.ts";
+import type { PublishOptions } from "./options.ts";
 import { BadArgumentError } from "./errors.ts";
 import { MsgExtra, type MsgFrame } from "./parser.ts";
 

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { encodePub, type PublishOptions } from "./commands.ts";
+import type { PublishOptions } from "./options.ts";
+import { encodePub } from "./pub_frame.ts";
 import { BufferFullError, ConnectionLostError } from "./errors.ts";
 import { OUTBOUND_BYTES_MAX } from "./limits.ts";
 import { type Link, NO_WAIT, type Pending } from "./link.ts";

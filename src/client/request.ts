@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { PublishOptions } from "./commands.ts";
+import type { PublishOptions } from "./options.ts";
 import { TimeoutError } from "./errors.ts";
 import type { Message } from "./message.ts";
 import type { Subscription } from "./subscription.ts";

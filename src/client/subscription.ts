@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { AckMode } from "./commands.ts";
+import type { AckMode } from "./options.ts";
 import { BadArgumentError } from "./errors.ts";
 import { Ring } from "../ring.ts";
 import type { Message, MessageContext } from "./message.ts";

@@ -9,15 +9,8 @@
  *
  * @module
  */
-import {
-  type AckMode,
-  checkSubscribe,
-  nackLine,
-  type PublishOptions,
-  subLine,
-  type SubWireOptions,
-  unsubLine,
-} from "./commands.ts";
+import type { AckMode, PublishOptions, SubWireOptions } from "./options.ts";
+import { checkSubscribe, nackLine, subLine, unsubLine } from "./sub_lines.ts";
 import {
   ConnectionClosedError,
   ConnectionLostError,

@@ -1,0 +1,151 @@
+/**
+ * The lines that shape the broker's destinations: `BIND` and `UNBIND` (a
+ * topic pattern feeding a queue), `DECLARE` of a topic's retention and of a
+ * queue's limits. Each is checked in full before it is sent.
+ *
+ * @module
+ */
+import {
+  ACK_TIMEOUT_MS_MAX,
+  CONTROL_LINE_BYTES_MAX,
+  DECLARED_DELIVERIES_MAX,
+  DECLARED_QUEUE_BYTES_MAX,
+  DECLARED_QUEUE_MESSAGES_MAX,
+  DEDUP_WINDOW_MS_MAX,
+  RETAIN_AGE_MS_MAX,
+  RETAIN_BYTES_MAX,
+  RETAIN_MESSAGES_MAX,
+  TTL_MS_MAX,
+} from "../config/limits.ts";
+import { checkDestination, checkInt, filterValue } from "./checks.ts";
+import { BadArgumentError, BadDestinationError, BadFilterError } from "./errors.ts";
+import type { BindOptions, DeclareOptions, QueueOptions } from "./options.ts";
+
+/**
+ * Validates and returns a `BIND` line, or with `unbind` an `UNBIND` line
+ * (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { bindLine } from "./admin_lines.ts";
+ * console.assert(
+ *   bindLine("topic:orders.*", "queue:audit", { filter: "priority > 4" }) ===
+ *     `BIND topic:orders.* queue:audit filter:"priority > 4"`,
+ * );
+ * ```
+ */
+export function bindLine(
+  pattern: string,
+  queue: string,
+  opts: BindOptions = {},
+  unbind = false,
+): string {
+  checkDestination(pattern, true);
+  if (!pattern.startsWith("topic:")) {
+    throw new BadDestinationError(`a binding takes a topic pattern first, not ${pattern}`);
+  }
+  checkDestination(queue, false);
+  if (!queue.startsWith("queue:")) {
+    throw new BadDestinationError(`a binding feeds a queue, not ${queue}`);
+  }
+  if (unbind) return `UNBIND ${pattern} ${queue}`;
+  let line = `BIND ${pattern} ${queue}`;
+  if (opts.filter !== undefined) line += ` filter:${filterValue(opts.filter)}`;
+  if (line.length > CONTROL_LINE_BYTES_MAX) {
+    throw new BadFilterError(`the BIND line is over ${CONTROL_LINE_BYTES_MAX} bytes`);
+  }
+  return line;
+}
+
+/**
+ * Validates and returns a `DECLARE` line (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { declareLine } from "./admin_lines.ts";
+ * console.assert(
+ *   declareLine("topic:orders", { retainMessages: 1000, retainAgeMs: 60000 }) ===
+ *     "DECLARE topic:orders retain_messages:1000 retain_age:60000",
+ * );
+ * ```
+ */
+export function declareLine(topic: string, opts: DeclareOptions): string {
+  checkDestination(topic, false);
+  if (!topic.startsWith("topic:")) {
+    throw new BadDestinationError(
+      `declare takes a topic (declareQueue declares a queue): ${topic}`,
+    );
+  }
+  if (typeof opts !== "object" || opts === null) {
+    throw new BadArgumentError("declare needs options with at least one retention limit");
+  }
+  let line = `DECLARE ${topic}`;
+  if (opts.retainMessages !== undefined) {
+    checkInt("retainMessages", opts.retainMessages, 1, RETAIN_MESSAGES_MAX);
+    line += ` retain_messages:${opts.retainMessages}`;
+  }
+  if (opts.retainBytes !== undefined) {
+    checkInt("retainBytes", opts.retainBytes, 1, RETAIN_BYTES_MAX);
+    line += ` retain_bytes:${opts.retainBytes}`;
+  }
+  if (opts.retainAgeMs !== undefined) {
+    checkInt("retainAgeMs", opts.retainAgeMs, 1, RETAIN_AGE_MS_MAX);
+    line += ` retain_age:${opts.retainAgeMs}`;
+  }
+  if (line.length === 8 + topic.length) {
+    throw new BadArgumentError(
+      "declare needs at least one of retainMessages, retainBytes, retainAgeMs",
+    );
+  }
+  return line;
+}
+
+/**
+ * Validates and returns a `DECLARE queue:` line (without the line end).
+ *
+ * @example
+ * ```ts
+ * import { declareQueueLine } from "./admin_lines.ts";
+ * console.assert(
+ *   declareQueueLine("queue:jobs", { maxMessages: 1000, dlq: null }) ===
+ *     "DECLARE queue:jobs max_messages:1000 dlq:none",
+ * );
+ * ```
+ */
+export function declareQueueLine(queue: string, opts: QueueOptions = {}): string {
+  checkDestination(queue, false);
+  if (!queue.startsWith("queue:")) {
+    throw new BadDestinationError(`declareQueue takes a queue, not ${queue}`);
+  }
+  if (typeof opts !== "object" || opts === null) {
+    throw new BadArgumentError("declareQueue options must be an object");
+  }
+  let line = `DECLARE ${queue}`;
+  const int = (name: keyof QueueOptions, wire: string, min: number, max: number) => {
+    const v = opts[name];
+    if (v === undefined) return;
+    checkInt(name, v as number, min, max);
+    line += ` ${wire}:${v}`;
+  };
+  int("maxMessages", "max_messages", 1, DECLARED_QUEUE_MESSAGES_MAX);
+  int("maxBytes", "max_bytes", 1, DECLARED_QUEUE_BYTES_MAX);
+  if (opts.overflow !== undefined) {
+    if (opts.overflow !== "reject" && opts.overflow !== "drop_oldest") {
+      throw new BadArgumentError(`overflow must be "reject" or "drop_oldest"`);
+    }
+    line += ` overflow:${opts.overflow}`;
+  }
+  int("ttlMs", "ttl", 1, TTL_MS_MAX);
+  int("maxDeliveries", "max_deliveries", 1, DECLARED_DELIVERIES_MAX);
+  if (opts.dlq === null) line += " dlq:none";
+  else if (opts.dlq !== undefined) {
+    checkDestination(opts.dlq, false);
+    if (!opts.dlq.startsWith("queue:")) {
+      throw new BadDestinationError(`dlq takes a queue or null, not ${opts.dlq}`);
+    }
+    line += ` dlq:${opts.dlq}`;
+  }
+  int("ackTimeoutMs", "ack_timeout", 1, ACK_TIMEOUT_MS_MAX);
+  int("dedupWindowMs", "dedup_window", 0, DEDUP_WINDOW_MS_MAX);
+  return line;
+}
