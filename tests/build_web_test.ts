@@ -45,7 +45,7 @@ Deno.test("the browser client's import graph has no node:, Deno or Bun, and only
   }
   assert.deepEqual(bad, []);
   assert.ok(
-    seen.has("src/websocket_conn.ts") && seen.has("src/client/client.ts"),
+    seen.has("src/websocket/conn.ts") && seen.has("src/client/client.ts"),
     [...seen].join(),
   );
   assert.ok(!seen.has("src/runtime/mod.ts") && !seen.has("src/config/config.ts"));

@@ -7,7 +7,7 @@ import { type Running, startBroker } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/config.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import type { Conn } from "../src/runtime/mod.ts";
-import { webSocketConn } from "../src/websocket_conn.ts";
+import { webSocketConn } from "../src/websocket/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

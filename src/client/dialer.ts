@@ -11,7 +11,7 @@
  */
 import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
 import type { Conn, DialTls, Runtime } from "../runtime/mod.ts";
-import { webSocketConn } from "../websocket_conn.ts";
+import { webSocketConn } from "../websocket/mod.ts";
 import type { Address } from "./address.ts";
 
 /** Opens connections to one broker. */

@@ -231,7 +231,7 @@ export const STREAM_INTERVAL_MS = 1_000;
 /** Rows one list request of the console (`/api/queues` ...) returns at most. */
 export const CONSOLE_ROWS_MAX = 1_000;
 
-// --- WebSocket transport (src/websocket_conn.ts; the client imports these too) ---
+// --- WebSocket transport (src/websocket/; the client imports these too) ---
 
 /**
  * Largest WebSocket message either side sends: a bigger write goes out as

@@ -20,7 +20,7 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
-import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket_conn.ts";
+import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket/mod.ts";
 import { AcceptQueue } from "./accept_queue.ts";
 import { connectNodeTls } from "./node_tls.ts";
 import { certSubject } from "./tls_files.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { webSocketConn } from "../websocket_conn.ts";
+import { webSocketConn } from "../websocket/mod.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
 import type {
   Conn,

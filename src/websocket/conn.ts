@@ -21,8 +21,8 @@ import {
   WS_DRAIN_POLL_MS_MAX,
   WS_INBOUND_BYTES_MAX,
   WS_SEND_BYTES_MAX,
-} from "./config/limits.ts";
-import type { Conn } from "./runtime/mod.ts";
+} from "../config/limits.ts";
+import type { Conn } from "../runtime/mod.ts";
 
 /** Close code of a message over the size limit (RFC 6455 7.4.1). */
 export const WS_CLOSE_TOO_BIG = 1009;
