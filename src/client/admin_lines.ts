@@ -17,8 +17,9 @@ import {
   RETAIN_MESSAGES_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
+import { DEST } from "../protocol/mod.ts";
 import { checkDestination, checkInt, filterValue } from "./checks.ts";
-import { BadArgumentError, BadDestinationError, BadFilterError } from "./errors.ts";
+import { BadArgumentError, BadFilterError } from "./errors.ts";
 import type { BindOptions, DeclareOptions, QueueOptions } from "./options.ts";
 
 /**
@@ -40,14 +41,8 @@ export function bindLine(
   opts: BindOptions = {},
   unbind = false,
 ): string {
-  checkDestination(pattern, true);
-  if (!pattern.startsWith("topic:")) {
-    throw new BadDestinationError(`a binding takes a topic pattern first, not ${pattern}`);
-  }
-  checkDestination(queue, false);
-  if (!queue.startsWith("queue:")) {
-    throw new BadDestinationError(`a binding feeds a queue, not ${queue}`);
-  }
+  checkDestination(pattern, DEST.BIND_PATTERN);
+  checkDestination(queue, DEST.BIND_QUEUE);
   if (unbind) return `UNBIND ${pattern} ${queue}`;
   let line = `BIND ${pattern} ${queue}`;
   if (opts.filter !== undefined) line += ` filter:${filterValue(opts.filter)}`;
@@ -70,12 +65,7 @@ export function bindLine(
  * ```
  */
 export function declareLine(topic: string, opts: DeclareOptions): string {
-  checkDestination(topic, false);
-  if (!topic.startsWith("topic:")) {
-    throw new BadDestinationError(
-      `declare takes a topic (declareQueue declares a queue): ${topic}`,
-    );
-  }
+  checkDestination(topic, DEST.DECLARE_TOPIC);
   if (typeof opts !== "object" || opts === null) {
     throw new BadArgumentError("declare needs options with at least one retention limit");
   }
@@ -113,10 +103,7 @@ export function declareLine(topic: string, opts: DeclareOptions): string {
  * ```
  */
 export function declareQueueLine(queue: string, opts: QueueOptions = {}): string {
-  checkDestination(queue, false);
-  if (!queue.startsWith("queue:")) {
-    throw new BadDestinationError(`declareQueue takes a queue, not ${queue}`);
-  }
+  checkDestination(queue, DEST.DECLARE_QUEUE);
   if (typeof opts !== "object" || opts === null) {
     throw new BadArgumentError("declareQueue options must be an object");
   }
@@ -139,10 +126,7 @@ export function declareQueueLine(queue: string, opts: QueueOptions = {}): string
   int("maxDeliveries", "max_deliveries", 1, DECLARED_DELIVERIES_MAX);
   if (opts.dlq === null) line += " dlq:none";
   else if (opts.dlq !== undefined) {
-    checkDestination(opts.dlq, false);
-    if (!opts.dlq.startsWith("queue:")) {
-      throw new BadDestinationError(`dlq takes a queue or null, not ${opts.dlq}`);
-    }
+    checkDestination(opts.dlq, DEST.DLQ);
     line += ` dlq:${opts.dlq}`;
   }
   int("ackTimeoutMs", "ack_timeout", 1, ACK_TIMEOUT_MS_MAX);

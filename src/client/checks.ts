@@ -8,7 +8,7 @@
  */
 import { TOKEN_BYTES_MAX } from "../config/limits.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
-import { destinationError, START_TIME_MS_MAX } from "../protocol/mod.ts";
+import { type DestinationSlot, slotError, START_TIME_MS_MAX } from "../protocol/mod.ts";
 import { BadArgumentError, BadDestinationError, BadFilterError } from "./errors.ts";
 import type { StartPosition } from "./options.ts";
 
@@ -17,13 +17,18 @@ const encoder = new TextEncoder();
 const validPubDests = new Set<string>();
 const VALID_DESTS_CACHED_MAX = 1024;
 
-/** Throws `BadDestinationError` unless `dest` is valid (`wildcards`: a topic subscription). */
-export function checkDestination(dest: string, wildcards: boolean): void {
+/**
+ * Throws `BadDestinationError` unless `dest` may stand in `slot` (one of
+ * src/protocol's `DEST`: the broker's parser checks the same rule).
+ */
+export function checkDestination(dest: string, slot: DestinationSlot): void {
   if (typeof dest !== "string") throw new BadDestinationError("destination must be a string");
-  if (!wildcards && validPubDests.has(dest)) return;
-  const why = destinationError(dest, wildcards);
+  // Only a place that takes any concrete destination may use the cache.
+  const cached = slot.kind === undefined && slot.pattern !== true;
+  if (cached && validPubDests.has(dest)) return;
+  const why = slotError(dest, slot);
   if (why !== undefined) throw new BadDestinationError(why);
-  if (!wildcards && validPubDests.size < VALID_DESTS_CACHED_MAX) validPubDests.add(dest);
+  if (cached && validPubDests.size < VALID_DESTS_CACHED_MAX) validPubDests.add(dest);
 }
 
 /** Throws `BadArgumentError` unless `value` is a token: 1-256 bytes, no spaces or control characters. */

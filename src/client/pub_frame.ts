@@ -10,7 +10,7 @@ import {
   PUB_DELAY_MS_MAX,
   TTL_MS_MAX,
 } from "../config/limits.ts";
-import { encodeHeaders } from "../protocol/mod.ts";
+import { DEST, encodeHeaders } from "../protocol/mod.ts";
 import { checkDestination, checkInt, checkToken } from "./checks.ts";
 import { BadArgumentError, BadHeadersError, PayloadTooLargeError } from "./errors.ts";
 import type { PublishOptions } from "./options.ts";
@@ -52,7 +52,7 @@ function pubOptions(opts: PublishOptions): string {
     line += ` correlation_id:${opts.correlationId}`;
   }
   if (opts.replyTo !== undefined) {
-    checkDestination(opts.replyTo, false);
+    checkDestination(opts.replyTo, DEST.REPLY_TO);
     line += ` reply_to:${opts.replyTo}`;
   }
   if (opts.contentType !== undefined) {
@@ -101,7 +101,7 @@ export function encodePub(
     // The common case, one destination over and over: its checked, encoded
     // `PUB <dest> ` prefix is kept, so a message costs a few byte copies.
     if (dest !== lastPubDest) {
-      checkDestination(dest, false);
+      checkDestination(dest, DEST.PUBLISH);
       lastPubPrefix = encoder.encode(`PUB ${dest} `);
       lastPubDest = dest;
     }
@@ -109,7 +109,7 @@ export function encodePub(
     out.writeFrame(lastPubPrefix, body);
     return;
   }
-  checkDestination(dest, false);
+  checkDestination(dest, DEST.PUBLISH);
   let line = "PUB " + dest;
   let block: Uint8Array = EMPTY;
   if (opts !== undefined) {

@@ -13,7 +13,7 @@ import {
   PREFETCH_MAX,
   TOKEN_BYTES_MAX,
 } from "../config/limits.ts";
-import { destinationError, DURABLE_NAME } from "../protocol/mod.ts";
+import { DEST, destinationError, DURABLE_NAME } from "../protocol/mod.ts";
 import { checkDestination, checkInt, checkToken, filterValue, startValue } from "./checks.ts";
 import { BadArgumentError, BadDestinationError } from "./errors.ts";
 import type { AckMode, SubWireOptions } from "./options.ts";
@@ -75,7 +75,7 @@ export function subLine(
 
 /** Checks everything `subscribe` takes before it registers anything. */
 export function checkSubscribe(dest: string, opts: SubWireOptions): AckMode {
-  checkDestination(dest, true);
+  checkDestination(dest, DEST.SUBSCRIBE);
   if (opts.subId !== undefined) checkToken("subId", opts.subId);
   const durable = opts.durable !== undefined;
   if (durable || opts.start !== undefined) {

@@ -21,11 +21,13 @@ import {
   TTL_MS_MAX,
 } from "../config/mod.ts";
 import {
-  destinationError,
+  DEST,
+  type DestinationSlot,
   DURABLE_NAME,
   encodeHeaders,
   type PubOptions,
   type RetentionOptions,
+  slotError,
   START_TIME_MS_MAX,
   type StartPosition,
   type SubOptions,
@@ -47,9 +49,9 @@ function bad(message: string): GrpcRefusal {
   return new GrpcRefusal("BAD_ARGUMENT", message);
 }
 
-/** Checks a destination; `wildcards`: a topic pattern is allowed. */
-export function destination(dest: string, wildcards: boolean): string {
-  const why = destinationError(dest, wildcards);
+/** Checks a destination for its place (src/protocol's `DEST`, the parser's own rules). */
+function destination(dest: string, slot: DestinationSlot): string {
+  const why = slotError(dest, slot);
   if (why !== undefined) throw new GrpcRefusal("BAD_DESTINATION", why);
   return dest;
 }
@@ -72,11 +74,11 @@ function intIn(key: string, v: number, min: number, max: number): number {
  * bad input. The body is not copied unless headers must go before it.
  */
 export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
-  const dest = destination(v.destination, false);
+  const dest = destination(v.destination, DEST.PUBLISH);
   const priority = intIn("priority", v.priority, 0, 9);
   const ttlMs = intIn("ttl_ms", v.ttlMs, 0, TTL_MS_MAX);
   const correlationId = optionalToken("correlation_id", v.correlationId);
-  const replyTo = v.replyTo === "" ? undefined : destination(v.replyTo, false);
+  const replyTo = v.replyTo === "" ? undefined : destination(v.replyTo, DEST.REPLY_TO);
   const contentType = optionalToken("content_type", v.contentType);
   const delayMs = intIn("delay_ms", v.delayMs, 0, PUB_DELAY_MS_MAX);
   const deliverAt = intIn("deliver_at_ms", v.deliverAt, 0, DELIVER_AT_MS_MAX);
@@ -142,7 +144,7 @@ export interface SubscribeOpen {
 
 /** A SubscribeOpen as the broker's subscribe options (the sid is the front end's). */
 export function toSubscribe(o: SubscribeOpen, sid: string): { dest: string; options: SubOptions } {
-  const dest = destination(o.destination, true);
+  const dest = destination(o.destination, DEST.SUBSCRIBE);
   const options: SubOptions = {
     sid,
     ack: o.ack === "ACK_MODE_EXPLICIT"
@@ -213,10 +215,7 @@ export interface DeclareRequest {
 
 /** A DeclareRequest as the broker's declare arguments. */
 export function toDeclare(r: DeclareRequest): { dest: string; options: RetentionOptions } {
-  const dest = destination(r.destination, false);
-  if (!dest.startsWith("topic:")) {
-    throw new GrpcRefusal("BAD_DESTINATION", "only topics are declared");
-  }
+  const dest = destination(r.destination, DEST.DECLARE_TOPIC);
   const opt = (key: string, v: number, max: number) => v === 0 ? undefined : intIn(key, v, 1, max);
   const options: RetentionOptions = {
     messages: opt("retain_messages", r.retain_messages, RETAIN_MESSAGES_MAX),

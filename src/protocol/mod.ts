@@ -23,7 +23,14 @@ export {
   writePlainTail,
 } from "./encoder.ts";
 export { decodeHeaders, encodeHeaders, headerBlockError, headerMap } from "./headers.ts";
-export { destinationError, hasWildcard, matches } from "./names.ts";
+export {
+  DEST,
+  destinationError,
+  type DestinationSlot,
+  hasWildcard,
+  matches,
+  slotError,
+} from "./names.ts";
 export { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";

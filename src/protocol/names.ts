@@ -67,3 +67,55 @@ export function matches(pattern: string, topic: string): boolean {
   }
   return p.length === t.length;
 }
+
+/**
+ * A place a command takes a destination, and what it accepts there: the
+ * name grammar above, then the one kind the place takes, if any.
+ */
+export interface DestinationSlot {
+  /** The one kind it takes; undefined: a queue or a topic. */
+  readonly kind?: "queue" | "topic";
+  /** A topic pattern (`*`, `>`) is allowed. */
+  readonly pattern?: boolean;
+  /** The option it is the value of (`reply_to`, `dlq`): grammar errors name it. */
+  readonly option?: string;
+  /** What a destination of another kind is told, before `, not <dest>`. */
+  readonly refusal?: string;
+}
+
+/**
+ * The destination places of the commands (docs/PROTOCOL.md), one rule each,
+ * shared by the broker's parser, the gRPC front end and the client's
+ * encoders, so that all three refuse the same destinations with the same
+ * words (`BAD_DESTINATION`).
+ */
+export const DEST = {
+  /** `PUB <dest>`: a queue or a topic, no pattern. */
+  PUBLISH: {},
+  /** `reply_to:<dest>` of a publish. */
+  REPLY_TO: { option: "reply_to" },
+  /** `SUB <dest>`: a queue, a topic or a topic pattern. */
+  SUBSCRIBE: { pattern: true },
+  /** `DECLARE <dest>` on the wire: a topic's retention or a queue's settings. */
+  DECLARE: {},
+  /** A topic's retention (gRPC's Declare, the client's `declare`). */
+  DECLARE_TOPIC: { kind: "topic", refusal: "declare takes a topic" },
+  /** A queue's settings (the client's `declareQueue`). */
+  DECLARE_QUEUE: { kind: "queue", refusal: "declareQueue takes a queue" },
+  /** `BIND <pattern> ...`, `UNBIND <pattern> ...`. */
+  BIND_PATTERN: { kind: "topic", pattern: true, refusal: "a binding takes a topic pattern first" },
+  /** `BIND ... <queue>`, `UNBIND ... <queue>`. */
+  BIND_QUEUE: { kind: "queue", refusal: "a binding feeds a queue" },
+  /** `dlq:<dest>` of a queue. */
+  DLQ: { kind: "queue", option: "dlq", refusal: "dlq takes a queue" },
+} as const satisfies Record<string, DestinationSlot>;
+
+/** Why `dest` cannot stand in `slot` (one of `DEST`), or undefined when it can. */
+export function slotError(dest: string, slot: DestinationSlot): string | undefined {
+  const why = destinationError(dest, slot.pattern === true);
+  if (why !== undefined) return slot.option === undefined ? why : `${slot.option}: ${why}`;
+  if (slot.kind !== undefined && !dest.startsWith(slot.kind === "queue" ? "queue:" : "topic:")) {
+    return `${slot.refusal ?? `a ${slot.kind} is needed`}, not ${dest}`;
+  }
+  return undefined;
+}

@@ -55,7 +55,7 @@ import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
 import { LastString } from "./last_string.ts";
-import { destinationError } from "./names.ts";
+import { DEST, slotError } from "./names.ts";
 
 const LF = 10;
 const CR = 13;
@@ -392,7 +392,7 @@ export class Parser {
   #destination(buf: Uint8Array, s: number, e: number): string {
     const dest = this.#dests.get(buf, s, e);
     if (this.#dests.fresh) {
-      this.#lastDestError = destinationError(dest, false);
+      this.#lastDestError = slotError(dest, DEST.PUBLISH);
       this.#destText = dest;
       this.#destBytes = buf.slice(s, e);
     }
@@ -417,8 +417,8 @@ export class Parser {
           o.contentType = token(key, value);
           break;
         case "reply_to": {
-          const why = destinationError(value, false);
-          if (why) throw new BadInput("BAD_DESTINATION", `reply_to: ${why}`);
+          const why = slotError(value, DEST.REPLY_TO);
+          if (why) throw new BadInput("BAD_DESTINATION", why);
           o.replyTo = value;
           break;
         }
@@ -510,7 +510,7 @@ export class Parser {
   #sub(buf: Uint8Array): Frame {
     if (this.#ntok < 2) throw new BadInput("BAD_ARGUMENT", "SUB needs a destination");
     const dest = str(buf, this.#tok[2], this.#tok[3]);
-    const why = destinationError(dest, true);
+    const why = slotError(dest, DEST.SUBSCRIBE);
     if (why) throw new BadInput("BAD_DESTINATION", why);
     const o: SubOptions = {
       sid: undefined,
@@ -565,7 +565,7 @@ export class Parser {
   #declare(buf: Uint8Array): Frame {
     if (this.#ntok < 2) throw new BadInput("BAD_ARGUMENT", "DECLARE needs a topic or a queue");
     const dest = str(buf, this.#tok[2], this.#tok[3]);
-    const why = destinationError(dest, false);
+    const why = slotError(dest, DEST.DECLARE);
     if (why) throw new BadInput("BAD_DESTINATION", why);
     const o: RetentionOptions = { messages: undefined, bytes: undefined, ageMs: undefined };
     if (dest.startsWith("queue:")) {
@@ -602,17 +602,11 @@ export class Parser {
     if (ntok < 3) throw new BadInput("BAD_ARGUMENT", `${verb} needs a topic pattern and a queue`);
     const tok = this.#tok;
     const pattern = str(buf, tok[2], tok[3]);
-    let why = destinationError(pattern, true);
+    let why = slotError(pattern, DEST.BIND_PATTERN);
     if (why) throw new BadInput("BAD_DESTINATION", why);
-    if (!pattern.startsWith("topic:")) {
-      throw new BadInput("BAD_DESTINATION", `${verb} takes a topic pattern first`);
-    }
     const queue = str(buf, tok[4], tok[5]);
-    why = destinationError(queue, false);
+    why = slotError(queue, DEST.BIND_QUEUE);
     if (why) throw new BadInput("BAD_DESTINATION", why);
-    if (!queue.startsWith("queue:")) {
-      throw new BadInput("BAD_DESTINATION", `${verb} takes a queue second`);
-    }
     if (verb === "UNBIND") {
       if (ntok !== 3) throw new BadInput("BAD_ARGUMENT", "UNBIND takes no options");
       return { op: "UNBIND", pattern, queue };
@@ -653,11 +647,8 @@ export class Parser {
             q.dlq = null;
             break;
           }
-          const bad = destinationError(value, false);
-          if (bad) throw new BadInput("BAD_DESTINATION", `dlq: ${bad}`);
-          if (!value.startsWith("queue:")) {
-            throw new BadInput("BAD_DESTINATION", `dlq takes a queue or "none"`);
-          }
+          const bad = slotError(value, DEST.DLQ);
+          if (bad) throw new BadInput("BAD_DESTINATION", bad);
           q.dlq = value;
           break;
         }
