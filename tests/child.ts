@@ -3,6 +3,7 @@
  * main.ts`): start it on free ports, learn the ports from its log, stop it by
  * its own PID and collect its exit status and output.
  */
+import { RawClient } from "./helpers.ts";
 
 const decoder = new TextDecoder();
 
@@ -203,6 +204,16 @@ export class CrashableBroker {
     this.#pumps = [this.#pump(this.child.stdout), this.#pump(this.child.stderr)];
   }
 
+  /** Starts one on `dataDir` and waits until it listens. */
+  static async start(
+    dataDir: string,
+    fsync: "always" | "interval" = "always",
+  ): Promise<CrashableBroker> {
+    const b = new CrashableBroker(dataDir, fsync);
+    await b.ready();
+    return b;
+  }
+
   async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
     for await (const chunk of stream) this.#out += decoder.decode(chunk);
   }
@@ -229,5 +240,68 @@ export class CrashableBroker {
     } catch { /* already gone */ }
     await this.child.status;
     await Promise.all(this.#pumps);
+  }
+}
+
+/**
+ * A crash test's broker and its clients: a `CrashableBroker` (`--fsync
+ * always`) on the data dir, the `RawClient`s opened to it, and `restart()`,
+ * the crash: kill -9, the clients dropped, a new broker on the same dir.
+ */
+export class CrashSession {
+  readonly dataDir: string;
+  broker: CrashableBroker;
+  /** The running broker's port. */
+  port = 0;
+  #clients: RawClient[] = [];
+
+  constructor(dataDir: string) {
+    this.dataDir = dataDir;
+    this.broker = new CrashableBroker(dataDir);
+  }
+
+  /** A client of the running broker, closed by the next restart or the end. */
+  async connect(): Promise<RawClient> {
+    const c = await RawClient.connect(this.port);
+    this.#clients.push(c);
+    return c;
+  }
+
+  /** kill -9, close the clients, start again on the same data dir; waits until it listens. */
+  async restart(): Promise<void> {
+    await this.broker.kill();
+    await this.#closeClients();
+    this.broker = await CrashableBroker.start(this.dataDir);
+    this.port = this.broker.port;
+  }
+
+  async #closeClients(): Promise<void> {
+    for (const c of this.#clients.splice(0)) await c.close();
+  }
+
+  /** Closes the clients and kills the broker. */
+  async end(): Promise<void> {
+    await this.#closeClients();
+    await this.broker.kill();
+  }
+}
+
+/**
+ * Runs `body` with a `CrashSession` on a fresh temporary data dir (named
+ * `prefix...`) whose broker is listening; whatever happens, the clients are
+ * closed, the broker killed (by its PID) and the data dir removed.
+ */
+export async function withCrashSession(
+  prefix: string,
+  body: (s: CrashSession) => Promise<void>,
+): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix });
+  const s = new CrashSession(dataDir);
+  try {
+    s.port = await s.broker.ready();
+    await body(s);
+  } finally {
+    await s.end();
+    await Deno.remove(dataDir, { recursive: true });
   }
 }

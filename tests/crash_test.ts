@@ -266,8 +266,8 @@ async function round(
   damage: Damage,
   fsync: "always" | "interval",
 ) {
-  const b = new CrashableBroker(dataDir, fsync);
-  const port = await b.ready();
+  const b = await CrashableBroker.start(dataDir, fsync);
+  const port = b.port;
   let stopped = false;
   const work = [
     publish(port, ledger, () => stopped),
@@ -293,8 +293,7 @@ async function round(
     Deno.truncateSync(path, at);
   }
   // The next start must say that it cut the tail.
-  const check = new CrashableBroker(dataDir);
-  await check.ready();
+  const check = await CrashableBroker.start(dataDir);
   await check.kill();
   assert.match(check.output, /(torn tail|corrupt record) at offset \d+.*truncated \d+ bytes/);
 }
@@ -314,9 +313,8 @@ async function crashRun(fsync: "always" | "interval", damages: Damage[]): Promis
   try {
     for (const damage of damages) await round(dataDir, ledger, rand, damage, fsync);
     // Final drain: everything left must come back, once, with what was sent.
-    const b = new CrashableBroker(dataDir);
-    const port = await b.ready();
-    const w = await Wire.connect(port);
+    const b = await CrashableBroker.start(dataDir);
+    const w = await Wire.connect(b.port);
     await w.send(`SUB ${QUEUE} sub_id:d prefetch:65536\r\n`);
     const delivered = new Map<number, Frame>();
     for (let idle = 0; idle < 10;) {

@@ -7,8 +7,8 @@
  * replayable with start:first, and the retention limit must still hold.
  */
 import assert from "node:assert/strict";
-import { CrashableBroker } from "./child.ts";
-import { RawClient, type ServerFrame } from "./helpers.ts";
+import { withCrashSession } from "./child.ts";
+import type { RawClient, ServerFrame } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const text = (f: ServerFrame) => dec.decode(f.payload);
@@ -21,21 +21,12 @@ async function expect(c: RawClient, line: string, reply: string): Promise<void> 
 const range = (from: number, to: number) =>
   Array.from({ length: to - from }, (_, i) => `m${from + i}`);
 
-Deno.test("durable topic: kill -9 keeps the declaration, the retained messages and the acked position", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "relayr-durable-" });
-  let b = new CrashableBroker(dataDir);
-  const clients: RawClient[] = [];
-  const connect = async (port: number) => {
-    const c = await RawClient.connect(port);
-    clients.push(c);
-    return c;
-  };
-  try {
-    let port = await b.ready();
-    const c = await connect(port);
+Deno.test("durable topic: kill -9 keeps the declaration, the retained messages and the acked position", () =>
+  withCrashSession("relayr-durable-", async (s) => {
+    const c = await s.connect();
     await expect(c, "DECLARE topic:events retain_messages:8", "OK");
     await expect(c, "SUB topic:events sub_id:d durable:worker start:first prefetch:100", "OK");
-    const p = await connect(port);
+    const p = await s.connect();
     const ids: number[] = [];
     for (const body of range(0, 10)) {
       await p.pub("topic:events", body);
@@ -49,32 +40,23 @@ Deno.test("durable topic: kill -9 keeps the declaration, the retained messages a
       `ACK msg_id:${ids[0]} msg_id:${ids[1]} msg_id:${ids[3]} msg_id:${ids[2]}`,
       "OK",
     );
-    await b.kill();
-    for (const x of clients.splice(0)) await x.close();
-
-    b = new CrashableBroker(dataDir);
-    port = await b.ready();
-    const d = await connect(port);
+    await s.restart();
+    const d = await s.connect();
     await expect(d, "SUB topic:events sub_id:d durable:worker", "OK");
     const again = await d.msgs(6, 5000);
     assert.deepEqual(again.map(text), range(4, 10), "exactly after the acked position");
     assert.deepEqual(again.map((f) => Number(f.fields!.msg_id)), ids.slice(4), "same ids");
     await d.quiet(100);
 
-    const r = await connect(port);
+    const r = await s.connect();
     await expect(r, "SUB topic:events sub_id:r start:first", "OK");
     assert.deepEqual((await r.msgs(8, 5000)).map(text), range(2, 10), "retain_messages:8 holds");
 
     // New ids go on after the recovered ones; both subscriptions get the new message.
-    const p2 = await connect(port);
+    const p2 = await s.connect();
     await p2.pub("topic:events", "after");
     const id = Number(/^OK msg_id:(\d+)$/.exec(await p2.line(5000))![1]);
     assert.ok(id > ids[9]);
     assert.equal(text((await d.msgs(1))[0]), "after");
     assert.equal(text((await r.msgs(1))[0]), "after");
-  } finally {
-    for (const x of clients) await x.close();
-    await b.kill();
-    await Deno.remove(dataDir, { recursive: true });
-  }
-});
+  }));

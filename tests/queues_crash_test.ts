@@ -9,8 +9,8 @@
  * must not bring them back.
  */
 import assert from "node:assert/strict";
-import { CrashableBroker } from "./child.ts";
-import { expectLine, RawClient, type ServerFrame } from "./helpers.ts";
+import { withCrashSession } from "./child.ts";
+import { expectLine, type RawClient, type ServerFrame } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const text = (f: ServerFrame) => dec.decode(f.payload);
@@ -21,24 +21,9 @@ const expect = (c: RawClient, line: string, reply: string | RegExp) =>
 
 const DECL = "DECLARE queue:jobs max_messages:100 ttl:600000 dedup_window:600000";
 
-Deno.test("kill -9: declared queue, scheduled queue and topic messages and dedup ids survive; fire once", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "relayr-queues-crash-" });
-  let b = new CrashableBroker(dataDir);
-  const clients: RawClient[] = [];
-  const connect = async (port: number) => {
-    const c = await RawClient.connect(port);
-    clients.push(c);
-    return c;
-  };
-  const restart = async () => {
-    await b.kill();
-    for (const x of clients.splice(0)) await x.close();
-    b = new CrashableBroker(dataDir);
-    return await b.ready();
-  };
-  try {
-    let port = await b.ready();
-    const c = await connect(port);
+Deno.test("kill -9: declared queue, scheduled queue and topic messages and dedup ids survive; fire once", () =>
+  withCrashSession("relayr-queues-crash-", async (s) => {
+    const c = await s.connect();
     await expect(c, DECL, "OK");
     // Far enough out that the kill and restart come first (the broker child starts in about a second).
     const dueAt = Date.now() + 4000;
@@ -54,18 +39,18 @@ Deno.test("kill -9: declared queue, scheduled queue and topic messages and dedup
     );
     const did = await expect(c, "PUB queue:jobs dedup_id:k-1 4\r\nonce", /^OK msg_id:\d+$/);
 
-    port = await restart();
+    await s.restart();
     assert.ok(
       Date.now() < dueAt,
       "restarted before the messages were due (else the test proves less)",
     );
-    const d = await connect(port);
+    const d = await s.connect();
     await expect(d, DECL, "OK");
     await expect(d, "DECLARE queue:jobs max_messages:100", /^ERR DECLARE_CONFLICT /);
     await expect(d, "PUB queue:jobs dedup_id:k-1 4\r\nonce", `${did} duplicate:true`);
-    const q = await connect(port);
+    const q = await s.connect();
     await expect(q, "SUB queue:jobs sub_id:q", "OK");
-    const t = await connect(port);
+    const t = await s.connect();
     await expect(t, "SUB topic:ev sub_id:t", "OK");
     assert.equal(text((await q.msgs(1))[0]), "once");
     const [qm] = await q.msgs(1, 10_000);
@@ -77,18 +62,13 @@ Deno.test("kill -9: declared queue, scheduled queue and topic messages and dedup
     await expect(q, `ACK msg_id:${qm.fields!.msg_id}`, "OK");
 
     // They fired: a second kill -9 does not bring them back.
-    port = await restart();
-    const q2 = await connect(port);
+    await s.restart();
+    const q2 = await s.connect();
     await expect(q2, "SUB queue:jobs sub_id:q", "OK");
-    const t2 = await connect(port);
+    const t2 = await s.connect();
     await expect(t2, "SUB topic:ev sub_id:t", "OK");
     const left = await q2.msgs(1); // "once" was never acked: redelivered, and only it
     assert.deepEqual(left.map(text), ["once"]);
     await q2.quiet(600); // two sweeps and more
     await t2.quiet(10);
-  } finally {
-    for (const x of clients) await x.close();
-    await b.kill();
-    await Deno.remove(dataDir, { recursive: true });
-  }
-});
+  }));
