@@ -8,34 +8,29 @@
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
 import { type Cluster, type ClusterNode, joinCluster, splitHostPort } from "./cluster/mod.ts";
-import {
-  type Config,
-  ConfigError,
-  GRPC_PORT,
-  loadConfig,
-  readTls,
-  serveHelp,
-} from "./config/mod.ts";
+import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
-import {
-  type Monitoring,
-  parseAllowedOrigins,
-  startMonitoring,
-  startWebSocketListener,
-  type WebSocketOptions,
-  wsMessageBytesMax,
-} from "./http/mod.ts";
+import type { Monitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import {
-  checkTlsFiles,
-  type Clock,
-  nodeFileSystem,
-  type Runtime,
-  systemClock,
-} from "./runtime/mod.ts";
+import { checkTlsFiles, type Runtime, systemClock } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
-import { type FsyncPolicy, LogStore, MemoryStore, type Store } from "./storage/mod.ts";
+import { LogStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
+import {
+  checkGrpcTls,
+  grpcPortOf,
+  listenFailed,
+  logListening,
+  logRecovery,
+  openStore,
+  startGrpc,
+  startHttp,
+  startUdp,
+  startWs,
+  webSocketOptions,
+} from "./app/mod.ts";
+
+export { grpcPortOf } from "./app/mod.ts";
 
 /** A running broker. */
 export interface Running {
@@ -62,34 +57,13 @@ export interface Running {
   reloadTls(): Promise<void>;
 }
 
-/**
- * The gRPC port to serve, or undefined for none. On by default (9093) on Bun,
- * the runtime of the shipped binary; on Deno only when `--grpc-port` is given:
- * Deno 2.9's node:http2 can abort the whole process when a client closes a
- * connection in some ways (denoland/deno#36788, not catchable from
- * JavaScript), and a port any client can use to kill the broker must not be
- * open by default (docs/GRPC.md).
- */
-export function grpcPortOf(config: Config, runtime: Pick<Runtime, "name">): number | undefined {
-  if (config["no-grpc"]) return undefined;
-  return config["grpc-port"] ?? (runtime.name === "bun" ? GRPC_PORT : undefined);
-}
-
 /** Starts a broker with a resolved configuration (used by `serve` and by tests). */
 export async function startBroker(runtime: Runtime, config: Config): Promise<Running> {
   const log = logger("server");
   // Read and checked before anything binds: a bad file is one line, exit 2.
   config.tls ??= readTls(config, tlsSources(runtime));
   const grpcPort = grpcPortOf(config, runtime);
-  if (grpcPort !== undefined && config.tls !== undefined && runtime.name === "deno") {
-    // Measured: under Deno 2.9.6, grpc-js's secure server answers a TLS
-    // client in plaintext when no --tls-ca is given. Refusing beats a gRPC
-    // port that looks encrypted and is not.
-    throw new ConfigError(
-      "gRPC over TLS needs the Bun runtime (Deno's node:http2 serves it in plaintext): " +
-        "run the Bun binary, or add --no-grpc",
-    );
-  }
+  checkGrpcTls(grpcPort, config, runtime);
   // Checked before anything opens, so a bad origin list leaves nothing to close.
   const webSocket = webSocketOptions(config, (conn) => server.adopt(conn));
   const clock = systemClock; // one clock for the store, the broker and the server
@@ -141,92 +115,39 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     await store.close(); // the port is taken, say: release the data dir and its timers
     throw listenFailed(e, "--port", config.host, config.port);
   }
-  const udpPort = config["udp-port"];
-  if (udpPort !== undefined) {
-    if (auth !== undefined && config["udp-token"] === undefined) {
-      await server.shutdown();
-      await cluster?.stop();
-      await store.close();
-      throw new ConfigError(
-        "--udp-port with authentication on needs --udp-token (every datagram starts with AUTH <token>)",
-      );
-    }
-    try {
-      await server.startUdp({
-        hostname: config.host,
-        port: udpPort,
-        token: auth === undefined ? undefined : config["udp-token"],
-      });
-    } catch (e) {
-      await server.shutdown();
-      await cluster?.stop();
-      await store.close();
-      throw listenFailed(e, "--udp-port", config.host, udpPort);
-    }
-  }
   let grpc: GrpcFront | undefined;
-  if (grpcPort !== undefined) {
-    // Loaded only when served: grpc-js and proto-loader cost the CLI
-    // commands and `--no-grpc` brokers ~150 ms of start-up otherwise (measured).
-    const { GrpcFront } = await import("./grpc/mod.ts");
-    grpc = new GrpcFront(broker, {
-      hostname: config.host,
-      port: grpcPort,
-      payloadBytesMax: config["max-payload"],
-      pingIntervalMs: config["ping-interval"],
-      auth: server.auth,
-      authz: server.authz,
-      tls: config.tls,
-      serverStats: () => server.serverStats(),
-      log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
-    });
-    try {
-      await grpc.start();
-    } catch (e) {
-      await grpc.shutdown();
-      await server.shutdown();
-      await cluster?.stop();
-      await store.close();
-      throw listenFailed(e, "--grpc-port", config.host, grpcPort);
-    }
+  try {
+    await startUdp(server, config, auth !== undefined);
+    grpc = grpcPort === undefined ? undefined : await startGrpc(broker, server, config, grpcPort);
+  } catch (e) {
+    await server.shutdown();
+    await cluster?.stop();
+    await store.close();
+    throw e;
   }
   let http: Monitoring | undefined;
   let ws: Monitoring | undefined;
-  const httpHost = config["http-host"] ?? config.host;
   try {
-    http = config["no-http"] ? undefined : startMonitoring(
-      runtime,
-      {
-        hostname: httpHost,
-        port: config["http-port"],
-        tls: config.tls?.http ? config.tls : undefined,
-      },
-      server,
-      grpc && (() => grpc.stats()),
-      plainRefused(webSocket, config.tls !== undefined && !config.tls.http),
-      cluster?.node,
-    );
+    http = startHttp(runtime, config, server, {
+      grpc,
+      webSocket,
+      cluster: cluster?.node,
+    });
   } catch (e) {
     await grpc?.shutdown();
     await cluster?.stop();
     await server.shutdown();
     await store.close();
-    throw listenFailed(e, "--http-port", httpHost, config["http-port"]);
+    throw e;
   }
-  const wsPort = config["ws-port"];
   try {
-    ws = webSocket === undefined || wsPort === undefined ? undefined : startWebSocketListener(
-      runtime,
-      // A protocol listener: under --tls it is wss:// with the same certificate.
-      { hostname: config.host, port: wsPort, tls: config.tls },
-      webSocket,
-    );
+    ws = startWs(runtime, config, webSocket);
   } catch (e) {
     await server.shutdown();
     await http?.close();
     await cluster?.stop();
     await store.close();
-    throw listenFailed(e, "--ws-port", config.host, wsPort ?? 0);
+    throw e;
   }
   await Promise.resolve();
   let stopped: Promise<void> | undefined;
@@ -305,116 +226,6 @@ function tlsSources(runtime: Runtime) {
   return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
 }
 
-/**
- * The WebSocket settings of a plain-HTTP port while TLS is on: refused, as
- * every plain connection is then (the protocol never goes in clear text).
- */
-function plainRefused(
-  ws: WebSocketOptions | undefined,
-  plain: boolean,
-): WebSocketOptions | undefined {
-  if (ws === undefined || !plain) return ws;
-  return {
-    ...ws,
-    refusal: "TLS is on: WebSockets go over wss:// (--http-tls, or --ws-port)",
-  };
-}
-
-/**
- * The WebSocket settings, or undefined with `--no-ws`; the origins are checked
- * before anything listens, so a typo is a config error, not a refused page.
- */
-function webSocketOptions(
-  config: Config,
-  onConn: WebSocketOptions["onConn"],
-): WebSocketOptions | undefined {
-  if (config["no-ws"]) return undefined;
-  let allowedOrigins: string[];
-  try {
-    allowedOrigins = parseAllowedOrigins(config["ws-allowed-origins"]);
-  } catch (e) {
-    throw new ConfigError(`--ws-allowed-origins: ${(e as Error).message}`);
-  }
-  return {
-    allowedOrigins,
-    messageBytesMax: wsMessageBytesMax(config["max-payload"]),
-    onConn,
-  };
-}
-
-/**
- * What a restart found, as the broker sees it: messages in queues, and the
- * retained messages of declared topics, counted apart (the store also holds
- * topic logs and the declarations record, which are not queues).
- */
-function logRecovery(store: LogStore, broker: Broker, config: Config): void {
-  const all = { offset: 0, limit: Number.MAX_SAFE_INTEGER };
-  let queued = 0;
-  let queues = 0;
-  for (const q of broker.queueStats(all).list) {
-    if (q.size === 0) continue;
-    queued += q.size;
-    queues++;
-  }
-  let retained = 0;
-  let topics = 0;
-  for (const t of broker.topicStats(all).list) {
-    if (!t.declared) continue;
-    retained += t.retained;
-    topics++;
-  }
-  const r = store.recovery;
-  const b = broker.stats();
-  logger("store").info(
-    `durable store in ${store.dir} (fsync ${config.fsync}): recovered ${queued} messages in ` +
-      `${queues} queues and ${retained} retained messages in ${topics} declared topics, ` +
-      `from ${r.records} records in ${r.ms} ms; ${b.scheduled_msgs} scheduled messages ` +
-      `(queues and topics), ${b.declared_queues} declared queues`,
-  );
-}
-
-/**
- * A listener that could not bind, as one line naming the setting. The
- * runtimes say it differently (Deno: `AddrInUse`/`PermissionDenied` error
- * names; Bun and Node: `EADDRINUSE`/`EACCES` codes); both are read here.
- */
-function listenFailed(e: unknown, flag: string, host: string, port: number): ConfigError {
-  const err = e as { name?: string; code?: string; message?: string };
-  const why = err.name === "AddrInUse" || err.code === "EADDRINUSE"
-    ? "the address is in use (is another broker running? choose another port)"
-    : err.name === "PermissionDenied" || err.code === "EACCES"
-    ? "permission denied (ports below 1024 need privileges)"
-    : err.name === "AddrNotAvailable" || err.code === "EADDRNOTAVAIL"
-    ? "no such local address"
-    : String(err.message ?? e).split("\n")[0];
-  return new ConfigError(`cannot listen on ${host}:${port} (${flag}): ${why}`);
-}
-
-/**
- * The log store in `--data-dir` (recovering what is there), or the memory
- * store with `--memory` or without a data dir (`serve` defaults it to ./data;
- * in-process brokers, as in tests, stay in memory unless given one).
- */
-function openStore(config: Config, clock: Clock): Store {
-  const dir = config["data-dir"];
-  if (config.memory || dir === undefined) return new MemoryStore();
-  const log = logger("store");
-  let store: LogStore;
-  try {
-    store = LogStore.open({
-      dir,
-      fs: nodeFileSystem,
-      clock,
-      fsync: config.fsync as FsyncPolicy,
-      fsyncIntervalMs: config["fsync-interval"],
-      log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
-    });
-  } catch (e) {
-    throw new ConfigError(`cannot open --data-dir ${JSON.stringify(dir)}: ${(e as Error).message}`);
-  }
-  return store;
-}
-
 /** Resolves the configuration of `relayr serve` from the runtime's sources. */
 export function configFrom(runtime: Runtime, args: string[]): ReturnType<typeof loadConfig> {
   return loadConfig({ args, env: (n) => runtime.env(n), readFile: (p) => runtime.readTextFile(p) });
@@ -451,37 +262,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     for (const remove of removers) remove();
     throw e;
   }
-  const tls = config.tls === undefined ? "" : config.tls.ca === undefined ? " (TLS)" : " (mTLS)";
-  log.info(
-    `relayr ${VERSION} (${runtime.name} ${runtime.version}) listening on ${config.host}:${running.server.port}${tls}`,
-  );
-  if (running.server.udp) {
-    log.info(`UDP ingest on ${config.host}:${running.server.udp.port}`);
-  }
-  const auth = running.server.auth?.stats();
-  if (auth !== undefined) {
-    log.info(`authentication on: ${auth.users} users${config["auth-token"] ? " and a token" : ""}`);
-  }
-  if (running.grpc) {
-    log.info(`gRPC (relayr.v1.Broker) on ${config.host}:${running.grpc.port}`);
-    if (runtime.name === "deno") {
-      log.warn(
-        "gRPC on Deno: its node:http2 can abort the process on some client GOAWAYs " +
-          "(denoland/deno#36788); the Bun binary is the runtime for gRPC (docs/GRPC.md)",
-      );
-    }
-  }
-  if (running.http) {
-    const scheme = config.tls?.http ? "https" : "http";
-    const at = `${config["http-host"] ?? config.host}:${running.http.port}`;
-    const ws = config["no-ws"] || (config.tls !== undefined && !config.tls.http)
-      ? ""
-      : `, WebSocket on ${config.tls?.http ? "wss" : "ws"}://${at}/ws`;
-    log.info(`monitoring on ${scheme}://${at}${ws}`);
-  }
-  if (running.ws) {
-    log.info(`WebSocket on ${config.tls ? "wss" : "ws"}://${config.host}:${running.ws.port}`);
-  }
+  logListening(log, runtime, config, running);
   // SIGHUP re-reads the configuration (flags and environment as at start; files anew).
   const removeHup = runtime.onSignal("SIGHUP", () => {
     try {
