@@ -18,7 +18,7 @@ import {
   TTL_MS_MAX,
 } from "../config/limits.ts";
 import { DEST } from "../protocol/mod.ts";
-import { checkDestination, checkInt, filterValue } from "./checks.ts";
+import { checkDestination, filterValue, intOption } from "./checks.ts";
 import { BadArgumentError, BadFilterError } from "./errors.ts";
 import type { BindOptions, DeclareOptions, QueueOptions } from "./options.ts";
 
@@ -70,18 +70,15 @@ export function declareLine(topic: string, opts: DeclareOptions): string {
     throw new BadArgumentError("declare needs options with at least one retention limit");
   }
   let line = `DECLARE ${topic}`;
-  if (opts.retainMessages !== undefined) {
-    checkInt("retainMessages", opts.retainMessages, 1, RETAIN_MESSAGES_MAX);
-    line += ` retain_messages:${opts.retainMessages}`;
-  }
-  if (opts.retainBytes !== undefined) {
-    checkInt("retainBytes", opts.retainBytes, 1, RETAIN_BYTES_MAX);
-    line += ` retain_bytes:${opts.retainBytes}`;
-  }
-  if (opts.retainAgeMs !== undefined) {
-    checkInt("retainAgeMs", opts.retainAgeMs, 1, RETAIN_AGE_MS_MAX);
-    line += ` retain_age:${opts.retainAgeMs}`;
-  }
+  line += intOption(
+    "retainMessages",
+    "retain_messages",
+    opts.retainMessages,
+    1,
+    RETAIN_MESSAGES_MAX,
+  );
+  line += intOption("retainBytes", "retain_bytes", opts.retainBytes, 1, RETAIN_BYTES_MAX);
+  line += intOption("retainAgeMs", "retain_age", opts.retainAgeMs, 1, RETAIN_AGE_MS_MAX);
   if (line.length === 8 + topic.length) {
     throw new BadArgumentError(
       "declare needs at least one of retainMessages, retainBytes, retainAgeMs",
@@ -108,28 +105,34 @@ export function declareQueueLine(queue: string, opts: QueueOptions = {}): string
     throw new BadArgumentError("declareQueue options must be an object");
   }
   let line = `DECLARE ${queue}`;
-  const int = (name: keyof QueueOptions, wire: string, min: number, max: number) => {
-    const v = opts[name];
-    if (v === undefined) return;
-    checkInt(name, v as number, min, max);
-    line += ` ${wire}:${v}`;
-  };
-  int("maxMessages", "max_messages", 1, DECLARED_QUEUE_MESSAGES_MAX);
-  int("maxBytes", "max_bytes", 1, DECLARED_QUEUE_BYTES_MAX);
+  line += intOption(
+    "maxMessages",
+    "max_messages",
+    opts.maxMessages,
+    1,
+    DECLARED_QUEUE_MESSAGES_MAX,
+  );
+  line += intOption("maxBytes", "max_bytes", opts.maxBytes, 1, DECLARED_QUEUE_BYTES_MAX);
   if (opts.overflow !== undefined) {
     if (opts.overflow !== "reject" && opts.overflow !== "drop_oldest") {
       throw new BadArgumentError(`overflow must be "reject" or "drop_oldest"`);
     }
     line += ` overflow:${opts.overflow}`;
   }
-  int("ttlMs", "ttl", 1, TTL_MS_MAX);
-  int("maxDeliveries", "max_deliveries", 1, DECLARED_DELIVERIES_MAX);
+  line += intOption("ttlMs", "ttl", opts.ttlMs, 1, TTL_MS_MAX);
+  line += intOption(
+    "maxDeliveries",
+    "max_deliveries",
+    opts.maxDeliveries,
+    1,
+    DECLARED_DELIVERIES_MAX,
+  );
   if (opts.dlq === null) line += " dlq:none";
   else if (opts.dlq !== undefined) {
     checkDestination(opts.dlq, DEST.DLQ);
     line += ` dlq:${opts.dlq}`;
   }
-  int("ackTimeoutMs", "ack_timeout", 1, ACK_TIMEOUT_MS_MAX);
-  int("dedupWindowMs", "dedup_window", 0, DEDUP_WINDOW_MS_MAX);
+  line += intOption("ackTimeoutMs", "ack_timeout", opts.ackTimeoutMs, 1, ACK_TIMEOUT_MS_MAX);
+  line += intOption("dedupWindowMs", "dedup_window", opts.dedupWindowMs, 0, DEDUP_WINDOW_MS_MAX);
   return line;
 }

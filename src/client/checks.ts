@@ -59,6 +59,22 @@ export function checkInt(name: string, value: number, min: number, max: number):
   }
 }
 
+/**
+ * The ` <wire>:<value>` of an integer option, checked by `checkInt` under
+ * its SDK `name`; "" when it is not given.
+ */
+export function intOption(
+  name: string,
+  wire: string,
+  value: number | undefined,
+  min: number,
+  max: number,
+): string {
+  if (value === undefined) return "";
+  checkInt(name, value, min, max);
+  return ` ${wire}:${value}`;
+}
+
 /** The `start:` value of a position; validates it. */
 export function startValue(start: StartPosition): string {
   if (start === "new" || start === "first") return start;

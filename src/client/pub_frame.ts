@@ -11,7 +11,7 @@ import {
   TTL_MS_MAX,
 } from "../config/limits.ts";
 import { DEST, encodeHeaders } from "../protocol/mod.ts";
-import { checkDestination, checkInt, checkToken } from "./checks.ts";
+import { checkDestination, checkInt, checkToken, intOption } from "./checks.ts";
 import { BadArgumentError, BadHeadersError, PayloadTooLargeError } from "./errors.ts";
 import type { PublishOptions } from "./options.ts";
 import type { OutBuf } from "./outbound.ts";
@@ -43,10 +43,7 @@ function pubOptions(opts: PublishOptions): string {
     checkInt("priority", opts.priority, 0, 9);
     line += ` priority:${opts.priority}`;
   }
-  if (opts.ttlMs !== undefined) {
-    checkInt("ttlMs", opts.ttlMs, 1, TTL_MS_MAX);
-    line += ` ttl:${opts.ttlMs}`;
-  }
+  line += intOption("ttlMs", "ttl", opts.ttlMs, 1, TTL_MS_MAX);
   if (opts.correlationId !== undefined) {
     checkToken("correlationId", opts.correlationId);
     line += ` correlation_id:${opts.correlationId}`;

@@ -14,7 +14,14 @@ import {
   TOKEN_BYTES_MAX,
 } from "../config/limits.ts";
 import { DEST, destinationError, DURABLE_NAME } from "../protocol/mod.ts";
-import { checkDestination, checkInt, checkToken, filterValue, startValue } from "./checks.ts";
+import {
+  checkDestination,
+  checkInt,
+  checkToken,
+  filterValue,
+  intOption,
+  startValue,
+} from "./checks.ts";
 import { BadArgumentError, BadDestinationError } from "./errors.ts";
 import type { AckMode, SubWireOptions } from "./options.ts";
 import type { OutBuf } from "./outbound.ts";
@@ -47,14 +54,8 @@ export function subLine(
   resume = false,
 ): string {
   let line = `SUB ${dest} sub_id:${sid} ack:${ack}`;
-  if (opts.prefetch !== undefined) {
-    checkInt("prefetch", opts.prefetch, 1, PREFETCH_MAX);
-    line += ` prefetch:${opts.prefetch}`;
-  }
-  if (opts.ackTimeoutMs !== undefined) {
-    checkInt("ackTimeoutMs", opts.ackTimeoutMs, 1, ACK_TIMEOUT_MS_MAX);
-    line += ` ack_timeout:${opts.ackTimeoutMs}`;
-  }
+  line += intOption("prefetch", "prefetch", opts.prefetch, 1, PREFETCH_MAX);
+  line += intOption("ackTimeoutMs", "ack_timeout", opts.ackTimeoutMs, 1, ACK_TIMEOUT_MS_MAX);
   if (opts.durable !== undefined) {
     if (typeof opts.durable !== "string" || !DURABLE_NAME.test(opts.durable)) {
       throw new BadArgumentError(
