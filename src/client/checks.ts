@@ -8,7 +8,7 @@
  */
 import { TOKEN_BYTES_MAX } from "../config/limits.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
-import { type DestinationSlot, slotError, START_TIME_MS_MAX } from "../protocol/mod.ts";
+import { type DestinationSlot, msgIdOf, slotError, START_TIME_MS_MAX } from "../protocol/mod.ts";
 import { BadArgumentError, BadDestinationError, BadFilterError } from "./errors.ts";
 import type { StartPosition } from "./options.ts";
 
@@ -81,7 +81,7 @@ export function startValue(start: StartPosition): string {
   if (typeof start === "object" && start !== null) {
     if ("id" in start) {
       const id = start.id;
-      if (typeof id !== "string" || !/^[0-9]{1,16}$/.test(id) || !Number.isSafeInteger(+id)) {
+      if (typeof id !== "string" || msgIdOf(id) === undefined) {
         throw new BadArgumentError(
           `start.id must be a message id (a decimal string), got ${JSON.stringify(id)}`,
         );

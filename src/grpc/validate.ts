@@ -25,6 +25,7 @@ import {
   type DestinationSlot,
   DURABLE_NAME,
   encodeHeaders,
+  msgIdOf,
   type PubOptions,
   type RetentionOptions,
   slotError,
@@ -193,8 +194,8 @@ function startOf(s: SubscribeOpen["start"]): StartPosition | undefined {
 
 /** A message id from its decimal string. */
 export function msgId(text: string): number {
-  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(id)) {
+  const id = msgIdOf(text);
+  if (id === undefined) {
     throw bad(`msg_id must be a decimal id, not ${JSON.stringify(text)}`);
   }
   return id;

@@ -31,7 +31,7 @@ export {
   matches,
   slotError,
 } from "./names.ts";
-export { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
+export { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";
 export {

@@ -52,7 +52,7 @@ import type {
 import { defaultPubOptions, defaultQueueDeclareOptions, PubFrame } from "./frames.ts";
 import { decimal } from "./decimal.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
-import { DURABLE_NAME, START_TIME_MS_MAX } from "./grammar.ts";
+import { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
 import { LastString } from "./last_string.ts";
 import { DEST, slotError } from "./names.ts";
@@ -769,7 +769,14 @@ function startPosition(value: string): StartPosition {
   if (value === "new") return { kind: "new" };
   if (value === "first") return { kind: "first" };
   if (value.startsWith("id:")) {
-    return { kind: "id", id: intIn("start:id", value.slice(3), 0, Number.MAX_SAFE_INTEGER) };
+    const id = msgIdOf(value.slice(3));
+    if (id === undefined) {
+      throw new BadInput(
+        "BAD_ARGUMENT",
+        `start:id must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+      );
+    }
+    return { kind: "id", id };
   }
   if (value.startsWith("time:")) {
     return { kind: "time", ms: intIn("start:time", value.slice(5), 0, START_TIME_MS_MAX) };
