@@ -143,6 +143,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   try {
     ws = startWs(runtime, config, webSocket);
   } catch (e) {
+    await grpc?.shutdown();
     await server.shutdown();
     await http?.close();
     await cluster?.stop();

@@ -15,7 +15,7 @@ import { keyFileText } from "../src/auth/mod.ts";
 import { AuthFailedError, connect } from "../src/client/mod.ts";
 import { makeUsers, SECRETS, writeUsers } from "./auth/fixtures.ts";
 import { take } from "./client_helpers.ts";
-import { RawClient, waitFor } from "./helpers.ts";
+import { RawClient, startTestBroker, waitFor } from "./helpers.ts";
 import {
   clientFrame,
   closeCode,
@@ -476,4 +476,22 @@ Deno.test("ws: the client authenticates over ws:// with a password and with a ke
     await Deno.remove(path);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("websocket: a --ws-port in use fails the start and leaves no listener open (gRPC included)", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const grpcPort = free.addr.port;
+  free.close();
+  try {
+    await assert.rejects(
+      startTestBroker(["--grpc-port", String(grpcPort), "--ws-port", String(busy.addr.port)]),
+      (e: Error) => e.message.includes("in use"),
+    );
+  } finally {
+    busy.close();
+  }
+  // The gRPC port is free again: the failed start closed its listener.
+  const again = Deno.listen({ hostname: "127.0.0.1", port: grpcPort });
+  again.close();
 });
