@@ -46,3 +46,25 @@ export function closeReasonOf(code: ErrorCode): CloseReason {
       return CloseReason.BAD_FRAME;
   }
 }
+
+/** The ERR code a close for `reason` sends before it closes; undefined: none. */
+export function closeCode(reason: CloseReason): ErrorCode | undefined {
+  switch (reason) {
+    case CloseReason.SLOW_CONSUMER:
+      return "SLOW_CONSUMER";
+    case CloseReason.STALE_CONNECTION:
+      return "STALE_CONNECTION";
+    case CloseReason.TOO_MANY_CONNECTIONS:
+      return "TOO_MANY_CONNECTIONS";
+    case CloseReason.SERVER_SHUTDOWN:
+      return "SHUTTING_DOWN";
+    case CloseReason.AUTH_FAILED:
+    case CloseReason.AUTH_TIMEOUT:
+    case CloseReason.AUTH_REVOKED:
+      return reason;
+    case CloseReason.ADMIN_CLOSED:
+      return "ADMIN_CLOSED";
+    default:
+      return undefined;
+  }
+}

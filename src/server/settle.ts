@@ -1,0 +1,98 @@
+/**
+ * ACK and NACK on one connection: deliveries leave its `InFlight` and are
+ * settled with their subscription, and the reply is ordered with the store
+ * where it must be (see `ack`). Also the short memory of ids delivered
+ * without explicit acks, whose ACK is a no-op rather than an error.
+ *
+ * @module
+ */
+import type { Broker, Delivery, InFlight } from "../broker/mod.ts";
+import { RECENT_UNACKED_IDS } from "../config/mod.ts";
+import { type AckFrame, errFrame, type NackFrame } from "../protocol/mod.ts";
+import type { Replies } from "./replies.ts";
+
+/** One connection's ACK/NACK handling. */
+export class Settlement {
+  readonly #inflight: InFlight;
+  readonly #replies: Replies;
+  readonly #broker: Broker;
+  /** Scratch list of the deliveries one ACK line settles, reused. */
+  #acked: Delivery[] = [];
+  /** Made on the first delivery without explicit acks (8 KiB: most connections never need it). */
+  #recent: Float64Array | undefined = undefined;
+  #recentPos = 0;
+
+  constructor(inflight: InFlight, replies: Replies, broker: Broker) {
+    this.#inflight = inflight;
+    this.#replies = replies;
+    this.#broker = broker;
+  }
+
+  /** Remembers a message delivered without explicit acks (its ACK is then a no-op). */
+  delivered(id: number): void {
+    (this.#recent ??= new Float64Array(RECENT_UNACKED_IDS))[this.#recentPos] = id;
+    this.#recentPos = (this.#recentPos + 1) % RECENT_UNACKED_IDS;
+  }
+
+  /**
+   * Replies first, then settles: a message the settlement frees up (prefetch
+   * room, a NACK requeue) comes after the reply to the command that freed it.
+   * Two exceptions, where the reply waits and the messages it frees may come
+   * first: an ACK to a durable subscription is answered once its position is
+   * stored, and under a store that `waitsForSync` (`--fsync always`) an ACK
+   * or NACK is settled first, so that its REMOVE/REQUEUE records are in this
+   * tick's batch, and answered once `Store.synced()` says they are on the
+   * device (one promise per ACK line, shared by the tick's fsync).
+   */
+  ack(f: AckFrame): void {
+    const acked = this.#acked;
+    let unknown: number[] | undefined;
+    let durable = false;
+    for (const id of f.ids) {
+      const d = this.#inflight.take(id);
+      if (d !== undefined) {
+        acked.push(d);
+        if (d.sub.durable) durable = true;
+      } else if (!this.#recent?.includes(id)) (unknown ??= []).push(id);
+    }
+    const err = unknown === undefined ? undefined : errFrame(
+      "UNKNOWN_MSG_ID",
+      `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
+    );
+    const store = this.#broker.options.store;
+    if (acked.length > 0 && store.waitsForSync) {
+      for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+      acked.length = 0;
+      const synced = store.synced();
+      const saved = durable ? this.#broker.stateSaved() : undefined;
+      const both = saved === undefined || synced === undefined
+        ? saved ?? synced
+        : Promise.all([saved, synced]).then(() => {});
+      return this.#replies.okAfter(both, err);
+    }
+    if (durable) this.#replies.okWhen(this.#broker.stateSaved(), err);
+    else this.#replies.okAfter(undefined, err);
+    for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+    acked.length = 0;
+  }
+
+  nack(f: NackFrame): void {
+    const d = this.#inflight.take(f.id);
+    if (d === undefined) {
+      const why = this.#recent?.includes(f.id) ? " (delivered without explicit acks)" : "";
+      return this.#replies.error(
+        "UNKNOWN_MSG_ID",
+        `msg_id:${f.id} not in flight on this connection${why}`,
+      );
+    }
+    // Under `always` the REQUEUE is waited for too: it carries the NACK delay,
+    // which a restart keeps, and past max_deliveries the dead-lettering.
+    const store = this.#broker.options.store;
+    if (!store.waitsForSync) {
+      this.#replies.ok();
+      return d.sub.nack(d, f.delayMs);
+    }
+    d.sub.nack(d, f.delayMs);
+    this.#replies.okAfter(store.synced(), undefined);
+  }
+}
