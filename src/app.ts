@@ -12,7 +12,7 @@ import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./conf
 import type { GrpcFront } from "./grpc/mod.ts";
 import type { Monitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import { checkTlsFiles, type Runtime, systemClock } from "./runtime/mod.ts";
+import { checkTlsFiles, type Conn, type Runtime, systemClock } from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
 import { LogStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
@@ -103,7 +103,13 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   // subscription is then already announced to the other nodes.
   let cluster: Cluster | undefined;
   try {
-    cluster = await startCluster(runtime, config, broker);
+    cluster = await startCluster(
+      runtime,
+      config,
+      broker,
+      (conn, from) => server.adoptProxy(conn, from),
+    );
+    server.routing = cluster?.forwarding;
   } catch (e) {
     await store.close();
     throw e;
@@ -206,6 +212,7 @@ async function startCluster(
   runtime: Runtime,
   config: Config,
   broker: Broker,
+  proxy: (conn: Conn, fromNode: string) => void,
 ): Promise<Cluster | undefined> {
   const listen = config["cluster-listen"];
   if (config["cluster-etcd"] === undefined || listen === undefined) return undefined;
@@ -217,7 +224,7 @@ async function startCluster(
     throw listenFailed(e, "--cluster-listen", hostname, port);
   }
   try {
-    return await joinCluster({ config, broker, listener, hostname, runtime });
+    return await joinCluster({ config, broker, listener, hostname, runtime, proxy });
   } catch (e) {
     throw new ConfigError(`cluster: ${(e as Error).message}`);
   }

@@ -94,6 +94,11 @@ export class InFlight {
     d.sub.inflight.push(d);
   }
 
+  /** Whether a delivery of message `id` is in flight here. */
+  has(id: number): boolean {
+    return this.#byId.get(id) !== undefined;
+  }
+
   /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
   take(id: number): Delivery | undefined {
     const d = this.#byId.get(id);

@@ -7,8 +7,8 @@
  * @module
  */
 export { Broker } from "./broker.ts";
-export type { Subscription } from "./subscription.ts";
-export { type Delivery, InFlight } from "./inflight.ts";
+export { type ReplyWait, Subscription, type SubscriptionOptions } from "./subscription.ts";
+export { Delivery, InFlight } from "./inflight.ts";
 export { IdMap } from "./id_map.ts";
 export { BrokerError, type BrokerOptions, type Client, type TopicInterest } from "./types.ts";
 export type * from "./stats.ts";

@@ -25,7 +25,17 @@ export interface SubscriptionOptions {
   filter?: { source: string; match: Filter };
 }
 
-/** A subscription of one connection: a queue consumer or a topic subscription. */
+/**
+ * A reply that waits on answers from elsewhere: a settle of a delivery made
+ * on another node (a `RemoteSubscription`'s ACK/NACK travels to the queue's
+ * leader). Each settled delivery answers once; the reply goes when all did.
+ */
+export interface ReplyWait {
+  /** One answer: undefined for OK, else the `ERR` line (the first error is the reply). */
+  answer(err: Uint8Array | undefined): void;
+}
+
+/** A subscription of one connection: a queue consumer or a topic subscription (or one made on another node). */
 export abstract class Subscription {
   readonly sid: string;
   readonly client: Client;
@@ -59,6 +69,15 @@ export abstract class Subscription {
     return false;
   }
 
+  /**
+   * Whether its settles are answered elsewhere (a subscription forwarded to
+   * the queue's leader): the connection then hands `ack`/`nack` a
+   * `ReplyWait`, and the reply waits for the leader's answer.
+   */
+  get remote(): boolean {
+    return false;
+  }
+
   /** Whether it takes another message now. */
   hasRoom(): boolean {
     return this.client.wantsMore() && (!this.explicit || this.inflight.size < this.prefetch);
@@ -67,11 +86,11 @@ export abstract class Subscription {
   /** Starts or resumes deliveries (after its OK, or when the connection drained). */
   abstract activate(): void;
 
-  /** Settles a delivery the connection took out of flight for an ACK. */
-  abstract ack(d: Delivery): void;
+  /** Settles a delivery the connection took out of flight for an ACK (`reply`: when `remote`). */
+  abstract ack(d: Delivery, reply?: ReplyWait): void;
 
   /** Gives back a delivery the connection took out of flight for a NACK (`delayMs` 0: now). */
-  abstract nack(d: Delivery, delayMs: number): void;
+  abstract nack(d: Delivery, delayMs: number, reply?: ReplyWait): void;
 
   /** Ends it: its deliveries in flight go back; with `forget`, a durable's position is deleted. */
   abstract close(forget: boolean): void;

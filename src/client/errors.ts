@@ -512,6 +512,40 @@ export class AdminClosedError extends BrokerReplyError {
 }
 
 /**
+ * `NOT_LEADER` (cluster): the node asked is not the queue's leader; nothing
+ * was done, so the command may be sent again (a node forwards a client's
+ * commands to the leader itself: a client sees this only in a leader change).
+ */
+export class NotLeaderError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("NOT_LEADER", text);
+    this.name = "NotLeaderError";
+  }
+}
+
+/**
+ * `UNAVAILABLE` (cluster): the queue's leader could not be reached or lost
+ * its leadership while the command was in flight. For a `PUB` the outcome is
+ * unknown: it may or may not have been stored; resend with a `dedup_id`.
+ */
+export class UnavailableError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("UNAVAILABLE", text);
+    this.name = "UnavailableError";
+  }
+}
+
+/**
  * The registry: wire code to class, one for every code of the protocol's
  * `ERROR_CODES` (`satisfies` makes a missing or an extra code a compile
  * error). Typed by string, as the codes arrive from the wire.
@@ -532,6 +566,8 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   NOT_DECLARED: NotDeclaredError,
   DURABLE_IN_USE: DurableInUseError,
   DECLARE_CONFLICT: DeclareConflictError,
+  NOT_LEADER: NotLeaderError,
+  UNAVAILABLE: UnavailableError,
   AUTH_REQUIRED: AuthRequiredError,
   PERMISSION_DENIED: PermissionError,
   AUTH_FAILED: AuthFailedError,

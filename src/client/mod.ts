@@ -41,3 +41,4 @@ export type { Conn, HttpServer, Listener, Runtime } from "../runtime/mod.ts";
 export { type Codec, codecOf, CONTENT_TYPES, decodeBody, encodeBody, isCodec } from "./codec.ts";
 export { type Address, parseAddress } from "./address.ts";
 export { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/mod.ts";
+export { type FrameHandler, FrameParser, type MsgFrame } from "./parser.ts";

@@ -28,6 +28,7 @@ import {
 } from "../config/mod.ts";
 import { hasWildcard, matches, type PubOptions } from "../protocol/mod.ts";
 import type { Conn, Listener } from "../runtime/mod.ts";
+import { firstLine, PrefixedConn } from "./first_line.ts";
 import { encodeLine, type LinkFrame, LinkOutbound, LinkParser } from "./link.ts";
 import type { MemberInfo } from "./node.ts";
 
@@ -42,6 +43,12 @@ export interface InterconnectOptions {
   /** Called once per chunk read from a peer, before its frames: the broker reads the clock. */
   readonly tick: () => void;
   readonly log: (level: "info" | "warn", message: string) => void;
+  /**
+   * A peer's `PROXY <node-id>` connection (forwarded queue commands): served
+   * as a client connection from here on (`Server.adoptProxy`). Without it,
+   * such a connection is closed.
+   */
+  readonly proxy?: (conn: Conn, fromNode: string) => void;
 }
 
 /** One link in `/api/cluster`. */
@@ -340,7 +347,21 @@ export class Interconnect implements TopicInterest {
   async #read(conn: Conn): Promise<void> {
     const parser = new LinkParser();
     let peer: Peer | undefined;
+    let handedOn = false;
     try {
+      const first = await firstLine(conn);
+      if (first === undefined) return;
+      const [op, node] = first.line.split(" ");
+      if (op === "PROXY" && node !== undefined && this.#o.proxy !== undefined) {
+        handedOn = true; // the server owns it now, and closes it
+        return this.#o.proxy(new PrefixedConn(conn, first.rest), node);
+      }
+      this.#o.tick();
+      const head = new TextEncoder().encode(first.line + "\r\n");
+      for (const f of parser.push(head)) peer = this.#frame(f, peer, conn);
+      if (first.rest.length > 0) {
+        for (const f of parser.push(first.rest)) peer = this.#frame(f, peer, conn);
+      }
       for await (const chunk of conn.readable) {
         this.#o.tick();
         for (const f of parser.push(chunk)) peer = this.#frame(f, peer, conn);
@@ -353,7 +374,7 @@ export class Interconnect implements TopicInterest {
         );
       }
     } finally {
-      conn.close();
+      if (!handedOn) conn.close();
       this.#inbound.delete(conn);
       if (peer !== undefined && --peer.inbound === 0) {
         peer.patterns.clear(); // its subscribers are unreachable now: forward nothing to it

@@ -8,14 +8,17 @@
 import type { Broker } from "../broker/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
-import type { Listener, Runtime } from "../runtime/mod.ts";
+import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
 import { EtcdMeta } from "./etcd.ts";
+import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
 import { ClusterNode } from "./node.ts";
 
 /** A joined cluster: the node's membership, and its inter-node link. */
 export interface Cluster {
   readonly node: ClusterNode;
+  /** Where connections send queue commands (their leader): the server's `routing`. */
+  readonly forwarding: Forwarding;
   /** Leaves: revokes the lease (the leaderships go at once), closes the link. */
   stop(): Promise<void>;
 }
@@ -28,6 +31,8 @@ export interface JoinOptions {
   readonly listener: Listener;
   readonly hostname: string;
   readonly runtime: Runtime;
+  /** Serves a peer's `PROXY <node-id>` connection as a trusted client (`Server.adoptProxy`). */
+  readonly proxy?: (conn: Conn, fromNode: string) => void;
 }
 
 /** Starts the link and the node; throws (`ClusterStartError`, or an etcd error) when it cannot join. */
@@ -66,6 +71,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       broker.takeBlocked(); // a peer's link does not pause for a blocked subscriber (docs/CLUSTERING.md)
     },
     log: (level, message) => log[level](message),
+    proxy: j.proxy,
   });
   const meta = new EtcdMeta(endpoint);
   const node = new ClusterNode({
@@ -77,9 +83,18 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     queues: () => broker.queues.keys(),
     holds: (queue) => broker.queues.has(queue),
     log: (level, message) => log[level](message),
-    onMembers: (members) => link.membersChanged(members),
+    onMembers: (members) => {
+      link.membersChanged(members);
+      forwarding.membersChanged(members);
+    },
     links: () => link.stats(),
     linkTotals: () => link.totals(),
+    forwardedCommands: (): number => forwarding.forwarded,
+  });
+  const forwarding = new Forwarding({
+    node,
+    dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+    log: (level, message) => log[level](message),
   });
   broker.interest = link;
   try {
@@ -96,6 +111,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   );
   return {
     node,
+    forwarding,
     async stop() {
       broker.interest = undefined;
       await node.stop();

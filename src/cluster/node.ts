@@ -76,6 +76,8 @@ export interface ClusterStats {
   forwarded_msgs: number;
   /** Topic messages peers forwarded to this node since it started. */
   received_msgs: number;
+  /** Queue commands (PUB, SUB, DECLARE of a queue) this node forwarded to their leader since it started. */
+  forwarded_commands: number;
   /** Leaderships this node holds now. */
   leading: number;
   /** Elections this node won (claims that created a leader key). */
@@ -117,6 +119,8 @@ export interface ClusterNodeOptions {
   readonly links?: () => LinkStats[];
   /** The link's message counters, for the stats. */
   readonly linkTotals?: () => { forwarded: number; received: number };
+  /** Queue commands forwarded to other nodes' leaders, for the stats. */
+  readonly forwardedCommands?: () => number;
 }
 
 /** One broker's membership and leaderships (see the module comment). */
@@ -138,6 +142,8 @@ export class ClusterNode {
   #etcdErrors = 0;
   #leaseLosses = 0;
   #resigned = 0;
+  /** Grows with every change of the leaders or members seen: forwarding caches compare it. */
+  #version = 0;
 
   constructor(options: ClusterNodeOptions) {
     this.#o = options;
@@ -179,6 +185,48 @@ export class ClusterNode {
     return this.#leaders.get(queue)?.node === this.#o.nodeId && Date.now() < this.#validUntil;
   }
 
+  /** This node's id (`--node-id`). */
+  get id(): string {
+    return this.#o.nodeId;
+  }
+
+  /**
+   * A number that changes whenever a queue's leader or a member changes in
+   * this node's view: a cached routing decision is good while it is the same.
+   */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The queue's leader in this node's view (etcd's watch); undefined: nobody leads it. */
+  leaderOf(queue: string): LeaderInfo | undefined {
+    return this.#leaders.get(queue);
+  }
+
+  /**
+   * Claims a queue nobody leads, now (create-if-absent in one etcd
+   * transaction: of nodes claiming at once exactly one wins), and returns its
+   * leader: this node, or whoever won. Rejects when etcd cannot be reached.
+   */
+  async claim(queue: string): Promise<LeaderInfo> {
+    const o = this.#o;
+    const r = await o.meta.create(LEADERS + queue, o.nodeId, this.#lease);
+    this.#setLeader(queue, r.kv, true);
+    if (r.created) {
+      this.#electionsWon++;
+      o.log(
+        "info",
+        `leader of queue ${queue} (epoch ${r.kv.createRevision}, claimed for a command)`,
+      );
+    }
+    return { node: r.kv.value, epoch: r.kv.createRevision };
+  }
+
+  /** The cluster address (`--cluster-advertise`) of a live member; undefined: not a member now. */
+  addressOf(nodeId: string): string | undefined {
+    return this.#members.get(nodeId)?.advertise;
+  }
+
   /** Asks etcd whether `epoch` is still the queue's leadership: false for a deposed leader. */
   fence(queue: string, epoch: number): Promise<boolean> {
     return this.#o.meta.holds(LEADERS + queue, epoch);
@@ -209,6 +257,7 @@ export class ClusterNode {
       links: o.links?.() ?? [],
       forwarded_msgs: o.linkTotals?.().forwarded ?? 0,
       received_msgs: o.linkTotals?.().received ?? 0,
+      forwarded_commands: o.forwardedCommands?.() ?? 0,
       leading,
       elections_won: this.#electionsWon,
       leader_changes: this.#leaderChanges,
@@ -243,6 +292,7 @@ export class ClusterNode {
     const { kvs, revision } = await this.#o.meta.list(CLUSTER_PREFIX);
     this.#members.clear();
     this.#leaders.clear();
+    this.#version++;
     for (const kv of kvs) this.#apply({ type: "put", key: kv.key, kv }, false);
     this.#o.onMembers?.([...this.#members.values()]);
     this.#watch = await this.#o.meta.watch(
@@ -265,6 +315,7 @@ export class ClusterNode {
     if (e.key.startsWith(MEMBERS)) {
       const id = e.key.slice(MEMBERS.length);
       const m = e.kv && parseMember(e.kv);
+      this.#version++;
       if (m === undefined) this.#members.delete(id);
       else if (this.#members.has(id) || this.#members.size < CLUSTER_MEMBERS_MAX) {
         this.#members.set(id, m);
@@ -272,6 +323,7 @@ export class ClusterNode {
       return true;
     } else if (e.key.startsWith(LEADERS)) {
       const queue = e.key.slice(LEADERS.length);
+      this.#version++;
       if (e.kv === undefined) this.#leaders.delete(queue);
       else if (this.#leaders.has(queue) || this.#leaders.size < CLUSTER_LEADERS_MAX) {
         this.#setLeader(queue, e.kv, live);
@@ -284,6 +336,7 @@ export class ClusterNode {
   #setLeader(queue: string, kv: KeyValue, live: boolean): void {
     const before = this.#leaders.get(queue);
     if (before?.epoch === kv.createRevision) return;
+    this.#version++;
     this.#leaders.set(queue, { node: kv.value, epoch: kv.createRevision });
     if (live) this.#leaderChanges++;
   }

@@ -300,3 +300,20 @@ export const CLUSTER_PEER_PATTERNS_MAX = 100_000;
 export const CLUSTER_PEER_TOPIC_CACHE_MAX = 10_000;
 /** Wait before dialling a peer again after a failed dial or a cut link. */
 export const CLUSTER_LINK_REDIAL_MS = 200;
+
+// --- cluster: forwarding queue commands to their leader (src/cluster/forward.ts) ---
+
+/** Commands a client connection may have waiting for one leader's answer (over it: ERR LIMIT). */
+export const CLUSTER_PROXY_PENDING_MAX = 65_536;
+/** Bytes waiting to be written to one upstream proxy connection (over it: the upstream is cut). */
+export const CLUSTER_PROXY_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Upstream proxy connections one client connection may have open (one per leader node). */
+export const CLUSTER_PROXY_UPSTREAMS_MAX = CLUSTER_MEMBERS_MAX;
+/** Destinations whose route one connection remembers (then it starts over). */
+export const CLUSTER_PROXY_ROUTES_MAX = 4_096;
+/** How long a subscription whose leader went waits for a new one before it is given up. */
+export const CLUSTER_RESUBSCRIBE_MS_MAX = 60_000;
+/** Time between tries to re-make such a subscription at the queue's new leader. */
+export const CLUSTER_RESUBSCRIBE_RETRY_MS = 250;
+/** Bytes of the first line a cluster-port connection must send (`HELLO`/`PROXY <node-id>`). */
+export const CLUSTER_FIRST_LINE_BYTES_MAX = 128;

@@ -51,6 +51,8 @@ export function statusOf(code: GrpcErrorCode): status {
       return status.RESOURCE_EXHAUSTED;
     case "STORE_FAILED":
     case "SHUTTING_DOWN":
+    case "NOT_LEADER":
+    case "UNAVAILABLE":
     case "STALE_CONNECTION":
       return status.UNAVAILABLE;
     case "ADMIN_CLOSED": // an operator ended the stream's connection: not the call's fault

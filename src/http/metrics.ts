@@ -253,6 +253,12 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     c.received_msgs,
   );
   e.single(
+    "relayr_cluster_forwarded_commands_total",
+    "counter",
+    "Queue commands (PUB, SUB, DECLARE) forwarded to the queue's leader on another node",
+    c.forwarded_commands,
+  );
+  e.single(
     "relayr_cluster_lease_losses_total",
     "counter",
     "Times this node found its lease expired and registered again",

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   NOT_DECLARED: false,
   DURABLE_IN_USE: false,
   DECLARE_CONFLICT: false,
+  NOT_LEADER: false,
+  UNAVAILABLE: false,
   AUTH_REQUIRED: false,
   PERMISSION_DENIED: false,
   AUTH_FAILED: true,

@@ -17,6 +17,7 @@ import type {
 } from "../protocol/mod.ts";
 import type { Access } from "./access.ts";
 import type { Replies } from "./replies.ts";
+import type { QueueRouter } from "./routing.ts";
 
 /** What a command handler works with: one connection's parts. */
 export interface CommandContext {
@@ -27,6 +28,8 @@ export interface CommandContext {
   may(action: Action, dest: string): boolean;
   /** Answers `ERR PERMISSION_DENIED` (and counts it). */
   denied(dest: string): void;
+  /** Cluster mode: sends queue commands to their leader (set once, after the context is made). */
+  router?: QueueRouter;
 }
 
 /** SUB and UNSUB of one connection, over its subscriptions by sub id. */
@@ -69,6 +72,10 @@ export class Subscribing {
     const options = user === undefined || durable === undefined
       ? f.options
       : { ...f.options, durable: `${user}/${durable}` };
+    // Made at the queue's leader: the router answers it when the leader does.
+    const remote = c.router?.sub(f.dest, sid, options, chosen);
+    if (remote === null) return;
+    if (remote !== undefined) return void subs.set(sid, remote);
     let sub: Subscription;
     try {
       sub = c.broker.subscribe(this.#client, f.dest, sid, options);
@@ -122,6 +129,7 @@ export function bind(c: CommandContext, f: BindFrame | UnbindFrame): void {
 /** DECLARE of a topic's retention or a queue's settings: answered once stored. */
 export function declare(c: CommandContext, f: DeclareFrame): void {
   if (!c.may(Action.ADMIN, f.dest)) return;
+  if (c.router?.declare(f) === true) return; // a queue's settings are its leader's
   let stored: Promise<void>;
   try {
     stored = f.queue === undefined

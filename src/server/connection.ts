@@ -31,6 +31,7 @@ import { AuthGate } from "./auth_gate.ts";
 import { closeCode, CloseReason, closeReasonOf } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
 import { Replies } from "./replies.ts";
+import type { QueueRouter, Routing } from "./routing.ts";
 import { Settlement } from "./settle.ts";
 import { bind, type CommandContext, declare, Subscribing } from "./commands.ts";
 import type { ConnectionStats } from "./stats.ts";
@@ -52,6 +53,8 @@ export interface ConnectionHost {
   readonly authTimeoutMs: number;
   /** Called once when the connection has closed. */
   closed(c: Connection, reason: CloseReason, detail: string): void;
+  /** Cluster mode: where queue commands go (their leader); undefined on a single node. */
+  readonly routing?: Routing;
 }
 
 /** One client connection. */
@@ -83,6 +86,8 @@ export class Connection implements Client {
   #cmd: CommandContext;
   /** SUB/UNSUB over `subs`. */
   #subscribing: Subscribing;
+  /** Cluster mode: sends queue commands to their leader; undefined on a single node. */
+  #router: QueueRouter | undefined = undefined;
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #closed = false;
   /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
@@ -96,7 +101,12 @@ export class Connection implements Client {
   /** Its user's permissions, limits and publish bucket. */
   #access: Access;
 
-  constructor(id: number, conn: Conn, host: ConnectionHost) {
+  /**
+   * `proxyFrom`: a trusted proxy connection from that cluster node (the
+   * cluster port's `PROXY <node-id>`): no authentication, every permission
+   * (the origin node checked them); it only runs what this node leads.
+   */
+  constructor(id: number, conn: Conn, host: ConnectionHost, proxyFrom?: string) {
     this.id = id;
     this.#conn = conn;
     this.remoteAddr = conn.remoteAddr;
@@ -118,7 +128,7 @@ export class Connection implements Client {
     });
     this.#replies = new Replies(this.#out);
     this.#settle = new Settlement(this.inflight, this.#replies, this.#broker);
-    if (host.auth !== undefined) this.#gate = this.#makeGate(host.auth);
+    if (host.auth !== undefined && proxyFrom === undefined) this.#gate = this.#makeGate(host.auth);
     this.#access = new Access(host.payloadBytesMax, this.openedAt);
     this.#cmd = {
       broker: this.#broker,
@@ -128,6 +138,18 @@ export class Connection implements Client {
       denied: (dest) => this.#denied(dest),
     };
     this.#subscribing = new Subscribing(this.#cmd, this, this.subs);
+    if (proxyFrom !== undefined) this.name = `proxy:${proxyFrom}`;
+    if (host.routing !== undefined) {
+      this.#cmd.router = this.#router = host.routing.open({
+        id,
+        client: this,
+        broker: this.#broker,
+        replies: this.#replies,
+        inflight: this.inflight,
+        subs: this.subs,
+        isClosed: () => this.#closed,
+      }, proxyFrom);
+    }
     this.#parser = new Parser({ payloadBytesMax: host.payloadBytesMax });
   }
 
@@ -190,6 +212,13 @@ export class Connection implements Client {
           // the client) until the bucket has a token again; nothing is dropped.
           if (this.#access.bucket.tokens < 1 && frames[i].op === "PUB") {
             await this.#throttle();
+            awaited = true;
+          }
+          // A queue nobody leads yet is claimed first (once per queue): the
+          // frames behind it wait, so replies keep the order of the commands.
+          const claim = this.#router?.ready(frames[i]);
+          if (claim !== undefined) {
+            await claim;
             awaited = true;
           }
           if (!this.#closed) this.#handle(frames[i]);
@@ -415,6 +444,7 @@ export class Connection implements Client {
     if (replyTo !== undefined && !access.maySubscribe(replyTo)) {
       return this.#denied(replyTo);
     }
+    if (this.#router?.pub(f) === true) return; // forwarded to the queue's leader
     let r: number | Promise<number>;
     try {
       r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
@@ -462,6 +492,7 @@ export class Connection implements Client {
     if (errCode !== undefined) this.#out.append(errFrame(errCode, detail));
     for (const sub of this.subs.values()) sub.close(false);
     this.subs.clear();
+    this.#router?.close();
     this.#onClosed?.();
     this.#host.closed(this, reason, detail);
     this.#finish();

@@ -5,6 +5,8 @@
  * @module
  */
 export { Server, type ServerOptions } from "./server.ts";
+export type { QueueRouter, RoutedConnection, Routing } from "./routing.ts";
+export type { Held, Replies } from "./replies.ts";
 export { Connection } from "./connection.ts";
 export { CloseReason } from "./close_reason.ts";
 export { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { BrokerError } from "../broker/mod.ts";
+import { BrokerError, type ReplyWait } from "../broker/mod.ts";
 import { ascii, errFrame, type ErrorCode, OK } from "../protocol/mod.ts";
 import type { Outbound } from "./outbound.ts";
 
-/** A reply held until an earlier, asynchronous one is ready. */
-interface Held {
+/** A reply held until an earlier, asynchronous one is ready; also a slot filled later (`fill`). */
+export interface Held {
   bytes: Uint8Array | undefined;
 }
 
@@ -94,6 +94,34 @@ export class Replies {
     else this.ok();
   }
 
+  /**
+   * A place for a reply that another party gives later (a command forwarded
+   * to a queue's leader): later replies wait behind it until `fill`. No
+   * promise: the forwarder keeps the slot and fills it when the answer comes.
+   */
+  hold(): Held {
+    return this.#hold();
+  }
+
+  /** Gives a held slot its reply (`EMPTY` for an `OK` when not verbose) and sends what is ready. */
+  fill(slot: Held, bytes: Uint8Array): void {
+    slot.bytes = bytes;
+    this.#release();
+  }
+
+  /** Fills a slot with `OK<arg>` (`arg` `""` or ` msg_id:<id>`...), or nothing when not verbose. */
+  fillOk(slot: Held, arg: string): void {
+    this.fill(slot, !this.verbose ? EMPTY : arg === "" ? OK : ascii(`OK${arg}\r\n`));
+  }
+
+  /**
+   * A reply that goes once `n` answers came (the first error among them, or
+   * `err`, or `OK`): the ACK of deliveries settled at another node.
+   */
+  waitFor(n: number, err: Uint8Array | undefined): ReplyWait {
+    return new CountedReply(this, this.#hold(), n, err);
+  }
+
   #hold(): Held {
     const slot: Held = { bytes: undefined };
     this.#held.push(slot);
@@ -106,4 +134,26 @@ export class Replies {
     while (i < held.length && held[i].bytes !== undefined) this.#out.append(held[i++].bytes!);
     held.splice(0, i);
   };
+}
+
+/** `Replies.waitFor`'s reply: counts the answers down, keeps the first error. */
+class CountedReply implements ReplyWait {
+  readonly #replies: Replies;
+  readonly #slot: Held;
+  #left: number;
+  #err: Uint8Array | undefined;
+
+  constructor(replies: Replies, slot: Held, n: number, err: Uint8Array | undefined) {
+    this.#replies = replies;
+    this.#slot = slot;
+    this.#left = n;
+    this.#err = err;
+  }
+
+  answer(err: Uint8Array | undefined): void {
+    this.#err ??= err;
+    if (--this.#left !== 0) return;
+    if (this.#err !== undefined) this.#replies.fill(this.#slot, this.#err);
+    else this.#replies.fillOk(this.#slot, "");
+  }
 }

@@ -35,6 +35,7 @@ import { CloseReason } from "./close_reason.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { LoopLag } from "./loop_lag.ts";
 import { HandshakeFailures } from "./tls_failures.ts";
+import type { Routing } from "./routing.ts";
 import {
   addTraffic,
   type ClosedConnection,
@@ -89,6 +90,8 @@ export class Server implements ConnectionHost {
   readonly closedTraffic: Traffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   /** The UDP ingest, with `--udp-port` (`startUdp`). */
   udp: UdpIngest | undefined;
+  /** Cluster mode: where connections send queue commands (set once the node joined). */
+  routing: Routing | undefined = undefined;
   #runtime: Runtime;
   #options: ServerOptions;
   #listener: Listener | undefined;
@@ -400,9 +403,23 @@ export class Server implements ConnectionHost {
    * limits, errors and close reasons are the same on every transport.
    */
   adopt(conn: Conn): void {
+    this.#serve(conn, undefined);
+  }
+
+  /**
+   * Serves a cluster peer's proxy connection (`PROXY <node-id>` on the
+   * cluster port) as a trusted client: no authentication and every
+   * permission, since its node checked them for its own client; it runs
+   * only the queue commands this node leads (docs/CLUSTERING.md).
+   */
+  adoptProxy(conn: Conn, fromNode: string): void {
+    this.#serve(conn, fromNode);
+  }
+
+  #serve(conn: Conn, proxyFrom: string | undefined): void {
     if (this.#stopping) return conn.close();
     this.totalConnections++;
-    const c = new Connection(this.#nextId++, conn, this);
+    const c = new Connection(this.#nextId++, conn, this, proxyFrom);
     if (this.connections.size >= (this.#options.connectionsMax ?? CONNECTIONS_MAX)) {
       c.close(CloseReason.TOO_MANY_CONNECTIONS, "the server is at its connection limit");
       return;

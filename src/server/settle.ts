@@ -48,17 +48,20 @@ export class Settlement {
     const acked = this.#acked;
     let unknown: number[] | undefined;
     let durable = false;
+    let remote = 0;
     for (const id of f.ids) {
       const d = this.#inflight.take(id);
       if (d !== undefined) {
         acked.push(d);
         if (d.sub.durable) durable = true;
+        if (d.sub.remote) remote++;
       } else if (!this.#recent?.includes(id)) (unknown ??= []).push(id);
     }
     const err = unknown === undefined ? undefined : errFrame(
       "UNKNOWN_MSG_ID",
       `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
     );
+    if (remote > 0) return this.#ackRemote(remote, durable, err);
     const store = this.#broker.options.store;
     if (acked.length > 0 && store.waitsForSync) {
       for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
@@ -76,6 +79,32 @@ export class Settlement {
     acked.length = 0;
   }
 
+  /**
+   * An ACK line with deliveries of subscriptions forwarded to a queue's
+   * leader: each is settled there, and the reply waits for every answer (and
+   * for this node's store, as above, for the local ones among them).
+   */
+  #ackRemote(remote: number, durable: boolean, err: Uint8Array | undefined): void {
+    const acked = this.#acked;
+    const store = this.#broker.options.store;
+    // The local ones first, so that their REMOVE records are in the tick's batch `synced` waits for.
+    for (let i = 0; i < acked.length; i++) if (!acked[i].sub.remote) acked[i].sub.ack(acked[i]);
+    const local = acked.length - remote;
+    const synced = local > 0 && store.waitsForSync ? store.synced() : undefined;
+    const saved = durable ? this.#broker.stateSaved() : undefined;
+    const waits = (synced === undefined ? 0 : 1) + (saved === undefined ? 0 : 1);
+    const reply = this.#replies.waitFor(remote + waits, err);
+    for (let i = 0; i < acked.length; i++) {
+      if (acked[i].sub.remote) acked[i].sub.ack(acked[i], reply);
+    }
+    acked.length = 0;
+    const done = () => reply.answer(undefined);
+    const failed = (e: unknown) =>
+      reply.answer(errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`));
+    synced?.then(done, failed);
+    saved?.then(done, failed);
+  }
+
   nack(f: NackFrame): void {
     const d = this.#inflight.take(f.id);
     if (d === undefined) {
@@ -85,6 +114,8 @@ export class Settlement {
         `msg_id:${f.id} not in flight on this connection${why}`,
       );
     }
+    // Settled at the queue's leader: answered when it answers.
+    if (d.sub.remote) return d.sub.nack(d, f.delayMs, this.#replies.waitFor(1, undefined));
     // Under `always` the REQUEUE is waited for too: it carries the NACK delay,
     // which a restart keeps, and past max_deliveries the dead-lettering.
     const store = this.#broker.options.store;

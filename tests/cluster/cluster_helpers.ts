@@ -92,7 +92,10 @@ export async function startNodes(
   return into;
 }
 
-/** `first` holds `queue` first (and leads it), then `second` holds it too; returns the epoch. */
+/**
+ * `first` holds `queue` first (and leads it), then `second` publishes to it
+ * too (forwarded to `first`); returns the epoch.
+ */
 export async function leadThenShare(first: Node, second: Node, queue: string): Promise<number> {
   await publishOn(first, queue, "first");
   const v = await untilView(
@@ -102,4 +105,30 @@ export async function leadThenShare(first: Node, second: Node, queue: string): P
   );
   await publishOn(second, queue, "second");
   return leaderIn(v, queue)!.epoch;
+}
+
+/**
+ * Publishes to `queue` on `node` until that node leads it (bounded): while
+ * the old leader's key lives, a publish is forwarded there (and answered
+ * `UNAVAILABLE` once it is gone); once the key lapsed, the next publish makes
+ * `node` claim the queue. Returns the node's view then.
+ */
+export async function takeOver(
+  node: Node,
+  queue: string,
+  members: number,
+  timeoutMs = 15_000,
+): Promise<ClusterStats> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await publishOn(node, queue, "take-over").catch(() => {});
+    const v = await clusterOf(node);
+    if (leaderIn(v, queue)?.node === node.id && v.members.length === members) return v;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${node.id} to lead ${queue}; last view: ${JSON.stringify(v)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

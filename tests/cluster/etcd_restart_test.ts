@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderIn, leadThenShare, type Node, startNodes, untilView } from "./cluster_helpers.ts";
+import {
+  leaderIn,
+  leadThenShare,
+  type Node,
+  startNodes,
+  takeOver,
+  untilView,
+} from "./cluster_helpers.ts";
 
 Deno.test({
   name: "cluster: etcd restarted: leadership changes pause, then resume",
@@ -50,11 +57,7 @@ Deno.test({
 
       // Elections work again: n1 dies, n2 takes q with a larger epoch.
       await n1.stop("SIGKILL");
-      const after = await untilView(
-        n2,
-        (c) => leaderIn(c, "queue:q")?.node === "n2" && c.members.length === 1,
-        "n2 to lead q after the restart",
-      );
+      const after = await takeOver(n2, "queue:q", 1);
       assert.ok(leaderIn(after, "queue:q")!.epoch > epoch);
     } finally {
       for (const n of nodes) await n.stop("SIGKILL");

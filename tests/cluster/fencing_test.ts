@@ -7,7 +7,14 @@
 import assert from "node:assert/strict";
 import { CLUSTER_PREFIX, EtcdMeta } from "../../src/cluster/mod.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderIn, leadThenShare, type Node, startNodes, untilView } from "./cluster_helpers.ts";
+import {
+  leaderIn,
+  leadThenShare,
+  type Node,
+  startNodes,
+  takeOver,
+  untilView,
+} from "./cluster_helpers.ts";
 
 Deno.test({
   name: "cluster: a SIGSTOPped leader is deposed; after SIGCONT its old epoch is fenced",
@@ -26,11 +33,7 @@ Deno.test({
       const old = await leadThenShare(n1, n2, "queue:q");
 
       Deno.kill(paused = n1.pid, "SIGSTOP");
-      const v2 = await untilView(
-        n2,
-        (c) => leaderIn(c, "queue:q")?.node === "n2" && c.members.length === 1,
-        "n2 to take q while n1 is stopped",
-      );
+      const v2 = await takeOver(n2, "queue:q", 1);
       const epoch = leaderIn(v2, "queue:q")!.epoch;
       assert.ok(epoch > old);
       Deno.kill(n1.pid, "SIGCONT");

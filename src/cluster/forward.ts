@@ -1,0 +1,358 @@
+/**
+ * Forwarding of queue commands to the queue's leader (docs/CLUSTERING.md,
+ * "Queues across nodes"). Every client connection of a cluster node gets a
+ * `Router`; per command on a queue it decides where the queue is led:
+ *
+ * - **here** (`ClusterNode.leads`): the connection runs it as on one broker;
+ * - **another node**: it goes over one upstream proxy connection per
+ *   (client connection, leader node), opened on first use, closed with the
+ *   client (upstream.ts); the client never needs to know;
+ * - **nobody**: this node claims the queue first (`ClusterNode.claim`,
+ *   create-if-absent in etcd: one winner), while the connection's reading
+ *   waits, once per queue; then one of the two above.
+ *
+ * A proxy connection from another node (`PROXY <node-id>`) also gets a
+ * router, which never forwards again: a queue this node does not lead is
+ * answered `ERR NOT_LEADER <leader-or-?>` before anything is done.
+ *
+ * The decision is cached per destination and checked, for a run of PUBs to
+ * one destination, by string identity (as permissions are); the cache holds
+ * while the node's view of leaders and members (`ClusterNode.version`) is the
+ * same. No promise or closure per message.
+ *
+ * @module
+ */
+import type { Subscription } from "../broker/mod.ts";
+import {
+  CLUSTER_PROXY_PENDING_MAX,
+  CLUSTER_PROXY_ROUTES_MAX,
+  CLUSTER_PROXY_UPSTREAMS_MAX,
+  CLUSTER_RESUBSCRIBE_MS_MAX,
+  CLUSTER_RESUBSCRIBE_RETRY_MS,
+} from "../config/mod.ts";
+import {
+  type DeclareFrame,
+  errFrame,
+  type Frame,
+  type PubFrame,
+  type SubOptions,
+} from "../protocol/mod.ts";
+import type { Conn } from "../runtime/mod.ts";
+import type { Held, QueueRouter, RoutedConnection, Routing } from "../server/mod.ts";
+import { splitHostPort } from "./interconnect.ts";
+import type { ClusterNode } from "./node.ts";
+import { type IdSource, RemoteSubscription } from "./remote_subscription.ts";
+import { Upstream, type UpstreamOwner } from "./upstream.ts";
+
+/** What forwarding asks of the cluster node. */
+export type LeaderView = Pick<
+  ClusterNode,
+  "id" | "version" | "leads" | "leaderOf" | "claim" | "addressOf"
+>;
+
+/** What `Forwarding` is made of. */
+export interface ForwardingOptions {
+  readonly node: LeaderView;
+  readonly dial: (hostname: string, port: number) => Promise<Conn>;
+  readonly log: (level: "info" | "warn", message: string) => void;
+}
+
+/** The node's forwarding: makes a `Router` per connection, and counts what was forwarded. */
+export class Forwarding implements Routing {
+  readonly o: ForwardingOptions;
+  /** Commands sent to another node's leader since the start (`relayr_cluster_forwarded_commands_total`). */
+  forwarded = 0;
+  /** The open routers (to cut their upstreams to a node that left). */
+  readonly routers = new Set<Router>();
+
+  constructor(options: ForwardingOptions) {
+    this.o = options;
+  }
+
+  open(c: RoutedConnection, proxyFrom: string | undefined): QueueRouter {
+    const r = new Router(this, c, proxyFrom);
+    this.routers.add(r);
+    return r;
+  }
+
+  /**
+   * The members changed: upstreams to a node that is no longer one are cut
+   * (a stopped or cut-off leader answers nothing; its lease lapsing is the
+   * failure detector), so what waits on them is answered `UNAVAILABLE` and
+   * their subscriptions are re-made at the queues' next leaders.
+   */
+  membersChanged(members: readonly { id: string }[]): void {
+    const live = new Set(members.map((m) => m.id));
+    for (const r of this.routers) r.cut(live);
+  }
+}
+
+/** Run it here. */
+const LOCAL = 0;
+/** Where a destination's commands go: here, an upstream, or the `ERR` line that refuses them. */
+type Route = typeof LOCAL | Upstream | Uint8Array;
+
+/** One connection's router (see the module comment). */
+class Router implements QueueRouter, UpstreamOwner, IdSource {
+  readonly connection: RoutedConnection;
+  readonly #f: Forwarding;
+  readonly #node: LeaderView;
+  readonly #proxyFrom: string | undefined;
+  #upstreams = new Map<string, Upstream>();
+  #routes = new Map<string, typeof LOCAL | Upstream>();
+  /** The node's `version` the routes were decided under. */
+  #version = -1;
+  #lastDest: string | undefined = undefined;
+  #lastRoute: typeof LOCAL | Upstream = LOCAL;
+  /** Fresh client-visible ids, counted down from far above any clock-made id. */
+  #nextId = Number.MAX_SAFE_INTEGER;
+  #timers = new Map<ReturnType<typeof setTimeout>, () => void>();
+  #closed = false;
+
+  constructor(f: Forwarding, c: RoutedConnection, proxyFrom: string | undefined) {
+    this.#f = f;
+    this.#node = f.o.node;
+    this.connection = c;
+    this.#proxyFrom = proxyFrom;
+  }
+
+  ready(f: Frame): Promise<void> | undefined {
+    if (this.#proxyFrom !== undefined) return undefined;
+    const dest = f.op === "PUB" || f.op === "SUB" || f.op === "DECLARE" ? f.dest : undefined;
+    if (dest === undefined || dest === this.#lastDest && this.#node.version === this.#version) {
+      return undefined;
+    }
+    if (!dest.startsWith("queue:") || this.#node.leaderOf(dest) !== undefined) return undefined;
+    return this.#claim(dest);
+  }
+
+  async #claim(dest: string): Promise<void> {
+    try {
+      await this.#node.claim(dest);
+    } catch (e) {
+      // Then nobody leads it: its command is answered UNAVAILABLE (#decide).
+      this.#f.o.log("warn", `cannot claim ${dest}: ${(e as Error).message}`);
+    }
+  }
+
+  pub(f: PubFrame): boolean {
+    const r = this.#route(f.dest);
+    if (r === LOCAL) return false;
+    const replies = this.connection.replies;
+    if (r instanceof Uint8Array) replies.bytes(r);
+    else if (this.#full(r)) return true;
+    else {
+      r.pub(f, replies.hold());
+      this.#f.forwarded++;
+    }
+    return true;
+  }
+
+  sub(
+    dest: string,
+    sid: string,
+    options: SubOptions,
+    chosen: boolean,
+  ): Subscription | null | undefined {
+    const r = this.#route(dest);
+    if (r === LOCAL) return undefined;
+    if (r instanceof Uint8Array) {
+      this.connection.replies.bytes(r);
+      return null;
+    }
+    if (this.#full(r)) return null;
+    const s = new RemoteSubscription(this.connection.client, dest, sid, options, this);
+    s.chosen = chosen;
+    r.sub(s, this.connection.replies.hold());
+    this.#f.forwarded++;
+    return s;
+  }
+
+  declare(f: DeclareFrame): boolean {
+    if (f.queue === undefined) return false;
+    const r = this.#route(f.dest);
+    if (r === LOCAL) return false;
+    if (r instanceof Uint8Array) this.connection.replies.bytes(r);
+    else if (!this.#full(r)) {
+      r.declare(f, this.connection.replies.hold());
+      this.#f.forwarded++;
+    }
+    return true;
+  }
+
+  /** Cuts the upstreams to nodes not in `live`. */
+  cut(live: ReadonlySet<string>): void {
+    for (const up of [...this.#upstreams.values()]) {
+      if (!live.has(up.node)) up.cut(`the queue's leader ${up.node} left the cluster`);
+    }
+  }
+
+  close(): void {
+    this.#f.routers.delete(this);
+    this.#closed = true;
+    for (const [t, wake] of this.#timers) {
+      clearTimeout(t);
+      wake();
+    }
+    this.#timers.clear();
+    for (const up of this.#upstreams.values()) up.close();
+    this.#upstreams.clear();
+  }
+
+  freshId(): number {
+    let id: number;
+    do id = this.#nextId--; while (this.connection.inflight.has(id));
+    return id;
+  }
+
+  /** Over `CLUSTER_PROXY_PENDING_MAX` commands waiting for that leader: answered `ERR LIMIT`. */
+  #full(up: Upstream): boolean {
+    if (up.pending < CLUSTER_PROXY_PENDING_MAX) return false;
+    this.connection.replies.error(
+      "LIMIT",
+      `${CLUSTER_PROXY_PENDING_MAX} commands wait for the queue's leader ${up.node}`,
+    );
+    return true;
+  }
+
+  #route(dest: string): Route {
+    const node = this.#node;
+    if (node.version !== this.#version) {
+      this.#routes.clear();
+      this.#version = node.version;
+      this.#lastDest = undefined;
+    }
+    if (dest === this.#lastDest) return this.#lastRoute;
+    let r = this.#routes.get(dest);
+    if (r === undefined) {
+      const d = this.#decide(dest);
+      if (d instanceof Uint8Array) return d; // refusals are not cached: the next command asks again
+      if (this.#routes.size >= CLUSTER_PROXY_ROUTES_MAX) this.#routes.clear();
+      this.#routes.set(dest, r = d);
+    }
+    this.#lastDest = dest;
+    this.#lastRoute = r;
+    return r;
+  }
+
+  #decide(dest: string): Route {
+    if (!dest.startsWith("queue:")) return LOCAL;
+    const node = this.#node;
+    if (node.leads(dest)) return LOCAL;
+    const l = node.leaderOf(dest);
+    if (this.#proxyFrom !== undefined) {
+      // Never forwarded twice: the front node resolves the leader again and retries.
+      return errFrame("NOT_LEADER", `${l?.node ?? "?"} ${dest}`);
+    }
+    if (l === undefined) return errFrame("UNAVAILABLE", `nobody leads ${dest} (etcd unreachable?)`);
+    if (l.node === node.id) {
+      return errFrame("UNAVAILABLE", `this node's leadership of ${dest} has not been renewed`);
+    }
+    return this.#upstream(l.node) ??
+      errFrame("UNAVAILABLE", `the leader of ${dest}, ${l.node}, cannot be reached`);
+  }
+
+  #upstream(nodeId: string): Upstream | undefined {
+    const up = this.#upstreams.get(nodeId);
+    if (up !== undefined && !up.dead) return up;
+    const address = this.#node.addressOf(nodeId);
+    if (address === undefined || this.#upstreams.size >= CLUSTER_PROXY_UPSTREAMS_MAX) {
+      return undefined;
+    }
+    const [hostname, port] = splitHostPort(address);
+    const made = new Upstream(this, nodeId, this.#node.id, () => this.#f.o.dial(hostname, port));
+    this.#upstreams.set(nodeId, made);
+    return made;
+  }
+
+  // --- UpstreamOwner ---
+
+  broken(up: Upstream, subs: RemoteSubscription[]): void {
+    if (this.#upstreams.get(up.node) === up) this.#upstreams.delete(up.node);
+    this.#version = -1; // routes through it are gone
+    for (const s of subs) this.resubscribe(s, undefined);
+  }
+
+  stale(): void {
+    this.#version = -1;
+  }
+
+  refused(s: RemoteSubscription): void {
+    const subs = this.connection.subs;
+    if (subs.get(s.sid) === s) subs.delete(s.sid);
+  }
+
+  resubscribe(s: RemoteSubscription, slot: Held | undefined): void {
+    if (s.closed || this.#closed || this.connection.isClosed()) return;
+    if (s.remaking) return;
+    s.remaking = true;
+    if (s.giveUpAt === 0) s.giveUpAt = Date.now() + CLUSTER_RESUBSCRIBE_MS_MAX;
+    void this.#remake(s, slot);
+  }
+
+  /**
+   * Re-makes a subscription whose leader went, at the queue's next leader
+   * (claiming the queue when nobody leads it), keeping its sub id; gives up
+   * after `CLUSTER_RESUBSCRIBE_MS_MAX` (a SUB not yet answered is then
+   * answered `ERR UNAVAILABLE`).
+   */
+  async #remake(s: RemoteSubscription, slot: Held | undefined): Promise<void> {
+    const node = this.#node;
+    const dest = s.destination;
+    const c = this.connection;
+    while (!s.closed && !this.#closed && Date.now() < s.giveUpAt) {
+      await this.#sleep(CLUSTER_RESUBSCRIBE_RETRY_MS);
+      if (s.closed || this.#closed || c.subs.get(s.sid) !== s) return;
+      const l = node.leaderOf(dest);
+      if (l === undefined) {
+        await node.claim(dest).catch(() => {});
+        continue;
+      }
+      if (node.leads(dest)) return this.#makeLocal(s, slot);
+      if (l.node === node.id) continue;
+      const up = this.#upstream(l.node);
+      if (up === undefined) continue;
+      s.remaking = false;
+      return up.sub(s, slot);
+    }
+    s.remaking = false;
+    if (s.closed || this.#closed) return;
+    this.#f.o.log(
+      "warn",
+      `gave up re-making subscription ${s.sid} of ${dest}: no leader reachable`,
+    );
+    if (slot !== undefined) {
+      c.replies.fill(slot, errFrame("UNAVAILABLE", `no leader of ${dest} reachable`));
+      this.refused(s);
+    }
+  }
+
+  /** This node leads the queue now: the subscription is made here, under the same sub id. */
+  #makeLocal(s: RemoteSubscription, slot: Held | undefined): void {
+    const c = this.connection;
+    s.remaking = false;
+    s.closed = true;
+    let local: Subscription;
+    try {
+      local = c.broker.subscribe(c.client, s.destination, s.sid, s.options);
+    } catch (e) {
+      c.subs.delete(s.sid);
+      const err = e as { code?: string; message: string };
+      if (slot !== undefined) c.replies.fill(slot, errFrame("UNAVAILABLE", err.message));
+      return;
+    }
+    c.subs.set(s.sid, local);
+    if (slot !== undefined) c.replies.fillOk(slot, s.chosen ? ` sub_id:${s.sid}` : "");
+    local.activate();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((wake) => {
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        wake();
+      }, ms);
+      this.#timers.set(t, wake);
+    });
+  }
+}

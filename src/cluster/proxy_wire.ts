@@ -1,0 +1,114 @@
+/**
+ * The front node's side of a proxy connection's wire: parsed client frames
+ * written again in the client protocol (docs/PROTOCOL.md) for the queue's
+ * leader, into one buffer per upstream connection that is written once per
+ * tick. The leader parses them with the ordinary parser, so what a client
+ * may send and what the leader accepts stay one grammar.
+ *
+ * @module
+ */
+import {
+  grow,
+  type PubOptions,
+  type QueueDeclareOptions,
+  type SubOptions,
+} from "../protocol/mod.ts";
+
+const encoder = new TextEncoder();
+
+/** A growing byte buffer for one upstream connection (two take turns: one is being written). */
+export class ProxyOut {
+  #buf = new Uint8Array(16 * 1024);
+  #len = 0;
+  #spare: Uint8Array<ArrayBuffer> | undefined = undefined;
+
+  /** Bytes waiting. */
+  get size(): number {
+    return this.#len;
+  }
+
+  /** Appends a line (or any text). */
+  text(s: string): void {
+    this.#buf = grow(this.#buf, this.#len, this.#len + s.length * 3);
+    this.#len += encoder.encodeInto(s, this.#buf.subarray(this.#len)).written;
+  }
+
+  /** Appends `buf[off, off + len)` and a line end: a payload. */
+  payload(buf: Uint8Array, off: number, len: number): void {
+    this.#buf = grow(this.#buf, this.#len, this.#len + len + 2);
+    const out = this.#buf;
+    let p = this.#len;
+    if (len < 64) { for (let i = 0; i < len; i++) out[p++] = buf[off + i]; }
+    else {
+      out.set(buf.subarray(off, off + len), p);
+      p += len;
+    }
+    out[p++] = 13;
+    out[p++] = 10;
+    this.#len = p;
+  }
+
+  /** The bytes waiting, as one view; the next appends go to the other buffer. */
+  take(): Uint8Array<ArrayBuffer> {
+    const out = this.#buf.subarray(0, this.#len);
+    this.#buf = this.#spare ?? new Uint8Array(16 * 1024);
+    this.#spare = undefined;
+    this.#len = 0;
+    return out;
+  }
+
+  /** Gives back a buffer from `take` once written. */
+  release(bytes: Uint8Array<ArrayBuffer>): void {
+    if (bytes.buffer.byteLength <= 1024 * 1024) this.#spare = new Uint8Array(bytes.buffer);
+  }
+
+  /** Drops what waits. */
+  clear(): void {
+    this.#len = 0;
+  }
+}
+
+/** `PUB <dest> [options] <size>\r\n` of a parsed PUB. */
+export function pubLine(dest: string, o: PubOptions | undefined, size: number): string {
+  if (o === undefined) return `PUB ${dest} ${size}\r\n`;
+  let line = `PUB ${dest}`;
+  if (o.priority !== 0) line += ` priority:${o.priority}`;
+  if (o.ttlMs !== 0) line += ` ttl:${o.ttlMs}`;
+  if (o.correlationId !== undefined) line += ` correlation_id:${o.correlationId}`;
+  if (o.replyTo !== undefined) line += ` reply_to:${o.replyTo}`;
+  if (o.contentType !== undefined) line += ` content_type:${o.contentType}`;
+  if (o.hdrBytes !== 0) line += ` hdr:${o.hdrBytes}`;
+  if (o.delayMs !== 0) line += ` delay:${o.delayMs}`;
+  if (o.deliverAt !== 0) line += ` deliver_at:${o.deliverAt}`;
+  if (o.dedupId !== undefined) line += ` dedup_id:${o.dedupId}`;
+  return `${line} ${size}\r\n`;
+}
+
+/** `SUB <queue> sub_id:<sid> [options]\r\n` of a parsed SUB (queues take no `durable`/`start`). */
+export function subLine(dest: string, sid: string, o: SubOptions): string {
+  let line = `SUB ${dest} sub_id:${sid}`;
+  if (o.ack !== undefined) line += ` ack:${o.ack}`;
+  if (o.prefetch !== undefined) line += ` prefetch:${o.prefetch}`;
+  if (o.ackTimeoutMs !== undefined) line += ` ack_timeout:${o.ackTimeoutMs}`;
+  if (o.filter !== undefined) line += ` filter:${quote(o.filter.source)}`;
+  return `${line}\r\n`;
+}
+
+/** `DECLARE <queue> [settings]\r\n` of a parsed queue declaration. */
+export function declareQueueLine(dest: string, q: QueueDeclareOptions): string {
+  let line = `DECLARE ${dest}`;
+  if (q.maxMessages !== undefined) line += ` max_messages:${q.maxMessages}`;
+  if (q.maxBytes !== undefined) line += ` max_bytes:${q.maxBytes}`;
+  if (q.overflow !== undefined) line += ` overflow:${q.overflow}`;
+  if (q.ttlMs !== undefined) line += ` ttl:${q.ttlMs}`;
+  if (q.maxDeliveries !== undefined) line += ` max_deliveries:${q.maxDeliveries}`;
+  if (q.dlq !== undefined) line += ` dlq:${q.dlq ?? "none"}`;
+  if (q.ackTimeoutMs !== undefined) line += ` ack_timeout:${q.ackTimeoutMs}`;
+  if (q.dedupWindowMs !== undefined) line += ` dedup_window:${q.dedupWindowMs}`;
+  return `${line}\r\n`;
+}
+
+/** A selector quoted as `filter:"..."` wants it: `"` and `\` escaped with a `\`. */
+function quote(source: string): string {
+  return `"${source.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}

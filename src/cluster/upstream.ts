@@ -1,0 +1,338 @@
+/**
+ * `Upstream`: one proxy connection from a client connection to the leader of
+ * some of its queues (one per client connection and leader node, opened on
+ * the first command for it, closed when the client closes). It speaks the
+ * client protocol after a first line `PROXY <node-id>`; the leader serves it
+ * as a trusted client connection.
+ *
+ * The leader answers commands in order, so the answers are matched to a
+ * FIFO of what was sent (no ids on the wire, no promise per command). A
+ * forwarded PUB's reply is a held slot in the client connection's replies:
+ * later replies wait behind it, so the client sees them in command order.
+ *
+ * When the connection breaks, every command waiting for an answer is
+ * answered `ERR UNAVAILABLE` (a PUB's outcome is unknown: the leader may
+ * have stored it), and its subscriptions are re-made at the new leader.
+ *
+ * @module
+ */
+import type { ReplyWait } from "../broker/mod.ts";
+import { type FrameHandler, FrameParser, type MsgFrame } from "../client/mod.ts";
+import { CLUSTER_PROXY_PENDING_BYTES_MAX } from "../config/mod.ts";
+import {
+  ascii,
+  type DeclareFrame,
+  errFrame,
+  ERROR_CODES,
+  type ErrorCode,
+  type PubFrame,
+} from "../protocol/mod.ts";
+import type { Conn } from "../runtime/mod.ts";
+import type { Held, RoutedConnection } from "../server/mod.ts";
+import { declareQueueLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
+import type { RemoteSubscription, UpstreamPort } from "./remote_subscription.ts";
+
+/** What a command waiting for the leader's answer is. */
+const Kind = { PUB: 0, SUB: 1, SETTLE: 2, UNSUB: 3, DECLARE: 4 } as const;
+type Kind = typeof Kind[keyof typeof Kind];
+
+/** What an upstream tells its router. */
+export interface UpstreamOwner {
+  readonly connection: RoutedConnection;
+  /** The connection to `up` is gone; its subscriptions wait to be re-made. */
+  broken(up: Upstream, subs: RemoteSubscription[]): void;
+  /** The leader refused a command as not its queue's leader: routes are stale. */
+  stale(): void;
+  /** A SUB refused with NOT_LEADER: re-made at the new leader (`slot`: the client's reply). */
+  resubscribe(sub: RemoteSubscription, slot: Held | undefined): void;
+  /** A subscription the leader refused (any other ERR): it is not made. */
+  refused(sub: RemoteSubscription): void;
+}
+
+/** One proxy connection to a leader (see the module comment). */
+export class Upstream implements UpstreamPort, FrameHandler {
+  readonly node: string;
+  readonly #owner: UpstreamOwner;
+  readonly #c: RoutedConnection;
+  #conn: Conn | undefined = undefined;
+  #out = new ProxyOut();
+  #writing = false;
+  #dead = false;
+  #parser: FrameParser;
+  /** The subscriptions living on it, by sub id (the same id on the client and the leader). */
+  #subs = new Map<string, RemoteSubscription>();
+  /** Commands waiting for an answer, oldest at `#head`: their kind, and their reply or subscription. */
+  #kinds: Kind[] = [];
+  #refs: unknown[] = [];
+  /** The client-visible id of a settle, for the text of its error. */
+  #ids: number[] = [];
+  #head = 0;
+  /** Set while reading is paused for a full client connection. */
+  #resume: (() => void) | undefined = undefined;
+  /** The read loop (tests and close wait for it). */
+  readonly done: Promise<void>;
+
+  constructor(
+    owner: UpstreamOwner,
+    node: string,
+    selfId: string,
+    dial: () => Promise<Conn>,
+  ) {
+    this.#owner = owner;
+    this.#c = owner.connection;
+    this.node = node;
+    this.#parser = new FrameParser(this);
+    this.#out.text(`PROXY ${selfId}\r\n`);
+    this.done = this.#run(dial);
+  }
+
+  /** Commands waiting for the leader's answer. */
+  get pending(): number {
+    return this.#kinds.length - this.#head;
+  }
+
+  /** Whether it is broken or closed (a new one is made for the next command). */
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  // --- commands ---
+
+  pub(f: PubFrame, slot: Held): void {
+    this.#out.text(pubLine(f.dest, f.options, f.len));
+    this.#out.payload(f.buf, f.off, f.len);
+    this.#expect(Kind.PUB, slot, 0);
+  }
+
+  sub(s: RemoteSubscription, slot: Held | undefined): void {
+    s.upstream = this;
+    this.#subs.set(s.sid, s);
+    this.#out.text(subLine(s.destination, s.sid, s.options));
+    this.#expect(Kind.SUB, [s, slot], 0);
+  }
+
+  declare(f: DeclareFrame, slot: Held): void {
+    this.#out.text(declareQueueLine(f.dest, f.queue!));
+    this.#expect(Kind.DECLARE, slot, 0);
+  }
+
+  ack(upstreamId: number, clientId: number, reply: ReplyWait): void {
+    this.#out.text(`ACK msg_id:${upstreamId}\r\n`);
+    this.#expect(Kind.SETTLE, reply, clientId);
+  }
+
+  nack(upstreamId: number, clientId: number, delayMs: number, reply: ReplyWait): void {
+    this.#out.text(`NACK msg_id:${upstreamId}${delayMs > 0 ? ` delay:${delayMs}` : ""}\r\n`);
+    this.#expect(Kind.SETTLE, reply, clientId);
+  }
+
+  unsub(sid: string, forget: boolean): void {
+    if (this.#subs.delete(sid) && !this.#dead) {
+      this.#out.text(`UNSUB ${sid}${forget ? " forget:true" : ""}\r\n`);
+      this.#expect(Kind.UNSUB, undefined, 0);
+    }
+  }
+
+  resume(): void {
+    const r = this.#resume;
+    this.#resume = undefined;
+    r?.();
+  }
+
+  /** Closes it (the client connection closed): the leader ends its subscriptions and gives their messages back. */
+  close(): void {
+    this.#fail("the client connection closed");
+  }
+
+  /** Breaks it for `why` (its node left the cluster): as if the connection broke. */
+  cut(why: string): void {
+    this.#fail(why);
+  }
+
+  #expect(kind: Kind, ref: unknown, id: number): void {
+    this.#kinds.push(kind);
+    this.#refs.push(ref);
+    this.#ids.push(id);
+    if (this.#out.size > CLUSTER_PROXY_PENDING_BYTES_MAX) {
+      return this.#fail(`over CLUSTER_PROXY_PENDING_BYTES_MAX bytes waiting for ${this.node}`);
+    }
+    this.#flushSoon();
+  }
+
+  // --- the connection ---
+
+  async #run(dial: () => Promise<Conn>): Promise<void> {
+    let conn: Conn;
+    try {
+      conn = await dial();
+    } catch (e) {
+      return this.#fail(`cannot reach the queue's leader ${this.node}: ${(e as Error).message}`);
+    }
+    if (this.#dead) return conn.close();
+    this.#conn = conn;
+    this.#flushSoon();
+    const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
+    try {
+      for (;;) {
+        const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
+        if (chunk == null || this.#dead) break;
+        this.#c.broker.tick();
+        this.#parser.push(chunk);
+        // The client is not reading: stop reading the leader too (TCP back-pressure reaches it).
+        if (!this.#c.client.wantsMore() && !this.#dead && !this.#c.isClosed()) {
+          await new Promise<void>((r) => this.#resume = r);
+        }
+      }
+      this.#fail(`the connection to the queue's leader ${this.node} closed`);
+    } catch (e) {
+      this.#fail(
+        `the connection to the queue's leader ${this.node} broke: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  #flushSoon(): void {
+    if (this.#writing || this.#conn === undefined) return;
+    this.#writing = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#out.size > 0 && !this.#dead) {
+      const bytes = this.#out.take();
+      try {
+        await this.#conn!.write(bytes);
+      } catch (e) {
+        this.#fail(`cannot write to the queue's leader ${this.node}: ${(e as Error).message}`);
+      }
+      this.#out.release(bytes);
+    }
+    this.#writing = false;
+  }
+
+  /** The one end: every waiting command is answered, the subscriptions are handed back to be re-made. */
+  #fail(why: string): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    this.#conn?.close();
+    this.#out.clear();
+    this.resume();
+    const unavailable = errFrame("UNAVAILABLE", `${why}: the outcome is unknown`);
+    const replies = this.#c.replies;
+    const resubscribe: RemoteSubscription[] = [];
+    for (let i = this.#head; i < this.#kinds.length; i++) {
+      const ref = this.#refs[i];
+      switch (this.#kinds[i]) {
+        case Kind.PUB:
+        case Kind.DECLARE:
+          replies.fill(ref as Held, unavailable);
+          break;
+        case Kind.SETTLE:
+          (ref as ReplyWait).answer(unavailable);
+          break;
+        case Kind.SUB: {
+          const [s, slot] = ref as [RemoteSubscription, Held | undefined];
+          if (this.#subs.get(s.sid) === s) {
+            this.#subs.delete(s.sid);
+            s.detach();
+            this.#owner.resubscribe(s, slot);
+          } else if (slot !== undefined) replies.fill(slot, unavailable);
+          break;
+        }
+      }
+    }
+    this.#kinds = [];
+    this.#refs = [];
+    this.#ids = [];
+    this.#head = 0;
+    for (const s of this.#subs.values()) {
+      s.detach();
+      resubscribe.push(s);
+    }
+    this.#subs.clear();
+    this.#owner.broken(this, resubscribe);
+  }
+
+  /** The oldest command waiting; its kind is returned, its ref and id left in `#ref`/`#id`. */
+  #take(): Kind | undefined {
+    const i = this.#head;
+    if (i >= this.#kinds.length) return undefined;
+    const kind = this.#kinds[i];
+    this.#ref = this.#refs[i];
+    this.#id = this.#ids[i];
+    this.#refs[i] = undefined;
+    this.#head = i + 1;
+    if (this.#head >= 1024 && this.#head * 2 >= this.#kinds.length) {
+      this.#kinds.splice(0, this.#head);
+      this.#refs.splice(0, this.#head);
+      this.#ids.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return kind;
+  }
+  #ref: unknown = undefined;
+  #id = 0;
+
+  // --- FrameHandler: what the leader sends ---
+
+  onMsg(f: MsgFrame): void {
+    this.#subs.get(f.subId)?.deliver(f, this.#c.broker.now);
+  }
+
+  onOk(arg: string): void {
+    const kind = this.#take();
+    const ref = this.#ref;
+    switch (kind) {
+      case Kind.PUB:
+        return this.#c.replies.fillOk(ref as Held, arg === "" ? "" : ` ${arg}`);
+      case Kind.DECLARE:
+        return this.#c.replies.fillOk(ref as Held, "");
+      case Kind.SETTLE:
+        return (ref as ReplyWait).answer(undefined);
+      case Kind.SUB: {
+        const [s, slot] = ref as [RemoteSubscription, Held | undefined];
+        s.giveUpAt = 0;
+        if (slot !== undefined) this.#c.replies.fillOk(slot, s.chosen ? ` sub_id:${s.sid}` : "");
+        return;
+      }
+    }
+  }
+
+  onErr(code: string, text: string): void {
+    // A fatal code is the leader closing this connection, not an answer: the close follows.
+    if (ERROR_CODES[code as ErrorCode] === true) return;
+    const kind = this.#take();
+    const ref = this.#ref;
+    const line = errFrame(code as ErrorCode, text);
+    if (code === "NOT_LEADER") this.#owner.stale();
+    switch (kind) {
+      case Kind.PUB:
+      case Kind.DECLARE:
+        // NOT_LEADER is answered before anything is done: passed on, the client may send it again.
+        return this.#c.replies.fill(ref as Held, line);
+      case Kind.SETTLE:
+        return (ref as ReplyWait).answer(
+          ascii(`ERR ${code} msg_id:${this.#id} ${text.replace(/^msg_id:\d+ ?/, "")}\r\n`),
+        );
+      case Kind.SUB: {
+        const [s, slot] = ref as [RemoteSubscription, Held | undefined];
+        if (this.#subs.get(s.sid) !== s) return slot && this.#c.replies.fill(slot, line);
+        this.#subs.delete(s.sid);
+        s.detach();
+        if (code === "NOT_LEADER") return this.#owner.resubscribe(s, slot);
+        if (slot !== undefined) this.#c.replies.fill(slot, line);
+        this.#owner.refused(s);
+        return;
+      }
+    }
+  }
+
+  onPing(): void {
+    this.#out.text("PONG\r\n");
+    this.#flushSoon();
+  }
+
+  onPong(): void {}
+
+  onInfo(_json: string): void {}
+}

@@ -1,0 +1,57 @@
+/**
+ * The seam between a connection and the cluster's forwarding of queue
+ * commands (docs/CLUSTERING.md): in cluster mode each connection gets a
+ * `QueueRouter`, which says, per command, whether the queue's leader is this
+ * node (the connection runs it as on a single broker) or another (the router
+ * forwards it and answers through the connection's replies). Single-node
+ * mode has no router and asks nothing.
+ *
+ * @module
+ */
+import type { Broker, Client, InFlight, Subscription } from "../broker/mod.ts";
+import type { DeclareFrame, Frame, PubFrame, SubOptions } from "../protocol/mod.ts";
+import type { Replies } from "./replies.ts";
+
+/** What a router may use of its connection. */
+export interface RoutedConnection {
+  readonly id: number;
+  readonly client: Client;
+  readonly broker: Broker;
+  readonly replies: Replies;
+  readonly inflight: InFlight;
+  /** Its subscriptions by sub id (a forwarded one is replaced by a local one when this node leads). */
+  readonly subs: Map<string, Subscription>;
+  isClosed(): boolean;
+}
+
+/** One connection's router (see the module comment). */
+export interface QueueRouter {
+  /**
+   * Called before each frame: a promise when the frame names a queue nobody
+   * leads yet (this node claims it; the read loop waits for the outcome, so
+   * the order of commands holds), else undefined.
+   */
+  ready(f: Frame): Promise<void> | undefined;
+  /** A PUB: true when it was forwarded or refused (its reply is the router's), false: run it here. */
+  pub(f: PubFrame): boolean;
+  /**
+   * A SUB: the subscription made at the leader (its reply is the router's),
+   * null when refused (answered), or undefined: make it here.
+   */
+  sub(
+    dest: string,
+    sid: string,
+    options: SubOptions,
+    chosen: boolean,
+  ): Subscription | null | undefined;
+  /** A DECLARE of a queue: true when forwarded or refused. */
+  declare(f: DeclareFrame): boolean;
+  /** The connection closed: upstream connections close, their subscriptions end there. */
+  close(): void;
+}
+
+/** Makes routers: the cluster's forwarding, given to the server by the app. */
+export interface Routing {
+  /** A router for a client connection; `proxyFrom`: a trusted proxy connection from that node. */
+  open(c: RoutedConnection, proxyFrom: string | undefined): QueueRouter;
+}
