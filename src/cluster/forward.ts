@@ -60,7 +60,7 @@ export interface ForwardingOptions {
 /** The node's forwarding: makes a `Router` per connection, and counts what was forwarded. */
 export class Forwarding implements Routing {
   readonly o: ForwardingOptions;
-  /** Commands sent to another node's leader since the start (`relayr_cluster_forwarded_commands_total`). */
+  /** Commands sent to other nodes' leaders since the start (`relayr_cluster_forwarded_commands_total`). */
   forwarded = 0;
   /** The open routers (to cut their upstreams to a node that left). */
   readonly routers = new Set<Router>();
@@ -143,7 +143,6 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     else if (this.#full(r)) return true;
     else {
       r.pub(f, replies.hold());
-      this.#f.forwarded++;
     }
     return true;
   }
@@ -164,7 +163,6 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     const s = new RemoteSubscription(this.connection.client, dest, sid, options, this);
     s.chosen = chosen;
     r.sub(s, this.connection.replies.hold());
-    this.#f.forwarded++;
     return s;
   }
 
@@ -175,7 +173,6 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     if (r instanceof Uint8Array) this.connection.replies.bytes(r);
     else if (!this.#full(r)) {
       r.declare(f, this.connection.replies.hold());
-      this.#f.forwarded++;
     }
     return true;
   }
@@ -260,7 +257,13 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       return undefined;
     }
     const [hostname, port] = splitHostPort(address);
-    const made = new Upstream(this, nodeId, this.#node.id, () => this.#f.o.dial(hostname, port));
+    const made = new Upstream(
+      this,
+      nodeId,
+      this.#node.id,
+      () => this.#f.o.dial(hostname, port),
+      this.#f,
+    );
     this.#upstreams.set(nodeId, made);
     return made;
   }

@@ -16,6 +16,13 @@ export {
   splitHostPort,
 } from "./interconnect.ts";
 export { LinkParser, LinkProtocolError } from "./link.ts";
+export { Forwarding, type ForwardingOptions, type LeaderView } from "./forward.ts";
+export {
+  type IdSource,
+  RemoteDelivery,
+  RemoteSubscription,
+  type UpstreamPort,
+} from "./remote_subscription.ts";
 export {
   CLUSTER_PREFIX,
   ClusterNode,

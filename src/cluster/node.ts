@@ -76,7 +76,7 @@ export interface ClusterStats {
   forwarded_msgs: number;
   /** Topic messages peers forwarded to this node since it started. */
   received_msgs: number;
-  /** Queue commands (PUB, SUB, DECLARE of a queue) this node forwarded to their leader since it started. */
+  /** Queue commands (PUB, SUB, ACK, NACK, UNSUB, DECLARE) forwarded to their leader since the start. */
   forwarded_commands: number;
   /** Leaderships this node holds now. */
   leading: number;

@@ -67,6 +67,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   /** The client-visible id of a settle, for the text of its error. */
   #ids: number[] = [];
   #head = 0;
+  readonly #counter: { forwarded: number };
   /** Set while reading is paused for a full client connection. */
   #resume: (() => void) | undefined = undefined;
   /** The read loop (tests and close wait for it). */
@@ -77,7 +78,10 @@ export class Upstream implements UpstreamPort, FrameHandler {
     node: string,
     selfId: string,
     dial: () => Promise<Conn>,
+    /** Where every command sent is counted (the node's `forwarded_commands`). */
+    counter: { forwarded: number },
   ) {
+    this.#counter = counter;
     this.#owner = owner;
     this.#c = owner.connection;
     this.node = node;
@@ -150,6 +154,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   #expect(kind: Kind, ref: unknown, id: number): void {
+    this.#counter.forwarded++;
     this.#kinds.push(kind);
     this.#refs.push(ref);
     this.#ids.push(id);

@@ -255,7 +255,7 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
   e.single(
     "relayr_cluster_forwarded_commands_total",
     "counter",
-    "Queue commands (PUB, SUB, DECLARE) forwarded to the queue's leader on another node",
+    "Queue commands (PUB, SUB, ACK, NACK, UNSUB, DECLARE) forwarded to the queue's leader on another node",
     c.forwarded_commands,
   );
   e.single(

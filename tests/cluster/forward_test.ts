@@ -1,0 +1,291 @@
+/**
+ * Queue commands forwarded to the queue's leader, with three broker
+ * processes and a real etcd: a client on any node publishes to and consumes
+ * from a queue led by another, replies stay in command order however many
+ * are forwarded, competing consumers on different nodes share one queue with
+ * the leader honouring each one's prefetch, a DECLARE reaches the leader; and
+ * when the leader is SIGKILLed every pending publish is answered (OK or
+ * UNAVAILABLE), an ACK of a delivery from it is refused as an unknown id, and
+ * the subscription goes on at the queue's next leader under its sub id.
+ */
+import assert from "node:assert/strict";
+import { parseExposition, value } from "../prometheus.ts";
+import { expectLine, RawClient, type ServerFrame } from "../helpers.ts";
+import { Etcd, ETCD_MISSING } from "./etcd.ts";
+import {
+  clusterOf,
+  leaderIn,
+  type Node,
+  publishOn,
+  startNodes,
+  untilView,
+} from "./cluster_helpers.ts";
+
+const decoder = new TextDecoder();
+
+function pub(dest: string, body: string): string {
+  return `PUB ${dest} ${new TextEncoder().encode(body).length}\r\n${body}\r\n`;
+}
+
+/** The queue's stats on a node (`/api/stats`). */
+async function queueOn(node: Node, name: string): Promise<Record<string, unknown> | undefined> {
+  const res = await fetch(`http://127.0.0.1:${node.httpPort}/api/stats?limit=1000`);
+  const stats = await res.json() as { queues: { list: { name: string }[] } };
+  return stats.queues.list.find((q) => q.name === name);
+}
+
+/** Polls the queue's stats on a node until `ok` (bounded). */
+async function untilQueue(
+  node: Node,
+  name: string,
+  ok: (q: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const q = await queueOn(node, name);
+    if (q !== undefined && ok(q)) return q;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(q)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Consumes on `c`, ACKing every MSG, into `got`, until a PONG (sent by
+ * `done` once everything expected arrived) after which no ACK is unanswered.
+ */
+async function consume(c: RawClient, got: string[], done: () => void): Promise<number> {
+  let acks = 0;
+  let oks = 0;
+  for (let i = 0; i < 10_000; i++) {
+    const f: ServerFrame = await c.frame(10_000);
+    if (f.line.startsWith("MSG ")) {
+      got.push(decoder.decode(f.payload));
+      acks++;
+      await c.send(`ACK msg_id:${f.fields!.msg_id}\r\n`);
+      done();
+    } else if (f.line === "OK") oks++;
+    else if (f.line === "PONG") {
+      assert.equal(oks, acks, "every ACK answered before the PONG behind it");
+      return acks;
+    } else throw new Error(`unexpected ${f.line}`);
+  }
+  throw new Error("too many frames");
+}
+
+Deno.test({
+  name: "cluster queues: forwarded to the leader, replies in order, competing consumers, DECLARE",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const etcd = await Etcd.start();
+    const nodes: Node[] = [];
+    const clients: RawClient[] = [];
+    const client = async (n: Node) => {
+      const c = await RawClient.connect(n.port);
+      clients.push(c);
+      return c;
+    };
+    try {
+      const [n1, n2, n3] = await startNodes(
+        etcd.url,
+        ["n1", "n2", "n3"],
+        ["--cluster-lease-ttl", "1"],
+        nodes,
+      );
+      for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
+      // The first command for the queue, on n1, makes n1 claim it.
+      await publishOn(n1, "queue:jobs", "m-0");
+      for (const n of [n2, n3]) {
+        await untilView(n, (c) => leaderIn(c, "queue:jobs")?.node === "n1", `${n.id} sees n1 lead`);
+      }
+
+      // Pipelined on n2: forwarded PUBs, local PINGs and local topic PUBs, in one write; the
+      // replies come back in command order (a local reply waits behind forwarded ones).
+      const p = await client(n2);
+      let wire = "";
+      const expected: string[] = [];
+      const sent = ["m-0"];
+      for (let i = 1; i <= 60; i++) {
+        wire += pub("queue:jobs", `m-${i}`);
+        sent.push(`m-${i}`);
+        expected.push("OK msg_id:");
+        if (i % 10 === 0) {
+          wire += "PING\r\n" + pub("topic:nobody", "x");
+          expected.push("PONG", "OK msg_id:");
+        }
+      }
+      await p.send(wire);
+      for (const e of expected) assert.ok((await p.line(10_000)).startsWith(e), e);
+      // Every one of them is at the leader, none on n2.
+      await untilQueue(n1, "queue:jobs", (q) => q.depth === 61, "61 at the leader");
+      assert.equal(await queueOn(n2, "queue:jobs"), undefined, "n2 holds no copy");
+
+      // A DECLARE on n3 reaches the leader.
+      const d = await client(n3);
+      await expectLine(d, "DECLARE queue:jobs max_deliveries:3", "OK", 10_000);
+      await untilQueue(n1, "queue:jobs", (q) => q.declared === true, "declared at the leader");
+
+      // Competing consumers on n3 and n2, prefetch 5 each: the leader keeps 5 in flight to each.
+      const c3 = await client(n3);
+      await expectLine(c3, "SUB queue:jobs sub_id:w prefetch:5", "OK", 10_000);
+      const c2 = await client(n2);
+      await expectLine(c2, "SUB queue:jobs prefetch:5", "OK sub_id:1", 10_000);
+      await untilQueue(
+        n1,
+        "queue:jobs",
+        (q) => q.consumers === 2 && q.inflight === 10 && q.depth === 51,
+        "prefetch 5 each at the leader",
+      );
+      const got: string[] = [];
+      let pinged = false;
+      const done = () => {
+        if (got.length < sent.length || pinged) return;
+        pinged = true;
+        void c2.send("PING\r\n");
+        void c3.send("PING\r\n");
+      };
+      const [acked3, acked2] = await Promise.all([consume(c3, got, done), consume(c2, got, done)]);
+      assert.deepEqual([...got].sort(), [...sent].sort(), "each message once, none invented");
+      assert.ok(acked3 >= 5 && acked2 >= 5, `both consumed (${acked3}, ${acked2})`);
+      await untilQueue(
+        n1,
+        "queue:jobs",
+        (q) => q.depth === 0 && q.inflight === 0 && q.acked === 61,
+        "all acked at the leader",
+      );
+
+      // Counted on the nodes that forwarded, and the metric agrees.
+      const v2 = await clusterOf(n2);
+      assert.ok(v2.forwarded_commands >= 62, `n2 forwarded ${v2.forwarded_commands}`);
+      assert.equal((await clusterOf(n1)).forwarded_commands, 0, "the leader forwarded nothing");
+      const scrape = await (await fetch(`http://127.0.0.1:${n2.httpPort}/metrics`)).text();
+      assert.ok(
+        value(parseExposition(scrape), "relayr_cluster_forwarded_commands_total")! >= 62,
+      );
+    } finally {
+      for (const c of clients) await c.close();
+      for (const n of nodes) await n.stop("SIGKILL");
+      await etcd.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "cluster queues: the leader SIGKILLed: pending publishes answered, ACK of its ids refused, " +
+    "the subscription resumes at the next leader",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const etcd = await Etcd.start();
+    const nodes: Node[] = [];
+    const clients: RawClient[] = [];
+    const client = async (n: Node) => {
+      const c = await RawClient.connect(n.port);
+      clients.push(c);
+      return c;
+    };
+    try {
+      const [n1, n2, n3] = await startNodes(
+        etcd.url,
+        ["n1", "n2", "n3"],
+        ["--cluster-lease-ttl", "1"],
+        nodes,
+      );
+      for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
+      await publishOn(n1, "queue:k", "pre");
+      for (const n of [n2, n3]) {
+        await untilView(n, (c) => leaderIn(c, "queue:k")?.node === "n1", `${n.id} sees n1 lead`);
+      }
+      // A consumer on n3 gets "pre" from n1 and holds it unacked.
+      const sub = await client(n3);
+      await expectLine(sub, "SUB queue:k sub_id:s", "OK", 10_000);
+      const [pre] = await sub.msgs(1, 10_000);
+      assert.equal(decoder.decode(pre.payload), "pre");
+      assert.equal(pre.fields!.sub_id, "s");
+
+      // A publisher on n2 pipelines 200 PUBs; n1 is killed after the first answer.
+      const p = await client(n2);
+      let wire = "";
+      for (let i = 0; i < 100; i++) wire += pub("queue:k", `a-${i}`);
+      await p.send(wire);
+      const replies = [await p.line(10_000)];
+      assert.match(replies[0], /^OK msg_id:/);
+      assert.equal((await n1.stop("SIGKILL")).signal, "SIGKILL");
+      wire = "";
+      for (let i = 100; i < 200; i++) wire += pub("queue:k", `a-${i}`);
+      await p.send(wire);
+      while (replies.length < 200) replies.push(await p.line(15_000));
+      // Every publish is answered exactly once, OK or UNAVAILABLE, in order: OKs, then refusals.
+      let oks = 0;
+      for (const r of replies) {
+        if (r.startsWith("OK msg_id:")) {
+          assert.equal(oks, replies.indexOf(r), "no OK after an UNAVAILABLE");
+          oks++;
+        } else assert.match(r, /^ERR UNAVAILABLE /);
+      }
+      assert.ok(oks >= 1 && oks < 200, `${oks} OK before the kill took effect`);
+
+      // The ACK of the delivery from the dead leader: refused as an unknown id (or, if it was on
+      // its way when the link broke, UNAVAILABLE); never OK.
+      const frames: ServerFrame[] = [];
+      await sub.send(`ACK msg_id:${pre.fields!.msg_id}\r\n`);
+      for (;;) {
+        const f = await sub.frame(10_000);
+        if (f.line.startsWith("MSG ")) frames.push(f); // delivered before the kill
+        else {
+          assert.match(f.line, /^ERR (UNKNOWN_MSG_ID|UNAVAILABLE) /);
+          break;
+        }
+      }
+
+      // Publishing goes on: once n1's lease lapsed, the next publish on n2 finds a new leader
+      // (n2 or n3: whichever node first claimed the queue).
+      const deadline = Date.now() + 20_000;
+      for (let i = 0;; i++) {
+        await p.send(pub("queue:k", `b-${i}`));
+        if ((await p.line(10_000)).startsWith("OK")) break;
+        assert.ok(Date.now() < deadline, "a new leader within 20 s");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const v = await untilView(n2, (c) => c.members.length === 2, "n1 gone");
+      assert.ok(["n2", "n3"].includes(leaderIn(v, "queue:k")!.node));
+      let tail = "";
+      for (let i = 0; i < 5; i++) tail += pub("queue:k", `c-${i}`);
+      await p.send(tail);
+      for (let i = 0; i < 5; i++) assert.match(await p.line(10_000), /^OK msg_id:/);
+
+      // The subscription resumed there under its sub id and gets them all (ACK replies and
+      // further deliveries interleave: the leader sends on while the ACKs travel).
+      const seen = new Set<string>();
+      let acks = 0;
+      let acked = 0;
+      for (let i = 0; i < 10_000 && ![0, 1, 2, 3, 4].every((j) => seen.has(`c-${j}`)); i++) {
+        const f = await sub.frame(15_000);
+        if (f.line === "OK") {
+          acked++;
+          continue;
+        }
+        assert.ok(f.line.startsWith("MSG "), f.line);
+        assert.equal(f.fields!.sub_id, "s");
+        const body = decoder.decode(f.payload);
+        assert.match(body, /^(a|b|c)-\d+$/, "only what was published");
+        assert.ok(!seen.has(body), `${body} once`);
+        seen.add(body);
+        await sub.send(`ACK msg_id:${f.fields!.msg_id}\r\n`);
+        acks++;
+      }
+      await sub.send("PING\r\n");
+      for (let f = await sub.frame(10_000); f.line !== "PONG"; f = await sub.frame(10_000)) {
+        if (f.line === "OK") acked++;
+        else assert.ok(f.line.startsWith("MSG "), f.line);
+      }
+      assert.equal(acked, acks, "every ACK at the new leader answered OK");
+    } finally {
+      for (const c of clients) await c.close();
+      for (const n of nodes) await n.stop("SIGKILL");
+      await etcd.stop();
+    }
+  },
+});
