@@ -14,6 +14,12 @@ import type { Outbound } from "./outbound.ts";
 /** A reply held until an earlier, asynchronous one is ready; also a slot filled later (`fill`). */
 export interface Held {
   bytes: Uint8Array | undefined;
+  /**
+   * Whether its `OK` is sent: `verbose` when the command came, not when the
+   * answer does (a client may turn `verbose` off for a burst and on again
+   * before the burst's answers are in).
+   */
+  readonly verbose: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -23,7 +29,9 @@ export class Replies {
   /** Whether `OK`s are sent (`CONNECT {"verbose":false}` turns them off; errors always are). */
   verbose = true;
   #out: Outbound;
+  /** Replies waiting, oldest at `#head` (those before it are sent). */
   #held: Held[] = [];
+  #head = 0;
 
   constructor(out: Outbound) {
     this.#out = out;
@@ -48,13 +56,13 @@ export class Replies {
   /** A whole reply. */
   bytes(bytes: Uint8Array): void {
     if (this.#held.length === 0) this.#out.append(bytes);
-    else this.#held.push({ bytes });
+    else this.#held.push({ bytes, verbose: true });
   }
 
   /** A whole reply in ASCII, written without an encoder. */
   ascii(s: string): void {
     if (this.#held.length === 0) this.#out.appendAscii(s);
-    else this.#held.push({ bytes: ascii(s) });
+    else this.#held.push({ bytes: ascii(s), verbose: true });
   }
 
   /**
@@ -70,7 +78,7 @@ export class Replies {
     }
     const slot = this.#hold();
     r.then(
-      (id) => slot.bytes = this.verbose ? ascii(`OK msg_id:${id}${tail}`) : EMPTY,
+      (id) => slot.bytes = slot.verbose ? ascii(`OK msg_id:${id}${tail}`) : EMPTY,
       (e) =>
         slot.bytes = e instanceof BrokerError
           ? errFrame(e.code, e.message)
@@ -82,7 +90,7 @@ export class Replies {
   okWhen(stored: Promise<void>, err: Uint8Array | undefined): void {
     const slot = this.#hold();
     stored.then(
-      () => slot.bytes = err ?? (this.verbose ? OK : EMPTY),
+      () => slot.bytes = err ?? (slot.verbose ? OK : EMPTY),
       (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
     ).then(this.#release);
   }
@@ -103,7 +111,7 @@ export class Replies {
     return this.#hold();
   }
 
-  /** Gives a held slot its reply (`EMPTY` for an `OK` when not verbose) and sends what is ready. */
+  /** Gives a held slot its reply and sends what is ready. */
   fill(slot: Held, bytes: Uint8Array): void {
     slot.bytes = bytes;
     this.#release();
@@ -111,7 +119,7 @@ export class Replies {
 
   /** Fills a slot with `OK<arg>` (`arg` `""` or ` msg_id:<id>`...), or nothing when not verbose. */
   fillOk(slot: Held, arg: string): void {
-    this.fill(slot, !this.verbose ? EMPTY : arg === "" ? OK : ascii(`OK${arg}\r\n`));
+    this.fill(slot, !slot.verbose ? EMPTY : arg === "" ? OK : ascii(`OK${arg}\r\n`));
   }
 
   /**
@@ -123,16 +131,23 @@ export class Replies {
   }
 
   #hold(): Held {
-    const slot: Held = { bytes: undefined };
+    const slot: Held = { bytes: undefined, verbose: this.verbose };
     this.#held.push(slot);
     return slot;
   }
 
   #release = (): void => {
     const held = this.#held;
-    let i = 0;
+    let i = this.#head;
     while (i < held.length && held[i].bytes !== undefined) this.#out.append(held[i++].bytes!);
-    held.splice(0, i);
+    if (i === held.length) {
+      held.length = 0;
+      this.#head = 0;
+    } else if (i >= 1024 && 2 * i >= held.length) {
+      // Dropped in bulk, not one splice per answer: thousands of forwarded commands may wait.
+      held.splice(0, i);
+      this.#head = 0;
+    } else this.#head = i;
   };
 }
 
