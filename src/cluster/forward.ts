@@ -12,8 +12,9 @@
  *   waits, once per queue; then one of the two above.
  *
  * A proxy connection from another node (`PROXY <node-id>`) also gets a
- * router, which never forwards again: a queue this node does not lead is
- * answered `ERR NOT_LEADER <leader-or-?>` before anything is done.
+ * router, which never forwards again: a queue another node leads is
+ * answered `ERR NOT_LEADER <leader-or-?>` before anything is done (a queue
+ * nobody leads is claimed, as above).
  *
  * The decision is cached per destination and checked, for a run of PUBs to
  * one destination, by string identity (as permissions are); the cache holds
@@ -117,7 +118,8 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
   }
 
   ready(f: Frame): Promise<void> | undefined {
-    if (this.#proxyFrom !== undefined) return undefined;
+    // A proxy connection claims too: its front node found no leader either, or the one it knew
+    // handed the queue back meanwhile (an idle queue's leadership is given back by the sweep).
     const dest = f.op === "PUB" || f.op === "SUB" || f.op === "DECLARE" ? f.dest : undefined;
     if (dest === undefined || dest === this.#lastDest && this.#node.version === this.#version) {
       return undefined;
