@@ -155,6 +155,8 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     options: SubOptions,
     chosen: boolean,
   ): Subscription | null | undefined {
+    // A queue takes no `durable`/`start`: refused here, as one broker does, before anything is made.
+    if (options.durable !== undefined || options.start !== undefined) return undefined;
     const r = this.#route(dest);
     if (r === LOCAL) return undefined;
     if (r instanceof Uint8Array) {
