@@ -75,26 +75,36 @@ async function consume(c: RawClient, got: string[], done: () => void): Promise<n
   throw new Error("too many frames");
 }
 
-Deno.test({
-  name: "cluster queues: forwarded to the leader, replies in order, competing consumers, DECLARE",
-  ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    const clients: RawClient[] = [];
-    const client = async (n: Node) => {
+/**
+ * Runs `fn` with three nodes (lease TTL 1 s) that see each other, on a test
+ * etcd, and a client maker; stops them all, by PID, whatever happens.
+ */
+async function withThreeNodes(
+  fn: (nodes: Node[], client: (n: Node) => Promise<RawClient>) => Promise<void>,
+): Promise<void> {
+  const etcd = await Etcd.start();
+  const nodes: Node[] = [];
+  const clients: RawClient[] = [];
+  try {
+    await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", "1"], nodes);
+    for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
+    await fn(nodes, async (n) => {
       const c = await RawClient.connect(n.port);
       clients.push(c);
       return c;
-    };
-    try {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "1"],
-        nodes,
-      );
-      for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
+    });
+  } finally {
+    for (const c of clients) await c.close();
+    for (const n of nodes) await n.stop("SIGKILL");
+    await etcd.stop();
+  }
+}
+
+Deno.test({
+  name: "cluster queues: forwarded to the leader, replies in order, competing consumers, DECLARE",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withThreeNodes(async ([n1, n2, n3], client) => {
       // The first command for the queue, on n1, makes n1 claim it.
       await publishOn(n1, "queue:jobs", "m-0");
       for (const n of [n2, n3]) {
@@ -173,12 +183,7 @@ Deno.test({
       assert.ok(
         value(parseExposition(scrape), "relayr_cluster_forwarded_commands_total")! >= 64,
       );
-    } finally {
-      for (const c of clients) await c.close();
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -186,23 +191,8 @@ Deno.test({
     "cluster queues: the leader SIGKILLed: pending publishes answered, ACK of its ids refused, " +
     "the subscription resumes at the next leader",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    const clients: RawClient[] = [];
-    const client = async (n: Node) => {
-      const c = await RawClient.connect(n.port);
-      clients.push(c);
-      return c;
-    };
-    try {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "1"],
-        nodes,
-      );
-      for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
+  fn: () =>
+    withThreeNodes(async ([n1, n2, n3], client) => {
       await publishOn(n1, "queue:k", "pre");
       for (const n of [n2, n3]) {
         await untilView(n, (c) => leaderIn(c, "queue:k")?.node === "n1", `${n.id} sees n1 lead`);
@@ -291,10 +281,5 @@ Deno.test({
         else assert.ok(f.line.startsWith("MSG "), f.line);
       }
       assert.equal(acked, acks, "every ACK at the new leader answered OK");
-    } finally {
-      for (const c of clients) await c.close();
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
