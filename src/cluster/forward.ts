@@ -349,7 +349,7 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       return;
     }
     c.subs.set(s.sid, local);
-    if (slot !== undefined) c.replies.fillOk(slot, s.chosen ? ` sub_id:${s.sid}` : "");
+    if (slot !== undefined) c.replies.fillOk(slot, s.chosen ? `sub_id:${s.sid}` : "");
     local.activate();
   }
 

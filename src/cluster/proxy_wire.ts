@@ -48,6 +48,29 @@ export class ProxyOut {
     this.#len = p;
   }
 
+  /**
+   * Appends `<prefix><len>\r\n<payload>\r\n`: an option-less PUB whose
+   * `PUB <dest> ` bytes the caller keeps, so a run to one queue builds no string.
+   */
+  pubPlain(prefix: Uint8Array, buf: Uint8Array, off: number, len: number): void {
+    this.#buf = grow(this.#buf, this.#len, this.#len + prefix.length + 18);
+    const out = this.#buf;
+    let p = this.#len;
+    out.set(prefix, p);
+    p += prefix.length;
+    if (len === 0) out[p++] = 48;
+    else {
+      let digits = 0;
+      for (let n = len; n > 0; n = Math.floor(n / 10)) digits++;
+      p += digits;
+      for (let n = len, q = p - 1; n > 0; n = Math.floor(n / 10)) out[q--] = 48 + n % 10;
+    }
+    out[p++] = 13;
+    out[p++] = 10;
+    this.#len = p;
+    this.payload(buf, off, len);
+  }
+
   /** The bytes waiting, as one view; the next appends go to the other buffer. */
   take(): Uint8Array<ArrayBuffer> {
     const out = this.#buf.subarray(0, this.#len);

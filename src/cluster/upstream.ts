@@ -18,7 +18,7 @@
  */
 import type { ReplyWait } from "../broker/mod.ts";
 import { type FrameHandler, FrameParser, type MsgFrame } from "../client/mod.ts";
-import { CLUSTER_PROXY_PENDING_BYTES_MAX } from "../config/mod.ts";
+import { ACK_IDS_MAX, CLUSTER_PROXY_PENDING_BYTES_MAX } from "../config/mod.ts";
 import {
   ascii,
   type DeclareFrame,
@@ -33,7 +33,7 @@ import { declareQueueLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
 import type { RemoteSubscription, UpstreamPort } from "./remote_subscription.ts";
 
 /** What a command waiting for the leader's answer is. */
-const Kind = { PUB: 0, SUB: 1, SETTLE: 2, UNSUB: 3, DECLARE: 4 } as const;
+const Kind = { PUB: 0, SUB: 1, SETTLE: 2, UNSUB: 3, DECLARE: 4, ACKS: 5 } as const;
 type Kind = typeof Kind[keyof typeof Kind];
 
 /** What an upstream tells its router. */
@@ -68,6 +68,14 @@ export class Upstream implements UpstreamPort, FrameHandler {
   #ids: number[] = [];
   #head = 0;
   readonly #counter: { forwarded: number };
+  /**
+   * The ACK line being gathered: the deliveries of one client ACK line that
+   * this leader made go as one line (their leader's ids), answered once;
+   * written before anything else is, and at the end of the tick.
+   */
+  #batchReply: ReplyWait | undefined = undefined;
+  #batchUids: number[] = [];
+  #batchCids: number[] = [];
   /** Set while reading is paused for a full client connection. */
   #resume: (() => void) | undefined = undefined;
   /** The read loop (tests and close wait for it). */
@@ -103,35 +111,68 @@ export class Upstream implements UpstreamPort, FrameHandler {
   // --- commands ---
 
   pub(f: PubFrame, slot: Held): void {
-    this.#out.text(pubLine(f.dest, f.options, f.len));
-    this.#out.payload(f.buf, f.off, f.len);
+    this.#closeBatch();
+    if (f.options !== undefined) {
+      this.#out.text(pubLine(f.dest, f.options, f.len));
+      this.#out.payload(f.buf, f.off, f.len);
+    } else {
+      // The parser hands a run of PUBs to one queue the same string: its prefix is encoded once.
+      if (f.dest !== this.#pubDest) {
+        this.#pubDest = f.dest;
+        this.#pubPrefix = new TextEncoder().encode(`PUB ${f.dest} `);
+      }
+      this.#out.pubPlain(this.#pubPrefix, f.buf, f.off, f.len);
+    }
     this.#expect(Kind.PUB, slot, 0);
   }
+  #pubDest = "";
+  #pubPrefix = new Uint8Array(0);
 
   sub(s: RemoteSubscription, slot: Held | undefined): void {
     s.upstream = this;
     this.#subs.set(s.sid, s);
+    this.#closeBatch();
     this.#out.text(subLine(s.destination, s.sid, s.options));
     this.#expect(Kind.SUB, [s, slot], 0);
   }
 
   declare(f: DeclareFrame, slot: Held): void {
+    this.#closeBatch();
     this.#out.text(declareQueueLine(f.dest, f.queue!));
     this.#expect(Kind.DECLARE, slot, 0);
   }
 
   ack(upstreamId: number, clientId: number, reply: ReplyWait): void {
-    this.#out.text(`ACK msg_id:${upstreamId}\r\n`);
-    this.#expect(Kind.SETTLE, reply, clientId);
+    if (reply !== this.#batchReply || this.#batchUids.length >= ACK_IDS_MAX) this.#closeBatch();
+    this.#batchReply = reply;
+    this.#batchUids.push(upstreamId);
+    this.#batchCids.push(clientId);
+    this.#flushSoon();
+  }
+
+  /** Writes the gathered ACK line, one command waiting for one answer on behalf of its ids. */
+  #closeBatch(): void {
+    const reply = this.#batchReply;
+    if (reply === undefined) return;
+    const uids = this.#batchUids;
+    let line = "ACK";
+    for (let i = 0; i < uids.length; i++) line += ` msg_id:${uids[i]}`;
+    this.#out.text(`${line}\r\n`);
+    this.#batchReply = undefined;
+    this.#batchUids = [];
+    this.#expect(Kind.ACKS, [reply, uids, this.#batchCids], 0);
+    this.#batchCids = [];
   }
 
   nack(upstreamId: number, clientId: number, delayMs: number, reply: ReplyWait): void {
+    this.#closeBatch();
     this.#out.text(`NACK msg_id:${upstreamId}${delayMs > 0 ? ` delay:${delayMs}` : ""}\r\n`);
     this.#expect(Kind.SETTLE, reply, clientId);
   }
 
   unsub(sid: string, forget: boolean): void {
     if (this.#subs.delete(sid) && !this.#dead) {
+      this.#closeBatch();
       this.#out.text(`UNSUB ${sid}${forget ? " forget:true" : ""}\r\n`);
       this.#expect(Kind.UNSUB, undefined, 0);
     }
@@ -203,6 +244,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   async #flush(): Promise<void> {
+    this.#closeBatch();
     while (this.#out.size > 0 && !this.#dead) {
       const bytes = this.#out.take();
       try {
@@ -235,6 +277,11 @@ export class Upstream implements UpstreamPort, FrameHandler {
         case Kind.SETTLE:
           (ref as ReplyWait).answer(unavailable);
           break;
+        case Kind.ACKS: {
+          const [reply, uids] = ref as [ReplyWait, number[], number[]];
+          for (let j = 0; j < uids.length; j++) reply.answer(unavailable);
+          break;
+        }
         case Kind.SUB: {
           const [s, slot] = ref as [RemoteSubscription, Held | undefined];
           if (this.#subs.get(s.sid) === s) {
@@ -250,6 +297,11 @@ export class Upstream implements UpstreamPort, FrameHandler {
     this.#refs = [];
     this.#ids = [];
     this.#head = 0;
+    const open = this.#batchReply;
+    if (open !== undefined) { for (const _ of this.#batchUids) open.answer(unavailable); }
+    this.#batchReply = undefined;
+    this.#batchUids = [];
+    this.#batchCids = [];
     for (const s of this.#subs.values()) {
       s.detach();
       resubscribe.push(s);
@@ -289,15 +341,20 @@ export class Upstream implements UpstreamPort, FrameHandler {
     const ref = this.#ref;
     switch (kind) {
       case Kind.PUB:
-        return this.#c.replies.fillOk(ref as Held, arg === "" ? "" : ` ${arg}`);
+        return this.#c.replies.fillOk(ref as Held, arg);
       case Kind.DECLARE:
         return this.#c.replies.fillOk(ref as Held, "");
       case Kind.SETTLE:
         return (ref as ReplyWait).answer(undefined);
+      case Kind.ACKS: {
+        const [reply, uids] = ref as [ReplyWait, number[], number[]];
+        for (let j = 0; j < uids.length; j++) reply.answer(undefined);
+        return;
+      }
       case Kind.SUB: {
         const [s, slot] = ref as [RemoteSubscription, Held | undefined];
         s.giveUpAt = 0;
-        if (slot !== undefined) this.#c.replies.fillOk(slot, s.chosen ? ` sub_id:${s.sid}` : "");
+        if (slot !== undefined) this.#c.replies.fillOk(slot, s.chosen ? `sub_id:${s.sid}` : "");
         return;
       }
     }
@@ -319,6 +376,17 @@ export class Upstream implements UpstreamPort, FrameHandler {
         return (ref as ReplyWait).answer(
           ascii(`ERR ${code} msg_id:${this.#id} ${text.replace(/^msg_id:\d+ ?/, "")}\r\n`),
         );
+      case Kind.ACKS: {
+        // The leader acked the ids it had and names the others: named again by their client ids.
+        const [reply, uids, cids] = ref as [ReplyWait, number[], number[]];
+        const named = text.replace(/msg_id:(\d+)/g, (all, id) => {
+          const i = uids.indexOf(Number(id));
+          return i < 0 ? all : `msg_id:${cids[i]}`;
+        });
+        reply.answer(ascii(`ERR ${code} ${named}\r\n`));
+        for (let j = 1; j < uids.length; j++) reply.answer(undefined);
+        return;
+      }
       case Kind.SUB: {
         const [s, slot] = ref as [RemoteSubscription, Held | undefined];
         if (this.#subs.get(s.sid) !== s) return slot && this.#c.replies.fill(slot, line);
@@ -333,6 +401,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   onPing(): void {
+    this.#closeBatch();
     this.#out.text("PONG\r\n");
     this.#flushSoon();
   }

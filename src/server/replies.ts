@@ -117,9 +117,9 @@ export class Replies {
     this.#release();
   }
 
-  /** Fills a slot with `OK<arg>` (`arg` `""` or ` msg_id:<id>`...), or nothing when not verbose. */
+  /** Fills a slot with `OK` or `OK <arg>` (`msg_id:<id>`...), or nothing when it was not verbose. */
   fillOk(slot: Held, arg: string): void {
-    this.fill(slot, !slot.verbose ? EMPTY : arg === "" ? OK : ascii(`OK${arg}\r\n`));
+    this.fill(slot, !slot.verbose ? EMPTY : arg === "" ? OK : ascii(`OK ${arg}\r\n`));
   }
 
   /**

@@ -175,6 +175,27 @@ Deno.test({
         "all acked at the leader",
       );
 
+      // One ACK line for several deliveries (one line to their leader) and an unknown id: the
+      // known ones are acked at the leader, the unknown one named in the one ERR.
+      await expectLine(c3, "UNSUB w", "OK", 10_000);
+      await p.send(pub("queue:jobs", "z-1") + pub("queue:jobs", "z-2") + pub("queue:jobs", "z-3"));
+      for (let i = 0; i < 3; i++) assert.match(await p.line(10_000), /^OK msg_id:/);
+      const zs = await c2.msgs(3, 10_000);
+      assert.deepEqual(zs.map((f) => decoder.decode(f.payload)).sort(), ["z-1", "z-2", "z-3"]);
+      const ids = zs.map((f) => `msg_id:${f.fields!.msg_id}`).join(" ");
+      await expectLine(
+        c2,
+        `ACK ${ids} msg_id:12345`,
+        /^ERR UNKNOWN_MSG_ID msg_id:12345 not in flight/,
+        10_000,
+      );
+      await untilQueue(
+        n1,
+        "queue:jobs",
+        (q) => q.depth === 0 && q.inflight === 0 && q.acked === 66,
+        "the three acked at the leader",
+      );
+
       // Counted on the nodes that forwarded, and the metric agrees.
       const v2 = await clusterOf(n2);
       assert.ok(v2.forwarded_commands >= 64, `n2 forwarded ${v2.forwarded_commands}`);
