@@ -17,9 +17,11 @@ import {
   leaderIn,
   type Node,
   publishOn,
+  startNode,
   startNodes,
   untilView,
 } from "./cluster_helpers.ts";
+import { bunVersion } from "../child.ts";
 
 const decoder = new TextDecoder();
 
@@ -77,7 +79,9 @@ async function consume(c: RawClient, got: string[], done: () => void): Promise<n
 
 /**
  * Runs `fn` with three nodes (lease TTL 1 s) that see each other, on a test
- * etcd, and a client maker; stops them all, by PID, whatever happens.
+ * etcd, and a client maker; stops them all, by PID, whatever happens. n3 runs
+ * on Bun when it is installed (the shipped binary is Bun-built): proxy
+ * connections are dialled and served by both runtimes.
  */
 async function withThreeNodes(
   fn: (nodes: Node[], client: (n: Node) => Promise<RawClient>) => Promise<void>,
@@ -86,7 +90,9 @@ async function withThreeNodes(
   const nodes: Node[] = [];
   const clients: RawClient[] = [];
   try {
-    await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", "1"], nodes);
+    const bun = (await bunVersion()) !== undefined;
+    await startNodes(etcd.url, ["n1", "n2"], ["--cluster-lease-ttl", "1"], nodes);
+    nodes.push(await startNode(etcd.url, "n3", ["--cluster-lease-ttl", "1"], bun));
     for (const n of nodes) await untilView(n, (c) => c.members.length === 3, `${n.id} members`);
     await fn(nodes, async (n) => {
       const c = await RawClient.connect(n.port);
@@ -195,6 +201,20 @@ Deno.test({
         (q) => q.depth === 0 && q.inflight === 0 && q.acked === 66,
         "the three acked at the leader",
       );
+
+      // A queue led by n3 (on Bun when installed: its cluster port serves the proxy connection),
+      // consumed from n2.
+      await publishOn(n3, "queue:b3", "b-0");
+      await untilView(n2, (c) => leaderIn(c, "queue:b3")?.node === "n3", "n2 sees n3 lead b3");
+      const b = await client(n2);
+      await expectLine(b, "SUB queue:b3 sub_id:b", "OK", 10_000);
+      const [b0] = await b.msgs(1, 10_000);
+      assert.equal(decoder.decode(b0.payload), "b-0");
+      await expectLine(b, `ACK msg_id:${b0.fields!.msg_id}`, "OK", 10_000);
+      await untilQueue(n3, "queue:b3", (q) => q.acked === 1 && q.depth === 0, "b-0 acked at n3");
+      if ((await bunVersion()) !== undefined) {
+        assert.match(n3.output(), /\(bun [0-9.]+\) listening on/);
+      }
 
       // Counted on the nodes that forwarded, and the metric agrees.
       const v2 = await clusterOf(n2);
