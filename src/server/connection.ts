@@ -30,6 +30,7 @@ import { Access } from "./access.ts";
 import { AuthGate } from "./auth_gate.ts";
 import { closeCode, CloseReason, closeReasonOf } from "./close_reason.ts";
 import { Outbound } from "./outbound.ts";
+import { Pauses } from "./pauses.ts";
 import { Replies } from "./replies.ts";
 import type { QueueRouter, Routing } from "./routing.ts";
 import { Settlement } from "./settle.ts";
@@ -90,9 +91,13 @@ export class Connection implements Client {
   #router: QueueRouter | undefined = undefined;
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #closed = false;
-  /** Settles when the connection closes; made only if it ever pauses for a stalled subscriber. */
-  #whenClosed: Promise<void> | undefined = undefined;
-  #onClosed: (() => void) | undefined = undefined;
+  /**
+   * Reading stops over the publish rate (until the bucket has a token) or
+   * after a publish to a topic with a stalled subscriber under
+   * `--slow-consumer block` (until it drains, or the sweep disconnects it
+   * after `--slow-consumer-block-ms`); either ends when the connection closes.
+   */
+  #pauses: Pauses;
   /** Until a CONNECT succeeds (auth on only); undefined once open, or with auth off. */
   #gate: AuthGate | undefined = undefined;
   #parser: Parser;
@@ -130,6 +135,7 @@ export class Connection implements Client {
     this.#settle = new Settlement(this.inflight, this.#replies, this.#broker);
     if (host.auth !== undefined && proxyFrom === undefined) this.#gate = this.#makeGate(host.auth);
     this.#access = new Access(host.payloadBytesMax, this.openedAt);
+    this.#pauses = new Pauses(host.clock, this.#broker, host.authz);
     this.#cmd = {
       broker: this.#broker,
       replies: this.#replies,
@@ -211,7 +217,7 @@ export class Connection implements Client {
           // Over its publish rate: reading stops (TCP back-pressure reaches
           // the client) until the bucket has a token again; nothing is dropped.
           if (this.#access.bucket.tokens < 1 && frames[i].op === "PUB") {
-            await this.#throttle();
+            await this.#pauses.throttle(this.#access.bucket, this);
             awaited = true;
           }
           // A queue nobody leads yet is claimed first (once per queue): the
@@ -233,7 +239,10 @@ export class Connection implements Client {
         return this.close(CloseReason.INTERNAL_ERROR, (err as Error)?.stack ?? String(err));
       }
       const blocked = this.#broker.takeBlocked();
-      if (blocked !== undefined) await this.#pause(blocked);
+      if (blocked !== undefined) {
+        await this.#pauses.blocked(blocked);
+        this.lastActivity = this.#host.clock.now(); // not idle: held by the broker
+      }
     }
     this.close(CloseReason.CLIENT_CLOSED, "");
   }
@@ -262,35 +271,6 @@ export class Connection implements Client {
   #info(): string {
     const info = this.#host.info();
     return this.#gate === undefined ? info : this.#gate.info(info);
-  }
-
-  /**
-   * `--slow-consumer block`: this batch published to a topic with a stalled
-   * subscriber, so reading stops (TCP back-pressure reaches the publisher)
-   * until the subscriber drains to half its limits, or the broker's sweep
-   * disconnects it after `--slow-consumer-block-ms`, or this connection closes.
-   */
-  async #pause(topic: { unblocked(): Promise<void> }): Promise<void> {
-    this.#whenClosed ??= new Promise<void>((r) => this.#onClosed = r);
-    await Promise.race([topic.unblocked(), this.#whenClosed]);
-    this.lastActivity = this.#host.clock.now(); // not idle: held by the broker
-  }
-
-  /** Waits, reading the clock once per wait, until the publish bucket holds a token or the connection closes. */
-  async #throttle(): Promise<void> {
-    const bucket = this.#access.bucket;
-    const clock = this.#host.clock;
-    this.#whenClosed ??= new Promise<void>((r) => this.#onClosed = r);
-    const counters = this.#host.authz;
-    counters.publish_paused++;
-    const from = this.#broker.now;
-    for (let ms = bucket.waitMs(); ms > 0 && !this.#closed; ms = bucket.waitMs()) {
-      let timer: Timer | undefined;
-      await Promise.race([new Promise<void>((r) => timer = clock.after(ms, r)), this.#whenClosed]);
-      timer?.cancel();
-      bucket.refill(this.lastActivity = this.#broker.tick());
-    }
-    counters.publish_paused_ms += this.#broker.now - from;
   }
 
   // --- principal (set by authentication) ---
@@ -493,7 +473,7 @@ export class Connection implements Client {
     for (const sub of this.subs.values()) sub.close(false);
     this.subs.clear();
     this.#router?.close();
-    this.#onClosed?.();
+    this.#pauses.closed();
     this.#host.closed(this, reason, detail);
     this.#finish();
   }
