@@ -143,6 +143,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   ack(upstreamId: number, clientId: number, reply: ReplyWait): void {
+    if (this.#dead) return reply.answer(this.#unavailable);
     if (reply !== this.#batchReply || this.#batchUids.length >= ACK_IDS_MAX) this.#closeBatch();
     this.#batchReply = reply;
     this.#batchUids.push(upstreamId);
@@ -194,7 +195,37 @@ export class Upstream implements UpstreamPort, FrameHandler {
     this.#fail(why);
   }
 
+  /** Answers a command its leader will never answer: `ERR UNAVAILABLE`; a SUB is re-made elsewhere. */
+  #gone(kind: Kind, ref: unknown): void {
+    const unavailable = this.#unavailable;
+    switch (kind) {
+      case Kind.PUB:
+      case Kind.DECLARE:
+        return this.#c.replies.fill(ref as Held, unavailable);
+      case Kind.SETTLE:
+        return (ref as ReplyWait).answer(unavailable);
+      case Kind.ACKS: {
+        const [reply, uids] = ref as [ReplyWait, number[], number[]];
+        for (let j = 0; j < uids.length; j++) reply.answer(unavailable);
+        return;
+      }
+      case Kind.SUB: {
+        const [s, slot] = ref as [RemoteSubscription, Held | undefined];
+        if (this.#subs.get(s.sid) === s) {
+          this.#subs.delete(s.sid);
+          s.detach();
+          this.#owner.resubscribe(s, slot);
+        } else if (slot !== undefined) this.#c.replies.fill(slot, unavailable);
+        return;
+      }
+    }
+  }
+  /** The answer of what waited when it broke (and of what comes after, which no router sends). */
+  #unavailable = errFrame("UNAVAILABLE", "the connection to the queue's leader is closed");
+
   #expect(kind: Kind, ref: unknown, id: number): void {
+    // Routers drop a dead upstream at once; answered anyway, so that no reply can hang.
+    if (this.#dead) return this.#gone(kind, ref);
     this.#counter.forwarded++;
     this.#kinds.push(kind);
     this.#refs.push(ref);
@@ -264,35 +295,12 @@ export class Upstream implements UpstreamPort, FrameHandler {
     this.#conn?.close();
     this.#out.clear();
     this.resume();
-    const unavailable = errFrame("UNAVAILABLE", `${why}: the outcome is unknown`);
-    const replies = this.#c.replies;
+    const unavailable = this.#unavailable = errFrame(
+      "UNAVAILABLE",
+      `${why}: the outcome is unknown`,
+    );
     const resubscribe: RemoteSubscription[] = [];
-    for (let i = this.#head; i < this.#kinds.length; i++) {
-      const ref = this.#refs[i];
-      switch (this.#kinds[i]) {
-        case Kind.PUB:
-        case Kind.DECLARE:
-          replies.fill(ref as Held, unavailable);
-          break;
-        case Kind.SETTLE:
-          (ref as ReplyWait).answer(unavailable);
-          break;
-        case Kind.ACKS: {
-          const [reply, uids] = ref as [ReplyWait, number[], number[]];
-          for (let j = 0; j < uids.length; j++) reply.answer(unavailable);
-          break;
-        }
-        case Kind.SUB: {
-          const [s, slot] = ref as [RemoteSubscription, Held | undefined];
-          if (this.#subs.get(s.sid) === s) {
-            this.#subs.delete(s.sid);
-            s.detach();
-            this.#owner.resubscribe(s, slot);
-          } else if (slot !== undefined) replies.fill(slot, unavailable);
-          break;
-        }
-      }
-    }
+    for (let i = this.#head; i < this.#kinds.length; i++) this.#gone(this.#kinds[i], this.#refs[i]);
     this.#kinds = [];
     this.#refs = [];
     this.#ids = [];
