@@ -36,6 +36,7 @@ import {
   errFrame,
   type Frame,
   type PubFrame,
+  type SubFrame,
   type SubOptions,
 } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
@@ -125,6 +126,8 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       return undefined;
     }
     if (!dest.startsWith("queue:") || this.#node.leaderOf(dest) !== undefined) return undefined;
+    // Refused anyway (PERMISSION_DENIED): nothing is claimed for it.
+    if (!this.connection.mayClaim(f as PubFrame | SubFrame | DeclareFrame)) return undefined;
     return this.#claim(dest);
   }
 

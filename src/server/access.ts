@@ -68,6 +68,15 @@ export class Access {
     return this.grants?.take(dest, now) === true;
   }
 
+  /**
+   * Whether it may publish to `dest` without using anything up: its own
+   * rules, or (leniently) any reply-to grants at all.
+   */
+  mightPublish(dest: string): boolean {
+    return this.perms === undefined || this.grants !== undefined ||
+      this.perms.may(Action.PUBLISH, dest);
+  }
+
   /** Whether it may do `action` to `dest`. */
   may(action: Action, dest: string): boolean {
     return this.perms === undefined || this.perms.may(action, dest);

@@ -154,6 +154,12 @@ export class Connection implements Client {
         inflight: this.inflight,
         subs: this.subs,
         isClosed: () => this.#closed,
+        mayClaim: (f) =>
+          f.op === "PUB"
+            ? this.#access.mightPublish(f.dest)
+            : f.op === "SUB"
+            ? this.#access.maySubscribe(f.dest)
+            : this.#access.may(Action.ADMIN, f.dest),
       }, proxyFrom);
     }
     this.#parser = new Parser({ payloadBytesMax: host.payloadBytesMax });

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Broker, Client, InFlight, Subscription } from "../broker/mod.ts";
-import type { DeclareFrame, Frame, PubFrame, SubOptions } from "../protocol/mod.ts";
+import type { DeclareFrame, Frame, PubFrame, SubFrame, SubOptions } from "../protocol/mod.ts";
 import type { Replies } from "./replies.ts";
 
 /** What a router may use of its connection. */
@@ -22,6 +22,12 @@ export interface RoutedConnection {
   /** Its subscriptions by sub id (a forwarded one is replaced by a local one when this node leads). */
   readonly subs: Map<string, Subscription>;
   isClosed(): boolean;
+  /**
+   * Whether its user may do what the frame asks to its destination, asked
+   * before a queue is claimed for it: a refused command must not write to
+   * etcd (one leader key per name it makes up).
+   */
+  mayClaim(f: PubFrame | SubFrame | DeclareFrame): boolean;
 }
 
 /** One connection's router (see the module comment). */

@@ -22,6 +22,9 @@ import {
   untilView,
 } from "./cluster_helpers.ts";
 import { bunVersion } from "../child.ts";
+import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
+import { hashPassword } from "../../src/auth/mod.ts";
+import type { ClusterStats } from "../../src/cluster/mod.ts";
 
 const decoder = new TextDecoder();
 
@@ -323,4 +326,80 @@ Deno.test({
       }
       assert.equal(acked, acks, "every ACK at the new leader answered OK");
     }),
+});
+
+Deno.test({
+  name: "cluster queues with users: permissions are checked where the client is; " +
+    "a refused command claims nothing",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const etcd = await Etcd.start();
+    const nodes: Node[] = [];
+    const clients: RawClient[] = [];
+    const path = await writeUsers([{
+      user: "alice",
+      password: await hashPassword(SECRETS.alicePass, CHEAP),
+      permissions: {
+        publish: { allow: ["queue:orders.*"] },
+        consume: { allow: ["queue:orders.*"] },
+      },
+    }]);
+    const alice = async (n: Node) => {
+      const c = await RawClient.connect(n.port);
+      clients.push(c);
+      assert.match(await c.line(5000), /^INFO /);
+      const auth = JSON.stringify({ user: "alice", pass: SECRETS.alicePass });
+      await expectLine(c, `CONNECT ${auth}`, "OK", 5000);
+      return c;
+    };
+    // The monitoring API wants the token when users are on.
+    const view = async (n: Node): Promise<ClusterStats> => {
+      const res = await fetch(`http://127.0.0.1:${n.httpPort}/api/cluster`, {
+        headers: { authorization: `Bearer ${SECRETS.token}` },
+      });
+      return await res.json();
+    };
+    const until = async (n: Node, ok: (c: ClusterStats) => boolean, what: string) => {
+      const deadline = Date.now() + 10_000;
+      for (let v = await view(n); !ok(v); v = await view(n)) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      const [n1, n2] = await startNodes(
+        etcd.url,
+        ["n1", "n2"],
+        ["--cluster-lease-ttl", "1", "--users", path, "--auth-token", SECRETS.token],
+        nodes,
+      );
+      for (const n of nodes) await until(n, (c) => c.members.length === 2, `${n.id} members`);
+      const a2 = await alice(n2);
+      // Refused before anything: no leader key is made for a queue she may not use.
+      await expectLine(a2, "PUB queue:secret 1\r\nx", /^ERR PERMISSION_DENIED queue:secret/, 5000);
+      await expectLine(a2, "SUB queue:secret", /^ERR PERMISSION_DENIED queue:secret/, 5000);
+      assert.equal(leaderIn(await view(n2), "queue:secret"), undefined);
+      // Allowed: n2 claims queue:orders.eu for her first publish.
+      await expectLine(a2, "PUB queue:orders.eu 2\r\no1", /^OK msg_id:/, 5000);
+      await until(n1, (c) => leaderIn(c, "queue:orders.eu")?.node === "n2", "n1 sees n2 lead");
+      // On n1 her commands are checked on n1, then forwarded to n2 (which trusts n1's check).
+      const a1 = await alice(n1);
+      await expectLine(a1, "PUB queue:secret 1\r\nx", /^ERR PERMISSION_DENIED queue:secret/, 5000);
+      await expectLine(a1, "PUB queue:orders.eu 2\r\no2", /^OK msg_id:/, 5000);
+      await expectLine(a1, "SUB queue:orders.eu sub_id:o", "OK", 5000);
+      const got = await a1.msgs(2, 10_000);
+      assert.deepEqual(got.map((f) => decoder.decode(f.payload)).sort(), ["o1", "o2"]);
+      const ids = got.map((f) => `msg_id:${f.fields!.msg_id}`).join(" ");
+      await expectLine(a1, `ACK ${ids}`, "OK", 5000);
+      const v1 = await view(n1);
+      assert.equal(leaderIn(v1, "queue:orders.eu")?.node, "n2");
+      assert.equal(leaderIn(v1, "queue:secret"), undefined);
+      assert.ok(v1.forwarded_commands >= 3, "n1 forwarded PUB, SUB and ACK");
+    } finally {
+      for (const c of clients) await c.close();
+      for (const n of nodes) await n.stop("SIGKILL");
+      await etcd.stop();
+      await Deno.remove(path);
+    }
+  },
 });
