@@ -186,6 +186,7 @@ export class Connection implements Client {
     const conn = this.#conn;
     const reader = conn.read === undefined ? this.#reader = conn.readable.getReader() : undefined;
     const frames: Frame[] = [];
+    const router = this.#router;
     this.#gate?.greet(this.#host.info());
     /** The last chunk, once nothing points into it: the runtime may read into it again. */
     let free: Uint8Array | undefined;
@@ -228,10 +229,12 @@ export class Connection implements Client {
           }
           // A queue nobody leads yet is claimed first (once per queue): the
           // frames behind it wait, so replies keep the order of the commands.
-          const claim = this.#router?.ready(frames[i]);
-          if (claim !== undefined) {
-            await claim;
-            awaited = true;
+          if (router !== undefined) {
+            const claim = router.ready(frames[i]);
+            if (claim !== undefined) {
+              await claim;
+              awaited = true;
+            }
           }
           if (!this.#closed) this.#handle(frames[i]);
         }
@@ -422,7 +425,9 @@ export class Connection implements Client {
     this.msgsIn++;
     this.bytesIn += f.len;
     access.bucket.tokens--;
-    if (!access.mayPublish(f.dest, this.#broker.now)) return this.#denied(f.dest);
+    if (access.perms !== undefined && !access.mayPublish(f.dest, this.#broker.now)) {
+      return this.#denied(f.dest);
+    }
     // A reply_to is where a service with allow_responses will publish, past
     // its own publish rules: only a destination the requester may read, or
     // any requester could make a service write into any queue or topic.
