@@ -205,6 +205,20 @@ Deno.test({
         "the three acked at the leader",
       );
 
+      // A consumer that goes with a delivery unacked: its proxy connection closes with it, and
+      // the leader gives the message to the next consumer (elsewhere), as a redelivery.
+      await p.send(pub("queue:jobs", "r-1"));
+      assert.match(await p.line(10_000), /^OK msg_id:/);
+      const [r1] = await c2.msgs(1, 10_000);
+      assert.equal(decoder.decode(r1.payload), "r-1");
+      await c2.close();
+      const c4 = await client(n3);
+      await expectLine(c4, "SUB queue:jobs sub_id:again", "OK", 10_000);
+      const [again] = await c4.msgs(1, 10_000);
+      assert.equal(decoder.decode(again.payload), "r-1");
+      assert.equal(again.fields!.delivery, "2");
+      await expectLine(c4, `ACK msg_id:${again.fields!.msg_id}`, "OK", 10_000);
+
       // A queue led by n3 (on Bun when installed: its cluster port serves the proxy connection),
       // consumed from n2.
       await publishOn(n3, "queue:b3", "b-0");
