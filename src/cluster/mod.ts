@@ -2,7 +2,9 @@
  * Clustering on etcd, first slice: membership and per-queue leadership with
  * epochs (docs/CLUSTERING.md). `ClusterMeta` is the seam to the metadata
  * store; `EtcdMeta` speaks etcd's v3 JSON gateway; `ClusterNode` is one
- * broker's membership, leaderships and view of the cluster.
+ * broker's membership, leaderships and view of the cluster; `Interconnect`
+ * carries topics between nodes; `Forwarding` sends each queue's commands to
+ * its leader over proxy connections (`Upstream`, `RemoteSubscription`).
  *
  * @module
  */
