@@ -417,3 +417,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cluster queues: two leaders hand one client the same id: it gets a fresh one, " +
+    "and every ACK reaches its own leader",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withThreeNodes(async ([n1, n2, n3], client) => {
+      // queue:a led by n1, queue:b by n3; one connection on n2 consumes both.
+      await publishOn(n1, "queue:a", "a-first");
+      await publishOn(n3, "queue:b", "b-first");
+      for (const [q, leader] of [["queue:a", "n1"], ["queue:b", "n3"]]) {
+        await untilView(n2, (c) => leaderIn(c, q)?.node === leader, `n2 sees ${leader} lead ${q}`);
+      }
+      const c = await client(n2);
+      const inFlight = new Map<string, string>(); // client-visible id -> payload
+      const take = (f: ServerFrame) => {
+        const id = f.fields!.msg_id;
+        assert.ok(!inFlight.has(id), `id ${id} handed out twice while in flight`);
+        inFlight.set(id, decoder.decode(f.payload));
+      };
+      // The two OKs, and the two waiting messages (which may come before the second OK).
+      await c.send(
+        "SUB queue:a sub_id:a prefetch:65536\r\nSUB queue:b sub_id:b prefetch:65536\r\n",
+      );
+      for (let oks = 0, i = 0; i < 4; i++) {
+        const f = await c.frame(10_000);
+        if (f.line === "OK") oks++;
+        else take(f);
+        if (i === 3) assert.equal(oks, 2);
+      }
+      // Each leader takes the first id of a new millisecond for each pair (its ids are
+      // ms * 1024 + seq): published to both at once, a pair often lands in one millisecond on
+      // both, and so gets one id twice. Pairs until the front node had to hand out a fresh id
+      // (above any clock-made one), bounded.
+      const p = await client(n2);
+      let fresh = 0;
+      let pairs = 0;
+      for (; fresh === 0 && pairs < 2000; pairs++) {
+        await p.send(pub("queue:a", `a-${pairs}`) + pub("queue:b", `b-${pairs}`));
+        assert.match(await p.line(10_000), /^OK msg_id:/);
+        assert.match(await p.line(10_000), /^OK msg_id:/);
+        for (const f of await c.msgs(2, 10_000)) {
+          take(f);
+          if (Number(f.fields!.msg_id) > 2 ** 52) fresh++;
+        }
+      }
+      assert.ok(fresh > 0, `no id collision in ${pairs} pairs`);
+      // Every delivery, whatever id it got here, is acked at its own leader.
+      const ids = [...inFlight.keys()];
+      for (let i = 0; i < ids.length; i += 200) {
+        const line = ids.slice(i, i + 200).map((id) => `msg_id:${id}`).join(" ");
+        await expectLine(c, `ACK ${line}`, "OK", 10_000);
+      }
+      await untilQueue(n1, "queue:a", (q) => q.acked === pairs + 1 && q.inflight === 0, "a acked");
+      await untilQueue(n3, "queue:b", (q) => q.acked === pairs + 1 && q.inflight === 0, "b acked");
+    }),
+});
