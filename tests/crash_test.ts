@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { format } from "../src/storage/log/mod.ts";
 import { CrashableBroker } from "./child.ts";
+import { waitFor } from "./helpers.ts";
 
 const QUEUE = "queue:crash";
 const enc = new TextEncoder();
@@ -273,7 +274,11 @@ async function round(
     publish(port, ledger, () => stopped),
     consume(port, ledger, rand),
   ];
-  await sleep(150 + Math.floor(rand() * 600));
+  // Load first (an event: this round's publishes confirmed), then a random moment: under a
+  // loaded machine a fixed sleep could end before the first PUB was stored.
+  const before = ledger.confirmed.size;
+  await waitFor(() => ledger.confirmed.size >= before + 200, 30_000, "200 confirmed publishes");
+  await sleep(Math.floor(rand() * 600));
   await b.kill();
   stopped = true;
   await Promise.all(work);
