@@ -210,6 +210,14 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   ): number | Promise<number> {
     const c = this.counters;
     const topic = this.#ts.forPublish(dest);
+    if (topic === undefined && this.#routes.size === 0) {
+      // Nobody to deliver to, nothing to keep or copy: an id, the counters,
+      // and no message object (publish-only at 16 B: one allocation less per PUB).
+      c.published++;
+      c.publishedBytes += len;
+      c.unrouted++;
+      return this.#lastTopicId = this.#ids.next(this.now);
+    }
     const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
     this.#lastTopicId = msg.id;
     const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
