@@ -75,6 +75,8 @@ const COMMAND_TOKENS_MAX = OPTIONS_MAX + 3;
 const SIZE_DIGITS_MAX = 10;
 /** Digits of a message id: 16 hold every safe integer, which is checked next. */
 const ID_DIGITS_MAX = 16;
+/** What every id of ACK and NACK starts with. */
+const MSG_ID_PREFIX = "msg_id:";
 
 /**
  * Thrown inside the parser to turn a bad argument into an `ERR` frame; it
@@ -219,6 +221,16 @@ export class Parser {
    */
   #line_(buf: Uint8Array, start: number, lf: number, avail: number, out: Frame[]): number {
     const end = lf > start && buf[lf - 1] === CR ? lf - 1 : lf;
+    if (
+      end - start > 4 && (buf[start] | 0x20) === 0x61 && (buf[start + 1] | 0x20) === 0x63 &&
+      (buf[start + 2] | 0x20) === 0x6b && (buf[start + 3] === SP || buf[start + 3] === TAB)
+    ) {
+      const ack = ackIds(buf, start + 4, end);
+      if (ack !== undefined) {
+        out.push({ op: "ACK", ids: ack });
+        return lf + 1;
+      }
+    }
     const ntok = this.#tokenize(buf, start, end);
     if (ntok === 0) return lf + 1;
     const tok = this.#tok;
@@ -697,7 +709,7 @@ export class Parser {
   #msgId(buf: Uint8Array, k: number): number {
     const s = this.#tok[2 * k];
     const e = this.#tok[2 * k + 1];
-    const PREFIX = "msg_id:";
+    const PREFIX = MSG_ID_PREFIX;
     let ok = e - s > PREFIX.length;
     for (let j = 0; ok && j < PREFIX.length; j++) ok = buf[s + j] === PREFIX.charCodeAt(j);
     const id = ok ? decimal(buf, s + PREFIX.length, e, ID_DIGITS_MAX) : -1;
@@ -722,6 +734,35 @@ export class Parser {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The ids of a well-formed ACK line's arguments `buf[i, end)` in one scan
+ * (ACK is the per-message command of a queue consumer, up to `ACK_IDS_MAX`
+ * ids a line): separators, the `msg_id:` prefix and the digits are read as
+ * they come, with no token table and no second pass per id. Anything else
+ * (too many ids, a bad token) is undefined, and the general path, which
+ * tokenizes, finds and words the error: the same frames either way.
+ */
+function ackIds(buf: Uint8Array, i: number, end: number): number[] | undefined {
+  const ids: number[] = [];
+  for (;;) {
+    while (i < end && (buf[i] === SP || buf[i] === TAB)) i++;
+    if (i === end) return ids.length === 0 ? undefined : ids;
+    if (
+      ids.length === ACK_IDS_MAX || end - i <= MSG_ID_PREFIX.length || buf[i] !== 0x6d ||
+      buf[i + 1] !== 0x73 || buf[i + 2] !== 0x67 || buf[i + 3] !== 0x5f || buf[i + 4] !== 0x69 ||
+      buf[i + 5] !== 0x64 || buf[i + 6] !== 0x3a
+    ) {
+      return undefined;
+    }
+    i += MSG_ID_PREFIX.length;
+    const s = i;
+    while (i < end && buf[i] !== SP && buf[i] !== TAB) i++;
+    const id = decimal(buf, s, i, ID_DIGITS_MAX);
+    if (id < 0 || id > Number.MAX_SAFE_INTEGER) return undefined;
+    ids.push(id);
+  }
+}
 
 function err(code: ErrorCode, message: string): Frame {
   return { op: "ERR", code, message, fatal: false };

@@ -39,3 +39,18 @@ Deno.test("decimal: 16 digits beyond 2^53 are not safe integers (the caller chec
   assert.ok(!Number.isSafeInteger(read("9007199254740993", 16)));
   assert.ok(!Number.isSafeInteger(read("9999999999999999", 16)));
 });
+
+Deno.test("decimal: every length from 1 to 16 digits, runs of 9 joined, agrees with Number()", () => {
+  let seed = 7;
+  const digit = () => (seed = (seed * 1103515245 + 12345) >>> 0) % 10;
+  for (let len = 1; len <= 16; len++) {
+    for (let i = 0; i < 200; i++) {
+      const text = Array.from({ length: len }, digit).join("");
+      const want = Number(text);
+      const got = read(text, 16);
+      if (Number.isSafeInteger(want)) assert.equal(got, want, text);
+      else assert.ok(!Number.isSafeInteger(got), text);
+      assert.equal(read(`${text}x`, 17), -1);
+    }
+  }
+});

@@ -40,6 +40,23 @@ Deno.test("encoder: the in-place tail writes ids and sizes of every length exact
   }
 });
 
+Deno.test("encoder: ascending ids a few apart (counted up in place) are written exactly", () => {
+  const r = rng(12);
+  const buf = new Uint8Array(PLAIN_TAIL_BYTES_MAX + 4);
+  // Starts just below carries through 9s, a new digit, and the two int32 halves of writeId.
+  for (
+    const start of [0, 5, 89, 999_990, 99_999_990, 1_838_892_215_346_170, 9_007_199_254_730_000]
+  ) {
+    let id = start;
+    for (let i = 0; i < 200; i++) {
+      const size = i % 50 === 49 ? 17 : 16; // a size change now and then encodes anew
+      const end = writePlainTail(buf, 3, id, size);
+      assert.equal(dec(buf.subarray(3, end)), ` msg_id:${id} ${size}\r\n`);
+      id += 1 + Math.floor(r() * (i % 7 === 6 ? 30 : 9));
+    }
+  }
+});
+
 Deno.test("encoder: options appear in the documented order", () => {
   const t = msgTail({
     ...fields(5, 10),
