@@ -229,10 +229,14 @@ export class QueueConsumer extends Subscription {
   }
 
   ack(d: Delivery): void {
+    this.settle(d);
+    if (this.queue.store.ready > 0) this.queue.dispatch();
+  }
+
+  override settle(d: Delivery): void {
     const q = this.queue;
     q.counters.acked++;
     q.store.remove(d.msg, "acked");
-    if (q.store.ready > 0) q.dispatch();
   }
 
   nack(d: Delivery, delayMs: number): void {

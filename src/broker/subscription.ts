@@ -86,8 +86,21 @@ export abstract class Subscription {
   /** Starts or resumes deliveries (after its OK, or when the connection drained). */
   abstract activate(): void;
 
-  /** Settles a delivery the connection took out of flight for an ACK (`reply`: when `remote`). */
+  /**
+   * Settles a delivery the connection took out of flight for an ACK, and
+   * sends what the room it frees allows (`reply`: when `remote`).
+   */
   abstract ack(d: Delivery, reply?: ReplyWait): void;
+
+  /**
+   * `ack` without sending more: a connection settling a whole ACK line (up
+   * to `ACK_IDS_MAX` ids) calls `activate()` once after the last, instead of
+   * a dispatch per id. A subscription that sends nothing on a settle (or
+   * settles elsewhere) needs no other: this is `ack`.
+   */
+  settle(d: Delivery): void {
+    this.ack(d);
+  }
 
   /** Gives back a delivery the connection took out of flight for a NACK (`delayMs` 0: now). */
   abstract nack(d: Delivery, delayMs: number, reply?: ReplyWait): void;

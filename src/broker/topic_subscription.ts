@@ -147,9 +147,13 @@ export class TopicSubscription extends Subscription {
     }
   }
 
-  ack(_d: Delivery): void {
-    if (this.#durable !== undefined) this.host.durableMoved();
+  ack(d: Delivery): void {
+    this.settle(d);
     this.activate();
+  }
+
+  override settle(_d: Delivery): void {
+    if (this.#durable !== undefined) this.host.durableMoved();
   }
 
   nack(d: Delivery, delayMs: number): void {

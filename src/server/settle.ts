@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Broker, Delivery, InFlight } from "../broker/mod.ts";
+import type { Broker, Delivery, InFlight, Subscription } from "../broker/mod.ts";
 import { RECENT_UNACKED_IDS } from "../config/mod.ts";
 import { type AckFrame, errFrame, type NackFrame } from "../protocol/mod.ts";
 import type { Replies } from "./replies.ts";
@@ -18,6 +18,8 @@ export class Settlement {
   readonly #broker: Broker;
   /** Scratch list of the deliveries one ACK line settles, reused. */
   #acked: Delivery[] = [];
+  /** Scratch list of the subscriptions those deliveries belong to, reused. */
+  #subs: Subscription[] = [];
   /** Made on the first delivery without explicit acks (8 KiB: most connections never need it). */
   #recent: Float64Array | undefined = undefined;
   #recentPos = 0;
@@ -64,8 +66,7 @@ export class Settlement {
     if (remote > 0) return this.#ackRemote(remote, durable, err);
     const store = this.#broker.options.store;
     if (acked.length > 0 && store.waitsForSync) {
-      for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
-      acked.length = 0;
+      this.#settleAll();
       const synced = store.synced();
       const saved = durable ? this.#broker.stateSaved() : undefined;
       const both = saved === undefined || synced === undefined
@@ -75,8 +76,25 @@ export class Settlement {
     }
     if (durable) this.#replies.okWhen(this.#broker.stateSaved(), err);
     else this.#replies.okAfter(undefined, err);
-    for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+    this.#settleAll();
+  }
+
+  /**
+   * Settles the deliveries of one ACK line, then lets each subscription they
+   * belong to (mostly one) send what the freed room allows: one dispatch per
+   * line, not one per id.
+   */
+  #settleAll(): void {
+    const acked = this.#acked;
+    const subs = this.#subs;
+    for (let i = 0; i < acked.length; i++) {
+      const sub = acked[i].sub;
+      sub.settle(acked[i]);
+      if (sub !== subs[subs.length - 1] && !subs.includes(sub)) subs.push(sub);
+    }
     acked.length = 0;
+    for (let i = 0; i < subs.length; i++) subs[i].activate();
+    subs.length = 0;
   }
 
   /**
