@@ -117,6 +117,11 @@ export class Parser {
   /** `#dests`' last string and its bytes, for `#repeatPub` (copied when the destination changes). */
   #destText = "";
   #destBytes = new Uint8Array(0);
+  /** `#destBytes` as a view, to compare four bytes at a time. */
+  #destView = new DataView(new ArrayBuffer(0));
+  /** The chunk `#repeatPub` last read, and a view of it. */
+  #chunk: Uint8Array | undefined = undefined;
+  #chunkView: DataView | undefined = undefined;
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
@@ -303,46 +308,67 @@ export class Parser {
    * The fast path of a publisher's stream: `PUB <the last destination>
    * <size>\r\n<payload>\r\n`, written exactly so (one space, no options,
    * upper case) and whole in `buf` from `i`, is emitted without the line scan
-   * and the tokenizer, with the destination's bytes compared once. Returns
-   * where parsing goes on, or -1 for anything else, which the general path
-   * then parses from `i` as if this had not looked (it changed nothing): the
-   * same frames either way. The line is within `CONTROL_LINE_BYTES_MAX`: the
-   * destination was valid, so at most `DESTINATION_BYTES_MAX`, and the size
-   * has at most `SIZE_DIGITS_MAX` digits.
+   * and the tokenizer, with the destination's bytes compared once. A run of
+   * such frames is read in this one loop (not one `push` round per frame),
+   * comparing the destination four bytes at a time: together 1.65x faster on
+   * a chunk of 16 B PUBs (bench/micro/parser_bench.ts). Returns where parsing
+   * goes on, after the last frame of the run, or -1 when the first is not
+   * one, which the general path then parses from `i` as if this had not
+   * looked (it changed nothing): the same frames either way. The line is
+   * within `CONTROL_LINE_BYTES_MAX`: the destination was valid, so at most
+   * `DESTINATION_BYTES_MAX`, and the size has at most `SIZE_DIGITS_MAX` digits.
    */
   #repeatPub(buf: Uint8Array, i: number, n: number, out: Frame[]): number {
-    if (
-      buf[i] !== 0x50 || buf[i + 1] !== 0x55 || buf[i + 2] !== 0x42 || buf[i + 3] !== SP ||
-      this.#lastDestError !== undefined
-    ) {
-      return -1;
-    }
     const last = this.#destBytes;
-    const d = i + 4 + last.length;
-    if (last.length === 0 || d >= n || buf[d] !== SP) return -1;
-    for (let j = 0; j < last.length; j++) if (last[j] !== buf[i + 4 + j]) return -1;
-    let k = d + 1;
-    let size = 0;
-    for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
-      const c = buf[k] - 0x30;
-      if (c < 0 || c > 9) break;
-      size = size * 10 + c;
+    const dl = last.length;
+    if (this.#lastDestError !== undefined || dl === 0) return -1;
+    const dest = this.#destText;
+    const max = this.#payloadMax;
+    const words = dl >> 2;
+    const lv = this.#destView;
+    // One view per chunk, kept until the next: the runtime keeps the chunk as long.
+    if (this.#chunk !== buf) {
+      this.#chunk = buf;
+      this.#chunkView = new DataView(buf.buffer, buf.byteOffset, buf.length);
     }
-    if (k === d + 1 || k >= n || size > this.#payloadMax) return -1;
-    let p: number;
-    if (buf[k] === LF) p = k + 1;
-    else if (buf[k] === CR && buf[k + 1] === LF) p = k + 2;
-    else return -1;
-    const e = p + size;
-    let next: number;
-    if (buf[e] === LF && e < n) next = e + 1;
-    else if (buf[e] === CR && buf[e + 1] === LF && e + 1 < n) next = e + 2;
-    else return -1;
-    this.#pubError = undefined;
-    this.#pubOptions = undefined;
-    this.#pubDest = this.#destText;
-    out.push(new PubFrame(this.#pubDest, buf, p, size, undefined));
-    return next;
+    const bv = this.#chunkView!;
+    let done = -1;
+    for (;;) {
+      if (buf[i] !== 0x50 || buf[i + 1] !== 0x55 || buf[i + 2] !== 0x42 || buf[i + 3] !== SP) {
+        return done;
+      }
+      const d = i + 4 + dl;
+      if (d >= n || buf[d] !== SP) return done;
+      for (let w = 0; w < words; w++) {
+        if (lv.getUint32(4 * w, true) !== bv.getUint32(i + 4 + 4 * w, true)) return done;
+      }
+      for (let j = words << 2; j < dl; j++) if (last[j] !== buf[i + 4 + j]) return done;
+      let k = d + 1;
+      let size = 0;
+      for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
+        const c = buf[k] - 0x30;
+        if (c < 0 || c > 9) break;
+        size = size * 10 + c;
+      }
+      if (k === d + 1 || k >= n || size > max) return done;
+      let p: number;
+      if (buf[k] === LF) p = k + 1;
+      else if (buf[k] === CR && buf[k + 1] === LF) p = k + 2;
+      else return done;
+      const e = p + size;
+      let next: number;
+      if (buf[e] === LF && e < n) next = e + 1;
+      else if (buf[e] === CR && buf[e + 1] === LF && e + 1 < n) next = e + 2;
+      else return done;
+      if (done < 0) {
+        this.#pubError = undefined;
+        this.#pubOptions = undefined;
+        this.#pubDest = dest;
+      }
+      out.push(new PubFrame(dest, buf, p, size, undefined));
+      done = i = next;
+      if (i >= n) return done;
+    }
   }
 
   /** Parses a PUB line whose payload starts at `p` in `buf`; returns where parsing goes on. */
@@ -407,6 +433,7 @@ export class Parser {
       this.#lastDestError = slotError(dest, DEST.PUBLISH);
       this.#destText = dest;
       this.#destBytes = buf.slice(s, e);
+      this.#destView = new DataView(this.#destBytes.buffer);
     }
     return dest;
   }

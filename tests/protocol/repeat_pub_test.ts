@@ -36,6 +36,12 @@ const COMMON = [
   "PUB topic:a priority:3 2\r\nop\r\n", // an option
   "PUB topic:ab 2\r\npx\r\n", // the last destination is a prefix
   "PUB topic:ab 16\r\nPUB topic:ab 2\r\n\r\n", // a payload that looks like a PUB
+  "PUB topic:aB 2\r\nk2\r\n", // differs in the last of two whole words
+  "PUB topic:abcdefghi 2\r\nw1\r\n",
+  "PUB topic:abcdefghi 2\r\nw2\r\n",
+  "PUB topic:abXdefghi 2\r\nw3\r\n", // differs inside the second word
+  "PUB topic:abcdefghX 2\r\nw4\r\n", // differs in the byte after the words
+  "PUB topic:abcdefghX 2\r\nw5\r\n",
   `PUB topic:${"d".repeat(300)} 1\r\nx\r\n`, // a destination over the limit, twice:
   `PUB topic:${"d".repeat(300)} 1\r\nx\r\n`, // an error each time, never the fast path
   "PUB topic:ab 2\r\nok\r\n",
