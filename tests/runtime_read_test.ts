@@ -1,7 +1,7 @@
 /**
  * `Conn.read(free)` on Deno (src/runtime/deno.ts) over real sockets: every
  * byte arrives in order however the writer splits it, a freed chunk is read
- * into again, a bulk sender's reads grow to 64 KiB and an idle connection's
+ * into again, a bulk sender's reads grow to 256 KiB and an idle connection's
  * buffer shrinks back, chunks not handed back are never rewritten, and
  * `close()` ends a pending read.
  */
@@ -62,14 +62,14 @@ function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
-Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that grow to 64 KiB", async () => {
+Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that grow to 256 KiB", async () => {
   const p = await pair();
   try {
-    const sent = pattern(3 * 1024 * 1024, 7);
+    const sent = pattern(8 * 1024 * 1024, 7);
     const [, got] = await Promise.all([writeAll(p.client, sent), readN(p.server, sent.length)]);
     assert.deepEqual(got.bytes, sent);
     assert.equal(got.sizes[0], 1024, "the first read is small (an idle connection's cost)");
-    assert.equal(Math.max(...got.sizes), 64 * 1024, "a bulk sender reads 64 KiB at a time");
+    assert.equal(Math.max(...got.sizes), 256 * 1024, "a bulk sender reads 256 KiB at a time");
   } finally {
     p.close();
   }

@@ -17,8 +17,14 @@ import type {
   WebSocketUpgrade,
 } from "./types.ts";
 
-/** Largest and smallest read buffer. */
-const READ_BYTES_MAX = 64 * 1024;
+/**
+ * Largest and smallest read buffer. 256 KiB, not 64: a bulk publisher's
+ * reads cost a syscall, a promise and a parser round each, and the frame split
+ * at each chunk's end takes the slow path and a copy; with 4x fewer reads the
+ * broker used 1.30x less CPU per 4 KiB publish and 1.22x per 16 B one (A/B,
+ * bench/README.md). Only a connection whose reads fill the buffer grows it.
+ */
+const READ_BYTES_MAX = 256 * 1024;
 const READ_BYTES_MIN = 1024;
 
 /**
@@ -27,15 +33,15 @@ const READ_BYTES_MIN = 1024;
  * for every read: with small reads (request/reply) that is ~1000x more
  * external memory than data, and V8 ran a full mark-compact every 20-100 ms to
  * account for it (seen with --trace-gc: p99.9 round trips of 8-9 ms). Here the
- * buffer is sized from the last read (twice it, 1-64 KiB), so a bulk
- * publisher still reads 64 KiB at a time and a chatty or idle client
+ * buffer is sized from the last read (twice it, 1-256 KiB), so a bulk
+ * publisher still reads 256 KiB at a time and a chatty or idle client
  * allocates about what it sends.
  */
 class ChunkReader {
   #conn: Deno.Conn;
   // The first read is small: a connection waits in a read most of its life, so
   // its buffer is what an idle connection costs (at 64 KiB, 10,000 idle
-  // connections held 640 MB); a bulk sender doubles it to 64 KiB in 6 reads.
+  // connections held 640 MB); a bulk sender doubles it to 256 KiB in 8 reads.
   #size = READ_BYTES_MIN;
   /** The buffer of the last read, whole. */
   #last: Uint8Array | undefined = undefined;
