@@ -117,11 +117,6 @@ export class Parser {
   /** `#dests`' last string and its bytes, for `#repeatPub` (copied when the destination changes). */
   #destText = "";
   #destBytes = new Uint8Array(0);
-  /** `#destBytes` as a view, to compare four bytes at a time. */
-  #destView = new DataView(new ArrayBuffer(0));
-  /** The chunk `#repeatPub` last read, and a view of it. */
-  #chunk: Uint8Array | undefined = undefined;
-  #chunkView: DataView | undefined = undefined;
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {
@@ -309,14 +304,16 @@ export class Parser {
    * <size>\r\n<payload>\r\n`, written exactly so (one space, no options,
    * upper case) and whole in `buf` from `i`, is emitted without the line scan
    * and the tokenizer, with the destination's bytes compared once. A run of
-   * such frames is read in this one loop (not one `push` round per frame),
-   * comparing the destination four bytes at a time: together 1.65x faster on
-   * a chunk of 16 B PUBs (bench/micro/parser_bench.ts). Returns where parsing
-   * goes on, after the last frame of the run, or -1 when the first is not
-   * one, which the general path then parses from `i` as if this had not
-   * looked (it changed nothing): the same frames either way. The line is
-   * within `CONTROL_LINE_BYTES_MAX`: the destination was valid, so at most
-   * `DESTINATION_BYTES_MAX`, and the size has at most `SIZE_DIGITS_MAX` digits.
+   * such frames is read in this one loop, not one `push` round per frame
+   * (1.2x faster on a chunk of 16 B PUBs, bench/micro/parser_bench.ts). A
+   * DataView comparing four bytes at a time was faster still on Deno, but made
+   * the broker on Bun 1.7x slower per publish (its socket chunks do not take
+   * `.buffer` well): bytes it is. Returns where parsing goes on, after the
+   * last frame of the run, or -1 when the first is not one, which the general
+   * path then parses from `i` as if this had not looked (it changed nothing):
+   * the same frames either way. The line is within `CONTROL_LINE_BYTES_MAX`:
+   * the destination was valid, so at most `DESTINATION_BYTES_MAX`, and the
+   * size has at most `SIZE_DIGITS_MAX` digits.
    */
   #repeatPub(buf: Uint8Array, i: number, n: number, out: Frame[]): number {
     const last = this.#destBytes;
@@ -324,14 +321,6 @@ export class Parser {
     if (this.#lastDestError !== undefined || dl === 0) return -1;
     const dest = this.#destText;
     const max = this.#payloadMax;
-    const words = dl >> 2;
-    const lv = this.#destView;
-    // One view per chunk, kept until the next: the runtime keeps the chunk as long.
-    if (this.#chunk !== buf) {
-      this.#chunk = buf;
-      this.#chunkView = new DataView(buf.buffer, buf.byteOffset, buf.length);
-    }
-    const bv = this.#chunkView!;
     let done = -1;
     for (;;) {
       if (buf[i] !== 0x50 || buf[i + 1] !== 0x55 || buf[i + 2] !== 0x42 || buf[i + 3] !== SP) {
@@ -339,10 +328,7 @@ export class Parser {
       }
       const d = i + 4 + dl;
       if (d >= n || buf[d] !== SP) return done;
-      for (let w = 0; w < words; w++) {
-        if (lv.getUint32(4 * w, true) !== bv.getUint32(i + 4 + 4 * w, true)) return done;
-      }
-      for (let j = words << 2; j < dl; j++) if (last[j] !== buf[i + 4 + j]) return done;
+      for (let j = 0; j < dl; j++) if (last[j] !== buf[i + 4 + j]) return done;
       let k = d + 1;
       let size = 0;
       for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
@@ -433,7 +419,6 @@ export class Parser {
       this.#lastDestError = slotError(dest, DEST.PUBLISH);
       this.#destText = dest;
       this.#destBytes = buf.slice(s, e);
-      this.#destView = new DataView(this.#destBytes.buffer);
     }
     return dest;
   }
