@@ -58,3 +58,19 @@ Deno.test("IdMap: fills to 100,000 ids, empties in another order, and is found a
   m.set(base, 1);
   assert.equal(m.get(base), 1);
 });
+
+Deno.test("IdMap: a table of up to 1024 slots is kept while it swings; a larger one shrinks back to it", () => {
+  const m = new IdMap<number>();
+  const base = 1_765_000_000_000 * 1024;
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 300; i++) m.set(base + i, i);
+    assert.equal(m.capacity, 1024);
+    for (let i = 0; i < 300; i++) assert.ok(m.delete(base + i));
+    assert.equal(m.capacity, 1024, "kept: no rehash on the way down or back up");
+  }
+  for (let i = 0; i < 100_000; i++) m.set(base + i, i);
+  assert.equal(m.capacity, 262_144);
+  for (let i = 0; i < 100_000; i++) assert.ok(m.delete(base + i));
+  assert.equal(m.capacity, 1024);
+  assert.equal(new IdMap().capacity, 0);
+});
