@@ -1,7 +1,8 @@
 /**
  * Topic fan-out micro benchmark: one publish to 1 and 4 caught-up
  * subscribers through the broker, with a client that only counts frames
- * (the broker's own cost, without sockets).
+ * (the broker's own cost, without sockets); and a queue's publish and
+ * dispatch, without and with explicit acks.
  */
 import type { Message } from "../../src/storage/mod.ts";
 import { benchBroker, CountingClient } from "./counting.ts";
