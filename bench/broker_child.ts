@@ -30,6 +30,8 @@ export interface BrokerChildOptions {
   args?: string[];
   /** Raise the child's open-file limit to this (`ulimit -n` in a shell that then execs it). */
   fileLimit?: number;
+  /** Extra environment variables of the child (e.g. `MALLOC_ARENA_MAX` for an allocator A/B). */
+  env?: Record<string, string>;
 }
 
 /** The part of `/api/stats` the benches read. */
@@ -40,7 +42,13 @@ export interface BrokerServerStats {
   queues: number;
   published_msgs: number;
   closed_by_reason: Record<string, number>;
-  mem: { rss: number; heap_used: number };
+  mem: {
+    rss: number;
+    heap_used: number;
+    heap_total: number;
+    external: number;
+    array_buffers: number | null;
+  };
   event_loop_lag_ms: { last: number; max: number } | null;
 }
 
@@ -94,7 +102,7 @@ export async function startBrokerChild(opts: BrokerChildOptions): Promise<Broker
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).spawn();
   let text = "";
   let changed: () => void = () => {};

@@ -61,8 +61,16 @@ const { values } = parseArgs({
     "data-dir": { type: "string" },
     "report-seconds": { type: "string", default: "30" },
     traffic: { type: "string", default: "queue,topics,rpc,churn" },
+    /** `NAME=VALUE` for the broker child, repeatable (e.g. `MALLOC_ARENA_MAX=2` for an A/B). */
+    env: { type: "string", multiple: true, default: [] },
   },
 });
+/** The broker child's extra environment, from `--env NAME=VALUE`. */
+const ENV = Object.fromEntries(values.env.map((kv) => {
+  const i = kv.indexOf("=");
+  if (i < 1) throw new RangeError(`--env takes NAME=VALUE, got "${kv}"`);
+  return [kv.slice(0, i), kv.slice(i + 1)];
+}));
 const MINUTES = Number(values.minutes);
 const REPORT_MS = Number(values["report-seconds"]) * 1000;
 const [RUNTIME] = runtimesOf(values.runtime);
@@ -116,10 +124,16 @@ interface Sample {
   minutes: number;
   rss: number;
   heap: number;
+  /** The heap's reserved size, and what the engine holds outside it (ArrayBuffers). */
+  heapTotal: number;
+  external: number;
 }
 
+/** The sample fields a line is fitted to. */
+type Fitted = "rss" | "heap" | "heapTotal" | "external";
+
 /** Least-squares slope (bytes per minute) and the residuals' standard deviation. */
-function fit(samples: Sample[], key: "rss" | "heap"): { slope: number; sigma: number } {
+function fit(samples: Sample[], key: Fitted): { slope: number; sigma: number } {
   const n = samples.length;
   const mx = samples.reduce((a, s) => a + s.minutes, 0) / n;
   const my = samples.reduce((a, s) => a + s[key], 0) / n;
@@ -274,14 +288,20 @@ async function watch(
     const s = await broker.serverStats().catch((e) => (fail("stats", e), undefined));
     if (!s) continue;
     const minutes = (Date.now() - t0) / 60_000;
-    samples.push({ minutes, rss: s.mem.rss, heap: s.mem.heap_used });
+    samples.push({
+      minutes,
+      rss: s.mem.rss,
+      heap: s.mem.heap_used,
+      heapTotal: s.mem.heap_total,
+      external: s.mem.external,
+    });
     if (Date.now() >= nextReport) {
       nextReport += REPORT_MS;
       const lag = s.event_loop_lag_ms;
       console.log(
         `${minutes.toFixed(1).padStart(5)} min  rss ${mib(s.mem.rss)}  heap ${
           mib(s.mem.heap_used)
-        }  lag ${
+        } of ${mib(s.mem.heap_total)}  external ${mib(s.mem.external)}  lag ${
           lag ? `${lag.last.toFixed(1)} ms (max ${lag.max.toFixed(1)})` : "-"
         }  conns ${s.connections} topics ${s.topics} queues ${s.queues}  ${countsLine()}`,
       );
@@ -341,12 +361,12 @@ async function verify(broker: BrokerChild, samples: Sample[]): Promise<string[]>
   if (warm.length < 3) failures.push(`only ${warm.length} samples after the warm-up`);
   else {
     const window = warm[warm.length - 1].minutes - warm[0].minutes;
-    for (const key of ["rss", "heap"] as const) {
+    for (const key of ["rss", "heap", "heapTotal", "external"] as const) {
       const { slope, sigma } = fit(warm, key);
       const growth = slope * window;
       const limit = growthLimit(sigma);
       console.log(
-        `${key.padEnd(4)} slope ${(slope / 1024).toFixed(1)} KiB/min over ${
+        `${key.padEnd(9)} slope ${(slope / 1024).toFixed(1)} KiB/min over ${
           window.toFixed(1)
         } min ` +
           `(${warm.length} samples): +${mib(growth)} fitted, noise limit ${mib(limit)} (2 sigma ${
@@ -361,13 +381,14 @@ async function verify(broker: BrokerChild, samples: Sample[]): Promise<string[]>
 
 async function main(): Promise<boolean> {
   const store = values["data-dir"] ? ["--data-dir", values["data-dir"]] : ["--memory"];
-  const broker = await startBrokerChild({ runtime: RUNTIME, args: store });
+  const broker = await startBrokerChild({ runtime: RUNTIME, args: store, env: ENV });
   console.log(
     `soak: ${MINUTES} min on ${RUNTIME} (${store.join(" ")}), broker pid ${broker.pid}; ` +
       `${(QUEUE_PER_TICK * 1000) / TICK_MS} queue msgs/s, ${
         (TOPIC_PER_TICK * 1000) / TICK_MS
       } topic msgs/s, ` +
-      `rpc and churn back to back; ${PAYLOAD_BYTES} B payloads; traffic ${[...TRAFFIC].join(",")}`,
+      `rpc and churn back to back; ${PAYLOAD_BYTES} B payloads; traffic ${[...TRAFFIC].join(",")}` +
+      (values.env.length > 0 ? `; env ${values.env.join(" ")}` : ""),
   );
   const clients: Client[] = [];
   try {

@@ -115,6 +115,11 @@ Deno.test("http handler: metrics move by N as N messages flow over TCP", async (
     assert.equal(num(after, "relayr_ready"), 1);
     assert.equal(num(after, "relayr_metrics_destinations_omitted", { kind: "queue" }), 0);
     assert.ok(num(after, "process_resident_memory_bytes") > 0);
+    // The heap's reservation and the memory outside it (ArrayBuffers) are there to tell a JS leak
+    // from a buffer leak from allocator retention; Deno has no separate ArrayBuffer figure.
+    assert.ok(num(after, "relayr_heap_total_bytes") >= num(after, "relayr_heap_used_bytes"));
+    assert.ok(num(after, "relayr_external_memory_bytes") > 0);
+    assert.equal(value(after, "relayr_array_buffers_bytes"), undefined);
 
     const ids = got.filter((f) => f.fields!.dest === "queue:work").map((f) => f.fields!.msg_id);
     for (let i = 0; i < ids.length; i += 25) {

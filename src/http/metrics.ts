@@ -541,6 +541,26 @@ function udpFamilies(e: Exposition, u: UdpStats): void {
 function processFamilies(e: Exposition, s: ServerStats): void {
   e.single("process_resident_memory_bytes", "gauge", "Resident set size in bytes", s.mem.rss);
   e.single("relayr_heap_used_bytes", "gauge", "JavaScript heap in use in bytes", s.mem.heap_used);
+  e.single(
+    "relayr_heap_total_bytes",
+    "gauge",
+    "JavaScript heap reserved in bytes",
+    s.mem.heap_total,
+  );
+  e.single(
+    "relayr_external_memory_bytes",
+    "gauge",
+    "Memory the JavaScript engine holds outside its heap (ArrayBuffers) in bytes",
+    s.mem.external,
+  );
+  if (s.mem.array_buffers !== null) {
+    e.single(
+      "relayr_array_buffers_bytes",
+      "gauge",
+      "ArrayBuffer backing stores in bytes",
+      s.mem.array_buffers,
+    );
+  }
   if (s.event_loop_lag_ms !== null) {
     e.single(
       "relayr_event_loop_lag_seconds",

@@ -529,7 +529,13 @@ export const bunRuntime: Runtime = {
   },
   memory() {
     const m = process.memoryUsage();
-    return { rss: m.rss, heapUsed: m.heapUsed };
+    return {
+      rss: m.rss,
+      heapTotal: m.heapTotal,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+    };
   },
   readTextFile: (path) => readFileSync(path, "utf8"),
   stdoutIsTerminal: () => process.stdout.isTTY === true,

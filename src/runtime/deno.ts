@@ -278,8 +278,9 @@ export const denoRuntime: Runtime = {
     return () => Deno.removeSignalListener(signal, handler);
   },
   memory() {
+    // Deno counts ArrayBuffer backing stores in `external` and has no separate figure.
     const m = Deno.memoryUsage();
-    return { rss: m.rss, heapUsed: m.heapUsed };
+    return { ...m, arrayBuffers: null };
   },
   readTextFile: (path) => Deno.readTextFileSync(path),
   stdoutIsTerminal: () => Deno.stdout.isTerminal(),

@@ -16,6 +16,7 @@ export type {
   HttpServer,
   Listener,
   ListenTls,
+  MemoryUsage,
   Runtime,
   TlsFiles,
   WebSocketUpgrade,

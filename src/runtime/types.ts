@@ -117,6 +117,20 @@ export type HttpHandler = (
   peer: string,
 ) => Response | Promise<Response>;
 
+/**
+ * The process's memory, in bytes. `external` is memory the JS engine knows is
+ * held outside its heap (ArrayBuffer backing stores above all: read chunks,
+ * outbound buffers, message slabs); `arrayBuffers` is the ArrayBuffer part of
+ * it where the runtime counts that separately, else null (Deno does not).
+ */
+export interface MemoryUsage {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number | null;
+}
+
 /** What the broker asks of the runtime. */
 export interface Runtime {
   /** `deno` or `bun`. */
@@ -143,8 +157,8 @@ export interface Runtime {
   env(name: string): string | undefined;
   /** Registers a signal handler (SIGINT, SIGTERM; SIGHUP reloads users and certificates); returns the remover. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
-  /** Resident set size and heap, in bytes. */
-  memory(): { rss: number; heapUsed: number };
+  /** Resident set size, heap and memory outside the heap, in bytes (see `MemoryUsage`). */
+  memory(): MemoryUsage;
   /** Reads a whole text file (config files). */
   readTextFile(path: string): string;
   /** Whether stdout is a terminal (colours, progress lines). */

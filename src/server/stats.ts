@@ -65,7 +65,18 @@ export interface ServerStats extends Omit<BrokerStats, "started_at_ms"> {
   out_bytes: number;
   slow_consumers: number;
   closed_by_reason: Record<string, number>;
-  mem: { rss: number; heap_used: number };
+  /**
+   * Process memory in bytes: `heap_total` is the JS heap's reserved size, `external` what the
+   * engine holds outside it (ArrayBuffers: read chunks, outbound buffers, message slabs),
+   * `array_buffers` the ArrayBuffer part where the runtime counts it apart (null on Deno).
+   */
+  mem: {
+    rss: number;
+    heap_used: number;
+    heap_total: number;
+    external: number;
+    array_buffers: number | null;
+  };
   event_loop_lag_ms: { last: number; max: number } | null;
   /** Authentication figures; null when auth is off. */
   auth: AuthStats | null;
