@@ -20,11 +20,25 @@ import type { Conn } from "../runtime/mod.ts";
  * Smallest buffer a connection's writer allocates. Both buffers start empty
  * and grow with the traffic (doubling), so an idle connection costs no
  * buffer at all: with 64 KiB each up front, 10,000 idle connections held
- * 1.3 GB.
+ * 1.3 GB. 512 B holds a CONNECT's and a SUB's `OK`s and a PONG; with 4 KiB, a
+ * storm of 10,000 connections (each answered two `OK`s) held 70 MiB of
+ * buffers, and after they closed the allocator kept ~100 MiB of RSS for them.
  */
-const BUFFER_BYTES_MIN = 4 * 1024;
+const BUFFER_BYTES_MIN = 512;
+/**
+ * Buffers up to this size are kept between writes whatever they carry (at
+ * most two per connection): below it, shrinking would trade a few KiB for
+ * re-growing on every burst.
+ */
+const BUFFER_BYTES_KEEP_ALWAYS = 64 * 1024;
 /** A buffer grown past this is replaced by a small one once written, to give memory back. */
 const BUFFER_BYTES_KEEP = 1024 * 1024;
+/**
+ * A buffer above `BUFFER_BYTES_KEEP_ALWAYS` is dropped once a write fills
+ * less than this fraction of it: the burst that grew it is over, and a
+ * subscriber back to light traffic should not keep two 1 MiB buffers.
+ */
+const BUFFER_UNDERUSED_FRACTION = 1 / 4;
 
 /** What the owner hears from its outbound side. */
 export interface OutboundEvents {
@@ -68,6 +82,20 @@ export class Outbound {
   set pendingBytesMax(n: number) {
     this.#max = n;
     this.#high = Math.min(PENDING_BYTES_HIGH, Math.floor(n / 2));
+  }
+
+  /** Bytes of buffer this writer holds (both buffers, used or not). */
+  get capacity(): number {
+    return this.#buf.length + this.#spare.length;
+  }
+
+  /**
+   * Gives both buffers back when nothing is pending (called for idle
+   * connections): the next frame allocates a small one again.
+   */
+  trim(): void {
+    if (this.pending !== 0) return;
+    this.#buf = this.#spare = EMPTY;
   }
 
   /** Bytes appended and not yet written. */
@@ -143,6 +171,8 @@ export class Outbound {
   kill(): void {
     this.#dead = true;
     this.#len = 0;
+    // A closed connection may stay reachable a while (a pending promise, a stats page): not its buffers.
+    this.#buf = this.#spare = EMPTY;
     for (const r of this.#idle.splice(0)) r();
   }
 
@@ -170,7 +200,7 @@ export class Outbound {
     const full = this.#buf;
     const data = full.subarray(0, this.#len);
     this.#buf = this.#spare;
-    this.#spare = full.length > BUFFER_BYTES_KEEP ? EMPTY : full;
+    this.#spare = keep(full, data.length) ? full : EMPTY;
     this.#writing = data.length;
     this.#len = 0;
     this.#events.beforeWrite();
@@ -192,4 +222,10 @@ export class Outbound {
     this.kill();
     this.#events.onWriteError(err);
   };
+}
+
+/** Whether a buffer that just carried `used` bytes is worth keeping for the next write. */
+function keep(buf: Uint8Array, used: number): boolean {
+  if (buf.length <= BUFFER_BYTES_KEEP_ALWAYS) return true;
+  return buf.length <= BUFFER_BYTES_KEEP && used >= buf.length * BUFFER_UNDERUSED_FRACTION;
 }
