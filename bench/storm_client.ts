@@ -1,7 +1,7 @@
 /**
- * The client side of the connection storm (storm_test.ts), as a process of its
+ * The client side of the connection storm (storm.ts), as a process of its
  * own: it needs one file descriptor per connection, and the test runner's
- * limit cannot be raised from inside it, so the test starts this under `sh -c
+ * limit cannot be raised from inside it, so storm.ts starts this under `sh -c
  * "ulimit -n ... && exec deno run ..."`. Keeping the storm out of the test
  * process also keeps the latency probe there on a quiet event loop, so what
  * it measures is the broker.
