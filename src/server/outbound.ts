@@ -67,6 +67,8 @@ export class Outbound {
   #dead = false;
   #idle: (() => void)[] = [];
   #max = PENDING_BYTES_MAX;
+  /** Size of the next buffer allocated from empty (at least `BUFFER_BYTES_MIN`). */
+  #startBytes = BUFFER_BYTES_MIN;
   #high = PENDING_BYTES_HIGH;
 
   constructor(conn: Conn, events: OutboundEvents) {
@@ -96,6 +98,7 @@ export class Outbound {
   trim(): void {
     if (this.pending !== 0) return;
     this.#buf = this.#spare = EMPTY;
+    this.#startBytes = BUFFER_BYTES_MIN;
   }
 
   /** Bytes appended and not yet written. */
@@ -185,7 +188,7 @@ export class Outbound {
       return false;
     }
     if (need > this.#buf.length) {
-      this.#buf = grow(this.#buf, this.#len, Math.max(need, BUFFER_BYTES_MIN));
+      this.#buf = grow(this.#buf, this.#len, Math.max(need, this.#startBytes));
     }
     if (!this.#scheduled && this.#writing === 0) {
       this.#scheduled = true;
@@ -200,7 +203,13 @@ export class Outbound {
     const full = this.#buf;
     const data = full.subarray(0, this.#len);
     this.#buf = this.#spare;
-    this.#spare = keep(full, data.length) ? full : EMPTY;
+    if (keep(full, data.length)) this.#spare = full;
+    else {
+      // A new buffer starts at about what this write carried, not at the smallest size: a
+      // subscriber whose writes vary by more than 4x regrows in one step instead of ten.
+      this.#spare = EMPTY;
+      this.#startBytes = Math.max(BUFFER_BYTES_MIN, Math.min(data.length, BUFFER_BYTES_KEEP));
+    }
     this.#writing = data.length;
     this.#len = 0;
     this.#events.beforeWrite();
