@@ -10,6 +10,8 @@
  * @module
  */
 
+import type { ServerStats } from "../src/server/mod.ts";
+
 const decoder = new TextDecoder();
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -42,13 +44,7 @@ export interface BrokerServerStats {
   queues: number;
   published_msgs: number;
   closed_by_reason: Record<string, number>;
-  mem: {
-    rss: number;
-    heap_used: number;
-    heap_total: number;
-    external: number;
-    array_buffers: number | null;
-  };
+  mem: ServerStats["mem"];
   event_loop_lag_ms: { last: number; max: number } | null;
 }
 
