@@ -500,3 +500,22 @@ Deno.test("parser: random garbage never throws", () => {
     for (const f of out) assert.ok(typeof f.op === "string");
   }
 });
+
+Deno.test("parser: parsers share their token scratch, and a line split across chunks survives another parser's lines in between", () => {
+  for (let i = 0; i < VALID.length; i++) {
+    const [input, want] = VALID[i];
+    const [other, otherWant] = VALID[(i + 1) % VALID.length];
+    const bytes = enc(input);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const a = new Parser();
+      const b = new Parser();
+      const outA: Frame[] = [];
+      const outB: Frame[] = [];
+      a.push(bytes.subarray(0, cut), outA);
+      b.push(enc(other), outB); // tokenizes whole lines of its own meanwhile
+      a.push(bytes.subarray(cut), outA);
+      assert.deepEqual(plain(outA), want, `${JSON.stringify(input)} cut at ${cut}`);
+      assert.deepEqual(plain(outB), otherWant);
+    }
+  }
+});
