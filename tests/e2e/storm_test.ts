@@ -27,7 +27,7 @@ const STORM_CONNECTIONS = 2_000;
 const PONG_MS_MAX = 2_000;
 /**
  * RSS with every storm connection open, per connection, at most (measured 23-29 KiB here on Deno:
- * ~11 KiB of heap, ~3.6 KiB of buffers, the rest the runtime's socket and its allocator).
+ * ~11 KiB of heap, ~1.6 KiB of buffers, the rest the runtime's socket and its allocator).
  */
 const RSS_PER_CONNECTION_BYTES_MAX = 48 * 1024;
 
