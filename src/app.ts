@@ -7,7 +7,13 @@
  */
 import { authConfigFrom, Authenticator } from "./auth/mod.ts";
 import { Broker } from "./broker/mod.ts";
-import { type Cluster, type ClusterNode, joinCluster, splitHostPort } from "./cluster/mod.ts";
+import {
+  type Cluster,
+  type ClusterNode,
+  joinCluster,
+  replicatedStore,
+  splitHostPort,
+} from "./cluster/mod.ts";
 import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
 import type { Monitoring } from "./http/mod.ts";
@@ -71,7 +77,9 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   const auth = authConfig.token === undefined && authConfig.users === undefined
     ? undefined
     : new Authenticator(authConfig, clock);
-  const store = openStore(config, clock);
+  // In a cluster, each queue is replicated (docs/CLUSTERING.md).
+  const local = openStore(config, clock);
+  const store = config["cluster-etcd"] === undefined ? local : replicatedStore(local, config.fsync);
   const broker = new Broker({
     store,
     clock,
@@ -86,7 +94,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     ackTimeoutMs: config["ack-timeout"],
     prefetch: config["prefetch"],
   });
-  if (store instanceof LogStore) logRecovery(store, broker, config);
+  if (local instanceof LogStore) logRecovery(local, broker, config);
   const server = new Server(runtime, broker, {
     hostname: config.host,
     port: config.port,

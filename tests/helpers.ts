@@ -97,8 +97,12 @@ export class RawClient {
     const timeout = new Promise<"timeout">((r) =>
       timer = setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now()))
     );
-    const read = await Promise.race([this.#pendingRead ??= this.#reader.read(), timeout]);
-    clearTimeout(timer);
+    let read;
+    try {
+      read = await Promise.race([this.#pendingRead ??= this.#reader.read(), timeout]);
+    } finally {
+      clearTimeout(timer); // also when the read fails (the server died): no timer left behind
+    }
     if (read === "timeout") return false;
     this.#pendingRead = undefined;
     if (read.done) {

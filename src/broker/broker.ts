@@ -588,6 +588,11 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#declared.deleteDurable(topicName(topic), durable);
   }
 
+  /** Makes every later message id larger than `id` (a queue taken over from another node). */
+  raiseIds(id: number): void {
+    this.#ids.raise(id);
+  }
+
   /** Live queues by name (read-only; admin data goes through `stats()`, tests look closer). */
   get queues(): ReadonlyMap<string, Queue> {
     return this.#qs.map;

@@ -25,6 +25,16 @@ export class IdGenerator {
     return ms > this.#ms ? ms * SEQ_PER_MS : this.#ms * SEQ_PER_MS + this.#seq + 1;
   }
 
+  /** Makes every later id larger than `id` (ids a replicated queue holds from another node's clock). */
+  raise(id: number): void {
+    const ms = Math.floor(id / SEQ_PER_MS);
+    const seq = id % SEQ_PER_MS;
+    if (ms > this.#ms || (ms === this.#ms && seq > this.#seq)) {
+      this.#ms = ms;
+      this.#seq = seq;
+    }
+  }
+
   /** The next id at wall time `nowMs`. */
   next(nowMs: number): number {
     const ms = Math.floor(nowMs);

@@ -75,6 +75,8 @@ export class BrokerError extends Error {
 
 /** `STORE_FAILED` for a message its store could not take. */
 export function storeFailed(e: unknown): BrokerError {
+  // A replicated store refuses with its own code (NOT_LEADER, UNAVAILABLE): passed on as it is.
+  if (e instanceof BrokerError) return e;
   const why = e instanceof StoreError ? e.message : String(e);
   return new BrokerError("STORE_FAILED", `message not stored: ${why}`);
 }

@@ -137,6 +137,19 @@ export class EtcdMeta implements ClusterMeta {
     return r.succeeded === true;
   }
 
+  async putIf(
+    key: string,
+    value: string,
+    guardKey: string,
+    guardRevision: number,
+  ): Promise<boolean> {
+    const r = await this.#post("/v3/kv/txn", {
+      compare: [{ key: b64(guardKey), target: "CREATE", create_revision: String(guardRevision) }],
+      success: [{ request_put: { key: b64(key), value: b64(value) } }],
+    }) as { succeeded?: boolean };
+    return r.succeeded === true;
+  }
+
   async deleteIf(key: string, createRevision: number): Promise<boolean> {
     const k = b64(key);
     const r = await this.#post("/v3/kv/txn", {

@@ -49,6 +49,11 @@ export interface InterconnectOptions {
    * such a connection is closed.
    */
   readonly proxy?: (conn: Conn, fromNode: string) => void;
+  /**
+   * A peer's `REPL <node-id>` connection (replication of the queues it
+   * leads, replication.ts): served by replication from here on.
+   */
+  readonly repl?: (conn: Conn, fromNode: string) => void;
 }
 
 /** One link in `/api/cluster`. */
@@ -355,6 +360,10 @@ export class Interconnect implements TopicInterest {
       if (op === "PROXY" && node !== undefined && this.#o.proxy !== undefined) {
         handedOn = true; // the server owns it now, and closes it
         return this.#o.proxy(new PrefixedConn(conn, first.rest), node);
+      }
+      if (op === "REPL" && node !== undefined && this.#o.repl !== undefined) {
+        handedOn = true; // replication owns it now, and closes it
+        return this.#o.repl(new PrefixedConn(conn, first.rest), node);
       }
       this.#o.tick();
       const head = new TextEncoder().encode(first.line + "\r\n");

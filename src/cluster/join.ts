@@ -13,6 +13,21 @@ import { EtcdMeta } from "./etcd.ts";
 import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
 import { ClusterNode } from "./node.ts";
+import { ReplicatedStore } from "./replicated_store.ts";
+import { Replication } from "./replication.ts";
+import { ReplStateFiles } from "./repl_state.ts";
+import { nodeFileSystem } from "../runtime/mod.ts";
+import { LogStore, type Store } from "../storage/mod.ts";
+
+/**
+ * The store of a node in a cluster: its real store (memory or log) with each
+ * queue replicated (replicated_store.ts); the replication state files go in
+ * `<data-dir>/cluster/` beside the log.
+ */
+export function replicatedStore(store: Store, fsync: string): ReplicatedStore {
+  const dir = store instanceof LogStore ? store.dir : undefined;
+  return new ReplicatedStore(store, new ReplStateFiles(nodeFileSystem, dir, fsync === "always"));
+}
 
 /** A joined cluster: the node's membership, and its inter-node link. */
 export interface Cluster {
@@ -56,6 +71,29 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     refusedSince = 0;
     lastRefusalLog = now;
   };
+  const store = broker.options.store;
+  // Made below; replication asks it only once the node runs.
+  const made: { node?: ClusterNode } = {};
+  const repl = store instanceof ReplicatedStore
+    ? new Replication({
+      nodeId,
+      replicas: config.replicas,
+      store,
+      dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+      leader: (queue) => made.node?.leader(queue),
+      leads: (queue) => made.node?.leads(queue) ?? false,
+      putSet: (queue, epoch, value) =>
+        made.node?.putFenced(queue, epoch, `replicas/${queue}`, value) ?? Promise.resolve(false),
+      serving: (queue, maxId) => {
+        broker.raiseIds(maxId);
+        broker.tick();
+        broker.queues.get(queue)?.dispatch();
+      },
+      used: (queue) => broker.queues.has(queue),
+      claimSoon: () => made.node?.claimSoon(),
+      log: (level, message) => log[level](message),
+    })
+    : undefined;
   const link = new Interconnect({
     nodeId,
     listener,
@@ -72,24 +110,34 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     },
     log: (level, message) => log[level](message),
     proxy: j.proxy,
+    repl: repl && ((conn, fromNode) => repl.accept(conn, fromNode)),
   });
   const meta = new EtcdMeta(endpoint);
-  const node = new ClusterNode({
+  const node = made.node = new ClusterNode({
     meta,
     endpoint: meta.endpoint,
     nodeId,
     advertise: config["cluster-advertise"] ?? `${hostname}:${listener.port}`,
     leaseTtlS: config["cluster-lease-ttl"],
-    queues: () => broker.queues.keys(),
-    holds: (queue) => broker.queues.has(queue),
+    // A replica holds the queues it copies too: it claims them when their leader is gone.
+    queues: () =>
+      repl === undefined ? broker.queues.keys() : union(broker.queues.keys(), repl.held()),
+    holds: (queue) =>
+      broker.queues.has(queue) || (store instanceof ReplicatedStore &&
+        (store.queues.get(queue)?.index.size ?? 0) > 0),
     log: (level, message) => log[level](message),
     onMembers: (members) => {
       link.membersChanged(members);
       forwarding.membersChanged(members);
+      repl?.membersChanged(members);
     },
     links: () => link.stats(),
     linkTotals: () => link.totals(),
     forwardedCommands: (): number => forwarding.forwarded,
+    replication: repl && (() => repl.stats()),
+    mayClaim: repl && ((queue) => repl.mayClaim(queue)),
+    onLeader: repl && ((queue, leader) => repl.leaderChanged(queue, leader)),
+    onOther: repl && ((e) => repl.keyChanged(e)),
   });
   const forwarding = new Forwarding({
     node,
@@ -101,6 +149,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     await node.start();
   } catch (e) {
     broker.interest = undefined;
+    await repl?.close();
     await link.close();
     throw e;
   }
@@ -114,8 +163,18 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     forwarding,
     async stop() {
       broker.interest = undefined;
+      await repl?.close();
       await node.stop();
       await link.close();
     },
   };
+}
+
+function* union(a: Iterable<string>, b: Iterable<string>): IterableIterator<string> {
+  const seen = new Set<string>();
+  for (const x of a) {
+    seen.add(x);
+    yield x;
+  }
+  for (const x of b) if (!seen.has(x)) yield x;
 }

@@ -54,6 +54,11 @@ export interface ClusterMeta {
    * deposed leader's epoch no longer matches, whatever it believes.
    */
   holds(key: string, createRevision: number): Promise<boolean>;
+  /**
+   * Puts `key` = `value` (no lease) only while `guardKey` still has the create
+   * revision `guardRevision`, in one transaction; returns whether it did.
+   */
+  putIf(key: string, value: string, guardKey: string, guardRevision: number): Promise<boolean>;
   /** Deletes `key` only while it has this create revision (a leader resigning); returns whether it did. */
   deleteIf(key: string, createRevision: number): Promise<boolean>;
   /**

@@ -10,7 +10,11 @@
  */
 export type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
 export { EtcdError, EtcdMeta } from "./etcd.ts";
-export { type Cluster, joinCluster, type JoinOptions } from "./join.ts";
+export { type Cluster, joinCluster, type JoinOptions, replicatedStore } from "./join.ts";
+export { ReplicatedQueueStore, ReplicatedStore } from "./replicated_store.ts";
+export { type ReplicationStats, type ReplQueueStats } from "./replication.ts";
+export { ReplParser, ReplProtocolError } from "./repl_frames.ts";
+export { ReplStateFiles } from "./repl_state.ts";
 export {
   Interconnect,
   type InterconnectOptions,

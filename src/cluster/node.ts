@@ -36,6 +36,7 @@ import {
 } from "../config/mod.ts";
 import type { LinkStats } from "./interconnect.ts";
 import type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
+import type { ReplicationStats } from "./replication.ts";
 
 /** Where the cluster keeps its keys in etcd. */
 export const CLUSTER_PREFIX = "relayr/";
@@ -90,6 +91,8 @@ export interface ClusterStats {
   lease_losses: number;
   /** Leaderships handed back because the node no longer holds the queue. */
   resigned: number;
+  /** Replication of the queues this node leads or copies (replication.ts). */
+  replication?: ReplicationStats;
 }
 
 /** A start-up refusal (etcd unreachable, node id taken); `serve` prints it and exits 2. */
@@ -121,6 +124,14 @@ export interface ClusterNodeOptions {
   readonly linkTotals?: () => { forwarded: number; received: number };
   /** Queue commands forwarded to other nodes' leaders, for the stats. */
   readonly forwardedCommands?: () => number;
+  /** Replication's figures, for the stats. */
+  readonly replication?: () => ReplicationStats;
+  /** Whether this node may claim a leaderless queue (replication: replicas only); absent: yes. */
+  readonly mayClaim?: (queue: string) => boolean;
+  /** Told every change of a queue's leader as etcd has it (undefined: none now). */
+  readonly onLeader?: (queue: string, leader: LeaderInfo | undefined) => void;
+  /** Told the changes of other keys under `relayr/` (replication's replica sets). */
+  readonly onOther?: (e: WatchEvent) => void;
 }
 
 /** One broker's membership and leaderships (see the module comment). */
@@ -137,6 +148,9 @@ export class ClusterNode {
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #loop: Promise<void> = Promise.resolve();
+  /** The loop waits for its timer (not inside a pass). */
+  #waiting = false;
+  #wokenAt = 0;
   #electionsWon = 0;
   #leaderChanges = 0;
   #etcdErrors = 0;
@@ -227,6 +241,14 @@ export class ClusterNode {
     return this.#members.get(nodeId)?.advertise;
   }
 
+  /**
+   * Writes `key` (no lease: it outlives the node) only while `epoch` is still
+   * the queue's leadership; false when it is not (a deposed leader's write).
+   */
+  putFenced(queue: string, epoch: number, key: string, value: string): Promise<boolean> {
+    return this.#o.meta.putIf(CLUSTER_PREFIX + key, value, LEADERS + queue, epoch);
+  }
+
   /** Asks etcd whether `epoch` is still the queue's leadership: false for a deposed leader. */
   fence(queue: string, epoch: number): Promise<boolean> {
     return this.#o.meta.holds(LEADERS + queue, epoch);
@@ -264,6 +286,7 @@ export class ClusterNode {
       etcd_errors: this.#etcdErrors,
       lease_losses: this.#leaseLosses,
       resigned: this.#resigned,
+      ...(o.replication === undefined ? {} : { replication: o.replication() }),
     };
   }
 
@@ -324,11 +347,12 @@ export class ClusterNode {
     } else if (e.key.startsWith(LEADERS)) {
       const queue = e.key.slice(LEADERS.length);
       this.#version++;
-      if (e.kv === undefined) this.#leaders.delete(queue);
-      else if (this.#leaders.has(queue) || this.#leaders.size < CLUSTER_LEADERS_MAX) {
+      if (e.kv === undefined) {
+        if (this.#leaders.delete(queue)) this.#o.onLeader?.(queue, undefined);
+      } else if (this.#leaders.has(queue) || this.#leaders.size < CLUSTER_LEADERS_MAX) {
         this.#setLeader(queue, e.kv, live);
       }
-    }
+    } else this.#o.onOther?.(e);
     return false;
   }
 
@@ -337,8 +361,10 @@ export class ClusterNode {
     const before = this.#leaders.get(queue);
     if (before?.epoch === kv.createRevision) return;
     this.#version++;
-    this.#leaders.set(queue, { node: kv.value, epoch: kv.createRevision });
+    const leader = { node: kv.value, epoch: kv.createRevision };
+    this.#leaders.set(queue, leader);
     if (live) this.#leaderChanges++;
+    this.#o.onLeader?.(queue, leader);
   }
 
   #failed(error: unknown): void {
@@ -354,9 +380,27 @@ export class ClusterNode {
 
   #schedule(ms: number): void {
     if (this.#stopped) return;
+    this.#waiting = true;
     this.#timer = setTimeout(() => {
+      this.#waiting = false;
       this.#loop = this.#step().then((next) => this.#schedule(next));
     }, ms);
+  }
+
+  /**
+   * Runs the loop's next pass now rather than at its interval (a command for a
+   * queue nobody leads is waiting for this node to claim it). Bounded: one
+   * pass at a time, and passes are what the interval allows at most twice over.
+   */
+  claimSoon(): void {
+    if (
+      !this.#waiting || this.#stopped || Date.now() - this.#wokenAt < CLUSTER_CLAIM_INTERVAL_MS / 2
+    ) {
+      return;
+    }
+    this.#wokenAt = Date.now();
+    clearTimeout(this.#timer);
+    this.#schedule(0);
   }
 
   /** One pass of the loop; returns the wait before the next. */
@@ -412,7 +456,7 @@ export class ClusterNode {
       if (await o.meta.deleteIf(LEADERS + queue, epoch)) this.#resigned++;
     }
     for (const queue of o.queues()) {
-      if (this.#leaders.has(queue)) continue;
+      if (this.#leaders.has(queue) || o.mayClaim?.(queue) === false) continue;
       if (tried++ >= CLUSTER_CLAIMS_PER_SWEEP_MAX || this.#stopped) return;
       const r = await o.meta.create(LEADERS + queue, o.nodeId, this.#lease);
       // The watch says so too (before or after); set it now so the next pass does not claim again.

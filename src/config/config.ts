@@ -277,6 +277,13 @@ export const SETTINGS = {
     max: 600,
     help: "seconds a dead node keeps its membership and leaderships",
   },
+  replicas: {
+    kind: "int",
+    default: L.CLUSTER_REPLICAS_DEFAULT,
+    min: 1,
+    max: L.CLUSTER_MEMBERS_MAX,
+    help: "copies of each queue in a cluster, the leader's included (fewer if fewer nodes)",
+  },
 } as const satisfies Record<string, Setting>;
 
 /** A setting's name. */

@@ -317,3 +317,29 @@ export const CLUSTER_RESUBSCRIBE_MS_MAX = 60_000;
 export const CLUSTER_RESUBSCRIBE_RETRY_MS = 250;
 /** Bytes of the first line a cluster-port connection must send (`HELLO`/`PROXY <node-id>`). */
 export const CLUSTER_FIRST_LINE_BYTES_MAX = 128;
+
+// Replication of queues (src/cluster/replication.ts, docs/CLUSTERING.md).
+/** Default `--replicas`: copies of each queue, the leader's included (fewer when the cluster has fewer nodes). */
+export const CLUSTER_REPLICAS_DEFAULT = 3;
+/** Longest a PUB's or ACK's reply waits for a majority of the queue's replicas; past it, `ERR UNAVAILABLE`. */
+export const CLUSTER_COMMIT_MS_MAX = 5_000;
+/** Longest a new leader waits for a majority of the replica set to answer its recovery before it tries again. */
+export const CLUSTER_RECOVERY_MS_MAX = 3_000;
+/** Longest control line of a replication connection (`PUB <queue> <epoch> <lsn> <bytes>`). */
+export const CLUSTER_REPL_LINE_BYTES_MAX = 4 * 1024;
+/** Largest replicated record: the largest message record of the log format. */
+export const CLUSTER_REPL_FRAME_BYTES_MAX = 64 * 1024 * 1024 + 64 * 1024;
+/** Bytes waiting to be written to one follower; past it the connection is cut and the follower gets a snapshot when it is back. */
+export const CLUSTER_REPL_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Commit batches (one per queue per tick) waiting for a majority, per queue; past it a PUB is answered `UNAVAILABLE`. */
+export const CLUSTER_REPL_BATCHES_MAX = 100_000;
+/** Messages a follower stages while a snapshot of one queue arrives (a queue at `--queue-max-messages` fits). */
+export const CLUSTER_REPL_SNAPSHOT_MESSAGES_MAX = 10_000_000;
+/** Bytes of a queue's replication state file (epoch, data epoch, lsn records) before it is rewritten. */
+export const CLUSTER_REPL_STATE_FILE_BYTES_MAX = 64 * 1024;
+/** Publishes held per queue while this node claims or recovers it (past it: `ERR UNAVAILABLE` at once). */
+export const CLUSTER_HELD_MAX = 10_000;
+/** Queues' replication state files kept open at once (the least recently saved one is closed past it). */
+export const CLUSTER_REPL_STATE_FILES_OPEN_MAX = 1024;
+/** How often replication checks commit deadlines, lost leaderships, replica sets and recoveries. */
+export const CLUSTER_REPL_TICK_MS = 100;

@@ -264,6 +264,51 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     "Times this node found its lease expired and registered again",
     c.lease_losses,
   );
+  const r = c.replication;
+  if (r === undefined) return;
+  e.single(
+    "relayr_cluster_repl_elections_total",
+    "counter",
+    "Queue leaderships this node took (recoveries started)",
+    r.elections,
+  );
+  e.single(
+    "relayr_cluster_repl_recoveries_total",
+    "counter",
+    "Queue recoveries finished: served again from a majority's most complete copy",
+    r.recoveries,
+  );
+  e.single(
+    "relayr_cluster_repl_commit_timeouts_total",
+    "counter",
+    "Commit batches no majority confirmed within CLUSTER_COMMIT_MS_MAX (answered UNAVAILABLE)",
+    r.commit_timeouts,
+  );
+  e.single(
+    "relayr_cluster_repl_fenced_total",
+    "counter",
+    "Records refused from a deposed leader, and leaderships given up when a replica refused",
+    r.fenced,
+  );
+  const led = r.queues.filter((q) => q.role === "leader");
+  e.family(
+    "relayr_cluster_repl_epoch",
+    "gauge",
+    "Leader epoch of each queue this node leads",
+    led.map((q) => [{ queue: q.queue }, q.epoch]),
+  );
+  e.family(
+    "relayr_cluster_repl_replicas",
+    "gauge",
+    "Replica set size of each queue this node leads (itself included)",
+    led.map((q) => [{ queue: q.queue }, q.replicas.length]),
+  );
+  e.family(
+    "relayr_cluster_repl_lag_batches",
+    "gauge",
+    "Commit batches a follower has not acknowledged yet, per queue this node leads",
+    led.flatMap((q) => q.lag.map((l) => [{ queue: q.queue, node: l.node }, l.batches])),
+  );
 }
 
 function serverFamilies(e: Exposition, s: ServerStats): void {

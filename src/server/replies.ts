@@ -91,7 +91,10 @@ export class Replies {
     const slot = this.#hold();
     stored.then(
       () => slot.bytes = err ?? (slot.verbose ? OK : EMPTY),
-      (e) => slot.bytes = errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
+      (e) =>
+        slot.bytes = e instanceof BrokerError
+          ? errFrame(e.code, e.message)
+          : errFrame("STORE_FAILED", `not stored: ${(e as Error)?.message ?? e}`),
     ).then(this.#release);
   }
 
@@ -136,6 +139,12 @@ export class Replies {
     return slot;
   }
 
+  /**
+   * Sends the replies that are ready at the head. Each settled publish calls
+   * it, so the sent ones are dropped from the front only now and then: a
+   * splice per call made a long pipeline of waiting publishes (replicated
+   * ones wait a round trip) quadratic.
+   */
   #release = (): void => {
     const held = this.#held;
     let i = this.#head;

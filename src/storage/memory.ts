@@ -159,8 +159,18 @@ export class MemoryQueueStore implements QueueStore {
 
   remove(msg: Message, reason: RemoveReason): void {
     if (msg.state === MessageState.INFLIGHT) this.#inflight--;
-    else if (msg.state === MessageState.READY) this.#ready--;
-    else if (msg.state === MessageState.DELAYED) this.#undelay(msg);
+    else if (msg.state === MessageState.READY) {
+      this.#ready--;
+      this.#gone(msg, reason);
+      // A ready message removed where it waits (a replica applying its leader's ACKs, which
+      // never takes) leaves a shell; shells at the front go now, so a store nobody takes
+      // from holds no more than the span of its live messages.
+      const level = this.#levels[msg.priority];
+      if (level === undefined) return;
+      while (level.length > 0 && level.peek()?.state !== MessageState.READY) level.shift();
+      if (level.length === 0) this.#mask &= ~(1 << msg.priority);
+      return;
+    } else if (msg.state === MessageState.DELAYED) this.#undelay(msg);
     else return;
     this.#gone(msg, reason);
   }

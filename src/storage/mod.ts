@@ -12,6 +12,8 @@ export { Deque, DequeCursor } from "./deque.ts";
 export { Ring } from "../ring.ts";
 export { Heap } from "./heap.ts";
 export {
+  crc32c,
+  format,
   FSYNC_POLICIES,
   type FsyncPolicy,
   type LogFn,

@@ -94,7 +94,8 @@ export async function startNodes(
 
 /**
  * `first` holds `queue` first (and leads it), then `second` publishes to it
- * too (forwarded to `first`); returns the epoch.
+ * too (forwarded to `first`) and holds a copy of it, as its replica
+ * (`--replicas` at least 2); returns the epoch.
  */
 export async function leadThenShare(first: Node, second: Node, queue: string): Promise<number> {
   await publishOn(first, queue, "first");
@@ -104,6 +105,11 @@ export async function leadThenShare(first: Node, second: Node, queue: string): P
     `${first.id} leads`,
   );
   await publishOn(second, queue, "second");
+  await untilView(
+    second,
+    (c) => c.replication?.queues.some((q) => q.queue === queue && q.messages === 2) ?? false,
+    `${second.id} to hold a copy of ${queue}`,
+  );
   return leaderIn(v, queue)!.epoch;
 }
 

@@ -14,6 +14,7 @@ import {
   takeOver,
   untilView,
 } from "./cluster_helpers.ts";
+import { publishRetry } from "./repl_helpers.ts";
 
 Deno.test({
   name: "cluster: etcd restarted: leadership changes pause, then resume",
@@ -45,6 +46,14 @@ Deno.test({
         assert.match(m, /^relayr_cluster_etcd_reachable 0$/m);
       }
 
+      // Past its lease with etcd away, n1 can no longer know it leads: it stops serving q.
+      await untilView(
+        n1,
+        (c) =>
+          c.replication?.queues.some((q) => q.queue === "queue:q" && q.role !== "leader") ??
+            false,
+        "n1 to stop serving q while its lease cannot be renewed",
+      );
       await etcd.restart();
       for (const n of nodes) {
         const v = await untilView(n, (c) => c.etcd_reachable, `${n.id} to reach etcd again`);
@@ -52,6 +61,15 @@ Deno.test({
         assert.equal(v.lease_losses, 0, "the same lease lived through the restart");
         assert.ok(v.etcd_errors > 0);
       }
+      // The queue is served again by its leader (replication took it up again if the outage
+      // outlasted the lease), and its replica has the new message.
+      await publishRetry(n1, "queue:q", "after-etcd");
+      await untilView(
+        n2,
+        (c) =>
+          c.replication?.queues.some((q) => q.queue === "queue:q" && q.messages === 3) ?? false,
+        "n2's copy to have the new message",
+      );
       assert.match(n1.output(), /etcd unreachable, leadership changes paused/);
       assert.match(n1.output(), /etcd reachable again, leadership changes resume/);
 

@@ -1,7 +1,7 @@
 /**
  * Membership and queue leadership with three broker processes and a real
  * etcd: the nodes see each other, one node leads a queue with an epoch, a
- * SIGKILLed leader's lease lapses and the next node asked for the queue claims it
+ * SIGKILLed leader's lease lapses and a node that holds the queue (its replica) takes it
  * with a larger epoch; a clean stop leaves at once; `relayr cluster status`
  * and the metrics say the same; bad starts are one line and exit 2.
  */
@@ -17,11 +17,11 @@ import {
   type Node,
   publishOn,
   startNode,
-  takeOver,
   untilView,
 } from "./cluster_helpers.ts";
 
-const TTL = ["--cluster-lease-ttl", "1"];
+// Two replicas of each queue: one node of three holds no copy, and so claims nothing.
+const TTL = ["--cluster-lease-ttl", "1", "--replicas", "2"];
 
 Deno.test({
   name: "cluster: 3 nodes, members, leader per queue with epochs, failover on SIGKILL",
@@ -33,8 +33,8 @@ Deno.test({
       for (const id of ["n1", "n2", "n3"]) {
         nodes.push(await startNode(etcd.url, id, TTL));
       }
-      const [n1, n2, n3] = nodes;
-      const all = await untilView(n3, (c) => c.members.length === 3, "3 members");
+      const [n1] = nodes;
+      const all = await untilView(nodes[2], (c) => c.members.length === 3, "3 members");
       assert.deepEqual(all.members.map((m) => [m.id, m.self]), [
         ["n1", false],
         ["n2", false],
@@ -44,19 +44,25 @@ Deno.test({
       for (const m of all.members) assert.match(m.advertise, /^127\.0\.0\.1:[1-9][0-9]*$/);
       assert.equal(all.etcd_reachable, true);
 
-      // n1 holds queue:jobs first: it leads it. n2 holds it too, and sees n1 lead.
+      // n1 holds queue:jobs first: it leads it, and picks a replica (n2) that holds it too
+      // and sees n1 lead; the third node (n3) holds no copy.
       await publishOn(n1, "queue:jobs", "one");
       const v1 = await untilView(
         n1,
-        (c) => leaderIn(c, "queue:jobs")?.node === "n1",
+        (c) =>
+          leaderIn(c, "queue:jobs")?.node === "n1" &&
+          c.replication?.queues[0]?.role === "leader",
         "n1 to lead jobs",
       );
       const epoch1 = leaderIn(v1, "queue:jobs")!.epoch;
-      await publishOn(n2, "queue:jobs", "two");
+      const replica = v1.replication!.queues[0].replicas[1];
+      const n2 = nodes.find((n) => n.id === replica)!;
+      const n3 = nodes.find((n) => n !== n1 && n !== n2)!;
+      await publishOn(n1, "queue:jobs", "two");
       const v2 = await untilView(
         n2,
-        (c) => leaderIn(c, "queue:jobs") !== undefined,
-        "n2 to see a leader",
+        (c) => leaderIn(c, "queue:jobs") !== undefined && c.replication?.queues[0]?.messages === 2,
+        `${n2.id} to see a leader and hold a copy`,
       );
       assert.deepEqual(leaderIn(v2, "queue:jobs"), {
         queue: "queue:jobs",
@@ -68,12 +74,19 @@ Deno.test({
 
       // n1 dies without a word: its lease lapses, it leaves, n2 takes jobs with a larger epoch.
       assert.equal((await n1.stop("SIGKILL")).signal, "SIGKILL");
-      // n2 is asked for jobs again: nobody leads it any more, so n2 claims it.
-      const v3 = await takeOver(n2, "queue:jobs", 2);
+      const v3 = await untilView(
+        n2,
+        (c) => c.members.length === 2 && leaderIn(c, "queue:jobs")?.node === n2.id,
+        `${n2.id} to lead jobs after n1's lease lapsed`,
+      );
       assert.ok(leaderIn(v3, "queue:jobs")!.epoch > epoch1, "a later leader, a larger epoch");
       assert.equal(v3.elections_won, 1);
-      // n3 holds no queue:jobs: it claims nothing, and sees the same leader.
-      const v3b = await untilView(n3, (c) => leaderIn(c, "queue:jobs")?.node === "n2", "n3's view");
+      // The third node holds no copy of queue:jobs: it claims nothing, and sees the same leader.
+      const v3b = await untilView(
+        n3,
+        (c) => leaderIn(c, "queue:jobs")?.node === n2.id,
+        "n3's view",
+      );
       assert.equal(v3b.elections_won, 0);
       assert.ok(v3b.leader_changes >= 2, "n3 saw both elections");
 
@@ -101,11 +114,11 @@ Deno.test({
       const bad = await fetch(`http://127.0.0.1:${n2.httpPort}/api/cluster?limit=x`);
       assert.equal(bad.status, 400);
       await bad.body?.cancel();
-      assert.equal(status.node_id, "n2");
+      assert.equal(status.node_id, n2.id);
       assert.deepEqual(
         status.leaders.map((l: { queue: string; node: string }) => [l.queue, l.node]),
         [
-          ["queue:jobs", "n2"],
+          ["queue:jobs", n2.id],
         ],
       );
 

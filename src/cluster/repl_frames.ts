@@ -1,0 +1,260 @@
+/**
+ * The frames of a replication connection (`REPL <node-id>` on the cluster
+ * port): text lines in the style of the wire protocol, and one binary body,
+ * a message as the log store writes it (a checksummed COPY record of
+ * src/storage/log/format.ts, so a follower validates every field it stores).
+ *
+ * The node that dials is the **leader** of the queues it talks about; the
+ * node dialled is a **follower** (a replica). Both write on the connection,
+ * each side one writer.
+ *
+ * ```
+ * leader to follower
+ * REPL <node-id>\r\n                                  first line: who dials
+ * PUB <queue> <epoch> <lsn> <bytes>\r\n<record>\r\n   a message (lsn 0: part of a snapshot)
+ * DEL <queue> <epoch> <lsn> <msg-id>\r\n              a message left (ACK, expiry, drop, purge)
+ * SNAP <queue> <epoch>\r\n                            a snapshot starts: PUBs with lsn 0 follow
+ * DONE <queue> <epoch> <lsn>\r\n                      ... ends: the copy is the leader's state at lsn
+ * FETCH <queue> <epoch>\r\n                           a new leader: promise <epoch>, say what you hold
+ * PULL <queue> <epoch>\r\n                            ... and send it (SNAP, PUBs, DONE back)
+ *
+ * follower to leader
+ * ACK <frames>\r\n                                     frames applied (and stored) so far
+ * FENCED <queue> <epoch>\r\n                          refused: <epoch> is the highest it promised
+ * HAVE <queue> <epoch> <data-epoch> <lsn>\r\n          answer to FETCH <epoch>
+ * SNAP, PUB, DONE                                     answer to PULL
+ * ```
+ *
+ * Every leader-to-follower frame but `REPL` counts one toward `ACK`.
+ * `ReplParser` is pure: bytes in, frames out; it checks the line and body
+ * limits before it buffers.
+ *
+ * @module
+ */
+import { CLUSTER_REPL_FRAME_BYTES_MAX, CLUSTER_REPL_LINE_BYTES_MAX } from "../config/mod.ts";
+import { destinationError } from "../protocol/mod.ts";
+import { format, type Message } from "../storage/mod.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A parsed replication frame. */
+export type ReplFrame =
+  | { op: "REPL"; node: string }
+  | { op: "PUB"; queue: string; epoch: number; lsn: number; msg: Message }
+  | { op: "DEL"; queue: string; epoch: number; lsn: number; id: number }
+  | { op: "SNAP"; queue: string; epoch: number }
+  | { op: "DONE"; queue: string; epoch: number; lsn: number }
+  | { op: "FETCH" | "PULL"; queue: string; epoch: number }
+  | { op: "ACK"; frames: number }
+  | { op: "FENCED"; queue: string; epoch: number }
+  | { op: "HAVE"; queue: string; epoch: number; dataEpoch: number; lsn: number };
+
+/** A frame that breaks the replication protocol: the connection is cut. */
+export class ReplProtocolError extends SyntaxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplProtocolError";
+  }
+}
+
+/** Encodes a line frame (everything but `PUB`). */
+export function replLine(op: string, ...args: (string | number)[]): Uint8Array {
+  return encoder.encode(`${op} ${args.join(" ")}\r\n`);
+}
+
+/**
+ * Frames waiting to be sent, in one growable buffer: a message's record is
+ * encoded by the log format's writer and copied in behind its head line, a
+ * removal is one line; nothing is allocated per frame but the head's text.
+ * `take()` hands the bytes out (the same bytes go to every follower).
+ */
+export class FrameWriter {
+  #buf = new Uint8Array(64 * 1024);
+  #len = 0;
+  #frames = 0;
+  #record = new format.RecordWriter();
+
+  /** Frames written and not taken. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** A `PUB` frame of `msg`, with its current state (in flight, delayed, ready). */
+  pub(queue: string, epoch: number, lsn: number, msg: Message): void {
+    const w = this.#record;
+    w.clear();
+    w.message(format.RecordType.COPY, msg);
+    const record = w.bytes();
+    this.#ascii(`PUB ${queue} ${epoch} ${lsn} ${record.length}\r\n`);
+    this.#room(record.length + 2);
+    this.#buf.set(record, this.#len);
+    this.#len += record.length;
+    this.#buf[this.#len++] = 13;
+    this.#buf[this.#len++] = 10;
+    this.#frames++;
+  }
+
+  /** A line frame (`DEL`, `SNAP`, `DONE`, ...). */
+  line(op: string, ...args: (string | number)[]): void {
+    this.#ascii(`${op} ${args.join(" ")}\r\n`);
+    this.#frames++;
+  }
+
+  /** The frames written (a copy), and how many; the writer starts over. */
+  take(): { bytes: Uint8Array; frames: number } {
+    const out = { bytes: this.#buf.slice(0, this.#len), frames: this.#frames };
+    this.#len = 0;
+    this.#frames = 0;
+    if (this.#buf.length > 8 * 1024 * 1024) this.#buf = new Uint8Array(64 * 1024);
+    return out;
+  }
+
+  /** Queue names and numbers are ASCII (checked where they come from). */
+  #ascii(s: string): void {
+    this.#room(s.length);
+    const b = this.#buf;
+    let at = this.#len;
+    for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
+    this.#len = at;
+  }
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
+  }
+}
+
+const OPS_LINE: Record<string, number> = {
+  REPL: 1,
+  DEL: 4,
+  SNAP: 2,
+  DONE: 3,
+  FETCH: 2,
+  PULL: 2,
+  ACK: 1,
+  FENCED: 2,
+  HAVE: 4,
+};
+
+/** Reads frames out of the bytes of one replication connection. */
+export class ReplParser {
+  #pending: Uint8Array = new Uint8Array(0);
+
+  /** Adds `chunk` and returns the complete frames. Throws `ReplProtocolError`. */
+  push(chunk: Uint8Array): ReplFrame[] {
+    let buf = chunk;
+    if (this.#pending.length > 0) {
+      buf = new Uint8Array(this.#pending.length + chunk.length);
+      buf.set(this.#pending, 0);
+      buf.set(chunk, this.#pending.length);
+    }
+    const frames: ReplFrame[] = [];
+    let pos = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, pos);
+      if (nl < 0 || nl - pos > CLUSTER_REPL_LINE_BYTES_MAX) {
+        if (buf.length - pos > CLUSTER_REPL_LINE_BYTES_MAX) {
+          throw new ReplProtocolError("control line over CLUSTER_REPL_LINE_BYTES_MAX");
+        }
+        break;
+      }
+      const end = nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl;
+      const line = decoder.decode(buf.subarray(pos, end));
+      const parts = line.split(" ");
+      const op = parts[0];
+      if (op === "PUB") {
+        if (parts.length !== 5) throw bad(line);
+        const [queue, epoch, lsn, bytes] = [
+          queueArg(parts[1], line),
+          num(parts[2], line),
+          num(parts[3], line),
+          num(parts[4], line),
+        ];
+        if (bytes > CLUSTER_REPL_FRAME_BYTES_MAX) {
+          throw new ReplProtocolError("PUB over CLUSTER_REPL_FRAME_BYTES_MAX");
+        }
+        const body = nl + 1;
+        if (buf.length < body + bytes + 2) break; // the record is still coming
+        if (buf[body + bytes] !== 13 || buf[body + bytes + 1] !== 10) throw bad(line);
+        const r = format.readRecord(buf.subarray(body, body + bytes), 0, queue);
+        if (!r.ok || r.next !== bytes || r.record.type !== format.RecordType.COPY) {
+          throw new ReplProtocolError(
+            `bad PUB record for ${queue}: ${r.ok ? "not one COPY record" : r.error}`,
+          );
+        }
+        frames.push({ op, queue, epoch, lsn, msg: r.record.msg });
+        pos = body + bytes + 2;
+        continue;
+      }
+      const n = OPS_LINE[op];
+      if (n === undefined || parts.length !== n + 1) throw bad(line);
+      frames.push(lineFrame(op, parts, line));
+      pos = nl + 1;
+    }
+    this.#pending = pos === buf.length ? new Uint8Array(0) : buf.slice(pos);
+    return frames;
+  }
+}
+
+function lineFrame(op: string, p: string[], line: string): ReplFrame {
+  switch (op) {
+    case "REPL":
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(p[1])) throw bad(line);
+      return { op, node: p[1] };
+    case "ACK":
+      return { op, frames: num(p[1], line) };
+    case "DEL":
+      return {
+        op,
+        queue: queueArg(p[1], line),
+        epoch: num(p[2], line),
+        lsn: num(p[3], line),
+        id: num(p[4], line),
+      };
+    case "DONE":
+      return { op, queue: queueArg(p[1], line), epoch: num(p[2], line), lsn: num(p[3], line) };
+    case "HAVE":
+      return {
+        op,
+        queue: queueArg(p[1], line),
+        epoch: num(p[2], line),
+        dataEpoch: num(p[3], line),
+        lsn: num(p[4], line),
+      };
+    default:
+      return {
+        op: op as "SNAP" | "FETCH" | "PULL" | "FENCED",
+        queue: queueArg(p[1], line),
+        epoch: num(p[2], line),
+      };
+  }
+}
+
+function bad(line: string): ReplProtocolError {
+  return new ReplProtocolError(`bad frame ${JSON.stringify(line.slice(0, 64))}`);
+}
+
+/** A non-negative safe integer in decimal, or the frame is bad. */
+function num(s: string, line: string): number {
+  if (s.length === 0 || s.length > 16) throw bad(line);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) throw bad(line);
+    n = n * 10 + d;
+  }
+  if (!Number.isSafeInteger(n)) throw bad(line);
+  return n;
+}
+
+/** The last queue name found good: a connection's frames mostly name one queue, checked once. */
+let goodQueue = "";
+
+function queueArg(s: string, line: string): string {
+  if (s === goodQueue) return s;
+  if (!s.startsWith("queue:") || destinationError(s, false) !== undefined) throw bad(line);
+  return goodQueue = s;
+}
