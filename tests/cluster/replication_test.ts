@@ -39,100 +39,111 @@ async function untilCopyEquals(node: Node, leader: Node, queue: string): Promise
   }
 }
 
+/**
+ * Runs `fn` with a fresh etcd and a list it fills with the nodes it starts;
+ * every node in the list is killed and etcd stopped afterwards, whatever
+ * happened.
+ */
+async function withCluster(fn: (etcd: Etcd, nodes: Node[]) => Promise<void>): Promise<void> {
+  const etcd = await Etcd.start();
+  const nodes: Node[] = [];
+  try {
+    await fn(etcd, nodes);
+  } finally {
+    for (const n of nodes) await n.stop("SIGKILL");
+    await etcd.stop();
+  }
+}
+
 /** The bodies of `n` messages named `prefix-i`. */
 const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 Deno.test({
   name: "replication: a PUB is OK once a majority has it; with no majority it is UNAVAILABLE",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    const stopped: number[] = [];
-    try {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "30"],
-        nodes,
-      );
-      // The first PUB to a queue nobody leads is held while n1 claims it and sets up its replicas.
-      await publishRetry(n1, Q, "first");
-      const led = await untilLeading(n1, Q);
-      assert.equal(led.replicas.length, 3);
-      assert.equal(led.replicas[0], "n1");
-      const oks = ["first"];
-      const batch = bodies("a", 50);
-      for (const [i, r] of (await publishAll(n1, Q, batch)).entries()) {
-        assert.match(r, /^OK msg_id:/, batch[i]);
-        oks.push(batch[i]);
-      }
-      await untilCopyEquals(n2, n1, Q);
-      await untilCopyEquals(n3, n1, Q);
-      assert.equal((await replOf(n2, Q))!.messages, 51);
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
+      const stopped: number[] = [];
+      try {
+        const [n1, n2, n3] = await startNodes(
+          etcd.url,
+          ["n1", "n2", "n3"],
+          ["--cluster-lease-ttl", "30"],
+          nodes,
+        );
+        // The first PUB to a queue nobody leads is held while n1 claims it and sets up its replicas.
+        await publishRetry(n1, Q, "first");
+        const led = await untilLeading(n1, Q);
+        assert.equal(led.replicas.length, 3);
+        assert.equal(led.replicas[0], "n1");
+        const oks = ["first"];
+        const batch = bodies("a", 50);
+        for (const [i, r] of (await publishAll(n1, Q, batch)).entries()) {
+          assert.match(r, /^OK msg_id:/, batch[i]);
+          oks.push(batch[i]);
+        }
+        await untilCopyEquals(n2, n1, Q);
+        await untilCopyEquals(n3, n1, Q);
+        assert.equal((await replOf(n2, Q))!.messages, 51);
 
-      // One follower stopped: 2 of 3 still make a majority.
-      Deno.kill(n3.pid, "SIGSTOP");
-      stopped.push(n3.pid);
-      const two = bodies("b", 20);
-      for (const [i, r] of (await publishAll(n1, Q, two)).entries()) {
-        assert.match(r, /^OK msg_id:/, `${two[i]} with one follower stopped`);
-        oks.push(two[i]);
-      }
-      // Both stopped: no majority, so no OK; UNAVAILABLE once the commit bound passes.
-      Deno.kill(n2.pid, "SIGSTOP");
-      stopped.push(n2.pid);
-      const t0 = Date.now();
-      const [alone] = await publishAll(n1, Q, ["c-alone"]);
-      assert.match(alone, /^ERR UNAVAILABLE /);
-      assert.ok(Date.now() - t0 >= CLUSTER_COMMIT_MS_MAX - 200, "answered only at the bound");
-      const c1 = await clusterOf(n1);
-      assert.ok(c1.replication!.commit_timeouts >= 1);
-      // The metrics and `relayr cluster status` say the same.
-      const m = parseExposition(
-        await (await fetch(`http://127.0.0.1:${n1.httpPort}/metrics`)).text(),
-      );
-      assert.equal(value(m, "relayr_cluster_repl_replicas", { queue: Q }), 3);
-      assert.equal(value(m, "relayr_cluster_repl_epoch", { queue: Q }), led.epoch);
-      assert.ok(value(m, "relayr_cluster_repl_commit_timeouts_total")! >= 1);
-      assert.ok(value(m, "relayr_cluster_repl_lag_batches", { queue: Q, node: "n2" })! >= 1);
-      const cli = await relayr(["cluster", "status", "--http", `127.0.0.1:${n1.httpPort}`]);
-      assert.equal(cli.code, 0, cli.stderr);
-      const status = JSON.parse(cli.stdout);
-      assert.deepEqual(status.replication.queues[0].replicas, ["n1", "n2", "n3"]);
-      assert.equal(status.replication.queues[0].role, "leader");
-      for (const pid of stopped.splice(0)) Deno.kill(pid, "SIGCONT");
+        // One follower stopped: 2 of 3 still make a majority.
+        Deno.kill(n3.pid, "SIGSTOP");
+        stopped.push(n3.pid);
+        const two = bodies("b", 20);
+        for (const [i, r] of (await publishAll(n1, Q, two)).entries()) {
+          assert.match(r, /^OK msg_id:/, `${two[i]} with one follower stopped`);
+          oks.push(two[i]);
+        }
+        // Both stopped: no majority, so no OK; UNAVAILABLE once the commit bound passes.
+        Deno.kill(n2.pid, "SIGSTOP");
+        stopped.push(n2.pid);
+        const t0 = Date.now();
+        const [alone] = await publishAll(n1, Q, ["c-alone"]);
+        assert.match(alone, /^ERR UNAVAILABLE /);
+        assert.ok(Date.now() - t0 >= CLUSTER_COMMIT_MS_MAX - 200, "answered only at the bound");
+        const c1 = await clusterOf(n1);
+        assert.ok(c1.replication!.commit_timeouts >= 1);
+        // The metrics and `relayr cluster status` say the same.
+        const m = parseExposition(
+          await (await fetch(`http://127.0.0.1:${n1.httpPort}/metrics`)).text(),
+        );
+        assert.equal(value(m, "relayr_cluster_repl_replicas", { queue: Q }), 3);
+        assert.equal(value(m, "relayr_cluster_repl_epoch", { queue: Q }), led.epoch);
+        assert.ok(value(m, "relayr_cluster_repl_commit_timeouts_total")! >= 1);
+        assert.ok(value(m, "relayr_cluster_repl_lag_batches", { queue: Q, node: "n2" })! >= 1);
+        const cli = await relayr(["cluster", "status", "--http", `127.0.0.1:${n1.httpPort}`]);
+        assert.equal(cli.code, 0, cli.stderr);
+        const status = JSON.parse(cli.stdout);
+        assert.deepEqual(status.replication.queues[0].replicas, ["n1", "n2", "n3"]);
+        assert.equal(status.replication.queues[0].role, "leader");
+        for (const pid of stopped.splice(0)) Deno.kill(pid, "SIGCONT");
 
-      await publishRetry(n1, Q, "d-after");
-      oks.push("d-after");
-      await untilCopyEquals(n2, n1, Q);
-      await untilCopyEquals(n3, n1, Q);
-      const { delivered } = await consume(n1, Q, {
-        ack: () => true,
-        done: (seen) => oks.every((b) => seen.has(b)),
-      });
-      const got = new Set(delivered);
-      for (const b of oks) assert.ok(got.has(b), `OK'd ${b} delivered`);
-      // The ACKs are replicated: the followers' copies empty out with the leader's.
-      await untilCopyEquals(n2, n1, Q);
-      assert.equal((await replOf(n2, Q))!.messages, 0);
-    } finally {
-      for (const pid of stopped) Deno.kill(pid, "SIGCONT");
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+        await publishRetry(n1, Q, "d-after");
+        oks.push("d-after");
+        await untilCopyEquals(n2, n1, Q);
+        await untilCopyEquals(n3, n1, Q);
+        const { delivered } = await consume(n1, Q, {
+          ack: () => true,
+          done: (seen) => oks.every((b) => seen.has(b)),
+        });
+        const got = new Set(delivered);
+        for (const b of oks) assert.ok(got.has(b), `OK'd ${b} delivered`);
+        // The ACKs are replicated: the followers' copies empty out with the leader's.
+        await untilCopyEquals(n2, n1, Q);
+        assert.equal((await replOf(n2, Q))!.messages, 0);
+      } finally {
+        for (const pid of stopped) Deno.kill(pid, "SIGCONT");
+      }
+    }),
 });
 
 Deno.test({
   name:
     "replication: kill -9 of the leader under load, 3 rounds: a replica takes over with a larger epoch each time; every OK'd PUB is delivered, no OK'd ACK comes back",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    const TTL = ["--cluster-lease-ttl", "1"];
-    try {
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
+      const TTL = ["--cluster-lease-ttl", "1"];
       await startNodes(etcd.url, ["n1", "n2", "n3"], TTL, nodes);
       await publishRetry(nodes[0], Q, "first");
       const published = new Set<string>(["first"]);
@@ -199,82 +210,77 @@ Deno.test({
       for (const b of got) assert.ok(published.has(b), `${b} was published`);
       // Every other member holds the leader's copy.
       for (const n of nodes) if (n !== leader) await untilCopyEquals(n, leader, Q);
-    } finally {
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "replication: a leader SIGSTOPped past its lease accepts no write after SIGCONT and catches up as a follower",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    let paused: number | undefined;
-    try {
-      await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", "1"], nodes);
-      await publishRetry(nodes[0], Q, "first");
-      const old = await leaderOf(nodes, Q);
-      const epoch0 = (await replOf(old, Q))!.epoch;
-      for (const r of await publishAll(old, Q, bodies("p", 20))) assert.match(r, /^OK/);
-      const stale = await RawClient.connect(old.port);
-      // A consumer of the old leader holds 5 messages in flight.
-      const holder = await RawClient.connect(old.port);
-      await holder.send(`SUB ${Q} sub_id:h ack:explicit prefetch:5\r\n`);
-      assert.match(await holder.line(5000), /^OK/);
-      const held = await holder.msgs(5, 5000);
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
+      let paused: number | undefined;
+      try {
+        await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", "1"], nodes);
+        await publishRetry(nodes[0], Q, "first");
+        const old = await leaderOf(nodes, Q);
+        const epoch0 = (await replOf(old, Q))!.epoch;
+        for (const r of await publishAll(old, Q, bodies("p", 20))) assert.match(r, /^OK/);
+        const stale = await RawClient.connect(old.port);
+        // A consumer of the old leader holds 5 messages in flight.
+        const holder = await RawClient.connect(old.port);
+        await holder.send(`SUB ${Q} sub_id:h ack:explicit prefetch:5\r\n`);
+        assert.match(await holder.line(5000), /^OK/);
+        const held = await holder.msgs(5, 5000);
 
-      Deno.kill(paused = old.pid, "SIGSTOP");
-      // Written while it is stopped: read by it only after SIGCONT, when another node leads.
-      await stale.pub(Q, "stale-write");
-      const rest = nodes.filter((n) => n !== old);
-      const fresh = await leaderOf(rest, Q);
-      assert.ok((await replOf(fresh, Q))!.epoch > epoch0);
-      await publishRetry(fresh, Q, "new-leader");
-      Deno.kill(old.pid, "SIGCONT");
-      paused = undefined;
+        Deno.kill(paused = old.pid, "SIGSTOP");
+        // Written while it is stopped: read by it only after SIGCONT, when another node leads.
+        await stale.pub(Q, "stale-write");
+        const rest = nodes.filter((n) => n !== old);
+        const fresh = await leaderOf(rest, Q);
+        assert.ok((await replOf(fresh, Q))!.epoch > epoch0);
+        await publishRetry(fresh, Q, "new-leader");
+        Deno.kill(old.pid, "SIGCONT");
+        paused = undefined;
 
-      const reply = await stale.line(15_000);
-      assert.match(
-        reply,
-        /^ERR (NOT_LEADER|UNAVAILABLE) /,
-        "the deposed leader acknowledged nothing",
-      );
-      await stale.close();
-      // Its consumer's ACKs are refused too: those messages are still to be delivered.
-      for (const m of held) await holder.send(`ACK msg_id:${m.fields!.msg_id}\r\n`);
-      for (let i = 0; i < held.length; i++) {
-        assert.match(await holder.line(15_000), /^ERR (NOT_LEADER|UNAVAILABLE) /, "ACK refused");
+        // Refused by the deposed node (its view still names itself, or its store is fenced), or,
+        // once its view names the new leader, forwarded there and stored by it: never stored on
+        // the old epoch.
+        const reply = await stale.line(15_000);
+        assert.match(reply, /^(OK msg_id:|ERR (NOT_LEADER|UNAVAILABLE) )/);
+        const forwarded = reply.startsWith("OK");
+        await stale.close();
+        // Its consumer's ACKs are refused too: those messages are still to be delivered.
+        for (const m of held) await holder.send(`ACK msg_id:${m.fields!.msg_id}\r\n`);
+        for (let i = 0; i < held.length; i++) {
+          assert.match(await holder.line(15_000), /^ERR (NOT_LEADER|UNAVAILABLE) /, "ACK refused");
+        }
+        await holder.close();
+        await untilCopyEquals(old, fresh, Q);
+        const { delivered } = await consume(fresh, Q, {
+          ack: () => true,
+          done: (seen) => seen.has("new-leader") && seen.size >= (forwarded ? 23 : 22),
+        });
+        assert.equal(
+          delivered.includes("stale-write"),
+          forwarded,
+          forwarded ? "forwarded and stored by the new leader" : "refused, and nowhere",
+        );
+        for (const b of ["first", ...bodies("p", 20), "new-leader"]) {
+          assert.ok(delivered.includes(b), b);
+        }
+      } finally {
+        if (paused !== undefined) Deno.kill(paused, "SIGCONT");
       }
-      await holder.close();
-      await untilCopyEquals(old, fresh, Q);
-      const { delivered } = await consume(fresh, Q, {
-        ack: () => true,
-        done: (seen) => seen.has("new-leader") && seen.size >= 22,
-      });
-      assert.ok(!delivered.includes("stale-write"), "the deposed leader's write is nowhere");
-      for (const b of ["first", ...bodies("p", 20), "new-leader"]) {
-        assert.ok(delivered.includes(b), b);
-      }
-    } finally {
-      if (paused !== undefined) Deno.kill(paused, "SIGCONT");
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "replication: a follower restarted with an empty data dir catches up (snapshot, then records)",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    try {
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
       await startNodes(etcd.url, ["n1", "n2", "n3"], [], nodes);
       await publishRetry(nodes[0], Q, "first");
       const leader = await leaderOf(nodes, Q);
@@ -294,11 +300,7 @@ Deno.test({
       await untilCopyEquals(again, leader, Q);
       assert.equal((await replOf(again, Q))!.messages, 161);
       await untilView(again, (c) => c.replication!.queues.length === 1, "one queue copied");
-    } finally {
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
 
 /** Starts node `id` on its data dir, again and again while its old lease still holds the id (bounded). */
@@ -383,10 +385,8 @@ Deno.test({
 Deno.test({
   name: "replication: a follower that leaves is replaced, and its replacement gets a snapshot",
   ignore: ETCD_MISSING !== undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    try {
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
       await startNodes(etcd.url, ["n1", "n2", "n3"], ["--replicas", "2"], nodes);
       // Two nodes get the first PUB of a new queue at once: one claims it, the other forwards
       // its PUB there; both are OK, and both messages are in the one queue.
@@ -416,22 +416,16 @@ Deno.test({
       // The records go on reaching the new member.
       for (const r of await publishAll(leader, Q, bodies("q", 5))) assert.match(r, /^OK/);
       await untilCopyEquals(spare, leader, Q);
-    } finally {
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "replication across runtimes: two nodes on Bun, one on Deno; a kill -9 fails over with nothing lost",
   ignore: ETCD_MISSING !== undefined || (await bunVersion()) === undefined,
-  async fn() {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    const TTL = ["--cluster-lease-ttl", "1"];
-    try {
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
+      const TTL = ["--cluster-lease-ttl", "1"];
       nodes.push(await startNode(etcd.url, "n1", TTL, true));
       nodes.push(await startNode(etcd.url, "n2", TTL, true));
       nodes.push(await startNode(etcd.url, "n3", TTL));
@@ -453,9 +447,5 @@ Deno.test({
       for (const b of ["first", ...batch]) assert.ok(delivered.includes(b), b);
       // A message keeps its id through the failover: the id its PUB was answered with.
       for (const b of batch) assert.equal(ids.get(b), okIds.get(b), b);
-    } finally {
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });
