@@ -86,14 +86,24 @@ export class IdMap<V> {
 
   /** Removes `id`; whether it was there. */
   delete(id: number): boolean {
-    if (this.#size === 0) return false;
+    return this.take(id) !== undefined;
+  }
+
+  /** Removes `id` and returns its value (undefined if absent): one probe where `get` + `delete` take two. */
+  take(id: number): V | undefined {
+    if (this.#size === 0) return undefined;
     const keys = this.#keys;
     const vals = this.#vals;
     const mask = this.#mask;
     let i = this.#home(id);
+    let found: V;
     for (;; i = (i + 1) & mask) {
-      if (vals[i] === undefined) return false;
-      if (keys[i] === id) break;
+      const v = vals[i];
+      if (v === undefined) return undefined;
+      if (keys[i] === id) {
+        found = v;
+        break;
+      }
     }
     // Backward shift: pull later entries of the probe run into the hole, so
     // that every entry stays reachable from its home without tombstones.
@@ -112,7 +122,7 @@ export class IdMap<V> {
     this.#size--;
     const slots = mask + 1;
     if (slots > SLOTS_SHRINK_MIN && 8 * this.#size < slots) this.#resize(slots / 2);
-    return true;
+    return found;
   }
 
   #resize(slots: number): void {

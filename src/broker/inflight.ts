@@ -101,10 +101,9 @@ export class InFlight {
 
   /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
   take(id: number): Delivery | undefined {
-    const d = this.#byId.get(id);
+    const d = this.#byId.take(id);
     if (d === undefined) return undefined;
-    if (d.twin === undefined) this.#byId.delete(id);
-    else {
+    if (d.twin !== undefined) {
       this.#byId.set(id, d.twin);
       d.twin = undefined;
     }

@@ -20,9 +20,10 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant("set" as const), id: ids, v: fc.integer() }),
   fc.record({ kind: fc.constant("delete" as const), id: ids }),
   fc.record({ kind: fc.constant("get" as const), id: ids }),
+  fc.record({ kind: fc.constant("take" as const), id: ids }),
 );
 
-Deno.test("IdMap: any sequence of set, get and delete agrees with Map", () => {
+Deno.test("IdMap: any sequence of set, get, delete and take agrees with Map", () => {
   fc.assert(
     fc.property(fc.array(op, { minLength: 500, maxLength: 3000 }), (ops) => {
       const m = new IdMap<number>();
@@ -32,7 +33,10 @@ Deno.test("IdMap: any sequence of set, get and delete agrees with Map", () => {
           m.set(o.id, o.v);
           ref.set(o.id, o.v);
         } else if (o.kind === "delete") assert.equal(m.delete(o.id), ref.delete(o.id));
-        else assert.equal(m.get(o.id), ref.get(o.id));
+        else if (o.kind === "take") {
+          assert.equal(m.take(o.id), ref.get(o.id));
+          ref.delete(o.id);
+        } else assert.equal(m.get(o.id), ref.get(o.id));
         assert.equal(m.size, ref.size);
       }
       for (const [id, v] of ref) assert.equal(m.get(id), v);
