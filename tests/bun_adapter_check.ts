@@ -5,6 +5,7 @@
  * Every wait is bounded; the script exits by itself.
  */
 import { bunRuntime as rt } from "../src/runtime/bun.ts";
+import { copyBytes } from "../src/runtime/buffer.ts";
 import type { Conn } from "../src/runtime/types.ts";
 
 const HOST = "127.0.0.1";
@@ -216,6 +217,27 @@ async function serveHttp(): Promise<void> {
   }
 }
 
+/** `copyBytes` (Bun's `Buffer#copy` path) copies exactly the range, into plain Uint8Arrays. */
+function copiesRanges(): void {
+  const src = pattern(9000, 3);
+  const bad: string[] = [];
+  for (
+    const [srcOff, len, dstOff] of [[0, 16, 0], [5, 64, 3], [100, 256, 1000], [17, 8191, 7], [
+      0,
+      9000,
+      0,
+    ]]
+  ) {
+    const dst = new Uint8Array(9100).fill(0xee);
+    copyBytes(dst, dstOff, src, srcOff, len);
+    const ok = dst.subarray(dstOff, dstOff + len).every((b, i) => b === src[srcOff + i]) &&
+      dst.subarray(0, dstOff).every((b) => b === 0xee) &&
+      dst.subarray(dstOff + len).every((b) => b === 0xee);
+    if (!ok) bad.push(`${srcOff}+${len}@${dstOff}`);
+  }
+  report("copyBytes copies exactly its range", bad.length === 0, bad.join(" "));
+}
+
 function processFacts(): void {
   const m = rt.memory();
   report(
@@ -243,6 +265,7 @@ for (
     report(check.name, false, String(e));
   }
 }
+copiesRanges();
 processFacts();
 console.log(JSON.stringify({ done: true }));
 rt.exit(0);

@@ -11,3 +11,32 @@ import { Buffer } from "node:buffer";
 export function bufferView(bytes: Uint8Array): Uint8Array {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
+
+const bufferCopy = Buffer.prototype.copy;
+
+/**
+ * Copies `src[srcOff, srcOff + len)` into `dst` at `dstOff`. On Bun a
+ * `subarray` per copy was a tenth of the broker's samples under the queue
+ * bench at 256 B (two per message: into the slab and into the outbound
+ * buffer); `Buffer#copy` takes the range without a view: 17-19 vs 49-53 ns a
+ * copy of 16-256 B. On Deno `set` of a `subarray` is the faster (36-39 vs
+ * 52-55 ns), so each runtime gets its own, chosen once.
+ */
+export const copyBytes: (
+  dst: Uint8Array,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+) => void =
+  // deno-lint-ignore no-explicit-any
+  typeof (globalThis as any).Bun !== "undefined"
+    ? (dst, dstOff, src, srcOff, len) => {
+      bufferCopy.call(src, dst, dstOff, srcOff, srcOff + len);
+    }
+    : (dst, dstOff, src, srcOff, len) => {
+      dst.set(
+        srcOff === 0 && len === src.length ? src : src.subarray(srcOff, srcOff + len),
+        dstOff,
+      );
+    };

@@ -27,7 +27,7 @@ export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";
 export { writeSecretFile } from "./secret_file.ts";
 export { listenUdp, type UdpListener } from "./udp.ts";
-export { bufferView } from "./buffer.ts";
+export { bufferView, copyBytes } from "./buffer.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

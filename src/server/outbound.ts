@@ -14,7 +14,7 @@ import {
   PLAIN_TAIL_BYTES_MAX,
   writePlainTail,
 } from "../protocol/mod.ts";
-import type { Conn } from "../runtime/mod.ts";
+import { type Conn, copyBytes } from "../runtime/mod.ts";
 
 /**
  * Smallest buffer a connection's writer allocates. Both buffers start empty
@@ -156,7 +156,7 @@ export class Outbound {
     const off = m.off;
     if (size < 64) { for (let i = 0; i < size; i++) buf[len++] = src[off + i]; }
     else {
-      buf.set(off === 0 && size === src.length ? src : src.subarray(off, off + size), len);
+      copyBytes(buf, len, src, off, size);
       len += size;
     }
     buf[len++] = 13;
