@@ -158,8 +158,13 @@ Deno.test("history: written as JSON one op per line, read back whole", () => {
   const { h, pub, deliver } = recorder();
   pub("p1", "p1-1", "ok");
   deliver("c1", "p1-1");
+  h.note("kill -9 n1");
   const text = historyText(h.toJSON({ seed: 1 }));
   assert.equal(text.trim().split("\n").length, 2 + h.ops.length);
-  assert.deepEqual(JSON.parse(text), { about: { seed: 1 }, ops: h.ops });
+  assert.deepEqual(JSON.parse(text), {
+    about: { seed: 1 },
+    nemesis: [{ time: 3, what: "kill -9 n1" }],
+    ops: h.ops,
+  });
   assert.deepEqual(h.counts(), { "publish invoke": 1, "publish ok": 1, "deliver ok": 1 });
 });

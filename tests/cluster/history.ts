@@ -41,15 +41,23 @@ export interface Op {
   error?: string;
 }
 
-/** A history written to disk: the ops and what the run was. */
+/** Something the nemesis did (a kill, a pause, a restart), for the reader of a history. */
+export interface NemesisEvent {
+  time: number;
+  what: string;
+}
+
+/** A history written to disk: what the run was, what the nemesis did, the ops. */
 export interface HistoryFile {
   about: Record<string, unknown>;
+  nemesis: NemesisEvent[];
   ops: Op[];
 }
 
 /** Records ops in the order they happen, on one monotonic clock. */
 export class History {
   readonly ops: Op[] = [];
+  readonly nemesis: NemesisEvent[] = [];
   readonly #now: () => number;
 
   /** `now` is the clock (ms); `performance.now()` unless a test gives its own. */
@@ -64,6 +72,11 @@ export class History {
     return op;
   }
 
+  /** Notes what the nemesis did (the checker does not read these). */
+  note(what: string): void {
+    this.nemesis.push({ time: this.#now(), what });
+  }
+
   /** Counts of events by `f type` (e.g. `publish ok`), for a summary line. */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -76,13 +89,13 @@ export class History {
 
   /** The history as JSON, with what the run was. */
   toJSON(about: Record<string, unknown> = {}): HistoryFile {
-    return { about, ops: this.ops };
+    return { about, nemesis: this.nemesis, ops: this.ops };
   }
 }
 
 /** Writes a history as pretty JSON (one op per line, so it reads and greps well). */
 export function historyText(file: HistoryFile): string {
-  return `{"about":${JSON.stringify(file.about)},"ops":[\n${
-    file.ops.map((o) => JSON.stringify(o)).join(",\n")
-  }\n]}\n`;
+  return `{"about":${JSON.stringify(file.about)},"nemesis":${
+    JSON.stringify(file.nemesis)
+  },"ops":[\n${file.ops.map((o) => JSON.stringify(o)).join(",\n")}\n]}\n`;
 }

@@ -1,0 +1,115 @@
+/**
+ * One Jepsen run: a cluster (`jepsen_harness.ts`), the workload
+ * (`jepsen_client.ts`) publishing and consuming one queue through it, the
+ * faults one after the other (each waiting for the workload to make progress
+ * again before the next), then the heal, the final drain and the check
+ * (`checker.ts`). Used by tests/cluster/jepsen_test.ts (short) and
+ * `deno task bench:jepsen` (long).
+ *
+ * @module
+ */
+import { check, type Verdict } from "./checker.ts";
+import { History } from "./history.ts";
+import { type ClusterOptions, JepsenCluster } from "./jepsen_harness.ts";
+import { Workload, type WorkloadOptions } from "./jepsen_client.ts";
+
+/** The nemeses (see jepsen_harness.ts). */
+export type Fault = "kill" | "pause" | "wipe" | "etcd";
+/** All of them, for flag validation. */
+export const FAULTS: readonly Fault[] = ["kill", "pause", "wipe", "etcd"];
+
+/** Options of {@linkcode runJepsen}. */
+export interface RunOptions {
+  cluster: ClusterOptions;
+  workload?: Partial<Omit<WorkloadOptions, "targets">>;
+  faults: Fault[];
+  /** OK'd publishes to wait for before the first fault and after each one (progress). */
+  progress?: number;
+  /** Final drain: quiet time after the last OK'd publish is delivered, and its bound. */
+  quietMs?: number;
+  drainMs?: number;
+  /** Check per-publisher order of first deliveries (needs one consumer). */
+  order?: boolean;
+  /** Called with each line of progress (what the nemesis did). */
+  log?: (line: string) => void;
+}
+
+/** What a run saw. */
+export interface RunResult {
+  history: History;
+  verdict: Verdict;
+  /** One line per fault. */
+  faults: string[];
+  /** Whether the drain saw every OK'd publish delivered. */
+  drained: boolean;
+  ms: number;
+}
+
+/** Longest wait for the workload to make progress (before the first fault, after each). */
+const PROGRESS_TIMEOUT_MS = 30_000;
+
+/** The queue every run uses. */
+export const JEPSEN_QUEUE = "queue:jepsen";
+
+/** Workload defaults: a few publishers and consumers, small windows, a bounded op time. */
+export const WORKLOAD_DEFAULTS: Omit<WorkloadOptions, "targets"> = {
+  queue: JEPSEN_QUEUE,
+  publishers: 3,
+  consumers: 3,
+  window: 4,
+  pacingMs: 5,
+  prefetch: 16,
+  ackTimeoutMs: 5_000,
+  opTimeoutMs: 5_000,
+};
+
+/** Waits until `n` more publishes than now were answered OK (bounded). */
+async function progress(w: Workload, n: number): Promise<void> {
+  const target = w.okd.size + n;
+  const deadline = Date.now() + PROGRESS_TIMEOUT_MS;
+  while (w.okd.size < target) {
+    if (Date.now() > deadline) {
+      throw new Error(`no progress: ${w.okd.size} publishes OK'd, waiting for ${target}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs the faults against a cluster under load, heals, drains and checks the history. */
+export async function runJepsen(o: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const history = new History();
+  const wo = { ...WORKLOAD_DEFAULTS, ...o.workload };
+  const cluster = await JepsenCluster.start(o.cluster, history, wo.queue);
+  const workload = new Workload(history, { ...wo, targets: cluster.targets });
+  const log = o.log ?? (() => {});
+  const faults: string[] = [];
+  let drained = false;
+  try {
+    workload.startConsumers();
+    workload.startPublishers();
+    await progress(workload, o.progress ?? 50);
+    for (const f of o.faults) {
+      const what = f === "kill"
+        ? await cluster.killLeader()
+        : f === "pause"
+        ? await cluster.pauseLeader()
+        : f === "wipe"
+        ? await cluster.wipeFollower()
+        : await cluster.restartEtcd();
+      faults.push(what);
+      log(what);
+      await progress(workload, o.progress ?? 50);
+    }
+    history.note("faults over: stop publishing, drain");
+    await workload.stopPublishing();
+    drained = await workload.drain(o.quietMs ?? 1_000, o.drainMs ?? 15_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${cluster.outputs()}`);
+  } finally {
+    await workload.stop();
+    await cluster.stop();
+  }
+  const verdict = check(history.ops, { order: o.order });
+  return { history, verdict, faults, drained, ms: Math.round(performance.now() - t0) };
+}
