@@ -23,6 +23,8 @@ export interface RunOptions {
   cluster: ClusterOptions;
   workload?: Partial<Omit<WorkloadOptions, "targets">>;
   faults: Fault[];
+  /** Go on cycling through `faults` until this long has passed since the start (ms). */
+  durationMs?: number;
   /** OK'd publishes to wait for before the first fault and after each one (progress). */
   progress?: number;
   /** Final drain: quiet time after the last OK'd publish is delivered, and its bound. */
@@ -89,7 +91,11 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
     workload.startConsumers();
     workload.startPublishers();
     await progress(workload, o.progress ?? 50);
-    for (const f of o.faults) {
+    const more = (i: number) =>
+      i < o.faults.length ||
+      (o.faults.length > 0 && performance.now() - t0 < (o.durationMs ?? 0));
+    for (let i = 0; more(i); i++) {
+      const f = o.faults[i % o.faults.length];
       const what = f === "kill"
         ? await cluster.killLeader()
         : f === "pause"
@@ -98,7 +104,7 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
         ? await cluster.wipeFollower()
         : await cluster.restartEtcd();
       faults.push(what);
-      log(what);
+      log(`round ${i + 1}: ${what}`);
       await progress(workload, o.progress ?? 50);
     }
     history.note("faults over: stop publishing, drain");
