@@ -12,10 +12,18 @@
  * 2. Topic throughput, one publisher and one subscriber: both on n1 (local),
  *    then publisher on n1 and subscriber on n2 (across the link), in one run
  *    (the machine is shared: compare the two numbers, not across runs).
+ * 3. Replicated queue (`cluster_r3.ts`): one publisher keeping `--window`
+ *    publishes unacknowledged and one ACKing consumer, on single-node Relayr
+ *    (durable log), Relayr R3 (the three nodes; publisher and consumer on the
+ *    node that leads the queue) and a three-server JetStream cluster with an
+ *    R3 file stream: msgs/s and publish-to-OK latency, printed as ratios.
+ *
+ * `--scenarios failover,topic,queue` picks which run (default all).
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { startServerProcess } from "../tests/child.ts";
 import { Etcd, ETCD_MISSING } from "../tests/cluster/etcd.ts";
 import {
   clusterOf,
@@ -26,6 +34,8 @@ import {
   takeOver,
   untilView,
 } from "../tests/cluster/cluster_helpers.ts";
+import { drivers } from "./drivers/mod.ts";
+import { measureQueue, NatsCluster, type QueueResult } from "./cluster_r3.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +43,9 @@ const { values } = parseArgs({
     msgs: { type: "string", default: "200000" },
     size: { type: "string", default: "128" },
     ttl: { type: "string", default: "1" },
+    scenarios: { type: "string", default: "failover,topic,queue" },
+    "queue-msgs": { type: "string", default: "20000" },
+    window: { type: "string", default: "100" },
   },
 });
 if (ETCD_MISSING !== undefined) {
@@ -43,6 +56,7 @@ const ROUNDS = Number(values.rounds);
 const MSGS = Number(values.msgs);
 const SIZE = Number(values.size);
 const TTL = ["--cluster-lease-ttl", values.ttl];
+const SCENARIOS = new Set(values.scenarios.split(","));
 const enc = new TextEncoder();
 
 /** Counts line ends on a socket until `lines` have arrived. */
@@ -96,6 +110,28 @@ const etcd = await Etcd.start();
 const nodes = new Map<string, Node>();
 try {
   for (const id of ["n1", "n2", "n3"]) nodes.set(id, await startNode(etcd.url, id, TTL));
+  if (SCENARIOS.has("failover")) await failover(nodes);
+  const n1 = nodes.get("n1")!;
+  const n2 = nodes.get("n2")!;
+  if (SCENARIOS.has("topic")) {
+    const local = await throughput(n1.port, n1.port, n1, n1, "topic:bench.local");
+    const cross = await throughput(n1.port, n2.port, n2, n1, "topic:bench.cross");
+    console.log(
+      `topic ${MSGS} x ${SIZE} B, 1 pub 1 sub: same node ${local} msgs/s, across the link ${cross} msgs/s (${
+        (cross / local).toFixed(2)
+      }x)`,
+    );
+    const v = await clusterOf(n1);
+    console.log(`n1 links: ${JSON.stringify(v.links)}`);
+  }
+  if (SCENARIOS.has("queue")) await replicatedQueue(n1);
+} finally {
+  for (const n of nodes.values()) await n.stop("SIGKILL");
+  await etcd.stop();
+}
+
+/** Kills the leader of a queue held on all three nodes `--rounds` times (see the module doc). */
+async function failover(nodes: Map<string, Node>): Promise<void> {
   for (const n of nodes.values()) await publishOn(n, "queue:q", "hold");
   const first = await untilView(
     nodes.get("n1")!,
@@ -145,19 +181,68 @@ try {
       sorted[sorted.length >> 1]
     } ms, max ${sorted.at(-1)} ms over ${ROUNDS} rounds`,
   );
+}
 
-  const n1 = nodes.get("n1")!;
-  const n2 = nodes.get("n2")!;
-  const local = await throughput(n1.port, n1.port, n1, n1, "topic:bench.local");
-  const cross = await throughput(n1.port, n2.port, n2, n1, "topic:bench.cross");
+/** One line of the queue table. */
+function row(r: QueueResult, base?: QueueResult): string {
+  const vs = base === undefined
+    ? ""
+    : `  (${(r.rate / base.rate).toFixed(2)}x the rate of ${base.system})`;
+  return `  ${r.system.padEnd(24)} ${String(r.rate).padStart(7)} msgs/s  publish-to-OK p50 ${
+    r.p50Ms.toFixed(2)
+  } ms, p99 ${r.p99Ms.toFixed(2)} ms${vs}`;
+}
+
+/** The replicated-queue scenario: Relayr single node, Relayr R3 on `leader`, JetStream R3. */
+async function replicatedQueue(leader: Node): Promise<void> {
+  const msgs = Number(values["queue-msgs"]);
+  const run = { msgs, size: SIZE, window: Number(values.window), prefetch: 1000 };
+  const single = await startServerProcess(Deno.execPath(), ["run", "-A", "main.ts", "serve"]);
+  let one: QueueResult;
+  try {
+    one = await measureQueue({
+      ...run,
+      system: "relayr (1 node, log)",
+      driver: drivers.relayr,
+      name: "r1",
+      pubPort: single.port,
+      subPort: single.port,
+    });
+  } finally {
+    await single.stop("SIGKILL");
+  }
+  // The first PUB to the queue on the node makes it the queue's leader.
+  const r3 = await measureQueue({
+    ...run,
+    system: "relayr R3 (3 nodes)",
+    driver: drivers.relayr,
+    name: "r3",
+    pubPort: leader.port,
+    subPort: leader.port,
+  });
+  const nats = await NatsCluster.start("r3");
+  let js: QueueResult;
+  try {
+    js = await measureQueue({
+      ...run,
+      system: "nats-js R3 (3 servers)",
+      driver: drivers["nats-js"],
+      name: "r3",
+      pubPort: nats.ports[0],
+      subPort: nats.ports[0],
+    });
+  } finally {
+    await nats.stop();
+  }
   console.log(
-    `topic ${MSGS} x ${SIZE} B, 1 pub 1 sub: same node ${local} msgs/s, across the link ${cross} msgs/s (${
-      (cross / local).toFixed(2)
-    }x)`,
+    `queue ${msgs} x ${SIZE} B, 1 publisher (window ${run.window}) and 1 ACKing consumer, one run:`,
   );
-  const v = await clusterOf(n1);
-  console.log(`n1 links: ${JSON.stringify(v.links)}`);
-} finally {
-  for (const n of nodes.values()) await n.stop("SIGKILL");
-  await etcd.stop();
+  console.log(row(one));
+  console.log(row(r3, one));
+  console.log(row(js));
+  console.log(
+    `  relayr R3 / nats-js R3: rate ${(r3.rate / js.rate).toFixed(2)}x (above 1: Relayr faster), ` +
+      `p50 ${(r3.p50Ms / js.p50Ms).toFixed(2)}x, p99 ${(r3.p99Ms / js.p99Ms).toFixed(2)}x ` +
+      `(below 1: Relayr faster)`,
+  );
 }

@@ -94,8 +94,11 @@ class Api {
   }
 }
 
-/** Creates the run's stream (file storage, work-queue retention, one subject) and its durable. */
-export async function createQueue(port: number, name: string): Promise<void> {
+/**
+ * Creates the run's stream (file storage, work-queue retention, one subject,
+ * `replicas` copies: 3 on a three-server cluster) and its durable.
+ */
+export async function createQueue(port: number, name: string, replicas = 1): Promise<void> {
   const api = await Api.open(port);
   try {
     const stream = streamOf(name);
@@ -105,7 +108,7 @@ export async function createQueue(port: number, name: string): Promise<void> {
       retention: "workqueue",
       storage: "file",
       discard: "old",
-      num_replicas: 1,
+      num_replicas: replicas,
     });
     await api.call(`$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${DURABLE}`, {
       stream_name: stream,
