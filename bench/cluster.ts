@@ -35,7 +35,7 @@ import {
   untilView,
 } from "../tests/cluster/cluster_helpers.ts";
 import { drivers } from "./drivers/mod.ts";
-import { measureQueue, NatsCluster, type QueueResult } from "./cluster_r3.ts";
+import { measureQueue, NatsCluster, type QueueResult, type QueueRun } from "./cluster_r3.ts";
 
 const { values } = parseArgs({
   options: {
@@ -57,6 +57,8 @@ const MSGS = Number(values.msgs);
 const SIZE = Number(values.size);
 const TTL = ["--cluster-lease-ttl", values.ttl];
 const SCENARIOS = new Set(values.scenarios.split(","));
+/** Messages of the one-at-a-time latency run of the queue scenario. */
+const LATENCY_MSGS = 2000;
 const enc = new TextEncoder();
 
 /** Counts line ends on a socket until `lines` have arrived. */
@@ -183,25 +185,50 @@ async function failover(nodes: Map<string, Node>): Promise<void> {
   );
 }
 
-/** One line of the queue table. */
-function row(r: QueueResult, base?: QueueResult): string {
+/** One line of the queue table: the loaded run, then the one-at-a-time latency run. */
+function row([r, alone]: QueueResult[], base?: QueueResult[]): string {
   const vs = base === undefined
     ? ""
-    : `  (${(r.rate / base.rate).toFixed(2)}x the rate of ${base.system})`;
-  return `  ${r.system.padEnd(24)} ${String(r.rate).padStart(7)} msgs/s  publish-to-OK p50 ${
-    r.p50Ms.toFixed(2)
-  } ms, p99 ${r.p99Ms.toFixed(2)} ms${vs}`;
+    : `  (${(r.rate / base[0].rate).toFixed(2)}x ${base[0].system})`;
+  const ms = (x: number) => x.toFixed(2);
+  return `  ${r.system.padEnd(24)} ${String(r.rate).padStart(7)} msgs/s, publish-to-OK p50 ${
+    ms(r.p50Ms)
+  } ms p99 ${ms(r.p99Ms)} ms; one at a time p50 ${ms(alone.p50Ms)} ms p99 ${
+    ms(alone.p99Ms)
+  } ms${vs}`;
+}
+
+/**
+ * The replicated-queue scenario on one system: a loaded run (`--window`
+ * publishes unacknowledged) and a latency run (one at a time), same queue.
+ */
+async function queueRuns(
+  base: Omit<QueueRun, "msgs" | "size" | "window" | "prefetch">,
+): Promise<QueueResult[]> {
+  const msgs = Number(values["queue-msgs"]);
+  const loaded = await measureQueue({
+    ...base,
+    msgs,
+    size: SIZE,
+    window: Number(values.window),
+    prefetch: 1000,
+  });
+  const alone = await measureQueue({
+    ...base,
+    msgs: Math.min(msgs, LATENCY_MSGS),
+    size: SIZE,
+    window: 1,
+    prefetch: 1000,
+  });
+  return [loaded, alone];
 }
 
 /** The replicated-queue scenario: Relayr single node, Relayr R3 on `leader`, JetStream R3. */
 async function replicatedQueue(leader: Node): Promise<void> {
-  const msgs = Number(values["queue-msgs"]);
-  const run = { msgs, size: SIZE, window: Number(values.window), prefetch: 1000 };
   const single = await startServerProcess(Deno.execPath(), ["run", "-A", "main.ts", "serve"]);
-  let one: QueueResult;
+  let one: QueueResult[];
   try {
-    one = await measureQueue({
-      ...run,
+    one = await queueRuns({
       system: "relayr (1 node, log)",
       driver: drivers.relayr,
       name: "r1",
@@ -212,8 +239,7 @@ async function replicatedQueue(leader: Node): Promise<void> {
     await single.stop("SIGKILL");
   }
   // The first PUB to the queue on the node makes it the queue's leader.
-  const r3 = await measureQueue({
-    ...run,
+  const r3 = await queueRuns({
     system: "relayr R3 (3 nodes)",
     driver: drivers.relayr,
     name: "r3",
@@ -221,10 +247,9 @@ async function replicatedQueue(leader: Node): Promise<void> {
     subPort: leader.port,
   });
   const nats = await NatsCluster.start("r3");
-  let js: QueueResult;
+  let js: QueueResult[];
   try {
-    js = await measureQueue({
-      ...run,
+    js = await queueRuns({
       system: "nats-js R3 (3 servers)",
       driver: drivers["nats-js"],
       name: "r3",
@@ -235,14 +260,22 @@ async function replicatedQueue(leader: Node): Promise<void> {
     await nats.stop();
   }
   console.log(
-    `queue ${msgs} x ${SIZE} B, 1 publisher (window ${run.window}) and 1 ACKing consumer, one run:`,
+    `queue ${
+      values["queue-msgs"]
+    } x ${SIZE} B, 1 publisher (window ${values.window}; then one at a time, ` +
+      `${
+        Math.min(Number(values["queue-msgs"]), LATENCY_MSGS)
+      } msgs) and 1 ACKing consumer, one run:`,
   );
   console.log(row(one));
   console.log(row(r3, one));
   console.log(row(js));
   console.log(
-    `  relayr R3 / nats-js R3: rate ${(r3.rate / js.rate).toFixed(2)}x (above 1: Relayr faster), ` +
-      `p50 ${(r3.p50Ms / js.p50Ms).toFixed(2)}x, p99 ${(r3.p99Ms / js.p99Ms).toFixed(2)}x ` +
-      `(below 1: Relayr faster)`,
+    `  relayr R3 / nats-js R3: rate ${
+      (r3[0].rate / js[0].rate).toFixed(2)
+    }x (above 1: Relayr faster); ` +
+      `publish-to-OK p50 ${(r3[0].p50Ms / js[0].p50Ms).toFixed(2)}x, p99 ${
+        (r3[0].p99Ms / js[0].p99Ms).toFixed(2)
+      }x, one at a time p50 ${(r3[1].p50Ms / js[1].p50Ms).toFixed(2)}x (below 1: Relayr faster)`,
   );
 }
