@@ -7,8 +7,10 @@
  *    (`--memory`) is SIGKILLed with OK'd messages queued; the history says
  *    exactly those are lost.
  * 2. The guarantees on three nodes: the leader of the queue SIGKILLed five
- *    times and SIGSTOPped once past its lease, under load: every OK'd publish
- *    delivered, nothing delivered after its ACK's OK, nothing phantom.
+ *    times and SIGSTOPped once past its lease, a follower restarted with an
+ *    empty data dir (then the leader killed: its copy counts), etcd
+ *    restarted, under load: every OK'd publish delivered, nothing delivered
+ *    after its ACK's OK, nothing phantom.
  */
 import assert from "node:assert/strict";
 import { check, describe } from "./checker.ts";
@@ -71,16 +73,17 @@ Deno.test("jepsen: the checker finds the OK'd publishes a kill -9 of an unreplic
 
 Deno.test({
   name:
-    "jepsen: 3 nodes, the queue's leader kill -9'd 5 times and paused once: the history is valid",
+    "jepsen: 3 nodes, the queue's leader kill -9'd 5 times and paused once, a follower wiped, " +
+    "etcd restarted: the history is valid",
   ignore: ETCD_MISSING !== undefined,
   async fn() {
     const r = await runJepsen({
       cluster: { nodes: 3, etcd: true, leaseTtl: 1 },
-      faults: ["kill", "kill", "kill", "kill", "kill", "pause"],
+      faults: ["kill", "kill", "wipe", "kill", "pause", "kill", "etcd", "kill"],
       progress: 30,
     });
     const v = r.verdict;
-    assert.equal(r.faults.length, 6);
+    assert.equal(r.faults.length, 8);
     assert.ok(v.stats.publishOk >= 200, describe(v, 0));
     assert.equal(v.valid, true, describe(v, 10));
     assert.ok(r.drained);
