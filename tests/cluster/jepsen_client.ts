@@ -231,20 +231,26 @@ export class Workload {
     await Promise.all([...this.#publishers, ...this.#loops]);
   }
 
-  /** Dials a random node (each once, in random order); undefined when none answers. */
-  async #dial(): Promise<Session | undefined> {
-    const targets = [...this.#o.targets()];
-    for (let i = targets.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [targets[i], targets[j]] = [targets[j], targets[i]];
-    }
-    for (const t of targets) {
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-        const s = new Session(t, conn);
-        this.#sessions.add(s);
-        return s;
-      } catch { /* down: the next one */ }
+  /**
+   * Dials the nodes in a random order until one answers, pausing between
+   * rounds; undefined once `go()` turns false.
+   */
+  async #dial(go: () => boolean): Promise<Session | undefined> {
+    while (go()) {
+      const targets = [...this.#o.targets()];
+      for (let i = targets.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [targets[i], targets[j]] = [targets[j], targets[i]];
+      }
+      for (const t of targets) {
+        try {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
+          const s = new Session(t, conn);
+          this.#sessions.add(s);
+          return s;
+        } catch { /* down: the next one */ }
+      }
+      await new Promise((r) => setTimeout(r, REDIAL_MS));
     }
     return undefined;
   }
@@ -269,11 +275,8 @@ export class Workload {
   async #publisher(process: string): Promise<void> {
     let seq = 0;
     while (this.#publishing) {
-      const s = await this.#dial();
-      if (s === undefined) {
-        await new Promise((r) => setTimeout(r, REDIAL_MS));
-        continue;
-      }
+      const s = await this.#dial(() => this.#publishing);
+      if (s === undefined) break;
       const node = s.node.id;
       let room: (() => void) | undefined;
       const reader = s.pump((line) => {
@@ -321,11 +324,8 @@ export class Workload {
 
   async #consumer(process: string): Promise<void> {
     while (this.#consuming) {
-      const s = await this.#dial();
-      if (s === undefined) {
-        await new Promise((r) => setTimeout(r, REDIAL_MS));
-        continue;
-      }
+      const s = await this.#dial(() => this.#consuming);
+      if (s === undefined) break;
       const node = s.node.id;
       s.waiting.push({ f: "sub", value: "", since: performance.now() });
       s.write(

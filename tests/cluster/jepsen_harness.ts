@@ -230,10 +230,7 @@ export class JepsenCluster {
         await n.start();
       }
       if (c.etcd !== undefined) {
-        await c.#until(async () => {
-          for (const n of c.nodes) if ((await n.view())?.members.length !== o.nodes) return false;
-          return true;
-        }, "every node to see every member");
+        await c.#everyNode((v) => v.members.length === o.nodes, "every node to see every member");
       }
     } catch (e) {
       await c.stop();
@@ -252,6 +249,17 @@ export class JepsenCluster {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Waits until every node's view passes `ok` (a node that does not answer fails it). */
+  #everyNode(ok: (v: ClusterStats) => boolean, what: string): Promise<void> {
+    return this.#until(async () => {
+      for (const n of this.nodes) {
+        const v = await n.view();
+        if (v === undefined || !ok(v)) return false;
+      }
+      return true;
+    }, what);
   }
 
   /** The queue's leader and epoch as the live nodes see it (agreed by all that answer). */
@@ -325,16 +333,10 @@ export class JepsenCluster {
     const etcd = this.etcd!;
     await etcd.kill();
     this.#history.note("kill -9 etcd");
-    await this.#until(async () => {
-      for (const n of this.nodes) if ((await n.view())?.etcd_reachable !== false) return false;
-      return true;
-    }, "every node to notice etcd is away");
+    await this.#everyNode((v) => !v.etcd_reachable, "every node to notice etcd is away");
     await etcd.restart();
     this.#history.note("etcd restarted");
-    await this.#until(async () => {
-      for (const n of this.nodes) if ((await n.view())?.etcd_reachable !== true) return false;
-      return true;
-    }, "every node to reach etcd again");
+    await this.#everyNode((v) => v.etcd_reachable, "every node to reach etcd again");
     return "etcd restarted";
   }
 
