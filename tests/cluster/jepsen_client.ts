@@ -169,9 +169,11 @@ export class Workload {
   #watchdog: ReturnType<typeof setInterval>;
   /** Wakes publishers waiting for room in their window. */
   #wake = new Set<() => void>();
-  /** Publish OKs and first deliveries seen, for the drain. */
+  /** Payloads whose publish was answered OK (for the drain and the progress waits). */
   readonly okd = new Set<string>();
+  /** Payloads delivered at least once. */
   readonly delivered = new Set<string>();
+  /** When the last delivery came (ms, the history's clock). */
   lastDelivery = 0;
 
   constructor(history: History, options: WorkloadOptions) {

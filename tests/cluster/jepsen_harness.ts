@@ -46,6 +46,7 @@ export class JepsenNode implements Target {
   #child: Deno.ChildProcess | undefined;
   #pumps: Promise<void>[] = [];
   #out = "";
+  /** Whether it is SIGSTOPped now. */
   paused = false;
 
   constructor(id: string, dataDir: string, args: string[]) {
