@@ -12,6 +12,7 @@
  * deno task bench:jepsen --faults kill,pause,wipe,etcd --duration 300
  * deno task bench:jepsen --consumers 1 --order            # also per-publisher order
  * deno task bench:jepsen --extra=--replicas --extra=3     # more `serve` flags for every node
+ * deno task bench:jepsen --root /tmp/other               # nodes run another checkout's main.ts
  * ```
  *
  * @module
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     pacing: { type: "string", default: String(WORKLOAD_DEFAULTS.pacingMs) },
     order: { type: "boolean", default: false },
     extra: { type: "string", multiple: true, default: [] },
+    root: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", default: false },
   },
@@ -49,6 +51,8 @@ if (values.help) {
   --publishers N, --consumers N, --window N, --pacing MS   the workload
   --order           check per-publisher order of first deliveries (use --consumers 1)
   --extra ARG       one more serve argument for every node (repeat: --extra=--replicas --extra=3)
+  --root DIR        run the nodes from another checkout's main.ts (e.g. git archive <branch> into
+                    DIR, with a node_modules symlink)
   --out PATH        history file (default bench/results/jepsen-<timestamp>.json)`);
   Deno.exit(0);
 }
@@ -77,6 +81,7 @@ const r = await runJepsen({
     etcd: true,
     leaseTtl: Number(values.ttl),
     extra: values.extra,
+    root: values.root,
   },
   workload: {
     publishers: Number(values.publishers),

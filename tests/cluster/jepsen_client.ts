@@ -57,6 +57,12 @@ const LINE_BYTES_MAX = 8192;
 const PAYLOAD_BYTES_MAX = 1 << 20;
 /** Wait before dialling again after every node refused. */
 const REDIAL_MS = 100;
+/**
+ * A publisher's pause after an `ERR` reply (`UNAVAILABLE` while a queue has
+ * no leader), as a real client backs off: without it a failover turns into
+ * thousands of refused publishes that only bloat the history.
+ */
+const BACKOFF_MS = 50;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -281,6 +287,7 @@ export class Workload {
       if (s === undefined) break;
       const node = s.node.id;
       let room: (() => void) | undefined;
+      let refused = false;
       const reader = s.pump((line) => {
         const w = s.waiting.shift();
         if (w === undefined) return s.close(`unexpected reply: ${line}`);
@@ -292,11 +299,17 @@ export class Workload {
           const code = line.split(" ")[1] ?? "";
           const type = REFUSED.has(code) ? "fail" : "info";
           this.history.add({ type, f: "publish", process, node, value: w.value, error: line });
+          refused = true;
         }
         room?.();
       }, () => s.close("MSG on a publisher"));
       const ended = reader.then(() => room?.());
       while (this.#publishing && !s.closed) {
+        if (refused) {
+          refused = false;
+          await new Promise((r) => setTimeout(r, BACKOFF_MS));
+          continue;
+        }
         if (s.waiting.length >= this.#o.window) {
           await new Promise<void>((r) => {
             room = r;

@@ -24,6 +24,7 @@ import { Etcd, freePort } from "./etcd.ts";
 import type { History } from "./history.ts";
 import type { Target } from "./jepsen_client.ts";
 
+/** This checkout's main.ts (`ClusterOptions.root` runs another build). */
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
 /** Output kept per node (the tail), shown when something fails. */
@@ -49,10 +50,13 @@ export class JepsenNode implements Target {
   /** Whether it is SIGSTOPped now. */
   paused = false;
 
-  constructor(id: string, dataDir: string, args: string[]) {
+  readonly #main: string;
+
+  constructor(id: string, dataDir: string, args: string[], main = MAIN) {
     this.id = id;
     this.dataDir = dataDir;
     this.#args = args;
+    this.#main = main;
   }
 
   /** Whether its process is running (paused or not). */
@@ -80,7 +84,7 @@ export class JepsenNode implements Target {
     for (let attempt = 1;; attempt++) {
       const from = this.#out.length;
       const child = this.#child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", MAIN, "serve", ...this.#argv()],
+        args: ["run", "-A", this.#main, "serve", ...this.#argv()],
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -188,6 +192,8 @@ export interface ClusterOptions {
   leaseTtl?: number;
   /** More `serve` arguments for every node. */
   extra?: string[];
+  /** Another checkout to run `main.ts` from (an A/B of builds); default this one. */
+  root?: string;
 }
 
 /** etcd (optional) and broker nodes, with the nemeses. */
@@ -226,7 +232,8 @@ export class JepsenCluster {
           );
           args.push("--cluster-lease-ttl", String(o.leaseTtl ?? 1));
         }
-        const n = new JepsenNode(`n${i}`, `${c.dir}/n${i}`, [...args, ...(o.extra ?? [])]);
+        const main = o.root === undefined ? undefined : `${o.root}/main.ts`;
+        const n = new JepsenNode(`n${i}`, `${c.dir}/n${i}`, [...args, ...(o.extra ?? [])], main);
         c.nodes.push(n);
         await n.start();
       }
