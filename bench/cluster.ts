@@ -15,8 +15,10 @@
  * 3. Replicated queue (`cluster_r3.ts`): one publisher keeping `--window`
  *    publishes unacknowledged and one ACKing consumer, on single-node Relayr
  *    (durable log), Relayr R3 (the three nodes; publisher and consumer on the
- *    node that leads the queue) and a three-server JetStream cluster with an
- *    R3 file stream: msgs/s and publish-to-OK latency, printed as ratios.
+ *    node that leads the queue, then, when the build forwards queue commands,
+ *    publisher and consumer on the two other nodes) and a three-server
+ *    JetStream cluster with an R3 file stream: msgs/s and publish-to-OK
+ *    latency, printed as ratios.
  *
  * `--scenarios failover,topic,queue` picks which run (default all).
  *
@@ -126,7 +128,7 @@ try {
     const v = await clusterOf(n1);
     console.log(`n1 links: ${JSON.stringify(v.links)}`);
   }
-  if (SCENARIOS.has("queue")) await replicatedQueue(n1);
+  if (SCENARIOS.has("queue")) await replicatedQueue(n1, n2, nodes.get("n3")!);
 } finally {
   for (const n of nodes.values()) await n.stop("SIGKILL");
   await etcd.stop();
@@ -223,8 +225,12 @@ async function queueRuns(
   return [loaded, alone];
 }
 
-/** The replicated-queue scenario: Relayr single node, Relayr R3 on `leader`, JetStream R3. */
-async function replicatedQueue(leader: Node): Promise<void> {
+/**
+ * The replicated-queue scenario: Relayr single node, Relayr R3 on `leader`
+ * (and, when the build forwards queue commands, through two other nodes),
+ * JetStream R3.
+ */
+async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<void> {
   const single = await startServerProcess(Deno.execPath(), ["run", "-A", "main.ts", "serve"]);
   let one: QueueResult[];
   try {
@@ -246,6 +252,17 @@ async function replicatedQueue(leader: Node): Promise<void> {
     pubPort: leader.port,
     subPort: leader.port,
   });
+  // A build that forwards queue commands to the leader counts them in /api/cluster.
+  const forwards = "forwarded_commands" in await clusterOf(other);
+  const via = forwards
+    ? await queueRuns({
+      system: "relayr R3 via followers",
+      driver: drivers.relayr,
+      name: "r3",
+      pubPort: other.port,
+      subPort: third.port,
+    })
+    : undefined;
   const nats = await NatsCluster.start("r3");
   let js: QueueResult[];
   try {
@@ -269,6 +286,8 @@ async function replicatedQueue(leader: Node): Promise<void> {
   );
   console.log(row(one));
   console.log(row(r3, one));
+  if (via !== undefined) console.log(row(via, one));
+  else console.log("  (this build does not forward queue commands: no run through other nodes)");
   console.log(row(js));
   console.log(
     `  relayr R3 / nats-js R3: rate ${
