@@ -30,6 +30,13 @@ export interface WorkloadOptions {
   pacingMs: number;
   /** Consumer prefetch. */
   prefetch: number;
+  /**
+   * While publishing goes on, each ACK is sent this long after its delivery:
+   * consumers then take fewer messages per second than are published, so the
+   * queue holds a backlog when a fault strikes (what replication must keep).
+   * The final drain ACKs at once.
+   */
+  ackDelayMs: number;
   /** The consumers' `ack_timeout`. */
   ackTimeoutMs: number;
   /** A reply that takes longer than this makes its connection's pending ops unknown. */
@@ -173,6 +180,8 @@ export class Workload {
   #publishing = true;
   #consuming = true;
   #watchdog: ReturnType<typeof setInterval>;
+  /** Acks held back by `ackDelayMs`. */
+  readonly #ackTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Wakes publishers waiting for room in their window. */
   #wake = new Set<() => void>();
   /** Payloads whose publish was answered OK (for the drain and the progress waits). */
@@ -235,6 +244,8 @@ export class Workload {
     this.#consuming = false;
     for (const w of this.#wake) w();
     clearInterval(this.#watchdog);
+    for (const t of this.#ackTimers) clearTimeout(t);
+    this.#ackTimers.clear();
     for (const s of this.#sessions) s.close("stopped");
     await Promise.all([...this.#publishers, ...this.#loops]);
   }
@@ -364,9 +375,18 @@ export class Workload {
         this.history.add({ type: "ok", f: "deliver", process, node, value, msgId, redelivered });
         this.delivered.add(value);
         this.lastDelivery = performance.now();
-        this.history.add({ type: "invoke", f: "ack", process, node, value, msgId });
-        s.waiting.push({ f: "ack", value, msgId, since: performance.now() });
-        s.write(`ACK msg_id:${msgId}\r\n`);
+        const ack = () => {
+          if (s.closed) return; // never sent: the message comes again
+          this.history.add({ type: "invoke", f: "ack", process, node, value, msgId });
+          s.waiting.push({ f: "ack", value, msgId, since: performance.now() });
+          s.write(`ACK msg_id:${msgId}\r\n`);
+        };
+        if (this.#o.ackDelayMs === 0 || !this.#publishing) return ack();
+        const timer = setTimeout(() => {
+          this.#ackTimers.delete(timer);
+          ack();
+        }, this.#o.ackDelayMs);
+        this.#ackTimers.add(timer);
       });
       await s.flushed();
       this.#unknown(s, process);

@@ -61,6 +61,7 @@ export const WORKLOAD_DEFAULTS: Omit<WorkloadOptions, "targets"> = {
   window: 4,
   pacingMs: 5,
   prefetch: 16,
+  ackDelayMs: 30,
   ackTimeoutMs: 5_000,
   opTimeoutMs: 5_000,
 };
