@@ -14,7 +14,14 @@ import {
   replicatedStore,
   splitHostPort,
 } from "./cluster/mod.ts";
-import { type Config, ConfigError, loadConfig, readTls, serveHelp } from "./config/mod.ts";
+import {
+  CLUSTER_SECRET_ENV,
+  type Config,
+  ConfigError,
+  loadConfig,
+  readTls,
+  serveHelp,
+} from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
 import type { Monitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
@@ -77,6 +84,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   const auth = authConfig.token === undefined && authConfig.users === undefined
     ? undefined
     : new Authenticator(authConfig, clock);
+  checkClusterSecret(config, auth !== undefined || config.tls?.ca !== undefined);
   // In a cluster, each queue is replicated (docs/CLUSTERING.md).
   const local = openStore(config, clock);
   const store = config["cluster-etcd"] === undefined ? local : replicatedStore(local, config.fsync);
@@ -209,6 +217,20 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       await ws?.reloadTls(tls);
     },
   };
+}
+
+/**
+ * Deny wins: with clients authenticated, an open cluster port would let
+ * anyone past it (a PROXY connection is a fully trusted client), so a node
+ * with client authentication joins a cluster only with a cluster secret.
+ */
+function checkClusterSecret(config: Config, clientAuth: boolean): void {
+  if (config["cluster-etcd"] === undefined || config.clusterSecret !== undefined) return;
+  if (!clientAuth) return; // joinCluster warns that the cluster port is open
+  throw new ConfigError(
+    "client authentication is on but the cluster port is not: set --cluster-secret-file " +
+      `<file> (or ${CLUSTER_SECRET_ENV}) on every node, the same secret of 32+ bytes`,
+  );
 }
 
 /**

@@ -22,29 +22,42 @@ export interface FirstLine {
 /**
  * Reads until the first line end (at most `CLUSTER_FIRST_LINE_BYTES_MAX`
  * bytes); undefined when the connection ends first. Throws on a line too long.
+ * `have`: bytes already read from `conn` (behind the handshake, link_auth.ts).
  */
-export async function firstLine(conn: Conn): Promise<FirstLine | undefined> {
-  let have: Uint8Array = new Uint8Array(0);
+export function firstLine(conn: Conn, have?: Uint8Array): Promise<FirstLine | undefined> {
+  return readLine(conn, have ?? new Uint8Array(0), CLUSTER_FIRST_LINE_BYTES_MAX, "first line");
+}
+
+/**
+ * One line of at most `max` bytes from `have` and then `conn`, and the bytes
+ * read behind it; undefined when the connection ends first. Throws on a line
+ * too long (`what` names it).
+ */
+export async function readLine(
+  conn: Conn,
+  have: Uint8Array,
+  max: number,
+  what: string,
+): Promise<FirstLine | undefined> {
   // Deno's `read()` first, the web stream made only for a HELLO link later; Bun has the stream only.
   const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
   try {
-    for (let reads = 0; reads < CLUSTER_FIRST_LINE_BYTES_MAX; reads++) {
+    for (let reads = 0; reads <= max; reads++) {
+      const lf = have.indexOf(10);
+      if (lf >= 0) {
+        if (lf > max) break;
+        const end = lf > 0 && have[lf - 1] === 13 ? lf - 1 : lf;
+        return { line: decoder.decode(have.subarray(0, end)), rest: have.subarray(lf + 1) };
+      }
+      if (have.length > max) break;
       const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
       if (chunk == null) return undefined;
-      const all = have.length === 0 ? chunk : concat(have, chunk);
-      const lf = all.indexOf(10);
-      if (lf >= 0) {
-        if (lf > CLUSTER_FIRST_LINE_BYTES_MAX) break;
-        const end = lf > 0 && all[lf - 1] === 13 ? lf - 1 : lf;
-        return { line: decoder.decode(all.subarray(0, end)), rest: all.subarray(lf + 1) };
-      }
-      if (all.length > CLUSTER_FIRST_LINE_BYTES_MAX) break;
-      have = all;
+      have = have.length === 0 ? chunk : concat(have, chunk);
     }
   } finally {
     reader?.releaseLock();
   }
-  throw new Error(`first line over ${CLUSTER_FIRST_LINE_BYTES_MAX} bytes`);
+  throw new Error(`${what} over ${max} bytes`);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -28,7 +28,7 @@ import {
 } from "../config/mod.ts";
 import { hasWildcard, matches, type PubOptions } from "../protocol/mod.ts";
 import type { Conn, Listener } from "../runtime/mod.ts";
-import { firstLine, PrefixedConn } from "./first_line.ts";
+import { type FirstLine, firstLine, PrefixedConn } from "./first_line.ts";
 import { encodeLine, type LinkFrame, LinkOutbound, LinkParser } from "./link.ts";
 import type { MemberInfo } from "./node.ts";
 
@@ -38,6 +38,12 @@ export interface InterconnectOptions {
   /** The bound `--cluster-listen` listener. */
   readonly listener: Listener;
   readonly dial: (hostname: string, port: number) => Promise<Conn>;
+  /**
+   * Reads an accepted connection's first line: after the handshake when the
+   * link is authenticated (`LinkAuth.accept`); undefined: refused, closed.
+   * Absent: `firstLine`.
+   */
+  readonly firstLine?: (conn: Conn) => Promise<FirstLine | undefined>;
   /** Delivers a peer's message to local subscribers (`Broker.publishFromPeer`). */
   readonly deliver: (topic: string, payload: Uint8Array, o: PubOptions | undefined) => void;
   /** Called once per chunk read from a peer, before its frames: the broker reads the clock. */
@@ -354,7 +360,7 @@ export class Interconnect implements TopicInterest {
     let peer: Peer | undefined;
     let handedOn = false;
     try {
-      const first = await firstLine(conn);
+      const first = await (this.#o.firstLine ?? firstLine)(conn);
       if (first === undefined) return;
       const [op, node] = first.line.split(" ");
       if (op === "PROXY" && node !== undefined && this.#o.proxy !== undefined) {

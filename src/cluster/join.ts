@@ -12,6 +12,7 @@ import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
 import { EtcdMeta } from "./etcd.ts";
 import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
+import { LinkAuth } from "./link_auth.ts";
 import { ClusterNode } from "./node.ts";
 import { ReplicatedStore } from "./replicated_store.ts";
 import { Replication } from "./replication.ts";
@@ -71,6 +72,17 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     refusedSince = 0;
     lastRefusalLog = now;
   };
+  // With a cluster secret, every connection either way starts with the handshake (link_auth.ts).
+  const secret = config.clusterSecret;
+  const auth = secret && new LinkAuth({ nodeId, secret, log: (level, m) => log[level](m) });
+  const connect = (hostname: string, port: number) => runtime.connect({ hostname, port });
+  const dial = auth === undefined ? connect : auth.dialer(connect);
+  if (auth === undefined) {
+    log.warn(
+      "the cluster port is open to anyone who can reach it: no cluster secret " +
+        "(--cluster-secret-file or RELAYR_CLUSTER_SECRET, docs/CLUSTERING.md)",
+    );
+  }
   const store = broker.options.store;
   // Made below; replication asks it only once the node runs.
   const made: { node?: ClusterNode } = {};
@@ -79,7 +91,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       nodeId,
       replicas: config.replicas,
       store,
-      dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+      dial,
       leader: (queue) => made.node?.leader(queue),
       leads: (queue) => made.node?.leads(queue) ?? false,
       putSet: (queue, epoch, value) =>
@@ -97,7 +109,8 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   const link = new Interconnect({
     nodeId,
     listener,
-    dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+    dial,
+    firstLine: auth && ((conn) => auth.accept(conn)),
     tick: () => broker.tick(),
     deliver: (topic, payload, o) => {
       try {
@@ -134,6 +147,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     links: () => link.stats(),
     linkTotals: () => link.totals(),
     forwardedCommands: (): number => forwarding.forwarded,
+    auth: auth && (() => auth.stats()),
     replication: repl && (() => repl.stats()),
     mayClaim: repl && ((queue) => repl.mayClaim(queue)),
     onLeader: repl && ((queue, leader) => repl.leaderChanged(queue, leader)),
@@ -141,7 +155,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   });
   const forwarding = new Forwarding({
     node,
-    dial: (h, p) => runtime.connect({ hostname: h, port: p }),
+    dial,
     log: (level, message) => log[level](message),
   });
   broker.interest = link;

@@ -22,6 +22,12 @@ export {
   splitHostPort,
 } from "./interconnect.ts";
 export { LinkParser, LinkProtocolError } from "./link.ts";
+export {
+  ClusterAuthError,
+  LinkAuth,
+  type LinkAuthOptions,
+  type LinkAuthStats,
+} from "./link_auth.ts";
 export { Forwarding, type ForwardingOptions, type LeaderView } from "./forward.ts";
 export {
   type IdSource,

@@ -35,6 +35,7 @@ import {
   STATS_LIMIT_DEFAULT,
 } from "../config/mod.ts";
 import type { LinkStats } from "./interconnect.ts";
+import type { LinkAuthStats } from "./link_auth.ts";
 import type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
 import type { ReplicationStats } from "./replication.ts";
 
@@ -79,6 +80,12 @@ export interface ClusterStats {
   received_msgs: number;
   /** Queue commands (PUB, SUB, ACK, NACK, UNSUB, DECLARE) forwarded to their leader since the start. */
   forwarded_commands: number;
+  /** Whether the inter-node link is authenticated (a cluster secret is set, link_auth.ts). */
+  link_authenticated: boolean;
+  /** Connections on the cluster port whose handshake failed since the start. */
+  auth_failures: number;
+  /** Our dials to peers whose handshake failed since the start. */
+  auth_dial_failures: number;
   /** Leaderships this node holds now. */
   leading: number;
   /** Elections this node won (claims that created a leader key). */
@@ -124,6 +131,8 @@ export interface ClusterNodeOptions {
   readonly linkTotals?: () => { forwarded: number; received: number };
   /** Queue commands forwarded to other nodes' leaders, for the stats. */
   readonly forwardedCommands?: () => number;
+  /** The link handshake's failures, for the stats (absent: no cluster secret). */
+  readonly auth?: () => LinkAuthStats;
   /** Replication's figures, for the stats. */
   readonly replication?: () => ReplicationStats;
   /** Whether this node may claim a leaderless queue (replication: replicas only); absent: yes. */
@@ -280,6 +289,8 @@ export class ClusterNode {
       forwarded_msgs: o.linkTotals?.().forwarded ?? 0,
       received_msgs: o.linkTotals?.().received ?? 0,
       forwarded_commands: o.forwardedCommands?.() ?? 0,
+      link_authenticated: o.auth !== undefined,
+      ...(o.auth?.() ?? { auth_failures: 0, auth_dial_failures: 0 }),
       leading,
       elections_won: this.#electionsWon,
       leader_changes: this.#leaderChanges,

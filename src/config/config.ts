@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
 import { jsonErrorText } from "./json_error.ts";
 import type { TlsConfig } from "./tls.ts";
+import { readClusterSecret } from "./cluster_secret.ts";
 
 /** When the log is forced to the device (see docs/PERSISTENCE.md). */
 export type FsyncPolicy = "always" | "interval" | "never";
@@ -277,6 +278,11 @@ export const SETTINGS = {
     max: 600,
     help: "seconds a dead node keeps its membership and leaderships",
   },
+  "cluster-secret-file": {
+    kind: "string",
+    default: undefined,
+    help: "file (0600) holding the cluster secret, 32+ bytes (or RELAYR_CLUSTER_SECRET)",
+  },
   replicas: {
     kind: "int",
     default: L.CLUSTER_REPLICAS_DEFAULT,
@@ -299,6 +305,8 @@ type ValueOf<S> = S extends { kind: "int"; default: number } ? number
 export type Config = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]> } & {
   /** The TLS files read and checked (PEM text), once at start-up; undefined: TLS is off. */
   tls?: TlsConfig;
+  /** The cluster secret (cluster_secret.ts), read once at start-up; undefined: none given. */
+  clusterSecret?: Uint8Array;
 };
 
 /** A configuration mistake; `main` prints it as one line and exits 2. */
@@ -390,6 +398,8 @@ export function loadConfig(
     throw new ConfigError("--memory and --data-dir exclude each other");
   }
   checkCluster(config);
+  const secretFile = config["cluster-secret-file"] as string | undefined;
+  config.clusterSecret = readClusterSecret(secretFile, src.env, src.readFile);
   return { config: config as Config, help: flags.help === true, positionals: parsed.positionals };
 }
 

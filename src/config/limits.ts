@@ -318,6 +318,22 @@ export const CLUSTER_RESUBSCRIBE_RETRY_MS = 250;
 /** Bytes of the first line a cluster-port connection must send (`HELLO`/`PROXY <node-id>`). */
 export const CLUSTER_FIRST_LINE_BYTES_MAX = 128;
 
+// Authentication of the inter-node link (src/cluster/link_auth.ts, docs/CLUSTERING.md).
+/** Fewest bytes of a cluster secret: 256 bits, so it cannot be guessed. */
+export const CLUSTER_SECRET_BYTES_MIN = 32;
+/** Most bytes of a cluster secret file read at start-up (a wrong path to a big file fails fast). */
+export const CLUSTER_SECRET_BYTES_MAX = 4 * 1024;
+/** Bytes of a handshake line (`AUTH <node-id> <nonce> <mac>`: ~160 in practice). */
+export const CLUSTER_AUTH_LINE_BYTES_MAX = 256;
+/** Time a connection on either side has to finish the handshake before it is closed. */
+export const CLUSTER_AUTH_TIMEOUT_MS = 5_000;
+/** Random bytes of each handshake nonce. */
+export const CLUSTER_AUTH_NONCE_BYTES = 32;
+/** Peer addresses whose last refusal log time is kept (then the map starts over). */
+export const CLUSTER_AUTH_LOG_PEERS_MAX = 1_024;
+/** A refused peer address is logged at most once per this many ms. */
+export const CLUSTER_AUTH_LOG_INTERVAL_MS = 1_000;
+
 // Replication of queues (src/cluster/replication.ts, docs/CLUSTERING.md).
 /** Default `--replicas`: copies of each queue, the leader's included (fewer when the cluster has fewer nodes). */
 export const CLUSTER_REPLICAS_DEFAULT = 3;

@@ -21,3 +21,4 @@ export {
 } from "./config.ts";
 export { readTls, type TlsConfig, type TlsSources } from "./tls.ts";
 export { jsonErrorText } from "./json_error.ts";
+export { CLUSTER_SECRET_ENV, readClusterSecret } from "./cluster_secret.ts";

@@ -259,6 +259,12 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     c.forwarded_commands,
   );
   e.single(
+    "relayr_cluster_auth_failures_total",
+    "counter",
+    "Connections on the cluster port whose authentication handshake failed",
+    c.auth_failures,
+  );
+  e.single(
     "relayr_cluster_lease_losses_total",
     "counter",
     "Times this node found its lease expired and registered again",

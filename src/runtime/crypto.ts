@@ -16,7 +16,12 @@
  *
  * @module
  */
-import { createHash, scrypt as nodeScrypt, timingSafeEqual as nodeEqual } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  scrypt as nodeScrypt,
+  timingSafeEqual as nodeEqual,
+} from "node:crypto";
 
 /** scrypt cost parameters (RFC 7914). */
 export interface ScryptParams {
@@ -48,6 +53,12 @@ export function scrypt(
 /** SHA-256 of `bytes` (synchronous: a token compare must not yield). */
 export function sha256(bytes: Uint8Array): Uint8Array {
   const d = createHash("sha256").update(bytes).digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** HMAC-SHA256 of `data` under `key` (synchronous: the inter-node handshake, src/cluster/link_auth.ts). */
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  const d = createHmac("sha256", key).update(data).digest();
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
