@@ -138,3 +138,10 @@ export async function takeOver(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A temporary cluster secret file (mode 0600) holding `secret`; the caller removes it. */
+export async function writeClusterSecret(secret: string): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "relayr-cluster-secret-" });
+  await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+  return path;
+}

@@ -20,6 +20,7 @@ import {
   startNode,
   startNodes,
   untilView,
+  writeClusterSecret,
 } from "./cluster_helpers.ts";
 import { bunVersion } from "../child.ts";
 import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
@@ -364,6 +365,8 @@ Deno.test({
         consume: { allow: ["queue:orders.*"] },
       },
     }]);
+    // Client auth in a cluster needs the cluster secret (the cluster port would let anyone past it).
+    const secretFile = await writeClusterSecret(crypto.randomUUID() + crypto.randomUUID());
     const alice = async (n: Node) => {
       const c = await RawClient.connect(n.port);
       clients.push(c);
@@ -390,7 +393,9 @@ Deno.test({
       const [n1, n2] = await startNodes(
         etcd.url,
         ["n1", "n2"],
-        ["--cluster-lease-ttl", "1", "--users", path, "--auth-token", SECRETS.token],
+        ["--cluster-lease-ttl", "1", "--users", path, "--auth-token", SECRETS.token].concat(
+          ["--cluster-secret-file", secretFile],
+        ),
         nodes,
       );
       for (const n of nodes) await until(n, (c) => c.members.length === 2, `${n.id} members`);
@@ -420,6 +425,7 @@ Deno.test({
       for (const n of nodes) await n.stop("SIGKILL");
       await etcd.stop();
       await Deno.remove(path);
+      await Deno.remove(secretFile);
     }
   },
 });
