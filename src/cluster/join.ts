@@ -77,12 +77,6 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   const auth = secret && new LinkAuth({ nodeId, secret, log: (level, m) => log[level](m) });
   const connect = (hostname: string, port: number) => runtime.connect({ hostname, port });
   const dial = auth === undefined ? connect : auth.dialer(connect);
-  if (auth === undefined) {
-    log.warn(
-      "the cluster port is open to anyone who can reach it: no cluster secret " +
-        "(--cluster-secret-file or RELAYR_CLUSTER_SECRET, docs/CLUSTERING.md)",
-    );
-  }
   const store = broker.options.store;
   // Made below; replication asks it only once the node runs.
   const made: { node?: ClusterNode } = {};
@@ -166,6 +160,13 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     await repl?.close();
     await link.close();
     throw e;
+  }
+  // Once joined: a node that cannot start says only why (one line, exit 2).
+  if (auth === undefined) {
+    log.warn(
+      "the cluster port is open to anyone who can reach it: no cluster secret " +
+        "(--cluster-secret-file or RELAYR_CLUSTER_SECRET, docs/CLUSTERING.md)",
+    );
   }
   const members = node.stats().members.length;
   log.info(

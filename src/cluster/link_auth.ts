@@ -88,11 +88,7 @@ export class LinkAuth {
    * logged) or the connection ended: the caller closes it.
    */
   async accept(conn: Conn): Promise<FirstLine | undefined> {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      conn.close();
-    }, CLUSTER_AUTH_TIMEOUT_MS);
+    const timer = new Deadline(conn);
     let rest: Uint8Array;
     let node: string;
     try {
@@ -117,9 +113,9 @@ export class LinkAuth {
       rest = got.rest;
       node = id;
     } catch (e) {
-      return this.#refused(conn, timedOut ? "handshake timed out" : (e as Error).message);
+      return this.#refused(conn, timer.expired ? "handshake timed out" : (e as Error).message);
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
     }
     // Authenticated: the first line follows at once, as it did before there was a handshake.
     const first = await firstLine(conn, rest);
@@ -134,17 +130,13 @@ export class LinkAuth {
     return async (hostname, port) => {
       const conn = await dial(hostname, port);
       const address = `${hostname}:${port}`;
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        conn.close();
-      }, CLUSTER_AUTH_TIMEOUT_MS);
+      const timer = new Deadline(conn);
       try {
         return await this.#dialHandshake(conn, address);
       } catch (e) {
         conn.close();
         this.#dialFailures++;
-        throw timedOut
+        throw timer.expired
           ? new ClusterAuthError(
             `no handshake answer from ${address} within ${CLUSTER_AUTH_TIMEOUT_MS} ms ` +
               `(a node without a cluster secret?)`,
@@ -153,7 +145,7 @@ export class LinkAuth {
           ? e
           : new ClusterAuthError(`handshake with ${address} failed: ${(e as Error).message}`);
       } finally {
-        clearTimeout(timer);
+        timer.cancel();
       }
     };
   }
@@ -223,6 +215,23 @@ export class LinkAuth {
     l.at = now;
     l.since = 0;
     return undefined;
+  }
+}
+
+/** Closes a connection whose handshake is not done within `CLUSTER_AUTH_TIMEOUT_MS`. */
+class Deadline {
+  expired = false;
+  readonly #timer: ReturnType<typeof setTimeout>;
+
+  constructor(conn: Conn) {
+    this.#timer = setTimeout(() => {
+      this.expired = true;
+      conn.close();
+    }, CLUSTER_AUTH_TIMEOUT_MS);
+  }
+
+  cancel(): void {
+    clearTimeout(this.#timer);
   }
 }
 
