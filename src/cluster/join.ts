@@ -17,7 +17,7 @@ import { ClusterNode } from "./node.ts";
 import { ReplicatedStore } from "./replicated_store.ts";
 import { Replication } from "./replication.ts";
 import { ReplStateFiles } from "./repl_state.ts";
-import { nodeFileSystem } from "../runtime/mod.ts";
+import { fileModeBits, nodeFileSystem } from "../runtime/mod.ts";
 import { LogStore, type Store } from "../storage/mod.ts";
 
 /**
@@ -162,6 +162,14 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     throw e;
   }
   // Once joined: a node that cannot start says only why (one line, exit 2).
+  const secretFile = config["cluster-secret-file"];
+  const mode = secretFile === undefined ? undefined : fileModeBits(secretFile);
+  if (mode !== undefined && (mode & 0o077) !== 0) {
+    log.warn(
+      `the cluster secret file ${JSON.stringify(secretFile)} is readable by others ` +
+        `(mode 0${mode.toString(8)}): chmod 600 it`,
+    );
+  }
   if (auth === undefined) {
     log.warn(
       "the cluster port is open to anyone who can reach it: no cluster secret " +

@@ -25,7 +25,7 @@ export { certSubject, checkTlsFiles, type TlsProblem } from "./tls_files.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { hmacSha256, scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";
-export { writeSecretFile } from "./secret_file.ts";
+export { fileModeBits, writeSecretFile } from "./secret_file.ts";
 export { listenUdp, type UdpListener } from "./udp.ts";
 export { bufferView, copyBytes } from "./buffer.ts";
 

@@ -5,9 +5,18 @@
  *
  * @module
  */
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 
 /** Creates `path` with `text`, mode 0600; throws if it exists. */
 export function writeSecretFile(path: string, text: string): void {
   writeFileSync(path, text, { mode: 0o600, flag: "wx" });
+}
+
+/** The permission bits of `path` (`0o600`, say); undefined when it cannot be read (Windows has none). */
+export function fileModeBits(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o777;
+  } catch {
+    return undefined;
+  }
 }

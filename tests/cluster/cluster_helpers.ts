@@ -139,9 +139,10 @@ export async function takeOver(
   }
 }
 
-/** A temporary cluster secret file (mode 0600) holding `secret`; the caller removes it. */
-export async function writeClusterSecret(secret: string): Promise<string> {
+/** A temporary cluster secret file (mode `mode`, 0600 unless given) holding `secret`; the caller removes it. */
+export async function writeClusterSecret(secret: string, mode = 0o600): Promise<string> {
   const path = await Deno.makeTempFile({ prefix: "relayr-cluster-secret-" });
-  await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+  await Deno.writeTextFile(path, secret + "\n");
+  await Deno.chmod(path, mode);
   return path;
 }

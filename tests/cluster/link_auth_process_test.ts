@@ -5,7 +5,7 @@
  * up (both sides count it, the dialer says who refused it and keeps trying),
  * a raw `PROXY` without the handshake is served nothing and closed, a raw
  * `HELLO` injects no topic message; a node without a secret warns that its
- * port is open. The secret is in no log line, `/api/cluster` or `/metrics`.
+ * port is open, one whose secret file others may read is told so. The secret is in no log line, `/api/cluster` or `/metrics`.
  * And a node with client authentication and no secret refuses to start.
  */
 import assert from "node:assert/strict";
@@ -38,7 +38,7 @@ Deno.test({
     const clients: RawClient[] = [];
     const secret = "same-secret-" + crypto.randomUUID() + crypto.randomUUID();
     const other = "other-secret-" + crypto.randomUUID() + crypto.randomUUID();
-    const files = [await writeClusterSecret(secret), await writeClusterSecret(other)];
+    const files = [await writeClusterSecret(secret), await writeClusterSecret(other, 0o644)];
     const client = async (n: Node) => {
       const c = await RawClient.connect(n.port);
       clients.push(c);
@@ -74,6 +74,8 @@ Deno.test({
       const n4 = await startNode(etcd.url, "n4", ["--cluster-secret-file", files[1]]);
       nodes.push(n4);
       await untilView(n4, (c) => c.members.length === 4 && c.auth_dial_failures >= 6, "redials");
+      assert.match(n4.output(), /cluster secret file ".+" is readable by others \(mode 0644\)/);
+      assert.doesNotMatch(n1.output(), /readable by others/);
       await untilView(n1, (c) => c.auth_failures >= 2, "n1 refuses n4");
       await waitOutput(
         n4,
