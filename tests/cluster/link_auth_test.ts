@@ -169,7 +169,7 @@ Deno.test("no handshake, another node named, a line too long: refused, counted, 
   assert.match(logs[0], /no handshake, another line first/);
 });
 
-Deno.test("the secret: from a file or RELAYR_CLUSTER_SECRET, trimmed; short or both refused, never quoted", () => {
+Deno.test("the secret: from a file (flag, env, --config) or RELAYR_CLUSTER_SECRET, trimmed; short or both refused, never quoted", () => {
   const base = ["--cluster-etcd", "http://127.0.0.1:2379", "--node-id", "n1"];
   const args = [...base, "--cluster-listen", "127.0.0.1:0"];
   const files: Record<string, string> = { "/s": SECRET + "\n", "/short": "tooshort\n" };
@@ -188,6 +188,8 @@ Deno.test("the secret: from a file or RELAYR_CLUSTER_SECRET, trimmed; short or b
     dec.decode(load([], { RELAYR_CLUSTER_SECRET_FILE: "/s" }).clusterSecret),
     SECRET,
   );
+  files["/c.json"] = JSON.stringify({ "cluster-secret-file": "/s" });
+  assert.equal(dec.decode(load(["--config", "/c.json"]).clusterSecret), SECRET);
   assert.equal(load([]).clusterSecret, undefined);
   const refused = (extra: string[], env: Record<string, string>, re: RegExp) => {
     assert.throws(() => load(extra, env), (e: Error) => {
