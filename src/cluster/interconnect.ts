@@ -21,6 +21,8 @@
  */
 import type { TopicInterest } from "../broker/mod.ts";
 import {
+  CLUSTER_FIRST_LINE_TIMEOUT_MS,
+  CLUSTER_INBOUND_PENDING_MAX,
   CLUSTER_LINK_PENDING_BYTES_MAX,
   CLUSTER_LINK_REDIAL_MS,
   CLUSTER_PEER_PATTERNS_MAX,
@@ -127,6 +129,10 @@ export class Interconnect implements TopicInterest {
   #local = new Map<string, number>();
   #peers = new Map<string, Peer>();
   #inbound = new Set<Conn>();
+  /** Inbound connections before their first line (see `CLUSTER_INBOUND_PENDING_MAX`). */
+  #pending = 0;
+  /** Inbound connections closed at once because `CLUSTER_INBOUND_PENDING_MAX` were pending. */
+  #refusedPending = 0;
   /** The read loops of open links (each removes itself when its link ends). */
   #reading = new Set<Promise<void>>();
   #accepting: Promise<void>;
@@ -137,6 +143,11 @@ export class Interconnect implements TopicInterest {
   constructor(options: InterconnectOptions) {
     this.#o = options;
     this.#accepting = this.#accept();
+  }
+
+  /** Inbound connections that have not sent their first line yet. */
+  get pendingInbound(): number {
+    return this.#pending;
   }
 
   /** The bound port of `--cluster-listen`. */
@@ -206,8 +217,12 @@ export class Interconnect implements TopicInterest {
   }
 
   /** Messages written to peers and read from them since the start (over every link, past ones too). */
-  totals(): { forwarded: number; received: number } {
-    return { forwarded: this.#forwarded, received: this.#received };
+  totals(): { forwarded: number; received: number; inboundRefused: number } {
+    return {
+      forwarded: this.#forwarded,
+      received: this.#received,
+      inboundRefused: this.#refusedPending,
+    };
   }
 
   /** The links, for `/api/cluster`. */
@@ -349,8 +364,36 @@ export class Interconnect implements TopicInterest {
         continue;
       }
       if (conn === undefined) return;
+      if (this.#pending >= CLUSTER_INBOUND_PENDING_MAX) {
+        this.#refusedPending++;
+        conn.close(); // a flood of connections that do not speak: the port stays usable for peers
+        continue;
+      }
       this.#inbound.add(conn);
       this.#track(this.#read(conn));
+    }
+  }
+
+  /**
+   * The first line of an inbound connection (after the handshake, with a secret), within
+   * `CLUSTER_FIRST_LINE_TIMEOUT_MS`; counted among the `CLUSTER_INBOUND_PENDING_MAX` until then.
+   */
+  async #firstLine(conn: Conn): Promise<FirstLine | undefined> {
+    this.#pending++;
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      conn.close();
+    }, CLUSTER_FIRST_LINE_TIMEOUT_MS);
+    try {
+      const first = await (this.#o.firstLine ?? firstLine)(conn);
+      return late ? undefined : first;
+    } catch (e) {
+      if (late) return undefined;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.#pending--;
     }
   }
 
@@ -360,7 +403,7 @@ export class Interconnect implements TopicInterest {
     let peer: Peer | undefined;
     let handedOn = false;
     try {
-      const first = await (this.#o.firstLine ?? firstLine)(conn);
+      const first = await this.#firstLine(conn);
       if (first === undefined) return;
       const [op, node] = first.line.split(" ");
       if (op === "PROXY" && node !== undefined && this.#o.proxy !== undefined) {

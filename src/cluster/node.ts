@@ -84,6 +84,11 @@ export interface ClusterStats {
   link_authenticated: boolean;
   /** Connections on the cluster port whose handshake failed since the start. */
   auth_failures: number;
+  /**
+   * Connections on the cluster port closed on arrival because `CLUSTER_INBOUND_PENDING_MAX` others
+   * had not yet sent their first line.
+   */
+  inbound_refused: number;
   /** Our dials to peers whose handshake failed since the start. */
   auth_dial_failures: number;
   /** Leaderships this node holds now. */
@@ -128,7 +133,7 @@ export interface ClusterNodeOptions {
   /** The inter-node links, for the stats. */
   readonly links?: () => LinkStats[];
   /** The link's message counters, for the stats. */
-  readonly linkTotals?: () => { forwarded: number; received: number };
+  readonly linkTotals?: () => { forwarded: number; received: number; inboundRefused: number };
   /** Queue commands forwarded to other nodes' leaders, for the stats. */
   readonly forwardedCommands?: () => number;
   /** The link handshake's failures, for the stats (absent: no cluster secret). */
@@ -288,6 +293,7 @@ export class ClusterNode {
       links: o.links?.() ?? [],
       forwarded_msgs: o.linkTotals?.().forwarded ?? 0,
       received_msgs: o.linkTotals?.().received ?? 0,
+      inbound_refused: o.linkTotals?.().inboundRefused ?? 0,
       forwarded_commands: o.forwardedCommands?.() ?? 0,
       link_authenticated: o.auth !== undefined,
       ...(o.auth?.() ?? { auth_failures: 0, auth_dial_failures: 0 }),

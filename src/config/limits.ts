@@ -317,6 +317,13 @@ export const CLUSTER_RESUBSCRIBE_MS_MAX = 60_000;
 export const CLUSTER_RESUBSCRIBE_RETRY_MS = 250;
 /** Bytes of the first line a cluster-port connection must send (`HELLO`/`PROXY <node-id>`). */
 export const CLUSTER_FIRST_LINE_BYTES_MAX = 128;
+/**
+ * Cluster-port connections that have not yet sent their first line (or finished the handshake) at
+ * once; more are closed as they come, so connections that never speak cannot hold the port.
+ */
+export const CLUSTER_INBOUND_PENDING_MAX = 64;
+/** Time a cluster-port connection has to send its first line (after the handshake, if any). */
+export const CLUSTER_FIRST_LINE_TIMEOUT_MS = 5_000;
 
 // Authentication of the inter-node link (src/cluster/link_auth.ts, docs/CLUSTERING.md).
 /** Fewest bytes of a cluster secret: 256 bits, so it cannot be guessed. */

@@ -265,6 +265,12 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     c.auth_failures,
   );
   e.single(
+    "relayr_cluster_inbound_refused_total",
+    "counter",
+    "Connections on the cluster port closed on arrival: too many others had not sent their first line",
+    c.inbound_refused,
+  );
+  e.single(
     "relayr_cluster_lease_losses_total",
     "counter",
     "Times this node found its lease expired and registered again",
