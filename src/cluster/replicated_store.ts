@@ -8,7 +8,7 @@
  * true) covers the majority of the tick's removals. On a node that does not
  * lead the queue, the queue hands out nothing (`take` finds nothing) and
  * refuses writes with `NOT_LEADER` or `UNAVAILABLE`; its copy is kept by
- * replication.ts from the leader's records.
+ * repl_follower.ts from the leader's records.
  *
  * Topics' logs and state (declared topics, bindings) are not queues: they go
  * to the inner store as they are (not replicated, docs/CLUSTERING.md).
@@ -117,7 +117,7 @@ export class ReplicatedQueueStore implements QueueStore {
   tickBatch: Batch | undefined;
   /** The local store's promise of this tick's records (`--fsync always`): the leader's state waits for it. */
   tickLocal: Promise<void> | undefined;
-  /** Frames of this tick for the followers (replication.ts sends them at the tick's end). */
+  /** Frames of this tick for the followers (repl_leader.ts sends them at the tick's end). */
   frames: FrameWriter | undefined;
   /** Publishes waiting for this node to claim or recover the queue. */
   readonly held: Held[] = [];
