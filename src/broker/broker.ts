@@ -144,6 +144,35 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#dedup.duplicate;
   }
 
+  /**
+   * After `publishDeferred` returned an id: the store's promise that id waits
+   * for (a replicated store's majority, `--fsync always`), or undefined when
+   * it is stored already. Many publishes of one tick share one promise, so a
+   * connection answers them together instead of one promise per message.
+   */
+  durable: Promise<void> | undefined = undefined;
+  #defer = false;
+
+  /**
+   * `publishFrom`, but a queue publish (without `dedup_id`) that waits for its
+   * store returns its id at once and leaves the wait in `durable`; the caller
+   * answers `STORE_FAILED` (`storeFailed`) itself when that rejects.
+   */
+  publishDeferred(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    this.#defer = true;
+    try {
+      return this.publishFrom(dest, buf, off, len, o);
+    } finally {
+      this.#defer = false;
+    }
+  }
+
   /** Where the server learns the due time to wake up at for scheduled messages (see `Scheduler.onDue`). */
   set onDue(fn: ((at: number) => void) | undefined) {
     this.#scheduler.onDue = fn;
@@ -186,6 +215,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     o: PubOptions | undefined,
   ): number | Promise<number> {
     this.#dedup.duplicate = false;
+    this.durable = undefined;
     if (dest.charCodeAt(0) === 0x74 /* t */) {
       const r = o !== undefined && (o.dedupId !== undefined || o.delayMs !== 0 || o.deliverAt !== 0)
         ? this.#publishTopicWith(dest, buf, off, len, o)
@@ -294,6 +324,10 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     // Still waiting for a consumer (or its time): it may wait long, so it must not pin the read chunk.
     if (msg.state === MessageState.READY || msg.state === MessageState.DELAYED) msg.retain();
     else if (msg.buf === buf) this.#pinned = true; // in flight: it points into buf until settled
+    if (durable !== undefined && this.#defer && o?.dedupId === undefined) {
+      this.durable = durable;
+      return msg.id;
+    }
     const r = durable === undefined ? msg.id : durable.then(() => msg.id, (e) => {
       throw storeFailed(e);
     });

@@ -62,6 +62,18 @@ export class IdMap<V> {
     }
   }
 
+  /** Whether `id` is in. */
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** The values, in no order (a copy: the map may change while it is read). */
+  values(): V[] {
+    const out: V[] = [];
+    for (const v of this.#vals) if (v !== undefined) out.push(v);
+    return out;
+  }
+
   /** Sets the value of `id` (`v` is never undefined). */
   set(id: number, v: V): void {
     if (2 * (this.#size + 1) > this.#mask + 1) {

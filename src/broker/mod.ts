@@ -10,7 +10,13 @@ export { Broker } from "./broker.ts";
 export { type ReplyWait, Subscription, type SubscriptionOptions } from "./subscription.ts";
 export { Delivery, InFlight } from "./inflight.ts";
 export { IdMap } from "./id_map.ts";
-export { BrokerError, type BrokerOptions, type Client, type TopicInterest } from "./types.ts";
+export {
+  BrokerError,
+  type BrokerOptions,
+  type Client,
+  storeFailed,
+  type TopicInterest,
+} from "./types.ts";
 export type * from "./stats.ts";
 export { page } from "./stats.ts";
 export { LATENCY_BUCKETS_S } from "./latency.ts";

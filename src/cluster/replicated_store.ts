@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { BrokerError } from "../broker/mod.ts";
+import { BrokerError, IdMap } from "../broker/mod.ts";
 import {
   type Message,
   MessageState,
@@ -93,8 +93,12 @@ export class ReplicatedQueueStore implements QueueStore {
   readonly name: string;
   /** The node's own store of the queue (memory or log): where its copy lives. */
   readonly inner: QueueStore;
-  /** Every live message by id: a follower applies removals by id, a leader snapshots from it. */
-  readonly index = new Map<number, Message>();
+  /**
+   * Every live message by id: a follower applies removals by id, a leader
+   * snapshots from it. An `IdMap`: a `Map` boxed each id (ids are over 2^31),
+   * one heap number per record on the leader and on every follower.
+   */
+  readonly index = new IdMap<Message>();
   role: Role = "none";
   /** The leadership epoch while leading or recovering. */
   epoch = 0;
@@ -235,10 +239,10 @@ export class ReplicatedQueueStore implements QueueStore {
   purge(): number {
     if (this.role !== "leader") throw this.#host.refusal(this);
     const n = this.inner.purge();
-    for (const [id, m] of this.index) {
+    for (const m of this.index.values()) {
       if (m.state !== MessageState.DONE) continue;
-      this.index.delete(id);
-      this.#host.del(this, id);
+      this.index.delete(m.id);
+      this.#host.del(this, m.id);
     }
     return n;
   }
@@ -266,10 +270,10 @@ export class ReplicatedQueueStore implements QueueStore {
     return this.inner.messages();
   }
 
-  /** Live messages, pruning the index of the ones that left by expiry. */
+  /** Live messages in id order (publish order), pruning the index of the ones that left by expiry. */
   *live(): IterableIterator<Message> {
-    for (const [id, m] of this.index) {
-      if (m.state === MessageState.DONE) this.index.delete(id);
+    for (const m of this.index.values().sort((a, b) => a.id - b.id)) {
+      if (m.state === MessageState.DONE) this.index.delete(m.id);
       else yield m;
     }
   }
@@ -298,9 +302,9 @@ export class ReplicatedQueueStore implements QueueStore {
   applySnapshot(): void {
     const staged = this.staging ?? new Map<number, Message>();
     this.staging = undefined;
-    for (const [id, m] of this.index) {
-      if (staged.has(id)) continue;
-      this.index.delete(id);
+    for (const m of this.index.values()) {
+      if (staged.has(m.id)) continue;
+      this.index.delete(m.id);
       if (m.state !== MessageState.DONE) this.inner.remove(m, "purged");
     }
     for (const m of staged.values()) this.applyPub(m);

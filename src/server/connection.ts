@@ -438,11 +438,13 @@ export class Connection implements Client {
     if (this.#router?.pub(f) === true) return; // forwarded to the queue's leader
     let r: number | Promise<number>;
     try {
-      r = this.#broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
+      r = this.#broker.publishDeferred(f.dest, f.buf, f.off, f.len, f.options);
     } catch (e) {
       return this.#replies.brokerError(e);
     }
-    this.#replies.published(r, this.#broker.duplicate);
+    const durable = this.#broker.durable;
+    if (durable !== undefined) this.#replies.publishedWhen(durable, r as number);
+    else this.#replies.published(r, this.#broker.duplicate);
   }
 
   /** Whether its user may do `action` to `dest`; if not, answers `ERR PERMISSION_DENIED`. */

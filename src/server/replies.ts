@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { BrokerError, type ReplyWait } from "../broker/mod.ts";
+import { BrokerError, type ReplyWait, storeFailed } from "../broker/mod.ts";
 import { ascii, errFrame, type ErrorCode, OK } from "../protocol/mod.ts";
 import type { Outbound } from "./outbound.ts";
 
@@ -22,6 +22,12 @@ export interface Held {
   readonly verbose: boolean;
 }
 
+/** The `OK msg_id:<id>` replies of publishes that wait for one store promise (one tick's). */
+interface Group extends Held {
+  readonly wait: Promise<void>;
+  readonly ids: number[];
+}
+
 const EMPTY = new Uint8Array(0);
 
 /** The reply side of one connection. */
@@ -32,6 +38,8 @@ export class Replies {
   /** Replies waiting, oldest at `#head` (those before it are sent). */
   #held: Held[] = [];
   #head = 0;
+  /** The newest group of publishes waiting for one store promise (`publishedWhen`). */
+  #group: Group | undefined;
 
   constructor(out: Outbound) {
     this.#out = out;
@@ -83,6 +91,40 @@ export class Replies {
         slot.bytes = e instanceof BrokerError
           ? errFrame(e.code, e.message)
           : errFrame("STORE_FAILED", String(e)),
+    ).then(this.#release);
+  }
+
+  /**
+   * `OK msg_id:<id>` once `stored` settles (`ERR` if it fails). The publishes
+   * of one tick wait for one promise: they join one held reply, answered
+   * with one callback, not a promise and a slot per message.
+   */
+  publishedWhen(stored: Promise<void>, id: number): void {
+    const g = this.#group;
+    if (
+      g !== undefined && g.wait === stored && g.bytes === undefined &&
+      g.verbose === this.verbose && this.#held[this.#held.length - 1] === g
+    ) {
+      g.ids.push(id);
+      return;
+    }
+    const group: Group = { bytes: undefined, verbose: this.verbose, wait: stored, ids: [id] };
+    this.#held.push(group);
+    this.#group = group;
+    stored.then(
+      () => {
+        if (!group.verbose) return void (group.bytes = EMPTY);
+        let s = "";
+        for (const id of group.ids) s += `OK msg_id:${id}\r\n`;
+        group.bytes = ascii(s);
+      },
+      (e) => {
+        const err = storeFailed(e);
+        const one = errFrame(err.code, err.message);
+        const all = new Uint8Array(one.length * group.ids.length);
+        for (let i = 0; i < group.ids.length; i++) all.set(one, i * one.length);
+        group.bytes = all;
+      },
     ).then(this.#release);
   }
 
@@ -152,6 +194,7 @@ export class Replies {
     if (i === held.length) {
       held.length = 0;
       this.#head = 0;
+      this.#group = undefined;
     } else if (i >= 1024 && 2 * i >= held.length) {
       // Dropped in bulk, not one splice per answer: thousands of forwarded commands may wait.
       held.splice(0, i);

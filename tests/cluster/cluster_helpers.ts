@@ -13,14 +13,18 @@ export interface Node extends ServerProcess {
   readonly id: string;
 }
 
-/** Starts `relayr serve` as node `id` of the cluster on `etcdUrl` (under Bun with `bun`). */
+/**
+ * Starts `relayr serve` as node `id` of the cluster on `etcdUrl` (under Bun
+ * with `bun`); `denoFlags` go to `deno run` (a bench's `--inspect`).
+ */
 export async function startNode(
   etcdUrl: string,
   id: string,
   extra: string[] = [],
   bun = false,
+  denoFlags: string[] = [],
 ): Promise<Node> {
-  const [cmd, ...run] = bun ? ["bun", MAIN] : [Deno.execPath(), "run", "-A", MAIN];
+  const [cmd, ...run] = bun ? ["bun", MAIN] : [Deno.execPath(), "run", ...denoFlags, "-A", MAIN];
   const p = await startServerProcess(cmd, [
     ...run,
     "serve",
