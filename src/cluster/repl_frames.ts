@@ -142,6 +142,23 @@ const OPS_LINE: Record<string, number> = {
 /** Reads frames out of the bytes of one replication connection. */
 export class ReplParser {
   #pending: Uint8Array = new Uint8Array(0);
+  /** The last queue name read, and its bytes: a connection's records mostly name one queue. */
+  #queue = "";
+  #queueBytes = new Uint8Array(0);
+
+  /** The queue name in `buf[from, to)`, checked (its string made once per change of queue). */
+  #queueAt(buf: Uint8Array, from: number, to: number, pos: number, end: number): string {
+    const known = this.#queueBytes;
+    if (to - from === known.length) {
+      let i = 0;
+      while (i < known.length && buf[from + i] === known[i]) i++;
+      if (i === known.length) return this.#queue;
+    }
+    const line = decoder.decode(buf.subarray(pos, end));
+    this.#queue = queueArg(decoder.decode(buf.subarray(from, to)), line);
+    this.#queueBytes = buf.slice(from, to);
+    return this.#queue;
+  }
 
   /** Adds `chunk` and returns the complete frames. Throws `ReplProtocolError`. */
   push(chunk: Uint8Array): ReplFrame[] {
@@ -162,33 +179,43 @@ export class ReplParser {
         break;
       }
       const end = nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl;
-      const line = decoder.decode(buf.subarray(pos, end));
-      const parts = line.split(" ");
-      const op = parts[0];
-      if (op === "PUB") {
-        if (parts.length !== 5) throw bad(line);
-        const [queue, epoch, lsn, bytes] = [
-          queueArg(parts[1], line),
-          num(parts[2], line),
-          num(parts[3], line),
-          num(parts[4], line),
-        ];
+      if (
+        buf[pos] === 0x50 && buf[pos + 1] === 0x55 && buf[pos + 2] === 0x42 && buf[pos + 3] === 32
+      ) {
+        // PUB <queue> <epoch> <lsn> <bytes>: read from the bytes, no line string or split per record.
+        const q0 = pos + 4;
+        const q1 = spaceAt(buf, q0, end);
+        const e1 = spaceAt(buf, q1 + 1, end);
+        const l1 = spaceAt(buf, e1 + 1, end);
+        const epoch = numAt(buf, q1 + 1, e1);
+        const lsn = numAt(buf, e1 + 1, l1);
+        const bytes = numAt(buf, l1 + 1, end);
+        if (q1 === q0 || epoch < 0 || lsn < 0 || bytes < 0) {
+          throw bad(decoder.decode(buf.subarray(pos, end)));
+        }
+        const queue = this.#queueAt(buf, q0, q1, pos, end);
         if (bytes > CLUSTER_REPL_FRAME_BYTES_MAX) {
           throw new ReplProtocolError("PUB over CLUSTER_REPL_FRAME_BYTES_MAX");
         }
         const body = nl + 1;
         if (buf.length < body + bytes + 2) break; // the record is still coming
-        if (buf[body + bytes] !== 13 || buf[body + bytes + 1] !== 10) throw bad(line);
+        if (buf[body + bytes] !== 13 || buf[body + bytes + 1] !== 10) {
+          throw bad(decoder.decode(buf.subarray(pos, end)));
+        }
         const r = format.readRecord(buf.subarray(body, body + bytes), 0, queue);
         if (!r.ok || r.next !== bytes || r.record.type !== format.RecordType.COPY) {
           throw new ReplProtocolError(
             `bad PUB record for ${queue}: ${r.ok ? "not one COPY record" : r.error}`,
           );
         }
-        frames.push({ op, queue, epoch, lsn, msg: r.record.msg });
+        frames.push({ op: "PUB", queue, epoch, lsn, msg: r.record.msg });
         pos = body + bytes + 2;
         continue;
       }
+      const line = decoder.decode(buf.subarray(pos, end));
+      const parts = line.split(" ");
+      const op = parts[0];
+      if (op === "PUB") throw bad(line);
       const n = OPS_LINE[op];
       if (n === undefined || parts.length !== n + 1) throw bad(line);
       frames.push(lineFrame(op, parts, line));
@@ -235,6 +262,25 @@ function lineFrame(op: string, p: string[], line: string): ReplFrame {
 
 function bad(line: string): ReplProtocolError {
   return new ReplProtocolError(`bad frame ${JSON.stringify(line.slice(0, 64))}`);
+}
+
+/** Where the next space is in `buf[from, end)`, or `end`. */
+function spaceAt(buf: Uint8Array, from: number, end: number): number {
+  let i = from;
+  while (i < end && buf[i] !== 32) i++;
+  return i;
+}
+
+/** The non-negative safe integer in decimal in `buf[from, to)`, or -1. */
+function numAt(buf: Uint8Array, from: number, to: number): number {
+  if (to <= from || to - from > 16) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return Number.isSafeInteger(n) ? n : -1;
 }
 
 /** A non-negative safe integer in decimal, or the frame is bad. */
