@@ -170,6 +170,9 @@ export function reshape(c: ReplCore, q: ReplicatedQueueStore): void {
     if (q.oldSet === old) {
       q.set = old;
       q.oldSet = undefined;
+      // Out of the set it gets no records: when it joins again it starts from a new snapshot
+      // (else its join waited for a snapshot never sent, and the set kept the member that left).
+      c.followers.get(set[set.length - 1])?.synced.delete(q);
     }
   });
 }
