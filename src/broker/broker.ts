@@ -622,6 +622,17 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#declared.deleteDurable(topicName(topic), durable);
   }
 
+  /**
+   * (cluster) This node no longer leads `queue`: each client consuming it
+   * here is told (`Client.leaderChanged`), so that it reconnects and
+   * resubscribes where the new leader is reached.
+   */
+  leaderLost(queue: string, detail: string): void {
+    const q = this.#qs.map.get(queue);
+    if (q === undefined) return;
+    for (const c of q.consumers) c.client.leaderChanged?.(detail);
+  }
+
   /** Makes every later message id larger than `id` (a queue taken over from another node). */
   raiseIds(id: number): void {
     this.#ids.raise(id);

@@ -24,6 +24,13 @@ export interface Client {
   sendMsg(head: Uint8Array, msg: Message, delivery: number): void;
   /** Asks the connection to close as a slow consumer (after the current batch). */
   slowConsumer(detail: string): void;
+  /**
+   * (cluster) This node stopped leading a queue the client consumes: the
+   * connection closes with `LEADER_CHANGED`, so that its client reconnects
+   * and its subscription reaches the new leader. Absent: a peer's proxy,
+   * which follows the leader itself.
+   */
+  leaderChanged?(detail: string): void;
   /** Notes a message delivered without explicit acks, so that its ACK is a harmless no-op. */
   delivered(id: number): void;
   /**

@@ -459,6 +459,23 @@ export class SlowConsumerError extends BrokerReplyError {
   }
 }
 
+/**
+ * `LEADER_CHANGED` (fatal, cluster): the node no longer leads a queue this
+ * connection consumed; the client reconnects and its subscriptions reach
+ * the new leader.
+ */
+export class LeaderChangedError extends BrokerReplyError {
+  /**
+   * Makes the error from the broker's text.
+   *
+   * @param text the human-readable text after the code on the `ERR` line
+   */
+  constructor(text = "") {
+    super("LEADER_CHANGED", text);
+    this.name = "LeaderChangedError";
+  }
+}
+
 /** `STALE_CONNECTION` (fatal): the peer did not answer PINGs. */
 export class StaleConnectionError extends BrokerReplyError {
   /**
@@ -582,6 +599,7 @@ export const BROKER_ERRORS: Readonly<Record<string, new (text?: string) => Broke
   TOO_MANY_CONNECTIONS: TooManyConnectionsError,
   SHUTTING_DOWN: ShuttingDownError,
   ADMIN_CLOSED: AdminClosedError,
+  LEADER_CHANGED: LeaderChangedError,
 } satisfies Record<ErrorCode, new (text?: string) => BrokerReplyError>;
 
 /**
@@ -598,6 +616,7 @@ export const UNSOLICITED_CODES: ReadonlySet<string> = new Set(
     "AUTH_TIMEOUT",
     "AUTH_REVOKED",
     "ADMIN_CLOSED",
+    "LEADER_CHANGED",
   ] satisfies ErrorCode[],
 );
 

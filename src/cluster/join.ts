@@ -95,6 +95,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
         broker.tick();
         broker.queues.get(queue)?.dispatch();
       },
+      deposed: (queue, why) => broker.leaderLost(queue, `no longer the leader of ${queue}: ${why}`),
       used: (queue) => broker.queues.has(queue),
       claimSoon: () => made.node?.claimSoon(),
       log: (level, message) => log[level](message),

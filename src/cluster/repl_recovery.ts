@@ -174,6 +174,7 @@ export function stepDown(c: ReplCore, q: ReplicatedQueueStore, why: string): voi
   q.joining = undefined;
   c.recoveries.delete(q.name);
   for (const f of c.followers.values()) f.synced.delete(q);
+  c.o.deposed?.(q.name, why);
 }
 
 /** One message of a snapshot being received (applied at its `DONE`). */

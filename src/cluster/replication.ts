@@ -77,6 +77,8 @@ export interface ReplicationOptions {
   readonly putSet: (queue: string, epoch: number, value: string) => Promise<boolean>;
   /** A queue became servable here: the broker delivers its messages (raises its ids first). */
   readonly serving: (queue: string, maxId: number) => void;
+  /** This node stopped serving `queue` (deposed): its local consumers are told. */
+  readonly deposed?: (queue: string, why: string) => void;
   /** Whether the broker still uses a queue (an empty unused copy is forgotten). */
   readonly used: (queue: string) => boolean;
   /** A publish waits for this node to claim a queue: claim now rather than at the next interval. */

@@ -54,6 +54,7 @@ export function statusOf(code: GrpcErrorCode): status {
     case "NOT_LEADER":
     case "UNAVAILABLE":
     case "STALE_CONNECTION":
+    case "LEADER_CHANGED":
       return status.UNAVAILABLE;
     case "ADMIN_CLOSED": // an operator ended the stream's connection: not the call's fault
       return status.ABORTED;

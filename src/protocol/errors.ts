@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   TOO_MANY_CONNECTIONS: true,
   SHUTTING_DOWN: true,
   ADMIN_CLOSED: true,
+  LEADER_CHANGED: true,
 } as const;
 
 /** One `ERR` code. */

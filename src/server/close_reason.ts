@@ -29,6 +29,8 @@ export const CloseReason = {
   AUTH_REVOKED: "AUTH_REVOKED",
   /** Closed by an operator through the admin API or CLI. */
   ADMIN_CLOSED: "ADMIN_CLOSED",
+  /** (cluster) The node stopped leading a queue the connection consumed: it reconnects to reach the new leader. */
+  LEADER_CHANGED: "LEADER_CHANGED",
   /** A bug in the server while handling this connection; logged as an error. */
   INTERNAL_ERROR: "INTERNAL_ERROR",
 } as const;
@@ -58,6 +60,8 @@ export function closeCode(reason: CloseReason): ErrorCode | undefined {
       return "TOO_MANY_CONNECTIONS";
     case CloseReason.SERVER_SHUTDOWN:
       return "SHUTTING_DOWN";
+    case CloseReason.LEADER_CHANGED:
+      return "LEADER_CHANGED";
     case CloseReason.AUTH_FAILED:
     case CloseReason.AUTH_TIMEOUT:
     case CloseReason.AUTH_REVOKED:

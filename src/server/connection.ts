@@ -367,6 +367,10 @@ export class Connection implements Client {
     queueMicrotask(() => this.close(CloseReason.SLOW_CONSUMER, detail));
   }
 
+  leaderChanged(detail: string): void {
+    queueMicrotask(() => this.close(CloseReason.LEADER_CHANGED, detail));
+  }
+
   /** Remembers a message delivered without explicit acks (its ACK is then a no-op). */
   delivered(id: number): void {
     this.#settle.delivered(id);
