@@ -16,7 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import { startServerProcess } from "../tests/child.ts";
-import { type Node, startNode } from "../tests/cluster/cluster_helpers.ts";
+import { type Node, serveArgs, startNode } from "../tests/cluster/cluster_helpers.ts";
 import { Etcd, ETCD_MISSING, freePort } from "../tests/cluster/etcd.ts";
 import { hotspots, Profiler } from "./profile.ts";
 import { leaderOf, publishRetry } from "../tests/cluster/repl_helpers.ts";
@@ -91,14 +91,7 @@ const others: StartNode | undefined = against === undefined
       `${against}/deno.json`,
       "-A",
       `${against}/main.ts`,
-      "serve",
-      "--cluster-etcd",
-      etcdUrl,
-      "--node-id",
-      id,
-      "--cluster-listen",
-      "127.0.0.1:0",
-      ...extra,
+      ...serveArgs(etcdUrl, id, extra),
     ]);
     return Object.assign(p, { id });
   };

@@ -25,8 +25,13 @@ export async function startNode(
   denoFlags: string[] = [],
 ): Promise<Node> {
   const [cmd, ...run] = bun ? ["bun", MAIN] : [Deno.execPath(), "run", ...denoFlags, "-A", MAIN];
-  const p = await startServerProcess(cmd, [
-    ...run,
+  const p = await startServerProcess(cmd, [...run, ...serveArgs(etcdUrl, id, extra)]);
+  return Object.assign(p, { id });
+}
+
+/** The arguments after the main module that make node `id` of the cluster on `etcdUrl`. */
+export function serveArgs(etcdUrl: string, id: string, extra: string[]): string[] {
+  return [
     "serve",
     "--cluster-etcd",
     etcdUrl,
@@ -35,8 +40,7 @@ export async function startNode(
     "--cluster-listen",
     "127.0.0.1:0",
     ...extra,
-  ]);
-  return Object.assign(p, { id });
+  ];
 }
 
 /** The node's `/api/cluster`. */
