@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { parseExposition, value } from "../prometheus.ts";
+import { connect } from "../../src/client/mod.ts";
 import { expectLine, RawClient, type ServerFrame } from "../helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 import {
@@ -484,5 +485,31 @@ Deno.test({
       }
       await untilQueue(n1, "queue:a", (q) => q.acked === pairs + 1 && q.inflight === 0, "a acked");
       await untilQueue(n3, "queue:b", (q) => q.acked === pairs + 1 && q.inflight === 0, "b acked");
+    }),
+});
+
+Deno.test({
+  name: "cluster queues: a WebSocket client is forwarded like a TCP one (the same connection code)",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withThreeNodes(async ([n1, n2, n3], client) => {
+      await publishOn(n1, "queue:ws", "t-0");
+      await untilView(n3, (c) => leaderIn(c, "queue:ws")?.node === "n1", "n3 sees n1 lead");
+      // The SDK over ws:// to n3, which does not lead the queue: its publish goes to n1.
+      const ws = await connect(`ws://127.0.0.1:${n3.httpPort}/ws`, { reconnect: false });
+      try {
+        const id = await ws.publish("queue:ws", "w-1");
+        assert.match(id, /^\d+$/, "the leader's OK, with its id");
+      } finally {
+        await ws.close();
+      }
+      // A TCP consumer on n2 gets both, in publish order, from the leader.
+      const c = await client(n2);
+      await c.send("SUB queue:ws sub_id:s\r\n");
+      assert.equal(await c.line(10_000), "OK");
+      const got = (await c.msgs(2, 10_000)).map((f) => decoder.decode(f.payload));
+      assert.deepEqual(got, ["t-0", "w-1"]);
+      const stats = await untilView(n3, (s) => s.forwarded_commands > 0, "n3 forwarded");
+      assert.ok(stats.forwarded_commands >= 1);
     }),
 });
