@@ -1,5 +1,5 @@
 /**
- * The Relayr client SDK for Deno and Bun.
+ * The Relayr client SDK: one API over TCP and WebSocket, on the server runtimes and in the browser.
  *
  * ```ts ignore
  * import { connect } from "@relayr/relayr/client";
