@@ -61,7 +61,8 @@ basicConstraints=CA:FALSE
 extendedKeyUsage=clientAuth
 `;
 
-async function openssl(dir: string, args: string[]): Promise<void> {
+/** Runs `openssl` in `dir`; throws with its stderr when it fails. */
+export async function openssl(dir: string, args: string[]): Promise<void> {
   const out = await new Deno.Command("openssl", {
     args,
     cwd: dir,
@@ -74,7 +75,8 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   }
 }
 
-const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+/** `openssl req` flags for a fresh P-256 key, unencrypted. */
+export const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
 
 /** Makes the certificates in a fresh temporary directory. */
 export async function makeCerts(): Promise<TestCerts> {

@@ -11,6 +11,7 @@ import {
   type Cluster,
   type ClusterNode,
   joinCluster,
+  LinkTls,
   replicatedStore,
   splitHostPort,
 } from "./cluster/mod.ts";
@@ -19,13 +20,21 @@ import {
   type Config,
   ConfigError,
   loadConfig,
+  readClusterTls,
   readTls,
   serveHelp,
+  sharesCertificate,
 } from "./config/mod.ts";
 import type { GrpcFront } from "./grpc/mod.ts";
 import type { Monitoring } from "./http/mod.ts";
 import { logger, setupLogging } from "./log/mod.ts";
-import { checkTlsFiles, type Conn, type Runtime, systemClock } from "./runtime/mod.ts";
+import {
+  checkLinkCert,
+  checkTlsFiles,
+  type Conn,
+  type Runtime,
+  systemClock,
+} from "./runtime/mod.ts";
 import { Server } from "./server/mod.ts";
 import { LogStore, type Store } from "./storage/mod.ts";
 import { VERSION } from "./version.ts";
@@ -75,6 +84,11 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   const log = logger("server");
   // Read and checked before anything binds: a bad file is one line, exit 2.
   config.tls ??= readTls(config, tlsSources(runtime));
+  config.clusterTls ??= readClusterTls(config, {
+    readFile: (p) => runtime.readTextFile(p),
+    check: checkTlsFiles,
+    checkLink: checkLinkCert,
+  });
   const grpcPort = grpcPortOf(config, runtime);
   checkGrpcTls(grpcPort, config, runtime);
   // Checked before anything opens, so a bad origin list leaves nothing to close.
@@ -222,14 +236,27 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
 /**
  * Deny wins: with clients authenticated, an open cluster port would let
  * anyone past it (a PROXY connection is a fully trusted client), so a node
- * with client authentication joins a cluster only with a cluster secret.
+ * with client authentication joins a cluster only with link authentication:
+ * a cluster secret, or mutual TLS (each peer proves a key certified by the
+ * cluster CA). A cluster CA that also certifies clients (`--tls-ca`) would
+ * let any client in as a node: refused, unless a secret is needed too.
  */
 function checkClusterSecret(config: Config, clientAuth: boolean): void {
   if (config["cluster-etcd"] === undefined || config.clusterSecret !== undefined) return;
-  if (!clientAuth) return; // joinCluster warns that the cluster port is open
+  const link = config.clusterTls;
+  if (
+    link !== undefined && config.tls?.ca !== undefined && sharesCertificate(link.ca, config.tls.ca)
+  ) {
+    throw new ConfigError(
+      "--cluster-tls-ca trusts a CA of client certificates (--tls-ca): any client could join " +
+        "as a node; give the cluster a CA of its own, or set a cluster secret too",
+    );
+  }
+  if (!clientAuth || link !== undefined) return; // joinCluster warns when the port is open
   throw new ConfigError(
     "client authentication is on but the cluster port is not: set --cluster-secret-file " +
-      `<file> (or ${CLUSTER_SECRET_ENV}) on every node, the same secret of 32+ bytes`,
+      `<file> (or ${CLUSTER_SECRET_ENV}) on every node, the same secret of 32+ bytes, ` +
+      "or mutual TLS (--cluster-tls-cert, --cluster-tls-key, --cluster-tls-ca)",
   );
 }
 
@@ -247,14 +274,19 @@ async function startCluster(
   const listen = config["cluster-listen"];
   if (config["cluster-etcd"] === undefined || listen === undefined) return undefined;
   const [hostname, port] = splitHostPort(listen);
+  const log = logger("cluster");
+  const tls = config.clusterTls &&
+    new LinkTls({ tls: config.clusterTls, log: (level, m) => log[level](m) });
   let listener;
   try {
-    listener = runtime.listen({ hostname, port });
+    listener = tls === undefined
+      ? runtime.listen({ hostname, port })
+      : await tls.listen(runtime, hostname, port);
   } catch (e) {
     throw listenFailed(e, "--cluster-listen", hostname, port);
   }
   try {
-    return await joinCluster({ config, broker, listener, hostname, runtime, proxy });
+    return await joinCluster({ config, broker, listener, hostname, runtime, proxy, linkTls: tls });
   } catch (e) {
     throw new ConfigError(`cluster: ${(e as Error).message}`);
   }

@@ -13,6 +13,7 @@ import { EtcdMeta } from "./etcd.ts";
 import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
 import { LinkAuth } from "./link_auth.ts";
+import type { LinkTls } from "./link_tls.ts";
 import { ClusterNode } from "./node.ts";
 import { ReplicatedStore } from "./replicated_store.ts";
 import { Replication } from "./replication.ts";
@@ -49,6 +50,8 @@ export interface JoinOptions {
   readonly runtime: Runtime;
   /** Serves a peer's `PROXY <node-id>` connection as a trusted client (`Server.adoptProxy`). */
   readonly proxy?: (conn: Conn, fromNode: string) => void;
+  /** The link's TLS (link_tls.ts): `listener` is its TLS listener, and dials go through it. */
+  readonly linkTls?: LinkTls;
 }
 
 /** Starts the link and the node; throws (`ClusterStartError`, or an etcd error) when it cannot join. */
@@ -75,7 +78,10 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   // With a cluster secret, every connection either way starts with the handshake (link_auth.ts).
   const secret = config.clusterSecret;
   const auth = secret && new LinkAuth({ nodeId, secret, log: (level, m) => log[level](m) });
-  const connect = (hostname: string, port: number) => runtime.connect({ hostname, port });
+  // With TLS on the link, the handshake runs inside it (link_tls.ts).
+  const tls = j.linkTls;
+  const connect = tls?.dialer((o) => runtime.connect(o)) ??
+    ((hostname: string, port: number) => runtime.connect({ hostname, port }));
   const dial = auth === undefined ? connect : auth.dialer(connect);
   const store = broker.options.store;
   // Made below; replication asks it only once the node runs.
@@ -143,6 +149,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     linkTotals: () => link.totals(),
     forwardedCommands: (): number => forwarding.forwarded,
     auth: auth && (() => auth.stats()),
+    tls: tls && (() => tls.stats()),
     replication: repl && (() => repl.stats()),
     mayClaim: repl && ((queue) => repl.mayClaim(queue)),
     onLeader: repl && ((queue, leader) => repl.leaderChanged(queue, leader)),
@@ -171,10 +178,11 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
         `(mode 0${mode.toString(8)}): chmod 600 it`,
     );
   }
-  if (auth === undefined) {
+  if (auth === undefined && tls === undefined) {
     log.warn(
       "the cluster port is open to anyone who can reach it: no cluster secret " +
-        "(--cluster-secret-file or RELAYR_CLUSTER_SECRET, docs/CLUSTERING.md)",
+        "(--cluster-secret-file or RELAYR_CLUSTER_SECRET) and no link TLS (--cluster-tls-*; " +
+        "docs/CLUSTERING.md)",
     );
   }
   const members = node.stats().members.length;

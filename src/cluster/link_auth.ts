@@ -25,13 +25,12 @@
  */
 import {
   CLUSTER_AUTH_LINE_BYTES_MAX,
-  CLUSTER_AUTH_LOG_INTERVAL_MS,
-  CLUSTER_AUTH_LOG_PEERS_MAX,
   CLUSTER_AUTH_NONCE_BYTES,
   CLUSTER_AUTH_TIMEOUT_MS,
 } from "../config/mod.ts";
 import { type Conn, hmacSha256, timingSafeEqual } from "../runtime/mod.ts";
 import { type FirstLine, firstLine, PrefixedConn, readLine } from "./first_line.ts";
+import { RefusalLog } from "./refusal_log.ts";
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -70,11 +69,11 @@ export class LinkAuth {
   readonly #o: LinkAuthOptions;
   #failures = 0;
   #dialFailures = 0;
-  /** Per peer host: when its last refusal was logged, and refusals since. */
-  #logged = new Map<string, { at: number; since: number }>();
+  readonly #refusals: RefusalLog;
 
   constructor(options: LinkAuthOptions) {
     this.#o = options;
+    this.#refusals = new RefusalLog(options.log);
   }
 
   /** The figures for `/api/cluster`. */
@@ -200,20 +199,7 @@ export class LinkAuth {
   /** Counts a failed handshake and logs it, at most once a second per peer host. */
   #refused(conn: Conn, reason: string): undefined {
     this.#failures++;
-    const addr = conn.remoteAddr;
-    const host = addr.slice(0, Math.max(0, addr.lastIndexOf(":"))) || addr;
-    const now = Date.now();
-    let l = this.#logged.get(host);
-    if (l === undefined) {
-      if (this.#logged.size >= CLUSTER_AUTH_LOG_PEERS_MAX) this.#logged.clear();
-      this.#logged.set(host, l = { at: -Infinity, since: 0 });
-    }
-    l.since++;
-    if (now - l.at < CLUSTER_AUTH_LOG_INTERVAL_MS) return undefined;
-    const more = l.since > 1 ? ` (${l.since} refusals from ${host} since the last log)` : "";
-    this.#o.log("warn", `cluster connection from ${addr} refused: ${reason}${more}`);
-    l.at = now;
-    l.since = 0;
+    this.#refusals.refused(conn.remoteAddr, reason);
     return undefined;
   }
 }

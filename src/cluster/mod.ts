@@ -28,6 +28,7 @@ export {
   type LinkAuthOptions,
   type LinkAuthStats,
 } from "./link_auth.ts";
+export { ClusterTlsError, LinkTls, type LinkTlsOptions, type LinkTlsStats } from "./link_tls.ts";
 export { Forwarding, type ForwardingOptions, type LeaderView } from "./forward.ts";
 export {
   type IdSource,

@@ -36,6 +36,7 @@ import {
 } from "../config/mod.ts";
 import type { LinkStats } from "./interconnect.ts";
 import type { LinkAuthStats } from "./link_auth.ts";
+import type { LinkTlsStats } from "./link_tls.ts";
 import type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
 import type { ReplicationStats } from "./replication.ts";
 
@@ -91,6 +92,12 @@ export interface ClusterStats {
   inbound_refused: number;
   /** Our dials to peers whose handshake failed since the start. */
   auth_dial_failures: number;
+  /** Whether the inter-node link is mutual TLS (`--cluster-tls-*`, link_tls.ts). */
+  link_tls: boolean;
+  /** Connections on the cluster port whose TLS handshake failed since the start. */
+  tls_failures: number;
+  /** Our dials to peers whose TLS handshake failed since the start. */
+  tls_dial_failures: number;
   /** Leaderships this node holds now. */
   leading: number;
   /** Elections this node won (claims that created a leader key). */
@@ -138,6 +145,8 @@ export interface ClusterNodeOptions {
   readonly forwardedCommands?: () => number;
   /** The link handshake's failures, for the stats (absent: no cluster secret). */
   readonly auth?: () => LinkAuthStats;
+  /** The link's TLS handshake failures, for the stats (absent: plain TCP). */
+  readonly tls?: () => LinkTlsStats;
   /** Replication's figures, for the stats. */
   readonly replication?: () => ReplicationStats;
   /** Whether this node may claim a leaderless queue (replication: replicas only); absent: yes. */
@@ -297,6 +306,8 @@ export class ClusterNode {
       forwarded_commands: o.forwardedCommands?.() ?? 0,
       link_authenticated: o.auth !== undefined,
       ...(o.auth?.() ?? { auth_failures: 0, auth_dial_failures: 0 }),
+      link_tls: o.tls !== undefined,
+      ...(o.tls?.() ?? { tls_failures: 0, tls_dial_failures: 0 }),
       leading,
       elections_won: this.#electionsWon,
       leader_changes: this.#leaderChanges,

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import * as L from "./limits.ts";
 import { jsonErrorText } from "./json_error.ts";
 import type { TlsConfig } from "./tls.ts";
+import type { ClusterTlsConfig } from "./cluster_tls.ts";
 import { readClusterSecret } from "./cluster_secret.ts";
 
 /** When the log is forced to the device (see docs/PERSISTENCE.md). */
@@ -283,6 +284,27 @@ export const SETTINGS = {
     default: undefined,
     help: "file (0600) holding the cluster secret, 32+ bytes (or RELAYR_CLUSTER_SECRET)",
   },
+  // TLS of the inter-node link (src/config/cluster_tls.ts, docs/CLUSTERING.md): all three or none.
+  "cluster-tls-cert": {
+    kind: "string",
+    default: undefined,
+    help: "PEM certificate of this node on the cluster port (mutual TLS, with the key and CA)",
+  },
+  "cluster-tls-key": {
+    kind: "string",
+    default: undefined,
+    help: "PEM private key of --cluster-tls-cert",
+  },
+  "cluster-tls-ca": {
+    kind: "string",
+    default: undefined,
+    help: "PEM CA bundle every node's cluster certificate must chain to",
+  },
+  "cluster-tls-server-name": {
+    kind: "string",
+    default: undefined,
+    help: "name every node's cluster certificate carries (default: the host of its address)",
+  },
   replicas: {
     kind: "int",
     default: L.CLUSTER_REPLICAS_DEFAULT,
@@ -307,6 +329,8 @@ export type Config = { -readonly [K in SettingName]: ValueOf<typeof SETTINGS[K]>
   tls?: TlsConfig;
   /** The cluster secret (cluster_secret.ts), read once at start-up; undefined: none given. */
   clusterSecret?: Uint8Array;
+  /** The link's TLS files (cluster_tls.ts), read and checked at start-up; undefined: plain TCP. */
+  clusterTls?: ClusterTlsConfig;
 };
 
 /** A configuration mistake; `main` prints it as one line and exits 2. */

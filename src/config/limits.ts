@@ -341,6 +341,12 @@ export const CLUSTER_AUTH_LOG_PEERS_MAX = 1_024;
 /** A refused peer address is logged at most once per this many ms. */
 export const CLUSTER_AUTH_LOG_INTERVAL_MS = 1_000;
 
+// TLS of the inter-node link (src/cluster/link_tls.ts, docs/CLUSTERING.md).
+/** Time a connection on the cluster port has to finish its TLS handshake (as the HMAC handshake). */
+export const CLUSTER_TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
+/** TLS handshakes in progress at once on the cluster port; more are closed and counted as failed. */
+export const CLUSTER_TLS_HANDSHAKES_PENDING_MAX = 64;
+
 // Replication of queues (src/cluster/replication.ts, docs/CLUSTERING.md).
 /** Default `--replicas`: copies of each queue, the leader's included (fewer when the cluster has fewer nodes). */
 export const CLUSTER_REPLICAS_DEFAULT = 3;

@@ -22,3 +22,9 @@ export {
 export { readTls, type TlsConfig, type TlsSources } from "./tls.ts";
 export { jsonErrorText } from "./json_error.ts";
 export { CLUSTER_SECRET_ENV, readClusterSecret } from "./cluster_secret.ts";
+export {
+  type ClusterTlsConfig,
+  type ClusterTlsSources,
+  readClusterTls,
+  sharesCertificate,
+} from "./cluster_tls.ts";

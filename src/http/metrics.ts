@@ -265,6 +265,12 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     c.auth_failures,
   );
   e.single(
+    "relayr_cluster_tls_failures_total",
+    "counter",
+    "Connections on the cluster port whose TLS handshake failed (link TLS)",
+    c.tls_failures,
+  );
+  e.single(
     "relayr_cluster_inbound_refused_total",
     "counter",
     "Connections on the cluster port closed on arrival: too many others had not sent their first line",

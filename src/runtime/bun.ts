@@ -307,7 +307,9 @@ function listenTls(options: { hostname: string; port: number; tls: ListenTls }):
       // authorizationError (a certificate it could not verify) means nothing.
       if (!success || (o.ca !== undefined && authorizationError)) {
         const e = authorizationError as (Error & { code?: string }) | null;
-        return fail(socket, e?.code ?? e?.message ?? "handshake failed");
+        // EPROTO says nothing more; its message names OpenSSL's reason (WRONG_VERSION_NUMBER).
+        const why = e?.code === "EPROTO" ? e.message.replace(/^.*:/, "") : e?.code;
+        return fail(socket, why || e?.message || "handshake failed");
       }
       const state = socket.data!;
       state.secure = true;

@@ -22,6 +22,7 @@ export type {
   WebSocketUpgrade,
 } from "./types.ts";
 export { certSubject, checkTlsFiles, type TlsProblem } from "./tls_files.ts";
+export { checkLinkCert } from "./link_cert.ts";
 export { type Clock, sleep, systemClock, type Timer } from "./clock.ts";
 export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { hmacSha256, scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";

@@ -31,9 +31,10 @@ function certificates(pem: string): string[] {
  * Finds the first problem of a server's TLS files: no certificate, a
  * private key that is not PEM or does not belong to the certificate, a
  * self-signed CA certificate used as the server's, a CA bundle without a
- * certificate or with an unreadable one.
+ * certificate or with an unreadable one. `certFlag` names the certificate's
+ * flag in the key's message.
  */
-export function checkTlsFiles(files: TlsFiles): TlsProblem | undefined {
+export function checkTlsFiles(files: TlsFiles, certFlag = "--tls-cert"): TlsProblem | undefined {
   const chain = certificates(files.cert);
   if (chain.length === 0) {
     return { file: "cert", message: "holds no PEM certificate (-----BEGIN CERTIFICATE-----)" };
@@ -64,7 +65,7 @@ export function checkTlsFiles(files: TlsFiles): TlsProblem | undefined {
   if (!matches) {
     return {
       file: "key",
-      message: "does not belong to the certificate of --tls-cert (give the key it was made with)",
+      message: `does not belong to the certificate of ${certFlag} (give the key it was made with)`,
     };
   }
   if (files.ca !== undefined) {

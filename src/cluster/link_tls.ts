@@ -1,0 +1,144 @@
+/**
+ * TLS of the inter-node link (docs/CLUSTERING.md), as nats-server's cluster
+ * TLS with `verify`: every connection on the cluster port (HELLO, PROXY,
+ * REPL alike) is mutual TLS. The listener requires the dialler's
+ * certificate and checks that it chains to `--cluster-tls-ca`; the dialler
+ * checks the listener's against the same CA and for the host of the address
+ * it dials (the peer's `--cluster-advertise`, an IP or DNS subjectAltName),
+ * or for `--cluster-tls-server-name` when every node's certificate carries
+ * that one name instead. Each node presents its one certificate both ways.
+ *
+ * With a cluster secret too, the HMAC handshake (link_auth.ts) runs inside
+ * the TLS connection: a peer must pass both (deny wins).
+ *
+ * A refused handshake closes that connection only; it is counted
+ * (`tls_failures`, `tls_dial_failures`) and logged at most once a second per
+ * peer host, with a reason and no key material.
+ *
+ * @module
+ */
+import {
+  CLUSTER_TLS_HANDSHAKE_TIMEOUT_MS,
+  CLUSTER_TLS_HANDSHAKES_PENDING_MAX,
+  type ClusterTlsConfig,
+} from "../config/mod.ts";
+import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
+import type { Dial } from "./link_auth.ts";
+import { RefusalLog } from "./refusal_log.ts";
+
+/** What `LinkTls` is given. */
+export interface LinkTlsOptions {
+  readonly tls: ClusterTlsConfig;
+  readonly log: (level: "warn", message: string) => void;
+}
+
+/** TLS handshake failures of the link, for `/api/cluster`. */
+export interface LinkTlsStats {
+  /** Connections on our cluster port whose TLS handshake failed. */
+  tls_failures: number;
+  /** Our dials whose TLS handshake failed (the peer's certificate refused, or not TLS). */
+  tls_dial_failures: number;
+}
+
+/** A dial whose TLS handshake failed: the message says with whom and the likely cause. */
+export class ClusterTlsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ClusterTlsError";
+  }
+}
+
+/** One node's TLS on the link, both directions (see the module comment). */
+export class LinkTls {
+  readonly #o: LinkTlsOptions;
+  readonly #refusals: RefusalLog;
+  #failures = 0;
+  #dialFailures = 0;
+
+  constructor(options: LinkTlsOptions) {
+    this.#o = options;
+    this.#refusals = new RefusalLog(options.log);
+  }
+
+  /** The figures for `/api/cluster`. */
+  stats(): LinkTlsStats {
+    return { tls_failures: this.#failures, tls_dial_failures: this.#dialFailures };
+  }
+
+  /** Binds the cluster port as a TLS listener that requires a certificate signed by the CA. */
+  listen(runtime: Runtime, hostname: string, port: number): Promise<Listener> {
+    const { cert, key, ca } = this.#o.tls;
+    return runtime.listenTls({
+      hostname,
+      port,
+      tls: {
+        cert,
+        key,
+        ca, // set: a client certificate is required and must chain to it
+        handshakeTimeoutMs: CLUSTER_TLS_HANDSHAKE_TIMEOUT_MS,
+        handshakesPendingMax: CLUSTER_TLS_HANDSHAKES_PENDING_MAX,
+        onHandshakeFailure: (addr, reason) => {
+          this.#failures++;
+          this.#refusals.refused(addr, `TLS handshake failed: ${explain(reason)}`);
+        },
+      },
+    });
+  }
+
+  /** Dials with TLS: our certificate, the CA, and the name to check (see the module comment). */
+  dialer(connect: Runtime["connect"]): Dial {
+    const { cert, key, ca, serverName } = this.#o.tls;
+    return async (hostname: string, port: number): Promise<Conn> => {
+      try {
+        return await connect({ hostname, port, tls: { ca, cert, key, serverName } });
+      } catch (e) {
+        const reason = String((e as Error)?.message ?? e).split("\n")[0];
+        // Not reachable is not a TLS failure: the link's usual redial handles it.
+        if (/refused|unreachable|ECONNREFUSED|EHOSTUNREACH/i.test(reason)) throw e;
+        this.#dialFailures++;
+        throw new ClusterTlsError(
+          `TLS with ${hostname}:${port} failed: ${explain(reason)}`,
+        );
+      }
+    };
+  }
+}
+
+/**
+ * What a runtime's handshake error (rustls' words on Deno's dialler,
+ * OpenSSL's codes and reasons under `node:tls` and Bun) most likely means,
+ * first match wins.
+ */
+const CAUSES: [RegExp, string][] = [
+  [
+    /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR)|alert (unknown ca|bad cert)/i,
+    "the peer refused our certificate (its --cluster-tls-ca is another?)",
+  ],
+  [
+    /WRONG_VERSION|HTTP_REQUEST|UNKNOWN_PROTOCOL|PACKET_LENGTH|InvalidContentType|corrupt message/i,
+    "not TLS (a node without --cluster-tls-*?)",
+  ],
+  [
+    /UnknownIssuer|UNKNOWN_CA|UNABLE_TO_VERIFY|unable to (get|verify)|self[- ]signed|BadSignature/i,
+    "a certificate not signed by our --cluster-tls-ca",
+  ],
+  [
+    /NotValidForName|ALTNAME|Hostname|is not in the cert|does not match certificate/i,
+    "the certificate does not name the address dialled (see --cluster-tls-server-name)",
+  ],
+  [
+    /CERTIFICATE_REQUIRED|RETURN_A_CERTIFICATE|NoCertificatesPresented|did not return a cert/i,
+    "no client certificate",
+  ],
+  [/expired|NotValidYet|not yet valid/i, "an expired or not yet valid certificate"],
+  [
+    /unexpected end of file|disconnected before secure|ECONNRESET|reset by peer/i,
+    "closed in the handshake (a node without --cluster-tls-*, or one refusing our certificate?)",
+  ],
+];
+
+/** A handshake error with its likely cause, for the log. */
+export function explain(reason: string): string {
+  const cause = CAUSES.find(([re]) => re.test(reason));
+  return cause === undefined ? reason : `${cause[1]} (${reason})`;
+}
