@@ -20,6 +20,11 @@
  *    JetStream cluster with an R3 file stream: msgs/s and publish-to-OK
  *    latency, printed as ratios.
  *
+ * With `--link-tls`, the topic run across the link and the two Relayr R3 runs
+ * go again on a second cluster whose inter-node link is mutual TLS
+ * (certificates made with `openssl`), in the same run: what TLS on the link
+ * costs.
+ *
  * `--scenarios failover,topic,queue` picks which run (default all).
  *
  * @module
@@ -36,6 +41,7 @@ import {
   takeOver,
   untilView,
 } from "../tests/cluster/cluster_helpers.ts";
+import { linkTlsArgs, makeLinkCerts } from "../tests/cluster/link_tls_certs.ts";
 import { drivers } from "./drivers/mod.ts";
 import { measureQueue, NatsCluster, type QueueResult, type QueueRun } from "./cluster_r3.ts";
 
@@ -48,6 +54,7 @@ const { values } = parseArgs({
     scenarios: { type: "string", default: "failover,topic,queue" },
     "queue-msgs": { type: "string", default: "20000" },
     window: { type: "string", default: "100" },
+    "link-tls": { type: "boolean", default: false },
   },
 });
 if (ETCD_MISSING !== undefined) {
@@ -61,6 +68,8 @@ const TTL = ["--cluster-lease-ttl", values.ttl];
 const SCENARIOS = new Set(values.scenarios.split(","));
 /** Messages of the one-at-a-time latency run of the queue scenario. */
 const LATENCY_MSGS = 2000;
+/** Plain and TLS topic runs taken in turn with `--link-tls`. */
+const TLS_ROUNDS = 5;
 const enc = new TextEncoder();
 
 /** Counts line ends on a socket until `lines` have arrived. */
@@ -127,6 +136,7 @@ try {
     );
     const v = await clusterOf(n1);
     console.log(`n1 links: ${JSON.stringify(v.links)}`);
+    if (values["link-tls"]) await topicOverTls(n1, n2);
   }
   if (SCENARIOS.has("queue")) await replicatedQueue(n1, n2, nodes.get("n3")!);
 } finally {
@@ -263,6 +273,7 @@ async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<
       subPort: third.port,
     })
     : undefined;
+  const tls = values["link-tls"] ? await linkTlsRuns() : undefined;
   const nats = await NatsCluster.start("r3");
   let js: QueueResult[];
   try {
@@ -288,6 +299,10 @@ async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<
   console.log(row(r3, one));
   if (via !== undefined) console.log(row(via, one));
   else console.log("  (this build does not forward queue commands: no run through other nodes)");
+  if (tls !== undefined) {
+    console.log(row(tls[0], r3));
+    if (via !== undefined) console.log(row(tls[1], via));
+  }
   console.log(row(js));
   console.log(
     `  relayr R3 / nats-js R3: rate ${
@@ -297,4 +312,77 @@ async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<
         (r3[0].p99Ms / js[0].p99Ms).toFixed(2)
       }x, one at a time p50 ${(r3[1].p50Ms / js[1].p50Ms).toFixed(2)}x (below 1: Relayr faster)`,
   );
+}
+
+/**
+ * The topic run across the link, plain and over link TLS (a second cluster)
+ * in turn, `TLS_ROUNDS` times: the shared machine swings between runs, so
+ * each TLS run is compared with the plain run next to it.
+ */
+async function topicOverTls(n1: Node, n2: Node): Promise<void> {
+  await withLinkTls(2, async ([t1, t2]) => {
+    const ratios: number[] = [];
+    for (let r = 1; r <= TLS_ROUNDS; r++) {
+      const plain = await throughput(n1.port, n2.port, n2, n1, `topic:bench.plain${r}`);
+      const tls = await throughput(t1.port, t2.port, t2, t1, `topic:bench.tls${r}`);
+      ratios.push(tls / plain);
+      console.log(
+        `topic across the link, round ${r}: plain ${plain} msgs/s, link TLS ${tls} msgs/s (${
+          (tls / plain).toFixed(2)
+        }x)`,
+      );
+    }
+    const sorted = ratios.sort((a, b) => a - b);
+    console.log(
+      `link TLS / plain, median of ${TLS_ROUNDS}: ${sorted[sorted.length >> 1].toFixed(2)}x`,
+    );
+  });
+}
+
+/**
+ * Relayr R3 on a second cluster whose link is mutual TLS: on the leader, then
+ * through the two other nodes, as the plain runs.
+ */
+function linkTlsRuns(): Promise<[QueueResult[], QueueResult[]]> {
+  return withLinkTls(3, async ([leader, other, third]) => {
+    const r3 = await queueRuns({
+      system: "relayr R3, link TLS",
+      driver: drivers.relayr,
+      name: "r3",
+      pubPort: leader.port,
+      subPort: leader.port,
+    });
+    const via = await queueRuns({
+      system: "relayr R3 via, link TLS",
+      driver: drivers.relayr,
+      name: "r3",
+      pubPort: other.port,
+      subPort: third.port,
+    });
+    return [r3, via];
+  });
+}
+
+/** Runs `fn` on `count` nodes of a second cluster (its own etcd) whose link is mutual TLS. */
+async function withLinkTls<T>(count: number, fn: (nodes: Node[]) => Promise<T>): Promise<T> {
+  const certs = await makeLinkCerts(count);
+  const etcd2 = await Etcd.start();
+  const tlsNodes: Node[] = [];
+  try {
+    for (let i = 1; i <= count; i++) {
+      tlsNodes.push(await startNode(etcd2.url, `n${i}`, [...TTL, ...linkTlsArgs(certs, i)]));
+    }
+    for (const n of tlsNodes) {
+      await untilView(
+        n,
+        (c) => c.links.length === count - 1 && c.links.every((l) => l.out),
+        "links",
+      );
+    }
+    return await fn(tlsNodes);
+  } finally {
+    for (const n of tlsNodes) await n.stop("SIGKILL");
+    await etcd2.stop();
+    certs.remove();
+  }
 }

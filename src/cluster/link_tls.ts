@@ -8,8 +8,15 @@
  * or for `--cluster-tls-server-name` when every node's certificate carries
  * that one name instead. Each node presents its one certificate both ways.
  *
+ * Once the listener has accepted a connection (the dialler's certificate
+ * checked), it says so first: `TLS OK\r\n`; the dial returns only after that
+ * line. Under TLS 1.3 the dialler's handshake ends before the listener has
+ * checked the dialler's certificate, so without it a refused dialler would
+ * see its link come up and drop at once, again and again, and could not
+ * tell why.
+ *
  * With a cluster secret too, the HMAC handshake (link_auth.ts) runs inside
- * the TLS connection: a peer must pass both (deny wins).
+ * the TLS connection, after that line: a peer must pass both (deny wins).
  *
  * A refused handshake closes that connection only; it is counted
  * (`tls_failures`, `tls_dial_failures`) and logged at most once a second per
@@ -24,7 +31,13 @@ import {
 } from "../config/mod.ts";
 import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
 import type { Dial } from "./link_auth.ts";
+import { PrefixedConn, readLine } from "./first_line.ts";
 import { RefusalLog } from "./refusal_log.ts";
+
+const GREETING_LINE = "TLS OK";
+/** What the listener writes first on each connection it accepted. */
+const GREETING = new TextEncoder().encode(GREETING_LINE + "\r\n");
+const EMPTY = new Uint8Array(0);
 
 /** What `LinkTls` is given. */
 export interface LinkTlsOptions {
@@ -66,9 +79,9 @@ export class LinkTls {
   }
 
   /** Binds the cluster port as a TLS listener that requires a certificate signed by the CA. */
-  listen(runtime: Runtime, hostname: string, port: number): Promise<Listener> {
+  async listen(runtime: Runtime, hostname: string, port: number): Promise<Listener> {
     const { cert, key, ca } = this.#o.tls;
-    return runtime.listenTls({
+    const inner = await runtime.listenTls({
       hostname,
       port,
       tls: {
@@ -83,24 +96,69 @@ export class LinkTls {
         },
       },
     });
+    return {
+      port: inner.port,
+      close: () => inner.close(),
+      async accept(): Promise<Conn | undefined> {
+        for (;;) {
+          const conn = await inner.accept();
+          if (conn === undefined) return undefined;
+          try {
+            // A few bytes into a fresh socket's send buffer: done at once, whatever the peer reads.
+            await conn.write(GREETING);
+            return conn;
+          } catch {
+            conn.close(); // gone already: the next one
+          }
+        }
+      },
+    };
   }
 
   /** Dials with TLS: our certificate, the CA, and the name to check (see the module comment). */
   dialer(connect: Runtime["connect"]): Dial {
     const { cert, key, ca, serverName } = this.#o.tls;
     return async (hostname: string, port: number): Promise<Conn> => {
+      let conn: Conn;
       try {
-        return await connect({ hostname, port, tls: { ca, cert, key, serverName } });
+        conn = await connect({ hostname, port, tls: { ca, cert, key, serverName } });
       } catch (e) {
         const reason = String((e as Error)?.message ?? e).split("\n")[0];
         // Not reachable is not a TLS failure: the link's usual redial handles it.
         if (/refused|unreachable|ECONNREFUSED|EHOSTUNREACH/i.test(reason)) throw e;
         this.#dialFailures++;
-        throw new ClusterTlsError(
-          `TLS with ${hostname}:${port} failed: ${explain(reason)}`,
-        );
+        throw new ClusterTlsError(`TLS with ${hostname}:${port} failed: ${explain(reason)}`);
       }
+      return await this.#greeted(conn, `${hostname}:${port}`);
     };
+  }
+
+  /** Waits for the listener's `TLS OK` (see the module comment); the conn is returned with what came behind it. */
+  async #greeted(conn: Conn, address: string): Promise<Conn> {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      conn.close();
+    }, CLUSTER_TLS_HANDSHAKE_TIMEOUT_MS);
+    try {
+      const got = await readLine(conn, EMPTY, GREETING.length, "TLS greeting");
+      if (got?.line === GREETING_LINE) {
+        return got.rest.length > 0 ? new PrefixedConn(conn, got.rest) : conn;
+      }
+      throw new Error(got === undefined ? "closed" : "another line");
+    } catch (e) {
+      conn.close();
+      this.#dialFailures++;
+      const why = late
+        ? `no answer within ${CLUSTER_TLS_HANDSHAKE_TIMEOUT_MS} ms`
+        : (e as Error).message === "another line"
+        ? "it sent something else than TLS OK (not a Relayr node with link TLS?)"
+        : "it closed the connection after the TLS handshake: it refused our certificate " +
+          "(its --cluster-tls-ca is another?)";
+      throw new ClusterTlsError(`TLS with ${address} failed: ${why}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -133,7 +191,7 @@ const CAUSES: [RegExp, string][] = [
   [/expired|NotValidYet|not yet valid/i, "an expired or not yet valid certificate"],
   [
     /unexpected end of file|disconnected before secure|ECONNRESET|reset by peer/i,
-    "closed in the handshake (a node without --cluster-tls-*, or one refusing our certificate?)",
+    "the handshake broke off (a certificate of another CA, on either side, or not TLS?)",
   ],
 ];
 

@@ -14,8 +14,12 @@ export interface LinkCerts {
   ca: string;
   /** `node(i)`: cert and key of node i (1-based), signed by the cluster CA. */
   node(i: number): { cert: string; key: string };
-  /** A node certificate and key signed by another CA, and that CA. */
-  foreign: { cert: string; key: string; ca: string };
+  /**
+   * A node certificate and key signed by another CA, that CA, and a bundle of
+   * that CA and the cluster CA (a node that trusts the cluster's nodes, but
+   * whose certificate they refuse).
+   */
+  foreign: { cert: string; key: string; ca: string; caBoth: string };
   /** Signed by the cluster CA, naming only `DNS:elsewhere.example`. */
   misnamed: { cert: string; key: string };
   remove(): void;
@@ -65,11 +69,20 @@ export async function makeLinkCerts(nodes = 3): Promise<LinkCerts> {
     leaf("misnamed", "cluster-ca", "misnamed"),
   ]);
   const p = (f: string) => `${dir}/${f}`;
+  await Deno.writeTextFile(
+    p("both-ca.pem"),
+    (await Deno.readTextFile(p("other-ca.pem"))) + (await Deno.readTextFile(p("cluster-ca.pem"))),
+  );
   return {
     dir,
     ca: p("cluster-ca.pem"),
     node: (i) => ({ cert: p(`n${i}.pem`), key: p(`n${i}.key`) }),
-    foreign: { cert: p("foreign.pem"), key: p("foreign.key"), ca: p("other-ca.pem") },
+    foreign: {
+      cert: p("foreign.pem"),
+      key: p("foreign.key"),
+      ca: p("other-ca.pem"),
+      caBoth: p("both-ca.pem"),
+    },
     misnamed: { cert: p("misnamed.pem"), key: p("misnamed.key") },
     remove: () => Deno.removeSync(dir, { recursive: true }),
   };
