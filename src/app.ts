@@ -17,6 +17,7 @@ import {
 } from "./cluster/mod.ts";
 import {
   CLUSTER_SECRET_ENV,
+  type ClusterTlsSources,
   type Config,
   ConfigError,
   loadConfig,
@@ -75,7 +76,7 @@ export interface Running {
    * old stay in force).
    */
   reload(config: Config): void;
-  /** Reads the TLS files again; new connections get them (SIGHUP). Throws `ConfigError`. */
+  /** Reads the TLS files again (the client port's and the link's); new connections get them (SIGHUP). Throws `ConfigError`. */
   reloadTls(): Promise<void>;
 }
 
@@ -84,11 +85,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
   const log = logger("server");
   // Read and checked before anything binds: a bad file is one line, exit 2.
   config.tls ??= readTls(config, tlsSources(runtime));
-  config.clusterTls ??= readClusterTls(config, {
-    readFile: (p) => runtime.readTextFile(p),
-    check: checkTlsFiles,
-    checkLink: checkLinkCert,
-  });
+  config.clusterTls ??= readClusterTls(config, clusterTlsSources(runtime));
   const grpcPort = grpcPortOf(config, runtime);
   checkGrpcTls(grpcPort, config, runtime);
   // Checked before anything opens, so a bad origin list leaves nothing to close.
@@ -99,6 +96,8 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     ? undefined
     : new Authenticator(authConfig, clock);
   checkClusterSecret(config, auth !== undefined || config.tls?.ca !== undefined);
+  const linkTls = config.clusterTls &&
+    new LinkTls({ tls: config.clusterTls, log: (level, m) => logger("cluster")[level](m) });
   // In a cluster, each queue is replicated (docs/CLUSTERING.md).
   const local = openStore(config, clock);
   const store = config["cluster-etcd"] === undefined ? local : replicatedStore(local, config.fsync);
@@ -138,6 +137,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       config,
       broker,
       (conn, from) => server.adoptProxy(conn, from),
+      linkTls,
     );
     server.routing = cluster?.forwarding;
   } catch (e) {
@@ -223,7 +223,13 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
       })();
     },
     async reloadTls() {
+      // The link's files first: a mistake in them changes nothing anywhere.
+      const link = linkTls && readClusterTls(config, clusterTlsSources(runtime));
       const tls = readTls(config, tlsSources(runtime));
+      if (linkTls !== undefined && link !== undefined) {
+        await linkTls.reload(link);
+        config.clusterTls = link;
+      }
       if (tls === undefined) return;
       await server.reloadTls(tls);
       config.tls = tls;
@@ -270,13 +276,11 @@ async function startCluster(
   config: Config,
   broker: Broker,
   proxy: (conn: Conn, fromNode: string) => void,
+  tls: LinkTls | undefined,
 ): Promise<Cluster | undefined> {
   const listen = config["cluster-listen"];
   if (config["cluster-etcd"] === undefined || listen === undefined) return undefined;
   const [hostname, port] = splitHostPort(listen);
-  const log = logger("cluster");
-  const tls = config.clusterTls &&
-    new LinkTls({ tls: config.clusterTls, log: (level, m) => log[level](m) });
   let listener;
   try {
     listener = tls === undefined
@@ -294,6 +298,10 @@ async function startCluster(
 
 function tlsSources(runtime: Runtime) {
   return { readFile: (p: string) => runtime.readTextFile(p), check: checkTlsFiles };
+}
+
+function clusterTlsSources(runtime: Runtime): ClusterTlsSources {
+  return { ...tlsSources(runtime), checkLink: checkLinkCert };
 }
 
 /** Resolves the configuration of `relayr serve` from the runtime's sources. */
@@ -340,7 +348,7 @@ async function serve(runtime: Runtime, args: string[]): Promise<number> {
     } catch (e) {
       log.error(`SIGHUP: nothing reloaded: ${(e as Error).message.split("\n")[0]}`);
     }
-    if (config.tls === undefined) return;
+    if (config.tls === undefined && config.clusterTls === undefined) return;
     running.reloadTls().then(
       () => log.info("SIGHUP: TLS certificate reloaded; new connections get it"),
       (e) =>

@@ -63,14 +63,26 @@ export class ClusterTlsError extends Error {
 
 /** One node's TLS on the link, both directions (see the module comment). */
 export class LinkTls {
-  readonly #o: LinkTlsOptions;
+  /** The files in force: new connections either way get them (`reload`). */
+  #tls: ClusterTlsConfig;
   readonly #refusals: RefusalLog;
+  #listener: Listener | undefined;
   #failures = 0;
   #dialFailures = 0;
 
   constructor(options: LinkTlsOptions) {
-    this.#o = options;
+    this.#tls = options.tls;
     this.#refusals = new RefusalLog(options.log);
+  }
+
+  /**
+   * New files (SIGHUP, a certificate rotated): the listener and every later
+   * dial use them; open connections keep theirs. Throws when the listener
+   * cannot take them (the old stay).
+   */
+  async reload(tls: ClusterTlsConfig): Promise<void> {
+    await this.#listener?.reloadTls?.(tls);
+    this.#tls = tls;
   }
 
   /** The figures for `/api/cluster`. */
@@ -80,8 +92,8 @@ export class LinkTls {
 
   /** Binds the cluster port as a TLS listener that requires a certificate signed by the CA. */
   async listen(runtime: Runtime, hostname: string, port: number): Promise<Listener> {
-    const { cert, key, ca } = this.#o.tls;
-    const inner = await runtime.listenTls({
+    const { cert, key, ca } = this.#tls;
+    const inner = this.#listener = await runtime.listenTls({
       hostname,
       port,
       tls: {
@@ -117,8 +129,8 @@ export class LinkTls {
 
   /** Dials with TLS: our certificate, the CA, and the name to check (see the module comment). */
   dialer(connect: Runtime["connect"]): Dial {
-    const { cert, key, ca, serverName } = this.#o.tls;
     return async (hostname: string, port: number): Promise<Conn> => {
+      const { cert, key, ca, serverName } = this.#tls;
       let conn: Conn;
       try {
         conn = await connect({ hostname, port, tls: { ca, cert, key, serverName } });

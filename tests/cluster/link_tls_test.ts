@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { bunVersion } from "../child.ts";
+import { tlsDial } from "../tls_helpers.ts";
 import { expectLine, RawClient } from "../helpers.ts";
 import { parseExposition, value } from "../prometheus.ts";
 import { splitHostPort } from "../../src/cluster/mod.ts";
@@ -267,6 +268,57 @@ Deno.test({
       await etcd.stop();
       certs.remove();
       for (const f of files) await Deno.remove(f);
+    }
+  },
+});
+
+Deno.test({
+  name: "cluster link TLS: SIGHUP puts a new certificate in force for new connections; " +
+    "a bad one is refused and the old stays",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const certs = await makeLinkCerts(2);
+    const etcd = await Etcd.start();
+    const nodes: Node[] = [];
+    const live = { cert: `${certs.dir}/live.pem`, key: `${certs.dir}/live.key` };
+    const put = async (from: { cert: string; key: string }) => {
+      await Deno.copyFile(from.cert, live.cert);
+      await Deno.copyFile(from.key, live.key);
+    };
+    // A peer's view of the port: the listener's certificate, and its first line.
+    const peer = async (port: number) => {
+      const c = await tlsDial(port, { ca: certs.ca, ...certs.node(2) });
+      try {
+        return { cn: c.serverCn, line: await c.line(5000) };
+      } finally {
+        c.close();
+      }
+    };
+    try {
+      await put(certs.node(1));
+      const n1 = await startNode(etcd.url, "n1", [
+        ...["--cluster-tls-cert", live.cert, "--cluster-tls-key", live.key],
+        ...["--cluster-tls-ca", certs.ca],
+      ]);
+      nodes.push(n1);
+      const [, port] = splitHostPort((await clusterOf(n1)).advertise);
+      assert.deepEqual(await peer(port), { cn: "n1", line: "TLS OK" });
+      await put(certs.node(2));
+      Deno.kill(n1.pid, "SIGHUP");
+      await waitOutput(n1, /SIGHUP: TLS certificate reloaded/);
+      assert.deepEqual(await peer(port), { cn: "n2", line: "TLS OK" });
+      // A key of another certificate: refused, said, and the one in force stays.
+      await Deno.copyFile(certs.node(1).key, live.key);
+      Deno.kill(n1.pid, "SIGHUP");
+      await waitOutput(
+        n1,
+        /SIGHUP: TLS reload failed, the old certificate stays: --cluster-tls-key ".*live\.key" does not belong/,
+      );
+      assert.deepEqual(await peer(port), { cn: "n2", line: "TLS OK" });
+    } finally {
+      for (const n of nodes) await n.stop("SIGKILL");
+      await etcd.stop();
+      certs.remove();
     }
   },
 });
