@@ -15,6 +15,7 @@
  */
 import type { TlsFiles, TlsProblem } from "../runtime/mod.ts";
 import { type Config, ConfigError } from "./config.ts";
+import { readPemFile } from "./tls.ts";
 
 /** The link's TLS, resolved: PEM text, and the name a dialler checks. */
 export interface ClusterTlsConfig extends Required<TlsFiles> {
@@ -78,18 +79,7 @@ export function readClusterTls(
       `--cluster-tls-server-name must be a DNS name, got ${JSON.stringify(serverName)}`,
     );
   }
-  const text = (file: keyof typeof FLAGS): string => {
-    const path = paths[file]!;
-    try {
-      return src.readFile(path);
-    } catch (e) {
-      const why = String((e as Error)?.message ?? e).split("\n")[0];
-      throw new ConfigError(
-        `cannot read ${FLAGS[file]} ${JSON.stringify(path)}: ${why} ` +
-          "(give a PEM file the broker can read)",
-      );
-    }
-  };
+  const text = (file: keyof typeof FLAGS) => readPemFile(src.readFile, FLAGS[file], paths[file]!);
   const files = { cert: text("cert"), key: text("key"), ca: text("ca") };
   const problem = src.check(files, FLAGS.cert);
   if (problem !== undefined) {

@@ -62,19 +62,7 @@ export function readTls(config: Config, src: TlsSources): TlsConfig | undefined 
     );
   }
   const paths = { cert, key, ca };
-  const text = (file: "cert" | "key" | "ca"): string => {
-    const path = paths[file]!;
-    try {
-      return src.readFile(path);
-    } catch (e) {
-      const why = String((e as Error)?.message ?? e).split("\n")[0];
-      throw new ConfigError(
-        `cannot read ${FLAG[file]} ${
-          JSON.stringify(path)
-        }: ${why} (give a PEM file the broker can read)`,
-      );
-    }
-  };
+  const text = (file: "cert" | "key" | "ca") => readPemFile(src.readFile, FLAG[file], paths[file]!);
   const files: TlsFiles = { cert: text("cert"), key: text("key") };
   if (ca !== undefined) files.ca = text("ca");
   const problem = src.check(files);
@@ -84,4 +72,20 @@ export function readTls(config: Config, src: TlsSources): TlsConfig | undefined 
     );
   }
   return { ...files, http: config["http-tls"] };
+}
+
+/** The text of the PEM file at `path` given by `flag`; a `ConfigError` naming both when it cannot be read. */
+export function readPemFile(
+  readFile: (path: string) => string,
+  flag: string,
+  path: string,
+): string {
+  try {
+    return readFile(path);
+  } catch (e) {
+    const why = String((e as Error)?.message ?? e).split("\n")[0];
+    throw new ConfigError(
+      `cannot read ${flag} ${JSON.stringify(path)}: ${why} (give a PEM file the broker can read)`,
+    );
+  }
 }
