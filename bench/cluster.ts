@@ -22,8 +22,8 @@
  *
  * With `--link-tls`, the topic run across the link and the two Relayr R3 runs
  * go again on a second cluster whose inter-node link is mutual TLS
- * (certificates made with `openssl`), in the same run: what TLS on the link
- * costs.
+ * (certificates made with `openssl`), each in turn with the plain one, a few
+ * rounds, in the same run: what TLS on the link costs.
  *
  * `--scenarios failover,topic,queue` picks which run (default all).
  *
@@ -68,8 +68,8 @@ const TTL = ["--cluster-lease-ttl", values.ttl];
 const SCENARIOS = new Set(values.scenarios.split(","));
 /** Messages of the one-at-a-time latency run of the queue scenario. */
 const LATENCY_MSGS = 2000;
-/** Plain and TLS topic runs taken in turn with `--link-tls`. */
-const TLS_ROUNDS = 5;
+/** Plain and TLS runs (topic, and each R3 queue run) taken in turn with `--link-tls`. */
+const TLS_ROUNDS = 3;
 const enc = new TextEncoder();
 
 /** Counts line ends on a socket until `lines` have arrived. */
@@ -139,6 +139,7 @@ try {
     if (values["link-tls"]) await topicOverTls(n1, n2);
   }
   if (SCENARIOS.has("queue")) await replicatedQueue(n1, n2, nodes.get("n3")!);
+  if (SCENARIOS.has("queue") && values["link-tls"]) await queueOverTls([n1, n2, nodes.get("n3")!]);
 } finally {
   for (const n of nodes.values()) await n.stop("SIGKILL");
   await etcd.stop();
@@ -273,7 +274,6 @@ async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<
       subPort: third.port,
     })
     : undefined;
-  const tls = values["link-tls"] ? await linkTlsRuns() : undefined;
   const nats = await NatsCluster.start("r3");
   let js: QueueResult[];
   try {
@@ -299,10 +299,6 @@ async function replicatedQueue(leader: Node, other: Node, third: Node): Promise<
   console.log(row(r3, one));
   if (via !== undefined) console.log(row(via, one));
   else console.log("  (this build does not forward queue commands: no run through other nodes)");
-  if (tls !== undefined) {
-    console.log(row(tls[0], r3));
-    if (via !== undefined) console.log(row(tls[1], via));
-  }
   console.log(row(js));
   console.log(
     `  relayr R3 / nats-js R3: rate ${
@@ -340,26 +336,34 @@ async function topicOverTls(n1: Node, n2: Node): Promise<void> {
 }
 
 /**
- * Relayr R3 on a second cluster whose link is mutual TLS: on the leader, then
- * through the two other nodes, as the plain runs.
+ * Relayr R3 on the plain cluster and on a second one whose link is mutual
+ * TLS, in turn, `TLS_ROUNDS` times each: on the leader (replication only),
+ * then through the two other nodes (forwarding and replication).
  */
-function linkTlsRuns(): Promise<[QueueResult[], QueueResult[]]> {
-  return withLinkTls(3, async ([leader, other, third]) => {
-    const r3 = await queueRuns({
-      system: "relayr R3, link TLS",
-      driver: drivers.relayr,
-      name: "r3",
-      pubPort: leader.port,
-      subPort: leader.port,
-    });
-    const via = await queueRuns({
-      system: "relayr R3 via, link TLS",
-      driver: drivers.relayr,
-      name: "r3",
-      pubPort: other.port,
-      subPort: third.port,
-    });
-    return [r3, via];
+async function queueOverTls(plain: Node[]): Promise<void> {
+  await withLinkTls(3, async (tls) => {
+    const run = (nodes: Node[], via: boolean, system: string) =>
+      queueRuns({
+        system,
+        driver: drivers.relayr,
+        name: "r3",
+        pubPort: nodes[via ? 1 : 0].port,
+        subPort: nodes[via ? 2 : 0].port,
+      });
+    for (const via of [false, true]) {
+      const ratios: number[] = [];
+      for (let r = 1; r <= TLS_ROUNDS; r++) {
+        const a = await run(plain, via, `relayr R3${via ? " via" : ""} plain`);
+        const b = await run(tls, via, `relayr R3${via ? " via" : ""} link TLS`);
+        ratios.push(b[0].rate / a[0].rate);
+        console.log(`round ${r}:\n${row(a)}\n${row(b, a)}`);
+      }
+      const sorted = ratios.sort((x, y) => x - y);
+      console.log(
+        `R3${via ? " via followers" : " on the leader"}: link TLS / plain rate, median of ` +
+          `${TLS_ROUNDS}: ${sorted[sorted.length >> 1].toFixed(2)}x`,
+      );
+    }
   });
 }
 
