@@ -80,6 +80,12 @@ Deno.test({
       for (const [i, r] of (await publishAll(leader, Q, batch)).entries()) {
         assert.match(r, /^OK msg_id:/, batch[i]);
       }
+      // No handshake failed so far (after the kill, one caught half-way may).
+      for (const n of nodes) {
+        const v = await clusterOf(n);
+        assert.equal(v.tls_failures, 0, n.id);
+        assert.equal(v.tls_dial_failures, 0, n.id);
+      }
       await leader.stop("SIGKILL");
       const left = nodes.filter((n) => n !== leader);
       nodes.splice(nodes.indexOf(leader), 1);
@@ -90,11 +96,6 @@ Deno.test({
       });
       const delivered = new Set(all.delivered);
       for (const b of ["first", ...batch]) assert.ok(delivered.has(b), `OK'd ${b} delivered`);
-      for (const n of left) {
-        const v = await clusterOf(n);
-        assert.equal(v.tls_failures, 0, n.id);
-        assert.equal(v.tls_dial_failures, 0, n.id);
-      }
       const [a, b] = left;
 
       // A node with a certificate from another CA, which trusts ours (its bundle has both CAs):
@@ -233,7 +234,10 @@ Deno.test({
         ...["--cluster-tls-server-name", "elsewhere.example", "--cluster-secret-file", file],
       ];
       nodes.push(await startNode(etcd.url, "n1", args(files[0])));
-      nodes.push(await startNode(etcd.url, "n2", args(files[0])));
+      // n2 on Bun when it is installed: its node:tls dialler checks the name, its handshake
+      // reads a web stream behind the TLS greeting.
+      const bun = (await bunVersion()) !== undefined;
+      nodes.push(await startNode(etcd.url, "n2", args(files[0]), bun));
       const [n1, n2] = nodes;
       for (const n of nodes) {
         await untilView(
