@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
+import { BINDINGS_MAX, DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
 import {
   type FilterOption,
   hasWildcard,
@@ -43,10 +43,12 @@ import type { Topic } from "./topic.ts";
 import { TopicSubscription } from "./topic_subscription.ts";
 import { TopicSet } from "./topic_set.ts";
 import {
+  type BoundCopies,
   BrokerError,
   type BrokerOptions,
   type Client,
   type QueueOverflow,
+  type SharedBindings,
   type SlowConsumerPolicy,
   storeFailed,
   type TopicInterest,
@@ -86,6 +88,14 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   #qs: QueueSet;
   /** The cluster's link (src/cluster/), told of topic interest and local publishes; undefined: single node. */
   interest: TopicInterest | undefined;
+  /**
+   * (cluster) The cluster-wide bindings: BIND/UNBIND go there, and each node
+   * applies them (`applyBinding`); a topic message's bindings are then applied
+   * on the node it was published on only, never again on a peer.
+   */
+  bindings: SharedBindings | undefined;
+  /** (cluster) Part of RouteHost: bound copies for queues another node leads. */
+  copies: BoundCopies | undefined;
   #fromPeer = false;
   /** The topics, their wildcard and explicit-ack subscriptions, and NACKed topic redeliveries. */
   #ts: TopicSet;
@@ -250,7 +260,9 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     }
     const msg = published(this.#ids.next(this.now), dest, buf, off, len, o, this.now);
     this.#lastTopicId = msg.id;
-    const routed = this.#routes.size === 0 ? 0 : this.#routes.check(msg, dest);
+    const routed = this.#routes.size === 0 || !this.#routesHere()
+      ? 0
+      : this.#routes.check(msg, dest);
     let stored: void | Promise<void> = undefined;
     if (topic?.store !== undefined) {
       try {
@@ -277,6 +289,11 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return Promise.all([stored, copied]).then(() => msg.id, (e) => {
       throw storeFailed(e);
     });
+  }
+
+  /** Whether this publish's bindings are applied here: not a peer's message when bindings are cluster-wide. */
+  #routesHere(): boolean {
+    return !this.#fromPeer || this.bindings === undefined;
   }
 
   /** A queue publish: deduplicated, scheduled, or ready now. */
@@ -359,7 +376,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
       const msg = published(this.#ids.next(now), dest, buf, off, len, o, now, 0, dueAt);
       let stored: void | Promise<void>;
       try {
-        stored = this.#scheduler.schedule(dest, msg, dueAt);
+        stored = this.#scheduler.schedule(dest, msg, dueAt, !this.#routesHere());
       } catch (e) {
         if (e instanceof BrokerError) throw e;
         throw storeFailed(e);
@@ -381,7 +398,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * one the publisher was answered with; a declared topic gives it a new one,
    * as its log holds messages in id order.
    */
-  fire(topic: string, msg: Message, payload: Uint8Array): void {
+  fire(topic: string, msg: Message, payload: Uint8Array, unrouted = false): void {
     let t: Topic | undefined;
     try {
       t = this.#ts.forPublish(topic);
@@ -394,7 +411,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     // told of a full queue (under reject) or a failing log: the bindings are
     // skipped then (counted by `check` as rejected), the subscribers still get it.
     let routed = 0;
-    if (this.#routes.size > 0) {
+    if (this.#routes.size > 0 && !unrouted) {
       try {
         routed = this.#routes.check(copy, topic);
         // Dropped: a failing log keeps the copies and retries (no one waits on it).
@@ -683,15 +700,48 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#ts.stats(o);
   }
 
-  /** Adds or changes a binding from topics matching `pattern` into `queue`; resolves when stored. */
+  /**
+   * Adds or changes a binding from topics matching `pattern` into `queue`;
+   * resolves when stored (in a cluster: in etcd, and applied here).
+   */
   bind(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
-    this.#qs.open(queue);
+    if (this.bindings === undefined) {
+      this.#qs.open(queue);
+      return this.#routes.bind(pattern, queue, filter);
+    }
+    if (this.#routes.size >= BINDINGS_MAX && this.#routes.get(pattern, queue) === undefined) {
+      throw new BrokerError("LIMIT", `the cluster holds ${BINDINGS_MAX} bindings`);
+    }
+    return this.bindings.bind(pattern, queue, filter?.source);
+  }
+
+  /** Removes a binding (idempotent); resolves when stored (in a cluster: in etcd, and applied here). */
+  unbind(pattern: string, queue: string): Promise<void> {
+    if (this.bindings !== undefined) return this.bindings.unbind(pattern, queue);
+    return this.#routes.unbind(pattern, queue);
+  }
+
+  /**
+   * (cluster) Applies a binding etcd holds, here only (the queue is not
+   * opened: only its leader serves it). Resolves when this node's record is stored.
+   */
+  applyBinding(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
+    // The watch repeats what this node applied (its own BIND, a list read again): nothing to store.
+    const r = this.#routes.get(pattern, queue);
+    if (r !== undefined && r.filterSource === filter?.source) return Promise.resolve();
     return this.#routes.bind(pattern, queue, filter);
   }
 
-  /** Removes a binding (idempotent); resolves when stored. */
-  unbind(pattern: string, queue: string): Promise<void> {
+  /** (cluster) Removes a binding etcd no longer holds, here only. */
+  applyUnbind(pattern: string, queue: string): Promise<void> {
     return this.#routes.unbind(pattern, queue);
+  }
+
+  /** (cluster) Makes this node's bindings exactly etcd's (read again after a start or an outage). */
+  replaceBindings(
+    list: readonly { pattern: string; queue: string; filter?: FilterOption }[],
+  ): Promise<void> {
+    return this.#routes.replace(list);
   }
 
   /** Every binding's figures. */

@@ -11,9 +11,11 @@ export { type ReplyWait, Subscription, type SubscriptionOptions } from "./subscr
 export { Delivery, InFlight } from "./inflight.ts";
 export { IdMap } from "./id_map.ts";
 export {
+  type BoundCopies,
   BrokerError,
   type BrokerOptions,
   type Client,
+  type SharedBindings,
   storeFailed,
   type TopicInterest,
 } from "./types.ts";

@@ -19,7 +19,7 @@ import { routedCopy } from "./messages.ts";
 import type { Queue } from "./queue.ts";
 import { RecordStore } from "./record_store.ts";
 import type { BindingStats } from "./stats.ts";
-import { BrokerError, type QueueOverflow, storeFailed } from "./types.ts";
+import { type BoundCopies, BrokerError, type QueueOverflow, storeFailed } from "./types.ts";
 
 /** What routing needs from the broker around it. */
 export interface RouteHost {
@@ -36,6 +36,8 @@ export interface RouteHost {
   nextId(): number;
   /** The tick's time (epoch ms): a routed copy's default TTL counts from it. */
   readonly now: number;
+  /** (cluster) Where copies for queues another node leads go; undefined: every queue is here. */
+  readonly copies: BoundCopies | undefined;
 }
 
 /** Name of the store queue that holds the bindings record. */
@@ -80,10 +82,14 @@ export class Routes {
   #cache = new Map<string, readonly Route[]>();
   #state: RecordStore<BindingsRecord>;
   #host: RouteHost;
-  /** The bindings a publish goes through, and their queues (reused: no array per publish). */
+  /**
+   * The bindings a publish goes through, and their queues (reused: no array
+   * per publish); a queue is undefined when another node leads it (cluster:
+   * its copy is sent there).
+   */
   #hits: Route[] = [];
-  #queues: Queue[] = [];
-  #copies: Message[] = [];
+  #queues: (Queue | undefined)[] = [];
+  #copies: (Message | undefined)[] = [];
 
   constructor(store: Store, host: RouteHost) {
     this.#host = host;
@@ -110,15 +116,18 @@ export class Routes {
     const qs = this.#queues;
     hits.length = qs.length = 0;
     const h = this.#host;
+    const remote = h.copies;
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i];
       if (r.filter !== undefined && !r.filter(msg)) continue;
       hits.push(r);
-      qs.push(h.queueFor(r.queue));
+      qs.push(remote?.remote(r.queue) ? undefined : h.queueFor(r.queue));
     }
     if (hits.length === 0) return 0;
     for (let i = 0; i < qs.length; i++) {
       const q = qs[i];
+      // Another node's queue: its leader checks its room (docs/CLUSTERING.md, bindings).
+      if (q === undefined) continue;
       let need = 0;
       for (let j = 0; j < qs.length; j++) if (qs[j] === q) need++;
       const s = q.store;
@@ -135,7 +144,10 @@ export class Routes {
         );
       }
     }
-    for (let i = 0; i < qs.length; i++) h.makeRoom(qs[i], msg.len);
+    for (let i = 0; i < qs.length; i++) {
+      const q = qs[i];
+      if (q !== undefined) h.makeRoom(q, msg.len);
+    }
     return hits.length;
   }
 
@@ -155,12 +167,22 @@ export class Routes {
     msg.retain();
     let waits: Promise<void>[] | undefined;
     for (let i = 0; i < hits.length; i++) {
-      const copy = routedCopy(msg, this.#host.nextId(), qs[i].settings.ttlMs, this.#host.now);
+      const q = qs[i];
+      if (q === undefined) {
+        // Sent to the queue's leader (cluster); it cannot be taken back, so the local ones undo alone.
+        (waits ??= []).push(this.#host.copies!.send(hits[i].queue, msg));
+        copies.push(undefined);
+        continue;
+      }
+      const copy = routedCopy(msg, this.#host.nextId(), q.settings.ttlMs, this.#host.now);
       let p: void | Promise<void>;
       try {
-        p = qs[i].store.push(copy);
+        p = q.store.push(copy);
       } catch (e) {
-        for (let j = 0; j < copies.length; j++) qs[j].store.remove(copies[j], "dropped");
+        for (let j = 0; j < copies.length; j++) {
+          const c = copies[j];
+          if (c !== undefined) qs[j]!.store.remove(c, "dropped");
+        }
         topicStore?.remove(msg, "dropped");
         throw storeFailed(e);
       }
@@ -169,7 +191,8 @@ export class Routes {
     }
     for (let i = 0; i < hits.length; i++) {
       hits[i].routed++;
-      qs[i].counters.published++;
+      const q = qs[i];
+      if (q !== undefined) q.counters.published++;
     }
     this.#host.counters.routed += hits.length;
     if (waits === undefined) return undefined;
@@ -179,7 +202,7 @@ export class Routes {
   /** Dispatches the queues a routed publish fed, once the topic's subscribers had it. */
   dispatch(): void {
     const qs = this.#queues;
-    for (let i = 0; i < qs.length; i++) qs[i].dispatch();
+    for (let i = 0; i < qs.length; i++) qs[i]?.dispatch();
     this.#hits.length = qs.length = this.#copies.length = 0;
   }
 
@@ -214,6 +237,33 @@ export class Routes {
       this.#routes.set(key, new Route(pattern, queue, filter?.match, filter?.source));
       this.#cache.clear();
     }
+    return this.#state.save();
+  }
+
+  /** The binding of `pattern` into `queue`, if it exists. */
+  get(pattern: string, queue: string): Route | undefined {
+    return this.#routes.get(`${pattern} ${queue}`);
+  }
+
+  /**
+   * (cluster) Makes the bindings exactly `list` (etcd's, read again): those
+   * not in it go, the others are added or take its selector. Resolves when stored.
+   */
+  replace(
+    list: readonly { pattern: string; queue: string; filter?: FilterOption }[],
+  ): Promise<void> {
+    // A binding kept keeps its counts.
+    const before = this.#routes;
+    this.#routes = new Map();
+    for (const b of list) {
+      if (this.#routes.size >= BINDINGS_MAX) break;
+      const key = `${b.pattern} ${b.queue}`;
+      const r = before.get(key) ?? new Route(b.pattern, b.queue, undefined, undefined);
+      r.filter = b.filter?.match;
+      r.filterSource = b.filter?.source;
+      this.#routes.set(key, r);
+    }
+    this.#cache.clear();
     return this.#state.save();
   }
 

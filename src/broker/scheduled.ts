@@ -34,9 +34,10 @@ export interface ScheduledHost {
   readonly queueBytesMax: number;
   /**
    * Publishes a due message to `topic`: `msg` has its fields, `payload` its
-   * payload (both the store's, released after the call: copy what is kept).
+   * payload (both the store's, released after the call: copy what is kept);
+   * `unrouted`: a peer's message, whose bindings its own node applied.
    */
-  fire(topic: string, msg: Message, payload: Uint8Array): void;
+  fire(topic: string, msg: Message, payload: Uint8Array, unrouted: boolean): void;
 }
 
 /** The scheduled messages of one broker. */
@@ -80,7 +81,7 @@ export class Scheduler {
    * it durable first. All topics' scheduled messages together are bounded
    * as one queue (`--queue-max-messages`, `--queue-max-bytes`).
    */
-  schedule(topic: string, msg: Message, dueAt: number): void | Promise<void> {
+  schedule(topic: string, msg: Message, dueAt: number, unrouted = false): void | Promise<void> {
     const q = this.#topics ??= this.#store.openQueue(SCHEDULED_QUEUE);
     const h = this.#host;
     if (q.size + 1 > h.queueMessagesMax || q.bytes + msg.len > h.queueBytesMax) {
@@ -90,7 +91,12 @@ export class Scheduler {
       );
     }
     // The payload behind the topic's name, in a buffer of its own: it waits, so it must not pin the read chunk.
-    const envelope = encodeEnvelope({ destination: topic, body: msg.payload });
+    // `delivery: 0` marks a peer's message (cluster): its bindings were applied where it was published.
+    const envelope = encodeEnvelope({
+      destination: topic,
+      body: msg.payload,
+      ...(unrouted ? { delivery: 0 } : {}),
+    });
     const wrapped = copyOf(msg, msg.id, SCHEDULED_QUEUE, 0, envelope);
     const stored = q.push(wrapped, dueAt);
     this.#ask(dueAt);
@@ -132,7 +138,9 @@ export class Scheduler {
         q.remove(msg, "dropped");
         continue;
       }
-      if (e.destination !== undefined) this.#host.fire(e.destination, msg, e.body);
+      if (e.destination !== undefined) {
+        this.#host.fire(e.destination, msg, e.body, e.delivery === 0);
+      }
       q.remove(msg, "acked");
     }
     if (q.size === 0) {

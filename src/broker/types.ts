@@ -89,6 +89,30 @@ export function storeFailed(e: unknown): BrokerError {
 }
 
 /**
+ * (cluster) Bound copies for queues another node leads (src/cluster/bindings.ts):
+ * in a cluster the node a topic message is published on applies the
+ * bindings, and sends each copy to its queue's leader; the publisher's reply
+ * waits for the leader's answer, as it waits for a local copy's store.
+ */
+export interface BoundCopies {
+  /**
+   * Whether another node leads `queue` (its copies are sent there, not stored
+   * here); throws `BrokerError` when a copy for it cannot be taken now.
+   */
+  remote(queue: string): boolean;
+  /** Sends a copy of topic message `msg` to the leader of `queue`; settles with its answer. */
+  send(queue: string, msg: Message): Promise<void>;
+}
+
+/** (cluster) The cluster-wide bindings (etcd): BIND/UNBIND go there, every node applies them. */
+export interface SharedBindings {
+  /** Stores the binding for the whole cluster; resolves once stored and applied here. */
+  bind(pattern: string, queue: string, filter: string | undefined): Promise<void>;
+  /** Removes it for the whole cluster; resolves once stored and applied here. */
+  unbind(pattern: string, queue: string): Promise<void>;
+}
+
+/**
  * Topic interest and publishes as the cluster's inter-node link sees them
  * (src/cluster/): set on `Broker.interest` only with `--cluster-etcd`, so a
  * single node pays one undefined check per topic publish.

@@ -150,6 +150,14 @@ export class EtcdMeta implements ClusterMeta {
     return r.succeeded === true;
   }
 
+  async put(key: string, value: string): Promise<void> {
+    await this.#post("/v3/kv/put", { key: b64(key), value: b64(value) });
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#post("/v3/kv/deleterange", { key: b64(key) });
+  }
+
   async deleteIf(key: string, createRevision: number): Promise<boolean> {
     const k = b64(key);
     const r = await this.#post("/v3/kv/txn", {

@@ -9,6 +9,7 @@ import type { Broker } from "../broker/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { logger } from "../log/mod.ts";
 import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
+import { ClusterBindings } from "./bindings.ts";
 import { EtcdMeta } from "./etcd.ts";
 import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
@@ -144,6 +145,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       link.membersChanged(members);
       forwarding.membersChanged(members);
       repl?.membersChanged(members);
+      bindings.membersChanged(members);
     },
     links: () => link.stats(),
     linkTotals: () => link.totals(),
@@ -153,7 +155,18 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     replication: repl && (() => repl.stats()),
     mayClaim: repl && ((queue) => repl.mayClaim(queue)),
     onLeader: repl && ((queue, leader) => repl.leaderChanged(queue, leader)),
-    onOther: repl && ((e) => repl.keyChanged(e)),
+    onOther: (e) => {
+      if (!bindings.keyChanged(e)) repl?.keyChanged(e);
+    },
+    onList: (kvs) => bindings.listed(kvs),
+  });
+  // Cluster-wide bindings (bindings.ts): kept in etcd, applied where a topic message is published.
+  const bindings = new ClusterBindings({
+    meta,
+    broker,
+    node,
+    dial,
+    log: (level, message) => log[level](message),
   });
   const forwarding = new Forwarding({
     node,
@@ -161,10 +174,14 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     log: (level, message) => log[level](message),
   });
   broker.interest = link;
+  broker.bindings = bindings;
+  broker.copies = bindings;
   try {
     await node.start();
   } catch (e) {
     broker.interest = undefined;
+    broker.bindings = broker.copies = undefined;
+    await bindings.close();
     await repl?.close();
     await link.close();
     throw e;
@@ -195,6 +212,8 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     forwarding,
     async stop() {
       broker.interest = undefined;
+      broker.bindings = broker.copies = undefined;
+      await bindings.close();
       await repl?.close();
       await node.stop();
       await link.close();

@@ -59,6 +59,10 @@ export interface ClusterMeta {
    * revision `guardRevision`, in one transaction; returns whether it did.
    */
   putIf(key: string, value: string, guardKey: string, guardRevision: number): Promise<boolean>;
+  /** Puts `key` = `value` with no lease and no guard (cluster-wide settings such as bindings). */
+  put(key: string, value: string): Promise<void>;
+  /** Deletes `key` if it exists. */
+  delete(key: string): Promise<void>;
   /** Deletes `key` only while it has this create revision (a leader resigning); returns whether it did. */
   deleteIf(key: string, createRevision: number): Promise<boolean>;
   /**

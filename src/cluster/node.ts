@@ -153,8 +153,10 @@ export interface ClusterNodeOptions {
   readonly mayClaim?: (queue: string) => boolean;
   /** Told every change of a queue's leader as etcd has it (undefined: none now). */
   readonly onLeader?: (queue: string, leader: LeaderInfo | undefined) => void;
-  /** Told the changes of other keys under `relayr/` (replication's replica sets). */
+  /** Told the changes of other keys under `relayr/` (replication's replica sets, bindings). */
   readonly onOther?: (e: WatchEvent) => void;
+  /** Told every key under `relayr/` whenever it is read again (start, etcd back): the whole state. */
+  readonly onList?: (kvs: readonly KeyValue[]) => void;
 }
 
 /** One broker's membership and leaderships (see the module comment). */
@@ -344,6 +346,7 @@ export class ClusterNode {
     this.#members.clear();
     this.#leaders.clear();
     this.#version++;
+    this.#o.onList?.(kvs);
     for (const kv of kvs) this.#apply({ type: "put", key: kv.key, kv }, false);
     this.#o.onMembers?.([...this.#members.values()]);
     this.#watch = await this.#o.meta.watch(

@@ -307,6 +307,11 @@ export const CLUSTER_LINK_REDIAL_MS = 200;
 export const CLUSTER_PROXY_PENDING_MAX = 65_536;
 /** Bytes waiting to be written to one upstream proxy connection (over it: the upstream is cut). */
 export const CLUSTER_PROXY_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/**
+ * Bound copies (cluster bindings, src/cluster/bindings.ts) waiting for one leader node's answer;
+ * over it a topic publish that would add one is refused `ERR LIMIT` before anything is done.
+ */
+export const CLUSTER_BIND_PENDING_MAX = 65_536;
 /** Upstream proxy connections one client connection may have open (one per leader node). */
 export const CLUSTER_PROXY_UPSTREAMS_MAX = CLUSTER_MEMBERS_MAX;
 /** Destinations whose route one connection remembers (then it starts over). */
