@@ -12,6 +12,7 @@ import { replLine } from "./repl_frames.ts";
 import { majority, type Recovery, refusal, type ReplCore } from "./repl_core.ts";
 import { flushSoon, save, snapshot, tryCommit } from "./repl_leader.ts";
 import { follower } from "./repl_links.ts";
+import { markRecovered } from "./redelivered.ts";
 import { Batch, type ReplicatedQueueStore, unavailable } from "./replicated_store.ts";
 
 /** This node won the leadership of `q` at `epoch`: asks the old set what each holds. */
@@ -108,11 +109,12 @@ export function established(
       q.oldSet = undefined;
       q.role = "leader";
       c.recovered++;
-      let maxId = 0;
-      for (const m of q.live()) if (m.id > maxId) maxId = m.id;
+      // What the old leader may have delivered counts one delivery (redelivered.ts).
+      const { maxId, marked } = markRecovered(q, Date.now());
       c.o.log(
         "info",
-        `leading ${q.name} (epoch ${r.epoch}, replicas ${set.join(",")}, ${q.index.size} messages)`,
+        `leading ${q.name} (epoch ${r.epoch}, replicas ${set.join(",")}, ${q.index.size} ` +
+          `messages, ${marked} marked redelivered)`,
       );
       c.o.serving(q.name, maxId);
       release(c, q);

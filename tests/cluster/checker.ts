@@ -12,7 +12,11 @@
  *   answered `OK` (the ack was acknowledged, then forgotten);
  * - `order` (with `order: true`, for a single consumer): per publisher, a
  *   publish that completed before another was invoked is first delivered
- *   before it.
+ *   before it;
+ * - `unmarked-redelivery` (with `marked: true`): a payload delivered again
+ *   without the broker's redelivery mark (`delivery:<n>`, n > 1), as if it
+ *   had never been delivered (a failover that forgot the old leader's
+ *   deliveries; a `max_deliveries` rule would count it short).
  *
  * Unknown outcomes (`info`: connection lost, timeout, `ERR UNAVAILABLE`) may
  * go either way: delivered or not, neither is a violation. Duplicates before
@@ -23,7 +27,13 @@
 import type { Op } from "./history.ts";
 
 /** The rules a violation can break. */
-export type Rule = "lost" | "phantom" | "failed-delivered" | "delivered-after-ack" | "order";
+export type Rule =
+  | "lost"
+  | "phantom"
+  | "failed-delivered"
+  | "delivered-after-ack"
+  | "order"
+  | "unmarked-redelivery";
 
 /** One broken rule, with the operations that show it. */
 export interface Violation {
@@ -50,6 +60,8 @@ export interface CheckStats {
   duplicates: number;
   /** Deliveries the broker marked as redeliveries. */
   redelivered: number;
+  /** Deliveries beyond the first of their payload that the broker did not mark as redeliveries. */
+  unmarked: number;
   ackOk: number;
   ackFail: number;
   ackUnknown: number;
@@ -68,6 +80,8 @@ export interface Verdict {
 export interface CheckOptions {
   /** Check per-publisher order of first deliveries (meaningful with one consumer). */
   order?: boolean;
+  /** Check that every delivery of a payload after its first is marked a redelivery. */
+  marked?: boolean;
 }
 
 /** A publish: its invoke and how it completed (undefined: never completed, i.e. unknown). */
@@ -94,6 +108,7 @@ export function check(ops: readonly Op[], options: CheckOptions = {}): Verdict {
     delivered: 0,
     duplicates: 0,
     redelivered: 0,
+    unmarked: 0,
     ackOk: 0,
     ackFail: 0,
     ackUnknown: 0,
@@ -124,8 +139,23 @@ export function check(ops: readonly Op[], options: CheckOptions = {}): Verdict {
     } else {
       stats.deliveries++;
       if (op.redelivered) stats.redelivered++;
-      if (firstDelivery.has(op.value)) stats.duplicates++;
-      else firstDelivery.set(op.value, op);
+      const first = firstDelivery.get(op.value);
+      if (first === undefined) firstDelivery.set(op.value, op);
+      else {
+        stats.duplicates++;
+        if (!op.redelivered) {
+          stats.unmarked++;
+          if (options.marked) {
+            violations.push({
+              rule: "unmarked-redelivery",
+              value: op.value,
+              message: `${op.value} was delivered again to ${op.process} by ${op.node} without ` +
+                `a delivery count, as if never delivered (first by ${first.node})`,
+              ops: [first, op],
+            });
+          }
+        }
+      }
       const acked = ackedAt.get(op.value);
       if (acked !== undefined && op.time > acked.ok.time) {
         violations.push({
@@ -244,7 +274,8 @@ export function describe(v: Verdict, max = 20): string {
       v.valid ? "VALID" : "INVALID"
     }: publishes ${s.publishes} (ok ${s.publishOk}, failed ${s.publishFail}, ` +
     `unknown ${s.publishUnknown}, of which delivered ${s.unknownDelivered}); deliveries ${s.deliveries} ` +
-    `of ${s.delivered} payloads (duplicates ${s.duplicates}, marked redelivered ${s.redelivered}); ` +
+    `of ${s.delivered} payloads (duplicates ${s.duplicates}, marked redelivered ${s.redelivered}, ` +
+    `unmarked duplicates ${s.unmarked}); ` +
     `acks ok ${s.ackOk}, failed ${s.ackFail}, unknown ${s.ackUnknown}`,
   ];
   if (!v.valid) lines.push(`violations: ${JSON.stringify(v.byRule)}`);

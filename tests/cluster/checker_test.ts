@@ -61,6 +61,7 @@ Deno.test("checker: a valid history with unknowns, duplicates and redeliveries i
     delivered: 2,
     duplicates: 2,
     redelivered: 2,
+    unmarked: 0,
     ackOk: 2,
     ackFail: 1,
     ackUnknown: 1,
@@ -167,4 +168,28 @@ Deno.test("history: written as JSON one op per line, read back whole", () => {
     ops: h.ops,
   });
   assert.deepEqual(h.counts(), { "publish invoke": 1, "publish ok": 1, "deliver ok": 1 });
+});
+
+Deno.test("checker: with marked, a payload delivered again without a delivery count is named", () => {
+  const { h, pub, deliver, ack } = recorder();
+  pub("p1", "p1-1", "ok");
+  pub("p1", "p1-2", "ok");
+  const first = deliver("c1", "p1-1", "n1");
+  deliver("c1", "p1-2", "n1");
+  deliver("c1", "p1-2", "n2", true); // marked: fine
+  const again = deliver("c2", "p1-1", "n3"); // the new leader forgot n1 delivered it
+  ack("c2", "p1-1", "ok");
+  ack("c1", "p1-2", "ok");
+  // Counted, and allowed, unless asked.
+  const lax = check(h.ops);
+  assert.equal(lax.valid, true, describe(lax));
+  assert.equal(lax.stats.unmarked, 1);
+  assert.equal(lax.stats.duplicates, 2);
+  const v = check(h.ops, { marked: true });
+  assert.equal(v.valid, false);
+  assert.deepEqual(v.byRule, { "unmarked-redelivery": 1 });
+  assert.equal(v.violations[0].value, "p1-1");
+  assert.deepEqual(v.violations[0].ops, [first, again]);
+  assert.match(describe(v), /unmarked-redelivery: p1-1 was delivered again to c2 by n3 without/);
+  assert.match(describe(v), /unmarked duplicates 1/);
 });

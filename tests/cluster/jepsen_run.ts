@@ -32,6 +32,11 @@ export interface RunOptions {
   drainMs?: number;
   /** Check per-publisher order of first deliveries (needs one consumer). */
   order?: boolean;
+  /**
+   * Check that a payload delivered again is marked a redelivery (default: with etcd, i.e. a
+   * replicated cluster, whose new leaders mark what they recover).
+   */
+  marked?: boolean;
   /** Called with each line of progress (what the nemesis did). */
   log?: (line: string) => void;
 }
@@ -117,6 +122,6 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
     await workload.stop();
     await cluster.stop();
   }
-  const verdict = check(history.ops, { order: o.order });
+  const verdict = check(history.ops, { order: o.order, marked: o.marked ?? o.cluster.etcd });
   return { history, verdict, faults, drained, ms: Math.round(performance.now() - t0) };
 }
