@@ -164,9 +164,10 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   #defer = false;
 
   /**
-   * `publishFrom`, but a queue publish (without `dedup_id`) that waits for its
-   * store returns its id at once and leaves the wait in `durable`; the caller
-   * answers `STORE_FAILED` (`storeFailed`) itself when that rejects.
+   * `publishFrom`, but a publish (without `dedup_id`) that waits for its store
+   * (a queue's, or a topic's log and bound copies) returns its id at once and
+   * leaves the wait in `durable`; the caller answers `STORE_FAILED`
+   * (`storeFailed`) itself when that rejects.
    */
   publishDeferred(
     dest: string,
@@ -286,7 +287,18 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     // or a delivery in flight (explicit acks) may hold it as it is.
     if (msg.buf === buf && topic !== undefined && keepsAsIs(topic)) this.#pinned = true;
     if (stored === undefined && copied === undefined) return msg.id;
-    return Promise.all([stored, copied]).then(() => msg.id, (e) => {
+    const wait = stored === undefined
+      ? copied!
+      : copied === undefined
+      ? stored
+      : Promise.all([stored, copied]).then(() => {});
+    // As a queue publish: the publishes of a tick waiting for one promise (a replicated copy's
+    // commit, an fsync) are answered together, no promise of their own each.
+    if (this.#defer && o?.dedupId === undefined) {
+      this.durable = wait;
+      return msg.id;
+    }
+    return wait.then(() => msg.id, (e) => {
       throw storeFailed(e);
     });
   }

@@ -44,7 +44,7 @@ interface Stored {
 export interface ClusterBindingsOptions {
   readonly meta: ClusterMeta;
   readonly broker: Broker;
-  readonly node: Pick<ClusterNode, "id" | "leads" | "leaderOf" | "addressOf">;
+  readonly node: Pick<ClusterNode, "id" | "leaderOf" | "addressOf">;
   readonly dial: (hostname: string, port: number) => Promise<Conn>;
   readonly log: (level: "info" | "warn", message: string) => void;
 }
@@ -145,10 +145,9 @@ export class ClusterBindings implements SharedBindings, BoundCopies {
 
   remote(queue: string): boolean {
     const node = this.#o.node;
-    if (node.leads(queue)) return false;
     const l = node.leaderOf(queue);
-    // Nobody leads it (stored here: held while this node claims it), or our own lapsing
-    // leadership (refused here as a PUB would be).
+    // Nobody leads it (stored here: held while this node claims it), or we do: the local store
+    // checks the lease, once per tick (no clock read here per message).
     if (l === undefined || l.node === node.id) return false;
     const link = this.#link(l.node);
     if (link === undefined) {

@@ -149,7 +149,8 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     },
     links: () => link.stats(),
     linkTotals: () => link.totals(),
-    forwardedCommands: (): number => forwarding.forwarded,
+    // A bound copy sent to its queue's leader is a forwarded PUB too.
+    forwardedCommands: (): number => forwarding.forwarded + bindings.sent,
     auth: auth && (() => auth.stats()),
     tls: tls && (() => tls.stats()),
     replication: repl && (() => repl.stats()),

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { BindingStats } from "../../src/broker/mod.ts";
 import { RawClient } from "../helpers.ts";
-import { type Node, startNode, startNodes, untilView } from "./cluster_helpers.ts";
+import { clusterOf, type Node, startNode, startNodes, untilView } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 import { consume, leaderOf, publishRetry, replOf, untilLeading } from "./repl_helpers.ts";
 
@@ -117,6 +117,10 @@ Deno.test({
         sent.push(...bs);
         // The OK waited for the copies: the leader holds them when the last OK is read.
         assert.equal((await replOf(n1, Q))!.messages, 1 + sent.length);
+      }
+      // Each copy sent to the leader is a forwarded command of its node; the leader sent none.
+      for (const [n, copies] of [[n3, 20], [n2, 20], [n1, 0]] as const) {
+        assert.equal((await clusterOf(n)).forwarded_commands, copies, n.id);
       }
       // Only the copies the selector takes (priority 5), from a non-leader.
       const vc = await RawClient.connect(n2.port);
