@@ -19,6 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { startServerProcess } from "../tests/child.ts";
+import { pipelinedRate } from "./pipelined.ts";
 import { type Node, startNodes } from "../tests/cluster/cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "../tests/cluster/etcd.ts";
 import { leaderOf, publishRetry } from "../tests/cluster/repl_helpers.ts";
@@ -46,27 +47,8 @@ const TOPIC = "topic:bench.x";
 const QUEUE = "queue:bench";
 
 /** Pipelines `MSGS` PUBs to `dest` in writes of `BATCH`, waits for every reply; returns msgs/s. */
-async function rate(port: number, dest: string): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const frame = new TextEncoder().encode(`PUB ${dest} ${SIZE}\r\n${"x".repeat(SIZE)}\r\n`);
-  const batch = new Uint8Array(frame.length * BATCH);
-  for (let i = 0; i < BATCH; i++) batch.set(frame, i * frame.length);
-  const t0 = performance.now();
-  const replies = (async () => {
-    const buf = new Uint8Array(1 << 20);
-    for (let seen = 0; seen < MSGS;) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`closed after ${seen} replies`);
-      if (buf[0] === 0x45) throw new Error(new TextDecoder().decode(buf.subarray(0, 120)));
-      for (let i = 0; i < n; i++) if (buf[i] === 10) seen++;
-    }
-  })();
-  for (let sent = 0; sent < MSGS; sent += BATCH) {
-    for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
-  }
-  await replies;
-  conn.close();
-  return Math.round(MSGS / ((performance.now() - t0) / 1000));
+function rate(port: number, dest: string): Promise<number> {
+  return pipelinedRate(port, dest, { msgs: MSGS, size: SIZE, batch: BATCH });
 }
 
 /** `BIND topic:bench.> queue:bench` on the node at `port`. */

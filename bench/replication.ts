@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { startServerProcess } from "../tests/child.ts";
 import { type Node, serveArgs, startNode } from "../tests/cluster/cluster_helpers.ts";
 import { Etcd, ETCD_MISSING, freePort } from "../tests/cluster/etcd.ts";
+import { pipelinedRate } from "./pipelined.ts";
 import { hotspots, Profiler } from "./profile.ts";
 import { leaderOf, publishRetry } from "../tests/cluster/repl_helpers.ts";
 
@@ -41,28 +42,8 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BATCH = 1000;
 
 /** Pipelines the PUBs in writes of `BATCH`, counts the replies; returns msgs/s. */
-async function publish(port: number, queue: string): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const frame = new TextEncoder().encode(`PUB ${queue} ${SIZE}\r\n${"x".repeat(SIZE)}\r\n`);
-  const batch = new Uint8Array(frame.length * BATCH);
-  for (let i = 0; i < BATCH; i++) batch.set(frame, i * frame.length);
-  const t0 = performance.now();
-  const replies = (async () => {
-    const buf = new Uint8Array(1 << 20);
-    for (let seen = 0; seen < MSGS;) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`closed after ${seen} replies`);
-      if (buf[0] === 0x45) throw new Error(new TextDecoder().decode(buf.subarray(0, 120)));
-      for (let i = 0; i < n; i++) if (buf[i] === 10) seen++;
-    }
-  })();
-  for (let sent = 0; sent < MSGS; sent += BATCH) {
-    for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
-  }
-  await replies;
-  const rate = MSGS / ((performance.now() - t0) / 1000);
-  conn.close();
-  return Math.round(rate);
+function publish(port: number, queue: string): Promise<number> {
+  return pipelinedRate(port, queue, { msgs: MSGS, size: SIZE, batch: BATCH });
 }
 
 const single = await startServerProcess(Deno.execPath(), [

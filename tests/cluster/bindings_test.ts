@@ -9,21 +9,18 @@ import assert from "node:assert/strict";
 import type { BindingStats } from "../../src/broker/mod.ts";
 import { RawClient } from "../helpers.ts";
 import { clusterOf, type Node, startNode, startNodes, untilView } from "./cluster_helpers.ts";
-import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { consume, leaderOf, publishRetry, replOf, untilLeading } from "./repl_helpers.ts";
+import { type Etcd, ETCD_MISSING } from "./etcd.ts";
+import {
+  consume,
+  leaderOf,
+  publishAll,
+  publishRetry,
+  replOf,
+  untilLeading,
+  withCluster,
+} from "./repl_helpers.ts";
 
 const Q = "queue:audit";
-
-async function withCluster(fn: (etcd: Etcd, nodes: Node[]) => Promise<void>): Promise<void> {
-  const etcd = await Etcd.start();
-  const nodes: Node[] = [];
-  try {
-    await fn(etcd, nodes);
-  } finally {
-    for (const n of nodes) await n.stop("SIGKILL");
-    await etcd.stop();
-  }
-}
 
 /** The node's bindings, as `/api/stats` (and `relayr stats`) list them. */
 async function bindingsOf(node: Node): Promise<BindingStats[]> {
@@ -57,17 +54,22 @@ async function command(node: Node, line: string): Promise<string> {
   }
 }
 
-/** Pipelines topic publishes `bodies` to `topic` on `node`; returns each answer in order. */
-async function publishTopic(node: Node, topic: string, bodies: string[]): Promise<string[]> {
-  const c = await RawClient.connect(node.port);
-  try {
-    for (const b of bodies) await c.pub(topic, b);
-    const out: string[] = [];
-    for (let i = 0; i < bodies.length; i++) out.push(await c.line(15_000));
-    return out;
-  } finally {
-    await c.close();
-  }
+/**
+ * Three nodes (`--cluster-lease-ttl ttl`) into `nodes`, n1 leading `Q` (with
+ * its seed message), and `BIND topic:orders.> queue:audit` made on n2, seen by every node.
+ */
+async function boundCluster(etcd: Etcd, nodes: Node[], ttl: string): Promise<Node[]> {
+  const [n1, n2] = await startNodes(
+    etcd.url,
+    ["n1", "n2", "n3"],
+    ["--cluster-lease-ttl", ttl],
+    nodes,
+  );
+  await publishRetry(n1, Q, "seed");
+  await untilLeading(n1, Q);
+  assert.equal(await command(n2, `BIND topic:orders.> ${Q}`), "OK");
+  await untilBindings(nodes, [`topic:orders.> ${Q}`]);
+  return nodes;
 }
 
 const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
@@ -78,15 +80,8 @@ Deno.test({
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withCluster(async (etcd, nodes) => {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "30"],
-        nodes,
-      );
-      // n1 leads the queue (replicated to n2 and n3).
-      await publishRetry(n1, Q, "seed");
-      await untilLeading(n1, Q);
+      // n1 leads the queue (replicated to n2 and n3); the binding is made on n2.
+      const [n1, n2, n3] = await boundCluster(etcd, nodes, "30");
       // A topic subscriber on every node: each node gets every message over the link, and
       // must still not make a copy of a peer's message (one copy per binding, not per node).
       const subs = await Promise.all(nodes.map((n) => RawClient.connect(n.port)));
@@ -101,7 +96,6 @@ Deno.test({
           `${n.id} to know the other nodes' subscribers`,
         );
       }
-      assert.equal(await command(n2, `BIND topic:orders.> ${Q}`), "OK");
       // With a selector, made on n3: only the messages it takes.
       assert.equal(await command(n3, `BIND topic:vip.* ${Q} filter:"priority > 4"`), "OK");
       await untilBindings(nodes, [`topic:orders.> ${Q}`, `topic:vip.* ${Q}`]);
@@ -112,7 +106,7 @@ Deno.test({
       const sent: string[] = [];
       for (const [n, prefix] of [[n3, "c"], [n2, "b"], [n1, "a"]] as const) {
         const bs = bodies(prefix, 20);
-        const answers = await publishTopic(n, "topic:orders.eu", bs);
+        const answers = await publishAll(n, "topic:orders.eu", bs);
         assert.ok(answers.every((a) => a.startsWith("OK msg_id:")), answers.join(" | "));
         sent.push(...bs);
         // The OK waited for the copies: the leader holds them when the last OK is read.
@@ -137,7 +131,7 @@ Deno.test({
       }
       // A delayed topic message is scheduled on every node with a subscriber, and copied once:
       // by n3, where it was published, when it is due.
-      assert.match((await publishTopic(n3, "topic:orders.eu", ["later"]))[0], /^OK/);
+      assert.match((await publishAll(n3, "topic:orders.eu", ["later"]))[0], /^OK/);
       const delayed = await RawClient.connect(n3.port);
       await delayed.pub("topic:orders.eu", "delayed", "delay:200");
       assert.match(await delayed.line(5000), /^OK/);
@@ -148,7 +142,7 @@ Deno.test({
       }
       // A copy a peer made when it fired would be on its link to n1 before these markers' copies.
       for (const n of [n2, n3]) {
-        assert.match((await publishTopic(n, "topic:orders.eu", [`mark-${n.id}`]))[0], /^OK/);
+        assert.match((await publishAll(n, "topic:orders.eu", [`mark-${n.id}`]))[0], /^OK/);
       }
       sent.push("later", "mark-n2", "mark-n3");
       const deadline = Date.now() + 10_000;
@@ -173,15 +167,15 @@ Deno.test({
       const n2b = await startNode(etcd.url, "n2", ["--cluster-lease-ttl", "30"]);
       nodes[1] = n2b;
       await untilBindings([n2b], [`topic:orders.> ${Q}`, `topic:vip.* ${Q}`]);
-      const again = await publishTopic(n2b, "topic:orders.us", ["after-restart"]);
+      const again = await publishAll(n2b, "topic:orders.us", ["after-restart"]);
       assert.match(again[0], /^OK/);
       assert.equal((await replOf(n1, Q))!.messages, 1);
 
       // UNBIND on n1 goes for every node; then nothing more is copied.
       assert.equal(await command(n1, `UNBIND topic:orders.> ${Q}`), "OK");
       await untilBindings([n1, n2b, n3], [`topic:vip.* ${Q}`]);
-      assert.match((await publishTopic(n3, "topic:orders.eu", ["unbound"]))[0], /^OK/);
-      assert.match((await publishTopic(n2b, "topic:orders.eu", ["unbound"]))[0], /^OK/);
+      assert.match((await publishAll(n3, "topic:orders.eu", ["unbound"]))[0], /^OK/);
+      assert.match((await publishAll(n2b, "topic:orders.eu", ["unbound"]))[0], /^OK/);
       assert.equal((await replOf(n1, Q))!.messages, 1);
       for (const s of subs) await s.close();
     }),
@@ -193,16 +187,7 @@ Deno.test({
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withCluster(async (etcd, nodes) => {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "1"],
-        nodes,
-      );
-      await publishRetry(n1, Q, "seed");
-      await untilLeading(n1, Q);
-      assert.equal(await command(n2, `BIND topic:orders.> ${Q}`), "OK");
-      await untilBindings(nodes, [`topic:orders.> ${Q}`]);
+      const [n1, n2, n3] = await boundCluster(etcd, nodes, "1");
       // 300 pipelined topic publishes on n3 while n1, the queue's leader, is SIGKILLed.
       const c = await RawClient.connect(n3.port);
       const bs = bodies("m", 300);
@@ -220,7 +205,7 @@ Deno.test({
       // Publishing goes on: a later publish is OK once n2 or n3 leads the queue.
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const [a] = await publishTopic(n3, "topic:orders.eu", ["later"]);
+        const [a] = await publishAll(n3, "topic:orders.eu", ["later"]);
         if (a.startsWith("OK")) break;
         assert.match(a, /^ERR UNAVAILABLE/);
         if (Date.now() > deadline) throw new Error(`no leader took ${Q}: ${a}`);

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { RawClient } from "../helpers.ts";
-import { type Node, startNodes } from "./cluster_helpers.ts";
-import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderOf, publishAll, publishRetry, untilLeading } from "./repl_helpers.ts";
+import { startNodes } from "./cluster_helpers.ts";
+import { ETCD_MISSING } from "./etcd.ts";
+import { leaderOf, publishAll, publishRetry, untilLeading, withCluster } from "./repl_helpers.ts";
 
 const Q = "queue:work";
 const decoder = new TextDecoder();
@@ -17,10 +17,8 @@ const decoder = new TextDecoder();
 Deno.test({
   name: "redelivered: after a SIGKILL of the leader, what it had in flight comes marked delivery:2",
   ignore: ETCD_MISSING !== undefined,
-  fn: async () => {
-    const etcd = await Etcd.start();
-    const nodes: Node[] = [];
-    try {
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
       const [n1, n2, n3] = await startNodes(
         etcd.url,
         ["n1", "n2", "n3"],
@@ -64,9 +62,5 @@ Deno.test({
       for (const b of rest.slice(3)) assert.equal(delivery.get(b), 2, b);
       assert.equal(delivery.get("after"), 1, "published to the new leader: a first delivery");
       await c.close();
-    } finally {
-      for (const n of nodes) await n.stop("SIGKILL");
-      await etcd.stop();
-    }
-  },
+    }),
 });

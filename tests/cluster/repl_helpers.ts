@@ -6,6 +6,7 @@
 import type { ReplQueueStats } from "../../src/cluster/mod.ts";
 import { RawClient } from "../helpers.ts";
 import { clusterOf, type Node, untilView } from "./cluster_helpers.ts";
+import { Etcd } from "./etcd.ts";
 
 /** Retryable answers while a queue has no ready leader here. */
 export const RETRYABLE = /^ERR (UNAVAILABLE|NOT_LEADER)/;
@@ -128,5 +129,23 @@ export async function consume(
     return { delivered, acked, ids };
   } finally {
     await c.close();
+  }
+}
+
+/**
+ * Runs `fn` with a fresh etcd and a list it fills with the nodes it starts;
+ * every node in the list is killed and etcd stopped afterwards, whatever
+ * happened.
+ */
+export async function withCluster(
+  fn: (etcd: Etcd, nodes: Node[]) => Promise<void>,
+): Promise<void> {
+  const etcd = await Etcd.start();
+  const nodes: Node[] = [];
+  try {
+    await fn(etcd, nodes);
+  } finally {
+    for (const n of nodes) await n.stop("SIGKILL");
+    await etcd.stop();
   }
 }

@@ -19,6 +19,7 @@ import {
   publishRetry,
   replOf,
   untilLeading,
+  withCluster,
 } from "./repl_helpers.ts";
 
 const Q = "queue:jobs";
@@ -36,22 +37,6 @@ async function untilCopyEquals(node: Node, leader: Node, queue: string): Promise
       throw new Error(`${node.id}'s copy ${JSON.stringify(f)} never equalled ${JSON.stringify(l)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/**
- * Runs `fn` with a fresh etcd and a list it fills with the nodes it starts;
- * every node in the list is killed and etcd stopped afterwards, whatever
- * happened.
- */
-async function withCluster(fn: (etcd: Etcd, nodes: Node[]) => Promise<void>): Promise<void> {
-  const etcd = await Etcd.start();
-  const nodes: Node[] = [];
-  try {
-    await fn(etcd, nodes);
-  } finally {
-    for (const n of nodes) await n.stop("SIGKILL");
-    await etcd.stop();
   }
 }
 
