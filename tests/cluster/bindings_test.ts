@@ -222,3 +222,31 @@ Deno.test({
       for (const b of got.delivered) assert.ok(b === "seed" || b === "later" || bs.includes(b));
     }),
 });
+
+Deno.test({
+  name: "bindings: while etcd is away a BIND is refused UNAVAILABLE and the bindings are kept",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withCluster(async (etcd, nodes) => {
+      const [n1, n2] = await startNodes(
+        etcd.url,
+        ["n1", "n2"],
+        ["--cluster-lease-ttl", "30"],
+        nodes,
+      );
+      assert.equal(await command(n1, `BIND topic:orders.> ${Q}`), "OK");
+      await untilBindings(nodes, [`topic:orders.> ${Q}`]);
+      await etcd.kill();
+      for (const n of nodes) await untilView(n, (c) => !c.etcd_reachable, `${n.id} to see etcd go`);
+      assert.match(
+        await command(n2, `BIND topic:eu.> ${Q}`),
+        /^ERR UNAVAILABLE the cluster's bindings cannot be changed now \(etcd: .*\); retry$/,
+      );
+      assert.match(await command(n1, `UNBIND topic:orders.> ${Q}`), /^ERR UNAVAILABLE /);
+      await untilBindings(nodes, [`topic:orders.> ${Q}`]); // kept, on both
+      await etcd.restart();
+      for (const n of nodes) await untilView(n, (c) => c.etcd_reachable, `${n.id} to see etcd`);
+      assert.equal(await command(n2, `BIND topic:eu.> ${Q}`), "OK");
+      await untilBindings(nodes, [`topic:eu.> ${Q}`, `topic:orders.> ${Q}`]);
+    }),
+});
