@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { BindingStats } from "../../src/broker/mod.ts";
+import { bunVersion } from "../child.ts";
 import { RawClient } from "../helpers.ts";
 import { clusterOf, type Node, startNode, startNodes, untilView } from "./cluster_helpers.ts";
 import { type Etcd, ETCD_MISSING } from "./etcd.ts";
@@ -55,16 +56,17 @@ async function command(node: Node, line: string): Promise<string> {
 }
 
 /**
- * Three nodes (`--cluster-lease-ttl ttl`) into `nodes`, n1 leading `Q` (with
- * its seed message), and `BIND topic:orders.> queue:audit` made on n2, seen by every node.
+ * Three nodes (`--cluster-lease-ttl ttl`) into `nodes`, n3 on Bun when it is
+ * installed (it publishes: its copies go over its copy link), n1 leading `Q`
+ * (with its seed message), and `BIND topic:orders.> queue:audit` made on n2,
+ * seen by every node.
  */
 async function boundCluster(etcd: Etcd, nodes: Node[], ttl: string): Promise<Node[]> {
-  const [n1, n2] = await startNodes(
-    etcd.url,
-    ["n1", "n2", "n3"],
-    ["--cluster-lease-ttl", ttl],
-    nodes,
-  );
+  const [n1, n2] = await startNodes(etcd.url, ["n1", "n2"], ["--cluster-lease-ttl", ttl], nodes);
+  const bun = (await bunVersion()) !== undefined;
+  const n3 = await startNode(etcd.url, "n3", ["--cluster-lease-ttl", ttl], bun);
+  nodes.push(n3);
+  if (bun) assert.match(n3.output(), /\(bun [0-9.]+\) listening on/);
   await publishRetry(n1, Q, "seed");
   await untilLeading(n1, Q);
   assert.equal(await command(n2, `BIND topic:orders.> ${Q}`), "OK");
