@@ -184,6 +184,8 @@ export class Routes {
           if (c !== undefined) qs[j]!.store.remove(c, "dropped");
         }
         topicStore?.remove(msg, "dropped");
+        // Copies already sent to other nodes stand; nobody waits for their answers now.
+        if (waits !== undefined) { for (const w of waits) w.catch(() => {}); }
         throw storeFailed(e);
       }
       copies.push(copy);
