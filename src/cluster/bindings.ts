@@ -20,7 +20,7 @@
  */
 import type { BoundCopies, Broker, SharedBindings } from "../broker/mod.ts";
 import { BrokerError } from "../broker/mod.ts";
-import { CLUSTER_BIND_PENDING_MAX } from "../config/mod.ts";
+import { CLUSTER_BIND_PENDING_MAX, CLUSTER_LINK_REDIAL_MS } from "../config/mod.ts";
 import { compileFilter } from "../filter/mod.ts";
 import { destinationError, type FilterOption } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
@@ -150,8 +150,13 @@ export class ClusterBindings implements SharedBindings, BoundCopies {
     // checks the lease, once per tick (no clock read here per message).
     if (l === undefined || l.node === node.id) return false;
     const link = this.#link(l.node);
-    if (link === undefined) {
-      throw new BrokerError("UNAVAILABLE", `the leader of ${queue}, ${l.node}, cannot be reached`);
+    if (link === undefined || link.dead) {
+      throw new BrokerError(
+        "UNAVAILABLE",
+        `the leader of ${queue}, ${l.node}, cannot be reached${
+          link ? ` (${link.why})` : ""
+        }; retry`,
+      );
     }
     if (link.pending >= CLUSTER_BIND_PENDING_MAX) {
       throw new BrokerError(
@@ -171,13 +176,14 @@ export class ClusterBindings implements SharedBindings, BoundCopies {
 
   #link(nodeId: string): CopyLink | undefined {
     const up = this.#links.get(nodeId);
-    if (up !== undefined) return up;
+    // A dead link stands for its node a moment (its publishes refused), not a dial per publish.
+    if (up !== undefined && (!up.dead || Date.now() - up.diedAt < CLUSTER_LINK_REDIAL_MS)) {
+      return up;
+    }
     const address = this.#o.node.addressOf(nodeId);
     if (address === undefined || this.#closed) return undefined;
     const [hostname, port] = splitHostPort(address);
-    const made = new CopyLink(nodeId, this.#o.node.id, () => this.#o.dial(hostname, port), (l) => {
-      if (this.#links.get(l.node) === l) this.#links.delete(l.node);
-    });
+    const made = new CopyLink(nodeId, this.#o.node.id, () => this.#o.dial(hostname, port));
     this.#links.set(nodeId, made);
     return made;
   }
@@ -186,7 +192,9 @@ export class ClusterBindings implements SharedBindings, BoundCopies {
   membersChanged(members: readonly { id: string }[]): void {
     const live = new Set(members.map((m) => m.id));
     for (const l of [...this.#links.values()]) {
-      if (!live.has(l.node)) void l.close(`the queue's leader ${l.node} left the cluster`);
+      if (live.has(l.node)) continue;
+      void l.close(`the queue's leader ${l.node} left the cluster`);
+      this.#links.delete(l.node);
     }
   }
 

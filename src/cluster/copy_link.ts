@@ -14,7 +14,8 @@
  *
  * When the connection breaks, every copy waiting for an answer fails with
  * `UNAVAILABLE` (the leader may have stored it: the outcome is unknown), and
- * the next copy dials again.
+ * a copy after `CLUSTER_LINK_REDIAL_MS` dials again (the publishes between are
+ * refused before anything is done: no dial per publish to a dead leader).
  *
  * @module
  */
@@ -41,10 +42,11 @@ export class CopyLink implements FrameHandler {
   #writing = false;
   #dead = false;
   #why = "";
+  /** When it died (`Date.now()`): the bindings dial again only `CLUSTER_LINK_REDIAL_MS` later. */
+  diedAt = 0;
   #parser: FrameParser;
   #waiting: Waiting[] = [];
   #head = 0;
-  readonly #gone: (link: CopyLink) => void;
   /** The read loop (close waits for it). */
   readonly done: Promise<void>;
 
@@ -52,11 +54,8 @@ export class CopyLink implements FrameHandler {
     node: string,
     selfId: string,
     dial: () => Promise<Conn>,
-    /** Told once when it is dead (the bindings make a new one for the next copy). */
-    gone: (link: CopyLink) => void,
   ) {
     this.node = node;
-    this.#gone = gone;
     this.#parser = new FrameParser(this);
     this.#out.text(`PROXY ${selfId}\r\n`);
     this.done = this.#run(dial);
@@ -70,6 +69,11 @@ export class CopyLink implements FrameHandler {
   /** Whether it is broken or closed. */
   get dead(): boolean {
     return this.#dead;
+  }
+
+  /** Why it died. */
+  get why(): string {
+    return this.#why;
   }
 
   /**
@@ -153,13 +157,13 @@ export class CopyLink implements FrameHandler {
     if (this.#dead) return;
     this.#dead = true;
     this.#why = why;
+    this.diedAt = Date.now();
     this.#conn?.close();
     this.#out.clear();
     const e = unavailable(why);
     for (let i = this.#head; i < this.#waiting.length; i++) this.#waiting[i].reject(e);
     this.#waiting = [];
     this.#head = 0;
-    this.#gone(this);
   }
 
   #take(): Waiting | undefined {
