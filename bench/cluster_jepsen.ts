@@ -11,6 +11,7 @@
  * deno task bench:jepsen                                  # 10 rounds of kill,kill,pause
  * deno task bench:jepsen --faults kill,pause,wipe,etcd --duration 300
  * deno task bench:jepsen --consumers 1 --order            # also per-publisher order
+ * deno task bench:jepsen --bind topic:jepsen.in           # publish to a topic bound to the queue
  * deno task bench:jepsen --extra=--replicas --extra=3     # more `serve` flags for every node
  * deno task bench:jepsen --root /tmp/other               # nodes run another checkout's main.ts
  * ```
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     window: { type: "string", default: String(WORKLOAD_DEFAULTS.window) },
     pacing: { type: "string", default: String(WORKLOAD_DEFAULTS.pacingMs) },
     order: { type: "boolean", default: false },
+    bind: { type: "string" },
     extra: { type: "string", multiple: true, default: [] },
     root: { type: "string" },
     out: { type: "string" },
@@ -50,6 +52,7 @@ if (values.help) {
   --ttl S           --cluster-lease-ttl (default 1)
   --publishers N, --consumers N, --window N, --pacing MS   the workload
   --order           check per-publisher order of first deliveries (use --consumers 1)
+  --bind TOPIC      publish to TOPIC, bound (BIND) to the queue: every payload is a binding's copy
   --extra ARG       one more serve argument for every node (repeat: --extra=--replicas --extra=3)
   --root DIR        run the nodes from another checkout's main.ts (e.g. git archive <branch> into
                     DIR, with a node_modules symlink)
@@ -92,6 +95,7 @@ const r = await runJepsen({
   faults: schedule,
   durationMs: Number(values.duration) * 1000,
   order: values.order,
+  bindTopic: values.bind,
   log: (line) => console.log(line),
 });
 const out = values.out ??

@@ -22,6 +22,11 @@ export interface WorkloadOptions {
   /** The nodes to dial (asked afresh at each dial: restarted nodes keep their ports). */
   targets: () => readonly Target[];
   queue: string;
+  /**
+   * Where the publishers publish (default: the queue): a topic bound to it
+   * (`BIND`), so every payload reaches the queue as a binding's copy.
+   */
+  publishTo?: string;
   publishers: number;
   consumers: number;
   /** Publishes each publisher keeps waiting for their reply. */
@@ -333,7 +338,7 @@ export class Workload {
           const value = `${process}-${++seq}`;
           this.history.add({ type: "invoke", f: "publish", process, node, value });
           s.waiting.push({ f: "publish", value, since: performance.now() });
-          s.write(`PUB ${this.#o.queue} ${value.length}\r\n${value}\r\n`);
+          s.write(`PUB ${this.#o.publishTo ?? this.#o.queue} ${value.length}\r\n${value}\r\n`);
         }
         if (this.#o.pacingMs > 0) await new Promise((r) => setTimeout(r, this.#o.pacingMs));
       }

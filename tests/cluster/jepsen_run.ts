@@ -8,9 +8,10 @@
  *
  * @module
  */
+import { RawClient } from "../helpers.ts";
 import { check, type Verdict } from "./checker.ts";
 import { History } from "./history.ts";
-import { type ClusterOptions, JepsenCluster } from "./jepsen_harness.ts";
+import { type ClusterOptions, JepsenCluster, type JepsenNode } from "./jepsen_harness.ts";
 import { Workload, type WorkloadOptions } from "./jepsen_client.ts";
 
 /** The nemeses (see jepsen_harness.ts). */
@@ -39,6 +40,11 @@ export interface RunOptions {
   marked?: boolean;
   /** Called with each line of progress (what the nemesis did). */
   log?: (line: string) => void;
+  /**
+   * Publish to this topic instead of the queue, after `BIND <topic> <queue>` on the first
+   * node: every payload reaches the queue as a binding's copy (docs/CLUSTERING.md).
+   */
+  bindTopic?: string;
 }
 
 /** What a run saw. */
@@ -87,8 +93,17 @@ async function progress(w: Workload, n: number): Promise<void> {
 export async function runJepsen(o: RunOptions): Promise<RunResult> {
   const t0 = performance.now();
   const history = new History();
-  const wo = { ...WORKLOAD_DEFAULTS, ...o.workload };
+  const wo = { ...WORKLOAD_DEFAULTS, ...o.workload, publishTo: o.bindTopic };
   const cluster = await JepsenCluster.start(o.cluster, history, wo.queue);
+  if (o.bindTopic !== undefined) {
+    try {
+      await bind(cluster.nodes, o.bindTopic, wo.queue);
+      history.note(`BIND ${o.bindTopic} ${wo.queue}`);
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+  }
   const workload = new Workload(history, { ...wo, targets: cluster.targets });
   const log = o.log ?? (() => {});
   const faults: string[] = [];
@@ -124,4 +139,28 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
   }
   const verdict = check(history.ops, { order: o.order, marked: o.marked ?? o.cluster.etcd });
   return { history, verdict, faults, drained, ms: Math.round(performance.now() - t0) };
+}
+
+/**
+ * `BIND <topic> <queue>` on the first node, then waits (bounded) until every node lists it:
+ * a node publishes with the bindings its watch brought, so none may publish before it has it.
+ */
+async function bind(nodes: readonly JepsenNode[], topic: string, queue: string): Promise<void> {
+  const c = await RawClient.connect(nodes[0].port);
+  try {
+    await c.send(`BIND ${topic} ${queue}\r\n`);
+    const line = await c.line(5_000);
+    if (line !== "OK") throw new Error(`BIND answered ${line}`);
+  } finally {
+    await c.close();
+  }
+  const deadline = Date.now() + PROGRESS_TIMEOUT_MS;
+  for (const n of nodes) {
+    for (;;) {
+      const stats = await (await fetch(`http://127.0.0.1:${n.httpPort}/api/stats`)).json();
+      if (stats.bindings.list.some((b: { pattern: string }) => b.pattern === topic)) break;
+      if (Date.now() > deadline) throw new Error(`${n.id} never listed the binding of ${topic}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -126,6 +126,26 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "jepsen: 3 nodes, publishes to a topic bound to the queue (each reaches it as a binding's copy), " +
+    "the queue's leader kill -9'd 3 times and paused once: the history is valid",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const r = await runJepsen({
+      cluster: { nodes: 3, etcd: true, leaseTtl: 1 },
+      faults: ["kill", "kill", "pause", "kill"],
+      progress: 30,
+      bindTopic: "topic:jepsen.in",
+    });
+    const v = r.verdict;
+    assert.equal(r.faults.length, 4);
+    assert.ok(v.stats.publishOk >= 120, describe(v, 0));
+    assert.equal(v.valid, true, describe(v, 10));
+    assert.ok(r.drained);
+  },
+});
+
 /** Polls `ok` until it holds (bounded). */
 async function until(ok: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
