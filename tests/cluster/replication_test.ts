@@ -61,6 +61,10 @@ Deno.test({
         const led = await untilLeading(n1, Q);
         assert.equal(led.replicas.length, 3);
         assert.equal(led.replicas[0], "n1");
+        // A first try answered UNAVAILABLE past the commit bound (a loaded machine) has an unknown
+        // outcome and may be stored too: count from what the leader holds, not from one.
+        const seeded = (await replOf(n1, Q))!.messages;
+        assert.ok(seeded === 1 || seeded === 2, `first stored ${seeded} times`);
         const oks = ["first"];
         const batch = bodies("a", 50);
         for (const [i, r] of (await publishAll(n1, Q, batch)).entries()) {
@@ -69,7 +73,7 @@ Deno.test({
         }
         await untilCopyEquals(n2, n1, Q);
         await untilCopyEquals(n3, n1, Q);
-        assert.equal((await replOf(n2, Q))!.messages, 51);
+        assert.equal((await replOf(n2, Q))!.messages, seeded + 50);
 
         // One follower stopped: 2 of 3 still make a majority.
         Deno.kill(n3.pid, "SIGSTOP");
