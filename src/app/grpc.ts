@@ -65,6 +65,7 @@ export async function startGrpc(
     auth: server.auth,
     authz: server.authz,
     tls: config.tls,
+    routing: server.routing,
     serverStats: () => server.serverStats(),
     log: (level, message, props) => log[level === "warn" ? "warn" : level](message, props ?? {}),
   });

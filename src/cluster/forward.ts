@@ -334,7 +334,7 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     if (slot !== undefined) {
       c.replies.fill(slot, errFrame("UNAVAILABLE", `no leader of ${dest} reachable`));
       this.refused(s);
-    }
+    } else c.lost?.(s.sid, `no leader of ${dest} reachable`);
   }
 
   /** This node leads the queue now: the subscription is made here, under the same sub id. */

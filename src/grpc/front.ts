@@ -10,7 +10,7 @@
 import type { Authenticator, AuthzCounters } from "../auth/mod.ts";
 import type { Broker } from "../broker/mod.ts";
 import type { TlsFiles } from "../runtime/mod.ts";
-import type { CloseReason, ServerStats } from "../server/mod.ts";
+import type { CloseReason, Routing, ServerStats } from "../server/mod.ts";
 import type { Principal } from "./auth.ts";
 import { UserStates } from "./limits.ts";
 
@@ -32,6 +32,12 @@ export interface GrpcOptions {
    * connection does.
    */
   pingIntervalMs: number;
+  /**
+   * Cluster mode: the node's forwarding of queue commands to their leaders
+   * (the TCP server's), through which publishes and Subscribe streams on
+   * queues led elsewhere go (routed.ts); undefined on a single node.
+   */
+  routing?: Routing;
   /** The TCP server's figures, for the Stats call. */
   serverStats: () => ServerStats;
   log?: (

@@ -13,10 +13,13 @@
  */
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { GRPC_PUBLISH_ACKS_PENDING_MAX } from "../config/mod.ts";
+import type { ErrorCode } from "../protocol/mod.ts";
+import type { Answers } from "../server/mod.ts";
 import type { Principal } from "./auth.ts";
-import { codeOf, type GrpcError, toGrpcError } from "./errors.ts";
+import { codeOf, type GrpcError, GrpcRefusal, toGrpcError } from "./errors.ts";
 import type { PublishView } from "./publish_codec.ts";
 import type { UserState } from "./limits.ts";
+import { idOf } from "./routed.ts";
 
 /** What a publish stream needs from the front end. */
 export interface PublishStreamHost {
@@ -26,8 +29,18 @@ export interface PublishStreamHost {
   userOf(p: Principal): UserState | undefined;
   /** Resolves once `u`'s bucket holds a token again, or `gone()`. */
   waitToken(u: UserState, gone: () => boolean, ended: Promise<void>): Promise<void>;
-  /** One checked, authorized, counted publish, taking a token of `u`'s bucket (throws on refusal). */
-  publishOne(p: Principal, v: PublishView, u: UserState | undefined): number | Promise<number>;
+  /**
+   * One checked, authorized, counted publish, taking a token of `u`'s bucket
+   * (throws on refusal); undefined when it went to its queue's leader on
+   * another node (cluster), whose answer comes to `to.answer(i, ...)`.
+   */
+  publishOne(
+    p: Principal,
+    v: PublishView,
+    u: UserState | undefined,
+    to: Answers,
+    i: number,
+  ): number | Promise<number> | undefined;
   /** The topic a publish since the last call found blocked, if any (and clears it). */
   takeBlocked(): { unblocked(): Promise<void> } | undefined;
   /** Counts a refused publish. */
@@ -41,6 +54,38 @@ type Ack = { msg_id: string; error?: { code: string; message: string } };
 
 function refusal(e: unknown): Ack {
   return { msg_id: "", error: { code: codeOf(e) ?? "INTERNAL", message: toGrpcError(e).details } };
+}
+
+/**
+ * The publishes of one batch sent to their queues' leaders (cluster): each
+ * leader's answer is its ack, and the batch's acks wait for the last one
+ * (one promise per batch, made only when one is still out at the batch's end).
+ */
+class Forwarded implements Answers {
+  readonly #acks: (Ack | undefined)[];
+  readonly #host: PublishStreamHost;
+  /** Answers still out (it may dip below 0 while a refusal is answered during `publishOne`). */
+  left = 0;
+  #done: (() => void) | undefined = undefined;
+
+  constructor(acks: (Ack | undefined)[], host: PublishStreamHost) {
+    this.#acks = acks;
+    this.#host = host;
+  }
+
+  answer(i: number, code: ErrorCode | undefined, text: string): void {
+    if (code === undefined) this.#acks[i] = { msg_id: String(idOf(text)) };
+    else {
+      this.#host.refused(new GrpcRefusal(code, text));
+      this.#acks[i] = { msg_id: "", error: { code, message: text } };
+    }
+    if (--this.left === 0) this.#done?.();
+  }
+
+  /** Settles once every answer came; undefined when none is out. */
+  all(): Promise<void> | undefined {
+    return this.left === 0 ? undefined : new Promise((r) => this.#done = r);
+  }
 }
 
 /** Serves one PublishStream call. */
@@ -77,7 +122,8 @@ export class PublishStream {
 
   #batch(batch: PublishView[]): void {
     const n = batch.length;
-    this.#run(batch, 0, new Array(n), new Array(n), false);
+    const acks = new Array(n);
+    this.#run(batch, 0, acks, new Array(n), false, new Forwarded(acks, this.#host));
   }
 
   /**
@@ -91,6 +137,7 @@ export class PublishStream {
     acks: (Ack | undefined)[],
     ids: (number | Promise<number> | undefined)[],
     waits: boolean,
+    fwd: Forwarded,
   ): void {
     const host = this.#host;
     const n = batch.length;
@@ -107,14 +154,15 @@ export class PublishStream {
           this.#throttled = false;
           this.#resume();
           if (this.#call.destroyed || this.#call.cancelled) return;
-          this.#run(batch, i, acks, ids, waits);
+          this.#run(batch, i, acks, ids, waits, fwd);
           this.#finish();
         });
         return;
       }
       try {
-        ids[i] = host.publishOne(this.principal, batch[i], u);
-        if (typeof ids[i] !== "number") waits = true;
+        const id = ids[i] = host.publishOne(this.principal, batch[i], u, fwd, i);
+        if (id === undefined) fwd.left++;
+        if (typeof id !== "number") waits = true;
       } catch (e) {
         host.refused(e);
         acks[i] = refusal(e);
@@ -134,7 +182,9 @@ export class PublishStream {
       this.#overOwed = true;
       this.#pause();
     }
+    const forwarded = fwd.all();
     const mine: Promise<void> = (this.#chain ?? Promise.resolve()).then(async () => {
+      if (forwarded !== undefined) await forwarded; // the leaders' answers fill their acks
       for (let i = 0; i < n; i++) {
         if (acks[i] !== undefined) continue;
         try {

@@ -8,15 +8,17 @@
  */
 import type { ServerDuplexStream, ServerUnaryCall } from "@grpc/grpc-js";
 import { Action } from "../auth/mod.ts";
-import { CloseReason } from "../server/mod.ts";
+import type { PubFrame } from "../protocol/mod.ts";
+import { type Answers, CloseReason } from "../server/mod.ts";
 import { authorize, type Principal } from "./auth.ts";
 import type { CallGate } from "./calls.ts";
-import { type GrpcError, grpcError, GrpcRefusal } from "./errors.ts";
+import { type GrpcError, grpcError, type GrpcErrorCode, GrpcRefusal } from "./errors.ts";
 import type { Front, Verdict } from "./front.ts";
 import type { Inbox } from "./inbox.ts";
 import { untilToken, type UserState } from "./limits.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
 import { PublishStream } from "./publish_stream.ts";
+import { PublishRoute, UnaryAnswer } from "./routed.ts";
 import { checkPublish, requestTimeout } from "./validate.ts";
 
 /** A topic a publish found blocked by a stalled subscriber (`--slow-consumer block`). */
@@ -35,11 +37,15 @@ export class Publishing {
   #inbox: Inbox;
   /** A topic the last publish found blocked (`--slow-consumer block`), until its caller takes it. */
   #blocked: Blocked | undefined;
+  /** Cluster mode: where publishes to queues led by other nodes go (routed.ts). */
+  #route: PublishRoute | undefined;
 
   constructor(front: Front, gate: CallGate, inbox: Inbox) {
     this.#front = front;
     this.#gate = gate;
     this.#inbox = inbox;
+    const routing = front.options.routing;
+    this.#route = routing && new PublishRoute(routing, front.broker, front.nextId());
   }
 
   /** The Publish call. */
@@ -49,8 +55,17 @@ export class Publishing {
     call: ServerUnaryCall<unknown, unknown>,
   ): Promise<{ msg_id: string }> {
     const u = await this.#token(p, call);
-    this.#front.broker.tick();
-    const id = this.#publishOne(p, viewOf(r), u);
+    const b = this.#front.broker;
+    b.tick();
+    const m = this.#check(p, viewOf(r), u, false);
+    // A queue nobody leads is claimed first (refused ones never get here), as on TCP.
+    const claim = this.#route?.ready(m);
+    if (claim !== undefined) {
+      await claim;
+      b.tick();
+    }
+    const to = this.#route === undefined ? undefined : new UnaryAnswer(refusal);
+    const id = this.#send(m, to, 0) ?? to!.promise;
     const blocked = this.#takeBlocked();
     const msgId = await id;
     if (blocked !== undefined) await blocked.unblocked();
@@ -80,7 +95,12 @@ export class Publishing {
         v.replyTo = w.replyTo;
         v.correlationId = w.correlationId;
         this.#front.broker.tick();
-        const id = this.#publishOne(p, v, u, true);
+        const failed: Answers = {
+          answer: (_i, code, text) => {
+            if (code !== undefined) (w.cancel(), reject(refusal(code, text)));
+          },
+        };
+        const id = this.#send(this.#check(p, v, u, true), failed, 0);
         this.#takeBlocked();
         if (id instanceof Promise) id.catch((e) => (w.cancel(), reject(e)));
       } catch (e) {
@@ -98,7 +118,7 @@ export class Publishing {
       tick: () => b.tick(),
       userOf: (p) => front.users.of(p, b.now),
       waitToken: (u, gone, ended) => this.#waitToken(u, gone, ended),
-      publishOne: (p, v, u) => this.#publishOne(p, v, u),
+      publishOne: (p, v, u, to, i) => this.#send(this.#check(p, v, u, false), to, i),
       takeBlocked: () => this.#takeBlocked(),
       refused: (e) => this.#gate.fail("PublishStream", e),
       ended: (call) => {
@@ -109,9 +129,14 @@ export class Publishing {
     this.streams.set(call, ps);
   }
 
-  /** Ends every stream with the status `err()` (the listener is stopping). */
+  /**
+   * Ends every stream with the status `err()` (the listener is stopping);
+   * the proxy connections to leaders close (a publish still waiting on one
+   * is answered UNAVAILABLE: its outcome is unknown).
+   */
   failAll(err: () => GrpcError): void {
     for (const ps of this.streams.values()) ps.fail(err());
+    this.#route?.close();
   }
 
   /** Applies a reload's verdict to the open streams: a revoked user's end (AUTH_REVOKED). */
@@ -127,17 +152,10 @@ export class Publishing {
   }
 
   /**
-   * One publish through the broker, as a PUB on TCP: checked, authorized,
-   * counted. A publish that found a topic blocked by a stalled subscriber
-   * (`--slow-consumer block`) hands back the wait: the broker's flag is
-   * always taken here, so that it never leaks to a TCP connection.
+   * A publish checked, authorized and counted, as a PUB on TCP (throws
+   * `GrpcRefusal`): on this node, before anything is forwarded or claimed.
    */
-  #publishOne(
-    p: Principal,
-    v: PublishView,
-    u: UserState | undefined,
-    inbox = false,
-  ): number | Promise<number> {
+  #check(p: Principal, v: PublishView, u: UserState | undefined, inbox: boolean): PubFrame {
     const front = this.#front;
     const m = checkPublish(v, u?.limits.maxPayload ?? front.options.payloadBytesMax);
     const perms = p.perms;
@@ -155,6 +173,24 @@ export class Publishing {
     if (u !== undefined) u.bucket.tokens--;
     this.msgsIn++;
     this.bytesIn += m.len;
+    return m;
+  }
+
+  /**
+   * A checked publish through the broker, or (cluster mode, `to` given) to
+   * the leader of its queue when another node leads it: undefined then, and
+   * `to.answer(i, ...)` gets the outcome. A queue nobody leads yet is
+   * published here: the store holds it while this node claims the queue. A
+   * publish that found a topic blocked by a stalled subscriber
+   * (`--slow-consumer block`) hands back the wait: the broker's flag is
+   * always taken here, so that it never leaks to a TCP connection.
+   */
+  #send(m: PubFrame, to: Answers | undefined, i: number): number | Promise<number> | undefined {
+    const front = this.#front;
+    const route = this.#route;
+    if (to !== undefined && route !== undefined && route.ready(m) === undefined) {
+      if (route.pub(m, to, i)) return undefined;
+    }
     try {
       return front.broker.publishFrom(m.dest, m.buf, m.off, m.len, m.options);
     } finally {
@@ -200,4 +236,9 @@ export class Publishing {
     this.#blocked = undefined;
     return b;
   }
+}
+
+/** A leader's `ERR` (or a refusal on the way) as the call's error. */
+function refusal(code: GrpcErrorCode, text: string): GrpcRefusal {
+  return new GrpcRefusal(code, text);
 }

@@ -25,9 +25,11 @@ import { CloseReason } from "../server/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import { Action } from "../auth/mod.ts";
 import type { Principal } from "./auth.ts";
+import type { QueueRouter } from "../server/mod.ts";
 import { DeliveryBatch, errorResponse, openedResponse } from "./codec.ts";
 import { type GrpcError, grpcError, type GrpcErrorCode } from "./errors.ts";
 import type { UserState } from "./limits.ts";
+import { SettleReply } from "./routed.ts";
 
 /** What a subscriber needs from the front end. */
 export interface SubscriberHost {
@@ -57,7 +59,17 @@ export class GrpcSubscriber implements Client {
   user: UserState | undefined = undefined;
   readonly peer: string;
   readonly openedAt: number;
-  sub: Subscription | undefined = undefined;
+  /**
+   * Its subscription by sub id (one): the one made here, or one made at the
+   * queue's leader (cluster), which the router may replace by another
+   * (re-made at the next leader, or here when this node comes to lead).
+   */
+  readonly subs = new Map<string, Subscription>();
+  /** Cluster mode, a queue: the stream's router (routed.ts); undefined otherwise. */
+  router: QueueRouter | undefined = undefined;
+  #sid: string | undefined = undefined;
+  /** The reply of acks and nacks settled at a queue's leader (made on the first). */
+  #remoteSettle: SettleReply | undefined = undefined;
   msgsOut = 0;
   bytesOut = 0;
   /** Settled ids (acks and nacks) the client sent. */
@@ -104,11 +116,33 @@ export class GrpcSubscriber implements Client {
     return this.#closed;
   }
 
+  /** Its subscription, once opened (or while its leader makes it). */
+  get sub(): Subscription | undefined {
+    return this.#sid === undefined ? undefined : this.subs.get(this.#sid);
+  }
+
+  /** Its sub id, once asked for. */
+  get sid(): string | undefined {
+    return this.#sid;
+  }
+
   /** Starts deliveries of `sub` after telling the client its `sub_id`. */
   start(sub: Subscription): void {
-    this.sub = sub;
-    this.#call.write(openedResponse(sub.sid));
-    sub.activate();
+    this.attach(sub);
+    this.opened();
+  }
+
+  /** Takes `sub` as its subscription (one being made at the queue's leader waits for `opened`). */
+  attach(sub: Subscription): void {
+    this.#sid = sub.sid;
+    this.subs.set(sub.sid, sub);
+  }
+
+  /** The subscription is made: the client is told its `sub_id`, deliveries flow. */
+  opened(): void {
+    if (this.#closed || this.#sid === undefined) return;
+    this.#call.write(openedResponse(this.#sid));
+    this.sub?.activate();
   }
 
   // --- Client (the broker's view) ---
@@ -145,6 +179,22 @@ export class GrpcSubscriber implements Client {
     queueMicrotask(() =>
       this.close(CloseReason.SLOW_CONSUMER, detail, grpcError("SLOW_CONSUMER", detail))
     );
+  }
+
+  /**
+   * (cluster) This node stopped leading the queue: the stream ends with
+   * UNAVAILABLE (`LEADER_CHANGED`), as a TCP connection closes, so that the
+   * client subscribes again and reaches the new leader.
+   */
+  leaderChanged(detail: string): void {
+    queueMicrotask(() =>
+      this.close(CloseReason.LEADER_CHANGED, detail, grpcError("LEADER_CHANGED", detail))
+    );
+  }
+
+  /** (cluster) Its subscription's leader went and no next one was reachable in time: it ends. */
+  lost(why: string): void {
+    this.close(CloseReason.LEADER_CHANGED, why, grpcError("UNAVAILABLE", why));
   }
 
   /** Asked once per topic a wildcard subscription binds to (the user's subscribe rules). */
@@ -222,12 +272,19 @@ export class GrpcSubscriber implements Client {
       else if (this.sub.explicit) (unknown ??= []).push(text);
     }
     this.settled += s.ack.length + s.nack.length;
-    for (let i = 0; i < acked.length; i++) acked[i].sub.ack(acked[i]);
+    for (let i = 0; i < acked.length; i++) {
+      const d = acked[i];
+      // Settled at the queue's leader: its ERR, if any, is told in the stream.
+      if (d.sub.remote) d.sub.ack(d, this.#remoteSettle ??= new SettleReply(this));
+      else d.sub.ack(d);
+    }
     acked.length = 0;
     for (const n of s.nack) {
       const d = this.inflight.take(Number(n.msg_id));
       if (d === undefined) (unknown ??= []).push(n.msg_id);
-      else d.sub.nack(d, n.delay_ms);
+      else if (d.sub.remote) {
+        d.sub.nack(d, n.delay_ms, this.#remoteSettle ??= new SettleReply(this));
+      } else d.sub.nack(d, n.delay_ms);
     }
     if (unknown !== undefined) {
       this.#call.write(errorResponse(
@@ -251,6 +308,8 @@ export class GrpcSubscriber implements Client {
     if (this.#closed) return;
     this.#closed = true;
     this.sub?.close(forget);
+    this.subs.clear();
+    this.router?.close();
     this.#host.closed(this, reason, detail);
     const call = this.#call;
     if (call.cancelled || call.destroyed) return;

@@ -9,11 +9,14 @@
  */
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Broker } from "../broker/mod.ts";
-import { CloseReason } from "../server/mod.ts";
+import type { SubFrame, SubOptions } from "../protocol/mod.ts";
+import { type Answers, CloseReason, type Routing } from "../server/mod.ts";
 import { authorize, type Principal } from "./auth.ts";
 import type { CallGate } from "./calls.ts";
 import { codeOf, type GrpcError, grpcError, GrpcRefusal } from "./errors.ts";
 import { CLIENT_ID_BASE, type Front, type Verdict } from "./front.ts";
+import type { UserState } from "./limits.ts";
+import { routeSubscriber } from "./routed.ts";
 import { GrpcSubscriber, type SettleRequest, type SubscriberHost } from "./subscriber.ts";
 import { msgId, nackDelay, type SubscribeOpen, toSubscribe } from "./validate.ts";
 
@@ -88,7 +91,7 @@ export class Subscribing implements SubscriberHost {
 
   closed(s: GrpcSubscriber, reason: CloseReason, detail: string): void {
     this.streams.delete(s);
-    if (s.sub !== undefined) this.bySid.delete(s.sub.sid);
+    if (s.sid !== undefined) this.bySid.delete(s.sid);
     if (s.user !== undefined) s.user.subscriptions--;
     this.#front.countClose(reason);
     this.closedMsgsOut += s.msgsOut;
@@ -178,7 +181,7 @@ export class Subscribing implements SubscriberHost {
 
   /** A stream's first request: its subscription, within the user's limit. */
   #open(s: GrpcSubscriber, p: Principal, open: SubscribeOpen): void {
-    if (s.sub !== undefined) {
+    if (s.sid !== undefined || s.router !== undefined) {
       throw new GrpcRefusal("BAD_ARGUMENT", "the stream is open already");
     }
     const sid = `g${s.id - CLIENT_ID_BASE}`;
@@ -191,13 +194,65 @@ export class Subscribing implements SubscriberHost {
         `at most ${u.limits.subscriptions} subscriptions per user over gRPC`,
       );
     }
+    const routing = this.#front.options.routing;
+    if (routing !== undefined && dest.startsWith("queue:")) {
+      return this.#openRouted(s, u, { op: "SUB", dest, options }, routing);
+    }
     const sub = this.broker.subscribe(s, dest, sid, options);
+    this.#opening(s, u, sid);
+    s.start(sub);
+  }
+
+  /** Counts a subscription being opened against its user's limit, and by sub id. */
+  #opening(s: GrpcSubscriber, u: UserState | undefined, sid: string): void {
     if (u !== undefined) {
       u.subscriptions++;
       s.user = u;
     }
     this.bySid.set(sid, s);
-    s.start(sub);
+  }
+
+  /**
+   * Cluster mode, a queue: the stream is a routed connection of its own
+   * (routed.ts). A queue nobody leads is claimed first (the subscription is
+   * made once the claim is decided, as on TCP); then it is made at the
+   * leader, or here when this node leads the queue.
+   */
+  #openRouted(s: GrpcSubscriber, u: UserState | undefined, f: SubFrame, routing: Routing): void {
+    const opened: Answers = {
+      answer: (_i, code, text) => {
+        if (code === undefined) return s.opened();
+        const err = this.#gate.fail("Subscribe", new GrpcRefusal(code, text));
+        s.close(CloseReason.CLIENT_CLOSED, text, err);
+      },
+    };
+    const router = s.router = routeSubscriber(routing, s, this.broker, opened);
+    const claim = router.ready(f);
+    if (claim === undefined) return this.#subscribeRouted(s, u, f.dest, f.options);
+    claim.then(() => {
+      if (s.isClosed) return;
+      this.broker.tick();
+      try {
+        this.#subscribeRouted(s, u, f.dest, f.options);
+      } catch (e) {
+        const err = this.#gate.fail("Subscribe", e);
+        s.close(CloseReason.CLIENT_CLOSED, err.details, err);
+      }
+    });
+  }
+
+  #subscribeRouted(
+    s: GrpcSubscriber,
+    u: UserState | undefined,
+    dest: string,
+    options: SubOptions,
+  ): void {
+    const sid = options.sid!;
+    const remote = s.router!.sub(dest, sid, options, false);
+    if (remote === null) return; // refused: its answer ended the stream
+    this.#opening(s, u, sid);
+    if (remote === undefined) return s.start(this.broker.subscribe(s, dest, sid, options));
+    s.attach(remote); // opened once the leader answers
   }
 
   /** Ends a subscription on the client's word (Unsubscribe in or out of its stream). */

@@ -26,7 +26,7 @@ import {
   DURABLE_NAME,
   encodeHeaders,
   msgIdOf,
-  type PubOptions,
+  PubFrame,
   type RetentionOptions,
   slotError,
   START_TIME_MS_MAX,
@@ -37,14 +37,12 @@ import { compileFilter, FilterError } from "../filter/mod.ts";
 import { GrpcRefusal } from "./errors.ts";
 import type { PublishView } from "./publish_codec.ts";
 
-/** What the broker's `publishFrom` takes: the payload is `buf[off, off + len)`. */
-export interface Publish {
-  dest: string;
-  buf: Uint8Array;
-  off: number;
-  len: number;
-  options: PubOptions | undefined;
-}
+/**
+ * A checked publish: what the broker's `publishFrom` takes (the payload is
+ * `buf[off, off + len)`), as the parser's `PubFrame`, so that in a cluster
+ * the router forwards it as it does a TCP client's PUB.
+ */
+export type Publish = PubFrame;
 
 function bad(message: string): GrpcRefusal {
   return new GrpcRefusal("BAD_ARGUMENT", message);
@@ -113,12 +111,12 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
   const plain = priority === 0 && ttlMs === 0 && hdrBytes === 0 && correlationId === undefined &&
     replyTo === undefined && contentType === undefined && delayMs === 0 && deliverAt === 0 &&
     dedupId === undefined;
-  return {
+  return new PubFrame(
     dest,
     buf,
     off,
     len,
-    options: plain ? undefined : {
+    plain ? undefined : {
       priority,
       ttlMs,
       correlationId,
@@ -129,7 +127,7 @@ export function checkPublish(v: PublishView, payloadBytesMax: number): Publish {
       deliverAt,
       dedupId,
     },
-  };
+  );
 }
 
 /** A `SubscribeOpen` as proto-loader decodes it. */

@@ -599,6 +599,19 @@ function udpFamilies(e: Exposition, u: UdpStats): void {
     "UDP messages the broker refused (full queue, failing store)",
     u.refused,
   );
+  if (u.forwarded === undefined) return; // cluster mode only
+  e.single(
+    "relayr_udp_forwarded_total",
+    "counter",
+    "UDP messages sent on to their queue's leader on another node",
+    u.forwarded,
+  );
+  e.single(
+    "relayr_udp_forward_dropped_total",
+    "counter",
+    "UDP queue messages not stored at their leader (none reachable, too many waiting, its ERR)",
+    u.forward_dropped ?? 0,
+  );
 }
 
 function processFamilies(e: Exposition, s: ServerStats): void {

@@ -9,15 +9,40 @@
  * @module
  */
 import type { Broker, Client, InFlight, Subscription } from "../broker/mod.ts";
-import type { DeclareFrame, Frame, PubFrame, SubFrame, SubOptions } from "../protocol/mod.ts";
-import type { Replies } from "./replies.ts";
+import type {
+  DeclareFrame,
+  ErrorCode,
+  Frame,
+  PubFrame,
+  SubFrame,
+  SubOptions,
+} from "../protocol/mod.ts";
+import type { Held } from "./replies.ts";
+
+/**
+ * Where a router answers the commands it forwards or refuses: a TCP
+ * connection's `Replies` (in command order, on its wire), or `AnswerSlots`
+ * (answers.ts) for front ends without a reply line of their own (gRPC, UDP).
+ */
+export interface RouterReplies {
+  /** A slot answered later (`fill`, `fillOk`) by the leader's answer. */
+  hold(): Held;
+  /** Answers a slot with a whole reply line (`OK ...` or `ERR ...`). */
+  fill(slot: Held, bytes: Uint8Array): void;
+  /** Answers a slot with `OK` or `OK <arg>`. */
+  fillOk(slot: Held, arg: string): void;
+  /** Answers the command at hand now with a whole line (a refusal's `ERR`). */
+  bytes(bytes: Uint8Array): void;
+  /** Answers the command at hand now with `ERR <code> <text>`. */
+  error(code: ErrorCode, text: string): void;
+}
 
 /** What a router may use of its connection. */
 export interface RoutedConnection {
   readonly id: number;
   readonly client: Client;
   readonly broker: Broker;
-  readonly replies: Replies;
+  readonly replies: RouterReplies;
   readonly inflight: InFlight;
   /** Its subscriptions by sub id (a forwarded one is replaced by a local one when this node leads). */
   readonly subs: Map<string, Subscription>;
@@ -28,6 +53,12 @@ export interface RoutedConnection {
    * etcd (one leader key per name it makes up).
    */
   mayClaim(f: PubFrame | SubFrame | DeclareFrame): boolean;
+  /**
+   * A subscription whose leader went could not be re-made within
+   * `CLUSTER_RESUBSCRIBE_MS_MAX` (absent: only logged, as on TCP, whose
+   * client sees no more deliveries on it): a gRPC stream ends.
+   */
+  lost?(sid: string, why: string): void;
 }
 
 /** One connection's router (see the module comment). */

@@ -261,7 +261,11 @@ export class Server implements ConnectionHost {
    */
   /** Starts the UDP ingest (`--udp-port`); rejects when the port cannot be bound. */
   async startUdp(options: Omit<UdpIngestOptions, "payloadBytesMax">): Promise<void> {
-    const udp = new UdpIngest(this.broker, { ...options, payloadBytesMax: this.payloadBytesMax });
+    const udp = new UdpIngest(this.broker, {
+      ...options,
+      payloadBytesMax: this.payloadBytesMax,
+      routing: this.routing,
+    });
     await udp.start();
     this.udp = udp;
   }

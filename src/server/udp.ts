@@ -17,6 +17,8 @@
 import type { Broker } from "../broker/mod.ts";
 import { type Frame, Parser } from "../protocol/mod.ts";
 import { listenUdp, sha256, timingSafeEqual, type UdpListener } from "../runtime/mod.ts";
+import type { Routing } from "./routing.ts";
+import { UdpForward } from "./udp_forward.ts";
 
 /** What the ingest counted (`/api/stats` `udp`, `relayr_udp_*` metrics). */
 export interface UdpStats {
@@ -31,6 +33,13 @@ export interface UdpStats {
   unauthorized: number;
   /** Messages the broker refused (a full queue, a failing store): lost, as UDP may lose them. */
   refused: number;
+  /** Cluster mode only: messages sent on to the leader of their queue, on another node. */
+  forwarded?: number;
+  /**
+   * Cluster mode only: queue messages not stored at their leader as far as
+   * this node knows (no leader reachable, too many waiting, its `ERR`; udp_forward.ts).
+   */
+  forward_dropped?: number;
 }
 
 /** Options of the ingest. */
@@ -40,13 +49,15 @@ export interface UdpIngestOptions {
   payloadBytesMax: number;
   /** With authentication on: the token each datagram starts with. */
   token: string | undefined;
+  /** Cluster mode: publishes to a queue led elsewhere go to its leader (udp_forward.ts). */
+  routing?: Routing;
 }
 
 const AUTH_PREFIX = new TextEncoder().encode("AUTH ");
 
 /** The UDP front end of one broker. */
 export class UdpIngest {
-  readonly counters: Omit<UdpStats, "port"> = {
+  readonly counters: Omit<UdpStats, "port" | "forwarded" | "forward_dropped"> = {
     datagrams: 0,
     published: 0,
     bad: 0,
@@ -59,6 +70,7 @@ export class UdpIngest {
   #tokenDigest: Uint8Array | undefined;
   #listener: UdpListener | undefined;
   #options: UdpIngestOptions;
+  #forward: UdpForward | undefined;
   /** Bound once: a store's refusal of an fsync'd publish is counted without a closure per message. */
   #onRefused = () => {
     this.counters.refused++;
@@ -71,6 +83,7 @@ export class UdpIngest {
       ? undefined
       : sha256(new TextEncoder().encode(options.token));
     this.#options = options;
+    this.#forward = options.routing && new UdpForward(options.routing, broker);
   }
 
   /** Binds the port; rejects when it cannot (the caller says which flag). */
@@ -87,11 +100,18 @@ export class UdpIngest {
   /** Stops receiving. */
   async close(): Promise<void> {
     await this.#listener?.close();
+    this.#forward?.close();
   }
 
   /** The figures for stats and metrics. */
   stats(): UdpStats {
-    return { port: this.port, ...this.counters };
+    const f = this.#forward;
+    const s: UdpStats = { port: this.port, ...this.counters };
+    if (f !== undefined) {
+      s.forwarded = f.forwarded;
+      s.forward_dropped = f.dropped;
+    }
+    return s;
   }
 
   /** Handles one datagram: every frame in it is a whole `PUB`, or nothing is published. */
@@ -114,10 +134,11 @@ export class UdpIngest {
     if (!parser.idle || frames.length === 0) return void c.bad++;
     for (let i = 0; i < frames.length; i++) if (frames[i].op !== "PUB") return void c.bad++;
     const broker = this.#broker;
+    const forward = this.#forward;
     broker.tick();
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
-      if (f.op !== "PUB") continue;
+      if (f.op !== "PUB" || forward?.pub(f) === true) continue;
       try {
         const r = broker.publishFrom(f.dest, f.buf, f.off, f.len, f.options);
         if (typeof r !== "number") r.catch(this.#onRefused);

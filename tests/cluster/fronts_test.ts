@@ -1,0 +1,327 @@
+/**
+ * gRPC and UDP clients in a cluster get the answers a TCP client gets: three
+ * broker processes and a real etcd, a real grpc-js client and a real UDP
+ * socket on nodes that do not lead the queue. A gRPC Publish and a
+ * PublishStream batch on n2 reach n1's queue once each and are answered
+ * with n1's ids; a UDP datagram to n2 lands in n1's queue (counted as
+ * forwarded); a gRPC Subscribe on n3 gets n1's deliveries and its acks
+ * settle them at n1, an unknown id told in the stream. With users,
+ * permissions are checked on the node the client reached: a refused call
+ * claims nothing and forwards nothing. When the leader is SIGKILLed, a
+ * Subscribe stream on another node goes on at the queue's next leader.
+ */
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import * as grpc from "@grpc/grpc-js";
+import { hashPassword } from "../../src/auth/mod.ts";
+import type { ClusterStats } from "../../src/cluster/mod.ts";
+import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
+import {
+  errorCode,
+  GrpcClient,
+  md,
+  StreamReader,
+  subscribe,
+  takeMessages,
+} from "../grpc_helpers.ts";
+import { Etcd, ETCD_MISSING } from "./etcd.ts";
+import {
+  leaderIn,
+  type Node,
+  publishOn,
+  startNodes,
+  untilView,
+  writeClusterSecret,
+} from "./cluster_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A node's `/api/stats` (with the token when users are on). */
+async function statsOf(node: Node, token?: string): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const res = await fetch(`http://127.0.0.1:${node.httpPort}/api/stats?limit=1000`, { headers });
+  return await res.json();
+}
+
+/** The queue's row in a node's stats. */
+async function queueOn(
+  node: Node,
+  name: string,
+  token?: string,
+): Promise<Record<string, unknown> | undefined> {
+  const s = await statsOf(node, token) as { queues: { list: { name: string }[] } };
+  return s.queues.list.find((q) => q.name === name);
+}
+
+/** Polls `read` until `ok` (bounded by `timeoutMs`). */
+async function until<T>(
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The node's UDP ingest port (`--udp-port 0`: as it logged it). */
+function udpPortOf(node: Node): number {
+  return Number(/UDP ingest on [^\s:]+:(\d+)/.exec(node.output())![1]);
+}
+
+/** Sends one datagram to `port` on 127.0.0.1 from a fresh socket. */
+async function sendDatagram(port: number, datagram: string): Promise<void> {
+  const socket = dgram.createSocket("udp4");
+  try {
+    await new Promise<void>((r) => socket.bind(0, "127.0.0.1", r));
+    await new Promise<void>((resolve, reject) =>
+      socket.send(encoder.encode(datagram), port, "127.0.0.1", (e) => e ? reject(e) : resolve())
+    );
+  } finally {
+    await new Promise<void>((r) => socket.close(() => r()));
+  }
+}
+
+function pub(dest: string, body: string): string {
+  return `PUB ${dest} ${encoder.encode(body).length}\r\n${body}\r\n`;
+}
+
+/** The serve arguments of a node with gRPC and UDP served. */
+function frontArgs(extra: string[]): string[] {
+  return ["--cluster-lease-ttl", "1", "--grpc-port", "0", "--udp-port", "0"].concat(extra);
+}
+
+/** Runs `fn` with nodes `ids` serving gRPC and UDP on a test etcd; stops them, by PID, whatever happens. */
+async function withNodes(
+  ids: string[],
+  extra: string[],
+  fn: (nodes: Node[], grpcOf: (n: Node) => GrpcClient) => Promise<void>,
+  view = (n: Node, ok: (c: ClusterStats) => boolean, what: string) => untilView(n, ok, what),
+): Promise<void> {
+  const etcd = await Etcd.start();
+  const nodes: Node[] = [];
+  const clients: GrpcClient[] = [];
+  try {
+    await startNodes(etcd.url, ids, frontArgs(extra), nodes);
+    for (const n of nodes) await view(n, (c) => c.members.length === ids.length, `${n.id} members`);
+    await fn(nodes, (n) => {
+      const c = new GrpcClient(n.grpcPort!);
+      clients.push(c);
+      return c;
+    });
+  } finally {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.stop("SIGKILL");
+    await etcd.stop();
+  }
+}
+
+Deno.test({
+  name: "cluster fronts: gRPC publishes and UDP datagrams on n2 reach n1's queue once, " +
+    "a gRPC subscriber on n3 consumes them from n1 and its acks settle them there",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withNodes(["n1", "n2", "n3"], [], async ([n1, n2, n3], grpcOf) => {
+      await publishOn(n1, "queue:jobs", "tcp-0");
+      for (const n of [n2, n3]) {
+        await untilView(n, (c) => leaderIn(c, "queue:jobs")?.node === "n1", `${n.id} sees n1`);
+      }
+
+      // A unary Publish on n2: answered with n1's id once n1 has it.
+      const g2 = grpcOf(n2);
+      const { msg_id: unaryId } = await g2.unary<{ msg_id: string }>("Publish", {
+        destination: "queue:jobs",
+        body: encoder.encode("grpc-1"),
+        correlation_id: "c-1",
+      });
+      assert.match(unaryId, /^\d+$/);
+      await until(() => queueOn(n1, "queue:jobs"), (q) => q?.published === 2, "2 published at n1");
+
+      // A PublishStream batch on n2 (a topic among the queue's publishes): acked in order.
+      const call = g2.raw.PublishStream();
+      const acks = new StreamReader<{ acks: { msg_id: string; error: unknown }[] }>(call);
+      const msg = (d: string, body: string) => ({ destination: d, body: encoder.encode(body) });
+      call.write({
+        messages: [
+          msg("queue:jobs", "stream-1"),
+          msg("topic:nobody", "t"),
+          msg("queue:jobs", "stream-2"),
+          msg("queue:jobs", "stream-3"),
+        ],
+      });
+      const batch = await acks.next(10_000);
+      assert.equal(batch.acks.length, 4);
+      for (const a of batch.acks) assert.match(a.msg_id, /^\d+$/, JSON.stringify(batch.acks));
+      call.end();
+      await acks.done(10_000);
+      assert.equal(acks.error, undefined);
+
+      // A datagram of two PUBs to n2's UDP port: both go to n1.
+      await sendDatagram(udpPortOf(n2), pub("queue:jobs", "udp-1") + pub("queue:jobs", "udp-2"));
+      const udp = await until(
+        async () => ((await statsOf(n2)).server as { udp: Record<string, number> }).udp,
+        (u) => u.forwarded === 2,
+        "n2 forwarded 2 datagram messages",
+      );
+      assert.deepEqual([udp.published, udp.refused, udp.forward_dropped], [0, 0, 0]);
+      const atLeader = await until(
+        () => queueOn(n1, "queue:jobs"),
+        (q) => q?.published === 7,
+        "7 published at n1",
+      );
+      assert.equal(atLeader!.depth, 7, "each once at the leader");
+
+      // A gRPC subscriber on n3 gets every one of them from n1, ids and all.
+      const g3 = grpcOf(n3);
+      const s = await subscribe(g3, { destination: "queue:jobs", prefetch: 100 });
+      assert.match(s.subId, /^g\d+$/);
+      const got = await takeMessages(s.r, 7, 10_000);
+      assert.deepEqual(got.map((m) => decoder.decode(m.body)).sort(), [
+        "grpc-1",
+        "stream-1",
+        "stream-2",
+        "stream-3",
+        "tcp-0",
+        "udp-1",
+        "udp-2",
+      ]);
+      const unary = got.find((m) => decoder.decode(m.body) === "grpc-1")!;
+      assert.equal(unary.msg_id, unaryId, "delivered with the id its publish was answered with");
+      assert.equal(unary.correlation_id, "c-1");
+      const streamIds = got.filter((m) => decoder.decode(m.body).startsWith("stream-"))
+        .map((m) => m.msg_id);
+      assert.deepEqual(streamIds.sort(), [0, 2, 3].map((i) => batch.acks[i].msg_id).sort());
+      await until(() => queueOn(n1, "queue:jobs"), (q) => q?.inflight === 7, "7 in flight at n1");
+
+      // Acks (and an unknown id, told in the stream) settle them at n1.
+      s.call.write({ settle: { ack: [...got.map((m) => m.msg_id), "12345"], nack: [] } });
+      const told = await s.r.next(10_000);
+      assert.equal(told.error?.code, "UNKNOWN_MSG_ID");
+      assert.match(told.error!.message, /msg_id:12345 /);
+      await until(
+        () => queueOn(n1, "queue:jobs"),
+        (q) => q?.acked === 7 && q?.depth === 0 && q?.inflight === 0,
+        "all acked at n1",
+      );
+      // A NACK goes to n1 too: the message comes back on the stream.
+      await g2.unary("Publish", { destination: "queue:jobs", body: encoder.encode("again") });
+      const [first] = await takeMessages(s.r, 1, 10_000);
+      s.call.write({ settle: { ack: [], nack: [{ msg_id: first.msg_id, delay_ms: 0 }] } });
+      const [redelivered] = await takeMessages(s.r, 1, 10_000);
+      assert.equal(decoder.decode(redelivered.body), "again");
+      assert.equal(redelivered.msg_id, first.msg_id);
+      assert.equal(redelivered.delivery, 2);
+      s.call.write({ settle: { ack: [redelivered.msg_id], nack: [] } });
+      await until(() => queueOn(n1, "queue:jobs"), (q) => q?.acked === 8, "8 acked at n1");
+      s.call.cancel();
+      // Nothing was consumed on n3's or n2's own copy: both are replicas, the leader hands out.
+      await until(
+        () => queueOn(n1, "queue:jobs"),
+        (q) => q?.consumers === 0,
+        "the cancelled stream's subscription ended at n1",
+      );
+    }),
+});
+
+Deno.test({
+  name: "cluster fronts with users: gRPC and UDP refusals happen on the node reached; " +
+    "a refused call claims and forwards nothing",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const path = await writeUsers([{
+      user: "alice",
+      password: await hashPassword(SECRETS.alicePass, CHEAP),
+      permissions: {
+        publish: { allow: ["queue:orders.*"] },
+        consume: { allow: ["queue:orders.*"] },
+      },
+    }]);
+    const secretFile = await writeClusterSecret(crypto.randomUUID() + crypto.randomUUID());
+    const udpToken = "udp-token-5e1d93";
+    const alice = md({ user: "alice", pass: SECRETS.alicePass });
+    const view = async (n: Node): Promise<ClusterStats> => {
+      const res = await fetch(`http://127.0.0.1:${n.httpPort}/api/cluster`, {
+        headers: { authorization: `Bearer ${SECRETS.token}` },
+      });
+      return await res.json();
+    };
+    try {
+      await withNodes(
+        ["n1", "n2"],
+        ["--users", path, "--auth-token", SECRETS.token, "--cluster-secret-file", secretFile]
+          .concat(["--udp-token", udpToken]),
+        async ([n1, n2], grpcOf) => {
+          const g2 = grpcOf(n2);
+          const publish = (dest: string, body: string) =>
+            g2.unary<{ msg_id: string }>("Publish", {
+              destination: dest,
+              body: encoder.encode(body),
+            }, { metadata: alice });
+          // Refused on n2 before anything: no leader key for a queue she may not use.
+          const denied = await publish("queue:secret", "x").then(() => undefined, (e) => e);
+          assert.equal(denied?.code, grpc.status.PERMISSION_DENIED);
+          const sub = g2.raw.Subscribe(alice);
+          const r = new StreamReader(sub);
+          sub.write({ open: { destination: "queue:secret" } });
+          await r.done(10_000);
+          assert.equal(errorCode(r.error), "PERMISSION_DENIED");
+          assert.equal(leaderIn(await view(n2), "queue:secret"), undefined);
+
+          // Allowed: n1 leads queue:orders.eu (a TCP publish there with the token), and her
+          // publish on n2 is checked on n2, then forwarded to n1.
+          const c = await (await import("../helpers.ts")).RawClient.connect(n1.port);
+          try {
+            await c.line(5000); // INFO
+            await c.send(
+              `CONNECT {"auth_token":"${SECRETS.token}"}\r\n${pub("queue:orders.eu", "o1")}`,
+            );
+            assert.equal(await c.line(5000), "OK");
+            assert.match(await c.line(5000), /^OK msg_id:/);
+          } finally {
+            await c.close();
+          }
+          await until(() => view(n2), (v) => leaderIn(v, "queue:orders.eu")?.node === "n1", "n1");
+          await publish("queue:orders.eu", "o2");
+          await until(
+            () => queueOn(n1, "queue:orders.eu", SECRETS.token),
+            (q) => q?.published === 2,
+            "o2 at n1",
+          );
+          const deniedStill = await publish("queue:secret", "y").then(() => undefined, (e) => e);
+          assert.equal(errorCode(deniedStill), "PERMISSION_DENIED");
+
+          // UDP: a datagram without the AUTH line is dropped on n2; with it, it reaches n1.
+          const port = udpPortOf(n2);
+          await sendDatagram(port, pub("queue:orders.eu", "no-auth"));
+          await sendDatagram(port, `AUTH ${udpToken}\r\n${pub("queue:orders.eu", "u1")}`);
+          const udp = await until(
+            async () =>
+              ((await statsOf(n2, SECRETS.token)).server as { udp: Record<string, number> }).udp,
+            (u) => u.datagrams === 2 && u.forwarded === 1,
+            "n2's UDP counts",
+          );
+          assert.equal(udp.unauthorized, 1);
+          const q = await until(
+            () => queueOn(n1, "queue:orders.eu", SECRETS.token),
+            (q) => q?.published === 3,
+            "u1 at n1",
+          );
+          assert.equal(q!.depth, 3);
+          assert.equal(leaderIn(await view(n1), "queue:secret"), undefined);
+        },
+        (n, ok, what) => until(() => view(n), ok, what),
+      );
+    } finally {
+      await Deno.remove(path);
+      await Deno.remove(secretFile);
+    }
+  },
+});
