@@ -325,3 +325,72 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "cluster fronts: the leader SIGKILLed: a gRPC publish waiting on it is answered " +
+    "UNAVAILABLE, never OK; the gRPC Subscribe stream goes on at the next leader",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withNodes(["n1", "n2", "n3"], [], async ([n1, n2, n3], grpcOf) => {
+      await publishOn(n1, "queue:k", "pre");
+      for (const n of [n2, n3]) {
+        await untilView(n, (c) => leaderIn(c, "queue:k")?.node === "n1", `${n.id} sees n1`);
+      }
+      // A subscriber on n3 holds "pre" from n1, unacked.
+      const s = await subscribe(grpcOf(n3), { destination: "queue:k", prefetch: 1000 });
+      const [pre] = await takeMessages(s.r, 1, 10_000);
+      assert.equal(decoder.decode(pre.body), "pre");
+
+      // Publishes on n2, many in flight when n1 dies: each is OK (n1 had a majority) or
+      // UNAVAILABLE (the outcome unknown), never anything else, never lost once OK.
+      const g2 = grpcOf(n2);
+      const publish = (body: string) =>
+        g2.unary<{ msg_id: string }>("Publish", {
+          destination: "queue:k",
+          body: encoder.encode(body),
+        }, { deadline: Date.now() + 20_000 });
+      const first = await publish("a-0");
+      assert.match(first.msg_id, /^\d+$/);
+      const flying = Array.from({ length: 50 }, (_, i) =>
+        publish(`a-${i + 1}`).then(
+          () => "OK",
+          (e) => `${e.code} ${errorCode(e)}`,
+        ));
+      assert.equal((await n1.stop("SIGKILL")).signal, "SIGKILL");
+      const outcomes = await Promise.all(flying);
+      for (const o of outcomes) {
+        assert.ok(o === "OK" || o === `${grpc.status.UNAVAILABLE} UNAVAILABLE`, o);
+      }
+      const okd = ["a-0", ...outcomes.flatMap((o, i) => o === "OK" ? [`a-${i + 1}`] : [])];
+
+      // Once n1's lease lapsed, publishing on n2 goes on at the next leader (n2 or n3).
+      const deadline = Date.now() + 20_000;
+      for (let i = 0;; i++) {
+        const r = await publish(`b-${i}`).then(() => "OK", (e) => e);
+        if (r === "OK") {
+          okd.push(`b-${i}`);
+          break;
+        }
+        assert.equal(r.code, grpc.status.UNAVAILABLE, r.details);
+        assert.ok(Date.now() < deadline, "a new leader within 20 s");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const v = await untilView(n2, (c) => c.members.length === 2, "n1 gone");
+      assert.ok(["n2", "n3"].includes(leaderIn(v, "queue:k")!.node));
+
+      // The same stream, never ended: the subscription was made again at the next leader, which
+      // gives out what n1 held ("pre" again, unacked) and every OK'd publish.
+      const seen = new Set<string>();
+      for (let i = 0; i < 1000 && (!okd.every((b) => seen.has(b)) || !seen.has("pre")); i++) {
+        const res = await s.r.next(15_000);
+        for (const m of res.messages) {
+          const body = decoder.decode(m.body);
+          assert.match(body, /^(pre|a-\d+|b-\d+)$/, "only what was published");
+          seen.add(body);
+          s.call.write({ settle: { ack: [m.msg_id], nack: [] } });
+        }
+      }
+      assert.equal(s.r.error, undefined);
+      s.call.cancel();
+    }),
+});
