@@ -64,7 +64,9 @@ export class Publishing {
       await claim;
       b.tick();
     }
-    const to = this.#route === undefined ? undefined : new UnaryAnswer(refusal);
+    const to = this.#route === undefined || !m.dest.startsWith("queue:")
+      ? undefined
+      : new UnaryAnswer(refusal);
     const id = this.#send(m, to, 0) ?? to!.promise;
     const blocked = this.#takeBlocked();
     const msgId = await id;
