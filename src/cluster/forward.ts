@@ -349,6 +349,7 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       c.subs.delete(s.sid);
       const err = e as { code?: string; message: string };
       if (slot !== undefined) c.replies.fill(slot, errFrame("UNAVAILABLE", err.message));
+      else c.lost?.(s.sid, err.message);
       return;
     }
     c.subs.set(s.sid, local);

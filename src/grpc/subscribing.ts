@@ -221,6 +221,7 @@ export class Subscribing implements SubscriberHost {
   #openRouted(s: GrpcSubscriber, u: UserState | undefined, f: SubFrame, routing: Routing): void {
     const opened: Answers = {
       answer: (_i, code, text) => {
+        if (s.isClosed) return; // cancelled while the leader made it: nothing to tell
         if (code === undefined) return s.opened();
         const err = this.#gate.fail("Subscribe", new GrpcRefusal(code, text));
         s.close(CloseReason.CLIENT_CLOSED, text, err);
