@@ -24,6 +24,7 @@ import {
   subscribe,
   takeMessages,
 } from "../grpc_helpers.ts";
+import { RawClient } from "../helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 import {
   leaderIn,
@@ -232,6 +233,35 @@ Deno.test({
         (q) => q === undefined || q.consumers === 0, // an idle empty queue is swept
         "the cancelled stream's subscription ended at n1",
       );
+
+      // A Request on n2 to a queue n1 leads, served by a TCP responder on n3: forwarded to n1,
+      // delivered to n3, and the reply (a topic publish on n3) comes back to n2's inbox.
+      await leadOn(n1, [n2, n3], "queue:rpc", "warm-up");
+      const responder = await RawClient.connect(n3.port);
+      try {
+        await responder.send("SUB queue:rpc sub_id:r\r\n");
+        assert.equal(await responder.line(10_000), "OK");
+        const [warm] = await responder.msgs(1, 10_000);
+        await responder.send(`ACK msg_id:${warm.fields!.msg_id}\r\n`);
+        assert.equal(await responder.line(10_000), "OK");
+        const reply = g2.unary<{ reply: { body: Uint8Array; correlation_id: string } }>("Request", {
+          message: { destination: "queue:rpc", body: encoder.encode("ping") },
+          timeout_ms: 10_000,
+        });
+        const [f] = await responder.msgs(1, 10_000);
+        assert.equal(decoder.decode(f.payload), "ping");
+        await responder.send(`ACK msg_id:${f.fields!.msg_id}\r\n`);
+        await responder.pub(
+          f.fields!.reply_to,
+          "pong",
+          `correlation_id:${f.fields!.correlation_id}`,
+        );
+        const { reply: m } = await reply;
+        assert.equal(decoder.decode(m.body), "pong");
+        assert.equal(m.correlation_id, f.fields!.correlation_id);
+      } finally {
+        await responder.close();
+      }
     }),
 });
 
@@ -281,7 +311,7 @@ Deno.test({
 
           // Allowed: n1 leads queue:orders.eu (a TCP publish there with the token), and her
           // publish on n2 is checked on n2, then forwarded to n1.
-          const c = await (await import("../helpers.ts")).RawClient.connect(n1.port);
+          const c = await RawClient.connect(n1.port);
           try {
             await c.line(5000); // INFO
             await c.send(
