@@ -71,6 +71,11 @@ export class PublishRoute {
    */
   pub(m: PubFrame, to: Answers, i: number): boolean {
     if (m.dest.charCodeAt(0) !== Q) return false;
+    if (this.#closed) {
+      // The listener is stopping: no new proxy connection for a call that slipped in.
+      to.answer(i, "SHUTTING_DOWN", "the server is stopping");
+      return true;
+    }
     const slots = this.#slots;
     slots.to = to;
     slots.i = i;
