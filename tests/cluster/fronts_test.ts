@@ -146,7 +146,7 @@ async function leadOn(first: Node, others: Node[], queue: string, body: string):
 
 Deno.test({
   name: "cluster fronts: gRPC publishes and UDP datagrams on n2 reach n1's queue once, " +
-    "a gRPC subscriber on n3 consumes them from n1 and its acks settle them there",
+    "a gRPC subscriber on n3 (on Bun) consumes them from n1 and its acks settle them there",
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withNodes(
@@ -276,6 +276,9 @@ Deno.test({
           assert.equal(m.correlation_id, f.fields!.correlation_id);
         } finally {
           await responder.close();
+        }
+        if ((await bunVersion()) !== undefined) {
+          assert.match(n3.output(), /\(bun [0-9.]+\) listening on/, "n3 on Bun");
         }
       },
       undefined,
