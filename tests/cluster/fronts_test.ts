@@ -277,6 +277,15 @@ Deno.test({
         } finally {
           await responder.close();
         }
+
+        // A Subscribe on n3 to a queue nobody leads: n3 claims it first, then serves it here; a
+        // publish on n2 is forwarded to n3 and delivered on the stream.
+        const fresh = await subscribe(g3, { destination: "queue:fresh", prefetch: 10 });
+        await untilView(n2, (c) => leaderIn(c, "queue:fresh")?.node === "n3", "n3 claimed it");
+        await g2.unary("Publish", { destination: "queue:fresh", body: encoder.encode("f") });
+        const [f1] = await takeMessages(fresh.r, 1, 10_000);
+        assert.equal(decoder.decode(f1.body), "f");
+        fresh.call.cancel();
         if ((await bunVersion()) !== undefined) {
           assert.match(n3.output(), /\(bun [0-9.]+\) listening on/, "n3 on Bun");
         }
