@@ -12,6 +12,7 @@
  * @module
  */
 import type { ServerDuplexStream } from "@grpc/grpc-js";
+import { storeFailed } from "../broker/mod.ts";
 import { GRPC_PUBLISH_ACKS_PENDING_MAX } from "../config/mod.ts";
 import type { ErrorCode } from "../protocol/mod.ts";
 import type { Answers } from "../server/mod.ts";
@@ -31,14 +32,15 @@ export interface PublishStreamHost {
   waitToken(u: UserState, gone: () => boolean, ended: Promise<void>): Promise<void>;
   /**
    * One checked, authorized, counted publish, taking a token of `u`'s bucket
-   * (throws on refusal); undefined when it went to its queue's leader on
-   * another node (cluster), whose answer comes to `to.answer(i, ...)`.
+   * (throws on refusal); undefined when its ack waits: it went to its
+   * queue's leader on another node (cluster), whose answer comes to
+   * `to.answer(i, ...)`, or it is stored here and waits (`to.stored`).
    */
   publishOne(
     p: Principal,
     v: PublishView,
     u: UserState | undefined,
-    to: Answers,
+    to: BatchAnswers,
     i: number,
   ): number | Promise<number> | undefined;
   /** The topic a publish since the last call found blocked, if any (and clears it). */
@@ -57,15 +59,35 @@ function refusal(e: unknown): Ack {
 }
 
 /**
- * The publishes of one batch sent to their queues' leaders (cluster): each
- * leader's answer is its ack, and the batch's acks wait for the last one
- * (one promise per batch, made only when one is still out at the batch's end).
+ * Where a batch's publishes that cannot be acked at once report: the leader's
+ * answer of one forwarded to another node (`answer`), and the store's wait of
+ * one stored here (`stored`).
  */
-class Forwarded implements Answers {
+export interface BatchAnswers extends Answers {
+  /**
+   * Message `i` has id `id` and waits for `durable` (a replicated store's
+   * majority, `--fsync always`): the messages of one tick share one promise,
+   * so the batch waits once per promise, not once per message.
+   */
+  stored(i: number, id: number, durable: Promise<void>): void;
+}
+
+/**
+ * The acks of one batch that wait (one promise per batch, made only when one
+ * is still out at the batch's end): forwarded publishes for their leaders'
+ * answers, local ones for their store, grouped by the store's promise.
+ */
+class Waiting implements BatchAnswers {
   readonly #acks: (Ack | undefined)[];
   readonly #host: PublishStreamHost;
-  /** Answers still out (it may dip below 0 while a refusal is answered during `publishOne`). */
-  left = 0;
+  /** Forwarded answers still out (it may dip below 0 while a refusal is answered during `publishOne`). */
+  #left = 0;
+  /** The last message that `stored` took (its wait is its store's, not an answer's). */
+  #lastStored = -1;
+  /** Store promises still out, and the last one with the messages waiting for it. */
+  #stores = 0;
+  #durable: Promise<void> | undefined = undefined;
+  #group: number[] = [];
   #done: (() => void) | undefined = undefined;
 
   constructor(acks: (Ack | undefined)[], host: PublishStreamHost) {
@@ -79,12 +101,44 @@ class Forwarded implements Answers {
       this.#host.refused(new GrpcRefusal(code, text));
       this.#acks[i] = { msg_id: "", error: { code, message: text } };
     }
-    if (--this.left === 0) this.#done?.();
+    this.#left--;
+    this.#check();
+  }
+
+  stored(i: number, id: number, durable: Promise<void>): void {
+    this.#lastStored = i;
+    this.#acks[i] = { msg_id: String(id) };
+    if (durable !== this.#durable) {
+      this.#durable = durable;
+      const group = this.#group = [];
+      this.#stores++;
+      durable.then(this.#storeDone, (e) => {
+        const err = storeFailed(e);
+        this.#host.refused(err);
+        for (const j of group) this.#acks[j] = refusal(err);
+        this.#storeDone();
+      });
+    }
+    this.#group.push(i);
+  }
+
+  #storeDone = (): void => {
+    this.#stores--;
+    this.#check();
+  };
+
+  /** `publishOne` said that message `i` waits: for its leader's answer, unless it was `stored`. */
+  waits(i: number): void {
+    if (i !== this.#lastStored) this.#left++;
+  }
+
+  #check(): void {
+    if (this.#left === 0 && this.#stores === 0) this.#done?.();
   }
 
   /** Settles once every answer came; undefined when none is out. */
   all(): Promise<void> | undefined {
-    return this.left === 0 ? undefined : new Promise((r) => this.#done = r);
+    return this.#left === 0 && this.#stores === 0 ? undefined : new Promise((r) => this.#done = r);
   }
 }
 
@@ -123,7 +177,7 @@ export class PublishStream {
   #batch(batch: PublishView[]): void {
     const n = batch.length;
     const acks = new Array(n);
-    this.#run(batch, 0, acks, new Array(n), false, new Forwarded(acks, this.#host));
+    this.#run(batch, 0, acks, new Array(n), false, new Waiting(acks, this.#host));
   }
 
   /**
@@ -137,7 +191,7 @@ export class PublishStream {
     acks: (Ack | undefined)[],
     ids: (number | Promise<number> | undefined)[],
     waits: boolean,
-    fwd: Forwarded,
+    fwd: Waiting,
   ): void {
     const host = this.#host;
     const n = batch.length;
@@ -161,7 +215,7 @@ export class PublishStream {
       }
       try {
         const id = ids[i] = host.publishOne(this.principal, batch[i], u, fwd, i);
-        if (id === undefined) fwd.left++;
+        if (id === undefined) fwd.waits(i);
         if (typeof id !== "number") waits = true;
       } catch (e) {
         host.refused(e);

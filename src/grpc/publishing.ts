@@ -17,7 +17,7 @@ import type { Front, Verdict } from "./front.ts";
 import type { Inbox } from "./inbox.ts";
 import { untilToken, type UserState } from "./limits.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
-import { PublishStream } from "./publish_stream.ts";
+import { type BatchAnswers, PublishStream } from "./publish_stream.ts";
 import { PublishRoute, UnaryAnswer } from "./routed.ts";
 import { checkPublish, requestTimeout } from "./validate.ts";
 
@@ -187,14 +187,28 @@ export class Publishing {
    * (`--slow-consumer block`) hands back the wait: the broker's flag is
    * always taken here, so that it never leaks to a TCP connection.
    */
-  #send(m: PubFrame, to: Answers | undefined, i: number): number | Promise<number> | undefined {
+  #send(
+    m: PubFrame,
+    to: Answers | BatchAnswers | undefined,
+    i: number,
+  ): number | Promise<number> | undefined {
     const front = this.#front;
     const route = this.#route;
     if (to !== undefined && route !== undefined && route.ready(m) === undefined) {
       if (route.pub(m, to, i)) return undefined;
     }
+    const b = front.broker;
     try {
-      return front.broker.publishFrom(m.dest, m.buf, m.off, m.len, m.options);
+      if (to === undefined || !("stored" in to)) {
+        return b.publishFrom(m.dest, m.buf, m.off, m.len, m.options);
+      }
+      // A stream's publish that waits for its store: the batch waits once per store promise
+      // (one per queue per tick), not once per message.
+      const r = b.publishDeferred(m.dest, m.buf, m.off, m.len, m.options);
+      const durable = b.durable;
+      if (durable === undefined || typeof r !== "number") return r;
+      to.stored(i, r, durable);
+      return undefined;
     } finally {
       const blocked = front.broker.takeBlocked();
       if (blocked !== undefined) this.#blocked = blocked;
