@@ -2,7 +2,9 @@
  * One PublishStream call: batches in (decoded by publish_codec.ts), one
  * `PublishAcks` out per batch, in order. Acks go at once when every publish
  * of the batch was accepted synchronously (memory store), else after the
- * earlier batches' acks, once their store writes settle. Reading pauses
+ * earlier batches' acks, once their store writes settle (one wait per store
+ * promise of the batch, `Waiting`) and, in a cluster, once the leaders of
+ * the queues led elsewhere answered the publishes forwarded there. Reading pauses
  * (HTTP/2 back-pressure reaches the client) while the client is not taking
  * acks, while more than `GRPC_PUBLISH_ACKS_PENDING_MAX` acks are owed, and
  * while a topic it published to is blocked by a stalled subscriber, and
