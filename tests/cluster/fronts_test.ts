@@ -416,12 +416,33 @@ Deno.test({
           () => "OK",
           (e) => `${e.code} ${errorCode(e)}`,
         ));
+      // And a PublishStream batch of 100, its acks in flight too.
+      const call = g2.raw.PublishStream();
+      const acks = new StreamReader<{ acks: { msg_id: string; error: { code: string } | null }[] }>(
+        call,
+      );
+      call.write({
+        messages: Array.from({ length: 100 }, (_, i) => ({
+          destination: "queue:k",
+          body: encoder.encode(`s-${i}`),
+        })),
+      });
       assert.equal((await n1.stop("SIGKILL")).signal, "SIGKILL");
       const outcomes = await Promise.all(flying);
       for (const o of outcomes) {
         assert.ok(o === "OK" || o === `${grpc.status.UNAVAILABLE} UNAVAILABLE`, o);
       }
       const okd = ["a-0", ...outcomes.flatMap((o, i) => o === "OK" ? [`a-${i + 1}`] : [])];
+      // Each ack of the batch: an id, or UNAVAILABLE; the stream itself goes on.
+      const batch = await acks.next(20_000);
+      assert.equal(batch.acks.length, 100);
+      for (const [i, a] of batch.acks.entries()) {
+        if (a.error === null) okd.push(`s-${i}`);
+        else assert.equal(a.error.code, "UNAVAILABLE", JSON.stringify(a));
+      }
+      call.end();
+      await acks.done(10_000);
+      assert.equal(acks.error, undefined);
 
       // Once n1's lease lapsed, publishing on n2 goes on at the next leader (n2 or n3).
       const deadline = Date.now() + 20_000;
@@ -445,7 +466,7 @@ Deno.test({
         const res = await s.r.next(15_000);
         for (const m of res.messages) {
           const body = decoder.decode(m.body);
-          assert.match(body, /^(pre|a-\d+|b-\d+)$/, "only what was published");
+          assert.match(body, /^(pre|(a|b|s)-\d+)$/, "only what was published");
           seen.add(body);
           s.call.write({ settle: { ack: [m.msg_id], nack: [] } });
         }
