@@ -319,7 +319,7 @@ export async function receive(
   const wire = await dial(task, control);
   const events = new Receiver(task);
   const mode = task.kind === "queue" ? Mode.consume : Mode.plain;
-  const parser = driver.parser(events, mode, task.name, task.index);
+  const parser = driver.parser(events, mode, task.name, task.index, task.ackUpto);
   let tLast = 0;
   let before = 0;
   const reading = pump(wire, parser, events, control, () => {

@@ -65,6 +65,8 @@ Options:
   --window N         most messages a publisher runs ahead of its receivers (default 8192)
   --window-bytes N   the same in payload bytes, whichever is smaller (default 4194304)
   --prefetch N       queue prefetch: Relayr SUB prefetch, Redis pipelined BRPOPs (default 1000)
+  --ack ids|upto     how Relayr consumers settle a read: ACK lines of msg_ids (default), or one
+                     cumulative ACK sub_id:<sid> upto:<id> (docs/PROTOCOL.md)
   --stall-ms N       fail a run that makes no progress for this long (default 10000)
   --no-ceiling       skip the driver-ceiling runs against bench/sink.ts
   --relayr-args S    extra arguments for 'main.ts serve' (space separated)
@@ -101,6 +103,11 @@ function positive(text: string | undefined, fallback: number, flag: string): num
   return n;
 }
 
+function ackForm(value: string): "ids" | "upto" {
+  if (value !== "ids" && value !== "upto") throw new TypeError(`--ack takes ids or upto`);
+  return value;
+}
+
 function parse(argv: string[]): (Args & { grpc: boolean }) | null {
   const { values } = parseArgs({
     args: argv,
@@ -115,6 +122,7 @@ function parse(argv: string[]): (Args & { grpc: boolean }) | null {
       window: { type: "string" },
       "window-bytes": { type: "string" },
       prefetch: { type: "string" },
+      ack: { type: "string", default: "ids" },
       "stall-ms": { type: "string" },
       "no-ceiling": { type: "boolean", default: false },
       "relayr-args": { type: "string", default: "" },
@@ -160,6 +168,7 @@ function parse(argv: string[]): (Args & { grpc: boolean }) | null {
       window: positive(values.window, 8192, "window"),
       windowBytes: positive(values["window-bytes"], 4 * 1024 * 1024, "window-bytes"),
       prefetch: positive(values.prefetch, 1000, "prefetch"),
+      ack: ackForm(values.ack),
       stallMs: positive(values["stall-ms"], 10_000, "stall-ms"),
       rpcWarmup: values.quick ? 200 : 1000,
     },

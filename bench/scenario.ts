@@ -92,6 +92,8 @@ export interface RunOptions {
   windowBytes: number;
   /** Queue consumers' prefetch (Relayr) or pipelined BRPOPs (Redis). */
   prefetch: number;
+  /** How Relayr consumers ACK: `ids` (ACK lines of msg_ids) or `upto` (one cumulative ACK per read). */
+  ack: "ids" | "upto";
   /** A run with no progress for this long fails. */
   stallMs: number;
   /** Requests sent before the timed ones in `rpc`. */
@@ -290,6 +292,7 @@ async function flow(
       count,
       stampEvery,
       prefetch: options.prefetch,
+      ackUpto: options.ack === "upto",
       source,
     };
     receiveJobs.push(pool.run(task, ctlBuffer));

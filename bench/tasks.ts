@@ -65,6 +65,8 @@ export interface ReceiveTask extends TaskBase {
   count: number;
   stampEvery: number;
   prefetch: number;
+  /** Relayr consumers: one cumulative `ACK sub_id:<sid> upto:<id>` per read instead of ids (`--ack upto`). */
+  ackUpto: boolean;
   /** Ask the sink to stream `count` deliveries instead of subscribing to a server. */
   source: boolean;
 }

@@ -36,9 +36,15 @@ class Record implements Events {
 }
 
 /** Feeds `bytes` cut at `cuts`, carrying partial frames over as the wire does. */
-function feedCut(protocol: Protocol, mode: Mode, bytes: Uint8Array, cuts: number[]) {
+function feedCut(
+  protocol: Protocol,
+  mode: Mode,
+  bytes: Uint8Array,
+  cuts: number[],
+  ackUpto = false,
+) {
   const events = new Record();
-  const parser = drivers[protocol].parser(events, mode, "t1");
+  const parser = drivers[protocol].parser(events, mode, "t1", 0, ackUpto);
   const out: Uint8Array[] = [];
   let buf: Uint8Array = new Uint8Array(0);
   let from = 0;
@@ -116,6 +122,24 @@ Deno.test("relayr: consume ACKs every msg_id, within the line limits", () => {
     assert.ok(l.length <= 4096);
     assert.ok(l.split(" ").length - 1 <= 256);
   }
+});
+
+Deno.test("relayr: consume with --ack upto sends one cumulative ACK per read, for its last MSG", () => {
+  const frames: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const opt = i === 99 ? " priority:3" : ""; // the last one has an option after msg_id
+    frames.push(`MSG queue:bench.t1 sub_id:c0 msg_id:${1830000000000000 + i}${opt} 16\r\n`);
+    frames.push(`${latin1(payload(16, i), 0, 16)}\r\n`);
+  }
+  const bytes = new TextEncoder().encode(frames.join(""));
+  const cut = frames.slice(0, 2 * 40).join("").length + 10; // 40 whole MSGs, then part of one
+  const { events, out } = feedCut("relayr", Mode.consume, bytes, [cut], true);
+  assert.deepEqual(events.seqs.length, 100);
+  assert.deepEqual(events.errors, []);
+  assert.deepEqual(
+    out,
+    "ACK sub_id:c0 upto:1830000000000039\r\nACK sub_id:c0 upto:1830000000000099\r\n",
+  );
 });
 
 Deno.test("relayr: responder answers to reply_to with the correlation id", () => {

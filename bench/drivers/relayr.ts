@@ -39,13 +39,25 @@ class RelayrParser implements Parser {
   #out = new OutBuf();
   #ackIds = 0;
   #ackLineStart = 0;
+  /** Settle a read with one cumulative ACK (`ACK sub_id:<sid> upto:<id>`) rather than ids. */
+  #upto: boolean;
+  /** Where the read's last MSG line starts (its `upto` id), -1 when none. */
+  #lastMsg = -1;
+  #lastSizeAt = 0;
 
-  constructor(events: Events, mode: Mode) {
+  constructor(events: Events, mode: Mode, upto: boolean) {
     this.#events = events;
     this.#mode = mode;
+    this.#upto = upto;
   }
 
   feed(buf: Uint8Array, pos: number, end: number): number {
+    const at = this.#feed(buf, pos, end);
+    if (this.#lastMsg >= 0) this.#ackUpto(buf, this.#lastMsg, this.#lastSizeAt);
+    return at;
+  }
+
+  #feed(buf: Uint8Array, pos: number, end: number): number {
     while (pos < end) {
       const nl = buf.indexOf(LF, pos);
       if (nl < 0 || nl >= end) break;
@@ -67,8 +79,13 @@ class RelayrParser implements Parser {
         else if (pe + 1 >= end) break;
         else next = pe + 2;
         let correlation = -1;
-        if (this.#mode === Mode.consume) this.#ack(buf, pos, i);
-        else if (this.#mode !== Mode.plain) correlation = this.#options(buf, pos, i, start, size);
+        if (this.#mode === Mode.consume) {
+          if (!this.#upto) this.#ack(buf, pos, i);
+          else {
+            this.#lastMsg = pos;
+            this.#lastSizeAt = i;
+          }
+        } else if (this.#mode !== Mode.plain) correlation = this.#options(buf, pos, i, start, size);
         this.#events.msg(buf, start, size, correlation);
         pos = next;
         continue;
@@ -113,6 +130,29 @@ class RelayrParser implements Parser {
     if (++this.#ackIds >= ACK_IDS_MAX || out.length - this.#ackLineStart > ACK_LINE_BYTES_MAX) {
       this.#closeAck();
     }
+  }
+
+  /**
+   * One cumulative ACK for everything the read delivered: the sub_id and
+   * msg_id of its last MSG line `buf[pos, sizeAt)` (a bench consumer has one
+   * subscription, so its deliveries are one run).
+   */
+  #ackUpto(buf: Uint8Array, pos: number, sizeAt: number): void {
+    this.#lastMsg = -1;
+    const s = buf.indexOf(SPACE, pos + 4); // after dest: sub_id, then msg_id
+    const m = buf.indexOf(SPACE, s + 1);
+    let e = buf.indexOf(SPACE, m + 1);
+    if (e < 0 || e > sizeAt) e = sizeAt;
+    if (!isMsgId(buf, m + 1) || buf[s + 1] !== 115 /* s */) {
+      this.#events.error(`no sub_id, msg_id in ${JSON.stringify(latin1(buf, pos, sizeAt))}`);
+      return;
+    }
+    const out = this.#out;
+    out.ascii("ACK ");
+    out.slice(buf, s + 1, m + 1); // "sub_id:<sid> "
+    out.ascii("upto:");
+    out.slice(buf, m + 8, e);
+    out.bytes(CRLF);
   }
 
   #closeAck(): void {
@@ -196,5 +236,5 @@ export const relayr: Driver = {
     return `BIND ${destination("topic", name)} ${queue}\r\n` +
       `SUB ${queue} sub_id:c${index} prefetch:${prefetch}\r\n`;
   },
-  parser: (events, mode) => new RelayrParser(events, mode),
+  parser: (events, mode, _name, _index, ackUpto = false) => new RelayrParser(events, mode, ackUpto),
 };

@@ -101,6 +101,11 @@ export interface Driver {
   subscribeFiltered?(name: string, index: number): string;
   /** Binds the topic to consumer `index`'s own queue and consumes it (`bind` runs). */
   consumeBound?(name: string, index: number, prefetch: number): string;
-  /** A parser for bytes from the server; `index` is the consumer's (queue consumers). */
-  parser(events: Events, mode: Mode, name: string, index?: number): Parser;
+  /**
+   * A parser for bytes from the server; `index` is the consumer's (queue
+   * consumers). `ackUpto` (Relayr, `--ack upto`): a consumer settles each read
+   * with one cumulative `ACK sub_id:<sid> upto:<id>` instead of ACK lines of
+   * ids; the other drivers have nothing to settle and ignore it.
+   */
+  parser(events: Events, mode: Mode, name: string, index?: number, ackUpto?: boolean): Parser;
 }

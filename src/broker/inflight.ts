@@ -99,6 +99,13 @@ export class InFlight {
     return this.#byId.get(id) !== undefined;
   }
 
+  /** The delivery of message `id` to `sub`, if it is in flight here. */
+  find(id: number, sub: Subscription): Delivery | undefined {
+    let t = this.#byId.get(id);
+    while (t !== undefined && t.sub !== sub) t = t.twin;
+    return t;
+  }
+
   /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
   take(id: number): Delivery | undefined {
     const d = this.#byId.take(id);
@@ -114,6 +121,13 @@ export class InFlight {
   /** Removes `d` (it is in flight here). */
   remove(d: Delivery): void {
     const id = d.msg.id;
+    if (d.binding === undefined && d.twin === undefined) {
+      // A queue delivery is never added as a twin (see `add`): the head of its id, one probe.
+      const t = this.#byId.take(id);
+      if (t !== d) assert(false, `queue delivery of ${id} is not in flight on this connection`);
+      d.sub.inflight.unlink(d);
+      return;
+    }
     const head = this.#byId.get(id);
     if (head === d) {
       if (d.twin === undefined) this.#byId.delete(id);

@@ -185,10 +185,15 @@ export interface UnsubFrame {
   /** `forget:true`: also delete the subscription's durable; present only when given. */
   forget?: true;
 }
-/** `ACK` of one or more message ids. */
+/** `ACK` of one or more message ids, or (`upto`, `ids` empty) cumulative for one subscription. */
 export interface AckFrame {
   op: "ACK";
   ids: number[];
+  /**
+   * `ACK sub_id:<sid> upto:<id>`: every delivery of subscription `sid` in
+   * flight on the connection, oldest first, up to and including message `id`'s.
+   */
+  upto?: { sid: string; id: number };
 }
 /** `NACK` with an optional delay (0 = requeue now). */
 export interface NackFrame {

@@ -704,12 +704,37 @@ export class Parser {
   #ack(buf: Uint8Array): Frame {
     const count = this.#ntok - 1;
     if (count < 1) throw new BadInput("BAD_ARGUMENT", "ACK needs msg_id:<id>");
+    const c = buf[this.#tok[2]];
+    if (c === 0x73 /* s */ || c === 0x75 /* u */) return this.#ackUpto(buf); // sub_id:, upto:
     if (count > ACK_IDS_MAX) {
       throw new BadInput("BAD_ARGUMENT", `ACK takes at most ${ACK_IDS_MAX} ids`);
     }
     const ids = new Array<number>(count);
     for (let k = 1; k <= count; k++) ids[k - 1] = this.#msgId(buf, k);
     return { op: "ACK", ids };
+  }
+
+  /** `ACK sub_id:<sid> upto:<id>` (the two options in either order): the cumulative form. */
+  #ackUpto(buf: Uint8Array): Frame {
+    if (this.#ntok !== 3) {
+      throw new BadInput("BAD_ARGUMENT", "a cumulative ACK takes sub_id:<sid> upto:<id>");
+    }
+    let sid: string | undefined;
+    let id: number | undefined;
+    for (let k = 1; k < 3; k++) {
+      const [key, value] = this.#option(buf, k);
+      if (key === "sub_id" && sid === undefined) sid = token(key, value);
+      else if (key === "upto" && id === undefined) {
+        id = msgIdOf(value);
+        if (id === undefined) {
+          throw new BadInput(
+            "BAD_ARGUMENT",
+            `upto must be a msg_id (1 to ${ID_DIGITS_MAX} digits)`,
+          );
+        }
+      } else throw new BadInput("BAD_ARGUMENT", "a cumulative ACK takes sub_id:<sid> upto:<id>");
+    }
+    return { op: "ACK", ids: [], upto: { sid: sid!, id: id! } };
   }
 
   #nack(buf: Uint8Array): Frame {

@@ -132,7 +132,7 @@ export class Connection implements Client {
       beforeWrite: () => this.#broker.options.store.writePending(),
     });
     this.#replies = new Replies(this.#out);
-    this.#settle = new Settlement(this.inflight, this.#replies, this.#broker);
+    this.#settle = new Settlement(this.inflight, this.#replies, this.#broker, this.subs);
     if (host.auth !== undefined && proxyFrom === undefined) this.#gate = this.#makeGate(host.auth);
     this.#access = new Access(host.payloadBytesMax, this.openedAt);
     this.#pauses = new Pauses(host.clock, this.#broker, host.authz);

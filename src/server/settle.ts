@@ -16,6 +16,8 @@ export class Settlement {
   readonly #inflight: InFlight;
   readonly #replies: Replies;
   readonly #broker: Broker;
+  /** The connection's subscriptions by sid (a cumulative ACK names one). */
+  readonly #bySid: ReadonlyMap<string, Subscription>;
   /** Scratch list of the deliveries one ACK line settles, reused. */
   #acked: Delivery[] = [];
   /** Scratch list of the subscriptions those deliveries belong to, reused. */
@@ -24,8 +26,14 @@ export class Settlement {
   #recent: Float64Array | undefined = undefined;
   #recentPos = 0;
 
-  constructor(inflight: InFlight, replies: Replies, broker: Broker) {
+  constructor(
+    inflight: InFlight,
+    replies: Replies,
+    broker: Broker,
+    subs: ReadonlyMap<string, Subscription>,
+  ) {
     this.#inflight = inflight;
+    this.#bySid = subs;
     this.#replies = replies;
     this.#broker = broker;
   }
@@ -47,6 +55,7 @@ export class Settlement {
    * device (one promise per ACK line, shared by the tick's fsync).
    */
   ack(f: AckFrame): void {
+    if (f.upto !== undefined) return this.#ackUpto(f.upto.sid, f.upto.id);
     const acked = this.#acked;
     let unknown: number[] | undefined;
     let durable = false;
@@ -59,6 +68,38 @@ export class Settlement {
         if (d.sub.remote) remote++;
       } else if (!this.#recent?.includes(id)) (unknown ??= []).push(id);
     }
+    this.#settleAcked(durable, remote, unknown);
+  }
+
+  /**
+   * `ACK sub_id:<sid> upto:<id>`: the subscription's deliveries in flight,
+   * oldest first, through message `id`'s (a client that handles messages in
+   * the order they came settles all it has handled in one token, as
+   * JetStream's AckAll does). An id not in flight to that subscription
+   * settles nothing: `UNKNOWN_MSG_ID`. Without explicit acks the
+   * subscription has nothing in flight, and the ACK is a no-op, as an ACK of
+   * its ids is.
+   */
+  #ackUpto(sid: string, id: number): void {
+    const sub = this.#bySid.get(sid);
+    if (sub === undefined) {
+      return this.#replies.error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(sid)}`);
+    }
+    if (!sub.explicit) return this.#replies.okAfter(undefined, undefined);
+    const last = this.#inflight.find(id, sub);
+    if (last === undefined) return this.#settleAcked(false, 0, [id]);
+    const acked = this.#acked;
+    for (let d = sub.inflight.first; d !== undefined; d = sub.inflight.first) {
+      this.#inflight.remove(d);
+      acked.push(d);
+      if (d === last) break;
+    }
+    this.#settleAcked(sub.durable, sub.remote ? acked.length : 0, undefined);
+  }
+
+  /** Replies to an ACK line whose deliveries are in `#acked` and settles them (see `ack`). */
+  #settleAcked(durable: boolean, remote: number, unknown: number[] | undefined): void {
+    const acked = this.#acked;
     const err = unknown === undefined ? undefined : errFrame(
       "UNKNOWN_MSG_ID",
       `msg_id:${unknown.join(" msg_id:")} not in flight on this connection`,
