@@ -7,7 +7,8 @@
  * its boxes part of the collector's 20%. Here keys sit unboxed in a
  * `Float64Array` (open addressing, linear probing, Fibonacci hashing of the
  * id's low 32 bits, deletion by backward shift: no tombstones), and a large
- * table shrinks again when most of it is empty, so an idle connection holds little.
+ * table shrinks again when most of it is empty (`trim`, on an idle connection), so an idle
+ * connection holds little.
  *
  * @module
  */
@@ -15,15 +16,23 @@
 /** Slots of a table when first used (a power of two). */
 const SLOTS_MIN = 16;
 /**
- * A table of up to this many slots is kept as it is when entries leave; a
- * larger one halves when under 1/8 full. A consumer whose deliveries in
- * flight swing between none and its prefetch (every ACK line settles a
- * batch) rehashed at each halving on the way down and each doubling on the
- * way back: a queue micro benchmark (publish 166, ACK 166) spent 41% of its
- * time in `#resize` and `set`. What a connection keeps is bounded: ~12 KiB,
- * and only one that once had over 256 deliveries in flight.
+ * `trim` keeps a table of up to this many slots as it is (~12 KiB, only for a
+ * connection that once had over 256 deliveries in flight).
  */
 const SLOTS_SHRINK_MIN = 1024;
+/**
+ * Up to this many slots, a table does not shrink as entries leave, only on
+ * `trim`; a larger one halves in `take` when under 1/8 full. A consumer
+ * whose deliveries in flight swing between none and its prefetch (every ACK
+ * line settles a batch) rehashed at each halving on the way down and each
+ * doubling on the way back: a queue micro benchmark (publish 166, ACK 166)
+ * spent 41% of its time in `#resize` and `set` with 256 here; with 1024, a
+ * consumer at the default prefetch of 1000 whose cumulative ACK settles all
+ * of it at once (2048 slots down to 1024 and back up, each time) spent 4% of
+ * the queue bench's server time in `#resize`. A connection keeps ~200 KiB at
+ * most between idle checks, and only after over 8192 deliveries in flight.
+ */
+const SLOTS_KEEP_MAX = 16384;
 
 /** A map from message id (a non-negative safe integer) to a value that is never undefined. */
 export class IdMap<V> {
@@ -133,8 +142,16 @@ export class IdMap<V> {
     vals[i] = undefined;
     this.#size--;
     const slots = mask + 1;
-    if (slots > SLOTS_SHRINK_MIN && 8 * this.#size < slots) this.#resize(slots / 2);
+    if (slots > SLOTS_KEEP_MAX && 8 * this.#size < slots) this.#resize(slots / 2);
     return found;
+  }
+
+  /** Shrinks a table under 1/8 full, down to `SLOTS_SHRINK_MIN` slots (for an idle holder). */
+  trim(): void {
+    const now = this.#mask + 1;
+    let slots = now;
+    while (slots > SLOTS_SHRINK_MIN && 8 * this.#size < slots) slots /= 2;
+    if (slots !== now) this.#resize(slots);
   }
 
   #resize(slots: number): void {

@@ -94,6 +94,11 @@ export class InFlight {
     d.sub.inflight.push(d);
   }
 
+  /** Gives back index memory a burst of deliveries left (an idle connection). */
+  trim(): void {
+    this.#byId.trim();
+  }
+
   /** Whether a delivery of message `id` is in flight here. */
   has(id: number): boolean {
     return this.#byId.get(id) !== undefined;

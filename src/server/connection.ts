@@ -474,6 +474,7 @@ export class Connection implements Client {
   ping(): void {
     this.pingsOut++;
     this.#out.trim(); // idle for a ping interval: its buffers go back, the PING gets a small one
+    this.inflight.trim();
     this.#out.append(PING);
   }
 

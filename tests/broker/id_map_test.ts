@@ -63,18 +63,25 @@ Deno.test("IdMap: fills to 100,000 ids, empties in another order, and is found a
   assert.equal(m.get(base), 1);
 });
 
-Deno.test("IdMap: a table of up to 1024 slots is kept while it swings; a larger one shrinks back to it", () => {
+Deno.test("IdMap: a table of up to 16384 slots is kept while it swings; trim and a larger one shrink it", () => {
   const m = new IdMap<number>();
   const base = 1_765_000_000_000 * 1024;
   for (let round = 0; round < 3; round++) {
-    for (let i = 0; i < 300; i++) m.set(base + i, i);
-    assert.equal(m.capacity, 1024);
-    for (let i = 0; i < 300; i++) assert.ok(m.delete(base + i));
-    assert.equal(m.capacity, 1024, "kept: no rehash on the way down or back up");
+    for (let i = 0; i < 1000; i++) m.set(base + i, i);
+    assert.equal(m.capacity, 2048);
+    for (let i = 0; i < 1000; i++) assert.ok(m.delete(base + i));
+    assert.equal(m.capacity, 2048, "kept: no rehash on the way down or back up");
   }
+  m.trim();
+  assert.equal(m.capacity, 1024, "trimmed when idle, not below 1024 slots");
   for (let i = 0; i < 100_000; i++) m.set(base + i, i);
   assert.equal(m.capacity, 262_144);
-  for (let i = 0; i < 100_000; i++) assert.ok(m.delete(base + i));
-  assert.equal(m.capacity, 1024);
+  for (let i = 0; i < 99_000; i++) assert.ok(m.delete(base + i));
+  assert.equal(m.capacity, 16_384, "a large table shrinks as entries leave");
+  m.trim();
+  assert.equal(m.capacity, 4096, "trim: at most 1/4 full");
+  for (let i = 99_000; i < 100_000; i++) assert.equal(m.get(base + i), i);
+  m.trim();
+  assert.equal(m.capacity, 4096);
   assert.equal(new IdMap().capacity, 0);
 });
