@@ -238,7 +238,9 @@ export class Message {
    */
   retain(): void {
     const len = this.len;
-    if (len === 0 || (this.buf.buffer.byteLength === len && this.off === 0)) return;
+    // `off` first: a message in a read chunk is past its start, and `.buffer` is no plain field
+    // read (on a small on-heap array it makes the ArrayBuffer).
+    if (len === 0 || (this.off === 0 && this.buf.buffer.byteLength === len)) return;
     if (len > SLAB_PAYLOAD_BYTES_MAX) {
       this.buf = this.buf.slice(this.off, this.off + len);
       this.off = 0;
