@@ -17,6 +17,7 @@ export const CORPUS: readonly string[] = [
   "SUB topic:fz.a sub_id:e ack:explicit prefetch:1 ack_timeout:50\r\n",
   "UNSUB a\r\n",
   "ACK msg_id:1 msg_id:2\r\n",
+  "ACK sub_id:q upto:1\r\n",
   "NACK msg_id:3 delay:10\r\n",
   "PUB queue:fz.s delay:20 dedup_id:d1 2\r\nhi\r\n",
   "PUB topic:fz.a deliver_at:1 dedup_id:d2 2\r\nhi\r\n",
