@@ -149,3 +149,35 @@ Deno.test("ack upto: a topic subscription with explicit acks, twins on one conne
     await broker.stop();
   }
 });
+
+Deno.test("ack upto: the settles reach the log (--fsync always): a restart on the data dir does not bring them back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relayr-ack-upto-" });
+  try {
+    let broker = await startTestBroker(["--data-dir", dir, "--fsync", "always"]);
+    const p = await RawClient.connect(broker.port);
+    const c = await consumer(broker.port, ["queue:dur sub_id:a prefetch:10"]);
+    try {
+      for (let i = 0; i < 5; i++) await p.pub("queue:dur", `m${i}`);
+      // The publishes' OKs: stored.
+      for (let i = 0; i < 5; i++) assert.match(await p.line(), /^OK msg_id:\d+$/);
+      const ms = await c.msgs(5);
+      await c.send(`ACK sub_id:a upto:${idOf(ms[2])}\r\n`);
+      assert.equal(await c.line(), "OK");
+    } finally {
+      await c.close();
+      await p.close();
+      await broker.stop();
+    }
+    broker = await startTestBroker(["--data-dir", dir, "--fsync", "always"]);
+    const again = await consumer(broker.port, ["queue:dur sub_id:b prefetch:10"]);
+    try {
+      assert.deepEqual((await again.msgs(2)).map(text), ["m3", "m4"]);
+      await again.quiet(150);
+    } finally {
+      await again.close();
+      await broker.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
