@@ -74,7 +74,7 @@ export class Connection implements Client {
   pingsOut = 0;
   readonly subs = new Map<string, Subscription>();
   /** Deliveries awaiting ACK, by message id (the subscriptions keep them in order). */
-  readonly inflight: InFlight = new InFlight();
+  readonly inflight: InFlight = new InFlight(() => this.subs.values());
   #conn: Conn;
   #host: ConnectionHost;
   #broker: Broker;

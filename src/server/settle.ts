@@ -86,7 +86,10 @@ export class Settlement {
       return this.#replies.error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(sid)}`);
     }
     if (!sub.explicit) return this.#replies.okAfter(undefined, undefined);
-    const last = this.#inflight.find(id, sub);
+    // Found from the newest back (a client mostly names the last one it got): no lookup by
+    // id, which would make the connection index every delivery (see `InFlight`).
+    let last = sub.inflight.last;
+    while (last !== undefined && last.msg.id !== id) last = last.prev;
     if (last === undefined) return this.#settleAcked(false, 0, [id]);
     const acked = this.#acked;
     for (let d = sub.inflight.first; d !== undefined; d = sub.inflight.first) {
