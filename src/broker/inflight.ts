@@ -145,6 +145,14 @@ export class InFlight {
     return this.#byId.get(id) !== undefined;
   }
 
+  /** The delivery of message `id` to `sub`, if it is in flight here. */
+  find(id: number, sub: Subscription): Delivery | undefined {
+    if (!this.#indexed) this.#index();
+    let t = this.#byId.get(id);
+    while (t !== undefined && t.sub !== sub) t = t.twin;
+    return t;
+  }
+
   /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
   take(id: number): Delivery | undefined {
     if (!this.#indexed) this.#index();

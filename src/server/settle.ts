@@ -11,6 +11,12 @@ import { RECENT_UNACKED_IDS } from "../config/mod.ts";
 import { type AckFrame, errFrame, type NackFrame } from "../protocol/mod.ts";
 import type { Replies } from "./replies.ts";
 
+/**
+ * Deliveries a cumulative ACK looks at from the newest back before it asks
+ * the in-flight index (which it otherwise leaves unbuilt, see `InFlight`).
+ */
+const UPTO_SCAN_MAX = 64;
+
 /** One connection's ACK/NACK handling. */
 export class Settlement {
   readonly #inflight: InFlight;
@@ -86,10 +92,14 @@ export class Settlement {
       return this.#replies.error("UNKNOWN_SUB_ID", `no subscription ${JSON.stringify(sid)}`);
     }
     if (!sub.explicit) return this.#replies.okAfter(undefined, undefined);
-    // Found from the newest back (a client mostly names the last one it got): no lookup by
-    // id, which would make the connection index every delivery (see `InFlight`).
+    // Looked for from the newest back (a client mostly names the last one it got): no lookup
+    // by id, which would make the connection index every delivery (see `InFlight`). Past a
+    // few steps the index answers, so that an id far back, or in flight nowhere, costs no
+    // walk over a whole prefetch window (up to PREFETCH_MAX) per line.
     let last = sub.inflight.last;
-    while (last !== undefined && last.msg.id !== id) last = last.prev;
+    for (let n = 0; last !== undefined && last.msg.id !== id; n++) {
+      last = n < UPTO_SCAN_MAX ? last.prev : this.#inflight.find(id, sub);
+    }
     if (last === undefined) return this.#settleAcked(false, 0, [id]);
     const acked = this.#acked;
     for (let d = sub.inflight.first; d !== undefined; d = sub.inflight.first) {

@@ -181,3 +181,32 @@ Deno.test("ack upto: the settles reach the log (--fsync always): a restart on th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ack upto: an id far back in a large window, or in flight nowhere, is found without a walk over the window", async () => {
+  const broker = await startTestBroker();
+  const p = await RawClient.connect(broker.port);
+  const c = await consumer(broker.port, ["queue:far sub_id:a prefetch:200"]);
+  const q = () => broker.broker.queues.get("queue:far")!.store;
+  try {
+    let batch = "";
+    for (let i = 0; i < 150; i++) batch += `PUB queue:far 4\r\nm${String(i).padStart(3, "0")}\r\n`;
+    await p.send(batch);
+    const ms = await c.msgs(150);
+    // 145 deliveries after it: past the backward look, the index finds it.
+    await c.send(`ACK sub_id:a upto:${idOf(ms[4])}\r\n`);
+    assert.equal(await c.line(), "OK");
+    assert.equal(q().size, 145);
+    await c.send(`ACK sub_id:a upto:${idOf(ms[2])}\r\nACK sub_id:a upto:7\r\n`);
+    assert.match(await c.line(), new RegExp(`^ERR UNKNOWN_MSG_ID msg_id:${idOf(ms[2])} `));
+    assert.match(await c.line(), /^ERR UNKNOWN_MSG_ID msg_id:7 /);
+    await c.send(`ACK msg_id:${idOf(ms[100])}\r\nACK sub_id:a upto:${idOf(ms[149])}\r\n`);
+    assert.equal(await c.line(), "OK");
+    assert.equal(await c.line(), "OK");
+    assert.equal(q().size, 0);
+    assert.equal(broker.broker.queues.get("queue:far")!.counters.acked, 150);
+  } finally {
+    await c.close();
+    await p.close();
+    await broker.stop();
+  }
+});
