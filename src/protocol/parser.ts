@@ -73,6 +73,8 @@ const TOKENS_MAX = ACK_IDS_MAX + 1;
 const COMMAND_TOKENS_MAX = OPTIONS_MAX + 3;
 /** Digits of a PUB's byte count: 10 hold any `--max-payload`, which is checked next. */
 const SIZE_DIGITS_MAX = 10;
+/** Powers of ten up to the digits after the first 9 of an id (`ackIds`). */
+const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7];
 /** Digits of a message id: 16 hold every safe integer, which is checked next. */
 const ID_DIGITS_MAX = 16;
 /** What every id of ACK and NACK starts with. */
@@ -803,9 +805,25 @@ function ackIds(buf: Uint8Array, i: number, end: number): number[] | undefined {
     }
     i += MSG_ID_PREFIX.length;
     const s = i;
-    while (i < end && buf[i] !== SP && buf[i] !== TAB) i++;
-    const id = decimal(buf, s, i, ID_DIGITS_MAX);
-    if (id < 0 || id > Number.MAX_SAFE_INTEGER) return undefined;
+    // The digits are summed as they are scanned, in int32 runs of 9 (see `decimal`).
+    let high = 0;
+    let run = 0;
+    let n = 0;
+    for (; i < end; i++) {
+      const d = buf[i] - 0x30;
+      if (d < 0 || d > 9) break;
+      run = run * 10 + d;
+      if (++n === 9) {
+        high = run;
+        run = 0;
+      }
+    }
+    const digits = i - s;
+    if (digits === 0 || digits > ID_DIGITS_MAX || (i < end && buf[i] !== SP && buf[i] !== TAB)) {
+      return undefined;
+    }
+    const id = digits >= 9 ? high * POW10[digits - 9] + run : run;
+    if (id > Number.MAX_SAFE_INTEGER) return undefined;
     ids.push(id);
   }
 }

@@ -205,6 +205,14 @@ const VALID: [string, unknown[]][] = [
   ["ACK msg_id:1838892215346176\r\n", [{ op: "ACK", ids: [1838892215346176] }]],
   ["ACK msg_id:1 msg_id:22 msg_id:333\n", [{ op: "ACK", ids: [1, 22, 333] }]],
   [
+    "ACK msg_id:12345678 msg_id:123456789 msg_id:999999999 msg_id:1000000000 msg_id:0000000012 " +
+    "msg_id:123456789012345 msg_id:9007199254740991\n",
+    [{
+      op: "ACK",
+      ids: [12345678, 123456789, 999999999, 1000000000, 12, 123456789012345, 9007199254740991],
+    }],
+  ],
+  [
     `ACK ${Array.from({ length: 200 }, (_, i) => `msg_id:${i}`).join(" ")}\n`,
     [{ op: "ACK", ids: Array.from({ length: 200 }, (_, i) => i) }],
   ],
@@ -289,6 +297,9 @@ const BAD: [string, string][] = [
   ["ACK 123\n", "BAD_ARGUMENT"],
   ["ACK msg_id:12x\n", "BAD_ARGUMENT"],
   ["ACK msg_id:99999999999999999\n", "BAD_ARGUMENT"],
+  ["ACK msg_id:9007199254740992\n", "BAD_ARGUMENT"],
+  ["ACK msg_id:1 msg_id:2x\n", "BAD_ARGUMENT"],
+  ["ACK msg_id:1 msg_id:\n", "BAD_ARGUMENT"],
   ["ACK sub_id:c0\n", "BAD_ARGUMENT"],
   ["ACK upto:5\n", "BAD_ARGUMENT"],
   ["ACK sub_id:c0 upto:5 msg_id:6\n", "BAD_ARGUMENT"],
