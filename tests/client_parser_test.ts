@@ -520,3 +520,52 @@ Deno.test("parser: message ids keep their exact text, as numbers while they fit 
   parser.push(enc.encode("MSG topic:a sub_id:s msg_id:12x4 0\r\n\r\n"));
   assert.deepEqual(seen.at(-1), { id: "12x4", idNum: -1 });
 });
+
+Deno.test("parser: repeated MSG lines (the fast path) read as the general path reads them", () => {
+  // Each line after the first starts as the last plain one did; the fast path must take the
+  // plain ones and leave every variation to the general path, with the same frames either way.
+  const lines = [
+    ["MSG topic:t sub_id:s1 msg_id:1838892215346176 2\r\n", "ab"],
+    ["MSG topic:t sub_id:s1 msg_id:1838892215346177 2\r\n", "cd"],
+    ["MSG topic:t sub_id:s1 msg_id:9 0\r\n", ""],
+    ["MSG topic:t sub_id:s1 msg_id:9007199254740993 1\r\n", "x"], // over 2^53: text
+    ["MSG topic:t sub_id:s1 msg_id:0123 1\r\n", "y"], // leading zero: text
+    ["MSG topic:t sub_id:s1 msg_id:12345678901234567 1\r\n", "z"], // 17 digits: text
+    ["MSG topic:t sub_id:s1 msg_id:10 priority:3 1\n", "p"], // an option after the id
+    ["MSG topic:t sub_id:s1 msg_id:11  3\n", "two"], // two spaces
+    ["MSG  topic:t sub_id:s1 msg_id:12 4\r\n", "four"], // two spaces after the verb
+    ["MSG topic:t sub_id:s2 msg_id:13 1\r\n", "q"], // another subscription
+    ["MSG topic:t sub_id:s2 msg_id:14 1\n", "r"],
+    ["MSG topic:u sub_id:s2 msg_id:15 1\r\n", "s"],
+    ["MSG topic:u sub_id:s2 msg_id:16 100000000\r\n", ""], // over the payload limit
+  ];
+  const text = lines.slice(0, -1).map(([l, p]) => `${l}${p}\r\n`).join("");
+  const expected = [
+    "MSG[topic:t|s1|1838892215346176||ab]",
+    "MSG[topic:t|s1|1838892215346177||cd]",
+    "MSG[topic:t|s1|9||]",
+    "MSG[topic:t|s1|9007199254740993||x]",
+    "MSG[topic:t|s1|0123||y]",
+    "MSG[topic:t|s1|12345678901234567||z]",
+    "MSG[topic:t|s1|10|p3|p]",
+    "MSG[topic:t|s1|11||two]",
+    "MSG[topic:t|s1|12||four]",
+    "MSG[topic:t|s2|13||q]",
+    "MSG[topic:t|s2|14||r]",
+    "MSG[topic:u|s2|15||s]",
+  ];
+  for (const chunks of feeds(enc.encode(text))) assert.deepEqual(collect(chunks), expected);
+  // Over the payload limit is refused on the fast path's heels too.
+  const parser = new FrameParser({
+    onMsg() {},
+    onOk() {},
+    onErr() {},
+    onPing() {},
+    onPong() {},
+    onInfo() {},
+  });
+  parser.maxPayloadBytes = 1000;
+  const [last, before] = [lines.at(-1)!, lines.at(-2)!];
+  parser.push(enc.encode(`${before[0]}${before[1]}\r\n`));
+  assert.throws(() => parser.push(enc.encode(last[0])), BrokerProtocolError);
+});
