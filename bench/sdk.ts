@@ -14,10 +14,11 @@ import type { ClientRun } from "./sdk_client.ts";
 import { type Server, start, stopAll } from "./servers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const CLIENTS = ["relayr", "nats", "nats3"] as const;
+const CLIENTS = ["relayr", "relayr-base", "nats", "nats3"] as const;
 type ClientName = (typeof CLIENTS)[number];
 const CLIENT_TEXT: Record<ClientName, string> = {
   relayr: "Relayr SDK",
+  "relayr-base": "SDK of --base",
   nats: "nats 2.29",
   nats3: "@nats-io/transport-node 3",
 };
@@ -32,7 +33,9 @@ another connection receives them (sub), or nobody subscribes (pub).
 
 Options:
   --runtimes LIST    deno,bun (default both)
-  --clients LIST     ${CLIENTS.join(",")} (default all)
+  --clients LIST     ${CLIENTS.join(",")} (default all; relayr-base with --base)
+  --base DIR         A/B: also run the SDK of the checkout in DIR (client relayr-base,
+                     against the same broker; e.g. git archive main | tar -x -C DIR)
   --scenarios LIST   sub,pub (default both)
   --sizes LIST       payload bytes (default 16)
   --msgs N           messages per run (default 500000)
@@ -43,7 +46,8 @@ Options:
 const { values } = parseArgs({
   options: {
     runtimes: { type: "string", default: "deno,bun" },
-    clients: { type: "string", default: CLIENTS.join(",") },
+    clients: { type: "string", default: "" },
+    base: { type: "string" },
     scenarios: { type: "string", default: "sub,pub" },
     sizes: { type: "string", default: "16" },
     msgs: { type: "string", default: "500000" },
@@ -58,7 +62,14 @@ if (values.help) {
 }
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const runtimes = list(values.runtimes);
-const clients = list(values.clients) as ClientName[];
+const clients =
+  (values.clients === ""
+    ? CLIENTS.filter((c) => c !== "relayr-base" || values.base !== undefined)
+    : list(values.clients)) as ClientName[];
+const BASE = values.base === undefined ? undefined : `${Deno.realPathSync(values.base)}/`;
+if (clients.includes("relayr-base") && BASE === undefined) {
+  throw new Error("client relayr-base needs --base DIR");
+}
 const scenarios = list(values.scenarios);
 const sizes = list(values.sizes).map(Number);
 const msgs = Number(values.msgs);
@@ -73,12 +84,15 @@ async function runClient(
   scenario: string,
   size: number,
 ): Promise<ClientRun> {
-  const argv = [`${ROOT}bench/sdk_client.ts`, client, String(port), scenario, String(msgs)];
+  // relayr-base: the same loop and SDK client, from the other checkout.
+  const root = client === "relayr-base" ? BASE! : ROOT;
+  const name = client === "relayr-base" ? "relayr" : client;
+  const argv = [`${root}bench/sdk_client.ts`, name, String(port), scenario, String(msgs)];
   argv.push(String(size));
   const [cmd, args] = runtime === "bun"
     ? ["bun", argv]
-    : [Deno.execPath(), ["run", "-A", "--config", `${ROOT}deno.json`, ...argv]];
-  const child = new Deno.Command(cmd, { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
+    : [Deno.execPath(), ["run", "-A", "--config", `${root}deno.json`, ...argv]];
+  const child = new Deno.Command(cmd, { args, cwd: root, stdout: "piped", stderr: "piped" })
     .spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
   const out = await child.output();
@@ -125,10 +139,12 @@ try {
       for (const scenario of scenarios) {
         for (const size of sizes) {
           for (const client of clients) {
-            const port = client === "relayr" ? relayr.port : nats.port;
-            const server = client === "relayr" ? relayr : nats;
+            const ours = client === "relayr" || client === "relayr-base";
+            const port = ours ? relayr.port : nats.port;
+            const server = ours ? relayr : nats;
             const before = cpuUs(server.pid);
             const r: Run = await runClient(runtime, client, port, scenario, size);
+            r.client = client; // relayr-base's child reports itself as relayr
             const after = cpuUs(server.pid);
             // The server's CPU over the whole client run, warm-up (a tenth more) included.
             r.serverCpuUsPerMsg = before === null || after === null

@@ -279,7 +279,10 @@ function launch(
       if (system.startsWith("relayr-bun")) {
         const bun = which("bun");
         if (!bun) throw new UnavailableError("bun is not on PATH");
-        return { command: bun, args: ["run", ...args], httpPort };
+        // `RELAYR_BENCH_BUN_FLAGS="--cpu-prof --cpu-prof-dir=DIR"` profiles the Bun broker
+        // (the profile is written when the bench stops it).
+        const flags = Deno.env.get("RELAYR_BENCH_BUN_FLAGS")?.split(" ").filter(Boolean) ?? [];
+        return { command: bun, args: [...flags, "run", ...args], httpPort };
       }
       const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
       // relayr-ws: the same broker, measured over /ws on its HTTP port.
