@@ -110,6 +110,7 @@ export async function startBroker(runtime: Runtime, config: Config): Promise<Run
     queueOverflow: config["queue-overflow"] as "reject" | "drop-oldest",
     slowConsumer: config["slow-consumer"] as "disconnect" | "drop-oldest" | "block",
     slowConsumerBlockMs: config["slow-consumer-block-ms"],
+    ledTopics: config["cluster-etcd"] !== undefined,
     subPendingMessagesMax: config["sub-pending-messages"],
     subPendingBytesMax: config["sub-pending-bytes"],
     ackTimeoutMs: config["ack-timeout"],

@@ -39,7 +39,7 @@ import {
   type TopicStats,
 } from "./stats.ts";
 import type { Subscription } from "./subscription.ts";
-import type { Topic } from "./topic.ts";
+import type { Retention, Topic } from "./topic.ts";
 import { TopicSubscription } from "./topic_subscription.ts";
 import { TopicSet } from "./topic_set.ts";
 import {
@@ -131,7 +131,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     const names = options.store.queueNames();
     // The store also holds the logs of declared topics and their state record: not queues.
     for (const name of names) if (name.startsWith("queue:")) this.#qs.open(name);
-    this.#declared = new DeclaredTopics(this, options.store);
+    this.#declared = new DeclaredTopics(this, options.store, options.ledTopics);
     this.#qs.restoreDeclarations(
       this.#declared.restore(names.filter((n) => n.startsWith("topic:"))),
     );
@@ -574,12 +574,12 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
 
   /** A promise that settles once durable positions changed by now are stored. */
   stateSaved(): Promise<void> {
-    return this.#declared.saved();
+    return this.#declared.durablesSaved();
   }
 
-  /** Part of TopicHost: a durable position moved; stored at the end of the tick. */
-  durableMoved(): void {
-    void this.#declared.saved();
+  /** Part of TopicHost: a durable position of `topic` moved; stored at the end of the tick. */
+  durableMoved(topic?: Topic): void {
+    this.#declared.moved(topic);
   }
 
   /** Part of DeclaredHost: the topic of that name, if it exists. */
@@ -660,6 +660,24 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     const q = this.#qs.map.get(queue);
     if (q === undefined) return;
     for (const c of q.consumers) c.client.leaderChanged?.(detail);
+  }
+
+  /**
+   * (cluster) This node leads declared topic `name` now (its log recovered
+   * in the replicated store, oldest first, and its durables' positions in
+   * the store queue `durables`): declared here, served from them.
+   */
+  adoptTopic(name: string, retention: Retention, msgs: readonly Message[], durables: string): void {
+    this.#declared.adopt(name, retention, msgs, durables);
+  }
+
+  /**
+   * (cluster) This node no longer leads declared topic `name`: a plain topic
+   * here again; its replays and durable subscriptions are told
+   * (`Client.leaderChanged`), so that they go to the new leader.
+   */
+  releaseTopic(name: string, detail: string): void {
+    for (const s of this.#declared.release(name)) s.client.leaderChanged?.(detail);
   }
 
   /** Makes every later message id larger than `id` (a queue taken over from another node). */

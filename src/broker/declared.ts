@@ -8,13 +8,13 @@
  */
 import { DECLARED_TOPICS_MAX, DURABLES_MAX } from "../config/mod.ts";
 import { hasWildcard, type RetentionOptions, type StartPosition } from "../protocol/mod.ts";
-import { ID_SEQ_PER_MS, type Store } from "../storage/mod.ts";
+import { ID_SEQ_PER_MS, type Message, type Store } from "../storage/mod.ts";
 import { AdminError } from "./admin.ts";
 import { Durable } from "./durable.ts";
 import type { QueueDeclaration } from "./queue_settings.ts";
 import type { SubscriptionOptions } from "./subscription.ts";
 import type { Retention, Topic, TopicHost } from "./topic.ts";
-import { type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
+import { DurablesStore, type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
 import { TopicSubscription } from "./topic_subscription.ts";
 import { BrokerError, type Client } from "./types.ts";
 
@@ -49,10 +49,21 @@ export class DeclaredTopics {
   #store: Store;
   #declared = new Set<Topic>();
   #state: TopicStateStore;
+  /**
+   * (cluster) Declared topics are led: each is declared here only while this
+   * node leads it (`adopt`/`release`, src/cluster/topic_leader.ts), and the
+   * node's state record holds no topic.
+   */
+  readonly #led: boolean;
+  /** (cluster) Per adopted topic: its durables' positions, in a store queue the cluster replicates. */
+  #records = new Map<Topic, DurablesStore>();
+  /** (cluster) Adopted topics whose durables moved since `durablesSaved()` last asked. */
+  #moved = new Set<Topic>();
 
-  constructor(host: DeclaredHost, store: Store) {
+  constructor(host: DeclaredHost, store: Store, led = false) {
     this.#host = host;
     this.#store = store;
+    this.#led = led;
     this.#state = new TopicStateStore(store, () => host.nextId(), () => this.#record());
   }
 
@@ -110,8 +121,9 @@ export class DeclaredTopics {
     const after = d?.position ?? startAfter(t, start);
     const explicit = d !== undefined || req.ack === "explicit";
     const s = new TopicSubscription(req.sid, dest, req.client, this.#host, { explicit, ...o }, d);
+    s.replay = true;
     s.bind(t, t.seqAfter(after));
-    if (d !== undefined) void this.#state.save();
+    if (d !== undefined) void this.#save(t);
     return s;
   }
 
@@ -129,12 +141,34 @@ export class DeclaredTopics {
       );
     }
     t!.durables.delete(name);
+    return this.#save(t!);
+  }
+
+  /** A promise that settles once the state record with what changed by now is stored. */
+  saved(): Promise<void> {
     return this.#state.save();
   }
 
+  /** A durable of `topic` may have moved: its position is stored at the end of the tick. */
+  moved(topic: Topic | undefined): void {
+    void (topic === undefined ? this.#state.save() : this.#save(topic));
+  }
+
   /** A promise that settles once durable positions changed by now are stored. */
-  saved(): Promise<void> {
-    return this.#state.save();
+  durablesSaved(): Promise<void> {
+    if (!this.#led) return this.#state.save();
+    const saves = [...this.#moved].map((t) => this.#records.get(t)!.save());
+    this.#moved.clear();
+    return saves.length === 1 ? saves[0] : Promise.all(saves).then(() => {});
+  }
+
+  /** Stores the durables of `t`: its own record in a cluster, else the state record. */
+  #save(t: Topic): Promise<void> {
+    if (!this.#led) return this.#state.save();
+    const rec = this.#records.get(t);
+    if (rec === undefined) return Promise.resolve();
+    this.#moved.add(t);
+    return rec.save();
   }
 
   /** Periodic retention work. */
@@ -146,6 +180,11 @@ export class DeclaredTopics {
   restore(logs: string[]): QueueDeclaration[] {
     const h = this.#host;
     const rec = this.#state.load();
+    if (this.#led) {
+      // The logs are copies the cluster replicates; a topic is declared when this node leads it.
+      for (const name of logs) this.#store.openQueue(name);
+      return rec?.queues ?? [];
+    }
     for (const x of rec?.topics ?? []) {
       this.#add(h.topic(x.name) ?? h.newTopic(x.name), {
         messages: x.messages,
@@ -173,6 +212,44 @@ export class DeclaredTopics {
       t.restore([...t.store!.messages()].sort((a, b) => a.id - b.id));
     }
     return rec?.queues ?? [];
+  }
+
+  /**
+   * (cluster) This node leads declared topic `name`: declared here with
+   * `retention`, over its replicated store and the log recovered in it
+   * (oldest first); a topic adopted already takes the new limits.
+   */
+  adopt(name: string, retention: Retention, msgs: readonly Message[], durables: string): void {
+    const h = this.#host;
+    const t = h.topic(name) ?? h.newTopic(name);
+    if (t.retention !== undefined) return t.declare(retention, t.store!);
+    t.adopt(retention, this.#store.openQueue(name), msgs);
+    this.#declared.add(t);
+    const rec = new DurablesStore(this.#store, durables, () => h.nextId(), () => ({
+      v: 1,
+      durables: [...t.durables.values()].map((d) => ({
+        name: d.name,
+        acked: d.settle(),
+        skipped: d.skipped,
+      })),
+    }));
+    for (const x of rec.load()?.durables ?? []) {
+      if (this.durables >= DURABLES_MAX) break;
+      const d = new Durable(x.name, x.acked);
+      d.skipped = x.skipped;
+      t.durables.set(d.name, d);
+    }
+    this.#records.set(t, rec);
+  }
+
+  /** (cluster) This node no longer leads declared topic `name`; returns its replaying subscriptions. */
+  release(name: string): TopicSubscription[] {
+    const t = this.#host.topic(name);
+    if (t?.retention === undefined) return [];
+    this.#declared.delete(t);
+    this.#records.delete(t);
+    this.#moved.delete(t);
+    return t.release();
   }
 
   /** The named durable of `t`, created (starting at `start`) if new. */
@@ -207,6 +284,7 @@ export class DeclaredTopics {
       durables: [],
       queues: this.#host.queueDeclarations(),
     };
+    if (this.#led) return rec;
     for (const t of this.#declared) {
       const r = t.retention!;
       rec.topics.push({ name: t.name, messages: r.messages, bytes: r.bytes, ageMs: r.ageMs });

@@ -10,6 +10,7 @@ export { Broker } from "./broker.ts";
 export { type ReplyWait, Subscription, type SubscriptionOptions } from "./subscription.ts";
 export { Delivery, InFlight } from "./inflight.ts";
 export { IdMap } from "./id_map.ts";
+export type { Retention } from "./topic.ts";
 export {
   type BoundCopies,
   BrokerError,

@@ -66,8 +66,8 @@ export interface TopicHost {
   observeDelivery(msg: Message): void;
   /** Schedules a NACKed topic delivery for redelivery at `dueAt`. */
   schedule(d: Delivery, dueAt: number): void;
-  /** A durable subscription's position may have moved: persist it (coalesced). */
-  durableMoved(): void;
+  /** A durable subscription's position (on `topic`) may have moved: persist it (coalesced). */
+  durableMoved(topic?: Topic): void;
   /** A subscription closed and left these topics (the broker forgets idle ones). */
   closed(sub: TopicSubscription, left: readonly Topic[]): void;
   /** Its connection's permissions changed: re-decide which topics a wildcard subscription is bound to. */
@@ -185,6 +185,53 @@ export class Topic {
     this.retention = retention;
     this.store = store;
     this.#trim();
+  }
+
+  /**
+   * (cluster) This node now leads the declared topic: its retention, its
+   * replicated store and the log recovered there (oldest first) replace
+   * what the list held (a plain topic's list holds only what lagging live
+   * subscribers still need, and the log has it too). Each binding keeps its
+   * place by id: a caught-up one goes on with the next publish, a lagging
+   * one with the first recovered message after the one it got last.
+   */
+  adopt(retention: Retention, store: QueueStore, msgs: readonly Message[]): void {
+    const next = this.bindings.map((b) => this.nextId(b));
+    this.#list = new Ring<Entry>();
+    this.#base = this.#next;
+    this.#leftCum = this.#totalBytes;
+    for (const msg of msgs) {
+      this.#totalBytes += msg.len;
+      this.#list.push(new Entry(msg, 0, this.#totalBytes));
+      this.#next++;
+      if (msg.id > this.lastId) this.lastId = msg.id;
+    }
+    this.bindings.forEach((b, i) => {
+      b.cursor = next[i] === Infinity ? this.#next : this.seqAfter(next[i] - 1);
+      for (let seq = b.cursor; seq < this.#next; seq++) {
+        const e = this.#list.at(seq - this.#base)!;
+        if (wants(b, e.msg)) e.refs++;
+      }
+    });
+    this.retention = retention;
+    this.store = store;
+    this.#trim();
+  }
+
+  /**
+   * (cluster) Another node leads the declared topic now: here it is a plain
+   * topic again (its log stays in the replicated store as a copy), holding
+   * only what lagging live subscribers still need. Returns the
+   * subscriptions that replayed or used a durable of it: their clients are
+   * told to go to the new leader.
+   */
+  release(): TopicSubscription[] {
+    const gone = this.bindings.filter((b) => b.sub.replay).map((b) => b.sub);
+    this.retention = undefined;
+    this.store = undefined;
+    this.durables.clear();
+    this.#trim();
+    return gone;
   }
 
   /** Loads a declared topic's recovered messages (oldest first) before anyone binds. */

@@ -32,6 +32,27 @@ export class TopicStateStore extends RecordStore<TopicStateRecord> {
   }
 }
 
+/** (cluster) The positions of one declared topic's durables, version 1 (topic_leader.ts). */
+export interface DurablesRecord {
+  v: 1;
+  durables: { name: string; acked: number; skipped: number }[];
+}
+
+/** (cluster) One declared topic's durables' positions, in a store queue its leader replicates. */
+export class DurablesStore extends RecordStore<DurablesRecord> {
+  constructor(store: Store, name: string, nextId: () => number, record: () => DurablesRecord) {
+    super(store, name, nextId, record, checkDurables);
+  }
+}
+
+function checkDurables(x: unknown, id: number): DurablesRecord {
+  const rec = x as DurablesRecord;
+  if (rec?.v !== 1 || !Array.isArray(rec.durables)) {
+    throw new Error(`the durables record ${id} is not version 1`);
+  }
+  return rec;
+}
+
 function checkRecord(x: unknown, id: number): TopicStateRecord {
   const rec = x as TopicStateRecord;
   if (rec?.v !== 1 || !Array.isArray(rec.topics) || !Array.isArray(rec.durables)) {

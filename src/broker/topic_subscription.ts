@@ -31,6 +31,8 @@ export class TopicSubscription extends Subscription {
   /** Set once it has been reported as a slow consumer. */
   #slow = false;
   #resuming = false;
+  /** Made with `start` or `durable` (a declared topic's log): in a cluster, served by its leader only. */
+  replay = false;
 
   constructor(
     sid: string,
@@ -153,7 +155,7 @@ export class TopicSubscription extends Subscription {
   }
 
   override settle(_d: Delivery): void {
-    if (this.#durable !== undefined) this.host.durableMoved();
+    if (this.#durable !== undefined) this.host.durableMoved(this.#bindings[0]?.topic);
   }
 
   nack(d: Delivery, delayMs: number): void {
@@ -186,7 +188,7 @@ export class TopicSubscription extends Subscription {
       d.binding!.topic.counters.dropped++;
       if (this.#durable !== undefined) this.#durable.skipped++;
     }
-    if (this.#durable !== undefined) this.host.durableMoved();
+    if (this.#durable !== undefined) this.host.durableMoved(this.#bindings[0]?.topic);
     this.activate();
   }
 
@@ -214,7 +216,7 @@ export class TopicSubscription extends Subscription {
     if (d !== undefined) {
       d.detach();
       if (forget) this.#bindings[0]?.topic.durables.delete(d.name);
-      this.host.durableMoved();
+      this.host.durableMoved(this.#bindings[0]?.topic);
     }
     this.takeAll();
     this.#scheduled.clear();

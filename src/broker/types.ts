@@ -68,6 +68,8 @@ export interface BrokerOptions {
   prefetch: number;
   /** Where time comes from (default: the system clock); tests pass a fake one. */
   clock?: Clock;
+  /** (cluster) Declared topics are led by one node each (src/cluster/topic_leader.ts). */
+  ledTopics?: boolean;
 }
 
 /** A refused broker operation; becomes `ERR <code> <message>`. */
