@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { Subscription } from "../broker/mod.ts";
+import { BrokerError, type Subscription } from "../broker/mod.ts";
 import {
   CLUSTER_PROXY_PENDING_MAX,
   CLUSTER_PROXY_ROUTES_MAX,
@@ -43,6 +43,7 @@ import type { Conn } from "../runtime/mod.ts";
 import type { Held, QueueRouter, RoutedConnection, Routing } from "../server/mod.ts";
 import { splitHostPort } from "./interconnect.ts";
 import type { ClusterNode } from "./node.ts";
+import type { TopicLeaders } from "./topic_leader.ts";
 import { type IdSource, RemoteSubscription } from "./remote_subscription.ts";
 import { Upstream, type UpstreamOwner } from "./upstream.ts";
 
@@ -57,7 +58,15 @@ export interface ForwardingOptions {
   readonly node: LeaderView;
   readonly dial: (hostname: string, port: number) => Promise<Conn>;
   readonly log: (level: "info" | "warn", message: string) => void;
+  /** Declared topics, led like queues (topic_leader.ts); absent: topics are never forwarded. */
+  readonly topics?: TopicRoutes;
 }
+
+/** What forwarding asks of the declared topics (`TopicLeaders`). */
+export type TopicRoutes = Pick<
+  TopicLeaders,
+  "declared" | "adopted" | "led" | "whenAdopted" | "declare"
+>;
 
 /** The node's forwarding: makes a `Router` per connection, and counts what was forwarded. */
 export class Forwarding implements Routing {
@@ -125,10 +134,34 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     if (dest === undefined || dest === this.#lastDest && this.#node.version === this.#version) {
       return undefined;
     }
-    if (!dest.startsWith("queue:") || this.#node.leaderOf(dest) !== undefined) return undefined;
+    if (!dest.startsWith("queue:")) {
+      return this.#readyTopic(f as PubFrame | SubFrame | DeclareFrame);
+    }
+    if (this.#node.leaderOf(dest) !== undefined) return undefined;
     // Refused anyway (PERMISSION_DENIED): nothing is claimed for it.
     if (!this.connection.mayClaim(f as PubFrame | SubFrame | DeclareFrame)) return undefined;
     return this.#claim(dest);
+  }
+
+  /**
+   * A command for a declared topic's leader (or any topic DECLARE): claims
+   * the topic when nobody leads it, and waits while this node leads it but
+   * does not serve it yet (its log recovering), so the command is run on the
+   * recovered log rather than refused.
+   */
+  #readyTopic(f: PubFrame | SubFrame | DeclareFrame): Promise<void> | undefined {
+    const topics = this.#f.o.topics;
+    if (topics === undefined || !topics.led(f)) return undefined;
+    const node = this.#node;
+    const waits = f.op !== "DECLARE" && !topics.adopted(f.dest);
+    if (node.leaderOf(f.dest) !== undefined && !(waits && node.leads(f.dest))) return undefined;
+    if (!this.connection.mayClaim(f)) return undefined;
+    return this.#claimTopic(f.dest, waits);
+  }
+
+  async #claimTopic(dest: string, waits: boolean): Promise<void> {
+    if (this.#node.leaderOf(dest) === undefined) await this.#claim(dest);
+    if (waits && this.#node.leads(dest)) await this.#f.o.topics!.whenAdopted(dest);
   }
 
   async #claim(dest: string): Promise<void> {
@@ -159,7 +192,10 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     chosen: boolean,
   ): Subscription | null | undefined {
     // A queue takes no `durable`/`start`: refused here, as one broker does, before anything is made.
-    if (options.durable !== undefined || options.start !== undefined) return undefined;
+    // A topic's live SUB stays here (the link brings it the messages); a replay or a durable goes
+    // to a declared topic's leader.
+    const replay = options.durable !== undefined || options.start !== undefined;
+    if (dest.startsWith("queue:") ? replay : !replay) return undefined;
     const r = this.#route(dest);
     if (r === LOCAL) return undefined;
     if (r instanceof Uint8Array) {
@@ -167,6 +203,15 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       return null;
     }
     if (this.#full(r)) return null;
+    if (options.durable?.includes("/")) {
+      // A users-file user's durable is kept as `<user>/<name>`, which the wire's `durable:` cannot
+      // carry to the leader (its trusted proxy connection has no user to prefix it with).
+      this.connection.replies.error(
+        "BAD_ARGUMENT",
+        `a user's durable of ${dest} is served by its leader ${r.node} only: connect there`,
+      );
+      return null;
+    }
     const s = new RemoteSubscription(this.connection.client, dest, sid, options, this);
     s.chosen = chosen;
     r.sub(s, this.connection.replies.hold());
@@ -174,9 +219,26 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
   }
 
   declare(f: DeclareFrame): boolean {
-    if (f.queue === undefined) return false;
-    const r = this.#route(f.dest);
-    if (r === LOCAL) return false;
+    const topics = this.#f.o.topics;
+    if (f.queue === undefined && topics === undefined) return false;
+    // A topic DECLARE always goes to the topic's leader (the first one makes it declared).
+    const r = f.queue === undefined ? this.#leaderRoute(f.dest, true) : this.#route(f.dest);
+    if (r === LOCAL) {
+      if (f.queue !== undefined) return false;
+      const replies = this.connection.replies;
+      const slot = replies.hold();
+      topics!.declare(f.dest, f.options).then(
+        () => replies.fillOk(slot, ""),
+        (e) =>
+          replies.fill(
+            slot,
+            e instanceof BrokerError
+              ? errFrame(e.code, e.message)
+              : errFrame("UNAVAILABLE", `${f.dest} not declared: ${(e as Error).message}`),
+          ),
+      );
+      return true;
+    }
     if (r instanceof Uint8Array) this.connection.replies.bytes(r);
     else if (!this.#full(r)) {
       r.declare(f, this.connection.replies.hold());
@@ -240,9 +302,18 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
   }
 
   #decide(dest: string): Route {
-    if (!dest.startsWith("queue:")) return LOCAL;
+    if (!dest.startsWith("queue:") && !(this.#f.o.topics?.declared(dest) ?? false)) return LOCAL;
+    return this.#leaderRoute(dest, false);
+  }
+
+  /** Where the commands of a queue or a declared topic go: its leader (`declaring`: a topic DECLARE). */
+  #leaderRoute(dest: string, declaring: boolean): Route {
     const node = this.#node;
-    if (node.leads(dest)) return LOCAL;
+    if (node.leads(dest)) {
+      // A declared topic is run here once served here (its log recovered); a DECLARE waits for none.
+      if (declaring || dest.startsWith("queue:") || this.#f.o.topics!.adopted(dest)) return LOCAL;
+      return errFrame("UNAVAILABLE", `${dest} is recovering on its new leader; retry`);
+    }
     const l = node.leaderOf(dest);
     if (this.#proxyFrom !== undefined) {
       // Never forwarded twice: the front node resolves the leader again and retries.
@@ -318,7 +389,13 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
         await node.claim(dest).catch(() => {});
         continue;
       }
-      if (node.leads(dest)) return this.#makeLocal(s, slot);
+      if (node.leads(dest)) {
+        // A declared topic's replay is made here once this node serves the topic.
+        if (dest.startsWith("queue:") || this.#f.o.topics?.adopted(dest) === true) {
+          return this.#makeLocal(s, slot);
+        }
+        continue;
+      }
       if (l.node === node.id) continue;
       const up = this.#upstream(l.node);
       if (up === undefined) continue;

@@ -19,6 +19,7 @@ import { ClusterNode } from "./node.ts";
 import { ReplicatedStore } from "./replicated_store.ts";
 import { Replication } from "./replication.ts";
 import { ReplStateFiles } from "./repl_state.ts";
+import { durablesOf, leadership, TopicLeaders } from "./topic_leader.ts";
 import { fileModeBits, nodeFileSystem } from "../runtime/mod.ts";
 import { LogStore, type Store } from "../storage/mod.ts";
 
@@ -93,18 +94,36 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       replicas: config.replicas,
       store,
       dial,
-      leader: (queue) => made.node?.leader(queue),
-      leads: (queue) => made.node?.leads(queue) ?? false,
+      // A declared topic's durables store is replicated under the topic's leadership.
+      leader: (queue) => made.node?.leader(leadership(queue)),
+      leads: (queue) => made.node?.leads(leadership(queue)) ?? false,
       putSet: (queue, epoch, value) =>
-        made.node?.putFenced(queue, epoch, `replicas/${queue}`, value) ?? Promise.resolve(false),
+        made.node?.putFenced(leadership(queue), epoch, `replicas/${queue}`, value) ??
+          Promise.resolve(false),
       serving: (queue, maxId) => {
         broker.raiseIds(maxId);
         broker.tick();
-        broker.queues.get(queue)?.dispatch();
+        if (leadership(queue).startsWith("topic:")) topics?.serving(queue);
+        else broker.queues.get(queue)?.dispatch();
       },
-      deposed: (queue, why) => broker.leaderLost(queue, `no longer the leader of ${queue}: ${why}`),
-      used: (queue) => broker.queues.has(queue),
+      deposed: (queue, why) =>
+        leadership(queue).startsWith("topic:")
+          ? topics?.deposed(queue, why)
+          : broker.leaderLost(queue, `no longer the leader of ${queue}: ${why}`),
+      used: (queue) => broker.queues.has(queue) || topics?.adopted(leadership(queue)) === true,
       claimSoon: () => made.node?.claimSoon(),
+      log: (level, message) => log[level](message),
+    })
+    : undefined;
+  // Declared topics are led and replicated like queues (topic_leader.ts).
+  const topics = store instanceof ReplicatedStore
+    ? new TopicLeaders({
+      broker,
+      store,
+      leader: (dest) => made.node?.leader(dest),
+      leads: (dest) => made.node?.leads(dest) ?? false,
+      putFenced: (dest, epoch, key, value) =>
+        made.node?.putFenced(dest, epoch, key, value) ?? Promise.resolve(false),
       log: (level, message) => log[level](message),
     })
     : undefined;
@@ -135,11 +154,15 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     advertise: config["cluster-advertise"] ?? `${hostname}:${listener.port}`,
     leaseTtlS: config["cluster-lease-ttl"],
     // A replica holds the queues it copies too: it claims them when their leader is gone.
+    // Declared topics too: a node claims one nobody leads (replicas only), as it does a queue.
     queues: () =>
-      repl === undefined ? broker.queues.keys() : union(broker.queues.keys(), repl.held()),
+      repl === undefined ? broker.queues.keys() : union(
+        union(broker.queues.keys(), map(repl.held(), leadership)),
+        topics?.names() ?? [],
+      ),
     holds: (queue) =>
-      broker.queues.has(queue) || (store instanceof ReplicatedStore &&
-        (store.queues.get(queue)?.index.size ?? 0) > 0),
+      broker.queues.has(queue) || topics?.declared(queue) === true ||
+      (store instanceof ReplicatedStore && (store.queues.get(queue)?.index.size ?? 0) > 0),
     log: (level, message) => log[level](message),
     onMembers: (members) => {
       link.membersChanged(members);
@@ -155,9 +178,15 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     tls: tls && (() => tls.stats()),
     replication: repl && (() => repl.stats()),
     mayClaim: repl && ((queue) => repl.mayClaim(queue)),
-    onLeader: repl && ((queue, leader) => repl.leaderChanged(queue, leader)),
+    onLeader: repl && ((queue, leader) => {
+      repl.leaderChanged(queue, leader);
+      // A declared topic's leader leads the store of its durables' positions too.
+      if (queue.startsWith("topic:")) repl.leaderChanged(durablesOf(queue), leader);
+    }),
     onOther: (e) => {
-      if (!bindings.keyChanged(e)) repl?.keyChanged(e);
+      if (bindings.keyChanged(e)) return;
+      repl?.keyChanged(e);
+      topics?.keyChanged(e);
     },
     onList: (kvs) => bindings.listed(kvs),
   });
@@ -171,6 +200,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   });
   const forwarding = new Forwarding({
     node,
+    topics,
     dial,
     log: (level, message) => log[level](message),
   });
@@ -182,6 +212,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   } catch (e) {
     broker.interest = undefined;
     broker.bindings = broker.copies = undefined;
+    topics?.close();
     await bindings.close();
     await repl?.close();
     await link.close();
@@ -214,6 +245,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     async stop() {
       broker.interest = undefined;
       broker.bindings = broker.copies = undefined;
+      topics?.close();
       await bindings.close();
       await repl?.close();
       await node.stop();
@@ -229,4 +261,8 @@ function* union(a: Iterable<string>, b: Iterable<string>): IterableIterator<stri
     yield x;
   }
   for (const x of b) if (!seen.has(x)) yield x;
+}
+
+function* map<T, U>(xs: Iterable<T>, f: (x: T) => U): IterableIterator<U> {
+  for (const x of xs) yield f(x);
 }

@@ -11,6 +11,8 @@ import {
   grow,
   type PubOptions,
   type QueueDeclareOptions,
+  type RetentionOptions,
+  type StartPosition,
   type SubOptions,
 } from "../protocol/mod.ts";
 
@@ -107,9 +109,11 @@ export function pubLine(dest: string, o: PubOptions | undefined, size: number): 
   return `${line} ${size}\r\n`;
 }
 
-/** `SUB <queue> sub_id:<sid> [options]\r\n` of a parsed SUB (queues take no `durable`/`start`). */
+/** `SUB <dest> sub_id:<sid> [options]\r\n` of a parsed SUB (`durable`/`start`: a declared topic's). */
 export function subLine(dest: string, sid: string, o: SubOptions): string {
   let line = `SUB ${dest} sub_id:${sid}`;
+  if (o.durable !== undefined) line += ` durable:${o.durable}`;
+  if (o.start !== undefined) line += ` start:${startArg(o.start)}`;
   if (o.ack !== undefined) line += ` ack:${o.ack}`;
   if (o.prefetch !== undefined) line += ` prefetch:${o.prefetch}`;
   if (o.ackTimeoutMs !== undefined) line += ` ack_timeout:${o.ackTimeoutMs}`;
@@ -129,6 +133,27 @@ export function declareQueueLine(dest: string, q: QueueDeclareOptions): string {
   if (q.ackTimeoutMs !== undefined) line += ` ack_timeout:${q.ackTimeoutMs}`;
   if (q.dedupWindowMs !== undefined) line += ` dedup_window:${q.dedupWindowMs}`;
   return `${line}\r\n`;
+}
+
+/** `DECLARE <topic> [retain_...]\r\n` of a parsed topic declaration. */
+export function declareTopicLine(dest: string, r: RetentionOptions): string {
+  let line = `DECLARE ${dest}`;
+  if (r.messages !== undefined) line += ` retain_messages:${r.messages}`;
+  if (r.bytes !== undefined) line += ` retain_bytes:${r.bytes}`;
+  if (r.ageMs !== undefined) line += ` retain_age:${r.ageMs}`;
+  return `${line}\r\n`;
+}
+
+function startArg(s: StartPosition): string {
+  switch (s.kind) {
+    case "new":
+    case "first":
+      return s.kind;
+    case "id":
+      return `id:${s.id}`;
+    case "time":
+      return `time:${s.ms}`;
+  }
 }
 
 /** A selector quoted as `filter:"..."` wants it: `"` and `\` escaped with a `\`. */

@@ -79,7 +79,11 @@ export class RemoteSubscription extends Subscription {
   constructor(client: Client, dest: string, sid: string, options: SubOptions, ids: IdSource) {
     // Prefetch and ack timeout are the leader's to enforce; these are for the stats.
     super(sid, client, {
-      explicit: options.ack !== "none",
+      // As the leader has it: a queue's acks are explicit unless `ack:none`; a declared topic's
+      // replay's only with `ack:explicit` or a durable (topic_leader.ts).
+      explicit: dest.startsWith("queue:")
+        ? options.ack !== "none"
+        : options.durable !== undefined || options.ack === "explicit",
       prefetch: options.prefetch ?? 0,
       ackTimeoutMs: options.ackTimeoutMs ?? 0,
       filter: options.filter,
@@ -92,6 +96,11 @@ export class RemoteSubscription extends Subscription {
 
   override get remote(): boolean {
     return true;
+  }
+
+  /** A declared topic's durable at its leader (its `UNSUB ... forget:true` is forwarded there). */
+  override get durable(): boolean {
+    return this.options.durable !== undefined;
   }
 
   /** One MSG from the leader, sent on to the client (and in flight there, with explicit acks). */

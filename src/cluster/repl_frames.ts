@@ -34,6 +34,7 @@
 import { CLUSTER_REPL_FRAME_BYTES_MAX, CLUSTER_REPL_LINE_BYTES_MAX } from "../config/mod.ts";
 import { destinationError } from "../protocol/mod.ts";
 import { format, type Message } from "../storage/mod.ts";
+import { DURABLES_PREFIX } from "./topic_leader.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -301,6 +302,10 @@ let goodQueue = "";
 
 function queueArg(s: string, line: string): string {
   if (s === goodQueue) return s;
-  if (!s.startsWith("queue:") || destinationError(s, false) !== undefined) throw bad(line);
+  // A queue, a declared topic's log, or its durables' positions (topic_leader.ts).
+  const name = s.startsWith(DURABLES_PREFIX) ? s.slice(DURABLES_PREFIX.length) : s;
+  if (!name.startsWith("queue:") && !name.startsWith("topic:")) throw bad(line);
+  if (name !== s && !name.startsWith("topic:")) throw bad(line);
+  if (destinationError(name, false) !== undefined) throw bad(line);
   return goodQueue = s;
 }

@@ -10,8 +10,11 @@
  * refuses writes with `NOT_LEADER` or `UNAVAILABLE`; its copy is kept by
  * repl_follower.ts from the leader's records.
  *
- * Topics' logs and state (declared topics, bindings) are not queues: they go
- * to the inner store as they are (not replicated, docs/CLUSTERING.md).
+ * A declared topic's log (`topic:<name>`) and its durables' positions
+ * (`durables:topic:<name>`) are replicated the same way, under the topic's
+ * own leadership (topic_leader.ts). The state records (queue
+ * declarations, bindings) and scheduled topic messages go to the inner
+ * store as they are (not replicated, docs/CLUSTERING.md).
  *
  * @module
  */
@@ -26,6 +29,7 @@ import {
   type SyncStats,
 } from "../storage/mod.ts";
 import type { FrameWriter } from "./repl_frames.ts";
+import { DURABLES_PREFIX } from "./topic_leader.ts";
 import type { ReplState, ReplStateFiles } from "./repl_state.ts";
 
 /** What a queue is to this node. */
@@ -347,7 +351,11 @@ export class ReplicatedStore implements Store {
   }
 
   openQueue(name: string): QueueStore {
-    if (!name.startsWith("queue:")) return this.inner.openQueue(name);
+    if (
+      !name.startsWith("queue:") && !name.startsWith("topic:") && !name.startsWith(DURABLES_PREFIX)
+    ) {
+      return this.inner.openQueue(name);
+    }
     return this.queue(name);
   }
 

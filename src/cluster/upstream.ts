@@ -29,7 +29,7 @@ import {
 } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 import type { Held, RoutedConnection } from "../server/mod.ts";
-import { declareQueueLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
+import { declareQueueLine, declareTopicLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
 import type { RemoteSubscription, UpstreamPort } from "./remote_subscription.ts";
 
 /** What a command waiting for the leader's answer is. */
@@ -138,7 +138,11 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   declare(f: DeclareFrame, slot: Held): void {
     this.#closeBatch();
-    this.#out.text(declareQueueLine(f.dest, f.queue!));
+    this.#out.text(
+      f.queue === undefined
+        ? declareTopicLine(f.dest, f.options)
+        : declareQueueLine(f.dest, f.queue),
+    );
     this.#expect(Kind.DECLARE, slot, 0);
   }
 

@@ -118,10 +118,17 @@ Deno.test("repl frames: bad input is a ReplProtocolError", () => {
       ReplProtocolError,
       JSON.stringify(typeof s === "string" ? s : "bytes"),
     );
+  // A declared topic's log and its durables' positions are replicated as a queue is.
+  for (const q of ["topic:orders", "durables:topic:orders"]) {
+    assert.deepEqual(new ReplParser().push(enc.encode(`DEL ${q} 7 43 1\r\n`)), [
+      { op: "DEL", queue: q, epoch: 7, lsn: 43, id: 1 },
+    ]);
+  }
   bad("HELLO n1\r\n");
   bad("REPL bad node\r\n");
   bad("DEL queue:jobs 7 43\r\n"); // an argument missing
-  bad("DEL topic:jobs 7 43 1\r\n"); // not a queue
+  bad("DEL other:jobs 7 43 1\r\n"); // not a queue or a declared topic's log
+  bad("DEL durables:queue:jobs 7 43 1\r\n"); // durables are a topic's
   bad("DEL queue:jo*bs 7 43 1\r\n");
   bad("ACK -1\r\n");
   bad("ACK 99999999999999999\r\n"); // past a safe integer

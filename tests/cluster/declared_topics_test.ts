@@ -1,0 +1,311 @@
+/**
+ * Declared topics across the cluster (docs/CLUSTERING.md, "Declared topics
+ * across nodes"), with a real etcd and three real broker processes: a
+ * declared topic is led by one node and its retained log replicated like a
+ * queue; publishes from any node reach every subscriber once and in order;
+ * replays and durables are served from the leader's log from any node; and
+ * a SIGKILLed leader's successor serves what was answered `OK`.
+ */
+import assert from "node:assert/strict";
+import { RawClient, type ServerFrame } from "../helpers.ts";
+import { clusterOf, type Node, startNodes } from "./cluster_helpers.ts";
+import { Etcd, ETCD_MISSING } from "./etcd.ts";
+import { leaderOf, publishAll, replOf } from "./repl_helpers.ts";
+
+const T = "topic:orders";
+const decoder = new TextDecoder();
+
+/** The bodies of `n` messages named `prefix-i`. */
+const bodies = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+/** Runs `fn` with a fresh etcd and the nodes it starts; all killed and etcd stopped afterwards. */
+async function withCluster(
+  fn: (etcd: Etcd, nodes: Node[], clients: RawClient[]) => Promise<void>,
+): Promise<void> {
+  const etcd = await Etcd.start();
+  const nodes: Node[] = [];
+  const clients: RawClient[] = [];
+  try {
+    await fn(etcd, nodes, clients);
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const n of nodes) await n.stop("SIGKILL");
+    await etcd.stop();
+  }
+}
+
+/** Sends `line` on a new connection to `node` and returns its first answer (the connection stays open). */
+async function command(node: Node, line: string, clients: RawClient[]): Promise<RawClient> {
+  const c = await RawClient.connect(node.port);
+  clients.push(c);
+  await c.send(`${line}\r\n`);
+  const ok = await c.line(15_000);
+  assert.match(ok, /^OK/, `${line} on ${node.id}`);
+  return c;
+}
+
+/** Reads `n` MSG frames; returns their bodies (and their ids, by body). */
+async function read(c: RawClient, n: number, ids?: Map<string, string>): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const f: ServerFrame = await c.frame(15_000);
+    assert.ok(f.line.startsWith("MSG "), f.line);
+    const body = decoder.decode(f.payload);
+    ids?.set(body, f.fields!.msg_id);
+    out.push(body);
+  }
+  return out;
+}
+
+/** Answers a PING with PONG: nothing else was sent on the connection before it. */
+async function nothingMore(c: RawClient): Promise<void> {
+  await c.send("PING\r\n");
+  assert.equal(await c.line(5000), "PONG");
+}
+
+/** Waits (bounded) until every node's copy of `dest` holds `n` messages. */
+async function untilCopies(nodes: Node[], dest: string, n: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const held = await Promise.all(nodes.map((x) => replOf(x, dest)));
+    if (held.every((q) => q?.messages === n)) return;
+    if (Date.now() > deadline) throw new Error(`copies of ${dest}: ${JSON.stringify(held)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test({
+  name: "declared topics: led and replicated, published once from any node, replayed anywhere",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withCluster(async (etcd, nodes, clients) => {
+      const [n1, n2, n3] = await startNodes(
+        etcd.url,
+        ["n1", "n2", "n3"],
+        ["--cluster-lease-ttl", "30"],
+        nodes,
+      );
+      // Declared on n2: n2 claims the topic and leads it; the declaration is the cluster's.
+      await command(n2, `DECLARE ${T} retain_messages:1000`, clients);
+      const leader = await leaderOf(nodes, T);
+      assert.equal(leader.id, "n2");
+      // Live subscribers on every node.
+      const live = await Promise.all(nodes.map((n) => command(n, `SUB ${T} sub_id:l`, clients)));
+      // Publishers on the two other nodes: forwarded to n2, answered once a majority holds them.
+      const sent1 = bodies("p1", 30);
+      const sent3 = bodies("p3", 30);
+      const [r1, r3] = await Promise.all([
+        publishAll(n1, T, sent1),
+        publishAll(n3, T, sent3),
+      ]);
+      for (const r of [...r1, ...r3]) assert.match(r, /^OK msg_id:/);
+      // Each live subscriber gets each message once, each publisher's in order; the origin
+      // node delivers only the leader's copy (no second delivery of its own).
+      for (const c of live) {
+        const got = await read(c, 60);
+        assert.deepEqual(got.filter((b) => b.startsWith("p1-")), sent1);
+        assert.deepEqual(got.filter((b) => b.startsWith("p3-")), sent3);
+        await nothingMore(c);
+      }
+      // The retained log is on every replica.
+      const led = (await replOf(n2, T))!;
+      assert.equal(led.role, "leader");
+      assert.deepEqual([...led.replicas].sort(), ["n1", "n2", "n3"]);
+      await untilCopies(nodes, T, 60);
+      // A replay from a node that does not lead the topic: the leader's log, then live ones.
+      const replay = await command(n3, `SUB ${T} sub_id:r start:first`, clients);
+      const replayed = await read(replay, 60);
+      assert.deepEqual(replayed.filter((b) => b.startsWith("p1-")), sent1);
+      assert.deepEqual(replayed.filter((b) => b.startsWith("p3-")), sent3);
+      const [late] = await publishAll(n1, T, ["late"]);
+      assert.match(late, /^OK msg_id:/);
+      assert.deepEqual(await read(replay, 1), ["late"]);
+      for (const c of live) assert.deepEqual(await read(c, 1), ["late"]);
+      await nothingMore(replay);
+      // A plain topic keeps its path: not forwarded, no leader.
+      const plain = await command(n3, "SUB topic:plain sub_id:x", clients);
+      const before = (await clusterOf(n1)).forwarded_commands;
+      const [p] = await publishAll(n1, "topic:plain", ["plain"]);
+      assert.match(p, /^OK msg_id:/);
+      assert.deepEqual(await read(plain, 1), ["plain"]);
+      const v1 = await clusterOf(n1);
+      assert.equal(v1.forwarded_commands, before);
+      assert.equal(v1.leaders.some((l) => l.queue === "topic:plain"), false);
+    }),
+});
+
+/** Waits (bounded) until no subscription uses durable `name` of `T` on its leader `node`. */
+async function untilDetached(node: Node, name: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${node.httpPort}/api/topics?q=${T}`);
+    const body = await res.json() as {
+      list: { name: string; durables: { name: string; connected: boolean }[] }[];
+    };
+    const d = body.list.find((t) => t.name === T)?.durables.find((x) => x.name === name);
+    if (d !== undefined && !d.connected) return;
+    if (Date.now() > deadline) {
+      throw new Error(`durable ${name} still in use: ${JSON.stringify(d)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Subscribes durable `name` to `T` on `node`, reads `n` messages and ACKs
+ * those `ack` takes, each ACK answered before the next is sent; returns the
+ * bodies delivered and acked. The connection is closed at the end.
+ */
+async function durable(
+  node: Node,
+  name: string,
+  n: number,
+  ack: (body: string) => boolean,
+): Promise<{ delivered: string[]; acked: string[] }> {
+  const c = await RawClient.connect(node.port);
+  try {
+    await c.send(`SUB ${T} sub_id:d durable:${name} start:first prefetch:1000\r\n`);
+    const ok = await c.line(15_000);
+    assert.match(ok, /^OK/, `durable SUB on ${node.id}`);
+    const ids = new Map<string, string>();
+    const delivered = await read(c, n, ids);
+    const acked: string[] = [];
+    for (const b of delivered.filter(ack)) {
+      await c.send(`ACK msg_id:${ids.get(b)}\r\n`);
+      assert.equal(await c.line(15_000), "OK", `ACK of ${b}`);
+      acked.push(b);
+    }
+    return { delivered, acked };
+  } finally {
+    await c.close();
+  }
+}
+
+Deno.test({
+  name: "declared topics: a durable on any node is kept by the leader and resumes where it was",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withCluster(async (etcd, nodes, clients) => {
+      const [n1, n2, n3] = await startNodes(
+        etcd.url,
+        ["n1", "n2", "n3"],
+        ["--cluster-lease-ttl", "30"],
+        nodes,
+      );
+      await command(n1, `DECLARE ${T} retain_messages:1000`, clients);
+      assert.equal((await leaderOf(nodes, T)).id, "n1");
+      const sent = bodies("m", 20);
+      for (const r of await publishAll(n2, T, sent)) assert.match(r, /^OK msg_id:/);
+      // On n3 (forwarded to n1): the first 10 delivered and acked in order.
+      const first = await durable(n3, "billing", 20, (b) => sent.indexOf(b) < 10);
+      assert.deepEqual(first.delivered, sent);
+      await untilDetached(n1, "billing");
+      // Resumed on n2: after the last acked one, nothing acked comes again.
+      const second = await durable(n2, "billing", 10, () => true);
+      assert.deepEqual(second.delivered, sent.slice(10));
+      // The position is kept in the leader's replicated store of the topic's durables.
+      await untilCopies(nodes, `durables:${T}`, 1);
+      // In use on one node: refused on another.
+      const holder = await command(n2, `SUB ${T} sub_id:h durable:audit`, clients);
+      const other = await RawClient.connect(n3.port);
+      clients.push(other);
+      await other.send(`SUB ${T} sub_id:h durable:audit\r\n`);
+      assert.match(await other.line(15_000), /^ERR DURABLE_IN_USE /);
+      await nothingMore(holder);
+      // A start on a topic no one declared is refused as on one broker.
+      await other.send("SUB topic:nothing sub_id:z start:first\r\n");
+      assert.match(await other.line(5000), /^ERR NOT_DECLARED /);
+    }),
+});
+
+/**
+ * Reads deliveries on `c` until every body of `want` came (bounded), then
+ * up to a PONG; returns every body delivered, in order.
+ */
+async function readAll(c: RawClient, want: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  const missing = new Set(want);
+  for (let i = 0; missing.size > 0; i++) {
+    assert.ok(i < 10_000, "bounded");
+    const [b] = await read(c, 1);
+    out.push(b);
+    missing.delete(b);
+  }
+  await c.send("PING\r\n");
+  for (let i = 0;; i++) {
+    assert.ok(i < 10_000, "bounded");
+    const f = await c.frame(15_000);
+    if (f.line === "PONG") return out;
+    assert.ok(f.line.startsWith("MSG "), f.line);
+    out.push(decoder.decode(f.payload));
+  }
+}
+
+Deno.test({
+  name:
+    "declared topics: the leader SIGKILLed: the next one serves every OK'd message and position",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withCluster(async (etcd, nodes, clients) => {
+      const [n1, n2, n3] = await startNodes(
+        etcd.url,
+        ["n1", "n2", "n3"],
+        ["--cluster-lease-ttl", "1"],
+        nodes,
+      );
+      await command(n1, `DECLARE ${T} retain_messages:10000`, clients);
+      const old = await leaderOf(nodes, T);
+      assert.equal(old.id, "n1");
+      const epoch = (await replOf(n1, T))!.epoch;
+      const sent = bodies("m", 40);
+      for (const r of await publishAll(n3, T, sent)) assert.match(r, /^OK msg_id:/);
+      // A durable on n2 acks the first 10 (each ACK answered OK once a majority stored it).
+      const first = await durable(n2, "billing", 40, (b) => sent.indexOf(b) < 10);
+      assert.deepEqual(first.acked, sent.slice(0, 10));
+      // 300 publishes in flight on n2 as n1 is SIGKILLed: some OK, the rest UNAVAILABLE.
+      const burst = bodies("k", 300);
+      const pc = await RawClient.connect(n2.port);
+      clients.push(pc);
+      for (const b of burst) await pc.pub(T, b);
+      const ok = [...sent];
+      for (const [i, b] of burst.entries()) {
+        if (i === 100) await n1.stop("SIGKILL"); // the first 100 answered, the rest in flight
+        const r = await pc.line(20_000);
+        if (r.startsWith("OK")) ok.push(b);
+        else assert.match(r, /^ERR (UNAVAILABLE|NOT_LEADER) /, b);
+      }
+      // A survivor takes the topic over with a larger epoch and serves it.
+      const next = await leaderOf([n2, n3], T, 30_000);
+      assert.ok((await replOf(next, T))!.epoch > epoch);
+      assert.ok(ok.length >= sent.length + 100, "the burst's first 100 were answered OK");
+      // A replay on each survivor: every OK'd message, once, nothing never published, in order.
+      const published = new Set([...sent, ...burst]);
+      for (const n of [n2, n3]) {
+        const r = await command(n, `SUB ${T} sub_id:r start:first`, clients);
+        const got = await readAll(r, ok);
+        assert.equal(new Set(got).size, got.length, `no duplicate on ${n.id}`);
+        for (const b of got) assert.ok(published.has(b), `${b} was published`);
+        const okOrder = got.filter((b) => ok.includes(b));
+        assert.deepEqual(okOrder, ok, `the OK'd ones in publish order on ${n.id}`);
+      }
+      // The durable resumes after its last acked message: nothing acked comes again.
+      const c = await RawClient.connect(n3.port);
+      clients.push(c);
+      await c.send(`SUB ${T} sub_id:d durable:billing prefetch:1000\r\n`);
+      for (let i = 0;; i++) {
+        const line = await c.line(15_000);
+        if (line.startsWith("OK")) break;
+        // Its SUB may reach the new leader before the old one's hold on it is known to be gone.
+        assert.ok(i < 100 && /^ERR (UNAVAILABLE|DURABLE_IN_USE) /.test(line), line);
+        await new Promise((r) => setTimeout(r, 100));
+        await c.send(`SUB ${T} sub_id:d durable:billing prefetch:1000\r\n`);
+      }
+      const resumed = await readAll(c, ok.slice(10));
+      assert.equal(resumed[0], sent[10], "resumes after the last acked message");
+      for (const b of sent.slice(0, 10)) assert.ok(!resumed.includes(b), `${b} was acked`);
+      // Publishing goes on from any node.
+      const [after] = await publishAll(n3, T, ["after"]);
+      assert.match(after, /^OK msg_id:/);
+      assert.deepEqual(await read(c, 1), ["after"]);
+    }),
+});
