@@ -59,8 +59,12 @@ export class RemoteDelivery extends Delivery {
 /** A subscription made at the queue's leader (see the module comment). */
 export class RemoteSubscription extends Subscription {
   readonly destination: string;
-  /** The SUB's options as the client gave them: sent again when the subscription is re-made. */
-  readonly options: SubOptions;
+  /**
+   * The SUB's options as the client gave them: sent again when the
+   * subscription is re-made (a declared topic's replay then starts where it
+   * was: `resumePoint`).
+   */
+  options: SubOptions;
   /** The upstream it lives on; undefined while it is being re-made at a new leader. */
   upstream: UpstreamPort | undefined = undefined;
   /** Ended by the client (UNSUB, close): nothing more is made or delivered. */
@@ -75,6 +79,8 @@ export class RemoteSubscription extends Subscription {
   readonly #ids: IdSource;
   /** Deliveries in flight, by the leader's id (a redelivery of one replaces it). */
   #byUpstream = new IdMap<RemoteDelivery>();
+  /** The largest leader's id delivered (-1: none yet). */
+  #lastUid = -1;
 
   constructor(client: Client, dest: string, sid: string, options: SubOptions, ids: IdSource) {
     // Prefetch and ack timeout are the leader's to enforce; these are for the stats.
@@ -107,6 +113,7 @@ export class RemoteSubscription extends Subscription {
   deliver(f: MsgFrame, now: number): void {
     const uid = f.idNum;
     if (uid < 0 || this.closed) return;
+    if (uid > this.#lastUid) this.#lastUid = uid;
     const client = this.client;
     if (!this.explicit) {
       this.#send(uid, f, now);
@@ -173,9 +180,25 @@ export class RemoteSubscription extends Subscription {
    * the next one, gives the messages out again).
    */
   detach(): void {
+    this.#resumePoint();
     this.upstream = undefined;
     this.takeAll();
     this.#byUpstream = new IdMap();
+  }
+
+  /**
+   * A declared topic's replay (`start:`, not a durable: the leader keeps a
+   * durable's position) re-made at the next leader starts at its oldest
+   * unacked delivery, or after the last one delivered: replicated messages
+   * keep their ids on every replica, so the client gets neither a second
+   * copy of what it has nor a gap.
+   */
+  #resumePoint(): void {
+    const o = this.options;
+    if (o.start === undefined || o.durable !== undefined || this.#lastUid < 0) return;
+    let from = this.#lastUid + 1;
+    for (const d of this.#byUpstream.values()) from = Math.min(from, d.upstreamId);
+    this.options = { ...o, start: { kind: "id", id: from } };
   }
 
   stats(): SubscriptionStats {

@@ -262,6 +262,9 @@ Deno.test({
       // A durable on n2 acks the first 10 (each ACK answered OK once a majority stored it).
       const first = await durable(n2, "billing", 40, (b) => sent.indexOf(b) < 10);
       assert.deepEqual(first.acked, sent.slice(0, 10));
+      // A replay through n3 that has the 40 when its leader dies.
+      const rp = await command(n3, `SUB ${T} sub_id:rp start:first`, clients);
+      assert.deepEqual(await read(rp, 40), sent);
       // 300 publishes in flight on n2 as n1 is SIGKILLed: some OK, the rest UNAVAILABLE.
       const burst = bodies("k", 300);
       const pc = await RawClient.connect(n2.port);
@@ -307,5 +310,11 @@ Deno.test({
       const [after] = await publishAll(n3, T, ["after"]);
       assert.match(after, /^OK msg_id:/);
       assert.deepEqual(await read(c, 1), ["after"]);
+      // The replay made through n3 was re-made at the new leader from where it was (before
+      // "after", which it gets live): every OK'd message, none of those it had again.
+      const rest = await readAll(rp, [...ok.slice(40), "after"]);
+      const seen = [...sent, ...rest];
+      assert.equal(new Set(seen).size, seen.length, "the replay got no message twice");
+      for (const b of rest) assert.ok(published.has(b) || b === "after", `${b} was published`);
     }),
 });
