@@ -74,65 +74,77 @@ async function untilCopies(nodes: Node[], dest: string, n: number): Promise<void
   }
 }
 
-Deno.test({
-  name: "declared topics: led and replicated, published once from any node, replayed anywhere",
-  ignore: ETCD_MISSING !== undefined,
-  fn: () =>
-    withCluster(async (etcd, nodes, clients) => {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "30"],
-        nodes,
-      );
-      // Declared on n2: n2 claims the topic and leads it; the declaration is the cluster's.
-      await command(n2, `DECLARE ${T} retain_messages:1000`, clients);
-      const leader = await leaderOf(nodes, T);
-      assert.equal(leader.id, "n2");
-      // Live subscribers on every node.
-      const live = await Promise.all(nodes.map((n) => command(n, `SUB ${T} sub_id:l`, clients)));
-      // Publishers on the two other nodes: forwarded to n2, answered once a majority holds them.
-      const sent1 = bodies("p1", 30);
-      const sent3 = bodies("p3", 30);
-      const [r1, r3] = await Promise.all([
-        publishAll(n1, T, sent1),
-        publishAll(n3, T, sent3),
-      ]);
-      for (const r of [...r1, ...r3]) assert.match(r, /^OK msg_id:/);
-      // Each live subscriber gets each message once, each publisher's in order; the origin
-      // node delivers only the leader's copy (no second delivery of its own).
-      for (const c of live) {
-        const got = await read(c, 60);
-        assert.deepEqual(got.filter((b) => b.startsWith("p1-")), sent1);
-        assert.deepEqual(got.filter((b) => b.startsWith("p3-")), sent3);
-        await nothingMore(c);
-      }
-      // The retained log is on every replica.
-      const led = (await replOf(n2, T))!;
-      assert.equal(led.role, "leader");
-      assert.deepEqual([...led.replicas].sort(), ["n1", "n2", "n3"]);
-      await untilCopies(nodes, T, 60);
-      // A replay from a node that does not lead the topic: the leader's log, then live ones.
-      const replay = await command(n3, `SUB ${T} sub_id:r start:first`, clients);
-      const replayed = await read(replay, 60);
-      assert.deepEqual(replayed.filter((b) => b.startsWith("p1-")), sent1);
-      assert.deepEqual(replayed.filter((b) => b.startsWith("p3-")), sent3);
-      const [late] = await publishAll(n1, T, ["late"]);
-      assert.match(late, /^OK msg_id:/);
-      assert.deepEqual(await read(replay, 1), ["late"]);
-      for (const c of live) assert.deepEqual(await read(c, 1), ["late"]);
-      await nothingMore(replay);
-      // A plain topic keeps its path: not forwarded, no leader.
-      const plain = await command(n3, "SUB topic:plain sub_id:x", clients);
-      const before = (await clusterOf(n1)).forwarded_commands;
-      const [p] = await publishAll(n1, "topic:plain", ["plain"]);
-      assert.match(p, /^OK msg_id:/);
-      assert.deepEqual(await read(plain, 1), ["plain"]);
-      const v1 = await clusterOf(n1);
-      assert.equal(v1.forwarded_commands, before);
-      assert.equal(v1.leaders.some((l) => l.queue === "topic:plain"), false);
-    }),
-});
+/**
+ * A test on three nodes (`--cluster-lease-ttl ttl`) where `T` is declared
+ * through node `at`, which claims the topic and so leads it.
+ */
+function declaredTest(
+  name: string,
+  o: { ttl: number; at: number },
+  fn: (nodes: Node[], clients: RawClient[]) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: ETCD_MISSING !== undefined,
+    fn: () =>
+      withCluster(async (etcd, nodes, clients) => {
+        await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", `${o.ttl}`], nodes);
+        await command(nodes[o.at], `DECLARE ${T} retain_messages:10000`, clients);
+        assert.equal((await leaderOf(nodes, T)).id, nodes[o.at].id);
+        await fn(nodes, clients);
+      }),
+  });
+}
+
+declaredTest(
+  "declared topics: led and replicated, published once from any node, replayed anywhere",
+  { ttl: 30, at: 1 },
+  async (nodes, clients) => {
+    const [n1, n2, n3] = nodes;
+    // Live subscribers on every node.
+    const live = await Promise.all(nodes.map((n) => command(n, `SUB ${T} sub_id:l`, clients)));
+    // Publishers on the two other nodes: forwarded to n2, answered once a majority holds them.
+    const sent1 = bodies("p1", 30);
+    const sent3 = bodies("p3", 30);
+    const [r1, r3] = await Promise.all([
+      publishAll(n1, T, sent1),
+      publishAll(n3, T, sent3),
+    ]);
+    for (const r of [...r1, ...r3]) assert.match(r, /^OK msg_id:/);
+    // Each live subscriber gets each message once, each publisher's in order; the origin
+    // node delivers only the leader's copy (no second delivery of its own).
+    for (const c of live) {
+      const got = await read(c, 60);
+      assert.deepEqual(got.filter((b) => b.startsWith("p1-")), sent1);
+      assert.deepEqual(got.filter((b) => b.startsWith("p3-")), sent3);
+      await nothingMore(c);
+    }
+    // The retained log is on every replica.
+    const led = (await replOf(n2, T))!;
+    assert.equal(led.role, "leader");
+    assert.deepEqual([...led.replicas].sort(), ["n1", "n2", "n3"]);
+    await untilCopies(nodes, T, 60);
+    // A replay from a node that does not lead the topic: the leader's log, then live ones.
+    const replay = await command(n3, `SUB ${T} sub_id:r start:first`, clients);
+    const replayed = await read(replay, 60);
+    assert.deepEqual(replayed.filter((b) => b.startsWith("p1-")), sent1);
+    assert.deepEqual(replayed.filter((b) => b.startsWith("p3-")), sent3);
+    const [late] = await publishAll(n1, T, ["late"]);
+    assert.match(late, /^OK msg_id:/);
+    assert.deepEqual(await read(replay, 1), ["late"]);
+    for (const c of live) assert.deepEqual(await read(c, 1), ["late"]);
+    await nothingMore(replay);
+    // A plain topic keeps its path: not forwarded, no leader.
+    const plain = await command(n3, "SUB topic:plain sub_id:x", clients);
+    const before = (await clusterOf(n1)).forwarded_commands;
+    const [p] = await publishAll(n1, "topic:plain", ["plain"]);
+    assert.match(p, /^OK msg_id:/);
+    assert.deepEqual(await read(plain, 1), ["plain"]);
+    const v1 = await clusterOf(n1);
+    assert.equal(v1.forwarded_commands, before);
+    assert.equal(v1.leaders.some((l) => l.queue === "topic:plain"), false);
+  },
+);
 
 /** Waits (bounded) until no subscription uses durable `name` of `T` on its leader `node`. */
 async function untilDetached(node: Node, name: string): Promise<void> {
@@ -181,42 +193,34 @@ async function durable(
   }
 }
 
-Deno.test({
-  name: "declared topics: a durable on any node is kept by the leader and resumes where it was",
-  ignore: ETCD_MISSING !== undefined,
-  fn: () =>
-    withCluster(async (etcd, nodes, clients) => {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "30"],
-        nodes,
-      );
-      await command(n1, `DECLARE ${T} retain_messages:1000`, clients);
-      assert.equal((await leaderOf(nodes, T)).id, "n1");
-      const sent = bodies("m", 20);
-      for (const r of await publishAll(n2, T, sent)) assert.match(r, /^OK msg_id:/);
-      // On n3 (forwarded to n1): the first 10 delivered and acked in order.
-      const first = await durable(n3, "billing", 20, (b) => sent.indexOf(b) < 10);
-      assert.deepEqual(first.delivered, sent);
-      await untilDetached(n1, "billing");
-      // Resumed on n2: after the last acked one, nothing acked comes again.
-      const second = await durable(n2, "billing", 10, () => true);
-      assert.deepEqual(second.delivered, sent.slice(10));
-      // The position is kept in the leader's replicated store of the topic's durables.
-      await untilCopies(nodes, `durables:${T}`, 1);
-      // In use on one node: refused on another.
-      const holder = await command(n2, `SUB ${T} sub_id:h durable:audit`, clients);
-      const other = await RawClient.connect(n3.port);
-      clients.push(other);
-      await other.send(`SUB ${T} sub_id:h durable:audit\r\n`);
-      assert.match(await other.line(15_000), /^ERR DURABLE_IN_USE /);
-      await nothingMore(holder);
-      // A start on a topic no one declared is refused as on one broker.
-      await other.send("SUB topic:nothing sub_id:z start:first\r\n");
-      assert.match(await other.line(5000), /^ERR NOT_DECLARED /);
-    }),
-});
+declaredTest(
+  "declared topics: a durable on any node is kept by the leader and resumes where it was",
+  { ttl: 30, at: 0 },
+  async (nodes, clients) => {
+    const [n1, n2, n3] = nodes;
+    const sent = bodies("m", 20);
+    for (const r of await publishAll(n2, T, sent)) assert.match(r, /^OK msg_id:/);
+    // On n3 (forwarded to n1): the first 10 delivered and acked in order.
+    const first = await durable(n3, "billing", 20, (b) => sent.indexOf(b) < 10);
+    assert.deepEqual(first.delivered, sent);
+    await untilDetached(n1, "billing");
+    // Resumed on n2: after the last acked one, nothing acked comes again.
+    const second = await durable(n2, "billing", 10, () => true);
+    assert.deepEqual(second.delivered, sent.slice(10));
+    // The position is kept in the leader's replicated store of the topic's durables.
+    await untilCopies(nodes, `durables:${T}`, 1);
+    // In use on one node: refused on another.
+    const holder = await command(n2, `SUB ${T} sub_id:h durable:audit`, clients);
+    const other = await RawClient.connect(n3.port);
+    clients.push(other);
+    await other.send(`SUB ${T} sub_id:h durable:audit\r\n`);
+    assert.match(await other.line(15_000), /^ERR DURABLE_IN_USE /);
+    await nothingMore(holder);
+    // A start on a topic no one declared is refused as on one broker.
+    await other.send("SUB topic:nothing sub_id:z start:first\r\n");
+    assert.match(await other.line(5000), /^ERR NOT_DECLARED /);
+  },
+);
 
 /**
  * Reads deliveries on `c` until every body of `want` came (bounded), then
@@ -241,80 +245,70 @@ async function readAll(c: RawClient, want: readonly string[]): Promise<string[]>
   }
 }
 
-Deno.test({
-  name:
-    "declared topics: the leader SIGKILLed: the next one serves every OK'd message and position",
-  ignore: ETCD_MISSING !== undefined,
-  fn: () =>
-    withCluster(async (etcd, nodes, clients) => {
-      const [n1, n2, n3] = await startNodes(
-        etcd.url,
-        ["n1", "n2", "n3"],
-        ["--cluster-lease-ttl", "1"],
-        nodes,
-      );
-      await command(n1, `DECLARE ${T} retain_messages:10000`, clients);
-      const old = await leaderOf(nodes, T);
-      assert.equal(old.id, "n1");
-      const epoch = (await replOf(n1, T))!.epoch;
-      const sent = bodies("m", 40);
-      for (const r of await publishAll(n3, T, sent)) assert.match(r, /^OK msg_id:/);
-      // A durable on n2 acks the first 10 (each ACK answered OK once a majority stored it).
-      const first = await durable(n2, "billing", 40, (b) => sent.indexOf(b) < 10);
-      assert.deepEqual(first.acked, sent.slice(0, 10));
-      // A replay through n3 that has the 40 when its leader dies.
-      const rp = await command(n3, `SUB ${T} sub_id:rp start:first`, clients);
-      assert.deepEqual(await read(rp, 40), sent);
-      // 300 publishes in flight on n2 as n1 is SIGKILLed: some OK, the rest UNAVAILABLE.
-      const burst = bodies("k", 300);
-      const pc = await RawClient.connect(n2.port);
-      clients.push(pc);
-      for (const b of burst) await pc.pub(T, b);
-      const ok = [...sent];
-      for (const [i, b] of burst.entries()) {
-        if (i === 100) await n1.stop("SIGKILL"); // the first 100 answered, the rest in flight
-        const r = await pc.line(20_000);
-        if (r.startsWith("OK")) ok.push(b);
-        else assert.match(r, /^ERR (UNAVAILABLE|NOT_LEADER) /, b);
-      }
-      // A survivor takes the topic over with a larger epoch and serves it.
-      const next = await leaderOf([n2, n3], T, 30_000);
-      assert.ok((await replOf(next, T))!.epoch > epoch);
-      assert.ok(ok.length >= sent.length + 100, "the burst's first 100 were answered OK");
-      // A replay on each survivor: every OK'd message, once, nothing never published, in order.
-      const published = new Set([...sent, ...burst]);
-      for (const n of [n2, n3]) {
-        const r = await command(n, `SUB ${T} sub_id:r start:first`, clients);
-        const got = await readAll(r, ok);
-        assert.equal(new Set(got).size, got.length, `no duplicate on ${n.id}`);
-        for (const b of got) assert.ok(published.has(b), `${b} was published`);
-        const okOrder = got.filter((b) => ok.includes(b));
-        assert.deepEqual(okOrder, ok, `the OK'd ones in publish order on ${n.id}`);
-      }
-      // The durable resumes after its last acked message: nothing acked comes again.
-      const c = await RawClient.connect(n3.port);
-      clients.push(c);
+declaredTest(
+  "declared topics: the leader SIGKILLed: the next one serves every OK'd message and position",
+  { ttl: 1, at: 0 },
+  async (nodes, clients) => {
+    const [n1, n2, n3] = nodes;
+    const epoch = (await replOf(n1, T))!.epoch;
+    const sent = bodies("m", 40);
+    for (const r of await publishAll(n3, T, sent)) assert.match(r, /^OK msg_id:/);
+    // A durable on n2 acks the first 10 (each ACK answered OK once a majority stored it).
+    const first = await durable(n2, "billing", 40, (b) => sent.indexOf(b) < 10);
+    assert.deepEqual(first.acked, sent.slice(0, 10));
+    // A replay through n3 that has the 40 when its leader dies.
+    const rp = await command(n3, `SUB ${T} sub_id:rp start:first`, clients);
+    assert.deepEqual(await read(rp, 40), sent);
+    // 300 publishes in flight on n2 as n1 is SIGKILLed: some OK, the rest UNAVAILABLE.
+    const burst = bodies("k", 300);
+    const pc = await RawClient.connect(n2.port);
+    clients.push(pc);
+    for (const b of burst) await pc.pub(T, b);
+    const ok = [...sent];
+    for (const [i, b] of burst.entries()) {
+      if (i === 100) await n1.stop("SIGKILL"); // the first 100 answered, the rest in flight
+      const r = await pc.line(20_000);
+      if (r.startsWith("OK")) ok.push(b);
+      else assert.match(r, /^ERR (UNAVAILABLE|NOT_LEADER) /, b);
+    }
+    // A survivor takes the topic over with a larger epoch and serves it.
+    const next = await leaderOf([n2, n3], T, 30_000);
+    assert.ok((await replOf(next, T))!.epoch > epoch);
+    assert.ok(ok.length >= sent.length + 100, "the burst's first 100 were answered OK");
+    // A replay on each survivor: every OK'd message, once, nothing never published, in order.
+    const published = new Set([...sent, ...burst]);
+    for (const n of [n2, n3]) {
+      const r = await command(n, `SUB ${T} sub_id:r start:first`, clients);
+      const got = await readAll(r, ok);
+      assert.equal(new Set(got).size, got.length, `no duplicate on ${n.id}`);
+      for (const b of got) assert.ok(published.has(b), `${b} was published`);
+      const okOrder = got.filter((b) => ok.includes(b));
+      assert.deepEqual(okOrder, ok, `the OK'd ones in publish order on ${n.id}`);
+    }
+    // The durable resumes after its last acked message: nothing acked comes again.
+    const c = await RawClient.connect(n3.port);
+    clients.push(c);
+    await c.send(`SUB ${T} sub_id:d durable:billing prefetch:1000\r\n`);
+    for (let i = 0;; i++) {
+      const line = await c.line(15_000);
+      if (line.startsWith("OK")) break;
+      // Its SUB may reach the new leader before the old one's hold on it is known to be gone.
+      assert.ok(i < 100 && /^ERR (UNAVAILABLE|DURABLE_IN_USE) /.test(line), line);
+      await new Promise((r) => setTimeout(r, 100));
       await c.send(`SUB ${T} sub_id:d durable:billing prefetch:1000\r\n`);
-      for (let i = 0;; i++) {
-        const line = await c.line(15_000);
-        if (line.startsWith("OK")) break;
-        // Its SUB may reach the new leader before the old one's hold on it is known to be gone.
-        assert.ok(i < 100 && /^ERR (UNAVAILABLE|DURABLE_IN_USE) /.test(line), line);
-        await new Promise((r) => setTimeout(r, 100));
-        await c.send(`SUB ${T} sub_id:d durable:billing prefetch:1000\r\n`);
-      }
-      const resumed = await readAll(c, ok.slice(10));
-      assert.equal(resumed[0], sent[10], "resumes after the last acked message");
-      for (const b of sent.slice(0, 10)) assert.ok(!resumed.includes(b), `${b} was acked`);
-      // Publishing goes on from any node.
-      const [after] = await publishAll(n3, T, ["after"]);
-      assert.match(after, /^OK msg_id:/);
-      assert.deepEqual(await read(c, 1), ["after"]);
-      // The replay made through n3 was re-made at the new leader from where it was (before
-      // "after", which it gets live): every OK'd message, none of those it had again.
-      const rest = await readAll(rp, [...ok.slice(40), "after"]);
-      const seen = [...sent, ...rest];
-      assert.equal(new Set(seen).size, seen.length, "the replay got no message twice");
-      for (const b of rest) assert.ok(published.has(b) || b === "after", `${b} was published`);
-    }),
-});
+    }
+    const resumed = await readAll(c, ok.slice(10));
+    assert.equal(resumed[0], sent[10], "resumes after the last acked message");
+    for (const b of sent.slice(0, 10)) assert.ok(!resumed.includes(b), `${b} was acked`);
+    // Publishing goes on from any node.
+    const [after] = await publishAll(n3, T, ["after"]);
+    assert.match(after, /^OK msg_id:/);
+    assert.deepEqual(await read(c, 1), ["after"]);
+    // The replay made through n3 was re-made at the new leader from where it was (before
+    // "after", which it gets live): every OK'd message, none of those it had again.
+    const rest = await readAll(rp, [...ok.slice(40), "after"]);
+    const seen = [...sent, ...rest];
+    assert.equal(new Set(seen).size, seen.length, "the replay got no message twice");
+    for (const b of rest) assert.ok(published.has(b) || b === "after", `${b} was published`);
+  },
+);
