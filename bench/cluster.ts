@@ -20,12 +20,18 @@
  *    JetStream cluster with an R3 file stream: msgs/s and publish-to-OK
  *    latency, printed as ratios.
  *
+ * 4. Declared topic (`--scenarios declared`, not in the default): one
+ *    publisher on n2 pipelining `--queue-msgs` PUBs to a topic declared and
+ *    led by n1 (forwarded, each OK once a majority of three holds it), one
+ *    subscriber on n3 (fed by n1's link), beside a plain topic on the same
+ *    nodes, in one run.
+ *
  * With `--link-tls`, the topic run across the link and the two Relayr R3 runs
  * go again on a second cluster whose inter-node link is mutual TLS
  * (certificates made with `openssl`), each in turn with the plain one, a few
  * rounds, in the same run: what TLS on the link costs.
  *
- * `--scenarios failover,topic,queue` picks which run (default all).
+ * `--scenarios failover,topic,queue,declared` picks which run (default the first three).
  *
  * @module
  */
@@ -89,6 +95,7 @@ async function throughput(
   sub: Node,
   pubNode: Node,
   topic: string,
+  msgs = MSGS,
 ) {
   const s = await Deno.connect({ hostname: "127.0.0.1", port: subPort });
   await s.write(enc.encode(`SUB ${topic}\r\n`));
@@ -105,9 +112,9 @@ async function throughput(
   const frame = `PUB ${topic} ${SIZE}\r\n${payload}\r\n`;
   const batch = enc.encode(frame.repeat(1000));
   const t0 = performance.now();
-  const received = countLines(s, MSGS * 2); // MSG line + payload line
-  const acked = countLines(p, MSGS);
-  for (let i = 0; i < MSGS / 1000; i++) {
+  const received = countLines(s, msgs * 2); // MSG line + payload line
+  const acked = countLines(p, msgs);
+  for (let i = 0; i < msgs / 1000; i++) {
     let off = 0;
     while (off < batch.length) off += await p.write(batch.subarray(off));
   }
@@ -116,7 +123,23 @@ async function throughput(
   const ms = performance.now() - t0;
   p.close();
   s.close();
-  return Math.round(MSGS / (ms / 1000));
+  return Math.round(msgs / (ms / 1000));
+}
+
+/** Scenario 4 (see the module doc): a declared topic led by n1 beside a plain one. */
+async function declaredTopic(n1: Node, n2: Node, n3: Node): Promise<void> {
+  const msgs = Number(values["queue-msgs"]);
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: n1.port });
+  await c.write(enc.encode("DECLARE topic:bench.declared retain_messages:10000000\r\n"));
+  await countLines(c, 1); // OK
+  c.close();
+  await untilView(n2, (v) => leaderIn(v, "topic:bench.declared")?.node === "n1", "n1 leads");
+  const plain = await throughput(n2.port, n3.port, n3, n2, "topic:bench.plain", msgs);
+  const led = await throughput(n2.port, n3.port, n3, n1, "topic:bench.declared", msgs);
+  console.log(
+    `topic ${msgs} x ${SIZE} B, publisher on n2, subscriber on n3: plain ${plain} msgs/s, ` +
+      `declared (led by n1, R3) ${led} msgs/s (${(led / plain).toFixed(2)}x)`,
+  );
 }
 
 const etcd = await Etcd.start();
@@ -140,6 +163,7 @@ try {
   }
   if (SCENARIOS.has("queue")) await replicatedQueue(n1, n2, nodes.get("n3")!);
   if (SCENARIOS.has("queue") && values["link-tls"]) await queueOverTls([n1, n2, nodes.get("n3")!]);
+  if (SCENARIOS.has("declared")) await declaredTopic(n1, n2, nodes.get("n3")!);
 } finally {
   for (const n of nodes.values()) await n.stop("SIGKILL");
   await etcd.stop();
