@@ -198,8 +198,21 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     dial,
     log: (level, message) => log[level](message),
   });
+  // Routes are cached while the node's view and the declared topics it serves stay the same.
+  const view = topics === undefined ? node : {
+    get id() {
+      return node.id;
+    },
+    get version() {
+      return node.version + topics.version;
+    },
+    leads: (dest: string) => node.leads(dest),
+    leaderOf: (dest: string) => node.leaderOf(dest),
+    claim: (dest: string) => node.claim(dest),
+    addressOf: (id: string) => node.addressOf(id),
+  };
   const forwarding = new Forwarding({
-    node,
+    node: view,
     topics,
     dial,
     log: (level, message) => log[level](message),

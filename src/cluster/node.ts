@@ -383,10 +383,7 @@ export class ClusterNode {
       } else if (this.#leaders.has(queue) || this.#leaders.size < CLUSTER_LEADERS_MAX) {
         this.#setLeader(queue, e.kv, live);
       }
-    } else {
-      this.#version++; // a topic's declaration changes where its commands go (topic_leader.ts)
-      this.#o.onOther?.(e);
-    }
+    } else this.#o.onOther?.(e);
     return false;
   }
 

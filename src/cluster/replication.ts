@@ -200,6 +200,9 @@ export class Replication implements ReplHost {
   }
 
   hold(q: ReplicatedQueueStore, msg: Message, dueAt: number): Promise<void> | undefined {
+    // A declared topic's stores are written only once served (forwarding waits for that): a
+    // write there now is a deposed leader's, refused before its message reaches a subscriber.
+    if (!q.name.startsWith("queue:")) return undefined;
     const l = this.#c.o.leader(q.name);
     const me = this.#c.o.nodeId;
     const ours = q.role === "recovering" || l?.node === me ||

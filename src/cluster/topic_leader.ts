@@ -74,8 +74,18 @@ export class TopicLeaders {
   #decls = new Map<string, Retention>();
   /** The declared topics this node leads and serves. */
   #adopted = new Set<string>();
-  /** Commands waiting for a topic to be served here (its leadership won, its log recovering). */
+  /**
+   * Commands waiting for a topic to be served here (its leadership won, its
+   * log recovering): a connection's read loop waits for one at most, so they
+   * are bounded by the connections.
+   */
   #waiting = new Map<string, Set<() => void>>();
+  /**
+   * Grows with every change of what is declared or served here: forwarding's
+   * cached routes hold while it (and the node's view) stays the same, so a
+   * topic released here is not run here again from a stale route.
+   */
+  version = 0;
 
   constructor(options: TopicLeadersOptions) {
     this.#o = options;
@@ -116,6 +126,7 @@ export class TopicLeaders {
     const prefix = `relayr/${TOPICS_KEY}`;
     if (!e.key.startsWith(prefix)) return;
     const dest = e.key.slice(prefix.length);
+    this.version++;
     if (e.kv === undefined) return void this.#decls.delete(dest);
     const r = parseRetention(e.kv.value);
     if (r === undefined || !dest.startsWith("topic:")) return;
@@ -151,6 +162,7 @@ export class TopicLeaders {
     }
     if (!ok) throw new BrokerError("UNAVAILABLE", `${dest} changed leader; retry`);
     this.#decls.set(dest, r);
+    this.version++;
     this.#adopt(dest);
   }
 
@@ -163,6 +175,7 @@ export class TopicLeaders {
   deposed(store: string, why: string): void {
     const name = leadership(store);
     if (!this.#adopted.delete(name)) return;
+    this.version++;
     this.#o.broker.releaseTopic(name, `no longer the leader of ${name}: ${why}`);
   }
 
@@ -205,6 +218,7 @@ export class TopicLeaders {
     const msgs = [...q.live()];
     b.adoptTopic(name, r, msgs, durablesOf(name));
     this.#adopted.add(name);
+    this.version++;
     this.#o.log("info", `serving declared topic ${name} (${msgs.length} retained messages)`);
     const set = this.#waiting.get(name);
     this.#waiting.delete(name);

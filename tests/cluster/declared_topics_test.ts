@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { RawClient, type ServerFrame } from "../helpers.ts";
 import { clusterOf, type Node, startNodes } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderOf, publishAll, replOf } from "./repl_helpers.ts";
+import { leaderOf, publishAll, publishRetry, replOf } from "./repl_helpers.ts";
 
 const T = "topic:orders";
 const decoder = new TextDecoder();
@@ -90,7 +90,8 @@ function declaredTest(
       withCluster(async (etcd, nodes, clients) => {
         await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", `${o.ttl}`], nodes);
         await command(nodes[o.at], `DECLARE ${T} retain_messages:10000`, clients);
-        assert.equal((await leaderOf(nodes, T)).id, nodes[o.at].id);
+        const leader = await leaderOf(nodes, T);
+        assert.equal(leader.id, nodes[o.at].id, `${leader.id} leads ${T}`);
         await fn(nodes, clients);
       }),
   });
@@ -310,5 +311,53 @@ declaredTest(
     const seen = [...sent, ...rest];
     assert.equal(new Set(seen).size, seen.length, "the replay got no message twice");
     for (const b of rest) assert.ok(published.has(b) || b === "after", `${b} was published`);
+  },
+);
+
+declaredTest(
+  "declared topics: a leader cut off past its lease answers no write OK; its own replays are closed",
+  { ttl: 1, at: 0 },
+  async (nodes, clients) => {
+    const [n1, n2, n3] = nodes;
+    const live = await command(n3, `SUB ${T} sub_id:l`, clients);
+    const own = await command(n1, `SUB ${T} sub_id:r start:first`, clients);
+    const pub = await RawClient.connect(n1.port);
+    clients.push(pub);
+    await pub.pub(T, "before");
+    assert.match(await pub.line(15_000), /^OK msg_id:/);
+    assert.deepEqual(await read(live, 1), ["before"]);
+    assert.deepEqual(await read(own, 1), ["before"]);
+    // n1 stopped until its lease lapsed and another node serves the topic.
+    Deno.kill(n1.pid, "SIGSTOP");
+    let stopped = true;
+    try {
+      const next = await leaderOf([n2, n3], T, 30_000);
+      assert.match(await publishRetry(n3, T, "new"), /^OK msg_id:/);
+      // A PUB waiting in n1's socket as it wakes up, its route cached as "here".
+      await pub.pub(T, "stale");
+      Deno.kill(n1.pid, "SIGCONT");
+      stopped = false;
+      const answer = await pub.line(20_000);
+      assert.match(answer, /^(OK msg_id:|ERR (NOT_LEADER|UNAVAILABLE) )/);
+      // The replay on n1 itself is closed: its client goes to the new leader.
+      for (let i = 0;; i++) {
+        assert.ok(i < 100, "bounded");
+        const f = await own.frame(15_000);
+        if (f.line.startsWith("ERR")) {
+          assert.match(f.line, /^ERR LEADER_CHANGED /);
+          break;
+        }
+      }
+      // The new leader's log: "stale" only if it was answered OK (then stored there).
+      const stale = answer.startsWith("OK") ? ["stale"] : [];
+      const replay = await command(next, `SUB ${T} sub_id:x start:first`, clients);
+      const log = await readAll(replay, ["before", "new", ...stale]);
+      assert.deepEqual(log, ["before", "new", ...stale]);
+      // The live subscriber got what was answered OK, and nothing that was refused.
+      const got = await readAll(live, ["new", ...stale]);
+      assert.deepEqual(got, ["new", ...stale]);
+    } finally {
+      if (stopped) Deno.kill(n1.pid, "SIGCONT");
+    }
   },
 );
