@@ -84,6 +84,14 @@ export class DeclaredTopics {
    * take the queue limits (and no age limit). Resolves when stored.
    */
   declare(dest: string, o: RetentionOptions): Promise<void> {
+    if (this.#led) {
+      // The cluster's forwarding runs a topic DECLARE at the topic's leader (TopicLeaders.declare);
+      // what reaches here (gRPC) would declare it on this node alone.
+      throw new BrokerError(
+        "BAD_ARGUMENT",
+        `in a cluster ${dest} is declared at its leader: send DECLARE over TCP or WebSocket`,
+      );
+    }
     const h = this.#host;
     const r: Retention = {
       messages: o.messages ?? h.queueMessagesMax,

@@ -193,7 +193,11 @@ export class Topic {
    * what the list held (a plain topic's list holds only what lagging live
    * subscribers still need, and the log has it too). Each binding keeps its
    * place by id: a caught-up one goes on with the next publish, a lagging
-   * one with the first recovered message after the one it got last.
+   * one with the first recovered message after the one it got last. (The
+   * link gives a peer's message an id of this node's clock, so that place is
+   * found by time, to within the clocks' skew: a lagging live subscriber may
+   * see a message twice or miss one here, as live delivery across nodes
+   * allows.)
    */
   adopt(retention: Retention, store: QueueStore, msgs: readonly Message[]): void {
     const next = this.bindings.map((b) => this.nextId(b));
