@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { RawClient, type ServerFrame } from "../helpers.ts";
-import { clusterOf, type Node, startNodes } from "./cluster_helpers.ts";
+import { bunVersion } from "../child.ts";
+import { clusterOf, type Node, startNode, startNodes } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 import { leaderOf, publishAll, publishRetry, replOf } from "./repl_helpers.ts";
 
@@ -76,11 +77,12 @@ async function untilCopies(nodes: Node[], dest: string, n: number): Promise<void
 
 /**
  * A test on three nodes (`--cluster-lease-ttl ttl`) where `T` is declared
- * through node `at`, which claims the topic and so leads it.
+ * through node `at`, which claims the topic and so leads it; with `bun`, n3
+ * runs on Bun when it is installed (the shipped binary is Bun-built).
  */
 function declaredTest(
   name: string,
-  o: { ttl: number; at: number },
+  o: { ttl: number; at: number; bun?: boolean },
   fn: (nodes: Node[], clients: RawClient[]) => Promise<void>,
 ): void {
   Deno.test({
@@ -88,7 +90,11 @@ function declaredTest(
     ignore: ETCD_MISSING !== undefined,
     fn: () =>
       withCluster(async (etcd, nodes, clients) => {
-        await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", `${o.ttl}`], nodes);
+        const extra = ["--cluster-lease-ttl", `${o.ttl}`];
+        await startNodes(etcd.url, ["n1", "n2"], extra, nodes);
+        const bun = o.bun === true && (await bunVersion()) !== undefined;
+        nodes.push(await startNode(etcd.url, "n3", extra, bun));
+        if (bun) assert.match(nodes[2].output(), /\(bun [0-9.]+\) listening on/);
         await command(nodes[o.at], `DECLARE ${T} retain_messages:10000`, clients);
         const leader = await leaderOf(nodes, T);
         assert.equal(leader.id, nodes[o.at].id, `${leader.id} leads ${T}`);
@@ -99,7 +105,7 @@ function declaredTest(
 
 declaredTest(
   "declared topics: led and replicated, published once from any node, replayed anywhere",
-  { ttl: 30, at: 1 },
+  { ttl: 30, at: 1, bun: true },
   async (nodes, clients) => {
     const [n1, n2, n3] = nodes;
     // Live subscribers on every node.
@@ -248,7 +254,7 @@ async function readAll(c: RawClient, want: readonly string[]): Promise<string[]>
 
 declaredTest(
   "declared topics: the leader SIGKILLed: the next one serves every OK'd message and position",
-  { ttl: 1, at: 0 },
+  { ttl: 1, at: 0, bun: true },
   async (nodes, clients) => {
     const [n1, n2, n3] = nodes;
     const epoch = (await replOf(n1, T))!.epoch;
