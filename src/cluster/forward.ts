@@ -131,7 +131,9 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     // A proxy connection claims too: its front node found no leader either, or the one it knew
     // handed the queue back meanwhile (an idle queue's leadership is given back by the sweep).
     const dest = f.op === "PUB" || f.op === "SUB" || f.op === "DECLARE" ? f.dest : undefined;
-    if (dest === undefined || dest === this.#lastDest && this.#node.version === this.#version) {
+    if (dest === undefined) return undefined;
+    // A DECLARE is asked every time: a topic published to here as a plain one gets a leader by it.
+    if (dest === this.#lastDest && this.#node.version === this.#version && f.op !== "DECLARE") {
       return undefined;
     }
     if (!dest.startsWith("queue:")) {

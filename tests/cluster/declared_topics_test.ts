@@ -147,6 +147,13 @@ declaredTest(
     const [p] = await publishAll(n1, "topic:plain", ["plain"]);
     assert.match(p, /^OK msg_id:/);
     assert.deepEqual(await read(plain, 1), ["plain"]);
+    // Published to as a plain topic, then declared on the same connection: it gets a leader.
+    const same = await RawClient.connect(n3.port);
+    clients.push(same);
+    await same.pub("topic:later", "plain");
+    assert.match(await same.line(15_000), /^OK msg_id:/);
+    await same.send("DECLARE topic:later retain_messages:10\r\n");
+    assert.equal(await same.line(15_000), "OK");
     const v1 = await clusterOf(n1);
     assert.equal(v1.forwarded_commands, before);
     assert.equal(v1.leaders.some((l) => l.queue === "topic:plain"), false);
