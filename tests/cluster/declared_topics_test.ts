@@ -11,7 +11,7 @@ import { RawClient, type ServerFrame } from "../helpers.ts";
 import { bunVersion } from "../child.ts";
 import { clusterOf, type Node, startNode, startNodes } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderOf, publishAll, publishRetry, replOf } from "./repl_helpers.ts";
+import { leaderOf, publishAll, publishRetry, replOf, RETRYABLE } from "./repl_helpers.ts";
 
 const T = "topic:orders";
 const decoder = new TextDecoder();
@@ -35,14 +35,22 @@ async function withCluster(
   }
 }
 
-/** Sends `line` on a new connection to `node` and returns its first answer (the connection stays open). */
+/**
+ * Sends `line` on a new connection to `node` until it is answered `OK`
+ * (the connection stays open), retrying a refusal made before anything was
+ * done (`UNAVAILABLE`, `NOT_LEADER`: a claim that etcd was slow to answer on
+ * this loaded machine, a leader change), as a client should; bounded.
+ */
 async function command(node: Node, line: string, clients: RawClient[]): Promise<RawClient> {
   const c = await RawClient.connect(node.port);
   clients.push(c);
-  await c.send(`${line}\r\n`);
-  const ok = await c.line(15_000);
-  assert.match(ok, /^OK/, `${line} on ${node.id}`);
-  return c;
+  for (let attempt = 1;; attempt++) {
+    await c.send(`${line}\r\n`);
+    const answer = await c.line(15_000);
+    if (answer.startsWith("OK")) return c;
+    assert.ok(RETRYABLE.test(answer) && attempt < 50, `${line} on ${node.id}: ${answer}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Reads `n` MSG frames; returns their bodies (and their ids, by body). */
