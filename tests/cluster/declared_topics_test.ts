@@ -105,7 +105,11 @@ function declaredTest(
         if (bun) assert.match(nodes[2].output(), /\(bun [0-9.]+\) listening on/);
         await command(nodes[o.at], `DECLARE ${T} retain_messages:10000`, clients);
         const leader = await leaderOf(nodes, T);
-        assert.equal(leader.id, nodes[o.at].id, `${leader.id} leads ${T}`);
+        if (leader.id !== nodes[o.at].id) {
+          const views = await Promise.all(nodes.map((n) => clusterOf(n)));
+          const log = nodes.map((n) => n.output()).join("\n----\n");
+          assert.fail(`${leader.id} leads ${T}: ${JSON.stringify(views)}\n${log}`);
+        }
         await fn(nodes, clients);
       }),
   });
