@@ -74,6 +74,8 @@ export class TopicLeaders {
   #decls = new Map<string, Retention>();
   /** The declared topics this node leads and serves. */
   #adopted = new Set<string>();
+  /** Topics a DECLARE here is declaring now (claimed, their declaration on its way to etcd). */
+  #declaring = new Set<string>();
   /**
    * Commands waiting for a topic to be served here (its leadership won, its
    * log recovering): a connection's read loop waits for one at most, so they
@@ -99,6 +101,15 @@ export class TopicLeaders {
   /** Whether this node serves declared topic `dest` (leads it, its log recovered). */
   adopted(dest: string): boolean {
     return this.#adopted.has(dest);
+  }
+
+  /**
+   * Whether this node keeps its leadership of `dest` (the claim loop hands
+   * back the others): a declared topic, or one a DECLARE here is declaring,
+   * whose leadership was claimed a moment before its declaration is stored.
+   */
+  holds(dest: string): boolean {
+    return this.#decls.has(dest) || this.#declaring.has(dest);
   }
 
   /** The declared topics (a node claims those nobody leads, as it does the queues it holds). */
@@ -141,6 +152,15 @@ export class TopicLeaders {
    * log is recovered). Rejects with `LIMIT` or `UNAVAILABLE`.
    */
   async declare(dest: string, o: RetentionOptions): Promise<void> {
+    this.#declaring.add(dest);
+    try {
+      await this.#declare(dest, o);
+    } finally {
+      this.#declaring.delete(dest);
+    }
+  }
+
+  async #declare(dest: string, o: RetentionOptions): Promise<void> {
     const b = this.#o.broker;
     if (!this.#decls.has(dest) && this.#decls.size >= DECLARED_TOPICS_MAX) {
       throw new BrokerError("LIMIT", `the cluster holds ${DECLARED_TOPICS_MAX} declared topics`);
