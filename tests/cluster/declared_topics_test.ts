@@ -11,7 +11,7 @@ import { RawClient, type ServerFrame } from "../helpers.ts";
 import { bunVersion } from "../child.ts";
 import { clusterOf, type Node, startNode, startNodes } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { leaderOf, publishAll, publishRetry, replOf, RETRYABLE } from "./repl_helpers.ts";
+import { consume, leaderOf, publishAll, publishRetry, replOf, RETRYABLE } from "./repl_helpers.ts";
 
 const T = "topic:orders";
 const decoder = new TextDecoder();
@@ -384,5 +384,24 @@ declaredTest(
     } finally {
       if (stopped) Deno.kill(n1.pid, "SIGCONT");
     }
+  },
+);
+
+declaredTest(
+  "declared topics: a binding gets one copy of each message published to a declared topic",
+  { ttl: 30, at: 0 },
+  async (nodes, clients) => {
+    const [, n2, n3] = nodes;
+    // Bound on n3; published through n2 to n1, the topic's leader, where the binding applies.
+    await command(n3, `BIND ${T} queue:bound`, clients);
+    const sent = bodies("b", 10);
+    for (const r of await publishAll(n2, T, sent)) assert.match(r, /^OK msg_id:/);
+    const got = await consume(n3, "queue:bound", {
+      ack: () => true,
+      done: (seen) => sent.every((b) => seen.has(b)),
+      idleMs: 15_000,
+    });
+    assert.deepEqual([...got.delivered].sort(), [...sent].sort(), "each once");
+    assert.deepEqual(got.acked.sort(), [...sent].sort());
   },
 );
