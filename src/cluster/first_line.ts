@@ -20,29 +20,70 @@ export interface FirstLine {
 }
 
 /**
+ * What a connection sent instead of a cluster line (a TLS handshake from a
+ * node with link TLS, an HTTP request, a port scan). Its message names at
+ * most a short escaped prefix of the bytes, never the bytes themselves: it
+ * goes to the log.
+ */
+export class NotClusterLineError extends SyntaxError {
+  constructor(bytes: Uint8Array) {
+    super(describe(bytes));
+    this.name = "NotClusterLineError";
+  }
+}
+
+/** Bytes of what was sent that a refusal names (escaped). */
+const PREFIX_BYTES = 16;
+/** A TLS record of the handshake type (a ClientHello opens with it). */
+const TLS_HANDSHAKE = 0x16;
+
+function describe(b: Uint8Array): string {
+  if (b[0] === TLS_HANDSHAKE && (b.length < 2 || b[1] === 3)) {
+    return "a TLS handshake, not a cluster line (link TLS on at the peer, not here?)";
+  }
+  let text = "";
+  for (const c of b.subarray(0, PREFIX_BYTES)) {
+    const printable = c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c;
+    text += printable ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`;
+  }
+  return `not a cluster line (starts "${text}"${b.length > PREFIX_BYTES ? "..." : ""})`;
+}
+
+/** A first line opens with its operation's first letter (`HELLO`, `PROXY`, `REPL`). */
+const LETTER = (c: number) => c >= 0x41 && c <= 0x5a;
+
+/**
  * Reads until the first line end (at most `CLUSTER_FIRST_LINE_BYTES_MAX`
- * bytes); undefined when the connection ends first. Throws on a line too long.
+ * bytes); undefined when the connection ends first. Throws on a line too long,
+ * and at the first byte when it cannot start a cluster line
+ * (`NotClusterLineError`: a TLS ClientHello is refused at once, not read
+ * until its size or the timeout ends it).
  * `have`: bytes already read from `conn` (behind the handshake, link_auth.ts).
  */
 export function firstLine(conn: Conn, have?: Uint8Array): Promise<FirstLine | undefined> {
-  return readLine(conn, have ?? new Uint8Array(0), CLUSTER_FIRST_LINE_BYTES_MAX, "first line");
+  const from = have ?? new Uint8Array(0);
+  return readLine(conn, from, CLUSTER_FIRST_LINE_BYTES_MAX, "first line", LETTER);
 }
 
 /**
  * One line of at most `max` bytes from `have` and then `conn`, and the bytes
  * read behind it; undefined when the connection ends first. Throws on a line
- * too long (`what` names it).
+ * too long (`what` names it), or when `starts` refuses its first byte.
  */
 export async function readLine(
   conn: Conn,
   have: Uint8Array,
   max: number,
   what: string,
+  starts?: (byte: number) => boolean,
 ): Promise<FirstLine | undefined> {
   // Deno's `read()` first, the web stream made only for a HELLO link later; Bun has the stream only.
   const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
   try {
     for (let reads = 0; reads <= max; reads++) {
+      if (starts !== undefined && have.length > 0 && !starts(have[0])) {
+        throw new NotClusterLineError(have);
+      }
       const lf = have.indexOf(10);
       if (lf >= 0) {
         if (lf > max) break;

@@ -30,9 +30,10 @@ import {
 } from "../config/mod.ts";
 import { hasWildcard, matches, type PubOptions } from "../protocol/mod.ts";
 import type { Conn, Listener } from "../runtime/mod.ts";
-import { type FirstLine, firstLine, PrefixedConn } from "./first_line.ts";
+import { type FirstLine, firstLine, NotClusterLineError, PrefixedConn } from "./first_line.ts";
 import { encodeLine, type LinkFrame, LinkOutbound, LinkParser } from "./link.ts";
 import type { MemberInfo } from "./node.ts";
+import { RefusalLog } from "./refusal_log.ts";
 
 /** What the interconnect needs from outside. */
 export interface InterconnectOptions {
@@ -122,6 +123,18 @@ class Peer {
   }
 }
 
+/** What the link counts since the start (over every link, past ones too). */
+export interface LinkTotals {
+  /** Topic messages written to peers. */
+  forwarded: number;
+  /** Topic messages read from peers. */
+  received: number;
+  /** Connections closed on arrival: `CLUSTER_INBOUND_PENDING_MAX` others had not sent their first line. */
+  inboundRefused: number;
+  /** Connections refused for their first bytes: not a cluster line (a TLS handshake, say). */
+  firstLineRefused: number;
+}
+
 /** The inter-node link of one node (see the module comment). */
 export class Interconnect implements TopicInterest {
   readonly #o: InterconnectOptions;
@@ -133,6 +146,10 @@ export class Interconnect implements TopicInterest {
   #pending = 0;
   /** Inbound connections closed at once because `CLUSTER_INBOUND_PENDING_MAX` were pending. */
   #refusedPending = 0;
+  /** Inbound connections refused for what they sent first (not a cluster line: TLS, HTTP...). */
+  #refusedLines = 0;
+  /** Their log: a peer redialling every `CLUSTER_LINK_REDIAL_MS` is one line a second. */
+  readonly #refusals: RefusalLog;
   /** The read loops of open links (each removes itself when its link ends). */
   #reading = new Set<Promise<void>>();
   #accepting: Promise<void>;
@@ -142,6 +159,7 @@ export class Interconnect implements TopicInterest {
 
   constructor(options: InterconnectOptions) {
     this.#o = options;
+    this.#refusals = new RefusalLog(options.log);
     this.#accepting = this.#accept();
   }
 
@@ -216,12 +234,13 @@ export class Interconnect implements TopicInterest {
     }
   }
 
-  /** Messages written to peers and read from them since the start (over every link, past ones too). */
-  totals(): { forwarded: number; received: number; inboundRefused: number } {
+  /** What the link counted since the start (see `LinkTotals`). */
+  totals(): LinkTotals {
     return {
       forwarded: this.#forwarded,
       received: this.#received,
       inboundRefused: this.#refusedPending,
+      firstLineRefused: this.#refusedLines,
     };
   }
 
@@ -406,6 +425,9 @@ export class Interconnect implements TopicInterest {
       const first = await this.#firstLine(conn);
       if (first === undefined) return;
       const [op, node] = first.line.split(" ");
+      if (op !== "HELLO" && op !== "PROXY" && op !== "REPL") {
+        throw new NotClusterLineError(new TextEncoder().encode(first.line));
+      }
       if (op === "PROXY" && node !== undefined && this.#o.proxy !== undefined) {
         handedOn = true; // the server owns it now, and closes it
         return this.#o.proxy(new PrefixedConn(conn, first.rest), node);
@@ -425,12 +447,13 @@ export class Interconnect implements TopicInterest {
         for (const f of parser.push(chunk)) peer = this.#frame(f, peer, conn);
       }
     } catch (e) {
-      if (!this.#closed) {
-        this.#o.log(
-          "warn",
-          `link from ${peer?.id ?? conn.remoteAddr} cut: ${(e as Error).message}`,
-        );
-      }
+      if (this.#closed) return;
+      if (peer === undefined) {
+        // Before a HELLO: nothing of ours spoke. A TLS node dialling a plain one redials every
+        // CLUSTER_LINK_REDIAL_MS: counted, and logged at most once a second per peer host.
+        this.#refusedLines++;
+        this.#refusals.refused(conn.remoteAddr, (e as Error).message);
+      } else this.#o.log("warn", `link from ${peer.id} cut: ${(e as Error).message}`);
     } finally {
       if (!handedOn) conn.close();
       this.#inbound.delete(conn);

@@ -19,8 +19,10 @@ export {
   Interconnect,
   type InterconnectOptions,
   type LinkStats,
+  type LinkTotals,
   splitHostPort,
 } from "./interconnect.ts";
+export { NotClusterLineError } from "./first_line.ts";
 export { LinkParser, LinkProtocolError } from "./link.ts";
 export {
   ClusterAuthError,

@@ -90,6 +90,8 @@ export interface ClusterStats {
    * had not yet sent their first line.
    */
   inbound_refused: number;
+  /** Connections on the cluster port refused for their first bytes (not a cluster line: TLS, say). */
+  first_line_refused: number;
   /** Our dials to peers whose handshake failed since the start. */
   auth_dial_failures: number;
   /** Whether the inter-node link is mutual TLS (`--cluster-tls-*`, link_tls.ts). */
@@ -140,7 +142,12 @@ export interface ClusterNodeOptions {
   /** The inter-node links, for the stats. */
   readonly links?: () => LinkStats[];
   /** The link's message counters, for the stats. */
-  readonly linkTotals?: () => { forwarded: number; received: number; inboundRefused: number };
+  readonly linkTotals?: () => {
+    forwarded: number;
+    received: number;
+    inboundRefused: number;
+    firstLineRefused: number;
+  };
   /** Queue commands forwarded to other nodes' leaders, for the stats. */
   readonly forwardedCommands?: () => number;
   /** The link handshake's failures, for the stats (absent: no cluster secret). */
@@ -305,6 +312,7 @@ export class ClusterNode {
       forwarded_msgs: o.linkTotals?.().forwarded ?? 0,
       received_msgs: o.linkTotals?.().received ?? 0,
       inbound_refused: o.linkTotals?.().inboundRefused ?? 0,
+      first_line_refused: o.linkTotals?.().firstLineRefused ?? 0,
       forwarded_commands: o.forwardedCommands?.() ?? 0,
       link_authenticated: o.auth !== undefined,
       ...(o.auth?.() ?? { auth_failures: 0, auth_dial_failures: 0 }),

@@ -277,6 +277,12 @@ function clusterFamilies(e: Exposition, cluster: ClusterNode): void {
     c.inbound_refused,
   );
   e.single(
+    "relayr_cluster_first_line_refused_total",
+    "counter",
+    "Connections on the cluster port refused for their first bytes: not a cluster line (a TLS handshake from a node with link TLS, say)",
+    c.first_line_refused,
+  );
+  e.single(
     "relayr_cluster_lease_losses_total",
     "counter",
     "Times this node found its lease expired and registered again",
