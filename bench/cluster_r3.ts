@@ -24,6 +24,13 @@ export interface QueueResult {
   rate: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * Where the slowest 1% sit in the run: how many of them in each tenth of
+   * the publishes, in order. A stall delays a whole window at once, so a
+   * tenth holding `window` of them is one stall; the first tenth holding
+   * them is the start (a queue made, code not compiled yet).
+   */
+  tail: number[];
 }
 
 /** Options of {@linkcode measureQueue}. */
@@ -163,13 +170,17 @@ export async function measureQueue(o: QueueRun): Promise<QueueResult> {
     }
     const end = Math.max(await consumed, lastAck);
     if (errors.length > 0) throw new Error(`${o.system}: ${errors.slice(0, 3).join("; ")}`);
+    const p99 = Float64Array.from(latency).sort()[Math.floor(o.msgs * 0.99)];
+    const tail = new Array<number>(10).fill(0);
+    for (let i = 0; i < o.msgs; i++) if (latency[i] >= p99) tail[Math.floor(i * 10 / o.msgs)]++;
     latency.sort();
     return {
       system: o.system,
       msgs: o.msgs,
       rate: Math.round(o.msgs / ((end - t0) / 1000)),
       p50Ms: latency[Math.floor(o.msgs * 0.5)],
-      p99Ms: latency[Math.floor(o.msgs * 0.99)],
+      p99Ms: p99,
+      tail,
     };
   } finally {
     pub.close();
