@@ -439,9 +439,9 @@ export class ReplicatedStore implements Store {
     this.#tickLocal = undefined;
   }
 
-  close(): Promise<void> {
-    this.states.close();
-    return this.inner.close();
+  async close(): Promise<void> {
+    await this.states.close();
+    await this.inner.close();
   }
 }
 

@@ -46,6 +46,8 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   /** Makes a directory's entries (created and deleted files) durable; best effort. */
   syncDir(path: string): void;
+  /** `syncDir` without blocking the event loop; best effort (never rejects). */
+  syncDirAsync(path: string): Promise<void>;
   /**
    * Takes `path` as this process's exclusive lock (an advisory `flock`,
    * the file holding the pid for messages); throws when another process
@@ -275,6 +277,14 @@ export const nodeFileSystem: FileSystem = {
     } finally {
       if (fd !== undefined) fs.closeSync(fd);
     }
+  },
+  syncDirAsync(path) {
+    return new Promise((resolve) =>
+      fs.open(path, "r", (e, fd) => {
+        if (e) return resolve(); // a system that cannot open a directory: nothing to do
+        fs.fsync(fd, () => fs.close(fd, () => resolve()));
+      })
+    );
   },
   lock: lockFile,
 };

@@ -178,6 +178,10 @@ export class TestFs implements FileSystem {
     this.#check();
     this.#real.syncDir(path);
   }
+  syncDirAsync(path: string): Promise<void> {
+    this.#check();
+    return this.#real.syncDirAsync(path);
+  }
 
   lock(path: string): () => void {
     return this.#real.lock(path);
