@@ -161,8 +161,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
         topics?.names() ?? [],
       ),
     holds: (queue) =>
-      broker.queues.has(queue) || topics?.holds(queue) === true ||
-      (store instanceof ReplicatedStore && (store.queues.get(queue)?.index.size ?? 0) > 0),
+      broker.queues.has(queue) || topics?.holds(queue) === true || repl?.keeps(queue) === true,
     log: (level, message) => log[level](message),
     onMembers: (members) => {
       link.membersChanged(members);

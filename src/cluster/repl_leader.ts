@@ -12,10 +12,15 @@ import { follower, write } from "./repl_links.ts";
 import { recoveryStep, stage, stepDown } from "./repl_recovery.ts";
 import type { ReplicatedQueueStore } from "./replicated_store.ts";
 
-/** The followers that get `q`'s records now: connected, and sent its snapshot. */
+/**
+ * The followers that get `q`'s records now: connected, and sent its snapshot.
+ * While the set changes, the old set's members too: a commit needs a
+ * majority of both, and a new leader outside a set of two (the old set
+ * minus one member plus itself) would otherwise wait for ever on the member
+ * it left out.
+ */
 export function* targets(c: ReplCore, q: ReplicatedQueueStore): IterableIterator<Follower> {
-  for (const id of q.set) {
-    if (id === c.o.nodeId) continue;
+  for (const id of receivers(c, q)) {
     const f = c.followers.get(id);
     if (f?.conn !== undefined && f.synced.has(q)) yield f;
   }
@@ -23,6 +28,14 @@ export function* targets(c: ReplCore, q: ReplicatedQueueStore): IterableIterator
     const f = c.followers.get(q.joining);
     if (f?.conn !== undefined && f.synced.has(q)) yield f;
   }
+}
+
+/** The other members of the set, and of the old set while it changes. */
+export function receivers(c: ReplCore, q: ReplicatedQueueStore): string[] {
+  const me = c.o.nodeId;
+  const ids = q.set.filter((id) => id !== me);
+  for (const id of q.oldSet ?? []) if (id !== me && !ids.includes(id)) ids.push(id);
+  return ids;
 }
 
 /** Ends the tick once this task is done (one flush per tick, whatever the records). */

@@ -10,7 +10,7 @@ import type { Conn } from "../runtime/mod.ts";
 import { splitHostPort } from "./interconnect.ts";
 import { replLine, ReplParser } from "./repl_frames.ts";
 import { Follower, type ReplCore, track } from "./repl_core.ts";
-import { fromFollower, snapshot } from "./repl_leader.ts";
+import { fromFollower, receivers, snapshot } from "./repl_leader.ts";
 
 /** Writes a follower's queued frames, one coalesced buffer at a time. */
 export async function write(c: ReplCore, f: Follower): Promise<void> {
@@ -68,7 +68,7 @@ export function dial(c: ReplCore, f: Follower): void {
     // Every queue it is a follower (or a joiner) of starts with a snapshot; recoveries ask again.
     for (const q of c.store.queues.values()) {
       const sending = q.role === "leader" || (q.role === "recovering" && q.set.length > 0);
-      if (sending && (q.set.includes(f.id) || q.joining === f.id)) {
+      if (sending && (receivers(c, q).includes(f.id) || q.joining === f.id)) {
         snapshot(c, f, q);
       }
     }

@@ -10,7 +10,7 @@ import { CLUSTER_RECOVERY_MS_MAX, CLUSTER_REPL_SNAPSHOT_MESSAGES_MAX } from "../
 import { type Message, MessageState } from "../storage/mod.ts";
 import { replLine } from "./repl_frames.ts";
 import { majority, type Recovery, refusal, type ReplCore } from "./repl_core.ts";
-import { flushSoon, save, snapshot, tryCommit } from "./repl_leader.ts";
+import { flushSoon, receivers, save, snapshot, tryCommit } from "./repl_leader.ts";
 import { follower } from "./repl_links.ts";
 import { markRecovered } from "./redelivered.ts";
 import { Batch, type ReplicatedQueueStore, unavailable } from "./replicated_store.ts";
@@ -85,8 +85,7 @@ export function recoveryStep(c: ReplCore, q: ReplicatedQueueStore, r: Recovery):
   const b = new Batch(++q.batchNo, Date.now());
   b.onCommit = () => established(c, q, r, set);
   q.pending.push(b);
-  for (const id of set) {
-    if (id === c.o.nodeId) continue;
+  for (const id of receivers(c, q)) {
     const f = follower(c, id);
     if (f.conn !== undefined) snapshot(c, f, q);
   }
