@@ -2,9 +2,31 @@
  * Cluster test helpers: broker nodes as child processes joined to a test
  * etcd, and their `/api/cluster` view.
  */
-import type { ClusterStats } from "../../src/cluster/mod.ts";
+import { type ClusterStats, Interconnect } from "../../src/cluster/mod.ts";
+import { denoRuntime } from "../../src/runtime/deno.ts";
 import { type ServerProcess, startServerProcess } from "../child.ts";
 import { RawClient } from "../helpers.ts";
+
+/**
+ * An `Interconnect` (node "a", plain TCP) on a fresh 127.0.0.1 port, for
+ * tests of the cluster port in process: what peers deliver goes to
+ * `delivered`, its log lines to `logs`.
+ */
+export function linkOnFreePort(
+  delivered: string[],
+  logs: string[] = [],
+): { link: Interconnect; port: number } {
+  const listener = denoRuntime.listen({ hostname: "127.0.0.1", port: 0 });
+  const link = new Interconnect({
+    nodeId: "a",
+    listener,
+    dial: (h, p) => denoRuntime.connect({ hostname: h, port: p }),
+    tick: () => {},
+    deliver: (topic) => delivered.push(topic),
+    log: (_, message) => logs.push(message),
+  });
+  return { link, port: listener.port };
+}
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 

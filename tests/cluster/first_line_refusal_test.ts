@@ -6,9 +6,9 @@
  * link works beside them.
  */
 import assert from "node:assert/strict";
-import { Interconnect, NotClusterLineError } from "../../src/cluster/mod.ts";
+import { NotClusterLineError } from "../../src/cluster/mod.ts";
 import { CLUSTER_AUTH_LOG_INTERVAL_MS } from "../../src/config/mod.ts";
-import { denoRuntime } from "../../src/runtime/deno.ts";
+import { linkOnFreePort } from "./cluster_helpers.ts";
 import { waitFor } from "../helpers.ts";
 
 const enc = new TextEncoder();
@@ -26,24 +26,16 @@ async function tlsDial(port: number): Promise<void> {
 }
 
 Deno.test("cluster port: TLS handshakes on a plain port are refused, counted, logged once a second without their bytes", async () => {
-  const listener = denoRuntime.listen({ hostname: "127.0.0.1", port: 0 });
   const logs: string[] = [];
   const delivered: string[] = [];
-  const link = new Interconnect({
-    nodeId: "a",
-    listener,
-    dial: (h, p) => denoRuntime.connect({ hostname: h, port: p }),
-    tick: () => {},
-    deliver: (topic) => delivered.push(topic),
-    log: (_, message) => logs.push(message),
-  });
+  const { link, port } = linkOnFreePort(delivered, logs);
   const open: Deno.Conn[] = [];
   try {
     // A TLS node redials every 200 ms: here as fast as it can, until a second line is due.
     const t0 = Date.now();
     let dials = 0;
     while (logs.length < 2 && dials < 20_000 && Date.now() - t0 < 10_000) {
-      await tlsDial(listener.port);
+      await tlsDial(port);
       dials++;
       await waitFor(() => link.totals().firstLineRefused === dials, 5_000, `refusal ${dials}`);
     }
@@ -58,14 +50,14 @@ Deno.test("cluster port: TLS handshakes on a plain port are refused, counted, lo
     assert.match(logs[1], new RegExp(`\\((${dials - 1}) refusals from 127\\.0\\.0\\.1 since`));
 
     // Not TLS, not a cluster line either: refused by its first line, named by an escaped prefix.
-    const http = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    const http = await Deno.connect({ hostname: "127.0.0.1", port: port });
     open.push(http);
     await http.write(enc.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert.equal(await http.read(new Uint8Array(16)), null, "closed");
     assert.equal(link.totals().firstLineRefused, dials + 1);
 
     // A peer's link beside them works.
-    const peer = await Deno.connect({ hostname: "127.0.0.1", port: listener.port });
+    const peer = await Deno.connect({ hostname: "127.0.0.1", port: port });
     open.push(peer);
     await peer.write(enc.encode("HELLO b\r\nMSG topic:t 0 2\r\nhi\r\n"));
     await waitFor(() => delivered.length === 1, 5_000, "the peer's message");
