@@ -188,14 +188,14 @@ export class Replication implements ReplHost {
 
   /**
    * Whether this node keeps `queue`'s leadership although the broker forgot
-   * it: it holds a copy, or publishes wait for it, or it is recovering it.
-   * The broker forgets an empty queue without consumers at every sweep, and
-   * a publish held during a recovery is not in the queue yet: handing the
+   * it: it holds a copy, or publishes wait for it. The broker forgets an
+   * empty queue without consumers at every sweep, and a publish held while
+   * the queue is claimed and recovered is not in the queue yet: handing the
    * leadership back then refused it (`has no leader now; retry`).
    */
   keeps(queue: string): boolean {
     const q = this.#c.store.queues.get(queue);
-    return q !== undefined && (q.index.size > 0 || q.held.length > 0 || q.role === "recovering");
+    return q !== undefined && (q.index.size > 0 || q.held.length > 0);
   }
 
   /** Queues this node holds a copy of (it claims them when their leader is gone). */
