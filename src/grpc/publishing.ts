@@ -64,9 +64,8 @@ export class Publishing {
       await claim;
       b.tick();
     }
-    const to = this.#route === undefined || !m.dest.startsWith("queue:")
-      ? undefined
-      : new UnaryAnswer(refusal);
+    // (Any destination: a declared topic's publishes go to its leader too.)
+    const to = this.#route === undefined ? undefined : new UnaryAnswer(refusal);
     const id = this.#send(m, to, 0) ?? to!.promise;
     const blocked = this.#takeBlocked();
     const msgId = await id;
@@ -180,9 +179,10 @@ export class Publishing {
 
   /**
    * A checked publish through the broker, or (cluster mode, `to` given) to
-   * the leader of its queue when another node leads it: undefined then, and
-   * `to.answer(i, ...)` gets the outcome. A queue nobody leads yet is
-   * published here: the store holds it while this node claims the queue. A
+   * the leader of its queue or declared topic when another node leads it:
+   * undefined then, and `to.answer(i, ...)` gets the outcome. A queue nobody
+   * leads yet is published here: the store holds it while this node claims
+   * the queue (a declared topic is refused then: `PublishRoute.pubNow`). A
    * publish that found a topic blocked by a stalled subscriber
    * (`--slow-consumer block`) hands back the wait: the broker's flag is
    * always taken here, so that it never leaks to a TCP connection.
@@ -194,9 +194,7 @@ export class Publishing {
   ): number | Promise<number> | undefined {
     const front = this.#front;
     const route = this.#route;
-    if (to !== undefined && route !== undefined && route.ready(m) === undefined) {
-      if (route.pub(m, to, i)) return undefined;
-    }
+    if (to !== undefined && route !== undefined && route.pubNow(m, to, i)) return undefined;
     const b = front.broker;
     try {
       if (to === undefined || !("stored" in to)) {

@@ -1,9 +1,10 @@
 /**
- * The gRPC listener in a cluster: its calls on queues go to the queue's
- * leader through the cluster's router (src/cluster/forward.ts, behind the
- * server's `Routing` seam), exactly as a TCP client's commands do, after the
- * same checks on this node (authentication, permissions, limits: deny wins
- * here, before anything is forwarded or claimed).
+ * The gRPC listener in a cluster: its calls on queues (and its publishes to
+ * declared topics) go to their leader through the cluster's router
+ * (src/cluster/forward.ts, behind the server's `Routing` seam), exactly as a
+ * TCP client's commands do, after the same checks on this node
+ * (authentication, permissions, limits: deny wins here, before anything is
+ * forwarded or claimed).
  *
  * - **Publishes** (Publish, Request, PublishStream) share one routed
  *   connection of the listener (`PublishRoute`): one upstream proxy
@@ -57,20 +58,21 @@ export class PublishRoute {
 
   /**
    * Called before a publish is routed: a promise while this node claims a
-   * queue nobody leads (a unary call waits for it, as a TCP connection's
+   * queue or a declared topic nobody leads, or recovers a declared topic it
+   * has just come to lead (a unary call waits for it, as a TCP connection's
    * reading does), else undefined.
    */
   ready(m: PubFrame): Promise<void> | undefined {
-    return m.dest.charCodeAt(0) === Q ? this.#router.ready(m) : undefined;
+    return this.#router.ready(m);
   }
 
   /**
-   * Sends `m` to its queue's leader when another node leads it: true, and
-   * `to.answer(i, ...)` gets the leader's answer (or the refusal, maybe at
-   * once); false: publish it here (a topic, a queue this node leads).
+   * Sends `m` to its leader when another node leads its queue or declared
+   * topic: true, and `to.answer(i, ...)` gets the leader's answer (or the
+   * refusal, maybe at once); false: publish it here (a plain topic, one this
+   * node serves, a queue this node leads).
    */
   pub(m: PubFrame, to: Answers, i: number): boolean {
-    if (m.dest.charCodeAt(0) !== Q) return false;
     if (this.#closed) {
       // The listener is stopping: no new proxy connection for a call that slipped in.
       to.answer(i, "SHUTTING_DOWN", "the server is stopping");
@@ -82,6 +84,18 @@ export class PublishRoute {
     const routed = this.#router.pub(m);
     slots.to = NOBODY;
     return routed;
+  }
+
+  /**
+   * `pub` without waiting (a stream's message, a Request): a queue nobody
+   * leads yet is published here (false: its store holds it while this node
+   * claims the queue); a declared topic in that state is routed all the
+   * same, and so refused `UNAVAILABLE` (retry) rather than published here
+   * as a plain topic, which its log would never hold.
+   */
+  pubNow(m: PubFrame, to: Answers, i: number): boolean {
+    if (this.ready(m) !== undefined && m.dest.charCodeAt(0) === Q) return false;
+    return this.pub(m, to, i);
   }
 
   /** The listener stopped: its upstreams close (what waits on them is answered `UNAVAILABLE`). */

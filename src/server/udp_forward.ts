@@ -1,6 +1,7 @@
 /**
- * UDP ingest in a cluster: a datagram's `PUB` to a queue another node leads
- * goes to that leader, as a TCP client's does (docs/CLUSTERING.md). The
+ * UDP ingest in a cluster: a datagram's `PUB` to a queue or a declared topic
+ * another node leads goes to that leader, as a TCP client's does
+ * (docs/CLUSTERING.md). The
  * ingest is one routed connection of the node (the router of src/cluster/
  * forward.ts: one upstream proxy connection per leader node, shared by every
  * datagram), so per message there is no promise, closure or connection.
@@ -53,14 +54,17 @@ export class UdpForward implements Answers {
   }
 
   /**
-   * True when `f` went to its queue's leader (or was refused on its way
-   * there, and counted), false when it is to be published here: a topic, a
-   * queue this node leads, or a queue nobody leads yet (the node's store
-   * holds it while this node claims the queue, as for any local publish).
+   * True when `f` went to the leader of its queue or declared topic (or was
+   * refused on its way there, and counted), false when it is to be
+   * published here: a plain topic, one this node serves, a queue this node
+   * leads, or a queue nobody leads yet (the node's store holds it while this
+   * node claims the queue, as for any local publish). A declared topic
+   * nobody leads yet (or that this node is recovering) is refused, and
+   * counted dropped: published here it would be a plain topic's message,
+   * which the topic's log never holds.
    */
   pub(f: PubFrame): boolean {
-    if (f.dest.charCodeAt(0) !== Q) return false;
-    if (this.#router.ready(f) !== undefined) return false;
+    if (this.#router.ready(f) !== undefined && f.dest.charCodeAt(0) === Q) return false;
     this.#handing = true;
     this.#refusedNow = false;
     const routed = this.#router.pub(f);

@@ -8,7 +8,9 @@
  * settle them at n1, an unknown id told in the stream. With users,
  * permissions are checked on the node the client reached: a refused call
  * claims nothing and forwards nothing. When the leader is SIGKILLed, a
- * Subscribe stream on another node goes on at the queue's next leader.
+ * Subscribe stream on another node goes on at the queue's next leader. A
+ * gRPC publish and a UDP datagram to a declared topic on a node that does not
+ * lead it go to the topic's leader: retained once, delivered once.
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
@@ -27,7 +29,9 @@ import {
 import { RawClient } from "../helpers.ts";
 import { bunVersion } from "../child.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
+import { replOf, RETRYABLE, untilLeading } from "./repl_helpers.ts";
 import {
+  clusterOf,
   leaderIn,
   leadThenShare,
   type Node,
@@ -510,6 +514,117 @@ Deno.test({
         again.call.cancel();
       } finally {
         if (paused !== undefined) Deno.kill(paused, "SIGCONT");
+      }
+    }),
+});
+
+/** Sends `line` on `c` until it is answered `OK`, retrying refusals made before anything was done. */
+async function untilOk(c: RawClient, line: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    await c.send(`${line}\r\n`);
+    const answer = await c.line(15_000);
+    if (answer === "OK") return;
+    assert.ok(RETRYABLE.test(answer) && attempt < 50, `${line}: ${answer}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+Deno.test({
+  name: "cluster fronts: a gRPC Publish, a PublishStream and a UDP datagram to a declared topic " +
+    "on a node that does not lead it go to its leader: answered with the log's ids, retained " +
+    "once, delivered once on every node",
+  ignore: ETCD_MISSING !== undefined,
+  fn: () =>
+    withNodes(["n1", "n2", "n3"], [], async ([n1, n2, n3], grpcOf) => {
+      const T = "topic:feed";
+      const clients: RawClient[] = [];
+      try {
+        const open = async (n: Node) => {
+          const c = await RawClient.connect(n.port);
+          clients.push(c);
+          return c;
+        };
+        await untilOk(await open(n1), `DECLARE ${T} retain_messages:100`);
+        await untilLeading(n1, T);
+        // n2 has seen the declaration once a TCP publish there is forwarded (its watch may lag).
+        const probe = await open(n2);
+        // (Those published before are plain topic messages: the log holds the forwarded ones.)
+        let probes = 0;
+        for (let i = 0; i < 100 && probes === 0; i++) {
+          await probe.pub(T, `probe-${i}`);
+          assert.match(await probe.line(15_000), /^OK msg_id:/);
+          probes = (await clusterOf(n2)).forwarded_commands;
+        }
+        assert.ok(probes > 0, "n2 saw the declaration");
+        // Live subscribers on every node, known to the leader n1 through the link.
+        const live = [];
+        for (const n of [n1, n2, n3]) {
+          const c = await open(n);
+          await untilOk(c, `SUB ${T} sub_id:l`);
+          live.push(c);
+        }
+        await untilView(
+          n1,
+          (c) => c.links.length === 2 && c.links.every((l) => l.patterns >= 1),
+          "n1 to know the subscribers of n2 and n3",
+        );
+        const forwardedBefore = (await clusterOf(n2)).forwarded_commands;
+
+        // On n2: a unary Publish, a PublishStream batch (a plain topic among them), a datagram.
+        const g2 = grpcOf(n2);
+        const { msg_id: unaryId } = await g2.unary<{ msg_id: string }>("Publish", {
+          destination: T,
+          body: encoder.encode("g-unary"),
+        });
+        const call = g2.raw.PublishStream();
+        const acks = new StreamReader<{ acks: { msg_id: string; error: unknown }[] }>(call);
+        call.write({
+          messages: [
+            { destination: T, body: encoder.encode("g-stream-1") },
+            { destination: "topic:plain", body: encoder.encode("p") },
+            { destination: T, body: encoder.encode("g-stream-2") },
+          ],
+        });
+        const batch = await acks.next(10_000);
+        for (const a of batch.acks) assert.match(a.msg_id, /^\d+$/, JSON.stringify(batch.acks));
+        call.end();
+        await acks.done(10_000);
+        await sendDatagram(udpPortOf(n2), pub(T, "udp-1"));
+        await until(
+          async () => ((await statsOf(n2)).server as { udp: Record<string, number> }).udp,
+          (u) => u.forwarded === 1,
+          "n2 forwarded the datagram's message",
+        );
+        // Three gRPC publishes and the datagram's went to n1 (the plain topic's stayed on n2).
+        assert.equal((await clusterOf(n2)).forwarded_commands, forwardedBefore + 4);
+
+        // Each live subscriber, the publishing node's included, gets each message once.
+        const sent = ["g-unary", "g-stream-1", "g-stream-2", "udp-1"];
+        for (const c of live) {
+          const got = (await c.msgs(4, 15_000)).map((f) => decoder.decode(f.payload));
+          assert.deepEqual(got.sort(), [...sent].sort());
+          await c.send("PING\r\n");
+          assert.equal(await c.line(5000), "PONG", "nothing more");
+        }
+        // Retained once in the leader's log, copied to its replicas, with the ids answered.
+        const total = probes + sent.length;
+        assert.equal((await replOf(n1, T))?.messages, total);
+        for (const n of [n2, n3]) {
+          await until(() => replOf(n, T), (q) => q?.messages === total, `${n.id}'s copy`);
+        }
+        const replay = await open(n3);
+        await untilOk(replay, `SUB ${T} sub_id:r start:first`);
+        const ids = new Map<string, string>();
+        for (const f of await replay.msgs(total, 15_000)) {
+          ids.set(decoder.decode(f.payload), f.fields!.msg_id);
+        }
+        assert.equal(ids.size, total);
+        assert.equal(ids.get("g-unary"), unaryId);
+        assert.equal(ids.get("g-stream-1"), batch.acks[0].msg_id);
+        assert.equal(ids.get("g-stream-2"), batch.acks[2].msg_id);
+        assert.ok(ids.has("udp-1"));
+      } finally {
+        for (const c of clients) await c.close().catch(() => {});
       }
     }),
 });
