@@ -30,6 +30,7 @@ import {
   CLUSTER_PROXY_UPSTREAMS_MAX,
   CLUSTER_RESUBSCRIBE_MS_MAX,
   CLUSTER_RESUBSCRIBE_RETRY_MS,
+  CONTROL_LINE_BYTES_MAX,
 } from "../config/mod.ts";
 import {
   type DeclareFrame,
@@ -42,6 +43,7 @@ import {
 import type { Conn } from "../runtime/mod.ts";
 import type { Held, QueueRouter, RoutedConnection, Routing } from "../server/mod.ts";
 import { splitHostPort } from "./interconnect.ts";
+import { subLine } from "./proxy_wire.ts";
 import type { ClusterNode } from "./node.ts";
 import type { TopicLeaders } from "./topic_leader.ts";
 import { type IdSource, RemoteSubscription } from "./remote_subscription.ts";
@@ -96,6 +98,11 @@ export class Forwarding implements Routing {
     const live = new Set(members.map((m) => m.id));
     for (const r of this.routers) r.cut(live);
   }
+}
+
+/** Whether `line` (ending in CRLF) is within the control-line limit of the node it goes to. */
+function fits(line: string): boolean {
+  return new TextEncoder().encode(line).length - 2 <= CONTROL_LINE_BYTES_MAX;
 }
 
 /** Run it here. */
@@ -205,12 +212,12 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
       return null;
     }
     if (this.#full(r)) return null;
-    if (options.durable?.includes("/")) {
-      // A users-file user's durable is kept as `<user>/<name>`, which the wire's `durable:` cannot
-      // carry to the leader (its trusted proxy connection has no user to prefix it with).
+    if (options.durable?.includes("/") && !fits(subLine(dest, sid, options))) {
+      // A user's durable goes with its user (`durable_user`), which can make the line longer
+      // than the client's: past the leader's limit it would be a framing error there.
       this.connection.replies.error(
         "BAD_ARGUMENT",
-        `a user's durable of ${dest} is served by its leader ${r.node} only: connect there`,
+        `this SUB with its user is over ${CONTROL_LINE_BYTES_MAX} bytes for the leader of ${dest}`,
       );
       return null;
     }

@@ -32,6 +32,7 @@ export {
 } from "./link_auth.ts";
 export { ClusterTlsError, LinkTls, type LinkTlsOptions, type LinkTlsStats } from "./link_tls.ts";
 export { Forwarding, type ForwardingOptions, type LeaderView } from "./forward.ts";
+export { subLine as proxySubLine } from "./proxy_wire.ts";
 export {
   type IdSource,
   RemoteDelivery,

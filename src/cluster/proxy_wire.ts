@@ -109,10 +109,22 @@ export function pubLine(dest: string, o: PubOptions | undefined, size: number): 
   return `${line} ${size}\r\n`;
 }
 
-/** `SUB <dest> sub_id:<sid> [options]\r\n` of a parsed SUB (`durable`/`start`: a declared topic's). */
+/**
+ * `SUB <dest> sub_id:<sid> [options]\r\n` of a parsed SUB (`durable`/`start`:
+ * a declared topic's). A users-file user's durable, kept as `<user>/<name>`
+ * (a name has no `/`), goes as `durable:<name> durable_user:<user>` (percent-
+ * encoded: a user name may hold any character), which only a proxy
+ * connection may send: the leader keeps it under the same scoped name.
+ */
 export function subLine(dest: string, sid: string, o: SubOptions): string {
   let line = `SUB ${dest} sub_id:${sid}`;
-  if (o.durable !== undefined) line += ` durable:${o.durable}`;
+  const d = o.durable;
+  if (d !== undefined) {
+    const slash = d.lastIndexOf("/");
+    line += slash < 0
+      ? ` durable:${d}`
+      : ` durable:${d.slice(slash + 1)} durable_user:${encodeURIComponent(d.slice(0, slash))}`;
+  }
   if (o.start !== undefined) line += ` start:${startArg(o.start)}`;
   if (o.ack !== undefined) line += ` ack:${o.ack}`;
   if (o.prefetch !== undefined) line += ` prefetch:${o.prefetch}`;

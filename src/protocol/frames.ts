@@ -68,6 +68,12 @@ export interface SubOptions {
   start?: StartPosition;
   /** `filter:"<selector>"`: only matching messages; present only when given. */
   filter?: FilterOption;
+  /**
+   * `durable_user:<percent-encoded user>`: the users-file user a durable is
+   * kept under. Sent by a cluster node on its trusted proxy connection only
+   * (docs/CLUSTERING.md); a client connection sending it is refused.
+   */
+  durableUser?: string;
 }
 
 /** A `filter` option: the selector as given, and the predicate compiled from it once. */

@@ -586,9 +586,15 @@ export class Parser {
         case "filter":
           o.filter = filterOption(value);
           break;
+        case "durable_user":
+          o.durableUser = durableUser(value);
+          break;
         default:
           throw unknownOption("SUB", key);
       }
+    }
+    if (o.durableUser !== undefined && o.durable === undefined) {
+      throw new BadInput("BAD_ARGUMENT", "durable_user goes with durable");
     }
     return { op: "SUB", dest, options: o };
   }
@@ -919,6 +925,23 @@ function quoteEnd(buf: Uint8Array, i: number, end: number): number {
  * (docs/PROTOCOL.md, "Framing"), or a selector without spaces as it is;
  * compiled here, once, so a bad selector is `ERR BAD_FILTER` at the command.
  */
+/**
+ * The user of `durable_user:` (a cluster node's proxy connection only, docs/CLUSTERING.md):
+ * percent-encoded, as a user name may hold any character.
+ */
+function durableUser(value: string): string {
+  let user: string;
+  try {
+    user = decodeURIComponent(value);
+  } catch {
+    throw new BadInput("BAD_ARGUMENT", "durable_user must be percent-encoded");
+  }
+  if (user.length === 0 || user.length > TOKEN_BYTES_MAX) {
+    throw new BadInput("BAD_ARGUMENT", `durable_user must be 1 to ${TOKEN_BYTES_MAX} characters`);
+  }
+  return user;
+}
+
 function filterOption(value: string): FilterOption {
   let source = value;
   if (value.startsWith('"')) {

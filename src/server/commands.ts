@@ -45,10 +45,21 @@ export class Subscribing {
     this.#subs = subs;
   }
 
-  /** SUB; `user` is its users-file user, if any (a durable name is kept under it). */
-  sub(f: SubFrame, user: string | undefined): void {
+  /**
+   * SUB; `user` is its users-file user, if any (a durable name is kept under
+   * it). `proxy`: a cluster node's trusted proxy connection, whose SUB names
+   * the user a forwarded durable is kept under (`durable_user`, checked on
+   * the front node); any other connection sending that is refused.
+   */
+  sub(f: SubFrame, user: string | undefined, proxy = false): void {
     const c = this.#c;
     const subs = this.#subs;
+    if (f.options.durableUser !== undefined) {
+      if (!proxy) {
+        return c.replies.error("BAD_ARGUMENT", "durable_user is sent by cluster nodes only");
+      }
+      user = f.options.durableUser;
+    }
     if (!c.access.maySubscribe(f.dest)) return c.denied(f.dest);
     const max = c.access.limits.subscriptions;
     if (subs.size >= max) {
@@ -69,9 +80,11 @@ export class Subscribing {
     // another user's), or any reader of the topic could take over another
     // user's durable while it is away, and its backlog with it.
     const durable = f.options.durable;
-    const options = user === undefined || durable === undefined
-      ? f.options
-      : { ...f.options, durable: `${user}/${durable}` };
+    let options = f.options;
+    if (user !== undefined && durable !== undefined) {
+      options = { ...options, durable: `${user}/${durable}` };
+      delete options.durableUser;
+    }
     // Made at the queue's leader: the router answers it when the leader does.
     const remote = c.router?.sub(f.dest, sid, options, chosen);
     if (remote === null) return;

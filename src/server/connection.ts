@@ -105,6 +105,8 @@ export class Connection implements Client {
   #principal: Principal | undefined = undefined;
   /** Its user's permissions, limits and publish bucket. */
   #access: Access;
+  /** A cluster node's trusted proxy connection (`proxyFrom`). */
+  readonly #proxy: boolean;
 
   /**
    * `proxyFrom`: a trusted proxy connection from that cluster node (the
@@ -144,6 +146,7 @@ export class Connection implements Client {
       denied: (dest) => this.#denied(dest),
     };
     this.#subscribing = new Subscribing(this.#cmd, this, this.subs);
+    this.#proxy = proxyFrom !== undefined;
     if (proxyFrom !== undefined) this.name = `proxy:${proxyFrom}`;
     if (host.routing !== undefined) {
       this.#cmd.router = this.#router = host.routing.open({
@@ -385,7 +388,7 @@ export class Connection implements Client {
       case "ACK":
         return this.#settle.ack(f);
       case "SUB":
-        return this.#subscribing.sub(f, this.#principal?.entry?.user);
+        return this.#subscribing.sub(f, this.#principal?.entry?.user, this.#proxy);
       case "DECLARE":
         return declare(this.#cmd, f);
       case "BIND":

@@ -4,12 +4,24 @@
  * declared topic is led by one node and its retained log replicated like a
  * queue; publishes from any node reach every subscriber once and in order;
  * replays and durables are served from the leader's log from any node; and
- * a SIGKILLed leader's successor serves what was answered `OK`.
+ * a SIGKILLed leader's successor serves what was answered `OK`. With a users
+ * file, a user's durable made on a node that does not lead the topic is kept
+ * by the leader under that user (two users' durables of one name apart), and
+ * the option that carries the user is refused from a client.
  */
 import assert from "node:assert/strict";
+import { hashPassword } from "../../src/auth/mod.ts";
+import type { ClusterStats } from "../../src/cluster/mod.ts";
+import { CHEAP, SECRETS, writeUsers } from "../auth/fixtures.ts";
 import { RawClient, type ServerFrame } from "../helpers.ts";
 import { bunVersion } from "../child.ts";
-import { clusterOf, type Node, startNode, startNodes } from "./cluster_helpers.ts";
+import {
+  clusterOf,
+  type Node,
+  startNode,
+  startNodes,
+  writeClusterSecret,
+} from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 import { consume, leaderOf, publishAll, publishRetry, replOf, RETRYABLE } from "./repl_helpers.ts";
 
@@ -405,3 +417,129 @@ declaredTest(
     assert.deepEqual(got.acked.sort(), [...sent].sort());
   },
 );
+
+/** A user name of 256 three-byte characters: its `durable_user` takes 2304 bytes on the wire. */
+const LONG_USER = "€".repeat(256);
+
+Deno.test({
+  name: "declared topics with users: a user's durable made through a node that does not lead " +
+    "the topic is kept at the leader under its user; two users' durables of one name stay apart",
+  ignore: ETCD_MISSING !== undefined,
+  async fn() {
+    const may = { allow: [T] };
+    const password = await hashPassword(SECRETS.alicePass, CHEAP);
+    const users = await writeUsers(
+      ["alice", "bob", LONG_USER].map((user) => ({
+        user,
+        password,
+        permissions: { publish: may, subscribe: may },
+      })),
+    );
+    const secret = await writeClusterSecret(crypto.randomUUID() + crypto.randomUUID());
+    const auth = { authorization: `Bearer ${SECRETS.token}` };
+    const view = async (n: Node): Promise<ClusterStats> =>
+      await (await fetch(`http://127.0.0.1:${n.httpPort}/api/cluster`, { headers: auth })).json();
+    try {
+      await withCluster(async (etcd, nodes, clients) => {
+        const extra = ["--cluster-lease-ttl", "30", "--users", users, "--auth-token"]
+          .concat([SECRETS.token, "--cluster-secret-file", secret]);
+        await startNodes(etcd.url, ["n1", "n2", "n3"], extra, nodes);
+        const [n1, n2, n3] = nodes;
+        /** A connection to `n` as `who` (a user, or the token holder). */
+        const login = async (n: Node, who: string) => {
+          const c = await RawClient.connect(n.port);
+          clients.push(c);
+          await c.line(5000); // INFO
+          const creds = who === "token"
+            ? { auth_token: SECRETS.token }
+            : { user: who, pass: SECRETS.alicePass };
+          await c.send(`CONNECT ${JSON.stringify(creds)}\r\n`);
+          assert.equal(await c.line(5000), "OK");
+          return c;
+        };
+        /** Sends `line` until it is answered OK (retrying refusals made before anything). */
+        const untilOk = async (c: RawClient, line: string) => {
+          for (let attempt = 1;; attempt++) {
+            await c.send(`${line}\r\n`);
+            const answer = await c.line(15_000);
+            if (answer.startsWith("OK")) return;
+            assert.ok(RETRYABLE.test(answer) && attempt < 50, `${line}: ${answer}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        };
+        const admin = await login(n1, "token");
+        await untilOk(admin, `DECLARE ${T} retain_messages:1000`);
+        // n2 and n3 route the topic to n1 once their watch has the declaration.
+        for (const n of [n2, n3]) {
+          const deadline = Date.now() + 15_000;
+          for (;;) {
+            const v = await view(n);
+            if (v.leaders.some((l) => l.queue === T && l.node === "n1")) break;
+            assert.ok(Date.now() < deadline, `${n.id} sees n1 lead ${T}`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        const sent = bodies("m", 10);
+        for (const b of sent) await untilOk(admin, `PUB ${T} ${b.length}\r\n${b}`);
+
+        const durableSub = `SUB ${T} sub_id:d durable:billing start:first prefetch:100`;
+        // alice's durable on n2 (forwarded to n1): the first 5 acked.
+        const alice = await login(n2, "alice");
+        await untilOk(alice, durableSub);
+        const ids = new Map<string, string>();
+        assert.deepEqual(await read(alice, 10, ids), sent);
+        for (const b of sent.slice(0, 5)) {
+          await alice.send(`ACK msg_id:${ids.get(b)}\r\n`);
+          assert.equal(await alice.line(15_000), "OK", `ACK of ${b}`);
+        }
+        // bob's durable of the same name on n3, while alice's is in use: another durable.
+        const bob = await login(n3, "bob");
+        await untilOk(bob, durableSub);
+        assert.deepEqual(await read(bob, 10), sent);
+        // The leader keeps both, each under its user.
+        const res = await fetch(`http://127.0.0.1:${n1.httpPort}/api/topics?q=${T}`, {
+          headers: auth,
+        });
+        const topics = await res.json() as {
+          list: { name: string; durables: { name: string }[] }[];
+        };
+        const names = topics.list.find((t) => t.name === T)!.durables.map((d) => d.name).sort();
+        assert.deepEqual(names, ["alice/billing", "bob/billing"]);
+        // alice again, on n3: her durable resumes after her last ACK.
+        await alice.close();
+        const again = await login(n3, "alice");
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          await again.send(`${durableSub}\r\n`);
+          const answer = await again.line(15_000);
+          if (answer.startsWith("OK")) break;
+          // Her first connection's subscription is let go at n1 a moment after it closed.
+          assert.match(answer, /^ERR (DURABLE_IN_USE|UNAVAILABLE|NOT_LEADER)/);
+          assert.ok(Date.now() < deadline, answer);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.deepEqual(await read(again, 5), sent.slice(5));
+        await nothingMore(again);
+        // A user whose name makes the forwarded line too long for the leader: refused on the
+        // front node (the same SUB on the leader itself is made), the connection goes on.
+        const filter = `filter:"x = '${'\\"'.repeat(1000)}'"`;
+        const long = `SUB ${T} sub_id:f durable:${"d".repeat(256)} start:first ${filter}`;
+        const front = await login(n2, LONG_USER);
+        await front.send(`${long}\r\n`);
+        assert.match(await front.line(5000), /^ERR BAD_ARGUMENT .*over 4096 bytes/);
+        await nothingMore(front);
+        await untilOk(await login(n1, LONG_USER), long);
+        // The option that names the user is a cluster node's: a client sending it is refused.
+        for (const n of [n1, n2]) {
+          const mallory = await login(n, "bob");
+          await mallory.send(`SUB ${T} sub_id:x durable:billing durable_user:alice\r\n`);
+          assert.match(await mallory.line(5000), /^ERR BAD_ARGUMENT .*durable_user/);
+          await nothingMore(mallory);
+        }
+      });
+    } finally {
+      await Deno.remove(users);
+      await Deno.remove(secret);
+    }
+  },
+});
