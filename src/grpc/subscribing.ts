@@ -195,7 +195,10 @@ export class Subscribing implements SubscriberHost {
       );
     }
     const routing = this.#front.options.routing;
-    if (routing !== undefined && dest.startsWith("queue:")) {
+    // A queue, and a topic's replay or durable (a declared topic's is served by its leader).
+    const led = dest.startsWith("queue:") || options.start !== undefined ||
+      options.durable !== undefined;
+    if (routing !== undefined && led) {
       return this.#openRouted(s, u, { op: "SUB", dest, options }, routing);
     }
     const sub = this.broker.subscribe(s, dest, sid, options);
@@ -213,10 +216,11 @@ export class Subscribing implements SubscriberHost {
   }
 
   /**
-   * Cluster mode, a queue: the stream is a routed connection of its own
-   * (routed.ts). A queue nobody leads is claimed first (the subscription is
-   * made once the claim is decided, as on TCP); then it is made at the
-   * leader, or here when this node leads the queue.
+   * Cluster mode, a queue or a topic's replay or durable: the stream is a
+   * routed connection of its own (routed.ts). A queue or declared topic
+   * nobody leads is claimed first (the subscription is made once the claim
+   * is decided, as on TCP); then it is made at the leader, or here when this
+   * node leads it (and for a topic nobody declared, as on one broker).
    */
   #openRouted(s: GrpcSubscriber, u: UserState | undefined, f: SubFrame, routing: Routing): void {
     const opened: Answers = {

@@ -532,7 +532,7 @@ async function untilOk(c: RawClient, line: string): Promise<void> {
 Deno.test({
   name: "cluster fronts: a gRPC Publish, a PublishStream and a UDP datagram to a declared topic " +
     "on a node that does not lead it go to its leader: answered with the log's ids, retained " +
-    "once, delivered once on every node",
+    "once, delivered once on every node; a gRPC replay there is made at the leader",
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withNodes(["n1", "n2", "n3"], [], async ([n1, n2, n3], grpcOf) => {
@@ -623,6 +623,22 @@ Deno.test({
         assert.equal(ids.get("g-stream-1"), batch.acks[0].msg_id);
         assert.equal(ids.get("g-stream-2"), batch.acks[2].msg_id);
         assert.ok(ids.has("udp-1"));
+        // A gRPC replay on n3 is made at n1 too: the log, with its ids, then a live one.
+        const g3 = grpcOf(n3);
+        const s = await subscribe(g3, { destination: T, start: { first: true }, prefetch: 100 });
+        assert.match(s.subId, /^g\d+$/);
+        const replayed = await takeMessages(s.r, total, 15_000);
+        assert.deepEqual(
+          replayed.map((m) => [decoder.decode(m.body), m.msg_id]),
+          [...ids.entries()],
+        );
+        const { msg_id: lateId } = await g2.unary<{ msg_id: string }>("Publish", {
+          destination: T,
+          body: encoder.encode("late"),
+        });
+        const [late] = await takeMessages(s.r, 1, 15_000);
+        assert.deepEqual([decoder.decode(late.body), late.msg_id], ["late", lateId]);
+        s.call.cancel();
       } finally {
         for (const c of clients) await c.close().catch(() => {});
       }
