@@ -15,7 +15,7 @@ import {
   subscribe,
   takeMessages,
 } from "./grpc_helpers.ts";
-import { startTestBroker, testConfig } from "./helpers.ts";
+import { RawClient, startTestBroker, testConfig } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "grpc-tok-5c1d9e";
@@ -168,6 +168,45 @@ Deno.test("grpc auth: a wildcard subscription gets only the topics its user may 
     ]);
     s.call.cancel();
   } finally {
+    c.close();
+    await b.stop();
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("grpc auth: a user's durable is kept under its user: two users' durables of one name are apart", async () => {
+  const may = { allow: ["topic:ev"] };
+  const password = await hashPassword(PASS, CHEAP);
+  const path = await writeUsers(
+    ["carol", "dave"].map((user) => ({ user, password, permissions: { subscribe: may } })),
+  );
+  const b = await startTestBroker(["--grpc-port", "0", "--auth-token", TOKEN, "--users", path]);
+  const c = new GrpcClient(b.grpc!.port);
+  const admin = await RawClient.connect(b.port);
+  try {
+    await admin.line(); // INFO
+    await admin.send(
+      `CONNECT {"auth_token":"${TOKEN}"}\r\nDECLARE topic:ev retain_messages:10\r\n`,
+    );
+    assert.equal(await admin.line(), "OK");
+    assert.equal(await admin.line(), "OK");
+    const open = { destination: "topic:ev", durable: "billing", start: { first: true } };
+    const carol = await subscribe(c, open, md({ user: "carol", pass: PASS }));
+    assert.match(carol.subId, /^g\d+$/);
+    // dave's "billing" is another durable: opened while carol's is in use.
+    const dave = await subscribe(c, open, md({ user: "dave", pass: PASS }));
+    assert.match(dave.subId, /^g\d+$/);
+    // carol's own again is in use, and named under her.
+    const again = c.raw.Subscribe(md({ user: "carol", pass: PASS }));
+    const r = new StreamReader(again);
+    again.write({ open });
+    await r.done(5000);
+    assert.equal(errorCode(r.error), "DURABLE_IN_USE");
+    assert.match(String(r.error?.details), /carol\/billing/);
+    carol.call.cancel();
+    dave.call.cancel();
+  } finally {
+    await admin.close();
     c.close();
     await b.stop();
     await Deno.remove(path);

@@ -187,6 +187,12 @@ export class Subscribing implements SubscriberHost {
     const sid = `g${s.id - CLIENT_ID_BASE}`;
     const { dest, options } = toSubscribe(open, sid);
     authorize(p, dest.startsWith("queue:") ? "consume" : "subscribe", dest);
+    // A durable is its user's, as on TCP (docs/PROTOCOL.md): a users-file user's is kept as
+    // `<user>/<name>`, so no other user's stream can take it over, or its backlog.
+    const user = p.of?.entry?.user;
+    if (user !== undefined && options.durable !== undefined) {
+      options.durable = `${user}/${options.durable}`;
+    }
     const u = this.#front.users.of(p, this.broker.tick());
     if (u !== undefined && u.subscriptions >= u.limits.subscriptions) {
       throw new GrpcRefusal(
