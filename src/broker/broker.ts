@@ -49,6 +49,7 @@ import {
   type Client,
   type QueueOverflow,
   type SharedBindings,
+  type SharedQueueDeclarations,
   type SlowConsumerPolicy,
   storeFailed,
   type TopicInterest,
@@ -94,6 +95,12 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * on the node it was published on only, never again on a peer.
    */
   bindings: SharedBindings | undefined;
+  /**
+   * (cluster) The cluster-wide queue declarations: a `DECLARE queue:` at the
+   * queue's leader goes there (stored for the cluster, so that a later leader
+   * serves the queue by it), and each node adopts them (`adoptQueueDeclaration`).
+   */
+  sharedDeclarations: SharedQueueDeclarations | undefined;
   /** (cluster) Part of RouteHost: bound copies for queues another node leads. */
   copies: BoundCopies | undefined;
   #fromPeer = false;
@@ -563,7 +570,25 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * settings again are fine, others throw `DECLARE_CONFLICT`. Resolves when stored.
    */
   declareQueue(name: string, d: QueueDeclareOptions): Promise<void> {
+    if (this.sharedDeclarations !== undefined) return this.sharedDeclarations.declare(name, d);
     this.#qs.declare(name, d);
+    return this.#declared.saved();
+  }
+
+  /**
+   * (cluster) Whether declaring queue `name` with `d` would be new here
+   * (false: declared so already), declaring nothing; throws `DECLARE_CONFLICT` or `LIMIT`.
+   */
+  checkQueueDeclaration(name: string, d: QueueDeclareOptions): boolean {
+    return this.#qs.check(name, d);
+  }
+
+  /**
+   * (cluster) The cluster's declaration of queue `name` (as etcd has it): set
+   * over the one held here, applied to the queue if it is here, and stored.
+   */
+  adoptQueueDeclaration(name: string, d: QueueDeclareOptions): Promise<void> {
+    this.#qs.adoptDeclaration(name, d);
     return this.#declared.saved();
   }
 

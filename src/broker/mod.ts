@@ -17,6 +17,7 @@ export {
   type BrokerOptions,
   type Client,
   type SharedBindings,
+  type SharedQueueDeclarations,
   storeFailed,
   type TopicInterest,
 } from "./types.ts";

@@ -87,6 +87,21 @@ export class QueueSet implements QueueHost {
     this.settle(this.open(name));
   }
 
+  /** Whether declaring `name` with `d` would be new; throws `DECLARE_CONFLICT` or `LIMIT`. */
+  check(name: string, d: QueueDeclareOptions): boolean {
+    return this.#declared.check(name, d);
+  }
+
+  /**
+   * (cluster) The cluster's declaration of `name`: set over any held here, and
+   * applied to the queue if this node has it (a queue is not opened for it).
+   */
+  adoptDeclaration(name: string, d: QueueDeclareOptions): void {
+    if (!this.#declared.set(name, d)) return;
+    const q = this.#queues.get(name);
+    if (q !== undefined) this.settle(q);
+  }
+
   /** Restores the declarations of the state record. */
   restoreDeclarations(record: QueueDeclaration[] | undefined): void {
     this.#declared.restore(record);

@@ -91,6 +91,16 @@ export class DeclaredQueues {
    * declared with the same settings. Throws `DECLARE_CONFLICT` or `LIMIT`.
    */
   declare(name: string, d: QueueDeclareOptions): boolean {
+    if (!this.check(name, d)) return false;
+    this.#byName.set(name, d);
+    return true;
+  }
+
+  /**
+   * Whether declaring `name` with `d` would be new (false: declared so
+   * already), declaring nothing. Throws `DECLARE_CONFLICT` or `LIMIT`.
+   */
+  check(name: string, d: QueueDeclareOptions): boolean {
     const old = this.#byName.get(name);
     if (old !== undefined) {
       if (sameDeclaration(old, d)) return false;
@@ -102,6 +112,15 @@ export class DeclaredQueues {
     if (this.#byName.size >= DECLARED_QUEUES_MAX) {
       throw new BrokerError("LIMIT", `the server holds ${DECLARED_QUEUES_MAX} declared queues`);
     }
+    return true;
+  }
+
+  /**
+   * (cluster) Sets the declaration of `name` as the cluster stores it, over
+   * any other held here; false when it is new and the limit is reached.
+   */
+  set(name: string, d: QueueDeclareOptions): boolean {
+    if (!this.#byName.has(name) && this.#byName.size >= DECLARED_QUEUES_MAX) return false;
     this.#byName.set(name, d);
     return true;
   }

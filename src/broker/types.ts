@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ErrorCode, PubOptions } from "../protocol/mod.ts";
+import type { ErrorCode, PubOptions, QueueDeclareOptions } from "../protocol/mod.ts";
 import type { Clock } from "../runtime/mod.ts";
 import { type Message, type Store, StoreError } from "../storage/mod.ts";
 import type { InFlight } from "./inflight.ts";
@@ -112,6 +112,15 @@ export interface SharedBindings {
   bind(pattern: string, queue: string, filter: string | undefined): Promise<void>;
   /** Removes it for the whole cluster; resolves once stored and applied here. */
   unbind(pattern: string, queue: string): Promise<void>;
+}
+
+/** (cluster) Where a queue's declaration goes at its leader (src/cluster/queue_decls.ts). */
+export interface SharedQueueDeclarations {
+  /**
+   * Stores the declaration for the whole cluster and applies it here; rejects
+   * with `DECLARE_CONFLICT`, `LIMIT` or `UNAVAILABLE`.
+   */
+  declare(name: string, d: QueueDeclareOptions): Promise<void>;
 }
 
 /**

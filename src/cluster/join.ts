@@ -16,6 +16,7 @@ import { Interconnect } from "./interconnect.ts";
 import { LinkAuth } from "./link_auth.ts";
 import type { LinkTls } from "./link_tls.ts";
 import { ClusterNode } from "./node.ts";
+import { QueueDeclarations } from "./queue_decls.ts";
 import { ReplicatedStore } from "./replicated_store.ts";
 import { Replication } from "./replication.ts";
 import { ReplStateFiles } from "./repl_state.ts";
@@ -127,6 +128,15 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       log: (level, message) => log[level](message),
     })
     : undefined;
+  // Queue declarations are kept in etcd by each queue's leader, adopted by every node (queue_decls.ts).
+  const queueDecls = new QueueDeclarations({
+    broker,
+    leader: (queue) => made.node?.leader(queue),
+    leads: (queue) => made.node?.leads(queue) ?? false,
+    putFenced: (queue, epoch, key, value) =>
+      made.node?.putFenced(queue, epoch, key, value) ?? Promise.resolve(false),
+    log: (level, message) => log[level](message),
+  });
   const link = new Interconnect({
     nodeId,
     listener,
@@ -183,7 +193,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       if (queue.startsWith("topic:")) repl.leaderChanged(durablesOf(queue), leader);
     }),
     onOther: (e) => {
-      if (bindings.keyChanged(e)) return;
+      if (bindings.keyChanged(e) || queueDecls.keyChanged(e)) return;
       repl?.keyChanged(e);
       topics?.keyChanged(e);
     },
@@ -219,11 +229,13 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   broker.interest = link;
   broker.bindings = bindings;
   broker.copies = bindings;
+  broker.sharedDeclarations = queueDecls;
   try {
     await node.start();
   } catch (e) {
     broker.interest = undefined;
     broker.bindings = broker.copies = undefined;
+    broker.sharedDeclarations = undefined;
     topics?.close();
     await bindings.close();
     await repl?.close();
@@ -257,6 +269,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
     async stop() {
       broker.interest = undefined;
       broker.bindings = broker.copies = undefined;
+      broker.sharedDeclarations = undefined;
       topics?.close();
       await bindings.close();
       await repl?.close();
