@@ -104,6 +104,8 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   /** (cluster) Part of RouteHost: bound copies for queues another node leads. */
   copies: BoundCopies | undefined;
   #fromPeer = false;
+  /** The constructor's restore is done (queues opened later rebuild their dedup window when made). */
+  #opened = false;
   /** The topics, their wildcard and explicit-ack subscriptions, and NACKed topic redeliveries. */
   #ts: TopicSet;
   #declared: DeclaredTopics;
@@ -148,6 +150,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
       this.#qs.settle(q);
       this.#dedup.restoreQueue(q, this.now);
     }
+    this.#opened = true;
     this.#scheduler = new Scheduler(this, options.store);
     this.#scheduler.restore(names, this.#qs.map.values());
   }
@@ -605,6 +608,22 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   /** Part of TopicHost: a durable position of `topic` moved; stored at the end of the tick. */
   durableMoved(topic?: Topic): void {
     this.#declared.moved(topic);
+  }
+
+  /**
+   * Part of QueueSetHost: a queue made after the start rebuilds its dedup
+   * window from its store (in a cluster, a copy this node now leads).
+   */
+  queueOpened(q: Queue): void {
+    if (this.#opened) this.#dedup.restoreQueue(q, this.now);
+  }
+
+  /** (cluster) This node serves queue `name` now: its dedup window takes the ids of its copy. */
+  queueServed(name: string): void {
+    const q = this.#qs.map.get(name);
+    if (q === undefined) return;
+    this.#dedup.restoreQueue(q, this.now);
+    q.dispatch();
   }
 
   /** Part of DeclaredHost: the topic of that name, if it exists. */

@@ -44,6 +44,11 @@ export class DedupWindow {
     return undefined;
   }
 
+  /** Whether `dedupId` is remembered (within its window or not yet swept). */
+  has(dedupId: string): boolean {
+    return this.#ids.has(dedupId);
+  }
+
   /** Remembers `dedupId` for message `id` (the newest message: ids only grow). */
   add(dedupId: string, id: number): void {
     const ids = this.#ids;
@@ -126,12 +131,17 @@ export class Deduplicator {
     if (typeof r !== "number") this.#pendingFirst(id, r);
   }
 
-  /** Rebuilds a recovered queue's window from the ids its log holds. */
+  /**
+   * Rebuilds a recovered queue's window from the ids its log holds (in a
+   * cluster, also its copy's, when the node starts to lead it); ids it has are kept.
+   */
   restoreQueue(q: Queue, now: number): void {
     const ids = q.store.recoveredDedupIds();
     if (ids.length === 0 || q.settings.dedupWindowMs === 0) return;
     const w = q.dedup ??= new DedupWindow(q.settings.dedupWindowMs);
-    for (const x of [...ids].sort((a, b) => a.id - b.id)) w.add(x.dedupId, x.id);
+    for (const x of [...ids].sort((a, b) => a.id - b.id)) {
+      if (!w.has(x.dedupId)) w.add(x.dedupId, x.id);
+    }
     w.sweep(now);
   }
 

@@ -29,6 +29,8 @@ export interface QueueSetHost {
   checkRoom(): void;
   /** Records the publish-to-first-delivery latency of a message. */
   observeDelivery(msg: Message): void;
+  /** A queue was made (its dedup window rebuilt from what its store holds). */
+  queueOpened(q: Queue): void;
 }
 
 /** The live queues of one broker. */
@@ -68,6 +70,7 @@ export class QueueSet implements QueueHost {
         resolveSettings(name, this.#declared.get(name), o),
       );
       this.#queues.set(name, q);
+      this.#host.queueOpened(q);
     }
     return q;
   }

@@ -105,7 +105,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
         broker.raiseIds(maxId);
         broker.tick();
         if (leadership(queue).startsWith("topic:")) topics?.serving(queue);
-        else broker.queues.get(queue)?.dispatch();
+        else broker.queueServed(queue);
       },
       deposed: (queue, why) =>
         leadership(queue).startsWith("topic:")

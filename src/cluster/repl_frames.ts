@@ -11,7 +11,8 @@
  * ```
  * leader to follower
  * REPL <node-id>\r\n                                  first line: who dials
- * PUB <queue> <epoch> <lsn> <bytes>\r\n<record>\r\n   a message (lsn 0: part of a snapshot)
+ * PUB <queue> <epoch> <lsn> <bytes>\r\n<record>\r\n   a message (lsn 0: part of a snapshot); its
+ *                                                   COPY record, then a DEDUP one if it has a dedup_id
  * DEL <queue> <epoch> <lsn> <msg-id>\r\n              a message left (ACK, expiry, drop, purge)
  * SNAP <queue> <epoch>\r\n                            a snapshot starts: PUBs with lsn 0 follow
  * DONE <queue> <epoch> <lsn>\r\n                      ... ends: the copy is the leader's state at lsn
@@ -86,6 +87,8 @@ export class FrameWriter {
     const w = this.#record;
     w.clear();
     w.message(format.RecordType.COPY, msg);
+    // Its dedup_id goes with it, so that a later leader rebuilds the queue's dedup window.
+    if (msg.dedupId !== undefined) w.dedup(msg.id, msg.dedupId);
     const record = w.bytes();
     this.#ascii(`PUB ${queue} ${epoch} ${lsn} ${record.length}\r\n`);
     this.#room(record.length + 2);
@@ -203,13 +206,28 @@ export class ReplParser {
         if (buf[body + bytes] !== 13 || buf[body + bytes + 1] !== 10) {
           throw bad(decoder.decode(buf.subarray(pos, end)));
         }
-        const r = format.readRecord(buf.subarray(body, body + bytes), 0, queue);
-        if (!r.ok || r.next !== bytes || r.record.type !== format.RecordType.COPY) {
+        const rec = buf.subarray(body, body + bytes);
+        const r = format.readRecord(rec, 0, queue);
+        if (!r.ok || r.record.type !== format.RecordType.COPY) {
           throw new ReplProtocolError(
-            `bad PUB record for ${queue}: ${r.ok ? "not one COPY record" : r.error}`,
+            `bad PUB record for ${queue}: ${r.ok ? "not a COPY record" : r.error}`,
           );
         }
-        frames.push({ op: "PUB", queue, epoch, lsn, msg: r.record.msg });
+        const msg = r.record.msg;
+        if (r.next !== bytes) {
+          // The message's DEDUP record, and nothing else, may follow.
+          const d = format.readRecord(rec, r.next, queue);
+          if (
+            !d.ok || d.next !== bytes || d.record.type !== format.RecordType.DEDUP ||
+            d.record.id !== msg.id
+          ) {
+            throw new ReplProtocolError(
+              `bad PUB record for ${queue}: ${d.ok ? "not a COPY and its DEDUP" : d.error}`,
+            );
+          }
+          msg.setDedupId(d.record.dedupId);
+        }
+        frames.push({ op: "PUB", queue, epoch, lsn, msg });
         pos = body + bytes + 2;
         continue;
       }

@@ -200,8 +200,17 @@ export class ReplicatedQueueStore implements QueueStore {
     return this.#lastBoth;
   }
 
+  /**
+   * The dedup ids of the inner store's recovery, and those of the messages
+   * this copy holds (replicated with them): the window a leader serves by.
+   */
   recoveredDedupIds(): readonly { id: number; dedupId: string }[] {
-    return this.inner.recoveredDedupIds();
+    const out = [...this.inner.recoveredDedupIds()];
+    for (const m of this.index.values()) {
+      const dedupId = m.dedupId;
+      if (dedupId !== undefined && m.state !== MessageState.DONE) out.push({ id: m.id, dedupId });
+    }
+    return out;
   }
 
   take(now: number): Message | undefined {

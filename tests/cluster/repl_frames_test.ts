@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ReplParser, ReplProtocolError } from "../../src/cluster/mod.ts";
 import { FrameWriter, type ReplFrame, replLine } from "../../src/cluster/repl_frames.ts";
 import { CLUSTER_REPL_LINE_BYTES_MAX } from "../../src/config/mod.ts";
-import { Message, MessageState } from "../../src/storage/mod.ts";
+import { format, Message, MessageState } from "../../src/storage/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -38,7 +38,9 @@ function frames(): Uint8Array {
   w.line("SNAP", "queue:jobs", 7);
   w.pub("queue:jobs", 7, 0, message(1_800_000_000_000 * 1024));
   w.line("DONE", "queue:jobs", 7, 41);
-  w.pub("queue:jobs", 7, 42, message(1_800_000_000_000 * 1024 + 1));
+  const withDedup = message(1_800_000_000_000 * 1024 + 1);
+  withDedup.setDedupId("order-7");
+  w.pub("queue:jobs", 7, 42, withDedup);
   w.line("DEL", "queue:jobs", 7, 43, 1_800_000_000_000 * 1024);
   w.line("FETCH", "queue:jobs", 9);
   w.line("PULL", "queue:jobs", 9);
@@ -86,6 +88,7 @@ function summary(fs: ReplFrame[]): string[] {
       m.state,
       m.dueAt,
       dec.decode(m.payload),
+      m.dedupId ?? "-",
     ].join("|");
   });
 }
@@ -97,8 +100,10 @@ Deno.test("repl frames: parsed whole at any split, every message field kept", ()
   assert.equal(
     whole[4],
     `PUB|queue:jobs|7|42|${1_800_000_000_000 * 1024 + 1}|7|60000|1800000060000|8|corr-1|` +
-      `queue:replies|text/plain|${MessageState.DELAYED}|1800000030000|k: v\r\n\r\nhello\r\nworld`,
+      `queue:replies|text/plain|${MessageState.DELAYED}|1800000030000|k: v\r\n\r\nhello\r\nworld|` +
+      "order-7",
   );
+  assert.ok(whole[2].endsWith("|-"), "no dedup id: none parsed");
   assert.equal(whole[8], JSON.stringify({ op: "ACK", frames: 5 }));
   for (let cut = 1; cut < bytes.length; cut++) {
     const p = new ReplParser();
@@ -133,6 +138,21 @@ Deno.test("repl frames: bad input is a ReplProtocolError", () => {
   bad("ACK -1\r\n");
   bad("ACK 99999999999999999\r\n"); // past a safe integer
   bad("PUB queue:jobs 7 1 99999999999\r\n"); // over the frame limit
+  // A PUB's COPY may be followed by its own DEDUP record only.
+  for (const [type, id] of [["dedup", 2], ["copy", 1]] as const) {
+    const r = new format.RecordWriter();
+    r.message(format.RecordType.COPY, message(1));
+    if (type === "dedup") r.dedup(id, "order-7");
+    else r.message(format.RecordType.COPY, message(id));
+    const rec = r.bytes();
+    const f = new Uint8Array([
+      ...enc.encode(`PUB queue:jobs 7 1 ${rec.length}\r\n`),
+      ...rec,
+      13,
+      10,
+    ]);
+    bad(f);
+  }
   bad("x".repeat(CLUSTER_REPL_LINE_BYTES_MAX + 1)); // a line that never ends
   // A record whose checksum does not match.
   const ok = pubFrame(message(5));
