@@ -23,7 +23,7 @@
  */
 import { type Broker, BrokerError } from "../broker/mod.ts";
 import { DECLARED_QUEUES_MAX } from "../config/mod.ts";
-import type { QueueDeclareOptions } from "../protocol/mod.ts";
+import { defaultQueueDeclareOptions, type QueueDeclareOptions } from "../protocol/mod.ts";
 import type { WatchEvent } from "./meta.ts";
 import type { LeaderInfo } from "./node.ts";
 
@@ -134,16 +134,7 @@ function parseDeclaration(value: string): QueueDeclareOptions | undefined {
     if (n === undefined) return undefined;
     return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : false;
   };
-  const d: QueueDeclareOptions = {
-    maxMessages: undefined,
-    maxBytes: undefined,
-    overflow: undefined,
-    ttlMs: undefined,
-    maxDeliveries: undefined,
-    dlq: undefined,
-    ackTimeoutMs: undefined,
-    dedupWindowMs: undefined,
-  };
+  const d = defaultQueueDeclareOptions();
   for (
     const k of [
       "maxMessages",

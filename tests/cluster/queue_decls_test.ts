@@ -5,39 +5,18 @@
  * leader is SIGKILLed and a replica takes over.
  */
 import assert from "node:assert/strict";
-import { RawClient } from "../helpers.ts";
 import { startNodes } from "./cluster_helpers.ts";
 import { ETCD_MISSING } from "./etcd.ts";
 import {
+  answerRetry,
   leaderOf,
   publishAll,
   publishRetry,
   replOf,
-  RETRYABLE,
   withCluster,
 } from "./repl_helpers.ts";
-import type { Node } from "./cluster_helpers.ts";
 
 const Q = "queue:decl-jobs";
-
-/**
- * Sends `line` to `node` until it is answered other than a retryable refusal
- * (`UNAVAILABLE`, `NOT_LEADER`: a leader change, a claim etcd was slow to
- * answer); returns that answer. Bounded.
- */
-async function answer(node: Node, line: string): Promise<string> {
-  const c = await RawClient.connect(node.port);
-  try {
-    for (let attempt = 1;; attempt++) {
-      await c.send(`${line}\r\n`);
-      const a = await c.line(15_000);
-      if (!RETRYABLE.test(a) || attempt >= 100) return a;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await c.close();
-  }
-}
 
 Deno.test({
   name:
@@ -49,7 +28,7 @@ Deno.test({
       await publishRetry(nodes[0], Q, "m0");
       const leader = await leaderOf(nodes, Q);
       const decl = `DECLARE ${Q} max_messages:5 overflow:reject`;
-      assert.equal(await answer(leader, decl), "OK");
+      assert.equal(await answerRetry(leader, decl), "OK");
       const oks = await publishAll(leader, Q, ["m1", "m2", "m3", "m4", "m5"]);
       for (const a of oks.slice(0, 4)) assert.match(a, /^OK/);
       assert.match(oks[4], /^ERR QUEUE_FULL/);
@@ -60,12 +39,12 @@ Deno.test({
       const next = await leaderOf(rest, Q);
       assert.ok((await replOf(next, Q))!.epoch > epoch, "a later leader");
       // The 5 messages OK'd are there, so the 6th is refused as before.
-      assert.match(await answer(next, `PUB ${Q} 2\r\nm6`), /^ERR QUEUE_FULL/);
+      assert.match(await answerRetry(next, `PUB ${Q} 2\r\nm6`), /^ERR QUEUE_FULL/);
       // Other settings conflict, at the leader and forwarded from the other node; the same are OK.
       const other = rest.find((n) => n !== next)!;
       for (const n of [next, other]) {
-        assert.match(await answer(n, `DECLARE ${Q} max_messages:50`), /^ERR DECLARE_CONFLICT/);
-        assert.equal(await answer(n, `DECLARE ${Q} overflow:reject max_messages:5`), "OK");
+        assert.match(await answerRetry(n, `DECLARE ${Q} max_messages:50`), /^ERR DECLARE_CONFLICT/);
+        assert.equal(await answerRetry(n, `DECLARE ${Q} overflow:reject max_messages:5`), "OK");
       }
     }),
 });

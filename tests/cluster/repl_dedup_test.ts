@@ -1,29 +1,13 @@
 /**
- * Dedup windows across a failover (docs/CLUSTERING.md, "Replication of
- * queues"), with a real etcd and three real broker processes: a message's
+ * Dedup windows across a failover (docs/CLUSTERING.md, "Dedup across a
+ * failover"), with a real etcd and three real broker processes: a message's
  * `dedup_id` is replicated with it, so the next leader answers a client's
  * retry of an outcome-unknown publish as a duplicate instead of storing it twice.
  */
 import assert from "node:assert/strict";
-import { RawClient } from "../helpers.ts";
-import { type Node, startNodes } from "./cluster_helpers.ts";
+import { startNodes } from "./cluster_helpers.ts";
 import { ETCD_MISSING } from "./etcd.ts";
-import { consume, leaderOf, publishRetry, RETRYABLE, withCluster } from "./repl_helpers.ts";
-
-/** Sends `line` to `node` until it is answered other than `UNAVAILABLE`/`NOT_LEADER`; bounded. */
-async function answer(node: Node, line: string): Promise<string> {
-  const c = await RawClient.connect(node.port);
-  try {
-    for (let attempt = 1;; attempt++) {
-      await c.send(`${line}\r\n`);
-      const a = await c.line(15_000);
-      if (!RETRYABLE.test(a) || attempt >= 100) return a;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await c.close();
-  }
-}
+import { answerRetry, consume, leaderOf, publishRetry, withCluster } from "./repl_helpers.ts";
 
 Deno.test({
   name:
@@ -35,10 +19,13 @@ Deno.test({
       await startNodes(etcd.url, ["n1", "n2", "n3"], ["--cluster-lease-ttl", "1"], nodes);
       await publishRetry(nodes[0], D, "m0");
       const leader = await leaderOf(nodes, D);
-      const first = await answer(leader, `PUB ${D} dedup_id:order-7 2\r\nm1`);
+      const first = await answerRetry(leader, `PUB ${D} dedup_id:order-7 2\r\nm1`);
       const id = /^OK msg_id:(\S+)/.exec(first)?.[1];
       assert.ok(id !== undefined, first);
-      assert.match(await answer(leader, `PUB ${D} dedup_id:order-7 2\r\nm1`), / duplicate:true/);
+      assert.match(
+        await answerRetry(leader, `PUB ${D} dedup_id:order-7 2\r\nm1`),
+        / duplicate:true/,
+      );
 
       await leader.stop("SIGKILL");
       const rest = nodes.filter((n) => n !== leader);
@@ -46,11 +33,11 @@ Deno.test({
       // The client's retry of an outcome-unknown publish, at the new leader, and forwarded to it.
       for (const n of [next, rest.find((x) => x !== next)!]) {
         assert.equal(
-          await answer(n, `PUB ${D} dedup_id:order-7 2\r\nm1`),
+          await answerRetry(n, `PUB ${D} dedup_id:order-7 2\r\nm1`),
           `OK msg_id:${id} duplicate:true`,
         );
       }
-      assert.match(await answer(next, `PUB ${D} dedup_id:order-8 2\r\nm2`), /^OK msg_id:\S+$/);
+      assert.match(await answerRetry(next, `PUB ${D} dedup_id:order-8 2\r\nm2`), /^OK msg_id:\S+$/);
       // m0 and m1 once, then m2: the retries stored nothing.
       const got = await consume(next, D, { ack: () => true, done: (seen) => seen.size >= 3 });
       assert.deepEqual(got.delivered, ["m0", "m1", "m2"]);

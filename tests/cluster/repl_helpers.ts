@@ -71,6 +71,25 @@ export async function publishRetry(
   }
 }
 
+/**
+ * Sends `line` (a command; a PUB with its payload) to `node` on a new
+ * connection until it is answered other than a retryable refusal (a leader
+ * change, a claim etcd was slow to answer); returns that answer. Bounded.
+ */
+export async function answerRetry(node: Node, line: string): Promise<string> {
+  const c = await RawClient.connect(node.port);
+  try {
+    for (let attempt = 1;; attempt++) {
+      await c.send(`${line}\r\n`);
+      const a = await c.line(15_000);
+      if (!RETRYABLE.test(a) || attempt >= 100) return a;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await c.close();
+  }
+}
+
 /** Pipelines `bodies` on one connection; returns each one's answer, in order. */
 export async function publishAll(node: Node, queue: string, bodies: string[]): Promise<string[]> {
   const c = await RawClient.connect(node.port);
