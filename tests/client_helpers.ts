@@ -32,8 +32,46 @@ export async function take(
   return out;
 }
 
-/** A port that was free a moment ago (listen on 0, read it, close). */
+/** Where `freePort` looks: below Linux's ephemeral range (32768-60999 by default). */
+const PORT_PICK_LOW = 20_000;
+const PORT_PICK_TRIES_MAX = 200;
+
+/** The low end of the kernel's ephemeral port range, or undefined when it cannot be read. */
+const EPHEMERAL_LOW: number | undefined = (() => {
+  try {
+    const low = Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(/\s+/)[0]);
+    return Number.isInteger(low) && low > PORT_PICK_LOW + 1000 ? low : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** True when 127.0.0.1:`port` can be listened on now. */
+function bindable(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A port that was free a moment ago. It is picked at random *below* the
+ * kernel's ephemeral range: a port from `listen(0)` lies inside that range, so
+ * between our close and the child's bind any outgoing connection on the
+ * machine (this suite makes thousands) may take it as its local port, and the
+ * child dies with "address already in use" (seen in CI with etcd). Outside
+ * the range only another explicit bind can collide. Falls back to `listen(0)`
+ * where the range is unknown.
+ */
 export function freePort(): number {
+  if (EPHEMERAL_LOW !== undefined) {
+    for (let i = 0; i < PORT_PICK_TRIES_MAX; i++) {
+      const port = PORT_PICK_LOW + Math.floor(Math.random() * (EPHEMERAL_LOW - PORT_PICK_LOW));
+      if (bindable(port)) return port;
+    }
+  }
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();

@@ -10,6 +10,9 @@ export { freePort };
 
 const decoder = new TextDecoder();
 
+/** How many fresh port pairs `Etcd.start` tries when a port was taken before etcd bound it. */
+const ETCD_START_TRIES_MAX = 3;
+
 /** Why the cluster tests are skipped, or undefined when `etcd` runs here. */
 export const ETCD_MISSING: string | undefined = await (async () => {
   try {
@@ -40,9 +43,17 @@ export class Etcd {
 
   /** Starts etcd in a new temporary data dir and waits until it answers. */
   static async start(): Promise<Etcd> {
-    const e = new Etcd(await Deno.makeTempDir({ prefix: "relayr-etcd-" }));
-    await e.restart();
-    return e;
+    for (let attempt = 1;; attempt++) {
+      const e = new Etcd(await Deno.makeTempDir({ prefix: "relayr-etcd-" }));
+      try {
+        await e.restart();
+        return e;
+      } catch (err) {
+        await Deno.remove(e.dir, { recursive: true });
+        // A port taken between freePort() and etcd's bind: new ports, not a failed test.
+        if (attempt >= ETCD_START_TRIES_MAX || !e.#out.includes("address already in use")) throw err;
+      }
+    }
   }
 
   /** The PID of the running process. */
