@@ -39,7 +39,9 @@ const PORT_PICK_TRIES_MAX = 200;
 /** The low end of the kernel's ephemeral port range, or undefined when it cannot be read. */
 const EPHEMERAL_LOW: number | undefined = (() => {
   try {
-    const low = Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(/\s+/)[0]);
+    const low = Number(
+      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(/\s+/)[0],
+    );
     return Number.isInteger(low) && low > PORT_PICK_LOW + 1000 ? low : undefined;
   } catch {
     return undefined;

@@ -51,7 +51,9 @@ export class Etcd {
       } catch (err) {
         await Deno.remove(e.dir, { recursive: true });
         // A port taken between freePort() and etcd's bind: new ports, not a failed test.
-        if (attempt >= ETCD_START_TRIES_MAX || !e.#out.includes("address already in use")) throw err;
+        if (attempt >= ETCD_START_TRIES_MAX || !e.#out.includes("address already in use")) {
+          throw err;
+        }
       }
     }
   }
