@@ -49,3 +49,9 @@ export const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
 export const DRAIN_TIMEOUT_MS = 30_000;
 /** Status events buffered per `status()` iterator that nobody reads; older ones are dropped. */
 export const STATUS_EVENTS_BUFFERED_MAX = 256;
+/**
+ * Deliveries one explicit-ack subscription's ack window holds (a power of 2;
+ * 9 bytes each): past it, e.g. behind one message held unacked for long, its
+ * acks go by id until the connection ends (see `ack_window.ts`).
+ */
+export const ACK_WINDOW_ENTRIES_MAX = 65_536;

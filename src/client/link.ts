@@ -20,9 +20,11 @@
  *
  * @module
  */
+import type { AckWindow } from "./ack_window.ts";
 import { ackGroups, encodeAcks } from "./sub_lines.ts";
 import { type BrokerReplyError, UnknownMsgIdError } from "./errors.ts";
 import { Ring } from "../ring.ts";
+import { RESOLVED } from "./message.ts";
 import type { Wire } from "./wire.ts";
 
 /** Which reply a command waits for. */
@@ -67,7 +69,12 @@ export class Link {
   pingsOut = 0;
   /** The nonce of the broker's INFO greeting (sent only when it requires auth). */
   nonce: string | undefined;
+  /** Ids to ack by id with the next write. */
   #acks: string[] = [];
+  /** Ack windows with acks to write (each once; see `ack_window.ts`). */
+  #windows: AckWindow[] = [];
+  /** The entry of each ack line nobody waits for: an `ERR` goes to the status stream. */
+  #ackReport: Pending;
   /** `CONNECT` lines that turn the broker's `OK`s off and on; unset until the handshake is written. */
   #quietLine = "";
   #loudLine = "";
@@ -87,6 +94,7 @@ export class Link {
     this.gen = gen;
     this.wire = wire;
     this.#report = report;
+    this.#ackReport = { kind: Reply.OK, resolve: null, reject: report };
     this.handshake.promise.catch(() => {});
   }
 
@@ -149,11 +157,22 @@ export class Link {
     return new Promise((resolve, reject) => this.send(line, { kind, resolve, reject }));
   }
 
-  /** Queues an ack for the next write; with `confirm`, resolves on the broker's answer. */
+  /**
+   * Writes `window`'s acks with the next write (its `upto` and its acks out
+   * of order; see `flushAcks`). No promise: errors go to the status stream.
+   */
+  ackLater(window: AckWindow): void {
+    if (window.queued) return;
+    window.queued = true;
+    this.#windows.push(window);
+    this.wire.schedule();
+  }
+
+  /** Queues an ack by id for the next write; with `confirm`, resolves on the broker's answer. */
   ack(id: string, confirm: boolean): Promise<void> {
     this.#acks.push(id);
     this.wire.schedule();
-    if (!confirm) return Promise.resolve();
+    if (!confirm) return RESOLVED;
     this.#ackWaiters ??= new Map();
     const d = Promise.withResolvers<void>();
     this.#ackWaiters.set(id, d);
@@ -161,11 +180,35 @@ export class Link {
   }
 
   /**
-   * Writes the batched acks as `ACK` lines (see `ackGroups`), each with one
-   * pending entry. On `ERR UNKNOWN_MSG_ID` the broker still settled the other
-   * ids of the line, so only the waiter whose id the error names is rejected.
+   * Writes the batched acks: first the `ACK msg_id:` lines of the acks by id
+   * (see `ackGroups`; confirmed acks and acks out of order), then one
+   * `ACK sub_id:<sid> upto:<id>` per window with a settled run. Lines by id
+   * go first so an `upto` never settles a delivery that a line after it names
+   * (that line would get `UNKNOWN_MSG_ID`). Each line has one pending entry;
+   * on `ERR UNKNOWN_MSG_ID` the broker still settled the other ids of a line,
+   * so only the waiter whose id the error names is rejected.
    */
   flushAcks(): void {
+    const windows = this.#windows;
+    if (windows.length === 0 && this.#acks.length === 0) return;
+    for (let i = 0; i < windows.length; i++) {
+      windows[i].queued = false;
+      this.#uptos[i] = windows[i].collect(this.#acks);
+    }
+    this.#flushIds();
+    for (let i = 0; i < windows.length; i++) {
+      const upto = this.#uptos[i];
+      if (upto < 0) continue;
+      if (!this.#quiet) this.pending.push(this.#ackReport);
+      this.wire.out.writeString(`ACK sub_id:${windows[i].sid} upto:${upto}\r\n`);
+    }
+    windows.length = 0;
+  }
+
+  /** The `upto` of each window of `#windows` during `flushAcks` (-1: none). */
+  #uptos: number[] = [];
+
+  #flushIds(): void {
     if (this.#acks.length === 0) return;
     const ids = this.#acks;
     const waiters = this.#ackWaiters;
@@ -177,7 +220,11 @@ export class Link {
     this.loud();
     encodeAcks(this.wire.out, groups);
     for (const line of groups) {
-      const mine = waiters === null ? [] : line.filter((id) => waiters.has(id));
+      if (waiters === null) {
+        this.pending.push(this.#ackReport);
+        continue;
+      }
+      const mine = line.filter((id) => waiters.has(id));
       this.pending.push({
         kind: Reply.OK,
         resolve: mine.length === 0 ? null : () => {
@@ -206,6 +253,8 @@ export class Link {
       this.#ackWaiters = null;
     }
     this.#acks = [];
+    for (const w of this.#windows) w.queued = false;
+    this.#windows.length = 0;
     for (const p of this.pending.drain()) p.reject?.(err);
     this.handshake.reject(err);
   }

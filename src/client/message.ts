@@ -38,6 +38,12 @@ export interface NackOptions extends AckOptions {
 }
 
 const decoder = new TextDecoder();
+/**
+ * The promise of every settle nobody waits for: shared, so `await msg.ack()`
+ * in a loop allocates nothing (awaiting a settled promise is allowed any
+ * number of times).
+ */
+export const RESOLVED: Promise<void> = Promise.resolve();
 /** The options of every message that came without any. */
 const NO_EXTRA: MsgExtra = new MsgExtra();
 
@@ -78,6 +84,11 @@ export class Message {
   #extra: MsgExtra;
   #ctx: MessageContext;
   #settled = false;
+  /**
+   * Its delivery number in its subscription's ack window (see
+   * `ack_window.ts`), or -1 when not recorded; set by the subscription.
+   */
+  seq = -1;
 
   /** Built by the client from a parsed `MSG` frame; not meant to be called by users. */
   constructor(frame: MsgFrame, ctx: MessageContext, generation: number) {
@@ -122,6 +133,11 @@ export class Message {
   /** The content type it was published with, if any. */
   get contentType(): string | undefined {
     return this.#extra.contentType;
+  }
+
+  /** The id as a number while it fits one exactly (ids up to 2^53 - 1), else -1: then use `id`. */
+  get idNum(): number {
+    return this.#idNum;
   }
 
   /** The broker's message id (a decimal integer, kept as a string: ids are up to 2^63). */
@@ -216,14 +232,14 @@ export class Message {
    * the first `ack`/`nack`.
    */
   ack(options?: AckOptions): Promise<void> {
-    if (this.#settled) return Promise.resolve();
+    if (this.#settled) return RESOLVED;
     this.#settled = true;
     return this.#ctx.ack(this, options?.confirm === true);
   }
 
   /** Gives the message back to be redelivered (after `delayMs`); a no-op for `ack: "none"` subscriptions. */
   nack(options?: NackOptions): Promise<void> {
-    if (this.#settled) return Promise.resolve();
+    if (this.#settled) return RESOLVED;
     this.#settled = true;
     return this.#ctx.nack(this, options?.delayMs, options?.confirm === true);
   }

@@ -9,6 +9,7 @@
 import type { AckMode } from "./options.ts";
 import { BadArgumentError } from "./errors.ts";
 import { Ring } from "../ring.ts";
+import { AckWindow } from "./ack_window.ts";
 import type { Message, MessageContext } from "./message.ts";
 
 /** Options of {@linkcode Subscription.unsubscribe}. */
@@ -70,6 +71,8 @@ export class SubState {
   readonly confirmed: PromiseWithResolvers<void> = Promise.withResolvers<void>();
   /** Set by the client once created. */
   ctx!: MessageContext;
+  /** The deliveries of the current connection, for cumulative acks; null without explicit acks. */
+  readonly window: AckWindow | null;
   received = 0;
   dropped = 0;
   /** Explicit-ack messages handed to this subscription and not yet acked or nacked. */
@@ -96,6 +99,7 @@ export class SubState {
     this.line = init.line;
     this.resumeLine = init.resumeLine;
     this.durable = init.durable;
+    this.window = init.ack === "explicit" ? new AckWindow(init.sid) : null;
     this.sub = new Subscription(this);
     // A rejected confirmation nobody awaits (e.g. after a reconnect) is reported elsewhere.
     this.confirmed.promise.catch(() => {});
@@ -117,6 +121,9 @@ export class SubState {
 
   /** A message arrived for this subscription. */
   push(msg: Message): void {
+    // Every delivery is recorded, the ones dropped below too: a cumulative
+    // ack must never reach past one the application has not acked.
+    if (this.window !== null) msg.seq = this.window.deliver(msg.idNum, msg.deliveryCount);
     if (this.#ended || this.draining) return; // the broker requeues what we never ack
     this.received++;
     const cb = this.#init.callback;
@@ -198,6 +205,7 @@ export class SubState {
   /** After a reconnect: explicit-ack messages of older connections will be redelivered, so drop them. */
   purge(generation: number): void {
     if (this.ack !== "explicit") return;
+    this.window?.reset();
     this.#buf.filter((m) => {
       if (m.generation >= generation) return true;
       this.#bytes -= m.size;

@@ -19,7 +19,7 @@ import {
 } from "./errors.ts";
 import * as L from "./limits.ts";
 import { type Link, Reply } from "./link.ts";
-import type { Message, MessageContext } from "./message.ts";
+import { type Message, type MessageContext, RESOLVED } from "./message.ts";
 import type { StatusHub } from "./status.ts";
 import { type Subscription, type SubscriptionHost, SubState } from "./subscription.ts";
 import { withTimeout } from "./timeout.ts";
@@ -229,16 +229,26 @@ export class Subscriptions {
   };
 
   #messageContext(s: SubState): MessageContext {
+    const w = s.window;
     return {
       explicit: s.ack === "explicit",
       ack: (msg, confirm) => {
-        if (s.ack !== "explicit") return Promise.resolve();
+        if (w === null) return RESOLVED;
         const link = this.#usableFor(s, msg);
         if (link === null) return staleSettle(msg, confirm);
+        // The common case: the window takes it, the link writes it (an `upto`
+        // when in order) with the next write. No promise, no string.
+        if (!confirm && w.ack(msg.seq)) {
+          link.ackLater(w);
+          return RESOLVED;
+        }
+        // By id (confirmed: its own answer; or not recorded): written before
+        // any `upto` of the same write, so no `upto` can settle it first.
+        w.settled(msg.seq);
         return link.ack(msg.id, confirm);
       },
       nack: (msg, delayMs, confirm) => {
-        if (s.ack !== "explicit") return Promise.resolve();
+        if (w === null) return RESOLVED;
         let line: string;
         try {
           line = nackLine(msg.id, delayMs);
@@ -247,13 +257,18 @@ export class Subscriptions {
         }
         const link = this.#usableFor(s, msg);
         if (link === null) return staleSettle(msg, confirm);
-        if (confirm) return link.command(line).then(() => {});
-        link.send(line, {
-          kind: Reply.OK,
-          resolve: null,
-          reject: (err) => this.#host.status.emit({ type: "error", error: err }),
-        });
-        return Promise.resolve();
+        let done = RESOLVED;
+        if (confirm) done = link.command(line).then(() => {});
+        else {
+          link.send(line, {
+            kind: Reply.OK,
+            resolve: null,
+            reject: (err) => this.#host.status.emit({ type: "error", error: err }),
+          });
+        }
+        // Only now: the acks before it are written, so no `upto` among them passes it.
+        w.settled(msg.seq);
+        return done;
       },
       publish: (dest, body, opts) => this.#host.publish(dest, body, opts),
     };
@@ -270,7 +285,7 @@ export class Subscriptions {
 
 /** Settling a message whose connection is gone: nothing to do, but a caller who asked to confirm hears why. */
 function staleSettle(msg: Message, confirm: boolean): Promise<void> {
-  if (!confirm) return Promise.resolve();
+  if (!confirm) return RESOLVED;
   return Promise.reject(
     new ConnectionLostError(
       `Message ${msg.id} was delivered on a connection that is gone; the broker redelivers it`,
