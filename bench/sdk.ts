@@ -22,6 +22,11 @@ const CLIENT_TEXT: Record<ClientName, string> = {
   nats: "nats 2.29",
   nats3: "@nats-io/transport-node 3",
 };
+const SCENARIO_TEXT: Record<string, string> = {
+  sub: "pub -> sub",
+  pub: "publish only",
+  queue: "pub -> queue, acked",
+};
 /** Longest one client run may take. */
 const RUN_TIMEOUT_MS = 120_000;
 
@@ -29,14 +34,16 @@ const HELP = `deno task bench:sdk [options]
 
 The Relayr SDK (Relayr broker) beside the NATS JS clients (nats-server):
 one connection publishes --msgs messages without waiting, one subscriber on
-another connection receives them (sub), or nobody subscribes (pub).
+another connection receives them (sub), a queue consumer acks each (queue;
+NATS: a queue group, no acks), or nobody subscribes (pub).
 
 Options:
   --runtimes LIST    deno,bun (default both)
   --clients LIST     ${CLIENTS.join(",")} (default all; relayr-base with --base)
   --base DIR         A/B: also run the SDK of the checkout in DIR (client relayr-base,
-                     against the same broker; e.g. git archive main | tar -x -C DIR)
-  --scenarios LIST   sub,pub (default both)
+                     driven by this checkout's loop, against the same broker; e.g.
+                     git archive main | tar -x -C DIR)
+  --scenarios LIST   sub,pub,queue (default sub,pub)
   --sizes LIST       payload bytes (default 16)
   --msgs N           messages per run (default 500000)
   --repeat N         rounds; the median is reported (default 3)
@@ -84,15 +91,17 @@ async function runClient(
   scenario: string,
   size: number,
 ): Promise<ClientRun> {
-  // relayr-base: the same loop and SDK client, from the other checkout.
-  const root = client === "relayr-base" ? BASE! : ROOT;
+  // relayr-base: this loop, driving the SDK of the other checkout (the loop is held constant).
   const name = client === "relayr-base" ? "relayr" : client;
-  const argv = [`${root}bench/sdk_client.ts`, name, String(port), scenario, String(msgs)];
+  const argv = [`${ROOT}bench/sdk_client.ts`, name, String(port), scenario, String(msgs)];
   argv.push(String(size));
+  if (client === "relayr-base") argv.push(BASE!.slice(0, -1));
+  // Deno resolves the SDK's npm imports (msgpackr) by the config of the checkout they are in.
+  const config = `${client === "relayr-base" ? BASE : ROOT}deno.json`;
   const [cmd, args] = runtime === "bun"
     ? ["bun", argv]
-    : [Deno.execPath(), ["run", "-A", "--config", `${root}deno.json`, ...argv]];
-  const child = new Deno.Command(cmd, { args, cwd: root, stdout: "piped", stderr: "piped" })
+    : [Deno.execPath(), ["run", "-A", "--config", config, ...argv]];
+  const child = new Deno.Command(cmd, { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
     .spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
   const out = await child.output();
@@ -153,7 +162,7 @@ try {
             runs.push(r);
             console.error(
               `round ${round + 1}: ${runtime} ${scenario} ${size} B ${client}: ${
-                scenario === "sub" ? r.subPerSec : r.pubPerSec
+                scenario === "pub" ? r.pubPerSec : r.subPerSec
               } msgs/s, CPU/msg ${r.cpuUsPerMsg} µs client, ${r.serverCpuUsPerMsg} µs server`,
             );
           }
@@ -187,9 +196,9 @@ try {
           median(
             runs.filter((r) =>
               r.client === c && r.runtime === runtime && r.scenario === scenario && r.size === size
-            ).map((r) => scenario === "sub" ? r.subPerSec : r.pubPerSec),
+            ).map((r) => scenario === "pub" ? r.pubPerSec : r.subPerSec),
           );
-        const row = [runtime, scenario === "sub" ? "pub -> sub" : "publish only", `${size} B`];
+        const row = [runtime, SCENARIO_TEXT[scenario] ?? scenario, `${size} B`];
         row.push(...clients.map((c) => fmt(rate(c))));
         if (clients.includes("relayr")) {
           row.push(...others.map((c) => `${(rate("relayr") / rate(c)).toFixed(2)}x`));
@@ -206,7 +215,7 @@ try {
   for (const runtime of runtimes) {
     for (const scenario of scenarios) {
       for (const size of sizes) {
-        const row = [runtime, scenario === "sub" ? "pub -> sub" : "publish only", `${size} B`];
+        const row = [runtime, SCENARIO_TEXT[scenario] ?? scenario, `${size} B`];
         row.push(
           ...clients.map((c) =>
             `${cpuOf(c, runtime, scenario, size, "cpuUsPerMsg").toFixed(2)} / ${

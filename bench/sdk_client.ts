@@ -1,7 +1,8 @@
 /**
  * One client run of `deno task bench:sdk`, as its own process so it runs on
  * Deno or Bun: `<deno|bun> bench/sdk_client.ts <client> <port> <scenario>
- * <msgs> <size>` prints one JSON line of {@linkcode ClientRun}.
+ * <msgs> <size> [sdk-dir]` prints one JSON line of {@linkcode ClientRun}
+ * (`sdk-dir`: drive the SDK of that checkout instead of this one's).
  *
  * The same loop drives every client: the publisher sends `msgs` messages of
  * `size` bytes without waiting for any answer (NATS `publish`, Relayr
@@ -9,8 +10,16 @@
  * messages and sending a round trip (`flush`) every {@linkcode WINDOW}, with
  * at most two unanswered, which bounds what is in flight the same way for
  * both without stalling on each round trip. In `sub` a subscriber
- * on its own connection counts deliveries in a callback; in `pub` nobody
- * subscribes. A warm-up run of a tenth of the messages comes first (same
+ * on its own connection counts deliveries in a callback; in `queue` the
+ * subscriber is a queue consumer (Relayr: `queue:<subject>`, explicit acks,
+ * each message acked in the callback, the broker's default prefetch; NATS: a
+ * queue group, which acks nothing); in `pub` nobody subscribes. With a
+ * subscriber, the publisher also stays at most two windows ahead of the
+ * deliveries: a round trip's answer only says the server has the messages,
+ * and on a loaded machine a subscriber that got less CPU than its publisher
+ * would otherwise fall behind without bound, until the server cuts it off as
+ * a slow consumer (Relayr: 65,536 messages behind past its 4 MiB outbound
+ * buffer) and the run measures drops instead of throughput. A warm-up run of a tenth of the messages comes first (same
  * connections, other subject), so the JIT has compiled both clients' hot
  * paths before the clock starts.
  *
@@ -49,26 +58,33 @@ export interface ClientRun {
 
 /** What the loop needs from a client library. */
 interface Api {
-  subscribe(subject: string, onMsg: () => void): Promise<void>;
+  subscribe(subject: string, onMsg: () => void, queue: boolean): Promise<void>;
   publish(subject: string, body: Uint8Array): void;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
 
-async function relayr(port: number): Promise<Api> {
-  const { connect } = await import("../src/client/mod.ts");
+async function relayr(port: number, kind: "topic" | "queue", sdk: string): Promise<Api> {
+  const { connect } = await import(sdk) as typeof import("../src/client/mod.ts");
   const pub = await connect(`127.0.0.1:${port}`, { reconnect: false });
   const sub = await connect(`127.0.0.1:${port}`, { reconnect: false });
   let last = "";
   let dest = "";
   return {
-    async subscribe(subject, onMsg) {
-      await sub.subscribe(`topic:${subject}`, { callback: onMsg });
+    async subscribe(subject, onMsg, queue) {
+      if (queue) {
+        await sub.subscribe(`queue:${subject}`, {
+          callback: (m) => {
+            m.ack();
+            onMsg();
+          },
+        });
+      } else await sub.subscribe(`topic:${subject}`, { callback: onMsg });
       await sub.flush();
     },
     publish(subject, body) {
       // The destination is made once per subject, as a NATS subject is passed as is.
-      if (subject !== last) dest = `topic:${last = subject}`;
+      if (subject !== last) dest = `${kind}:${last = subject}`;
       pub.publishNoWait(dest, body);
     },
     flush: () => pub.flush(),
@@ -79,7 +95,10 @@ async function relayr(port: number): Promise<Api> {
 /** Both NATS packages have the same shape for what the bench uses. */
 interface NatsConn {
   publish(subject: string, body: Uint8Array): void;
-  subscribe(subject: string, opts: { callback: (err: unknown, msg: unknown) => void }): unknown;
+  subscribe(
+    subject: string,
+    opts: { callback: (err: unknown, msg: unknown) => void; queue?: string },
+  ): unknown;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
@@ -90,8 +109,8 @@ async function nats(port: number, pkg: "nats" | "@nats-io/transport-node"): Prom
   const pub = await connect({ servers: `127.0.0.1:${port}` });
   const sub = await connect({ servers: `127.0.0.1:${port}` });
   return {
-    async subscribe(subject, onMsg) {
-      sub.subscribe(subject, { callback: () => onMsg() });
+    async subscribe(subject, onMsg, queue) {
+      sub.subscribe(subject, { callback: () => onMsg(), queue: queue ? "q" : undefined });
       await sub.flush();
     },
     publish: (subject, body) => pub.publish(subject, body),
@@ -129,13 +148,18 @@ async function once(
   let last = 0;
   let done: () => void = () => {};
   const all = new Promise<void>((r) => done = r);
-  if (scenario === "sub") {
+  // The publisher waits for `received` to reach `behind` (see the module doc).
+  let behind = -1;
+  let caughtUp: () => void = () => {};
+  const subscribed = scenario !== "pub";
+  if (subscribed) {
     await api.subscribe(subject, () => {
-      if (++received === msgs) {
+      if (++received === behind) caughtUp();
+      if (received === msgs) {
         last = performance.now();
         done();
       }
-    });
+    }, scenario === "queue");
   }
   const body = new Uint8Array(size);
   const cpu = process.cpuUsage();
@@ -149,12 +173,16 @@ async function once(
       const answered = api.flush();
       if (previous !== null) await previous;
       previous = answered;
+      if (subscribed && received < i - 2 * WINDOW) {
+        behind = i - 2 * WINDOW;
+        await new Promise<void>((r) => caughtUp = r);
+      }
     } else await yieldToLoop();
   }
   if (previous !== null) await previous;
   await api.flush();
   const pubEnd = performance.now();
-  if (scenario === "sub") {
+  if (subscribed) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((_, reject) =>
       timer = setTimeout(
@@ -168,15 +196,19 @@ async function once(
   return {
     cpuUsPerMsg: Math.round((used.user + used.system) / msgs * 1000) / 1000,
     pubPerSec: Math.round(msgs / ((pubEnd - start) / 1000)),
-    subPerSec: scenario === "sub" ? Math.round(msgs / ((last - start) / 1000)) : 0,
+    subPerSec: subscribed ? Math.round(msgs / ((last - start) / 1000)) : 0,
   };
 }
 
 async function main(): Promise<void> {
-  const [client, port, scenario, msgs, size] = process.argv.slice(2);
+  const [client, port, scenario, msgs, size, sdkDir] = process.argv.slice(2);
+  // `sdkDir`: another checkout whose SDK this same loop drives (`--base` of bench/sdk.ts).
+  const sdk = sdkDir === undefined
+    ? new URL("../src/client/mod.ts", import.meta.url).href
+    : new URL(`file://${sdkDir}/src/client/mod.ts`).href;
   const n = Number(msgs);
   const api = client === "relayr"
-    ? await relayr(Number(port))
+    ? await relayr(Number(port), scenario === "queue" ? "queue" : "topic", sdk)
     : await nats(Number(port), client === "nats" ? "nats" : "@nats-io/transport-node");
   const tag = Math.random().toString(36).slice(2, 8);
   try {
