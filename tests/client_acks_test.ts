@@ -130,6 +130,41 @@ Deno.test("acks: a consumer acking every message sends one cumulative ACK per re
   });
 });
 
+Deno.test("acks: a for-await loop that acks each message coalesces too", async () => {
+  await withClient(async (c, tap, queue, errors) => {
+    const n = 2000;
+    await fill(c, "queue:loop", n);
+    const sub = await c.subscribe("queue:loop", { prefetch: 500 });
+    let got = 0;
+    for await (const m of sub) {
+      await m.ack();
+      if (++got === n) break;
+    }
+    await waitFor(() => queue("queue:loop").acked === n, 10_000, "every message acked");
+    assert.equal(queue("queue:loop").redelivered, 0);
+    assert.ok(tap.lines.length <= n / 20, `${tap.lines.length} ACK lines for ${n} acks`);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("acks: a loop that waits between messages still has its acks written at once", async () => {
+  await withClient(async (c, _tap, queue, errors) => {
+    await fill(c, "queue:slow", 5);
+    const sub = await c.subscribe("queue:slow", { prefetch: 5 });
+    await waitFor(() => sub.pending === 5, 5000, "all five buffered");
+    let got = 0;
+    for await (const m of sub) {
+      m.ack();
+      got++;
+      // Messages are still buffered, yet the broker hears of this ack (a macrotask later).
+      await waitFor(() => queue("queue:slow").acked === got, 5000, `ack ${got} reached the broker`);
+      if (got === 5) break;
+    }
+    assert.equal(queue("queue:slow").inflight, 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
 Deno.test("acks: out of order, an upto never passes an unacked delivery; the rest go by id", async () => {
   await withClient(async (c, tap, queue, errors) => {
     await fill(c, "queue:ooo", 10);

@@ -160,13 +160,29 @@ export class Link {
   /**
    * Writes `window`'s acks with the next write (its `upto` and its acks out
    * of order; see `flushAcks`). No promise: errors go to the status stream.
+   *
+   * When: at the end of this tick, unless its subscription still has
+   * messages buffered (`more`): a `for await` loop takes those one microtask
+   * at a time, and each would otherwise end its own tick with its own line.
+   * Then the acks wait until the ack of the message that empties the buffer,
+   * or at the latest for the next macrotask (a loop that awaits real work
+   * between messages), so a consumer acking every message sends one line per
+   * batch it read in both shapes.
    */
-  ackLater(window: AckWindow): void {
-    if (window.queued) return;
-    window.queued = true;
-    this.#windows.push(window);
-    this.wire.schedule();
+  ackLater(window: AckWindow, more: boolean): void {
+    if (!window.queued) {
+      window.queued = true;
+      this.#windows.push(window);
+    }
+    if (!more) this.wire.schedule();
+    else this.#ackTimer ??= setTimeout(this.#onAckTimer, 0);
   }
+
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #onAckTimer = (): void => {
+    this.#ackTimer = undefined;
+    this.wire.schedule();
+  };
 
   /** Queues an ack by id for the next write; with `confirm`, resolves on the broker's answer. */
   ack(id: string, confirm: boolean): Promise<void> {
@@ -255,6 +271,8 @@ export class Link {
     this.#acks = [];
     for (const w of this.#windows) w.queued = false;
     this.#windows.length = 0;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
     for (const p of this.pending.drain()) p.reject?.(err);
     this.handshake.reject(err);
   }

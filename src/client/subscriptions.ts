@@ -239,7 +239,7 @@ export class Subscriptions {
         // The common case: the window takes it, the link writes it (an `upto`
         // when in order) with the next write. No promise, no string.
         if (!confirm && w.ack(msg.seq)) {
-          link.ackLater(w);
+          link.ackLater(w, s.pending > 0);
           return RESOLVED;
         }
         // By id (confirmed: its own answer; or not recorded): written before
