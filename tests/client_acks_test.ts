@@ -301,3 +301,21 @@ Deno.test("acks: one connection, two subscriptions: one cumulative line each, no
     assert.deepEqual(errors, []);
   });
 });
+
+Deno.test("acks: a durable's cumulative ack moves its stored position, no further", async () => {
+  await withClient(async (c, tap, _queue, errors) => {
+    await c.declare("topic:orders", { retainMessages: 100 });
+    const first = await c.subscribe("topic:orders", { durable: "billing", start: "first" });
+    for (let i = 0; i < 5; i++) c.publishNoWait("topic:orders", `${i}`);
+    await c.flush();
+    const msgs = await take(first, 5);
+    for (const m of msgs.slice(0, 3)) m.ack();
+    await c.flush();
+    assert.deepEqual(tap.lines, [`ACK sub_id:${first.id} upto:${msgs[2].id}`]);
+    await first.unsubscribe(); // keeps the durable
+    const resumed = await c.subscribe("topic:orders", { durable: "billing" });
+    const again = await take(resumed, 2);
+    assert.deepEqual(again.map((m) => m.id), [msgs[3].id, msgs[4].id]);
+    assert.deepEqual(errors, []);
+  });
+});
