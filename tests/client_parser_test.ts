@@ -531,6 +531,9 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
     ["MSG topic:t sub_id:s1 msg_id:9007199254740993 1\r\n", "x"], // over 2^53: text
     ["MSG topic:t sub_id:s1 msg_id:0123 1\r\n", "y"], // leading zero: text
     ["MSG topic:t sub_id:s1 msg_id:12345678901234567 1\r\n", "z"], // 17 digits: text
+    ["MSG topic:t sub_id:s1 msg_id:0838892215346176 1\r\n", "l"], // 16, leading zero: text
+    ["MSG topic:t sub_id:s1 msg_id:1838892215346:76 1\r\n", "c"], // ':' is digit 10: text
+    ["MSG topic:t sub_id:s1 msg_id:18388922/5346176 1\r\n", "d"], // '/' is digit -1: text
     ["MSG topic:t sub_id:s1 msg_id:10 priority:3 1\n", "p"], // an option after the id
     ["MSG topic:t sub_id:s1 msg_id:11  3\n", "two"], // two spaces
     ["MSG  topic:t sub_id:s1 msg_id:12 4\r\n", "four"], // two spaces after the verb
@@ -547,6 +550,9 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
     "MSG[topic:t|s1|9007199254740993||x]",
     "MSG[topic:t|s1|0123||y]",
     "MSG[topic:t|s1|12345678901234567||z]",
+    "MSG[topic:t|s1|0838892215346176||l]",
+    "MSG[topic:t|s1|1838892215346:76||c]",
+    "MSG[topic:t|s1|18388922/5346176||d]",
     "MSG[topic:t|s1|10|p3|p]",
     "MSG[topic:t|s1|11||two]",
     "MSG[topic:t|s1|12||four]",

@@ -135,6 +135,22 @@ const TOKENS_MAX = 48;
 /** 10^n for the digits of a run shorter than 8. */
 const POW10 = [1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7];
 
+/**
+ * The value of the 8 decimal digits at `buf[k, k + 8)`, or -1 when one is not
+ * a digit. One branch for all eight: `d | (d + 6)` stays within 0-15 for a
+ * digit's value d (0-9) and sets a higher bit for anything else (10-15 carry
+ * into bit 4; a byte below `0` is negative).
+ */
+function eightDigits(buf: Uint8Array, k: number): number {
+  const d0 = buf[k] - 0x30, d1 = buf[k + 1] - 0x30, d2 = buf[k + 2] - 0x30;
+  const d3 = buf[k + 3] - 0x30, d4 = buf[k + 4] - 0x30, d5 = buf[k + 5] - 0x30;
+  const d6 = buf[k + 6] - 0x30, d7 = buf[k + 7] - 0x30;
+  const bad = d0 | (d0 + 6) | d1 | (d1 + 6) | d2 | (d2 + 6) | d3 | (d3 + 6) | d4 | (d4 + 6) |
+    d5 | (d5 + 6) | d6 | (d6 + 6) | d7 | (d7 + 6);
+  if ((bad & ~15) !== 0) return -1;
+  return ((((((d0 * 10 + d1) * 10 + d2) * 10 + d3) * 10 + d4) * 10 + d5) * 10 + d6) * 10 + d7;
+}
+
 const utf8 = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
@@ -345,18 +361,26 @@ export class FrameParser {
       let k = i + pl;
       const idStart = k;
       let id = 0;
-      let run = 0;
-      let m = 0;
-      for (; k < n && k - idStart <= 16; k++) {
-        const d = buf[k] - 0x30;
-        if (d < 0 || d > 9) break;
-        run = run * 10 + d;
-        if (++m === 8) {
-          id = id * 1e8 + run;
-          run = m = 0;
+      // The broker's ids have 16 digits: two runs of 8, each checked with one branch.
+      const hi = k + 17 <= n ? eightDigits(buf, k) : -1;
+      const lo = hi >= 0 ? eightDigits(buf, k + 8) : -1;
+      if (lo >= 0 && buf[k + 16] === SPACE) {
+        id = hi * 1e8 + lo;
+        k += 16;
+      } else {
+        let run = 0;
+        let m = 0;
+        for (; k < n && k - idStart <= 16; k++) {
+          const d = buf[k] - 0x30;
+          if (d < 0 || d > 9) break;
+          run = run * 10 + d;
+          if (++m === 8) {
+            id = id * 1e8 + run;
+            run = m = 0;
+          }
         }
+        id = id * POW10[m] + run;
       }
-      id = id * POW10[m] + run;
       const digits = k - idStart;
       if (digits === 0 || digits > 16 || (buf[idStart] === 0x30 && digits > 1)) return done;
       if (id > Number.MAX_SAFE_INTEGER || k >= n || buf[k] !== SPACE) return done;
