@@ -44,6 +44,10 @@ const decoder = new TextDecoder();
  * number of times).
  */
 export const RESOLVED: Promise<void> = Promise.resolve();
+/** A message's delivery number in its subscription's ack window (-1: none); for the client only. */
+export let seqOf: (msg: Message) => number;
+/** Sets a message's delivery number (the subscription, on delivery); for the client only. */
+export let setSeq: (msg: Message, n: number) => void;
 /** The options of every message that came without any. */
 const NO_EXTRA: MsgExtra = new MsgExtra();
 
@@ -86,9 +90,16 @@ export class Message {
   #settled = false;
   /**
    * Its delivery number in its subscription's ack window (see
-   * `ack_window.ts`), or -1 when not recorded; set by the subscription.
+   * `ack_window.ts`), or -1 when not recorded. Private, with `seqOf` and
+   * `setSeq` for the client: a user who could change it could make a
+   * cumulative ack cover a message nobody acked.
    */
-  seq = -1;
+  #seq = -1;
+
+  static {
+    seqOf = (m) => m.#seq;
+    setSeq = (m, n) => void (m.#seq = n);
+  }
 
   /** Built by the client from a parsed `MSG` frame; not meant to be called by users. */
   constructor(frame: MsgFrame, ctx: MessageContext, generation: number) {

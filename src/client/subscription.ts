@@ -10,7 +10,7 @@ import type { AckMode } from "./options.ts";
 import { BadArgumentError } from "./errors.ts";
 import { Ring } from "../ring.ts";
 import { AckWindow } from "./ack_window.ts";
-import type { Message, MessageContext } from "./message.ts";
+import { type Message, type MessageContext, setSeq } from "./message.ts";
 
 /** Options of {@linkcode Subscription.unsubscribe}. */
 export interface UnsubscribeOptions {
@@ -123,7 +123,7 @@ export class SubState {
   push(msg: Message): void {
     // Every delivery is recorded, the ones dropped below too: a cumulative
     // ack must never reach past one the application has not acked.
-    if (this.window !== null) msg.seq = this.window.deliver(msg.idNum, msg.deliveryCount);
+    if (this.window !== null) setSeq(msg, this.window.deliver(msg.idNum, msg.deliveryCount));
     if (this.#ended || this.draining) return; // the broker requeues what we never ack
     this.received++;
     const cb = this.#init.callback;

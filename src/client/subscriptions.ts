@@ -19,7 +19,7 @@ import {
 } from "./errors.ts";
 import * as L from "./limits.ts";
 import { type Link, Reply } from "./link.ts";
-import { type Message, type MessageContext, RESOLVED } from "./message.ts";
+import { type Message, type MessageContext, RESOLVED, seqOf } from "./message.ts";
 import type { StatusHub } from "./status.ts";
 import { type Subscription, type SubscriptionHost, SubState } from "./subscription.ts";
 import { withTimeout } from "./timeout.ts";
@@ -238,13 +238,13 @@ export class Subscriptions {
         if (link === null) return staleSettle(msg, confirm);
         // The common case: the window takes it, the link writes it (an `upto`
         // when in order) with the next write. No promise, no string.
-        if (!confirm && w.ack(msg.seq)) {
+        if (!confirm && w.ack(seqOf(msg))) {
           link.ackLater(w, s.pending > 0);
           return RESOLVED;
         }
         // By id (confirmed: its own answer; or not recorded): written before
         // any `upto` of the same write, so no `upto` can settle it first.
-        w.settled(msg.seq);
+        w.settled(seqOf(msg));
         return link.ack(msg.id, confirm);
       },
       nack: (msg, delayMs, confirm) => {
@@ -267,7 +267,7 @@ export class Subscriptions {
           });
         }
         // Only now: the acks before it are written, so no `upto` among them passes it.
-        w.settled(msg.seq);
+        w.settled(seqOf(msg));
         return done;
       },
       publish: (dest, body, opts) => this.#host.publish(dest, body, opts),
