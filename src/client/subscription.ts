@@ -51,10 +51,8 @@ export interface SubStateInit {
   host: SubscriptionHost;
 }
 
-type Waiter = {
-  resolve: (r: IteratorResult<Message>) => void;
-  reject: (err: unknown) => void;
-};
+/** A reader waiting in `next()`: its promise's resolvers (no closure of ours per wait). */
+type Waiter = PromiseWithResolvers<IteratorResult<Message>>;
 
 const DONE: IteratorResult<Message> = { done: true, value: undefined };
 
@@ -176,7 +174,9 @@ export class SubState {
       this.#error = undefined; // thrown once, then the iterator is done
       return err ? Promise.reject(err) : Promise.resolve(DONE);
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    const waiter: Waiter = Promise.withResolvers();
+    this.#waiters.push(waiter);
+    return waiter.promise;
   }
 
   /** No more messages will come: readers get the buffer, then `done` (or `error` once). */
