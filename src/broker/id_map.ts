@@ -34,11 +34,20 @@ const SLOTS_SHRINK_MIN = 1024;
  */
 const SLOTS_KEEP_MAX = 16384;
 
+/**
+ * The table of every empty map: nothing is allocated until the first `set`
+ * (a connection that never has a delivery in flight by id never has a table),
+ * and `trim` of an empty map comes back to it. Never written: `set` resizes
+ * first.
+ */
+const NO_KEYS = new Float64Array(0);
+const NO_VALS: readonly undefined[] = [];
+
 /** A map from message id (a non-negative safe integer) to a value that is never undefined. */
 export class IdMap<V> {
-  #keys = new Float64Array(0);
+  #keys = NO_KEYS;
   /** undefined marks an empty slot. */
-  #vals: (V | undefined)[] = [];
+  #vals = NO_VALS as (V | undefined)[];
   #mask = -1;
   #shift = 32;
   #size = 0;
@@ -146,8 +155,18 @@ export class IdMap<V> {
     return found;
   }
 
-  /** Shrinks a table under 1/8 full, down to `SLOTS_SHRINK_MIN` slots (for an idle holder). */
+  /**
+   * Shrinks a table under 1/8 full, down to `SLOTS_SHRINK_MIN` slots, and
+   * gives an empty one back whole (for an idle holder).
+   */
   trim(): void {
+    if (this.#size === 0) {
+      this.#keys = NO_KEYS;
+      this.#vals = NO_VALS as (V | undefined)[];
+      this.#mask = -1;
+      this.#shift = 32;
+      return;
+    }
     const now = this.#mask + 1;
     let slots = now;
     while (slots > SLOTS_SHRINK_MIN && 8 * this.#size < slots) slots /= 2;

@@ -122,12 +122,12 @@ export class Parser {
   #pubDest = "";
   #pubOptions: PubOptions | undefined;
   #pubError: BadInput | undefined;
-  #payload: Uint8Array = new Uint8Array(0);
+  #payload: Uint8Array = EMPTY;
   #payloadLen = 0;
   #dests = new LastString(str);
   /** `#dests`' last string and its bytes, for `#repeatPub` (copied when the destination changes). */
   #destText = "";
-  #destBytes = new Uint8Array(0);
+  #destBytes: Uint8Array = EMPTY;
   #lastDestError: string | undefined = "no destination yet";
 
   constructor(options: ParserOptions = {}) {

@@ -18,36 +18,82 @@ import type {
 } from "./types.ts";
 
 /**
- * Largest and smallest read buffer. 256 KiB, not 64: a bulk publisher's
+ * Largest read buffer. 256 KiB, not 64: a bulk publisher's
  * reads cost a syscall, a promise and a parser round each, and the frame split
  * at each chunk's end takes the slow path and a copy; with 4x fewer reads the
  * broker used 1.30x less CPU per 4 KiB publish and 1.22x per 16 B one (A/B,
  * bench/README.md). Only a connection whose reads fill the buffer grows it.
  */
 const READ_BYTES_MAX = 256 * 1024;
-const READ_BYTES_MIN = 1024;
+/**
+ * Smallest read buffer: what an idle connection's pending read holds (the
+ * runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a PING
+ * in one read; 1 KiB was 7.5 MiB of 10,000 idle connections' memory.
+ */
+const READ_BYTES_MIN = 256;
+
+/** Errors of a read that only mean the connection has ended. */
+function isEnd(err: unknown): boolean {
+  // UnexpectedEof: a TLS peer closed without close_notify (our node:tls
+  // side does, on Deno and Bun). Frames say their own length, so a cut
+  // cannot pass for a whole frame: it is an end like any other.
+  return err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
+    err instanceof Deno.errors.UnexpectedEof;
+}
 
 /**
- * Reads the socket into fresh, owned chunks (the parser hands out views into
- * them, and messages keep pointing there). `conn.readable` allocates 64 KiB
- * for every read: with small reads (request/reply) that is ~1000x more
+ * One Deno socket as a `Conn`: one object per connection, its methods on the
+ * prototype. An object literal of closures (as this was) cost ~1 KiB of heap
+ * per connection: eight closures, their context, and a properties store in
+ * dictionary mode (the accessor), the largest single item of an idle
+ * connection's heap snapshot.
+ *
+ * It reads the socket into fresh, owned chunks (the parser hands out views
+ * into them, and messages keep pointing there). `conn.readable` allocates 64
+ * KiB for every read: with small reads (request/reply) that is ~1000x more
  * external memory than data, and V8 ran a full mark-compact every 20-100 ms to
  * account for it (seen with --trace-gc: p99.9 round trips of 8-9 ms). Here the
- * buffer is sized from the last read (twice it, 1-256 KiB), so a bulk
+ * buffer is sized from the last read (twice it, 256 B-256 KiB), so a bulk
  * publisher still reads 256 KiB at a time and a chatty or idle client
  * allocates about what it sends.
  */
-class ChunkReader {
-  #conn: Deno.Conn;
+class DenoConn implements Conn {
+  readonly remoteAddr: string;
+  readonly secure: boolean;
+  readonly #conn: Deno.Conn;
+  #closed = false;
   // The first read is small: a connection waits in a read most of its life, so
   // its buffer is what an idle connection costs (at 64 KiB, 10,000 idle
-  // connections held 640 MB); a bulk sender doubles it to 256 KiB in 8 reads.
+  // connections held 640 MB); a bulk sender doubles it to 256 KiB in 10 reads.
   #size = READ_BYTES_MIN;
   /** The buffer of the last read, whole. */
   #last: Uint8Array | undefined = undefined;
+  /** `read()` as a web stream, made on first use: the broker reads with `read()`. */
+  #readable: ReadableStream<Uint8Array> | undefined = undefined;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, secure: boolean) {
+    // A TlsConn has no setNoDelay (Deno 2.9).
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
     this.#conn = conn;
+    this.secure = secure;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.remoteAddr = `${addr.hostname}:${addr.port}`;
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        let chunk: Uint8Array | null;
+        try {
+          chunk = await this.read();
+        } catch (err) {
+          return controller.error(err);
+        }
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: 1 });
   }
 
   /**
@@ -57,9 +103,11 @@ class ChunkReader {
    * halved a bulk sender's read rate (1.1-1.7 GB/s against 2.1-2.6 GB/s for a
    * reused buffer, one Deno reader process), and its garbage was the
    * collector's work. A size change still allocates, so an idle connection
-   * keeps only the small buffer its last reads wanted.
+   * keeps only the small buffer its last reads wanted. Not an async function:
+   * one suspended async frame less per waiting connection (its generator,
+   * promise and two await closures, ~0.4 KiB of heap) and per read.
    */
-  async read(free?: Uint8Array): Promise<Uint8Array | null> {
+  read(free?: Uint8Array): Promise<Uint8Array | null> {
     const size = this.#size;
     const last = this.#last;
     const buf = free !== undefined && last !== undefined && free.buffer === last.buffer &&
@@ -67,22 +115,14 @@ class ChunkReader {
       ? last
       : new Uint8Array(size);
     this.#last = buf;
-    let n: number | null;
-    try {
-      n = await this.#conn.read(buf);
-    } catch (err) {
-      // UnexpectedEof: a TLS peer closed without close_notify (our node:tls
-      // side does, on Deno and Bun). Frames say their own length, so a cut
-      // cannot pass for a whole frame: it is an end like any other.
-      if (
-        err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
-        err instanceof Deno.errors.UnexpectedEof
-      ) {
-        return null;
-      }
-      throw err;
-    }
+    return this.#conn.read(buf).then(this.#got, this.#failed);
+  }
+
+  /** A read's count: the chunk, and the size of the next read. */
+  #got = (n: number | null): Uint8Array | null => {
     if (n === null) return null;
+    const size = this.#size;
+    const buf = this.#last!;
     if (n === size) this.#size = Math.min(size * 2, READ_BYTES_MAX);
     else {
       let want = READ_BYTES_MIN;
@@ -90,54 +130,29 @@ class ChunkReader {
       this.#size = want;
     }
     return n === size ? buf : buf.subarray(0, n);
+  };
+
+  #failed = (err: unknown): null => {
+    if (isEnd(err)) return null;
+    throw err;
+  };
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed by the peer */ }
   }
 }
 
-/** `read()` as a web stream, for readers that want one (made on first use). */
-function streamOf(reader: ChunkReader, onCancel: () => void): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let chunk: Uint8Array | null;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        return controller.error(err);
-      }
-      if (chunk === null) controller.close();
-      else controller.enqueue(chunk);
-    },
-    cancel: onCancel,
-  }, { highWaterMark: 1 });
-}
-
 function wrapConn(conn: Deno.Conn, secure = false): Conn {
-  // A TlsConn has no setNoDelay (Deno 2.9).
-  (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
-  const addr = conn.remoteAddr;
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      conn.close();
-    } catch { /* already closed by the peer */ }
-  };
-  const reader = new ChunkReader(conn);
-  let readable: ReadableStream<Uint8Array> | undefined;
-  return {
-    // The broker reads with read(): no web stream per connection unless asked for.
-    get readable() {
-      return readable ??= streamOf(reader, close);
-    },
-    read: (free) => reader.read(free),
-    async write(bytes: Uint8Array): Promise<void> {
-      let off = 0;
-      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-    },
-    close,
-    remoteAddr: `${(addr as Deno.NetAddr).hostname}:${(addr as Deno.NetAddr).port}`,
-    secure,
-  };
+  return new DenoConn(conn, secure);
 }
 
 function listen(options: { hostname: string; port: number }): Listener {

@@ -241,6 +241,7 @@ export class Connection implements Client {
           }
           if (!this.#closed) this.#handle(frames[i]);
         }
+        frames.length = 0; // a connection idle after this batch keeps none of its frames
         // Nothing published from the chunk points into it (a queue delivery
         // in flight would): read into it again. After an await, other
         // connections' publishes have muddled the broker's answer.

@@ -73,7 +73,7 @@ Deno.test("IdMap: a table of up to 16384 slots is kept while it swings; trim and
     assert.equal(m.capacity, 2048, "kept: no rehash on the way down or back up");
   }
   m.trim();
-  assert.equal(m.capacity, 1024, "trimmed when idle, not below 1024 slots");
+  assert.equal(m.capacity, 0, "trimmed when idle: an empty table goes back whole");
   for (let i = 0; i < 100_000; i++) m.set(base + i, i);
   assert.equal(m.capacity, 262_144);
   for (let i = 0; i < 99_000; i++) assert.ok(m.delete(base + i));
@@ -84,4 +84,25 @@ Deno.test("IdMap: a table of up to 16384 slots is kept while it swings; trim and
   m.trim();
   assert.equal(m.capacity, 4096);
   assert.equal(new IdMap().capacity, 0);
+});
+
+Deno.test("IdMap: an empty map holds no table, and trim of an emptied one gives it back whole", () => {
+  const m = new IdMap<number>();
+  const base = 1_765_000_000_000 * 1024;
+  assert.equal(m.capacity, 0, "nothing allocated before the first set");
+  assert.equal(m.get(base), undefined);
+  assert.equal(m.take(base), undefined);
+  m.trim();
+  assert.equal(m.capacity, 0);
+  for (let i = 0; i < 600; i++) m.set(base + i, i);
+  m.delete(base + 1);
+  m.trim();
+  assert.equal(m.capacity, 2048, "trim keeps a table that still holds entries");
+  for (let i = 0; i < 600; i++) m.delete(base + i);
+  m.trim();
+  assert.equal(m.capacity, 0, "an idle connection with nothing in flight holds no table");
+  assert.deepEqual(m.values(), []);
+  m.set(base + 5, 5);
+  assert.equal(m.get(base + 5), 5, "and it is used again as a new one");
+  assert.equal(m.capacity, 16);
 });
