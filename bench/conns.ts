@@ -7,9 +7,18 @@
  * `--tls`: both servers serve TLS with the same openssl-made certificate, so
  * the figure includes each connection's TLS state.
  *
+ * `--base DIR` measures Relayr run from another checkout as well, in the same
+ * run (an A/B of two builds; make it as for `deno task bench --base`), and
+ * `--rounds N` repeats every server N times, in turn, and prints the median.
+ * `--heap` (Deno): each Relayr child also runs with `--inspect`, and the
+ * live heap and external memory per connection are printed instead of RSS
+ * (read after forced full collections), with the largest kinds of heap object
+ * a connection adds (a heap snapshot diff, by retainer; `--top N` of them).
+ *
  * @module
  */
 import { parseArgs } from "node:util";
+import { type HeapKind, Inspector, perUnit } from "./heap_snapshot.ts";
 import { makeCerts } from "./tls_certs.ts";
 
 const { values } = parseArgs({
@@ -17,6 +26,10 @@ const { values } = parseArgs({
     count: { type: "string", default: "10000" },
     runtime: { type: "string", default: "deno" },
     tls: { type: "boolean", default: false },
+    base: { type: "string" },
+    rounds: { type: "string", default: "1" },
+    heap: { type: "boolean", default: false },
+    top: { type: "string", default: "25" },
   },
 });
 const certs = values.tls ? await makeCerts() : undefined;
@@ -77,42 +90,66 @@ async function open(port: number, hello: string, infoFirst: boolean): Promise<De
   return c;
 }
 
-async function measure(
-  name: string,
-  cmd: string[],
-  port: number,
-  hello: (i: number) => string,
-  infoFirst = false,
-): Promise<void> {
+/** One server to measure. */
+interface System {
+  name: string;
+  /** Its command line, given a free port (and an inspector port with `--heap`). */
+  cmd(port: number, inspect: number | undefined): string[];
+  hello(i: number): string;
+  /** NATS 2.9 greets in plain text before a TLS handshake. */
+  infoFirst?: boolean;
+  /** A Deno child whose heap `--heap` reads. */
+  deno?: boolean;
+}
+
+/** What one measurement found; heap and external only with `--heap`. */
+interface Result {
+  rssPer: number;
+  ms: number;
+  before: number;
+  after: number;
+  heapPer?: number;
+  externalPer?: number;
+  kinds?: HeapKind[];
+}
+
+async function measure(sys: System): Promise<Result> {
+  const port = freePort();
+  const inspect = values.heap && sys.deno ? freePort() : undefined;
   const child = new Deno.Command("sh", {
-    args: ["-c", `ulimit -n ${COUNT + 1024} && exec "$0" "$@"`, ...cmd],
+    args: ["-c", `ulimit -n ${COUNT + 1024} && exec "$0" "$@"`, ...sys.cmd(port, inspect)],
     stdout: "null",
     stderr: "null",
   }).spawn();
   const conns: Deno.Conn[] = [];
+  let inspector: Inspector | undefined;
   try {
     await waitPort(port);
     await new Promise((r) => setTimeout(r, 500)); // let start-up settle before the baseline
+    if (inspect !== undefined) inspector = await Inspector.attach(inspect);
+    const mem0 = await inspector?.memory();
+    const kinds0 = await inspector?.kinds();
     const before = rss(child.pid);
     const t0 = performance.now();
     for (let i = 0; i < COUNT; i += WINDOW) {
       const batch = [];
       for (let k = i; k < Math.min(COUNT, i + WINDOW); k++) {
-        batch.push(open(port, hello(k), infoFirst));
+        batch.push(open(port, sys.hello(k), sys.infoFirst === true));
       }
       conns.push(...await Promise.all(batch));
     }
     const ms = performance.now() - t0;
+    const mem1 = await inspector?.memory();
     const after = rss(child.pid);
-    const per = (after - before) / COUNT;
-    console.log(
-      `${name.padEnd(12)} ${CA ? "TLS " : ""}${COUNT} connections + subscriptions in ${
-        ms.toFixed(0)
-      } ms: RSS ` +
-        `${(before / 1048576).toFixed(0)} -> ${(after / 1048576).toFixed(0)} MiB, ` +
-        `${(per / 1024).toFixed(1)} KiB each`,
-    );
+    const r: Result = { rssPer: (after - before) / COUNT, ms, before, after };
+    if (mem0 !== undefined && mem1 !== undefined && kinds0 !== undefined) {
+      r.heapPer = (mem1.heapUsed - mem0.heapUsed) / COUNT;
+      r.externalPer = (mem1.external - mem0.external) / COUNT;
+      r.kinds = perUnit(kinds0, await inspector!.kinds(), COUNT);
+    }
+    return r;
   } finally {
+    inspector?.close();
     for (const c of conns) {
       try {
         c.close();
@@ -123,18 +160,51 @@ async function measure(
   }
 }
 
-const relayrPort = freePort();
-const relayr = values.runtime === "bun"
-  ? ["bun", `${ROOT}main.ts`]
-  : [Deno.execPath(), "run", "-A", `${ROOT}main.ts`];
-await measure(
-  `relayr-${values.runtime}`,
-  [...relayr, "serve", "--memory", "--host", "127.0.0.1", "--port", String(relayrPort)]
-    .concat(["--no-http", "--no-grpc", "--max-connections", String(COUNT + 10)])
-    .concat(certs ? ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey] : []),
-  relayrPort,
-  (i) => `CONNECT {"verbose":false}\r\nSUB topic:c.${i} sub_id:s\r\nPING\r\n`,
-);
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+function report(sys: System, runs: Result[]): void {
+  const mid = [...runs].sort((a, b) => a.rssPer - b.rssPer)[runs.length >> 1];
+  const all = runs.length > 1 ? ` (runs: ${runs.map((r) => kib(r.rssPer)).join(", ")})` : "";
+  // The heap snapshots (`--heap`) take memory of their own inside the child: its RSS then means little.
+  const what = mid.heapPer === undefined
+    ? `RSS ${(mid.before / 1048576).toFixed(0)} -> ${(mid.after / 1048576).toFixed(0)} MiB, ` +
+      `${kib(mid.rssPer)} each${all}`
+    : `heap ${kib(mid.heapPer)}, external ${kib(mid.externalPer!)} each (live, after full GCs)`;
+  console.log(
+    `${sys.name.padEnd(16)} ${CA ? "TLS " : ""}${COUNT} connections + subscriptions in ${
+      mid.ms.toFixed(0)
+    } ms: ${what}`,
+  );
+  for (const k of mid.kinds?.slice(0, Number(values.top)) ?? []) {
+    console.log(
+      `  ${k.bytes.toFixed(0).padStart(6)} B  x${k.count.toFixed(2).padStart(5)}  ${k.key}`,
+    );
+  }
+}
+
+/** Relayr run from `root`. */
+function relayr(name: string, root: string): System {
+  return {
+    name,
+    deno: values.runtime !== "bun",
+    cmd: (port, inspect) =>
+      (values.runtime === "bun" ? ["bun", `${root}/main.ts`] : [Deno.execPath(), "run", "-A"]
+        .concat(inspect === undefined ? [] : [`--inspect=127.0.0.1:${inspect}`])
+        .concat([`${root}/main.ts`]))
+        .concat(["serve", "--memory", "--host", "127.0.0.1", "--port", String(port)])
+        .concat(["--no-http", "--no-grpc", "--max-connections", String(COUNT + 10)])
+        .concat(certs ? ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey] : []),
+    hello: (i) => `CONNECT {"verbose":false}\r\nSUB topic:c.${i} sub_id:s\r\nPING\r\n`,
+  };
+}
+
+const systems: System[] = [];
+if (values.base !== undefined) {
+  systems.push(relayr(`relayr-${values.runtime}-base`, values.base.replace(/\/$/, "")));
+}
+systems.push(relayr(`relayr-${values.runtime}`, ROOT.replace(/\/$/, "")));
 const nats = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => {
   try {
     return new Deno.Command(p, { args: ["--version"], stdout: "null", stderr: "null" })
@@ -146,7 +216,6 @@ const nats = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"].fi
 if (nats === undefined) {
   console.log("nats-server not installed: skipped (scripts/install-peers.sh)");
 } else {
-  const natsPort = freePort();
   const conf = certs && `${certs.dir}/nats-tls.conf`;
   if (certs && conf) {
     Deno.writeTextFileSync(
@@ -154,12 +223,17 @@ if (nats === undefined) {
       `tls { cert_file: "${certs.serverCert}", key_file: "${certs.serverKey}" }\n`,
     );
   }
-  await measure(
-    "nats-server",
-    [nats, "-a", "127.0.0.1", "-p", String(natsPort), ...(conf ? ["-c", conf] : [])],
-    natsPort,
-    (i) => `CONNECT {"verbose":false}\r\nSUB c.${i} 1\r\nPING\r\n`,
-    true,
-  );
+  systems.push({
+    name: "nats-server",
+    cmd: (port) => [nats, "-a", "127.0.0.1", "-p", String(port), ...(conf ? ["-c", conf] : [])],
+    hello: (i) => `CONNECT {"verbose":false}\r\nSUB c.${i} 1\r\nPING\r\n`,
+    infoFirst: true,
+  });
 }
+// Rounds in turn (A, B, nats, A, B, nats...): a load change on the shared machine hits all alike.
+const results = systems.map(() => [] as Result[]);
+for (let round = 0; round < Math.max(1, Number(values.rounds)); round++) {
+  for (let i = 0; i < systems.length; i++) results[i].push(await measure(systems[i]));
+}
+systems.forEach((sys, i) => report(sys, results[i]));
 certs?.remove();

@@ -160,6 +160,58 @@ async function readBackpressure(): Promise<void> {
   }
 }
 
+/** Reads with `read()` (the broker's way) until `bytes` came; null ends it early. */
+async function readDirect(conn: Conn, bytes: number): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for (let n = 0, reads = 0; n < bytes && reads < 1_000_000; reads++) {
+    const chunk = await conn.read!();
+    if (chunk === null) break;
+    chunks.push(chunk);
+    n += chunk.length;
+  }
+  return chunks;
+}
+
+async function directReads(): Promise<void> {
+  const p = await pair();
+  try {
+    // A reader that does not read: the socket pauses, the writer is held back, nothing is lost.
+    const data = pattern(16 * 1024 * 1024, 4);
+    let done = false;
+    const writing = p.client.write(data).then(() => done = true);
+    await new Promise((r) => setTimeout(r, 200));
+    const heldBack = !done;
+    const chunks = await withTimeout(readDirect(p.server, data.length), 10_000, "read 16 MiB");
+    await withTimeout(writing, 5000, "write");
+    // Bytes sent just before the peer's close are read before the end.
+    const tail = pattern(1000, 5);
+    await p.client.write(tail);
+    p.client.close();
+    const rest = await withTimeout(readDirect(p.server, tail.length), 2000, "read the tail");
+    const end = await withTimeout(p.server.read!(), 2000, "end");
+    report(
+      "read(): a slow reader pauses the socket, loses nothing, and reads the bytes before the end",
+      heldBack && same(concat(chunks), data) && same(concat(rest), tail) && end === null,
+      `writer held back: ${heldBack}, end: ${end}`,
+    );
+  } finally {
+    p.close();
+  }
+  const q = await pair();
+  try {
+    const pending = q.server.read!();
+    q.server.close();
+    const r = await withTimeout(pending, 2000, "a read pending at close()");
+    const after = await withTimeout(q.server.read!(), 2000, "a read after close()");
+    report(
+      "read(): close() ends a pending read and later ones with null",
+      r === null && after === null,
+    );
+  } finally {
+    q.close();
+  }
+}
+
 async function closeEndsBoth(): Promise<void> {
   const p = await pair();
   try {
@@ -253,6 +305,7 @@ for (
     chunksAreOwned,
     partialWritesFinishOnDrain,
     readBackpressure,
+    directReads,
     closeEndsBoth,
     listenerClose,
     remoteAddr,

@@ -2,8 +2,9 @@
  * The Bun adapter: the only file (with `deno.ts`) that may say `Bun.`.
  *
  * Bun's sockets are callback-based (`open`, `data`, `drain`, `close`), so this
- * file turns them into the `Conn` interface: inbound chunks go into a
- * `ReadableStream` that pauses the socket when its reader falls behind, and
+ * file turns them into the `Conn` interface: inbound chunks settle a waiting
+ * `read()` or queue for the next, and the socket pauses when its reader falls
+ * behind (a `ReadableStream` over `read()` is made only when asked for), and
  * `write()` resolves once every byte was taken by the kernel, finishing a
  * partial write on `drain` (Bun's `socket.write` returns how many bytes it
  * took and does not buffer the rest).
@@ -136,16 +137,26 @@ interface PendingWrite {
 
 /** Per-socket state, kept in `socket.data`. */
 class SocketState implements Conn {
-  readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
   /** Set by a TLS listener once the handshake succeeded. */
   secure = false;
   peerCertSubject: string | undefined;
   #socket: BunSocket;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
   #paused = false;
+  /** No more chunks will come (the peer closed, the socket failed, or `close()`). */
   #ended = false;
+  /** Why the socket failed, once `#ended`; undefined: a clean end. */
+  #failure: Error | undefined = undefined;
   #closed = false;
+  /** Chunks that came while no read waited, oldest first (made on first need). */
+  #chunks: Uint8Array[] | undefined = undefined;
+  /** Bytes in `#chunks`. */
+  #queued = 0;
+  /** The pending `read()`'s settlers. */
+  #resolve: ((chunk: Uint8Array | null) => void) | undefined = undefined;
+  #reject: ((err: Error) => void) | undefined = undefined;
+  /** `read()` as a web stream, made on first use (the broker reads with `read()`). */
+  #readable: ReadableStream<Uint8Array> | undefined = undefined;
   /** Writes in order; only the first is being written. */
   #writes: PendingWrite[] = [];
 
@@ -153,25 +164,72 @@ class SocketState implements Conn {
     this.#socket = socket;
     socket.setNoDelay(true);
     this.remoteAddr = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (c) => {
-        this.#controller = c;
-      },
-      pull: () => {
-        if (this.#paused && !this.#closed) {
-          this.#paused = false;
-          socket.resume();
+  }
+
+  /**
+   * The web stream over `read()`. It pulls only when its reader reads
+   * (high-water mark 0), so the pause below `read()` stays the one back-pressure.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        let chunk: Uint8Array | null;
+        try {
+          chunk = await this.read();
+        } catch (err) {
+          return controller.error(err);
         }
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
       },
       cancel: () => this.close(),
-    }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
+    }, { highWaterMark: 0 });
   }
+
+  /**
+   * The next chunk, as Bun handed it to `data` (owned: Bun never rewrites
+   * it); null at the end. A chunk that comes while a read waits settles it
+   * at once; others queue, and the socket pauses once
+   * `READ_BUFFER_BYTES_HIGH` wait (TCP back-pressure), until reads take them.
+   * This replaced a `ReadableStream` per connection: its controller, queue
+   * and reader cost heap on every idle connection, and a stream hop (promises
+   * and a queue round) per chunk.
+   */
+  read(): Promise<Uint8Array | null> {
+    const q = this.#chunks;
+    if (q !== undefined && q.length !== 0) {
+      const chunk = q.shift()!;
+      this.#queued -= chunk.length;
+      if (q.length === 0) this.#chunks = undefined; // an idle connection keeps no array
+      if (this.#paused && this.#queued < READ_BUFFER_BYTES_HIGH && !this.#closed) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+      return Promise.resolve(chunk);
+    }
+    if (this.#ended) {
+      return this.#failure === undefined ? Promise.resolve(null) : Promise.reject(this.#failure);
+    }
+    return new Promise(this.#wait);
+  }
+
+  /** The executor of a waiting read's promise: one closure per connection, not one per read. */
+  #wait = (resolve: (chunk: Uint8Array | null) => void, reject: (err: Error) => void): void => {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  };
 
   /** Bun's `data` callback. */
   onData(chunk: Uint8Array): void {
     if (this.#ended) return;
-    this.#controller.enqueue(chunk);
-    if ((this.#controller.desiredSize ?? 1) <= 0 && !this.#paused) {
+    const resolve = this.#resolve;
+    if (resolve !== undefined) {
+      this.#resolve = this.#reject = undefined;
+      return resolve(chunk);
+    }
+    (this.#chunks ??= []).push(chunk);
+    this.#queued += chunk.length;
+    if (this.#queued >= READ_BUFFER_BYTES_HIGH && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -192,11 +250,11 @@ class SocketState implements Conn {
     }
   }
 
-  /** Bun's `close` or `error` callback: the socket is gone. */
+  /** Bun's `close` or `error` callback: the socket is gone (chunks already queued are still read). */
   onClose(error?: Error): void {
     this.#closed = true;
     this.#failWrites(error ?? new Error("connection closed"));
-    this.#endReadable(error);
+    this.#end(error);
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -214,17 +272,23 @@ class SocketState implements Conn {
     if (this.#closed) return;
     this.#closed = true;
     this.#failWrites(new Error("connection closed"));
-    this.#endReadable(undefined);
+    // Closed by its reader: what was not read yet is dropped, a pending read ends.
+    this.#chunks = undefined;
+    this.#queued = 0;
+    this.#end(undefined);
     this.#socket.end();
   }
 
-  #endReadable(error: Error | undefined): void {
+  /** No more chunks: a waiting read gets the end (null, or the socket's error). */
+  #end(error: Error | undefined): void {
     if (this.#ended) return;
     this.#ended = true;
-    try {
-      if (error !== undefined) this.#controller.error(error);
-      else this.#controller.close();
-    } catch { /* the reader cancelled the stream already */ }
+    this.#failure = error;
+    const resolve = this.#resolve;
+    const reject = this.#reject;
+    this.#resolve = this.#reject = undefined;
+    if (error === undefined) resolve?.(null);
+    else reject?.(error);
   }
 
   #failWrites(err: Error): void {
