@@ -27,6 +27,11 @@ export const ACK_IDS_MAX = 256;
 export const PENDING_BYTES_MAX = 64 * 1024 * 1024;
 /** Above this many pending outbound bytes, topic fan-out to the connection pauses (messages wait in the topic). */
 export const PENDING_BYTES_HIGH = 4 * 1024 * 1024;
+/**
+ * Smallest outbound buffers (512 B) that quiet connections gave back, kept for the next to write
+ * (server/outbound.ts); more are left to the collector. 512 KiB at most.
+ */
+export const OUTBOUND_POOL_BUFFERS_MAX = 1024;
 /** Messages a topic subscription may fall behind before the slow-consumer policy applies. */
 export const SUB_PENDING_MESSAGES_MAX = 65536;
 /** Bytes a topic subscription may fall behind before the slow-consumer policy applies. */

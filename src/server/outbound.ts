@@ -2,11 +2,15 @@
  * A connection's outbound side: frames are appended to a buffer and written
  * in one socket write per tick (one write per frame is ~25x slower, measured
  * here). Two buffers take turns: one is being written while the other fills,
- * so exactly one write is in flight and no byte is copied twice.
+ * so exactly one write is in flight and no byte is copied twice. Buffers of
+ * the smallest size go to a pool shared by all connections once written with
+ * nothing more to write, as nats-server pools its small ones: a quiet
+ * connection holds no outbound buffer, a chatty one takes and returns one per
+ * write without allocating.
  *
  * @module
  */
-import { PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/mod.ts";
+import { OUTBOUND_POOL_BUFFERS_MAX, PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from "../config/mod.ts";
 import {
   grow,
   type MsgFields,
@@ -53,6 +57,14 @@ export interface OutboundEvents {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Buffers of `BUFFER_BYTES_MIN` bytes no writer holds, none being written. */
+const pool: Uint8Array<ArrayBuffer>[] = [];
+
+/** Gives a smallest-size buffer to the pool (or to the collector when the pool is full). */
+function giveBack(buf: Uint8Array<ArrayBuffer>): void {
+  if (pool.length < OUTBOUND_POOL_BUFFERS_MAX) pool.push(buf);
+}
 
 /** Coalescing writer for one connection. */
 export class Outbound {
@@ -188,7 +200,10 @@ export class Outbound {
       return false;
     }
     if (need > this.#buf.length) {
-      this.#buf = grow(this.#buf, this.#len, Math.max(need, this.#startBytes));
+      const size = Math.max(need, this.#startBytes);
+      this.#buf = size === BUFFER_BYTES_MIN && pool.length !== 0
+        ? pool.pop()! // #len is 0: a buffer of the smallest size grows from nothing
+        : grow(this.#buf, this.#len, size);
     }
     if (!this.#scheduled && this.#writing === 0) {
       this.#scheduled = true;
@@ -219,6 +234,17 @@ export class Outbound {
   #written = (): void => {
     this.#writing = 0;
     if (this.#len > 0) this.#flush();
+    else {
+      // Nothing more to write: small buffers go to the pool until this connection writes again.
+      if (this.#spare.length === BUFFER_BYTES_MIN) {
+        giveBack(this.#spare);
+        this.#spare = EMPTY;
+      }
+      if (this.#buf.length === BUFFER_BYTES_MIN) {
+        giveBack(this.#buf);
+        this.#buf = EMPTY;
+      }
+    }
     if (this.#wantDrain && this.pending < this.#high) {
       this.#wantDrain = false;
       this.#events.onDrain();

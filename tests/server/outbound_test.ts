@@ -5,7 +5,7 @@ import type { Conn } from "../../src/runtime/mod.ts";
 
 /** A real TCP pair on 127.0.0.1: the server side for the writer, the client side drained. */
 async function pair(): Promise<
-  { server: Conn; received: () => number; close: () => Promise<void> }
+  { server: Conn; received: () => number; text: () => string; close: () => Promise<void> }
 > {
   const listener = denoRuntime.listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([
@@ -14,16 +14,20 @@ async function pair(): Promise<
   ]);
   listener.close();
   let bytes = 0;
+  let text = "";
+  const dec = new TextDecoder();
   const drained = (async () => {
     for (;;) {
       const chunk = await client.read!();
       if (chunk === null) return;
       bytes += chunk.length;
+      if (text.length < 64 * 1024) text += dec.decode(chunk, { stream: true });
     }
   })();
   return {
     server: server!,
     received: () => bytes,
+    text: () => text,
     close: async () => {
       server!.close();
       await drained;
@@ -91,5 +95,43 @@ Deno.test("outbound: a steady stream keeps its buffers (no re-growing per write)
   } finally {
     out.kill();
     await p.close();
+  }
+});
+
+Deno.test("outbound: a quiet writer holds no buffer; small buffers pass between writers intact", async () => {
+  const a = await pair();
+  const b = await pair();
+  const outA = new Outbound(a.server, events);
+  const outB = new Outbound(b.server, events);
+  try {
+    let wantA = "";
+    let wantB = "";
+    for (let i = 0; i < 50; i++) {
+      const lineA = `OK a ${i}\r\n`;
+      const lineB = `MSG topic:b.${i} sub_id:s ${i}\r\n`;
+      outA.appendAscii(lineA);
+      wantA += lineA;
+      await outA.idle();
+      assert.equal(outA.capacity, 0, "written, nothing pending: its buffer went back");
+      outB.appendAscii(lineB); // may take the buffer A just gave back
+      wantB += lineB;
+      if (i % 2 === 0) {
+        outA.appendAscii(lineA); // A writes while B's write is in flight
+        wantA += lineA;
+      }
+      await Promise.all([outA.idle(), outB.idle()]);
+      assert.equal(outA.capacity + outB.capacity, 0, "both quiet: no buffer held");
+    }
+    // Each client got exactly its own bytes: a pooled buffer is never shared while written.
+    for (let i = 0; i < 100 && (a.text() !== wantA || b.text() !== wantB); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(a.text(), wantA);
+    assert.equal(b.text(), wantB);
+  } finally {
+    outA.kill();
+    outB.kill();
+    await a.close();
+    await b.close();
   }
 });
