@@ -10,6 +10,8 @@
  * `--base DIR` measures Relayr run from another checkout as well, in the same
  * run (an A/B of two builds; make it as for `deno task bench --base`), and
  * `--rounds N` repeats every server N times, in turn, and prints the median.
+ * `--subs K`: each connection subscribes to K topics of its own (the cost of
+ * a subscription is the difference to a run with 1).
  * `--heap` (Deno): each Relayr child also runs with `--inspect`, and the
  * live heap and external memory per connection are printed instead of RSS
  * (read after forced full collections), with the largest kinds of heap object
@@ -30,11 +32,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "1" },
     heap: { type: "boolean", default: false },
     top: { type: "string", default: "25" },
+    subs: { type: "string", default: "1" },
   },
 });
 const certs = values.tls ? await makeCerts() : undefined;
 const CA = certs && Deno.readTextFileSync(certs.ca);
 const COUNT = Number(values.count);
+/** Subscriptions per connection, each to a topic of its own. */
+const SUBS = Math.max(1, Number(values.subs));
 /** Handshakes in flight at once: a storm, bounded. */
 const WINDOW = 256;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -160,6 +165,13 @@ async function measure(sys: System): Promise<Result> {
   }
 }
 
+/** The SUB lines of connection `i`: `SUBS` topics of its own, `c.<i>` for the first. */
+function subs(i: number, line: (topic: string, k: number) => string): string {
+  let out = "";
+  for (let k = 0; k < SUBS; k++) out += line(k === 0 ? `c.${i}` : `c.${i}.${k}`, k) + "\r\n";
+  return out;
+}
+
 function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
 }
@@ -173,9 +185,9 @@ function report(sys: System, runs: Result[]): void {
       `${kib(mid.rssPer)} each${all}`
     : `heap ${kib(mid.heapPer)}, external ${kib(mid.externalPer!)} each (live, after full GCs)`;
   console.log(
-    `${sys.name.padEnd(16)} ${CA ? "TLS " : ""}${COUNT} connections + subscriptions in ${
-      mid.ms.toFixed(0)
-    } ms: ${what}`,
+    `${sys.name.padEnd(16)} ${CA ? "TLS " : ""}${COUNT} connections + ${
+      SUBS === 1 ? "" : `${SUBS} `
+    }subscriptions in ${mid.ms.toFixed(0)} ms: ${what}`,
   );
   for (const k of mid.kinds?.slice(0, Number(values.top)) ?? []) {
     console.log(
@@ -196,7 +208,8 @@ function relayr(name: string, root: string): System {
         .concat(["serve", "--memory", "--host", "127.0.0.1", "--port", String(port)])
         .concat(["--no-http", "--no-grpc", "--max-connections", String(COUNT + 10)])
         .concat(certs ? ["--tls-cert", certs.serverCert, "--tls-key", certs.serverKey] : []),
-    hello: (i) => `CONNECT {"verbose":false}\r\nSUB topic:c.${i} sub_id:s\r\nPING\r\n`,
+    hello: (i) =>
+      `CONNECT {"verbose":false}\r\n${subs(i, (t, k) => `SUB topic:${t} sub_id:s${k}`)}PING\r\n`,
   };
 }
 
@@ -226,7 +239,7 @@ if (nats === undefined) {
   systems.push({
     name: "nats-server",
     cmd: (port) => [nats, "-a", "127.0.0.1", "-p", String(port), ...(conf ? ["-c", conf] : [])],
-    hello: (i) => `CONNECT {"verbose":false}\r\nSUB c.${i} 1\r\nPING\r\n`,
+    hello: (i) => `CONNECT {"verbose":false}\r\n${subs(i, (t, k) => `SUB ${t} ${k + 1}`)}PING\r\n`,
     infoFirst: true,
   });
 }

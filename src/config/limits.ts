@@ -32,6 +32,12 @@ export const PENDING_BYTES_HIGH = 4 * 1024 * 1024;
  * (server/outbound.ts); more are left to the collector. 512 KiB at most.
  */
 export const OUTBOUND_POOL_BUFFERS_MAX = 1024;
+/**
+ * Bytes of each slab the subscriptions' MSG heads are cut from (protocol/encoder.ts): a head is
+ * a view, not a small ArrayBuffer of its own (~0.8 KiB of RSS each on Deno). A head alive pins its
+ * slab; a head longer than an eighth of it gets its own buffer.
+ */
+export const MSG_HEAD_SLAB_BYTES = 4096;
 /** Messages a topic subscription may fall behind before the slow-consumer policy applies. */
 export const SUB_PENDING_MESSAGES_MAX = 65536;
 /** Bytes a topic subscription may fall behind before the slow-consumer policy applies. */

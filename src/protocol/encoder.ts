@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { MSG_HEAD_SLAB_BYTES } from "../config/limits.ts";
 import type { ErrorCode } from "./errors.ts";
 
 const encoder = new TextEncoder();
@@ -24,9 +25,34 @@ export function errFrame(code: ErrorCode, text: string): Uint8Array {
   return encoder.encode(`ERR ${code} ${text.replace(/[\r\n]+/g, " ")}\r\n`);
 }
 
-/** The per-subscription head of a MSG line. */
+/** The slab the next MSG head is cut from, and where its free part starts. */
+let headSlab = new Uint8Array(0);
+let headOff = 0;
+
+/**
+ * The per-subscription head of a MSG line: a view into a shared slab. Every
+ * small ArrayBuffer on Deno has a backing store of its own outside the heap
+ * (with its allocator and bookkeeping overhead: 10,000 `Uint8Array(30)` grew
+ * RSS by ~0.8 KiB each, views of one slab by ~0.15 KiB), and a subscription
+ * keeps its head as long as it lives. Heads are never written after this.
+ */
 export function msgHead(dest: string, sid: string): Uint8Array {
-  return encoder.encode(`MSG ${dest} sub_id:${sid}`);
+  const s = `MSG ${dest} sub_id:${sid}`;
+  const n = s.length;
+  if (n > MSG_HEAD_SLAB_BYTES / 8) return ascii(s);
+  if (headOff + n > headSlab.length) {
+    headSlab = new Uint8Array(MSG_HEAD_SLAB_BYTES);
+    headOff = 0;
+  }
+  const slab = headSlab;
+  const at = headOff;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(s); // its bytes so far in the slab are left unused
+    slab[at + i] = c;
+  }
+  headOff = at + n;
+  return slab.subarray(at, at + n);
 }
 
 /** The fields of a message that its MSG tail shows. */

@@ -54,6 +54,7 @@ import { decimal } from "./decimal.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
 import { headerBlockError } from "./headers.ts";
+import { grow } from "./bytes.ts";
 import { LastString } from "./last_string.ts";
 import { DEST, slotError } from "./names.ts";
 
@@ -107,12 +108,20 @@ export interface ParserOptions {
  */
 let tokens: Int32Array | undefined;
 
+/** A split line's buffer up to this size is kept for the next split (see `Parser.#line`). */
+const LINE_KEPT_BYTES = 256;
+
 /** A pure, incremental parser of client frames; one per connection. */
 export class Parser {
   #payloadMax: number;
   #state: State = State.LINE;
-  /** Bytes of a control line split across chunks; allocated on first split. */
-  #line: Uint8Array | undefined;
+  /**
+   * Bytes of a control line split across chunks: grown to what the line
+   * needs, and dropped once it is handled if over `LINE_KEPT_BYTES` (a
+   * 4 KiB one for every connection that once had a split line was most of an
+   * idle connection's memory when its handshake spanned two reads).
+   */
+  #line: Uint8Array<ArrayBuffer> = EMPTY;
   #lineLen = 0;
   /** Token boundaries of the current line: start, end, start, end... (shared scratch, see `tokens`) */
   #tok = tokens ??= new Int32Array(2 * TOKENS_MAX);
@@ -142,6 +151,11 @@ export class Parser {
   /** Whether the parser stopped after a fatal error. */
   get dead(): boolean {
     return this.#state === State.DEAD;
+  }
+
+  /** Bytes of buffer it holds between chunks (a split line's, a split payload's). */
+  get heldBytes(): number {
+    return this.#line.length + this.#payload.length;
   }
 
   /** Whether it holds no partial frame (what a UDP datagram must end with). */
@@ -184,7 +198,7 @@ export class Parser {
           }
           const end = lf < 0 ? n : lf;
           if (this.#lineLen + end - i > CONTROL_LINE_BYTES_MAX + 1) return this.#tooLong(out);
-          this.#line ??= new Uint8Array(CONTROL_LINE_BYTES_MAX + 2);
+          this.#line = grow(this.#line, this.#lineLen, this.#lineLen + end - i);
           this.#line.set(chunk.subarray(i, end), this.#lineLen);
           this.#lineLen += end - i;
           if (lf < 0) return;
@@ -192,6 +206,7 @@ export class Parser {
           this.#lineLen = 0;
           // The line is complete in #line; a PUB's payload starts after the LF in this chunk.
           this.#line_(this.#line, 0, len, len, out);
+          if (this.#line.length > LINE_KEPT_BYTES) this.#line = EMPTY; // frames keep no views of it
           i = lf + 1;
           break;
         }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   defaultPubOptions,
+  msgHead,
   msgTail,
   PLAIN_TAIL_BYTES_MAX,
   writePlainTail,
@@ -71,4 +72,21 @@ Deno.test("encoder: options appear in the documented order", () => {
     dec(t),
     " msg_id:5 priority:3 ttl:100 correlation_id:c reply_to:topic:r content_type:text/plain hdr:4 delivery:3 10\r\n",
   );
+});
+
+Deno.test("encoder: MSG heads are views of shared slabs, each with its own bytes", () => {
+  const heads = Array.from(
+    { length: 500 },
+    (_, i) => [msgHead(`topic:t.${i}`, `s${i}`), i] as const,
+  );
+  for (const [h, i] of heads) assert.equal(dec(h), `MSG topic:t.${i} sub_id:s${i}`);
+  const buffers = new Set(heads.map(([h]) => h.buffer));
+  assert.ok(buffers.size < 20, `500 heads in ${buffers.size} buffers, not one each`);
+  // Non-ASCII names and long ones get their own bytes, and leave the others intact.
+  assert.equal(dec(msgHead("topic:café", "s")), "MSG topic:café sub_id:s");
+  const long = `topic:${"l".repeat(1000)}`;
+  assert.equal(dec(msgHead(long, "s")), `MSG ${long} sub_id:s`);
+  const next = msgHead("topic:next", "s");
+  assert.equal(dec(next), "MSG topic:next sub_id:s");
+  for (const [h, i] of heads) assert.equal(dec(h), `MSG topic:t.${i} sub_id:s${i}`);
 });

@@ -461,6 +461,31 @@ Deno.test("parser: a control line of exactly the limit passes, one byte more fai
   assert.equal(bad[0].op, "ERR");
 });
 
+Deno.test("parser: a split line's buffer fits the line, and a long one is not kept", () => {
+  const p = new Parser();
+  const out: Frame[] = [];
+  const sub = enc("SUB topic:a.b sub_id:s1\r\n");
+  p.push(sub.subarray(0, 10), out);
+  assert.ok(p.heldBytes > 0 && p.heldBytes <= 64, `a short split line: ${p.heldBytes} bytes`);
+  p.push(sub.subarray(10), out);
+  assert.equal(out.length, 1);
+  assert.ok(p.heldBytes <= 64, "a small buffer is kept for the next split");
+  // A long split line takes a large buffer only while it is read.
+  const long = enc(`SUB topic:a${" ".repeat(3000)}sub_id:s2\r\n`);
+  p.push(long.subarray(0, 1000), out);
+  assert.ok(p.heldBytes >= 1000);
+  p.push(long.subarray(1000), out);
+  assert.equal(out.length, 2);
+  assert.equal(out[1].op, "SUB");
+  assert.equal(p.heldBytes, 0, "an idle connection keeps no 4 KiB line buffer");
+  // A split payload is held until it is complete, then let go.
+  p.push(enc("PUB queue:q 2000\r\n" + "y".repeat(500)), out);
+  assert.ok(p.heldBytes >= 2000);
+  p.push(enc("y".repeat(1500) + "\r\n"), out);
+  assert.equal(out.length, 3);
+  assert.equal(p.heldBytes, 0);
+});
+
 Deno.test("parser: the payload limit is configurable and checked before allocating", () => {
   assert.equal(
     (parseChunks([enc("PUB queue:a 10\r\n0123456789\r\n")], 10) as Frame[])[0].op,
