@@ -11,7 +11,8 @@
  * run (an A/B of two builds; make it as for `deno task bench --base`), and
  * `--rounds N` repeats every server N times, in turn, and prints the median.
  * `--subs K`: each connection subscribes to K topics of its own (the cost of
- * a subscription is the difference to a run with 1).
+ * a subscription is the difference to a run with 1). `--settle S`: the RSS
+ * with them all open is read S seconds after the last opened (default 0).
  * `--heap` (Deno): each Relayr child also runs with `--inspect`, and the
  * live heap and external memory per connection are printed instead of RSS
  * (read after forced full collections), with the largest kinds of heap object
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     heap: { type: "boolean", default: false },
     top: { type: "string", default: "25" },
     subs: { type: "string", default: "1" },
+    settle: { type: "string", default: "0" },
   },
 });
 const certs = values.tls ? await makeCerts() : undefined;
@@ -144,6 +146,9 @@ async function measure(sys: System): Promise<Result> {
       conns.push(...await Promise.all(batch));
     }
     const ms = performance.now() - t0;
+    // With `--settle S`, RSS is read after S seconds of idle connections: collectors shrink
+    // what the open burst grew (V8's young generation, Go's heap) only some time after it.
+    await new Promise((r) => setTimeout(r, Number(values.settle) * 1000));
     const mem1 = await inspector?.memory();
     const after = rss(child.pid);
     const r: Result = { rssPer: (after - before) / COUNT, ms, before, after };

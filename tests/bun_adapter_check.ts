@@ -139,20 +139,33 @@ async function partialWritesFinishOnDrain(): Promise<void> {
   }
 }
 
+/**
+ * Writes `data` to a server side that reads nothing for 200 ms, then reads it all with `read`:
+ * whether the writer was held back meanwhile (the socket paused), and what was read.
+ */
+async function toSlowReader(
+  p: { server: Conn; client: Conn },
+  data: Uint8Array,
+  read: (conn: Conn, bytes: number) => Promise<Uint8Array[]>,
+): Promise<{ heldBack: boolean; got: Uint8Array }> {
+  let done = false;
+  const writing = p.client.write(data).then(() => done = true);
+  await new Promise((r) => setTimeout(r, 200));
+  const heldBack = !done;
+  const chunks = await withTimeout(read(p.server, data.length), 10_000, "read 16 MiB");
+  await withTimeout(writing, 5000, "write");
+  return { heldBack, got: concat(chunks) };
+}
+
 async function readBackpressure(): Promise<void> {
   const p = await pair();
   try {
     // The reader waits; the socket is paused and the writer is held back, then all arrives in order.
     const data = pattern(16 * 1024 * 1024, 3);
-    let done = false;
-    const writing = p.client.write(data).then(() => done = true);
-    await new Promise((r) => setTimeout(r, 200));
-    const heldBack = !done;
-    const chunks = await withTimeout(readAll(p.server, data.length), 10_000, "read 16 MiB");
-    await withTimeout(writing, 5000, "write");
+    const { heldBack, got } = await toSlowReader(p, data, readAll);
     report(
       "a slow reader pauses the socket and loses nothing",
-      heldBack && same(concat(chunks), data),
+      heldBack && same(got, data),
       `writer held back while nobody read: ${heldBack}`,
     );
   } finally {
@@ -177,12 +190,7 @@ async function directReads(): Promise<void> {
   try {
     // A reader that does not read: the socket pauses, the writer is held back, nothing is lost.
     const data = pattern(16 * 1024 * 1024, 4);
-    let done = false;
-    const writing = p.client.write(data).then(() => done = true);
-    await new Promise((r) => setTimeout(r, 200));
-    const heldBack = !done;
-    const chunks = await withTimeout(readDirect(p.server, data.length), 10_000, "read 16 MiB");
-    await withTimeout(writing, 5000, "write");
+    const { heldBack, got } = await toSlowReader(p, data, readDirect);
     // Bytes sent just before the peer's close are read before the end.
     const tail = pattern(1000, 5);
     await p.client.write(tail);
@@ -191,7 +199,7 @@ async function directReads(): Promise<void> {
     const end = await withTimeout(p.server.read!(), 2000, "end");
     report(
       "read(): a slow reader pauses the socket, loses nothing, and reads the bytes before the end",
-      heldBack && same(concat(chunks), data) && same(concat(rest), tail) && end === null,
+      heldBack && same(got, data) && same(concat(rest), tail) && end === null,
       `writer held back: ${heldBack}, end: ${end}`,
     );
   } finally {

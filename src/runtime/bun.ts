@@ -3,8 +3,8 @@
  *
  * Bun's sockets are callback-based (`open`, `data`, `drain`, `close`), so this
  * file turns them into the `Conn` interface: inbound chunks settle a waiting
- * `read()` or queue for the next, and the socket pauses when its reader falls
- * behind (a `ReadableStream` over `read()` is made only when asked for), and
+ * `read()` or queue for the next (or, once `readable` was asked for, go into
+ * that stream), the socket pauses when its reader falls behind, and
  * `write()` resolves once every byte was taken by the kernel, finishing a
  * partial write on `drain` (Bun's `socket.write` returns how many bytes it
  * took and does not buffer the rest).
@@ -155,8 +155,13 @@ class SocketState implements Conn {
   /** The pending `read()`'s settlers. */
   #resolve: ((chunk: Uint8Array | null) => void) | undefined = undefined;
   #reject: ((err: Error) => void) | undefined = undefined;
-  /** `read()` as a web stream, made on first use (the broker reads with `read()`). */
+  /**
+   * The web stream, made on first use (the broker reads with `read()`; the
+   * SDK and the cluster links read the stream). Once made, chunks go into it
+   * as they come, and `read()` is not used.
+   */
   #readable: ReadableStream<Uint8Array> | undefined = undefined;
+  #controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
   /** Writes in order; only the first is being written. */
   #writes: PendingWrite[] = [];
 
@@ -167,23 +172,27 @@ class SocketState implements Conn {
   }
 
   /**
-   * The web stream over `read()`. It pulls only when its reader reads
-   * (high-water mark 0), so the pause below `read()` stays the one back-pressure.
+   * Inbound chunks as a web stream that pauses the socket when its reader
+   * falls behind (`READ_BUFFER_BYTES_HIGH` queued) and resumes it when the
+   * reader pulls again. Chunks queued for `read()` before it was made come first.
    */
   get readable(): ReadableStream<Uint8Array> {
     return this.#readable ??= new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        let chunk: Uint8Array | null;
-        try {
-          chunk = await this.read();
-        } catch (err) {
-          return controller.error(err);
+      start: (c) => {
+        this.#controller = c;
+        for (const chunk of this.#chunks ?? []) c.enqueue(chunk);
+        this.#chunks = undefined;
+        this.#queued = 0;
+        if (this.#ended) this.#endStream();
+      },
+      pull: () => {
+        if (this.#paused && !this.#closed) {
+          this.#paused = false;
+          this.#socket.resume();
         }
-        if (chunk === null) controller.close();
-        else controller.enqueue(chunk);
       },
       cancel: () => this.close(),
-    }, { highWaterMark: 0 });
+    }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
   }
 
   /**
@@ -222,6 +231,15 @@ class SocketState implements Conn {
   /** Bun's `data` callback. */
   onData(chunk: Uint8Array): void {
     if (this.#ended) return;
+    const c = this.#controller;
+    if (c !== undefined) {
+      c.enqueue(chunk);
+      if ((c.desiredSize ?? 1) <= 0 && !this.#paused) {
+        this.#paused = true;
+        this.#socket.pause();
+      }
+      return;
+    }
     const resolve = this.#resolve;
     if (resolve !== undefined) {
       this.#resolve = this.#reject = undefined;
@@ -284,11 +302,20 @@ class SocketState implements Conn {
     if (this.#ended) return;
     this.#ended = true;
     this.#failure = error;
+    if (this.#controller !== undefined) return this.#endStream();
     const resolve = this.#resolve;
     const reject = this.#reject;
     this.#resolve = this.#reject = undefined;
     if (error === undefined) resolve?.(null);
     else reject?.(error);
+  }
+
+  /** Closes (or fails, with the socket's error) the stream: its reader reads what is queued first. */
+  #endStream(): void {
+    try {
+      if (this.#failure !== undefined) this.#controller!.error(this.#failure);
+      else this.#controller!.close();
+    } catch { /* the reader cancelled the stream already */ }
   }
 
   #failWrites(err: Error): void {
