@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Cdp } from "./profile.ts";
 
 /** One kind of heap object: `type:name <- owner.edge`, the first retainer naming the holder. */
 export interface HeapKind {
@@ -31,56 +32,40 @@ interface Snapshot {
   strings: string[];
 }
 
-/** A connection to one process's inspector. */
+/** A connection to one process's inspector, for its heap. */
 export class Inspector {
-  #ws: WebSocket;
-  #next = 1;
-  #pending = new Map<number, (result: unknown) => void>();
-  #chunks: string[] = [];
+  #cdp: Cdp;
+  /** The chunks of the snapshot being taken, as the inspector sends them. */
+  #chunks: string[];
 
-  private constructor(ws: WebSocket) {
-    this.#ws = ws;
-    ws.onmessage = (e) => {
-      const m = JSON.parse(e.data as string);
-      if (m.id !== undefined) {
-        this.#pending.get(m.id)?.(m.result ?? { error: m.error });
-        this.#pending.delete(m.id);
-      } else if (m.method === "HeapProfiler.addHeapSnapshotChunk") {
-        this.#chunks.push(m.params.chunk);
-      }
-    };
+  private constructor(cdp: Cdp, chunks: string[]) {
+    this.#cdp = cdp;
+    this.#chunks = chunks;
   }
 
   /** Attaches to the inspector on `port`. */
   static async attach(port: number): Promise<Inspector> {
-    const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
-    const ws = new WebSocket(targets[0].webSocketDebuggerUrl as string);
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = () => reject(new Error("inspector WebSocket failed"));
+    const chunks: string[] = [];
+    const cdp = await Cdp.attach(port, (method, params) => {
+      if (method === "HeapProfiler.addHeapSnapshotChunk") {
+        chunks.push((params as { chunk: string }).chunk);
+      }
     });
-    const i = new Inspector(ws);
-    await i.#send("HeapProfiler.enable");
-    await i.#send("Runtime.enable");
-    return i;
-  }
-
-  #send(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
-    const id = this.#next++;
-    this.#ws.send(JSON.stringify({ id, method, params }));
-    return new Promise((resolve) => this.#pending.set(id, resolve));
+    await cdp.send("HeapProfiler.enable");
+    await cdp.send("Runtime.enable");
+    return new Inspector(cdp, chunks);
   }
 
   /** Two full collections (the second takes what the first's finalizers freed). */
   async collect(): Promise<void> {
-    await this.#send("HeapProfiler.collectGarbage");
-    await this.#send("HeapProfiler.collectGarbage");
+    await this.#cdp.send("HeapProfiler.collectGarbage");
+    await this.#cdp.send("HeapProfiler.collectGarbage");
   }
 
   /** `Deno.memoryUsage()` of the child, after `collect()`. */
   async memory(): Promise<{ rss: number; heapUsed: number; external: number }> {
     await this.collect();
-    const r = await this.#send("Runtime.evaluate", {
+    const r = await this.#cdp.send("Runtime.evaluate", {
       expression: "JSON.stringify(Deno.memoryUsage())",
     }) as { result: { value: string } };
     return JSON.parse(r.result.value);
@@ -88,17 +73,17 @@ export class Inspector {
 
   /** The live heap by kind of object (collected first). */
   async kinds(): Promise<Map<string, HeapKind>> {
-    this.#chunks = [];
+    this.#chunks.length = 0;
     await this.collect();
-    await this.#send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+    await this.#cdp.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
     const s = JSON.parse(this.#chunks.join("")) as Snapshot;
-    this.#chunks = [];
+    this.#chunks.length = 0;
     return kindsOf(s);
   }
 
   /** Detaches. */
   close(): void {
-    this.#ws.close();
+    this.#cdp.close();
   }
 }
 

@@ -32,57 +32,79 @@ export interface Hotspot {
   self: number;
 }
 
-/** A connection to one process's inspector. */
-export class Profiler {
+/** A Chrome DevTools Protocol session with one process's inspector (its first target). */
+export class Cdp {
   #ws: WebSocket;
   #next = 1;
   #pending = new Map<number, (result: unknown) => void>();
 
-  private constructor(ws: WebSocket) {
+  private constructor(ws: WebSocket, onEvent: (method: string, params: unknown) => void) {
     this.#ws = ws;
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data as string);
-      if (m.id !== undefined) {
-        this.#pending.get(m.id)?.(m.result ?? { error: m.error });
-        this.#pending.delete(m.id);
-      }
+      if (m.id === undefined) return onEvent(m.method, m.params);
+      this.#pending.get(m.id)?.(m.result ?? { error: m.error });
+      this.#pending.delete(m.id);
     };
   }
 
-  /** Attaches to the inspector on `port` and enables the profiler. */
-  static async attach(port: number): Promise<Profiler> {
+  /** Attaches to the inspector on `port`; `onEvent` hears its notifications. */
+  static async attach(
+    port: number,
+    onEvent: (method: string, params: unknown) => void = () => {},
+  ): Promise<Cdp> {
     const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
     const ws = new WebSocket(targets[0].webSocketDebuggerUrl as string);
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
       ws.onerror = () => reject(new Error("inspector WebSocket failed"));
     });
-    const p = new Profiler(ws);
-    await p.#send("Profiler.enable");
-    await p.#send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
-    return p;
+    return new Cdp(ws, onEvent);
   }
 
-  #send(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+  /** Calls `method`; resolves with its result. */
+  send(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
     const id = this.#next++;
     this.#ws.send(JSON.stringify({ id, method, params }));
     return new Promise((resolve) => this.#pending.set(id, resolve));
   }
 
+  /** Detaches. */
+  close(): void {
+    this.#ws.close();
+  }
+}
+
+/** A connection to one process's inspector. */
+export class Profiler {
+  #cdp: Cdp;
+
+  private constructor(cdp: Cdp) {
+    this.#cdp = cdp;
+  }
+
+  /** Attaches to the inspector on `port` and enables the profiler. */
+  static async attach(port: number): Promise<Profiler> {
+    const cdp = await Cdp.attach(port);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+    return new Profiler(cdp);
+  }
+
   /** Starts sampling. */
   async start(): Promise<void> {
-    await this.#send("Profiler.start");
+    await this.#cdp.send("Profiler.start");
   }
 
   /** Stops sampling and returns the profile. */
   async stop(): Promise<CpuProfile> {
-    const r = await this.#send("Profiler.stop") as { profile: CpuProfile };
+    const r = await this.#cdp.send("Profiler.stop") as { profile: CpuProfile };
     return r.profile;
   }
 
   /** Detaches. */
   close(): void {
-    this.#ws.close();
+    this.#cdp.close();
   }
 }
 
