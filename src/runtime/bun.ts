@@ -23,6 +23,7 @@ import process from "node:process";
 import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
 import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket/mod.ts";
 import { AcceptQueue } from "./accept_queue.ts";
+import { Inbound } from "./inbound.ts";
 import { connectNodeTls } from "./node_tls.ts";
 import { certSubject } from "./tls_files.ts";
 import type {
@@ -36,9 +37,6 @@ import type {
   TlsFiles,
   WebSocketUpgrade,
 } from "./types.ts";
-
-/** Inbound bytes the stream buffers before the socket is paused (TCP backpressure then applies). */
-const READ_BUFFER_BYTES_HIGH = 1024 * 1024;
 
 // --- the part of Bun's API this adapter uses ---
 
@@ -142,26 +140,9 @@ class SocketState implements Conn {
   secure = false;
   peerCertSubject: string | undefined;
   #socket: BunSocket;
-  #paused = false;
-  /** No more chunks will come (the peer closed, the socket failed, or `close()`). */
-  #ended = false;
-  /** Why the socket failed, once `#ended`; undefined: a clean end. */
-  #failure: Error | undefined = undefined;
   #closed = false;
-  /** Chunks that came while no read waited, oldest first (made on first need). */
-  #chunks: Uint8Array[] | undefined = undefined;
-  /** Bytes in `#chunks`. */
-  #queued = 0;
-  /** The pending `read()`'s settlers. */
-  #resolve: ((chunk: Uint8Array | null) => void) | undefined = undefined;
-  #reject: ((err: Error) => void) | undefined = undefined;
-  /**
-   * The web stream, made on first use (the broker reads with `read()`; the
-   * SDK and the cluster links read the stream). Once made, chunks go into it
-   * as they come, and `read()` is not used.
-   */
-  #readable: ReadableStream<Uint8Array> | undefined = undefined;
-  #controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
+  /** Inbound chunks, to `read()` (the broker) or `readable` (the SDK, cluster links). */
+  readonly #in: Inbound = new Inbound(this);
   /** Writes in order; only the first is being written. */
   #writes: PendingWrite[] = [];
 
@@ -171,86 +152,28 @@ class SocketState implements Conn {
     this.remoteAddr = `${socket.remoteAddress}:${socket.remotePort}`;
   }
 
-  /**
-   * Inbound chunks as a web stream that pauses the socket when its reader
-   * falls behind (`READ_BUFFER_BYTES_HIGH` queued) and resumes it when the
-   * reader pulls again. Chunks queued for `read()` before it was made come first.
-   */
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
-      start: (c) => {
-        this.#controller = c;
-        for (const chunk of this.#chunks ?? []) c.enqueue(chunk);
-        this.#chunks = undefined;
-        this.#queued = 0;
-        if (this.#ended) this.#endStream();
-      },
-      pull: () => {
-        if (this.#paused && !this.#closed) {
-          this.#paused = false;
-          this.#socket.resume();
-        }
-      },
-      cancel: () => this.close(),
-    }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
+    return this.#in.readable;
   }
 
-  /**
-   * The next chunk, as Bun handed it to `data` (owned: Bun never rewrites
-   * it); null at the end. A chunk that comes while a read waits settles it
-   * at once; others queue, and the socket pauses once
-   * `READ_BUFFER_BYTES_HIGH` wait (TCP back-pressure), until reads take them.
-   * This replaced a `ReadableStream` per connection: its controller, queue
-   * and reader cost heap on every idle connection, and a stream hop (promises
-   * and a queue round) per chunk.
-   */
+  /** The next chunk, as Bun handed it to `data` (owned: Bun never rewrites it); null at the end. */
   read(): Promise<Uint8Array | null> {
-    const q = this.#chunks;
-    if (q !== undefined && q.length !== 0) {
-      const chunk = q.shift()!;
-      this.#queued -= chunk.length;
-      if (q.length === 0) this.#chunks = undefined; // an idle connection keeps no array
-      if (this.#paused && this.#queued < READ_BUFFER_BYTES_HIGH && !this.#closed) {
-        this.#paused = false;
-        this.#socket.resume();
-      }
-      return Promise.resolve(chunk);
-    }
-    if (this.#ended) {
-      return this.#failure === undefined ? Promise.resolve(null) : Promise.reject(this.#failure);
-    }
-    return new Promise(this.#wait);
+    return this.#in.read();
   }
-
-  /** The executor of a waiting read's promise: one closure per connection, not one per read. */
-  #wait = (resolve: (chunk: Uint8Array | null) => void, reject: (err: Error) => void): void => {
-    this.#resolve = resolve;
-    this.#reject = reject;
-  };
 
   /** Bun's `data` callback. */
   onData(chunk: Uint8Array): void {
-    if (this.#ended) return;
-    const c = this.#controller;
-    if (c !== undefined) {
-      c.enqueue(chunk);
-      if ((c.desiredSize ?? 1) <= 0 && !this.#paused) {
-        this.#paused = true;
-        this.#socket.pause();
-      }
-      return;
-    }
-    const resolve = this.#resolve;
-    if (resolve !== undefined) {
-      this.#resolve = this.#reject = undefined;
-      return resolve(chunk);
-    }
-    (this.#chunks ??= []).push(chunk);
-    this.#queued += chunk.length;
-    if (this.#queued >= READ_BUFFER_BYTES_HIGH && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    this.#in.push(chunk);
+  }
+
+  /** Stops reading (the reader is behind). */
+  pause(): void {
+    if (!this.#closed) this.#socket.pause();
+  }
+
+  /** Reads again. */
+  resume(): void {
+    if (!this.#closed) this.#socket.resume();
   }
 
   /** Bun's `drain` callback: the kernel takes bytes again. */
@@ -272,7 +195,7 @@ class SocketState implements Conn {
   onClose(error?: Error): void {
     this.#closed = true;
     this.#failWrites(error ?? new Error("connection closed"));
-    this.#end(error);
+    this.#in.end(error);
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -290,32 +213,8 @@ class SocketState implements Conn {
     if (this.#closed) return;
     this.#closed = true;
     this.#failWrites(new Error("connection closed"));
-    // Closed by its reader: what was not read yet is dropped, a pending read ends.
-    this.#chunks = undefined;
-    this.#queued = 0;
-    this.#end(undefined);
+    this.#in.close();
     this.#socket.end();
-  }
-
-  /** No more chunks: a waiting read gets the end (null, or the socket's error). */
-  #end(error: Error | undefined): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#failure = error;
-    if (this.#controller !== undefined) return this.#endStream();
-    const resolve = this.#resolve;
-    const reject = this.#reject;
-    this.#resolve = this.#reject = undefined;
-    if (error === undefined) resolve?.(null);
-    else reject?.(error);
-  }
-
-  /** Closes (or fails, with the socket's error) the stream: its reader reads what is queued first. */
-  #endStream(): void {
-    try {
-      if (this.#failure !== undefined) this.#controller!.error(this.#failure);
-      else this.#controller!.close();
-    } catch { /* the reader cancelled the stream already */ }
   }
 
   #failWrites(err: Error): void {

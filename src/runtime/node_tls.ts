@@ -9,20 +9,19 @@
 import type net from "node:net";
 import tls from "node:tls";
 import { AcceptQueue } from "./accept_queue.ts";
+import { Inbound } from "./inbound.ts";
 import { certSubject } from "./tls_files.ts";
 import type { Conn, DialTls, Listener, ListenTls, TlsFiles } from "./types.ts";
 
-/** Inbound bytes buffered before the socket is paused (TCP backpressure then applies). */
-const READ_BUFFER_BYTES_HIGH = 1024 * 1024;
-
 /** `Conn` over a connected `node:tls` socket. */
 class TlsSocketConn implements Conn {
-  readonly readable: ReadableStream<Uint8Array>;
   readonly remoteAddr: string;
   readonly secure = true;
   readonly peerCertSubject: string | undefined;
   #socket: tls.TLSSocket;
   #closed = false;
+  /** Inbound chunks, to `read()` (the broker) or `readable` (the SDK, cluster links). */
+  readonly #in: Inbound = new Inbound(this);
   /** Writes whose callback has not run: failed on close, so no writer waits for ever. */
   #writes = new Set<(err: Error) => void>();
 
@@ -31,33 +30,36 @@ class TlsSocketConn implements Conn {
     this.peerCertSubject = peerCertSubject;
     this.remoteAddr = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    let ended = false;
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (c) => {
-        socket.on("data", (chunk: Uint8Array) => {
-          if (ended) return;
-          // A plain Uint8Array view (not a Buffer, whose `slice` shares memory).
-          c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((c.desiredSize ?? 1) <= 0) socket.pause();
-        });
-        const end = (err?: Error) => {
-          if (ended) return;
-          ended = true;
-          try {
-            if (err) c.error(err);
-            else c.close();
-          } catch { /* the reader cancelled already */ }
-        };
-        socket.on("end", () => end());
-        socket.on("close", () => {
-          end();
-          this.#failWrites();
-        });
-        socket.on("error", (err: Error) => end(err));
-      },
-      pull: () => void socket.resume(),
-      cancel: () => this.close(),
-    }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
+    const inbound = this.#in;
+    socket.on("data", (chunk: Uint8Array) => {
+      // A plain Uint8Array view (not a Buffer, whose `slice` shares memory).
+      inbound.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    });
+    socket.on("end", () => inbound.end(undefined));
+    socket.on("close", () => {
+      inbound.end(undefined);
+      this.#failWrites();
+    });
+    socket.on("error", (err: Error) => inbound.end(err));
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#in.readable;
+  }
+
+  /** The next chunk (owned: node hands a fresh one to each `data` event); null at the end. */
+  read(): Promise<Uint8Array | null> {
+    return this.#in.read();
+  }
+
+  /** Stops reading (the reader is behind). */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Reads again. */
+  resume(): void {
+    this.#socket.resume();
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -76,6 +78,7 @@ class TlsSocketConn implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#in.close();
     this.#socket.destroy();
     this.#failWrites();
   }
