@@ -285,13 +285,16 @@ function launch(
         return { command: bun, args: [...flags, "run", ...args], httpPort };
       }
       const inspect = inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
+      // `RELAYR_BENCH_DENO_FLAGS="--v8-flags=--perf-basic-prof"` (for `perf record -p <pid>`) or
+      // `"--cpu-prof --cpu-prof-dir=DIR"`: flags for the Deno brokers' command line.
+      const denoFlags = Deno.env.get("RELAYR_BENCH_DENO_FLAGS")?.split(" ").filter(Boolean) ?? [];
       // relayr-ws: the same broker, measured over /ws on its HTTP port.
       const ws = system === "relayr-ws"
         ? { url: `ws://127.0.0.1:${httpPort}/ws`, port: httpPort }
         : undefined;
       return {
         command: Deno.execPath(),
-        args: ["run", ...inspect, "-A", ...args],
+        args: ["run", ...inspect, ...denoFlags, "-A", ...args],
         httpPort,
         scratch,
         ws,

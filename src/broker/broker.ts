@@ -251,6 +251,62 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#publishQueue(dest, buf, off, len, o);
   }
 
+  /**
+   * Publishes `buf`'s payloads `offs[2k], offs[2k + 1]` (offset, length) for
+   * `k` in `[from, to)` to the topic `dest`, without options, as a run of
+   * `publishFrom`s would: the parser's `PubRun`, a bulk publisher's read
+   * chunk. Taken as one only where each publish would be synchronous and
+   * could not fail: a topic without a store, no bindings, no cluster. Nobody
+   * subscribed: counters and ids in one step; else the topic is looked up once
+   * and each message delivered. False: nothing was done (publish one by one).
+   */
+  publishRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
+    if (
+      dest.charCodeAt(0) !== 0x74 /* t */ || this.interest !== undefined || this.#routes.size !== 0
+    ) {
+      return false;
+    }
+    let topic: Topic | undefined;
+    try {
+      topic = this.#ts.forPublish(dest);
+    } catch {
+      return false; // no room for the topic a wildcard wanted: each publish gets its refusal
+    }
+    if (topic?.store !== undefined) return false;
+    this.#dedup.duplicate = false;
+    this.durable = undefined;
+    const c = this.counters;
+    if (topic === undefined) {
+      let bytes = 0;
+      for (let k = from; k < to; k++) bytes += offs[2 * k + 1];
+      c.published += to - from;
+      c.publishedBytes += bytes;
+      c.unrouted += to - from;
+      this.#lastTopicId = this.#ids.take(to - from, this.now);
+      return true;
+    }
+    for (let k = from; k < to; k++) this.#publishTo(topic, dest, buf, offs[2 * k], offs[2 * k + 1]);
+    return true;
+  }
+
+  /**
+   * A plain publish (no options) to `topic`, which has no store, with no
+   * bindings anywhere: `#publishTopic`'s path for it, returning the id.
+   */
+  #publishTo(topic: Topic, dest: string, buf: Uint8Array, off: number, len: number): number {
+    const c = this.counters;
+    const msg = published(this.#ids.next(this.now), dest, buf, off, len, undefined, this.now);
+    c.published++;
+    c.publishedBytes += len;
+    if (topic.bindings.length === 0 && topic.retention === undefined) c.unrouted++;
+    else {
+      topic.publish(msg);
+      if (topic.blocked) this.#blockedBy = topic;
+    }
+    if (msg.buf === buf && keepsAsIs(topic)) this.#pinned = true;
+    return this.#lastTopicId = msg.id;
+  }
+
   /** A topic publish, delivered now. */
   #publishTopic(
     dest: string,

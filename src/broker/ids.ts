@@ -35,6 +35,19 @@ export class IdGenerator {
     }
   }
 
+  /** `n` (at least 1) ids at wall time `nowMs` as `next` would give them; returns the last. */
+  take(n: number, nowMs: number): number {
+    const ms = Math.floor(nowMs);
+    if (ms > this.#ms) {
+      this.#ms = ms;
+      this.#seq = -1; // the first id of a new millisecond has seq 0
+    }
+    const seq = this.#seq + n;
+    this.#ms += Math.floor(seq / SEQ_PER_MS);
+    this.#seq = seq % SEQ_PER_MS;
+    return this.#ms * SEQ_PER_MS + this.#seq;
+  }
+
   /** The next id at wall time `nowMs`. */
   next(nowMs: number): number {
     const ms = Math.floor(nowMs);

@@ -155,6 +155,43 @@ export class PubFrame {
     return this.buf.subarray(this.off, this.off + this.len);
   }
 }
+/**
+ * A run of repeated `PUB <dest> <size>` frames without options, one after the
+ * other in one read chunk (a parser with `runs` on): payload `k` is
+ * `buf[offs[2k], offs[2k] + offs[2k + 1])` for `k` in `[from, to)`. `offs` is
+ * the parser's scratch, valid until its next `push`. A bulk publisher's
+ * chunk is then one frame, not hundreds: no object, no dispatch and no
+ * permission check per message where the destination is the same.
+ */
+export class PubRun {
+  readonly op = "PUBS" as const;
+  constructor(
+    readonly dest: string,
+    readonly buf: Uint8Array,
+    readonly offs: Int32Array,
+    readonly from: number,
+    readonly to: number,
+    /** Payload bytes of the run. */
+    readonly bytes: number,
+    /** Its largest payload. */
+    readonly lenMax: number,
+  ) {}
+
+  /** Messages in the run. */
+  get count(): number {
+    return this.to - this.from;
+  }
+
+  /** The run as single `PUB` frames (allocates: for the paths that take one message at a time). */
+  frames(): PubFrame[] {
+    const out: PubFrame[] = [];
+    const o = this.offs;
+    for (let k = this.from; k < this.to; k++) {
+      out.push(new PubFrame(this.dest, this.buf, o[2 * k], o[2 * k + 1], undefined));
+    }
+    return out;
+  }
+}
 /** `SUB`. */
 export interface SubFrame {
   op: "SUB";
@@ -223,6 +260,7 @@ export interface ErrorFrame {
 export type Frame =
   | ConnectFrame
   | PubFrame
+  | PubRun
   | SubFrame
   | DeclareFrame
   | BindFrame

@@ -6,7 +6,7 @@
  */
 export { Parser, type ParserOptions } from "./parser.ts";
 export type * from "./frames.ts";
-export { defaultPubOptions, defaultQueueDeclareOptions, PubFrame } from "./frames.ts";
+export { defaultPubOptions, defaultQueueDeclareOptions, PubFrame, PubRun } from "./frames.ts";
 export { ERROR_CODES, type ErrorCode, snippet } from "./errors.ts";
 export {
   ascii,

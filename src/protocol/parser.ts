@@ -49,7 +49,7 @@ import type {
   StartPosition,
   SubOptions,
 } from "./frames.ts";
-import { defaultPubOptions, defaultQueueDeclareOptions, PubFrame } from "./frames.ts";
+import { defaultPubOptions, defaultQueueDeclareOptions, PubFrame, PubRun } from "./frames.ts";
 import { decimal } from "./decimal.ts";
 import { compileFilter, FilterError } from "../filter/mod.ts";
 import { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
@@ -97,7 +97,12 @@ class BadInput extends SyntaxError {
 export interface ParserOptions {
   /** Largest accepted payload in bytes. */
   payloadBytesMax?: number;
+  /** Hands repeated PUBs out as `PubRun` frames (see `Parser.runs`). */
+  runs?: boolean;
 }
+
+/** Run offsets a parser starts with (pairs): grows by doubling, up to what one chunk needs. */
+const RUN_OFFSETS_MIN = 256;
 
 /**
  * Token boundaries of the line being parsed, shared by every parser: a line is tokenized and
@@ -138,9 +143,25 @@ export class Parser {
   #destText = "";
   #destBytes: Uint8Array = EMPTY;
   #lastDestError: string | undefined = "no destination yet";
+  /**
+   * Whether two or more repeated PUBs in a row become one `PubRun` frame
+   * (the TCP connection's reader, once past authentication; off by
+   * default, so every other reader sees single PUBs only).
+   */
+  runs: boolean;
+  /** Offset and length of every payload of this push's runs; made on the first run. */
+  #runOffs: Int32Array | undefined = undefined;
+  /** Pairs of `#runOffs` used by this push. */
+  #runUsed = 0;
 
   constructor(options: ParserOptions = {}) {
     this.#payloadMax = options.payloadBytesMax ?? PAYLOAD_BYTES_MAX;
+    this.runs = options.runs ?? false;
+  }
+
+  /** Lets go of the run offsets (an idle connection keeps no scratch; a run makes them again). */
+  trim(): void {
+    this.#runOffs = undefined;
   }
 
   /** The largest payload it accepts; a connection's user may have a smaller one than the server. */
@@ -180,6 +201,7 @@ export class Parser {
   push(chunk: Uint8Array, out: Frame[]): void {
     const n = chunk.length;
     let i = 0;
+    this.#runUsed = 0; // the last push's runs are done with
     while (i < n) {
       switch (this.#state) {
         case State.LINE: {
@@ -339,7 +361,9 @@ export class Parser {
    * path then parses from `i` as if this had not looked (it changed nothing):
    * the same frames either way. The line is within `CONTROL_LINE_BYTES_MAX`:
    * the destination was valid, so at most `DESTINATION_BYTES_MAX`, and the
-   * size has at most `SIZE_DIGITS_MAX` digits.
+   * size has at most `SIZE_DIGITS_MAX` digits. With `runs` on, two or more
+   * such frames to a topic are one `PubRun`, their payloads' places in
+   * `#runOffs` (at most a pair per 9 bytes of the chunk, `PUB d 0\n\n`).
    */
   #repeatPub(buf: Uint8Array, i: number, n: number, out: Frame[]): number {
     const last = this.#destBytes;
@@ -348,13 +372,24 @@ export class Parser {
     const dest = this.#destText;
     const max = this.#payloadMax;
     let done = -1;
+    // The run so far: its first pair in #runOffs, payload bytes, largest payload.
+    // Runs are of topic publishes: a queue's are stored and answered one at a time anyway.
+    let offs = this.runs && dest.startsWith("topic:")
+      ? this.#runOffs ??= new Int32Array(2 * RUN_OFFSETS_MIN)
+      : undefined;
+    const from = this.#runUsed;
+    let used = from;
+    let bytes = 0;
+    let lenMax = 0;
     for (;;) {
       if (buf[i] !== 0x50 || buf[i + 1] !== 0x55 || buf[i + 2] !== 0x42 || buf[i + 3] !== SP) {
-        return done;
+        break;
       }
       const d = i + 4 + dl;
-      if (d >= n || buf[d] !== SP) return done;
-      for (let j = 0; j < dl; j++) if (last[j] !== buf[i + 4 + j]) return done;
+      if (d >= n || buf[d] !== SP) break;
+      let j = 0;
+      while (j < dl && last[j] === buf[i + 4 + j]) j++;
+      if (j < dl) break;
       let k = d + 1;
       let size = 0;
       for (; k < n && k - d <= SIZE_DIGITS_MAX; k++) {
@@ -362,25 +397,53 @@ export class Parser {
         if (c < 0 || c > 9) break;
         size = size * 10 + c;
       }
-      if (k === d + 1 || k >= n || size > max) return done;
+      if (k === d + 1 || k >= n || size > max) break;
       let p: number;
       if (buf[k] === LF) p = k + 1;
       else if (buf[k] === CR && buf[k + 1] === LF) p = k + 2;
-      else return done;
+      else break;
       const e = p + size;
       let next: number;
       if (buf[e] === LF && e < n) next = e + 1;
       else if (buf[e] === CR && buf[e + 1] === LF && e + 1 < n) next = e + 2;
-      else return done;
+      else break;
       if (done < 0) {
         this.#pubError = undefined;
         this.#pubOptions = undefined;
         this.#pubDest = dest;
       }
-      out.push(new PubFrame(dest, buf, p, size, undefined));
+      if (offs === undefined) out.push(new PubFrame(dest, buf, p, size, undefined));
+      else {
+        if (2 * used === offs.length) offs = this.#growRunOffs(used);
+        offs[2 * used] = p;
+        offs[2 * used + 1] = size;
+        used++;
+        bytes += size;
+        if (size > lenMax) lenMax = size;
+      }
       done = i = next;
-      if (i >= n) return done;
+      if (i >= n) break;
     }
+    if (offs !== undefined && used > from) {
+      this.#runUsed = used;
+      out.push(
+        used - from === 1
+          ? new PubFrame(dest, buf, offs[2 * from], offs[2 * from + 1], undefined)
+          : new PubRun(dest, buf, offs, from, used, bytes, lenMax),
+      );
+    }
+    return done;
+  }
+
+  /**
+   * Doubles the run offsets, keeping the `used` pairs of this push (earlier
+   * runs of the push keep pointing into the old array, which stays theirs).
+   */
+  #growRunOffs(used: number): Int32Array {
+    const old = this.#runOffs!;
+    const grown = new Int32Array(2 * old.length);
+    grown.set(old.subarray(0, 2 * used));
+    return this.#runOffs = grown;
   }
 
   /** Parses a PUB line whose payload starts at `p` in `buf`; returns where parsing goes on. */

@@ -12,12 +12,25 @@ import { plain } from "./plain.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-function parse(bytes: Uint8Array, cut: (rest: number) => number): unknown[] {
-  const p = new Parser({ payloadBytesMax: 64 });
+/**
+ * The frames of `bytes` pushed in the pieces `cut` gives. `runs`: with
+ * `PubRun` frames, each expanded to its single PUBs right after its push
+ * (its offsets are the parser's until the next push).
+ */
+function parse(bytes: Uint8Array, cut: (rest: number) => number, runs = false): unknown[] {
+  const p = new Parser({ payloadBytesMax: 64, runs });
   const out: Frame[] = [];
   for (let off = 0; off < bytes.length;) {
     const n = Math.min(bytes.length - off, cut(bytes.length - off));
-    p.push(bytes.subarray(off, off + n), out);
+    const frames: Frame[] = [];
+    p.push(bytes.subarray(off, off + n), frames);
+    for (const f of frames) {
+      if (f.op !== "PUBS") out.push(f);
+      else {
+        assert.ok(f.count >= 2, "a run has two or more PUBs");
+        out.push(...f.frames());
+      }
+    }
     off += n;
   }
   return plain(out);
@@ -72,4 +85,50 @@ Deno.test("repeat PUB fast path: the same frames whole, byte by byte and in rand
     const codes = whole.map((f) => (f as { code?: string }).code ?? "PUB");
     assert.deepEqual(codes.slice(-5), ["PUB", "BAD_DESTINATION", "BAD_DESTINATION", "PUB", fatal]);
   }
+});
+
+Deno.test("repeat PUB runs: the same PUBs as single frames, whole and in random chunks", () => {
+  const random = rng(16);
+  for (const [text] of STREAMS) {
+    const bytes = enc(text);
+    const whole = parse(bytes, (r) => r);
+    assert.deepEqual(parse(bytes, (r) => r, true), whole);
+    assert.deepEqual(parse(bytes, () => 1, true), whole);
+    for (let run = 0; run < 50; run++) {
+      assert.deepEqual(parse(bytes, () => 1 + Math.floor(random() * 40), true), whole);
+    }
+  }
+});
+
+Deno.test("repeat PUB runs: one frame per run, offsets kept across the scratch's growth", () => {
+  // 1000 PUBs (more than the offsets the parser starts with), an option, 3 more: two runs.
+  const pubs = (n: number, from: number) =>
+    Array.from({ length: n }, (_, k) => `PUB topic:r ${String(from + k).length}\r\n${from + k}\r\n`)
+      .join("");
+  const text = "PUB topic:r 1\r\nx\r\n" + pubs(999, 1) + "PUB topic:r priority:1 1\r\ny\r\n" +
+    pubs(3, 1000);
+  const p = new Parser({ runs: true });
+  const out: Frame[] = [];
+  p.push(enc(text), out);
+  // The first PUB takes the general path (no destination yet), then a run of 999;
+  // the option takes the general path, and the next three are a run again.
+  assert.deepEqual(out.map((f) => f.op === "PUBS" ? `PUBS ${f.count}` : f.op), [
+    "PUB",
+    "PUBS 999",
+    "PUB",
+    "PUBS 3",
+  ]);
+  const run = out[1];
+  assert.ok(run.op === "PUBS");
+  assert.equal(run.bytes, [...Array(999)].reduce((n, _, k) => n + String(k + 1).length, 0));
+  assert.equal(run.lenMax, 3);
+  const payloads = run.frames().map((f) => new TextDecoder().decode(f.payload));
+  assert.deepEqual(payloads, Array.from({ length: 999 }, (_, k) => String(k + 1)));
+  const last = out[3];
+  assert.ok(last.op === "PUBS");
+  assert.deepEqual(last.frames().map((f) => new TextDecoder().decode(f.payload)), [
+    "1000",
+    "1001",
+    "1002",
+  ]);
 });
