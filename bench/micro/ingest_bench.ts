@@ -79,6 +79,28 @@ for (const size of [16, 256, 4096]) {
 }
 
 for (const size of [16, 256]) {
+  const { chunk, frames } = chunkOf("queue:bench.q", size);
+  const s = server();
+  // One consumer that never acks (ack:none): the publish, the queue and the MSG copies.
+  s.adopt(
+    fakeConn(
+      enc.encode(`CONNECT {"verbose":false}\r\nSUB queue:bench.q ack:none prefetch:65536\r\n`),
+      undefined,
+      0,
+    ).conn,
+  );
+  Deno.bench({
+    name: `pub -> queue, 1 ack:none consumer, ${size} B: ${CHUNKS} chunks of ${frames} PUBs`,
+    group: `ingest ${size}`,
+    async fn() {
+      const { conn, closed } = fakeConn(CONNECT, chunk, CHUNKS);
+      s.adopt(conn);
+      await closed;
+    },
+  });
+}
+
+for (const size of [16, 256]) {
   const { chunk, frames } = chunkOf("topic:bench.sub", size);
   const s = server();
   // The subscriber stays connected: after its SUB, a read that never ends.

@@ -253,19 +253,19 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
 
   /**
    * Publishes `buf`'s payloads `offs[2k], offs[2k + 1]` (offset, length) for
-   * `k` in `[from, to)` to the topic `dest`, without options, as a run of
+   * `k` in `[from, to)` to `dest`, without options, as a run of
    * `publishFrom`s would: the parser's `PubRun`, a bulk publisher's read
    * chunk. Taken as one only where each publish would be synchronous and
-   * could not fail: a topic without a store, no bindings, no cluster. Nobody
-   * subscribed: counters and ids in one step; else the topic is looked up once
-   * and each message delivered. False: nothing was done (publish one by one).
+   * could not fail, outside a cluster: a topic without a store and no
+   * bindings anywhere, or a queue in the memory store with room for the run.
+   * A topic nobody subscribed to: counters and ids in one step; else the
+   * topic is looked up once and each message delivered. False: nothing was
+   * done (publish one by one).
    */
   publishRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
-    if (
-      dest.charCodeAt(0) !== 0x74 /* t */ || this.interest !== undefined || this.#routes.size !== 0
-    ) {
-      return false;
-    }
+    if (this.interest !== undefined) return false;
+    if (dest.charCodeAt(0) !== 0x74 /* t */) return this.#queueRun(dest, buf, offs, from, to);
+    if (this.#routes.size !== 0) return false;
     let topic: Topic | undefined;
     try {
       topic = this.#ts.forPublish(dest);
@@ -286,6 +286,31 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
       return true;
     }
     for (let k = from; k < to; k++) this.#publishTo(topic, dest, buf, offs[2 * k], offs[2 * k + 1]);
+    return true;
+  }
+
+  /** `publishRun` to a queue: each message as `#publishQueue` takes it, when all will fit. */
+  #queueRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
+    // A store that may wait (a durable log, a replicated copy) answers each publish on its own.
+    if (this.options.store.syncs !== undefined || this.sharedDeclarations !== undefined) {
+      return false;
+    }
+    let q: Queue;
+    try {
+      q = this.#qs.open(dest);
+    } catch {
+      return false; // no room for another queue: each publish gets its refusal
+    }
+    let bytes = 0;
+    for (let k = from; k < to; k++) bytes += offs[2 * k + 1];
+    const o = q.settings;
+    const s = q.store;
+    if (s.size + (to - from) > o.messagesMax || s.bytes + bytes > o.bytesMax) return false;
+    this.#dedup.duplicate = false;
+    this.durable = undefined;
+    for (let k = from; k < to; k++) {
+      this.#publishQueue(dest, buf, offs[2 * k], offs[2 * k + 1], undefined);
+    }
     return true;
   }
 

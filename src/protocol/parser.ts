@@ -362,7 +362,7 @@ export class Parser {
    * the same frames either way. The line is within `CONTROL_LINE_BYTES_MAX`:
    * the destination was valid, so at most `DESTINATION_BYTES_MAX`, and the
    * size has at most `SIZE_DIGITS_MAX` digits. With `runs` on, two or more
-   * such frames to a topic are one `PubRun`, their payloads' places in
+   * such frames are one `PubRun`, their payloads' places in
    * `#runOffs` (at most a pair per 9 bytes of the chunk, `PUB d 0\n\n`).
    */
   #repeatPub(buf: Uint8Array, i: number, n: number, out: Frame[]): number {
@@ -373,10 +373,7 @@ export class Parser {
     const max = this.#payloadMax;
     let done = -1;
     // The run so far: its first pair in #runOffs, payload bytes, largest payload.
-    // Runs are of topic publishes: a queue's are stored and answered one at a time anyway.
-    let offs = this.runs && dest.startsWith("topic:")
-      ? this.#runOffs ??= new Int32Array(2 * RUN_OFFSETS_MIN)
-      : undefined;
+    let offs = this.runs ? this.#runOffs ??= new Int32Array(2 * RUN_OFFSETS_MIN) : undefined;
     const from = this.#runUsed;
     let used = from;
     let bytes = 0;

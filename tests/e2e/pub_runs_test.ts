@@ -80,3 +80,30 @@ Deno.test("PUB runs: a wildcard subscriber's new topic is made by the run and ge
     await broker.stop();
   }
 });
+
+Deno.test("PUB runs: a queue takes a run whole when it fits, else one PUB at a time (QUEUE_FULL each)", async () => {
+  const broker = await startTestBroker();
+  const p = await RawClient.connect(broker.port);
+  const c = await RawClient.connect(broker.port);
+  try {
+    await p.send("DECLARE queue:small max_messages:10\r\n");
+    assert.equal(await p.line(), "OK");
+    await c.send("SUB queue:jobs sub_id:j ack:none\r\n");
+    assert.equal(await c.line(), "OK");
+    await p.send('CONNECT {"verbose":false}\r\n' + pubs("queue:jobs", "j", 1000) + "PING\r\n");
+    assert.equal(await p.line(5000), "PONG");
+    const got = (await c.msgs(1000)).map(text);
+    assert.deepEqual(got, [...Array(1000).keys()].map((i) => `j${i}`));
+    // 30 PUBs to a queue with room for 10: ten stored, then an ERR for each of the others.
+    await p.send(pubs("queue:small", "s", 30) + "PING\r\n");
+    for (let i = 0; i < 20; i++) {
+      assert.match(await p.line(), /^ERR QUEUE_FULL queue:small is full/);
+    }
+    assert.equal(await p.line(), "PONG");
+    assert.equal(broker.broker.queues.get("queue:small")!.store.size, 10);
+  } finally {
+    await p.close();
+    await c.close();
+    await broker.stop();
+  }
+});
