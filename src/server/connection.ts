@@ -166,9 +166,8 @@ export class Connection implements Client {
             : this.#access.may(Action.ADMIN, f.dest),
       }, proxyFrom);
     }
-    // Runs of PUBs once past the gate, and not with a router: both take frames one at a time.
-    const runs = this.#gate === undefined && this.#router === undefined;
-    this.#parser = new Parser({ payloadBytesMax: host.payloadBytesMax, runs });
+    // Runs of PUBs from `CONNECT {"verbose":false}` on (see `#runs`).
+    this.#parser = new Parser({ payloadBytesMax: host.payloadBytesMax });
   }
 
   /** Whether the connection has closed. */
@@ -225,7 +224,7 @@ export class Connection implements Client {
           from = await this.#gate.filter(frames);
           if (this.#gate.open) {
             this.#gate = undefined;
-            parser.runs = router === undefined;
+            this.#runs();
           }
           awaited = true;
         }
@@ -233,7 +232,7 @@ export class Connection implements Client {
           const f = frames[i];
           if (f.op === "PUBS") {
             if (this.#pubs(f)) continue;
-            expand(frames, i, f.frames()); // one at a time, as if read one by one
+            expandRuns(frames, i); // one at a time, as if read one by one
           }
           // Over its publish rate: reading stops (TCP back-pressure reaches
           // the client) until the bucket has a token again; nothing is dropped.
@@ -429,7 +428,18 @@ export class Connection implements Client {
     this.clientId = f.options.clientId;
     this.name = f.options.name;
     this.#replies.verbose = f.options.verbose;
+    this.#runs();
     this.#replies.ok();
+  }
+
+  /**
+   * Whether the parser hands repeated PUBs out as runs (`#pubs`): not while
+   * each PUB is answered with its id (`verbose`, the default), before the
+   * gate opens, or with a router (both take frames one at a time).
+   */
+  #runs(): void {
+    this.#parser.runs = !this.#replies.verbose && this.#gate === undefined &&
+      this.#router === undefined;
   }
 
   #pub(f: PubFrame): void {
@@ -578,10 +588,18 @@ export class Connection implements Client {
   }
 }
 
-/** Puts `single` in the place of `frames[i]` (no spread: a run may hold thousands). */
-function expand(frames: Frame[], i: number, single: Frame[]): void {
-  const rest = frames.slice(i + 1);
+/**
+ * Replaces every run from `frames[i]` on by its single PUBs, in one pass: a
+ * run refused for a reason (rate, permissions, a full queue) mostly means
+ * the batch's later runs would be too, and expanding each on its own would
+ * copy the rest of the batch once per run.
+ */
+function expandRuns(frames: Frame[], i: number): void {
+  const rest = frames.slice(i);
   frames.length = i;
-  for (let k = 0; k < single.length; k++) frames.push(single[k]);
-  for (let k = 0; k < rest.length; k++) frames.push(rest[k]);
+  for (let k = 0; k < rest.length; k++) {
+    const f = rest[k];
+    if (f.op !== "PUBS") frames.push(f);
+    else for (const single of f.frames()) frames.push(single);
+  }
 }

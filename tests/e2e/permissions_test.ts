@@ -487,3 +487,31 @@ Deno.test("permissions: BIND needs admin on the queue and subscribe on every top
     await broker.close();
   }
 });
+
+Deno.test("permissions: a run of PUBs to a denied topic is refused one PUB at a time; an allowed run is delivered", async () => {
+  const broker = await authBroker([USERS.alice]);
+  const alice = await as(broker, "alice");
+  const reader = await operator(broker);
+  try {
+    await reader.send("SUB topic:public.> sub_id:r\r\n");
+    assert.equal(await reader.line(), "OK");
+    // verbose off first (runs are made from then on), then the PUBs in one write.
+    await alice.send('CONNECT {"verbose":false}\r\nPING\r\n');
+    assert.equal(await alice.line(), "PONG");
+    let batch = "";
+    for (let i = 0; i < 50; i++) batch += `PUB topic:public.secret 2\r\ns${i % 10}\r\n`;
+    for (let i = 0; i < 50; i++) batch += `PUB topic:public.news ${String(i).length}\r\n${i}\r\n`;
+    await alice.send(batch + "PING\r\n");
+    for (let i = 0; i < 50; i++) {
+      assert.equal(await alice.line(), "ERR PERMISSION_DENIED topic:public.secret");
+    }
+    assert.equal(await alice.line(), "PONG");
+    const got = (await reader.msgs(50)).map(text);
+    assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => String(i)));
+    await reader.quiet(100);
+  } finally {
+    await alice.close();
+    await reader.close();
+    await broker.close();
+  }
+});
