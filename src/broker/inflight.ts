@@ -92,6 +92,8 @@ export class InFlight {
   #indexed: boolean;
   /** Queue deliveries in flight that are not in `#byId` (before `#indexed`). */
   #unindexed = 0;
+  /** The subscription `#oldest` last found a delivery at the head of. */
+  #lastSub: Subscription | undefined = undefined;
 
   constructor(subs?: () => Iterable<Subscription>) {
     this.#subs = subs;
@@ -155,7 +157,11 @@ export class InFlight {
 
   /** Removes and returns the (oldest) delivery of message `id`, if it is in flight here. */
   take(id: number): Delivery | undefined {
-    if (!this.#indexed) this.#index();
+    if (!this.#indexed) {
+      const d = this.#oldest(id);
+      if (d !== undefined) return d;
+      this.#index();
+    }
     const d = this.#byId.take(id);
     if (d === undefined) return undefined;
     if (d.twin !== undefined) {
@@ -163,6 +169,36 @@ export class InFlight {
       d.twin = undefined;
     }
     d.sub.inflight.unlink(d);
+    return d;
+  }
+
+  /**
+   * Before the index is built: the queue delivery of `id` when it is the
+   * oldest in flight to its subscription (the subscription of the last one
+   * found first), taken out of flight. A consumer that acks in the order
+   * it was sent (most do, one ACK line of ids per read) names only such
+   * ids, and its deliveries then never go through the index (setting and
+   * taking each id there was ~7% of the server under the queue bench with
+   * ACK lines of ids). A queue message is in flight once at most, so the
+   * one at a list's head is the one.
+   */
+  #oldest(id: number): Delivery | undefined {
+    let sub = this.#lastSub;
+    let d = sub?.inflight.first;
+    if (d === undefined || d.msg.id !== id || d.binding !== undefined) {
+      d = undefined;
+      for (const s of this.#subs!()) {
+        const first = s.inflight.first;
+        if (first !== undefined && first.msg.id === id && first.binding === undefined) {
+          sub = this.#lastSub = s;
+          d = first;
+          break;
+        }
+      }
+      if (d === undefined) return undefined;
+    }
+    this.#unindexed--;
+    sub!.inflight.unlink(d);
     return d;
   }
 

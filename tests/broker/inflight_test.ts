@@ -52,3 +52,27 @@ Deno.test("InFlight: without subscriptions given, every delivery is indexed at o
   assert.equal(c.inflight.take(id)?.msg.id, id);
   assert.equal(c.inflight.size, 0);
 });
+
+Deno.test("InFlight: ids taken oldest first from each subscription need no index; any other builds it", () => {
+  const { broker } = testBroker();
+  const c = new LazyClient();
+  const a = sub(broker, c, "queue:a", "a", { ack: "explicit", prefetch: 10 });
+  const b = sub(broker, c, "queue:b", "b", { ack: "explicit", prefetch: 10 });
+  const t = sub(broker, c, "topic:t", "t", { ack: "explicit" });
+  c.subs.push(a, b, t);
+  const topicId = pub(broker, "topic:t", "x"); // at the head of t's list, but indexed
+  const as = [0, 1, 2, 3].map((i) => pub(broker, "queue:a", `a${i}`));
+  const bs = [0, 1, 2].map((i) => pub(broker, "queue:b", `b${i}`));
+  assert.equal(c.inflight.size, 8);
+  // Oldest first, switching between the two queues' lists.
+  for (const id of [as[0], bs[0], bs[1], as[1]]) assert.equal(c.inflight.take(id)?.msg.id, id);
+  assert.equal(c.inflight.take(as[0]), undefined, "taken once");
+  assert.equal(c.inflight.size, 4);
+  // Not at a head (bs[2] waits behind nothing, as[3] behind as[2]): the index answers.
+  assert.equal(c.inflight.take(as[3])?.msg.id, as[3]);
+  assert.equal(c.inflight.take(topicId)?.msg.id, topicId);
+  assert.deepEqual(a.inflight.toArray().map((d) => d.msg.id), [as[2]]);
+  for (const id of [bs[2], as[2]]) assert.equal(c.inflight.take(id)?.msg.id, id);
+  assert.equal(c.inflight.size, 0);
+  assert.equal(a.inflight.size + b.inflight.size + t.inflight.size, 0);
+});
