@@ -112,6 +112,8 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   #routes: Routes;
   #scheduler: Scheduler;
   #dedup = new Deduplicator();
+  /** Scratch of `#queueRun`: the run's messages, between storing and dispatching them. */
+  #runMsgs: Message[] = [];
   /** Id of the message the last `#publishTopic` made. */
   #lastTopicId = 0;
   #ids: IdGenerator;
@@ -289,7 +291,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return true;
   }
 
-  /** `publishRun` to a queue: each message as `#publishQueue` takes it, when all will fit. */
+  /** `publishRun` to a queue, when all of the run fits: each message as `#publishQueue` takes it. */
   #queueRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
     // A store that may wait (a durable log, a replicated copy) answers each publish on its own.
     if (this.options.store.syncs !== undefined || this.sharedDeclarations !== undefined) {
@@ -308,9 +310,37 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     if (s.size + (to - from) > o.messagesMax || s.bytes + bytes > o.bytesMax) return false;
     this.#dedup.duplicate = false;
     this.durable = undefined;
+    // All stored, then one dispatch: the consumers get them in the same order and turns as
+    // with a dispatch per publish. What waits for a consumer is then retained (copied out of
+    // `buf`), what is in flight pins `buf`, as `#publishQueue` decides for each.
+    const now = this.now;
+    const ttlMs = o.ttlMs;
+    const msgs = this.#runMsgs;
     for (let k = from; k < to; k++) {
-      this.#publishQueue(dest, buf, offs[2 * k], offs[2 * k + 1], undefined);
+      const msg = published(
+        this.#ids.next(now),
+        dest,
+        buf,
+        offs[2 * k],
+        offs[2 * k + 1],
+        undefined,
+        now,
+        ttlMs,
+      );
+      void s.push(msg);
+      msgs.push(msg);
     }
+    const n = to - from;
+    this.counters.published += n;
+    this.counters.publishedBytes += bytes;
+    q.counters.published += n;
+    q.dispatch();
+    for (let i = 0; i < msgs.length; i++) {
+      const msg = msgs[i];
+      if (msg.state === MessageState.READY) msg.retain();
+      else if (msg.buf === buf) this.#pinned = true;
+    }
+    msgs.length = 0;
     return true;
   }
 

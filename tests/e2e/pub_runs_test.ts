@@ -107,3 +107,35 @@ Deno.test("PUB runs: a queue takes a run whole when it fits, else one PUB at a t
     await broker.stop();
   }
 });
+
+Deno.test("PUB runs: queue messages that wait for a consumer keep their payloads when the read buffer is reused", async () => {
+  const broker = await startTestBroker();
+  const p = await RawClient.connect(broker.port);
+  const c = await RawClient.connect(broker.port);
+  try {
+    await c.send("SUB queue:held sub_id:h prefetch:10\r\n");
+    assert.equal(await c.line(), "OK");
+    await p.send('CONNECT {"verbose":false}\r\nPING\r\n');
+    assert.equal(await p.line(), "PONG");
+    // Runs in separate writes of one size: once its size settles, the broker reads each into
+    // the buffer the last one freed (a waiting message not copied out would be overwritten).
+    const tags = "abcdefghij".split("");
+    for (const tag of tags) {
+      await p.send(pubs("queue:held", tag, 300) + "PING\r\n");
+      assert.equal(await p.line(5000), "PONG");
+    }
+    const got: string[] = [];
+    while (got.length < 3000) {
+      const batch = await c.msgs(10);
+      got.push(...batch.map(text));
+      await c.send(`ACK ${batch.map((f) => `msg_id:${f.fields!.msg_id}`).join(" ")}\r\n`);
+      assert.equal(await c.line(), "OK");
+    }
+    const want = tags.flatMap((t) => [...Array(300).keys()].map((i) => `${t}${i}`));
+    assert.deepEqual(got, want);
+  } finally {
+    await p.close();
+    await c.close();
+    await broker.stop();
+  }
+});
