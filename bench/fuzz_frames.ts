@@ -9,6 +9,10 @@
 /** Valid frames of every verb, the seeds of the mutations. */
 export const CORPUS: readonly string[] = [
   'CONNECT {"version":"1.0","client_id":"fz"}\r\n',
+  // Without OKs, repeated PUBs are read as runs (PubRun): a run to a topic and to a queue.
+  'CONNECT {"verbose":false}\r\n',
+  "PUB topic:fz.a 2\r\nr1\r\nPUB topic:fz.a 2\r\nr2\r\nPUB topic:fz.a 0\r\n\r\n",
+  "PUB queue:fz 2\r\nq1\r\nPUB queue:fz 2\r\nq2\r\nPUB queue:fz 2\r\nq3\r\n",
   "PUB queue:fz 5\r\nhello\r\n",
   "PUB topic:fz.a priority:3 ttl:1000 correlation_id:x reply_to:topic:r 2\r\nhi\r\n",
   "PUB topic:fz.b hdr:9 11\r\nK: v\r\n\r\n\r\nab\r\n",
