@@ -139,6 +139,7 @@ export class InFlight {
   /** Gives back index memory a burst of deliveries left (an idle connection). */
   trim(): void {
     this.#byId.trim();
+    this.#lastSub = undefined; // it may have ended since: no reason to keep it reachable
   }
 
   /** Whether a delivery of message `id` is in flight here. */
