@@ -24,4 +24,4 @@ export {
 export type * from "./stats.ts";
 export { page } from "./stats.ts";
 export { LATENCY_BUCKETS_S } from "./latency.ts";
-export { AdminError, AdminErrorKind, type PeekedMessage } from "./admin.ts";
+export { AdminError, AdminErrorKind, type PeekedMessage, queueName, topicName } from "./admin.ts";

@@ -25,6 +25,8 @@
  */
 import { BrokerError, type Subscription } from "../broker/mod.ts";
 import {
+  CLUSTER_ADMIN_POLL_MS,
+  CLUSTER_COMMIT_MS_MAX,
   CLUSTER_PROXY_PENDING_MAX,
   CLUSTER_PROXY_ROUTES_MAX,
   CLUSTER_PROXY_UPSTREAMS_MAX,
@@ -41,7 +43,7 @@ import {
   type SubOptions,
 } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
-import type { Held, QueueRouter, RoutedConnection, Routing } from "../server/mod.ts";
+import type { Elsewhere, Held, QueueRouter, RoutedConnection, Routing } from "../server/mod.ts";
 import { splitHostPort } from "./interconnect.ts";
 import { subLine } from "./proxy_wire.ts";
 import type { ClusterNode } from "./node.ts";
@@ -62,6 +64,8 @@ export interface ForwardingOptions {
   readonly log: (level: "info" | "warn", message: string) => void;
   /** Declared topics, led like queues (topic_leader.ts); absent: topics are never forwarded. */
   readonly topics?: TopicRoutes;
+  /** Whether this node serves a queue it leads (its copy recovered); absent: leading is serving. */
+  readonly serves?: (queue: string) => boolean;
 }
 
 /** What forwarding asks of the declared topics (`TopicLeaders`). */
@@ -89,6 +93,63 @@ export class Forwarding implements Routing {
   }
 
   /**
+   * Where an admin action on `dest` runs (`Routing.placeOf`): here when this
+   * node serves it; a queue or declared topic another node leads is refused
+   * `NOT_LEADER` naming that node (the HTTP API has no proxy path: the
+   * action is not a wire command), one that is recovering here `UNAVAILABLE`.
+   * One nobody leads is claimed first, as a command for it would be, so that
+   * an action never runs on a node's stale or partial copy while answering
+   * success.
+   */
+  async placeOf(dest: string): Promise<Elsewhere | undefined> {
+    const topics = this.o.topics;
+    if (!dest.startsWith("queue:") && !(topics?.declared(dest) ?? false)) return undefined;
+    const node = this.o.node;
+    if (node.leaderOf(dest) === undefined) {
+      try {
+        await node.claim(dest);
+      } catch (e) {
+        return unavailable(
+          `nobody leads ${dest} and it cannot be claimed: ${(e as Error).message}`,
+        );
+      }
+    }
+    if (node.leads(dest)) {
+      if (await this.#served(dest)) return undefined;
+      return unavailable(`${dest} is recovering on its new leader; retry`);
+    }
+    const l = node.leaderOf(dest);
+    if (l === undefined || l.node === node.id) {
+      return unavailable(`nobody serves ${dest} now (between leaders); retry`);
+    }
+    return {
+      code: "NOT_LEADER",
+      leader: l.node,
+      message: `${dest} is led by node ${l.node}: send this to its HTTP port ` +
+        `(relayr cluster status lists the leaders)`,
+    };
+  }
+
+  /**
+   * Whether this node serves `dest`, which it leads: a leader just claimed
+   * recovers the copies first, so this waits for that (bounded by
+   * `CLUSTER_COMMIT_MS_MAX`, as a PUB held meanwhile is).
+   */
+  async #served(dest: string): Promise<boolean> {
+    if (!dest.startsWith("queue:")) {
+      await this.o.topics!.whenAdopted(dest);
+      return this.o.topics!.adopted(dest);
+    }
+    const serves = this.o.serves;
+    if (serves === undefined) return true;
+    const deadline = Date.now() + CLUSTER_COMMIT_MS_MAX;
+    while (!serves(dest) && this.o.node.leads(dest) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, CLUSTER_ADMIN_POLL_MS));
+    }
+    return serves(dest) && this.o.node.leads(dest);
+  }
+
+  /**
    * The members changed: upstreams to a node that is no longer one are cut
    * (a stopped or cut-off leader answers nothing; its lease lapsing is the
    * failure detector), so what waits on them is answered `UNAVAILABLE` and
@@ -98,6 +159,10 @@ export class Forwarding implements Routing {
     const live = new Set(members.map((m) => m.id));
     for (const r of this.routers) r.cut(live);
   }
+}
+
+function unavailable(message: string): Elsewhere {
+  return { code: "UNAVAILABLE", message };
 }
 
 /** Whether `line` (ending in CRLF) is within the control-line limit of the node it goes to. */

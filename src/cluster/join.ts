@@ -105,7 +105,12 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
         broker.raiseIds(maxId);
         broker.tick();
         if (leadership(queue).startsWith("topic:")) topics?.serving(queue);
-        else broker.queueServed(queue);
+        else {
+          // A recovered copy with messages is a queue here now, named by a command yet or not:
+          // the admin API's purge and the stats must find it.
+          if ((store.queues.get(queue)?.size ?? 0) > 0) broker.queueFor(queue);
+          broker.queueServed(queue);
+        }
       },
       deposed: (queue, why) =>
         leadership(queue).startsWith("topic:")
@@ -223,6 +228,7 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
   const forwarding = new Forwarding({
     node: view,
     topics,
+    serves: repl && ((queue) => repl.serves(queue)),
     dial,
     log: (level, message) => log[level](message),
   });

@@ -180,6 +180,11 @@ export class Replication implements ReplHost {
     }
   }
 
+  /** Whether this node serves `queue` (leads it, its copy recovered): admin actions run only then. */
+  serves(queue: string): boolean {
+    return this.#c.store.queues.get(queue)?.role === "leader";
+  }
+
   /** Whether this node may claim a leaderless `queue`: a member of its replica set, or a new queue. */
   mayClaim(queue: string): boolean {
     const set = this.#c.sets.get(queue);

@@ -368,6 +368,8 @@ export const CLUSTER_TLS_HANDSHAKES_PENDING_MAX = 64;
 export const CLUSTER_REPLICAS_DEFAULT = 3;
 /** Longest a PUB's or ACK's reply waits for a majority of the queue's replicas; past it, `ERR UNAVAILABLE`. */
 export const CLUSTER_COMMIT_MS_MAX = 5_000;
+/** How often an admin action waits to see a queue it leads recovered (up to `CLUSTER_COMMIT_MS_MAX`). */
+export const CLUSTER_ADMIN_POLL_MS = 20;
 /** Longest a new leader waits for a majority of the replica set to answer its recovery before it tries again. */
 export const CLUSTER_RECOVERY_MS_MAX = 3_000;
 /** Longest control line of a replication connection (`PUB <queue> <epoch> <lsn> <bytes>`). */

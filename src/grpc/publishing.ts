@@ -8,7 +8,7 @@
  */
 import type { ServerDuplexStream, ServerUnaryCall } from "@grpc/grpc-js";
 import { Action } from "../auth/mod.ts";
-import type { PubFrame } from "../protocol/mod.ts";
+import type { DeclareFrame, PubFrame, RetentionOptions } from "../protocol/mod.ts";
 import { type Answers, CloseReason } from "../server/mod.ts";
 import { authorize, type Principal } from "./auth.ts";
 import type { CallGate } from "./calls.ts";
@@ -71,6 +71,24 @@ export class Publishing {
     const msgId = await id;
     if (blocked !== undefined) await blocked.unblocked();
     return { msg_id: String(msgId) };
+  }
+
+  /**
+   * The Declare call's declaration of topic `dest` (authorized before): in a
+   * cluster through the router, to the topic's leader, as a TCP `DECLARE`
+   * goes; else by this broker.
+   */
+  async declare(dest: string, options: RetentionOptions): Promise<void> {
+    const route = this.#route;
+    const b = this.#front.broker;
+    if (route === undefined) return b.declare(dest, options);
+    const f: DeclareFrame = { op: "DECLARE", dest, options };
+    const claim = route.ready(f);
+    if (claim !== undefined) await claim;
+    b.tick();
+    const to = new UnaryAnswer(refusal);
+    if (!route.declare(f, to, 0)) return b.declare(dest, options);
+    await to.promise;
   }
 
   /** The Request call: a publish with the listener's inbox as its reply_to, answered by the reply. */

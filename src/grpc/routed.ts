@@ -20,7 +20,7 @@
  * @module
  */
 import { type Broker, InFlight, type ReplyWait } from "../broker/mod.ts";
-import type { ErrorCode, PubFrame } from "../protocol/mod.ts";
+import type { DeclareFrame, ErrorCode, PubFrame } from "../protocol/mod.ts";
 import {
   type Answers,
   AnswerSlots,
@@ -62,8 +62,27 @@ export class PublishRoute {
    * has just come to lead (a unary call waits for it, as a TCP connection's
    * reading does), else undefined.
    */
-  ready(m: PubFrame): Promise<void> | undefined {
+  ready(m: PubFrame | DeclareFrame): Promise<void> | undefined {
     return this.#router.ready(m);
+  }
+
+  /**
+   * A topic's Declare, as a TCP `DECLARE topic:...` goes: to the topic's
+   * leader (claimed first by `ready` when nobody leads it), declared there
+   * and replicated; `to.answer(i, ...)` gets the outcome. False: declare it
+   * here (no declared topics in this cluster's routing).
+   */
+  declare(f: DeclareFrame, to: Answers, i: number): boolean {
+    if (this.#closed) {
+      to.answer(i, "SHUTTING_DOWN", "the server is stopping");
+      return true;
+    }
+    const slots = this.#slots;
+    slots.to = to;
+    slots.i = i;
+    const routed = this.#router.declare(f);
+    slots.to = NOBODY;
+    return routed;
   }
 
   /**

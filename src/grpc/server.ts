@@ -157,7 +157,7 @@ export class GrpcFront {
     const { dest, options } = toDeclare(r);
     authorize(p, "admin", dest);
     this.broker.tick();
-    await this.broker.declare(dest, options);
+    await this.#pubs.declare(dest, options);
     return {};
   }
 

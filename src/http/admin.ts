@@ -18,9 +18,15 @@
  * Who may call them is decided before they run, in access.ts (`admin` for
  * actions, with auth on); `authorize` here refuses cross-site requests.
  *
+ * In a cluster an action on a queue or a declared topic runs only on the node
+ * that serves it (`Routing.placeOf`): on another node it is refused, `421`
+ * with `code: "NOT_LEADER"` and the `leader`'s node id, or `503` with
+ * `code: "UNAVAILABLE"` between leaders, before anything is done, so a purge
+ * never answers success while the leader's queue stays as it was.
+ *
  * @module
  */
-import { AdminError, BrokerError, type QueueStats } from "../broker/mod.ts";
+import { AdminError, BrokerError, queueName, type QueueStats, topicName } from "../broker/mod.ts";
 import { CONSOLE_ROWS_MAX, PEEK_MESSAGES_MAX, STREAM_INTERVAL_MS } from "../config/mod.ts";
 import type { Server } from "../server/mod.ts";
 import { BadRequest, intParam } from "./params.ts";
@@ -87,7 +93,7 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
           return act(request, () => {
             broker.deleteQueue(name);
             return { queue: name, deleted: true };
-          });
+          }, queueName(name));
         }
         if (parts.length !== 3) return;
         switch (action) {
@@ -95,15 +101,27 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
             if (method !== "GET") return notAllowed("GET");
             const n = intParam(q, "n", 10, 1, PEEK_MESSAGES_MAX);
             // Through `act` for `authorize`: a peek changes nothing but shows message bodies.
-            return act(request, () => ({ queue: name, messages: broker.peekQueue(name, n) }));
+            return act(
+              request,
+              () => ({ queue: name, messages: broker.peekQueue(name, n) }),
+              queueName(name),
+            );
           }
           case "purge":
             if (method !== "POST") return notAllowed("POST");
-            return act(request, () => ({ queue: name, purged: broker.purgeQueue(name) }));
+            return act(
+              request,
+              () => ({ queue: name, purged: broker.purgeQueue(name) }),
+              queueName(name),
+            );
           case "replay-dlq": {
             if (method !== "POST") return notAllowed("POST");
             const max = intParam(q, "max", Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
-            return act(request, () => ({ queue: name, ...broker.replayDeadLetters(name, max) }));
+            return act(
+              request,
+              () => ({ queue: name, ...broker.replayDeadLetters(name, max) }),
+              queueName(name),
+            );
           }
         }
         return;
@@ -113,7 +131,7 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
         return act(request, async () => {
           await broker.deleteDurable(name, sub);
           return { topic: name, durable: sub, deleted: true };
-        });
+        }, topicName(name));
       }
       if (kind === "connections" && action === "close" && parts.length === 3) {
         if (method !== "POST") return notAllowed("POST");
@@ -133,13 +151,22 @@ export function adminRoutes(server: Server): (request: Request, url: URL) => Ans
   };
 
   /**
-   * Runs an action after `authorize`, answering once what it wrote is as
-   * durable as a publish would be (under `--fsync always`, on the device).
+   * Runs an action after `authorize` (on `dest`: in a cluster, only where it
+   * is served), answering once what it wrote is as durable as a publish would
+   * be (under `--fsync always`, on the device).
    */
-  async function act(request: Request, run: () => unknown): Promise<Response> {
+  async function act(request: Request, run: () => unknown, dest?: string): Promise<Response> {
     const denied = authorize(request);
     if (denied !== undefined) return denied;
     try {
+      const away = dest === undefined ? undefined : await server.routing?.placeOf?.(dest);
+      if (away !== undefined) {
+        return json(away.code === "NOT_LEADER" ? 421 : 503, {
+          error: away.message,
+          code: away.code,
+          ...(away.leader === undefined ? {} : { leader: away.leader }),
+        });
+      }
       const result = await run();
       const store = broker.options.store;
       if (store.waitsForSync) await store.synced();
@@ -242,7 +269,13 @@ function refusal(e: unknown): Response {
   if (e instanceof AdminError) return json(STATUS[e.kind], { error: e.message, code: e.kind });
   if (e instanceof BadRequest) return json(400, { error: e.message, code: "BAD_REQUEST" });
   if (e instanceof BrokerError) {
-    return json(e.code === "STORE_FAILED" ? 503 : 409, { error: e.message, code: e.code });
+    // In a cluster a store refuses a write on a node that lost the queue's lead meanwhile.
+    const status = e.code === "NOT_LEADER"
+      ? 421
+      : e.code === "STORE_FAILED" || e.code === "UNAVAILABLE"
+      ? 503
+      : 409;
+    return json(status, { error: e.message, code: e.code });
   }
   throw e;
 }

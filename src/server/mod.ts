@@ -5,7 +5,13 @@
  * @module
  */
 export { Server, type ServerOptions } from "./server.ts";
-export type { QueueRouter, RoutedConnection, RouterReplies, Routing } from "./routing.ts";
+export type {
+  Elsewhere,
+  QueueRouter,
+  RoutedConnection,
+  RouterReplies,
+  Routing,
+} from "./routing.ts";
 export { type Answers, AnswerSlots, PublishingClient, replyOf } from "./answers.ts";
 export type { Held, Replies } from "./replies.ts";
 export { Connection } from "./connection.ts";

@@ -91,4 +91,20 @@ export interface QueueRouter {
 export interface Routing {
   /** A router for a client connection; `proxyFrom`: a trusted proxy connection from that node. */
   open(c: RoutedConnection, proxyFrom: string | undefined): QueueRouter;
+  /**
+   * Where an admin action (purge, peek, delete...) on `dest` may run:
+   * undefined here (this node serves it, or it is not led); else why not
+   * (another node leads it, or it is between leaders). It claims a queue or
+   * declared topic nobody leads, as a command for it does.
+   */
+  placeOf?(dest: string): Promise<Elsewhere | undefined>;
+}
+
+/** Why an admin action cannot run on this node (`Routing.placeOf`). */
+export interface Elsewhere {
+  /** NOT_LEADER: `leader` leads it (ask that node); UNAVAILABLE: nobody serves it now (retry). */
+  readonly code: "NOT_LEADER" | "UNAVAILABLE";
+  /** The node that leads it (NOT_LEADER). */
+  readonly leader?: string;
+  readonly message: string;
 }
