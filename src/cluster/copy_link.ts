@@ -41,6 +41,8 @@ export class CopyLink implements FrameHandler {
   #out = new ProxyOut();
   #writing = false;
   #dead = false;
+  /** Whether a byte was written: until then a broken link sent no copy. */
+  #wrote = false;
   #why = "";
   /** When it died (`Date.now()`): the bindings dial again only `CLUSTER_LINK_REDIAL_MS` later. */
   diedAt = 0;
@@ -82,7 +84,7 @@ export class CopyLink implements FrameHandler {
    * again from the leader's accept, as a PUB's would.
    */
   send(queue: string, msg: Message): Promise<void> {
-    if (this.#dead) return Promise.reject(unavailable(this.#why));
+    if (this.#dead) return Promise.reject(unavailable(this.#why, false));
     let line = `PUB ${queue}`;
     if (msg.priority !== 0) line += ` priority:${msg.priority}`;
     const o = msg.opts;
@@ -144,6 +146,7 @@ export class CopyLink implements FrameHandler {
     while (this.#out.size > 0 && !this.#dead) {
       const bytes = this.#out.take();
       try {
+        this.#wrote = true;
         await this.#conn!.write(bytes);
       } catch (e) {
         this.#fail(`cannot write to the queue's leader ${this.node}: ${(e as Error).message}`);
@@ -160,7 +163,7 @@ export class CopyLink implements FrameHandler {
     this.diedAt = Date.now();
     this.#conn?.close();
     this.#out.clear();
-    const e = unavailable(why);
+    const e = unavailable(why, this.#wrote);
     for (let i = this.#head; i < this.#waiting.length; i++) this.#waiting[i].reject(e);
     this.#waiting = [];
     this.#head = 0;
@@ -206,6 +209,8 @@ export class CopyLink implements FrameHandler {
   onInfo(_json: string): void {}
 }
 
-function unavailable(why: string): BrokerError {
-  return new BrokerError("UNAVAILABLE", `${why}: the outcome of the bound copy is unknown`);
+/** A copy's refusal: unknown once something was written, else not stored (`sent` false). */
+function unavailable(why: string, sent: boolean): BrokerError {
+  const outcome = sent ? "the outcome of the bound copy is unknown" : "the bound copy was not sent";
+  return new BrokerError("UNAVAILABLE", `${why}: ${outcome}`);
 }

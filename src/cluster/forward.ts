@@ -323,7 +323,7 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
   /** Cuts the upstreams to nodes not in `live`. */
   cut(live: ReadonlySet<string>): void {
     for (const up of [...this.#upstreams.values()]) {
-      if (!live.has(up.node)) up.cut(`the queue's leader ${up.node} left the cluster`);
+      if (!live.has(up.node)) up.cut(`${up.leader} left the cluster`);
     }
   }
 
@@ -350,7 +350,7 @@ class Router implements QueueRouter, UpstreamOwner, IdSource {
     if (up.pending < CLUSTER_PROXY_PENDING_MAX) return false;
     this.connection.replies.error(
       "LIMIT",
-      `${CLUSTER_PROXY_PENDING_MAX} commands wait for the queue's leader ${up.node}`,
+      `${CLUSTER_PROXY_PENDING_MAX} commands wait for ${up.leader}`,
     );
     return true;
   }

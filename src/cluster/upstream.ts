@@ -12,7 +12,9 @@
  *
  * When the connection breaks, every command waiting for an answer is
  * answered `ERR UNAVAILABLE` (a PUB's outcome is unknown: the leader may
- * have stored it), and its subscriptions are re-made at the new leader.
+ * have stored it; when the dial failed, nothing was sent and the text says
+ * so), and its subscriptions are re-made at the new leader. The text names
+ * the leader by what it leads for this connection: a queue, a topic, or both.
  *
  * @module
  */
@@ -31,6 +33,12 @@ import type { Conn } from "../runtime/mod.ts";
 import type { Held, RoutedConnection } from "../server/mod.ts";
 import { declareQueueLine, declareTopicLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
 import type { RemoteSubscription, UpstreamPort } from "./remote_subscription.ts";
+
+/** `q`, the first byte of a `queue:` destination. */
+const Q = 0x71;
+/** What an upstream has carried (`#carried`): commands for queues, for declared topics. */
+const QUEUES = 1;
+const TOPICS = 2;
 
 /** What a command waiting for the leader's answer is. */
 const Kind = { PUB: 0, SUB: 1, SETTLE: 2, UNSUB: 3, DECLARE: 4, ACKS: 5 } as const;
@@ -76,6 +84,10 @@ export class Upstream implements UpstreamPort, FrameHandler {
   #batchReply: ReplyWait | undefined = undefined;
   #batchUids: number[] = [];
   #batchCids: number[] = [];
+  /** QUEUES | TOPICS: the kinds of destination its commands were for (the leader's name in texts). */
+  #carried = 0;
+  /** Whether a byte was written: until then a broken connection sent nothing. */
+  #wrote = false;
   /** Set while reading is paused for a full client connection. */
   #resume: (() => void) | undefined = undefined;
   /** The read loop (tests and close wait for it). */
@@ -108,10 +120,26 @@ export class Upstream implements UpstreamPort, FrameHandler {
     return this.#dead;
   }
 
+  /** "the queue's leader n1", "the topic's leader n1", or "the leader n1" (it carried both). */
+  get leader(): string {
+    const c = this.#carried;
+    const who = c === QUEUES
+      ? "the queue's leader"
+      : c === TOPICS
+      ? "the topic's leader"
+      : "the leader";
+    return `${who} ${this.node}`;
+  }
+
+  #carry(dest: string): void {
+    this.#carried |= dest.charCodeAt(0) === Q ? QUEUES : TOPICS;
+  }
+
   // --- commands ---
 
   pub(f: PubFrame, slot: Held): void {
     this.#closeBatch();
+    this.#carry(f.dest);
     if (f.options !== undefined) {
       this.#out.text(pubLine(f.dest, f.options, f.len));
       this.#out.payload(f.buf, f.off, f.len);
@@ -130,6 +158,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   sub(s: RemoteSubscription, slot: Held | undefined): void {
     s.upstream = this;
+    this.#carry(s.destination);
     this.#subs.set(s.sid, s);
     this.#closeBatch();
     this.#out.text(subLine(s.destination, s.sid, s.options));
@@ -138,6 +167,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   declare(f: DeclareFrame, slot: Held): void {
     this.#closeBatch();
+    this.#carry(f.dest);
     this.#out.text(
       f.queue === undefined
         ? declareTopicLine(f.dest, f.options)
@@ -225,7 +255,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
     }
   }
   /** The answer of what waited when it broke (and of what comes after, which no router sends). */
-  #unavailable = errFrame("UNAVAILABLE", "the connection to the queue's leader is closed");
+  #unavailable = errFrame("UNAVAILABLE", "the connection to the leader is closed");
 
   #expect(kind: Kind, ref: unknown, id: number): void {
     // Routers drop a dead upstream at once; answered anyway, so that no reply can hang.
@@ -247,7 +277,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
     try {
       conn = await dial();
     } catch (e) {
-      return this.#fail(`cannot reach the queue's leader ${this.node}: ${(e as Error).message}`);
+      return this.#fail(`cannot reach ${this.leader}: ${(e as Error).message}`);
     }
     if (this.#dead) return conn.close();
     this.#conn = conn;
@@ -264,11 +294,9 @@ export class Upstream implements UpstreamPort, FrameHandler {
           await new Promise<void>((r) => this.#resume = r);
         }
       }
-      this.#fail(`the connection to the queue's leader ${this.node} closed`);
+      this.#fail(`the connection to ${this.leader} closed`);
     } catch (e) {
-      this.#fail(
-        `the connection to the queue's leader ${this.node} broke: ${(e as Error).message}`,
-      );
+      this.#fail(`the connection to ${this.leader} broke: ${(e as Error).message}`);
     }
   }
 
@@ -283,9 +311,10 @@ export class Upstream implements UpstreamPort, FrameHandler {
     while (this.#out.size > 0 && !this.#dead) {
       const bytes = this.#out.take();
       try {
+        this.#wrote = true;
         await this.#conn!.write(bytes);
       } catch (e) {
-        this.#fail(`cannot write to the queue's leader ${this.node}: ${(e as Error).message}`);
+        this.#fail(`cannot write to ${this.leader}: ${(e as Error).message}`);
       }
       this.#out.release(bytes);
     }
@@ -299,9 +328,10 @@ export class Upstream implements UpstreamPort, FrameHandler {
     this.#conn?.close();
     this.#out.clear();
     this.resume();
+    // Nothing written, nothing done: the client may send it again without a doubt.
     const unavailable = this.#unavailable = errFrame(
       "UNAVAILABLE",
-      `${why}: the outcome is unknown`,
+      `${why}: ${this.#wrote ? "the outcome is unknown" : "nothing was sent; retry"}`,
     );
     const resubscribe: RemoteSubscription[] = [];
     for (let i = this.#head; i < this.#kinds.length; i++) this.#gone(this.#kinds[i], this.#refs[i]);

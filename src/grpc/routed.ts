@@ -73,16 +73,7 @@ export class PublishRoute {
    * here (no declared topics in this cluster's routing).
    */
   declare(f: DeclareFrame, to: Answers, i: number): boolean {
-    if (this.#closed) {
-      to.answer(i, "SHUTTING_DOWN", "the server is stopping");
-      return true;
-    }
-    const slots = this.#slots;
-    slots.to = to;
-    slots.i = i;
-    const routed = this.#router.declare(f);
-    slots.to = NOBODY;
-    return routed;
+    return this.#hand(f, to, i);
   }
 
   /**
@@ -92,6 +83,11 @@ export class PublishRoute {
    * node serves, a queue this node leads).
    */
   pub(m: PubFrame, to: Answers, i: number): boolean {
+    return this.#hand(m, to, i);
+  }
+
+  /** Hands `f` to the router with `to.answer(i, ...)` as where its answer goes. */
+  #hand(f: PubFrame | DeclareFrame, to: Answers, i: number): boolean {
     if (this.#closed) {
       // The listener is stopping: no new proxy connection for a call that slipped in.
       to.answer(i, "SHUTTING_DOWN", "the server is stopping");
@@ -100,7 +96,7 @@ export class PublishRoute {
     const slots = this.#slots;
     slots.to = to;
     slots.i = i;
-    const routed = this.#router.pub(m);
+    const routed = f.op === "PUB" ? this.#router.pub(f) : this.#router.declare(f);
     slots.to = NOBODY;
     return routed;
   }
