@@ -25,7 +25,8 @@ import { CLUSTER_PROXY_PENDING_BYTES_MAX } from "../config/mod.ts";
 import { ERROR_CODES, type ErrorCode } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
-import { ProxyOut } from "./proxy_wire.ts";
+import { ProxyConn, type ProxyConnOwner } from "./proxy_conn.ts";
+import type { ProxyOut } from "./proxy_wire.ts";
 
 /** A copy waiting for its leader's answer. */
 interface Waiting {
@@ -35,22 +36,16 @@ interface Waiting {
 }
 
 /** One link to a leader node (see the module comment). */
-export class CopyLink implements FrameHandler {
+export class CopyLink implements FrameHandler, ProxyConnOwner {
   readonly node: string;
-  #conn: Conn | undefined = undefined;
-  #out = new ProxyOut();
-  #writing = false;
-  #dead = false;
-  /** Whether a byte was written: until then a broken link sent no copy. */
-  #wrote = false;
+  readonly #link: ProxyConn;
+  readonly #out: ProxyOut;
   #why = "";
   /** When it died (`Date.now()`): the bindings dial again only `CLUSTER_LINK_REDIAL_MS` later. */
   diedAt = 0;
   #parser: FrameParser;
   #waiting: Waiting[] = [];
   #head = 0;
-  /** The read loop (close waits for it). */
-  readonly done: Promise<void>;
 
   constructor(
     node: string,
@@ -59,8 +54,8 @@ export class CopyLink implements FrameHandler {
   ) {
     this.node = node;
     this.#parser = new FrameParser(this);
-    this.#out.text(`PROXY ${selfId}\r\n`);
-    this.done = this.#run(dial);
+    this.#link = new ProxyConn(selfId, dial, this);
+    this.#out = this.#link.out;
   }
 
   /** Copies waiting for an answer. */
@@ -70,7 +65,7 @@ export class CopyLink implements FrameHandler {
 
   /** Whether it is broken or closed. */
   get dead(): boolean {
-    return this.#dead;
+    return this.#link.dead;
   }
 
   /** Why it died. */
@@ -84,7 +79,7 @@ export class CopyLink implements FrameHandler {
    * again from the leader's accept, as a PUB's would.
    */
   send(queue: string, msg: Message): Promise<void> {
-    if (this.#dead) return Promise.reject(unavailable(this.#why, false));
+    if (this.#link.dead) return Promise.reject(unavailable(this.#why, false));
     let line = `PUB ${queue}`;
     if (msg.priority !== 0) line += ` priority:${msg.priority}`;
     const o = msg.opts;
@@ -100,70 +95,33 @@ export class CopyLink implements FrameHandler {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiting.push({ queue, resolve, reject });
     if (this.#out.size > CLUSTER_PROXY_PENDING_BYTES_MAX) {
-      this.#fail(`over CLUSTER_PROXY_PENDING_BYTES_MAX bytes waiting for ${this.node}`);
-    } else this.#flushSoon();
+      this.#link.fail(`over CLUSTER_PROXY_PENDING_BYTES_MAX bytes waiting for ${this.node}`);
+    } else this.#link.flushSoon();
     return promise;
   }
 
   /** Closes it (the node leaves, or the leader left the cluster): what waits fails `UNAVAILABLE`. */
   close(why = "this node is stopping"): Promise<void> {
-    this.#fail(why);
-    return this.done;
+    this.#link.fail(why);
+    return this.#link.done;
   }
 
-  async #run(dial: () => Promise<Conn>): Promise<void> {
-    let conn: Conn;
-    try {
-      conn = await dial();
-    } catch (e) {
-      return this.#fail(`cannot reach the queue's leader ${this.node}: ${(e as Error).message}`);
-    }
-    if (this.#dead) return conn.close();
-    this.#conn = conn;
-    this.#flushSoon();
-    const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
-    try {
-      for (;;) {
-        const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
-        if (chunk == null || this.#dead) break;
-        this.#parser.push(chunk);
-      }
-      this.#fail(`the connection to the queue's leader ${this.node} closed`);
-    } catch (e) {
-      this.#fail(
-        `the connection to the queue's leader ${this.node} broke: ${(e as Error).message}`,
-      );
-    }
+  // --- ProxyConnOwner: the connection ---
+
+  /** The leader, as texts name it. */
+  get leader(): string {
+    return `the queue's leader ${this.node}`;
   }
 
-  #flushSoon(): void {
-    if (this.#writing || this.#conn === undefined) return;
-    this.#writing = true;
-    queueMicrotask(() => this.#flush());
+  received(chunk: Uint8Array): undefined {
+    this.#parser.push(chunk);
   }
 
-  async #flush(): Promise<void> {
-    while (this.#out.size > 0 && !this.#dead) {
-      const bytes = this.#out.take();
-      try {
-        this.#wrote = true;
-        await this.#conn!.write(bytes);
-      } catch (e) {
-        this.#fail(`cannot write to the queue's leader ${this.node}: ${(e as Error).message}`);
-      }
-      this.#out.release(bytes);
-    }
-    this.#writing = false;
-  }
-
-  #fail(why: string): void {
-    if (this.#dead) return;
-    this.#dead = true;
+  /** It broke or closed: every copy waiting fails `UNAVAILABLE`. */
+  ended(why: string, sent: boolean): void {
     this.#why = why;
     this.diedAt = Date.now();
-    this.#conn?.close();
-    this.#out.clear();
-    const e = unavailable(why, this.#wrote);
+    const e = unavailable(why, sent);
     for (let i = this.#head; i < this.#waiting.length; i++) this.#waiting[i].reject(e);
     this.#waiting = [];
     this.#head = 0;
@@ -201,7 +159,7 @@ export class CopyLink implements FrameHandler {
 
   onPing(): void {
     this.#out.text("PONG\r\n");
-    this.#flushSoon();
+    this.#link.flushSoon();
   }
 
   onMsg(_f: MsgFrame): void {}

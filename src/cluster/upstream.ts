@@ -31,7 +31,14 @@ import {
 } from "../protocol/mod.ts";
 import type { Conn } from "../runtime/mod.ts";
 import type { Held, RoutedConnection } from "../server/mod.ts";
-import { declareQueueLine, declareTopicLine, ProxyOut, pubLine, subLine } from "./proxy_wire.ts";
+import { ProxyConn } from "./proxy_conn.ts";
+import {
+  declareQueueLine,
+  declareTopicLine,
+  type ProxyOut,
+  pubLine,
+  subLine,
+} from "./proxy_wire.ts";
 import type { RemoteSubscription, UpstreamPort } from "./remote_subscription.ts";
 
 /** `q`, the first byte of a `queue:` destination. */
@@ -62,10 +69,9 @@ export class Upstream implements UpstreamPort, FrameHandler {
   readonly node: string;
   readonly #owner: UpstreamOwner;
   readonly #c: RoutedConnection;
-  #conn: Conn | undefined = undefined;
-  #out = new ProxyOut();
-  #writing = false;
-  #dead = false;
+  /** The connection (dial, writes, reads); `#out` is its outbound buffer. */
+  readonly #link: ProxyConn;
+  readonly #out: ProxyOut;
   #parser: FrameParser;
   /** The subscriptions living on it, by sub id (the same id on the client and the leader). */
   #subs = new Map<string, RemoteSubscription>();
@@ -86,12 +92,8 @@ export class Upstream implements UpstreamPort, FrameHandler {
   #batchCids: number[] = [];
   /** QUEUES | TOPICS: the kinds of destination its commands were for (the leader's name in texts). */
   #carried = 0;
-  /** Whether a byte was written: until then a broken connection sent nothing. */
-  #wrote = false;
   /** Set while reading is paused for a full client connection. */
   #resume: (() => void) | undefined = undefined;
-  /** The read loop (tests and close wait for it). */
-  readonly done: Promise<void>;
 
   constructor(
     owner: UpstreamOwner,
@@ -106,8 +108,8 @@ export class Upstream implements UpstreamPort, FrameHandler {
     this.#c = owner.connection;
     this.node = node;
     this.#parser = new FrameParser(this);
-    this.#out.text(`PROXY ${selfId}\r\n`);
-    this.done = this.#run(dial);
+    this.#link = new ProxyConn(selfId, dial, this);
+    this.#out = this.#link.out;
   }
 
   /** Commands waiting for the leader's answer. */
@@ -117,7 +119,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   /** Whether it is broken or closed (a new one is made for the next command). */
   get dead(): boolean {
-    return this.#dead;
+    return this.#link.dead;
   }
 
   /** "the queue's leader n1", "the topic's leader n1", or "the leader n1" (it carried both). */
@@ -177,12 +179,12 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   ack(upstreamId: number, clientId: number, reply: ReplyWait): void {
-    if (this.#dead) return reply.answer(this.#unavailable);
+    if (this.#link.dead) return reply.answer(this.#unavailable);
     if (reply !== this.#batchReply || this.#batchUids.length >= ACK_IDS_MAX) this.#closeBatch();
     this.#batchReply = reply;
     this.#batchUids.push(upstreamId);
     this.#batchCids.push(clientId);
-    this.#flushSoon();
+    this.#link.flushSoon();
   }
 
   /** Writes the gathered ACK line, one command waiting for one answer on behalf of its ids. */
@@ -206,7 +208,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   }
 
   unsub(sid: string, forget: boolean): void {
-    if (this.#subs.delete(sid) && !this.#dead) {
+    if (this.#subs.delete(sid) && !this.#link.dead) {
       this.#closeBatch();
       this.#out.text(`UNSUB ${sid}${forget ? " forget:true" : ""}\r\n`);
       this.#expect(Kind.UNSUB, undefined, 0);
@@ -221,12 +223,12 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   /** Closes it (the client connection closed): the leader ends its subscriptions and gives their messages back. */
   close(): void {
-    this.#fail("the client connection closed");
+    this.#link.fail("the client connection closed");
   }
 
   /** Breaks it for `why` (its node left the cluster): as if the connection broke. */
   cut(why: string): void {
-    this.#fail(why);
+    this.#link.fail(why);
   }
 
   /** Answers a command its leader will never answer: `ERR UNAVAILABLE`; a SUB is re-made elsewhere. */
@@ -259,79 +261,39 @@ export class Upstream implements UpstreamPort, FrameHandler {
 
   #expect(kind: Kind, ref: unknown, id: number): void {
     // Routers drop a dead upstream at once; answered anyway, so that no reply can hang.
-    if (this.#dead) return this.#gone(kind, ref);
+    if (this.#link.dead) return this.#gone(kind, ref);
     this.#counter.forwarded++;
     this.#kinds.push(kind);
     this.#refs.push(ref);
     this.#ids.push(id);
     if (this.#out.size > CLUSTER_PROXY_PENDING_BYTES_MAX) {
-      return this.#fail(`over CLUSTER_PROXY_PENDING_BYTES_MAX bytes waiting for ${this.node}`);
+      return this.#link.fail(`over CLUSTER_PROXY_PENDING_BYTES_MAX bytes waiting for ${this.node}`);
     }
-    this.#flushSoon();
+    this.#link.flushSoon();
   }
 
-  // --- the connection ---
+  // --- ProxyConnOwner: the connection ---
 
-  async #run(dial: () => Promise<Conn>): Promise<void> {
-    let conn: Conn;
-    try {
-      conn = await dial();
-    } catch (e) {
-      return this.#fail(`cannot reach ${this.leader}: ${(e as Error).message}`);
-    }
-    if (this.#dead) return conn.close();
-    this.#conn = conn;
-    this.#flushSoon();
-    const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
-    try {
-      for (;;) {
-        const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
-        if (chunk == null || this.#dead) break;
-        this.#c.broker.tick();
-        this.#parser.push(chunk);
-        // The client is not reading: stop reading the leader too (TCP back-pressure reaches it).
-        if (!this.#c.client.wantsMore() && !this.#dead && !this.#c.isClosed()) {
-          await new Promise<void>((r) => this.#resume = r);
-        }
-      }
-      this.#fail(`the connection to ${this.leader} closed`);
-    } catch (e) {
-      this.#fail(`the connection to ${this.leader} broke: ${(e as Error).message}`);
-    }
+  /** The leader's bytes; while the client is not reading, reading stops (TCP back-pressure reaches it). */
+  received(chunk: Uint8Array): Promise<void> | undefined {
+    this.#c.broker.tick();
+    this.#parser.push(chunk);
+    if (this.#c.client.wantsMore() || this.#link.dead || this.#c.isClosed()) return undefined;
+    return new Promise<void>((r) => this.#resume = r);
   }
 
-  #flushSoon(): void {
-    if (this.#writing || this.#conn === undefined) return;
-    this.#writing = true;
-    queueMicrotask(() => this.#flush());
-  }
-
-  async #flush(): Promise<void> {
+  /** The gathered ACK line goes before the tick's write. */
+  flushing(): void {
     this.#closeBatch();
-    while (this.#out.size > 0 && !this.#dead) {
-      const bytes = this.#out.take();
-      try {
-        this.#wrote = true;
-        await this.#conn!.write(bytes);
-      } catch (e) {
-        this.#fail(`cannot write to ${this.leader}: ${(e as Error).message}`);
-      }
-      this.#out.release(bytes);
-    }
-    this.#writing = false;
   }
 
   /** The one end: every waiting command is answered, the subscriptions are handed back to be re-made. */
-  #fail(why: string): void {
-    if (this.#dead) return;
-    this.#dead = true;
-    this.#conn?.close();
-    this.#out.clear();
+  ended(why: string, sent: boolean): void {
     this.resume();
     // Nothing written, nothing done: the client may send it again without a doubt.
     const unavailable = this.#unavailable = errFrame(
       "UNAVAILABLE",
-      `${why}: ${this.#wrote ? "the outcome is unknown" : "nothing was sent; retry"}`,
+      `${why}: ${sent ? "the outcome is unknown" : "nothing was sent; retry"}`,
     );
     const resubscribe: RemoteSubscription[] = [];
     for (let i = this.#head; i < this.#kinds.length; i++) this.#gone(this.#kinds[i], this.#refs[i]);
@@ -445,7 +407,7 @@ export class Upstream implements UpstreamPort, FrameHandler {
   onPing(): void {
     this.#closeBatch();
     this.#out.text("PONG\r\n");
-    this.#flushSoon();
+    this.#link.flushSoon();
   }
 
   onPong(): void {}

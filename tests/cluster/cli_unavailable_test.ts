@@ -10,12 +10,40 @@
 import assert from "node:assert/strict";
 import { relayr } from "../client_helpers.ts";
 import { ownStderr } from "../helpers.ts";
-import { leaderIn, publishOn, startNodes, untilView } from "./cluster_helpers.ts";
-import { ETCD_MISSING } from "./etcd.ts";
+import { leaderIn, type Node, publishOn, startNodes, untilView } from "./cluster_helpers.ts";
+import { type Etcd, ETCD_MISSING } from "./etcd.ts";
 import { answerRetry, withCluster } from "./repl_helpers.ts";
 
 const Q = "queue:cli-jobs";
 const T = "topic:cli-log";
+
+/**
+ * Nodes n1 and n2 (`--replicas 1`, the lease `leaseS` s); n1 leads `Q`, and
+ * the declared topic `T` too with `topic`, as n2 sees.
+ */
+async function ledByN1(etcd: Etcd, nodes: Node[], leaseS: number, topic: boolean): Promise<Node[]> {
+  const [n1, n2] = await startNodes(
+    etcd.url,
+    ["n1", "n2"],
+    ["--cluster-lease-ttl", String(leaseS), "--replicas", "1"],
+    nodes,
+  );
+  await publishOn(n1, Q, "first");
+  if (topic) assert.equal(await answerRetry(n1, `DECLARE ${T} retain_messages:10`), "OK");
+  await untilView(
+    n2,
+    (c) => leaderIn(c, Q)?.node === "n1" && (!topic || leaderIn(c, T)?.node === "n1"),
+    "n2 to see n1 lead",
+  );
+  return [n1, n2];
+}
+
+/** `relayr pub <dest> hello` on `node`: it fails (exit 1); its one stderr line. */
+async function pubFails(node: Node, dest: string): Promise<string> {
+  const r = await relayr(["pub", dest, "hello", "-s", `127.0.0.1:${node.port}`]);
+  assert.equal(r.code, 1, r.stderr);
+  return ownStderr(r.stderr);
+}
 
 Deno.test({
   name: "relayr pub in a cluster: a failed dial to a dead leader says nothing was sent, naming " +
@@ -24,32 +52,14 @@ Deno.test({
   fn: () =>
     withCluster(async (etcd, nodes) => {
       // A long lease: the dead leader's keys outlive the test, so n2 dials its closed port.
-      const [n1, n2] = await startNodes(
-        etcd.url,
-        ["n1", "n2"],
-        ["--cluster-lease-ttl", "60", "--replicas", "1"],
-        nodes,
-      );
-      await publishOn(n1, Q, "first");
-      assert.equal(await answerRetry(n1, `DECLARE ${T} retain_messages:10`), "OK");
-      await untilView(
-        n2,
-        (c) => leaderIn(c, Q)?.node === "n1" && leaderIn(c, T)?.node === "n1",
-        "n2 to see n1 lead both",
-      );
+      const [n1, n2] = await ledByN1(etcd, nodes, 60, true);
       await n1.stop("SIGKILL");
-      const s = ["-s", `127.0.0.1:${n2.port}`];
-
-      const q = await relayr(["pub", Q, "hello", ...s]);
-      assert.equal(q.code, 1, q.stderr);
       assert.match(
-        ownStderr(q.stderr),
+        await pubFails(n2, Q),
         /^relayr pub: UNAVAILABLE: cannot reach the queue's leader n1: .+: nothing was sent; retry$/,
       );
-      const t = await relayr(["pub", T, "hello", ...s]);
-      assert.equal(t.code, 1, t.stderr);
       assert.match(
-        ownStderr(t.stderr),
+        await pubFails(n2, T),
         /^relayr pub: UNAVAILABLE: cannot reach the topic's leader n1: .+: nothing was sent; retry$/,
       );
     }),
@@ -61,22 +71,13 @@ Deno.test({
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withCluster(async (etcd, nodes) => {
-      const [n1, n2] = await startNodes(
-        etcd.url,
-        ["n1", "n2"],
-        ["--cluster-lease-ttl", "1", "--replicas", "1"],
-        nodes,
-      );
-      await publishOn(n1, Q, "first");
-      await untilView(n2, (c) => leaderIn(c, Q)?.node === "n1", "n2 to see n1 lead");
+      const [n1, n2] = await ledByN1(etcd, nodes, 1, false);
       // Stopped, its port still accepts (the kernel's backlog): the PUB is written, never answered,
       // until n1's lease lapses and n2 cuts its connection to a node no longer a member.
       Deno.kill(n1.pid, "SIGSTOP");
       try {
-        const r = await relayr(["pub", Q, "hello", "-s", `127.0.0.1:${n2.port}`]);
-        assert.equal(r.code, 1, r.stderr);
         assert.match(
-          ownStderr(r.stderr),
+          await pubFails(n2, Q),
           /^relayr pub: UNAVAILABLE: the queue's leader n1 left the cluster: the outcome is unknown$/,
         );
       } finally {
