@@ -100,7 +100,8 @@ export function fromLeader(
     case "PULL": {
       const w = new FrameWriter();
       w.line("SNAP", q.name, fr.epoch);
-      for (const m of q.live()) w.pub(q.name, fr.epoch, 0, m);
+      const now = Date.now();
+      for (const m of q.live()) w.pub(q.name, fr.epoch, 0, m, q.dueOf(m, now));
       w.line("DONE", q.name, fr.epoch, q.state.lsn);
       replies.push(w.take().bytes);
       return;
@@ -114,6 +115,9 @@ export function fromLeader(
       break;
     case "DEL":
       q.applyDel(fr.id);
+      break;
+    case "DUE":
+      q.applyDue(fr.id, fr.dueAt);
       break;
     case "DONE":
       q.applySnapshot();

@@ -14,6 +14,8 @@
  * PUB <queue> <epoch> <lsn> <bytes>\r\n<record>\r\n   a message (lsn 0: part of a snapshot); its
  *                                                   COPY record, then a DEDUP one if it has a dedup_id
  * DEL <queue> <epoch> <lsn> <msg-id>\r\n              a message left (ACK, expiry, drop, purge)
+ * DUE <queue> <epoch> <lsn> <msg-id> <due-at>\r\n     a message given back by a NACK with a delay:
+ *                                                   not to be delivered again before <due-at> (ms)
  * SNAP <queue> <epoch>\r\n                            a snapshot starts: PUBs with lsn 0 follow
  * DONE <queue> <epoch> <lsn>\r\n                      ... ends: the copy is the leader's state at lsn
  * FETCH <queue> <epoch>\r\n                           a new leader: promise <epoch>, say what you hold
@@ -34,7 +36,7 @@
  */
 import { CLUSTER_REPL_FRAME_BYTES_MAX, CLUSTER_REPL_LINE_BYTES_MAX } from "../config/mod.ts";
 import { destinationError } from "../protocol/mod.ts";
-import { format, type Message } from "../storage/mod.ts";
+import { format, type Message, MessageState } from "../storage/mod.ts";
 import { DURABLES_PREFIX } from "./topic_leader.ts";
 
 const encoder = new TextEncoder();
@@ -45,6 +47,7 @@ export type ReplFrame =
   | { op: "REPL"; node: string }
   | { op: "PUB"; queue: string; epoch: number; lsn: number; msg: Message }
   | { op: "DEL"; queue: string; epoch: number; lsn: number; id: number }
+  | { op: "DUE"; queue: string; epoch: number; lsn: number; id: number; dueAt: number }
   | { op: "SNAP"; queue: string; epoch: number }
   | { op: "DONE"; queue: string; epoch: number; lsn: number }
   | { op: "FETCH" | "PULL"; queue: string; epoch: number }
@@ -82,11 +85,25 @@ export class FrameWriter {
     return this.#frames;
   }
 
-  /** A `PUB` frame of `msg`, with its current state (in flight, delayed, ready). */
-  pub(queue: string, epoch: number, lsn: number, msg: Message): void {
+  /**
+   * A `PUB` frame of `msg`, with its current state (in flight, delayed,
+   * ready), or delayed until `dueAt` when given (a copy's ready message whose
+   * leader delayed it: `ReplicatedQueueStore.dues`).
+   */
+  pub(queue: string, epoch: number, lsn: number, msg: Message, dueAt = 0): void {
     const w = this.#record;
     w.clear();
-    w.message(format.RecordType.COPY, msg);
+    if (dueAt === 0) w.message(format.RecordType.COPY, msg);
+    else {
+      // Encoded as delayed, then put back as it was (synchronously: nobody sees the difference).
+      const state = msg.state;
+      const was = msg.dueAt;
+      msg.state = MessageState.DELAYED;
+      msg.dueAt = dueAt;
+      w.message(format.RecordType.COPY, msg);
+      msg.state = state;
+      msg.dueAt = was;
+    }
     // Its dedup_id goes with it, so that a later leader rebuilds the queue's dedup window.
     if (msg.dedupId !== undefined) w.dedup(msg.id, msg.dedupId);
     const record = w.bytes();
@@ -134,6 +151,7 @@ export class FrameWriter {
 const OPS_LINE: Record<string, number> = {
   REPL: 1,
   DEL: 4,
+  DUE: 5,
   SNAP: 2,
   DONE: 3,
   FETCH: 2,
@@ -259,6 +277,15 @@ function lineFrame(op: string, p: string[], line: string): ReplFrame {
         epoch: num(p[2], line),
         lsn: num(p[3], line),
         id: num(p[4], line),
+      };
+    case "DUE":
+      return {
+        op,
+        queue: queueArg(p[1], line),
+        epoch: num(p[2], line),
+        lsn: num(p[3], line),
+        id: num(p[4], line),
+        dueAt: num(p[5], line),
       };
     case "DONE":
       return { op, queue: queueArg(p[1], line), epoch: num(p[2], line), lsn: num(p[3], line) };

@@ -108,8 +108,11 @@ export function established(
       q.oldSet = undefined;
       q.role = "leader";
       c.recovered++;
-      // What the old leader may have delivered counts one delivery (redelivered.ts).
-      const { maxId, marked } = markRecovered(q, Date.now());
+      // Redeliveries the old leader scheduled (NACK delays) wait for their time here too; what
+      // it may have delivered counts one delivery (redelivered.ts).
+      const now = Date.now();
+      q.adoptDues(now);
+      const { maxId, marked } = markRecovered(q, now);
       c.o.log(
         "info",
         `leading ${q.name} (epoch ${r.epoch}, replicas ${set.join(",")}, ${q.index.size} ` +

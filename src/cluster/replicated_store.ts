@@ -43,6 +43,8 @@ export interface ReplHost {
   pub(q: ReplicatedQueueStore, msg: Message): void;
   /** Sends a removal to the followers. */
   del(q: ReplicatedQueueStore, id: number): void;
+  /** Sends a NACK's delay to the followers: message `id` is not due before `dueAt`. */
+  due(q: ReplicatedQueueStore, id: number, dueAt: number): void;
   /** The promise of this tick's records of `q` on a majority (one per queue per tick). */
   commit(q: ReplicatedQueueStore): Promise<void>;
   /** Why `q` refuses a write here: `NOT_LEADER <leader>` or `UNAVAILABLE`. */
@@ -131,6 +133,15 @@ export class ReplicatedQueueStore implements QueueStore {
   readonly held: Held[] = [];
   /** A snapshot arriving (follower, or a new leader pulling the most complete copy). */
   staging: Map<number, Message> | undefined;
+  /**
+   * A copy's due times of messages its leader gave back with a NACK delay
+   * (`DUE` frames; delayed ones in a snapshot), by id: the copy keeps them
+   * ready (a store cannot delay a ready message), and a new leader delays
+   * them again before it serves the queue (`adoptDues`), so that a
+   * redelivery the old leader scheduled is neither lost nor early. At most
+   * one per message of the copy (removed with it).
+   */
+  readonly dues = new Map<number, number>();
   #host: ReplHost;
   #touched: Set<ReplicatedQueueStore> | undefined;
   #lastLocal: Promise<void> | undefined;
@@ -244,9 +255,15 @@ export class ReplicatedQueueStore implements QueueStore {
     this.#host.del(this, msg.id);
   }
 
-  /** A NACK's requeue is the leader's own business: a replica's copy is ready anyway. */
+  /**
+   * A NACK's requeue: a replica's copy is ready anyway, but a delay goes to
+   * the followers (`DUE`), and the NACK's reply waits for its majority.
+   */
   requeue(msg: Message, delayMs: number, now: number): void {
     this.inner.requeue(msg, delayMs, now);
+    if (this.role !== "leader" || msg.state !== MessageState.DELAYED) return;
+    this.#touched?.add(this);
+    this.#host.due(this, msg.id, msg.dueAt);
   }
 
   purge(): number {
@@ -293,6 +310,8 @@ export class ReplicatedQueueStore implements QueueStore {
 
   /** A follower's copy takes a message (once: a snapshot may repeat what it has). */
   applyPub(msg: Message): void {
+    // Delayed after a delivery: a NACK's delay, kept beside the copy (`dues`).
+    if (msg.state === MessageState.DELAYED && msg.deliveries > 0) this.dues.set(msg.id, msg.dueAt);
     if (this.index.has(msg.id)) return;
     // A scheduled message waits for its time; anything else is ready (in flight at the
     // leader is ready here: after a failover it is delivered again).
@@ -308,7 +327,40 @@ export class ReplicatedQueueStore implements QueueStore {
     const m = this.index.get(id);
     if (m === undefined) return;
     this.index.delete(id);
+    this.dues.delete(id);
     if (m.state !== MessageState.DONE) this.inner.remove(m, "acked");
+  }
+
+  /** A follower's copy learns a NACK's delay of a message it holds. */
+  applyDue(id: number, dueAt: number): void {
+    if (this.index.has(id)) this.dues.set(id, dueAt);
+  }
+
+  /** The due time a copy keeps for ready message `m` (0: none, or past `now`). */
+  dueOf(m: Message, now: number): number {
+    if (m.state !== MessageState.READY) return 0;
+    const due = this.dues.get(m.id) ?? 0;
+    return due > now ? due : 0;
+  }
+
+  /**
+   * This node starts serving the queue: the copy's ready messages with a due
+   * time still to come are delayed again until it (one pass over the queue,
+   * at most one take per such message), and the due times are forgotten: the
+   * store holds them now.
+   */
+  adoptDues(now: number): void {
+    const dues = this.dues;
+    if (dues.size === 0) return;
+    const inner = this.inner;
+    const cursor = inner.newCursor();
+    const waits = (m: Message) => (dues.get(m.id) ?? 0) > now;
+    for (let i = dues.size; i > 0; i--) {
+      const m = inner.takeMatching(cursor, waits, now);
+      if (m === undefined) break;
+      inner.requeue(m, dues.get(m.id)! - now, now);
+    }
+    dues.clear();
   }
 
   /** The copy becomes the staged snapshot: what it lacks is added, what the snapshot lacks removed. */
@@ -318,6 +370,7 @@ export class ReplicatedQueueStore implements QueueStore {
     for (const m of this.index.values()) {
       if (staged.has(m.id)) continue;
       this.index.delete(m.id);
+      this.dues.delete(m.id);
       if (m.state !== MessageState.DONE) this.inner.remove(m, "purged");
     }
     for (const m of staged.values()) this.applyPub(m);
@@ -387,6 +440,7 @@ export class ReplicatedStore implements Store {
     writable: (q) => this.host?.writable(q) ?? false,
     pub: (q, m) => this.host?.pub(q, m),
     del: (q, id) => this.host?.del(q, id),
+    due: (q, id, dueAt) => this.host?.due(q, id, dueAt),
     commit: (q) => this.host?.commit(q) ?? Promise.reject(unavailable("not in the cluster yet")),
     refusal: (q) => this.host?.refusal(q) ?? unavailable(`${q.name}: not in the cluster yet`),
     load: (name) => this.states.load(name),

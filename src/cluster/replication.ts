@@ -262,6 +262,15 @@ export class Replication implements ReplHost {
     this.commit(q);
   }
 
+  due(q: ReplicatedQueueStore, id: number, dueAt: number): void {
+    const lsn = ++q.state.lsn;
+    q.state.dataEpoch = q.epoch;
+    if (q.set.length > 1 || q.joining !== undefined) {
+      (q.frames ??= new FrameWriter()).line("DUE", q.name, q.epoch, lsn, id, dueAt);
+    }
+    this.commit(q);
+  }
+
   commit(q: ReplicatedQueueStore): Promise<void> {
     let b = q.tickBatch;
     if (b !== undefined) return b.promise;

@@ -42,10 +42,11 @@ function frames(): Uint8Array {
   withDedup.setDedupId("order-7");
   w.pub("queue:jobs", 7, 42, withDedup);
   w.line("DEL", "queue:jobs", 7, 43, 1_800_000_000_000 * 1024);
+  w.line("DUE", "queue:jobs", 7, 44, 1_800_000_000_000 * 1024 + 1, 1_800_000_090_000);
   w.line("FETCH", "queue:jobs", 9);
   w.line("PULL", "queue:jobs", 9);
   const { bytes, frames } = w.take();
-  assert.equal(frames, 8);
+  assert.equal(frames, 9);
   const tail = [
     replLine("ACK", 5),
     replLine("FENCED", "queue:jobs", 9),
@@ -96,7 +97,7 @@ function summary(fs: ReplFrame[]): string[] {
 Deno.test("repl frames: parsed whole at any split, every message field kept", () => {
   const bytes = frames();
   const whole = summary(new ReplParser().push(bytes));
-  assert.equal(whole.length, 11);
+  assert.equal(whole.length, 12);
   assert.equal(
     whole[4],
     `PUB|queue:jobs|7|42|${1_800_000_000_000 * 1024 + 1}|7|60000|1800000060000|8|corr-1|` +
@@ -104,7 +105,18 @@ Deno.test("repl frames: parsed whole at any split, every message field kept", ()
       "order-7",
   );
   assert.ok(whole[2].endsWith("|-"), "no dedup id: none parsed");
-  assert.equal(whole[8], JSON.stringify({ op: "ACK", frames: 5 }));
+  assert.equal(
+    whole[6],
+    JSON.stringify({
+      op: "DUE",
+      queue: "queue:jobs",
+      epoch: 7,
+      lsn: 44,
+      id: 1_800_000_000_000 * 1024 + 1,
+      dueAt: 1_800_000_090_000,
+    }),
+  );
+  assert.equal(whole[9], JSON.stringify({ op: "ACK", frames: 5 }));
   for (let cut = 1; cut < bytes.length; cut++) {
     const p = new ReplParser();
     const got = summary([...p.push(bytes.subarray(0, cut)), ...p.push(bytes.subarray(cut))]);
@@ -114,6 +126,19 @@ Deno.test("repl frames: parsed whole at any split, every message field kept", ()
   const got: ReplFrame[] = [];
   for (let i = 0; i < bytes.length; i++) got.push(...p.push(bytes.subarray(i, i + 1)));
   assert.deepEqual(summary(got), whole, "byte by byte");
+});
+
+Deno.test("repl frames: a PUB with a due time says delayed until it; the message is left as it was", () => {
+  const m = message(1_800_000_000_000 * 1024);
+  m.state = MessageState.READY;
+  m.dueAt = 0;
+  const w = new FrameWriter();
+  w.pub("queue:jobs", 7, 0, m, 1_800_000_050_000);
+  const [f] = new ReplParser().push(w.take().bytes);
+  assert.equal(f.op, "PUB");
+  if (f.op !== "PUB") return;
+  assert.deepEqual([f.msg.state, f.msg.dueAt], [MessageState.DELAYED, 1_800_000_050_000]);
+  assert.deepEqual([m.state, m.dueAt], [MessageState.READY, 0]);
 });
 
 Deno.test("repl frames: bad input is a ReplProtocolError", () => {
@@ -132,6 +157,7 @@ Deno.test("repl frames: bad input is a ReplProtocolError", () => {
   bad("HELLO n1\r\n");
   bad("REPL bad node\r\n");
   bad("DEL queue:jobs 7 43\r\n"); // an argument missing
+  bad("DUE queue:jobs 7 43 1\r\n"); // no due time
   bad("DEL other:jobs 7 43 1\r\n"); // not a queue or a declared topic's log
   bad("DEL durables:queue:jobs 7 43 1\r\n"); // durables are a topic's
   bad("DEL queue:jo*bs 7 43 1\r\n");
