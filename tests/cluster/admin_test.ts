@@ -10,7 +10,8 @@
  * queue nobody leads is claimed by the node the call reached.
  */
 import assert from "node:assert/strict";
-import { RawClient } from "../helpers.ts";
+import { relayr } from "../client_helpers.ts";
+import { ownStderr, RawClient } from "../helpers.ts";
 import { clusterOf, leaderIn, leadThenShare, startNodes, untilView } from "./cluster_helpers.ts";
 import { ETCD_MISSING } from "./etcd.ts";
 import { answerRetry, replOf, withCluster } from "./repl_helpers.ts";
@@ -77,6 +78,13 @@ Deno.test({
       }
       // The short name is the same queue.
       assert.equal((await call(n2, "POST", `/api/queues/admin-jobs/purge`)).status, 421);
+      // The CLI (a child process) says it, and that nothing was done.
+      const cli = await relayr(["queue", "purge", Q, "--http", `127.0.0.1:${n2.httpPort}`]);
+      assert.equal(cli.code, 1, cli.stderr);
+      assert.match(
+        ownStderr(cli.stderr),
+        /^relayr queue purge: queue:admin-jobs is led by node n1: send this to its HTTP port/,
+      );
       // Nothing happened at the leader.
       const peek = await call(n1, "GET", `/api/queues/${q}/peek?n=5`);
       assert.equal(peek.status, 200);
