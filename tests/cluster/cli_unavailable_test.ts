@@ -71,7 +71,9 @@ Deno.test({
   ignore: ETCD_MISSING !== undefined,
   fn: () =>
     withCluster(async (etcd, nodes) => {
-      const [n1, n2] = await ledByN1(etcd, nodes, 1, false);
+      // A lease long enough that n1 is still a member when the CLI (started after the SIGSTOP) sends
+      // its PUB, else n2 would claim the queue and store it.
+      const [n1, n2] = await ledByN1(etcd, nodes, 10, false);
       // Stopped, its port still accepts (the kernel's backlog): the PUB is written, never answered,
       // until n1's lease lapses and n2 cuts its connection to a node no longer a member.
       Deno.kill(n1.pid, "SIGSTOP");
