@@ -36,6 +36,7 @@ import {
 } from "../config/mod.ts";
 import {
   type DeclareFrame,
+  destinationError,
   errFrame,
   type Frame,
   type PubFrame,
@@ -104,6 +105,8 @@ export class Forwarding implements Routing {
   async placeOf(dest: string): Promise<Elsewhere | undefined> {
     const topics = this.o.topics;
     if (!dest.startsWith("queue:") && !(topics?.declared(dest) ?? false)) return undefined;
+    // A name no command could give (from a URL) claims nothing: run here, where it is not found.
+    if (destinationError(dest, false) !== undefined) return undefined;
     const node = this.o.node;
     if (node.leaderOf(dest) === undefined) {
       try {

@@ -144,6 +144,10 @@ Deno.test({
       assert.equal(fresh.status, 404, JSON.stringify(fresh.body));
       assert.equal(fresh.body.code, "NOT_FOUND");
       assert.equal(leaderIn(await clusterOf(n2), "queue:nobody")?.node, "n2");
+      // A name no command could give is not claimed (nothing is written to etcd for it).
+      const bad = await call(n2, "POST", `/api/queues/${encodeURIComponent("queue:a b")}/purge`);
+      assert.equal(bad.status, 404, JSON.stringify(bad.body));
+      assert.equal(leaderIn(await clusterOf(n2), "queue:a b"), undefined);
 
       // A declared topic led by n1 with a durable there.
       assert.equal(await answerRetry(n1, `DECLARE ${T} retain_messages:100`), "OK");
