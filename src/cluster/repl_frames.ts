@@ -271,22 +271,15 @@ function lineFrame(op: string, p: string[], line: string): ReplFrame {
     case "ACK":
       return { op, frames: num(p[1], line) };
     case "DEL":
-      return {
-        op,
+    case "DUE": {
+      const f = {
         queue: queueArg(p[1], line),
         epoch: num(p[2], line),
         lsn: num(p[3], line),
         id: num(p[4], line),
       };
-    case "DUE":
-      return {
-        op,
-        queue: queueArg(p[1], line),
-        epoch: num(p[2], line),
-        lsn: num(p[3], line),
-        id: num(p[4], line),
-        dueAt: num(p[5], line),
-      };
+      return op === "DEL" ? { op, ...f } : { op, ...f, dueAt: num(p[5], line) };
+    }
     case "DONE":
       return { op, queue: queueArg(p[1], line), epoch: num(p[2], line), lsn: num(p[3], line) };
     case "HAVE":
