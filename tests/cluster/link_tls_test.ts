@@ -123,7 +123,9 @@ Deno.test({
       );
       await waitOutput(
         foreign,
-        /refused: TLS handshake failed: the peer refused our certificate \(its --cluster-tls-ca is another\?\)/,
+        // The alert that says "unknown CA" may be lost to the dialler's reset under load: then
+        // node:tls reports ECONNRESET, which we word as a broken-off handshake.
+        /refused: TLS handshake failed: (the peer refused our certificate \(its --cluster-tls-ca is another\?\)|the handshake broke off)/,
       );
       assert.doesNotMatch(foreign.output(), /link to n\d at \S+ up/);
       assert.ok((await clusterOf(foreign)).links.every((l) => !l.out && !l.in));
