@@ -151,10 +151,26 @@ export async function consume(
   }
 }
 
+/** How many of a node's last log lines a failed cluster test prints. */
+const FAILURE_LOG_LINES = 40;
+
+/**
+ * Prints the last lines each node logged: a cluster test that fails once in
+ * a hundred runs (a leader change at the wrong moment) is explained by what
+ * the nodes did, which the assertion alone does not say.
+ */
+export function dumpLogs(nodes: readonly Node[]): void {
+  for (const n of nodes) {
+    const lines = n.output().trimEnd().split("\n").slice(-FAILURE_LOG_LINES);
+    console.error(`--- ${n.id} (pid ${n.pid}), last ${lines.length} log lines ---`);
+    console.error(lines.join("\n"));
+  }
+}
+
 /**
  * Runs `fn` with a fresh etcd and a list it fills with the nodes it starts;
  * every node in the list is killed and etcd stopped afterwards, whatever
- * happened.
+ * happened. When `fn` fails, the nodes' last log lines are printed.
  */
 export async function withCluster(
   fn: (etcd: Etcd, nodes: Node[]) => Promise<void>,
@@ -163,6 +179,9 @@ export async function withCluster(
   const nodes: Node[] = [];
   try {
     await fn(etcd, nodes);
+  } catch (e) {
+    dumpLogs(nodes);
+    throw e;
   } finally {
     for (const n of nodes) await n.stop("SIGKILL");
     await etcd.stop();
