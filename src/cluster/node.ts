@@ -188,6 +188,8 @@ export class ClusterNode {
   #etcdErrors = 0;
   #leaseLosses = 0;
   #resigned = 0;
+  /** Queues whose leadership this node is handing back now (its delete is on its way to etcd). */
+  readonly #resigning = new Set<string>();
   /** Grows with every change of the leaders or members seen: forwarding caches compare it. */
   #version = 0;
 
@@ -225,10 +227,12 @@ export class ClusterNode {
 
   /**
    * Whether this node leads `queue` now, as far as it can know without asking
-   * etcd: the key is its own and its lease cannot have run out.
+   * etcd: the key is its own, its lease cannot have run out, and it is not
+   * handing the queue back.
    */
   leads(queue: string): boolean {
-    return this.#leaders.get(queue)?.node === this.#o.nodeId && Date.now() < this.#validUntil;
+    return this.#leaders.get(queue)?.node === this.#o.nodeId && Date.now() < this.#validUntil &&
+      !this.#resigning.has(queue);
   }
 
   /** This node's id (`--node-id`). */
@@ -492,7 +496,7 @@ export class ClusterNode {
     }
     for (const [queue, epoch] of gone) {
       if (this.#stopped) return;
-      if (await o.meta.deleteIf(LEADERS + queue, epoch)) this.#resigned++;
+      await this.#resign(queue, epoch);
     }
     for (const queue of o.queues()) {
       if (this.#leaders.has(queue) || o.mayClaim?.(queue) === false) continue;
@@ -504,6 +508,31 @@ export class ClusterNode {
         this.#electionsWon++;
         o.log("info", `leader of queue ${queue} (epoch ${r.kv.createRevision})`);
       }
+    }
+  }
+
+  /**
+   * Hands back `queue`'s leadership (epoch `epoch`) unless it is held again.
+   * While etcd deletes the key the node no longer `leads` the queue: a
+   * publish arriving then is held for the node's next claim (replication.ts
+   * `hold`), not stored under an epoch about to end and then answered
+   * "outcome unknown" when the delete comes back. The delete is applied here
+   * at once, so the queue is not served again under the ended epoch while the
+   * watch's copy of it is on its way.
+   */
+  async #resign(queue: string, epoch: number): Promise<void> {
+    const o = this.#o;
+    if (o.holds(queue)) return; // a publish came while the earlier deletes were answered
+    this.#resigning.add(queue);
+    try {
+      if (!(await o.meta.deleteIf(LEADERS + queue, epoch))) return;
+    } finally {
+      this.#resigning.delete(queue);
+    }
+    this.#resigned++;
+    if (this.#leaders.get(queue)?.epoch === epoch && this.#leaders.delete(queue)) {
+      this.#version++;
+      o.onLeader?.(queue, undefined);
     }
   }
 }

@@ -236,7 +236,7 @@ export class Replication implements ReplHost {
     // The lease is checked once per tick per queue (at its first record), not per message.
     if (q.tickBatch !== undefined) return true;
     if (this.#c.o.leads(q.name)) return true;
-    stepDown(this.#c, q, "its lease is gone");
+    stepDown(this.#c, q, NOT_LED);
     return false;
   }
 
@@ -336,11 +336,14 @@ export class Replication implements ReplHost {
 
 // --- upkeep ---
 
+/** Why a leader stops serving a queue it no longer `leads` (node.ts): lease lost, or handed back. */
+const NOT_LED = "its lease is gone, or this node hands it back";
+
 /** Commit deadlines, lost leases, stalled recoveries, forgotten copies (every `CLUSTER_REPL_TICK_MS`). */
 function tick(c: ReplCore): void {
   const now = Date.now();
   for (const q of [...c.store.queues.values()]) {
-    if (q.role === "leader" && !c.o.leads(q.name)) stepDown(c, q, "its lease is gone");
+    if (q.role === "leader" && !c.o.leads(q.name)) stepDown(c, q, NOT_LED);
     // Its lease lived through an etcd outage (etcd restores leases): the key, and so the
     // epoch, are still ours, but the queue stopped being served. Taken up again.
     if (
