@@ -22,6 +22,7 @@
  */
 import assert from "node:assert/strict";
 import { ensureBinary } from "./child.ts";
+import { freePort } from "./client_helpers.ts";
 import { RawClient } from "./helpers.ts";
 
 const BASE = "localhost/relayr-test-base:bookworm";
@@ -89,15 +90,11 @@ async function ensureBase(): Promise<string | undefined> {
   }
 }
 
-/** Free ports of 127.0.0.1 (the container shares the host's network). */
+/** `n` distinct free ports of 127.0.0.1 (the container shares the host's network). */
 function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => l.addr.port);
-  for (const l of listeners) l.close();
-  return ports;
+  const ports = new Set<number>();
+  for (let i = 0; ports.size < n && i < n * 10; i++) ports.add(freePort());
+  return [...ports];
 }
 
 /** Waits (bounded) until the broker in the container accepts connections on `port`. */

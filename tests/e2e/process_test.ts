@@ -4,14 +4,8 @@
  * flush, close, exit 0).
  */
 import assert from "node:assert/strict";
+import { freePort } from "../client_helpers.ts";
 import { ownStderr, RawClient } from "../helpers.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
