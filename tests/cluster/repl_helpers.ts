@@ -72,6 +72,18 @@ export async function publishRetry(
 }
 
 /**
+ * How many copies of a queue's first message (sent with `publishRetry`) its
+ * leader holds: one, or two when a first try's outcome was unknown (a commit
+ * past `CLUSTER_COMMIT_MS_MAX` on a loaded machine, a leader change) and the
+ * retry stored it again. Exact counts after it start from this.
+ */
+export async function seedsOf(leader: Node, queue: string): Promise<number> {
+  const seeds = (await replOf(leader, queue))?.messages;
+  if (seeds !== 1 && seeds !== 2) throw new Error(`${leader.id} holds ${seeds} seeds of ${queue}`);
+  return seeds;
+}
+
+/**
  * Sends `line` (a command; a PUB with its payload) to `node` on a new
  * connection until it is answered other than a retryable refusal (a leader
  * change, a claim etcd was slow to answer); returns that answer. Bounded.
