@@ -97,7 +97,12 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       dial,
       // A declared topic's durables store is replicated under the topic's leadership.
       leader: (queue) => made.node?.leader(leadership(queue)),
-      leads: (queue) => made.node?.leads(leadership(queue)) ?? false,
+      // Not while the node hands the queue back: a publish then is held for its next claim.
+      leads: (queue) => {
+        const node = made.node;
+        return node !== undefined && node.leads(leadership(queue)) &&
+          !node.resigning(leadership(queue));
+      },
       putSet: (queue, epoch, value) =>
         made.node?.putFenced(leadership(queue), epoch, `replicas/${queue}`, value) ??
           Promise.resolve(false),

@@ -227,12 +227,19 @@ export class ClusterNode {
 
   /**
    * Whether this node leads `queue` now, as far as it can know without asking
-   * etcd: the key is its own, its lease cannot have run out, and it is not
-   * handing the queue back.
+   * etcd: the key is its own and its lease cannot have run out.
    */
   leads(queue: string): boolean {
-    return this.#leaders.get(queue)?.node === this.#o.nodeId && Date.now() < this.#validUntil &&
-      !this.#resigning.has(queue);
+    return this.#leaders.get(queue)?.node === this.#o.nodeId && Date.now() < this.#validUntil;
+  }
+
+  /**
+   * Whether this node is handing `queue`'s leadership back now (its delete is
+   * on its way to etcd): replication stores nothing under that epoch then, it
+   * holds a publish for the node's next claim (join.ts).
+   */
+  resigning(queue: string): boolean {
+    return this.#resigning.has(queue);
   }
 
   /** This node's id (`--node-id`). */
@@ -513,12 +520,12 @@ export class ClusterNode {
 
   /**
    * Hands back `queue`'s leadership (epoch `epoch`) unless it is held again.
-   * While etcd deletes the key the node no longer `leads` the queue: a
-   * publish arriving then is held for the node's next claim (replication.ts
-   * `hold`), not stored under an epoch about to end and then answered
-   * "outcome unknown" when the delete comes back. The delete is applied here
-   * at once, so the queue is not served again under the ended epoch while the
-   * watch's copy of it is on its way.
+   * While etcd deletes the key the node is `resigning` it: a publish arriving
+   * then is held for the node's next claim (replication.ts `hold`), not stored
+   * under an epoch about to end and then answered "outcome unknown" when the
+   * delete comes back. The delete is applied here at once, so the queue is not
+   * served again under the ended epoch while the watch's copy of it is on its
+   * way.
    */
   async #resign(queue: string, epoch: number): Promise<void> {
     const o = this.#o;
