@@ -190,6 +190,8 @@ export class ClusterNode {
   #resigned = 0;
   /** Queues whose leadership this node is handing back now (its delete is on its way to etcd). */
   readonly #resigning = new Set<string>();
+  /** Leaderships (queue to epoch) the last pass found this node leading but not holding. */
+  #unheld = new Map<string, number>();
   /** Grows with every change of the leaders or members seen: forwarding caches compare it. */
   #version = 0;
 
@@ -492,15 +494,26 @@ export class ClusterNode {
    * empty queue is forgotten by the sweep): leader keys do not pile up in etcd
    * for every queue ever used. Then claims the held queues that have no
    * leader. Both bounded per pass.
+   *
+   * A leadership is handed back only when the previous pass found it not held
+   * too, under the same epoch: a queue just claimed for a command is not held
+   * until that command lands in it, and a pass between the two handed the new
+   * leadership back, so the command was refused (seen as replication_test's
+   * two first PUBs of a new queue answered `ERR ... has not been renewed` and
+   * `ERR NOT_LEADER`, under load).
    */
   async #claim(): Promise<void> {
     const o = this.#o;
     let tried = 0;
     const gone: [string, number][] = [];
+    const unheld = new Map<string, number>();
     for (const [queue, l] of this.#leaders) {
       if (gone.length >= CLUSTER_CLAIMS_PER_SWEEP_MAX) break;
-      if (l.node === o.nodeId && !o.holds(queue)) gone.push([queue, l.epoch]);
+      if (l.node !== o.nodeId || o.holds(queue)) continue;
+      if (this.#unheld.get(queue) === l.epoch) gone.push([queue, l.epoch]);
+      else unheld.set(queue, l.epoch);
     }
+    this.#unheld = unheld;
     for (const [queue, epoch] of gone) {
       if (this.#stopped) return;
       await this.#resign(queue, epoch);
