@@ -14,23 +14,35 @@ import {
 } from "../../src/cluster/mod.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
 
+/** What a test node may be given besides its queues: its etcd client wrapped, and the seams watched. */
+interface NodeExtras {
+  wrap?: (meta: ClusterMeta) => ClusterMeta;
+  /** Told each time the node asks whether it holds a queue (once per led queue per pass). */
+  asked?: (queue: string) => void;
+  onLeader?: (queue: string, leader: { node: string } | undefined) => void;
+}
+
 function node(
   url: string,
   id: string,
   queues: Set<string>,
   logs: string[] = [],
-  wrap: (meta: ClusterMeta) => ClusterMeta = (meta) => meta,
+  extras: NodeExtras = {},
 ): ClusterNode {
   const meta = new EtcdMeta(url);
   return new ClusterNode({
-    meta: wrap(meta),
+    meta: extras.wrap?.(meta) ?? meta,
     endpoint: meta.endpoint,
     nodeId: id,
     advertise: `127.0.0.1:${id === "a" ? 1 : 2}`,
     leaseTtlS: 5,
     queues: () => queues,
-    holds: (q) => queues.has(q),
+    holds: (q) => {
+      extras.asked?.(q);
+      return queues.has(q);
+    },
     log: (_level, message) => logs.push(message),
+    onLeader: extras.onLeader,
   });
 }
 
@@ -147,16 +159,8 @@ Deno.test({
     const gate = Promise.withResolvers<void>();
     const asked = Promise.withResolvers<void>();
     const changes: string[] = [];
-    const meta = new EtcdMeta(etcd.url);
-    const a = new ClusterNode({
-      meta: gatedDeletes(meta, gate.promise, asked.resolve),
-      endpoint: meta.endpoint,
-      nodeId: "a",
-      advertise: "127.0.0.1:1",
-      leaseTtlS: 5,
-      queues: () => held,
-      holds: (q) => held.has(q),
-      log: () => {},
+    const a = node(etcd.url, "a", held, [], {
+      wrap: (meta) => gatedDeletes(meta, gate.promise, asked.resolve),
       onLeader: (q, l) => changes.push(`${q} ${l?.node ?? "-"}`),
     });
     try {
@@ -195,19 +199,10 @@ Deno.test({
     const etcd = await Etcd.start();
     const held = new Set<string>();
     let asked = 0; // passes that asked whether queue:cmd is held
-    const meta = new EtcdMeta(etcd.url);
-    const a = new ClusterNode({
-      meta,
-      endpoint: meta.endpoint,
-      nodeId: "a",
-      advertise: "127.0.0.1:1",
-      leaseTtlS: 5,
-      queues: () => held,
-      holds: (q) => {
+    const a = node(etcd.url, "a", held, [], {
+      asked: (q) => {
         if (q === "queue:cmd") asked++;
-        return held.has(q);
       },
-      log: () => {},
     });
     const passes = async (n: number) => {
       const want = asked + n;
