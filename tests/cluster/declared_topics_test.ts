@@ -23,7 +23,15 @@ import {
   writeClusterSecret,
 } from "./cluster_helpers.ts";
 import { Etcd, ETCD_MISSING } from "./etcd.ts";
-import { consume, leaderOf, publishAll, publishRetry, replOf, RETRYABLE } from "./repl_helpers.ts";
+import {
+  consume,
+  dumpLogs,
+  leaderOf,
+  publishAll,
+  publishRetry,
+  replOf,
+  RETRYABLE,
+} from "./repl_helpers.ts";
 
 const T = "topic:orders";
 const decoder = new TextDecoder();
@@ -40,6 +48,9 @@ async function withCluster(
   const clients: RawClient[] = [];
   try {
     await fn(etcd, nodes, clients);
+  } catch (e) {
+    dumpLogs(nodes);
+    throw e;
   } finally {
     for (const c of clients) await c.close().catch(() => {});
     for (const n of nodes) await n.stop("SIGKILL");
