@@ -93,3 +93,27 @@ Deno.test("ack window: ids that do not fit a number, or a full window, turn it o
     [String(ACK_WINDOW_ENTRIES_MAX)],
   ]);
 });
+
+Deno.test("ack window: a redelivery after the window turned off still retires the older delivery", () => {
+  // The broker's order: X (recorded), then, with the window off, Z (not
+  // recorded, never acked) and X again (ack timeout). An `upto:X` would now
+  // settle Z as well: the old delivery of X must go by id.
+  const w = new AckWindow("s1");
+  const x = w.deliver(1, 1);
+  assert.equal(w.deliver(-1, 1), -1, "off");
+  assert.equal(w.deliver(2, 1), -1, "Z, not recorded");
+  assert.equal(w.deliver(1, 2), -1, "X again, not recorded");
+  assert.equal(w.ack(x), false, "the old delivery of X is gone: by id");
+  assert.equal(w.collect([]), -1, "no upto that would cover Z");
+
+  // The same once acked before the redelivery came: by id, not an upto.
+  const v = new AckWindow("s2");
+  const y = v.deliver(5, 1);
+  v.deliver(-1, 1);
+  assert.ok(v.ack(y));
+  v.deliver(6, 1);
+  v.deliver(5, 2);
+  const ids: string[] = [];
+  assert.equal(v.collect(ids), -1);
+  assert.deepEqual(ids, ["5"]);
+});

@@ -18,7 +18,8 @@
  * that the application did not ack):
  * - A delivery the window could not record (it is full, or the id does not
  *   fit a number exactly) turns the window off until the connection ends:
- *   later deliveries go unrecorded, and their acks go by id.
+ *   later deliveries go unrecorded, and their acks go by id (a redelivery
+ *   still retires the older entries of its id, as below).
  * - A redelivery of an id the window still holds means the broker's older
  *   delivery is gone (ack timeout); the older entry can no longer be an
  *   `upto` (the broker would read the id as the newer delivery), so it is
@@ -76,8 +77,10 @@ export class AckWindow {
    * @param delivery the broker's delivery count (over 1: a redelivery)
    */
   deliver(idNum: number, delivery: number): number {
-    if (this.#off) return -1;
+    // Looked for even when off: an older delivery still held must not become an `upto` once
+    // the broker's delivery of its id moved behind ones the window did not record.
     if (delivery > 1) this.#redelivered(idNum);
+    if (this.#off) return -1;
     if (idNum < 0 || (this.#tail - this.#head > this.#mask && !this.#grow())) {
       this.#off = true;
       return -1;
