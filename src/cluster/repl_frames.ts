@@ -95,14 +95,19 @@ export class FrameWriter {
     w.clear();
     if (dueAt === 0) w.message(format.RecordType.COPY, msg);
     else {
-      // Encoded as delayed, then put back as it was (synchronously: nobody sees the difference).
+      // Encoded as delayed after a delivery (a NACK follows one; a replica's copy counts none),
+      // which a receiver keeps as a due time even for a message it holds (`applyPub`), then put
+      // back as it was (synchronously: nobody sees the difference).
       const state = msg.state;
       const was = msg.dueAt;
+      const deliveries = msg.deliveries;
       msg.state = MessageState.DELAYED;
       msg.dueAt = dueAt;
+      if (deliveries === 0) msg.deliveries = 1;
       w.message(format.RecordType.COPY, msg);
       msg.state = state;
       msg.dueAt = was;
+      msg.deliveries = deliveries;
     }
     // Its dedup_id goes with it, so that a later leader rebuilds the queue's dedup window.
     if (msg.dedupId !== undefined) w.dedup(msg.id, msg.dedupId);
