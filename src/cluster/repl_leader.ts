@@ -125,7 +125,10 @@ export function snapshot(c: ReplCore, f: Follower, q: ReplicatedQueueStore): voi
   sendFrames(c, q);
   const w = new FrameWriter();
   w.line("SNAP", q.name, q.epoch);
-  for (const m of q.live()) w.pub(q.name, q.epoch, 0, m);
+  // A recovering leader's ready messages may have due times (NACK delays it adopts once
+  // served, sending no DUE for them): the new set gets them too.
+  const now = Date.now();
+  for (const m of q.live()) w.pub(q.name, q.epoch, 0, m, q.dueOf(m, now));
   w.line("DONE", q.name, q.epoch, q.state.lsn);
   const { bytes, frames } = w.take();
   f.send(bytes, frames);

@@ -3,10 +3,14 @@
  * `FrameWriter.pub` with a due, as a replica answers `PULL`), in process over
  * the real memory store: a new leader that missed the `DUE` frame but holds
  * the message (ready) takes the due time from the copy it pulls, and delays
- * the message again when it starts serving, so the redelivery is not early.
+ * the message again when it starts serving, so the redelivery is not early;
+ * and the snapshot it then sends its new replica set (`snapshot`) carries the
+ * due times, so a second failover before them is not early either.
  */
 import assert from "node:assert/strict";
 import { FrameWriter, ReplParser } from "../../src/cluster/repl_frames.ts";
+import { Follower, type ReplCore } from "../../src/cluster/repl_core.ts";
+import { snapshot } from "../../src/cluster/repl_leader.ts";
 import { ReplicatedStore } from "../../src/cluster/replicated_store.ts";
 import { ReplStateFiles } from "../../src/cluster/repl_state.ts";
 import { nodeFileSystem } from "../../src/runtime/mod.ts";
@@ -70,5 +74,35 @@ Deno.test("repl dues: a pulled copy brings a NACK's due time to a new leader tha
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+Deno.test("repl dues: a recovering leader's snapshot to its new replica set carries the due times", async () => {
+  const now = Date.now();
+  const due = now + 600_000;
+  const lead = replicated(); // recovering: it holds the copy and its dues, not yet serving
+  const joiner = replicated(); // a member of the new set that never saw the DUE
+  try {
+    const q = lead.queue("queue:d");
+    for (const id of [1, 2]) q.applyPub(message(id));
+    q.applyDue(2, due);
+    q.role = "recovering";
+    // `snapshot` sends this tick's frames first; there are none, so no core is consulted.
+    const f = new Follower("n2");
+    snapshot(undefined as unknown as ReplCore, f, q);
+    const qj = joiner.queue("queue:d");
+    const parser = new ReplParser();
+    for (const bytes of f.out) {
+      for (const fr of parser.push(bytes)) {
+        if (fr.op === "SNAP") qj.staging = new Map();
+        else if (fr.op === "PUB") qj.staging!.set(fr.msg.id, fr.msg);
+        else if (fr.op === "DONE") qj.applySnapshot();
+      }
+    }
+    assert.equal(qj.index.size, 2);
+    assert.equal(qj.dues.get(2), due, "the new replica keeps the due time for a later failover");
+  } finally {
+    await lead.close();
+    await joiner.close();
   }
 });
