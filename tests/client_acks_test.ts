@@ -18,6 +18,7 @@ import {
 import type { Conn } from "../src/runtime/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { take } from "./client_helpers.ts";
+import { ACK_WINDOW_ENTRIES_MAX } from "../src/client/limits.ts";
 import { startTestBroker, waitFor } from "./helpers.ts";
 
 /** A runtime whose connections record the `ACK` lines the client writes, and can be cut. */
@@ -316,6 +317,46 @@ Deno.test("acks: a durable's cumulative ack moves its stored position, no furthe
     const resumed = await c.subscribe("topic:orders", { durable: "billing" });
     const again = await take(resumed, 2);
     assert.deepEqual(again.map((m) => m.id), [msgs[3].id, msgs[4].id]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("acks: with the ack window off, a late ack of a redelivered message settles no delivery after it", async () => {
+  await withClient(async (c, _tap, queue, errors) => {
+    const q = "queue:off";
+    const ackTimeoutMs = 8_000;
+    c.publishNoWait(q, "x");
+    await c.flush();
+    const sub = await c.subscribe(q, { prefetch: 1000, ackTimeoutMs });
+    const [x] = await take(sub, 1);
+    // X stays open at the head of the window: the window fills behind it and turns off.
+    const n = ACK_WINDOW_ENTRIES_MAX;
+    await fill(c, q, n);
+    const started = Date.now();
+    for (let got = 0; got < n;) {
+      const ms = await take(sub, Math.min(500, n - got), 30_000);
+      for (const m of ms) m.ack();
+      got += ms.length;
+    }
+    c.publishNoWait(q, "z");
+    // Z (not recorded: the window is off) and X's redelivery after its ack timeout; Z is held
+    // open. The broker delivers Z before X again whenever the fill took less than the timeout.
+    let z: Message | undefined;
+    let x2: Message | undefined;
+    for (let i = 0; i < 3 && (z === undefined || x2 === undefined); i++) {
+      const [m] = await take(sub, 1, ackTimeoutMs + 30_000);
+      if (m.id === x.id) x2 = m;
+      else if (m.deliveryCount === 1) z = m;
+    }
+    assert.ok(z !== undefined && x2 !== undefined);
+    const zFirst = Date.now() - started < ackTimeoutMs;
+    x.ack(); // the old delivery of X: it must not become an upto that reaches past Z
+    await c.flush();
+    const s = queue(q);
+    assert.equal(s.inflight, 1, `only Z is in flight (Z delivered before X again: ${zFirst})`);
+    z.ack();
+    await c.flush();
+    assert.equal(queue(q).inflight, 0);
     assert.deepEqual(errors, []);
   });
 });
