@@ -71,6 +71,11 @@ export class DeliveryList {
   }
 }
 
+/** A connection's subscriptions as `InFlight` reads them (a `Map`'s or an array's `values`). */
+export interface SubscriptionsView {
+  values(): Iterable<Subscription>;
+}
+
 /**
  * A connection's deliveries by message id.
  *
@@ -86,8 +91,11 @@ export class DeliveryList {
  */
 export class InFlight {
   #byId = new IdMap<Delivery>();
-  /** The connection's subscriptions, whose lists hold every delivery in flight here. */
-  #subs: (() => Iterable<Subscription>) | undefined;
+  /**
+   * The connection's subscriptions, whose lists hold every delivery in flight
+   * here (its map itself: a closure over it was ~0.1 KiB per connection).
+   */
+  #subs: SubscriptionsView | undefined;
   /** Whether every delivery is in `#byId` (from the first lookup by id on; always without `subs`). */
   #indexed: boolean;
   /** Queue deliveries in flight that are not in `#byId` (before `#indexed`). */
@@ -95,7 +103,7 @@ export class InFlight {
   /** The subscription `#oldest` last found a delivery at the head of. */
   #lastSub: Subscription | undefined = undefined;
 
-  constructor(subs?: () => Iterable<Subscription>) {
+  constructor(subs?: SubscriptionsView) {
     this.#subs = subs;
     this.#indexed = subs === undefined;
   }
@@ -109,7 +117,7 @@ export class InFlight {
   #index(): void {
     this.#indexed = true;
     if (this.#unindexed === 0) return;
-    for (const sub of this.#subs!()) {
+    for (const sub of this.#subs!.values()) {
       for (let d = sub.inflight.first; d !== undefined; d = d.next) {
         if (d.binding === undefined) this.#byId.set(d.msg.id, d);
       }
@@ -121,7 +129,7 @@ export class InFlight {
   add(d: Delivery): void {
     if (!this.#indexed && d.binding === undefined) {
       this.#unindexed++;
-      d.sub.inflight.push(d);
+      d.sub.hold(d);
       return;
     }
     const id = d.msg.id;
@@ -133,7 +141,7 @@ export class InFlight {
       while (t.twin !== undefined) t = t.twin;
       t.twin = d;
     }
-    d.sub.inflight.push(d);
+    d.sub.hold(d);
   }
 
   /** Gives back index memory a burst of deliveries left (an idle connection). */
@@ -188,7 +196,7 @@ export class InFlight {
     let d = sub?.inflight.first;
     if (d === undefined || d.msg.id !== id || d.binding !== undefined) {
       d = undefined;
-      for (const s of this.#subs!()) {
+      for (const s of this.#subs!.values()) {
         const first = s.inflight.first;
         if (first !== undefined && first.msg.id === id && first.binding === undefined) {
           sub = this.#lastSub = s;

@@ -8,7 +8,7 @@
  */
 export { Broker } from "./broker.ts";
 export { type ReplyWait, Subscription, type SubscriptionOptions } from "./subscription.ts";
-export { Delivery, InFlight } from "./inflight.ts";
+export { Delivery, InFlight, type SubscriptionsView } from "./inflight.ts";
 export { IdMap } from "./id_map.ts";
 export type { Retention } from "./topic.ts";
 export {

@@ -35,6 +35,9 @@ export interface ReplyWait {
   answer(err: Uint8Array | undefined): void;
 }
 
+/** The in-flight list of every subscription that never had one (48 B each). Never pushed to. */
+const NO_DELIVERIES = new DeliveryList();
+
 /** A subscription of one connection: a queue consumer or a topic subscription (or one made on another node). */
 export abstract class Subscription {
   readonly sid: string;
@@ -42,8 +45,12 @@ export abstract class Subscription {
   readonly explicit: boolean;
   readonly prefetch: number;
   readonly ackTimeoutMs: number;
-  /** Its deliveries in flight, oldest first (also indexed by id in `client.inflight`). */
-  readonly inflight: DeliveryList = new DeliveryList();
+  /**
+   * Its deliveries in flight, oldest first (also indexed by id in
+   * `client.inflight`). Shared and empty until its first delivery that waits
+   * for a settle (see `hold`): most subscriptions never have one.
+   */
+  inflight: DeliveryList = NO_DELIVERIES;
   /** Messages sent to it (a queue's redeliveries included: each is a new take from the queue). */
   delivered = 0;
   /** Its selector, undefined without a `filter`. */
@@ -59,6 +66,12 @@ export abstract class Subscription {
     this.ackTimeoutMs = o.ackTimeoutMs;
     this.filter = o.filter?.match;
     this.filterSource = o.filter?.source;
+  }
+
+  /** Appends a delivery in flight to `inflight`, made first if it is still the shared empty one. */
+  hold(d: Delivery): void {
+    if (this.inflight === NO_DELIVERIES) this.inflight = new DeliveryList();
+    this.inflight.push(d);
   }
 
   /** The subscribed queue, topic or topic pattern. */

@@ -30,12 +30,12 @@ import type { Message } from "../storage/mod.ts";
 import { Access } from "./access.ts";
 import { AuthGate } from "./auth_gate.ts";
 import { closeCode, CloseReason, closeReasonOf } from "./close_reason.ts";
-import { Outbound } from "./outbound.ts";
+import { Outbound, type OutboundEvents } from "./outbound.ts";
 import { Pauses } from "./pauses.ts";
 import { Replies } from "./replies.ts";
 import type { QueueRouter, Routing } from "./routing.ts";
 import { Settlement } from "./settle.ts";
-import { bind, type CommandContext, declare, Subscribing } from "./commands.ts";
+import { bind, CommandContext, declare, Subscribing } from "./commands.ts";
 import type { ConnectionStats } from "./stats.ts";
 
 /** What a connection needs from its server. */
@@ -60,7 +60,7 @@ export interface ConnectionHost {
 }
 
 /** One client connection. */
-export class Connection implements Client {
+export class Connection implements Client, OutboundEvents {
   readonly id: number;
   readonly remoteAddr: string;
   readonly openedAt: number;
@@ -75,7 +75,7 @@ export class Connection implements Client {
   pingsOut = 0;
   readonly subs = new Map<string, Subscription>();
   /** Deliveries awaiting ACK, by message id (the subscriptions keep them in order). */
-  readonly inflight: InFlight = new InFlight(() => this.subs.values());
+  readonly inflight: InFlight = new InFlight(this.subs);
   #conn: Conn;
   #host: ConnectionHost;
   #broker: Broker;
@@ -121,31 +121,13 @@ export class Connection implements Client {
     this.#host = host;
     this.#broker = host.broker;
     this.openedAt = this.lastActivity = host.clock.now();
-    this.#out = new Outbound(conn, {
-      onDrain: () => this.#resume(),
-      onOverflow: () => {
-        queueMicrotask(() =>
-          this.close(
-            CloseReason.SLOW_CONSUMER,
-            "outbound buffer over its limit: the client is not reading",
-          )
-        );
-      },
-      onWriteError: (err) => this.close(CloseReason.WRITE_ERROR, String(err)),
-      beforeWrite: () => this.#broker.options.store.writePending(),
-    });
+    this.#out = new Outbound(conn, this);
     this.#replies = new Replies(this.#out);
     this.#settle = new Settlement(this.inflight, this.#replies, this.#broker, this.subs);
     if (host.auth !== undefined && proxyFrom === undefined) this.#gate = this.#makeGate(host.auth);
     this.#access = new Access(host.payloadBytesMax, this.openedAt);
     this.#pauses = new Pauses(host.clock, this.#broker, host.authz);
-    this.#cmd = {
-      broker: this.#broker,
-      replies: this.#replies,
-      access: this.#access,
-      may: (action, dest) => this.#may(action, dest),
-      denied: (dest) => this.#denied(dest),
-    };
+    this.#cmd = new CommandContext(this.#broker, this.#replies, this.#access, host.authz);
     this.#subscribing = new Subscribing(this.#cmd, this, this.subs);
     this.#proxy = proxyFrom !== undefined;
     if (proxyFrom !== undefined) this.name = `proxy:${proxyFrom}`;
@@ -455,14 +437,14 @@ export class Connection implements Client {
     this.bytesIn += f.len;
     access.bucket.tokens--;
     if (access.perms !== undefined && !access.mayPublish(f.dest, this.#broker.now)) {
-      return this.#denied(f.dest);
+      return this.#cmd.denied(f.dest);
     }
     // A reply_to is where a service with allow_responses will publish, past
     // its own publish rules: only a destination the requester may read, or
     // any requester could make a service write into any queue or topic.
     const replyTo = f.options?.replyTo;
     if (replyTo !== undefined && !access.maySubscribe(replyTo)) {
-      return this.#denied(replyTo);
+      return this.#cmd.denied(replyTo);
     }
     if (this.#router?.pub(f) === true) return; // forwarded to the queue's leader
     let r: number | Promise<number>;
@@ -501,23 +483,34 @@ export class Connection implements Client {
     return true;
   }
 
-  /** Whether its user may do `action` to `dest`; if not, answers `ERR PERMISSION_DENIED`. */
-  #may(action: Action, dest: string): boolean {
-    if (this.#access.may(action, dest)) return true;
-    this.#denied(dest);
-    return false;
-  }
-
-  #denied(dest: string): void {
-    this.#host.authz.permission_denied++;
-    this.#replies.error("PERMISSION_DENIED", dest);
-  }
+  // Its writer's events (`OutboundEvents`): the connection is its writer's
+  // listener itself, so that it makes no closures for them.
 
   /** The socket drained: held topic messages and queue deliveries flow again. */
-  #resume(): void {
+  onDrain(): void {
     if (this.#closed) return;
     this.#broker.tick();
     for (const sub of this.subs.values()) sub.activate();
+  }
+
+  /** The client is not reading: closed once the current handler is done. */
+  onOverflow(): void {
+    queueMicrotask(() =>
+      this.close(
+        CloseReason.SLOW_CONSUMER,
+        "outbound buffer over its limit: the client is not reading",
+      )
+    );
+  }
+
+  /** A write failed: the socket is gone. */
+  onWriteError(err: unknown): void {
+    this.close(CloseReason.WRITE_ERROR, String(err));
+  }
+
+  /** Before the writer writes: the store's pending appends go first. */
+  beforeWrite(): void {
+    this.#broker.options.store.writePending();
   }
 
   /** Sends a server PING (idle check); the caller counts it. */

@@ -11,7 +11,7 @@ import { pub, sub, testBroker } from "./harness.ts";
 /** A fake connection whose in-flight index is lazy, as a real connection's is. */
 class LazyClient extends FakeClient {
   readonly subs: Subscription[] = [];
-  override readonly inflight: InFlight = new InFlight(() => this.subs);
+  override readonly inflight: InFlight = new InFlight(this.subs);
 }
 
 Deno.test("InFlight: queue deliveries are indexed at the first lookup by id, the rest as they come", () => {
