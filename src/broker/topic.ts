@@ -268,7 +268,7 @@ export class Topic {
     const gone = this.bindings.filter((b) => b.sub.replay).map((b) => b.sub);
     this.retention = undefined;
     this.store = undefined;
-    this.durables.clear();
+    this.#durables?.clear();
     this.#trim();
     return gone;
   }
@@ -488,7 +488,10 @@ export class Topic {
       dropped: c.dropped,
       slow_consumers: c.slowConsumers,
       retention_dropped: c.retentionDropped,
-      durables: [...this.durables.keys()].sort().map((n) => this.durables.get(n)!.stats(this)),
+      // Read without `durables`, which would make every polled topic its map.
+      durables: this.#durables === undefined
+        ? []
+        : [...this.#durables.keys()].sort().map((n) => this.#durables!.get(n)!.stats(this)),
     };
   }
 
