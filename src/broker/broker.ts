@@ -24,6 +24,7 @@ import { IdGenerator } from "./ids.ts";
 import type { Delivery } from "./inflight.ts";
 import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 import { copyOf, published } from "./messages.ts";
+import { keepsAsIs, RunPublisher } from "./publish_run.ts";
 import { type RouteHost, Routes } from "./routes.ts";
 import { type Queue, QueueConsumer } from "./queue.ts";
 import type { QueueDeclaration } from "./queue_settings.ts";
@@ -112,8 +113,8 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   #routes: Routes;
   #scheduler: Scheduler;
   #dedup = new Deduplicator();
-  /** Scratch of `#queueRun`: the run's messages, between storing and dispatching them. */
-  #runMsgs: Message[] = [];
+  /** The bulk path of `publishRun`. */
+  #run: RunPublisher;
   /** Id of the message the last `#publishTopic` made. */
   #lastTopicId = 0;
   #ids: IdGenerator;
@@ -154,6 +155,14 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     }
     this.#opened = true;
     this.#scheduler = new Scheduler(this, options.store);
+    this.#run = new RunPublisher({
+      host: this,
+      ids: this.#ids,
+      qs: this.#qs,
+      ts: this.#ts,
+      routes: this.#routes,
+      dedup: this.#dedup,
+    });
     this.#scheduler.restore(names, this.#qs.map.values());
   }
 
@@ -259,107 +268,21 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * `publishFrom`s would: the parser's `PubRun`, a bulk publisher's read
    * chunk. Taken as one only where each publish would be synchronous and
    * could not fail, outside a cluster: a topic without a store and no
-   * bindings anywhere, or a queue in the memory store with room for the run.
-   * A topic nobody subscribed to: counters and ids in one step; else the
-   * topic is looked up once and each message delivered. False: nothing was
-   * done (publish one by one).
+   * bindings anywhere, or a queue in the memory store with room for the run
+   * (src/broker/publish_run.ts). False: nothing was done (publish one by one).
    */
   publishRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
-    if (this.interest !== undefined) return false;
-    if (dest.charCodeAt(0) !== 0x74 /* t */) return this.#queueRun(dest, buf, offs, from, to);
-    if (this.#routes.size !== 0) return false;
-    let topic: Topic | undefined;
-    try {
-      topic = this.#ts.forPublish(dest);
-    } catch {
-      return false; // no room for the topic a wildcard wanted: each publish gets its refusal
+    const run = this.#run;
+    if (!run.publish(dest, buf, offs, from, to)) return false;
+    if (run.pinned) {
+      run.pinned = false;
+      this.#pinned = true;
     }
-    if (topic?.store !== undefined) return false;
-    this.#dedup.duplicate = false;
-    this.durable = undefined;
-    const c = this.counters;
-    if (topic === undefined) {
-      let bytes = 0;
-      for (let k = from; k < to; k++) bytes += offs[2 * k + 1];
-      c.published += to - from;
-      c.publishedBytes += bytes;
-      c.unrouted += to - from;
-      this.#lastTopicId = this.#ids.take(to - from, this.now);
-      return true;
+    if (run.blockedBy !== undefined) {
+      this.#blockedBy = run.blockedBy;
+      run.blockedBy = undefined;
     }
-    for (let k = from; k < to; k++) this.#publishTo(topic, dest, buf, offs[2 * k], offs[2 * k + 1]);
     return true;
-  }
-
-  /** `publishRun` to a queue, when all of the run fits: each message as `#publishQueue` takes it. */
-  #queueRun(dest: string, buf: Uint8Array, offs: Int32Array, from: number, to: number): boolean {
-    // A store that may wait (a durable log, a replicated copy) answers each publish on its own.
-    if (this.options.store.syncs !== undefined || this.sharedDeclarations !== undefined) {
-      return false;
-    }
-    let q: Queue;
-    try {
-      q = this.#qs.open(dest);
-    } catch {
-      return false; // no room for another queue: each publish gets its refusal
-    }
-    let bytes = 0;
-    for (let k = from; k < to; k++) bytes += offs[2 * k + 1];
-    const o = q.settings;
-    const s = q.store;
-    if (s.size + (to - from) > o.messagesMax || s.bytes + bytes > o.bytesMax) return false;
-    this.#dedup.duplicate = false;
-    this.durable = undefined;
-    // All stored, then one dispatch: the consumers get them in the same order and turns as
-    // with a dispatch per publish. What waits for a consumer is then retained (copied out of
-    // `buf`), what is in flight pins `buf`, as `#publishQueue` decides for each.
-    const now = this.now;
-    const ttlMs = o.ttlMs;
-    const msgs = this.#runMsgs;
-    for (let k = from; k < to; k++) {
-      const msg = published(
-        this.#ids.next(now),
-        dest,
-        buf,
-        offs[2 * k],
-        offs[2 * k + 1],
-        undefined,
-        now,
-        ttlMs,
-      );
-      void s.push(msg);
-      msgs.push(msg);
-    }
-    const n = to - from;
-    this.counters.published += n;
-    this.counters.publishedBytes += bytes;
-    q.counters.published += n;
-    q.dispatch();
-    for (let i = 0; i < msgs.length; i++) {
-      const msg = msgs[i];
-      if (msg.state === MessageState.READY) msg.retain();
-      else if (msg.buf === buf) this.#pinned = true;
-    }
-    msgs.length = 0;
-    return true;
-  }
-
-  /**
-   * A plain publish (no options) to `topic`, which has no store, with no
-   * bindings anywhere: `#publishTopic`'s path for it, returning the id.
-   */
-  #publishTo(topic: Topic, dest: string, buf: Uint8Array, off: number, len: number): number {
-    const c = this.counters;
-    const msg = published(this.#ids.next(this.now), dest, buf, off, len, undefined, this.now);
-    c.published++;
-    c.publishedBytes += len;
-    if (topic.bindings.length === 0 && topic.retention === undefined) c.unrouted++;
-    else {
-      topic.publish(msg);
-      if (topic.blocked) this.#blockedBy = topic;
-    }
-    if (msg.buf === buf && keepsAsIs(topic)) this.#pinned = true;
-    return this.#lastTopicId = msg.id;
   }
 
   /** A topic publish, delivered now. */
@@ -961,12 +884,4 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
 function visibleAt(o: PubOptions, now: number): number {
   const at = o.delayMs !== 0 ? now + o.delayMs : o.deliverAt;
   return at > now ? at : 0;
-}
-
-/** Whether a message `topic` just published may still point into its read chunk. */
-function keepsAsIs(topic: Topic): boolean {
-  if (topic.store !== undefined) return true;
-  const bs = topic.bindings;
-  for (let i = 0; i < bs.length; i++) if (bs[i].sub.explicit) return true;
-  return false;
 }
