@@ -7,13 +7,12 @@
  * @module
  */
 import { BINDINGS_MAX, DESTINATIONS_MAX, SLOW_CONSUMER_BLOCK_MS } from "../config/mod.ts";
-import {
-  type FilterOption,
-  hasWildcard,
-  type PubOptions,
-  type QueueDeclareOptions,
-  type RetentionOptions,
-  type SubOptions,
+import type {
+  FilterOption,
+  PubOptions,
+  QueueDeclareOptions,
+  RetentionOptions,
+  SubOptions,
 } from "../protocol/mod.ts";
 import { type Clock, systemClock } from "../runtime/mod.ts";
 import { type Message, MessageState } from "../storage/mod.ts";
@@ -26,10 +25,11 @@ import { LATENCY_BUCKETS_S, LatencyHistogram } from "./latency.ts";
 import { copyOf, published } from "./messages.ts";
 import { keepsAsIs, RunPublisher } from "./publish_run.ts";
 import { type RouteHost, Routes } from "./routes.ts";
-import { type Queue, QueueConsumer } from "./queue.ts";
+import type { Queue } from "./queue.ts";
 import type { QueueDeclaration } from "./queue_settings.ts";
 import { QueueSet, type QueueSetHost } from "./queue_set.ts";
 import { type ScheduledHost, Scheduler } from "./scheduled.ts";
+import { subscribe, type SubscribeParts } from "./subscribe.ts";
 import {
   type BindingStats,
   type BrokerStats,
@@ -41,7 +41,7 @@ import {
 } from "./stats.ts";
 import type { Subscription } from "./subscription.ts";
 import type { Retention, Topic } from "./topic.ts";
-import { TopicSubscription } from "./topic_subscription.ts";
+import type { TopicSubscription } from "./topic_subscription.ts";
 import { TopicSet } from "./topic_set.ts";
 import {
   type BoundCopies,
@@ -113,6 +113,8 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   #routes: Routes;
   #scheduler: Scheduler;
   #dedup = new Deduplicator();
+  /** What `subscribe` makes subscriptions in. */
+  #subParts: SubscribeParts;
   /** The bulk path of `publishRun`. */
   #run: RunPublisher;
   /** Id of the message the last `#publishTopic` made. */
@@ -155,6 +157,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     }
     this.#opened = true;
     this.#scheduler = new Scheduler(this, options.store);
+    this.#subParts = { host: this, qs: this.#qs, ts: this.#ts, declared: this.#declared };
     this.#run = new RunPublisher({
       host: this,
       ids: this.#ids,
@@ -202,6 +205,26 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
       return this.publishFrom(dest, buf, off, len, o);
     } finally {
       this.#defer = false;
+    }
+  }
+
+  /**
+   * `publishFrom` of a message a peer node forwarded (src/cluster/): delivered
+   * to local subscribers only, never handed to `interest` again, so a message
+   * crosses one link at most and never loops.
+   */
+  publishFromPeer(
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    this.#fromPeer = true;
+    try {
+      return this.publishFrom(dest, buf, off, len, o);
+    } finally {
+      this.#fromPeer = false;
     }
   }
 
@@ -491,26 +514,6 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   }
 
   /**
-   * `publishFrom` of a message a peer node forwarded (src/cluster/): delivered
-   * to local subscribers only, never handed to `interest` again, so a message
-   * crosses one link at most and never loops.
-   */
-  publishFromPeer(
-    dest: string,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-    o: PubOptions | undefined,
-  ): number | Promise<number> {
-    this.#fromPeer = true;
-    try {
-      return this.publishFrom(dest, buf, off, len, o);
-    } finally {
-      this.#fromPeer = false;
-    }
-  }
-
-  /**
    * Whether a message published since the last call (`publishFrom`) still
    * points into the buffer it was published from (a queue delivery in
    * flight, a topic delivery to an explicit-ack subscriber, a store's copy);
@@ -541,41 +544,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * connection). Deliveries begin with its `activate()`, after the OK.
    */
   subscribe(client: Client, dest: string, sid: string, o: SubOptions): Subscription {
-    const prefetch = o.prefetch ?? this.options.prefetch;
-    const ackTimeoutMs = o.ackTimeoutMs ?? this.options.ackTimeoutMs;
-    if (dest.startsWith("queue:")) {
-      if (o.durable !== undefined || o.start !== undefined) {
-        throw new BrokerError("BAD_ARGUMENT", "durable and start are for declared topics");
-      }
-      const q = this.#qs.open(dest);
-      const c = new QueueConsumer(sid, q, client, {
-        explicit: o.ack !== "none",
-        prefetch,
-        ackTimeoutMs: o.ackTimeoutMs ?? q.settings.ackTimeoutMs,
-        filter: o.filter,
-      });
-      q.addConsumer(c);
-      return c;
-    }
-    let s: TopicSubscription;
-    if (o.durable !== undefined || o.start !== undefined) {
-      s = this.#declared.subscribe(
-        { client, dest, sid, durable: o.durable, start: o.start, ack: o.ack },
-        { prefetch, ackTimeoutMs, filter: o.filter },
-      );
-    } else {
-      const explicit = o.ack === "explicit";
-      s = new TopicSubscription(sid, dest, client, this, {
-        explicit,
-        prefetch,
-        ackTimeoutMs,
-        filter: o.filter,
-      });
-      this.#ts.bindNew(s, hasWildcard(dest));
-    }
-    this.#ts.tracked(s);
-    this.interest?.added(s.pattern);
-    return s;
+    return subscribe(this.#subParts, client, dest, sid, o);
   }
 
   /**
@@ -612,23 +581,6 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#declared.saved();
   }
 
-  /**
-   * (cluster) Whether declaring queue `name` with `d` would be new here
-   * (false: declared so already), declaring nothing; throws `DECLARE_CONFLICT` or `LIMIT`.
-   */
-  checkQueueDeclaration(name: string, d: QueueDeclareOptions): boolean {
-    return this.#qs.check(name, d);
-  }
-
-  /**
-   * (cluster) The cluster's declaration of queue `name` (as etcd has it): set
-   * over the one held here, applied to the queue if it is here, and stored.
-   */
-  adoptQueueDeclaration(name: string, d: QueueDeclareOptions): Promise<void> {
-    this.#qs.adoptDeclaration(name, d);
-    return this.#declared.saved();
-  }
-
   /** Part of DeclaredHost: queue declarations for the state record. */
   queueDeclarations(): QueueDeclaration[] {
     return this.#qs.declarations();
@@ -650,14 +602,6 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    */
   queueOpened(q: Queue): void {
     if (this.#opened) this.#dedup.restoreQueue(q, this.now);
-  }
-
-  /** (cluster) This node serves queue `name` now: its dedup window takes the ids of its copy. */
-  queueServed(name: string): void {
-    const q = this.#qs.map.get(name);
-    if (q === undefined) return;
-    this.#dedup.restoreQueue(q, this.now);
-    q.dispatch();
   }
 
   /** Part of DeclaredHost: the topic of that name, if it exists. */
@@ -729,6 +673,33 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     return this.#declared.deleteDurable(topicName(topic), durable);
   }
 
+  // --- cluster hooks (src/cluster/ calls these; single node: never called) ---
+
+  /**
+   * (cluster) Whether declaring queue `name` with `d` would be new here
+   * (false: declared so already), declaring nothing; throws `DECLARE_CONFLICT` or `LIMIT`.
+   */
+  checkQueueDeclaration(name: string, d: QueueDeclareOptions): boolean {
+    return this.#qs.check(name, d);
+  }
+
+  /**
+   * (cluster) The cluster's declaration of queue `name` (as etcd has it): set
+   * over the one held here, applied to the queue if it is here, and stored.
+   */
+  adoptQueueDeclaration(name: string, d: QueueDeclareOptions): Promise<void> {
+    this.#qs.adoptDeclaration(name, d);
+    return this.#declared.saved();
+  }
+
+  /** (cluster) This node serves queue `name` now: its dedup window takes the ids of its copy. */
+  queueServed(name: string): void {
+    const q = this.#qs.map.get(name);
+    if (q === undefined) return;
+    this.#dedup.restoreQueue(q, this.now);
+    q.dispatch();
+  }
+
   /**
    * (cluster) This node no longer leads `queue`: each client consuming it
    * here is told (`Client.leaderChanged`), so that it reconnects and
@@ -761,6 +732,29 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   /** Makes every later message id larger than `id` (a queue taken over from another node). */
   raiseIds(id: number): void {
     this.#ids.raise(id);
+  }
+
+  /**
+   * (cluster) Applies a binding etcd holds, here only (the queue is not
+   * opened: only its leader serves it). Resolves when this node's record is stored.
+   */
+  applyBinding(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
+    // The watch repeats what this node applied (its own BIND, a list read again): nothing to store.
+    const r = this.#routes.get(pattern, queue);
+    if (r !== undefined && r.filterSource === filter?.source) return Promise.resolve();
+    return this.#routes.bind(pattern, queue, filter);
+  }
+
+  /** (cluster) Removes a binding etcd no longer holds, here only. */
+  applyUnbind(pattern: string, queue: string): Promise<void> {
+    return this.#routes.unbind(pattern, queue);
+  }
+
+  /** (cluster) Makes this node's bindings exactly etcd's (read again after a start or an outage). */
+  replaceBindings(
+    list: readonly { pattern: string; queue: string; filter?: FilterOption }[],
+  ): Promise<void> {
+    return this.#routes.replace(list);
   }
 
   /** Live queues by name (read-only; admin data goes through `stats()`, tests look closer). */
@@ -827,29 +821,6 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   unbind(pattern: string, queue: string): Promise<void> {
     if (this.bindings !== undefined) return this.bindings.unbind(pattern, queue);
     return this.#routes.unbind(pattern, queue);
-  }
-
-  /**
-   * (cluster) Applies a binding etcd holds, here only (the queue is not
-   * opened: only its leader serves it). Resolves when this node's record is stored.
-   */
-  applyBinding(pattern: string, queue: string, filter: FilterOption | undefined): Promise<void> {
-    // The watch repeats what this node applied (its own BIND, a list read again): nothing to store.
-    const r = this.#routes.get(pattern, queue);
-    if (r !== undefined && r.filterSource === filter?.source) return Promise.resolve();
-    return this.#routes.bind(pattern, queue, filter);
-  }
-
-  /** (cluster) Removes a binding etcd no longer holds, here only. */
-  applyUnbind(pattern: string, queue: string): Promise<void> {
-    return this.#routes.unbind(pattern, queue);
-  }
-
-  /** (cluster) Makes this node's bindings exactly etcd's (read again after a start or an outage). */
-  replaceBindings(
-    list: readonly { pattern: string; queue: string; filter?: FilterOption }[],
-  ): Promise<void> {
-    return this.#routes.replace(list);
   }
 
   /** Every binding's figures. */
