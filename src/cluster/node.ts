@@ -34,7 +34,7 @@ import {
   CLUSTER_RETRY_MS_MAX,
   STATS_LIMIT_DEFAULT,
 } from "../config/mod.ts";
-import type { LinkStats } from "./interconnect.ts";
+import type { LinkStats, LinkTotals } from "./interconnect.ts";
 import type { LinkAuthStats } from "./link_auth.ts";
 import type { LinkTlsStats } from "./link_tls.ts";
 import type { ClusterMeta, KeyValue, Watch, WatchEvent } from "./meta.ts";
@@ -142,12 +142,7 @@ export interface ClusterNodeOptions {
   /** The inter-node links, for the stats. */
   readonly links?: () => LinkStats[];
   /** The link's message counters, for the stats. */
-  readonly linkTotals?: () => {
-    forwarded: number;
-    received: number;
-    inboundRefused: number;
-    firstLineRefused: number;
-  };
+  readonly linkTotals?: () => LinkTotals;
   /** Queue commands forwarded to other nodes' leaders, for the stats. */
   readonly forwardedCommands?: () => number;
   /** The link handshake's failures, for the stats (absent: no cluster secret). */
@@ -306,6 +301,7 @@ export class ClusterNode {
     const o = this.#o;
     let leading = 0;
     for (const l of this.#leaders.values()) if (l.node === o.nodeId) leading++;
+    const lt = o.linkTotals?.();
     // Sorted only when a page of them is asked for (the metrics ask for none).
     const leaders = page.limit === 0
       ? []
@@ -322,10 +318,10 @@ export class ClusterNode {
       leaders: leaders.map(([queue, l]) => ({ queue, node: l.node, epoch: l.epoch })),
       leaders_total: this.#leaders.size,
       links: o.links?.() ?? [],
-      forwarded_msgs: o.linkTotals?.().forwarded ?? 0,
-      received_msgs: o.linkTotals?.().received ?? 0,
-      inbound_refused: o.linkTotals?.().inboundRefused ?? 0,
-      first_line_refused: o.linkTotals?.().firstLineRefused ?? 0,
+      forwarded_msgs: lt?.forwarded ?? 0,
+      received_msgs: lt?.received ?? 0,
+      inbound_refused: lt?.inboundRefused ?? 0,
+      first_line_refused: lt?.firstLineRefused ?? 0,
       forwarded_commands: o.forwardedCommands?.() ?? 0,
       link_authenticated: o.auth !== undefined,
       ...(o.auth?.() ?? { auth_failures: 0, auth_dial_failures: 0 }),

@@ -254,19 +254,21 @@ export class Replication implements ReplHost {
   }
 
   del(q: ReplicatedQueueStore, id: number): void {
-    const lsn = ++q.state.lsn;
-    q.state.dataEpoch = q.epoch;
-    if (q.set.length > 1 || q.joining !== undefined) {
-      (q.frames ??= new FrameWriter()).line("DEL", q.name, q.epoch, lsn, id);
-    }
-    this.commit(q);
+    this.#record(q, "DEL", id);
   }
 
   due(q: ReplicatedQueueStore, id: number, dueAt: number): void {
+    this.#record(q, "DUE", id, dueAt);
+  }
+
+  /** A one-line record of `q` at its next lsn (DEL, or DUE with `dueAt`), into this tick's frames, then committed. */
+  #record(q: ReplicatedQueueStore, op: "DEL" | "DUE", id: number, dueAt?: number): void {
     const lsn = ++q.state.lsn;
     q.state.dataEpoch = q.epoch;
     if (q.set.length > 1 || q.joining !== undefined) {
-      (q.frames ??= new FrameWriter()).line("DUE", q.name, q.epoch, lsn, id, dueAt);
+      const w = q.frames ??= new FrameWriter();
+      if (dueAt === undefined) w.line(op, q.name, q.epoch, lsn, id);
+      else w.line(op, q.name, q.epoch, lsn, id, dueAt);
     }
     this.commit(q);
   }

@@ -9,7 +9,7 @@
 import type { ServerDuplexStream, ServerUnaryCall } from "@grpc/grpc-js";
 import { Action } from "../auth/mod.ts";
 import type { DeclareFrame, PubFrame, RetentionOptions } from "../protocol/mod.ts";
-import { type Answers, CloseReason } from "../server/mod.ts";
+import { type Answers, CloseReason, PublishRoute } from "../server/mod.ts";
 import { authorize, type Principal } from "./auth.ts";
 import type { CallGate } from "./calls.ts";
 import { type GrpcError, grpcError, type GrpcErrorCode, GrpcRefusal } from "./errors.ts";
@@ -18,7 +18,7 @@ import type { Inbox } from "./inbox.ts";
 import { untilToken, type UserState } from "./limits.ts";
 import { type PublishRequest, type PublishView, viewOf } from "./publish_codec.ts";
 import { type BatchAnswers, PublishStream } from "./publish_stream.ts";
-import { PublishRoute, UnaryAnswer } from "./routed.ts";
+import { UnaryAnswer } from "./routed.ts";
 import { checkPublish, requestTimeout } from "./validate.ts";
 
 /** A topic a publish found blocked by a stalled subscriber (`--slow-consumer block`). */

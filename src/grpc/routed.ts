@@ -7,7 +7,8 @@
  * forwarded or claimed).
  *
  * - **Publishes** (Publish, Request, PublishStream) share one routed
- *   connection of the listener (`PublishRoute`): one upstream proxy
+ *   connection of the listener (`PublishRoute`, src/server/, which the UDP
+ *   ingest's forwarding uses too): one upstream proxy
  *   connection per leader node, each publish's answer going back to its
  *   call or its stream's batch by the slot it was held in (`AnswerSlots`),
  *   no promise per message.
@@ -19,109 +20,17 @@
  *
  * @module
  */
-import { type Broker, InFlight, type ReplyWait } from "../broker/mod.ts";
-import type { DeclareFrame, ErrorCode, PubFrame } from "../protocol/mod.ts";
+import type { Broker, ReplyWait } from "../broker/mod.ts";
+import type { ErrorCode } from "../protocol/mod.ts";
 import {
   type Answers,
   AnswerSlots,
-  PublishingClient,
   type QueueRouter,
   replyOf,
   type Routing,
 } from "../server/mod.ts";
 import type { GrpcErrorCode } from "./errors.ts";
 import type { GrpcSubscriber } from "./subscriber.ts";
-
-/** `q`, the first byte of a `queue:` destination. */
-const Q = 0x71;
-
-/** The listener's publishes to queues led by other nodes (see the module comment). */
-export class PublishRoute {
-  #router: QueueRouter;
-  #slots: AnswerSlots;
-  #closed = false;
-
-  constructor(routing: Routing, broker: Broker, id: number) {
-    const slots = this.#slots = new AnswerSlots(NOBODY);
-    this.#router = routing.open({
-      id,
-      client: new PublishingClient(id),
-      broker,
-      replies: slots,
-      inflight: new InFlight(),
-      subs: new Map(),
-      isClosed: () => this.#closed,
-      // Each call was authorized before it comes here: a refused one never does.
-      mayClaim: () => true,
-    }, undefined);
-  }
-
-  /**
-   * Called before a publish is routed: a promise while this node claims a
-   * queue or a declared topic nobody leads, or recovers a declared topic it
-   * has just come to lead (a unary call waits for it, as a TCP connection's
-   * reading does), else undefined.
-   */
-  ready(m: PubFrame | DeclareFrame): Promise<void> | undefined {
-    return this.#router.ready(m);
-  }
-
-  /**
-   * A topic's Declare, as a TCP `DECLARE topic:...` goes: to the topic's
-   * leader (claimed first by `ready` when nobody leads it), declared there
-   * and replicated; `to.answer(i, ...)` gets the outcome. False: declare it
-   * here (no declared topics in this cluster's routing).
-   */
-  declare(f: DeclareFrame, to: Answers, i: number): boolean {
-    return this.#hand(f, to, i);
-  }
-
-  /**
-   * Sends `m` to its leader when another node leads its queue or declared
-   * topic: true, and `to.answer(i, ...)` gets the leader's answer (or the
-   * refusal, maybe at once); false: publish it here (a plain topic, one this
-   * node serves, a queue this node leads).
-   */
-  pub(m: PubFrame, to: Answers, i: number): boolean {
-    return this.#hand(m, to, i);
-  }
-
-  /** Hands `f` to the router with `to.answer(i, ...)` as where its answer goes. */
-  #hand(f: PubFrame | DeclareFrame, to: Answers, i: number): boolean {
-    if (this.#closed) {
-      // The listener is stopping: no new proxy connection for a call that slipped in.
-      to.answer(i, "SHUTTING_DOWN", "the server is stopping");
-      return true;
-    }
-    const slots = this.#slots;
-    slots.to = to;
-    slots.i = i;
-    const routed = f.op === "PUB" ? this.#router.pub(f) : this.#router.declare(f);
-    slots.to = NOBODY;
-    return routed;
-  }
-
-  /**
-   * `pub` without waiting (a stream's message, a Request): a queue nobody
-   * leads yet is published here (false: its store holds it while this node
-   * claims the queue); a declared topic in that state is routed all the
-   * same, and so refused `UNAVAILABLE` (retry) rather than published here
-   * as a plain topic, which its log would never hold.
-   */
-  pubNow(m: PubFrame, to: Answers, i: number): boolean {
-    if (this.ready(m) !== undefined && m.dest.charCodeAt(0) === Q) return false;
-    return this.pub(m, to, i);
-  }
-
-  /** The listener stopped: its upstreams close (what waits on them is answered `UNAVAILABLE`). */
-  close(): void {
-    this.#closed = true;
-    this.#router.close();
-  }
-}
-
-/** Where an answer goes when no command is being handed over (never: each is set first). */
-const NOBODY: Answers = { answer() {} };
 
 /** A unary publish's wait for its leader's answer: the call's one promise. */
 export class UnaryAnswer implements Answers {

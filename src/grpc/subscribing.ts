@@ -10,7 +10,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Broker } from "../broker/mod.ts";
 import type { SubFrame, SubOptions } from "../protocol/mod.ts";
-import { type Answers, CloseReason, type Routing } from "../server/mod.ts";
+import { type Answers, CloseReason, type Routing, userDurable } from "../server/mod.ts";
 import { authorize, type Principal } from "./auth.ts";
 import type { CallGate } from "./calls.ts";
 import { codeOf, type GrpcError, grpcError, GrpcRefusal } from "./errors.ts";
@@ -191,7 +191,7 @@ export class Subscribing implements SubscriberHost {
     // `<user>/<name>`, so no other user's stream can take it over, or its backlog.
     const user = p.of?.entry?.user;
     if (user !== undefined && options.durable !== undefined) {
-      options.durable = `${user}/${options.durable}`;
+      options.durable = userDurable(user, options.durable);
     }
     const u = this.#front.users.of(p, this.broker.tick());
     if (u !== undefined && u.subscriptions >= u.limits.subscriptions) {

@@ -103,7 +103,7 @@ export class Subscribing {
     const durable = f.options.durable;
     let options = f.options;
     if (user !== undefined && durable !== undefined) {
-      options = { ...options, durable: `${user}/${durable}` };
+      options = { ...options, durable: userDurable(user, durable) };
       delete options.durableUser;
     }
     // Made at the queue's leader: the router answers it when the leader does.
@@ -173,4 +173,13 @@ export function declare(c: CommandContext, f: DeclareFrame): void {
     return c.replies.brokerError(e);
   }
   c.replies.okWhen(stored, undefined);
+}
+
+/**
+ * The name a users-file user's durable is kept under: `<user>/<name>` (a
+ * name of the wire has no `/`, so none can reach another user's). One place
+ * for every front end (TCP, WebSocket, gRPC), so they cannot drift apart.
+ */
+export function userDurable(user: string, durable: string): string {
+  return `${user}/${durable}`;
 }

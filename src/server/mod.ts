@@ -13,8 +13,10 @@ export type {
   Routing,
 } from "./routing.ts";
 export { type Answers, AnswerSlots, PublishingClient, replyOf } from "./answers.ts";
+export { PublishRoute } from "./publish_route.ts";
 export type { Held, Replies } from "./replies.ts";
 export { Connection } from "./connection.ts";
+export { userDurable } from "./commands.ts";
 export { CloseReason } from "./close_reason.ts";
 export { LOOP_LAG_WINDOW_MS } from "./loop_lag.ts";
 export type * from "./stats.ts";

@@ -16,16 +16,14 @@
  *
  * @module
  */
-import { type Broker, InFlight } from "../broker/mod.ts";
+import type { Broker } from "../broker/mod.ts";
 import type { ErrorCode, PubFrame } from "../protocol/mod.ts";
-import { type Answers, AnswerSlots, PublishingClient } from "./answers.ts";
-import type { QueueRouter, Routing } from "./routing.ts";
+import type { Answers } from "./answers.ts";
+import { PublishRoute } from "./publish_route.ts";
+import type { Routing } from "./routing.ts";
 
 /** The broker client id of the UDP ingest's routed connection: apart from TCP and gRPC ids. */
 const UDP_CLIENT_ID = 2 ** 41;
-
-/** `q`, the first byte of a `queue:` destination. */
-const Q = 0x71;
 
 /** The ingest's forwarding of queue publishes to their leaders. */
 export class UdpForward implements Answers {
@@ -33,24 +31,14 @@ export class UdpForward implements Answers {
   forwarded = 0;
   /** Messages not stored at a leader as far as this node knows (see the module comment). */
   dropped = 0;
-  #router: QueueRouter;
-  #closed = false;
+  #route: PublishRoute;
   /** Set while a command is handed to the router: a refusal answered at once is not forwarded. */
   #handing = false;
   #refusedNow = false;
 
   constructor(routing: Routing, broker: Broker) {
-    this.#router = routing.open({
-      id: UDP_CLIENT_ID,
-      client: new PublishingClient(UDP_CLIENT_ID),
-      broker,
-      replies: new AnswerSlots(this),
-      inflight: new InFlight(),
-      subs: new Map(),
-      isClosed: () => this.#closed,
-      // The datagram's AUTH line was checked (the one UDP credential): nothing more to refuse.
-      mayClaim: () => true,
-    }, undefined);
+    // The datagram's AUTH line was checked (the one UDP credential): nothing more to refuse.
+    this.#route = new PublishRoute(routing, broker, UDP_CLIENT_ID);
   }
 
   /**
@@ -61,13 +49,12 @@ export class UdpForward implements Answers {
    * node claims the queue, as for any local publish). A declared topic
    * nobody leads yet (or that this node is recovering) is refused, and
    * counted dropped: published here it would be a plain topic's message,
-   * which the topic's log never holds.
+   * which the topic's log never holds (`PublishRoute.pubNow`).
    */
   pub(f: PubFrame): boolean {
-    if (this.#router.ready(f) !== undefined && f.dest.charCodeAt(0) === Q) return false;
     this.#handing = true;
     this.#refusedNow = false;
-    const routed = this.#router.pub(f);
+    const routed = this.#route.pubNow(f, this, 0);
     this.#handing = false;
     if (routed && !this.#refusedNow) this.forwarded++;
     return routed;
@@ -81,7 +68,6 @@ export class UdpForward implements Answers {
 
   /** The ingest stopped: its upstreams close. */
   close(): void {
-    this.#closed = true;
-    this.#router.close();
+    this.#route.close();
   }
 }
