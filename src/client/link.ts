@@ -98,6 +98,11 @@ export class Link {
     this.handshake.promise.catch(() => {});
   }
 
+  /** `send` of a command nobody waits for: its error goes where a fire-and-forget ack's does. */
+  sendReported(line: string): void {
+    this.send(line, this.#ackReport);
+  }
+
   /**
    * Appends one command line and its pending entry, in the same order.
    * Batched acks go first: an `UNSUB` or a `PING` (flush) must not overtake

@@ -259,13 +259,7 @@ export class Subscriptions {
         if (link === null) return staleSettle(msg, confirm);
         let done = RESOLVED;
         if (confirm) done = link.command(line).then(() => {});
-        else {
-          link.send(line, {
-            kind: Reply.OK,
-            resolve: null,
-            reject: (err) => this.#host.status.emit({ type: "error", error: err }),
-          });
-        }
+        else link.sendReported(line);
         // Only now: the acks before it are written, so no `upto` among them passes it.
         w.settled(seqOf(msg));
         return done;

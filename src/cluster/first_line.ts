@@ -77,7 +77,7 @@ export async function readLine(
   what: string,
   starts?: (byte: number) => boolean,
 ): Promise<FirstLine | undefined> {
-  // Deno's `read()` first, the web stream made only for a HELLO link later; Bun has the stream only.
+  // The runtime's `read()` where it has one (TCP and TLS on Deno and Bun), the web stream made only for a HELLO link later.
   const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
   try {
     for (let reads = 0; reads <= max; reads++) {
