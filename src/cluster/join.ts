@@ -11,6 +11,7 @@ import { logger } from "../log/mod.ts";
 import type { Conn, Listener, Runtime } from "../runtime/mod.ts";
 import { ClusterBindings } from "./bindings.ts";
 import { EtcdMeta } from "./etcd.ts";
+import type { FencedDeclarations } from "./fenced_declaration.ts";
 import { Forwarding } from "./forward.ts";
 import { Interconnect } from "./interconnect.ts";
 import { LinkAuth } from "./link_auth.ts";
@@ -126,27 +127,20 @@ export async function joinCluster(j: JoinOptions): Promise<Cluster> {
       log: (level, message) => log[level](message),
     })
     : undefined;
+  // Declarations (queues' settings, declared topics' retention) go to etcd under the leader's fence.
+  const fenced: FencedDeclarations = {
+    leader: (dest) => made.node?.leader(dest),
+    leads: (dest) => made.node?.leads(dest) ?? false,
+    putFenced: (dest, epoch, key, value) =>
+      made.node?.putFenced(dest, epoch, key, value) ?? Promise.resolve(false),
+    log: (level, message) => log[level](message),
+  };
   // Declared topics are led and replicated like queues (topic_leader.ts).
   const topics = store instanceof ReplicatedStore
-    ? new TopicLeaders({
-      broker,
-      store,
-      leader: (dest) => made.node?.leader(dest),
-      leads: (dest) => made.node?.leads(dest) ?? false,
-      putFenced: (dest, epoch, key, value) =>
-        made.node?.putFenced(dest, epoch, key, value) ?? Promise.resolve(false),
-      log: (level, message) => log[level](message),
-    })
+    ? new TopicLeaders({ ...fenced, broker, store })
     : undefined;
   // Queue declarations are kept in etcd by each queue's leader, adopted by every node (queue_decls.ts).
-  const queueDecls = new QueueDeclarations({
-    broker,
-    leader: (queue) => made.node?.leader(queue),
-    leads: (queue) => made.node?.leads(queue) ?? false,
-    putFenced: (queue, epoch, key, value) =>
-      made.node?.putFenced(queue, epoch, key, value) ?? Promise.resolve(false),
-    log: (level, message) => log[level](message),
-  });
+  const queueDecls = new QueueDeclarations({ ...fenced, broker });
   const link = new Interconnect({
     nodeId,
     listener,

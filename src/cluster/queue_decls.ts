@@ -21,30 +21,18 @@
  *
  * @module
  */
-import { type Broker, BrokerError } from "../broker/mod.ts";
+import type { Broker } from "../broker/mod.ts";
 import { DECLARED_QUEUES_MAX } from "../config/mod.ts";
 import { defaultQueueDeclareOptions, type QueueDeclareOptions } from "../protocol/mod.ts";
+import { type FencedDeclarations, putDeclaration } from "./fenced_declaration.ts";
 import type { WatchEvent } from "./meta.ts";
-import type { LeaderInfo } from "./node.ts";
 
 /** Where etcd keeps the queue declarations (under `relayr/`). */
 export const QUEUES_KEY = "queues/";
 
 /** What the queue declarations need from the node around them. */
-export interface QueueDeclarationsOptions {
+export interface QueueDeclarationsOptions extends FencedDeclarations {
   readonly broker: Broker;
-  /** The queue's leader as etcd has it. */
-  readonly leader: (queue: string) => LeaderInfo | undefined;
-  /** Whether this node leads `queue` now (its key, its lease alive). */
-  readonly leads: (queue: string) => boolean;
-  /** Writes `relayr/<key>` while `epoch` still leads `queue`; false when it does not. */
-  readonly putFenced: (
-    queue: string,
-    epoch: number,
-    key: string,
-    value: string,
-  ) => Promise<boolean>;
-  readonly log: (level: "info" | "warn", message: string) => void;
 }
 
 /** The cluster's queue declarations, as this node sees them (see the module comment). */
@@ -97,17 +85,7 @@ export class QueueDeclarations {
     const fresh = b.checkQueueDeclaration(queue, d); // DECLARE_CONFLICT, LIMIT
     const stored = this.#stored.get(queue);
     if (!fresh && stored !== undefined) return; // the same settings, held by etcd already
-    const l = this.#o.leader(queue);
-    if (l === undefined || !this.#o.leads(queue)) {
-      throw new BrokerError("UNAVAILABLE", `${queue} changed leader; retry`);
-    }
-    let ok: boolean;
-    try {
-      ok = await this.#o.putFenced(queue, l.epoch, QUEUES_KEY + queue, JSON.stringify(d));
-    } catch (e) {
-      throw new BrokerError("UNAVAILABLE", `${queue} not declared: ${(e as Error).message}`);
-    }
-    if (!ok) throw new BrokerError("UNAVAILABLE", `${queue} changed leader; retry`);
+    await putDeclaration(this.#o, queue, QUEUES_KEY + queue, JSON.stringify(d));
     this.#stored.set(queue, d);
     await this.#adopt(queue, d);
   }

@@ -30,8 +30,8 @@
 import { type Broker, BrokerError, type Retention } from "../broker/mod.ts";
 import { CLUSTER_COMMIT_MS_MAX, DECLARED_TOPICS_MAX } from "../config/mod.ts";
 import type { Frame, RetentionOptions } from "../protocol/mod.ts";
+import { type FencedDeclarations, putDeclaration } from "./fenced_declaration.ts";
 import type { WatchEvent } from "./meta.ts";
-import type { LeaderInfo } from "./node.ts";
 import type { ReplicatedStore } from "./replicated_store.ts";
 
 /**
@@ -55,16 +55,9 @@ export function leadership(name: string): string {
 export const TOPICS_KEY = "topics/";
 
 /** What the declared topics need from the node around them. */
-export interface TopicLeadersOptions {
+export interface TopicLeadersOptions extends FencedDeclarations {
   readonly broker: Broker;
   readonly store: ReplicatedStore;
-  /** The topic's leader as etcd has it. */
-  readonly leader: (dest: string) => LeaderInfo | undefined;
-  /** Whether this node leads `dest` now (its key, its lease alive). */
-  readonly leads: (dest: string) => boolean;
-  /** Writes `relayr/<key>` while `epoch` still leads `dest`; false when it does not. */
-  readonly putFenced: (dest: string, epoch: number, key: string, value: string) => Promise<boolean>;
-  readonly log: (level: "info" | "warn", message: string) => void;
 }
 
 /** The node's declared topics (see the module comment). */
@@ -170,17 +163,7 @@ export class TopicLeaders {
       bytes: o.bytes ?? b.queueBytesMax,
       ageMs: o.ageMs ?? 0,
     };
-    const l = this.#o.leader(dest);
-    if (l === undefined || !this.#o.leads(dest)) {
-      throw new BrokerError("UNAVAILABLE", `${dest} changed leader; retry`);
-    }
-    let ok: boolean;
-    try {
-      ok = await this.#o.putFenced(dest, l.epoch, TOPICS_KEY + dest, JSON.stringify(r));
-    } catch (e) {
-      throw new BrokerError("UNAVAILABLE", `${dest} not declared: ${(e as Error).message}`);
-    }
-    if (!ok) throw new BrokerError("UNAVAILABLE", `${dest} changed leader; retry`);
+    await putDeclaration(this.#o, dest, TOPICS_KEY + dest, JSON.stringify(r));
     this.#decls.set(dest, r);
     this.version++;
     this.#adopt(dest);
