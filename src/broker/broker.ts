@@ -642,6 +642,11 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     );
   }
 
+  /** Part of TopicHost: `n` deliveries of messages this tick accepted (a fanned-out run). */
+  observeFresh(n: number): void {
+    this.latency.observeMany(0, n);
+  }
+
   // --- admin actions (src/broker/admin.ts; the HTTP API and the CLI call these; see QueueSet) ---
 
   /** Removes every ready and delayed message of a queue (see `QueueSet.purge`); returns how many. */

@@ -42,4 +42,13 @@ export class LatencyHistogram {
     this.sumMs += ms;
     this.count++;
   }
+
+  /** Records `n` latencies of `ms` each (a run's deliveries). */
+  observeMany(ms: number, n: number): void {
+    let i = 0;
+    while (i < BOUNDS_MS.length && ms > BOUNDS_MS[i]) i++;
+    this.counts[i] += n;
+    this.sumMs += ms * n;
+    this.count += n;
+  }
 }

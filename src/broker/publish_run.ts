@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { assert } from "../assert.ts";
 import type { BrokerCounters } from "./broker.ts";
 import type { Deduplicator } from "./dedup.ts";
 import type { IdGenerator } from "./ids.ts";
@@ -18,6 +19,7 @@ import type { Routes } from "./routes.ts";
 import type { Topic } from "./topic.ts";
 import type { TopicSet } from "./topic_set.ts";
 import type { BrokerOptions, SharedQueueDeclarations, TopicInterest } from "./types.ts";
+import { MsgRun } from "../protocol/mod.ts";
 import { type Message, MessageState } from "../storage/mod.ts";
 
 /** What a run reads of the broker, and its `durable` it clears as a publish does. */
@@ -55,6 +57,8 @@ export class RunPublisher {
   readonly #dedup: Deduplicator;
   /** Scratch of `#queueRun`: the run's messages, between storing and dispatching them. */
   #msgs: Message[] = [];
+  /** Scratch of `#fanOut`: a topic run's MSG frames, encoded once for all its subscribers. */
+  #run = new MsgRun();
 
   constructor(parts: RunParts) {
     this.#host = parts.host;
@@ -92,10 +96,42 @@ export class RunPublisher {
       this.#ids.take(to - from, now);
       return true;
     }
-    for (let k = from; k < to; k++) {
-      this.#publishTo(topic, dest, buf, offs[2 * k], offs[2 * k + 1], now);
-    }
+    let k = topic.bindings.length === 0 ? from : this.#fanOut(topic, buf, offs, from, to, now);
+    for (; k < to; k++) this.#publishTo(topic, dest, buf, offs[2 * k], offs[2 * k + 1], now);
     return true;
+  }
+
+  /**
+   * Publishes the run, or its first part, through `Topic.publishRun` (no
+   * `Message` made, the frames encoded once); returns where the rest starts,
+   * to be published one by one.
+   */
+  #fanOut(
+    topic: Topic,
+    buf: Uint8Array,
+    offs: Int32Array,
+    from: number,
+    to: number,
+    now: number,
+  ): number {
+    const run = this.#run;
+    const ids = this.#ids;
+    const c = this.#counters;
+    let k = from;
+    while (k < to) {
+      run.source(buf, offs, k, to);
+      // The ids `take` gives: `floor` is the next, and the rest follow one apart.
+      const first = ids.floor(now);
+      const n = topic.publishRun(run, first);
+      if (n === 0) break;
+      const last = ids.take(n, now);
+      assert(last === first + n - 1, () => `ids ${first}..${last} for ${n} messages`);
+      c.published += n;
+      c.publishedBytes += run.payloadBytes;
+      k += n;
+    }
+    run.release();
+    return k;
   }
 
   /** A run to a queue, when all of it fits: each message as `Broker.#publishQueue` takes it. */

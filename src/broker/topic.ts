@@ -18,13 +18,13 @@
  * @module
  */
 import { assert } from "../assert.ts";
-import { msgHead } from "../protocol/mod.ts";
+import { msgHead, type MsgRun } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore, Ring } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
 import type { Delivery } from "./inflight.ts";
 import type { TopicStats } from "./stats.ts";
 import type { TopicSubscription } from "./topic_subscription.ts";
-import type { SlowConsumerPolicy } from "./types.ts";
+import type { Client, SlowConsumerPolicy } from "./types.ts";
 
 /** Retention limits of a declared topic; `ageMs` 0 means no age limit. */
 export interface Retention {
@@ -64,6 +64,8 @@ export interface TopicHost {
   readonly subPendingBytesMax: number;
   /** Records the publish-to-first-delivery latency of a message. */
   observeDelivery(msg: Message): void;
+  /** Records `n` deliveries of messages published in this tick (their latency is 0). */
+  observeFresh(n: number): void;
   /** Schedules a NACKed topic delivery for redelivery at `dueAt`. */
   schedule(d: Delivery, dueAt: number): void;
   /** A durable subscription's position (on `topic`) may have moved: persist it (coalesced). */
@@ -120,6 +122,23 @@ const NO_ENTRIES: Ring<Entry> = new Ring();
  * Never added to: `#checkLag` makes a topic its own set first.
  */
 const NONE_STALLED: ReadonlySet<Binding> = new Set();
+
+/** Scratch of `oneEach` (cleared after each use: it holds at most one topic's clients at a time). */
+const runClients = new Set<Client>();
+
+/**
+ * Whether every binding is on a connection of its own. Two subscriptions of
+ * one connection fit below its high mark one by one but maybe not together,
+ * and `publish` interleaves their frames: such a topic's runs go message by
+ * message.
+ */
+function oneEach(bs: readonly Binding[]): boolean {
+  if (bs.length === 1) return true;
+  for (let i = 0; i < bs.length; i++) runClients.add(bs[i].sub.client);
+  const distinct = runClients.size === bs.length;
+  runClients.clear();
+  return distinct;
+}
 
 /** A concrete topic and its shared message list. */
 export class Topic {
@@ -378,6 +397,51 @@ export class Topic {
     msg.retain();
     this.#hold(new Entry(msg, refs, this.#totalBytes));
     for (let i = 0; i < bs.length; i++) if (bs[i].cursor <= seq) this.#checkLag(bs[i]);
+  }
+
+  /**
+   * Fans out a run of plain messages (`run`'s source, ids one apart from
+   * `firstId`) with no `Message` made: only when nothing is held, no
+   * binding selects or waits for acks, and every connection takes the whole
+   * run below its high mark, so each subscription gets what `publish` of each
+   * would have written, in the same order. The run is encoded once (the
+   * first pieces that fit, see `MsgRun.encode`) and each connection gets a
+   * copy with its head. Returns how many messages it published (0: none;
+   * publish them one by one).
+   */
+  publishRun(run: MsgRun, firstId: number): number {
+    if (this.retention !== undefined || this.#list.length !== 0) return 0;
+    const bs = this.bindings;
+    let headMax = 0;
+    for (let i = 0; i < bs.length; i++) {
+      const b = bs[i];
+      const s = b.sub;
+      if (s.filter !== undefined || s.explicit || s.client.sendRun === undefined) return 0;
+      if (this.#clamp(b) !== this.#next) return 0;
+      headMax = Math.max(headMax, b.head.length);
+    }
+    if (bs.length === 0 || !oneEach(bs)) return 0;
+    const n = run.encode(bs[0].head, headMax, firstId);
+    if (n === 0) return 0;
+    for (let i = 0; i < bs.length; i++) {
+      if (!bs[i].sub.client.roomFor!(run.bytesFor(bs[i].head))) return 0;
+    }
+    for (let i = 0; i < bs.length; i++) {
+      const b = bs[i];
+      b.sub.client.sendRun!(b.head, run);
+      b.sub.delivered += n;
+      b.cursor += n;
+    }
+    const c = this.counters;
+    c.published += n;
+    c.delivered += n * bs.length;
+    this.host.observeFresh(n * bs.length);
+    this.#next += n;
+    this.#totalBytes += run.payloadBytes;
+    this.lastId = firstId + n - 1;
+    this.#base = this.#next;
+    this.#leftCum = this.#totalBytes;
+    return n;
   }
 
   /** Whether the binding has messages waiting. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ErrorCode, PubOptions, QueueDeclareOptions } from "../protocol/mod.ts";
+import type { ErrorCode, MsgRun, PubOptions, QueueDeclareOptions } from "../protocol/mod.ts";
 import type { Clock } from "../runtime/mod.ts";
 import { type Message, type Store, StoreError } from "../storage/mod.ts";
 import type { InFlight } from "./inflight.ts";
@@ -33,6 +33,18 @@ export interface Client {
   leaderChanged?(detail: string): void;
   /** Notes a message delivered without explicit acks, so that its ACK is a harmless no-op. */
   delivered(id: number): void;
+  /**
+   * Whether `bytes` more stay below the high mark (no drain is asked, as a
+   * "no" from `wantsMore` would). With `sendRun`; absent: a topic's runs are
+   * sent message by message.
+   */
+  roomFor?(bytes: number): boolean;
+  /**
+   * Queues the MSG frames of a run to a subscription without explicit acks,
+   * `head` as each frame's head (after `roomFor` said they fit), and notes
+   * them delivered as `delivered` does.
+   */
+  sendRun?(head: Uint8Array, run: MsgRun): void;
   /**
    * Whether the connection's user may read `topic` (a concrete topic name).
    * Asked once when a wildcard subscription binds to a topic, never per

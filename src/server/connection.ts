@@ -13,12 +13,13 @@ import {
   type UserConnections,
 } from "../auth/mod.ts";
 import { type Broker, type Client, InFlight, type Subscription } from "../broker/mod.ts";
-import { CLOSE_FLUSH_MS } from "../config/mod.ts";
+import { CLOSE_FLUSH_MS, RECENT_UNACKED_IDS } from "../config/mod.ts";
 import {
   type ConnectFrame,
   errFrame,
   type ErrorCode,
   type Frame,
+  type MsgRun,
   Parser,
   PING,
   PONG,
@@ -356,6 +357,21 @@ export class Connection implements Client, OutboundEvents {
     if (grants !== undefined) {
       const r = msg.replyTo;
       if (r !== undefined) grants.grant(r, this.#broker.now);
+    }
+  }
+
+  roomFor(bytes: number): boolean {
+    return this.#out.roomFor(bytes);
+  }
+
+  sendRun(head: Uint8Array, run: MsgRun): void {
+    this.msgsOut += run.count;
+    this.bytesOut += run.payloadBytes;
+    this.#out.appendRun(head, run);
+    // Only the last RECENT_UNACKED_IDS stay remembered anyway.
+    const last = run.firstId + run.count - 1;
+    for (let id = Math.max(run.firstId, last - RECENT_UNACKED_IDS + 1); id <= last; id++) {
+      this.#settle.delivered(id);
     }
   }
 

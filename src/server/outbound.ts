@@ -14,6 +14,7 @@ import { OUTBOUND_POOL_BUFFERS_MAX, PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from
 import {
   grow,
   type MsgFields,
+  type MsgRun,
   msgTail,
   PLAIN_TAIL_BYTES_MAX,
   writePlainTail,
@@ -126,6 +127,17 @@ export class Outbound {
     if (this.#len + this.#writing < this.#high) return true;
     this.#wantDrain = true;
     return false;
+  }
+
+  /** Whether `bytes` more stay below the high mark (a "no" asks for no drain: see `wantsMore`). */
+  roomFor(bytes: number): boolean {
+    return this.#len + this.#writing + bytes <= this.#high;
+  }
+
+  /** Appends a run's MSG frames with `head` as their head (see `MsgRun`). */
+  appendRun(head: Uint8Array, run: MsgRun): void {
+    if (!this.#room(run.bytesFor(head))) return;
+    this.#len = run.writeTo(this.#buf, this.#len, head);
   }
 
   /** Appends bytes. */

@@ -1,0 +1,100 @@
+/**
+ * `MsgRun`: a run encoded once and written with each subscriber's head is,
+ * byte for byte, the MSG frames docs/PROTOCOL.md gives for each message
+ * (`MSG <dest> sub_id:<sid> msg_id:<id> <size>\r\n<payload>\r\n`), whatever
+ * the heads (same length: patched; another length: encoded again), the
+ * payload sizes and the ids; a run over `FANOUT_RUN_BYTES_MAX` is encoded in
+ * pieces.
+ */
+import assert from "node:assert/strict";
+import { FANOUT_RUN_BYTES_MAX } from "../../src/config/mod.ts";
+import { msgHead, MsgRun } from "../../src/protocol/mod.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A chunk of payloads and their `PubRun`-style offsets (with a gap between payloads). */
+function payloads(texts: string[]): { buf: Uint8Array; offs: Int32Array } {
+  const offs = new Int32Array(2 * texts.length);
+  let s = "";
+  texts.forEach((t, k) => {
+    s += "PUB x 1\r\n";
+    offs[2 * k] = s.length;
+    offs[2 * k + 1] = t.length;
+    s += `${t}\r\n`;
+  });
+  return { buf: enc.encode(s), offs };
+}
+
+/** The frames as the protocol spells them. */
+function expected(dest: string, sid: string, firstId: number, texts: string[]): string {
+  return texts.map((t, i) =>
+    `MSG ${dest} sub_id:${sid} msg_id:${firstId + i} ${t.length}\r\n${t}\r\n`
+  )
+    .join("");
+}
+
+/** `run` written with `head` into a fresh buffer, at an offset, as text. */
+function written(run: MsgRun, head: Uint8Array): string {
+  const out = new Uint8Array(run.bytesFor(head) + 10);
+  const end = run.writeTo(out, 7, head);
+  assert.equal(end, 7 + run.bytesFor(head), "bytesFor is what writeTo writes");
+  return dec.decode(out.subarray(7, end));
+}
+
+Deno.test("MsgRun: each subscriber's frames are the protocol's, heads patched or encoded again", () => {
+  const texts = ["a", "", "hello", "x".repeat(63), "y".repeat(64), "z".repeat(300), "end"];
+  const { buf, offs } = payloads(["skipped", ...texts]);
+  const run = new MsgRun();
+  const dest = "topic:t.one";
+  const heads = ["s0", "s1", "s9", "long-sid", "s2"].map((sid) => ({
+    sid,
+    head: msgHead(dest, sid),
+  }));
+  // Ids crossing a decimal digit (99999998 .. 100000004): the tail's count-up carries.
+  const first = 99_999_998;
+  run.source(buf, offs, 1, texts.length + 1);
+  const headMax = Math.max(...heads.map((h) => h.head.length));
+  assert.equal(run.encode(heads[0].head, headMax, first), texts.length);
+  assert.equal(run.count, texts.length);
+  assert.equal(run.firstId, first);
+  assert.equal(run.payloadBytes, texts.reduce((n, t) => n + t.length, 0));
+  for (const { sid, head } of heads) {
+    assert.equal(written(run, head), expected(dest, sid, first, texts), `sid ${sid}`);
+  }
+  run.release();
+});
+
+Deno.test("MsgRun: a run over FANOUT_RUN_BYTES_MAX is encoded in pieces that each fit", () => {
+  const size = 4096;
+  const n = Math.ceil(FANOUT_RUN_BYTES_MAX / size) + 10;
+  const texts = [...Array(n).keys()].map((i) => String(i).padStart(size, "p"));
+  const { buf, offs } = payloads(texts);
+  const run = new MsgRun();
+  const head = msgHead("topic:big", "s0");
+  let from = 0;
+  let id = 1_830_000_000_000_000;
+  let all = "";
+  const pieces: number[] = [];
+  while (from < n) {
+    run.source(buf, offs, from, n);
+    const k = run.encode(head, head.length, id);
+    assert.ok(k > 0, "each piece holds at least one message");
+    assert.ok(run.bytesFor(head) <= FANOUT_RUN_BYTES_MAX);
+    all += written(run, head);
+    pieces.push(k);
+    from += k;
+    id += k;
+  }
+  assert.ok(pieces.length >= 2, `pieces ${pieces}`);
+  assert.equal(all, expected("topic:big", "s0", 1_830_000_000_000_000, texts));
+});
+
+Deno.test("MsgRun: nothing is encoded when not one message fits", () => {
+  const { buf, offs } = payloads(["q".repeat(FANOUT_RUN_BYTES_MAX)]);
+  const run = new MsgRun();
+  run.source(buf, offs, 0, 1);
+  const head = msgHead("topic:huge", "s0");
+  assert.equal(run.encode(head, head.length, 1), 0);
+  assert.equal(run.count, 0);
+});
