@@ -421,7 +421,7 @@ export class Topic {
       headMax = Math.max(headMax, b.head.length);
     }
     if (bs.length === 0 || !oneEach(bs)) return 0;
-    const n = run.encode(bs[0].head, headMax, firstId);
+    const n = run.encode(bs[0].head, headMax, firstId, bs.length);
     if (n === 0) return 0;
     for (let i = 0; i < bs.length; i++) {
       if (!bs[i].sub.client.roomFor!(run.bytesFor(bs[i].head))) return 0;

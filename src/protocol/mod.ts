@@ -34,7 +34,7 @@ export {
 export { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";
-export { MsgRun } from "./msg_run.ts";
+export { type CopyBytes, MsgRun } from "./msg_run.ts";
 export {
   decodeEnvelope,
   encodeEnvelope,

@@ -1,43 +1,68 @@
 /**
  * A run of plain messages to one topic (a `PubRun`'s payloads, ids one
- * apart) encoded once as MSG frames, and written to each subscriber with its
- * own head: one copy of the whole run and a patch of the head bytes that
- * differ per frame, instead of a head, a tail and a payload written per
- * message and subscriber. Fan-out to 4 at 16 B spent ~45% of the broker in
- * the per-delivery writes and the calls around them (perf, Deno).
+ * apart) written as MSG frames to each of its subscribers without a
+ * `Message` or a call chain per delivery. Small messages are encoded once
+ * and each subscriber gets one copy of the frames with the head bytes that
+ * differ (its sid) patched per frame; large ones are written straight to
+ * each subscriber (a copy of the encoded frames would cost as much as
+ * writing them). Fan-out to 4 at 16 B spent ~45% of the broker in the
+ * per-delivery writes and the calls around them (perf, Deno).
  *
  * @module
  */
 import { FANOUT_RUN_BYTES_MAX } from "../config/limits.ts";
 import { PLAIN_TAIL_BYTES_MAX, writePlainTail } from "./encoder.ts";
 
+/** Copies `src[srcOff, srcOff + len)` into `dst` at `dstOff` (the runtime's fastest way). */
+export type CopyBytes = (
+  dst: Uint8Array,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+) => void;
+
 /** First size of the frame scratch; it doubles up to `FANOUT_RUN_BYTES_MAX`. */
 const IMAGE_BYTES_MIN = 64 * 1024;
-/** Payloads shorter than this are copied by a byte loop (cheaper than a `subarray` and a `set`). */
+/** Payloads shorter than this are copied by a byte loop (cheaper than a copy call). */
 const LOOP_COPY_BYTES_MAX = 64;
+/**
+ * From this mean payload size on, frames are written to each subscriber
+ * rather than copied from frames encoded once: the encoded copy would be one
+ * more copy of every payload (and up to `FANOUT_RUN_BYTES_MAX` of cache)
+ * to save three small writes per frame, which large payloads hardly feel.
+ */
+const DIRECT_PAYLOAD_BYTES_MIN = 1024;
 
 const EMPTY = new Uint8Array(0);
 const NO_OFFSETS = new Int32Array(0);
 
-/** The MSG frames of one run, encoded once (one per broker, reused run after run). */
+/** The MSG frames of one run (one per broker, reused run after run). */
 export class MsgRun {
-  /** Messages encoded by the last `encode`. */
+  /** Messages taken by the last `encode`. */
   count = 0;
   /** Their payload bytes. */
   payloadBytes = 0;
   /** Id of the first; the others follow one apart. */
   firstId = 0;
+  readonly #copy: CopyBytes;
   #buf: Uint8Array = EMPTY;
   /** Offset and length of each payload in `#buf`, as in `PubRun.offs`. */
   #offs: Int32Array = NO_OFFSETS;
   #from = 0;
   #to = 0;
-  /** The frames, `#len` bytes, each starting with `#head`. */
+  /** Written to each subscriber, not copied from `#image`. */
+  #direct = false;
+  /** The frames, `#len` bytes, each starting with `#head` (when not `#direct`). */
   #image: Uint8Array = EMPTY;
   #len = 0;
   #head: Uint8Array = EMPTY;
   /** Where each frame starts in `#image`. */
   #starts: Int32Array = NO_OFFSETS;
+
+  constructor(copy: CopyBytes) {
+    this.#copy = copy;
+  }
 
   /** The payloads the next `encode` takes: `buf[offs[2k], +offs[2k + 1])` for `from <= k < to`. */
   source(buf: Uint8Array, offs: Int32Array, from: number, to: number): void {
@@ -49,28 +74,37 @@ export class MsgRun {
   }
 
   /**
-   * Encodes the source's first messages with `head`, ids from `firstId`:
-   * as many as fit in `FANOUT_RUN_BYTES_MAX` with heads of up to `headMax`
-   * bytes (so that any such head fits too). Returns how many (0: not one).
+   * Takes the source's first messages, ids from `firstId`, as many as fit in
+   * `FANOUT_RUN_BYTES_MAX` with heads of up to `headMax` bytes (so that any
+   * such head fits too), and encodes them with `head` for `subscribers`
+   * unless they are written to each (large payloads, or one subscriber: a
+   * copy of frames encoded once is then only a copy more). Returns how many
+   * (0: not one).
    */
-  encode(head: Uint8Array, headMax: number, firstId: number): number {
+  encode(head: Uint8Array, headMax: number, firstId: number, subscribers: number): number {
     const offs = this.#offs;
     let bytes = 0; // at most, with heads of `headMax` bytes
+    let payload = 0;
     let k = this.#from;
     for (; k < this.#to; k++) {
-      const frame = headMax + PLAIN_TAIL_BYTES_MAX + offs[2 * k + 1] + 2;
+      const size = offs[2 * k + 1];
+      const frame = headMax + PLAIN_TAIL_BYTES_MAX + size + 2;
       if (bytes + frame > FANOUT_RUN_BYTES_MAX) break;
       bytes += frame;
+      payload += size;
     }
     const n = k - this.#from;
     this.count = n;
     this.firstId = firstId;
-    if (n === 0) return 0;
+    this.payloadBytes = payload;
+    this.#direct = subscribers === 1 || payload >= n * DIRECT_PAYLOAD_BYTES_MIN;
+    if (n === 0 || this.#direct) return n;
     if (this.#image.length < bytes) this.#image = new Uint8Array(imageSize(bytes));
     if (this.#starts.length < n) {
       this.#starts = new Int32Array(Math.max(n, 2 * this.#starts.length));
     }
-    this.#encode(head);
+    this.#len = this.#frames(this.#image, 0, head, this.#starts);
+    this.#head = head;
     return n;
   }
 
@@ -80,8 +114,11 @@ export class MsgRun {
     this.#offs = NO_OFFSETS;
   }
 
-  /** Bytes of the frames with `head` as their head. */
+  /** Bytes of the frames with `head` as their head (at most, when written to each subscriber). */
   bytesFor(head: Uint8Array): number {
+    if (this.#direct) {
+      return this.count * (head.length + PLAIN_TAIL_BYTES_MAX + 2) + this.payloadBytes;
+    }
     return this.#len + this.count * (head.length - this.#head.length);
   }
 
@@ -91,9 +128,13 @@ export class MsgRun {
    * `encode`'s `headMax` long.
    */
   writeTo(out: Uint8Array, pos: number, head: Uint8Array): number {
-    if (head.length !== this.#head.length) this.#encode(head);
+    if (this.#direct) return this.#frames(out, pos, head, undefined);
+    if (head.length !== this.#head.length) {
+      this.#len = this.#frames(this.#image, 0, head, this.#starts);
+      this.#head = head;
+    }
     const len = this.#len;
-    out.set(this.#image.subarray(0, len), pos);
+    this.#copy(out, pos, this.#image, 0, len);
     // Heads of one topic differ in their sid only: patch the bytes between the first and the
     // last that differ (one byte per frame for sids `s0` to `s9`).
     const img = this.#head;
@@ -112,35 +153,28 @@ export class MsgRun {
     return pos + len;
   }
 
-  /** Encodes `count` frames with `head` into the image (which has room for them). */
-  #encode(head: Uint8Array): void {
-    const image = this.#image;
-    const starts = this.#starts;
+  /** Writes the `count` frames with `head` into `out` at `pos`, noting where each starts in `starts`. */
+  #frames(out: Uint8Array, pos: number, head: Uint8Array, starts: Int32Array | undefined): number {
     const src = this.#buf;
     const offs = this.#offs;
+    const copy = this.#copy;
     const h = head.length;
     let id = this.firstId;
-    let bytes = 0;
-    let pos = 0;
     for (let i = 0, k = this.#from; i < this.count; i++, k++) {
       const off = offs[2 * k];
       const size = offs[2 * k + 1];
-      starts[i] = pos;
-      image.set(head, pos);
-      pos = writePlainTail(image, pos + h, id++, size);
-      if (size < LOOP_COPY_BYTES_MAX) {
-        for (let j = 0; j < size; j++) image[pos++] = src[off + j];
-      } else {
-        image.set(src.subarray(off, off + size), pos);
+      if (starts !== undefined) starts[i] = pos;
+      out.set(head, pos);
+      pos = writePlainTail(out, pos + h, id++, size);
+      if (size < LOOP_COPY_BYTES_MAX) { for (let j = 0; j < size; j++) out[pos++] = src[off + j]; }
+      else {
+        copy(out, pos, src, off, size);
         pos += size;
       }
-      image[pos++] = 13;
-      image[pos++] = 10;
-      bytes += size;
+      out[pos++] = 13;
+      out[pos++] = 10;
     }
-    this.#len = pos;
-    this.#head = head;
-    this.payloadBytes = bytes;
+    return pos;
   }
 }
 
