@@ -1,10 +1,11 @@
 /**
- * `deno run -A bench/ingest.ts [--base DIR] [--rounds N]`: the server's CPU
+ * `deno run -A bench/ingest.ts [--base DIR] [--rounds N] [--modes pub,sub,fanout,queue]`: the server's CPU
  * per PUB without sockets. A `Connection` (through `Server.adopt`) reads
  * 256 KiB chunks of pipelined `PUB`s from a fake `Conn` that hands the same
  * chunk out again (as the Deno runtime reads into a freed chunk), parses and
- * dispatches them: publish-only (nobody subscribed), pub -> 1 subscriber and
- * pub -> a queue with one `ack:none` consumer, on fake connections whose
+ * dispatches them: publish-only (nobody subscribed), pub -> 1 subscriber,
+ * fan-out to 4 subscribers (4 connections) and pub -> a queue with one
+ * `ack:none` consumer, on fake connections whose
  * writes complete at once. What is left is the parser, the connection's
  * per-frame work, the broker and the outbound copies.
  *
@@ -24,12 +25,16 @@ const CHUNK_BYTES = 256 * 1024;
 const CHUNKS = 64;
 const WARM_ROUNDS = 30;
 
-const CASES: [mode: "pub" | "sub" | "queue", size: number][] = [
+const CASES: [mode: "pub" | "sub" | "fanout" | "queue", size: number][] = [
   ["pub", 16],
   ["pub", 256],
   ["pub", 4096],
   ["sub", 16],
   ["sub", 256],
+  ["sub", 4096],
+  ["fanout", 16],
+  ["fanout", 256],
+  ["fanout", 4096],
   ["queue", 16],
   ["queue", 256],
 ];
@@ -79,6 +84,11 @@ async function child(root: string, mode: string, size: number, rounds: number): 
   };
   const connect = 'CONNECT {"verbose":false}\r\n';
   if (mode === "sub") server.adopt(fake(`${connect}SUB ${dest}\r\n`, undefined, 0).conn);
+  if (mode === "fanout") {
+    for (let i = 0; i < 4; i++) {
+      server.adopt(fake(`${connect}SUB ${dest} sub_id:s${i}\r\n`, undefined, 0).conn);
+    }
+  }
   if (mode === "queue") {
     server.adopt(fake(`${connect}SUB ${dest} ack:none prefetch:65536\r\n`, undefined, 0).conn);
   }
@@ -115,6 +125,7 @@ const { values, positionals } = parseArgs({
   options: {
     base: { type: "string" },
     rounds: { type: "string", default: "7" },
+    modes: { type: "string", default: "pub,sub,fanout,queue" },
     child: { type: "boolean", default: false },
   },
   allowPositionals: true,
@@ -131,7 +142,8 @@ if (values.child) {
     `CPU ns per PUB, min (median) of ${rounds} rounds of ${CHUNKS} chunks of 256 KiB` +
       (base === undefined ? "" : `; base: ${base}`),
   );
-  for (const [mode, size] of CASES) {
+  const modes = values.modes.split(",");
+  for (const [mode, size] of CASES.filter(([m]) => modes.includes(m))) {
     const now = await run(here, mode, size, rounds);
     if (base === undefined) {
       console.log(`${mode.padEnd(6)} ${String(size).padStart(5)} B  ${f(now)}`);
