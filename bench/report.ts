@@ -67,6 +67,7 @@ export function render(table: Table, markdown: boolean): string {
 function ceilingFor(o: Outcome): Ceiling | null {
   if (o.scenario === "pub") return "pub";
   if (o.scenario === "rpc") return null;
+  if (o.scenario === "fanout") return "fanout";
   if (
     (o.scenario === "queue" || o.scenario === "bind" || o.scenario === "delayed") &&
     o.protocol !== "nats"

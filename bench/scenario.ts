@@ -53,8 +53,12 @@ export const SCENARIO_TEXT: Record<Scenario, string> = {
   bind: "Relayr only: 1 topic bound to 4 queues, 1 consumer each (ACKs); rate per queue",
 };
 
-/** Driver-ceiling runs against the sink: publish into it, or receive (and ACK) from it. */
-export type Ceiling = "pub" | "recv" | "ack";
+/**
+ * Driver-ceiling runs against the sink: publish into it, receive (and ACK)
+ * from it, or receive on the fan-out's 4 connections at once (their threads
+ * share the cores as in a fan-out run).
+ */
+export type Ceiling = "pub" | "recv" | "ack" | "fanout";
 
 /** Whether `system` can run `scenario` (nats-js is JetStream, driven for the queue only; delays are Relayr's). */
 export function supports(system: System, scenario: Scenario): boolean {
@@ -255,8 +259,8 @@ async function flow(
   // Each receiver of a `bind` run consumes a queue of its own that gets every message.
   const recvKind: Kind = route === "bind" ? "queue" : kind;
   const each = kind === "topic";
-  const source = spec.ceiling === "recv" || spec.ceiling === "ack";
-  const receivers = source ? 1 : RECEIVERS[spec.scenario];
+  const source = spec.ceiling === "recv" || spec.ceiling === "ack" || spec.ceiling === "fanout";
+  const receivers = source && spec.ceiling !== "fanout" ? 1 : RECEIVERS[spec.scenario];
   const stampEvery = Math.max(1, Math.floor(count / SAMPLES_TARGET));
   const ctlBuffer = new SharedArrayBuffer(4 * (CTL_RECV + receivers));
   const ctl = new Int32Array(ctlBuffer);
@@ -394,7 +398,7 @@ async function flow(
       problems.add(`jetstream cleanup: ${(err as Error).message}`)
     );
   }
-  if (source) t0 = results[0]?.t0 ?? 0;
+  if (source) t0 = Math.min(...results.map((r) => r.t0));
   if (receivers > 0) tEnd = Math.max(...results.map((r) => r.tLast));
   outcome.durationMs = tEnd - t0;
   outcome.rate = count / ((tEnd - t0) / 1000);

@@ -227,16 +227,22 @@ export async function ceilings(pool: WorkerPool, args: Args, root: string, outco
     for (const protocol of protocols) {
       // JetStream's publisher waits for publish acks the sink never sends: only its consumers run.
       const modes: Ceiling[] = protocol === "nats"
-        ? ["pub", "recv"]
+        ? ["pub", "recv", "fanout"]
         : protocol === "nats-js"
         ? ["ack"]
-        : ["pub", "recv", "ack"];
+        : ["pub", "recv", "ack", "fanout"];
       for (const ceiling of modes) {
         for (const size of args.sizes) {
           const o = await runScenario(pool, sink, {
             system: "sink",
             protocol,
-            scenario: ceiling === "pub" ? "pub" : ceiling === "ack" ? "queue" : "sub",
+            scenario: ceiling === "pub"
+              ? "pub"
+              : ceiling === "ack"
+              ? "queue"
+              : ceiling === "fanout"
+              ? "fanout"
+              : "sub",
             size,
             count: args.count(size),
             ceiling,
