@@ -6,6 +6,7 @@
  */
 import { bunRuntime as rt } from "../src/runtime/bun.ts";
 import { copyBytes } from "../src/runtime/buffer.ts";
+import { msgHead, MsgRun } from "../src/protocol/mod.ts";
 import type { Conn } from "../src/runtime/types.ts";
 
 const HOST = "127.0.0.1";
@@ -298,6 +299,38 @@ function copiesRanges(): void {
   report("copyBytes copies exactly its range", bad.length === 0, bad.join(" "));
 }
 
+/** A run's MSG frames through Bun's `copyBytes` (encoded once and patched, or written to each). */
+function msgRunFrames(): void {
+  const enc = new TextEncoder();
+  const bad: string[] = [];
+  for (const [pad, subscribers] of [[0, 4], [0, 1], [2000, 4]]) {
+    const texts = ["a", "hello", "y".repeat(64), "z".repeat(300)].map((t) => t.padEnd(pad, "p"));
+    let wire = "";
+    const offs = new Int32Array(2 * texts.length);
+    texts.forEach((t, k) => {
+      wire += "PUB x 1\r\n";
+      offs[2 * k] = wire.length;
+      offs[2 * k + 1] = t.length;
+      wire += `${t}\r\n`;
+    });
+    const run = new MsgRun(copyBytes);
+    run.source(enc.encode(wire), offs, 0, texts.length);
+    const heads = ["s0", "s1", "a-longer-sid"].map((sid) =>
+      [sid, msgHead("topic:b", sid)] as const
+    );
+    run.encode(heads[0][1], heads[2][1].length, 99_999_999, subscribers);
+    for (const [sid, head] of heads) {
+      const out = new Uint8Array(run.bytesFor(head));
+      const got = new TextDecoder().decode(out.subarray(0, run.writeTo(out, 0, head)));
+      const want = texts.map((t, i) =>
+        `MSG topic:b sub_id:${sid} msg_id:${99_999_999 + i} ${t.length}\r\n${t}\r\n`
+      ).join("");
+      if (got !== want) bad.push(`${pad}/${subscribers}/${sid}`);
+    }
+  }
+  report("MsgRun frames through Bun's copyBytes", bad.length === 0, bad.join(" "));
+}
+
 function processFacts(): void {
   const m = rt.memory();
   report(
@@ -327,6 +360,7 @@ for (
   }
 }
 copiesRanges();
+msgRunFrames();
 processFacts();
 console.log(JSON.stringify({ done: true }));
 rt.exit(0);
