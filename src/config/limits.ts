@@ -40,8 +40,9 @@ export const OUTBOUND_POOL_BUFFERS_MAX = 1024;
 export const MSG_HEAD_SLAB_BYTES = 4096;
 /**
  * Bytes of the MSG frames a run of plain PUBs to one topic is encoded into once for all its
- * subscribers (protocol/msg_run.ts; one scratch per broker, grown on use): a longer run is fanned
- * out in pieces of this size. A 256 KiB read of 16 B PUBs makes ~0.45 MiB of MSG frames.
+ * subscribers (protocol/msg_run.ts; one scratch per broker, grown on use, with the frames' start
+ * offsets beside it, 4 B per frame of at least ~40 B): a longer run is fanned out in pieces of this
+ * size. A 256 KiB read of 16 B PUBs makes ~0.45 MiB of MSG frames.
  */
 export const FANOUT_RUN_BYTES_MAX = 1024 * 1024;
 /** Messages a topic subscription may fall behind before the slow-consumer policy applies. */
