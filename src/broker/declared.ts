@@ -15,7 +15,7 @@ import type { QueueDeclaration } from "./queue_settings.ts";
 import type { SubscriptionOptions } from "./subscription.ts";
 import type { Retention, Topic, TopicHost } from "./topic.ts";
 import { DurablesStore, type TopicStateRecord, TopicStateStore } from "./topic_state.ts";
-import { TopicSubscription } from "./topic_subscription.ts";
+import { ExactSubscription, type TopicSubscription } from "./topic_subscription.ts";
 import { BrokerError, type Client } from "./types.ts";
 
 /** What declared topics need from the broker. */
@@ -128,7 +128,7 @@ export class DeclaredTopics {
     const d = name === undefined ? undefined : this.#durable(t, name, start);
     const after = d?.position ?? startAfter(t, start);
     const explicit = d !== undefined || req.ack === "explicit";
-    const s = new TopicSubscription(req.sid, dest, req.client, this.#host, { explicit, ...o }, d);
+    const s = new ExactSubscription(req.sid, t, req.client, { explicit, ...o }, d);
     s.replay = true;
     s.bind(t, t.seqAfter(after));
     if (d !== undefined) void this.#save(t);

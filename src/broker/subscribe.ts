@@ -14,7 +14,11 @@ import type { QueueSet } from "./queue_set.ts";
 import type { Subscription } from "./subscription.ts";
 import type { TopicHost } from "./topic.ts";
 import type { TopicSet } from "./topic_set.ts";
-import { TopicSubscription } from "./topic_subscription.ts";
+import {
+  ExactSubscription,
+  PatternSubscription,
+  type TopicSubscription,
+} from "./topic_subscription.ts";
 import { BrokerError, type BrokerOptions, type Client, type TopicInterest } from "./types.ts";
 
 /** The broker's parts a new subscription is made in. */
@@ -60,14 +64,12 @@ export function subscribe(
       { prefetch, ackTimeoutMs, filter: o.filter },
     );
   } else {
-    const explicit = o.ack === "explicit";
-    s = new TopicSubscription(sid, dest, client, p.host, {
-      explicit,
-      prefetch,
-      ackTimeoutMs,
-      filter: o.filter,
-    });
-    p.ts.bindNew(s, hasWildcard(dest));
+    const so = { explicit: o.ack === "explicit", prefetch, ackTimeoutMs, filter: o.filter };
+    const wildcard = hasWildcard(dest);
+    s = wildcard
+      ? new PatternSubscription(sid, dest, client, p.host, so)
+      : new ExactSubscription(sid, p.ts.open(dest), client, so);
+    p.ts.bindNew(s, wildcard);
   }
   p.ts.tracked(s);
   p.host.interest?.added(s.pattern);

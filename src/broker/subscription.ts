@@ -38,13 +38,38 @@ export interface ReplyWait {
 /** The in-flight list of every subscription that never had one (48 B each). Never pushed to. */
 const NO_DELIVERIES = new DeliveryList();
 
+/**
+ * The last options without a filter seen with `explicit` false and true:
+ * subscriptions with the same settings (nearly all: the server's defaults)
+ * share one frozen object instead of three fields each.
+ */
+const lastOptions: [SubscriptionOptions | undefined, SubscriptionOptions | undefined] = [
+  undefined,
+  undefined,
+];
+
+/** `o`, or an equal object already shared (one without a filter: a filter is each subscription's own). */
+function shared(o: SubscriptionOptions): SubscriptionOptions {
+  if (o.filter !== undefined) return o;
+  const i = o.explicit ? 1 : 0;
+  const last = lastOptions[i];
+  if (last !== undefined && last.prefetch === o.prefetch && last.ackTimeoutMs === o.ackTimeoutMs) {
+    return last;
+  }
+  return lastOptions[i] = Object.freeze({
+    explicit: o.explicit,
+    prefetch: o.prefetch,
+    ackTimeoutMs: o.ackTimeoutMs,
+  });
+}
+
 /** A subscription of one connection: a queue consumer or a topic subscription (or one made on another node). */
 export abstract class Subscription {
   readonly sid: string;
   readonly client: Client;
   readonly explicit: boolean;
-  readonly prefetch: number;
-  readonly ackTimeoutMs: number;
+  /** Its settings, shared with the subscriptions that have the same (see `shared`). */
+  readonly #o: SubscriptionOptions;
   /**
    * Its deliveries in flight, oldest first (also indexed by id in
    * `client.inflight`). Shared and empty until its first delivery that waits
@@ -53,19 +78,30 @@ export abstract class Subscription {
   inflight: DeliveryList = NO_DELIVERIES;
   /** Messages sent to it (a queue's redeliveries included: each is a new take from the queue). */
   delivered = 0;
-  /** Its selector, undefined without a `filter`. */
+  /** Its selector, undefined without a `filter` (a field: the fan-out asks it per message). */
   readonly filter: Filter | undefined;
-  /** The selector as given (for stats). */
-  readonly filterSource: string | undefined;
 
   constructor(sid: string, client: Client, o: SubscriptionOptions) {
     this.sid = sid;
     this.client = client;
     this.explicit = o.explicit;
-    this.prefetch = o.prefetch;
-    this.ackTimeoutMs = o.ackTimeoutMs;
+    this.#o = shared(o);
     this.filter = o.filter?.match;
-    this.filterSource = o.filter?.source;
+  }
+
+  /** Most deliveries in flight at once (explicit acks only). */
+  get prefetch(): number {
+    return this.#o.prefetch;
+  }
+
+  /** Time a delivery may stay unsettled before it is redelivered. */
+  get ackTimeoutMs(): number {
+    return this.#o.ackTimeoutMs;
+  }
+
+  /** The selector as given (for stats). */
+  get filterSource(): string | undefined {
+    return this.#o.filter?.source;
   }
 
   /** Appends a delivery in flight to `inflight`, made first if it is still the shared empty one. */

@@ -18,7 +18,7 @@
  * @module
  */
 import { assert } from "../assert.ts";
-import { msgHead, type MsgRun } from "../protocol/mod.ts";
+import type { MsgRun } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore, Ring } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
 import type { Delivery } from "./inflight.ts";
@@ -89,25 +89,23 @@ export interface TopicCounters {
   blocks: number;
 }
 
-/** One subscription's attachment to one topic. */
-export class Binding {
-  #head: Uint8Array | undefined = undefined;
-
-  constructor(
-    readonly sub: TopicSubscription,
-    readonly topic: Topic,
-    /** Sequence number of the next message this binding needs. */
-    public cursor: number,
-  ) {}
-
+/**
+ * One subscription's attachment to one topic: where it is in the topic's
+ * list. An exact-name subscription is its own binding (it has one topic for
+ * life: no object of its own); a wildcard subscription has one per matching
+ * topic (see topic_subscription.ts).
+ */
+export interface Binding {
+  readonly sub: TopicSubscription;
+  readonly topic: Topic;
+  /** Sequence number of the next message this binding needs (set by `Topic.bind`). */
+  cursor: number;
   /**
    * `MSG <topic> sub_id:<sid>`, made at its first delivery and kept: a
    * subscription that never gets a message holds none (its view was 0.1 KiB
    * of heap, and its bytes a slab's).
    */
-  get head(): Uint8Array {
-    return this.#head ??= msgHead(this.topic.name, this.sub.sid);
-  }
+  readonly head: Uint8Array;
 }
 
 /**
@@ -140,38 +138,48 @@ function oneEach(bs: readonly Binding[]): boolean {
   return distinct;
 }
 
+/**
+ * What few topics ever have: a declaration's store and durables, the `block`
+ * policy's pause, and the counters of trouble. Made on first use (see
+ * `Topic.#rare`), so that a topic that only ever delivers is 14 fields, not
+ * 24 and a counters object (0.25 KiB of heap per subscribed name before).
+ */
+class TopicRare {
+  dropped = 0;
+  slowConsumers = 0;
+  retentionDropped = 0;
+  blocks = 0;
+  store: QueueStore | undefined = undefined;
+  durables: Map<string, Durable> | undefined = undefined;
+  blockedAt = 0;
+  /** Bindings over the lag limits under the `block` policy: while there are any, publishers pause. */
+  stalled = NONE_STALLED as Set<Binding>;
+  /** Resolves the current pause's waiters. */
+  release: (() => void) | undefined = undefined;
+  released: Promise<void> | undefined = undefined;
+}
+
+/** The rare part of every topic that never needed one (read only). */
+const NO_RARE: Readonly<TopicRare> = new TopicRare();
+
 /** A concrete topic and its shared message list. */
 export class Topic {
   readonly name: string;
   /** Its subscriptions' bindings (replaced, not grown, when the first comes: see `bind`). */
   bindings: Binding[] = [];
-  readonly counters: TopicCounters = {
-    published: 0,
-    delivered: 0,
-    dropped: 0,
-    slowConsumers: 0,
-    retentionDropped: 0,
-    blocks: 0,
-  };
+  /** Messages published to it. */
+  published = 0;
+  /** Deliveries made from it (first deliveries; redeliveries are not counted). */
+  delivered = 0;
   readonly host: TopicHost;
   /** Retention limits; set for a declared topic only. */
   retention: Retention | undefined = undefined;
-  /** Where a declared topic's messages are kept (its `topic:<name>` store). */
-  store: QueueStore | undefined = undefined;
-  /** Durable subscriptions by name (declared topics only; made on first use). */
-  get durables(): Map<string, Durable> {
-    return this.#durables ??= new Map();
-  }
-  #durables: Map<string, Durable> | undefined = undefined;
   /** Id of the last message published (or recovered). */
   lastId = 0;
-  /** When publishers were paused for a stalled subscription (`block` policy), epoch ms; 0: not paused. */
-  blockedAt = 0;
-  /** Bindings over the lag limits under the `block` policy: while there are any, publishers pause. */
-  #stalled = NONE_STALLED as Set<Binding>;
-  /** Resolves the current pause's waiters. */
-  #release: (() => void) | undefined = undefined;
-  #released: Promise<void> | undefined = undefined;
+  /** `published` at the last sweep: a topic with no publish since is idle. */
+  publishedAtSweep = 0;
+  /** See `TopicRare`: `NO_RARE` (shared, never written) until `#own` makes its own. */
+  #rare = NO_RARE as TopicRare;
   /** Shared and empty until the first message is held (see `#hold`). */
   #list = NO_ENTRIES;
   /** Sequence number of the list's first entry. */
@@ -185,6 +193,49 @@ export class Topic {
   constructor(name: string, host: TopicHost) {
     this.name = name;
     this.host = host;
+  }
+
+  /** Its rare part, made its own first if it is still the shared one. */
+  #own(): TopicRare {
+    if (this.#rare === NO_RARE) this.#rare = new TopicRare();
+    return this.#rare;
+  }
+
+  /**
+   * Its counters, a copy (read only: `published` and `delivered` are fields,
+   * the others in `TopicRare`; count with those, or `countDropped`).
+   */
+  get counters(): Readonly<TopicCounters> {
+    const r = this.#rare;
+    return {
+      published: this.published,
+      delivered: this.delivered,
+      dropped: r.dropped,
+      slowConsumers: r.slowConsumers,
+      retentionDropped: r.retentionDropped,
+      blocks: r.blocks,
+    };
+  }
+
+  /** Counts a message a subscription skipped (drop-oldest, or a redelivery retention dropped first). */
+  countDropped(): void {
+    this.#own().dropped++;
+  }
+
+  /** Where a declared topic's messages are kept (its `topic:<name>` store). */
+  get store(): QueueStore | undefined {
+    return this.#rare.store;
+  }
+
+  /** Durable subscriptions by name (declared topics only; made on first use). */
+  get durables(): Map<string, Durable> {
+    const r = this.#own();
+    return r.durables ??= new Map();
+  }
+
+  /** When publishers were paused for a stalled subscription (`block` policy), epoch ms; 0: not paused. */
+  get blockedAt(): number {
+    return this.#rare.blockedAt;
   }
 
   /** Messages held for lagging subscriptions. */
@@ -207,8 +258,8 @@ export class Topic {
    * Binds a subscription; it gets messages published from now on, or, from a
    * retained message (`fromSeq`, see `seqAfter`), those first.
    */
-  bind(sub: TopicSubscription, fromSeq = this.#next): Binding {
-    const b = new Binding(sub, this, fromSeq);
+  bind(b: Binding, fromSeq = this.#next): void {
+    b.cursor = fromSeq;
     for (let seq = fromSeq; seq < this.#next; seq++) {
       const e = this.#list.at(seq - this.#base)!;
       if (wants(b, e.msg)) e.refs++;
@@ -216,7 +267,6 @@ export class Topic {
     // A pushed-to empty array grows to 17 slots (0.15 KiB); most topics have one subscriber.
     if (this.bindings.length === 0) this.bindings = [b];
     else this.bindings.push(b);
-    return b;
   }
 
   /** Sequence number of the first held message with an id above `id` (binary search: ids grow). */
@@ -237,7 +287,7 @@ export class Topic {
       for (let i = 0; i < this.#list.length; i++) void store.push(this.#list.at(i)!.msg);
     }
     this.retention = retention;
-    this.store = store;
+    this.#own().store = store;
     this.#trim();
   }
 
@@ -272,7 +322,7 @@ export class Topic {
       }
     });
     this.retention = retention;
-    this.store = store;
+    this.#own().store = store;
     this.#trim();
   }
 
@@ -286,8 +336,8 @@ export class Topic {
   release(): TopicSubscription[] {
     const gone = this.bindings.filter((b) => b.sub.replay).map((b) => b.sub);
     this.retention = undefined;
-    this.store = undefined;
-    this.#durables?.clear();
+    this.#rare.store = undefined;
+    this.#rare.durables?.clear();
     this.#trim();
     return gone;
   }
@@ -303,9 +353,6 @@ export class Topic {
     this.#trim();
   }
 
-  /** `counters.published` at the last sweep: a topic with no publish since is idle. */
-  publishedAtSweep = 0;
-
   /**
    * Whether the broker may forget it: not declared, holding nothing, bound
    * only through wildcard subscriptions (which bind again when it is
@@ -315,8 +362,8 @@ export class Topic {
    * must not stay as long as the wildcard does.
    */
   forgettable(): boolean {
-    const idle = this.counters.published === this.publishedAtSweep;
-    this.publishedAtSweep = this.counters.published;
+    const idle = this.published === this.publishedAtSweep;
+    this.publishedAtSweep = this.published;
     if (!idle || this.retention !== undefined || this.retained !== 0) return false;
     for (const b of this.bindings) if (b.sub.pattern === this.name || b.sub.holds(b)) return false;
     return true;
@@ -324,13 +371,14 @@ export class Topic {
 
   /** Whether publishers to it are to pause: a subscription is over its lag limits under `block`. */
   get blocked(): boolean {
-    return this.#stalled.size > 0;
+    return this.#rare.stalled.size > 0;
   }
 
   /** Resolves once no subscription is stalled (one promise per pause, shared by its publishers). */
   unblocked(): Promise<void> {
-    if (this.#stalled.size === 0) return Promise.resolve();
-    return this.#released ??= new Promise<void>((r) => this.#release = r);
+    const x = this.#rare;
+    if (x.stalled.size === 0) return Promise.resolve();
+    return x.released ??= new Promise<void>((r) => x.release = r);
   }
 
   /**
@@ -338,12 +386,13 @@ export class Topic {
    * consumers after all (`disconnect`); their connections close and unbind.
    */
   expireBlock(now: number, blockMs: number): void {
-    if (this.blockedAt === 0 || this.blockedAt + blockMs > now) return;
-    for (const b of this.#stalled) {
+    const x = this.#rare;
+    if (x.blockedAt === 0 || x.blockedAt + blockMs > now) return;
+    for (const b of x.stalled) {
       const lag = this.lag(b);
       const why =
         `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name} after ${blockMs} ms of blocked publishers`;
-      if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
+      if (b.sub.slowConsumer(why)) x.slowConsumers++;
     }
   }
 
@@ -352,7 +401,7 @@ export class Topic {
     const i = this.bindings.indexOf(b);
     if (i < 0) return;
     this.bindings.splice(i, 1);
-    if (this.#stalled.delete(b)) this.#unstalled();
+    if (this.#rare.stalled.delete(b)) this.#unstalled();
     for (let seq = this.#clamp(b); seq < this.#next; seq++) {
       const e = this.#list.at(seq - this.#base)!;
       if (wants(b, e.msg)) e.refs--;
@@ -363,7 +412,7 @@ export class Topic {
 
   /** Fans a message out: written at once to caught-up writable subscriptions, held for the rest. */
   publish(msg: Message): void {
-    this.counters.published++;
+    this.published++;
     const seq = this.#next++;
     this.#totalBytes += msg.len;
     this.lastId = msg.id;
@@ -432,9 +481,8 @@ export class Topic {
       b.sub.delivered += n;
       b.cursor += n;
     }
-    const c = this.counters;
-    c.published += n;
-    c.delivered += n * bs.length;
+    this.published += n;
+    this.delivered += n * bs.length;
     this.host.observeFresh(n * bs.length);
     this.#next += n;
     this.#totalBytes += run.payloadBytes;
@@ -482,7 +530,7 @@ export class Topic {
       const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
       if (live) b.sub.take(b, e.msg);
       if (e.refs === 0) this.#trim();
-      if (this.#stalled.size !== 0) this.#catchingUp(b);
+      if (this.#rare.stalled.size !== 0) this.#catchingUp(b);
       if (live) return true;
     }
     return false;
@@ -494,19 +542,21 @@ export class Topic {
    * not per message).
    */
   #catchingUp(b: Binding): void {
-    if (!this.#stalled.has(b)) return;
+    const x = this.#rare;
+    if (!x.stalled.has(b)) return;
     const h = this.host;
     const lag = this.lag(b);
     if (lag.messages > h.subPendingMessagesMax / 2 || lag.bytes > b.sub.lagBytesMax / 2) return;
-    this.#stalled.delete(b);
+    x.stalled.delete(b);
     this.#unstalled();
   }
 
   #unstalled(): void {
-    if (this.#stalled.size !== 0) return;
-    this.blockedAt = 0;
-    const release = this.#release;
-    this.#release = this.#released = undefined;
+    const x = this.#rare;
+    if (x.stalled.size !== 0) return;
+    x.blockedAt = 0;
+    const release = x.release;
+    x.release = x.released = undefined;
     release?.();
   }
 
@@ -537,7 +587,7 @@ export class Topic {
       maxBytes = Math.max(maxBytes, l.bytes);
     }
     const r = this.retention;
-    const c = this.counters;
+    const x = this.#rare;
     return {
       name: this.name,
       declared: r !== undefined,
@@ -547,15 +597,15 @@ export class Topic {
       retained_bytes: this.retainedBytes,
       max_lag_msgs: maxMsgs,
       max_lag_bytes: maxBytes,
-      published: c.published,
-      delivered: c.delivered,
-      dropped: c.dropped,
-      slow_consumers: c.slowConsumers,
-      retention_dropped: c.retentionDropped,
+      published: this.published,
+      delivered: this.delivered,
+      dropped: x.dropped,
+      slow_consumers: x.slowConsumers,
+      retention_dropped: x.retentionDropped,
       // Read without `durables`, which would make every polled topic its map.
-      durables: this.#durables === undefined
+      durables: x.durables === undefined
         ? []
-        : [...this.#durables.keys()].sort().map((n) => this.#durables!.get(n)!.stats(this)),
+        : [...x.durables.keys()].sort().map((n) => x.durables!.get(n)!.stats(this)),
     };
   }
 
@@ -570,16 +620,17 @@ export class Topic {
     if (lag.messages <= h.subPendingMessagesMax && lag.bytes <= b.sub.lagBytesMax) return;
     if (h.slowConsumer === "disconnect") {
       const why = `is ${lag.messages} messages (${lag.bytes} bytes) behind on ${this.name}`;
-      if (b.sub.slowConsumer(why)) this.counters.slowConsumers++;
+      if (b.sub.slowConsumer(why)) this.#own().slowConsumers++;
       return;
     }
     if (h.slowConsumer === "block") {
-      if (this.#stalled.size === 0) {
-        this.blockedAt = h.now;
-        this.counters.blocks++;
+      const x = this.#own();
+      if (x.stalled.size === 0) {
+        x.blockedAt = h.now;
+        x.blocks++;
       }
-      if (this.#stalled === NONE_STALLED) this.#stalled = new Set();
-      this.#stalled.add(b);
+      if (x.stalled === NONE_STALLED) x.stalled = new Set();
+      x.stalled.add(b);
       return;
     }
     while (lag.messages > h.subPendingMessagesMax || lag.bytes > b.sub.lagBytesMax) {
@@ -590,7 +641,7 @@ export class Topic {
         continue;
       }
       e.refs--;
-      this.counters.dropped++;
+      this.countDropped();
       b.sub.skipped(false);
       lag = this.lag(b);
     }
@@ -633,12 +684,13 @@ export class Topic {
         b.cursor++;
         if (expired) continue;
         b.sub.skipped(true);
-        this.counters.dropped++;
+        this.countDropped();
       }
     }
     if (expired) return;
-    for (const d of this.durables.values()) d.missed(msg.id);
-    this.counters.retentionDropped++;
+    const x = this.#own();
+    for (const d of x.durables?.values() ?? []) d.missed(msg.id);
+    x.retentionDropped++;
     // The store holds the list's live messages, and its oldest is the list's first.
     const oldest = this.store!.dropOldest();
     assert(

@@ -4,9 +4,18 @@
  * deliveries in flight, NACK-delayed redeliveries, and, for a durable, the
  * durable state it moves.
  *
+ * Two kinds, for memory: an `ExactSubscription` names one topic for life and
+ * is its own binding (no binding object, no array of one), and a
+ * `PatternSubscription` (a wildcard) has a `TopicBinding` per topic it
+ * matches. What only a few subscriptions ever have (a durable, delayed NACKs,
+ * skipped messages) is in a `SubscriptionRare` made on first use: an idle
+ * exact subscription is one object of 16 fields (0.3 KiB of heap in three
+ * objects and two arrays before).
+ *
  * @module
  */
-import { matches } from "../protocol/mod.ts";
+import { assert } from "../assert.ts";
+import { matches, msgHead } from "../protocol/mod.ts";
 import { MessageState } from "../storage/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
@@ -23,42 +32,56 @@ import type { Client } from "./types.ts";
  */
 const NONE_SCHEDULED: ReadonlySet<Delivery> = new Set();
 
-/** A subscription to a topic or a wildcard pattern. */
-export class TopicSubscription extends Subscription {
-  readonly pattern: string;
-  readonly host: TopicHost;
-  /** Bytes it may fall behind before the slow-consumer policy applies: the broker's limit, or its user's lower one. */
-  lagBytesMax: number;
+/** What few topic subscriptions ever have. */
+class SubscriptionRare {
   /** Messages skipped: by the drop-oldest policy, or dropped by retention before it got them. */
   dropped = 0;
-  /** Its topics' bindings (most subscriptions have one: see `bind`). */
-  #bindings: Binding[] = [];
   /**
    * NACKed with a delay, waiting in the broker's heap (a durable's position
    * stays before them). Shared and empty until the first delayed NACK (see `nack`).
    */
-  #scheduled = NONE_SCHEDULED as Set<Delivery>;
-  #durable: Durable | undefined;
-  /** Set once it has been reported as a slow consumer. */
-  #slow = false;
-  #resuming = false;
-  /** Made with `start` or `durable` (a declared topic's log): in a cluster, served by its leader only. */
-  replay = false;
+  scheduled = NONE_SCHEDULED as Set<Delivery>;
+  durable: Durable | undefined = undefined;
+}
 
-  constructor(
-    sid: string,
-    pattern: string,
-    client: Client,
-    host: TopicHost,
-    o: SubscriptionOptions,
-    durable?: Durable,
-  ) {
+/** The rare part of every subscription that never needed one (read only). */
+const NO_RARE: Readonly<SubscriptionRare> = new SubscriptionRare();
+
+/** `flags`: reported as a slow consumer (once). */
+const SLOW = 1;
+/** `flags`: inside `activate` (a delivery may call it again). */
+const RESUMING = 2;
+/** `flags`: made with `start` or `durable`. */
+const REPLAY = 4;
+/** `flags` of an `ExactSubscription`: bound to its topic (from `bind` to `close`). */
+const BOUND = 8;
+
+/** A subscription to a topic or a wildcard pattern. */
+export abstract class TopicSubscription extends Subscription {
+  /** The topic name or wildcard pattern subscribed to. */
+  abstract readonly pattern: string;
+  /** The broker it lives in. */
+  abstract readonly host: TopicHost;
+  /** See `SubscriptionRare`: `NO_RARE` (shared, never written) until `own` makes its own. */
+  #rare = NO_RARE as SubscriptionRare;
+  /** `SLOW`, `RESUMING`, `REPLAY`, `BOUND`: one number rather than a field each. */
+  protected flags = 0;
+
+  constructor(sid: string, client: Client, o: SubscriptionOptions, durable?: Durable) {
     super(sid, client, o);
-    this.pattern = pattern;
-    this.host = host;
-    this.lagBytesMax = Math.min(host.subPendingBytesMax, client.lagBytesMax ?? Infinity);
-    this.#durable = durable;
-    durable?.attach(this);
+    if (durable !== undefined) {
+      TopicSubscription.#own(this).durable = durable;
+      durable.attach(this);
+    }
+  }
+
+  /**
+   * Its rare part, made its own first if it is still the shared one (static:
+   * a private instance method would cost every instance a brand slot).
+   */
+  static #own(s: TopicSubscription): SubscriptionRare {
+    if (s.#rare === NO_RARE) s.#rare = new SubscriptionRare();
+    return s.#rare;
   }
 
   get destination(): string {
@@ -66,13 +89,48 @@ export class TopicSubscription extends Subscription {
   }
 
   override get durable(): boolean {
-    return this.#durable !== undefined;
+    return this.#rare.durable !== undefined;
+  }
+
+  /**
+   * Bytes it may fall behind before the slow-consumer policy applies: the
+   * broker's limit, or its user's lower one (asked when it lags, not kept).
+   */
+  get lagBytesMax(): number {
+    return Math.min(this.host.subPendingBytesMax, this.client.lagBytesMax ?? Infinity);
+  }
+
+  /** Messages skipped: by the drop-oldest policy, or dropped by retention before it got them. */
+  get dropped(): number {
+    return this.#rare.dropped;
+  }
+
+  /** Made with `start` or `durable` (a declared topic's log): in a cluster, served by its leader only. */
+  get replay(): boolean {
+    return (this.flags & REPLAY) !== 0;
+  }
+
+  set replay(on: boolean) {
+    this.flags = on ? this.flags | REPLAY : this.flags & ~REPLAY;
   }
 
   /** The topics it is bound to, one binding each. */
-  get bindings(): readonly Binding[] {
-    return this.#bindings;
-  }
+  abstract get bindings(): readonly Binding[];
+
+  /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
+  abstract bind(topic: Topic, fromSeq?: number): void;
+
+  /** Drops its binding to `topic` (an idle topic the broker forgets; it binds again if one comes back). */
+  abstract unbindFrom(topic: Topic): void;
+
+  /** Its first binding: a durable's or a replay's only one. */
+  protected abstract get first(): Binding | undefined;
+
+  /** Sends held messages while the connection takes them (`activate`, not re-entered). */
+  protected abstract resume(): void;
+
+  /** Unbinds it from every topic; returns them. */
+  protected abstract unbindAll(): Topic[];
 
   /**
    * Whether it should be bound to the topic `name`: the pattern matches and
@@ -85,81 +143,47 @@ export class TopicSubscription extends Subscription {
   }
 
   override permissionsChanged(): void {
-    this.lagBytesMax = Math.min(this.host.subPendingBytesMax, this.client.lagBytesMax ?? Infinity);
     this.host.rebind(this);
-  }
-
-  /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
-  bind(topic: Topic, fromSeq?: number): void {
-    const b = topic.bind(this, fromSeq);
-    // A pushed-to empty array grows to 17 slots (0.15 KiB): one binding is the common case.
-    if (this.#bindings.length === 0) this.#bindings = [b];
-    else this.#bindings.push(b);
   }
 
   /** Whether a delivery in flight or waiting out a NACK delay came through `b` (it needs `b` to be sent again). */
   holds(b: Binding): boolean {
     for (let d = this.inflight.first; d !== undefined; d = d.next) if (d.binding === b) return true;
-    for (const d of this.#scheduled) if (d.binding === b) return true;
+    for (const d of this.#rare.scheduled) if (d.binding === b) return true;
     return false;
-  }
-
-  /** Drops its binding to `topic` (an idle topic the broker forgets; it binds again if one comes back). */
-  unbindFrom(topic: Topic): void {
-    const i = this.#bindings.findIndex((b) => b.topic === topic);
-    if (i < 0) return;
-    topic.unbind(this.#bindings[i]);
-    this.#bindings.splice(i, 1);
   }
 
   /** Writes a message's first delivery to it (the topic moved the binding's cursor). */
   take(b: Binding, msg: Message): void {
     const now = this.host.now;
     this.send(b.head, msg, 1, b, now);
-    b.topic.counters.delivered++;
+    b.topic.delivered++;
     this.host.observeDelivery(msg);
   }
 
   /** Counts a message it will never get; `byRetention`: a declared topic dropped it first. */
   skipped(byRetention: boolean): void {
-    this.dropped++;
-    if (byRetention && this.#durable !== undefined) this.#durable.skipped++;
+    const x = TopicSubscription.#own(this);
+    x.dropped++;
+    if (byRetention && x.durable !== undefined) x.durable.skipped++;
   }
 
   /** Reports it as a slow consumer (once); true the first time. */
   slowConsumer(why: string): boolean {
-    if (this.#slow) return false;
-    this.#slow = true;
+    if ((this.flags & SLOW) !== 0) return false;
+    this.flags |= SLOW;
     this.client.slowConsumer(`subscription ${this.sid} ${why}`);
     return true;
   }
 
   /** Delivers held messages while the connection takes them, in publish order across topics. */
   activate(): void {
-    if (this.#resuming) return;
-    this.#resuming = true;
+    if ((this.flags & RESUMING) !== 0) return;
+    this.flags |= RESUMING;
     try {
-      const bs = this.#bindings;
-      if (bs.length === 1) {
-        const b = bs[0];
-        while (this.hasRoom() && b.topic.sendNext(b));
-        return;
-      }
-      while (this.hasRoom()) {
-        let best: Binding | undefined;
-        let bestId = Infinity;
-        for (const b of bs) {
-          const id = b.topic.nextId(b);
-          if (id < bestId) {
-            bestId = id;
-            best = b;
-          }
-        }
-        if (best === undefined) return;
-        best.topic.sendNext(best);
-      }
+      this.resume();
     } finally {
-      this.#resuming = false;
+      this.flags &= ~RESUMING;
     }
   }
 
@@ -169,20 +193,21 @@ export class TopicSubscription extends Subscription {
   }
 
   override settle(_d: Delivery): void {
-    if (this.#durable !== undefined) this.host.durableMoved(this.#bindings[0]?.topic);
+    if (this.#rare.durable !== undefined) this.host.durableMoved(this.first?.topic);
   }
 
   nack(d: Delivery, delayMs: number): void {
     if (delayMs === 0) return this.#redeliver(d);
-    if (this.#scheduled === NONE_SCHEDULED) this.#scheduled = new Set();
-    this.#scheduled.add(d);
+    const x = TopicSubscription.#own(this);
+    if (x.scheduled === NONE_SCHEDULED) x.scheduled = new Set();
+    x.scheduled.add(d);
     this.host.schedule(d, this.host.now + delayMs);
     this.activate(); // its prefetch room is free while it waits
   }
 
   /** A NACK delay ran out: sends `d` again, unless the subscription closed meanwhile. */
   due(d: Delivery): void {
-    if (this.#scheduled.delete(d)) this.#redeliver(d);
+    if (this.#rare.scheduled.delete(d)) this.#redeliver(d);
   }
 
   protected expired(ds: Delivery[]): void {
@@ -198,12 +223,13 @@ export class TopicSubscription extends Subscription {
     const now = this.host.now;
     const dropped = msg.state === MessageState.DONE;
     if (!dropped && !msg.expired(now)) return this.resend(d, d.binding!.head, now);
+    const durable = this.#rare.durable;
     if (dropped) {
-      this.dropped++;
-      d.binding!.topic.counters.dropped++;
-      if (this.#durable !== undefined) this.#durable.skipped++;
+      TopicSubscription.#own(this).dropped++;
+      d.binding!.topic.countDropped();
+      if (durable !== undefined) durable.skipped++;
     }
-    if (this.#durable !== undefined) this.host.durableMoved(this.#bindings[0]?.topic);
+    if (durable !== undefined) this.host.durableMoved(this.first?.topic);
     this.activate();
   }
 
@@ -212,12 +238,12 @@ export class TopicSubscription extends Subscription {
    * unsettled message, or, with none, before the next one it needs.
    */
   position(): number {
-    const b = this.#bindings[0];
+    const b = this.first;
     if (b === undefined) return -1;
     const next = b.topic.nextId(b);
     let p = next === Infinity ? b.topic.lastId : next - 1;
     for (let d = this.inflight.first; d !== undefined; d = d.next) p = Math.min(p, d.msg.id - 1);
-    for (const d of this.#scheduled) p = Math.min(p, d.msg.id - 1);
+    for (const d of this.#rare.scheduled) p = Math.min(p, d.msg.id - 1);
     return p;
   }
 
@@ -227,24 +253,21 @@ export class TopicSubscription extends Subscription {
    * `forget` is deleted.
    */
   close(forget: boolean): void {
-    const d = this.#durable;
+    const d = this.#rare.durable;
     if (d !== undefined) {
       d.detach();
-      if (forget) this.#bindings[0]?.topic.durables.delete(d.name);
-      this.host.durableMoved(this.#bindings[0]?.topic);
+      if (forget) this.first?.topic.durables.delete(d.name);
+      this.host.durableMoved(this.first?.topic);
     }
     this.takeAll();
-    this.#scheduled.clear();
-    const left = this.#bindings.map((b) => b.topic);
-    for (const b of this.#bindings) b.topic.unbind(b);
-    this.#bindings.length = 0;
-    this.host.closed(this, left);
+    this.#rare.scheduled.clear();
+    this.host.closed(this, this.unbindAll());
   }
 
   stats(): SubscriptionStats {
     let messages = 0;
     let bytes = 0;
-    for (const b of this.#bindings) {
+    for (const b of this.bindings) {
       const l = b.topic.lag(b);
       messages = Math.max(messages, l.messages);
       bytes = Math.max(bytes, l.bytes);
@@ -261,5 +284,150 @@ export class TopicSubscription extends Subscription {
       lag_msgs: messages,
       lag_bytes: bytes,
     };
+  }
+}
+
+/**
+ * A subscription to one topic by its exact name: its own binding to that
+ * topic (`sub` is itself), bound from `bind` until `close`.
+ */
+export class ExactSubscription extends TopicSubscription implements Binding {
+  readonly topic: Topic;
+  cursor = 0;
+  #head: Uint8Array | undefined = undefined;
+
+  /** Bound to `topic` by `bind`, which its maker calls next. */
+  constructor(sid: string, topic: Topic, client: Client, o: SubscriptionOptions, durable?: Durable) {
+    super(sid, client, o, durable);
+    this.topic = topic;
+  }
+
+  /** Its topic's name (not a field of its own: the topic has it). */
+  get pattern(): string {
+    return this.topic.name;
+  }
+
+  /** Its topic's host (not a field of its own). */
+  get host(): TopicHost {
+    return this.topic.host;
+  }
+
+  /** As a binding: the subscription it belongs to, itself. */
+  get sub(): this {
+    return this;
+  }
+
+  /** `MSG <topic> sub_id:<sid>`, made at its first delivery and kept (see `Binding.head`). */
+  get head(): Uint8Array {
+    return this.#head ??= msgHead(this.topic.name, this.sid);
+  }
+
+  get bindings(): readonly Binding[] {
+    return (this.flags & BOUND) === 0 ? [] : [this];
+  }
+
+  bind(topic: Topic, fromSeq?: number): void {
+    assert(topic === this.topic && (this.flags & BOUND) === 0, () => `${this.sid} binds once`);
+    topic.bind(this, fromSeq);
+    this.flags |= BOUND;
+  }
+
+  unbindFrom(topic: Topic): void {
+    if (topic === this.topic) this.unbindAll();
+  }
+
+  protected get first(): Binding | undefined {
+    return (this.flags & BOUND) === 0 ? undefined : this;
+  }
+
+  protected resume(): void {
+    if ((this.flags & BOUND) === 0) return;
+    const t = this.topic;
+    while (this.hasRoom() && t.sendNext(this));
+  }
+
+  protected unbindAll(): Topic[] {
+    if ((this.flags & BOUND) === 0) return [];
+    this.flags &= ~BOUND;
+    this.topic.unbind(this);
+    return [this.topic];
+  }
+}
+
+/** A wildcard subscription's binding to one topic it matches. */
+class TopicBinding implements Binding {
+  cursor = 0;
+  #head: Uint8Array | undefined = undefined;
+
+  constructor(readonly sub: TopicSubscription, readonly topic: Topic) {}
+
+  get head(): Uint8Array {
+    return this.#head ??= msgHead(this.topic.name, this.sub.sid);
+  }
+}
+
+/** A subscription to a wildcard pattern: bound to each topic it matches, as topics appear. */
+export class PatternSubscription extends TopicSubscription {
+  readonly pattern: string;
+  readonly host: TopicHost;
+  /** Its topics' bindings (see `bind`). */
+  #bindings: Binding[] = [];
+
+  constructor(sid: string, pattern: string, client: Client, host: TopicHost, o: SubscriptionOptions) {
+    super(sid, client, o);
+    this.pattern = pattern;
+    this.host = host;
+  }
+
+  get bindings(): readonly Binding[] {
+    return this.#bindings;
+  }
+
+  bind(topic: Topic, fromSeq?: number): void {
+    const b = new TopicBinding(this, topic);
+    topic.bind(b, fromSeq);
+    // A pushed-to empty array grows to 17 slots (0.15 KiB): one binding is a common case.
+    if (this.#bindings.length === 0) this.#bindings = [b];
+    else this.#bindings.push(b);
+  }
+
+  unbindFrom(topic: Topic): void {
+    const i = this.#bindings.findIndex((b) => b.topic === topic);
+    if (i < 0) return;
+    topic.unbind(this.#bindings[i]);
+    this.#bindings.splice(i, 1);
+  }
+
+  protected get first(): Binding | undefined {
+    return this.#bindings[0];
+  }
+
+  protected resume(): void {
+    const bs = this.#bindings;
+    if (bs.length === 1) {
+      const b = bs[0];
+      while (this.hasRoom() && b.topic.sendNext(b));
+      return;
+    }
+    while (this.hasRoom()) {
+      let best: Binding | undefined;
+      let bestId = Infinity;
+      for (const b of bs) {
+        const id = b.topic.nextId(b);
+        if (id < bestId) {
+          bestId = id;
+          best = b;
+        }
+      }
+      if (best === undefined) return;
+      best.topic.sendNext(best);
+    }
+  }
+
+  protected unbindAll(): Topic[] {
+    const left = this.#bindings.map((b) => b.topic);
+    for (const b of this.#bindings) b.topic.unbind(b);
+    this.#bindings.length = 0;
+    return left;
   }
 }
