@@ -297,7 +297,13 @@ export class ExactSubscription extends TopicSubscription implements Binding {
   #head: Uint8Array | undefined = undefined;
 
   /** Bound to `topic` by `bind`, which its maker calls next. */
-  constructor(sid: string, topic: Topic, client: Client, o: SubscriptionOptions, durable?: Durable) {
+  constructor(
+    sid: string,
+    topic: Topic,
+    client: Client,
+    o: SubscriptionOptions,
+    durable?: Durable,
+  ) {
     super(sid, client, o, durable);
     this.topic = topic;
   }
@@ -373,7 +379,13 @@ export class PatternSubscription extends TopicSubscription {
   /** Its topics' bindings (see `bind`). */
   #bindings: Binding[] = [];
 
-  constructor(sid: string, pattern: string, client: Client, host: TopicHost, o: SubscriptionOptions) {
+  constructor(
+    sid: string,
+    pattern: string,
+    client: Client,
+    host: TopicHost,
+    o: SubscriptionOptions,
+  ) {
     super(sid, client, o);
     this.pattern = pattern;
     this.host = host;
