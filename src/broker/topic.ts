@@ -141,10 +141,15 @@ function oneEach(bs: readonly Binding[]): boolean {
 /**
  * What few topics ever have: a declaration's store and durables, the `block`
  * policy's pause, and the counters of trouble. Made on first use (see
- * `Topic.#rare`), so that a topic that only ever delivers is 14 fields, not
- * 24 and a counters object (0.25 KiB of heap per subscribed name before).
+ * `Topic.#rare`), so that a topic that only ever delivers is 12 fields, not
+ * 24 and a counters object (0.25 KiB of heap per subscribed name before;
+ * Bun's object size classes step after 8, 12 and 16 fields).
  */
 class TopicRare {
+  /** Retention limits; set for a declared topic only. */
+  retention: Retention | undefined = undefined;
+  /** Messages recovered (`restore`, `adopt`): counted in `Topic.#next`, not in `published`. */
+  recovered = 0;
   dropped = 0;
   slowConsumers = 0;
   retentionDropped = 0;
@@ -167,17 +172,13 @@ export class Topic {
   readonly name: string;
   /** Its subscriptions' bindings (replaced, not grown, when the first comes: see `bind`). */
   bindings: Binding[] = [];
-  /** Messages published to it. */
-  published = 0;
   /** Deliveries made from it (first deliveries; redeliveries are not counted). */
   delivered = 0;
   readonly host: TopicHost;
-  /** Retention limits; set for a declared topic only. */
-  retention: Retention | undefined = undefined;
   /** Id of the last message published (or recovered). */
   lastId = 0;
-  /** `published` at the last sweep: a topic with no publish since is idle. */
-  publishedAtSweep = 0;
+  /** `#next` at the last sweep: a topic with no publish since is idle. */
+  #nextAtSweep = 0;
   /** See `TopicRare`: `NO_RARE` (shared, never written) until `#own` makes its own. */
   #rare = NO_RARE as TopicRare;
   /** Shared and empty until the first message is held (see `#hold`). */
@@ -201,9 +202,19 @@ export class Topic {
     return this.#rare;
   }
 
+  /** Messages published to it (each took a sequence number; recovered ones did too). */
+  get published(): number {
+    return this.#next - this.#rare.recovered;
+  }
+
+  /** Retention limits; set for a declared topic only. */
+  get retention(): Retention | undefined {
+    return this.#rare.retention;
+  }
+
   /**
-   * Its counters, a copy (read only: `published` and `delivered` are fields,
-   * the others in `TopicRare`; count with those, or `countDropped`).
+   * Its counters, a copy (read only: `delivered` is a field, `published`
+   * follows the sequence numbers, the others are in `TopicRare`).
    */
   get counters(): Readonly<TopicCounters> {
     const r = this.#rare;
@@ -286,8 +297,9 @@ export class Topic {
     if (this.store === undefined) {
       for (let i = 0; i < this.#list.length; i++) void store.push(this.#list.at(i)!.msg);
     }
-    this.retention = retention;
-    this.#own().store = store;
+    const x = this.#own();
+    x.retention = retention;
+    x.store = store;
     this.#trim();
   }
 
@@ -312,6 +324,7 @@ export class Topic {
       this.#totalBytes += msg.len;
       this.#hold(new Entry(msg, 0, this.#totalBytes));
       this.#next++;
+      this.#own().recovered++;
       if (msg.id > this.lastId) this.lastId = msg.id;
     }
     this.bindings.forEach((b, i) => {
@@ -321,8 +334,9 @@ export class Topic {
         if (wants(b, e.msg)) e.refs++;
       }
     });
-    this.retention = retention;
-    this.#own().store = store;
+    const x = this.#own();
+    x.retention = retention;
+    x.store = store;
     this.#trim();
   }
 
@@ -335,7 +349,7 @@ export class Topic {
    */
   release(): TopicSubscription[] {
     const gone = this.bindings.filter((b) => b.sub.replay).map((b) => b.sub);
-    this.retention = undefined;
+    this.#rare.retention = undefined;
     this.#rare.store = undefined;
     this.#rare.durables?.clear();
     this.#trim();
@@ -348,6 +362,7 @@ export class Topic {
       this.#totalBytes += msg.len;
       this.#hold(new Entry(msg, 0, this.#totalBytes));
       this.#next++;
+      this.#own().recovered++;
       if (msg.id > this.lastId) this.lastId = msg.id;
     }
     this.#trim();
@@ -362,8 +377,8 @@ export class Topic {
    * must not stay as long as the wildcard does.
    */
   forgettable(): boolean {
-    const idle = this.published === this.publishedAtSweep;
-    this.publishedAtSweep = this.published;
+    const idle = this.#next === this.#nextAtSweep;
+    this.#nextAtSweep = this.#next;
     if (!idle || this.retention !== undefined || this.retained !== 0) return false;
     for (const b of this.bindings) if (b.sub.pattern === this.name || b.sub.holds(b)) return false;
     return true;
@@ -412,7 +427,6 @@ export class Topic {
 
   /** Fans a message out: written at once to caught-up writable subscriptions, held for the rest. */
   publish(msg: Message): void {
-    this.published++;
     const seq = this.#next++;
     this.#totalBytes += msg.len;
     this.lastId = msg.id;
@@ -481,8 +495,7 @@ export class Topic {
       b.sub.delivered += n;
       b.cursor += n;
     }
-    this.published += n;
-    this.delivered += n * bs.length;
+    this.delivered += n * bs.length; // `published` follows `#next`, moved below
     this.host.observeFresh(n * bs.length);
     this.#next += n;
     this.#totalBytes += run.payloadBytes;
