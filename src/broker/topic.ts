@@ -164,8 +164,8 @@ class TopicRare {
   released: Promise<void> | undefined = undefined;
 }
 
-/** The rare part of every topic that never needed one (read only). */
-const NO_RARE: Readonly<TopicRare> = new TopicRare();
+/** The rare part of every topic that never needed one (frozen: a write to it throws). */
+const NO_RARE: Readonly<TopicRare> = Object.freeze(new TopicRare());
 
 /** A concrete topic and its shared message list. */
 export class Topic {
@@ -349,9 +349,12 @@ export class Topic {
    */
   release(): TopicSubscription[] {
     const gone = this.bindings.filter((b) => b.sub.replay).map((b) => b.sub);
-    this.#rare.retention = undefined;
-    this.#rare.store = undefined;
-    this.#rare.durables?.clear();
+    const x = this.#rare;
+    if (x !== NO_RARE) {
+      x.retention = undefined;
+      x.store = undefined;
+      x.durables?.clear();
+    }
     this.#trim();
     return gone;
   }

@@ -44,8 +44,8 @@ class SubscriptionRare {
   durable: Durable | undefined = undefined;
 }
 
-/** The rare part of every subscription that never needed one (read only). */
-const NO_RARE: Readonly<SubscriptionRare> = new SubscriptionRare();
+/** The rare part of every subscription that never needed one (frozen: a write to it throws). */
+const NO_RARE: Readonly<SubscriptionRare> = Object.freeze(new SubscriptionRare());
 
 /** `flags`: reported as a slow consumer (once). */
 const SLOW = 1;
