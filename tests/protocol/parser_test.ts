@@ -116,6 +116,26 @@ const VALID: [string, unknown[]][] = [
     }],
   ],
   ["SUB topic:a.*.c\n", [{ op: "SUB", dest: "topic:a.*.c", options: subOpts({}) }]],
+  // Tokens of 12 bytes are decoded a character at a time, longer ones in one go: both give the same.
+  ["SUB topic:abcdef sub_id:s234567890ab\n", [{
+    op: "SUB",
+    dest: "topic:abcdef",
+    options: subOpts({ sid: "s234567890ab" }),
+  }]],
+  [`SUB topic:c.1234.5 sub_id:s234567890abc${"d".repeat(52)}\n`, [{
+    op: "SUB",
+    dest: "topic:c.1234.5",
+    options: subOpts({ sid: `s234567890abc${"d".repeat(52)}` }),
+  }]],
+  [
+    "PUB queue:q correlation_id:\u00fcn\u00efc\u00f6d\u00e9-\u00fcn\u00efc 0\r\n\r\n",
+    [{
+      op: "PUB",
+      dest: "queue:q",
+      payload: "",
+      options: pubOpts({ correlationId: "\u00fcn\u00efc\u00f6d\u00e9-\u00fcn\u00efc" }),
+    }],
+  ],
   ["SUB topic:>\n", [{ op: "SUB", dest: "topic:>", options: subOpts({}) }]],
   [
     "SUB topic:ev sub_id:d durable:billing.v2 start:first\n",
