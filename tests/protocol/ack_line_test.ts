@@ -35,6 +35,12 @@ const CASES: [string, unknown[]][] = [
   [line(["0000000000000009"]), ack([9])], // 16 digits
   [line([Number.MAX_SAFE_INTEGER]), ack([Number.MAX_SAFE_INTEGER])],
   [line([1, 2]) + line([3]), [...ack([1, 2]), ...ack([3])]],
+  // 16 digits are read four at a time; the other lengths byte by byte.
+  [line([1838892215346176, 1838892215346177], "\t"), ack([1838892215346176, 1838892215346177])],
+  [line([9007199254740990, 1000000000000000]), ack([9007199254740990, 1e15])],
+  [line([123456789012345, 1234567890123456, 1]), ack([123456789012345, 1234567890123456, 1])],
+  ["ACK msg_id:1838892215346176", []], // no line end yet: nothing
+  ["ACK msg_id:1838892215346176 \r\n", ack([1838892215346176])],
   // Each of these leaves the scan; the general path words the error.
   ["ACK\r\n", bad("ACK needs msg_id:<id>")],
   ["ACK \t \r\n", bad("ACK needs msg_id:<id>")],
@@ -43,6 +49,23 @@ const CASES: [string, unknown[]][] = [
   [line([1, ""]), bad('expected msg_id:<id>, got "msg_id:"')],
   [line(["00000000000000009"]), bad('expected msg_id:<id>, got "msg_id:00000000000000009"')],
   [line([2 ** 53]), bad(`expected msg_id:<id>, got "msg_id:${2 ** 53}"`)],
+  [line(["9999999999999999"]), bad('expected msg_id:<id>, got "msg_id:9999999999999999"')],
+  // A byte just outside 0-9 (':' and '/' border the digits) in each group of four.
+  ...["183:892215346176", "1838/92215346176", "18388922:5346176", "183889221534617/"].map((
+    x,
+  ): [string, unknown[]] => [line([1, x]), bad(`expected msg_id:<id>, got "msg_id:${x}"`)]),
+  [line(["1838892215346176x"]), bad('expected msg_id:<id>, got "msg_id:1838892215346176x"')],
+  [
+    "ACK msg_id:18388922\xb5346176\r\n",
+    bad('expected msg_id:<id>, got "msg_id:18388922\\xc2\\xb5346176"'),
+  ],
+  [
+    "ACK msg_id:1838892215346176msg_id:1\r\n",
+    bad(
+      'expected msg_id:<id>, got "msg_id:1838892215346176msg_id:1"',
+    ),
+  ],
+  ["ACK msg_ix:1838892215346176\r\n", bad('expected msg_id:<id>, got "msg_ix:1838892215346176"')],
   ["ACK MSG_ID:1\r\n", bad('expected msg_id:<id>, got "MSG_ID:1"')],
   ["ACK msg_id:1 id:2\r\n", bad('expected msg_id:<id>, got "id:2"')],
   ["ACKmsg_id:1\r\n", [{
@@ -57,5 +80,17 @@ Deno.test("parser: ACK lines in one scan or by the general path, whole and byte 
   for (const [text, frames] of CASES) {
     assert.deepEqual(parse(text, false), frames, text);
     assert.deepEqual(parse(text, true), frames, text);
+  }
+});
+
+Deno.test("parser: an ACK line read four digits at a time from a chunk at any offset", () => {
+  const text = line([1838892215346176, 1838892215346177, 42]);
+  for (let at = 0; at < 8; at++) {
+    const b = new Uint8Array(at + text.length + 3);
+    b.set(enc(text), at);
+    const p = new Parser();
+    const out: Frame[] = [];
+    p.push(b.subarray(at, at + text.length), out);
+    assert.deepEqual(plain(out), ack([1838892215346176, 1838892215346177, 42]), `offset ${at}`);
   }
 });
