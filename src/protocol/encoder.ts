@@ -106,8 +106,12 @@ function writeId(buf: Uint8Array, pos: number, v: number): number {
  * (a `set` of ~30 bytes costs half a byte loop; a `subarray` to trim it costs more than either).
  */
 let lastTail = new Uint8Array(0);
-let lastTailId = -1;
-let lastTailSize = -1;
+/**
+ * The id and size of `lastTail`, in a typed array: an id is above 2^31, and
+ * a module variable holding it took a fresh heap number and a write barrier
+ * at every delivery on Deno (V8 boxes doubles; Bun does not).
+ */
+const lastTailOf = new Float64Array([-1, -1]);
 /** Where the id's digits end in `lastTail`. */
 let lastTailIdEnd = 0;
 /** Scratch to encode a tail in, before it is copied to `lastTail`'s exact length. */
@@ -124,10 +128,11 @@ const scratch = new Uint8Array(PLAIN_TAIL_BYTES_MAX);
  * instead of encoding 16 digits anew.
  */
 export function writePlainTail(buf: Uint8Array, pos: number, id: number, size: number): number {
-  if (id !== lastTailId || size !== lastTailSize) {
-    const delta = id - lastTailId;
-    if (size !== lastTailSize || delta < 0 || delta > 9 || !countUp(delta)) encodeTail(id, size);
-    lastTailId = id;
+  const was = lastTailOf[0];
+  if (id !== was || size !== lastTailOf[1]) {
+    const delta = id - was;
+    if (size !== lastTailOf[1] || delta < 0 || delta > 9 || !countUp(delta)) encodeTail(id, size);
+    lastTailOf[0] = id;
   }
   buf.set(lastTail, pos);
   return pos + lastTail.length;
@@ -165,7 +170,7 @@ function encodeTail(id: number, size: number): void {
   b[pos++] = 10;
   if (lastTail.length !== pos) lastTail = new Uint8Array(pos);
   for (let i = 0; i < pos; i++) lastTail[i] = b[i];
-  lastTailSize = size;
+  lastTailOf[1] = size;
 }
 
 /** What a MSG frame is written from: a stored message. */
