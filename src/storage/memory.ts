@@ -303,7 +303,10 @@ export class MemoryQueueStore implements QueueStore {
   #gone(msg: Message, reason: RemoveReason): void {
     this.#bytes -= msg.len;
     if (msg.expiresAt !== 0) this.#ttlHeld--;
-    this.removed[reason]++;
+    // An ACK's named: `removed[reason]` is a keyed access that every reason's caller shares,
+    // megamorphic, and it was ~1% of the broker under the queue bench (Deno).
+    if (reason === "acked") this.removed.acked++;
+    else this.removed[reason]++;
     this.#onRemove?.(msg, reason);
     msg.release();
   }
