@@ -144,7 +144,10 @@ export class Settlement {
     for (let i = 0; i < acked.length; i++) {
       const sub = acked[i].sub;
       sub.settle(acked[i]);
-      if (sub !== subs[subs.length - 1] && !subs.includes(sub)) subs.push(sub);
+      // Not `subs[subs.length - 1]` on an empty list: index -1 is a property lookup by name
+      // (a megamorphic keyed load on Deno, once per ACK line).
+      const n = subs.length;
+      if (n === 0 || (sub !== subs[n - 1] && !subs.includes(sub))) subs.push(sub);
     }
     acked.length = 0;
     for (let i = 0; i < subs.length; i++) subs[i].activate();
