@@ -99,6 +99,24 @@ export class OutBuf {
     this.#len += n;
   }
 
+  /**
+   * Appends `src[start]` and the bytes after it up to the next space or
+   * `end`, whichever comes first (a token with the space before it): one
+   * pass where finding the end and then copying takes two.
+   */
+  token(src: Uint8Array, start: number, end: number): void {
+    this.#room(end - start);
+    const buf = this.#buf;
+    let at = this.#len;
+    buf[at++] = src[start];
+    for (let i = start + 1; i < end; i++) {
+      const c = src[i];
+      if (c === 32) break;
+      buf[at++] = c;
+    }
+    this.#len = at;
+  }
+
   /** Appends all of `src`. */
   bytes(src: Uint8Array): void {
     this.slice(src, 0, src.length);

@@ -124,6 +124,30 @@ Deno.test("relayr: consume ACKs every msg_id, within the line limits", () => {
   }
 });
 
+Deno.test("relayr: consume finds msg_id after other destinations, sub_ids and options", () => {
+  const lines = [
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000000 16",
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000001 delivery:2 16", // an option after it
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000002 16",
+    "MSG queue:bench.longer.name sub_id:c12 msg_id:7 16", // elsewhere in the line
+    "MSG queue:bench.longer.name sub_id:c12 msg_id:8 priority:3 delivery:3 16",
+    "MSG queue:q sub_id:c0 msg_id:1830000000000003 16",
+  ];
+  const frames = lines.map((l, i) => `${l}\r\n${latin1(payload(16, i), 0, 16)}\r\n`);
+  const bytes = new TextEncoder().encode(frames.join(""));
+  const { events, out } = feedCut("relayr", Mode.consume, bytes, [100, 230]);
+  assert.deepEqual(events.errors, []);
+  const ids = out.split("\r\n").filter((l) => l !== "").flatMap((l) => l.split(" ").slice(1));
+  assert.deepEqual(ids, [
+    "msg_id:1830000000000000",
+    "msg_id:1830000000000001",
+    "msg_id:1830000000000002",
+    "msg_id:7",
+    "msg_id:8",
+    "msg_id:1830000000000003",
+  ]);
+});
+
 Deno.test("relayr: consume with --ack upto sends one cumulative ACK per read, for its last MSG", () => {
   const frames: string[] = [];
   for (let i = 0; i < 100; i++) {
