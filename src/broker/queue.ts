@@ -84,11 +84,14 @@ export class Queue {
       while (this.store.ready > 0) {
         const n = cs.length;
         let c: QueueConsumer | undefined;
+        // Wrapped by a compare, not `%`: an integer division per step was two per message.
+        let i = this.#rr < n ? this.#rr : this.#rr % n; // past the end when consumers left
         for (let k = 0; k < n; k++) {
-          const x = cs[(this.#rr + k) % n];
+          const x = cs[i];
+          if (++i === n) i = 0;
           if (x.hasRoom()) {
             c = x;
-            this.#rr = (this.#rr + k + 1) % n;
+            this.#rr = i;
             break;
           }
         }
