@@ -45,6 +45,13 @@ export const MSG_HEAD_SLAB_BYTES = 4096;
  * size. A 256 KiB read of 16 B PUBs makes ~0.45 MiB of MSG frames.
  */
 export const FANOUT_RUN_BYTES_MAX = 1024 * 1024;
+/**
+ * Bytes of each slab the connections' last MSG lines are cut from (protocol/msg_line.ts): one
+ * line (~60-300 B) per connection that receives plain messages, a view rather than a small
+ * ArrayBuffer of its own; an idle connection gives its line up. A line longer than this gets a
+ * slab of its own size.
+ */
+export const MSG_LINE_SLAB_BYTES = 16384;
 /** Messages a topic subscription may fall behind before the slow-consumer policy applies. */
 export const SUB_PENDING_MESSAGES_MAX = 65536;
 /** Bytes a topic subscription may fall behind before the slow-consumer policy applies. */

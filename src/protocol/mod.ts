@@ -23,6 +23,7 @@ export {
   writePlainTail,
 } from "./encoder.ts";
 export { decodeHeaders, encodeHeaders, headerBlockError, headerMap } from "./headers.ts";
+export { MsgLine } from "./msg_line.ts";
 export {
   DEST,
   destinationError,

@@ -14,6 +14,7 @@ import { OUTBOUND_POOL_BUFFERS_MAX, PENDING_BYTES_HIGH, PENDING_BYTES_MAX } from
 import {
   grow,
   type MsgFields,
+  MsgLine,
   type MsgRun,
   msgTail,
   PLAIN_TAIL_BYTES_MAX,
@@ -83,6 +84,8 @@ export class Outbound {
   /** Size of the next buffer allocated from empty (at least `BUFFER_BYTES_MIN`). */
   #startBytes = BUFFER_BYTES_MIN;
   #high = PENDING_BYTES_HIGH;
+  /** The last plain MSG line, for the next one (`MsgLine`); made on the first, dropped by `trim`. */
+  #line: MsgLine | undefined = undefined;
 
   constructor(conn: Conn, events: OutboundEvents) {
     this.#conn = conn;
@@ -111,6 +114,7 @@ export class Outbound {
   trim(): void {
     if (this.pending !== 0) return;
     this.#buf = this.#spare = EMPTY;
+    this.#line = undefined;
     this.#startBytes = BUFFER_BYTES_MIN;
   }
 
@@ -169,12 +173,18 @@ export class Outbound {
     if (!this.#room(n)) return;
     const buf = this.#buf;
     let len = this.#len;
-    buf.set(head, len);
-    len += head.length;
-    if (tail === undefined) len = writePlainTail(buf, len, m.id, size);
+    const lined = tail === undefined
+      ? (this.#line ??= new MsgLine()).write(buf, len, head, m.id, size)
+      : -1;
+    if (lined >= 0) len = lined;
     else {
-      buf.set(tail, len);
-      len += tail.length;
+      buf.set(head, len);
+      len += head.length;
+      if (tail === undefined) len = writePlainTail(buf, len, m.id, size);
+      else {
+        buf.set(tail, len);
+        len += tail.length;
+      }
     }
     const src = m.buf;
     const off = m.off;
