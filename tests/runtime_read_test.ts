@@ -1,8 +1,8 @@
 /**
  * `Conn.read(free)` on Deno (src/runtime/deno.ts) over real sockets: every
  * byte arrives in order however the writer splits it, a freed chunk is read
- * into again, a bulk sender's reads grow to 256 KiB and an idle connection's
- * buffer shrinks back, chunks not handed back are never rewritten, and
+ * into again, a bulk sender's reads grow to 256 KiB and stay in that buffer
+ * while they fill a sixteenth of it, an idle connection's buffer shrinks back, chunks not handed back are never rewritten, and
  * `close()` ends a pending read.
  */
 import assert from "node:assert/strict";
@@ -96,6 +96,41 @@ Deno.test("read: a freed chunk is read into again; one kept is never rewritten",
     assert.equal(third.buffer, second.buffer, "the freed buffer is reused");
     assert.deepEqual(third, c);
     assert.deepEqual(first, a);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: reads that fill a sixteenth of the buffer or more keep reading into it", async () => {
+  const p = await pair();
+  try {
+    const bulk = pattern(1024 * 1024, 4);
+    const [, got] = await Promise.all([writeAll(p.client, bulk), readN(p.server, bulk.length)]);
+    assert.deepEqual(got.bytes, bulk);
+    let free = got.last;
+    // A publisher whose reads come in at 32-64 KiB (the broker drains faster than it
+    // writes): each read is at least 1/16 of 256 KiB, so the buffer stays the same one.
+    let kept = 0;
+    for (let i = 0; i < 8; i++) {
+      const part = pattern(64 * 1024, 10 + i);
+      const write = writeAll(p.client, part);
+      let n = 0;
+      for (let reads = 0; n < part.length && reads < 10_000; reads++) {
+        const cap = free.buffer.byteLength;
+        const big = free.length * 16 >= cap;
+        const chunk = await p.server.read!(free);
+        assert.ok(chunk !== null);
+        assert.deepEqual(chunk, part.subarray(n, n + chunk.length));
+        n += chunk.length;
+        if (big && cap === 256 * 1024) {
+          assert.equal(chunk.buffer, free.buffer, `a read of ${free.length} B kept the buffer`);
+          kept++;
+        }
+        free = chunk;
+      }
+      await write;
+    }
+    assert.ok(kept >= 4, `reads into the kept buffer: ${kept}`);
   } finally {
     p.close();
   }
