@@ -8,6 +8,7 @@ import { bunRuntime as rt } from "../src/runtime/bun.ts";
 import { copyBytes } from "../src/runtime/buffer.ts";
 import { msgHead, MsgRun } from "../src/protocol/mod.ts";
 import type { Conn } from "../src/runtime/types.ts";
+import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
 
 const HOST = "127.0.0.1";
 
@@ -221,6 +222,62 @@ async function directReads(): Promise<void> {
   }
 }
 
+/**
+ * PUB payloads through `read(free)` and the parser: split at every offset (small reads:
+ * Bun's own chunks), and a bulk publisher's (the socket read straight into the
+ * connection's buffer, handed back and read into again: a Bun chunk never is).
+ */
+async function spanningPayloads(): Promise<void> {
+  const p = await pair();
+  try {
+    const stream = pubStream([0, 5, 300, 1500, 17], 1);
+    const { problems, splits } = await withTimeout(
+      splitEverywhere(p.server, (b) => p.client.write(b), stream),
+      20_000,
+      "splits",
+    );
+    report(
+      "read(free): PUB payloads split at every offset arrive whole",
+      problems.length === 0 && splits === stream.bytes.length - 1,
+      `${splits} splits; ${problems.join("; ")}`,
+    );
+  } finally {
+    p.close();
+  }
+  const q = await pair();
+  try {
+    const got = await withTimeout(bulkPubs(q.server, (b) => q.client.write(b), 8), 20_000, "bulk");
+    report(
+      "read(free): a bulk publisher's PUBs arrive whole, read into the buffer handed back",
+      got.problems.length === 0 && got.reused > 0,
+      `${got.reused} of ${got.reads} reads into the same buffer; ${got.problems.join("; ")}`,
+    );
+  } finally {
+    q.close();
+  }
+}
+
+/** A chatty client (small chunks) is read by Bun alone: no buffer of its own, no failed reads. */
+async function chattyReadsAreBuns(): Promise<void> {
+  const p = await pair();
+  try {
+    let reused = 0;
+    let free: Uint8Array | undefined;
+    let ok = true;
+    for (let i = 0; i < 50; i++) {
+      const data = pattern(200, i);
+      await p.client.write(data);
+      const chunk = await withTimeout(p.server.read!(free), 2000, "read");
+      if (chunk === null || !same(chunk, data)) ok = false;
+      if (chunk !== null && free !== undefined && chunk.buffer === free.buffer) reused++;
+      free = chunk ?? undefined;
+    }
+    report("read(free): a chatty client's chunks are Bun's own", ok && reused === 0, `${reused}`);
+  } finally {
+    p.close();
+  }
+}
+
 async function closeEndsBoth(): Promise<void> {
   const p = await pair();
   try {
@@ -347,6 +404,8 @@ for (
     partialWritesFinishOnDrain,
     readBackpressure,
     directReads,
+    spanningPayloads,
+    chattyReadsAreBuns,
     closeEndsBoth,
     listenerClose,
     remoteAddr,

@@ -2,12 +2,14 @@
  * `Conn.read(free)` on Deno (src/runtime/deno.ts) over real sockets: every
  * byte arrives in order however the writer splits it, a freed chunk is read
  * into again, a bulk sender's reads grow to 256 KiB and stay in that buffer
- * while they fill a sixteenth of it, an idle connection's buffer shrinks back, chunks not handed back are never rewritten, and
+ * while they fill a sixteenth of it, an idle connection's buffer shrinks back,
+ * PUB payloads split at every offset (and a bulk publisher's) come out whole, chunks not handed back are never rewritten, and
  * `close()` ends a pending read.
  */
 import assert from "node:assert/strict";
 import type { Conn } from "../src/runtime/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
+import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
 
 /** A listener's accepted Conn and the client socket dialled to it. */
 async function pair(): Promise<{ server: Conn; client: Deno.TcpConn; close(): void }> {
@@ -194,6 +196,33 @@ Deno.test("read: readable still serves a reader that wants a stream", async () =
     await write;
     assert.equal(n, sent.length);
     assert.deepEqual(got, sent);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: PUB payloads split across reads at every offset arrive whole through read(free) and the parser", async () => {
+  const p = await pair();
+  try {
+    const stream = pubStream([0, 5, 300, 1500, 17], 1);
+    const write = (b: Uint8Array) => writeAll(p.client, b);
+    const { problems, splits } = await splitEverywhere(p.server, write, stream);
+    assert.deepEqual(problems, []);
+    assert.equal(splits, stream.bytes.length - 1);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: a bulk publisher's PUBs arrive whole with every chunk handed back", async () => {
+  const p = await pair();
+  try {
+    const got = await bulkPubs(p.server, (b) => writeAll(p.client, b), 8);
+    assert.deepEqual(got.problems, []);
+    assert.ok(
+      got.reused > got.reads / 2,
+      `${got.reused} of ${got.reads} reads into the same buffer`,
+    );
   } finally {
     p.close();
   }

@@ -251,6 +251,21 @@ export const PEEK_PREVIEW_BYTES_MAX = 1024;
 export const REPLAY_MESSAGES_MAX = 100_000;
 /** Clients of the live stats stream (`/api/stream`) at once; one more is answered 503. */
 export const STREAM_CLIENTS_MAX = 32;
+/**
+ * Largest buffer a connection reads the socket into (Deno's `Conn.read`, Bun's
+ * reads of a bulk sender's socket): 256 KiB, not 64: a bulk publisher's reads
+ * cost a syscall, a promise and a parser round each, and the frame split at
+ * each chunk's end takes the slow path and a copy; with 4x fewer reads the
+ * broker used 1.30x less CPU per 4 KiB publish and 1.22x per 16 B one (A/B,
+ * bench/README.md). Only a connection whose reads fill the buffer grows it.
+ */
+export const CONN_READ_BYTES_MAX = 256 * 1024;
+/**
+ * Smallest read buffer: what an idle connection's pending read holds on Deno
+ * (the runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a
+ * PING in one read; 1 KiB was 7.5 MiB of 10,000 idle connections' memory.
+ */
+export const CONN_READ_BYTES_MIN = 256;
 /** How often the live stats stream pushes a delta. */
 export const STREAM_INTERVAL_MS = 1_000;
 /** Rows one list request of the console (`/api/queues` ...) returns at most. */

@@ -5,6 +5,7 @@
  */
 import { webSocketConn } from "../websocket/mod.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
+import { ReadBuffer } from "./read_buffer.ts";
 import type {
   Conn,
   DialTls,
@@ -16,27 +17,6 @@ import type {
   Runtime,
   WebSocketUpgrade,
 } from "./types.ts";
-
-/**
- * Largest read buffer. 256 KiB, not 64: a bulk publisher's
- * reads cost a syscall, a promise and a parser round each, and the frame split
- * at each chunk's end takes the slow path and a copy; with 4x fewer reads the
- * broker used 1.30x less CPU per 4 KiB publish and 1.22x per 16 B one (A/B,
- * bench/README.md). Only a connection whose reads fill the buffer grows it.
- */
-const READ_BYTES_MAX = 256 * 1024;
-/**
- * Smallest read buffer: what an idle connection's pending read holds (the
- * runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a PING
- * in one read; 1 KiB was 7.5 MiB of 10,000 idle connections' memory.
- */
-const READ_BYTES_MIN = 256;
-/**
- * A read of at least this share of its buffer (1/16: 16 KiB of 256) keeps the
- * buffer for the next read; a smaller one (an idle or chatty connection)
- * shrinks it, so an idle connection's pending read pins little.
- */
-const READ_KEEP_SHARE = 16;
 
 /** Errors of a read that only mean the connection has ended. */
 function isEnd(err: unknown): boolean {
@@ -59,9 +39,9 @@ function isEnd(err: unknown): boolean {
  * KiB for every read: with small reads (request/reply) that is ~1000x more
  * external memory than data, and V8 ran a full mark-compact every 20-100 ms to
  * account for it (seen with --trace-gc: p99.9 round trips of 8-9 ms). Here the
- * buffer is sized from the last read (twice it, 256 B-256 KiB), so a bulk
- * publisher still reads 256 KiB at a time and a chatty or idle client
- * allocates about what it sends.
+ * buffer is sized from the last reads (`ReadBuffer`: 256 B-256 KiB), so a bulk
+ * publisher reads 256 KiB at a time into the same buffer and a chatty or idle
+ * client allocates about what it sends.
  */
 class DenoConn implements Conn {
   readonly remoteAddr: string;
@@ -71,9 +51,7 @@ class DenoConn implements Conn {
   // The first read is small: a connection waits in a read most of its life, so
   // its buffer is what an idle connection costs (at 64 KiB, 10,000 idle
   // connections held 640 MB); a bulk sender doubles it to 256 KiB in 10 reads.
-  #size = READ_BYTES_MIN;
-  /** The buffer of the last read, whole. */
-  #last: Uint8Array | undefined = undefined;
+  readonly #buf = new ReadBuffer();
   /** `read()` as a web stream, made on first use: the broker reads with `read()`. */
   #readable: ReadableStream<Uint8Array> | undefined = undefined;
 
@@ -104,48 +82,16 @@ class DenoConn implements Conn {
 
   /**
    * The next chunk; null at the end (or once the connection was closed).
-   * `free` (the last chunk, nothing points into it) is read into again when
-   * it has the size wanted: allocating (and zeroing) a fresh 64 KiB per read
-   * halved a bulk sender's read rate (1.1-1.7 GB/s against 2.1-2.6 GB/s for a
-   * reused buffer, one Deno reader process), and its garbage was the
-   * collector's work. A size change still allocates, so an idle connection
-   * keeps only the small buffer its last reads wanted. Not an async function:
-   * one suspended async frame less per waiting connection (its generator,
-   * promise and two await closures, ~0.4 KiB of heap) and per read.
+   * `free` (the last chunk, nothing points into it) is read into again (see
+   * `ReadBuffer`). Not an async function: one suspended async frame less per
+   * waiting connection (its generator, promise and two await closures, ~0.4
+   * KiB of heap) and per read.
    */
   read(free?: Uint8Array): Promise<Uint8Array | null> {
-    const size = this.#size;
-    const last = this.#last;
-    const buf = free !== undefined && last !== undefined && free.buffer === last.buffer &&
-        last.length === size
-      ? last
-      : new Uint8Array(size);
-    this.#last = buf;
-    return this.#conn.read(buf).then(this.#got, this.#failed);
+    return this.#conn.read(this.#buf.take(free)).then(this.#got, this.#failed);
   }
 
-  /**
-   * A read's count: the chunk, and the size of the next read. A read that
-   * filled the buffer doubles it; one that filled at least a
-   * `READ_KEEP_SHARE`th keeps it (read into again when given back); a smaller
-   * one sizes the next buffer from it. Sizing from every read reallocated on
-   * a bulk publisher's reads of 32-256 KiB (one in three reads under
-   * publish-only 4 KiB, each a zeroed 128-256 KiB: `memset` was 11.7% of the
-   * broker's CPU in `perf`).
-   */
-  #got = (n: number | null): Uint8Array | null => {
-    if (n === null) return null;
-    const buf = this.#last!;
-    const cap = buf.length;
-    if (n === cap) this.#size = Math.min(cap * 2, READ_BYTES_MAX);
-    else if (n * READ_KEEP_SHARE >= cap) this.#size = cap;
-    else {
-      let want = READ_BYTES_MIN;
-      while (want < 2 * n && want < READ_BYTES_MAX) want *= 2;
-      this.#size = want;
-    }
-    return n === cap ? buf : buf.subarray(0, n);
-  };
+  #got = (n: number | null): Uint8Array | null => n === null ? null : this.#buf.got(n);
 
   #failed = (err: unknown): null => {
     if (isEnd(err)) return null;

@@ -67,6 +67,15 @@ export class Inbound {
     }, { highWaterMark: READ_BUFFER_BYTES_HIGH, size: (chunk) => chunk.byteLength });
   }
 
+  /**
+   * Whether `read()` would wait: nothing queued, not ended, no stream. Only
+   * then may the owner read the socket itself (see bun.ts `#readFd`): every
+   * byte the runtime already handed over is read first, in order.
+   */
+  get empty(): boolean {
+    return !this.#ended && this.#chunks === undefined && this.#controller === undefined;
+  }
+
   /** The next chunk (owned by the caller), or null at the end; rejects with the socket's error. */
   read(): Promise<Uint8Array | null> {
     const q = this.#chunks;
