@@ -1,22 +1,45 @@
 /**
  * What a socket read costs each runtime's read API, without the broker: a
- * child process listens and only counts the bytes (or, `deno`, reads into one
+ * child process listens and only counts the bytes (or, `deno*`, reads into one
  * reused buffer as the Deno broker does), this process writes `--mib` MiB in
  * 256 KiB writes, and the child reports its CPU time (user + system) per KiB
  * read. Where Bun's broker spends more CPU than Deno's per large publish, this
  * says how much of it is the read layer itself. See bench/README.md.
  *
  * ```sh
- * deno run -A bench/read_cost.ts [--mib 1024] [--rounds 2]
+ * deno run -A bench/read_cost.ts [--mib 1024] [--rounds 2] [--modes deno,bun-listen-fd]
  * ```
  *
  * @module
  */
 import process from "node:process";
 
-/** A read API of one runtime: `deno` (`Deno.Conn.read` into a reused buffer) or Bun's. */
-const MODES = ["deno", "bun-listen", "bun-listen-arraybuffer", "bun-node-net"] as const;
+/**
+ * A read API of one runtime: `deno` (`Deno.Conn.read` into a reused 256 KiB
+ * buffer; `deno-64k`, `deno-1m`: other sizes; `deno-fresh`: a new 256 KiB
+ * buffer per read, as the broker did on reads of 32-128 KiB) or Bun's: `Bun.listen` with each
+ * `binaryType` (a fresh copy per read), `node:net`, and `bun-listen-fd`, the
+ * broker's way since branch `pub4k`: after each chunk from `data`, `node:fs`
+ * `readSync` of the socket's descriptor into a reused 256 KiB buffer until
+ * EAGAIN.
+ */
+const MODES = [
+  "deno",
+  "deno-64k",
+  "deno-1m",
+  "deno-fresh",
+  "bun-listen",
+  "bun-listen-arraybuffer",
+  "bun-listen-uint8array",
+  "bun-listen-fd",
+  "bun-node-net",
+] as const;
 type Mode = (typeof MODES)[number];
+
+/** The read buffer of the modes that read into one. */
+function bufferBytes(mode: Mode): number {
+  return mode === "deno-64k" ? 64 * 1024 : mode === "deno-1m" ? 1024 * 1024 : 256 * 1024;
+}
 
 /** The child: listens on a free port, prints it, counts bytes until the peer closes, prints the cost. */
 async function serve(mode: Mode): Promise<void> {
@@ -31,13 +54,14 @@ async function serve(mode: Mode): Promise<void> {
     process.exit(0);
   };
   const bun = (globalThis as unknown as { Bun?: BunLike }).Bun;
-  if (mode === "deno") {
+  if (mode.startsWith("deno")) {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     console.log((l.addr as Deno.NetAddr).port);
     const c = await l.accept();
     start = process.cpuUsage();
-    const buf = new Uint8Array(256 * 1024);
+    let buf = new Uint8Array(bufferBytes(mode));
     for (;;) {
+      if (mode === "deno-fresh") buf = new Uint8Array(buf.length);
       const n = await c.read(buf);
       if (n === null) break;
       bytes += n;
@@ -54,13 +78,30 @@ async function serve(mode: Mode): Promise<void> {
     s.listen(0, "127.0.0.1", () => console.log((s.address() as { port: number }).port));
     return;
   }
+  const { readSync } = await import("node:fs");
+  const buf = new Uint8Array(bufferBytes(mode));
   const server = bun!.listen({
     hostname: "127.0.0.1",
     port: 0,
-    binaryType: mode === "bun-listen" ? "buffer" : "arraybuffer",
+    binaryType: mode === "bun-listen-arraybuffer"
+      ? "arraybuffer"
+      : mode === "bun-listen-uint8array"
+      ? "uint8array"
+      : "buffer",
     socket: {
       open: () => void (start = process.cpuUsage()),
-      data: (_s: unknown, chunk: { byteLength: number }) => void (bytes += chunk.byteLength),
+      data: (s: { fd: number }, chunk: { byteLength: number }) => {
+        bytes += chunk.byteLength;
+        if (mode !== "bun-listen-fd") return;
+        for (;;) {
+          let n = 0;
+          try {
+            n = readSync(s.fd, buf, 0, buf.length, null);
+          } catch { /* EAGAIN: dry until the next data */ }
+          if (n <= 0) break;
+          bytes += n;
+        }
+      },
       close: done,
     },
   });
@@ -74,7 +115,7 @@ interface BunLike {
     binaryType: string;
     socket: {
       open(): void;
-      data(s: unknown, chunk: { byteLength: number }): void;
+      data(s: { fd: number }, chunk: { byteLength: number }): void;
       close(): void;
     };
   }): { port: number };
@@ -83,7 +124,7 @@ interface BunLike {
 /** One measured run: the child for `mode`, fed `mib` MiB. */
 async function run(mode: Mode, mib: number): Promise<string> {
   const self = new URL(import.meta.url).pathname;
-  const [cmd, args] = mode === "deno"
+  const [cmd, args] = mode.startsWith("deno")
     ? [Deno.execPath(), ["run", "-A", self, "serve", mode]]
     : ["bun", [self, "serve", mode]];
   const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "inherit" }).spawn();
@@ -117,9 +158,15 @@ else {
   const { parseArgs } = await import("node:util");
   const { values } = parseArgs({
     args: argv,
-    options: { mib: { type: "string", default: "1024" }, rounds: { type: "string", default: "2" } },
+    options: {
+      mib: { type: "string", default: "1024" },
+      rounds: { type: "string", default: "2" },
+      modes: { type: "string", default: MODES.join(",") },
+    },
   });
+  const modes = values.modes.split(",") as Mode[];
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES}`);
   for (let r = 0; r < Number(values.rounds); r++) {
-    for (const mode of MODES) console.log(await run(mode, Number(values.mib)));
+    for (const mode of modes) console.log(await run(mode, Number(values.mib)));
   }
 }

@@ -7,12 +7,12 @@
 import { CONN_READ_BYTES_MAX, CONN_READ_BYTES_MIN } from "../config/limits.ts";
 
 /**
- * A read of at least this share of its buffer (1/16: 16 KiB of 256) keeps the
+ * A read of at least this share of its buffer (1/16: 32 KiB of 512) keeps the
  * buffer for the next read; a smaller one (an idle or chatty connection)
  * shrinks it, so an idle connection holds little. Sizing from every read
- * instead reallocated on a bulk publisher's reads of 32-256 KiB (one in three
- * reads under publish-only 4 KiB, each a zeroed 128-256 KiB: `memset` was
- * 11.7% of the Deno broker's CPU in `perf`).
+ * instead reallocated on a bulk publisher's reads of 32-256 KiB into 256 KiB
+ * (one in three reads under publish-only 4 KiB, each a zeroed 128-256 KiB:
+ * `memset` was 11.7% of the Deno broker's CPU in `perf`).
  */
 const READ_KEEP_SHARE = 16;
 
