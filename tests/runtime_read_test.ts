@@ -1,13 +1,13 @@
 /**
  * `Conn.read(free)` on Deno (src/runtime/deno.ts) over real sockets: every
  * byte arrives in order however the writer splits it, a freed chunk is read
- * into again, a bulk sender's reads grow to 512 KiB and stay in that buffer
+ * into again, a bulk sender's reads grow to 256 KiB and stay in that buffer
  * while they fill a sixteenth of it, an idle connection's buffer shrinks back,
  * PUB payloads split at every offset (and a bulk publisher's) come out whole, chunks not handed back are never rewritten, and
  * `close()` ends a pending read.
  */
 import assert from "node:assert/strict";
-import { CONN_READ_BYTES_MAX } from "../src/config/mod.ts";
+import { CONN_READ_DENO_BYTES_MAX } from "../src/config/mod.ts";
 import type { Conn } from "../src/runtime/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
@@ -65,7 +65,7 @@ function pattern(n: number, seed: number): Uint8Array {
   return b;
 }
 
-Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that grow to 512 KiB", async () => {
+Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that grow to 256 KiB", async () => {
   const p = await pair();
   try {
     const sent = pattern(8 * 1024 * 1024, 7);
@@ -74,8 +74,8 @@ Deno.test("read: a bulk sender's bytes arrive whole and in order, in reads that 
     assert.equal(got.sizes[0], 256, "the first read is small (an idle connection's cost)");
     assert.equal(
       Math.max(...got.sizes),
-      CONN_READ_BYTES_MAX,
-      "a bulk sender reads 512 KiB at a time",
+      CONN_READ_DENO_BYTES_MAX,
+      "a bulk sender reads 256 KiB at a time",
     );
   } finally {
     p.close();
@@ -116,7 +116,7 @@ Deno.test("read: reads that fill a sixteenth of the buffer or more keep reading 
     assert.deepEqual(got.bytes, bulk);
     let free = got.last;
     // A publisher whose reads come in at 32-64 KiB (the broker drains faster than it
-    // writes): each read is at least 1/16 of 512 KiB, so the buffer stays the same one.
+    // writes): each read is at least 1/16 of 256 KiB, so the buffer stays the same one.
     let kept = 0;
     for (let i = 0; i < 8; i++) {
       const part = pattern(64 * 1024, 10 + i);
@@ -129,7 +129,7 @@ Deno.test("read: reads that fill a sixteenth of the buffer or more keep reading 
         assert.ok(chunk !== null);
         assert.deepEqual(chunk, part.subarray(n, n + chunk.length));
         n += chunk.length;
-        if (big && cap === CONN_READ_BYTES_MAX) {
+        if (big && cap === CONN_READ_DENO_BYTES_MAX) {
           assert.equal(chunk.buffer, free.buffer, `a read of ${free.length} B kept the buffer`);
           kept++;
         }

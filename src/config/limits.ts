@@ -252,18 +252,23 @@ export const REPLAY_MESSAGES_MAX = 100_000;
 /** Clients of the live stats stream (`/api/stream`) at once; one more is answered 503. */
 export const STREAM_CLIENTS_MAX = 32;
 /**
- * Largest buffer a connection reads the socket into (Deno's `Conn.read`, Bun's
- * reads of a bulk sender's socket): a bulk publisher's reads cost a syscall, a
- * promise and a parser round each, and the frame split at each chunk's end
- * takes the slow path and a copy. 256 KiB against 64 used 1.30x less CPU per 4
- * KiB publish and 1.22x per 16 B one; 512 KiB against 256, on the Bun broker
- * with its own reads, 1.6x less at 4 KiB and 1.5x at 256 B (medians of 6 and
- * 5 interleaved runs; Deno within noise), and `Deno.Conn.read` alone cost 183
- * against 231 ns/KiB with 1 MiB (bench/README.md, branch `pub4k`). Only a
- * connection whose reads fill the buffer grows it (and one that keeps them
- * above a sixteenth of it keeps it, `ReadBuffer`).
+ * Largest buffer a connection reads its socket into (Bun's reads of a bulk
+ * sender's socket; Deno's `Conn.read` stops at `CONN_READ_DENO_BYTES_MAX`): a
+ * bulk publisher's reads cost a syscall, a promise and a parser round each,
+ * and the frame split at each chunk's end takes the slow path and a copy. 256
+ * KiB against 64 used 1.30x less CPU per 4 KiB publish and 1.22x per 16 B one;
+ * 512 KiB against 256, on the Bun broker, 1.6x less at 4 KiB, 1.5x at 256 B
+ * and 1.08x at 16 B (medians of 5-6 interleaved runs, bench/README.md, branch
+ * `pub4k`). Only a connection whose reads fill the buffer grows it (and one
+ * that keeps them above a sixteenth of it keeps it, `ReadBuffer`).
  */
 export const CONN_READ_BYTES_MAX = 512 * 1024;
+/**
+ * Largest read buffer on Deno: 512 KiB was within noise at 4 KiB and 256 B and
+ * 1.12x more CPU per 16 B publish than 256 KiB (the parser walks every byte of
+ * a read, and the run offsets of a chunk of 16 B PUBs grow with it).
+ */
+export const CONN_READ_DENO_BYTES_MAX = 256 * 1024;
 /**
  * Smallest read buffer: what an idle connection's pending read holds on Deno
  * (the runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a

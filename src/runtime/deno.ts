@@ -5,6 +5,7 @@
  */
 import { webSocketConn } from "../websocket/mod.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
+import { CONN_READ_DENO_BYTES_MAX } from "../config/limits.ts";
 import { ReadBuffer } from "./read_buffer.ts";
 import type {
   Conn,
@@ -39,8 +40,8 @@ function isEnd(err: unknown): boolean {
  * KiB for every read: with small reads (request/reply) that is ~1000x more
  * external memory than data, and V8 ran a full mark-compact every 20-100 ms to
  * account for it (seen with --trace-gc: p99.9 round trips of 8-9 ms). Here the
- * buffer is sized from the last reads (`ReadBuffer`: 256 B-512 KiB), so a bulk
- * publisher reads 512 KiB at a time into the same buffer and a chatty or idle
+ * buffer is sized from the last reads (`ReadBuffer`: 256 B-256 KiB), so a bulk
+ * publisher reads 256 KiB at a time into the same buffer and a chatty or idle
  * client allocates about what it sends.
  */
 class DenoConn implements Conn {
@@ -50,8 +51,8 @@ class DenoConn implements Conn {
   #closed = false;
   // The first read is small: a connection waits in a read most of its life, so
   // its buffer is what an idle connection costs (at 64 KiB, 10,000 idle
-  // connections held 640 MB); a bulk sender doubles it to 512 KiB in 11 reads.
-  readonly #buf = new ReadBuffer();
+  // connections held 640 MB); a bulk sender doubles it to 256 KiB in 10 reads.
+  readonly #buf = new ReadBuffer(CONN_READ_DENO_BYTES_MAX);
   /** `read()` as a web stream, made on first use: the broker reads with `read()`. */
   #readable: ReadableStream<Uint8Array> | undefined = undefined;
 

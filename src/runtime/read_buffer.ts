@@ -7,7 +7,7 @@
 import { CONN_READ_BYTES_MAX, CONN_READ_BYTES_MIN } from "../config/limits.ts";
 
 /**
- * A read of at least this share of its buffer (1/16: 32 KiB of 512) keeps the
+ * A read of at least this share of its buffer (1/16: 16 KiB of 256) keeps the
  * buffer for the next read; a smaller one (an idle or chatty connection)
  * shrinks it, so an idle connection holds little. Sizing from every read
  * instead reallocated on a bulk publisher's reads of 32-256 KiB into 256 KiB
@@ -22,18 +22,24 @@ const READ_KEEP_SHARE = 16;
  * nothing points into it) and it has the size wanted, else a new one (a chunk
  * the caller kept is never rewritten). `got(n)` turns a read of `n` bytes into
  * the chunk and sizes the next buffer from it: a read that filled the buffer
- * doubles it (up to `CONN_READ_BYTES_MAX`), one that filled a
+ * doubles it (up to its `max`), one that filled a
  * `READ_KEEP_SHARE`th or more keeps it, a smaller one sizes the next from
  * itself (twice it, at least `CONN_READ_BYTES_MIN`). Allocating (and zeroing)
  * a fresh 64 KiB per read halved a bulk sender's read rate (1.1-1.7 GB/s
  * against 2.1-2.6 GB/s for a reused buffer, one Deno reader process).
  */
 export class ReadBuffer {
+  readonly #max: number;
   #size = CONN_READ_BYTES_MIN;
   /** The buffer `take` gave last, whole. */
   #last: Uint8Array | undefined = undefined;
   /** `#last` holds nothing anyone kept: its read read nothing (`unused`). */
   #unused = false;
+
+  /** `max`: the largest buffer it grows to. */
+  constructor(max = CONN_READ_BYTES_MAX) {
+    this.#max = max;
+  }
 
   /** The buffer for the next read. */
   take(free: Uint8Array | undefined): Uint8Array {
@@ -55,11 +61,12 @@ export class ReadBuffer {
   got(n: number): Uint8Array {
     const buf = this.#last!;
     const cap = buf.length;
-    if (n === cap) this.#size = Math.min(cap * 2, CONN_READ_BYTES_MAX);
+    const max = this.#max;
+    if (n === cap) this.#size = Math.min(cap * 2, max);
     else if (n * READ_KEEP_SHARE >= cap) this.#size = cap;
     else {
       let want = CONN_READ_BYTES_MIN;
-      while (want < 2 * n && want < CONN_READ_BYTES_MAX) want *= 2;
+      while (want < 2 * n && want < max) want *= 2;
       this.#size = want;
     }
     return n === cap ? buf : buf.subarray(0, n);
