@@ -139,6 +139,12 @@ const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
  * connections would hold 256 B each for nothing) and never pays a failed read.
  */
 const BULK_CHUNK_BYTES = 16 * 1024;
+/**
+ * Where a socket's `fd` is a file descriptor `readSync` reads the socket
+ * through (on Windows a socket is no CRT descriptor, and its number could name
+ * an open file).
+ */
+const FD_READS = process.platform === "linux" || process.platform === "darwin";
 
 /** A write waiting for `drain`. */
 interface PendingWrite {
@@ -171,7 +177,8 @@ class SocketState implements Conn {
     this.#socket = socket;
     socket.setNoDelay(true);
     this.remoteAddr = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.#fd = plain ? socket.fd : -1;
+    const fd = socket.fd;
+    this.#fd = plain && FD_READS && typeof fd === "number" && fd >= 0 ? fd : -1;
   }
 
   get readable(): ReadableStream<Uint8Array> {
