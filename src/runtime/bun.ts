@@ -212,6 +212,13 @@ class SocketState implements Conn {
    * socket's (a closed one's number may already name another).
    */
   #readFd(free: Uint8Array | undefined): Uint8Array | undefined {
+    // Bun's `fd` reads -1 from the moment it closes the socket (checked with Bun 1.4.4, also inside
+    // its `close` callback): asked each time, so a close this object has not heard of yet cannot
+    // make it read a descriptor number the kernel may have given to another connection.
+    if (this.#socket.fd !== this.#fd) {
+      this.#bulk = false;
+      return undefined;
+    }
     const rb = this.#buf ??= new ReadBuffer();
     const buf = rb.take(free);
     let n: number;
