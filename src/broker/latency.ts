@@ -36,11 +36,7 @@ export class LatencyHistogram {
 
   /** Records one latency in ms. */
   observe(ms: number): void {
-    let i = 0;
-    while (i < BOUNDS_MS.length && ms > BOUNDS_MS[i]) i++;
-    this.counts[i]++;
-    this.sumMs += ms;
-    this.count++;
+    this.observeMany(ms, 1);
   }
 
   /** Records `n` latencies of `ms` each (a run's deliveries). */
