@@ -131,6 +131,7 @@ export class RunPublisher {
       const first = ids.floor(now);
       const n = topic.publishRun(run, first);
       if (n === 0) break;
+      if (topic.blocked) this.blockedBy = topic; // a laggard's lag, as `#publishTo` finds it
       const last = ids.take(n, now);
       assert(last === first + n - 1, () => `ids ${first}..${last} for ${n} messages`);
       c.published += n;

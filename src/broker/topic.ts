@@ -21,6 +21,7 @@ import { assert } from "../assert.ts";
 import type { MsgRun } from "../protocol/mod.ts";
 import { type Message, MessageState, type QueueStore, Ring } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
+import { published } from "./messages.ts";
 import type { Delivery } from "./inflight.ts";
 import type { TopicStats } from "./stats.ts";
 import type { TopicSubscription } from "./topic_subscription.ts";
@@ -120,6 +121,9 @@ const NO_ENTRIES: Ring<Entry> = new Ring();
  * Never added to: `#checkLag` makes a topic its own set first.
  */
 const NONE_STALLED: ReadonlySet<Binding> = new Set();
+
+/** Scratch of `publishRun`: the bindings that take a run whole (emptied slot by slot after each run). */
+const runBindings: (Binding | undefined)[] = [];
 
 /** Scratch of `oneEach` (cleared after each use: it holds at most one topic's clients at a time). */
 const runClients = new Set<Client>();
@@ -444,7 +448,7 @@ export class Topic {
       } else if (b.cursor === seq && b.sub.hasRoom()) {
         b.sub.take(b, msg);
         b.cursor = seq + 1;
-      } else refs++;
+      } else if (b.cursor <= seq) refs++; // past it: `publishRun` sent it in a run
     }
     if (this.retention !== undefined) {
       // Retained whoever needs it; lag is bounded by retention, not by the slow-consumer limits.
@@ -467,44 +471,65 @@ export class Topic {
 
   /**
    * Fans out a run of plain messages (`run`'s source, ids one apart from
-   * `firstId`) with no `Message` made: only when nothing is held, no
-   * binding selects or waits for acks, and every connection takes the whole
-   * run below its high mark, so each subscription gets what `publish` of each
-   * would have written, in the same order. The run is encoded once (the
-   * first pieces that fit, see `MsgRun.encode`) and each connection gets a
-   * copy with its head. Returns how many messages it published (0: none;
-   * publish them one by one).
+   * `firstId`) when no binding selects or waits for acks and each is on a
+   * connection of its own. The bindings that are caught up and whose
+   * connection takes the whole run below its high mark get it as frames
+   * encoded once (the first pieces that fit, see `MsgRun.encode`), each
+   * connection a copy with its head, no `Message` made. The others (a
+   * laggard, a connection near its high mark) get each message as `publish`
+   * gives it: written while there is room, else held, with the lag checks
+   * and slow-consumer policy of a single publish; only then is a `Message`
+   * made per message. So one stalled subscriber does not take its topic's
+   * healthy ones off the run path. Returns how many messages it published
+   * (0: none, when not one binding takes the run whole; publish them one by
+   * one).
    */
   publishRun(run: MsgRun, firstId: number): number {
-    if (this.retention !== undefined || this.#list.length !== 0) return 0;
+    if (this.retention !== undefined) return 0;
     const bs = this.bindings;
     let headMax = 0;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
       const s = b.sub;
       if (s.filter !== undefined || s.explicit || s.client.sendRun === undefined) return 0;
-      if (this.#clamp(b) !== this.#next) return 0;
       headMax = Math.max(headMax, b.head.length);
     }
     if (bs.length === 0 || !oneEach(bs)) return 0;
     const n = run.encode(bs[0].head, headMax, firstId, bs.length);
     if (n === 0) return 0;
-    for (let i = 0; i < bs.length; i++) {
-      if (!bs[i].sub.client.roomFor!(run.bytesFor(bs[i].head))) return 0;
-    }
+    const next = this.#next;
+    let whole = 0;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
+      if (this.#clamp(b) === next && b.sub.client.roomFor!(run.bytesFor(b.head))) {
+        runBindings[whole++] = b;
+      }
+    }
+    if (whole === 0) return 0;
+    for (let i = 0; i < whole; i++) {
+      const b = runBindings[i]!;
+      runBindings[i] = undefined; // filled by index, emptied slot by slot: no regrowth per run
       b.sub.client.sendRun!(b.head, run);
       b.sub.delivered += n;
-      b.cursor += n;
+      b.cursor = next + n; // past the run: `publish` below counts it out of each message
     }
-    this.delivered += n * bs.length; // `published` follows `#next`, moved below
-    this.host.observeFresh(n * bs.length);
-    this.#next += n;
-    this.#totalBytes += run.payloadBytes;
-    this.lastId = firstId + n - 1;
-    this.#base = this.#next;
-    this.#leftCum = this.#totalBytes;
+    this.delivered += n * whole;
+    this.host.observeFresh(n * whole);
+    if (whole === bs.length && this.#list.length === 0) {
+      this.#next += n; // `published` follows `#next`
+      this.#totalBytes += run.payloadBytes;
+      this.lastId = firstId + n - 1;
+      this.#base = this.#next;
+      this.#leftCum = this.#totalBytes;
+      return n;
+    }
+    const now = this.host.now;
+    const buf = run.buf;
+    for (let i = 0; i < n; i++) {
+      this.publish(
+        published(firstId + i, this.name, buf, run.offsetOf(i), run.sizeOf(i), undefined, now),
+      );
+    }
     return n;
   }
 

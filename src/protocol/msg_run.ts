@@ -108,6 +108,21 @@ export class MsgRun {
     return n;
   }
 
+  /** The chunk the payloads are in (the last `source`'s `buf`). */
+  get buf(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Where the payload of the run's message `i` (`0 <= i < count`) starts in `buf`. */
+  offsetOf(i: number): number {
+    return this.#offs[2 * (this.#from + i)];
+  }
+
+  /** The payload size of the run's message `i`. */
+  sizeOf(i: number): number {
+    return this.#offs[2 * (this.#from + i) + 1];
+  }
+
   /** Drops the source (the caller's read chunk) once the run is written. */
   release(): void {
     this.#buf = EMPTY;

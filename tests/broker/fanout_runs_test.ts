@@ -106,7 +106,7 @@ Deno.test("fan-out runs: every subscriber gets the whole run in order, ids one a
   for (const c of cs) assert.deepEqual(c.texts(), ["one"]);
 });
 
-Deno.test("fan-out runs: a connection without room for the whole run makes it go message by message", () => {
+Deno.test("fan-out runs: a connection without room for the whole run gets it message by message, the others still by runs", () => {
   const t = testBroker();
   const roomy = new RunClient();
   const tight = new RunClient();
@@ -115,23 +115,90 @@ Deno.test("fan-out runs: a connection without room for the whole run makes it go
   tight.bytesFree = 100; // not the run's frames...
   tight.room = 5; // ...and 5 messages before its buffer is over the high mark
   publishAll(t, "topic:r", "m", 50);
-  assert.equal(roomy.runs + tight.runs, 0, "no run sent");
+  assert.equal(roomy.runs, 1, "the roomy one takes the run whole");
+  assert.equal(tight.runs, 0);
   assert.deepEqual(roomy.texts(), texts("m", 50));
   assert.deepEqual(tight.texts(), texts("m", 5), "what single publishes give it");
   assert.equal(topicStats(t.broker, "topic:r").retained, 45, "held for the lagging one");
-  // Held messages first: the next run goes message by message too, in order after them.
+  // It lags: the next run is held for it and goes whole to the other, which is caught up.
   tight.room = Infinity;
   tight.bytesFree = Infinity;
   publishAll(t, "topic:r", "n", 10);
+  assert.equal(roomy.runs, 2);
   assert.deepEqual(roomy.texts(), texts("n", 10));
+  assert.deepEqual(tight.texts(), []);
+  assert.equal(topicStats(t.broker, "topic:r").retained, 55);
   tightSub.activate(); // as the connection does once it drained
   assert.deepEqual(tight.texts(), [...texts("m", 50).slice(5), ...texts("n", 10)]);
   assert.equal(topicStats(t.broker, "topic:r").retained, 0);
-  // Caught up again: runs go whole.
+  // Caught up again: runs go whole to both.
   publishAll(t, "topic:r", "o", 10);
-  assert.equal(roomy.runs + tight.runs, 2);
+  assert.equal(roomy.runs + tight.runs, 4);
   assert.deepEqual(tight.texts(), texts("o", 10));
 });
+
+/** What a fake connection and its topic look like after a step, to compare two brokers by. */
+function snapshot(t: ReturnType<typeof testBroker>, cs: FakeClient[], topic: string): unknown {
+  const s = topicStats(t.broker, topic);
+  const b = t.broker.stats();
+  return {
+    clients: cs.map((c) => ({ sent: c.take(), slow: c.slowCalls.length })),
+    topic: { ...s, durables: undefined },
+    blocked: t.broker.topics.get(topic)?.blocked,
+    blockedBy: t.broker.takeBlocked()?.name,
+    published: b.published_msgs,
+    latency: t.broker.latency.count,
+  };
+}
+
+for (const policy of ["disconnect", "drop-oldest", "block"] as const) {
+  Deno.test(`fan-out runs: a laggard under ${policy} gets what single publishes give it, the others go by runs`, () => {
+    // Two brokers at the same fake time, so the same ids: one whose connections take runs, one
+    // whose connections cannot (`FakeClient` has no `sendRun`: every message goes by `publish`).
+    const o = { slowConsumer: policy, subPendingMessagesMax: 30 };
+    const runs = testBroker(o);
+    const singles = testBroker(o);
+    const rc = [new RunClient(), new RunClient(), new RunClient()];
+    const sc = [new FakeClient(), new FakeClient(), new FakeClient()];
+    const sids = ["h0", "h1", "laggard"];
+    const rs = sids.map((sid, i) => sub(runs.broker, rc[i], "topic:l", sid));
+    const ss = sids.map((sid, i) => sub(singles.broker, sc[i], "topic:l", sid));
+    const steps: [string, (cs: FakeClient[], subs: typeof rs) => void, number][] = [
+      ["all healthy", () => {}, 20],
+      ["the laggard stops reading", (cs) => cs[2].writable = false, 25],
+      ["it stays stalled", () => {}, 25],
+      ["it takes 3 more, then its buffer is full", (cs) => {
+        cs[2].writable = true;
+        cs[2].room = 3;
+        if (cs[2] instanceof RunClient) cs[2].bytesFree = 50;
+      }, 10],
+      ["it reads again", (cs, subs) => {
+        cs[2].room = Infinity;
+        if (cs[2] instanceof RunClient) cs[2].bytesFree = Infinity;
+        subs[2].activate();
+      }, 15],
+      ["all caught up", () => {}, 20],
+    ];
+    let fannedWhileLagging = 0;
+    for (const [what, setUp, n] of steps) {
+      const before = rc[0].runs;
+      for (const [t, cs, subs] of [[runs, rc, rs], [singles, sc, ss]] as const) {
+        setUp(cs, subs);
+        publishAll(t, "topic:l", what.slice(0, 3), n);
+      }
+      const lagging = topicStats(runs.broker, "topic:l").retained > 0;
+      if (lagging && rc[0].runs > before) fannedWhileLagging++;
+      assert.deepEqual(snapshot(runs, rc, "topic:l"), snapshot(singles, sc, "topic:l"), what);
+    }
+    // Each policy had its say (and the same in both brokers: compared above).
+    const c = runs.broker.topics.get("topic:l")!.counters;
+    assert.equal(c.slowConsumers, policy === "disconnect" ? 1 : 0);
+    assert.equal(c.dropped > 0, policy === "drop-oldest");
+    assert.equal(c.blocks > 0, policy === "block");
+    assert.ok(fannedWhileLagging > 0, "the healthy ones took runs while the laggard lagged");
+    assert.equal(rc[0].runs, steps.length, "a healthy one took every step's run");
+  });
+}
 
 Deno.test("fan-out runs: explicit acks, a selector or two subscriptions on one connection take it one by one", () => {
   const t = testBroker();
