@@ -375,10 +375,13 @@ function msgRunFrames(): void {
     const heads = ["s0", "s1", "a-longer-sid"].map((sid) =>
       [sid, msgHead("topic:b", sid)] as const
     );
-    run.encode(heads[0][1], heads[2][1].length, 99_999_999, subscribers);
+    run.measure(heads[2][1].length, 99_999_999);
+    run.encode(heads[0][1], subscribers);
     for (const [sid, head] of heads) {
       const out = new Uint8Array(run.bytesFor(head));
-      const got = new TextDecoder().decode(out.subarray(0, run.writeTo(out, 0, head)));
+      const end = run.writeTo(out, 0, head);
+      if (end !== out.length) bad.push(`${pad}/${subscribers}/${sid}: ${end} of ${out.length}`);
+      const got = new TextDecoder().decode(out.subarray(0, end));
       const want = texts.map((t, i) =>
         `MSG topic:b sub_id:${sid} msg_id:${99_999_999 + i} ${t.length}\r\n${t}\r\n`
       ).join("");

@@ -474,7 +474,7 @@ export class Topic {
    * `firstId`) when no binding selects or waits for acks and each is on a
    * connection of its own. The bindings that are caught up and whose
    * connection takes the whole run below its high mark get it as frames
-   * encoded once (the first pieces that fit, see `MsgRun.encode`), each
+   * encoded once (the first pieces that fit, see `MsgRun.measure`), each
    * connection a copy with its head, no `Message` made. The others (a
    * laggard, a connection near its high mark) get each message as `publish`
    * gives it: written while there is room, else held, with the lag checks
@@ -495,7 +495,7 @@ export class Topic {
       headMax = Math.max(headMax, b.head.length);
     }
     if (bs.length === 0 || !oneEach(bs)) return 0;
-    const n = run.encode(bs[0].head, headMax, firstId, bs.length);
+    const n = run.measure(headMax, firstId);
     if (n === 0) return 0;
     const next = this.#next;
     let whole = 0;
@@ -506,6 +506,7 @@ export class Topic {
       }
     }
     if (whole === 0) return 0;
+    run.encode(runBindings[0]!.head, whole);
     for (let i = 0; i < whole; i++) {
       const b = runBindings[i]!;
       runBindings[i] = undefined; // filled by index, emptied slot by slot: no regrowth per run

@@ -34,6 +34,9 @@ const LOOP_COPY_BYTES_MAX = 64;
  */
 const DIRECT_PAYLOAD_BYTES_MIN = 1024;
 
+/** Bytes of a plain tail (` msg_id:<id> <size>\r\n`) and the payload's CRLF besides the digits. */
+const TAIL_BYTES_FIXED = " msg_id:".length + 1 + 2 + 2;
+
 const EMPTY = new Uint8Array(0);
 const NO_OFFSETS = new Int32Array(0);
 
@@ -51,6 +54,10 @@ export class MsgRun {
   #offs: Int32Array = NO_OFFSETS;
   #from = 0;
   #to = 0;
+  /** Bytes of the measured frames without their heads. */
+  #headless = 0;
+  /** The longest head they may be written with (`measure`'s `headMax`). */
+  #headMax = 0;
   /** Written to each subscriber, not copied from `#image`. */
   #direct = false;
   /** The frames, `#len` bytes, each starting with `#head` (when not `#direct`). */
@@ -76,15 +83,15 @@ export class MsgRun {
   /**
    * Takes the source's first messages, ids from `firstId`, as many as fit in
    * `FANOUT_RUN_BYTES_MAX` with heads of up to `headMax` bytes (so that any
-   * such head fits too), and encodes them with `head` for `subscribers`
-   * unless they are written to each (large payloads, or one subscriber: a
-   * copy of frames encoded once is then only a copy more). Returns how many
-   * (0: not one).
+   * such head fits too), and counts their frames' bytes without encoding
+   * them: `bytesFor` answers from here, so that each connection's room is
+   * checked before anything is written. Returns how many (0: not one).
    */
-  encode(head: Uint8Array, headMax: number, firstId: number, subscribers: number): number {
+  measure(headMax: number, firstId: number): number {
     const offs = this.#offs;
     let bytes = 0; // at most, with heads of `headMax` bytes
     let payload = 0;
+    let sizeDigits = 0;
     let k = this.#from;
     for (; k < this.#to; k++) {
       const size = offs[2 * k + 1];
@@ -92,20 +99,34 @@ export class MsgRun {
       if (bytes + frame > FANOUT_RUN_BYTES_MAX) break;
       bytes += frame;
       payload += size;
+      sizeDigits += digits(size);
     }
     const n = k - this.#from;
     this.count = n;
     this.firstId = firstId;
     this.payloadBytes = payload;
-    this.#direct = subscribers === 1 || payload >= n * DIRECT_PAYLOAD_BYTES_MIN;
-    if (n === 0 || this.#direct) return n;
+    this.#headless = n * TAIL_BYTES_FIXED + idDigits(firstId, n) + sizeDigits + payload;
+    this.#headMax = headMax;
+    return n;
+  }
+
+  /**
+   * Makes the frames of the measured messages ready for `subscribers`
+   * connections, most of which have heads of `head`'s length: encoded once
+   * with `head`, unless they are written to each (large payloads, or one
+   * subscriber: a copy of frames encoded once is then only a copy more).
+   */
+  encode(head: Uint8Array, subscribers: number): void {
+    const n = this.count;
+    this.#direct = subscribers === 1 || this.payloadBytes >= n * DIRECT_PAYLOAD_BYTES_MIN;
+    if (n === 0 || this.#direct) return;
+    const bytes = this.#headless + n * this.#headMax; // room to encode it again with any head
     if (this.#image.length < bytes) this.#image = new Uint8Array(imageSize(bytes));
     if (this.#starts.length < n) {
       this.#starts = new Int32Array(Math.max(n, 2 * this.#starts.length));
     }
     this.#len = this.#frames(this.#image, 0, head, this.#starts);
     this.#head = head;
-    return n;
   }
 
   /** The chunk the payloads are in (the last `source`'s `buf`). */
@@ -129,12 +150,9 @@ export class MsgRun {
     this.#offs = NO_OFFSETS;
   }
 
-  /** Bytes of the frames with `head` as their head (at most, when written to each subscriber). */
+  /** Bytes of the measured frames with `head` as their head (exactly what `writeTo` writes). */
   bytesFor(head: Uint8Array): number {
-    if (this.#direct) {
-      return this.count * (head.length + PLAIN_TAIL_BYTES_MAX + 2) + this.payloadBytes;
-    }
-    return this.#len + this.count * (head.length - this.#head.length);
+    return this.#headless + this.count * head.length;
   }
 
   /**
@@ -191,6 +209,31 @@ export class MsgRun {
     }
     return pos;
   }
+}
+
+/** Digits of a non-negative int32 in decimal (compares, no division: once per message). */
+function digits(v: number): number {
+  if (v < 10000) return v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : 4;
+  let n = 5;
+  for (let p = 100000; v >= p && n < 10; p *= 10) n++;
+  return n;
+}
+
+/** Digits of the ids `first` to `first + n - 1` (below 1e16) together, in decimal. */
+function idDigits(first: number, n: number): number {
+  if (n === 0) return 0;
+  let total = 0;
+  let id = first;
+  let d = String(first).length;
+  let next = 10 ** d; // the first id with a digit more
+  const end = first + n;
+  while (next < end) {
+    total += (next - id) * d;
+    id = next;
+    d++;
+    next *= 10;
+  }
+  return total + (end - id) * d;
 }
 
 /** The image size for `bytes`: doubling from `IMAGE_BYTES_MIN`, at most `FANOUT_RUN_BYTES_MAX`. */

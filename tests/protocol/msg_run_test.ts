@@ -3,8 +3,8 @@
  * byte for byte, the MSG frames docs/PROTOCOL.md gives for each message
  * (`MSG <dest> sub_id:<sid> msg_id:<id> <size>\r\n<payload>\r\n`), whatever
  * the heads (same length: patched; another length: encoded again), the
- * payload sizes and the ids; a run over `FANOUT_RUN_BYTES_MAX` is encoded in
- * pieces.
+ * payload sizes and the ids; `bytesFor` gives their exact size before they
+ * are encoded; a run over `FANOUT_RUN_BYTES_MAX` is taken in pieces.
  */
 import assert from "node:assert/strict";
 import { FANOUT_RUN_BYTES_MAX } from "../../src/config/mod.ts";
@@ -39,7 +39,7 @@ function expected(dest: string, sid: string, firstId: number, texts: string[]): 
 function written(run: MsgRun, head: Uint8Array): string {
   const out = new Uint8Array(run.bytesFor(head) + 10);
   const end = run.writeTo(out, 7, head);
-  assert.ok(end <= 7 + run.bytesFor(head), "bytesFor is at least what writeTo writes");
+  assert.equal(end, 7 + run.bytesFor(head), "bytesFor is what writeTo writes");
   return dec.decode(out.subarray(7, end));
 }
 
@@ -64,7 +64,13 @@ for (const [what, pad, subscribers] of MODES) {
     const first = 99_999_998;
     run.source(buf, offs, 1, texts.length + 1);
     const headMax = Math.max(...heads.map((h) => h.head.length));
-    assert.equal(run.encode(heads[0].head, headMax, first, subscribers), texts.length);
+    assert.equal(run.measure(headMax, first), texts.length);
+    // Measured before anything is encoded: what each head's frames will take, exactly.
+    const sizes = heads.map((
+      { sid, head },
+    ) => [run.bytesFor(head), expected(dest, sid, first, texts).length]);
+    for (const [measured, want] of sizes) assert.equal(measured, want);
+    run.encode(heads[0].head, subscribers);
     assert.equal(run.count, texts.length);
     assert.equal(run.firstId, first);
     assert.equal(run.payloadBytes, texts.reduce((n, t) => n + t.length, 0));
@@ -88,7 +94,8 @@ for (const [size, subscribers] of [[16, 4], [16, 1], [4096, 4]]) {
     const pieces: number[] = [];
     while (from < n) {
       run.source(buf, offs, from, n);
-      const k = run.encode(head, head.length, id, subscribers);
+      const k = run.measure(head.length, id);
+      run.encode(head, subscribers);
       assert.ok(k > 0, "each piece holds at least one message");
       assert.ok(run.bytesFor(head) <= FANOUT_RUN_BYTES_MAX);
       all += written(run, head);
@@ -106,6 +113,50 @@ Deno.test("MsgRun: nothing is encoded when not one message fits", () => {
   const run = new MsgRun(copyBytes);
   run.source(buf, offs, 0, 1);
   const head = msgHead("topic:huge", "s0");
-  assert.equal(run.encode(head, head.length, 1, 4), 0);
+  assert.equal(run.measure(head.length, 1), 0);
   assert.equal(run.count, 0);
+});
+
+Deno.test("MsgRun: bytesFor counts the ids' digits exactly across powers of ten", () => {
+  const texts = [...Array(30).keys()].map((i) => "x".repeat(i * 7));
+  const { buf, offs } = payloads(texts);
+  const run = new MsgRun(copyBytes);
+  const head = msgHead("topic:d", "s0");
+  for (const first of [1, 5, 9_999_999_999_990, 999_999_999_999_985, 99_999_999]) {
+    run.source(buf, offs, 0, texts.length);
+    assert.equal(run.measure(head.length, first), texts.length);
+    assert.equal(
+      run.bytesFor(head),
+      expected("topic:d", "s0", first, texts).length,
+      `from ${first}`,
+    );
+  }
+});
+
+Deno.test("MsgRun: bytesFor counts each size's digits (1 to 10 of them)", () => {
+  const sizes = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000, 654321];
+  const texts = sizes.map((n) => "s".repeat(n));
+  const { buf, offs } = payloads(texts);
+  const run = new MsgRun(copyBytes);
+  const head = msgHead("topic:z", "s0");
+  run.source(buf, offs, 0, texts.length);
+  assert.equal(run.measure(head.length, 7), texts.length);
+  assert.equal(run.bytesFor(head), expected("topic:z", "s0", 7, texts).length);
+});
+
+Deno.test("MsgRun: frames encoded once with a short head are written with a longer one past the first image size", () => {
+  // 16 B payloads, as many as make about 64 KiB of frames with the short head: the long head's
+  // frames are longer than that.
+  const short = msgHead("topic:i", "s0");
+  const long = msgHead("topic:i", "a-much-longer-sid-than-s0");
+  const texts = [...Array(1170).keys()].map((i) => String(i).padStart(16, "p"));
+  const { buf, offs } = payloads(texts);
+  const run = new MsgRun(copyBytes);
+  run.source(buf, offs, 0, texts.length);
+  assert.equal(run.measure(long.length, 1), texts.length);
+  assert.ok(run.bytesFor(short) <= 64 * 1024 && run.bytesFor(long) > 64 * 1024);
+  run.encode(short, 3);
+  assert.equal(written(run, short), expected("topic:i", "s0", 1, texts));
+  assert.equal(written(run, long), expected("topic:i", "a-much-longer-sid-than-s0", 1, texts));
+  assert.equal(written(run, short), expected("topic:i", "s0", 1, texts));
 });
