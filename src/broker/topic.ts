@@ -124,6 +124,8 @@ const NONE_STALLED: ReadonlySet<Binding> = new Set();
 
 /** Scratch of `publishRun`: the bindings that take a run whole (emptied slot by slot after each run). */
 const runBindings: (Binding | undefined)[] = [];
+/** Scratch of `publishRun`: the bytes of each one's frames. */
+const runBytes: number[] = [];
 
 /** Scratch of `oneEach` (cleared after each use: it holds at most one topic's clients at a time). */
 const runClients = new Set<Client>();
@@ -499,18 +501,25 @@ export class Topic {
     if (n === 0) return 0;
     const next = this.#next;
     let whole = 0;
+    // The head most of them share the length of (a majority vote), to encode the frames with.
+    let lead = bs[0].head;
+    let votes = 0;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
-      if (this.#clamp(b) === next && b.sub.client.roomFor!(run.bytesFor(b.head))) {
-        runBindings[whole++] = b;
-      }
+      if (this.#clamp(b) !== next) continue;
+      const bytes = run.bytesFor(b.head);
+      if (!b.sub.client.roomFor!(bytes)) continue;
+      runBindings[whole] = b;
+      runBytes[whole++] = bytes;
+      if (votes === 0) lead = b.head;
+      votes += b.head.length === lead.length ? 1 : -1;
     }
     if (whole === 0) return 0;
-    run.encode(runBindings[0]!.head, whole);
+    run.encode(lead, whole);
     for (let i = 0; i < whole; i++) {
       const b = runBindings[i]!;
       runBindings[i] = undefined; // filled by index, emptied slot by slot: no regrowth per run
-      b.sub.client.sendRun!(b.head, run);
+      b.sub.client.sendRun!(b.head, run, runBytes[i]);
       b.sub.delivered += n;
       b.cursor = next + n; // past the run: `publish` below counts it out of each message
     }

@@ -41,10 +41,10 @@ export interface Client {
   roomFor?(bytes: number): boolean;
   /**
    * Queues the MSG frames of a run to a subscription without explicit acks,
-   * `head` as each frame's head (after `roomFor` said they fit), and notes
-   * them delivered as `delivered` does.
+   * `head` as each frame's head, `bytes` long (`run.bytesFor(head)`, which
+   * `roomFor` said fit), and notes them delivered as `delivered` does.
    */
-  sendRun?(head: Uint8Array, run: MsgRun): void;
+  sendRun?(head: Uint8Array, run: MsgRun, bytes: number): void;
   /**
    * Whether the connection's user may read `topic` (a concrete topic name).
    * Asked once when a wildcard subscription binds to a topic, never per

@@ -56,8 +56,6 @@ export class MsgRun {
   #to = 0;
   /** Bytes of the measured frames without their heads. */
   #headless = 0;
-  /** The longest head they may be written with (`measure`'s `headMax`). */
-  #headMax = 0;
   /** Written to each subscriber, not copied from `#image`. */
   #direct = false;
   /** The frames, `#len` bytes, each starting with `#head` (when not `#direct`). */
@@ -106,21 +104,20 @@ export class MsgRun {
     this.firstId = firstId;
     this.payloadBytes = payload;
     this.#headless = n * TAIL_BYTES_FIXED + idDigits(firstId, n) + sizeDigits + payload;
-    this.#headMax = headMax;
     return n;
   }
 
   /**
    * Makes the frames of the measured messages ready for `subscribers`
-   * connections, most of which have heads of `head`'s length: encoded once
-   * with `head`, unless they are written to each (large payloads, or one
+   * connections, most of which have heads of `head`'s length (the others are
+   * written to directly, see `writeTo`): encoded once with `head`, unless they are written to each (large payloads, or one
    * subscriber: a copy of frames encoded once is then only a copy more).
    */
   encode(head: Uint8Array, subscribers: number): void {
     const n = this.count;
     this.#direct = subscribers === 1 || this.payloadBytes >= n * DIRECT_PAYLOAD_BYTES_MIN;
     if (n === 0 || this.#direct) return;
-    const bytes = this.#headless + n * this.#headMax; // room to encode it again with any head
+    const bytes = this.bytesFor(head);
     if (this.#image.length < bytes) this.#image = new Uint8Array(imageSize(bytes));
     if (this.#starts.length < n) {
       this.#starts = new Int32Array(Math.max(n, 2 * this.#starts.length));
@@ -158,13 +155,14 @@ export class MsgRun {
   /**
    * Writes the frames with `head` as their head into `out` at `pos` (which
    * has `bytesFor(head)` bytes of room); returns the end. `head` is at most
-   * `encode`'s `headMax` long.
+   * `measure`'s `headMax` long. A head of another length than the encoded
+   * frames' is written straight into `out`: encoding the frames again for it
+   * cost as much, plus the copy, and again for the next head of the first
+   * length.
    */
   writeTo(out: Uint8Array, pos: number, head: Uint8Array): number {
-    if (this.#direct) return this.#frames(out, pos, head, undefined);
-    if (head.length !== this.#head.length) {
-      this.#len = this.#frames(this.#image, 0, head, this.#starts);
-      this.#head = head;
+    if (this.#direct || head.length !== this.#head.length) {
+      return this.#frames(out, pos, head, undefined);
     }
     const len = this.#len;
     this.#copy(out, pos, this.#image, 0, len);

@@ -13,7 +13,7 @@ import {
   type UserConnections,
 } from "../auth/mod.ts";
 import { type Broker, type Client, InFlight, type Subscription } from "../broker/mod.ts";
-import { CLOSE_FLUSH_MS, RECENT_UNACKED_IDS } from "../config/mod.ts";
+import { CLOSE_FLUSH_MS } from "../config/mod.ts";
 import {
   type ConnectFrame,
   errFrame,
@@ -364,15 +364,11 @@ export class Connection implements Client, OutboundEvents {
     return this.#out.roomFor(bytes);
   }
 
-  sendRun(head: Uint8Array, run: MsgRun): void {
+  sendRun(head: Uint8Array, run: MsgRun, bytes: number): void {
     this.msgsOut += run.count;
     this.bytesOut += run.payloadBytes;
-    this.#out.appendRun(head, run);
-    // Only the last RECENT_UNACKED_IDS stay remembered anyway.
-    const last = run.firstId + run.count - 1;
-    for (let id = Math.max(run.firstId, last - RECENT_UNACKED_IDS + 1); id <= last; id++) {
-      this.#settle.delivered(id);
-    }
+    this.#out.appendRun(head, run, bytes);
+    this.#settle.deliveredRun(run.firstId, run.count);
   }
 
   slowConsumer(detail: string): void {

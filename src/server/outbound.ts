@@ -138,9 +138,9 @@ export class Outbound {
     return this.#len + this.#writing + bytes <= this.#high;
   }
 
-  /** Appends a run's MSG frames with `head` as their head (see `MsgRun`). */
-  appendRun(head: Uint8Array, run: MsgRun): void {
-    if (!this.#room(run.bytesFor(head))) return;
+  /** Appends a run's MSG frames with `head` as their head, `bytes` long (`run.bytesFor(head)`). */
+  appendRun(head: Uint8Array, run: MsgRun, bytes: number): void {
+    if (!this.#room(bytes)) return;
     this.#len = run.writeTo(this.#buf, this.#len, head);
   }
 

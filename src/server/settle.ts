@@ -51,6 +51,21 @@ export class Settlement {
   }
 
   /**
+   * `delivered` of `count` ids one apart from `firstId` (a fan-out run): only
+   * the last `RECENT_UNACKED_IDS` of them, as the ring would keep anyway.
+   */
+  deliveredRun(firstId: number, count: number): void {
+    const recent = this.#recent ??= new Float64Array(RECENT_UNACKED_IDS);
+    let pos = this.#recentPos;
+    const end = firstId + count;
+    for (let id = Math.max(firstId, end - RECENT_UNACKED_IDS); id < end; id++) {
+      recent[pos] = id;
+      if (++pos === RECENT_UNACKED_IDS) pos = 0;
+    }
+    this.#recentPos = pos;
+  }
+
+  /**
    * Replies first, then settles: a message the settlement frees up (prefetch
    * room, a NACK requeue) comes after the reply to the command that freed it.
    * Two exceptions, where the reply waits and the messages it frees may come

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { RECENT_UNACKED_IDS } from "../../src/config/mod.ts";
 import { compileFilter } from "../../src/filter/mod.ts";
-import { type Frame, type MsgRun, Parser } from "../../src/protocol/mod.ts";
+import { type Frame, MsgRun, Parser } from "../../src/protocol/mod.ts";
 import { FakeClient } from "./fake_client.ts";
 import { sub, testBroker, topicStats } from "./harness.ts";
 
@@ -26,9 +26,10 @@ class RunClient extends FakeClient {
     return this.writable && bytes <= this.bytesFree;
   }
 
-  sendRun(head: Uint8Array, run: MsgRun): void {
+  sendRun(head: Uint8Array, run: MsgRun, bytes: number): void {
     this.runs++;
-    const out = new Uint8Array(run.bytesFor(head));
+    assert.equal(bytes, run.bytesFor(head));
+    const out = new Uint8Array(bytes);
     assert.equal(run.writeTo(out, 0, head), out.length);
     this.bytesFree -= out.length;
     const text = dec.decode(out);
@@ -231,4 +232,27 @@ Deno.test("fan-out runs: explicit acks, a selector or two subscriptions on one c
     ["x:m0", "y:m0", "x:m1", "y:m1", "x:m2", "y:m2"],
     "interleaved per message, as single publishes",
   );
+});
+
+Deno.test("fan-out runs: the frames are encoded with the head length most subscribers share", () => {
+  const t = testBroker();
+  const cs = [new RunClient(), new RunClient(), new RunClient(), new RunClient()];
+  const sids = ["a-longer-sid", "s0", "s1", "s2"];
+  cs.forEach((c, i) => sub(t.broker, c, "topic:v", sids[i]));
+  const encode = MsgRun.prototype.encode;
+  const heads: string[] = [];
+  MsgRun.prototype.encode = function (this: MsgRun, head: Uint8Array, subscribers: number) {
+    heads.push(dec.decode(head));
+    return encode.call(this, head, subscribers);
+  };
+  try {
+    publishAll(t, "topic:v", "m", 100);
+  } finally {
+    MsgRun.prototype.encode = encode;
+  }
+  assert.equal(heads.length, 1);
+  assert.match(heads[0], /^MSG topic:v sub_id:s\d$/, "one of the short ones");
+  cs.forEach((c, i) => {
+    assert.deepEqual(c.texts(), texts("m", 100), sids[i]);
+  });
 });

@@ -63,11 +63,11 @@ async function spyingRuns(
   const original = Connection.prototype.sendRun;
   const spy: RunSpy = { byRun: new Map(), whileLagging: new Map() };
   const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
-  Connection.prototype.sendRun = function (this: Connection, head, run) {
+  Connection.prototype.sendRun = function (this: Connection, head, run, bytes) {
     const sid = [...this.subs.keys()][0];
     add(spy.byRun, sid, run.count);
     if (lagging()) add(spy.whileLagging, sid, run.count);
-    return original.call(this, head, run);
+    return original.call(this, head, run, bytes);
   };
   try {
     await body(spy);

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { Topic } from "../../src/broker/topic.ts";
+import { RECENT_UNACKED_IDS } from "../../src/config/mod.ts";
 import { RawClient, startTestBroker } from "../helpers.ts";
 
 /**
@@ -87,6 +88,11 @@ async function fanOut(withTwo: boolean): Promise<void> {
     // A delivered id's ACK (no explicit acks) is a no-op: OK, not UNKNOWN_MSG_ID.
     await subs[0].send(`ACK msg_id:${ids![n - 1]}\r\n`);
     assert.equal(await subs[0].line(), "OK");
+    // The connection remembers the last RECENT_UNACKED_IDS of them, runs or not, and no more.
+    await subs[0].send(`ACK msg_id:${ids![n - RECENT_UNACKED_IDS]}\r\n`);
+    assert.equal(await subs[0].line(), "OK");
+    await subs[0].send(`ACK msg_id:${ids![n - RECENT_UNACKED_IDS - 1]}\r\n`);
+    assert.match(await subs[0].line(), /^ERR UNKNOWN_MSG_ID /);
     const t = broker.broker.topicStats({ offset: 0, limit: 10 }).list.find((s) =>
       s.name === "topic:fan"
     )!;

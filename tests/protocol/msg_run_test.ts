@@ -2,7 +2,7 @@
  * `MsgRun`: a run encoded once and written with each subscriber's head is,
  * byte for byte, the MSG frames docs/PROTOCOL.md gives for each message
  * (`MSG <dest> sub_id:<sid> msg_id:<id> <size>\r\n<payload>\r\n`), whatever
- * the heads (same length: patched; another length: encoded again), the
+ * the heads (same length: patched; another length: written directly), the
  * payload sizes and the ids; `bytesFor` gives their exact size before they
  * are encoded; a run over `FANOUT_RUN_BYTES_MAX` is taken in pieces.
  */
@@ -144,7 +144,7 @@ Deno.test("MsgRun: bytesFor counts each size's digits (1 to 10 of them)", () => 
   assert.equal(run.bytesFor(head), expected("topic:z", "s0", 7, texts).length);
 });
 
-Deno.test("MsgRun: frames encoded once with a short head are written with a longer one past the first image size", () => {
+Deno.test("MsgRun: frames encoded once with a short head are written with a longer one, and the short ones still copied", () => {
   // 16 B payloads, as many as make about 64 KiB of frames with the short head: the long head's
   // frames are longer than that.
   const short = msgHead("topic:i", "s0");
