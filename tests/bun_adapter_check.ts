@@ -5,7 +5,7 @@
  * Every wait is bounded; the script exits by itself.
  */
 import { bunRuntime as rt } from "../src/runtime/bun.ts";
-import { copyBytes } from "../src/runtime/buffer.ts";
+import { copyBytes, copyRange } from "../src/runtime/buffer.ts";
 import { msgHead, MsgRun } from "../src/protocol/mod.ts";
 import type { Conn } from "../src/runtime/types.ts";
 import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
@@ -335,10 +335,21 @@ async function serveHttp(): Promise<void> {
   }
 }
 
-/** `copyBytes` (Bun's `Buffer#copy` path) copies exactly the range, into plain Uint8Arrays. */
+/** `copyBytes` (Bun's `Buffer#copy` path) and `copyRange` copy exactly the range, into plain Uint8Arrays. */
 function copiesRanges(): void {
   const src = pattern(9000, 3);
   const bad: string[] = [];
+  for (
+    const [srcOff, len, dstOff] of [[0, 0, 5], [3, 63, 9], [5, 64, 3], [1, 65, 0], [9, 300, 2]]
+  ) {
+    const dst = new Uint8Array(400).fill(0xee);
+    const end = copyRange(dst, dstOff, src, srcOff, len);
+    const ok = end === dstOff + len &&
+      dst.subarray(dstOff, dstOff + len).every((b, i) => b === src[srcOff + i]) &&
+      dst.subarray(0, dstOff).every((b) => b === 0xee) &&
+      dst.subarray(dstOff + len).every((b) => b === 0xee);
+    if (!ok) bad.push(`copyRange ${srcOff}+${len}@${dstOff}`);
+  }
   for (
     const [srcOff, len, dstOff] of [[0, 16, 0], [5, 64, 3], [100, 256, 1000], [17, 8191, 7], [
       0,
@@ -353,10 +364,10 @@ function copiesRanges(): void {
       dst.subarray(dstOff + len).every((b) => b === 0xee);
     if (!ok) bad.push(`${srcOff}+${len}@${dstOff}`);
   }
-  report("copyBytes copies exactly its range", bad.length === 0, bad.join(" "));
+  report("copyBytes and copyRange copy exactly their range", bad.length === 0, bad.join(" "));
 }
 
-/** A run's MSG frames through Bun's `copyBytes` (encoded once and patched, or written to each). */
+/** A run's MSG frames through Bun's `copyRange` (encoded once and patched, or written to each). */
 function msgRunFrames(): void {
   const enc = new TextEncoder();
   const bad: string[] = [];
@@ -370,7 +381,7 @@ function msgRunFrames(): void {
       offs[2 * k + 1] = t.length;
       wire += `${t}\r\n`;
     });
-    const run = new MsgRun(copyBytes);
+    const run = new MsgRun(copyRange);
     run.source(enc.encode(wire), offs, 0, texts.length);
     const heads = ["s0", "s1", "a-longer-sid"].map((sid) =>
       [sid, msgHead("topic:b", sid)] as const
@@ -388,7 +399,7 @@ function msgRunFrames(): void {
       if (got !== want) bad.push(`${pad}/${subscribers}/${sid}`);
     }
   }
-  report("MsgRun frames through Bun's copyBytes", bad.length === 0, bad.join(" "));
+  report("MsgRun frames through Bun's copyRange", bad.length === 0, bad.join(" "));
 }
 
 function processFacts(): void {

@@ -20,7 +20,7 @@ import type { Topic } from "./topic.ts";
 import type { TopicSet } from "./topic_set.ts";
 import type { BrokerOptions, SharedQueueDeclarations, TopicInterest } from "./types.ts";
 import { MsgRun } from "../protocol/mod.ts";
-import { copyBytes } from "../runtime/mod.ts";
+import { copyRange } from "../runtime/mod.ts";
 import { type Message, MessageState } from "../storage/mod.ts";
 
 /** What a run reads of the broker, and its `durable` it clears as a publish does. */
@@ -65,7 +65,7 @@ export class RunPublisher {
    */
   #msgs: (Message | undefined)[] = [];
   /** Scratch of `#fanOut`: a topic run's MSG frames, encoded once for all its subscribers. */
-  #run = new MsgRun(copyBytes);
+  #run = new MsgRun(copyRange);
 
   constructor(parts: RunParts) {
     this.#host = parts.host;

@@ -15,6 +15,7 @@ import {
   type StartPosition,
   type SubOptions,
 } from "../protocol/mod.ts";
+import { copyRange } from "../runtime/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -40,11 +41,7 @@ export class ProxyOut {
     this.#buf = grow(this.#buf, this.#len, this.#len + len + 2);
     const out = this.#buf;
     let p = this.#len;
-    if (len < 64) { for (let i = 0; i < len; i++) out[p++] = buf[off + i]; }
-    else {
-      out.set(buf.subarray(off, off + len), p);
-      p += len;
-    }
+    p = copyRange(out, p, buf, off, len);
     out[p++] = 13;
     out[p++] = 10;
     this.#len = p;

@@ -10,6 +10,7 @@
  */
 import { GRPC_BATCH_BYTES_MIN } from "../config/mod.ts";
 import { decodeHeaders, grow } from "../protocol/mod.ts";
+import { copyRange } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
 
 const encoder = new TextEncoder();
@@ -192,13 +193,7 @@ export class DeliveryBatch {
     if (bodyLen > 0) {
       buf[p++] = TAG.BODY;
       p = writeVarint(buf, p, bodyLen);
-      const src = msg.buf;
-      const off = msg.off + hdr;
-      if (bodyLen < 64) { for (let i = 0; i < bodyLen; i++) buf[p++] = src[off + i]; }
-      else {
-        buf.set(src.subarray(off, off + bodyLen), p);
-        p += bodyLen;
-      }
+      p = copyRange(buf, p, msg.buf, msg.off + hdr, bodyLen);
     }
     buf[p++] = TAG.MSG_ID;
     buf[p++] = idDigits;

@@ -35,7 +35,7 @@ export {
 export { DURABLE_NAME, msgIdOf, START_TIME_MS_MAX } from "./grammar.ts";
 export { LastString } from "./last_string.ts";
 export { grow } from "./bytes.ts";
-export { type CopyBytes, MsgRun } from "./msg_run.ts";
+export { type CopyRange, MsgRun } from "./msg_run.ts";
 export {
   decodeEnvelope,
   encodeEnvelope,

@@ -13,19 +13,21 @@
 import { FANOUT_RUN_BYTES_MAX } from "../config/limits.ts";
 import { PLAIN_TAIL_BYTES_MAX, writePlainTail } from "./encoder.ts";
 
-/** Copies `src[srcOff, srcOff + len)` into `dst` at `dstOff` (the runtime's fastest way). */
-export type CopyBytes = (
+/**
+ * Copies `src[srcOff, srcOff + len)` into `dst` at `dstOff` and returns the
+ * end: the runtime's `copyRange` (passed in: protocol/ is also bundled for
+ * browsers, and the runtime's copy is not theirs).
+ */
+export type CopyRange = (
   dst: Uint8Array,
   dstOff: number,
   src: Uint8Array,
   srcOff: number,
   len: number,
-) => void;
+) => number;
 
 /** First size of the frame scratch; it doubles up to `FANOUT_RUN_BYTES_MAX`. */
 const IMAGE_BYTES_MIN = 64 * 1024;
-/** Payloads shorter than this are copied by a byte loop (cheaper than a copy call). */
-const LOOP_COPY_BYTES_MAX = 64;
 /**
  * From this mean payload size on, frames are written to each subscriber
  * rather than copied from frames encoded once: the encoded copy would be one
@@ -48,7 +50,7 @@ export class MsgRun {
   payloadBytes = 0;
   /** Id of the first; the others follow one apart. */
   firstId = 0;
-  readonly #copy: CopyBytes;
+  readonly #copy: CopyRange;
   #buf: Uint8Array = EMPTY;
   /** Offset and length of each payload in `#buf`, as in `PubRun.offs`. */
   #offs: Int32Array = NO_OFFSETS;
@@ -65,7 +67,7 @@ export class MsgRun {
   /** Where each frame starts in `#image`. */
   #starts: Int32Array = NO_OFFSETS;
 
-  constructor(copy: CopyBytes) {
+  constructor(copy: CopyRange) {
     this.#copy = copy;
   }
 
@@ -197,11 +199,7 @@ export class MsgRun {
       if (starts !== undefined) starts[i] = pos;
       out.set(head, pos);
       pos = writePlainTail(out, pos + h, id++, size);
-      if (size < LOOP_COPY_BYTES_MAX) { for (let j = 0; j < size; j++) out[pos++] = src[off + j]; }
-      else {
-        copy(out, pos, src, off, size);
-        pos += size;
-      }
+      pos = copy(out, pos, src, off, size);
       out[pos++] = 13;
       out[pos++] = 10;
     }

@@ -28,7 +28,7 @@ export { type FileSystem, nodeFileSystem } from "./fs.ts";
 export { hmacSha256, scrypt, type ScryptParams, sha256, timingSafeEqual } from "./crypto.ts";
 export { fileModeBits, writeSecretFile } from "./secret_file.ts";
 export { listenUdp, type UdpListener } from "./udp.ts";
-export { bufferView, copyBytes } from "./buffer.ts";
+export { bufferView, copyBytes, copyRange } from "./buffer.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

@@ -20,7 +20,7 @@ import {
   PLAIN_TAIL_BYTES_MAX,
   writePlainTail,
 } from "../protocol/mod.ts";
-import { type Conn, copyBytes } from "../runtime/mod.ts";
+import { type Conn, copyRange } from "../runtime/mod.ts";
 
 /**
  * Smallest buffer a connection's writer allocates. Both buffers start empty
@@ -186,13 +186,7 @@ export class Outbound {
         len += tail.length;
       }
     }
-    const src = m.buf;
-    const off = m.off;
-    if (size < 64) { for (let i = 0; i < size; i++) buf[len++] = src[off + i]; }
-    else {
-      copyBytes(buf, len, src, off, size);
-      len += size;
-    }
+    len = copyRange(buf, len, m.buf, m.off, size);
     buf[len++] = 13;
     buf[len++] = 10;
     this.#len = len;

@@ -14,7 +14,7 @@
  * @module
  */
 import { headerMap } from "../protocol/mod.ts";
-import { copyBytes } from "../runtime/mod.ts";
+import { copyRange } from "../runtime/mod.ts";
 
 /** Where a message is in its queue's life. */
 export const MessageState = {
@@ -57,8 +57,7 @@ class Slabs {
       this.#pos = 0;
     }
     const slab = this.#slab;
-    if (len <= 64) { for (let i = 0; i < len; i++) slab[this.#pos + i] = src[off + i]; }
-    else copyBytes(slab, this.#pos, src, off, len);
+    copyRange(slab, this.#pos, src, off, len);
     this.offset = this.#pos;
     this.#pos += len;
     return slab;

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { FANOUT_RUN_BYTES_MAX } from "../../src/config/mod.ts";
 import { msgHead, MsgRun } from "../../src/protocol/mod.ts";
-import { copyBytes } from "../../src/runtime/mod.ts";
+import { copyRange } from "../../src/runtime/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -54,7 +54,7 @@ for (const [what, pad, subscribers] of MODES) {
     const texts = ["a", "", "hello", "x".repeat(63), "y".repeat(64), "z".repeat(300), "end"]
       .map((t) => t.padEnd(pad, "p"));
     const { buf, offs } = payloads(["skipped", ...texts]);
-    const run = new MsgRun(copyBytes);
+    const run = new MsgRun(copyRange);
     const dest = "topic:t.one";
     const heads = ["s0", "s1", "s9", "long-sid", "s2"].map((sid) => ({
       sid,
@@ -86,7 +86,7 @@ for (const [size, subscribers] of [[16, 4], [16, 1], [4096, 4]]) {
     const n = Math.ceil(FANOUT_RUN_BYTES_MAX / size) + 10;
     const texts = [...Array(n).keys()].map((i) => String(i).padStart(size, "p"));
     const { buf, offs } = payloads(texts);
-    const run = new MsgRun(copyBytes);
+    const run = new MsgRun(copyRange);
     const head = msgHead("topic:big", "s0");
     let from = 0;
     let id = 1_830_000_000_000_000;
@@ -110,7 +110,7 @@ for (const [size, subscribers] of [[16, 4], [16, 1], [4096, 4]]) {
 
 Deno.test("MsgRun: nothing is encoded when not one message fits", () => {
   const { buf, offs } = payloads(["q".repeat(FANOUT_RUN_BYTES_MAX)]);
-  const run = new MsgRun(copyBytes);
+  const run = new MsgRun(copyRange);
   run.source(buf, offs, 0, 1);
   const head = msgHead("topic:huge", "s0");
   assert.equal(run.measure(head.length, 1), 0);
@@ -120,7 +120,7 @@ Deno.test("MsgRun: nothing is encoded when not one message fits", () => {
 Deno.test("MsgRun: bytesFor counts the ids' digits exactly across powers of ten", () => {
   const texts = [...Array(30).keys()].map((i) => "x".repeat(i * 7));
   const { buf, offs } = payloads(texts);
-  const run = new MsgRun(copyBytes);
+  const run = new MsgRun(copyRange);
   const head = msgHead("topic:d", "s0");
   for (const first of [1, 5, 9_999_999_999_990, 999_999_999_999_985, 99_999_999]) {
     run.source(buf, offs, 0, texts.length);
@@ -137,7 +137,7 @@ Deno.test("MsgRun: bytesFor counts each size's digits (1 to 10 of them)", () => 
   const sizes = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000, 654321];
   const texts = sizes.map((n) => "s".repeat(n));
   const { buf, offs } = payloads(texts);
-  const run = new MsgRun(copyBytes);
+  const run = new MsgRun(copyRange);
   const head = msgHead("topic:z", "s0");
   run.source(buf, offs, 0, texts.length);
   assert.equal(run.measure(head.length, 7), texts.length);
@@ -151,7 +151,7 @@ Deno.test("MsgRun: frames encoded once with a short head are written with a long
   const long = msgHead("topic:i", "a-much-longer-sid-than-s0");
   const texts = [...Array(1170).keys()].map((i) => String(i).padStart(16, "p"));
   const { buf, offs } = payloads(texts);
-  const run = new MsgRun(copyBytes);
+  const run = new MsgRun(copyRange);
   run.source(buf, offs, 0, texts.length);
   assert.equal(run.measure(long.length, 1), texts.length);
   assert.ok(run.bytesFor(short) <= 64 * 1024 && run.bytesFor(long) > 64 * 1024);

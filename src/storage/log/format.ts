@@ -47,6 +47,7 @@
  */
 import { TTL_MS_MAX } from "../../config/mod.ts";
 import { grow } from "../../protocol/mod.ts";
+import { copyRange } from "../../runtime/mod.ts";
 import { Message, MessageState } from "../message.ts";
 import { type RemoveReason, StoreError } from "../store.ts";
 import { crc32c } from "./crc32c.ts";
@@ -291,13 +292,8 @@ export class RecordWriter {
     p = this.#string(p, msg.contentType);
     v.setUint32(p, len, true);
     p += 4;
-    // The payload is a range of a shared buffer: copy it without making a view.
-    const src = msg.buf;
-    const off = msg.off;
-    const dst = this.#buf;
-    if (len <= 64) { for (let i = 0; i < len; i++) dst[p + i] = src[off + i]; }
-    else dst.set(off === 0 && len === src.length ? src : src.subarray(off, off + len), p);
-    this.#seal(start, p + len);
+    // The payload is a range of a shared buffer: copied without making a view where it is small.
+    this.#seal(start, copyRange(this.#buf, p, msg.buf, msg.off, len));
   }
 
   /** Appends a DELIVER: the message is in flight with `deliveries` attempts. */
