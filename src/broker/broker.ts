@@ -67,6 +67,14 @@ export interface BrokerCounters {
   routed: number;
 }
 
+/** How a publish was asked for (flags: a peer's publish may one day be deferred too). */
+const PublishAs = {
+  /** `publishDeferred`: a wait for the store is left in `durable`, not returned. */
+  DEFERRED: 1,
+  /** `publishFromPeer`: delivered here only, never handed to `interest` again. */
+  FROM_PEER: 2,
+} as const;
+
 /** Destinations, publish and subscribe. */
 export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledHost {
   /** Current time (epoch ms), set by `tick()` once per batch of work. */
@@ -104,7 +112,6 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
   sharedDeclarations: SharedQueueDeclarations | undefined;
   /** (cluster) Part of RouteHost: bound copies for queues another node leads. */
   copies: BoundCopies | undefined;
-  #fromPeer = false;
   /** The constructor's restore is done (queues opened later rebuild their dedup window when made). */
   #opened = false;
   /** The topics, their wildcard and explicit-ack subscriptions, and NACKed topic redeliveries. */
@@ -185,7 +192,8 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * connection answers them together instead of one promise per message.
    */
   durable: Promise<void> | undefined = undefined;
-  #defer = false;
+  /** How the publish under way was asked for: `PublishAs` flags, set by `#publishAs` for its length. */
+  #as = 0;
 
   /**
    * `publishFrom`, but a publish (without `dedup_id`) that waits for its store
@@ -200,12 +208,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     len: number,
     o: PubOptions | undefined,
   ): number | Promise<number> {
-    this.#defer = true;
-    try {
-      return this.publishFrom(dest, buf, off, len, o);
-    } finally {
-      this.#defer = false;
-    }
+    return this.#publishAs(PublishAs.DEFERRED, dest, buf, off, len, o);
   }
 
   /**
@@ -220,11 +223,24 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     len: number,
     o: PubOptions | undefined,
   ): number | Promise<number> {
-    this.#fromPeer = true;
+    return this.#publishAs(PublishAs.FROM_PEER, dest, buf, off, len, o);
+  }
+
+  /** `publishFrom` with the `PublishAs` flag `as` set while it runs (and any already set kept). */
+  #publishAs(
+    as: number,
+    dest: string,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    o: PubOptions | undefined,
+  ): number | Promise<number> {
+    const was = this.#as;
+    this.#as = was | as;
     try {
       return this.publishFrom(dest, buf, off, len, o);
     } finally {
-      this.#fromPeer = false;
+      this.#as = was;
     }
   }
 
@@ -277,7 +293,10 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
         : this.#publishTopic(dest, buf, off, len, o);
       // Accepted here (not refused, not a duplicate): the other nodes with a subscriber get it,
       // options and all (they apply a delay and deduplicate as this node does).
-      if (this.interest !== undefined && !this.#fromPeer && !this.#dedup.duplicate) {
+      if (
+        this.interest !== undefined && (this.#as & PublishAs.FROM_PEER) === 0 &&
+        !this.#dedup.duplicate
+      ) {
         this.interest.published(dest, buf, off, len, o);
       }
       return r;
@@ -361,7 +380,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
       : Promise.all([stored, copied]).then(() => {});
     // As a queue publish: the publishes of a tick waiting for one promise (a replicated copy's
     // commit, an fsync) are answered together, no promise of their own each.
-    if (this.#defer && o?.dedupId === undefined) {
+    if ((this.#as & PublishAs.DEFERRED) !== 0 && o?.dedupId === undefined) {
       this.durable = wait;
       return msg.id;
     }
@@ -372,7 +391,7 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
 
   /** Whether this publish's bindings are applied here: not a peer's message when bindings are cluster-wide. */
   #routesHere(): boolean {
-    return !this.#fromPeer || this.bindings === undefined;
+    return (this.#as & PublishAs.FROM_PEER) === 0 || this.bindings === undefined;
   }
 
   /** A queue publish: deduplicated, scheduled, or ready now. */
@@ -420,7 +439,9 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
     // Still waiting for a consumer (or its time): it may wait long, so it must not pin the read chunk.
     if (msg.state === MessageState.READY || msg.state === MessageState.DELAYED) msg.retain();
     else if (msg.buf === buf) this.#pinned = true; // in flight: it points into buf until settled
-    if (durable !== undefined && this.#defer && o?.dedupId === undefined) {
+    if (
+      durable !== undefined && (this.#as & PublishAs.DEFERRED) !== 0 && o?.dedupId === undefined
+    ) {
       this.durable = durable;
       return msg.id;
     }
