@@ -1,5 +1,5 @@
 /**
- * `deno run -A bench/ingest.ts [--base DIR] [--rounds N] [--modes pub,sub,fanout,queue,ack]`: the server's CPU
+ * `deno run -A bench/ingest.ts [--base DIR] [--rounds N] [--modes pub,sub,fanout,queue,ack,laggard]`: the server's CPU
  * per PUB without sockets. A `Connection` (through `Server.adopt`) reads
  * 256 KiB chunks of pipelined `PUB`s from a fake `Conn` that hands the same
  * chunk out again (as the Deno runtime reads into a freed chunk), parses and
@@ -8,6 +8,12 @@
  * `ack:none` consumer, on fake connections whose
  * writes complete at once. What is left is the parser, the connection's
  * per-frame work, the broker and the outbound copies.
+ *
+ * `laggard` is `fanout` with a fifth subscriber whose writes never complete:
+ * its outbound buffer stays at the high mark and the topic holds its lag,
+ * under `--slow-consumer drop-oldest` (a steady state: each message held
+ * once, the oldest dropped), so the healthy four's cost with one stalled
+ * beside them is measured. Not among the default modes.
  *
  * `ack` is the `queue` scenario of `deno task bench` without sockets: the
  * same PUB chunks into a queue with two explicit-ack consumers (prefetch
@@ -39,7 +45,7 @@ const ACK_WINDOW = 8192;
 /** Ids on one ACK line of the `ack` case's consumers (bench/drivers/relayr.ts: 4000 bytes). */
 const ACK_LINE_IDS = 166;
 
-type Mode = "pub" | "sub" | "fanout" | "queue" | "ack";
+type Mode = "pub" | "sub" | "fanout" | "queue" | "ack" | "laggard";
 
 const CASES: [mode: Mode, size: number][] = [
   ["pub", 16],
@@ -55,6 +61,9 @@ const CASES: [mode: Mode, size: number][] = [
   ["queue", 256],
   ["ack", 16],
   ["ack", 256],
+  ["laggard", 16],
+  ["laggard", 256],
+  ["laggard", 4096],
 ];
 
 interface Result {
@@ -66,6 +75,8 @@ interface Result {
 async function child(root: string, mode: Mode, size: number, rounds: number): Promise<void> {
   const { Server } = await import(`${root}/src/server/mod.ts`);
   const { benchBroker } = await import(`${root}/bench/micro/counting.ts`);
+  const { Broker } = await import(`${root}/src/broker/mod.ts`);
+  const { MemoryStore } = await import(`${root}/src/storage/mod.ts`);
   const { cpuUsage } = await import("node:process");
   const enc = new TextEncoder();
   const dest = mode === "queue" || mode === "ack" ? "queue:bench.q" : "topic:bench.t";
@@ -73,15 +84,24 @@ async function child(root: string, mode: Mode, size: number, rounds: number): Pr
   const frames = Math.floor(CHUNK_BYTES / one.length);
   const chunk = new Uint8Array(frames * one.length);
   for (let i = 0; i < frames; i++) chunk.set(one, i * one.length);
-  const server = new Server({}, benchBroker(), {
+  // `laggard`: benchBroker's options, but a stalled subscriber's oldest messages are dropped.
+  const broker = mode !== "laggard" ? benchBroker() : new Broker({
+    ...benchBroker().options,
+    store: new MemoryStore(),
+    slowConsumer: "drop-oldest",
+  });
+  const server = new Server({}, broker, {
     hostname: "127.0.0.1",
     port: 0,
     payloadBytesMax: 1 << 20,
     pingIntervalMs: 3_600_000,
     version: "bench",
   });
-  /** Sends `first`, then `body` `count` times, then ends (without `body`: waits). */
-  const fake = (first: string, body: Uint8Array | undefined, count: number) => {
+  /**
+   * Sends `first`, then `body` `count` times, then ends (without `body`:
+   * waits); `stalled`: its writes never complete.
+   */
+  const fake = (first: string, body: Uint8Array | undefined, count: number, stalled = false) => {
     const done = Promise.withResolvers<void>();
     let n = -1;
     const conn = {
@@ -94,7 +114,7 @@ async function child(root: string, mode: Mode, size: number, rounds: number): Pr
         if (body === undefined) return new Promise<null>(() => {});
         return Promise.resolve(n <= count ? body : null);
       },
-      write: () => Promise.resolve(),
+      write: () => stalled ? new Promise<void>(() => {}) : Promise.resolve(),
       close: () => done.resolve(),
       remoteAddr: "127.0.0.1:1",
     };
@@ -149,10 +169,13 @@ async function child(root: string, mode: Mode, size: number, rounds: number): Pr
     return;
   }
   if (mode === "sub") server.adopt(fake(`${connect}SUB ${dest}\r\n`, undefined, 0).conn);
-  if (mode === "fanout") {
+  if (mode === "fanout" || mode === "laggard") {
     for (let i = 0; i < 4; i++) {
       server.adopt(fake(`${connect}SUB ${dest} sub_id:s${i}\r\n`, undefined, 0).conn);
     }
+  }
+  if (mode === "laggard") {
+    server.adopt(fake(`${connect}SUB ${dest} sub_id:stalled\r\n`, undefined, 0, true).conn);
   }
   if (mode === "queue") {
     server.adopt(fake(`${connect}SUB ${dest} ack:none prefetch:65536\r\n`, undefined, 0).conn);
