@@ -5,7 +5,8 @@
  * by runs while the topic held messages for the laggard), every subscriber
  * gets every message in order, and the laggard gets what it missed once it
  * reads again, or is cut off as a slow consumer when it falls past
- * `--sub-pending-messages` (`disconnect`, the default policy).
+ * `--sub-pending-messages` (`disconnect`, the default policy); under
+ * `block` the publisher pauses instead, and nothing is lost.
  */
 import assert from "node:assert/strict";
 import { Connection } from "../../src/server/connection.ts";
@@ -148,4 +149,45 @@ Deno.test("fan-out runs with a stalled subscriber: the healthy ones stay on runs
 
 Deno.test("fan-out runs with a stalled subscriber: past --sub-pending-messages it is cut off (disconnect), the healthy ones stay on runs", async () => {
   await scenario(["--sub-pending-messages", "200"], true);
+});
+
+Deno.test("fan-out runs with a stalled subscriber: under --slow-consumer block the healthy ones take runs until the publisher pauses, and all get everything once it reads", async () => {
+  const broker = await startTestBroker([
+    ...["--slow-consumer", "block", "--sub-pending-messages", "100"],
+    ...["--slow-consumer-block-ms", "60000"],
+  ]);
+  const stalled = await subscribe(broker.port, "stalled");
+  const healthy = [await subscribe(broker.port, "h0"), await subscribe(broker.port, "h1")];
+  const pub = await RawClient.connect(broker.port);
+  const topic = () => broker.broker.topics.get(TOPIC);
+  try {
+    await spyingRuns(() => (topic()?.retained ?? 0) > 0, async (spy) => {
+      const { slices, bodies } = batch();
+      // Not paced: a healthy one that falls behind pauses the publisher too, it is not cut off.
+      const sent = pub.send(slices.join(""));
+      const got = healthy.map((h, i) => h.msgs(N, 30_000).then((m) => texts(m, `h${i}`)));
+      // Awaited below; should an assertion before fail, their rejection (the sockets close) is not
+      // the failure to report.
+      for (const p of [sent, ...got]) p.catch(() => {});
+      await waitFor(() => topic()?.blocked === true, 10_000, "the topic blocks its publishers");
+      for (const sid of ["h0", "h1"]) {
+        const lagging = spy.whileLagging.get(sid) ?? 0;
+        assert.ok(lagging > 0, `${sid} took runs while the stalled one lagged (${lagging})`);
+      }
+      assert.deepEqual(texts(await stalled.msgs(N, 30_000), "stalled"), bodies, "all, in order");
+      for (let i = 0; i < slices.length; i++) assert.equal(await pub.line(30_000), "PONG");
+      await sent;
+      for (let i = 0; i < healthy.length; i++) {
+        assert.deepEqual(await got[i], bodies, `h${i} got every message in order`);
+      }
+      const t = topic()!.counters;
+      assert.ok(t.blocks >= 1);
+      assert.equal(t.dropped, 0);
+      assert.equal(t.delivered, 3 * N);
+      assert.equal(broker.server.closedByReason.SLOW_CONSUMER, 0);
+    });
+  } finally {
+    for (const c of [stalled, ...healthy, pub]) await c.close();
+    await broker.stop();
+  }
 });
