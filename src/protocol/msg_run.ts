@@ -112,8 +112,9 @@ export class MsgRun {
   /**
    * Makes the frames of the measured messages ready for `subscribers`
    * connections, most of which have heads of `head`'s length (the others are
-   * written to directly, see `writeTo`): encoded once with `head`, unless they are written to each (large payloads, or one
-   * subscriber: a copy of frames encoded once is then only a copy more).
+   * written to directly, see `writeTo`): encoded once with `head`, unless
+   * they are written to each (large payloads, or one subscriber: a copy of
+   * frames encoded once is then only a copy more).
    */
   encode(head: Uint8Array, subscribers: number): void {
     const n = this.count;
