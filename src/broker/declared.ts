@@ -128,9 +128,9 @@ export class DeclaredTopics {
     const d = name === undefined ? undefined : this.#durable(t, name, start);
     const after = d?.position ?? startAfter(t, start);
     const explicit = d !== undefined || req.ack === "explicit";
-    const s = new ExactSubscription(req.sid, t, req.client, { explicit, ...o }, d);
+    const s = new ExactSubscription(req.sid, t.name, t, req.client, { explicit, ...o }, d);
     s.replay = true;
-    s.bind(t, t.seqAfter(after));
+    s.bind(t.seqAfter(after));
     if (d !== undefined) void this.#save(t);
     return s;
   }

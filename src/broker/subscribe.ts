@@ -14,11 +14,7 @@ import type { QueueSet } from "./queue_set.ts";
 import type { Subscription } from "./subscription.ts";
 import type { TopicHost } from "./topic.ts";
 import type { TopicSet } from "./topic_set.ts";
-import {
-  ExactSubscription,
-  PatternSubscription,
-  type TopicSubscription,
-} from "./topic_subscription.ts";
+import { PatternSubscription, type TopicSubscription } from "./topic_subscription.ts";
 import { BrokerError, type BrokerOptions, type Client, type TopicInterest } from "./types.ts";
 
 /** The broker's parts a new subscription is made in. */
@@ -65,11 +61,9 @@ export function subscribe(
     );
   } else {
     const so = { explicit: o.ack === "explicit", prefetch, ackTimeoutMs, filter: o.filter };
-    const wildcard = hasWildcard(dest);
-    s = wildcard
-      ? new PatternSubscription(sid, dest, client, p.host, so)
-      : new ExactSubscription(sid, p.ts.open(dest), client, so);
-    p.ts.bindNew(s, wildcard);
+    s = hasWildcard(dest)
+      ? p.ts.subscribePattern(new PatternSubscription(sid, dest, client, p.host, so))
+      : p.ts.subscribeExact(sid, dest, client, so);
   }
   p.ts.tracked(s);
   p.host.interest?.added(s.pattern);

@@ -24,6 +24,7 @@ import type { Durable } from "./durable.ts";
 import { published } from "./messages.ts";
 import type { Delivery } from "./inflight.ts";
 import type { TopicStats } from "./stats.ts";
+import type { SoloTopic } from "./topic_solo.ts";
 import type { TopicSubscription } from "./topic_subscription.ts";
 import type { Client, SlowConsumerPolicy } from "./types.ts";
 
@@ -197,9 +198,15 @@ export class Topic {
   /** `cum` of the last entry that left the list: list bytes = total - this. */
   #leftCum = 0;
 
-  constructor(name: string, host: TopicHost) {
+  /** `from`: the figures of a solo topic it takes over (see topic_solo.ts). */
+  constructor(name: string, host: TopicHost, from?: SoloTopic) {
     this.name = name;
     this.host = host;
+    if (from !== undefined) {
+      this.#next = this.#base = this.#nextAtSweep = from.published;
+      this.delivered = from.delivered;
+      this.lastId = from.lastId;
+    }
   }
 
   /** Its rare part, made its own first if it is still the shared one. */
@@ -377,20 +384,34 @@ export class Topic {
     this.#trim();
   }
 
-  /**
-   * Whether the broker may forget it: not declared, holding nothing, bound
-   * only through wildcard subscriptions (which bind again when it is
-   * published to next), none of which needs its binding for a redelivery, and
-   * not published to since the last sweep. Such topics are made on publish
-   * for a wildcard (a reply to a request inbox is one per request), so they
-   * must not stay as long as the wildcard does.
-   */
-  forgettable(): boolean {
+  /** Whether nothing was published to it since the last call (the sweep asks once per topic). */
+  swept(): boolean {
     const idle = this.#next === this.#nextAtSweep;
     this.#nextAtSweep = this.#next;
-    if (!idle || this.retention !== undefined || this.retained !== 0) return false;
+    return idle;
+  }
+
+  /**
+   * Whether the broker may forget it (when `swept()`): not declared, holding
+   * nothing, bound only through wildcard subscriptions (which bind again
+   * when it is published to next), none of which needs its binding for a
+   * redelivery. Such topics are made on publish for a wildcard (a reply to a
+   * request inbox is one per request), so they must not stay as long as the
+   * wildcard does.
+   */
+  forgettable(): boolean {
+    if (this.retention !== undefined || this.retained !== 0) return false;
     for (const b of this.bindings) if (b.sub.pattern === this.name || b.sub.holds(b)) return false;
     return true;
+  }
+
+  /**
+   * Whether it holds nothing but its bindings and counts: no message, no rare
+   * part (so not declared, never blocked, no trouble counted). Such a topic
+   * with one exact subscriber may rest in it (see topic_solo.ts).
+   */
+  plain(): boolean {
+    return this.#rare === NO_RARE && this.#list.length === 0;
   }
 
   /** Whether publishers to it are to pause: a subscription is over its lag limits under `block`. */
@@ -450,6 +471,7 @@ export class Topic {
       } else if (b.cursor === seq && b.sub.hasRoom()) {
         b.sub.take(b, msg);
         b.cursor = seq + 1;
+        this.delivered++;
       } else if (b.cursor <= seq) refs++; // past it: `publishRun` sent it in a run
     }
     if (this.retention !== undefined) {
@@ -579,7 +601,10 @@ export class Topic {
       e.refs--;
       // A held message whose TTL has passed (or that the store expired) is passed over.
       const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
-      if (live) b.sub.take(b, e.msg);
+      if (live) {
+        b.sub.take(b, e.msg);
+        this.delivered++;
+      }
       if (e.refs === 0) this.#trim();
       if (this.#rare.stalled.size !== 0) this.#catchingUp(b);
       if (live) return true;
@@ -639,6 +664,7 @@ export class Topic {
     }
     const r = this.retention;
     const x = this.#rare;
+    const c = this.counters;
     return {
       name: this.name,
       declared: r !== undefined,
@@ -648,11 +674,11 @@ export class Topic {
       retained_bytes: this.retainedBytes,
       max_lag_msgs: maxMsgs,
       max_lag_bytes: maxBytes,
-      published: this.published,
-      delivered: this.delivered,
-      dropped: x.dropped,
-      slow_consumers: x.slowConsumers,
-      retention_dropped: x.retentionDropped,
+      published: c.published,
+      delivered: c.delivered,
+      dropped: c.dropped,
+      slow_consumers: c.slowConsumers,
+      retention_dropped: c.retentionDropped,
       // Read without `durables`, which would make every polled topic its map.
       durables: x.durables === undefined
         ? []

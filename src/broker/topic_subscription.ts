@@ -9,8 +9,9 @@
  * `PatternSubscription` (a wildcard) has a `TopicBinding` per topic it
  * matches. What only a few subscriptions ever have (a durable, delayed NACKs,
  * skipped messages) is in a `SubscriptionRare` made on first use: an idle
- * exact subscription is one object of 16 fields (0.3 KiB of heap in three
- * objects and two arrays before).
+ * exact subscription is one object of 12 fields (0.3 KiB of heap in three
+ * objects and two arrays before). While it is its topic's only subscriber it
+ * holds the topic too (see topic_solo.ts).
  *
  * @module
  */
@@ -22,7 +23,8 @@ import type { Durable } from "./durable.ts";
 import type { Delivery } from "./inflight.ts";
 import type { SubscriptionStats } from "./stats.ts";
 import { Subscription, type SubscriptionOptions } from "./subscription.ts";
-import type { Binding, Topic, TopicHost } from "./topic.ts";
+import { type Binding, Topic, type TopicHost } from "./topic.ts";
+import type { SoloTopic } from "./topic_solo.ts";
 import type { Client } from "./types.ts";
 
 /**
@@ -117,9 +119,6 @@ export abstract class TopicSubscription extends Subscription {
   /** The topics it is bound to, one binding each. */
   abstract get bindings(): readonly Binding[];
 
-  /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
-  abstract bind(topic: Topic, fromSeq?: number): void;
-
   /** Drops its binding to `topic` (an idle topic the broker forgets; it binds again if one comes back). */
   abstract unbindFrom(topic: Topic): void;
 
@@ -128,6 +127,23 @@ export abstract class TopicSubscription extends Subscription {
 
   /** Sends held messages while the connection takes them (`activate`, not re-entered). */
   protected abstract resume(): void;
+
+  /** Sends `b`'s held messages of `t` while the connection takes them. */
+  protected drain(t: Topic, b: Binding): void {
+    while (this.hasRoom() && t.sendNext(b));
+  }
+
+  /** How far behind it is, the most of its bindings. */
+  protected lag(): { messages: number; bytes: number } {
+    let messages = 0;
+    let bytes = 0;
+    for (const b of this.bindings) {
+      const l = b.topic.lag(b);
+      messages = Math.max(messages, l.messages);
+      bytes = Math.max(bytes, l.bytes);
+    }
+    return { messages, bytes };
+  }
 
   /** Unbinds it from every topic; returns them. */
   protected abstract unbindAll(): Topic[];
@@ -153,11 +169,10 @@ export abstract class TopicSubscription extends Subscription {
     return false;
   }
 
-  /** Writes a message's first delivery to it (the topic moved the binding's cursor). */
+  /** Writes a message's first delivery to it (the topic moved the binding's cursor and counts it). */
   take(b: Binding, msg: Message): void {
     const now = this.host.now;
     this.send(b.head, msg, 1, b, now);
-    b.topic.delivered++;
     this.host.observeDelivery(msg);
   }
 
@@ -265,13 +280,7 @@ export abstract class TopicSubscription extends Subscription {
   }
 
   stats(): SubscriptionStats {
-    let messages = 0;
-    let bytes = 0;
-    for (const b of this.bindings) {
-      const l = b.topic.lag(b);
-      messages = Math.max(messages, l.messages);
-      bytes = Math.max(bytes, l.bytes);
-    }
+    const { messages, bytes } = this.lag();
     return {
       sid: this.sid,
       ack: this.explicit ? "explicit" : "none",
@@ -289,33 +298,47 @@ export abstract class TopicSubscription extends Subscription {
 
 /**
  * A subscription to one topic by its exact name: its own binding to that
- * topic (`sub` is itself), bound from `bind` until `close`.
+ * topic (`sub` is itself), bound from `bind` until `close`. While it is the
+ * topic's only subscriber and the topic keeps nothing else, the topic has
+ * no `Topic`: the subscription holds its figures (`solo`, see topic_solo.ts).
  */
 export class ExactSubscription extends TopicSubscription implements Binding {
-  readonly topic: Topic;
+  /** Its topic's name. */
+  readonly pattern: string;
   cursor = 0;
+  /** Its topic: a `Topic`, or a solo topic's figures (one field for both: see `Subscription.explicit`). */
+  #at: Topic | SoloTopic;
   #head: Uint8Array | undefined = undefined;
 
-  /** Bound to `topic` by `bind`, which its maker calls next. */
+  /** Bound to topic `name` (a `Topic`, or solo: `SoloTopic`) by `bind`, which its maker calls next. */
   constructor(
     sid: string,
-    topic: Topic,
+    name: string,
+    at: Topic | SoloTopic,
     client: Client,
     o: SubscriptionOptions,
     durable?: Durable,
   ) {
     super(sid, client, o, durable);
-    this.topic = topic;
+    this.pattern = name;
+    this.#at = at;
   }
 
-  /** Its topic's name (not a field of its own: the topic has it). */
-  get pattern(): string {
-    return this.topic.name;
+  /** Its topic, made a `Topic` first if it is solo (the caller needs one). */
+  get topic(): Topic {
+    const at = this.#at;
+    return at instanceof Topic ? at : at.set.promote(this, at);
+  }
+
+  /** Its solo topic's figures; undefined when its topic is a `Topic`. */
+  get solo(): SoloTopic | undefined {
+    const at = this.#at;
+    return at instanceof Topic ? undefined : at;
   }
 
   /** Its topic's host (not a field of its own). */
   get host(): TopicHost {
-    return this.topic.host;
+    return this.#at.host;
   }
 
   /** As a binding: the subscription it belongs to, itself. */
@@ -325,21 +348,35 @@ export class ExactSubscription extends TopicSubscription implements Binding {
 
   /** `MSG <topic> sub_id:<sid>`, made at its first delivery and kept (see `Binding.head`). */
   get head(): Uint8Array {
-    return this.#head ??= msgHead(this.topic.name, this.sid);
+    return this.#head ??= msgHead(this.pattern, this.sid);
   }
 
   get bindings(): readonly Binding[] {
     return (this.flags & BOUND) === 0 ? [] : [this];
   }
 
-  bind(topic: Topic, fromSeq?: number): void {
-    assert(topic === this.topic && (this.flags & BOUND) === 0, () => `${this.sid} binds once`);
-    topic.bind(this, fromSeq);
+  /** Binds it to its topic: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
+  bind(fromSeq?: number): void {
+    assert((this.flags & BOUND) === 0, () => `${this.sid} binds once`);
+    const at = this.#at;
+    if (at instanceof Topic) at.bind(this, fromSeq);
     this.flags |= BOUND;
   }
 
+  /** (TopicSet) Its solo topic is a `Topic` now: bound to it, caught up. */
+  joined(t: Topic): void {
+    this.#at = t;
+    if ((this.flags & BOUND) !== 0) t.bind(this);
+  }
+
+  /** (TopicSet) Its topic, plain and idle, is solo again: unbound from its `Topic`, which is dropped. */
+  rested(t: Topic, at: SoloTopic): void {
+    t.unbind(this);
+    this.#at = at;
+  }
+
   unbindFrom(topic: Topic): void {
-    if (topic === this.topic) this.unbindAll();
+    if (topic === this.#at) this.unbindAll();
   }
 
   protected get first(): Binding | undefined {
@@ -347,16 +384,24 @@ export class ExactSubscription extends TopicSubscription implements Binding {
   }
 
   protected resume(): void {
-    if ((this.flags & BOUND) === 0) return;
-    const t = this.topic;
-    while (this.hasRoom() && t.sendNext(this));
+    const at = this.#at;
+    if ((this.flags & BOUND) !== 0 && at instanceof Topic) this.drain(at, this); // solo: holds nothing
+  }
+
+  protected override lag(): { messages: number; bytes: number } {
+    const at = this.#at;
+    return at instanceof Topic && (this.flags & BOUND) !== 0
+      ? at.lag(this)
+      : { messages: 0, bytes: 0 };
   }
 
   protected unbindAll(): Topic[] {
     if ((this.flags & BOUND) === 0) return [];
     this.flags &= ~BOUND;
-    this.topic.unbind(this);
-    return [this.topic];
+    const at = this.#at;
+    if (!(at instanceof Topic)) return []; // solo: the set forgets it when told it closed
+    at.unbind(this);
+    return [at];
   }
 }
 
@@ -395,6 +440,7 @@ export class PatternSubscription extends TopicSubscription {
     return this.#bindings;
   }
 
+  /** Binds it to `topic`: from a retained message (`fromSeq`, see `Topic.seqAfter`), or from now on. */
   bind(topic: Topic, fromSeq?: number): void {
     const b = new TopicBinding(this, topic);
     topic.bind(b, fromSeq);
@@ -416,11 +462,7 @@ export class PatternSubscription extends TopicSubscription {
 
   protected resume(): void {
     const bs = this.#bindings;
-    if (bs.length === 1) {
-      const b = bs[0];
-      while (this.hasRoom() && b.topic.sendNext(b));
-      return;
-    }
+    if (bs.length === 1) return this.drain(bs[0].topic, bs[0]); // no order across topics to keep
     while (this.hasRoom()) {
       let best: Binding | undefined;
       let bestId = Infinity;
