@@ -35,6 +35,11 @@ export interface ReplyWait {
   answer(err: Uint8Array | undefined): void;
 }
 
+/** `Subscription.flags`: deliveries wait for ACK/NACK (`ack:explicit`). */
+const EXPLICIT = 1;
+/** The first bit of `Subscription.flags` a subclass may use. */
+export const FLAGS_FREE = 2;
+
 /** The in-flight list of every subscription that never had one (48 B each). Never pushed to. */
 const NO_DELIVERIES = new DeliveryList();
 
@@ -67,6 +72,14 @@ function shared(o: SubscriptionOptions): SubscriptionOptions {
 export abstract class Subscription {
   readonly sid: string;
   readonly client: Client;
+  /**
+   * `EXPLICIT`, and from `FLAGS_FREE` up its kind's own bits (a topic
+   * subscription's state): one number rather than a field each, so that an
+   * exact subscription that holds its own topic (see topic_solo.ts) is 12
+   * fields, under one of Bun's object size classes (JSC: 9-12 fields 112 B,
+   * 13-16 160 B).
+   */
+  protected flags: number;
   /** Its settings, shared with the subscriptions that have the same (see `shared`). */
   readonly #o: SubscriptionOptions;
   /**
@@ -83,18 +96,14 @@ export abstract class Subscription {
   constructor(sid: string, client: Client, o: SubscriptionOptions) {
     this.sid = sid;
     this.client = client;
+    this.flags = o.explicit ? EXPLICIT : 0;
     this.#o = shared(o);
     this.filter = o.filter?.match;
   }
 
-  /**
-   * Whether deliveries wait for ACK/NACK (`ack:explicit`). Read from the
-   * shared settings, not kept: a field less keeps an exact subscription
-   * that holds its own topic (see topic_solo.ts) in 12 fields, under one of
-   * Bun's object size classes (JSC: 9-12 fields 112 B, 13-16 160 B).
-   */
+  /** Whether deliveries wait for ACK/NACK (`ack:explicit`). */
   get explicit(): boolean {
-    return this.#o.explicit;
+    return (this.flags & EXPLICIT) !== 0;
   }
 
   /** Most deliveries in flight at once (explicit acks only). */

@@ -462,6 +462,7 @@ export class Topic {
     this.lastId = msg.id;
     let refs = 0;
     const bs = this.bindings;
+    const h = this.host;
     for (let i = 0; i < bs.length; i++) {
       const b = bs[i];
       const f = b.sub.filter;
@@ -469,9 +470,10 @@ export class Topic {
         // Not for it: passed at once if caught up, else passed over when its cursor gets here.
         if (b.cursor === seq) b.cursor = seq + 1;
       } else if (b.cursor === seq && b.sub.hasRoom()) {
-        b.sub.take(b, msg);
+        b.sub.take(b, msg, h.now);
         b.cursor = seq + 1;
         this.delivered++;
+        h.observeDelivery(msg);
       } else if (b.cursor <= seq) refs++; // past it: `publishRun` sent it in a run
     }
     if (this.retention !== undefined) {
@@ -600,10 +602,12 @@ export class Topic {
       if (!wants(b, e.msg)) continue; // never counted for it (a selector's answer does not change)
       e.refs--;
       // A held message whose TTL has passed (or that the store expired) is passed over.
-      const live = e.msg.state !== MessageState.DONE && !e.msg.expired(this.host.now);
+      const h = this.host;
+      const live = e.msg.state !== MessageState.DONE && !e.msg.expired(h.now);
       if (live) {
-        b.sub.take(b, e.msg);
+        b.sub.take(b, e.msg, h.now);
         this.delivered++;
+        h.observeDelivery(e.msg);
       }
       if (e.refs === 0) this.#trim();
       if (this.#rare.stalled.size !== 0) this.#catchingUp(b);

@@ -43,8 +43,13 @@ export class TopicSet {
 
   constructor(host: TopicSetHost) {
     this.#host = host;
-    this.#fresh = new SoloTopic(this, host, 0, 0, 0);
+    this.#fresh = new SoloTopic(this, 0, 0, 0);
     this.#view = new TopicsView(this, this.#topics);
+  }
+
+  /** What its topics live in. */
+  get host(): TopicHost {
+    return this.#host;
   }
 
   /** Live topics by name; a solo one looked up is made a `Topic` (see `promote`). */
@@ -218,7 +223,7 @@ export class TopicSet {
       if (s.replay || s.holds(s)) continue;
       const at = t.published === 0 && t.delivered === 0 && t.lastId === 0
         ? this.#fresh
-        : new SoloTopic(this, this.#host, t.published, t.delivered, t.lastId);
+        : new SoloTopic(this, t.published, t.delivered, t.lastId);
       s.rested(t, at);
       this.#topics.set(t.name, s);
     }

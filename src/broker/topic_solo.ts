@@ -25,13 +25,13 @@ import type { TopicSet } from "./topic_set.ts";
 
 /**
  * What a solo topic keeps beside its subscription: the set to make its
- * `Topic` in, its host, and its counters. One shared instance (all zero) for
+ * `Topic` in, and its counters (4 fields: 48 B on Bun, where a `Topic` and
+ * its bindings array are 160). One shared instance (all zero) for
  * every solo topic that never had a message.
  */
 export class SoloTopic {
   constructor(
     readonly set: TopicSet,
-    readonly host: TopicHost,
     /** Messages published to it. */
     readonly published: number,
     /** Deliveries made from it (first deliveries). */
@@ -39,6 +39,11 @@ export class SoloTopic {
     /** Id of the last message published to it (0: none). */
     readonly lastId: number,
   ) {}
+
+  /** Its set's host (as `Topic.host`: an exact subscription reads either). */
+  get host(): TopicHost {
+    return this.set.host;
+  }
 }
 
 /** The admin figures of solo topic `name`, as its `Topic` would give them (one subscriber, caught up). */

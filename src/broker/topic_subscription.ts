@@ -22,7 +22,7 @@ import type { Message } from "../storage/mod.ts";
 import type { Durable } from "./durable.ts";
 import type { Delivery } from "./inflight.ts";
 import type { SubscriptionStats } from "./stats.ts";
-import { Subscription, type SubscriptionOptions } from "./subscription.ts";
+import { FLAGS_FREE, Subscription, type SubscriptionOptions } from "./subscription.ts";
 import { type Binding, Topic, type TopicHost } from "./topic.ts";
 import type { SoloTopic } from "./topic_solo.ts";
 import type { Client } from "./types.ts";
@@ -50,13 +50,13 @@ class SubscriptionRare {
 const NO_RARE: Readonly<SubscriptionRare> = Object.freeze(new SubscriptionRare());
 
 /** `flags`: reported as a slow consumer (once). */
-const SLOW = 1;
+const SLOW = FLAGS_FREE;
 /** `flags`: inside `activate` (a delivery may call it again). */
-const RESUMING = 2;
+const RESUMING = FLAGS_FREE << 1;
 /** `flags`: made with `start` or `durable`. */
-const REPLAY = 4;
+const REPLAY = FLAGS_FREE << 2;
 /** `flags` of an `ExactSubscription`: bound to its topic (from `bind` to `close`). */
-const BOUND = 8;
+const BOUND = FLAGS_FREE << 3;
 
 /** A subscription to a topic or a wildcard pattern. */
 export abstract class TopicSubscription extends Subscription {
@@ -66,8 +66,6 @@ export abstract class TopicSubscription extends Subscription {
   abstract readonly host: TopicHost;
   /** See `SubscriptionRare`: `NO_RARE` (shared, never written) until `own` makes its own. */
   #rare = NO_RARE as SubscriptionRare;
-  /** `SLOW`, `RESUMING`, `REPLAY`, `BOUND`: one number rather than a field each. */
-  protected flags = 0;
 
   constructor(sid: string, client: Client, o: SubscriptionOptions, durable?: Durable) {
     super(sid, client, o);
@@ -169,11 +167,9 @@ export abstract class TopicSubscription extends Subscription {
     return false;
   }
 
-  /** Writes a message's first delivery to it (the topic moved the binding's cursor and counts it). */
-  take(b: Binding, msg: Message): void {
-    const now = this.host.now;
+  /** Writes a message's first delivery to it at `now` (the topic moves the binding's cursor, counts it and times it). */
+  take(b: Binding, msg: Message, now: number): void {
     this.send(b.head, msg, 1, b, now);
-    this.host.observeDelivery(msg);
   }
 
   /** Counts a message it will never get; `byRetention`: a declared topic dropped it first. */
@@ -306,7 +302,7 @@ export class ExactSubscription extends TopicSubscription implements Binding {
   /** Its topic's name. */
   readonly pattern: string;
   cursor = 0;
-  /** Its topic: a `Topic`, or a solo topic's figures (one field for both: see `Subscription.explicit`). */
+  /** Its topic: a `Topic`, or a solo topic's figures (one field for both: 12 in all, see `Subscription.flags`). */
   #at: Topic | SoloTopic;
   #head: Uint8Array | undefined = undefined;
 
