@@ -21,8 +21,8 @@
  */
 import { parseArgs } from "node:util";
 import { Broker, type Client, InFlight } from "../src/broker/mod.ts";
-import { systemClock } from "../src/runtime/mod.ts";
-import { MemoryStore } from "../src/storage/mod.ts";
+import { testBrokerOptions } from "../tests/broker/harness.ts";
+import { FakeClock } from "../tests/fake_clock.ts";
 
 const { values } = parseArgs({
   args: (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2),
@@ -76,19 +76,7 @@ const token = (s: string) => dec.decode(enc.encode(s));
 
 /** Heap per connection with `k` subscriptions each, and the cells they added. */
 function measure(k: number): { per: number; cells: [string, number][] } {
-  const broker = new Broker({
-    store: new MemoryStore(),
-    maxDeliveries: 5,
-    queueMessagesMax: 10_000,
-    queueBytesMax: 1 << 20,
-    queueOverflow: "reject",
-    slowConsumer: "disconnect",
-    subPendingMessagesMax: 1000,
-    subPendingBytesMax: 1 << 20,
-    ackTimeoutMs: 30_000,
-    prefetch: 1000,
-    clock: systemClock,
-  });
+  const broker = new Broker(testBrokerOptions(new FakeClock()));
   const conns = Array.from({ length: COUNT }, () => ({ client: new Idle(), subs: new Map() }));
   const h0 = heap();
   for (let i = 0; i < COUNT; i++) {
