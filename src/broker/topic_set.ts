@@ -66,8 +66,8 @@ export class TopicSet {
 
   /** The topic a publish to `name` goes to: the live one, or a new one when a wildcard subscription wants it. */
   forPublish(name: string): Topic | undefined {
-    const t = this.#topics.get(name);
-    if (t !== undefined) return t instanceof Topic ? t : this.promote(t, t.solo!);
+    const t = this.get(name);
+    if (t !== undefined) return t;
     for (const s of this.#wildcards) if (s.wants(name)) return this.create(name);
     return undefined;
   }
@@ -75,7 +75,7 @@ export class TopicSet {
   /** The topic of that name, if it exists (a solo one made a `Topic`). */
   get(name: string): Topic | undefined {
     const t = this.#topics.get(name);
-    return t === undefined || t instanceof Topic ? t : this.promote(t, t.solo!);
+    return t === undefined || t instanceof Topic ? t : this.promote(t);
   }
 
   /** Creates a topic and binds the wildcard subscriptions that match it (throws `LIMIT` when the broker is full). */
@@ -88,12 +88,12 @@ export class TopicSet {
   }
 
   /**
-   * Makes solo topic `s` (its figures `at`) a `Topic`, bound to `s` as it
-   * was, and returns it. A subscription that closed meanwhile gets one of
-   * its own, not in the map.
+   * Makes the solo topic of `s` a `Topic`, bound to `s` as it was, and
+   * returns it. A subscription that closed meanwhile gets one of its own,
+   * not in the map.
    */
-  promote(s: ExactSubscription, at: SoloTopic): Topic {
-    const t = new Topic(s.pattern, this.#host, at);
+  promote(s: ExactSubscription): Topic {
+    const t = new Topic(s.pattern, this.#host, s.solo);
     if (this.#topics.get(s.pattern) === s) this.#topics.set(s.pattern, t);
     s.joined(t);
     return t;
@@ -110,18 +110,15 @@ export class TopicSet {
     client: Client,
     o: SubscriptionOptions,
   ): ExactSubscription {
-    const found = this.#topics.get(name);
-    let t: Topic;
-    if (found instanceof Topic) t = found;
-    else if (found !== undefined) t = this.promote(found, found.solo!);
-    else if (this.#wanted(name)) t = this.create(name);
-    else {
+    let t = this.get(name);
+    if (t === undefined && !this.#wanted(name)) {
       this.#host.checkRoom();
       const s = new ExactSubscription(sid, name, this.#fresh, client, o);
       s.bind();
       this.#topics.set(name, s);
       return s;
     }
+    t ??= this.create(name);
     const s = new ExactSubscription(sid, t.name, t, client, o);
     s.bind();
     return s;

@@ -323,7 +323,7 @@ export class ExactSubscription extends TopicSubscription implements Binding {
   /** Its topic, made a `Topic` first if it is solo (the caller needs one). */
   get topic(): Topic {
     const at = this.#at;
-    return at instanceof Topic ? at : at.set.promote(this, at);
+    return at instanceof Topic ? at : at.set.promote(this);
   }
 
   /** Its solo topic's figures; undefined when its topic is a `Topic`. */
