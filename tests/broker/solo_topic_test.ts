@@ -7,7 +7,8 @@
  * the last subscriber's close forgets the topic in either.
  */
 import assert from "node:assert/strict";
-import type { Broker, Subscription } from "../../src/broker/mod.ts";
+import { type Broker, BrokerError, type Subscription } from "../../src/broker/mod.ts";
+import { DESTINATIONS_MAX } from "../../src/config/mod.ts";
 import type { ExactSubscription } from "../../src/broker/topic_subscription.ts";
 import { FakeClient } from "./fake_client.ts";
 import { advance, pub, sub, type TestBroker, testBroker, topicStats } from "./harness.ts";
@@ -220,4 +221,20 @@ Deno.test("solo topic: the last subscriber's close forgets the topic, solo or no
   pub(t.broker, "topic:two", "nobody");
   assert.equal(t.broker.counters.unrouted, 1);
   assert.deepEqual(c.texts(), ["m", "m"]);
+});
+
+Deno.test("solo topic: counts as a destination: a SUB to a new name past DESTINATIONS_MAX is refused", () => {
+  const t = testBroker();
+  const c = new FakeClient();
+  for (let i = 0; i < DESTINATIONS_MAX; i++) sub(t.broker, c, `topic:d.${i}`, `s${i}`);
+  assert.equal(t.broker.topics.size, DESTINATIONS_MAX);
+  assert.throws(
+    () => sub(t.broker, c, "topic:one.more", "x"),
+    (e: unknown) => e instanceof BrokerError && e.code === "LIMIT",
+  );
+  const second = sub(t.broker, c, "topic:d.7", "second");
+  assert.equal(solo(second), false, "a second subscriber to a solo topic needs no room");
+  pub(t.broker, "topic:d.7", "m");
+  assert.deepEqual(c.take().map((m) => m.sid), ["s7", "second"]);
+  assert.equal(t.broker.topics.size, DESTINATIONS_MAX);
 });
