@@ -87,8 +87,19 @@ function feeds(bytes: Uint8Array): Uint8Array[][] {
       i += n;
     }
     out.push(parts);
+    // The same chunks at an odd offset into a larger buffer, as a socket's chunk may lie: the
+    // fast path reads them through a DataView, which must start where the chunk does.
+    out.push(parts.map((part) => atOffset(part, 1 + (k % 3))));
   }
+  out.push([atOffset(bytes, 5)]);
   return out;
+}
+
+/** `bytes` copied `offset` bytes into a buffer with other bytes around, as a subarray. */
+function atOffset(bytes: Uint8Array, offset: number): Uint8Array {
+  const whole = new Uint8Array(offset + bytes.length + 3).fill(0x39); // '9': digits around
+  whole.set(bytes, offset);
+  return whole.subarray(offset, offset + bytes.length);
 }
 
 const STREAM = "OK\r\n" +
@@ -534,6 +545,10 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
     ["MSG topic:t sub_id:s1 msg_id:0838892215346176 1\r\n", "l"], // 16, leading zero: text
     ["MSG topic:t sub_id:s1 msg_id:1838892215346:76 1\r\n", "c"], // ':' is digit 10: text
     ["MSG topic:t sub_id:s1 msg_id:18388922/5346176 1\r\n", "d"], // '/' is digit -1: text
+    ["MSG topic:t sub_id:s1 msg_id:9007199254740991 1\r\n", "m"], // 2^53 - 1: a number
+    ["MSG topic:t sub_id:s1 msg_id:9007199254740992 1\r\n", "n"], // 2^53: text
+    ["MSG topic:t sub_id:s1 msg_id:183889221534617 1\r\n", "o"], // 15 digits: a number
+    ["MSG topic:t sub_id:s1 msg_id:1838892215346178  1\r\n", "e"], // 16, two spaces
     ["MSG topic:t sub_id:s1 msg_id:10 priority:3 1\n", "p"], // an option after the id
     ["MSG topic:t sub_id:s1 msg_id:11  3\n", "two"], // two spaces
     ["MSG  topic:t sub_id:s1 msg_id:12 4\r\n", "four"], // two spaces after the verb
@@ -553,6 +568,10 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
     "MSG[topic:t|s1|0838892215346176||l]",
     "MSG[topic:t|s1|1838892215346:76||c]",
     "MSG[topic:t|s1|18388922/5346176||d]",
+    "MSG[topic:t|s1|9007199254740991||m]",
+    "MSG[topic:t|s1|9007199254740992||n]",
+    "MSG[topic:t|s1|183889221534617||o]",
+    "MSG[topic:t|s1|1838892215346178||e]",
     "MSG[topic:t|s1|10|p3|p]",
     "MSG[topic:t|s1|11||two]",
     "MSG[topic:t|s1|12||four]",
