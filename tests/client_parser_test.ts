@@ -230,6 +230,44 @@ Deno.test("encodePub: options, headers, size", () => {
   );
 });
 
+Deno.test("encodePub: option-less frames keep their line per destination and size", () => {
+  // The line `PUB <dest> <size>\r\n` is kept for the last destination and size: every change of
+  // either (sizes across a digit border, 0, back again) writes its own.
+  const out = new OutBuf();
+  // A size repeated takes the kept line (made on its second publish); one digit count's line
+  // serves sizes 1 and 7, rewritten in place.
+  const sends: [string, string][] = [
+    ["topic:a", "x"],
+    ["topic:a", "y"],
+    ["topic:a", "y"],
+    ["topic:a", "1234567"],
+    ["topic:a", "1234567"],
+    ["topic:a", "123456789"],
+    ["topic:a", "1234567890"],
+    ["topic:a", "1234567890"],
+    ["topic:a", ""],
+    ["topic:a", ""],
+    ["topic:a", "z"],
+    ["topic:a", "z"],
+    ["queue:b", "z"],
+    ["queue:b", "z"],
+    ["topic:a", "z".repeat(100)],
+    ["topic:a", "z".repeat(100)],
+    ["queue:b", "w"],
+  ];
+  for (const [dest, body] of sends) encodePub(out, dest, enc.encode(body), undefined, 1 << 20);
+  assert.equal(
+    dec.decode(out.take()),
+    sends.map(([dest, body]) => `PUB ${dest} ${body.length}\r\n${body}\r\n`).join(""),
+  );
+  // Over max_payload is refused with the kept line in hand too, and nothing is appended.
+  assert.throws(
+    () => encodePub(out, "queue:b", enc.encode("w"), undefined, 0),
+    PayloadTooLargeError,
+  );
+  assert.equal(out.length, 0);
+});
+
 Deno.test("encodePub: refuses what would break or inject frames, appending nothing", () => {
   const out = new OutBuf();
   const body = enc.encode("x");

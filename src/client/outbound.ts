@@ -64,11 +64,27 @@ export class OutBuf {
   }
 
   /**
-   * Appends `<prefix><size>\r\n<body>\r\n`, `size` being the body's length:
-   * one option-less `PUB`, without building a string. Small copies go byte by
-   * byte, which beats `TypedArray.set`'s call overhead at these sizes.
+   * Appends `<line><body>\r\n`: one option-less `PUB` whose line `line`
+   * (`PUB <dest> <size>\r\n`) the caller keeps, so a message costs two
+   * copies and no string. Small copies go byte by byte, which beats
+   * `TypedArray.set`'s call overhead at these sizes.
    */
-  writeFrame(prefix: Uint8Array, body: Uint8Array): void {
+  writeLine(line: Uint8Array, body: Uint8Array): void {
+    this.#ensure(line.length + body.length + 2);
+    const buf = this.#buf;
+    let p = copy(buf, this.#pos, line);
+    p = copy(buf, p, body);
+    buf[p++] = 13;
+    buf[p++] = 10;
+    this.#pos = p;
+  }
+
+  /**
+   * Appends `<prefix><size>\r\n<body>\r\n`, `size` being the body's length:
+   * one option-less `PUB` (`prefix` is `PUB <dest> `) without building a
+   * string.
+   */
+  writePub(prefix: Uint8Array, body: Uint8Array): void {
     const size = body.length;
     this.#ensure(prefix.length + body.length + 20);
     const buf = this.#buf;

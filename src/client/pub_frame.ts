@@ -97,13 +97,24 @@ export function encodePub(
   if (opts === undefined) {
     // The common case, one destination over and over: its checked, encoded
     // `PUB <dest> ` prefix is kept, so a message costs a few byte copies.
+    const size = body.length;
     if (dest !== lastPubDest) {
       checkDestination(dest, DEST.PUBLISH);
       lastPubPrefix = encoder.encode(`PUB ${dest} `);
+      lastPubHeads = [];
       lastPubDest = dest;
+      lastPubSize = -1;
     }
-    if (body.length > maxPayload) throw tooLarge(body.length, maxPayload);
-    out.writeFrame(lastPubPrefix, body);
+    if (size > maxPayload) throw tooLarge(size, maxPayload);
+    if (size !== lastPubSize) {
+      // A size unlike the last: its digits written apart, no line made (sizes may change every
+      // message); the next publish of the same size makes it.
+      lastPubSize = size;
+      lastPubHead = null;
+      out.writePub(lastPubPrefix, body);
+      return;
+    }
+    out.writeLine(lastPubHead ??= sizeLine(lastPubPrefix, lastPubHeads, size), body);
     return;
   }
   checkDestination(dest, DEST.PUBLISH);
@@ -122,9 +133,39 @@ export function encodePub(
   out.writeString("\r\n");
 }
 
-/** The destination of the last option-less `PUB` encoded, and its `PUB <dest> ` bytes. */
+/**
+ * The destination and body size of the last option-less `PUB` encoded, and
+ * its line, `PUB <dest> <size>\r\n`, from the second publish of that size
+ * in a row: a stream of one destination and one size (ticks, samples, a
+ * benchmark) copies the line whole, which cost ~15% less per publish than
+ * the prefix and the digits apart (16 B bodies, Deno and Bun). Each count
+ * of digits has its line, made once per destination, its digits rewritten
+ * in place for a new size: sizes that change (9, 10, 10, 9, 9, ...) cost no
+ * allocation and no string.
+ */
 let lastPubDest = "";
+let lastPubSize = -1;
+let lastPubHead: Uint8Array | null = null;
+/** `PUB <dest> `, and the lines made from it by count of digits. */
 let lastPubPrefix: Uint8Array = EMPTY;
+let lastPubHeads: Uint8Array[] = [];
+
+/** The line `<prefix><size>\r\n`, from `heads` (by count of digits), its digits written. */
+function sizeLine(prefix: Uint8Array, heads: Uint8Array[], size: number): Uint8Array {
+  let digits = 1;
+  for (let n = size; n >= 10; n = Math.floor(n / 10)) digits++;
+  let line = heads[digits];
+  if (line === undefined) {
+    line = heads[digits] = new Uint8Array(prefix.length + digits + 2);
+    line.set(prefix);
+    line[line.length - 2] = 13;
+    line[line.length - 1] = 10;
+  }
+  const at = prefix.length;
+  let q = at + digits;
+  for (let n = size; q > at; n = Math.floor(n / 10)) line[--q] = 48 + n % 10;
+  return line;
+}
 
 function tooLarge(size: number, maxPayload: number): PayloadTooLargeError {
   return new PayloadTooLargeError(
