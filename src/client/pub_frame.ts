@@ -137,7 +137,7 @@ export function encodePub(
  * The destination and body size of the last option-less `PUB` encoded, and
  * its line, `PUB <dest> <size>\r\n`, from the second publish of that size
  * in a row: a stream of one destination and one size (ticks, samples, a
- * benchmark) copies the line whole, which cost ~15% less per publish than
+ * benchmark) copies the line whole, which cost 10-15% less per publish than
  * the prefix and the digits apart (16 B bodies, Deno and Bun). Each count
  * of digits has its line, made once per destination, its digits rewritten
  * in place for a new size: sizes that change (9, 10, 10, 9, 9, ...) cost no

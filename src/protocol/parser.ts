@@ -837,7 +837,7 @@ export class Parser {
     const PREFIX = MSG_ID_PREFIX;
     let ok = e - s > PREFIX.length;
     for (let j = 0; ok && j < PREFIX.length; j++) ok = buf[s + j] === PREFIX.charCodeAt(j);
-    // One line per id here (ACK lines of many ids take `ackIds`): no view to make, the byte loop.
+    // One line per id here (ACK lines of many ids take `ackIds`): no view made for it.
     const id = ok ? decimalId(buf, null, s + PREFIX.length, e) : -1;
     if (id < 0) {
       throw new BadInput(
