@@ -45,6 +45,9 @@ const dec = new TextDecoder();
 
 type Event = string;
 
+/** What the parser's fast path read in the last `collect` (see `FrameParser.fastLines`). */
+let lastFastLines = 0;
+
 function collect(chunks: Uint8Array[]): Event[] {
   const events: Event[] = [];
   const parser = new FrameParser({
@@ -56,6 +59,7 @@ function collect(chunks: Uint8Array[]): Event[] {
     onInfo: (json) => events.push(`INFO[${json}]`),
   });
   for (const c of chunks) parser.push(c);
+  lastFastLines = parser.fastLines;
   return events;
 }
 
@@ -92,8 +96,13 @@ function feeds(bytes: Uint8Array): Uint8Array[][] {
     out.push(parts.map((part) => atOffset(part, 1 + (k % 3))));
   }
   out.push([atOffset(bytes, 5)]);
+  // Chunks that are not plain Uint8Arrays (Bun's socket Buffers) are read byte by byte, no view.
+  out.push([Chunk.from(bytes)], [...bytes].map((b) => Chunk.of(b)));
   return out;
 }
+
+/** A Uint8Array of another class, as Bun's socket chunks (Buffers) are. */
+class Chunk extends Uint8Array {}
 
 /** `bytes` copied `offset` bytes into a buffer with other bytes around, as a subarray. */
 function atOffset(bytes: Uint8Array, offset: number): Uint8Array {
@@ -618,6 +627,29 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
     "MSG[topic:u|s2|15||s]",
   ];
   for (const chunks of feeds(enc.encode(text))) assert.deepEqual(collect(chunks), expected);
+  // A line that differs from the kept prefix in any byte, its last ones included, is no repeat:
+  // here `msg_Id:` and `msg_id;` (no msg_id at all) must reach the general path, which refuses them.
+  const first = "MSG topic:t sub_id:s1 msg_id:1838892215346176 1\r\na\r\n";
+  const mangled = ["msg_Id:", "msg_id;"].map((m) =>
+    enc.encode(`${first}MSG topic:t sub_id:s1 ${m}1838892215346177 1\r\nb\r\n`)
+  );
+  for (const chunk of mangled.flatMap((m) => [m, atOffset(m, 3), Chunk.from(m)])) {
+    const strict = new FrameParser({
+      onMsg() {},
+      onOk() {},
+      onErr() {},
+      onPing() {},
+      onPong() {},
+      onInfo() {},
+    });
+    assert.throws(() => strict.push(chunk), BrokerProtocolError);
+  }
+  // Whole, the fast path reads the two plain lines of 16 digits after the first (...177 and 2^53 - 1).
+  const bytes = enc.encode(text);
+  for (const whole of [bytes, atOffset(bytes, 5), Chunk.from(bytes)]) {
+    assert.deepEqual(collect([whole]), expected);
+    assert.equal(lastFastLines, 2);
+  }
   // Over the payload limit is refused on the fast path's heels too.
   const parser = new FrameParser({
     onMsg() {},
@@ -631,4 +663,24 @@ Deno.test("parser: repeated MSG lines (the fast path) read as the general path r
   const [last, before] = [lines.at(-1)!, lines.at(-2)!];
   parser.push(enc.encode(`${before[0]}${before[1]}\r\n`));
   assert.throws(() => parser.push(enc.encode(last[0])), BrokerProtocolError);
+});
+
+Deno.test("parser: the fast path reads a subscriber's stream whole, at any offset and from Buffers", () => {
+  // 64 lines of one subscription with 16-digit ids (every id the broker makes): after the first,
+  // each is read by the fast path (through a DataView for a plain Uint8Array at any offset into
+  // its buffer, byte by byte for another class), with the same frames as the general path.
+  let text = "";
+  const expected: string[] = [];
+  for (let k = 0; k < 64; k++) {
+    const id = 1838892215346176 + k * 7_919_173; // digits change in every group of four
+    const body = "x".repeat(k % 5);
+    text += `MSG topic:orders.eu sub_id:s7 msg_id:${id} ${body.length}\r\n${body}\r\n`;
+    expected.push(`MSG[topic:orders.eu|s7|${id}||${body}]`);
+  }
+  const bytes = enc.encode(text);
+  const chunks = [bytes, ...[1, 2, 3, 5].map((o) => atOffset(bytes, o)), Chunk.from(bytes)];
+  for (const chunk of chunks) {
+    assert.deepEqual(collect([chunk]), expected);
+    assert.equal(lastFastLines, 63, `${chunk.constructor.name} at ${chunk.byteOffset}`);
+  }
 });

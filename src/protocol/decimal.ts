@@ -125,7 +125,7 @@ export function digits16(buf: Uint8Array, view: DataView | null, at: number): nu
 }
 
 /** {@linkcode digits16} through a view: four uint32 words. */
-function words16(view: DataView, at: number): number {
+export function words16(view: DataView, at: number): number {
   const a = digits4(view.getUint32(at, true));
   const b = digits4(view.getUint32(at + 4, true));
   const c = digits4(view.getUint32(at + 8, true));

@@ -43,4 +43,12 @@ export {
   ENVELOPE_MAGIC,
   ENVELOPE_VERSION,
 } from "./envelope.ts";
-export { decimal, decimalId, digits16, digitsEnd, ID_DIGITS_MAX, runs16 } from "./decimal.ts";
+export {
+  decimal,
+  decimalId,
+  digits16,
+  digitsEnd,
+  ID_DIGITS_MAX,
+  runs16,
+  words16,
+} from "./decimal.ts";
