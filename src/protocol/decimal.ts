@@ -110,11 +110,11 @@ export function decimalId(buf: Uint8Array, view: DataView | null, s: number, e: 
  * steps (SWAR, as simdjson reads numbers); without, two runs of eight bytes,
  * each checked with one branch and summed in int32 arithmetic.
  *
- * Why both: Bun's socket chunks take a `DataView` badly (the SDK's client
- * CPU per message went from 0.38 to 0.67 µs on Bun with one per chunk in
- * `bench:sdk`). So the SDK, which reads Bun's chunks as they come, passes
- * null; the broker's ACK line scan, which makes one view per line, passes
- * it. (SWAR words assembled from four byte loads each, without a view,
+ * Why both: Bun's socket chunks (Buffers) take a `DataView` badly (the
+ * SDK's client CPU per message went from 0.38 to 0.67 µs on Bun with one per
+ * chunk in `bench:sdk`). So the SDK makes a view only of a plain Uint8Array
+ * (Deno's reads, WebSocket messages) and reads Bun's chunks from the bytes;
+ * the broker's ACK line scan makes one view per line. (SWAR words assembled from four byte loads each, without a view,
  * read a loop of ids alone faster than the two runs, 16 against 21 ns an id
  * on Deno; called from the SDK's `MSG` fast path they parsed a 64 KiB chunk
  * of 16 B frames at 39 against 43-44 ns a frame on Bun but 62-73, from run
@@ -124,7 +124,7 @@ export function digits16(buf: Uint8Array, view: DataView | null, at: number): nu
   return view === null ? runs16(buf, at) : words16(view, at);
 }
 
-/** {@linkcode digits16} through a view: four uint32 words. */
+/** {@linkcode digits16} through a view: four uint32 words (the SDK's `MSG` fast path calls it). */
 export function words16(view: DataView, at: number): number {
   const a = digits4(view.getUint32(at, true));
   const b = digits4(view.getUint32(at + 4, true));
