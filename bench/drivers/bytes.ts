@@ -8,6 +8,8 @@
 const encoder = new TextEncoder();
 /** Copies up to this long are done byte by byte (see `OutBuf.slice`). */
 const SHORT_COPY_BYTES = 64;
+/** Most digits `OutBuf.digits` takes: more than any message id or size has. */
+const DIGITS_MAX = 20;
 
 /** `\r\n` as bytes. */
 export const CRLF: Uint8Array = encoder.encode("\r\n");
@@ -115,6 +117,31 @@ export class OutBuf {
       buf[at++] = c;
     }
     this.#len = at;
+  }
+
+  /**
+   * Appends the decimal digits from `src[start]` on (at most `DIGITS_MAX`),
+   * up to the first other byte or `end`, and returns where they end: one pass
+   * where finding the end and then copying takes two. Undone by `truncate`.
+   */
+  digits(src: Uint8Array, start: number, end: number): number {
+    this.#room(DIGITS_MAX);
+    const buf = this.#buf;
+    let at = this.#len;
+    const stop = Math.min(end, start + DIGITS_MAX);
+    let i = start;
+    for (; i < stop; i++) {
+      const c = src[i];
+      if (c < 48 || c > 57) break;
+      buf[at++] = c;
+    }
+    this.#len = at;
+    return i;
+  }
+
+  /** Drops what was appended after the first `length` bytes. */
+  truncate(length: number): void {
+    if (length < this.#len) this.#len = length;
   }
 
   /** Appends all of `src`. */

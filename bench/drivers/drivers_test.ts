@@ -148,6 +148,56 @@ Deno.test("relayr: consume finds msg_id after other destinations, sub_ids and op
   ]);
 });
 
+Deno.test("relayr: consume reads every line alike, cut at every byte (its fast path and the general one)", () => {
+  const lines = [
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000000 16",
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000001 16",
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000002 delivery:2 16", // an option after it
+    "MSG queue:bench.t2 sub_id:c0 msg_id:1830000000000003 16", // the token at the same place
+    "MSG queue:bench.t1 sub_id:c0 msg_id:18 16", // a shorter id
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000005 1", // a payload of 1 byte: no seq
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000006 16",
+    "MSG queue:bench.t1x sub_id:c0 msg_id:1830000000000007 16", // the token one byte later
+    "MSG queue:bench.t1 sub_id:c0 msg_id:1830000000000008 16",
+  ];
+  const frames = lines.map((l) => {
+    const size = Number(l.slice(l.lastIndexOf(" ") + 1));
+    return `${l}\r\n${latin1(payload(16, 0), 0, size)}\r\n`;
+  });
+  const bytes = new TextEncoder().encode(frames.join(""));
+  const want = lines.map((l) => l.split(" ")[3]);
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const { events, out } = feedCut("relayr", Mode.consume, bytes, [cut]);
+    assert.deepEqual(events.errors, [], `cut at ${cut}`);
+    assert.deepEqual(events.sizes, lines.map((l) => Number(l.slice(l.lastIndexOf(" ") + 1))));
+    const acks = out.split("\r\n").filter((l) => l !== "");
+    assert.ok(acks.every((l) => l.startsWith("ACK msg_id:")), `cut at ${cut}: ${out}`);
+    assert.deepEqual(acks.flatMap((l) => l.split(" ").slice(1)), want, `cut at ${cut}`);
+  }
+});
+
+Deno.test("nats: lines of other subjects, sids and reply subjects, cut at every byte", () => {
+  const lines = [
+    "MSG bench.t1 1 16",
+    "MSG bench.t1 1 16",
+    "MSG bench.t2 1 16", // the size at the same place
+    "MSG bench.t1 12 16", // one byte later
+    "MSG bench.t1 1 _INBOX.x 16", // a reply subject
+    "MSG bench.t1 1 1",
+    "MSG bench.t1 1 16",
+  ];
+  const frames = lines.map((l) => {
+    const size = Number(l.slice(l.lastIndexOf(" ") + 1));
+    return `${l}\r\n${latin1(payload(16, 7), 0, size)}\r\n`;
+  });
+  const bytes = new TextEncoder().encode(frames.join(""));
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const { events } = feedCut("nats", Mode.plain, bytes, [cut]);
+    assert.deepEqual(events.errors, [], `cut at ${cut}`);
+    assert.deepEqual(events.sizes, lines.map((l) => Number(l.slice(l.lastIndexOf(" ") + 1))));
+  }
+});
+
 Deno.test("relayr: consume with --ack upto sends one cumulative ACK per read, for its last MSG", () => {
   const frames: string[] = [];
   for (let i = 0; i < 100; i++) {

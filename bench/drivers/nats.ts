@@ -10,6 +10,11 @@ import { Mode } from "./types.ts";
 
 const CR = 13;
 const LF = 10;
+const SPACE = 32;
+/** `#msg`: the frame is not all in the buffer yet. */
+const PARTIAL = -1;
+/** `#msg`: not a line it reads; the general path does. */
+const NOT_HERE = -2;
 /** The queue group every bench consumer joins. */
 const GROUP = "workers";
 
@@ -29,6 +34,8 @@ class NatsParser implements Parser {
   #events: Events;
   #mode: Mode;
   #out = new OutBuf();
+  /** Where the space before the size was in the last MSG line, from its start (0: none yet). */
+  #sizeAt = 0;
 
   constructor(events: Events, mode: Mode) {
     this.#events = events;
@@ -36,7 +43,16 @@ class NatsParser implements Parser {
   }
 
   feed(buf: Uint8Array, pos: number, end: number): number {
+    const plain = this.#mode !== Mode.respond;
     while (pos < end) {
+      if (plain && buf[pos] === 77 /* M */ && this.#sizeAt > 0) {
+        const next = this.#msg(buf, pos, end);
+        if (next >= 0) {
+          pos = next;
+          continue;
+        }
+        if (next === PARTIAL) break;
+      }
       const nl = buf.indexOf(LF, pos);
       if (nl < 0 || nl >= end) break;
       const le = nl > pos && buf[nl - 1] === CR ? nl - 1 : nl;
@@ -52,6 +68,7 @@ class NatsParser implements Parser {
         const start = nl + 1;
         const pe = start + size;
         if (pe + 1 >= end) break; // NATS always ends a payload with \r\n
+        this.#sizeAt = i - pos;
         if (this.#mode === Mode.respond) this.#reply(buf, pos, i, start, size);
         this.#events.msg(buf, start, size, -1);
         pos = pe + 2;
@@ -65,6 +82,36 @@ class NatsParser implements Parser {
       pos = nl + 1;
     }
     return pos;
+  }
+
+  /**
+   * A MSG frame at `buf[pos]` whose size token starts where it did in the
+   * last line (one subject and sid per subscriber: the same offset every
+   * time), read forward from there to the line end, as the Relayr driver
+   * reads a consumer's lines from its `msg_id:` token (see its `#consume`):
+   * the same shortcut for both, so neither pays for an `indexOf` per message
+   * (~50-90 ns on Deno) that the other does not. Anything else (the first
+   * line, a reply subject, another subject) is `NOT_HERE`, for the general
+   * path. Returns where the next frame starts, or `PARTIAL`.
+   */
+  #msg(buf: Uint8Array, pos: number, end: number): number {
+    const s = pos + this.#sizeAt;
+    if (s + 1 >= end) return PARTIAL;
+    if (buf[s] !== SPACE) return NOT_HERE;
+    let j = s + 1;
+    let size = 0;
+    for (; j < end; j++) {
+      const d = buf[j] - 48;
+      if (d < 0 || d > 9) break;
+      size = size * 10 + d;
+    }
+    if (j + 1 >= end) return PARTIAL;
+    if (j === s + 1 || buf[j] !== CR || buf[j + 1] !== LF) return NOT_HERE;
+    const start = j + 2;
+    const pe = start + size;
+    if (pe + 1 >= end) return PARTIAL; // NATS always ends a payload with \r\n
+    this.#events.msg(buf, start, size, -1);
+    return pe + 2;
   }
 
   #reply(buf: Uint8Array, pos: number, sizeAt: number, start: number, size: number): void {

@@ -19,6 +19,12 @@ const ACK_IDS_MAX = 256;
 const SPACE = 32;
 const CR = 13;
 const LF = 10;
+/** The token a consumer's ACK line repeats for every id. */
+const MSG_ID = bytes(" msg_id:");
+/** `#consume`: the frame is not all in the buffer yet. */
+const PARTIAL = -1;
+/** `#consume`: not a line it reads; the general path does. */
+const NOT_HERE = -2;
 
 /** Whether `buf` has `msg_id:` at `at`. */
 function isMsgId(buf: Uint8Array, at: number): boolean {
@@ -60,7 +66,16 @@ class RelayrParser implements Parser {
   }
 
   #feed(buf: Uint8Array, pos: number, end: number): number {
+    const ids = this.#mode === Mode.consume && !this.#upto;
     while (pos < end) {
+      if (ids && buf[pos] === 77 /* M */) {
+        const next = this.#consume(buf, pos, end);
+        if (next >= 0) {
+          pos = next;
+          continue;
+        }
+        if (next === PARTIAL) break;
+      }
       const nl = buf.indexOf(LF, pos);
       if (nl < 0 || nl >= end) break;
       const le = nl > pos && buf[nl - 1] === CR ? nl - 1 : nl;
@@ -100,6 +115,62 @@ class RelayrParser implements Parser {
       pos = nl + 1;
     }
     return pos;
+  }
+
+  /**
+   * A queue consumer's MSG frame at `buf[pos]` whose `msg_id:` token is where
+   * it was in the last line (one destination and sub_id per consumer: the
+   * same offset every time), read forward from there: the id's digits,
+   * copied to the open ACK line, then the size's up to the line end. The
+   * prefix before the token is not read, as the NATS driver does not read
+   * its subject and sid (it takes the size from the line end): the id is
+   * all an ACK needs, and the token being there, a space before it and only
+   * digits and the size after it, is the grammar's shape of such a line.
+   * Anything else (the first line, options after the id, another
+   * destination) is `NOT_HERE`, for the general path. Returns where the next
+   * frame starts, or `PARTIAL`. What a lean client does: `indexOf` for the
+   * line end cost this driver ~85 ns per 60-byte line on Deno (a builtin
+   * call that is not inlined), as much as the rest of its work per message.
+   */
+  #consume(buf: Uint8Array, pos: number, end: number): number {
+    const s = pos + this.#idAt;
+    if (s + 8 >= end) return PARTIAL;
+    if (buf[s] !== SPACE || !isMsgId(buf, s + 1)) return NOT_HERE;
+    // The token goes to the ACK line as the id is read; taken back if the line is not one of ours.
+    const out = this.#out;
+    const mark = out.length;
+    if (this.#ackIds === 0) out.ascii("ACK");
+    out.bytes(MSG_ID);
+    const i = out.digits(buf, s + 8, end); // the id
+    let j = i + 1;
+    let size = 0;
+    for (; j < end; j++) {
+      const d = buf[j] - 48;
+      if (d < 0 || d > 9) break;
+      size = size * 10 + d;
+    }
+    let next = NOT_HERE;
+    if (j + 1 >= end) next = PARTIAL;
+    else if (buf[i] === SPACE && i > s + 8 && j > i + 1) { // digits, a space, digits (not an option)
+      let start = -1;
+      if (buf[j] === LF) start = j + 1;
+      else if (buf[j] === CR && buf[j + 1] === LF) start = j + 2;
+      const pe = start + size;
+      if (start < 0) next = NOT_HERE;
+      else if (pe >= end) next = PARTIAL;
+      else if (buf[pe] === LF) next = pe + 1;
+      else next = pe + 1 >= end ? PARTIAL : pe + 2;
+      if (next >= 0) {
+        if (this.#ackIds === 0) this.#ackLineStart = mark;
+        if (++this.#ackIds >= ACK_IDS_MAX || out.length - this.#ackLineStart > ACK_LINE_BYTES_MAX) {
+          this.#closeAck();
+        }
+        this.#events.msg(buf, start, size, -1);
+        return next;
+      }
+    }
+    out.truncate(mark);
+    return next;
   }
 
   /**
