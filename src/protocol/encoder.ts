@@ -131,30 +131,36 @@ export function writePlainTail(buf: Uint8Array, pos: number, id: number, size: n
   const was = lastTailOf[0];
   if (id !== was || size !== lastTailOf[1]) {
     const delta = id - was;
-    if (size !== lastTailOf[1] || delta < 0 || delta > 9 || !countUp(delta)) encodeTail(id, size);
+    if (
+      size !== lastTailOf[1] || !countUpDigits(lastTail, MSG_ID.length, lastTailIdEnd, delta)
+    ) encodeTail(id, size);
     lastTailOf[0] = id;
   }
   buf.set(lastTail, pos);
   return pos + lastTail.length;
 }
 
-/** Adds `delta` (1-9) to the id digits in `lastTail`; false when a carry would add a digit. */
-function countUp(delta: number): boolean {
-  const t = lastTail;
-  const k = lastTailIdEnd - 1;
-  let d = t[k] - 0x30 + delta;
-  if (d < 10) {
-    t[k] = 0x30 + d;
-    return true;
+/**
+ * Adds `delta` to the decimal number `b[start, end)` in place (a MSG line's
+ * id counted up from the last one's, see `MsgLine`, `writePlainTail`); false
+ * when `delta` is negative or not below 2^30, or the sum would need another
+ * digit: the digits may then be partly changed, and the caller writes them
+ * anew. Int32 arithmetic: `Math.floor` of a double per digit was most of
+ * MsgLine's share of the broker under the queue bench.
+ */
+export function countUpDigits(b: Uint8Array, start: number, end: number, delta: number): boolean {
+  if (!(delta >= 0 && delta < 0x40000000)) return false;
+  let add = delta | 0;
+  for (let k = end - 1; add !== 0; k--) {
+    if (k < start) return false;
+    const sum = b[k] - 0x30 + add;
+    if (sum < 10) {
+      b[k] = 0x30 + sum;
+      return true;
+    }
+    add = (sum / 10) | 0;
+    b[k] = 0x30 + sum - add * 10;
   }
-  // A carry: find the first digit that takes it before changing any.
-  let j = k - 1;
-  while (j >= MSG_ID.length && t[j] === 0x39) j--;
-  if (j < MSG_ID.length) return false;
-  t[j]++;
-  for (let m = j + 1; m < k; m++) t[m] = 0x30;
-  d -= 10;
-  t[k] = 0x30 + d;
   return true;
 }
 

@@ -13,7 +13,7 @@
  * @module
  */
 import { MSG_LINE_SLAB_BYTES } from "../config/limits.ts";
-import { PLAIN_TAIL_BYTES_MAX, writePlainTail } from "./encoder.ts";
+import { countUpDigits, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "./encoder.ts";
 
 /** The slab lines are cut from (one ArrayBuffer for many lines: see `msgHead`), and its free part. */
 let slab = new Uint8Array(0);
@@ -48,10 +48,9 @@ export class MsgLine {
       this.#bytes = EMPTY; // built on its next use, not for one delivery between two others
       return -1;
     }
-    const delta = id - this.#id;
     if (
-      this.#bytes.length === 0 || size !== this.#size || delta < 0 ||
-      (delta !== 0 && !this.#countUp(delta))
+      this.#bytes.length === 0 || size !== this.#size ||
+      !countUpDigits(this.#bytes, this.#idStart, this.#idEnd, id - this.#id)
     ) {
       this.#build(head, id, size);
     }
@@ -59,26 +58,6 @@ export class MsgLine {
     const line = this.#bytes;
     buf.set(line, pos);
     return pos + line.length;
-  }
-
-  /** Adds `delta` to the id's digits in place; false (digits unchanged or partly) when it would add a digit. */
-  #countUp(delta: number): boolean {
-    const b = this.#bytes;
-    const start = this.#idStart;
-    let k = this.#idEnd - 1;
-    let add = delta;
-    while (add > 0) {
-      if (k < start) return false; // the line is rebuilt: partial digits do not matter
-      const q = Math.floor(add / 10);
-      let d = b[k] - 0x30 + (add - q * 10);
-      add = q;
-      if (d >= 10) {
-        d -= 10;
-        add++;
-      }
-      b[k--] = 0x30 + d;
-    }
-    return true;
   }
 
   /** Makes the line of `head`, `id` and `size` in the slab. */

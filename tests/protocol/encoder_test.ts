@@ -41,7 +41,7 @@ Deno.test("encoder: the in-place tail writes ids and sizes of every length exact
   }
 });
 
-Deno.test("encoder: ascending ids a few apart (counted up in place) are written exactly", () => {
+Deno.test("encoder: ascending ids (counted up in place) are written exactly", () => {
   const r = rng(12);
   const buf = new Uint8Array(PLAIN_TAIL_BYTES_MAX + 4);
   // Starts just below carries through 9s, a new digit, and the two int32 halves of writeId.
@@ -53,7 +53,10 @@ Deno.test("encoder: ascending ids a few apart (counted up in place) are written 
       const size = i % 50 === 49 ? 17 : 16; // a size change now and then encodes anew
       const end = writePlainTail(buf, 3, id, size);
       assert.equal(dec(buf.subarray(3, end)), ` msg_id:${id} ${size}\r\n`);
-      id += 1 + Math.floor(r() * (i % 7 === 6 ? 30 : 9));
+      // Mostly a few apart; now and then a new millisecond (~1024 apart) or a jump past
+      // countUpDigits' int32 range, which encodes anew.
+      id += 1 +
+        Math.floor(r() * (i % 7 === 6 ? 30 : i % 23 === 22 ? 5000 : i % 61 === 60 ? 2 ** 33 : 9));
     }
   }
 });
