@@ -176,7 +176,7 @@ Deno.test("relayr: consume reads every line alike, cut at every byte (its fast p
   }
 });
 
-Deno.test("nats: lines of other subjects, sids and reply subjects, cut at every byte", () => {
+Deno.test("nats: consumer lines of other subjects, sids and reply subjects, cut at every byte", () => {
   const lines = [
     "MSG bench.t1 1 16",
     "MSG bench.t1 1 16",
@@ -192,7 +192,7 @@ Deno.test("nats: lines of other subjects, sids and reply subjects, cut at every 
   });
   const bytes = new TextEncoder().encode(frames.join(""));
   for (let cut = 0; cut <= bytes.length; cut++) {
-    const { events } = feedCut("nats", Mode.plain, bytes, [cut]);
+    const { events } = feedCut("nats", Mode.consume, bytes, [cut]);
     assert.deepEqual(events.errors, [], `cut at ${cut}`);
     assert.deepEqual(events.sizes, lines.map((l) => Number(l.slice(l.lastIndexOf(" ") + 1))));
   }
