@@ -86,7 +86,8 @@ export class Queue {
         let c: QueueConsumer | undefined;
         // Wrapped by a compare, not `%`: an integer division per step was two per message.
         let i = this.#rr < n ? this.#rr : this.#rr % n; // past the end when consumers left
-        for (let k = 0; k < n; k++) {
+        let k = 0;
+        for (; k < n; k++) {
           const x = cs[i];
           if (++i === n) i = 0;
           if (x.hasRoom()) {
@@ -99,6 +100,17 @@ export class Queue {
         const msg = this.store.take(now);
         if (msg === undefined) return;
         c.deliver(msg, now);
+        // Every other consumer was passed over for want of room, and nothing in this loop gives
+        // any back (settles come in their own commands, drains after a write): what `c` takes
+        // now goes to it without asking them again, once per message each. Unless one left
+        // (a delivery that closed a slow consumer's connection): then the scan decides again.
+        if (k === n - 1) {
+          while (cs.length === n && this.store.ready > 0 && c.hasRoom()) {
+            const m = this.store.take(now);
+            if (m === undefined) return;
+            c.deliver(m, now);
+          }
+        }
       }
     } finally {
       this.#dispatching = false;
