@@ -657,10 +657,16 @@ export class Broker implements QueueSetHost, DeclaredHost, RouteHost, ScheduledH
    * millisecond its id was taken in (half a millisecond is the unbiased guess
    * within it): the id holds the accept time, so messages need no field for it.
    */
-  observeDelivery(msg: Message): void {
-    this.latency.observe(
+  observeDelivery(msg: Message, n = 1): void {
+    this.latency.observeMany(
       msg.id >= this.#tickFirstId ? 0 : Math.max(0, this.now - msg.acceptedAt - 0.5),
+      n,
     );
+  }
+
+  /** Part of QueueSetHost: the first id this tick accepted (see `observeDelivery`). */
+  get freshFrom(): number {
+    return this.#tickFirstId;
   }
 
   /** Part of TopicHost: `n` deliveries of messages this tick accepted (a fanned-out run). */

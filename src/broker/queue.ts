@@ -6,7 +6,13 @@
  * @module
  */
 import { msgHead } from "../protocol/mod.ts";
-import { type Message, MessageState, type QueueStore, type ScanCursor } from "../storage/mod.ts";
+import {
+  ID_SEQ_PER_MS,
+  type Message,
+  MessageState,
+  type QueueStore,
+  type ScanCursor,
+} from "../storage/mod.ts";
 import type { Delivery } from "./inflight.ts";
 import type { QueueSettings } from "./queue_settings.ts";
 import type { QueueSettingsStats, QueueStats, SubscriptionStats } from "./stats.ts";
@@ -33,8 +39,10 @@ export interface QueueHost {
   readonly now: number;
   /** Moves a message that ran out of deliveries to the dead-letter queue; false if it could not. */
   deadLetter(queue: Queue, msg: Message): boolean;
-  /** Records the publish-to-first-delivery latency of a message. */
-  observeDelivery(msg: Message): void;
+  /** The first id the tick accepted: a message from it on waited no time (see `observeDelivery`). */
+  readonly freshFrom: number;
+  /** Records the publish-to-first-delivery latency of `n` messages that waited as long as `msg`. */
+  observeDelivery(msg: Message, n: number): void;
 }
 
 /** One queue and its consumers. */
@@ -63,6 +71,20 @@ export class Queue {
   #dispatching = false;
   /** Consumers with a `filter`: while there are any, dispatch asks each consumer for its own next message. */
   #filtered = 0;
+  /**
+   * First deliveries of this dispatch not yet given to the latency histogram:
+   * `#seen` messages that waited as long as `#seenMsg`, those with ids in
+   * [`#seenFrom`, `#seenTo`): accepted in its millisecond, on its side of
+   * `freshFrom` (`now` is the tick's). One observation per run where one per
+   * message was ~3% of the broker under the queue bench, and two compares
+   * per message where a division by 1024 was most of what was left.
+   */
+  #seenMsg: Message | undefined = undefined;
+  #seenFrom = 0;
+  #seenTo = 0;
+  #seen = 0;
+  /** `host.freshFrom` during a dispatch. */
+  #fresh = 0;
 
   constructor(store: QueueStore, host: QueueHost, settings: QueueSettings) {
     this.name = store.name;
@@ -78,6 +100,7 @@ export class Queue {
     const cs = this.consumers;
     if (cs.length === 0 || this.store.ready === 0) return;
     this.#dispatching = true;
+    this.#fresh = this.host.freshFrom;
     try {
       if (this.#filtered > 0) return this.#dispatchFiltered();
       const now = this.host.now;
@@ -114,7 +137,32 @@ export class Queue {
       }
     } finally {
       this.#dispatching = false;
+      if (this.#seen > 0) this.#observed();
     }
+  }
+
+  /** Counts a first delivery (during a dispatch, which gives the counts to the host when it ends). */
+  firstDelivery(msg: Message): void {
+    const id = msg.id;
+    if (id >= this.#seenFrom && id < this.#seenTo) {
+      this.#seen++;
+      return;
+    }
+    if (this.#seen > 0) this.#observed();
+    const from = msg.acceptedAt * ID_SEQ_PER_MS;
+    const to = from + ID_SEQ_PER_MS;
+    const fresh = this.#fresh;
+    this.#seenFrom = id >= fresh ? Math.max(from, fresh) : from;
+    this.#seenTo = id >= fresh ? to : Math.min(to, fresh);
+    this.#seenMsg = msg;
+    this.#seen = 1;
+  }
+
+  #observed(): void {
+    this.host.observeDelivery(this.#seenMsg!, this.#seen);
+    this.#seenMsg = undefined;
+    this.#seen = 0;
+    this.#seenFrom = this.#seenTo = 0; // the next dispatch may have another `now`
   }
 
   /**
@@ -227,10 +275,10 @@ export class QueueConsumer extends Subscription {
     return this.queue.name;
   }
 
-  /** Sends a message taken from the store; without explicit acks it is settled at once. */
+  /** Sends a message its queue's dispatch took from the store; without explicit acks it is settled at once. */
   deliver(msg: Message, now: number): void {
     const q = this.queue;
-    if (msg.deliveries === 1) q.host.observeDelivery(msg);
+    if (msg.deliveries === 1) q.firstDelivery(msg);
     this.send(this.head, msg, msg.deliveries, undefined, now);
     q.counters.delivered++;
     if (!this.explicit) {

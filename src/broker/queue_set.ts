@@ -27,8 +27,10 @@ export interface QueueSetHost {
   nextId(): number;
   /** Throws `LIMIT` when the broker holds as many destinations as it may. */
   checkRoom(): void;
-  /** Records the publish-to-first-delivery latency of a message. */
-  observeDelivery(msg: Message): void;
+  /** The first id the tick accepted (see `QueueHost.freshFrom`). */
+  readonly freshFrom: number;
+  /** Records the publish-to-first-delivery latency of `n` messages that waited as long as `msg`. */
+  observeDelivery(msg: Message, n: number): void;
   /** A queue was made (its dedup window rebuilt from what its store holds). */
   queueOpened(q: Queue): void;
 }
@@ -154,8 +156,13 @@ export class QueueSet implements QueueHost {
   }
 
   /** Part of QueueHost. */
-  observeDelivery(msg: Message): void {
-    this.#host.observeDelivery(msg);
+  get freshFrom(): number {
+    return this.#host.freshFrom;
+  }
+
+  /** Part of QueueHost. */
+  observeDelivery(msg: Message, n: number): void {
+    this.#host.observeDelivery(msg, n);
   }
 
   /** The queue part of the periodic sweep: expiry, delays, ack timeouts, idle queues forgotten. */
