@@ -168,10 +168,15 @@ export class RunPublisher {
     const now = host.now;
     const ttlMs = o.ttlMs;
     const msgs = this.#msgs;
+    // The run's ids, taken at once: `floor` is the first, and the rest follow one apart (an id
+    // per message from `next` was 2.2% of the broker under the queue bench).
+    const first = this.#ids.floor(now);
+    const last = this.#ids.take(to - from, now);
+    assert(last === first + (to - from) - 1, () => `ids ${first}..${last} for ${to - from}`);
     let m = 0;
     for (let k = from; k < to; k++) {
       const msg = published(
-        this.#ids.next(now),
+        first + (k - from),
         dest,
         buf,
         offs[2 * k],
