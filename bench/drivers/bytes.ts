@@ -50,6 +50,13 @@ export function decimal(buf: Uint8Array, start: number, end: number): number {
   return n;
 }
 
+/** Where the decimal digits from `buf[start]` on end: the first other byte, or `end`. */
+export function digitsEnd(buf: Uint8Array, start: number, end: number): number {
+  let i = start;
+  while (i < end && buf[i] >= 48 && buf[i] <= 57) i++;
+  return i;
+}
+
 /**
  * Where the last token of the line `buf[pos, le)` starts, less one: the space
  * before it (or `pos`). MSG lines of every protocol here end with the payload

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bytes, concat, CRLF, decimal, lastSpace, latin1, OutBuf } from "./bytes.ts";
+import { bytes, concat, CRLF, decimal, digitsEnd, lastSpace, latin1, OutBuf } from "./bytes.ts";
 import type { Driver, Events, FrameShape, Kind, Parser } from "./types.ts";
 import { Mode } from "./types.ts";
 
@@ -101,15 +101,10 @@ class NatsParser implements Parser {
     const s = pos + this.#sizeAt;
     if (s + 1 >= end) return PARTIAL;
     if (buf[s] !== SPACE) return NOT_HERE;
-    let j = s + 1;
-    let size = 0;
-    for (; j < end; j++) {
-      const d = buf[j] - 48;
-      if (d < 0 || d > 9) break;
-      size = size * 10 + d;
-    }
+    const j = digitsEnd(buf, s + 1, end);
     if (j + 1 >= end) return PARTIAL;
     if (j === s + 1 || buf[j] !== CR || buf[j + 1] !== LF) return NOT_HERE;
+    const size = decimal(buf, s + 1, j);
     const start = j + 2;
     const pe = start + size;
     if (pe + 1 >= end) return PARTIAL; // NATS always ends a payload with \r\n

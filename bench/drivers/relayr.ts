@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bytes, concat, CRLF, decimal, lastSpace, latin1, OutBuf } from "./bytes.ts";
+import { bytes, concat, CRLF, decimal, digitsEnd, lastSpace, latin1, OutBuf } from "./bytes.ts";
 import type { Driver, Events, FrameShape, Kind, Parser } from "./types.ts";
 import { Mode } from "./types.ts";
 
@@ -142,19 +142,14 @@ class RelayrParser implements Parser {
     if (this.#ackIds === 0) out.ascii("ACK");
     out.bytes(MSG_ID);
     const i = out.digits(buf, s + 8, end); // the id
-    let j = i + 1;
-    let size = 0;
-    for (; j < end; j++) {
-      const d = buf[j] - 48;
-      if (d < 0 || d > 9) break;
-      size = size * 10 + d;
-    }
+    const j = digitsEnd(buf, i + 1, end); // the size
     let next = NOT_HERE;
     if (j + 1 >= end) next = PARTIAL;
     else if (buf[i] === SPACE && i > s + 8 && j > i + 1) { // digits, a space, digits (not an option)
       let start = -1;
       if (buf[j] === LF) start = j + 1;
       else if (buf[j] === CR && buf[j + 1] === LF) start = j + 2;
+      const size = decimal(buf, i + 1, j);
       const pe = start + size;
       if (start < 0) next = NOT_HERE;
       else if (pe >= end) next = PARTIAL;
