@@ -141,8 +141,9 @@ export class Queue {
     }
   }
 
-  /** Counts a first delivery (during a dispatch, which gives the counts to the host when it ends). */
+  /** Counts a first delivery (a dispatch gives the counts to the host when it ends). */
   firstDelivery(msg: Message): void {
+    if (!this.#dispatching) return this.host.observeDelivery(msg, 1); // `now` may move before one
     const id = msg.id;
     if (id >= this.#seenFrom && id < this.#seenTo) {
       this.#seen++;
