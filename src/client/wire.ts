@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Conn } from "../runtime/mod.ts";
+import { type Conn, readChunk } from "../runtime/mod.ts";
 import { FLUSH_BYTES_HIGH } from "./limits.ts";
 import { OutBuf } from "./outbound.ts";
 import { type FrameHandler, FrameParser } from "./parser.ts";
@@ -123,7 +123,7 @@ export class Wire {
     const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
     try {
       for (;;) {
-        const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
+        const chunk = await readChunk(conn, reader);
         if (chunk == null || this.#closed) break;
         this.parser.push(chunk);
       }

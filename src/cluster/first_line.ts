@@ -9,7 +9,7 @@
  * @module
  */
 import { CLUSTER_FIRST_LINE_BYTES_MAX } from "../config/mod.ts";
-import type { Conn } from "../runtime/mod.ts";
+import { type Conn, readChunk } from "../runtime/mod.ts";
 
 const decoder = new TextDecoder();
 
@@ -91,7 +91,7 @@ export async function readLine(
         return { line: decoder.decode(have.subarray(0, end)), rest: have.subarray(lf + 1) };
       }
       if (have.length > max) break;
-      const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
+      const chunk = await readChunk(conn, reader);
       if (chunk == null) return undefined;
       have = have.length === 0 ? chunk : concat(have, chunk);
     }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Conn } from "../runtime/mod.ts";
+import { type Conn, readChunk } from "../runtime/mod.ts";
 import { ProxyOut } from "./proxy_wire.ts";
 
 /** What a `ProxyConn` tells its owner. */
@@ -78,7 +78,7 @@ export class ProxyConn {
     const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
     try {
       for (;;) {
-        const chunk = reader === undefined ? await conn.read!() : (await reader.read()).value;
+        const chunk = await readChunk(conn, reader);
         if (chunk == null || this.#dead) break;
         const paused = owner.received(chunk);
         if (paused !== undefined) await paused;

@@ -29,6 +29,7 @@ export { hmacSha256, scrypt, type ScryptParams, sha256, timingSafeEqual } from "
 export { fileModeBits, writeSecretFile } from "./secret_file.ts";
 export { listenUdp, type UdpListener } from "./udp.ts";
 export { bufferView, copyBytes, copyRange } from "./buffer.ts";
+export { readChunk } from "./read_chunk.ts";
 
 /** Loads the adapter for the current runtime (Bun or Deno). */
 export async function loadRuntime(): Promise<Runtime> {

@@ -26,7 +26,7 @@ import {
   type PubFrame,
   type PubRun,
 } from "../protocol/mod.ts";
-import type { Clock, Conn, Timer } from "../runtime/mod.ts";
+import { type Clock, type Conn, readChunk, type Timer } from "../runtime/mod.ts";
 import type { Message } from "../storage/mod.ts";
 import { Access } from "./access.ts";
 import { AuthGate } from "./auth_gate.ts";
@@ -181,7 +181,7 @@ export class Connection implements Client, OutboundEvents {
     for (;;) {
       let chunk: Uint8Array | null | undefined;
       try {
-        chunk = reader === undefined ? await conn.read!(free) : (await reader.read()).value;
+        chunk = await readChunk(conn, reader, free);
       } catch (err) {
         return this.close(CloseReason.READ_ERROR, String(err));
       }
