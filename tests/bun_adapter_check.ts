@@ -257,6 +257,64 @@ async function spanningPayloads(): Promise<void> {
   }
 }
 
+/**
+ * A bulk sender's connection reads into a buffer of its own while the socket
+ * has bytes and holds none once it is quiet (the buffer goes back to the
+ * pool each time the socket runs dry); several quiet ones hold none either.
+ */
+async function quietBulkSendersHoldNoBuffer(): Promise<void> {
+  const pairs = await Promise.all([pair(), pair(), pair()]);
+  try {
+    const total = 4 * 1024 * 1024;
+    const held: number[] = [];
+    const quiet: number[] = [];
+    let reused = 0;
+    let ok = true;
+    for (const p of pairs) {
+      const data = pattern(total, 7);
+      const writing = (async () => {
+        for (let off = 0; off < total; off += 256 * 1024) {
+          await p.client.write(data.subarray(off, off + 256 * 1024));
+        }
+      })();
+      let free: Uint8Array | undefined;
+      let most = 0;
+      const seen: Uint8Array[] = [];
+      for (let n = 0, reads = 0; n < total && reads < 100_000; reads++) {
+        const chunk = await withTimeout(p.server.read!(free), 5000, "bulk read");
+        if (chunk === null) break;
+        if (free !== undefined && chunk.buffer === free.buffer) reused++;
+        most = Math.max(most, heldBytes(p.server));
+        seen.push(chunk.slice());
+        n += chunk.length;
+        free = chunk;
+      }
+      await writing;
+      ok &&= same(concat(seen), data);
+      held.push(most);
+      // Quiet now: the next read finds the socket dry and waits for Bun's `data`.
+      const pending = p.server.read!(free);
+      quiet.push(heldBytes(p.server));
+      p.server.close();
+      await withTimeout(pending, 2000, "the pending read at close");
+    }
+    report(
+      "read(free): a bulk sender's read buffer is given back once its socket is quiet",
+      ok && reused > 0 && held.every((b) => b > 0) && quiet.every((b) => b === 0),
+      `held while busy ${held.join(",")} B, once quiet ${
+        quiet.join(",")
+      } B; ${reused} reads reused`,
+    );
+  } finally {
+    for (const p of pairs) p.close();
+  }
+}
+
+/** The read buffer a Bun connection holds between reads (`SocketState.readBufferBytes`). */
+function heldBytes(conn: Conn): number {
+  return (conn as unknown as { readBufferBytes: number }).readBufferBytes;
+}
+
 /** A chatty client (small chunks) is read by Bun alone: no buffer of its own, no failed reads. */
 async function chattyReadsAreBuns(): Promise<void> {
   const p = await pair();
@@ -420,6 +478,7 @@ for (
     directReads,
     spanningPayloads,
     chattyReadsAreBuns,
+    quietBulkSendersHoldNoBuffer,
     closeEndsBoth,
     listenerClose,
     remoteAddr,

@@ -270,6 +270,15 @@ export const CONN_READ_BYTES_MAX = 512 * 1024;
  */
 export const CONN_READ_DENO_BYTES_MAX = 256 * 1024;
 /**
+ * Read buffers of `CONN_READ_BYTES_MAX` the Bun broker keeps for whichever
+ * bulk sender's socket it reads next (`ReadBufferPool`): a connection gives
+ * its buffer back each time its socket runs dry, so a connection that sent
+ * bulk once holds none while it is quiet (it held up to 512 KiB until it
+ * closed). One thread reads one socket at a time, so a few cover many bulk
+ * senders taking turns; at most 2 MiB held for none.
+ */
+export const CONN_READ_POOL_BUFFERS_MAX = 4;
+/**
  * Smallest read buffer: what an idle connection's pending read holds on Deno
  * (the runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a
  * PING in one read; 1 KiB was 7.5 MiB of 10,000 idle connections' memory.

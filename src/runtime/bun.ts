@@ -27,7 +27,7 @@ import { WS_SEND_BYTES_MAX } from "../config/limits.ts";
 import { closeError, MessageInbox, WS_CLOSE_NORMAL, WS_CLOSE_TOO_BIG } from "../websocket/mod.ts";
 import { AcceptQueue } from "./accept_queue.ts";
 import { Inbound } from "./inbound.ts";
-import { ReadBuffer } from "./read_buffer.ts";
+import { ReadBuffer, ReadBufferPool } from "./read_buffer.ts";
 import { connectNodeTls } from "./node_tls.ts";
 import { certSubject } from "./tls_files.ts";
 import type {
@@ -146,6 +146,12 @@ const BULK_CHUNK_BYTES = 16 * 1024;
  */
 const FD_READS = process.platform === "linux" || process.platform === "darwin";
 
+/**
+ * Full-size read buffers of bulk senders' sockets that ran dry, for the next
+ * one read: a connection holds its buffer only while its socket has bytes.
+ */
+const readPool = new ReadBufferPool();
+
 /** A write waiting for `drain`. */
 interface PendingWrite {
   rest: Uint8Array;
@@ -169,7 +175,7 @@ class SocketState implements Conn {
   readonly #fd: number;
   /** The last chunk from Bun was a bulk sender's: `read()` reads the socket itself until it is dry. */
   #bulk = false;
-  /** What `#readFd` reads into; made on a bulk sender's first read. */
+  /** What `#readFd` reads into; made on a bulk sender's first read, empty while the socket is dry. */
   #buf: ReadBuffer | undefined = undefined;
 
   /** `plain`: a plain TCP socket of the broker's listener, which `read()` may read itself. */
@@ -195,8 +201,13 @@ class SocketState implements Conn {
     if (this.#bulk && this.#in.empty && !this.#closed) {
       const chunk = this.#readFd(free);
       if (chunk !== undefined) return Promise.resolve(chunk);
-    }
+    } else this.#buf?.release(free); // the sender went chatty (a small chunk from Bun) or closed
     return this.#in.read();
+  }
+
+  /** Bytes of read buffer this connection holds between reads: 0 unless its socket has bytes. */
+  get readBufferBytes(): number {
+    return this.#buf?.bytes ?? 0;
   }
 
   /**
@@ -219,7 +230,7 @@ class SocketState implements Conn {
       this.#bulk = false;
       return undefined;
     }
-    const rb = this.#buf ??= new ReadBuffer();
+    const rb = this.#buf ??= new ReadBuffer(readPool.size, readPool);
     const buf = rb.take(free);
     let n: number;
     try {
@@ -228,7 +239,10 @@ class SocketState implements Conn {
       n = 0; // EAGAIN (dry), or an error Bun reports
     }
     if (n > 0) return rb.got(n);
+    // Dry: the buffer goes back to the pool until the next wake-up, so a connection that goes
+    // quiet holds none (it held up to 512 KiB until it closed); the next read takes one back.
     rb.unused();
+    rb.release(undefined);
     this.#bulk = false;
     return undefined;
   }

@@ -4,7 +4,11 @@
  *
  * @module
  */
-import { CONN_READ_BYTES_MAX, CONN_READ_BYTES_MIN } from "../config/limits.ts";
+import {
+  CONN_READ_BYTES_MAX,
+  CONN_READ_BYTES_MIN,
+  CONN_READ_POOL_BUFFERS_MAX,
+} from "../config/limits.ts";
 
 /**
  * A read of at least this share of its buffer (1/16: 16 KiB of 256) keeps the
@@ -15,6 +19,40 @@ import { CONN_READ_BYTES_MAX, CONN_READ_BYTES_MIN } from "../config/limits.ts";
  * `memset` was 11.7% of the Deno broker's CPU in `perf`).
  */
 const READ_KEEP_SHARE = 16;
+
+/**
+ * Full-size read buffers no connection holds, for the next connection that
+ * reads a bulk sender's socket (Bun: one thread reads one socket at a time).
+ * Takes back at most `buffersMax`; more are left to the collector. A buffer
+ * is given back only when nothing points into it, so handing it out again
+ * never rewrites a chunk someone kept.
+ */
+export class ReadBufferPool {
+  readonly #free: Uint8Array[] = [];
+  readonly #buffersMax: number;
+  /** The one size it keeps (`ReadBuffer`'s max: what a bulk sender's reads grow to). */
+  readonly size: number;
+
+  constructor(size = CONN_READ_BYTES_MAX, buffersMax = CONN_READ_POOL_BUFFERS_MAX) {
+    this.size = size;
+    this.#buffersMax = buffersMax;
+  }
+
+  /** Buffers waiting in the pool. */
+  get buffers(): number {
+    return this.#free.length;
+  }
+
+  /** A pooled buffer of `size` bytes, or undefined (none pooled, or another size). */
+  take(size: number): Uint8Array | undefined {
+    return size === this.size ? this.#free.pop() : undefined;
+  }
+
+  /** Takes `buf` back (nothing may point into it any more) if it is of its size and there is room. */
+  give(buf: Uint8Array): void {
+    if (buf.length === this.size && this.#free.length < this.#buffersMax) this.#free.push(buf);
+  }
+}
 
 /**
  * One connection's read buffer. `take(free)` gives the buffer to read into:
@@ -35,10 +73,18 @@ export class ReadBuffer {
   #last: Uint8Array | undefined = undefined;
   /** `#last` holds nothing anyone kept: its read read nothing (`unused`). */
   #unused = false;
+  /** Where `release` gives the buffer back and `take` looks first, if anywhere. */
+  readonly #pool: ReadBufferPool | undefined;
 
-  /** `max`: the largest buffer it grows to. */
-  constructor(max = CONN_READ_BYTES_MAX) {
+  /** `max`: the largest buffer it grows to; `pool`: shared with other connections (Bun). */
+  constructor(max = CONN_READ_BYTES_MAX, pool?: ReadBufferPool) {
     this.#max = max;
+    this.#pool = pool;
+  }
+
+  /** Bytes of the buffer it holds between reads (0 after `release`). */
+  get bytes(): number {
+    return this.#last?.length ?? 0;
   }
 
   /** The buffer for the next read. */
@@ -49,7 +95,21 @@ export class ReadBuffer {
     if (last !== undefined && (unused || free?.buffer === last.buffer)) {
       if (last.length === this.#size) return last;
     }
-    return this.#last = new Uint8Array(this.#size);
+    return this.#last = this.#pool?.take(this.#size) ?? new Uint8Array(this.#size);
+  }
+
+  /**
+   * The connection went quiet: gives its buffer to the pool when nothing
+   * points into it (its read read nothing, or `free` is its last chunk handed
+   * back), else just lets go of it (its chunk belongs to whoever kept it).
+   * The next `take` gets a pooled or new buffer of the size it had.
+   */
+  release(free: Uint8Array | undefined): void {
+    const last = this.#last;
+    if (last === undefined) return;
+    if (this.#unused || free?.buffer === last.buffer) this.#pool?.give(last);
+    this.#last = undefined;
+    this.#unused = false;
   }
 
   /** The read into the buffer `take` gave read nothing: the next `take` may give it again. */
