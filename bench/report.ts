@@ -178,17 +178,22 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
   return render(table, markdown);
 }
 
+/** A ceiling's row: protocol, mode and the server it ran against (`discard` or `sink`). */
+function ceilingKey(o: Outcome): string {
+  return `${o.protocol} ${o.ceiling} (${o.system})`;
+}
+
 /** Driver ceilings: one row per protocol and mode, one column per size. */
 export function ceilingTable(outcomes: Outcome[], markdown: boolean): string {
   const runs = outcomes.filter((o) => o.ceiling);
   if (runs.length === 0) return "";
   const sizes = [...new Set(runs.map((o) => o.size))];
-  const table: Table = [["driver → sink", ...sizes.map(sizeText)]];
-  const keys = [...new Set(runs.map((o) => `${o.protocol} ${o.ceiling}`))];
+  const table: Table = [["driver ceiling", ...sizes.map(sizeText)]];
+  const keys = [...new Set(runs.map(ceilingKey))];
   for (const key of keys) {
     const row = [key];
     for (const size of sizes) {
-      const o = runs.find((x) => `${x.protocol} ${x.ceiling}` === key && x.size === size);
+      const o = runs.find((x) => ceilingKey(x) === key && x.size === size);
       row.push(!o ? "-" : o.ok ? `${rateText(o.rate)} (${mbText(o.mbps)} MB/s)` : "FAILED");
     }
     table.push(row);

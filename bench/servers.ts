@@ -9,7 +9,10 @@ import type { Protocol } from "./drivers/mod.ts";
 import { makeCerts, type TestCerts } from "./tls_certs.ts";
 import { BENCH_CONNECT_AUTH, writeBenchUsers } from "./perms_users.ts";
 
-/** Everything the bench can run against; `sink` is the driver-ceiling server. */
+/**
+ * Everything the bench can run against; `sink` and `discard` are the
+ * driver-ceiling servers (`discard`: the publisher's, see bench/discard.ts).
+ */
 export type System =
   | "relayr"
   | "relayr-log"
@@ -28,7 +31,8 @@ export type System =
   | "redis"
   | "redis-aof"
   | "redis-aof-always"
-  | "sink";
+  | "sink"
+  | "discard";
 
 /** Longest wait for a server to accept connections. */
 const START_TIMEOUT_MS = 30_000;
@@ -368,9 +372,10 @@ function launch(
       };
     }
     case "sink":
+    case "discard":
       return {
         command: Deno.execPath(),
-        args: ["run", "-A", `${root}/bench/sink.ts`, "--port", String(port)],
+        args: ["run", "-A", `${root}/bench/${system}.ts`, "--port", String(port)],
       };
   }
 }
