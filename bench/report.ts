@@ -147,6 +147,7 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
     "relayr/x",
     "of ceiling",
     "srv µs/msg",
+    "wait µs/msg",
     "cpu x",
     "drv µs/msg",
   ]];
@@ -170,6 +171,7 @@ export function mainTable(outcomes: Outcome[], markdown: boolean): string {
       ratio(outcomes, o),
       share,
       o.cpuUs === undefined ? "-" : o.cpuUs.toFixed(3),
+      o.waitUs === undefined ? "-" : o.waitUs.toFixed(3),
       cpuRatio(outcomes, o),
       o.driverCpuUs === undefined ? "-" : o.driverCpuUs.toFixed(3),
     ]);

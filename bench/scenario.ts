@@ -139,6 +139,8 @@ export interface Outcome {
   durationMs?: number;
   /** Server CPU time (all threads) per message published, µs; undefined where unreadable. */
   cpuUs?: number;
+  /** Time the server's threads were runnable but waited for a core, per message, µs. */
+  waitUs?: number;
   /** The load drivers' CPU time (this process, all threads) per message published, µs. */
   driverCpuUs?: number;
   /** The server's busiest functions during the run (`--profile`). */

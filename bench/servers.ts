@@ -140,23 +140,33 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
- * CPU time the process `pid` has used so far, all threads, in ns (the first
- * field of each `/proc/<pid>/task/<tid>/schedstat`); null where unreadable.
- * On a shared machine a server's CPU per message is steadier than its rate:
- * neighbours take turns from it, not work.
+ * What the scheduler gave the process `pid` so far, all threads, in ns: its
+ * CPU time (`run`, the first field of each `/proc/<pid>/task/<tid>/schedstat`)
+ * and its time runnable but waiting for a core (`wait`, the second); null
+ * where unreadable. On a shared machine a server's CPU per message is steadier
+ * than its rate: neighbours take turns from it, not work, and `wait` says how
+ * long it stood in line.
  */
-export function cpuNs(pid: number): number | null {
+export function schedNs(pid: number): { run: number; wait: number } | null {
   try {
-    let sum = 0;
+    let run = 0;
+    let wait = 0;
     for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
       try {
-        sum += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+        const f = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ");
+        run += Number(f[0]);
+        wait += Number(f[1]);
       } catch { /* the thread ended meanwhile */ }
     }
-    return sum;
+    return { run, wait };
   } catch {
     return null;
   }
+}
+
+/** CPU time the process `pid` has used so far, all threads, in ns (see `schedNs`); null where unreadable. */
+export function cpuNs(pid: number): number | null {
+  return schedNs(pid)?.run ?? null;
 }
 
 /** A port that was free a moment ago (the kernel's pick, never a default one). */

@@ -17,7 +17,15 @@ import {
   type Scenario,
   supports,
 } from "./scenario.ts";
-import { cpuNs, protocolOf, type Server, start, type System, UnavailableError } from "./servers.ts";
+import {
+  cpuNs,
+  protocolOf,
+  schedNs,
+  type Server,
+  start,
+  type System,
+  UnavailableError,
+} from "./servers.ts";
 
 /** Messages of the unreported warm-up run before each scenario. */
 const WARMUP_MESSAGES = 200_000;
@@ -138,10 +146,10 @@ function combine(reps: Outcome[]): Outcome {
   const sorted = [...reps].sort((a, b) => key(a) - key(b));
   const median = { ...sorted[Math.floor((sorted.length - 1) / 2)] };
   if (reps.length > 1) median.repeats = reps.map((o) => o.rate!);
-  const cpus = reps.map((o) => o.cpuUs).filter((c) => c !== undefined).sort((a, b) => a - b);
-  if (cpus.length === reps.length) median.cpuUs = cpus[Math.floor((cpus.length - 1) / 2)];
-  const drv = reps.map((o) => o.driverCpuUs).filter((c) => c !== undefined).sort((a, b) => a - b);
-  if (drv.length === reps.length) median.driverCpuUs = drv[Math.floor((drv.length - 1) / 2)];
+  for (const key of ["cpuUs", "waitUs", "driverCpuUs"] as const) {
+    const v = reps.map((o) => o[key]).filter((c) => c !== undefined).sort((a, b) => a - b);
+    if (v.length === reps.length) median[key] = v[Math.floor((v.length - 1) / 2)];
+  }
   return median;
 }
 
@@ -168,12 +176,15 @@ async function measure(pool: WorkerPool, fleet: Fleet, spec: RunSpec, args: Args
   }
   const profiler = args.profile === null ? null : await fleet.profiler(spec.system);
   await profiler?.start();
-  const cpu0 = cpuNs(server.pid);
+  const cpu0 = schedNs(server.pid);
   const drv0 = cpuNs(Deno.pid);
   const o = await runScenario(pool, server, spec, args.options);
-  const cpu1 = cpuNs(server.pid);
+  const cpu1 = schedNs(server.pid);
   const drv1 = cpuNs(Deno.pid);
-  if (cpu0 !== null && cpu1 !== null && o.ok) o.cpuUs = (cpu1 - cpu0) / 1000 / spec.count;
+  if (cpu0 !== null && cpu1 !== null && o.ok) {
+    o.cpuUs = (cpu1.run - cpu0.run) / 1000 / spec.count;
+    o.waitUs = (cpu1.wait - cpu0.wait) / 1000 / spec.count;
+  }
   if (drv0 !== null && drv1 !== null && o.ok) o.driverCpuUs = (drv1 - drv0) / 1000 / spec.count;
   if (profiler) {
     const profile = await profiler.stop();
