@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type Conn, readChunk } from "../runtime/mod.ts";
+import type { Conn } from "../runtime/mod.ts";
+import { readChunk } from "../runtime/read_chunk.ts";
 import { FLUSH_BYTES_HIGH } from "./limits.ts";
 import { OutBuf } from "./outbound.ts";
 import { type FrameHandler, FrameParser } from "./parser.ts";

@@ -1,11 +1,17 @@
 /**
  * One way to take the next inbound chunk of a `Conn`, for every reader of one
  * (the broker's connections, the SDK's wire, the cluster's first line and
- * proxy links).
+ * proxy links). A leaf with no platform access: the browser client's wire
+ * imports it directly (tests/seams_test.ts `OPEN_LEAVES`), since
+ * runtime/mod.ts reaches `node:crypto`.
  *
  * @module
  */
-import type { Conn } from "./types.ts";
+
+/** What `readChunk` needs of a `Conn` (types.ts): its own read, where it has one. An open leaf imports nothing. */
+interface ChunkSource {
+  read?(free?: Uint8Array): Promise<Uint8Array | null>;
+}
 
 /** The chunk a stream read gave, or null at its end. */
 function valueOf(result: ReadableStreamReadResult<Uint8Array>): Uint8Array | null {
@@ -22,7 +28,7 @@ function valueOf(result: ReadableStreamReadResult<Uint8Array>): Uint8Array | nul
  * stream).
  */
 export function readChunk(
-  conn: Conn,
+  conn: ChunkSource,
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined,
   free?: Uint8Array,
 ): Promise<Uint8Array | null> {
