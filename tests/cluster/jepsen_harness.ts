@@ -365,6 +365,22 @@ export class JepsenCluster {
     this.#history.note(`${n.id} restarted`);
   }
 
+  /** Each node's copy of the queue as its `/api/cluster` shows it, one line per node. */
+  async copies(): Promise<string> {
+    const lines: string[] = [];
+    for (const n of this.nodes) {
+      const v = await n.view();
+      const q = v?.replication?.queues.find((x) => x.queue === this.#queue);
+      const l = v?.leaders.find((x) => x.queue === this.#queue);
+      lines.push(
+        `${n.id}: ${
+          v === undefined ? "no answer" : q === undefined ? "no copy" : JSON.stringify(q)
+        }; leader in its view: ${l === undefined ? "none" : `${l.node} (epoch ${l.epoch})`}`,
+      );
+    }
+    return lines.join("\n");
+  }
+
   /** The tail of each node's output, for a failure message. */
   outputs(chars = 3000): string {
     return this.nodes.map((n) => `--- ${n.id}:\n${n.output.slice(-chars)}`).join("\n");

@@ -56,10 +56,20 @@ export interface RunResult {
   /** Whether the drain saw every OK'd publish delivered. */
   drained: boolean;
   ms: number;
+  /** The tail of each node's output at the end of the run (for a failure's diagnosis). */
+  outputs: string;
+  /**
+   * Each node's copy of the queue when the drain ended (role, epoch, lsn, messages): whether
+   * what the drain missed was still held somewhere (slow) or nowhere (lost).
+   */
+  copies: string;
 }
 
 /** Longest wait for the workload to make progress (before the first fault, after each). */
 const PROGRESS_TIMEOUT_MS = 30_000;
+
+/** How much of each node's output a result keeps. */
+const OUTPUT_TAIL_CHARS = 20_000;
 
 /** The queue every run uses. */
 export const JEPSEN_QUEUE = "queue:jepsen";
@@ -108,6 +118,8 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? (() => {});
   const faults: string[] = [];
   let drained = false;
+  let outputs = "";
+  let copies = "";
   try {
     workload.startConsumers();
     workload.startPublishers();
@@ -131,6 +143,9 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
     history.note("faults over: stop publishing, drain");
     await workload.stopPublishing();
     drained = await workload.drain(o.quietMs ?? 1_000, o.drainMs ?? 15_000);
+    history.note(drained ? "drained" : "drain timed out");
+    copies = await cluster.copies();
+    outputs = cluster.outputs(OUTPUT_TAIL_CHARS);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${cluster.outputs()}`);
   } finally {
@@ -138,7 +153,15 @@ export async function runJepsen(o: RunOptions): Promise<RunResult> {
     await cluster.stop();
   }
   const verdict = check(history.ops, { order: o.order, marked: o.marked ?? o.cluster.etcd });
-  return { history, verdict, faults, drained, ms: Math.round(performance.now() - t0) };
+  return {
+    history,
+    verdict,
+    faults,
+    drained,
+    ms: Math.round(performance.now() - t0),
+    outputs,
+    copies,
+  };
 }
 
 /**

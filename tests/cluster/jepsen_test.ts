@@ -17,10 +17,10 @@
 import assert from "node:assert/strict";
 import { check, describe } from "./checker.ts";
 import { ETCD_MISSING } from "./etcd.ts";
-import { History } from "./history.ts";
+import { History, historyText } from "./history.ts";
 import { JepsenCluster } from "./jepsen_harness.ts";
 import { Workload } from "./jepsen_client.ts";
-import { runJepsen, WORKLOAD_DEFAULTS } from "./jepsen_run.ts";
+import { runJepsen, type RunResult, WORKLOAD_DEFAULTS } from "./jepsen_run.ts";
 
 Deno.test("jepsen: the checker finds the OK'd publishes a kill -9 of an unreplicated node lost", async () => {
   const history = new History();
@@ -121,7 +121,7 @@ Deno.test({
     const v = r.verdict;
     assert.equal(r.faults.length, 8);
     assert.ok(v.stats.publishOk >= 200, describe(v, 0));
-    assert.equal(v.valid, true, describe(v, 10));
+    if (!v.valid) assert.fail(await invalid(r, "three-nodes"));
     assert.ok(r.drained);
   },
 });
@@ -141,10 +141,44 @@ Deno.test({
     const v = r.verdict;
     assert.equal(r.faults.length, 4);
     assert.ok(v.stats.publishOk >= 120, describe(v, 0));
-    assert.equal(v.valid, true, describe(v, 10));
+    if (!v.valid) assert.fail(await invalid(r, "bound-topic"));
     assert.ok(r.drained);
   },
 });
+
+/**
+ * The failure message of an invalid run: the verdict, the faults, whether the drain ended in
+ * time, and where the whole history and the nodes' logs were written (test-output/), so a
+ * failure seen once under load can be read afterwards.
+ */
+async function invalid(r: RunResult, name: string): Promise<string> {
+  const dir = new URL("../../test-output/", import.meta.url).pathname;
+  await Deno.mkdir(dir, { recursive: true });
+  const base = `${dir}jepsen-${name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  await Deno.writeTextFile(`${base}.json`, historyText(r.history.toJSON({ faults: r.faults })));
+  await Deno.writeTextFile(`${base}.log`, r.outputs);
+  return `${describe(r.verdict, 10)}\nfaults: ${r.faults.join("; ")}\n` +
+    `drained: ${r.drained}\ncopies at the end:\n${r.copies}\n` +
+    `${trails(r)}\nnemesis: ${JSON.stringify(r.history.nemesis)}\n` +
+    `history: ${base}.json, node logs: ${base}.log`;
+}
+
+/**
+ * For each payload the checker calls lost (up to 10): every op on it, and what the nemesis
+ * did last before its OK (which node led, at which epoch) and first after it.
+ */
+function trails(r: RunResult): string {
+  const lost = r.verdict.violations.filter((x) => x.rule === "lost").slice(0, 10);
+  const nemesis = r.history.nemesis;
+  return lost.map((x) => {
+    const ok = x.ops[x.ops.length - 1];
+    const before = nemesis.filter((e) => e.time <= ok.time).at(-1);
+    const after = nemesis.find((e) => e.time > ok.time);
+    const ops = r.history.ops.filter((o) => o.value === x.value);
+    return `trail of ${x.value}: ${ops.map((o) => JSON.stringify(o)).join(" ")}\n` +
+      `  nemesis before its OK: ${JSON.stringify(before)}; after: ${JSON.stringify(after)}`;
+  }).join("\n");
+}
 
 /** Polls `ok` until it holds (bounded). */
 async function until(ok: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
