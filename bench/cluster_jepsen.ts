@@ -109,4 +109,6 @@ console.log(
   `drain: ${r.drained ? "every OK'd publish delivered" : "ended with OK'd publishes undelivered"}`,
 );
 console.log(describe(r.verdict));
+// Whether what the drain missed was still held by some node (slow) or by none (lost).
+if (!r.verdict.valid) console.log(`copies when the drain ended:\n${r.copies}`);
 Deno.exit(r.verdict.valid ? 0 : 1);
