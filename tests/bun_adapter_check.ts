@@ -8,7 +8,7 @@ import { bunRuntime as rt } from "../src/runtime/bun.ts";
 import { copyBytes, copyRange } from "../src/runtime/buffer.ts";
 import { msgHead, MsgRun } from "../src/protocol/mod.ts";
 import type { Conn } from "../src/runtime/types.ts";
-import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
+import { bulkPubs, keptChunks, pubStream, splitEverywhere } from "./split_reads.ts";
 
 const HOST = "127.0.0.1";
 
@@ -243,6 +243,23 @@ async function spanningPayloads(): Promise<void> {
     );
   } finally {
     p.close();
+  }
+  const k = await pair();
+  try {
+    const got = await withTimeout(
+      keptChunks(k.server, (b) => k.client.write(b), 8),
+      20_000,
+      "kept",
+    );
+    report(
+      "read(): a reader that keeps every chunk reads into buffer tails, never over a kept chunk",
+      got.problems.length === 0 && got.tails > 0,
+      `${got.tails} of ${got.reads} reads into the tail of the buffer before; ${
+        got.problems.join("; ")
+      }`,
+    );
+  } finally {
+    k.close();
   }
   const q = await pair();
   try {

@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { connect, type Message, QueueFullError, TimeoutError } from "../src/client/mod.ts";
+import { keptMessages } from "./client_kept_reads.ts";
 
 const address = process.argv[2];
 const checks: { name: string; ok: boolean; detail: string }[] = [];
@@ -118,6 +119,13 @@ await check("declareQueue, delayMs and dedupId", async () => {
   const m = await first(sub);
   expect(m.text() === "later" && Date.now() - sent >= 150, "never early");
   return `${Date.now() - sent} ms`;
+});
+
+await check("kept messages keep their bytes while 8 MiB more are read", async () => {
+  const got = await keptMessages(address, 8);
+  expect(got.problems.length === 0, got.problems.join("; "));
+  expect(got.messages > 500, `${got.messages} messages`);
+  return `${got.messages} messages`;
 });
 
 await check("drain and close", async () => {

@@ -12,13 +12,13 @@ if (!bun) console.log("client_bun_test: skipped, bun is not on PATH");
 
 Deno.test({
   name:
-    "client SDK under Bun: pub/sub, queue acks, request/reply, codecs, scheduled and deduplicated publishes, drain",
+    "client SDK under Bun: pub/sub, queue acks, request/reply, codecs, scheduled and deduplicated publishes, kept messages, drain",
   ignore: !bun,
   async fn() {
     const broker = await BrokerProcess.start();
     try {
       const checks = await runBunChecks("./client_bun_check.ts", [broker.address]);
-      assert.equal(checks.length, 8);
+      assert.equal(checks.length, 9);
       for (const c of checks) assert.ok(c.ok, `${c.name}: ${c.detail}`);
     } finally {
       await broker.stop();

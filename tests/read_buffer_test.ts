@@ -106,3 +106,55 @@ Deno.test("ReadBuffer: release never pools a chunk someone kept, and the pool is
   assert.equal(pool.buffers, 2);
   assert.equal(pool.take(CONN_READ_BYTES_MIN), undefined);
 });
+
+/** Whether two views share a byte of memory. */
+function overlap(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length &&
+    b.byteOffset < a.byteOffset + a.length;
+}
+
+Deno.test("ReadBuffer: a caller that keeps its chunks reads into the last buffer's tail, never over a kept chunk", () => {
+  const rb = new ReadBuffer(MAX);
+  const buf = grown(rb);
+  const kept: Uint8Array[] = [rb.got(MAX / 4)]; // none handed back from here on
+  let next = rb.take(undefined);
+  assert.ok(next.buffer === buf.buffer, "the tail of the same buffer, no new one");
+  assert.equal(next.byteOffset, MAX / 4);
+  assert.equal(next.length, MAX - MAX / 4);
+  // Reads of a quarter of what is left, until the tail is under 1/16 of the buffer: all disjoint.
+  for (let i = 0; i < 20 && next.buffer === buf.buffer; i++) {
+    const chunk = rb.got(Math.max(1, next.length >> 2));
+    for (const k of kept) assert.ok(!overlap(chunk, k), `read ${i} overlaps a kept chunk`);
+    kept.push(chunk);
+    next = rb.take(undefined);
+  }
+  assert.ok(next.buffer !== buf.buffer, "a tail under 1/16 is left: a new buffer");
+  assert.equal(next.length, MAX, "at the size the reads kept");
+  const used = kept.reduce((a, k) => a + k.length, 0);
+  assert.ok(MAX - used < MAX / 16, `${MAX - used} B left unread`);
+});
+
+Deno.test("ReadBuffer: a tail chunk handed back is read into again; the buffer is whole again only if nothing was kept", () => {
+  const pool = new ReadBufferPool(MAX, 2);
+  const rb = new ReadBuffer(MAX, pool);
+  const buf = grown(rb);
+  rb.got(5000); // kept
+  const tail = rb.take(undefined);
+  const free = rb.got(5000);
+  assert.equal(free.byteOffset, 5000);
+  const again = rb.take(free);
+  assert.equal(again.byteOffset, 5000, "the handed-back tail chunk, not the kept bytes before it");
+  assert.equal(again.length, tail.length);
+  // A kept read that filled the tail: a new buffer of the same size (not doubled: the tail was small).
+  rb.got(again.length);
+  const fresh = rb.take(undefined);
+  assert.ok(fresh.buffer !== buf.buffer, "a new buffer");
+  assert.equal(fresh.length, MAX);
+  // Quiet with a kept chunk in the buffer: never pooled.
+  rb.got(MAX / 2);
+  const kept = rb.take(undefined);
+  rb.unused();
+  rb.release(undefined);
+  assert.equal(pool.buffers, 0, "its first half was kept");
+  assert.ok(kept.buffer === fresh.buffer);
+});

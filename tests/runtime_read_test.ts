@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { CONN_READ_DENO_BYTES_MAX } from "../src/config/mod.ts";
 import type { Conn } from "../src/runtime/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
-import { bulkPubs, pubStream, splitEverywhere } from "./split_reads.ts";
+import { bulkPubs, keptChunks, pubStream, splitEverywhere } from "./split_reads.ts";
 
 /** A listener's accepted Conn and the client socket dialled to it. */
 async function pair(): Promise<{ server: Conn; client: Deno.TcpConn; close(): void }> {
@@ -214,6 +214,20 @@ Deno.test("read: PUB payloads split across reads at every offset arrive whole th
     const { problems, splits } = await splitEverywhere(p.server, write, stream);
     assert.deepEqual(problems, []);
     assert.equal(splits, stream.bytes.length - 1);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("read: a reader that keeps every chunk reads into the tails of its buffers, never over a kept chunk", async () => {
+  const p = await pair();
+  try {
+    const got = await keptChunks(p.server, (b) => writeAll(p.client, b), 8);
+    assert.deepEqual(got.problems, []);
+    assert.ok(
+      got.tails > 0,
+      `${got.tails} of ${got.reads} reads into the tail of the buffer before`,
+    );
   } finally {
     p.close();
   }

@@ -170,3 +170,53 @@ export async function bulkPubs(
   if (!reader.done) reader.problems.push("payloads missing");
   return { problems: reader.problems, reused: reader.reused, reads: reader.reads };
 }
+
+/**
+ * A reader that keeps every chunk (as the SDK's messages keep views into
+ * theirs): `mib` MiB written in odd-sized pieces while `read()` runs with
+ * nothing handed back, every chunk kept as it came (no copy). Each read may
+ * go into the unused tail of the last buffer, never over a kept chunk: the
+ * kept chunks, checked again once all is read, must still be the stream.
+ * Returns the problems, the reads, and how many went into the tail of the
+ * buffer of the chunk before (`tails`).
+ */
+export async function keptChunks(
+  server: Conn,
+  write: (bytes: Uint8Array) => Promise<void>,
+  mib: number,
+): Promise<{ problems: string[]; tails: number; reads: number }> {
+  const data = payload(mib * 1024 * 1024, 11);
+  const writing = (async () => {
+    for (let off = 0; off < data.length; off += 100_003) {
+      await write(data.subarray(off, off + 100_003));
+    }
+  })();
+  const kept: Uint8Array[] = [];
+  const problems: string[] = [];
+  let tails = 0;
+  let got = 0;
+  for (let reads = 0; got < data.length && reads < 100_000; reads++) {
+    const chunk = await server.read!(undefined);
+    if (chunk === null) {
+      problems.push(`the stream ended ${data.length - got} bytes early`);
+      break;
+    }
+    const prev = kept.at(-1);
+    if (prev !== undefined && chunk.buffer === prev.buffer) tails++;
+    kept.push(chunk);
+    got += chunk.length;
+  }
+  await writing;
+  let off = 0;
+  for (let i = 0; i < kept.length && problems.length < 5; i++) {
+    const k = kept[i];
+    for (let j = 0; j < k.length; j++) {
+      if (k[j] !== data[off + j]) {
+        problems.push(`kept chunk ${i} (${k.length} B at ${off}) changed at byte ${j}`);
+        break;
+      }
+    }
+    off += k.length;
+  }
+  return { problems, tails, reads: kept.length };
+}

@@ -120,7 +120,8 @@ export class Wire {
     // A runtime's own `read()` (Deno, Bun TCP) skips the web stream's hop and
     // promises per chunk (~1% of a subscriber's CPU at 16 B); a WebSocket has
     // only the stream. No chunk is handed back for reuse: messages keep views
-    // into it.
+    // into it (Deno reads the next chunk into the unused tail of its buffer,
+    // never over one handed out: src/runtime/read_buffer.ts).
     const reader = conn.read === undefined ? conn.readable.getReader() : undefined;
     try {
       for (;;) {

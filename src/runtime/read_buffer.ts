@@ -56,22 +56,30 @@ export class ReadBufferPool {
 
 /**
  * One connection's read buffer. `take(free)` gives the buffer to read into:
- * the last one again when the caller hands it back (`free`: the last chunk,
- * nothing points into it) and it has the size wanted, else a new one (a chunk
- * the caller kept is never rewritten). `got(n)` turns a read of `n` bytes into
- * the chunk and sizes the next buffer from it: a read that filled the buffer
- * doubles it (up to its `max`), one that filled a
- * `READ_KEEP_SHARE`th or more keeps it, a smaller one sizes the next from
+ * the last one again, whole, when the caller hands its last chunk back
+ * (`free`: nothing points into it) and nothing before it was kept; else the
+ * last one's unused tail, when it is at least a `READ_KEEP_SHARE`th of it;
+ * else a new one. A chunk the caller kept is never rewritten: a tail starts
+ * after every chunk that may be kept. `got(n)` turns a read of `n` bytes into
+ * the chunk and sizes the next buffer from it: a read that filled a whole
+ * buffer doubles it (up to its `max`), one that filled a `READ_KEEP_SHARE`th
+ * or more of what it was given keeps it, a smaller one sizes the next from
  * itself (twice it, at least `CONN_READ_BYTES_MIN`). Allocating (and zeroing)
  * a fresh 64 KiB per read halved a bulk sender's read rate (1.1-1.7 GB/s
- * against 2.1-2.6 GB/s for a reused buffer, one Deno reader process).
+ * against 2.1-2.6 GB/s for a reused buffer, one Deno reader process); the
+ * tail is for a reader that keeps its chunks (the SDK's messages view them):
+ * it read every chunk into a new, zeroed buffer of 64-256 KiB.
  */
 export class ReadBuffer {
   readonly #max: number;
   #size = CONN_READ_BYTES_MIN;
-  /** The buffer `take` gave last, whole. */
+  /** The buffer `take` gave last (or the one whose tail it gave), whole. */
   #last: Uint8Array | undefined = undefined;
-  /** `#last` holds nothing anyone kept: its read read nothing (`unused`). */
+  /** Where in `#last` the last read went: the bytes before it may be kept. */
+  #at = 0;
+  /** Where in `#last` the last read's chunk ends. */
+  #end = 0;
+  /** The last read read nothing (`unused`): `#last` from `#at` on holds nothing anyone kept. */
   #unused = false;
   /** Where `release` gives the buffer back and `take` looks first, if anywhere. */
   readonly #pool: ReadBufferPool | undefined;
@@ -87,29 +95,53 @@ export class ReadBuffer {
     return this.#last?.length ?? 0;
   }
 
+  /**
+   * Bytes at the start of `#last` someone may still point into: up to the
+   * last read, or up to its chunk's end unless that chunk is `free`.
+   */
+  #kept(last: Uint8Array, free: Uint8Array | undefined): number {
+    const at = this.#at;
+    if (this.#unused) return at;
+    return free?.buffer === last.buffer && free.byteOffset === last.byteOffset + at
+      ? at
+      : this.#end;
+  }
+
   /** The buffer for the next read. */
   take(free: Uint8Array | undefined): Uint8Array {
     const last = this.#last;
-    const unused = this.#unused;
-    this.#unused = false;
-    if (last !== undefined && (unused || free?.buffer === last.buffer)) {
-      if (last.length === this.#size) return last;
+    if (last !== undefined && last.length === this.#size) {
+      const kept = this.#kept(last, free);
+      this.#unused = false;
+      if (kept === 0) {
+        this.#at = 0;
+        return last;
+      }
+      const tail = last.length - kept;
+      if (tail >= CONN_READ_BYTES_MIN && tail * READ_KEEP_SHARE >= last.length) {
+        this.#at = kept;
+        return last.subarray(kept);
+      }
     }
+    this.#unused = false;
+    this.#at = 0;
     return this.#last = this.#pool?.take(this.#size) ?? new Uint8Array(this.#size);
   }
 
   /**
    * The connection went quiet: gives its buffer to the pool when nothing
    * points into it (its read read nothing, or `free` is its last chunk handed
-   * back), else just lets go of it (its chunk belongs to whoever kept it).
-   * The next `take` gets a pooled or new buffer of the size it had.
+   * back, and nothing before it was kept), else just lets go of it (its
+   * chunks belong to whoever kept them). The next `take` gets a pooled or new
+   * buffer of the size it had.
    */
   release(free: Uint8Array | undefined): void {
     const last = this.#last;
     if (last === undefined) return;
-    if (this.#unused || free?.buffer === last.buffer) this.#pool?.give(last);
+    if (this.#kept(last, free) === 0) this.#pool?.give(last);
     this.#last = undefined;
     this.#unused = false;
+    this.#at = this.#end = 0;
   }
 
   /** The read into the buffer `take` gave read nothing: the next `take` may give it again. */
@@ -120,15 +152,18 @@ export class ReadBuffer {
   /** The chunk of a read of `n` (> 0) bytes into the buffer `take` gave. */
   got(n: number): Uint8Array {
     const buf = this.#last!;
-    const cap = buf.length;
+    const at = this.#at;
+    const whole = buf.length;
+    const cap = whole - at;
     const max = this.#max;
-    if (n === cap) this.#size = Math.min(cap * 2, max);
-    else if (n * READ_KEEP_SHARE >= cap) this.#size = cap;
+    this.#end = at + n;
+    if (n === cap) this.#size = at === 0 ? Math.min(whole * 2, max) : whole;
+    else if (n * READ_KEEP_SHARE >= cap) this.#size = whole;
     else {
       let want = CONN_READ_BYTES_MIN;
       while (want < 2 * n && want < max) want *= 2;
       this.#size = want;
     }
-    return n === cap ? buf : buf.subarray(0, n);
+    return n === whole ? buf : buf.subarray(at, at + n);
   }
 }
