@@ -7,7 +7,7 @@
  * `close()` ends a pending read.
  */
 import assert from "node:assert/strict";
-import { CONN_READ_DENO_BYTES_MAX } from "../src/config/mod.ts";
+import { CONN_READ_BYTES_MIN, CONN_READ_DENO_BYTES_MAX } from "../src/config/mod.ts";
 import type { Conn } from "../src/runtime/mod.ts";
 import { denoRuntime } from "../src/runtime/deno.ts";
 import { bulkPubs, keptChunks, pubStream, splitEverywhere } from "./split_reads.ts";
@@ -108,38 +108,75 @@ Deno.test("read: a freed chunk is read into again; one kept is never rewritten",
   }
 });
 
-Deno.test("read: reads that fill a sixteenth of the buffer or more keep reading into it", async () => {
+/** The read buffer a Deno connection holds between reads (`DenoConn.readBufferBytes`). */
+function heldBytes(conn: Conn): number {
+  return (conn as unknown as { readBufferBytes: number }).readBufferBytes;
+}
+
+Deno.test("read: a broker connection whose reads leave the socket dry waits in 256 B and reads bulk into the pooled buffer", async () => {
   const p = await pair();
   try {
     const bulk = pattern(1024 * 1024, 4);
     const [, got] = await Promise.all([writeAll(p.client, bulk), readN(p.server, bulk.length)]);
     assert.deepEqual(got.bytes, bulk);
     let free = got.last;
-    // A publisher whose reads come in at 32-64 KiB (the broker drains faster than it
-    // writes): each read is at least 1/16 of 256 KiB, so the buffer stays the same one.
-    let kept = 0;
+    // A publisher whose bursts of 64 KiB each leave the socket dry: after each dry read the
+    // next one waits in a 256 B probe (the big buffer went to the pool), and the read after a
+    // probe that filled takes the same big buffer back from the pool (no new one).
+    let big: ArrayBufferLike | undefined;
+    let same = 0;
+    let probes = 0;
     for (let i = 0; i < 8; i++) {
       const part = pattern(64 * 1024, 10 + i);
       const write = writeAll(p.client, part);
       let n = 0;
       for (let reads = 0; n < part.length && reads < 10_000; reads++) {
-        const cap = free.buffer.byteLength;
-        const big = free.length * 16 >= cap;
         const chunk = await p.server.read!(free);
         assert.ok(chunk !== null);
         assert.deepEqual(chunk, part.subarray(n, n + chunk.length));
         n += chunk.length;
-        if (big && cap === CONN_READ_DENO_BYTES_MAX) {
-          assert.equal(chunk.buffer, free.buffer, `a read of ${free.length} B kept the buffer`);
-          kept++;
+        const cap = chunk.buffer.byteLength;
+        if (cap === CONN_READ_BYTES_MIN) probes++;
+        if (cap === CONN_READ_DENO_BYTES_MAX) {
+          if (chunk.buffer === big) same++;
+          big = chunk.buffer;
         }
         free = chunk;
       }
       await write;
+      // Quiet now: the pending read holds 256 B, not the 256 KiB buffer.
+      const pending = p.server.read!(free);
+      assert.equal(heldBytes(p.server), CONN_READ_BYTES_MIN);
+      const wake = pattern(CONN_READ_BYTES_MIN, 30 + i);
+      await writeAll(p.client, wake);
+      const first = await pending;
+      assert.ok(first !== null);
+      assert.deepEqual(first, wake);
+      if (first.buffer.byteLength === CONN_READ_BYTES_MIN) probes++;
+      free = first;
     }
-    assert.ok(kept >= 4, `reads into the kept buffer: ${kept}`);
+    assert.ok(probes >= 8, `${probes} probe reads`);
+    assert.ok(same >= 4, `${same} big reads into the same pooled buffer as the one before`);
   } finally {
     p.close();
+  }
+});
+
+Deno.test("read: broker connections that sent a bulk burst and went quiet hold 256 B each", async () => {
+  const pairs = await Promise.all(Array.from({ length: 6 }, () => pair()));
+  const pending: Promise<Uint8Array | null>[] = [];
+  try {
+    for (const p of pairs) {
+      const bulk = pattern(2 * 1024 * 1024, 9);
+      const [, got] = await Promise.all([writeAll(p.client, bulk), readN(p.server, bulk.length)]);
+      assert.deepEqual(got.bytes, bulk);
+      assert.ok(got.sizes.includes(CONN_READ_DENO_BYTES_MAX), "it read bulk into 256 KiB");
+      pending.push(p.server.read!(got.last));
+    }
+    assert.deepEqual(pairs.map((p) => heldBytes(p.server)), pairs.map(() => CONN_READ_BYTES_MIN));
+  } finally {
+    for (const p of pairs) p.close();
+    await Promise.all(pending);
   }
 });
 
@@ -219,17 +256,24 @@ Deno.test("read: PUB payloads split across reads at every offset arrive whole th
   }
 });
 
-Deno.test("read: a reader that keeps every chunk reads into the tails of its buffers, never over a kept chunk", async () => {
-  const p = await pair();
+Deno.test("read: a dialled connection that keeps every chunk reads into the tails of its buffers, never over a kept chunk", async () => {
+  // The SDK's side: a dialled Conn (the broker's accepted ones wait in a probe once dry).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [accepted, dialled] = await Promise.all([
+    listener.accept(),
+    denoRuntime.connect({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port }),
+  ]);
+  listener.close();
   try {
-    const got = await keptChunks(p.server, (b) => writeAll(p.client, b), 8);
+    const got = await keptChunks(dialled, (b) => writeAll(accepted as Deno.TcpConn, b), 8);
     assert.deepEqual(got.problems, []);
     assert.ok(
       got.tails > 0,
       `${got.tails} of ${got.reads} reads into the tail of the buffer before`,
     );
   } finally {
-    p.close();
+    dialled.close();
+    accepted.close();
   }
 });
 
@@ -239,8 +283,8 @@ Deno.test("read: a bulk publisher's PUBs arrive whole with every chunk handed ba
     const got = await bulkPubs(p.server, (b) => writeAll(p.client, b), 8);
     assert.deepEqual(got.problems, []);
     assert.ok(
-      got.reused > got.reads / 2,
-      `${got.reused} of ${got.reads} reads into the same buffer`,
+      got.buffers <= 16 && got.reads >= 32,
+      `${got.reads} reads into ${got.buffers} buffers (${got.reused} into the one handed back)`,
     );
   } finally {
     p.close();

@@ -58,6 +58,8 @@ export class PubReader {
   reused = 0;
   /** Chunks read. */
   reads = 0;
+  /** The distinct buffers the chunks were read into. */
+  readonly buffers = new Set<ArrayBufferLike>();
 
   constructor(conn: Conn) {
     this.#conn = conn;
@@ -79,6 +81,7 @@ export class PubReader {
         return;
       }
       this.reads++;
+      this.buffers.add(chunk.buffer);
       if (free !== undefined && chunk.buffer === free.buffer) this.reused++;
       got += chunk.length;
       this.#frames.length = 0;
@@ -150,7 +153,7 @@ export async function bulkPubs(
   server: Conn,
   write: (bytes: Uint8Array) => Promise<void>,
   mib: number,
-): Promise<{ problems: string[]; reused: number; reads: number }> {
+): Promise<{ problems: string[]; reused: number; reads: number; buffers: number }> {
   const sizes: number[] = [];
   const cycle = [16, 256, 4096, 1000, 0, 70_000, 3];
   let total = 0;
@@ -168,7 +171,12 @@ export async function bulkPubs(
   })();
   await Promise.all([writing, reader.read(s.length)]);
   if (!reader.done) reader.problems.push("payloads missing");
-  return { problems: reader.problems, reused: reader.reused, reads: reader.reads };
+  return {
+    problems: reader.problems,
+    reused: reader.reused,
+    reads: reader.reads,
+    buffers: reader.buffers.size,
+  };
 }
 
 /**

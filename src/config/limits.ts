@@ -275,9 +275,18 @@ export const CONN_READ_DENO_BYTES_MAX = 256 * 1024;
  * its buffer back each time its socket runs dry, so a connection that sent
  * bulk once holds none while it is quiet (it held up to 512 KiB until it
  * closed). One thread reads one socket at a time, so a few cover many bulk
- * senders taking turns; at most 2 MiB held for none.
+ * senders taking turns; at most 2 MiB held for none. The Deno broker keeps as
+ * many of `CONN_READ_DENO_BYTES_MAX` (see `CONN_READ_QUIET_BYTES_MAX`).
  */
 export const CONN_READ_POOL_BUFFERS_MAX = 4;
+/**
+ * Largest read buffer a Deno broker connection keeps waiting in a read of its
+ * own: a bigger one is the pool's `CONN_READ_DENO_BYTES_MAX`, and once a read
+ * into it leaves the socket dry it goes back to the pool (`ReadBuffer`'s quiet
+ * rule), so a connection that sent bulk and went quiet holds at most this
+ * while it waits (its pending read pinned up to 256 KiB).
+ */
+export const CONN_READ_QUIET_BYTES_MAX = 16 * 1024;
 /**
  * Smallest read buffer: what an idle connection's pending read holds on Deno
  * (the runtime pins it until bytes come). 256 B takes a CONNECT, a SUB and a

@@ -5,8 +5,12 @@
  */
 import { webSocketConn } from "../websocket/mod.ts";
 import { connectNodeTls, listenNodeTls } from "./node_tls.ts";
-import { CONN_READ_DENO_BYTES_MAX } from "../config/limits.ts";
-import { ReadBuffer } from "./read_buffer.ts";
+import {
+  CONN_READ_DENO_BYTES_MAX,
+  CONN_READ_POOL_BUFFERS_MAX,
+  CONN_READ_QUIET_BYTES_MAX,
+} from "../config/limits.ts";
+import { ReadBuffer, ReadBufferPool } from "./read_buffer.ts";
 import type {
   Conn,
   DialTls,
@@ -27,6 +31,12 @@ function isEnd(err: unknown): boolean {
   return err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
     err instanceof Deno.errors.UnexpectedEof;
 }
+
+/**
+ * Full-size read buffers of the broker's connections whose sockets ran dry,
+ * for the next one with bytes waiting (`ReadBuffer`'s quiet rule).
+ */
+const readPool = new ReadBufferPool(CONN_READ_DENO_BYTES_MAX, CONN_READ_POOL_BUFFERS_MAX);
 
 /**
  * One Deno socket as a `Conn`: one object per connection, its methods on the
@@ -52,11 +62,19 @@ class DenoConn implements Conn {
   // The first read is small: a connection waits in a read most of its life, so
   // its buffer is what an idle connection costs (at 64 KiB, 10,000 idle
   // connections held 640 MB); a bulk sender doubles it to 256 KiB in 10 reads.
-  readonly #buf = new ReadBuffer(CONN_READ_DENO_BYTES_MAX);
+  readonly #buf: ReadBuffer;
   /** `read()` as a web stream, made on first use: the broker reads with `read()`. */
   #readable: ReadableStream<Uint8Array> | undefined = undefined;
 
-  constructor(conn: Deno.Conn, secure: boolean) {
+  /**
+   * `accepted`: a connection of the broker's listener, of many: its big read
+   * buffer goes back to a shared pool whenever its socket runs dry, and a
+   * read that waits waits in 256 B (a dialled one, the SDK's, keeps its own).
+   */
+  constructor(conn: Deno.Conn, secure: boolean, accepted: boolean) {
+    this.#buf = accepted
+      ? new ReadBuffer(CONN_READ_DENO_BYTES_MAX, readPool, CONN_READ_QUIET_BYTES_MAX)
+      : new ReadBuffer(CONN_READ_DENO_BYTES_MAX);
     // A TlsConn has no setNoDelay (Deno 2.9).
     (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
     this.#conn = conn;
@@ -92,6 +110,11 @@ class DenoConn implements Conn {
     return this.#conn.read(this.#buf.take(free)).then(this.#got, this.#failed);
   }
 
+  /** Bytes of read buffer it holds between reads (its pending read's). */
+  get readBufferBytes(): number {
+    return this.#buf.bytes;
+  }
+
   #got = (n: number | null): Uint8Array | null => n === null ? null : this.#buf.got(n);
 
   #failed = (err: unknown): null => {
@@ -113,8 +136,8 @@ class DenoConn implements Conn {
   }
 }
 
-function wrapConn(conn: Deno.Conn, secure = false): Conn {
-  return new DenoConn(conn, secure);
+function wrapConn(conn: Deno.Conn, secure = false, accepted = false): Conn {
+  return new DenoConn(conn, secure, accepted);
 }
 
 function listen(options: { hostname: string; port: number }): Listener {
@@ -136,7 +159,7 @@ function listen(options: { hostname: string; port: number }): Listener {
     async accept(): Promise<Conn | undefined> {
       if (closed) return undefined;
       try {
-        return wrapConn(await listener.accept());
+        return wrapConn(await listener.accept(), false, true);
       } catch (err) {
         if (closed || err instanceof Deno.errors.BadResource) return undefined;
         throw err;

@@ -83,11 +83,28 @@ export class ReadBuffer {
   #unused = false;
   /** Where `release` gives the buffer back and `take` looks first, if anywhere. */
   readonly #pool: ReadBufferPool | undefined;
+  /** Over 0: the quiet rule's threshold (see the constructor). */
+  readonly #quietMax: number;
+  /** The last read did not fill what it was given: the socket ran dry, the next read may wait. */
+  #dry = false;
+  /** The buffer given last is a probe (`CONN_READ_BYTES_MIN`): its read leaves the size alone. */
+  #probing = false;
+  /** The probe buffer, while no chunk read into it was kept: the next probe reads into it again. */
+  #spare: Uint8Array | undefined = undefined;
 
-  /** `max`: the largest buffer it grows to; `pool`: shared with other connections (Bun). */
-  constructor(max = CONN_READ_BYTES_MAX, pool?: ReadBufferPool) {
+  /**
+   * `max`: the largest buffer it grows to; `pool`: shared with other
+   * connections. `quietMax` (Deno, whose pending read pins its buffer until
+   * bytes come): a buffer over it is `max` (one size, the pool's), and once a
+   * read into one leaves the socket dry, the buffer goes back to the pool and
+   * the next read waits in a probe of `CONN_READ_BYTES_MIN`; a probe that
+   * fills takes the big one again. So a bulk sender that went quiet holds 256
+   * B, not up to 256 KiB.
+   */
+  constructor(max = CONN_READ_BYTES_MAX, pool?: ReadBufferPool, quietMax = 0) {
     this.#max = max;
     this.#pool = pool;
+    this.#quietMax = quietMax;
   }
 
   /** Bytes of the buffer it holds between reads (0 after `release`). */
@@ -109,8 +126,12 @@ export class ReadBuffer {
 
   /** The buffer for the next read. */
   take(free: Uint8Array | undefined): Uint8Array {
+    if (this.#dry && this.#quietMax > 0 && this.#size > this.#quietMax) return this.#probe(free);
     const last = this.#last;
-    if (last !== undefined && last.length === this.#size) {
+    if (last !== undefined && last === this.#spare && this.#kept(last, free) !== 0) {
+      this.#spare = undefined; // a probe's chunk someone kept: the next probe is a new one
+    }
+    if (last !== undefined && last !== this.#spare && last.length === this.#size) {
       const kept = this.#kept(last, free);
       this.#unused = false;
       if (kept === 0) {
@@ -126,6 +147,17 @@ export class ReadBuffer {
     this.#unused = false;
     this.#at = 0;
     return this.#last = this.#pool?.take(this.#size) ?? new Uint8Array(this.#size);
+  }
+
+  /** A probe for the read after one that left the socket dry; the big buffer to the pool if free. */
+  #probe(free: Uint8Array | undefined): Uint8Array {
+    const last = this.#last;
+    if (last === this.#spare && this.#kept(last!, free) !== 0) this.#spare = undefined;
+    if (last !== this.#spare) this.release(free);
+    this.#unused = false;
+    this.#at = 0;
+    this.#probing = true;
+    return this.#last = this.#spare ??= new Uint8Array(CONN_READ_BYTES_MIN);
   }
 
   /**
@@ -157,6 +189,11 @@ export class ReadBuffer {
     const cap = whole - at;
     const max = this.#max;
     this.#end = at + n;
+    this.#dry = n < cap;
+    if (this.#probing) {
+      this.#probing = false;
+      return n === whole ? buf : buf.subarray(0, n);
+    }
     if (n === cap) this.#size = at === 0 ? Math.min(whole * 2, max) : whole;
     else if (n * READ_KEEP_SHARE >= cap) this.#size = whole;
     else {
@@ -164,6 +201,7 @@ export class ReadBuffer {
       while (want < 2 * n && want < max) want *= 2;
       this.#size = want;
     }
+    if (this.#quietMax > 0 && this.#size > this.#quietMax) this.#size = max;
     return n === whole ? buf : buf.subarray(at, at + n);
   }
 }
