@@ -21,6 +21,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { freePort, rssBytes as rss, waitPort } from "./servers.ts";
 import { type HeapKind, Inspector, perUnit } from "./heap_snapshot.ts";
 import { makeCerts } from "./tls_certs.ts";
 
@@ -47,30 +48,6 @@ const WINDOW = 256;
 const ROOT = new URL("..", import.meta.url).pathname;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function rss(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
-  return m === null ? NaN : Number(m[1]) * 1024;
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 /**
  * Opens one connection (TLS with `--tls`; NATS 2.9 greets in plain text

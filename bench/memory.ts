@@ -7,7 +7,7 @@
  * Run: `deno task bench:memory [--count N] [--size B]`.
  */
 import { parseArgs } from "node:util";
-import { freePort, which } from "./servers.ts";
+import { freePort, waitPort, which } from "./servers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -25,18 +25,6 @@ async function rss(httpPort: number): Promise<number> {
   const r = await fetch(`http://127.0.0.1:${httpPort}/api/stats`);
   const body = await r.json();
   return body.server?.mem?.rss ?? body.mem?.rss;
-}
-
-async function waitUp(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`server on ${port} did not start`);
 }
 
 async function publish(port: number): Promise<void> {
@@ -87,8 +75,8 @@ async function measure(runtime: string, command: string, args: string[]): Promis
     stderr: "inherit",
   }).spawn();
   try {
-    await waitUp(port);
-    await waitUp(httpPort);
+    await waitPort(port);
+    await waitPort(httpPort);
     await new Promise((r) => setTimeout(r, 500));
     const before = await rss(httpPort);
     const t0 = performance.now();

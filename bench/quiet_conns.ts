@@ -12,6 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { freePort, rssBytes as rss, waitPort } from "./servers.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,30 +28,6 @@ const CONNS = Number(values.conns);
 const MIB = Number(values.mib);
 const ROOT = new URL("..", import.meta.url).pathname;
 const enc = new TextEncoder();
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function rss(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
-  return m === null ? NaN : Number(m[1]) * 1024;
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`no broker on port ${port} after 30 s`);
-}
 
 /** 256 KiB of `PUB topic:quiet 4096` frames (whole frames only). */
 function burst(): Uint8Array {

@@ -177,6 +177,25 @@ export function freePort(): number {
   return port;
 }
 
+/** Resident memory of the process `pid` in bytes (`/proc/<pid>/status`), NaN where unreadable. */
+export function rssBytes(pid: number): number {
+  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
+  return m === null ? NaN : Number(m[1]) * 1024;
+}
+
+/** Resolves once 127.0.0.1:`port` accepts a connection (tries for up to 15 s). */
+export async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
 /** Full path of a command on PATH, or null. */
 export function which(command: string): string | null {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
