@@ -158,3 +158,42 @@ Deno.test("ReadBuffer: a tail chunk handed back is read into again; the buffer i
   assert.equal(pool.buffers, 0, "its first half was kept");
   assert.ok(kept.buffer === fresh.buffer);
 });
+
+Deno.test("ReadBuffer (quiet rule): a read that leaves the socket dry sends the big buffer to the pool and waits in a probe", () => {
+  const pool = new ReadBufferPool(MAX, 2);
+  const rb = new ReadBuffer(MAX, pool, 4096);
+  const buf = grown(rb);
+  assert.equal(buf.length, MAX);
+  // A read short of the buffer (dry), handed back: the next read is a probe, the buffer pooled.
+  const probe = rb.take(rb.got(MAX / 2));
+  assert.equal(probe.length, CONN_READ_BYTES_MIN);
+  assert.equal(pool.buffers, 1);
+  assert.equal(rb.bytes, CONN_READ_BYTES_MIN, "a quiet connection holds the probe only");
+  // The probe read only part of it (still dry), handed back: the same probe again.
+  assert.equal(rb.take(rb.got(10)), probe);
+  // A probe that fills: more is waiting, the next read takes the big buffer back from the pool.
+  const full = rb.got(CONN_READ_BYTES_MIN);
+  assert.ok(rb.take(full) === buf, "the pooled buffer, no new one");
+  assert.equal(pool.buffers, 0);
+  // Dry again with the chunk kept: the big buffer is let go (not pooled); the probe is reused.
+  rb.got(MAX / 4);
+  assert.equal(rb.take(undefined), probe);
+  assert.equal(pool.buffers, 0);
+  // A probe chunk that is kept is never read into again: the next probe is a new buffer.
+  const kept = rb.got(100);
+  const next = rb.take(undefined);
+  assert.equal(next.length, CONN_READ_BYTES_MIN);
+  assert.ok(next.buffer !== kept.buffer, "a new probe");
+});
+
+Deno.test("ReadBuffer (quiet rule): a buffer over the quiet max is the max, never a size between", () => {
+  const rb = new ReadBuffer(MAX, new ReadBufferPool(MAX, 2), 4096);
+  const sizes = new Set<number>();
+  let buf = rb.take(undefined);
+  for (let i = 0; i < 20 && buf.length < MAX; i++) {
+    sizes.add(buf.length);
+    buf = rb.take(rb.got(buf.length));
+  }
+  sizes.add(buf.length);
+  assert.deepEqual([...sizes], [256, 512, 1024, 2048, 4096, MAX]);
+});
