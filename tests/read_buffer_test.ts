@@ -175,8 +175,15 @@ Deno.test("ReadBuffer (quiet rule): a read that leaves the socket dry sends the 
   const full = rb.got(CONN_READ_BYTES_MIN);
   assert.ok(rb.take(full) === buf, "the pooled buffer, no new one");
   assert.equal(pool.buffers, 0);
-  // Dry again with the chunk kept: the big buffer is let go (not pooled); the probe is reused.
+  // Dry again with the chunk kept: the buffer is pinned anyway, so the next read goes into its
+  // tail (a probe would make the next burst take a new big buffer beside this pinned one).
   rb.got(MAX / 4);
+  const tail = rb.take(undefined);
+  assert.ok(tail.buffer === buf.buffer, "the pinned buffer's tail, not a probe");
+  assert.equal(tail.byteOffset, buf.byteOffset + MAX / 4);
+  assert.equal(tail.length, MAX - MAX / 4);
+  // Dry with a kept chunk and too little tail left: let go (not pooled); the probe is reused.
+  rb.got(tail.length - 100);
   assert.equal(rb.take(undefined), probe);
   assert.equal(pool.buffers, 0);
   // A probe chunk that is kept is never read into again: the next probe is a new buffer.

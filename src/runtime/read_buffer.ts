@@ -99,7 +99,8 @@ export class ReadBuffer {
    * read into one leaves the socket dry, the buffer goes back to the pool and
    * the next read waits in a probe of `CONN_READ_BYTES_MIN`; a probe that
    * fills takes the big one again. So a bulk sender that went quiet holds 256
-   * B, not up to 256 KiB.
+   * B, not up to 256 KiB. Except while the big buffer holds a kept chunk
+   * (`#pinnedTail`): it is held anyway, so the next read goes into its tail.
    */
   constructor(max = CONN_READ_BYTES_MAX, pool?: ReadBufferPool, quietMax = 0) {
     this.#max = max;
@@ -126,7 +127,9 @@ export class ReadBuffer {
 
   /** The buffer for the next read. */
   take(free: Uint8Array | undefined): Uint8Array {
-    if (this.#dry && this.#quietMax > 0 && this.#size > this.#quietMax) return this.#probe(free);
+    if (
+      this.#dry && this.#quietMax > 0 && this.#size > this.#quietMax && !this.#pinnedTail(free)
+    ) return this.#probe(free);
     const last = this.#last;
     if (last !== undefined && last === this.#spare && this.#kept(last, free) !== 0) {
       this.#spare = undefined; // a probe's chunk someone kept: the next probe is a new one
@@ -147,6 +150,22 @@ export class ReadBuffer {
     this.#unused = false;
     this.#at = 0;
     return this.#last = this.#pool?.take(this.#size) ?? new Uint8Array(this.#size);
+  }
+
+  /**
+   * The quiet rule's exception: `#last` holds a chunk someone kept (a queue
+   * delivery in flight, a retained message), so letting it go frees nothing,
+   * and its unused tail is big enough for the next read. Reading into that
+   * tail packs the next burst beside the last; a probe would make the next
+   * burst take a whole new big buffer while this one stays pinned (80 bursts
+   * of 40 KiB held in flight: 50 MiB of buffers instead of 8).
+   */
+  #pinnedTail(free: Uint8Array | undefined): boolean {
+    const last = this.#last;
+    if (last === undefined || last === this.#spare || last.length !== this.#size) return false;
+    const kept = this.#kept(last, free);
+    const tail = last.length - kept;
+    return kept !== 0 && tail >= CONN_READ_BYTES_MIN && tail * READ_KEEP_SHARE >= last.length;
   }
 
   /** A probe for the read after one that left the socket dry; the big buffer to the pool if free. */
