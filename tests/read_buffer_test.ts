@@ -204,3 +204,37 @@ Deno.test("ReadBuffer (quiet rule): a buffer over the quiet max is the max, neve
   sizes.add(buf.length);
   assert.deepEqual([...sizes], [256, 512, 1024, 2048, 4096, MAX]);
 });
+
+Deno.test("ReadBuffer: rest (Bun's dry socket) pools a free buffer but keeps a pinned one's tail for the next burst", () => {
+  const pool = new ReadBufferPool(MAX, 2);
+  const rb = new ReadBuffer(MAX, pool);
+  const buf = grown(rb);
+  // A burst read and handed back, then the socket is dry (the read read nothing): pooled.
+  rb.take(rb.got(MAX / 2));
+  rb.unused();
+  rb.rest(undefined);
+  assert.equal(rb.bytes, 0);
+  assert.equal(pool.buffers, 1);
+  // The next burst takes it back; its chunk is kept (in flight), then the socket is dry again.
+  assert.ok(rb.take(undefined) === buf);
+  rb.got(MAX / 4);
+  const tail = rb.take(undefined);
+  rb.unused();
+  rb.rest(undefined);
+  assert.equal(rb.bytes, MAX, "held: the kept chunk pins it anyway");
+  assert.equal(pool.buffers, 0, "a buffer with a kept chunk is never pooled");
+  // The next burst goes into the same tail, never over the kept chunk.
+  const next = rb.take(undefined);
+  assert.ok(next.buffer === buf.buffer && next.byteOffset === tail.byteOffset);
+  assert.equal(next.byteOffset, buf.byteOffset + MAX / 4);
+  // Too little tail left beside the kept chunks: the next read gets a new buffer, and once the
+  // socket is dry that unread one is pooled, never the pinned one.
+  rb.got(next.length - 100);
+  const fresh = rb.take(undefined);
+  assert.ok(fresh.buffer !== buf.buffer);
+  rb.unused();
+  rb.rest(undefined);
+  assert.equal(rb.bytes, 0);
+  assert.equal(pool.buffers, 1);
+  assert.ok(pool.take(MAX) === fresh, "the unread buffer, not the pinned one");
+});

@@ -240,9 +240,11 @@ class SocketState implements Conn {
     }
     if (n > 0) return rb.got(n);
     // Dry: the buffer goes back to the pool until the next wake-up, so a connection that goes
-    // quiet holds none (it held up to 512 KiB until it closed); the next read takes one back.
+    // quiet holds none (it held up to 512 KiB until it closed); the next read takes one back. One
+    // that holds a kept chunk (a queue delivery in flight) is held anyway: its tail takes the next
+    // burst (`rest`).
     rb.unused();
-    rb.release(undefined);
+    rb.rest(undefined);
     this.#bulk = false;
     return undefined;
   }

@@ -195,6 +195,16 @@ export class ReadBuffer {
     this.#at = this.#end = 0;
   }
 
+  /**
+   * The socket ran dry (Bun, between wake-ups): `release`, unless the buffer
+   * holds a kept chunk and a tail worth reading into (`#pinnedTail`): it is
+   * held anyway, so it keeps it for the next burst instead of that burst
+   * taking a new buffer beside it.
+   */
+  rest(free: Uint8Array | undefined): void {
+    if (!this.#pinnedTail(free)) this.release(free);
+  }
+
   /** The read into the buffer `take` gave read nothing: the next `take` may give it again. */
   unused(): void {
     this.#unused = true;
