@@ -13,6 +13,7 @@
  * @module
  */
 import { MSG_LINE_SLAB_BYTES } from "../config/limits.ts";
+import { digitsEnd } from "./decimal.ts";
 import { countUpDigits, PLAIN_TAIL_BYTES_MAX, writePlainTail } from "./encoder.ts";
 
 /** The slab lines are cut from (one ArrayBuffer for many lines: see `msgHead`), and its free part. */
@@ -77,8 +78,6 @@ export class MsgLine {
     b.set(scratch.subarray(0, tailEnd), head.length);
     this.#size = size;
     this.#idStart = head.length + ID_AT;
-    let e = this.#idStart;
-    while (b[e] !== 0x20) e++;
-    this.#idEnd = e;
+    this.#idEnd = digitsEnd(b, this.#idStart, n);
   }
 }
